@@ -1,0 +1,74 @@
+# loom: build the compiler (bin/loom) and the runtime library, run the tests.
+#   make            bin/loom and build/rel/libloomrt.a
+#   make test       the test suite: release and ASan+UBSan builds, unit, golden,
+#                   bad-input, zoo, ONNX test-data and short fuzz tiers
+#   make fuzz       a longer fuzz run of the ONNX loader (FUZZ_SECONDS=600)
+#   make models     re-export the model zoo with PyTorch (installs it first)
+#   make clean
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
+PROTO   := /usr/include/onnx/onnx.proto
+SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# Every .c file under these folders is part of loom; a new file needs no edit here.
+LOOM_SRC := $(wildcard frontend/*.c ir/*.c optimizer/*.c codegen/*.c cli/*.c)
+RT_SRC   := $(wildcard runtime/*.c)
+INC      := -Iir -Ifrontend -Ioptimizer -Icodegen -Iruntime -Icli -Ibuild/gen
+
+GEN      := build/gen/onnx.pb-c.c
+GEN_H    := build/gen/onnx.pb-c.h
+
+.PHONY: all setup test fuzz models clean
+all: setup bin/loom build/rel/libloomrt.a
+
+# The set-up script is run again only when it changes.
+setup: build/.setup-ok
+build/.setup-ok: scripts/setup.sh
+	@scripts/setup.sh
+	@mkdir -p build && touch $@
+
+# The ONNX parser is generated from the system's onnx.proto; nothing generated is committed.
+$(GEN) $(GEN_H): $(PROTO) | build/.setup-ok
+	@mkdir -p build/gen
+	protoc-c --c_out=build/gen -I$(dir $(PROTO)) $(PROTO)
+
+# Two builds of everything: rel (optimised) and asan (AddressSanitizer + UBSan, for tests).
+define BUILD
+build/$(1)/%.o: %.c $(GEN_H)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$(WARN) $$(INC) -MMD -MP -c $$< -o $$@
+build/$(1)/gen/onnx.pb-c.o: $(GEN)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -std=c11 -w $$(INC) -c $$< -o $$@
+build/$(1)/libloom.a: $$(patsubst %.c,build/$(1)/%.o,$$(filter-out cli/%,$$(LOOM_SRC))) build/$(1)/gen/onnx.pb-c.o
+	@rm -f $$@
+	ar rcs $$@ $$^
+build/$(1)/libloomrt.a: $$(patsubst %.c,build/$(1)/%.o,$$(RT_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
+build/$(1)/loom: $$(patsubst %.c,build/$(1)/%.o,$$(filter cli/%,$$(LOOM_SRC))) build/$(1)/libloom.a
+	$$(CC) $(2) $$^ -o $$@ -lprotobuf-c -lm
+endef
+$(eval $(call BUILD,rel,$(CFLAGS)))
+$(eval $(call BUILD,asan,$(SAN)))
+
+bin/loom: build/rel/loom
+	@mkdir -p bin
+	cp $< $@
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+test: all build/asan/loom build/asan/libloom.a build/asan/libloomrt.a
+	@tests/run.sh
+
+fuzz: setup
+	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
+
+models:
+	@scripts/setup.sh models
+	@models/export_all.sh
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,158 @@
+/* The one op table. Each row names an op once:
+ *
+ *   OP(Enum, onnx name, min in, max in, min out, max out, shape fn, eval fn, flops/elem, flags,
+ *      attributes)
+ *
+ * max -1 means variadic. The shape function (ir/shape*.c) infers output dtypes
+ * and shapes; the eval function (ir/eval.c) computes outputs from constant
+ * inputs on the host for constant folding, or is NULL when the op is never
+ * folded; flops/elem is the cost of one output element for the ops whose cost
+ * is that simple (ir/flops.c handles the rest); attributes lists every
+ * attribute the op takes in any opset as "name:kind" (kinds: i int, f float,
+ * s string, t tensor, I ints, F floats, S strings), checked at import.
+ * Adding an op means adding its row and the functions it names. Included from ir.h. */
+#ifndef LOOM_OPS_H
+#define LOOM_OPS_H
+
+/* flags */
+#define OPF_ELEMWISE 1u   /* unary elementwise: output i depends on input i only */
+#define OPF_BROADCAST 2u  /* numpy-broadcasting n-ary elementwise */
+#define OPF_SHAPE_ONLY 4u /* output depends on input shapes, not contents (Shape, Size) */
+#define OPF_NO_GRAD 8u    /* outputs carry no gradient (comparisons, integer ops) */
+
+#define IR_OPS(OP) \
+    /* linear algebra and convolution */ \
+    OP(MatMul, "MatMul", 2, 2, 1, 1, shape_matmul, eval_matmul, 0, 0, "") \
+    OP(Gemm, "Gemm", 2, 3, 1, 1, shape_gemm, eval_gemm, 0, 0, "alpha:f beta:f transA:i transB:i") \
+    OP(Einsum, "Einsum", 1, -1, 1, 1, shape_einsum, eval_einsum, 0, 0, "equation:s") \
+    OP(Conv, "Conv", 2, 3, 1, 1, shape_conv, NULL, 0, 0, "auto_pad:s dilations:I group:i kernel_shape:I pads:I strides:I") \
+    OP(ConvTranspose, "ConvTranspose", 2, 3, 1, 1, shape_conv_transpose, NULL, 0, 0, "auto_pad:s dilations:I group:i kernel_shape:I output_padding:I output_shape:I pads:I strides:I") \
+    /* normalization */ \
+    OP(BatchNormalization, "BatchNormalization", 5, 5, 1, 5, shape_batchnorm, NULL, 4, 0, "epsilon:f momentum:f training_mode:i spatial:i") \
+    OP(LayerNormalization, "LayerNormalization", 2, 3, 1, 3, shape_layernorm, NULL, 8, 0, "axis:i epsilon:f stash_type:i") \
+    OP(GroupNormalization, "GroupNormalization", 3, 3, 1, 1, shape_groupnorm, NULL, 8, 0, "epsilon:f num_groups:i stash_type:i") \
+    OP(InstanceNormalization, "InstanceNormalization", 3, 3, 1, 1, shape_instnorm, NULL, 8, 0, "epsilon:f") \
+    /* broadcasting arithmetic */ \
+    OP(Add, "Add", 2, 2, 1, 1, shape_binary, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Sub, "Sub", 2, 2, 1, 1, shape_binary, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Mul, "Mul", 2, 2, 1, 1, shape_binary, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Div, "Div", 2, 2, 1, 1, shape_binary, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Pow, "Pow", 2, 2, 1, 1, shape_binary, eval_binary, 8, OPF_BROADCAST, "") \
+    OP(Mod, "Mod", 2, 2, 1, 1, shape_binary, eval_binary, 1, OPF_BROADCAST, "fmod:i") \
+    OP(PRelu, "PRelu", 2, 2, 1, 1, shape_binary, eval_binary, 2, OPF_BROADCAST, "") \
+    OP(Min, "Min", 1, -1, 1, 1, shape_variadic, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Max, "Max", 1, -1, 1, 1, shape_variadic, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Sum, "Sum", 1, -1, 1, 1, shape_variadic, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Mean, "Mean", 1, -1, 1, 1, shape_variadic, eval_binary, 1, OPF_BROADCAST, "") \
+    OP(Where, "Where", 3, 3, 1, 1, shape_where, eval_where, 1, OPF_BROADCAST, "") \
+    /* comparison and logic: boolean results, no gradient */ \
+    OP(Equal, "Equal", 2, 2, 1, 1, shape_compare, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(Less, "Less", 2, 2, 1, 1, shape_compare, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(LessOrEqual, "LessOrEqual", 2, 2, 1, 1, shape_compare, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(Greater, "Greater", 2, 2, 1, 1, shape_compare, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(GreaterOrEqual, "GreaterOrEqual", 2, 2, 1, 1, shape_compare, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(And, "And", 2, 2, 1, 1, shape_logical, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(Or, "Or", 2, 2, 1, 1, shape_logical, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(Xor, "Xor", 2, 2, 1, 1, shape_logical, eval_binary, 1, OPF_BROADCAST | OPF_NO_GRAD, "") \
+    OP(Not, "Not", 1, 1, 1, 1, shape_logical, eval_unary, 1, OPF_ELEMWISE | OPF_NO_GRAD, "") \
+    /* unary elementwise */ \
+    OP(Neg, "Neg", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE, "") \
+    OP(Abs, "Abs", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE, "") \
+    OP(Sign, "Sign", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE | OPF_NO_GRAD, "") \
+    OP(Sqrt, "Sqrt", 1, 1, 1, 1, shape_unary, eval_unary, 4, OPF_ELEMWISE, "") \
+    OP(Reciprocal, "Reciprocal", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE, "") \
+    OP(Exp, "Exp", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Log, "Log", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Sin, "Sin", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Cos, "Cos", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Tanh, "Tanh", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Erf, "Erf", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Floor, "Floor", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE | OPF_NO_GRAD, "") \
+    OP(Ceil, "Ceil", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE | OPF_NO_GRAD, "") \
+    OP(Round, "Round", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE | OPF_NO_GRAD, "") \
+    OP(Relu, "Relu", 1, 1, 1, 1, shape_unary, eval_unary, 1, OPF_ELEMWISE, "") \
+    OP(LeakyRelu, "LeakyRelu", 1, 1, 1, 1, shape_unary, eval_unary, 2, OPF_ELEMWISE, "alpha:f") \
+    OP(Elu, "Elu", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "alpha:f") \
+    OP(Selu, "Selu", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "alpha:f gamma:f") \
+    OP(Sigmoid, "Sigmoid", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(HardSigmoid, "HardSigmoid", 1, 1, 1, 1, shape_unary, eval_unary, 3, OPF_ELEMWISE, "alpha:f beta:f") \
+    OP(HardSwish, "HardSwish", 1, 1, 1, 1, shape_unary, eval_unary, 4, OPF_ELEMWISE, "") \
+    OP(Softplus, "Softplus", 1, 1, 1, 1, shape_unary, eval_unary, 8, OPF_ELEMWISE, "") \
+    OP(Softsign, "Softsign", 1, 1, 1, 1, shape_unary, eval_unary, 3, OPF_ELEMWISE, "") \
+    OP(Gelu, "Gelu", 1, 1, 1, 1, shape_unary, eval_unary, 10, OPF_ELEMWISE, "approximate:s") \
+    OP(Clip, "Clip", 1, 3, 1, 1, shape_unary, eval_clip, 2, 0, "min:f max:f") \
+    OP(Cast, "Cast", 1, 1, 1, 1, shape_cast, eval_cast, 0, OPF_ELEMWISE, "to:i saturate:i") \
+    OP(Identity, "Identity", 1, 1, 1, 1, shape_unary, eval_identity, 0, OPF_ELEMWISE, "") \
+    OP(Dropout, "Dropout", 1, 3, 1, 2, shape_dropout, NULL, 1, 0, "ratio:f seed:i") \
+    /* softmax and reductions */ \
+    OP(Softmax, "Softmax", 1, 1, 1, 1, shape_unary, NULL, 5, 0, "axis:i") \
+    OP(LogSoftmax, "LogSoftmax", 1, 1, 1, 1, shape_unary, NULL, 5, 0, "axis:i") \
+    OP(ReduceMean, "ReduceMean", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceSum, "ReduceSum", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceMax, "ReduceMax", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceMin, "ReduceMin", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceProd, "ReduceProd", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceL1, "ReduceL1", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceL2, "ReduceL2", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceSumSquare, "ReduceSumSquare", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ReduceLogSumExp, "ReduceLogSumExp", 1, 2, 1, 1, shape_reduce, eval_reduce, 0, 0, "axes:I keepdims:i noop_with_empty_axes:i") \
+    OP(ArgMax, "ArgMax", 1, 1, 1, 1, shape_argreduce, eval_reduce, 0, OPF_NO_GRAD, "axis:i keepdims:i select_last_index:i") \
+    OP(ArgMin, "ArgMin", 1, 1, 1, 1, shape_argreduce, eval_reduce, 0, OPF_NO_GRAD, "axis:i keepdims:i select_last_index:i") \
+    OP(CumSum, "CumSum", 2, 2, 1, 1, shape_unary, eval_cumsum, 1, 0, "exclusive:i reverse:i") \
+    /* indexing */ \
+    OP(Gather, "Gather", 2, 2, 1, 1, shape_gather, eval_gather, 0, 0, "axis:i") \
+    OP(GatherElements, "GatherElements", 2, 2, 1, 1, shape_gather_elements, eval_gather_elements, 0, 0, "axis:i") \
+    OP(ScatterND, "ScatterND", 3, 3, 1, 1, shape_scatternd, eval_scatternd, 0, 0, "reduction:s") \
+    OP(Trilu, "Trilu", 1, 2, 1, 1, shape_unary, eval_trilu, 0, 0, "upper:i") \
+    /* data movement */ \
+    OP(Reshape, "Reshape", 2, 2, 1, 1, shape_reshape, eval_identity, 0, 0, "allowzero:i") \
+    OP(Flatten, "Flatten", 1, 1, 1, 1, shape_flatten, eval_identity, 0, 0, "axis:i") \
+    OP(Squeeze, "Squeeze", 1, 2, 1, 1, shape_squeeze, eval_identity, 0, 0, "axes:I") \
+    OP(Unsqueeze, "Unsqueeze", 1, 2, 1, 1, shape_unsqueeze, eval_identity, 0, 0, "axes:I") \
+    OP(Transpose, "Transpose", 1, 1, 1, 1, shape_transpose, eval_transpose, 0, 0, "perm:I") \
+    OP(Concat, "Concat", 1, -1, 1, 1, shape_concat, eval_concat, 0, 0, "axis:i") \
+    OP(Split, "Split", 1, 2, 1, -1, shape_split, eval_split, 0, 0, "axis:i num_outputs:i split:I") \
+    OP(Slice, "Slice", 1, 5, 1, 1, shape_slice, eval_slice, 0, 0, "axes:I ends:I starts:I") \
+    OP(Expand, "Expand", 2, 2, 1, 1, shape_expand, eval_expand, 0, 0, "") \
+    OP(Tile, "Tile", 2, 2, 1, 1, shape_tile, eval_tile, 0, 0, "") \
+    OP(Pad, "Pad", 1, 4, 1, 1, shape_pad, eval_pad, 0, 0, "mode:s pads:I value:f") \
+    /* shape plumbing */ \
+    OP(Shape, "Shape", 1, 1, 1, 1, shape_shape, eval_shape, 0, OPF_SHAPE_ONLY | OPF_NO_GRAD, "end:i start:i") \
+    OP(Size, "Size", 1, 1, 1, 1, shape_size, eval_shape, 0, OPF_SHAPE_ONLY | OPF_NO_GRAD, "") \
+    OP(Range, "Range", 3, 3, 1, 1, shape_range, eval_range, 0, OPF_NO_GRAD, "") \
+    OP(ConstantOfShape, "ConstantOfShape", 1, 1, 1, 1, shape_constant_of_shape, eval_constant_of_shape, 0, OPF_NO_GRAD, "value:t") \
+    /* pooling and resampling */ \
+    OP(MaxPool, "MaxPool", 1, 1, 1, 2, shape_pool, NULL, 0, 0, "auto_pad:s ceil_mode:i dilations:I kernel_shape:I pads:I storage_order:i strides:I") \
+    OP(AveragePool, "AveragePool", 1, 1, 1, 1, shape_pool, NULL, 0, 0, "auto_pad:s ceil_mode:i count_include_pad:i dilations:I kernel_shape:I pads:I strides:I") \
+    OP(GlobalAveragePool, "GlobalAveragePool", 1, 1, 1, 1, shape_global_pool, NULL, 0, 0, "") \
+    OP(GlobalMaxPool, "GlobalMaxPool", 1, 1, 1, 1, shape_global_pool, NULL, 0, 0, "") \
+    OP(Resize, "Resize", 1, 4, 1, 1, shape_resize, NULL, 0, 0, "antialias:i axes:I coordinate_transformation_mode:s cubic_coeff_a:f exclude_outside:i extrapolation_value:f keep_aspect_ratio_policy:s mode:s nearest_mode:s") \
+    /* spectral */ \
+    OP(DFT, "DFT", 1, 3, 1, 1, shape_dft, NULL, 0, 0, "axis:i inverse:i onesided:i") \
+    /* losses */ \
+    OP(SoftmaxCrossEntropyLoss, "SoftmaxCrossEntropyLoss", 2, 3, 1, 2, shape_sce_loss, NULL, 0, 0, "ignore_index:i reduction:s") \
+    OP(NegativeLogLikelihoodLoss, "NegativeLogLikelihoodLoss", 2, 3, 1, 1, shape_nll_loss, NULL, 0, 0, "ignore_index:i reduction:s")
+
+typedef enum {
+#define OP_ENUM(e, ...) IR_OP_##e,
+    IR_OPS(OP_ENUM)
+#undef OP_ENUM
+    IR_NOPS
+} IrOp;
+
+typedef struct {
+    const char *name;      /* ONNX op_type */
+    int min_in, max_in;    /* max -1: variadic */
+    int min_out, max_out;
+    int (*shape)(IrGraph *g, int node);
+    int (*eval)(IrGraph *g, int node);
+    double flops_per_elem;
+    unsigned flags;
+    const char *attrs;
+} IrOpInfo;
+
+extern const IrOpInfo ir_ops[IR_NOPS];
+/* The op with ONNX op_type `name`, or -1. */
+int ir_op_lookup(const char *name);
+
+#endif
