@@ -1,5 +1,6 @@
 # loom: build the compiler (bin/loom) and the runtime library, run the tests.
 #   make            bin/loom and build/rel/libloomrt.a
+#   make demo       the main job on the bundled default model (README)
 #   make test       the test suite: release and ASan+UBSan builds, unit, golden,
 #                   bad-input, zoo, ONNX test-data and short fuzz tiers
 #   make fuzz       a longer fuzz run of the ONNX loader (FUZZ_SECONDS=600)
@@ -20,7 +21,7 @@ INC      := -Iir -Ifrontend -Ioptimizer -Icodegen -Iruntime -Icli -Ibuild/gen
 GEN      := build/gen/onnx.pb-c.c
 GEN_H    := build/gen/onnx.pb-c.h
 
-.PHONY: all setup test fuzz models clean
+.PHONY: all setup demo test fuzz models clean
 all: setup bin/loom build/rel/libloomrt.a
 
 # The set-up script is run again only when it changes.
@@ -60,10 +61,16 @@ bin/loom: build/rel/loom
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
+# The main job on the bundled default model; it grows into compile, build and
+# train as those land.
+DEMO_MODEL := models/gpt2_tiny/model.onnx
+demo: all
+	bin/loom inspect $(DEMO_MODEL)
+
 test: all build/asan/loom build/asan/libloom.a build/asan/libloomrt.a
 	@tests/run.sh
 
-fuzz: setup
+fuzz: all
 	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
 
 models:

@@ -17,6 +17,9 @@ typedef struct {
  * constants, nodes with validated attributes, declared shapes. Symbolic input
  * dims are bound from dims; an unbound one is an error naming it. */
 int onnx_load(IrGraph *g, const OnnxDim *dims, int ndims);
+/* The same from a model already in memory; g->path names it in messages and
+ * locates external data. */
+int onnx_load_bytes(IrGraph *g, const uint8_t *buf, size_t len, const OnnxDim *dims, int ndims);
 
 /* Put nodes in topological order, infer shapes node by node, fold every node
  * whose inputs are all constant (and Shape/Size of known shapes) into a

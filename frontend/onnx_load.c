@@ -673,13 +673,16 @@ int onnx_load(IrGraph *g, const OnnxDim *dims, int ndims)
     uint8_t *buf = NULL;
     size_t len = 0;
     if (read_file(g, g->path, &buf, &len) < 0) return -1;
-    char err[512];
-    if (pb_check(buf, len, err, sizeof err) < 0) {
-        free(buf);
-        return ir_fail(g, -1, "%s", err);
-    }
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    int rc = onnx_load_bytes(g, buf, len, dims, ndims);
     free(buf);
+    return rc;
+}
+
+int onnx_load_bytes(IrGraph *g, const uint8_t *buf, size_t len, const OnnxDim *dims, int ndims)
+{
+    char err[512];
+    if (pb_check(buf, len, err, sizeof err) < 0) return ir_fail(g, -1, "%s", err);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
     if (!m)
         return ir_fail(g, -1, "not a valid ONNX model: the protobuf parser rejected it (a field "
                               "has the wrong type or a required field is missing)");

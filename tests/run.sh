@@ -17,14 +17,18 @@ out=build/test-logs
 rm -rf "$out" && mkdir -p "$out" build/unit
 
 jobs_list=()
+# How a test program is compiled and linked against the ASan+UBSan libraries;
+# tiers that build their own C programs use it too: $TEST_CC file.c -o prog $TEST_LIBS
 CC=${CC:-cc}
+export TEST_CC="$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer
+ -Wall -Wextra -Wno-unused-parameter -I$PWD/ir -I$PWD/frontend -I$PWD/optimizer -I$PWD/codegen
+ -I$PWD/runtime -I$PWD/build/gen -I$PWD/tests/unit"
+export TEST_LIBS="$PWD/build/asan/libloom.a $PWD/build/asan/libloomrt.a -lprotobuf-c -lm"
 for src in tests/unit/test_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
-    if ! $CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
-        -Wall -Wextra -Wno-unused-parameter -Iir -Ifrontend -Ioptimizer -Icodegen -Iruntime -Ibuild/gen \
-        "$src" build/asan/libloom.a build/asan/libloomrt.a -lprotobuf-c -lm -o "build/unit/$name" \
-        2> "$out/$name.build"; then
+    # shellcheck disable=SC2086
+    if ! $TEST_CC "$src" -o "build/unit/$name" $TEST_LIBS 2> "$out/$name.build"; then
         echo "FAIL $name (does not compile)" > "$out/$name.log"
         cat "$out/$name.build" >> "$out/$name.log"
         continue
