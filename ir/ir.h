@@ -243,8 +243,13 @@ int ir_verify(IrGraph *g);
 /* ---- printer (print.c) ---- */
 #include <stdio.h>
 void ir_print(const IrGraph *g, FILE *f);
-/* "float32[2,3]" into buf. */
+/* "float32[2,3]" into buf ("float32[]" a scalar, "float32[...]" unknown rank,
+ * "?" nothing known). */
 const char *ir_shape_str(const IrValue *v, char *buf, size_t n);
+/* A value or node name as the printer shows it: bare when made of letters,
+ * digits and _.:/-, else double-quoted with C escapes (always one line);
+ * ends in "..." when buf is too small. */
+const char *ir_name_str(const char *name, char *buf, size_t n);
 
 /* ---- costs (flops.c) ---- */
 /* Floating-point operations of one execution of node n (multiply-add = 2). */
