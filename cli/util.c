@@ -1,0 +1,94 @@
+/* Helpers every loom subcommand shares: the two kinds of error message (a
+ * usage error, exit 2, and a bad-input error, exit 1), flag parsing for
+ * "--flag VALUE" / "--flag=VALUE", and human-readable numbers. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, cmd ? "loom %s: " : "loom: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, cmd ? "; see 'loom %s --help'\n" : "; see 'loom --help'\n", cmd);
+    return CLI_USAGE;
+}
+
+int cli_error(const char *msg)
+{
+    fputs("loom: error: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", stderr);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+    return CLI_ERROR;
+}
+
+int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+int cli_flag_value(int argc, char **argv, int *i, const char *flag, char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(flag);
+    if (strncmp(a, flag, n) != 0) return 0;
+    if (a[n] == '=') {
+        *val = argv[*i] + n + 1;
+        return 1;
+    }
+    if (a[n]) return 0; /* a longer flag that merely starts the same */
+    if (*i + 1 >= argc) return -1;
+    *val = argv[++*i];
+    return 1;
+}
+
+int cli_finish(int rc)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fputs("loom: error: could not write the output\n", stderr);
+        return CLI_ERROR;
+    }
+    return rc;
+}
+
+/* x in the largest unit that keeps it at least 1, with three significant
+ * digits; units[0] is the unit of x itself and is printed exactly. */
+static const char *fmt_units(double x, double base, const char *const *units, char *buf,
+                             size_t n)
+{
+    int k = 0;
+    while (x >= base && units[k + 1]) x /= base, k++;
+    if (k == 0) {
+        snprintf(buf, n, "%.0f%s", x, units[0]);
+        return buf;
+    }
+    if (x >= base - 0.5 && units[k + 1]) x /= base, k++; /* would round up to base */
+    snprintf(buf, n, x >= 99.95 ? "%.0f%s" : x >= 9.995 ? "%.1f%s" : "%.2f%s", x, units[k]);
+    return buf;
+}
+
+const char *cli_fmt_bytes(double bytes, char *buf, size_t n)
+{
+    static const char *const u[] = {" B", " KiB", " MiB", " GiB", " TiB", " PiB", NULL};
+    return fmt_units(bytes, 1024, u, buf, n);
+}
+
+const char *cli_fmt_count(double count, char *buf, size_t n)
+{
+    static const char *const u[] = {"", "K", "M", "G", "T", NULL};
+    return fmt_units(count, 1000, u, buf, n);
+}
+
+const char *cli_fmt_flops(double flops, char *buf, size_t n)
+{
+    static const char *const u[] = {" FLOP", " KFLOP", " MFLOP", " GFLOP", " TFLOP", " PFLOP",
+                                    " EFLOP", NULL};
+    return fmt_units(flops, 1000, u, buf, n);
+}
