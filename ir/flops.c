@@ -102,7 +102,7 @@ static double dft_flops(const IrGraph *g, const IrNode *n)
         if (dl->dtype == IR_I64) len = (double)*(int64_t *)dl->data;
         else if (dl->dtype == IR_I32) len = *(int32_t *)dl->data;
     }
-    if (len < 2) return 0;
+    if (len < 2 || x->dims[ax] == 0 || x->dims[x->rank - 1] == 0) return 0;
     double transforms = numel(x) / ((double)x->dims[ax] * (double)x->dims[x->rank - 1]);
     return transforms * 5 * len * log2(len);
 }
