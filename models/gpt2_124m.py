@@ -52,6 +52,7 @@ def main():
         ap.error(f"need batch >= 1 and 1 <= seq <= {config.n_positions}")
 
     t0 = time.time()
+    torch.set_num_threads(os.cpu_count() or 1)  # zoo_common picks 1 for bit-stable references
     torch.manual_seed(0)
     model = Logits(GPT2LMHeadModel(config)).eval()
     n = sum(p.numel() for p in model.parameters())
