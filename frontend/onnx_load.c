@@ -267,8 +267,8 @@ static int read_type(Loader *L, const Onnx__ValueInfoProto *vi, int is_input, Ir
     }
     if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
         return ir_fail(g, -1,
-                       "'%s' is a sequence, map, optional or sparse value; loom supports dense "
-                       "tensors only",
+                       "'%s' is a sequence, map, optional or sparse value, which is not "
+                       "supported; loom supports dense tensors",
                        name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     *dt = tt->has_elem_type ? (IrDType)tt->elem_type : IR_UNDEF;
@@ -276,8 +276,8 @@ static int read_type(Loader *L, const Onnx__ValueInfoProto *vi, int is_input, Ir
         return ir_fail(g, -1, "'%s' has unknown element type %d", name, (int)tt->elem_type);
     if (is_input && (*dt == IR_UNDEF || *dt == IR_STRING || *dt == IR_C64 || *dt == IR_C128))
         return ir_fail(g, -1,
-                       "input '%s' has element type %s; loom supports float, integer and bool "
-                       "inputs",
+                       "input '%s' has element type %s, which is not supported; loom supports "
+                       "float, integer and bool inputs",
                        name, ir_dtype_name(*dt));
     if (!tt->shape) {
         if (is_input)
@@ -311,7 +311,11 @@ static int read_type(Loader *L, const Onnx__ValueInfoProto *vi, int is_input, Ir
             if (d->dim_value < 0)
                 return ir_fail(g, -1, "'%s' dim %d is negative (%lld)", name, i,
                                (long long)d->dim_value);
-            dims[i] = b ? b->value : d->dim_value;
+            if (b && b->value != d->dim_value)
+                return ir_fail(g, -1, "--dim %s=%lld conflicts with the model's size %lld for '%s' "
+                                      "dim %d",
+                               b->name, (long long)b->value, (long long)d->dim_value, name, i);
+            dims[i] = d->dim_value;
         } else if (b) {
             dims[i] = b->value;
         } else if (is_input) {
@@ -699,7 +703,15 @@ int onnx_load_bytes(IrGraph *g, const uint8_t *buf, size_t len, const OnnxDim *d
     for (size_t i = 0; i < m->n_opset_import; i++)
         if (is_default_domain(m->opset_import[i]->domain)) g->opset = (int)m->opset_import[i]->version;
     if (g->opset == 0) {
-        ir_fail(g, -1, "the model imports no ai.onnx opset (opset_import); not a usable ONNX model");
+        char doms[256] = "";
+        size_t k = 0;
+        for (size_t i = 0; i < m->n_opset_import && k < sizeof doms - 64; i++)
+            k += (size_t)snprintf(doms + k, sizeof doms - k, "%s'%s'", i ? ", " : "",
+                                  str(m->opset_import[i]->domain));
+        ir_fail(g, -1,
+                "the model imports no ai.onnx opset, only the domains [%s], which are not "
+                "supported; loom reads the standard ai.onnx domain",
+                doms);
         goto out;
     }
     if (g->opset < ONNX_MIN_OPSET || g->opset > ONNX_MAX_OPSET) {

@@ -231,8 +231,8 @@ int ir_node_new(IrGraph *g, IrOp op, const char *name, int nin, const int *in, i
     n->nout = nout;
     n->in = ir_alloc(g, (nin ? nin : 1) * sizeof(int));
     n->out = ir_alloc(g, (nout ? nout : 1) * sizeof(int));
-    memcpy(n->in, in, nin * sizeof(int));
-    memcpy(n->out, out, nout * sizeof(int));
+    if (nin) memcpy(n->in, in, nin * sizeof(int));
+    if (nout) memcpy(n->out, out, nout * sizeof(int));
     n->onnx_index = -1;
     for (int i = 0; i < nout; i++) g->values[out[i]].producer = id;
     return id;
@@ -249,7 +249,7 @@ static IrAttr *attr_add(IrGraph *g, int node, const char *name, IrAttrKind kind)
             return &n->attr[i];
         }
     IrAttr *a = ir_alloc(g, (n->nattr + 1) * sizeof *a);
-    memcpy(a, n->attr, n->nattr * sizeof *a);
+    if (n->nattr) memcpy(a, n->attr, n->nattr * sizeof *a);
     n->attr = a;
     a = &n->attr[n->nattr++];
     a->name = ir_strdup(g, name);

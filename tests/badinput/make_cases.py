@@ -124,7 +124,6 @@ YS = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
 sym = model(good.graph.node, [XS], [YS])
 case("unbound_dim", "bind it with --dim batch=N", model=sym)
 case("unknown_dim_flag", "--dim seq matches no symbolic", model=sym, args="--dim batch=2 --dim seq=4")
-case("bad_dim_syntax", "--dim", model=sym, args="--dim batch")
 
 # external data
 ext = numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
