@@ -555,6 +555,17 @@ int eval_identity(IrGraph *g, int node)
 
 /* ---- reductions ---- */
 
+/* Element i, widened to double when it is a float32-kind float: sums of many
+ * float32 terms (reductions, matrix products) accumulate in double and round
+ * once, since a kernel's summation order is unspecified and this gives the
+ * correctly rounded result in almost every case. */
+static Num ld_wide(const void *p, IrDType t, int64_t i)
+{
+    Num v = ld(p, t, i);
+    if (kind_of(t) == K_F) v.d = v.f;
+    return v;
+}
+
 /* Accumulate x into a (kind k) for reduce op `op`; first marks a's first element. */
 static void reduce_step(IrOp op, Kind k, Num *a, Num x, int first)
 {
@@ -581,7 +592,10 @@ int eval_reduce(IrGraph *g, int node)
     const IrNode *n = NODE;
     const IrValue *x = V(n->in[0]), *o = V(n->out[0]);
     IrOp op = n->op;
-    Kind k = kind_of(x->dtype);
+    /* float32 (and 16-bit) sums accumulate in double, rounded once at the end */
+    Kind xk = kind_of(x->dtype), k = xk == K_F ? K_D : xk;
+    if (op == IR_OP_ReduceLogSumExp && k != K_D)
+        return ir_fail(g, node, "cannot fold ReduceLogSumExp of %s", ir_dtype_name(x->dtype));
     unsigned char mask[IR_MAX_RANK];
     int noop = 0;
     if (op == IR_OP_ArgMax || op == IR_OP_ArgMin) {
@@ -606,7 +620,7 @@ int eval_reduce(IrGraph *g, int node)
         /* log(sum(exp(x - max))) + max, as kernels compute it */
         mx = ir_xcalloc((size_t)(onum ? onum : 1), sizeof *mx);
         for (int64_t i = 0; i < xnum; i++, step_idx(x->rank, x->dims, idx, 1, off, sd)) {
-            reduce_step(IR_OP_ReduceMax, k, &mx[off[0]], ld(x->data, x->dtype, i), !seen[off[0]]);
+            reduce_step(IR_OP_ReduceMax, k, &mx[off[0]], ld_wide(x->data, x->dtype, i), !seen[off[0]]);
             seen[off[0]] = 1;
         }
         memset(seen, 0, (size_t)(onum ? onum : 1));
@@ -619,15 +633,14 @@ int eval_reduce(IrGraph *g, int node)
     memset(idx, 0, sizeof idx);
     off[0] = 0;
     for (int64_t i = 0; i < xnum; i++, step_idx(x->rank, x->dims, idx, 1, off, sd)) {
-        Num v = ld(x->data, x->dtype, i);
+        Num v = ld_wide(x->data, x->dtype, i);
         int64_t j = off[0];
         if (arg) {
             int c = seen[j] ? compare(k, v, acc[j]) : 1;
             int better = op == IR_OP_ArgMax ? c == 1 : c == -1;
             if (!seen[j] || better || (last && c == 0)) acc[j] = v, arg[j] = idx[ax];
         } else if (mx) {
-            if (k == K_F) v.f = exp(v.f - mx[j].f);
-            else v.d = exp(v.d - mx[j].d);
+            v.d = exp(v.d - mx[j].d);
             reduce_step(IR_OP_ReduceSum, k, &acc[j], v, !seen[j]);
         } else {
             reduce_step(op, k, &acc[j], v, !seen[j]);
@@ -656,9 +669,9 @@ int eval_reduce(IrGraph *g, int node)
             else if (k == K_D) r.d = sqrt(r.d);
             else fail = 1;
         } else if (mx) {
-            if (k == K_F) r.f = seen[j] ? log(r.f) + mx[j].f : -INFINITY;
-            else r.d = seen[j] ? log(r.d) + mx[j].d : -INFINITY;
+            r.d = seen[j] ? log(r.d) + mx[j].d : -INFINITY;
         }
+        if (xk == K_F && !arg) r.f = (float)r.d;
         st(out, o->dtype, j, r);
     }
     free(acc), free(seen), free(arg), free(mx);
@@ -1049,10 +1062,11 @@ int eval_constant_of_shape(IrGraph *g, int node)
 
 /* ---- matrix products ---- */
 
-/* acc += a * b in kind k (integers wrap). */
+/* acc += a * b in kind k (integers wrap); float32-kind products and sums
+ * are formed in double (see ld_wide) and rounded by the caller. */
 static void mul_add(Kind k, Num *acc, Num a, Num b)
 {
-    if (k == K_F) acc->f += a.f * b.f;
+    if (k == K_F) acc->d += (double)a.f * (double)b.f;
     else if (k == K_D) acc->d += a.d * b.d;
     else acc->u += a.u * b.u;
 }
@@ -1083,6 +1097,7 @@ int eval_matmul(IrGraph *g, int node)
                 for (int64_t p = 0; p < kk; p++)
                     mul_add(k, &acc, ld(a->data, a->dtype, off[0] * m * kk + i * kk + p),
                             ld(b->data, b->dtype, off[1] * kk * nn + p * nn + j));
+                if (k == K_F) acc.f = (float)acc.d;
                 st(out, o->dtype, (t * m + i) * nn + j, acc);
             }
     ir_value_set_data(g, n->out[0], out);
@@ -1110,14 +1125,13 @@ int eval_gemm(IrGraph *g, int node)
             for (int64_t p = 0; p < kk; p++)
                 mul_add(k, &acc, ld(a->data, a->dtype, ta ? p * m + i : i * kk + p),
                         ld(b->data, b->dtype, tb ? j * kk + p : p * nn + j));
-            if (k == K_F) acc.f *= alpha;
-            else if (k == K_D) acc.d *= (double)alpha;
+            if (k == K_F || k == K_D) acc.d *= (double)alpha;
             if (c) {
-                Num cv = ld(c->data, c->dtype, coff[0]);
-                if (k == K_F) acc.f += beta * cv.f;
-                else if (k == K_D) acc.d += (double)beta * cv.d;
+                Num cv = ld_wide(c->data, c->dtype, coff[0]);
+                if (k == K_F || k == K_D) acc.d += (double)beta * cv.d;
                 else acc.u += cv.u;
             }
+            if (k == K_F) acc.f = (float)acc.d;
             st(out, o->dtype, i * nn + j, acc);
         }
     ir_value_set_data(g, n->out[0], out);
@@ -1151,7 +1165,7 @@ int eval_einsum(IrGraph *g, int node)
             for (int l = 0; l < nl; l++)
                 if (lab[l] == e.lab[i][j] && x->dims[j] != 1) sd[i][l] = xs[j];
     }
-    Kind k = kind_of(o->dtype);
+    Kind ok = kind_of(o->dtype), k = ok == K_F ? K_D : ok;
     int64_t onum = ir_value_numel(o), inner = 1;
     for (int l = nout_l; l < nl; l++) inner *= dims[l];
     void *out = out_alloc(g, n->out[0]);
@@ -1166,12 +1180,13 @@ int eval_einsum(IrGraph *g, int node)
             for (int i = 0; i < e.nop; i++) {
                 int64_t off = 0;
                 for (int l = 0; l < nl; l++) off += idx[l] * sd[i][l];
-                Num v = ld(V(n->in[i])->data, V(n->in[i])->dtype, off);
+                Num v = ld_wide(V(n->in[i])->data, V(n->in[i])->dtype, off);
                 if (i == 0) prod = v;
                 else binary_num(IR_OP_Mul, k, 0, prod, v, &prod);
             }
             binary_num(IR_OP_Add, k, 0, acc, prod, &acc);
         }
+        if (ok == K_F) acc.f = (float)acc.d;
         st(out, o->dtype, t, acc);
         for (int l = nout_l - 1; l >= 0; l--) {
             if (++idx[l] < dims[l]) break;
