@@ -73,7 +73,7 @@ void *ir_alloc(IrGraph *g, size_t n)
 const char *ir_strndup(IrGraph *g, const char *s, size_t n)
 {
     char *p = ir_alloc(g, n + 1);
-    memcpy(p, s, n);
+    if (n) memcpy(p, s, n);
     p[n] = 0;
     return p;
 }
@@ -276,7 +276,7 @@ void ir_attr_set_string(IrGraph *g, int node, const char *name, const char *v)
 void ir_attr_set_ints(IrGraph *g, int node, const char *name, int64_t n, const int64_t *v)
 {
     int64_t *p = ir_alloc(g, (n ? n : 1) * sizeof *p);
-    memcpy(p, v, n * sizeof *p);
+    if (n) memcpy(p, v, n * sizeof *p);
     IrAttr *a = attr_add(g, node, name, IR_ATTR_INTS);
     a->n = n;
     a->u.is = p;
@@ -285,7 +285,7 @@ void ir_attr_set_ints(IrGraph *g, int node, const char *name, int64_t n, const i
 void ir_attr_set_floats(IrGraph *g, int node, const char *name, int64_t n, const float *v)
 {
     float *p = ir_alloc(g, (n ? n : 1) * sizeof *p);
-    memcpy(p, v, n * sizeof *p);
+    if (n) memcpy(p, v, n * sizeof *p);
     IrAttr *a = attr_add(g, node, name, IR_ATTR_FLOATS);
     a->n = n;
     a->u.fs = p;

@@ -34,3 +34,17 @@ echo "## Operators of the test data that loom does not import"
 echo
 awk '$2 == "unsupported" && /unsupported op/ { m = $0; sub(/.*unsupported op .?/, "", m); sub(/[^A-Za-z0-9_].*/, "", m); c[m]++ }
      END { for (k in c) printf "%s (%d)\n", k, c[k] }' "$res" | sort | paste -sd, - | sed 's/,/, /g'
+echo
+echo "## Totals and reasons for refusal"
+echo
+awk '{ s[$2]++ } END { printf "%d models: %d ok, %d unsupported, %d failed.\n\n", NR, s["ok"], s["unsupported"], s["error"] + s["mismatch"] }' "$res"
+echo "| reason | models |"
+echo "|---|---:|"
+awk '$2 == "unsupported" {
+    r = "other unsupported form (attribute value, dtype, Einsum equation)"
+    if ($0 ~ /opset [0-6] is not supported/) r = "opset below 7"
+    else if ($0 ~ /unsupported op|domain .* is not supported|imports no ai.onnx/) r = "operator or domain loom does not import"
+    else if ($0 ~ /must be a constant/) r = "a shape-determining input is a graph input (loom compiles static shapes)"
+    else if ($0 ~ /sequence, map, optional|element type string/) r = "sequence, optional or string values"
+    c[r]++ }
+    END { for (k in c) printf "| %s | %d |\n", k, c[k] }' "$res" | sort -t'|' -k3 -rn

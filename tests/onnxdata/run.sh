@@ -23,8 +23,8 @@ if [ "${UPDATE:-0}" = 1 ]; then
     echo "updated expected.txt and docs/ops.md"
 fi
 
-awk -v exp="$here/expected.txt" '
-BEGIN { while ((getline line < exp) > 0) { split(line, f, " "); want[f[1]] = f[2] } }
+awk -v expf="$here/expected.txt" '
+BEGIN { while ((getline line < expf) > 0) { split(line, f, " "); want[f[1]] = f[2] } }
 {
     dir = $1; got = $2; msg = $0; sub(/^[^|]*\| ?/, "", msg)
     w = (dir in want) ? want[dir] : "new"
