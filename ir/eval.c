@@ -5,8 +5,10 @@
  * Every element is loaded into a Num of one of four compute kinds: float32
  * (also for float16 and bfloat16, rounded back on store), float64, int64 (all
  * signed ints, uint8..uint32 and bool) and uint64. Arithmetic happens in that
- * kind, so float32 folds compute in float exactly as a float kernel would,
- * and integer folds are exact (wrapping on overflow, truncating division).
+ * kind, so float32 elementwise folds compute in float exactly as a float
+ * kernel would, and integer folds are exact (wrapping on overflow, truncating
+ * division). Sums of many float32 terms (reductions, matrix products) are the
+ * exception: they accumulate in double and round once (see ld_wide).
  * Data movement ops copy raw elements through one strided walker. Anything
  * the evaluator cannot compute exactly fails with a message, never a guess. */
 #include <float.h>
@@ -393,7 +395,10 @@ int eval_binary(IrGraph *g, int node)
     bcast_strides(a, o->rank, sd[0]);
     for (int64_t i = 0; i < numel; i++, step_idx(o->rank, o->dims, idx, 1, off, sd))
         acc[i] = ld(a->data, a->dtype, off[0]);
+    int count = 1;
     for (int j = 1; j < n->nin; j++) {
+        if (n->in[j] < 0) continue;
+        count++;
         const IrValue *b = V(n->in[j]);
         Kind kb = kind_of(b->dtype);
         memset(idx, 0, sizeof idx);
@@ -424,10 +429,10 @@ int eval_binary(IrGraph *g, int node)
     }
     if (n->op == IR_OP_Mean)
         for (int64_t i = 0; i < numel; i++) {
-            if (k == K_F) acc[i].f /= (float)n->nin;
-            else if (k == K_D) acc[i].d /= n->nin;
-            else if (k == K_I) acc[i].i /= n->nin;
-            else acc[i].u /= (uint64_t)n->nin;
+            if (k == K_F) acc[i].f /= (float)count;
+            else if (k == K_D) acc[i].d /= count;
+            else if (k == K_I) acc[i].i /= count;
+            else acc[i].u /= (uint64_t)count;
         }
     void *out = out_alloc(g, n->out[0]);
     for (int64_t i = 0; i < numel; i++) st(out, o->dtype, i, acc[i]);
@@ -690,10 +695,9 @@ int eval_cumsum(IrGraph *g, int node)
     const IrNode *n = NODE;
     const IrValue *x = V(n->in[0]);
     Kind k = kind_of(x->dtype);
-    double axd;
-    ir_const_scalar(g, n->in[1], &axd);
-    int a = ir_norm_axis((int64_t)axd, x->rank);
-    if (a < 0) return ir_fail(g, node, "axis %g is out of range", axd);
+    const int64_t *axv;
+    int a = ir_const_ints(g, n->in[1], &axv) == 1 ? ir_norm_axis(axv[0], x->rank) : -1;
+    if (a < 0) return ir_fail(g, node, "axis must be one integer in range for %s", IR_SHP(g, n->in[0]));
     int excl = ir_attr_int(n, "exclusive", 0) != 0, rev = ir_attr_int(n, "reverse", 0) != 0;
     int64_t outer = 1, inner = 1, len = x->dims[a];
     for (int d = 0; d < a; d++) outer *= x->dims[d];
@@ -828,8 +832,8 @@ int eval_trilu(IrGraph *g, int node)
     const IrNode *n = NODE;
     const IrValue *x = V(n->in[0]);
     int64_t kk = 0;
-    double kd;
-    if (ir_in(n, 1) >= 0 && ir_const_scalar(g, n->in[1], &kd) == 0) kk = (int64_t)kd;
+    const int64_t *kv;
+    if (ir_in(n, 1) >= 0 && ir_const_ints(g, n->in[1], &kv) == 1) kk = kv[0];
     int upper = ir_attr_int(n, "upper", 1) != 0;
     size_t es = (size_t)ir_dtype_size(x->dtype);
     int64_t rows = x->dims[x->rank - 2], cols = x->dims[x->rank - 1], num = ir_value_numel(x);

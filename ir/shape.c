@@ -130,7 +130,8 @@ int ir_infer_node(IrGraph *g, int node)
     for (int i = 0; i < n->nin; i++) {
         int vid = n->in[i];
         if (vid < 0) {
-            if (i < op->min_in) return ir_fail(g, node, "required input %d is missing", i);
+            if (i < op->min_in || op->max_in < 0)
+                return ir_fail(g, node, "required input %d is missing", i);
             continue;
         }
         if (V(vid)->rank < 0 || V(vid)->dtype == IR_UNDEF)

@@ -283,7 +283,10 @@ static int window_out(IrGraph *g, int node, int k, const int64_t *in, const int6
         window_attr(g, node, "pads", 2 * k, 0, 0, pads) < 0)
         return -1;
     for (int i = 0; i < k; i++) {
-        int64_t ek = (kern[i] - 1) * dil[i] + 1; /* the dilated kernel's extent */
+        int64_t ek; /* the dilated kernel's extent */
+        if (__builtin_mul_overflow(kern[i] - 1, dil[i], &ek) || ek > ((int64_t)1 << 56))
+            return ir_fail(g, node, "kernel extent on spatial axis %d overflows", i);
+        ek += 1;
         if (ap == 1 || ap == 2) {
             out[i] = (in[i] + strides[i] - 1) / strides[i];
             continue;
@@ -398,11 +401,14 @@ int shape_conv_transpose(IrGraph *g, int node)
         return ir_shape_out(g, node, 0, x->dtype, x->rank, d);
     }
     for (int i = 0; i < k; i++) {
-        int64_t in = x->dims[2 + i];
+        int64_t in = x->dims[2 + i], a, b;
+        /* stride * (in - 1) + output_padding + dilated kernel - pads */
+        if (__builtin_mul_overflow(strides[i], ap == 1 || ap == 2 ? in : in - 1, &a) ||
+            __builtin_mul_overflow(kern[i] - 1, dil[i], &b) || __builtin_add_overflow(a, b, &a) ||
+            a > ((int64_t)1 << 56))
+            return ir_fail(g, node, "spatial axis %d would overflow", i);
         if (ap == 1 || ap == 2) d[2 + i] = in * strides[i];
-        else
-            d[2 + i] = strides[i] * (in - 1) + opad[i] + (kern[i] - 1) * dil[i] + 1 -
-                       (ap == 3 ? 0 : pads[i] + pads[k + i]);
+        else d[2 + i] = a + opad[i] + 1 - (ap == 3 ? 0 : pads[i] + pads[k + i]);
         if (d[2 + i] < 1)
             return ir_fail(g, node, "spatial axis %d would have size %lld (pads larger than the "
                            "output)", i, (long long)d[2 + i]);
@@ -635,11 +641,17 @@ int shape_resize(IrGraph *g, int node)
             /* one scale for all axes, the smallest (not_larger) or largest */
             double best = 0;
             for (int i = 0; i < na; i++) {
+                if (x->dims[axes[i]] == 0)
+                    return ir_fail(g, node, "keep_aspect_ratio_policy '%s' needs non-empty dims", policy);
                 double q = (double)s[i] / (double)x->dims[axes[i]];
                 if (i == 0 || (policy[4] == 'l' ? q < best : q > best)) best = q;
             }
-            for (int i = 0; i < na; i++)
-                d[axes[i]] = (int64_t)nearbyint(best * (double)x->dims[axes[i]]);
+            for (int i = 0; i < na; i++) {
+                double o = nearbyint(best * (double)x->dims[axes[i]]);
+                if (!(o < (double)((int64_t)1 << 56)))
+                    return ir_fail(g, node, "sizes give a dimension that is too large");
+                d[axes[i]] = (int64_t)o;
+            }
         }
     }
     return ir_shape_out(g, node, 0, x->dtype, r, d);

@@ -518,6 +518,7 @@ static void test_driver_and_declared(void)
     EXPECT_FAIL(g, mk(g, IR_OP_Relu, 1, I(u), 1), "no known type and shape");
     EXPECT_FAIL(g, mk(g, IR_OP_Add, 2, I(x, -1), 1), "required input 1 is missing");
     EXPECT_FAIL(g, mk(g, IR_OP_Add, 3, I(x, x, x), 1), "has 3 inputs");
+    EXPECT_FAIL(g, mk(g, IR_OP_Sum, 3, I(x, -1, x), 1), "required input 1 is missing");
     int n = mk(g, IR_OP_Relu, 1, I(x), 1);
     CHECK_EQ_INT(ir_infer_node(g, n), 0);
     IrValue *y = &g->values[g->nodes[n].out[0]];
@@ -660,6 +661,13 @@ static void test_conv_transpose(void)
     EXPECT(g, s, 0, "float32[1,2,6,6]");
     int gr = mk(g, IR_OP_ConvTranspose, 2, I(in(g, IR_F32, 4, D(1, 4, 3, 3)), w), 1);
     EXPECT_FAIL(g, gr, "C = W[0]");
+    int huge = mk(g, IR_OP_ConvTranspose, 2, I(x, w), 1);
+    with_ints(g, huge, "strides", 2, D((int64_t)1 << 40, 1));
+    with_ints(g, huge, "dilations", 2, D((int64_t)1 << 40, 1));
+    EXPECT(g, huge, 0, "float32[1,2,4398046511105,5]");
+    int over = mk(g, IR_OP_ConvTranspose, 2, I(in(g, IR_F32, 4, D(1, 1, 1 << 20, 3)), w), 1);
+    with_ints(g, over, "strides", 2, D((int64_t)1 << 40, 1));
+    EXPECT_FAIL(g, over, "would overflow");
     int big = mk(g, IR_OP_ConvTranspose, 2, I(x, w), 1);
     with_ints(g, big, "pads", 4, D(3, 3, 3, 3));
     EXPECT_FAIL(g, big, "would have size");
