@@ -401,11 +401,11 @@ int shape_conv_transpose(IrGraph *g, int node)
         return ir_shape_out(g, node, 0, x->dtype, x->rank, d);
     }
     for (int i = 0; i < k; i++) {
-        int64_t in = x->dims[2 + i], a, b;
+        int64_t in = x->dims[2 + i], a, ext;
         /* stride * (in - 1) + output_padding + dilated kernel - pads */
         if (__builtin_mul_overflow(strides[i], ap == 1 || ap == 2 ? in : in - 1, &a) ||
-            __builtin_mul_overflow(kern[i] - 1, dil[i], &b) || __builtin_add_overflow(a, b, &a) ||
-            a > ((int64_t)1 << 56))
+            __builtin_mul_overflow(kern[i] - 1, dil[i], &ext) ||
+            __builtin_add_overflow(a, ext, &a) || a > ((int64_t)1 << 56))
             return ir_fail(g, node, "spatial axis %d would overflow", i);
         if (ap == 1 || ap == 2) d[2 + i] = in * strides[i];
         else d[2 + i] = a + opad[i] + 1 - (ap == 3 ? 0 : pads[i] + pads[k + i]);
