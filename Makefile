@@ -16,13 +16,16 @@ SAN     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 # Every .c file under these folders is part of loom; a new file needs no edit here.
 LOOM_SRC := $(wildcard frontend/*.c ir/*.c optimizer/*.c codegen/*.c cli/*.c)
 RT_SRC   := $(wildcard runtime/*.c)
+# cpu kernels: compiled here for the tests and the conformance tier, copied into generated programs
+KCPU_SRC := $(wildcard codegen/kernels/cpu/*.c)
+OMP      := -fopenmp
 INC      := -Iir -Ifrontend -Ioptimizer -Icodegen -Iruntime -Icli -Ibuild/gen
 
 GEN      := build/gen/onnx.pb-c.c
 GEN_H    := build/gen/onnx.pb-c.h
 
 .PHONY: all setup demo test fuzz models clean
-all: setup bin/loom build/rel/libloomrt.a
+all: setup bin/loom build/rel/libloomrt.a build/rel/libloomk_cpu.a
 
 # The set-up script is run again only when it changes.
 setup: build/.setup-ok
@@ -49,6 +52,12 @@ build/$(1)/libloom.a: $$(patsubst %.c,build/$(1)/%.o,$$(filter-out cli/%,$$(LOOM
 build/$(1)/libloomrt.a: $$(patsubst %.c,build/$(1)/%.o,$$(RT_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
+build/$(1)/codegen/kernels/cpu/%.o: codegen/kernels/cpu/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$(OMP) $$(WARN) -Icodegen/kernels/cpu -MMD -MP -c $$< -o $$@
+build/$(1)/libloomk_cpu.a: $$(patsubst %.c,build/$(1)/%.o,$$(KCPU_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
 build/$(1)/loom: $$(patsubst %.c,build/$(1)/%.o,$$(filter cli/%,$$(LOOM_SRC))) build/$(1)/libloom.a
 	$$(CC) $(2) $$^ -o $$@ -lprotobuf-c -lm
 endef
@@ -67,7 +76,7 @@ DEMO_MODEL := models/gpt2_tiny/model.onnx
 demo: all
 	bin/loom inspect $(DEMO_MODEL)
 
-test: all build/asan/loom build/asan/libloom.a build/asan/libloomrt.a
+test: all build/asan/loom build/asan/libloom.a build/asan/libloomrt.a build/asan/libloomk_cpu.a
 	@tests/run.sh
 
 fuzz: all

@@ -21,9 +21,10 @@ jobs_list=()
 # tiers that build their own C programs use it too: $TEST_CC file.c -o prog $TEST_LIBS
 CC=${CC:-cc}
 export TEST_CC="$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer
- -Wall -Wextra -Wno-unused-parameter -I$PWD/ir -I$PWD/frontend -I$PWD/optimizer -I$PWD/codegen
- -I$PWD/runtime -I$PWD/build/gen -I$PWD/tests/unit"
-export TEST_LIBS="$PWD/build/asan/libloom.a $PWD/build/asan/libloomrt.a -lprotobuf-c -lm"
+ -fopenmp -Wall -Wextra -Wno-unused-parameter -I$PWD/ir -I$PWD/frontend -I$PWD/optimizer
+ -I$PWD/codegen -I$PWD/codegen/kernels/cpu -I$PWD/runtime -I$PWD/build/gen -I$PWD/tests/unit"
+export TEST_LIBS="$PWD/build/asan/libloom.a $PWD/build/asan/libloomrt.a $PWD/build/asan/libloomk_cpu.a
+ -lopenblas -lprotobuf-c -lm"
 for src in tests/unit/test_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)

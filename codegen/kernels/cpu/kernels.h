@@ -1,0 +1,189 @@
+/* The cpu kernels: the contract between codegen (which emits calls to them)
+ * and their implementations in this folder. The files here are C11, unit-tested
+ * in place against naive references (tests/unit/test_kcpu_*.c), compiled into
+ * loom's build as libloomk_cpu.a, and copied into every generated cpu program.
+ *
+ * Conventions (llm.c): outputs first, then inputs, then sizes and parameters;
+ * every array is dense C order unless a stride says otherwise; sizes are
+ * int64_t element counts; `esize` is bytes per element for the kernels that only
+ * move bytes. Threads: OpenMP inside a kernel where it pays; a kernel must give
+ * the same bits whatever the thread count (no racy reductions), so that
+ * recomputation and different machines reproduce results exactly.
+ * Kernels never allocate: scratch memory comes from the caller (a `ws`
+ * argument of the size the matching *_ws function returns), placed in the
+ * program's arena by the memory planner.
+ * Kernels that can meet bad data at run time (an index out of range) return 0,
+ * or -1 after k_fail() recorded a message; the others return void.
+ *
+ * Elementwise operators (unary, binary, comparisons, logic, Where, Cast, Clip)
+ * have no kernel here: codegen writes them as fused loops. */
+#ifndef LOOM_KERNELS_CPU_H
+#define LOOM_KERNELS_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define K_MAX_RANK 8
+
+/* The last run-time error of a kernel that returned -1. */
+const char *k_error(void);
+int k_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- data movement (any dtype, by bytes): kmove.c ---- */
+
+/* dst[i] = src[i] for every index i of `dims`, the element at index i being
+ * at byte offset sum(i[k] * stride[k]) * esize from dst or src. Strides are in
+ * elements and may be 0 (broadcast: Expand) or negative (reversed Slice).
+ * Transpose, Slice, Concat and Split pieces, Expand and Tile are all this. */
+void k_copy_nd(void *dst, const int64_t *dst_stride, const void *src, const int64_t *src_stride,
+               const int64_t *dims, int rank, int esize);
+/* Fill n elements with the esize-byte value. */
+void k_fill(void *dst, const void *value, int64_t n, int esize);
+/* Pad: y has dims out[k] = in[k] + pads[k] + pads[rank + k] (ONNX order,
+ * pads may be negative: cropping). mode 0 constant (value), 1 reflect, 2 edge, 3 wrap. */
+void k_pad(void *y, const void *x, const int64_t *in_dims, int rank, const int64_t *pads, int mode,
+           const void *value, int esize);
+/* Trilu on the last two dims: keep j - i >= k (upper) or j - i <= k (lower), zero the rest. */
+void k_trilu(void *y, const void *x, int64_t batch, int64_t rows, int64_t cols, int64_t k, int upper,
+             int esize);
+
+/* ---- indexing (any dtype by bytes; indices int64 or int32, negative wraps): kindex.c ---- */
+
+/* Gather along an axis: x is [outer, axis_len, inner] (inner in bytes = inner * esize),
+ * idx has nidx entries, y is [outer, nidx, inner]. */
+int k_gather(void *y, const void *x, const void *idx, int idx_is_i32, int64_t outer, int64_t axis_len,
+             int64_t nidx, int64_t inner, int esize);
+/* GatherElements: y and idx share dims `dims` (rank r); x has dims x_dims; axis. */
+int k_gather_elements(void *y, const void *x, const int64_t *x_dims, const void *idx, int idx_is_i32,
+                      const int64_t *dims, int rank, int axis, int esize);
+/* ScatterND: y = copy of data (done by the caller or in place), then for each of
+ * n_updates index tuples of length k (idx is [n_updates, k]) write or combine the
+ * slice of `slice` elements. reduction: 0 none, 1 add, 2 mul, 3 max, 4 min
+ * (combining needs a typed element: dtype is the ONNX dtype number). */
+int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx, int64_t n_updates,
+                int k, const void *updates, int64_t slice, int reduction, int dtype);
+
+/* ---- linear algebra (float32; float64 where noted): klinalg.c ---- */
+
+/* Batched matmul y[b] = a[b] (M x K) * b[b] (K x N), y dense [batch, M, N].
+ * a_off / b_off: element offset of each batch's matrix (broadcasting done by the
+ * caller), or NULL for dense consecutive matrices. */
+void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64_t M, int64_t N,
+                  int64_t K, const int64_t *a_off, const int64_t *b_off);
+void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, int64_t M, int64_t N,
+                  int64_t K, const int64_t *a_off, const int64_t *b_off);
+/* Integer matmul for int32/int64/uint32/uint64 (wrapping), dtype = ONNX number. */
+void k_matmul_int(void *y, const void *a, const void *b, int64_t batch, int64_t M, int64_t N,
+                  int64_t K, const int64_t *a_off, const int64_t *b_off, int dtype);
+/* Gemm: y (M x N) = alpha * op(a) * op(b) + beta * c, op = transpose if trans;
+ * c (may be NULL) broadcast from [c_rows, c_cols], each 1 or M / N. */
+void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_t M, int64_t N,
+                int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t c_rows,
+                int64_t c_cols);
+
+/* ---- convolution and pooling (float32, 1 to 3 spatial dims): kconv.c, kpool.c ---- */
+
+typedef struct {
+    int nd;                /* spatial dims, 1..3 */
+    int64_t N, C, M;       /* batch, input channels, output channels */
+    int64_t group;
+    int64_t in[3], out[3]; /* spatial sizes */
+    int64_t k[3];          /* kernel */
+    int64_t stride[3], dilation[3];
+    int64_t pad[3];        /* padding at the start of each spatial dim (the end follows from sizes) */
+} KConv;
+
+/* Conv: y [N, M, out...] = x [N, C, in...] * w [M, C/group, k...] + b [M] (b may be NULL). */
+size_t k_conv_f32_ws(const KConv *p);
+void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws);
+/* ConvTranspose: y [N, M, out...] from x [N, C, in...], w [C, M/group, k...]; here
+ * `in` is x's spatial size, `out` y's, and pad the cropped start (output_padding is in out). */
+size_t k_conv_transpose_f32_ws(const KConv *p);
+void k_conv_transpose_f32(float *y, const float *x, const float *w, const float *b, const KConv *p,
+                          void *ws);
+
+typedef struct {
+    int nd;
+    int64_t NC;              /* batch * channels */
+    int64_t in[3], out[3], k[3], stride[3], dilation[3], pad[3];
+    int count_include_pad;   /* AveragePool */
+    int storage_order;       /* MaxPool indices: 0 row major, 1 column major */
+} KPool;
+
+/* MaxPool; idx (int64, may be NULL) gets the flat index of each maximum in x,
+ * counting over N, C and the spatial dims as ONNX specifies. */
+void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p);
+void k_avgpool_f32(float *y, const float *x, const KPool *p);
+/* Global pooling over `spatial` elements for each of NC rows. */
+void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, int is_max);
+
+/* Resize, per axis: out coordinate -> in coordinate by coord_mode (0 half_pixel,
+ * 1 asymmetric, 2 align_corners, 3 pytorch_half_pixel, 4 tf_crop_and_resize,
+ * 5 half_pixel_symmetric), scale[k] = out/in or the given scale. mode 0 nearest
+ * (nearest_mode 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil),
+ * 1 linear (n-linear over every axis whose size changes). roi (2*rank) is used
+ * by tf_crop_and_resize only; extrapolation_value fills outside it. */
+void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_t *out_dims, int rank,
+                  const float *scale, const float *roi, int mode, int coord_mode, int nearest_mode,
+                  float extrapolation_value);
+
+/* ---- normalization (float32): knorm.c ---- */
+
+/* Inference BatchNorm: x [N, C, spatial] with per-channel statistics. */
+void k_batchnorm_f32(float *y, const float *x, const float *scale, const float *bias,
+                     const float *mean, const float *var, int64_t N, int64_t C, int64_t spatial,
+                     float eps);
+/* Training-mode BatchNorm (opset 14+): normalizes with the batch statistics and
+ * writes running_mean/var = momentum * input + (1 - momentum) * batch stat
+ * (either output may be NULL). */
+void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const float *x,
+                           const float *scale, const float *bias, const float *mean,
+                           const float *var, int64_t N, int64_t C, int64_t spatial, float eps,
+                           float momentum);
+/* LayerNorm over the last `cols` elements of each of `rows` rows; scale and bias
+ * (bias may be NULL) have cols elements; mean and inv_std (may be NULL) get one per row. */
+void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, const float *scale,
+                     const float *bias, int64_t rows, int64_t cols, float eps);
+/* GroupNorm / InstanceNorm (groups = C): x [N, C, spatial]; statistics per
+ * (n, group); scale and bias per channel. */
+void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *bias, int64_t N,
+                     int64_t C, int64_t groups, int64_t spatial, float eps);
+
+/* ---- softmax, reductions, scans (float32 unless noted): kreduce.c ---- */
+
+/* Softmax or LogSoftmax over the middle axis of x [outer, len, inner]. */
+void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int log);
+/* Reduce x (dims, rank) over the axes with reduce[k] != 0 into y (the kept dims,
+ * in order). kind: 0 sum, 1 mean, 2 max, 3 min, 4 prod, 5 l1, 6 l2, 7 sum_square,
+ * 8 log_sum_exp. Sums accumulate in double. dtype: float32, float64, int32, int64. */
+void k_reduce(void *y, const void *x, const int64_t *dims, int rank, const int *reduce, int kind,
+              int dtype);
+/* ArgMax / ArgMin over the middle axis of x [outer, len, inner] into int64 y. */
+void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t inner, int is_max,
+                 int select_last, int dtype);
+/* CumSum over the middle axis; dtype float32, float64, int32, int64. */
+void k_cumsum(void *y, const void *x, int64_t outer, int64_t len, int64_t inner, int exclusive,
+              int reverse, int dtype);
+
+/* ---- spectral (float32): kdft.c ---- */
+
+/* DFT along the middle axis of x [outer, n_in, inner, cin] (cin 1 real or 2
+ * complex) into y [outer, n_out, inner, 2]; length = dft_length (zero-padded or
+ * truncated input), n_out = onesided ? length / 2 + 1 : length; inverse scales by 1/length. */
+void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,
+               int64_t length, int onesided, int inverse);
+
+/* ---- losses (float32): kloss.c ---- */
+
+/* NegativeLogLikelihoodLoss: x [N, C, d] (d = product of extra dims, 1 if none),
+ * target int64 [N, d], weight [C] or NULL; reduction 0 none (y [N, d]), 1 sum, 2 mean
+ * (weighted mean over the targets not equal to ignore_index). -1 on a target out of range. */
+int k_nll_loss_f32(float *y, const float *x, const int64_t *target, const float *weight, int64_t N,
+                   int64_t C, int64_t d, int reduction, int64_t ignore_index, int has_ignore);
+/* SoftmaxCrossEntropyLoss: log_prob (may be NULL) gets log_softmax(x) over C;
+ * the rest as NLL on it. */
+int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *target,
+                   const float *weight, int64_t N, int64_t C, int64_t d, int reduction,
+                   int64_t ignore_index, int has_ignore);
+
+#endif
