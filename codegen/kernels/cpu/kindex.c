@@ -1,0 +1,186 @@
+/* Indexing kernels: Gather, GatherElements and ScatterND. Indices come from
+ * data, so these are the kernels that can meet bad input at run time: every
+ * index is checked (negative ones wrap once, as ONNX says) before anything is
+ * written, and an index out of range returns -1 with a k_fail message that
+ * names the index, where it was found and the valid range. Gathers move bytes
+ * and serve every dtype; ScatterND's reductions need typed elements. Work is
+ * split over OpenMP threads only where threads write disjoint elements, so the
+ * thread count never changes a result. */
+#include "kernels.h"
+
+#include <string.h>
+
+#define PAR_BYTES (1 << 18)
+
+/* Index t of an int32 or int64 index array. */
+static int64_t idx_at(const void *idx, int is_i32, int64_t t) {
+    return is_i32 ? (int64_t)((const int32_t *)idx)[t] : ((const int64_t *)idx)[t];
+}
+
+/* Wraps a negative index; -1 (after k_fail) when it is outside [-len, len). */
+static int check_index(const char *op, int64_t *i, int64_t len, int64_t pos) {
+    int64_t v = *i;
+    if (v < -len || v >= len)
+        return k_fail("%s: index %lld at position %lld is out of range: valid indices are %lld to %lld",
+                      op, (long long)v, (long long)pos, (long long)-len, (long long)(len - 1));
+    if (v < 0) *i = v + len;
+    return 0;
+}
+
+int k_gather(void *y, const void *x, const void *idx, int idx_is_i32, int64_t outer, int64_t axis_len,
+             int64_t nidx, int64_t inner, int esize) {
+    // check every index first so that a failure leaves no half-written output behind
+    for (int64_t t = 0; t < nidx; t++) {
+        int64_t i = idx_at(idx, idx_is_i32, t);
+        if (check_index("Gather", &i, axis_len, t) < 0) return -1;
+    }
+    size_t row = (size_t)(inner * esize);
+    int64_t n = outer * nidx;
+    char *yb = y;
+    const char *xb = x;
+#pragma omp parallel for schedule(static) if (n * (int64_t)row >= PAR_BYTES && n > 1)
+    for (int64_t r = 0; r < n; r++) {
+        int64_t o = r / nidx, i = idx_at(idx, idx_is_i32, r % nidx);
+        if (i < 0) i += axis_len;
+        memcpy(yb + r * row, xb + (o * axis_len + i) * row, row);
+    }
+    return 0;
+}
+
+int k_gather_elements(void *y, const void *x, const int64_t *x_dims, const void *idx, int idx_is_i32,
+                      const int64_t *dims, int rank, int axis, int esize) {
+    int64_t n = 1, xs[K_MAX_RANK];
+    for (int k = rank - 1; k >= 0; k--) {
+        n *= dims[k];
+        xs[k] = k == rank - 1 ? 1 : xs[k + 1] * x_dims[k + 1];
+    }
+    if (n == 0) return 0;
+    int64_t len = x_dims[axis];
+    for (int64_t t = 0; t < n; t++) {
+        int64_t i = idx_at(idx, idx_is_i32, t);
+        if (check_index("GatherElements", &i, len, t) < 0) return -1;
+    }
+    // rows along the last dim; the source offset of a row's other coordinates is computed once
+    int64_t cols = rank > 0 ? dims[rank - 1] : 1, rows = n / cols;
+    char *yb = y;
+    const char *xb = x;
+#pragma omp parallel for schedule(static) if (n * esize >= PAR_BYTES && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t base = 0, rem = r;
+        for (int k = rank - 2; k >= 0; k--) {
+            int64_t c = rem % dims[k];
+            rem /= dims[k];
+            if (k != axis) base += c * xs[k];
+        }
+        for (int64_t j = 0; j < cols; j++) {
+            int64_t t = r * cols + j, i = idx_at(idx, idx_is_i32, t);
+            if (i < 0) i += len;
+            int64_t off = base + i * xs[axis] + (axis == rank - 1 ? 0 : j);
+            memcpy(yb + t * esize, xb + off * esize, (size_t)esize);
+        }
+    }
+    return 0;
+}
+
+/* ---- ScatterND ---- */
+
+/* Bytes per element of an ONNX dtype number; 0 for one loom does not know. */
+static int dtype_size(int dtype) {
+    switch (dtype) {
+    case 2: case 3: case 9: return 1;         // uint8, int8, bool
+    case 4: case 5: case 10: case 16: return 2; // uint16, int16, float16, bfloat16
+    case 1: case 6: case 12: return 4;        // float, int32, uint32
+    case 7: case 11: case 13: return 8;       // int64, double, uint64
+    default: return 0;
+    }
+}
+
+/* Combines one update slice s into d over elements [e0, e1). Add and mul run
+ * in A: the type itself for floats, uint64_t for integers, so that integer
+ * overflow wraps like numpy instead of being undefined. Max and min propagate
+ * NaN like numpy's maximum / minimum (the ONNX reference). */
+#define SCATTER_T(T, A)                                                                        \
+    static void scatter_##T(T *d, const T *s, int64_t e0, int64_t e1, int red) {              \
+        switch (red) {                                                                         \
+        case 1: for (int64_t e = e0; e < e1; e++) d[e] = (T)((A)d[e] + (A)s[e]); break;        \
+        case 2: for (int64_t e = e0; e < e1; e++) d[e] = (T)((A)d[e] * (A)s[e]); break;        \
+        case 3:                                                                                \
+            for (int64_t e = e0; e < e1; e++)                                                  \
+                d[e] = s[e] != s[e] ? s[e] : s[e] > d[e] ? s[e] : d[e];                        \
+            break;                                                                             \
+        default:                                                                               \
+            for (int64_t e = e0; e < e1; e++)                                                  \
+                d[e] = s[e] != s[e] ? s[e] : s[e] < d[e] ? s[e] : d[e];                        \
+            break;                                                                             \
+        }                                                                                      \
+    }
+SCATTER_T(float, float)
+SCATTER_T(double, double)
+SCATTER_T(int8_t, uint64_t)
+SCATTER_T(uint8_t, uint64_t)
+SCATTER_T(int16_t, uint64_t)
+SCATTER_T(uint16_t, uint64_t)
+SCATTER_T(int32_t, uint64_t)
+SCATTER_T(uint32_t, uint64_t)
+SCATTER_T(int64_t, uint64_t)
+SCATTER_T(uint64_t, uint64_t)
+
+/* The element offset of update q's slice, from the idx tuple (checked before). */
+static int64_t slice_offset(const int64_t *data_dims, int rank, const int64_t *idx, int64_t q, int k) {
+    int64_t off = 0;
+    for (int j = 0; j < k; j++) {
+        int64_t i = idx[q * k + j];
+        off = off * data_dims[j] + (i < 0 ? i + data_dims[j] : i);
+    }
+    for (int j = k; j < rank; j++) off *= data_dims[j];
+    return off;
+}
+
+int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx, int64_t n_updates,
+                int k, const void *updates, int64_t slice, int reduction, int dtype) {
+    int es = dtype_size(dtype);
+    if (es == 0) return k_fail("ScatterND: unsupported dtype %d", dtype);
+    int typed = dtype == 1 || dtype == 11 || dtype == 2 || dtype == 3 || dtype == 4 || dtype == 5 ||
+                dtype == 6 || dtype == 12 || dtype == 7 || dtype == 13;
+    if (reduction != 0 && !typed)
+        return k_fail("ScatterND: reduction %d is not supported for dtype %d", reduction, dtype);
+    if (k < 1 || k > rank) return k_fail("ScatterND: index tuples of length %d for data of rank %d", k, rank);
+    for (int64_t q = 0; q < n_updates; q++)
+        for (int j = 0; j < k; j++) {
+            int64_t i = idx[q * k + j];
+            if (i < -data_dims[j] || i >= data_dims[j])
+                return k_fail("ScatterND: index %lld (update %lld, coordinate %d) is out of range: valid "
+                              "indices are %lld to %lld",
+                              (long long)i, (long long)q, j, (long long)-data_dims[j],
+                              (long long)(data_dims[j] - 1));
+        }
+    if (n_updates == 0 || slice == 0) return 0;
+    char *yb = y;
+    const char *ub = updates;
+    if (reduction == 0) {
+        // in update order, so that duplicate indices give the last update every time
+        for (int64_t q = 0; q < n_updates; q++)
+            memcpy(yb + slice_offset(data_dims, rank, idx, q, k) * es, ub + q * slice * es,
+                   (size_t)(slice * es));
+        return 0;
+    }
+    // Reductions: updates may hit the same slice, so threads split the slice
+    // elements instead, each applying all updates in order to its own range.
+    // Offsets are recomputed per chunk: the kernel has no scratch to keep them.
+    int64_t nchunk = n_updates * slice * es >= PAR_BYTES && slice >= 64 ? (slice + 1023) / 1024 : 1;
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (int64_t c = 0; c < nchunk; c++) {
+        int64_t e0 = slice * c / nchunk, e1 = slice * (c + 1) / nchunk;
+        for (int64_t q = 0; q < n_updates; q++) {
+            int64_t off = slice_offset(data_dims, rank, idx, q, k);
+            const char *u = ub + q * slice * es;
+            switch (dtype) {
+#define CASE(N, T) case N: scatter_##T((T *)yb + off, (const T *)u, e0, e1, reduction); break;
+            CASE(1, float) CASE(11, double) CASE(3, int8_t) CASE(2, uint8_t) CASE(5, int16_t)
+            CASE(4, uint16_t) CASE(6, int32_t) CASE(12, uint32_t) CASE(7, int64_t) CASE(13, uint64_t)
+#undef CASE
+            }
+        }
+    }
+    return 0;
+}
