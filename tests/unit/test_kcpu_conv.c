@@ -1,0 +1,250 @@
+/* Unit tests of the cpu convolution kernels (kconv.c) against naive
+ * references written here as direct loops in double over the ONNX formulas:
+ * Conv and ConvTranspose in 1, 2 and 3 spatial dims with groups (depthwise
+ * included), dilations, strides larger than the kernel, asymmetric pads,
+ * size-1 dims, pointwise forms and ConvTranspose output_padding; fixed edge
+ * cases and random ones. Error measure: |got - want| / (|want| + 1) < 1e-5. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "kernels.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint64_t next_u(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return rng;
+}
+static float frand(void) { return (float)((double)(next_u() >> 11) / 9007199254740992.0 * 2 - 1); }
+static int64_t irand(int64_t lo, int64_t hi) { return lo + (int64_t)(next_u() % (uint64_t)(hi - lo + 1)); }
+static float *rand_f(int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+static double max_err_f(const float *got, const double *want, int64_t n)
+{
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]) / (fabs(want[i]) + 1);
+        if (!(d <= e)) e = d;
+    }
+    return e;
+}
+static int64_t prod(const int64_t *v, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) p *= v[i];
+    return p;
+}
+/* Split a flat spatial index into nd coordinates of dims `d`. */
+static void unflat(int64_t f, const int64_t *d, int nd, int64_t *c)
+{
+    for (int i = nd - 1; i >= 0; i--) c[i] = f % d[i], f /= d[i];
+}
+
+/* ONNX Conv, literally: y[n,m,o] = b[m] + sum_{c,t} w[m,c,t] x[n, g*Cg + c, o*s + t*d - p]. */
+static void ref_conv(double *y, const float *x, const float *w, const float *b, const KConv *p)
+{
+    int nd = p->nd;
+    int64_t Cg = p->C / p->group, Mg = p->M / p->group;
+    int64_t pin = prod(p->in, nd), pout = prod(p->out, nd), kp = prod(p->k, nd);
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t m = 0; m < p->M; m++)
+            for (int64_t o = 0; o < pout; o++) {
+                int64_t oc[3], tc[3];
+                unflat(o, p->out, nd, oc);
+                double s = b ? b[m] : 0;
+                int64_t gi = m / Mg;
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t t = 0; t < kp; t++) {
+                        unflat(t, p->k, nd, tc);
+                        int64_t xi = 0, ok = 1;
+                        for (int i = 0; i < nd; i++) {
+                            int64_t v = oc[i] * p->stride[i] + tc[i] * p->dilation[i] - p->pad[i];
+                            ok &= v >= 0 && v < p->in[i];
+                            xi = xi * p->in[i] + v;
+                        }
+                        if (ok)
+                            s += (double)w[(m * Cg + c) * kp + t] *
+                                 x[(n * p->C + gi * Cg + c) * pin + xi];
+                    }
+                y[(n * p->M + m) * pout + o] = s;
+            }
+}
+
+/* ONNX ConvTranspose, literally: every x[n,c,i] times w[c,mm,t] adds to
+ * y[n, g*Mg + mm, i*s + t*d - p] when that lands inside y. */
+static void ref_convt(double *y, const float *x, const float *w, const float *b, const KConv *p)
+{
+    int nd = p->nd;
+    int64_t Cg = p->C / p->group, Mg = p->M / p->group;
+    int64_t pin = prod(p->in, nd), pout = prod(p->out, nd), kp = prod(p->k, nd);
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t m = 0; m < p->M; m++)
+            for (int64_t o = 0; o < pout; o++) y[(n * p->M + m) * pout + o] = b ? b[m] : 0;
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t c = 0; c < p->C; c++)
+            for (int64_t i = 0; i < pin; i++)
+                for (int64_t mm = 0; mm < Mg; mm++)
+                    for (int64_t t = 0; t < kp; t++) {
+                        int64_t ic[3], tc[3], yi = 0, ok = 1;
+                        unflat(i, p->in, nd, ic);
+                        unflat(t, p->k, nd, tc);
+                        for (int d = 0; d < nd; d++) {
+                            int64_t v = ic[d] * p->stride[d] + tc[d] * p->dilation[d] - p->pad[d];
+                            ok &= v >= 0 && v < p->out[d];
+                            yi = yi * p->out[d] + v;
+                        }
+                        int64_t m = c / Cg * Mg + mm;
+                        if (ok)
+                            y[(n * p->M + m) * pout + yi] +=
+                                (double)x[(n * p->C + c) * pin + i] * w[(c * Mg + mm) * kp + t];
+                    }
+}
+
+/* One case: sizes per dim given as k, s, d, pad begin, pad end (conv) or
+ * output_padding (transpose); the output size follows from ONNX's formulas. */
+typedef struct {
+    int nd;
+    int64_t N, C, M, group, in[3], k[3], s[3], d[3], pb[3], pe[3];
+    int bias;
+} Case;
+
+static int run_case(const Case *cs, int transpose)
+{
+    KConv p = {.nd = cs->nd, .N = cs->N, .C = cs->C, .M = cs->M, .group = cs->group};
+    for (int i = 0; i < cs->nd; i++) {
+        p.in[i] = cs->in[i], p.k[i] = cs->k[i], p.stride[i] = cs->s[i];
+        p.dilation[i] = cs->d[i], p.pad[i] = cs->pb[i];
+        int64_t ek = (cs->k[i] - 1) * cs->d[i] + 1;
+        if (transpose) // pe is output_padding here, the end pad equals the start pad
+            p.out[i] = cs->s[i] * (cs->in[i] - 1) + cs->pe[i] + ek - 2 * cs->pb[i];
+        else
+            p.out[i] = (cs->in[i] + cs->pb[i] + cs->pe[i] - ek) / cs->s[i] + 1;
+        if (p.out[i] < 1) return 1; // an impossible shape: nothing to test
+    }
+    int nd = cs->nd;
+    int64_t kp = prod(p.k, nd), xn = p.N * p.C * prod(p.in, nd), yn = p.N * p.M * prod(p.out, nd);
+    int64_t wn = transpose ? p.C * (p.M / p.group) * kp : p.M * (p.C / p.group) * kp;
+    float *x = rand_f(xn), *w = rand_f(wn), *b = cs->bias ? rand_f(p.M) : NULL, *y = rand_f(yn);
+    double *want = malloc((size_t)yn * sizeof *want);
+    size_t wsz = transpose ? k_conv_transpose_f32_ws(&p) : k_conv_f32_ws(&p);
+    void *ws = wsz ? malloc(wsz) : NULL;
+    if (transpose) {
+        k_conv_transpose_f32(y, x, w, b, &p, ws);
+        ref_convt(want, x, w, b, &p);
+    } else {
+        k_conv_f32(y, x, w, b, &p, ws);
+        ref_conv(want, x, w, b, &p);
+    }
+    double e = max_err_f(y, want, yn);
+    int ok = e < 1e-5;
+    if (!ok) {
+        fprintf(stderr, "  %s nd%d N%lld C%lld M%lld g%lld:", transpose ? "convT" : "conv", nd,
+                (long long)p.N, (long long)p.C, (long long)p.M, (long long)p.group);
+        for (int i = 0; i < nd; i++)
+            fprintf(stderr, " [in%lld out%lld k%lld s%lld d%lld p%lld]", (long long)p.in[i],
+                    (long long)p.out[i], (long long)p.k[i], (long long)p.stride[i],
+                    (long long)p.dilation[i], (long long)p.pad[i]);
+        fprintf(stderr, " err %g\n", e);
+    }
+    free(x), free(w), free(b), free(y), free(want), free(ws);
+    return ok;
+}
+
+/* A case with the same k, s, d, pads on every dim. */
+static Case mk(int nd, int64_t N, int64_t C, int64_t M, int64_t G, int64_t in, int64_t k,
+               int64_t s, int64_t d, int64_t pb, int64_t pe, int bias)
+{
+    Case c = {.nd = nd, .N = N, .C = C, .M = M, .group = G, .bias = bias};
+    for (int i = 0; i < nd; i++)
+        c.in[i] = in, c.k[i] = k, c.s[i] = s, c.d[i] = d, c.pb[i] = pb, c.pe[i] = pe;
+    return c;
+}
+
+static Case random_case(int transpose)
+{
+    Case c = {.nd = (int)irand(1, 3), .N = irand(1, 2), .bias = (int)irand(0, 1)};
+    c.group = irand(1, 3);
+    c.C = c.group * irand(1, 3);
+    c.M = c.group * irand(1, 3);
+    for (int i = 0; i < c.nd; i++) {
+        c.in[i] = irand(1, c.nd == 3 ? 5 : 9);
+        c.k[i] = irand(1, 3), c.s[i] = irand(1, 3), c.d[i] = irand(1, 2);
+        c.pb[i] = irand(0, 2);
+        c.pe[i] = transpose ? irand(0, c.s[i] > c.d[i] ? c.s[i] - 1 : c.d[i] - 1) : irand(0, 2);
+    }
+    return c;
+}
+
+static void test_conv_fixed(void)
+{
+    Case cs[] = {
+        mk(2, 2, 3, 4, 1, 7, 3, 1, 1, 1, 1, 1),   // plain 3x3 same
+        mk(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0),   // all sizes 1
+        mk(2, 1, 4, 6, 1, 5, 1, 1, 1, 0, 0, 1),   // pointwise: sgemm on x directly
+        mk(2, 1, 4, 6, 2, 5, 1, 1, 1, 0, 0, 1),   // grouped pointwise
+        mk(2, 1, 4, 6, 1, 5, 1, 2, 1, 0, 0, 1),   // 1x1 stride 2: not pointwise
+        mk(2, 1, 4, 6, 1, 5, 1, 1, 1, 0, 2, 0),   // 1x1 with end pad: zero border
+        mk(2, 2, 8, 8, 8, 6, 3, 1, 1, 1, 1, 1),   // depthwise
+        mk(2, 1, 6, 12, 6, 6, 3, 2, 1, 1, 0, 1),  // depthwise multiplier 2, asymmetric pad
+        mk(2, 1, 4, 6, 2, 8, 3, 1, 2, 2, 2, 0),   // groups 2, dilation 2
+        mk(2, 1, 3, 2, 1, 9, 2, 3, 1, 0, 0, 1),   // stride > kernel: skipped inputs
+        mk(1, 3, 5, 7, 1, 16, 5, 2, 3, 4, 1, 1),  // 1-D
+        mk(3, 2, 2, 3, 1, 5, 3, 2, 1, 1, 2, 1),   // 3-D
+        mk(3, 1, 4, 4, 4, 4, 2, 1, 2, 1, 0, 0),   // 3-D depthwise dilated
+        mk(2, 1, 2, 2, 1, 3, 3, 1, 1, 3, 3, 0),   // pads larger than the input
+    };
+    Case odd = mk(2, 1, 3, 5, 1, 0, 0, 0, 0, 0, 0, 1); // unequal dims
+    odd.in[0] = 1, odd.in[1] = 11, odd.k[0] = 1, odd.k[1] = 4, odd.s[0] = 1, odd.s[1] = 2;
+    odd.d[0] = 1, odd.d[1] = 2, odd.pb[0] = 0, odd.pb[1] = 3, odd.pe[0] = 0, odd.pe[1] = 1;
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) CHECK(run_case(&cs[i], 0));
+    CHECK(run_case(&odd, 0));
+}
+
+static void test_conv_random(void)
+{
+    for (int t = 0; t < 60; t++) {
+        Case c = random_case(0);
+        CHECK(run_case(&c, 0));
+    }
+}
+
+static void test_conv_transpose_fixed(void)
+{
+    // pe is output_padding here
+    Case cs[] = {
+        mk(2, 2, 3, 4, 1, 5, 3, 2, 1, 1, 1, 1),   // the usual upsampling, output_padding 1
+        mk(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0),   // all sizes 1
+        mk(2, 1, 4, 6, 1, 5, 1, 1, 1, 0, 0, 1),   // pointwise: sgemm straight into y
+        mk(2, 1, 4, 6, 2, 5, 1, 1, 1, 0, 0, 1),   // grouped pointwise
+        mk(2, 1, 4, 6, 1, 5, 1, 1, 1, 0, 0, 0),
+        mk(2, 1, 6, 6, 6, 4, 3, 2, 1, 1, 1, 1),   // depthwise
+        mk(2, 2, 4, 6, 2, 5, 3, 2, 2, 2, 1, 1),   // groups and dilation
+        mk(2, 1, 2, 3, 1, 4, 2, 3, 1, 0, 2, 1),   // stride > kernel: gaps, output_padding 2
+        mk(1, 2, 3, 2, 1, 7, 4, 2, 1, 1, 0, 1),   // 1-D
+        mk(3, 1, 2, 4, 2, 3, 3, 2, 1, 1, 1, 1),   // 3-D
+        mk(2, 1, 2, 2, 1, 3, 1, 3, 1, 0, 2, 0),   // 1x1 stride 3: rows of zeros
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) CHECK(run_case(&cs[i], 1));
+}
+
+static void test_conv_transpose_random(void)
+{
+    for (int t = 0; t < 60; t++) {
+        Case c = random_case(1);
+        CHECK(run_case(&c, 1));
+    }
+}
+
+int main(void)
+{
+    RUN(test_conv_fixed);
+    RUN(test_conv_random);
+    RUN(test_conv_transpose_fixed);
+    RUN(test_conv_transpose_random);
+    return CHECK_DONE();
+}
