@@ -13,7 +13,11 @@
 #include "kernels.h"
 
 /* Below this m*n*k OpenBLAS keeps a gemm on the calling thread, so it pays to
- * run the groups of a grouped conv side by side. */
+ * run the groups of a grouped conv side by side. Above it OpenBLAS runs its
+ * own (pthread) workers, which spin between calls: an OpenMP region between two
+ * such gemms fights them for the cores (a 3x3 conv on 2 cores measured 49
+ * GFLOP/s with a threaded im2col, 62 with a serial one), so the im2col and
+ * col2im around big gemms stay on one thread. */
 #define SMALL_GEMM ((int64_t)65536 * 4)
 
 /* A KConv's spatial geometry, right-aligned into 3 dims. */
@@ -60,10 +64,10 @@ static void valid_range(int64_t n, int64_t lim, int64_t s, int64_t off, int64_t 
 
 /* col [C*kp, pout] from one image x [C, pin]: row (c, kernel offset) holds the
  * input value each output position sees through that kernel tap, 0 in padding. */
-static void im2col(float *col, const float *x, int64_t C, const Geo *g)
+static void im2col(float *col, const float *x, int64_t C, const Geo *g, int par)
 {
     int64_t k12 = g->k[1] * g->k[2];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t r = 0; r < C * g->kp; r++) {
         int64_t c = r / g->kp, kk = r % g->kp;
         int64_t off0 = (kk / k12) * g->d[0] - g->p[0];
@@ -102,9 +106,9 @@ size_t k_conv_f32_ws(const KConv *p)
 }
 
 /* y[m] += b[m] over `rows` rows of `len` elements, m = row % M. */
-static void add_bias(float *y, const float *b, int64_t rows, int64_t M, int64_t len)
+static void add_bias(float *y, const float *b, int64_t rows, int64_t M, int64_t len, int par)
 {
-#pragma omp parallel for schedule(static) if (rows * len > 32768)
+#pragma omp parallel for schedule(static) if (par && rows * len > 32768)
     for (int64_t r = 0; r < rows; r++) {
         float bm = b[r % M], *yr = y + r * len;
         for (int64_t i = 0; i < len; i++) yr[i] += bm;
@@ -119,11 +123,11 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g.kp;
     if (g.pout <= 0 || Mg <= 0) return;
     int pw = pointwise(&g);
-    int par = G > 1 && Mg * g.pout * Kg < SMALL_GEMM;
+    int small = Mg * g.pout * Kg < SMALL_GEMM, par = G > 1 && small;
     for (int64_t n = 0; n < p->N; n++) {
         const float *xn = x + n * p->C * g.pin;
         float *col = ws;
-        if (!pw) im2col(col, xn, p->C, &g);
+        if (!pw) im2col(col, xn, p->C, &g, small);
         const float *src = pw ? xn : col; // [C*kp, pout], group gi's rows consecutive
 #pragma omp parallel for schedule(static) if (par)
         for (int64_t gi = 0; gi < G; gi++)
@@ -131,7 +135,7 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
                         1.0f, w + gi * Mg * Kg, (int)Kg, src + gi * Kg * g.pout, (int)g.pout, 0.0f,
                         y + (n * p->M + gi * Mg) * g.pout, (int)g.pout);
     }
-    if (b) add_bias(y, b, p->N * p->M, p->M, g.pout);
+    if (b) add_bias(y, b, p->N * p->M, p->M, g.pout, small);
 }
 
 size_t k_conv_transpose_f32_ws(const KConv *p)
@@ -145,10 +149,10 @@ size_t k_conv_transpose_f32_ws(const KConv *p)
 /* y [M, pout] of one image from col [M*kp, pin]: each input position, through
  * each kernel tap, adds to the output position it lands on. One thread per
  * output channel, taps and positions in a fixed order: a deterministic sum. */
-static void col2im(float *y, const float *col, const float *b, int64_t M, const Geo *g)
+static void col2im(float *y, const float *col, const float *b, int64_t M, const Geo *g, int par)
 {
     int64_t k12 = g->k[1] * g->k[2];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t m = 0; m < M; m++) {
         float *ym = y + m * g->pout;
         float bm = b ? b[m] : 0.0f;
@@ -183,7 +187,7 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
     geo_of(p, &g);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Rg = Mg * g.kp;
     int pw = pointwise(&g);
-    int par = G > 1 && Rg * g.pin * Cg < SMALL_GEMM;
+    int small = Rg * g.pin * Cg < SMALL_GEMM, par = G > 1 && small;
     for (int64_t n = 0; n < p->N; n++) {
         const float *xn = x + n * p->C * g.pin;
         float *yn = y + n * p->M * g.pout;
@@ -195,7 +199,7 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Rg, (int)g.pin, (int)Cg, 1.0f,
                         w + gi * Cg * Rg, (int)Rg, xn + gi * Cg * g.pin, (int)g.pin, 0.0f,
                         col + gi * Rg * g.pin, (int)g.pin);
-        if (!pw) col2im(yn, col, b, p->M, &g);
+        if (!pw) col2im(yn, col, b, p->M, &g, small);
     }
-    if (pw && b) add_bias(y, b, p->N * p->M, p->M, g.pout);
+    if (pw && b) add_bias(y, b, p->N * p->M, p->M, g.pout, small);
 }
