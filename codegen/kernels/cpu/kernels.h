@@ -119,10 +119,13 @@ void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, in
 
 /* Resize, per axis: out coordinate -> in coordinate by coord_mode (0 half_pixel,
  * 1 asymmetric, 2 align_corners, 3 pytorch_half_pixel, 4 tf_crop_and_resize,
- * 5 half_pixel_symmetric), scale[k] = out/in or the given scale. mode 0 nearest
+ * 5 half_pixel_symmetric, 6 tf_half_pixel_for_nn), scale[k] = out/in or the
+ * given scale. mode 0 nearest
  * (nearest_mode 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil),
- * 1 linear (n-linear over every axis whose size changes). roi (2*rank) is used
- * by tf_crop_and_resize only; extrapolation_value fills outside it. */
+ * 1 linear (n-linear over every axis; one whose size and scale are 1:1 maps to
+ * itself, except under a tf_crop_and_resize roi). roi (2*rank: starts, then
+ * ends) is used by tf_crop_and_resize only (NULL: 0..1); extrapolation_value
+ * fills outside it. */
 void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_t *out_dims, int rank,
                   const float *scale, const float *roi, int mode, int coord_mode, int nearest_mode,
                   float extrapolation_value);

@@ -1,0 +1,259 @@
+/* Pooling and resizing (float32) for the cpu target: MaxPool (with ONNX's
+ * flat argmax indices), AveragePool, global pooling and Resize (nearest and
+ * n-linear, every coordinate transformation of the ONNX spec).
+ * Windows are handled as 3-D with leading spatial dims of size 1, so one code
+ * path serves 1-D..3-D. The output sizes arrive from shape inference (ceil
+ * mode is already in them), so a window may reach past the padded input; only
+ * positions inside the input count, as in ONNX's reference. OpenMP splits the
+ * work by (n, c) rows or output rows; each output is one thread's sequential
+ * loop, so results do not depend on the thread count. */
+#include <float.h>
+#include <math.h>
+
+#include "kernels.h"
+
+/* A KPool's geometry, right-aligned into 3 dims. */
+typedef struct {
+    int64_t in[3], out[3], k[3], s[3], d[3], p[3];
+    int64_t pin, pout;
+} PGeo;
+
+static void pgeo_of(const KPool *c, PGeo *g)
+{
+    int lead = 3 - c->nd;
+    for (int i = 0; i < 3; i++) {
+        int j = i - lead;
+        g->in[i] = j < 0 ? 1 : c->in[j];
+        g->out[i] = j < 0 ? 1 : c->out[j];
+        g->k[i] = j < 0 ? 1 : c->k[j];
+        g->s[i] = j < 0 ? 1 : c->stride[j];
+        g->d[i] = j < 0 ? 1 : c->dilation[j];
+        g->p[i] = j < 0 ? 0 : c->pad[j];
+    }
+    g->pin = g->in[0] * g->in[1] * g->in[2];
+    g->pout = g->out[0] * g->out[1] * g->out[2];
+}
+
+void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p)
+{
+    // x is (NC, in...), y and idx are (NC, out...)
+    PGeo g;
+    pgeo_of(p, &g);
+    // the index strides of each 3-D axis: row major, or column major over the
+    // real spatial dims (the first varying fastest); padding axes have index 0
+    int64_t st[3];
+    if (p->storage_order) {
+        int64_t m = 1;
+        for (int i = 3 - p->nd; i < 3; i++) st[i] = m, m *= g.in[i];
+        for (int i = 0; i < 3 - p->nd; i++) st[i] = 0;
+    } else {
+        st[2] = 1, st[1] = g.in[2], st[0] = g.in[1] * g.in[2];
+    }
+#pragma omp parallel for schedule(static) if (p->NC * g.pout > 16384)
+    for (int64_t r = 0; r < p->NC; r++) {
+        const float *xr = x + r * g.pin;
+        int64_t o = r * g.pout;
+        for (int64_t o0 = 0; o0 < g.out[0]; o0++)
+            for (int64_t o1 = 0; o1 < g.out[1]; o1++)
+                for (int64_t o2 = 0; o2 < g.out[2]; o2++, o++) {
+                    // the first maximum in window order wins, as in onnxruntime; an
+                    // all-padding window (impossible under ONNX's size rules) gives
+                    // the lowest float and index -1
+                    float best = -FLT_MAX;
+                    int64_t at = -1;
+                    for (int64_t t0 = 0; t0 < g.k[0]; t0++) {
+                        int64_t i0 = o0 * g.s[0] + t0 * g.d[0] - g.p[0];
+                        if (i0 < 0 || i0 >= g.in[0]) continue;
+                        for (int64_t t1 = 0; t1 < g.k[1]; t1++) {
+                            int64_t i1 = o1 * g.s[1] + t1 * g.d[1] - g.p[1];
+                            if (i1 < 0 || i1 >= g.in[1]) continue;
+                            const float *row = xr + (i0 * g.in[1] + i1) * g.in[2];
+                            for (int64_t t2 = 0; t2 < g.k[2]; t2++) {
+                                int64_t i2 = o2 * g.s[2] + t2 * g.d[2] - g.p[2];
+                                if (i2 < 0 || i2 >= g.in[2]) continue;
+                                if (row[i2] > best || at < 0) {
+                                    best = row[i2];
+                                    at = i0 * st[0] + i1 * st[1] + i2 * st[2];
+                                }
+                            }
+                        }
+                    }
+                    y[o] = best;
+                    if (idx) idx[o] = at < 0 ? -1 : r * g.pin + at;
+                }
+    }
+}
+
+void k_avgpool_f32(float *y, const float *x, const KPool *p)
+{
+    // x is (NC, in...), y is (NC, out...)
+    PGeo g;
+    pgeo_of(p, &g);
+    // count_include_pad divides by the whole kernel, even where a ceil-mode
+    // window reaches past the end padding: the ONNX reference (and its test
+    // data) and onnxruntime do so
+    double full = (double)(g.k[0] * g.k[1] * g.k[2]);
+#pragma omp parallel for schedule(static) if (p->NC * g.pout > 16384)
+    for (int64_t r = 0; r < p->NC; r++) {
+        const float *xr = x + r * g.pin;
+        int64_t o = r * g.pout;
+        for (int64_t o0 = 0; o0 < g.out[0]; o0++)
+            for (int64_t o1 = 0; o1 < g.out[1]; o1++)
+                for (int64_t o2 = 0; o2 < g.out[2]; o2++, o++) {
+                    double s = 0;
+                    int64_t n = 0;
+                    for (int64_t t0 = 0; t0 < g.k[0]; t0++) {
+                        int64_t i0 = o0 * g.s[0] + t0 * g.d[0] - g.p[0];
+                        if (i0 < 0 || i0 >= g.in[0]) continue;
+                        for (int64_t t1 = 0; t1 < g.k[1]; t1++) {
+                            int64_t i1 = o1 * g.s[1] + t1 * g.d[1] - g.p[1];
+                            if (i1 < 0 || i1 >= g.in[1]) continue;
+                            const float *row = xr + (i0 * g.in[1] + i1) * g.in[2];
+                            for (int64_t t2 = 0; t2 < g.k[2]; t2++) {
+                                int64_t i2 = o2 * g.s[2] + t2 * g.d[2] - g.p[2];
+                                if (i2 < 0 || i2 >= g.in[2]) continue;
+                                s += row[i2], n++;
+                            }
+                        }
+                    }
+                    // an all-padding window averages nothing: NaN, as the reference
+                    y[o] = (float)(p->count_include_pad ? s / full : n ? s / (double)n : NAN);
+                }
+    }
+}
+
+void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, int is_max)
+{
+    // x is (NC, spatial), y is (NC)
+#pragma omp parallel for schedule(static) if (NC * spatial > 65536)
+    for (int64_t r = 0; r < NC; r++) {
+        const float *xr = x + r * spatial;
+        if (is_max) {
+            float m = spatial ? xr[0] : -FLT_MAX;
+            for (int64_t i = 1; i < spatial; i++) m = xr[i] > m ? xr[i] : m;
+            y[r] = m;
+        } else {
+            double s = 0; // in double, as the reductions are
+            for (int64_t i = 0; i < spatial; i++) s += xr[i];
+            y[r] = (float)(spatial ? s / (double)spatial : NAN);
+        }
+    }
+}
+
+/* ---- Resize ---- */
+
+/* Where output coordinate o of one axis reads: indices i0, i1 with weight
+ * 1 - w1 and w1 (nearest: i0 == i1, w1 = 0), or outside (tf_crop_and_resize
+ * beyond the input: the extrapolation value). */
+typedef struct {
+    int64_t i0, i1;
+    double w1;
+    int outside;
+} Tap;
+
+static Tap resize_tap(int64_t o, int64_t in, int64_t out, double scale, double roi_start,
+                      double roi_end, int mode, int coord_mode, int nearest_mode)
+{
+    // the ONNX formulas, with the reference's fractional output length
+    // scale * in (it differs from `out` when a scale does not divide evenly)
+    double ow = scale * (double)in, x, xo = (double)o;
+    switch (coord_mode) {
+    case 1: x = xo / scale; break;                                          // asymmetric
+    case 2: x = ow == 1 ? 0 : xo * (double)(in - 1) / (ow - 1); break;      // align_corners
+    case 3: x = ow == 1 ? 0 : (xo + 0.5) / scale - 0.5; break;              // pytorch_half_pixel
+    case 4:                                                                 // tf_crop_and_resize
+        x = ow == 1 ? (roi_end - roi_start) * (double)(in - 1) / 2
+                    : xo * (roi_end - roi_start) * (double)(in - 1) / (ow - 1);
+        x += roi_start * (double)(in - 1);
+        break;
+    case 5: {                                                               // half_pixel_symmetric
+        double adj = (double)out / ow, center = (double)in / 2;
+        x = center * (1 - adj) + (xo + 0.5) / scale - 0.5;
+        break;
+    }
+    case 6: x = (xo + 0.5) / scale; break;                                  // tf_half_pixel_for_nn
+    default: x = (xo + 0.5) / scale - 0.5; break;                           // half_pixel
+    }
+    Tap t = {0, 0, 0, 0};
+    if (coord_mode == 4 && (x < 0 || x > (double)(in - 1))) {
+        t.outside = 1;
+        return t;
+    }
+    double f = floor(x), r = x - f;
+    int64_t i = (int64_t)f;
+    if (mode == 0) { // nearest: an integral x is itself under every rounding
+        if (r > 0) {
+            int up = nearest_mode == 0 ? r > 0.5 : nearest_mode == 1 ? r >= 0.5 : nearest_mode == 3;
+            i += up;
+        }
+        i = i < 0 ? 0 : i >= in ? in - 1 : i;
+        t.i0 = t.i1 = i;
+        return t;
+    }
+    // linear: neighbours clamped to the edge (the reference pads by edge values)
+    t.i0 = i < 0 ? 0 : i >= in ? in - 1 : i;
+    t.i1 = i + 1 < 0 ? 0 : i + 1 >= in ? in - 1 : i + 1;
+    t.w1 = r;
+    return t;
+}
+
+void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_t *out_dims, int rank,
+                  const float *scale, const float *roi, int mode, int coord_mode, int nearest_mode,
+                  float extrapolation_value)
+{
+    // x is (in_dims), y is (out_dims); each output element blends the up to
+    // 2^rank input elements its per-axis taps name, in double
+    int64_t rows = 1, L = out_dims[rank - 1], Lin = in_dims[rank - 1];
+    for (int k = 0; k < rank - 1; k++) rows *= out_dims[k];
+    int64_t xst[K_MAX_RANK]; // element strides of x
+    xst[rank - 1] = 1;
+    for (int k = rank - 2; k >= 0; k--) xst[k] = xst[k + 1] * in_dims[k + 1];
+    int last = rank - 1;
+#define ROI(k, end) (roi ? (double)roi[(end) * rank + (k)] : (end) ? 1.0 : 0.0)
+#pragma omp parallel for schedule(static) if (rows * L > 16384)
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * L;
+        // the leading axes' taps, expanded into (offset, weight) corners
+        int64_t off[1 << (K_MAX_RANK - 1)];
+        double wt[1 << (K_MAX_RANK - 1)];
+        int nc = 1, outside = 0;
+        off[0] = 0, wt[0] = 1;
+        int64_t rem = r;
+        for (int k = rank - 2; k >= 0; k--) {
+            int64_t o = rem % out_dims[k];
+            rem /= out_dims[k];
+            Tap t = resize_tap(o, in_dims[k], out_dims[k], scale[k], ROI(k, 0), ROI(k, 1), mode,
+                               coord_mode, nearest_mode);
+            outside |= t.outside;
+            if (t.w1 == 0 || t.i0 == t.i1) { // one neighbour carries all the weight
+                for (int c = 0; c < nc; c++) off[c] += (t.w1 == 0 ? t.i0 : t.i1) * xst[k];
+                continue;
+            }
+            for (int c = 0; c < nc; c++) {
+                off[nc + c] = off[c] + t.i1 * xst[k], wt[nc + c] = wt[c] * t.w1;
+                off[c] += t.i0 * xst[k], wt[c] *= 1 - t.w1;
+            }
+            nc *= 2;
+        }
+        if (outside) { // any axis outside the crop box: the whole row extrapolates
+            for (int64_t j = 0; j < L; j++) yr[j] = extrapolation_value;
+            continue;
+        }
+        for (int64_t j = 0; j < L; j++) {
+            Tap t = resize_tap(j, Lin, L, scale[last], ROI(last, 0), ROI(last, 1), mode,
+                               coord_mode, nearest_mode);
+            if (t.outside) {
+                yr[j] = extrapolation_value;
+                continue;
+            }
+            double s = 0;
+            for (int c = 0; c < nc; c++) {
+                const float *xc = x + off[c];
+                s += wt[c] * (t.w1 == 0 ? (double)xc[t.i0]
+                                        : (1 - t.w1) * xc[t.i0] + t.w1 * (double)xc[t.i1]);
+            }
+            yr[j] = (float)s;
+        }
+    }
+#undef ROI
+}
