@@ -1,0 +1,346 @@
+/* Softmax, reductions and scans: Softmax / LogSoftmax (float32), the Reduce*
+ * family, ArgMax / ArgMin and CumSum (float32, float64, int32, int64, and for
+ * the reductions and arg-reductions int8 and uint8 too).
+ *
+ * Every output element is reduced whole by one thread, in memory order, so a
+ * result never depends on the thread count. Float sums accumulate in double
+ * and are rounded once; integer sums and products wrap like numpy's. Reduce
+ * first merges neighbouring axes that are all reduced or all kept, and then
+ * walks one of two layouts: the innermost axis reduced (each output sums
+ * contiguous runs), or the innermost axis kept (a chunk of neighbouring
+ * outputs accumulates side by side, a loop the compiler vectorizes). Types
+ * are stamped out by macros from one body per kernel. */
+#include "kernels.h"
+
+#include <math.h>
+
+#define PAR_ELEMS (1 << 15)
+/* Outputs accumulated side by side when the innermost axis is kept. */
+#define CH 128
+
+/* Saturating double -> integer conversion: a float-to-int cast out of range is
+ * undefined behaviour, and an empty LogSumExp or a huge L2 can produce one. */
+static int64_t sat_i64(double d, int64_t lo, int64_t hi) {
+    if (d != d) return 0;
+    if (d <= (double)lo) return lo;
+    if (d >= (double)hi) return hi;
+    return (int64_t)d;
+}
+
+/* ---- Softmax / LogSoftmax ---- */
+
+void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log) {
+    // x, y are (outer, len, inner), softmax over len. The max is subtracted before
+    // exp so that nothing overflows; the sum is in double.
+    if (len == 0 || inner == 0) return;
+    if (inner == 1) {
+#pragma omp parallel for schedule(static) if (outer * len >= PAR_ELEMS && outer > 1)
+        for (int64_t o = 0; o < outer; o++) {
+            const float *xr = x + o * len;
+            float *yr = y + o * len;
+            float m = xr[0];
+            for (int64_t i = 1; i < len; i++) m = xr[i] > m ? xr[i] : m;
+            double s = 0;
+            if (is_log) {
+                for (int64_t i = 0; i < len; i++) s += expf(xr[i] - m);
+                float ls = (float)log(s);
+                for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - m) - ls;
+            } else {
+                for (int64_t i = 0; i < len; i++) {
+                    float e = expf(xr[i] - m);
+                    yr[i] = e;
+                    s += e;
+                }
+                float inv = (float)(1.0 / s);
+                for (int64_t i = 0; i < len; i++) yr[i] *= inv;
+            }
+        }
+        return;
+    }
+    // softmax over a strided axis: a chunk of CH neighbouring columns goes side by side
+    int64_t nch = (inner + CH - 1) / CH;
+#pragma omp parallel for schedule(static) if (outer * len * inner >= PAR_ELEMS && outer * nch > 1)
+    for (int64_t t = 0; t < outer * nch; t++) {
+        int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;
+        const float *xb = x + o * len * inner + j0;
+        float *yb = y + o * len * inner + j0;
+        float m[CH], f[CH];
+        double s[CH];
+        for (int64_t j = 0; j < jn; j++) m[j] = xb[j], s[j] = 0;
+        for (int64_t l = 1; l < len; l++)
+            for (int64_t j = 0; j < jn; j++) m[j] = xb[l * inner + j] > m[j] ? xb[l * inner + j] : m[j];
+        for (int64_t l = 0; l < len; l++)
+            for (int64_t j = 0; j < jn; j++) {
+                float e = expf(xb[l * inner + j] - m[j]);
+                if (!is_log) yb[l * inner + j] = e;
+                s[j] += e;
+            }
+        for (int64_t j = 0; j < jn; j++) f[j] = is_log ? (float)log(s[j]) : (float)(1.0 / s[j]);
+        for (int64_t l = 0; l < len; l++)
+            for (int64_t j = 0; j < jn; j++) {
+                int64_t i = l * inner + j;
+                yb[i] = is_log ? (xb[i] - m[j]) - f[j] : yb[i] * f[j];
+            }
+    }
+}
+
+/* ---- Reduce ---- */
+
+/* The iteration space after merging: kept and reduced axes (outermost first)
+ * with their strides in x, and which layout the innermost axis gives. */
+typedef struct {
+    int nk, nr;
+    int64_t kd[K_MAX_RANK], ks[K_MAX_RANK], rd[K_MAX_RANK], rs[K_MAX_RANK];
+    int inner_reduced;    // the innermost axis is reduced: rd[nr - 1], stride 1
+    int64_t inner;        // size of the innermost axis (reduced or kept)
+    int64_t nout, nred;   // outputs; elements reduced into each
+    int64_t nodo;         // iterations of the reduced odometer (all reduced axes but the inner one if reduced)
+} RPlan;
+
+static void plan_reduce(RPlan *p, const int64_t *dims, int rank, const int *reduce) {
+    // merge: drop size-1 axes (they change neither the output order nor the
+    // count) and fuse neighbours of the same kind, x being dense
+    int64_t d[K_MAX_RANK], st[K_MAX_RANK];
+    int red[K_MAX_RANK], n = 0;
+    for (int k = 0; k < rank; k++) {
+        if (dims[k] == 1) continue;
+        if (n > 0 && red[n - 1] == (reduce[k] != 0)) {
+            d[n - 1] *= dims[k];
+            continue;
+        }
+        d[n] = dims[k], red[n] = reduce[k] != 0, n++;
+    }
+    for (int k = n - 1; k >= 0; k--) st[k] = k == n - 1 ? 1 : st[k + 1] * d[k + 1];
+    p->nk = p->nr = 0;
+    p->nout = p->nred = 1;
+    for (int k = 0; k < n; k++) {
+        if (red[k]) p->rd[p->nr] = d[k], p->rs[p->nr++] = st[k], p->nred *= d[k];
+        else p->kd[p->nk] = d[k], p->ks[p->nk++] = st[k], p->nout *= d[k];
+    }
+    p->inner_reduced = n > 0 && red[n - 1];
+    p->inner = n == 0 ? 1 : d[n - 1];
+    if (n == 0) p->kd[0] = 1, p->ks[0] = 1, p->nk = 1; // a scalar: one kept axis of size 1
+    p->nodo = 1;
+    for (int k = 0; k < p->nr - (p->inner_reduced ? 1 : 0); k++) p->nodo *= p->rd[k];
+}
+
+/* The x offset of kept index o over the first nk kept axes. */
+static int64_t kept_offset(const RPlan *p, int64_t o, int nk) {
+    int64_t off = 0;
+    for (int k = nk - 1; k >= 0; k--) off += o % p->kd[k] * p->ks[k], o /= p->kd[k];
+    return off;
+}
+
+/* Steps the odometer over the first n reduced axes, keeping off in step. */
+static void odo_step(const RPlan *p, int n, int64_t *idx, int64_t *off) {
+    for (int k = n - 1; k >= 0; k--) {
+        *off += p->rs[k];
+        if (++idx[k] < p->rd[k]) return;
+        *off -= p->rd[k] * p->rs[k];
+        idx[k] = 0;
+    }
+}
+
+/* One reduction walk. STEP folds element v into accumulator a (it may read
+ * y[o], the output being reduced into); FINAL is the output value from a.
+ * Layout A: the innermost axis is reduced, each output reduces contiguous runs.
+ * Layout B: the innermost axis is kept, CH outputs accumulate side by side. */
+#define WALK(T, ACC, INIT, STEP, FINAL)                                                         \
+    do {                                                                                        \
+        int par_ = p->nout * p->nred >= PAR_ELEMS;                                              \
+        if (p->inner_reduced) {                                                                 \
+            int nodo_axes_ = p->nr - 1;                                                         \
+            _Pragma("omp parallel for schedule(static) if (par_ && p->nout > 1)")              \
+            for (int64_t o = 0; o < p->nout; o++) {                                             \
+                const T *xb_ = x + kept_offset(p, o, p->nk);                                    \
+                int64_t idx_[K_MAX_RANK] = {0}, roff_ = 0;                                      \
+                ACC a = INIT;                                                                   \
+                for (int64_t r_ = 0; r_ < p->nodo; r_++) {                                      \
+                    const T *xr_ = xb_ + roff_;                                                 \
+                    for (int64_t i_ = 0; i_ < p->inner; i_++) {                                 \
+                        T v = xr_[i_];                                                          \
+                        STEP;                                                                   \
+                    }                                                                           \
+                    odo_step(p, nodo_axes_, idx_, &roff_);                                      \
+                }                                                                               \
+                y[o] = FINAL;                                                                   \
+            }                                                                                   \
+        } else {                                                                                \
+            int64_t rows_ = p->inner ? p->nout / p->inner : 0, nch_ = (p->inner + CH - 1) / CH; \
+            _Pragma("omp parallel for schedule(static) if (par_ && rows_ * nch_ > 1)")         \
+            for (int64_t t_ = 0; t_ < rows_ * nch_; t_++) {                                     \
+                int64_t row_ = t_ / nch_, j0_ = t_ % nch_ * CH;                                 \
+                int64_t jn_ = p->inner - j0_ < CH ? p->inner - j0_ : CH;                        \
+                const T *xb_ = x + kept_offset(p, row_, p->nk - 1) + j0_;                       \
+                int64_t o0_ = row_ * p->inner + j0_, idx_[K_MAX_RANK] = {0}, roff_ = 0;         \
+                ACC acc_[CH];                                                                   \
+                for (int64_t j = 0; j < jn_; j++) acc_[j] = INIT;                               \
+                for (int64_t r_ = 0; r_ < p->nodo; r_++) {                                      \
+                    const T *xr_ = xb_ + roff_;                                                 \
+                    for (int64_t j = 0; j < jn_; j++) {                                         \
+                        int64_t o = o0_ + j;                                                    \
+                        ACC a = acc_[j];                                                        \
+                        T v = xr_[j];                                                           \
+                        STEP;                                                                   \
+                        acc_[j] = a;                                                            \
+                        (void)o;                                                                \
+                    }                                                                           \
+                    odo_step(p, p->nr, idx_, &roff_);                                           \
+                }                                                                               \
+                for (int64_t j = 0; j < jn_; j++) {                                             \
+                    int64_t o = o0_ + j;                                                        \
+                    ACC a = acc_[j];                                                            \
+                    y[o] = FINAL;                                                               \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    } while (0)
+
+/* One reduce function per dtype. ACC is double for floats, uint64_t (wrapping)
+ * for integers; ABS and SQ widen an element to ACC; TO_T converts a double
+ * result (mean, L2, LogSumExp) back; LO / HI start Max / Min (what an empty
+ * Max / Min gives, as the ONNX reference: -inf / +inf, or the integer limits).
+ * Max and Min propagate NaN like numpy's maximum / minimum. LogSumExp is
+ * max + log(sum(exp(x - max))) (two walks, the first leaving the max in y),
+ * which agrees with the reference's log(sum(exp(x))) where that does not overflow. */
+#define DEF_REDUCE(SUF, T, ACC, LO, HI, ABS, SQ, TO_T)                                          \
+    static void reduce_##SUF(T *y, const T *x, const RPlan *p, int kind) {                      \
+        double n_ = (double)p->nred;                                                            \
+        switch (kind) {                                                                         \
+        case 0: WALK(T, ACC, 0, a += (ACC)v, (T)a); break;                                      \
+        case 1: WALK(T, double, 0, a += (double)v, TO_T(n_ > 0 ? a / n_ : (double)NAN)); break; \
+        case 2: WALK(T, T, LO, a = v != v ? v : (v > a ? v : a), a); break;                     \
+        case 3: WALK(T, T, HI, a = v != v ? v : (v < a ? v : a), a); break;                     \
+        case 4: WALK(T, ACC, 1, a *= (ACC)v, (T)a); break;                                      \
+        case 5: WALK(T, ACC, 0, a += ABS(v), (T)a); break;                                      \
+        case 6: WALK(T, ACC, 0, a += SQ(v), TO_T(sqrt((double)a))); break;                      \
+        case 7: WALK(T, ACC, 0, a += SQ(v), (T)a); break;                                       \
+        default:                                                                                \
+            WALK(T, T, LO, a = v != v ? v : (v > a ? v : a), a);                                \
+            WALK(T, double, 0, a += exp((double)v - (double)y[o]),                              \
+                 isfinite((double)y[o]) ? TO_T((double)y[o] + log(a)) : y[o]);                  \
+            break;                                                                              \
+        }                                                                                       \
+    }
+
+#define F_ABS(v) fabs((double)(v))
+#define F_SQ(v) ((double)(v) * (double)(v))
+#define I_ABS(v) ((v) < 0 ? 0 - (uint64_t)(v) : (uint64_t)(v))
+#define U_ABS(v) ((uint64_t)(v))
+#define I_SQ(v) ((uint64_t)(v) * (uint64_t)(v))
+#define TO_F32(d) ((float)(d))
+#define TO_F64(d) (d)
+#define TO_I32(d) ((int32_t)sat_i64(d, INT32_MIN, INT32_MAX))
+#define TO_I64(d) sat_i64(d, INT64_MIN, INT64_MAX)
+#define TO_I8(d) ((int8_t)sat_i64(d, INT8_MIN, INT8_MAX))
+#define TO_U8(d) ((uint8_t)sat_i64(d, 0, UINT8_MAX))
+
+DEF_REDUCE(f32, float, double, -INFINITY, INFINITY, F_ABS, F_SQ, TO_F32)
+DEF_REDUCE(f64, double, double, -INFINITY, INFINITY, F_ABS, F_SQ, TO_F64)
+DEF_REDUCE(i32, int32_t, uint64_t, INT32_MIN, INT32_MAX, I_ABS, I_SQ, TO_I32)
+DEF_REDUCE(i64, int64_t, uint64_t, INT64_MIN, INT64_MAX, I_ABS, I_SQ, TO_I64)
+DEF_REDUCE(i8, int8_t, uint64_t, INT8_MIN, INT8_MAX, I_ABS, I_SQ, TO_I8)
+DEF_REDUCE(u8, uint8_t, uint64_t, 0, UINT8_MAX, U_ABS, I_SQ, TO_U8)
+
+void k_reduce(void *y, const void *x, const int64_t *dims, int rank, const int *reduce, int kind,
+              int dtype) {
+    RPlan p;
+    plan_reduce(&p, dims, rank, reduce);
+    if (p.nout == 0) return;
+    switch (dtype) {
+    case 1: reduce_f32(y, x, &p, kind); break;
+    case 11: reduce_f64(y, x, &p, kind); break;
+    case 6: reduce_i32(y, x, &p, kind); break;
+    case 7: reduce_i64(y, x, &p, kind); break;
+    case 3: reduce_i8(y, x, &p, kind); break;
+    case 2: reduce_u8(y, x, &p, kind); break;
+    }
+}
+
+/* ---- ArgMax / ArgMin ---- */
+
+/* Like numpy: the first NaN wins (a NaN is above and below everything), or the
+ * last one with select_last (the ONNX reference flips the axis). Otherwise the
+ * first extreme, or the last of equal extremes with select_last. */
+#define DEF_ARG(SUF, T)                                                                         \
+    static void arg_##SUF(int64_t *y, const T *x, int64_t outer, int64_t len, int64_t inner,     \
+                          int is_max, int last) {                                               \
+        int64_t nch = (inner + CH - 1) / CH;                                                    \
+        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= PAR_ELEMS && outer * nch > 1)") \
+        for (int64_t t = 0; t < outer * nch; t++) {                                             \
+            int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
+            const T *xb = x + o * len * inner + j0;                                             \
+            int64_t bi[CH];                                                                     \
+            T bv[CH];                                                                           \
+            for (int64_t j = 0; j < jn; j++) bi[j] = 0, bv[j] = len > 0 ? xb[j] : 0;            \
+            for (int64_t l = 1; l < len; l++)                                                   \
+                for (int64_t j = 0; j < jn; j++) {                                              \
+                    T v = xb[l * inner + j], b = bv[j];                                         \
+                    int take;                                                                   \
+                    if (b != b) take = last && v != v;                                          \
+                    else if (v != v) take = 1;                                                  \
+                    else take = (is_max ? v > b : v < b) || (last && v == b);                   \
+                    if (take) bi[j] = l, bv[j] = v;                                             \
+                }                                                                               \
+            for (int64_t j = 0; j < jn; j++) y[o * inner + j0 + j] = bi[j];                     \
+        }                                                                                       \
+    }
+DEF_ARG(f32, float)
+DEF_ARG(f64, double)
+DEF_ARG(i32, int32_t)
+DEF_ARG(i64, int64_t)
+DEF_ARG(i8, int8_t)
+DEF_ARG(u8, uint8_t)
+
+void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t inner, int is_max,
+                 int select_last, int dtype) {
+    switch (dtype) {
+    case 1: arg_f32(y, x, outer, len, inner, is_max, select_last); break;
+    case 11: arg_f64(y, x, outer, len, inner, is_max, select_last); break;
+    case 6: arg_i32(y, x, outer, len, inner, is_max, select_last); break;
+    case 7: arg_i64(y, x, outer, len, inner, is_max, select_last); break;
+    case 3: arg_i8(y, x, outer, len, inner, is_max, select_last); break;
+    case 2: arg_u8(y, x, outer, len, inner, is_max, select_last); break;
+    }
+}
+
+/* ---- CumSum ---- */
+
+/* Running sums in ACC (double for floats, wrapping uint64_t for integers),
+ * CH columns side by side; exclusive writes the sum before adding. */
+#define DEF_CUMSUM(SUF, T, ACC)                                                                 \
+    static void cumsum_##SUF(T *y, const T *x, int64_t outer, int64_t len, int64_t inner,        \
+                             int exclusive, int reverse) {                                      \
+        int64_t nch = (inner + CH - 1) / CH;                                                    \
+        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= PAR_ELEMS && outer * nch > 1)") \
+        for (int64_t t = 0; t < outer * nch; t++) {                                             \
+            int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
+            const T *xb = x + o * len * inner + j0;                                             \
+            T *yb = y + o * len * inner + j0;                                                   \
+            ACC s[CH];                                                                          \
+            for (int64_t j = 0; j < jn; j++) s[j] = 0;                                          \
+            for (int64_t q = 0; q < len; q++) {                                                 \
+                int64_t l = reverse ? len - 1 - q : q;                                          \
+                for (int64_t j = 0; j < jn; j++) {                                              \
+                    T v = xb[l * inner + j];                                                    \
+                    if (exclusive) yb[l * inner + j] = (T)s[j];                                 \
+                    s[j] += (ACC)v;                                                             \
+                    if (!exclusive) yb[l * inner + j] = (T)s[j];                                \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }
+DEF_CUMSUM(f32, float, double)
+DEF_CUMSUM(f64, double, double)
+DEF_CUMSUM(i32, int32_t, uint64_t)
+DEF_CUMSUM(i64, int64_t, uint64_t)
+
+void k_cumsum(void *y, const void *x, int64_t outer, int64_t len, int64_t inner, int exclusive,
+              int reverse, int dtype) {
+    switch (dtype) {
+    case 1: cumsum_f32(y, x, outer, len, inner, exclusive, reverse); break;
+    case 11: cumsum_f64(y, x, outer, len, inner, exclusive, reverse); break;
+    case 6: cumsum_i32(y, x, outer, len, inner, exclusive, reverse); break;
+    case 7: cumsum_i64(y, x, outer, len, inner, exclusive, reverse); break;
+    }
+}
