@@ -5,6 +5,7 @@
  * size-1 dims, pointwise forms and ConvTranspose output_padding; fixed edge
  * cases and random ones. Error measure: |got - want| / (|want| + 1) < 1e-5. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -240,11 +241,42 @@ static void test_conv_transpose_random(void)
     }
 }
 
+/* The same bits whatever the thread count: a grouped conv small enough for
+ * the per-group threads and a large one, both directions. */
+static void test_conv_threads_bitwise(void)
+{
+    Case cs[] = {mk(2, 2, 16, 16, 4, 12, 3, 1, 1, 1, 1, 1), mk(2, 1, 32, 64, 1, 24, 3, 2, 1, 1, 1, 1)};
+    for (int c = 0; c < 2; c++)
+        for (int tr = 0; tr < 2; tr++) {
+            KConv p = {.nd = 2, .N = cs[c].N, .C = cs[c].C, .M = cs[c].M, .group = cs[c].group};
+            for (int i = 0; i < 2; i++) {
+                p.in[i] = cs[c].in[i], p.k[i] = cs[c].k[i], p.stride[i] = cs[c].s[i];
+                p.dilation[i] = 1, p.pad[i] = cs[c].pb[i];
+                p.out[i] = tr ? cs[c].s[i] * (p.in[i] - 1) + p.k[i] - 2 * p.pad[i]
+                              : (p.in[i] + 2 * p.pad[i] - p.k[i]) / p.stride[i] + 1;
+            }
+            int64_t xn = p.N * p.C * p.in[0] * p.in[1], yn = p.N * p.M * p.out[0] * p.out[1];
+            float *x = rand_f(xn), *w = rand_f(p.C * p.M * 9), *b = rand_f(p.M);
+            float *y1 = rand_f(yn), *y2 = rand_f(yn);
+            size_t wsz = tr ? k_conv_transpose_f32_ws(&p) : k_conv_f32_ws(&p);
+            void *ws = malloc(wsz ? wsz : 1);
+            for (int t = 0; t < 2; t++) {
+                omp_set_num_threads(t ? 3 : 1);
+                if (tr) k_conv_transpose_f32(t ? y2 : y1, x, w, b, &p, ws);
+                else k_conv_f32(t ? y2 : y1, x, w, b, &p, ws);
+            }
+            CHECK(memcmp(y1, y2, (size_t)yn * sizeof *y1) == 0);
+            free(x), free(w), free(b), free(y1), free(y2), free(ws);
+        }
+    omp_set_num_threads(omp_get_num_procs());
+}
+
 int main(void)
 {
     RUN(test_conv_fixed);
     RUN(test_conv_random);
     RUN(test_conv_transpose_fixed);
     RUN(test_conv_transpose_random);
+    RUN(test_conv_threads_bitwise);
     return CHECK_DONE();
 }

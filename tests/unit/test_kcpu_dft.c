@@ -5,6 +5,7 @@
  * truncation, batch (outer) and inner axes. Error measure:
  * |got - want| / (|want| + 1) < 1e-5. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -126,11 +127,26 @@ static void test_dft_known(void)
     for (int k = 1; k <= 4; k++) CHECK(fabsf(y[2 * k]) < 1e-6f && fabsf(y[2 * k + 1]) < 1e-6f);
 }
 
+/* The same bits whatever the thread count. */
+static void test_dft_threads_bitwise(void)
+{
+    int64_t outer = 6, n = 64, inner = 5, yn = outer * n * inner * 2;
+    float *x = rand_f(outer * n * inner * 2), *y1 = rand_f(yn), *y2 = rand_f(yn);
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t ? 3 : 1);
+        k_dft_f32(t ? y2 : y1, x, outer, n, inner, 2, n, 0, 0);
+    }
+    CHECK(memcmp(y1, y2, (size_t)yn * sizeof *y1) == 0);
+    free(x), free(y1), free(y2);
+    omp_set_num_threads(omp_get_num_procs());
+}
+
 int main(void)
 {
     RUN(test_dft_lengths);
     RUN(test_dft_length_pad_truncate);
     RUN(test_dft_round_trip);
     RUN(test_dft_known);
+    RUN(test_dft_threads_bitwise);
     return CHECK_DONE();
 }

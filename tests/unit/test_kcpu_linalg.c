@@ -4,6 +4,7 @@
  * every transpose, alpha/beta and broadcast shape of C. Error measure (ggml
  * style): |got - want| / (|want| + 1) under 1e-5 for float32. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -207,11 +208,29 @@ static void test_gemm_f32(void)
     }
 }
 
+/* The same bits whatever the thread count, on the batch-threaded path. */
+static void test_matmul_threads_bitwise(void)
+{
+    int64_t batch = 12, M = 20, N = 30, K = 40;
+    float *a = rand_f(batch * M * K), *b = rand_f(K * N), *y1 = rand_f(batch * M * N);
+    float *y2 = rand_f(batch * M * N);
+    int64_t ao[12], bo[12];
+    for (int i = 0; i < 12; i++) ao[i] = i * M * K, bo[i] = 0;
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t ? 3 : 1);
+        k_matmul_f32(t ? y2 : y1, a, b, batch, M, N, K, ao, bo);
+    }
+    CHECK(memcmp(y1, y2, (size_t)(batch * M * N) * sizeof *y1) == 0);
+    free(a), free(b), free(y1), free(y2);
+    omp_set_num_threads(omp_get_num_procs());
+}
+
 int main(void)
 {
     RUN(test_matmul_f32);
     RUN(test_matmul_f64);
     RUN(test_matmul_int);
     RUN(test_gemm_f32);
+    RUN(test_matmul_threads_bitwise);
     return CHECK_DONE();
 }

@@ -7,6 +7,7 @@
  * search) rather than a second copy of the kernel's method. Error measure:
  * |got - want| / (|want| + 1) < 1e-5. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -360,6 +361,30 @@ static void test_resize_random(void)
     CHECK(resize_case(2, in, out, sc, NULL, &m));
 }
 
+/* The same bits whatever the thread count. */
+static void test_pool_threads_bitwise(void)
+{
+    KPool p = {.nd = 2, .NC = 16, .in = {40, 40}, .out = {20, 20}, .k = {3, 3}, .stride = {2, 2},
+               .dilation = {1, 1}, .pad = {1, 1}};
+    int64_t xn = 16 * 1600, yn = 16 * 400, in[2] = {16, 1600}, out[2] = {24, 2000};
+    float *x = rand_f(xn), *y[2], *r[2], sc[2] = {1.5f, 1.25f};
+    int64_t *ix[2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t ? 3 : 1);
+        y[t] = malloc((size_t)yn * 2 * sizeof(float)), ix[t] = malloc((size_t)yn * sizeof(int64_t));
+        r[t] = malloc((size_t)(24 * 2000) * sizeof(float));
+        k_maxpool_f32(y[t], ix[t], x, &p);
+        k_avgpool_f32(y[t] + yn, x, &p);
+        k_resize_f32(r[t], x, in, out, 2, sc, NULL, 1, 0, 0, 0);
+    }
+    CHECK(memcmp(y[0], y[1], (size_t)yn * 2 * sizeof(float)) == 0);
+    CHECK(memcmp(ix[0], ix[1], (size_t)yn * sizeof(int64_t)) == 0);
+    CHECK(memcmp(r[0], r[1], (size_t)(24 * 2000) * sizeof(float)) == 0);
+    for (int t = 0; t < 2; t++) free(y[t]), free(ix[t]), free(r[t]);
+    free(x);
+    omp_set_num_threads(omp_get_num_procs());
+}
+
 int main(void)
 {
     RUN(test_pool_fixed);
@@ -367,5 +392,6 @@ int main(void)
     RUN(test_global_pool);
     RUN(test_resize_modes);
     RUN(test_resize_random);
+    RUN(test_pool_threads_bitwise);
     return CHECK_DONE();
 }
