@@ -17,16 +17,31 @@
 /* Rows of work below this many elements stay on one thread. */
 #define PAR_ELEMS (1 << 15)
 
+/* Lanes of independent partial sums: the compiler may not reorder one serial
+ * floating-point sum, so eight fixed lanes (combined in a fixed order) are what
+ * lets it vectorize, and the result still depends on n alone, never on threads. */
+#define LANES 8
+
 /* Mean and population variance of n floats, in double. */
 static void moments(const float *x, int64_t n, double *mean, double *var) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i];
-    double m = s / (double)n, q = 0;
-    for (int64_t i = 0; i < n; i++) {
+    double s[LANES] = {0}, q[LANES] = {0}, st = 0, qt = 0;
+    int64_t nv = n - n % LANES;
+    for (int64_t i = 0; i < nv; i += LANES)
+        for (int l = 0; l < LANES; l++) s[l] += x[i + l];
+    for (int64_t i = nv; i < n; i++) st += x[i];
+    for (int l = 0; l < LANES; l++) st += s[l];
+    double m = st / (double)n;
+    for (int64_t i = 0; i < nv; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double d = x[i + l] - m;
+            q[l] += d * d;
+        }
+    for (int64_t i = nv; i < n; i++) {
         double d = x[i] - m;
-        q += d * d;
+        qt += d * d;
     }
-    *mean = m, *var = q / (double)n;
+    for (int l = 0; l < LANES; l++) qt += q[l];
+    *mean = m, *var = qt / (double)n;
 }
 
 /* m as hi + lo floats. x - hi is exact for x near the mean, so (x - hi) - lo
