@@ -19,10 +19,13 @@ RT_SRC   := $(wildcard runtime/*.c)
 # cpu kernels: compiled here for the tests and the conformance tier, copied into generated programs
 KCPU_SRC := $(wildcard codegen/kernels/cpu/*.c)
 OMP      := -fopenmp
+# Sources loom embeds (build/gen/embedded.c) and copies into every generated program
+EMBED_SRC := $(wildcard codegen/kernels/cpu/*.[ch] runtime/*.[ch])
 INC      := -Iir -Ifrontend -Ioptimizer -Icodegen -Iruntime -Icli -Ibuild/gen
 
 GEN      := build/gen/onnx.pb-c.c
 GEN_H    := build/gen/onnx.pb-c.h
+EMBED    := build/gen/embedded.c
 
 .PHONY: all setup demo test fuzz models clean
 all: setup bin/loom build/rel/libloomrt.a build/rel/libloomk_cpu.a
@@ -38,6 +41,10 @@ $(GEN) $(GEN_H): $(PROTO) | build/.setup-ok
 	@mkdir -p build/gen
 	protoc-c --c_out=build/gen -I$(dir $(PROTO)) $(PROTO)
 
+$(EMBED): scripts/embed.sh $(EMBED_SRC)
+	@mkdir -p build/gen
+	scripts/embed.sh $@ $(EMBED_SRC)
+
 # Two builds of everything: rel (optimised) and asan (AddressSanitizer + UBSan, for tests).
 define BUILD
 build/$(1)/%.o: %.c $(GEN_H)
@@ -46,7 +53,10 @@ build/$(1)/%.o: %.c $(GEN_H)
 build/$(1)/gen/onnx.pb-c.o: $(GEN)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) -std=c11 -w $$(INC) -c $$< -o $$@
-build/$(1)/libloom.a: $$(patsubst %.c,build/$(1)/%.o,$$(filter-out cli/%,$$(LOOM_SRC))) build/$(1)/gen/onnx.pb-c.o
+build/$(1)/gen/embedded.o: $(EMBED) $(GEN_H)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$(WARN) $$(INC) -c $$< -o $$@
+build/$(1)/libloom.a: $$(patsubst %.c,build/$(1)/%.o,$$(filter-out cli/%,$$(LOOM_SRC))) build/$(1)/gen/onnx.pb-c.o build/$(1)/gen/embedded.o
 	@rm -f $$@
 	ar rcs $$@ $$^
 build/$(1)/libloomrt.a: $$(patsubst %.c,build/$(1)/%.o,$$(RT_SRC))
@@ -58,8 +68,11 @@ build/$(1)/codegen/kernels/cpu/%.o: codegen/kernels/cpu/%.c
 build/$(1)/libloomk_cpu.a: $$(patsubst %.c,build/$(1)/%.o,$$(KCPU_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
-build/$(1)/loom: $$(patsubst %.c,build/$(1)/%.o,$$(filter cli/%,$$(LOOM_SRC))) build/$(1)/libloom.a
-	$$(CC) $(2) $$^ -o $$@ -lprotobuf-c -lm
+# loom links libloomrt (it writes weights.safetensors) and the cpu kernels (their
+# workspace-size functions size the memory plan)
+build/$(1)/loom: $$(patsubst %.c,build/$(1)/%.o,$$(filter cli/%,$$(LOOM_SRC))) build/$(1)/libloom.a \
+		build/$(1)/libloomrt.a build/$(1)/libloomk_cpu.a
+	$$(CC) $(2) $$(OMP) $$^ -o $$@ -lprotobuf-c -lopenblas -lm
 endef
 $(eval $(call BUILD,rel,$(CFLAGS)))
 $(eval $(call BUILD,asan,$(SAN)))

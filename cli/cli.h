@@ -21,6 +21,7 @@ enum {
 
 /* A subcommand: argv[0] is its name, argc counts it. Returns the exit code. */
 typedef int (*CliCommandFn)(int argc, char **argv);
+int cli_compile(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_ops(int argc, char **argv);
 

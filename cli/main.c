@@ -11,6 +11,7 @@ static const struct {
     CliCommandFn run;
     const char *summary;
 } commands[] = {
+    {"compile", cli_compile, "compile a model into a standalone C inference program"},
     {"inspect", cli_inspect, "load a model and print its inputs, ops, parameters, FLOPs and IR"},
     {"ops", cli_ops, "list the ONNX operators loom supports"},
 };

@@ -27,6 +27,10 @@ int onnx_load_bytes(IrGraph *g, const uint8_t *buf, size_t len, const OnnxDim *d
  * declared ones. */
 int onnx_fold_infer(IrGraph *g);
 
+/* Read a serialized TensorProto file (the ONNX test data stores inputs and
+ * outputs so) into a new constant value `name`; sets *vid. */
+int onnx_load_tensor_file(IrGraph *g, const char *path, const char *name, int *vid);
+
 /* Parse "NAME=N" or "INPUT:AXIS=N" into d (strings point into arg). */
 int onnx_parse_dim(char *arg, OnnxDim *d);
 

@@ -744,6 +744,25 @@ out:
     return rc;
 }
 
+int onnx_load_tensor_file(IrGraph *g, const char *path, const char *name, int *vid)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char err[512];
+    if (read_file(g, path, &buf, &len) < 0) return -1;
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!t) return ir_fail(g, -1, "%s: not a serialized ONNX TensorProto", path);
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    Loader L = {g, NULL, 0, NULL, dir};
+    snprintf(err, sizeof err, "tensor file '%s'", path);
+    int rc = tensor_value(&L, t, name, IR_CONST, err, vid);
+    free(dir);
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    return rc;
+}
+
 int onnx_parse_dim(char *arg, OnnxDim *d)
 {
     char *eq = strrchr(arg, '=');

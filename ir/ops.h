@@ -19,6 +19,7 @@
 #define OPF_BROADCAST 2u  /* numpy-broadcasting n-ary elementwise */
 #define OPF_SHAPE_ONLY 4u /* output depends on input shapes, not contents (Shape, Size) */
 #define OPF_NO_GRAD 8u    /* outputs carry no gradient (comparisons, integer ops) */
+#define OPF_VIEW 16u      /* output 0 is input 0's bytes under another shape (no copy) */
 
 #define IR_OPS(OP) \
     /* linear algebra and convolution */ \
@@ -82,7 +83,7 @@
     OP(Gelu, "Gelu", 1, 1, 1, 1, shape_unary, eval_unary, 10, OPF_ELEMWISE, "approximate:s") \
     OP(Clip, "Clip", 1, 3, 1, 1, shape_unary, eval_clip, 2, 0, "min:f max:f") \
     OP(Cast, "Cast", 1, 1, 1, 1, shape_cast, eval_cast, 0, OPF_ELEMWISE, "to:i saturate:i") \
-    OP(Identity, "Identity", 1, 1, 1, 1, shape_unary, eval_identity, 0, OPF_ELEMWISE, "") \
+    OP(Identity, "Identity", 1, 1, 1, 1, shape_unary, eval_identity, 0, OPF_ELEMWISE | OPF_VIEW, "") \
     OP(Dropout, "Dropout", 1, 3, 1, 2, shape_dropout, NULL, 1, 0, "ratio:f seed:i") \
     /* softmax and reductions */ \
     OP(Softmax, "Softmax", 1, 1, 1, 1, shape_unary, NULL, 5, 0, "axis:i") \
@@ -105,10 +106,10 @@
     OP(ScatterND, "ScatterND", 3, 3, 1, 1, shape_scatternd, eval_scatternd, 0, 0, "reduction:s") \
     OP(Trilu, "Trilu", 1, 2, 1, 1, shape_unary, eval_trilu, 0, 0, "upper:i") \
     /* data movement */ \
-    OP(Reshape, "Reshape", 2, 2, 1, 1, shape_reshape, eval_identity, 0, 0, "allowzero:i") \
-    OP(Flatten, "Flatten", 1, 1, 1, 1, shape_flatten, eval_identity, 0, 0, "axis:i") \
-    OP(Squeeze, "Squeeze", 1, 2, 1, 1, shape_squeeze, eval_identity, 0, 0, "axes:I") \
-    OP(Unsqueeze, "Unsqueeze", 1, 2, 1, 1, shape_unsqueeze, eval_identity, 0, 0, "axes:I") \
+    OP(Reshape, "Reshape", 2, 2, 1, 1, shape_reshape, eval_identity, 0, OPF_VIEW, "allowzero:i") \
+    OP(Flatten, "Flatten", 1, 1, 1, 1, shape_flatten, eval_identity, 0, OPF_VIEW, "axis:i") \
+    OP(Squeeze, "Squeeze", 1, 2, 1, 1, shape_squeeze, eval_identity, 0, OPF_VIEW, "axes:I") \
+    OP(Unsqueeze, "Unsqueeze", 1, 2, 1, 1, shape_unsqueeze, eval_identity, 0, OPF_VIEW, "axes:I") \
     OP(Transpose, "Transpose", 1, 1, 1, 1, shape_transpose, eval_transpose, 0, 0, "perm:I") \
     OP(Concat, "Concat", 1, -1, 1, 1, shape_concat, eval_concat, 0, 0, "axis:i") \
     OP(Split, "Split", 1, 2, 1, -1, shape_split, eval_split, 0, 0, "axis:i num_outputs:i split:I") \

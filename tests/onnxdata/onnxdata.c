@@ -1,16 +1,25 @@
-/* Import every model.onnx of the ONNX backend test data and compare the shapes
- * loom infers for the graph outputs with the shapes of the expected outputs
- * (test_data_set_0/output_N.pb). Prints one line per model:
- *   DIR ok|unsupported|mismatch|error OPS... | MESSAGE
- * where OPS are the op types the model uses (for docs/ops.md) and MESSAGE is
- * loom's error, if any. Usage: onnxdata DIR... */
+/* The tool behind the tiers that use the ONNX backend test data, whose models
+ * come with inputs and expected outputs as serialized TensorProto (.pb) files.
+ *   onnxdata scan DIR...            import every DIR/NAME/model.onnx and compare
+ *       the inferred output shapes with test_data_set_0/output_N.pb; one line per
+ *       model: "DIR ok|unsupported|mismatch|error OPS... | MESSAGE", OPS being the
+ *       op types the model uses (for docs/ops.md), MESSAGE loom's error if any
+ *   onnxdata io TESTDIR             the model's graph inputs and outputs in order
+ *       ("in NAME", "out NAME") and the --dim bindings its test data implies
+ *       ("dim INPUT:AXIS=N")
+ *   onnxdata npy IN.pb OUT.npy      convert, for an infer program's --input
+ *   onnxdata compare GOT.npy WANT.pb  compare as ONNX's runner does: floats
+ *       within atol 1e-7 + rtol 1e-3 * |want| (NaN equals NaN), the rest exactly
+ * Exit 0 on success, 1 on a difference or an error (with a message), 2 on usage. */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frontend.h"
 #include "onnx.pb-c.h"
+#include "rt.h"
 
 static Onnx__TensorProto *read_tensor(const char *path)
 {
@@ -144,9 +153,106 @@ static void one(const char *dir)
 
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int main(int argc, char **argv)
+static double elem(const void *p, int64_t i, IrDType t)
 {
-    for (int a = 1; a < argc; a++) {
+    switch (t) {
+    case IR_F32: return ((const float *)p)[i];
+    case IR_F64: return ((const double *)p)[i];
+    case IR_I8: return ((const int8_t *)p)[i];
+    case IR_U8: case IR_BOOL: return ((const uint8_t *)p)[i];
+    case IR_I16: return ((const int16_t *)p)[i];
+    case IR_U16: return ((const uint16_t *)p)[i];
+    case IR_I32: return ((const int32_t *)p)[i];
+    case IR_U32: return ((const uint32_t *)p)[i];
+    case IR_I64: return (double)((const int64_t *)p)[i];
+    case IR_U64: return (double)((const uint64_t *)p)[i];
+    case IR_F16: case IR_BF16: {
+        uint16_t h = ((const uint16_t *)p)[i];
+        uint32_t bits;
+        if (t == IR_BF16) {
+            bits = (uint32_t)h << 16;
+        } else {
+            uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
+            if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+            else if (e) bits = sign | ((e + 112) << 23) | (m << 13);
+            else if (!m) bits = sign;
+            else {
+                float f = ldexpf((float)m, -24);
+                memcpy(&bits, &f, 4);
+                bits |= sign;
+            }
+        }
+        float f;
+        memcpy(&f, &bits, 4);
+        return f;
+    }
+    default: return NAN;
+    }
+}
+
+static int convert_or_compare(int argc, char **argv)
+{
+    int to_npy = strcmp(argv[1], "npy") == 0;
+    const char *pb = to_npy ? argv[2] : argv[3];
+    IrGraph *g = ir_graph_new(pb);
+    int vid, rc = 1;
+    rt_tensor got = {0};
+    if (onnx_load_tensor_file(g, pb, "t", &vid) < 0) {
+        fprintf(stderr, "%s\n", g->err);
+        goto out;
+    }
+    const IrValue *v = &g->values[vid];
+    if (to_npy) {
+        rt_tensor t = {(rt_dtype)v->dtype, v->rank, {0}, v->data, (size_t)ir_value_bytes(v)};
+        for (int k = 0; k < v->rank; k++) t.dims[k] = v->dims[k];
+        if (rt_npy_write(argv[3], &t) < 0) fprintf(stderr, "%s\n", rt_error());
+        else rc = 0;
+        goto out;
+    }
+    if (rt_npy_read(argv[2], &got) < 0) {
+        fprintf(stderr, "%s\n", rt_error());
+        goto out;
+    }
+    /* ONNX 1.12's test data stores bfloat16 results as uint16 */
+    IrDType want_t = v->dtype == IR_U16 && got.dtype == (rt_dtype)IR_BF16 ? IR_BF16 : v->dtype;
+    int same_shape = got.rank == v->rank && (int)got.dtype == (int)want_t;
+    for (int k = 0; same_shape && k < v->rank; k++) same_shape = got.dims[k] == v->dims[k];
+    if (!same_shape) {
+        char s[128];
+        fprintf(stderr, "shape or dtype differs: got %s rank %d, want %s\n", rt_dtype_name(got.dtype),
+                got.rank, ir_shape_str(v, s, sizeof s));
+        goto out;
+    }
+    int64_t n = ir_value_numel(v), bad = 0, first = -1;
+    double worst = 0;
+    int is_float = ir_dtype_is_float(want_t);
+    for (int64_t i = 0; i < n; i++) {
+        double a = elem(got.data, i, want_t), b = elem(v->data, i, want_t);
+        int ok;
+        if (is_float) {
+            ok = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= 1e-7 + 1e-3 * fabs(b);
+            if (!isnan(a) && !isnan(b) && !isinf(b)) worst = fmax(worst, fabs(a - b) / (fabs(b) + 1e-7));
+        } else {
+            ok = memcmp((const char *)got.data + i * ir_dtype_size(want_t),
+                        (const char *)v->data + i * ir_dtype_size(want_t), ir_dtype_size(want_t)) == 0;
+        }
+        if (!ok && bad++ == 0) first = i;
+    }
+    if (bad) {
+        fprintf(stderr, "%lld of %lld elements differ; first at %lld: got %g, want %g (worst rel %.3g)\n",
+                (long long)bad, (long long)n, (long long)first, elem(got.data, first, want_t),
+                elem(v->data, first, want_t), worst);
+        goto out;
+    }
+    rc = 0;
+out:
+    rt_tensor_free(&got);
+    ir_graph_free(g);
+    return rc;
+}
+static int scan(int argc, char **argv)
+{
+    for (int a = 2; a < argc; a++) {
         DIR *d = opendir(argv[a]);
         if (!d) {
             fprintf(stderr, "onnxdata: cannot open %s\n", argv[a]);
@@ -171,4 +277,32 @@ int main(int argc, char **argv)
         free(names);
     }
     return 0;
+}
+
+/* The graph's inputs and outputs and the dims its test data binds. */
+static int io(const char *dir)
+{
+    char path[4096], ops[4096];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    static Bindings b;
+    b.n = 0;
+    list_ops(path, dir, ops, sizeof ops, &b);
+    IrGraph *g = ir_graph_new(path);
+    int ok = onnx_load(g, b.d, b.n) == 0;
+    if (!ok) fprintf(stderr, "%s\n", g->err);
+    for (int i = 0; ok && i < b.n; i++) printf("dim %s=%lld\n", b.d[i].name, (long long)b.d[i].value);
+    for (int i = 0; ok && i < g->ninputs; i++) printf("in %s\n", g->values[g->inputs[i]].name);
+    for (int i = 0; ok && i < g->noutputs; i++) printf("out %s\n", g->values[g->outputs[i]].name);
+    ir_graph_free(g);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "scan") == 0) return scan(argc, argv);
+    if (argc == 3 && strcmp(argv[1], "io") == 0) return io(argv[2]);
+    if (argc == 4 && (strcmp(argv[1], "npy") == 0 || strcmp(argv[1], "compare") == 0))
+        return convert_or_compare(argc, argv);
+    fprintf(stderr, "usage: onnxdata scan DIR... | io TESTDIR | npy IN.pb OUT.npy | compare GOT.npy WANT.pb\n");
+    return 2;
 }

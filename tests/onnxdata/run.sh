@@ -13,7 +13,7 @@ res=$root/build/test-logs/onnxdata.results
 mkdir -p "$root/build/unit" "$root/build/test-logs"
 # shellcheck disable=SC2086
 $TEST_CC "$here/onnxdata.c" -o "$bin" $TEST_LIBS || { echo "FAIL onnxdata (does not compile)"; exit 1; }
-(cd "$data" && ASAN_OPTIONS=detect_leaks=1 "$bin" node pytorch-converted pytorch-operator simple) > "$res" 2> "$res.stderr"
+(cd "$data" && ASAN_OPTIONS=detect_leaks=1 "$bin" scan node pytorch-converted pytorch-operator simple) > "$res" 2> "$res.stderr"
 rc=$?
 [ $rc -eq 0 ] || { echo "FAIL onnxdata (runner exited $rc)"; tail -30 "$res.stderr"; exit 1; }
 

@@ -1,0 +1,599 @@
+/* cpu emitters of the ops with the most arithmetic: MatMul (numpy batch
+ * broadcasting resolved here into static per-batch offset arrays), Gemm,
+ * Einsum (lowered to k_copy_nd transposes around one batched k_matmul),
+ * Conv and ConvTranspose, pooling, Resize and DFT. Kernel parameters that
+ * are structs are emitted as static const initializers. The convolution
+ * workspace sizes come from the kernels themselves (k_conv_f32_ws), which
+ * loom links for that purpose, so the planner and the kernel never disagree. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_impl.h"
+#include "kernels/cpu/kernels.h"
+#include "ops_impl.h"
+
+#define NODE(c, node) (&(c)->g->nodes[node])
+#define VAL(c, id) (&(c)->g->values[id])
+
+static int64_t prod(const int64_t *d, int from, int to)
+{
+    int64_t p = 1;
+    for (int k = from; k < to; k++) p *= d[k];
+    return p;
+}
+
+static int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
+
+static void i64_list(FILE *f, const int64_t *v, int n)
+{
+    fputc('{', f);
+    for (int i = 0; i < n; i++) fprintf(f, i ? ", %lld" : "%lld", (long long)v[i]);
+    fputc('}', f);
+}
+
+/* ---- MatMul ---- */
+
+const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n)
+{
+    IrDType t = g->values[g->nodes[node].in[0]].dtype;
+    if (t == IR_F32 || t == IR_F64 || t == IR_I32 || t == IR_I64 || t == IR_U32 || t == IR_U64) return NULL;
+    snprintf(why, n, "MatMul of %s (float32, float64, int32, int64, uint32, uint64 only)", ir_dtype_name(t));
+    return why;
+}
+
+/* Per output batch, the element offset of operand v's matrix (v's batch dims
+ * broadcast over the output's); returns 1 when they are simply consecutive. */
+static int batch_offsets(const IrValue *v, int vb, const int64_t *ob, int orank, int64_t mat,
+                         int64_t *off)
+{
+    int64_t st[IR_MAX_RANK], s = mat, nb = prod(ob, 0, orank);
+    for (int d = orank - 1; d >= 0; d--) {
+        int vd = d - (orank - vb);
+        int64_t size = vd >= 0 ? v->dims[vd] : 1;
+        st[d] = size == 1 ? 0 : s;
+        s *= size;
+    }
+    int dense = 1;
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t rem = b, o = 0;
+        for (int d = orank - 1; d >= 0; d--) {
+            o += rem % ob[d] * st[d];
+            rem /= ob[d];
+        }
+        off[b] = o;
+        dense &= o == b * mat;
+    }
+    return dense;
+}
+
+void cg_cpu_matmul_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *a = VAL(c, n->in[0]), *b = VAL(c, n->in[1]), *y = VAL(c, n->out[0]);
+    int64_t M = a->rank >= 2 ? a->dims[a->rank - 2] : 1, K = a->dims[a->rank - 1];
+    int64_t N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    int ab = a->rank > 2 ? a->rank - 2 : 0, bb = b->rank > 2 ? b->rank - 2 : 0;
+    int orank = ab > bb ? ab : bb;
+    int64_t ob[IR_MAX_RANK];
+    /* the output's batch dims: all of y's but the matrix (or vector) dims */
+    int mat_dims = (a->rank >= 2) + (b->rank >= 2);
+    memcpy(ob, y->dims, sizeof(int64_t) * (size_t)(y->rank - mat_dims));
+    IR_ASSERT(y->rank - mat_dims == orank);
+    int64_t nb = prod(ob, 0, orank);
+    int64_t *aoff = ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *aoff);
+    int64_t *boff = ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *boff);
+    int adense = batch_offsets(a, ab, ob, orank, M * K, aoff);
+    int bdense = batch_offsets(b, bb, ob, orank, K * N, boff);
+    int bshared = prod(b->dims, 0, bb) == 1;
+    cg_declare_outputs(c, node);
+    char an[64] = "NULL", bn[64] = "NULL";
+    if (adense && bshared) {
+        /* one weight for every batch: a single (batch*M x K) product */
+        M *= nb;
+        nb = 1;
+    } else {
+        if (!adense) cg_i64_array(c, node, "a_off", aoff, (int)nb, an, sizeof an);
+        if (!bdense) cg_i64_array(c, node, "b_off", boff, (int)nb, bn, sizeof bn);
+    }
+    if (ir_value_numel(y) > 0) {
+        if (a->dtype == IR_F32 || a->dtype == IR_F64)
+            fprintf(c->f, "    k_matmul_%s(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s);\n",
+                    a->dtype == IR_F32 ? "f32" : "f64", c->var[n->out[0]], c->var[n->in[0]],
+                    c->var[n->in[1]], (long long)nb, (long long)M, (long long)N, (long long)K, an, bn);
+        else
+            fprintf(c->f, "    k_matmul_int(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s, %d);\n",
+                    c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)nb, (long long)M,
+                    (long long)N, (long long)K, an, bn, (int)a->dtype);
+    }
+    free(aoff);
+    free(boff);
+}
+
+/* ---- Gemm ---- */
+
+const char *cg_cpu_gemm_check(IrGraph *g, int node, char *why, size_t n)
+{
+    IrDType t = g->values[g->nodes[node].in[0]].dtype;
+    if (t == IR_F32) return NULL;
+    snprintf(why, n, "Gemm of %s (float32 only)", ir_dtype_name(t));
+    return why;
+}
+
+void cg_cpu_gemm_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *a = VAL(c, n->in[0]), *b = VAL(c, n->in[1]);
+    int ta = ir_attr_int(n, "transA", 0) != 0, tb = ir_attr_int(n, "transB", 0) != 0;
+    int64_t M = a->dims[ta], K = a->dims[!ta], N = b->dims[!tb];
+    int64_t cr = 1, cc = 1;
+    if (ir_in(n, 2) >= 0) {
+        const IrValue *cv = VAL(c, n->in[2]);
+        if (cv->rank == 1) cc = cv->dims[0];
+        if (cv->rank == 2) cr = cv->dims[0], cc = cv->dims[1];
+    }
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_gemm_f32(%s, %s, %s, %s, %lld, %lld, %lld, %d, %d, %s, %s, %lld, %lld);\n",
+            c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
+            ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", (long long)M, (long long)N, (long long)K, ta, tb,
+            CG_FLT(ir_attr_float(n, "alpha", 1.0f)), CG_FLT(ir_attr_float(n, "beta", 1.0f)), (long long)cr, (long long)cc);
+}
+
+/* ---- Einsum ----
+ * Two operands: each label is a batch label (in both inputs and the
+ * output), an M label (first input and output), an N label (second input and
+ * output) or a K label (both inputs, summed). The inputs are copied into
+ * [B..., M..., K...] and [B..., K..., N...] (skipped when already so), one
+ * batched matmul gives [B..., M..., N...], copied to the output's order
+ * (skipped when it is that order). One operand: a pure transpose. */
+
+typedef struct {
+    IrEinsum e;
+    int nb, nm, nn, nk;
+    int b[IR_MAX_RANK], m[IR_MAX_RANK], n[IR_MAX_RANK], k[IR_MAX_RANK];
+    int copy_a, copy_b, copy_y;
+} EinPlan;
+
+static int find_label(const int *lab, int rank, int l)
+{
+    for (int i = 0; i < rank; i++)
+        if (lab[i] == l) return i;
+    return -1;
+}
+
+static int count_label(const int *lab, int rank, int l)
+{
+    int k = 0;
+    for (int i = 0; i < rank; i++) k += lab[i] == l;
+    return k;
+}
+
+/* Whether operand op already lies as `order` (labels, n of them) with full sizes. */
+static int in_order(const EinPlan *p, const IrValue *v, int op, const int *order, int n)
+{
+    if (v->rank != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (p->e.lab[op][i] != order[i] || v->dims[i] != p->e.size[order[i]]) return 0;
+    return 1;
+}
+
+static const char *ein_plan(IrGraph *g, int node, EinPlan *p)
+{
+    memset(p, 0, sizeof *p);
+    if (ir_einsum_parse(g, node, &p->e) < 0) return "an Einsum equation that does not parse";
+    IrEinsum *e = &p->e;
+    for (int op = 0; op < e->nop; op++)
+        for (int i = 0; i < e->rank[op]; i++)
+            if (count_label(e->lab[op], e->rank[op], e->lab[op][i]) > 1)
+                return "an Einsum with a repeated label in one operand (a diagonal)";
+    if (e->nop == 1) {
+        for (int i = 0; i < e->rank[0]; i++)
+            if (find_label(e->out_lab, e->out_rank, e->lab[0][i]) < 0)
+                return "a one-operand Einsum that sums a label (use ReduceSum)";
+        return NULL;
+    }
+    if (e->nop != 2) return "an Einsum of more than two operands";
+    const IrNode *nd = &g->nodes[node];
+    for (int i = 0; i < e->out_rank; i++) {
+        int l = e->out_lab[i], ia = find_label(e->lab[0], e->rank[0], l) >= 0,
+            ib = find_label(e->lab[1], e->rank[1], l) >= 0;
+        if (ia && ib) p->b[p->nb++] = l;
+        else if (ia) p->m[p->nm++] = l;
+        else p->n[p->nn++] = l;
+    }
+    for (int op = 0; op < 2; op++)
+        for (int i = 0; i < e->rank[op]; i++) {
+            int l = e->lab[op][i];
+            if (find_label(e->out_lab, e->out_rank, l) >= 0) continue;
+            if (find_label(e->lab[1 - op], e->rank[1 - op], l) < 0)
+                return "an Einsum that sums a label of one operand only";
+            if (op == 0) p->k[p->nk++] = l;
+        }
+    int order[3 * IR_MAX_RANK], n = 0;
+    for (int i = 0; i < p->nb; i++) order[n++] = p->b[i];
+    for (int i = 0; i < p->nm; i++) order[n++] = p->m[i];
+    for (int i = 0; i < p->nk; i++) order[n++] = p->k[i];
+    p->copy_a = !in_order(p, &g->values[nd->in[0]], 0, order, n);
+    n = 0;
+    for (int i = 0; i < p->nb; i++) order[n++] = p->b[i];
+    for (int i = 0; i < p->nk; i++) order[n++] = p->k[i];
+    for (int i = 0; i < p->nn; i++) order[n++] = p->n[i];
+    p->copy_b = !in_order(p, &g->values[nd->in[1]], 1, order, n);
+    n = 0;
+    for (int i = 0; i < p->nb; i++) order[n++] = p->b[i];
+    for (int i = 0; i < p->nm; i++) order[n++] = p->m[i];
+    for (int i = 0; i < p->nn; i++) order[n++] = p->n[i];
+    p->copy_y = memcmp(order, e->out_lab, sizeof(int) * (size_t)n) != 0;
+    return NULL;
+}
+
+const char *cg_cpu_einsum_check(IrGraph *g, int node, char *why, size_t n)
+{
+    IrDType t = g->values[g->nodes[node].out[0]].dtype;
+    if (t != IR_F32 && t != IR_F64) {
+        snprintf(why, n, "Einsum of %s (float32 and float64 only)", ir_dtype_name(t));
+        return why;
+    }
+    EinPlan p;
+    return ein_plan(g, node, &p);
+}
+
+static int64_t labels_numel(const EinPlan *p, const int *l, int n)
+{
+    int64_t s = 1;
+    for (int i = 0; i < n; i++) s *= p->e.size[l[i]];
+    return s;
+}
+
+int64_t cg_cpu_einsum_ws(IrGraph *g, int node)
+{
+    EinPlan p;
+    IR_ASSERT(ein_plan(g, node, &p) == NULL);
+    if (p.e.nop == 1) return 0;
+    int64_t es = ir_dtype_size(g->values[g->nodes[node].out[0]].dtype);
+    int64_t B = labels_numel(&p, p.b, p.nb), M = labels_numel(&p, p.m, p.nm),
+            N = labels_numel(&p, p.n, p.nn), K = labels_numel(&p, p.k, p.nk);
+    return (p.copy_a ? align64(B * M * K * es) : 0) + (p.copy_b ? align64(B * K * N * es) : 0) +
+           (p.copy_y ? align64(B * M * N * es) : 0);
+}
+
+/* Copy operand src (labels slab, dims) into dst laid out as `order`
+ * (contiguous); with inverse, the other way: dst (as the op's labels) from
+ * src laid out as order. Broadcast dims of size 1 read with stride 0. */
+static void ein_copy(CgCtx *c, int node, int tag, const char *dst, const char *src, const EinPlan *p,
+                     const int *lab, const int64_t *dims, int rank, const int *order, int n, int inverse,
+                     int esize)
+{
+    int64_t vst[IR_MAX_RANK], ost[3 * IR_MAX_RANK], d[3 * IR_MAX_RANK], s1[3 * IR_MAX_RANK],
+        s2[3 * IR_MAX_RANK], st = 1;
+    for (int i = rank - 1; i >= 0; i--) vst[i] = st, st *= dims[i];
+    st = 1;
+    for (int i = n - 1; i >= 0; i--) ost[i] = st, st *= p->e.size[order[i]];
+    for (int i = 0; i < n; i++) {
+        int at = find_label(lab, rank, order[i]);
+        d[i] = p->e.size[order[i]];
+        s1[i] = ost[i];
+        s2[i] = dims[at] == 1 ? 0 : vst[at];
+    }
+    char a[48], b[48], dd[48], what[16];
+    snprintf(what, sizeof what, "ein%d_d", tag);
+    cg_i64_array(c, node, what, d, n, dd, sizeof dd);
+    snprintf(what, sizeof what, "ein%d_o", tag);
+    cg_i64_array(c, node, what, s1, n, a, sizeof a);
+    snprintf(what, sizeof what, "ein%d_v", tag);
+    cg_i64_array(c, node, what, s2, n, b, sizeof b);
+    if (inverse) fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, b, src, a, dd, n, esize);
+    else fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, a, src, b, dd, n, esize);
+}
+
+void cg_cpu_einsum_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *y = VAL(c, n->out[0]);
+    int es = ir_dtype_size(y->dtype);
+    EinPlan p;
+    IR_ASSERT(ein_plan(c->g, node, &p) == NULL);
+    cg_declare_outputs(c, node);
+    const IrValue *a = VAL(c, n->in[0]);
+    if (p.e.nop == 1) {
+        ein_copy(c, node, 0, c->var[n->out[0]], c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank,
+                 p.e.out_lab, p.e.out_rank, 0, es);
+        return;
+    }
+    const IrValue *b = VAL(c, n->in[1]);
+    int64_t B = labels_numel(&p, p.b, p.nb), M = labels_numel(&p, p.m, p.nm),
+            N = labels_numel(&p, p.n, p.nn), K = labels_numel(&p, p.k, p.nk);
+    const char *t = cg_ctype(y->dtype);
+    char ws[64], pa[160], pb[160], py[160];
+    cg_ws_expr(c, node, ws, sizeof ws);
+    int64_t at = 0;
+    snprintf(pa, sizeof pa, "%s", c->var[n->in[0]]);
+    snprintf(pb, sizeof pb, "%s", c->var[n->in[1]]);
+    snprintf(py, sizeof py, "%s", c->var[n->out[0]]);
+    int order[3 * IR_MAX_RANK], k = 0;
+    if (p.copy_a) {
+        snprintf(pa, sizeof pa, "(%s *)(%s + %lld)", t, ws, (long long)at);
+        at += align64(B * M * K * es);
+        k = 0;
+        for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
+        for (int i = 0; i < p.nm; i++) order[k++] = p.m[i];
+        for (int i = 0; i < p.nk; i++) order[k++] = p.k[i];
+        ein_copy(c, node, 0, pa, c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank, order, k, 0, es);
+    }
+    if (p.copy_b) {
+        snprintf(pb, sizeof pb, "(%s *)(%s + %lld)", t, ws, (long long)at);
+        at += align64(B * K * N * es);
+        k = 0;
+        for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
+        for (int i = 0; i < p.nk; i++) order[k++] = p.k[i];
+        for (int i = 0; i < p.nn; i++) order[k++] = p.n[i];
+        ein_copy(c, node, 1, pb, c->var[n->in[1]], &p, p.e.lab[1], b->dims, b->rank, order, k, 0, es);
+    }
+    if (p.copy_y) snprintf(py, sizeof py, "(%s *)(%s + %lld)", t, ws, (long long)at);
+    fprintf(c->f, "    k_matmul_%s(%s, %s, %s, %lld, %lld, %lld, %lld, NULL, NULL);\n",
+            y->dtype == IR_F32 ? "f32" : "f64", py, pa, pb, (long long)B, (long long)M, (long long)N,
+            (long long)K);
+    if (p.copy_y) {
+        k = 0;
+        for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
+        for (int i = 0; i < p.nm; i++) order[k++] = p.m[i];
+        for (int i = 0; i < p.nn; i++) order[k++] = p.n[i];
+        ein_copy(c, node, 2, c->var[n->out[0]], py, &p, p.e.out_lab, y->dims, y->rank, order, k, 1, es);
+    }
+}
+
+/* ---- windows: convolution and pooling ---- */
+
+/* Strides, dilations and start pads of node's window over spatial dims
+ * in -> out (k of them), with auto_pad resolved. */
+static void window(const IrNode *n, int k, const int64_t *in, const int64_t *out, const int64_t *kern,
+                   int64_t *stride, int64_t *dil, int64_t *pad)
+{
+    int64_t cnt;
+    const int64_t *s = ir_attr_ints(n, "strides", &cnt), *d = ir_attr_ints(n, "dilations", &cnt),
+                  *p = ir_attr_ints(n, "pads", &cnt);
+    const char *ap = ir_attr_string(n, "auto_pad", "NOTSET");
+    int transposed = n->op == IR_OP_ConvTranspose;
+    for (int i = 0; i < k; i++) {
+        stride[i] = s ? s[i] : 1;
+        dil[i] = d ? d[i] : 1;
+        pad[i] = p ? p[i] : 0;
+        if (!strcmp(ap, "VALID")) pad[i] = 0;
+        int same_upper = !strcmp(ap, "SAME_UPPER"), same = same_upper || !strcmp(ap, "SAME_LOWER");
+        int64_t ext = (kern[i] - 1) * dil[i] + 1, total;
+        if (transposed) {
+            /* the output size fixes the padding when it was given or implied */
+            if (!p || same) {
+                const int64_t *op = ir_attr_ints(n, "output_padding", &cnt);
+                total = stride[i] * (in[i] - 1) + (op ? op[i] : 0) + ext - out[i];
+                if (total < 0) total = 0;
+                pad[i] = same_upper ? total - total / 2 : total / 2;
+            }
+        } else if (same) {
+            total = (out[i] - 1) * stride[i] + ext - in[i];
+            if (total < 0) total = 0;
+            pad[i] = same_upper ? total / 2 : total - total / 2;
+        }
+    }
+}
+
+static void conv_params(IrGraph *g, int node, KConv *p)
+{
+    const IrNode *n = &g->nodes[node];
+    const IrValue *x = &g->values[n->in[0]], *w = &g->values[n->in[1]], *y = &g->values[n->out[0]];
+    memset(p, 0, sizeof *p);
+    p->nd = x->rank - 2;
+    p->N = x->dims[0];
+    p->C = x->dims[1];
+    p->M = y->dims[1];
+    p->group = ir_attr_int(n, "group", 1);
+    for (int i = 0; i < p->nd; i++) {
+        p->in[i] = x->dims[2 + i];
+        p->out[i] = y->dims[2 + i];
+        p->k[i] = w->dims[2 + i];
+    }
+    window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+}
+
+const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[0]];
+    if (x->dtype != IR_F32) {
+        snprintf(why, n, "%s of %s (float32 only)", ir_ops[nd->op].name, ir_dtype_name(x->dtype));
+        return why;
+    }
+    if (x->rank < 3 || x->rank > 5) return "a convolution over other than 1 to 3 spatial dims";
+    return NULL;
+}
+
+int64_t cg_cpu_conv_ws(IrGraph *g, int node)
+{
+    KConv p;
+    conv_params(g, node, &p);
+    return (int64_t)(g->nodes[node].op == IR_OP_Conv ? k_conv_f32_ws(&p) : k_conv_transpose_f32_ws(&p));
+}
+
+void cg_cpu_conv_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    KConv p;
+    conv_params(c->g, node, &p);
+    FILE *f = c->f;
+    char ws[64];
+    cg_declare_outputs(c, node);
+    fprintf(f, "    static const KConv conv_%d = {.nd = %d, .N = %lld, .C = %lld, .M = %lld, .group = %lld,\n"
+               "        .in = ", node, p.nd, (long long)p.N, (long long)p.C, (long long)p.M,
+            (long long)p.group);
+    i64_list(f, p.in, p.nd);
+    fprintf(f, ", .out = ");
+    i64_list(f, p.out, p.nd);
+    fprintf(f, ", .k = ");
+    i64_list(f, p.k, p.nd);
+    fprintf(f, ",\n        .stride = ");
+    i64_list(f, p.stride, p.nd);
+    fprintf(f, ", .dilation = ");
+    i64_list(f, p.dilation, p.nd);
+    fprintf(f, ", .pad = ");
+    i64_list(f, p.pad, p.nd);
+    fprintf(f, "};\n");
+    if (c->plan->ws_offset[node] >= 0) cg_ws_expr(c, node, ws, sizeof ws);
+    else snprintf(ws, sizeof ws, "NULL");
+    fprintf(f, "    %s(%s, %s, %s, %s, &conv_%d, %s);\n",
+            n->op == IR_OP_Conv ? "k_conv_f32" : "k_conv_transpose_f32", c->var[n->out[0]],
+            c->var[n->in[0]], c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", node, ws);
+}
+
+const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[0]];
+    if (x->dtype != IR_F32) {
+        snprintf(why, n, "%s of %s (float32 only)", ir_ops[nd->op].name, ir_dtype_name(x->dtype));
+        return why;
+    }
+    if (x->rank < 3 || x->rank > 5) return "pooling over other than 1 to 3 spatial dims";
+    return NULL;
+}
+
+void cg_cpu_pool_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int nd = x->rank - 2;
+    int64_t in[3] = {0}, out[3] = {0}, k[3] = {0}, stride[3], dil[3], pad[3], cnt;
+    const int64_t *ks = ir_attr_ints(n, "kernel_shape", &cnt);
+    for (int i = 0; i < nd; i++) in[i] = x->dims[2 + i], out[i] = y->dims[2 + i], k[i] = ks[i];
+    window(n, nd, in, out, k, stride, dil, pad);
+    FILE *f = c->f;
+    cg_declare_outputs(c, node);
+    fprintf(f, "    static const KPool pool_%d = {.nd = %d, .NC = %lld, .in = ", node, nd,
+            (long long)(x->dims[0] * x->dims[1]));
+    i64_list(f, in, nd);
+    fprintf(f, ", .out = ");
+    i64_list(f, out, nd);
+    fprintf(f, ", .k = ");
+    i64_list(f, k, nd);
+    fprintf(f, ",\n        .stride = ");
+    i64_list(f, stride, nd);
+    fprintf(f, ", .dilation = ");
+    i64_list(f, dil, nd);
+    fprintf(f, ", .pad = ");
+    i64_list(f, pad, nd);
+    fprintf(f, ", .count_include_pad = %d, .storage_order = %d};\n",
+            ir_attr_int(n, "count_include_pad", 0) != 0, ir_attr_int(n, "storage_order", 0) != 0);
+    if (n->op == IR_OP_MaxPool)
+        fprintf(f, "    k_maxpool_f32(%s, %s, %s, &pool_%d);\n", c->var[n->out[0]],
+                n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]], node);
+    else
+        fprintf(f, "    k_avgpool_f32(%s, %s, &pool_%d);\n", c->var[n->out[0]], c->var[n->in[0]], node);
+}
+
+void cg_cpu_global_pool_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_global_pool_f32(%s, %s, %lld, %lld, %d);\n", c->var[n->out[0]], c->var[n->in[0]],
+            (long long)(x->dims[0] * x->dims[1]), (long long)prod(x->dims, 2, x->rank),
+            n->op == IR_OP_GlobalMaxPool);
+}
+
+/* ---- Resize ---- */
+
+static int name_index(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+const char *cg_cpu_resize_check(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    if (g->values[nd->in[0]].dtype != IR_F32) {
+        snprintf(why, n, "Resize of %s (float32 only)", ir_dtype_name(g->values[nd->in[0]].dtype));
+        return why;
+    }
+    if (strcmp(ir_attr_string(nd, "keep_aspect_ratio_policy", "stretch"), "stretch"))
+        return "Resize with a keep_aspect_ratio_policy other than stretch";
+    int64_t na;
+    if (ir_attr_ints(nd, "axes", &na) &&
+        !strcmp(ir_attr_string(nd, "coordinate_transformation_mode", ""), "tf_crop_and_resize"))
+        return "Resize tf_crop_and_resize with axes";
+    int roi = g->opset >= 11 ? ir_in(nd, 1) : -1;
+    if (roi >= 0 && ir_value_numel(&g->values[roi]) > 0 && !g->values[roi].data)
+        return "Resize with a roi computed at run time";
+    return NULL;
+}
+
+void cg_cpu_resize_emit(CgCtx *c, int node)
+{
+    static const char *const coord[] = {"half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
+                                        "tf_crop_and_resize", "half_pixel_symmetric", "tf_half_pixel_for_nn"};
+    static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int r = x->rank, si = c->g->opset < 11 ? 1 : 2, roi = c->g->opset >= 11 ? ir_in(n, 1) : -1;
+    int64_t na;
+    const int64_t *axes = ir_attr_ints(n, "axes", &na);
+    const IrValue *sc = ir_in(n, si) >= 0 ? VAL(c, n->in[si]) : NULL;
+    if (sc && ir_value_numel(sc) == 0) sc = NULL;
+    double scale[IR_MAX_RANK];
+    for (int d = 0; d < r; d++) scale[d] = x->dims[d] ? (double)y->dims[d] / (double)x->dims[d] : 1;
+    if (sc)
+        for (int i = 0; i < ir_value_numel(sc); i++)
+            scale[axes ? ir_norm_axis(axes[i], r) : i] = ((const float *)sc->data)[i];
+    char xd[48], yd[48];
+    cg_declare_outputs(c, node);
+    cg_i64_array(c, node, "in", x->dims, r, xd, sizeof xd);
+    cg_i64_array(c, node, "out", y->dims, r, yd, sizeof yd);
+    fprintf(c->f, "    static const float scale_%d[%d] = {", node, r);
+    for (int d = 0; d < r; d++) fprintf(c->f, d ? ", %s" : "%s", CG_FLT((float)scale[d]));
+    fprintf(c->f, "};\n");
+    const char *roi_arg = "NULL";
+    char rn[32];
+    if (roi >= 0 && ir_value_numel(VAL(c, roi)) == 2 * r) {
+        const IrValue *rv = VAL(c, roi);
+        fprintf(c->f, "    static const float roi_%d[%d] = {", node, 2 * r);
+        for (int i = 0; i < 2 * r; i++)
+            fprintf(c->f, i ? ", %s" : "%s",
+                    CG_FLT(rv->dtype == IR_F64 ? (float)((const double *)rv->data)[i]
+                                          : ((const float *)rv->data)[i]));
+        fprintf(c->f, "};\n");
+        snprintf(rn, sizeof rn, "roi_%d", node);
+        roi_arg = rn;
+    }
+    fprintf(c->f, "    k_resize_f32(%s, %s, %s, %s, %d, scale_%d, %s, %d, %d, %d, %s);\n", c->var[n->out[0]],
+            c->var[n->in[0]], xd, yd, r, node, roi_arg,
+            strcmp(ir_attr_string(n, "mode", "nearest"), "nearest") != 0,
+            name_index(ir_attr_string(n, "coordinate_transformation_mode", "half_pixel"), coord, 7),
+            name_index(ir_attr_string(n, "nearest_mode", "round_prefer_floor"), nearest, 4),
+            CG_FLT(ir_attr_float(n, "extrapolation_value", 0)));
+}
+
+/* ---- DFT ---- */
+
+const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n)
+{
+    IrDType t = g->values[g->nodes[node].in[0]].dtype;
+    if (t == IR_F32) return NULL;
+    snprintf(why, n, "DFT of %s (float32 only)", ir_dtype_name(t));
+    return why;
+}
+
+void cg_cpu_dft_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int64_t axis = ir_attr_int(n, "axis", 1), len;
+    const int64_t *v;
+    if (c->g->opset >= 20) axis = ir_in(n, 2) >= 0 && ir_const_ints(c->g, n->in[2], &v) == 1 ? v[0] : -2;
+    int a = ir_norm_axis(axis, x->rank);
+    len = x->dims[a];
+    if (ir_in(n, 1) >= 0 && ir_const_ints(c->g, n->in[1], &v) == 1) len = v[0];
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_dft_f32(%s, %s, %lld, %lld, %lld, %d, %lld, %d, %d);\n", c->var[n->out[0]],
+            c->var[n->in[0]], (long long)prod(x->dims, 0, a), (long long)x->dims[a],
+            (long long)prod(x->dims, a + 1, x->rank - 1), (int)x->dims[x->rank - 1], (long long)len,
+            ir_attr_int(n, "onesided", 0) != 0, ir_attr_int(n, "inverse", 0) != 0);
+}

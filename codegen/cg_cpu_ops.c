@@ -1,0 +1,572 @@
+/* The cpu target: its table of per-op emitters (indexed by IrOp) and the
+ * emitters of data movement, indexing, normalization, softmax, reductions and
+ * losses. Linear algebra, convolution, pooling, resampling and spectral ops
+ * are in cg_cpu_linalg.c; elementwise ops in cg_elemwise.c. Each emitter
+ * writes one kernel call of codegen/kernels/cpu/kernels.h (with its constant
+ * arguments as static arrays) after declaring its outputs' pointers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_impl.h"
+#include "kernels/cpu/kernels.h"
+#include "ops_impl.h"
+
+#define NODE(c, node) (&(c)->g->nodes[node])
+#define VAL(c, id) (&(c)->g->values[id])
+
+/* ---- helpers shared by the emitters of this file ---- */
+
+static void strides_of(const IrValue *v, int64_t *s)
+{
+    int64_t st = 1;
+    for (int d = v->rank - 1; d >= 0; d--) s[d] = st, st *= v->dims[d];
+}
+
+static int64_t prod(const int64_t *d, int from, int to)
+{
+    int64_t p = 1;
+    for (int k = from; k < to; k++) p *= d[k];
+    return p;
+}
+
+/* One k_copy_nd call: dst[dst_off + i.dst_stride] = src[src_off + i.src_stride] over dims. */
+static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st,
+                      int src, int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
+{
+    char a[64], b[64], d[64], what[32];
+    snprintf(what, sizeof what, "dst%d", tag);
+    cg_i64_array(c, node, what, dst_st, rank, a, sizeof a);
+    snprintf(what, sizeof what, "src%d", tag);
+    cg_i64_array(c, node, what, src_st, rank, b, sizeof b);
+    snprintf(what, sizeof what, "dims%d", tag);
+    cg_i64_array(c, node, what, dims, rank, d, sizeof d);
+    fprintf(c->f, "    k_copy_nd(%s + %lld, %s, %s + %lld, %s, %s, %d, %d);\n", c->var[dst],
+            (long long)dst_off, a, c->var[src], (long long)src_off, b, d, rank,
+            ir_dtype_size(VAL(c, dst)->dtype));
+}
+
+static const char *float32_only(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    IrDType t = g->values[nd->in[0]].dtype;
+    if (t == IR_F32) return NULL;
+    snprintf(why, n, "%s of %s (float32 only)", ir_ops[nd->op].name, ir_dtype_name(t));
+    return why;
+}
+
+/* Kernels that move bytes take any dtype with a size. */
+static const char *sized_only(IrGraph *g, int node, char *why, size_t n)
+{
+    IrDType t = g->values[g->nodes[node].out[0]].dtype;
+    if (ir_dtype_size(t) > 0 && t != IR_STRING) return NULL;
+    snprintf(why, n, "%s of %s", ir_ops[g->nodes[node].op].name, ir_dtype_name(t));
+    return why;
+}
+
+/* ---- views ---- */
+
+void cg_emit_view(CgCtx *c, int node)
+{
+    char note[200];
+    snprintf(note, sizeof note, ", the bytes of %s", c->var[NODE(c, node)->in[0]]);
+    cg_declare_value(c, NODE(c, node)->out[0], note);
+}
+
+/* ---- data movement ---- */
+
+static void emit_transpose(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t cnt, xs[IR_MAX_RANK], ys[IR_MAX_RANK], src[IR_MAX_RANK], perm[IR_MAX_RANK];
+    const int64_t *p = ir_attr_ints(n, "perm", &cnt);
+    for (int d = 0; d < x->rank; d++) perm[d] = p ? p[d] : x->rank - 1 - d;
+    strides_of(x, xs);
+    strides_of(y, ys);
+    for (int d = 0; d < y->rank; d++) src[d] = xs[perm[d]];
+    cg_declare_outputs(c, node);
+    emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, src, y->dims, y->rank);
+}
+
+static void emit_slice(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK], xs[IR_MAX_RANK], ys[IR_MAX_RANK];
+    IR_ASSERT(ir_slice_params(c->g, node, start, step, len) == 0);
+    strides_of(x, xs);
+    strides_of(y, ys);
+    int64_t off = 0;
+    for (int d = 0; d < x->rank; d++) {
+        off += start[d] * xs[d];
+        xs[d] *= step[d];
+    }
+    cg_declare_outputs(c, node);
+    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], off, xs, len, y->rank);
+}
+
+static void emit_concat(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *y = VAL(c, n->out[0]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), y->rank);
+    int64_t ys[IR_MAX_RANK], xs[IR_MAX_RANK], at = 0;
+    strides_of(y, ys);
+    cg_declare_outputs(c, node);
+    for (int j = 0; j < n->nin; j++) {
+        const IrValue *x = VAL(c, n->in[j]);
+        strides_of(x, xs);
+        if (ir_value_numel(x) > 0)
+            emit_copy(c, node, j, n->out[0], at * ys[axis], ys, n->in[j], 0, xs, x->dims, x->rank);
+        at += x->dims[axis];
+    }
+}
+
+static void emit_split(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int axis;
+    const int64_t *sizes;
+    IR_ASSERT(ir_split_sizes(c->g, node, &axis, &sizes) == 0);
+    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], at = 0;
+    strides_of(x, xs);
+    cg_declare_outputs(c, node);
+    for (int j = 0; j < n->nout; j++) {
+        const IrValue *y = VAL(c, n->out[j]);
+        strides_of(y, ys);
+        if (ir_value_numel(y) > 0)
+            emit_copy(c, node, j, n->out[j], 0, ys, n->in[0], at * xs[axis], xs, y->dims, y->rank);
+        at += sizes[j];
+    }
+}
+
+/* x's strides broadcast over y's dims (0 along a broadcast dim). */
+static void bcast_strides(const IrValue *x, const IrValue *y, int64_t *s)
+{
+    int64_t st = 1;
+    for (int d = y->rank - 1; d >= 0; d--) {
+        int xd = d - (y->rank - x->rank);
+        int64_t size = xd >= 0 ? x->dims[xd] : 1;
+        s[d] = size == 1 ? 0 : st;
+        st *= size;
+    }
+}
+
+static void emit_expand(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK];
+    bcast_strides(x, y, xs);
+    strides_of(y, ys);
+    cg_declare_outputs(c, node);
+    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, xs, y->dims, y->rank);
+}
+
+static const char *check_tile(IrGraph *g, int node, char *why, size_t n)
+{
+    if (g->values[g->nodes[node].in[0]].rank * 2 <= K_MAX_RANK) return sized_only(g, node, why, n);
+    snprintf(why, n, "Tile of rank over %d", K_MAX_RANK / 2);
+    return why;
+}
+
+/* Tile as one copy over (repeat, dim) pairs: the output index of dim d is
+ * r * in[d] + i, the input's i. */
+static void emit_tile(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], dims[K_MAX_RANK], dst[K_MAX_RANK], src[K_MAX_RANK];
+    strides_of(x, xs);
+    strides_of(y, ys);
+    for (int d = 0; d < x->rank; d++) {
+        dims[2 * d] = x->dims[d] ? y->dims[d] / x->dims[d] : 0;
+        dims[2 * d + 1] = x->dims[d];
+        dst[2 * d] = x->dims[d] * ys[d];
+        dst[2 * d + 1] = ys[d];
+        src[2 * d] = 0;
+        src[2 * d + 1] = xs[d];
+    }
+    cg_declare_outputs(c, node);
+    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, dst, n->in[0], 0, src, dims, 2 * x->rank);
+}
+
+static void emit_pad(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t pads[2 * IR_MAX_RANK];
+    int mode;
+    char a[64], d[64], v[64];
+    IR_ASSERT(ir_pad_params(c->g, node, pads, &mode) == 0);
+    cg_declare_outputs(c, node);
+    cg_i64_array(c, node, "pads", pads, 2 * x->rank, a, sizeof a);
+    cg_i64_array(c, node, "dims", x->dims, x->rank, d, sizeof d);
+    /* the fill value: input 2 (read at run time), the opset < 11 attribute, or zero */
+    if (ir_in(n, 2) >= 0) {
+        snprintf(v, sizeof v, "%s", c->var[n->in[2]]);
+    } else if (ir_attr_find(n, "value")) {
+        fprintf(c->f, "    static const %s pad_value_%d = %.17g;\n", x->dtype == IR_F64 ? "double" : "float",
+                node, (double)ir_attr_float(n, "value", 0));
+        snprintf(v, sizeof v, "&pad_value_%d", node);
+    } else {
+        fprintf(c->f, "    static const char pad_zero_%d[16] = {0};\n", node);
+        snprintf(v, sizeof v, "pad_zero_%d", node);
+    }
+    fprintf(c->f, "    k_pad(%s, %s, %s, %d, %s, %d, %s, %d);\n", c->var[n->out[0]], c->var[n->in[0]], d,
+            x->rank, a, mode, v, ir_dtype_size(y->dtype));
+}
+
+/* ---- indexing ---- */
+
+static const char *check_index(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    IrDType t = g->values[nd->in[1]].dtype;
+    if (t != IR_I64 && t != IR_I32) {
+        snprintf(why, n, "%s with %s indices (int32 and int64 only)", ir_ops[nd->op].name, ir_dtype_name(t));
+        return why;
+    }
+    return sized_only(g, node, why, n);
+}
+
+static void emit_gather(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *idx = VAL(c, n->in[1]), *y = VAL(c, n->out[0]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), x->rank);
+    char call[512];
+    cg_declare_outputs(c, node);
+    snprintf(call, sizeof call, "k_gather(%s, %s, %s, %d, %lld, %lld, %lld, %lld, %d)", c->var[n->out[0]],
+             c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)prod(x->dims, 0, axis),
+             (long long)x->dims[axis], (long long)ir_value_numel(idx),
+             (long long)prod(x->dims, axis + 1, x->rank), ir_dtype_size(y->dtype));
+    cg_check_call(c, node, call);
+}
+
+static void emit_gather_elements(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *idx = VAL(c, n->in[1]);
+    char xd[64], dd[64], call[512];
+    cg_declare_outputs(c, node);
+    cg_i64_array(c, node, "xdims", x->dims, x->rank, xd, sizeof xd);
+    cg_i64_array(c, node, "dims", idx->dims, idx->rank, dd, sizeof dd);
+    snprintf(call, sizeof call, "k_gather_elements(%s, %s, %s, %s, %d, %s, %d, %d, %d)", c->var[n->out[0]],
+             c->var[n->in[0]], xd, c->var[n->in[1]], idx->dtype == IR_I32, dd, idx->rank,
+             ir_norm_axis(ir_attr_int(n, "axis", 0), x->rank), ir_dtype_size(x->dtype));
+    cg_check_call(c, node, call);
+}
+
+static const char *check_scatternd(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const char *red = ir_attr_string(nd, "reduction", "none");
+    IrDType t = g->values[nd->in[0]].dtype;
+    if (g->values[nd->in[1]].dtype != IR_I64) return "ScatterND with indices other than int64";
+    if (strcmp(red, "none") && t != IR_F32 && t != IR_F64 && t != IR_I32 && t != IR_I64) {
+        snprintf(why, n, "ScatterND reduction '%s' on %s", red, ir_dtype_name(t));
+        return why;
+    }
+    return sized_only(g, node, why, n);
+}
+
+static void emit_scatternd(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *idx = VAL(c, n->in[1]);
+    static const char *const reds[] = {"none", "add", "mul", "max", "min"};
+    const char *red = ir_attr_string(n, "reduction", "none");
+    int r = 0;
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(red, reds[k])) r = k;
+    int k = (int)idx->dims[idx->rank - 1];
+    char xd[64], call[512];
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    memcpy(%s, %s, %lld);\n", c->var[n->out[0]], c->var[n->in[0]],
+            (long long)ir_value_bytes(x));
+    cg_i64_array(c, node, "dims", x->dims, x->rank, xd, sizeof xd);
+    snprintf(call, sizeof call, "k_scatternd(%s, %s, %d, %s, %lld, %d, %s, %lld, %d, %d)", c->var[n->out[0]], xd,
+             x->rank, c->var[n->in[1]], (long long)(ir_value_numel(idx) / (k ? k : 1)), k,
+             c->var[n->in[2]], (long long)prod(x->dims, k, x->rank), r, (int)x->dtype);
+    cg_check_call(c, node, call);
+}
+
+static void emit_trilu(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    double k = 0;
+    if (ir_in(n, 1) >= 0) IR_ASSERT(ir_const_scalar(c->g, n->in[1], &k) == 0);
+    int r = x->rank;
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_trilu(%s, %s, %lld, %lld, %lld, %lld, %d, %d);\n", c->var[n->out[0]],
+            c->var[n->in[0]], (long long)prod(x->dims, 0, r - 2), (long long)x->dims[r - 2],
+            (long long)x->dims[r - 1], (long long)k, ir_attr_int(n, "upper", 1) != 0,
+            ir_dtype_size(x->dtype));
+}
+
+static void emit_const_of_shape(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *y = VAL(c, n->out[0]);
+    const IrAttr *a = ir_attr_find(n, "value");
+    const unsigned char *bytes = a ? c->g->values[a->u.tensor].data : NULL;
+    int es = ir_dtype_size(y->dtype);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    static const unsigned char fill_%d[%d] = {", node, es);
+    for (int k = 0; k < es; k++) fprintf(c->f, k ? ", %u" : "%u", bytes ? bytes[k] : 0);
+    fprintf(c->f, "};\n    k_fill(%s, fill_%d, %lld, %d);\n", c->var[n->out[0]], node,
+            (long long)ir_value_numel(y), es);
+}
+
+/* ---- normalization ---- */
+
+static const char *check_layernorm(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[0]];
+    int axis = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
+    int64_t cols = prod(x->dims, axis, x->rank);
+    for (int j = 1; j < nd->nin; j++)
+        if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols)
+            return "LayerNormalization with a broadcast scale or bias";
+    return float32_only(g, node, why, n);
+}
+
+static void emit_layernorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_layernorm_f32(%s, %s, %s, %s, %s, %s, %lld, %lld, %s);\n", c->var[n->out[0]],
+            n->nout > 1 ? c->var[n->out[1]] : "NULL", n->nout > 2 ? c->var[n->out[2]] : "NULL",
+            c->var[n->in[0]], c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL",
+            (long long)prod(x->dims, 0, axis), (long long)prod(x->dims, axis, x->rank),
+            CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+}
+
+static const char *check_batchnorm(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    if (ir_attr_int(nd, "training_mode", 0) || nd->nout > 1)
+        return "training-mode BatchNormalization in an inference program";
+    return float32_only(g, node, why, n);
+}
+
+static void emit_batchnorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_batchnorm_f32(%s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s);\n",
+            c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
+            c->var[n->in[4]], (long long)x->dims[0], (long long)(x->rank > 1 ? x->dims[1] : 1),
+            (long long)prod(x->dims, 2, x->rank), CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+}
+
+static const char *check_groupnorm(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[0]];
+    if (nd->op == IR_OP_GroupNormalization && ir_value_numel(&g->values[nd->in[1]]) != x->dims[1])
+        return "GroupNormalization with a scale per group (opset 18); per channel only";
+    return float32_only(g, node, why, n);
+}
+
+static void emit_groupnorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int64_t C = x->dims[1];
+    int64_t groups = n->op == IR_OP_GroupNormalization ? ir_attr_int(n, "num_groups", 1) : C;
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_groupnorm_f32(%s, %s, %s, %s, %lld, %lld, %lld, %lld, %s);\n", c->var[n->out[0]],
+            c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], (long long)x->dims[0], (long long)C,
+            (long long)groups, (long long)prod(x->dims, 2, x->rank), CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+}
+
+/* ---- softmax, reductions, scans ---- */
+
+static void emit_softmax(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int new_form = c->g->opset >= 13;
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", new_form ? -1 : 1), x->rank);
+    int64_t outer = prod(x->dims, 0, axis);
+    /* before opset 13 the input is coerced to 2-D at axis */
+    int64_t len = new_form ? x->dims[axis] : prod(x->dims, axis, x->rank);
+    int64_t inner = new_form ? prod(x->dims, axis + 1, x->rank) : 1;
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_softmax_f32(%s, %s, %lld, %lld, %lld, %d);\n", c->var[n->out[0]], c->var[n->in[0]],
+            (long long)outer, (long long)len, (long long)inner, n->op == IR_OP_LogSoftmax);
+}
+
+static const char *check_reduce(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    IrDType t = g->values[nd->in[0]].dtype;
+    if (t == IR_F32 || t == IR_F64 || t == IR_I32 || t == IR_I64) return NULL;
+    snprintf(why, n, "%s of %s (float32, float64, int32, int64 only)", ir_ops[nd->op].name, ir_dtype_name(t));
+    return why;
+}
+
+static void emit_reduce(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    unsigned char mask[IR_MAX_RANK];
+    int noop;
+    IR_ASSERT(ir_reduce_axes(c->g, node, mask, &noop) == 0);
+    static const IrOp kinds[] = {IR_OP_ReduceSum, IR_OP_ReduceMean, IR_OP_ReduceMax, IR_OP_ReduceMin,
+                                 IR_OP_ReduceProd, IR_OP_ReduceL1, IR_OP_ReduceL2,
+                                 IR_OP_ReduceSumSquare, IR_OP_ReduceLogSumExp};
+    int kind = 0;
+    for (int k = 0; k < 9; k++)
+        if (kinds[k] == n->op) kind = k;
+    char d[64];
+    cg_declare_outputs(c, node);
+    if (noop) {
+        fprintf(c->f, "    memcpy(%s, %s, %lld);\n", c->var[n->out[0]], c->var[n->in[0]],
+                (long long)ir_value_bytes(x));
+        return;
+    }
+    cg_i64_array(c, node, "dims", x->dims, x->rank, d, sizeof d);
+    fprintf(c->f, "    static const int axes_%d[%d] = {", node, x->rank ? x->rank : 1);
+    for (int k = 0; k < x->rank; k++) fprintf(c->f, k ? ", %d" : "%d", mask[k]);
+    fprintf(c->f, "%s};\n", x->rank ? "" : "0");
+    fprintf(c->f, "    k_reduce(%s, %s, %s, %d, axes_%d, %d, %d);\n", c->var[n->out[0]], c->var[n->in[0]], d,
+            x->rank, node, kind, (int)x->dtype);
+}
+
+static void emit_argreduce(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), x->rank);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_argreduce(%s, %s, %lld, %lld, %lld, %d, %d, %d);\n", c->var[n->out[0]],
+            c->var[n->in[0]], (long long)prod(x->dims, 0, axis), (long long)x->dims[axis],
+            (long long)prod(x->dims, axis + 1, x->rank), n->op == IR_OP_ArgMax,
+            ir_attr_int(n, "select_last_index", 0) != 0, (int)x->dtype);
+}
+
+static void emit_cumsum(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    double a;
+    IR_ASSERT(ir_const_scalar(c->g, n->in[1], &a) == 0);
+    int axis = ir_norm_axis((int64_t)a, x->rank);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_cumsum(%s, %s, %lld, %lld, %lld, %d, %d, %d);\n", c->var[n->out[0]], c->var[n->in[0]],
+            (long long)prod(x->dims, 0, axis), (long long)x->dims[axis],
+            (long long)prod(x->dims, axis + 1, x->rank), ir_attr_int(n, "exclusive", 0) != 0,
+            ir_attr_int(n, "reverse", 0) != 0, (int)x->dtype);
+}
+
+static const char *check_cumsum(IrGraph *g, int node, char *why, size_t n)
+{
+    double a;
+    if (ir_const_scalar(g, g->nodes[node].in[1], &a) < 0) return "CumSum with an axis computed at run time";
+    return check_reduce(g, node, why, n);
+}
+
+/* ---- losses ---- */
+
+static const char *check_loss(IrGraph *g, int node, char *why, size_t n)
+{
+    if (g->values[g->nodes[node].in[1]].dtype != IR_I64) return "a loss with targets other than int64";
+    return float32_only(g, node, why, n);
+}
+
+static void emit_loss(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    const char *red = ir_attr_string(n, "reduction", "mean");
+    int r = !strcmp(red, "none") ? 0 : !strcmp(red, "sum") ? 1 : 2;
+    int sce = n->op == IR_OP_SoftmaxCrossEntropyLoss;
+    char call[640];
+    cg_declare_outputs(c, node);
+    snprintf(call, sizeof call, "%s(%s, %s%s%s, %s, %s, %lld, %lld, %lld, %d, %lld, %d)",
+             sce ? "k_sce_loss_f32" : "k_nll_loss_f32", c->var[n->out[0]],
+             sce ? (n->nout > 1 ? c->var[n->out[1]] : "NULL") : "", sce ? ", " : "", c->var[n->in[0]],
+             c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", (long long)x->dims[0],
+             (long long)(x->rank > 1 ? x->dims[1] : 1), (long long)prod(x->dims, 2, x->rank), r,
+             (long long)ir_attr_int(n, "ignore_index", 0), ir_attr_find(n, "ignore_index") != NULL);
+    cg_check_call(c, node, call);
+}
+
+/* ---- the table ---- */
+
+#define ELEM {cg_elemwise_check, NULL, cg_elemwise_emit, 0}
+#define VIEW(static_in) {NULL, NULL, cg_emit_view, static_in}
+
+static const CgOpEmitter cpu_ops[IR_NOPS] = {
+    [IR_OP_MatMul] = {cg_cpu_matmul_check, NULL, cg_cpu_matmul_emit, 0},
+    [IR_OP_Gemm] = {cg_cpu_gemm_check, NULL, cg_cpu_gemm_emit, 0},
+    [IR_OP_Einsum] = {cg_cpu_einsum_check, cg_cpu_einsum_ws, cg_cpu_einsum_emit, 0},
+    [IR_OP_Conv] = {cg_cpu_conv_check, cg_cpu_conv_ws, cg_cpu_conv_emit, 0},
+    [IR_OP_ConvTranspose] = {cg_cpu_conv_check, cg_cpu_conv_ws, cg_cpu_conv_emit, 0},
+    [IR_OP_BatchNormalization] = {check_batchnorm, NULL, emit_batchnorm, 0},
+    [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
+    [IR_OP_GroupNormalization] = {check_groupnorm, NULL, emit_groupnorm, 0},
+    [IR_OP_InstanceNormalization] = {check_groupnorm, NULL, emit_groupnorm, 0},
+    [IR_OP_Add] = ELEM, [IR_OP_Sub] = ELEM, [IR_OP_Mul] = ELEM, [IR_OP_Div] = ELEM,
+    [IR_OP_Pow] = ELEM, [IR_OP_Mod] = ELEM, [IR_OP_PRelu] = ELEM, [IR_OP_Min] = ELEM,
+    [IR_OP_Max] = ELEM, [IR_OP_Sum] = ELEM, [IR_OP_Mean] = ELEM, [IR_OP_Where] = ELEM,
+    [IR_OP_Equal] = ELEM, [IR_OP_Less] = ELEM, [IR_OP_LessOrEqual] = ELEM, [IR_OP_Greater] = ELEM,
+    [IR_OP_GreaterOrEqual] = ELEM, [IR_OP_And] = ELEM, [IR_OP_Or] = ELEM, [IR_OP_Xor] = ELEM,
+    [IR_OP_Not] = ELEM, [IR_OP_Neg] = ELEM, [IR_OP_Abs] = ELEM, [IR_OP_Sign] = ELEM,
+    [IR_OP_Sqrt] = ELEM, [IR_OP_Reciprocal] = ELEM, [IR_OP_Exp] = ELEM, [IR_OP_Log] = ELEM,
+    [IR_OP_Sin] = ELEM, [IR_OP_Cos] = ELEM, [IR_OP_Tanh] = ELEM, [IR_OP_Erf] = ELEM,
+    [IR_OP_Floor] = ELEM, [IR_OP_Ceil] = ELEM, [IR_OP_Round] = ELEM, [IR_OP_Relu] = ELEM,
+    [IR_OP_LeakyRelu] = ELEM, [IR_OP_Elu] = ELEM, [IR_OP_Selu] = ELEM, [IR_OP_Sigmoid] = ELEM,
+    [IR_OP_HardSigmoid] = ELEM, [IR_OP_HardSwish] = ELEM, [IR_OP_Softplus] = ELEM,
+    [IR_OP_Softsign] = ELEM, [IR_OP_Gelu] = ELEM, [IR_OP_Clip] = ELEM, [IR_OP_Cast] = ELEM,
+    [IR_OP_Identity] = VIEW(0),
+    [IR_OP_Softmax] = {float32_only, NULL, emit_softmax, 0},
+    [IR_OP_LogSoftmax] = {float32_only, NULL, emit_softmax, 0},
+    [IR_OP_ReduceMean] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceSum] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceMax] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceMin] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceProd] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceL1] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceL2] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceSumSquare] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ReduceLogSumExp] = {check_reduce, NULL, emit_reduce, 2},
+    [IR_OP_ArgMax] = {check_reduce, NULL, emit_argreduce, 0},
+    [IR_OP_ArgMin] = {check_reduce, NULL, emit_argreduce, 0},
+    [IR_OP_CumSum] = {check_cumsum, NULL, emit_cumsum, 2},
+    [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
+    [IR_OP_GatherElements] = {check_index, NULL, emit_gather_elements, 0},
+    [IR_OP_ScatterND] = {check_scatternd, NULL, emit_scatternd, 0},
+    [IR_OP_Trilu] = {sized_only, NULL, emit_trilu, 2},
+    [IR_OP_Reshape] = VIEW(2),
+    [IR_OP_Flatten] = VIEW(0),
+    [IR_OP_Squeeze] = VIEW(2),
+    [IR_OP_Unsqueeze] = VIEW(2),
+    [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
+    [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},
+    [IR_OP_Split] = {sized_only, NULL, emit_split, 2},
+    [IR_OP_Slice] = {sized_only, NULL, emit_slice, 2 | 4 | 8 | 16},
+    [IR_OP_Expand] = {sized_only, NULL, emit_expand, 2},
+    [IR_OP_Tile] = {check_tile, NULL, emit_tile, 2},
+    [IR_OP_Pad] = {sized_only, NULL, emit_pad, 2 | 8},
+    [IR_OP_ConstantOfShape] = {sized_only, NULL, emit_const_of_shape, 1},
+    [IR_OP_MaxPool] = {cg_cpu_pool_check, NULL, cg_cpu_pool_emit, 0},
+    [IR_OP_AveragePool] = {cg_cpu_pool_check, NULL, cg_cpu_pool_emit, 0},
+    [IR_OP_GlobalAveragePool] = {float32_only, NULL, cg_cpu_global_pool_emit, 0},
+    [IR_OP_GlobalMaxPool] = {float32_only, NULL, cg_cpu_global_pool_emit, 0},
+    [IR_OP_Resize] = {cg_cpu_resize_check, NULL, cg_cpu_resize_emit, 2 | 4 | 8},
+    [IR_OP_DFT] = {cg_cpu_dft_check, NULL, cg_cpu_dft_emit, 2 | 4},
+    [IR_OP_SoftmaxCrossEntropyLoss] = {check_loss, NULL, emit_loss, 0},
+    [IR_OP_NegativeLogLikelihoodLoss] = {check_loss, NULL, emit_loss, 0},
+};
+
+const CgTarget cg_target_cpu = {"cpu", cpu_ops};

@@ -1,0 +1,580 @@
+/* Elementwise ops as generated loops: every unary, binary and variadic
+ * elementwise op, comparisons, logic, Where, Clip and Cast. A fused group (a
+ * chain whose intermediates have one consumer and the output's shape, chosen
+ * in cg_select) becomes one loop over the output: its inputs are loaded once
+ * per element, every node of the group is one local variable, and only the
+ * last node's result is stored.
+ *
+ * The arithmetic is that of the constant folder (ir/eval.c), so a folded
+ * constant and a computed value agree bit for bit: values are held in one of
+ * four register kinds (float for float32/float16/bfloat16, double, int64_t
+ * for signed ints, uint8..uint32 and bool, uint64_t), float math goes through
+ * <tgmath.h> exactly as in eval.c, integers wrap (computed on 64 bits and
+ * truncated to the value's width after each node), float16 and bfloat16
+ * intermediates are rounded to their width after each node. The C expression
+ * of every op is in one table, `exprs`, below.
+ *
+ * Broadcasting is index arithmetic decided here: the output's dims are merged
+ * where every input is either contiguous or broadcast across the pair, and
+ * size-1 dims dropped. What is left is either one flat loop (every input
+ * full-size or a scalar) or an outer loop over all dims but the last, which
+ * computes each input's base offset, and an inner loop over the last. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_impl.h"
+
+/* ---- register kinds ---- */
+
+typedef enum { RK_F, RK_D, RK_I, RK_U } RegKind;
+
+static RegKind reg_kind(IrDType t)
+{
+    switch (t) {
+    case IR_F32: case IR_F16: case IR_BF16: return RK_F;
+    case IR_F64: return RK_D;
+    case IR_U64: return RK_U;
+    default: return RK_I;
+    }
+}
+
+static const char *reg_type(RegKind k)
+{
+    static const char *const names[] = {"float", "double", "int64_t", "uint64_t"};
+    return names[k];
+}
+
+static int dtype_ok(IrDType t)
+{
+    switch (t) {
+    case IR_F32: case IR_F16: case IR_BF16: case IR_F64: case IR_U8: case IR_I8: case IR_U16:
+    case IR_I16: case IR_U32: case IR_I32: case IR_I64: case IR_U64: case IR_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+/* ---- the expression table ----
+ * Templates: %a %b %c are the operands, %T the register type, %A %B %G the
+ * alpha, beta and gamma attributes. f is for float and double registers, i
+ * for int64_t (signed ints, narrower unsigned ints and bool), u for uint64_t;
+ * NULL where the op does not take that kind. f_alt is Gelu's tanh form. */
+typedef struct {
+    const char *f, *i, *u, *f_alt;
+} Expr;
+
+#define WRAP(op) "(int64_t)((uint64_t)%a " op " (uint64_t)%b)"
+#define CMP(op) {"(int64_t)(%a " op " %b)", "(int64_t)(%a " op " %b)", "(int64_t)(%a " op " %b)", NULL}
+
+static const Expr exprs[IR_NOPS] = {
+    [IR_OP_Add] = {"%a + %b", WRAP("+"), "%a + %b", NULL},
+    [IR_OP_Sum] = {"%a + %b", WRAP("+"), "%a + %b", NULL},
+    [IR_OP_Mean] = {"%a + %b", WRAP("+"), "%a + %b", NULL},
+    [IR_OP_Sub] = {"%a - %b", WRAP("-"), "%a - %b", NULL},
+    [IR_OP_Mul] = {"%a * %b", WRAP("*"), "%a * %b", NULL},
+    [IR_OP_Div] = {"%a / %b", "lm_idiv(%a, %b)", "(%b ? %a / %b : 0)", NULL},
+    [IR_OP_Pow] = {"pow(%a, %b)", "lm_ipow(%a, %b)", "lm_upow(%a, %b)", NULL},
+    [IR_OP_Mod] = {"fmod(%a, %b)", "lm_imod(%a, %b, %A)", "(%b ? %a % %b : 0)", NULL},
+    [IR_OP_PRelu] = {"(%a < 0 ? %a * %b : %a)", "(%a < 0 ? " WRAP("*") " : %a)", "%a", NULL},
+    [IR_OP_Min] = {"(isnan(%a) || isnan(%b) ? %a + %b : %a < %b ? %a : %b)", "(%a < %b ? %a : %b)",
+                   "(%a < %b ? %a : %b)", NULL},
+    [IR_OP_Max] = {"(isnan(%a) || isnan(%b) ? %a + %b : %a > %b ? %a : %b)", "(%a > %b ? %a : %b)",
+                   "(%a > %b ? %a : %b)", NULL},
+    [IR_OP_Where] = {"(%a ? %b : %c)", "(%a ? %b : %c)", "(%a ? %b : %c)", NULL},
+    [IR_OP_Equal] = CMP("=="),
+    [IR_OP_Less] = CMP("<"),
+    [IR_OP_LessOrEqual] = CMP("<="),
+    [IR_OP_Greater] = CMP(">"),
+    [IR_OP_GreaterOrEqual] = CMP(">="),
+    [IR_OP_And] = {NULL, "(int64_t)(%a && %b)", NULL, NULL},
+    [IR_OP_Or] = {NULL, "(int64_t)(%a || %b)", NULL, NULL},
+    [IR_OP_Xor] = {NULL, "(int64_t)(!%a != !%b)", NULL, NULL},
+    [IR_OP_Not] = {NULL, "(int64_t)!%a", NULL, NULL},
+    [IR_OP_Neg] = {"-%a", "(int64_t)(0 - (uint64_t)%a)", "0 - %a", NULL},
+    [IR_OP_Abs] = {"fabs(%a)", "(%a < 0 ? (int64_t)(0 - (uint64_t)%a) : %a)", "%a", NULL},
+    [IR_OP_Sign] = {"(%a > 0 ? (%T)1 : %a < 0 ? (%T)-1 : %a)", "(int64_t)((%a > 0) - (%a < 0))",
+                    "(uint64_t)(%a != 0)", NULL},
+    [IR_OP_Relu] = {"(%a > 0 ? %a : (%T)0)", "(%a < 0 ? 0 : %a)", "%a", NULL},
+    [IR_OP_Sqrt] = {"sqrt(%a)", NULL, NULL, NULL},
+    [IR_OP_Reciprocal] = {"(%T)1 / %a", NULL, NULL, NULL},
+    [IR_OP_Exp] = {"exp(%a)", NULL, NULL, NULL},
+    [IR_OP_Log] = {"log(%a)", NULL, NULL, NULL},
+    [IR_OP_Sin] = {"sin(%a)", NULL, NULL, NULL},
+    [IR_OP_Cos] = {"cos(%a)", NULL, NULL, NULL},
+    [IR_OP_Tanh] = {"tanh(%a)", NULL, NULL, NULL},
+    [IR_OP_Erf] = {"erf(%a)", NULL, NULL, NULL},
+    [IR_OP_Floor] = {"floor(%a)", NULL, NULL, NULL},
+    [IR_OP_Ceil] = {"ceil(%a)", NULL, NULL, NULL},
+    [IR_OP_Round] = {"rint(%a)", NULL, NULL, NULL}, /* ties to even */
+    [IR_OP_LeakyRelu] = {"(%a >= 0 ? %a : (%T)%A * %a)", NULL, NULL, NULL},
+    [IR_OP_Elu] = {"(%a >= 0 ? %a : (%T)%A * (exp(%a) - (%T)1))", NULL, NULL, NULL},
+    [IR_OP_Selu] = {"(%a > 0 ? (%T)%G * %a : (%T)%G * ((%T)%A * exp(%a) - (%T)%A))", NULL, NULL, NULL},
+    [IR_OP_Sigmoid] = {"(%T)1 / ((%T)1 + exp(-%a))", NULL, NULL, NULL},
+    [IR_OP_HardSigmoid] = {"fmax((%T)0, fmin((%T)1, (%T)%A * %a + (%T)%B))", NULL, NULL, NULL},
+    [IR_OP_HardSwish] = {"%a * fmax((%T)0, fmin((%T)1, %a / (%T)6 + (%T)0.5))", NULL, NULL, NULL},
+    [IR_OP_Softplus] = {"(%a > 0 ? %a + log1p(exp(-%a)) : log1p(exp(%a)))", NULL, NULL, NULL},
+    [IR_OP_Softsign] = {"%a / ((%T)1 + fabs(%a))", NULL, NULL, NULL},
+    [IR_OP_Gelu] = {"(%T)0.5 * %a * ((%T)1 + erf(%a * (%T)0.7071067811865476))", NULL, NULL,
+                    "(%T)0.5 * %a * ((%T)1 + tanh((%T)0.7978845608028654 * (%a + (%T)0.044715 * %a * %a * %a)))"},
+};
+
+const char cg_elemwise_h[] =
+    "/* Helpers of the generated elementwise loops: float16 and bfloat16\n"
+    " * conversions (round to nearest even), and integer division, modulo and\n"
+    " * power with ONNX's semantics on 64-bit registers (wrapping; division by\n"
+    " * zero gives 0, as numpy does). Generated by loom. */\n"
+    "#ifndef LOOM_ELEMWISE_H\n"
+    "#define LOOM_ELEMWISE_H\n"
+    "\n"
+    "#include <math.h>\n"
+    "#include <stdint.h>\n"
+    "#include <string.h>\n"
+    "\n"
+    "static inline float lm_f16_to_f32(uint16_t h)\n"
+    "{\n"
+    "    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;\n"
+    "    if (e == 0) {\n"
+    "        float r = ldexpf((float)m, -24); /* zero or subnormal */\n"
+    "        return sign ? -r : r;\n"
+    "    }\n"
+    "    x = sign | (e == 0x1f ? 0x7f800000u | m << 13 : (e + 112) << 23 | m << 13);\n"
+    "    float r;\n"
+    "    memcpy(&r, &x, 4);\n"
+    "    return r;\n"
+    "}\n"
+    "\n"
+    "static inline uint16_t lm_f32_to_f16(float f)\n"
+    "{\n"
+    "    uint32_t x;\n"
+    "    memcpy(&x, &f, 4);\n"
+    "    uint16_t sign = (uint16_t)(x >> 16 & 0x8000);\n"
+    "    uint32_t ax = x & 0x7fffffff;\n"
+    "    if (ax > 0x7f800000) return sign | 0x7e00;   /* NaN */\n"
+    "    if (ax >= 0x477ff000) return sign | 0x7c00;  /* rounds to infinity */\n"
+    "    if (ax < 0x38800000) {                       /* below 2^-14: a subnormal half */\n"
+    "        float a;\n"
+    "        memcpy(&a, &ax, 4);\n"
+    "        return sign | (uint16_t)rintf(a * 16777216.0f);\n"
+    "    }\n"
+    "    uint32_t h = (((ax >> 23) - 112) << 10) | ((ax >> 13) & 0x3ff), rem = ax & 0x1fff;\n"
+    "    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;\n"
+    "    return sign | (uint16_t)h;\n"
+    "}\n"
+    "\n"
+    "static inline float lm_bf16_to_f32(uint16_t h)\n"
+    "{\n"
+    "    uint32_t x = (uint32_t)h << 16;\n"
+    "    float r;\n"
+    "    memcpy(&r, &x, 4);\n"
+    "    return r;\n"
+    "}\n"
+    "\n"
+    "static inline uint16_t lm_f32_to_bf16(float f)\n"
+    "{\n"
+    "    uint32_t x;\n"
+    "    memcpy(&x, &f, 4);\n"
+    "    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)(x >> 16 & 0x8000) | 0x7fc0; /* NaN */\n"
+    "    uint32_t h = x >> 16, rem = x & 0xffff;\n"
+    "    if (rem > 0x8000 || (rem == 0x8000 && (h & 1))) h++;\n"
+    "    return (uint16_t)h;\n"
+    "}\n"
+    "\n"
+    "static inline float lm_f16_round(float f) { return lm_f16_to_f32(lm_f32_to_f16(f)); }\n"
+    "static inline float lm_bf16_round(float f) { return lm_bf16_to_f32(lm_f32_to_bf16(f)); }\n"
+    "\n"
+    "static inline int64_t lm_idiv(int64_t a, int64_t b)\n"
+    "{\n"
+    "    if (b == 0) return 0;\n"
+    "    if (a == INT64_MIN && b == -1) return INT64_MIN;\n"
+    "    return a / b;\n"
+    "}\n"
+    "\n"
+    "/* fmod 0: the result takes the divisor's sign (Python); 1: the dividend's (C). */\n"
+    "static inline int64_t lm_imod(int64_t a, int64_t b, int fmod_)\n"
+    "{\n"
+    "    if (b == 0 || (a == INT64_MIN && b == -1)) return 0;\n"
+    "    int64_t r = a % b;\n"
+    "    if (!fmod_ && r != 0 && (r < 0) != (b < 0)) r += b;\n"
+    "    return r;\n"
+    "}\n"
+    "\n"
+    "static inline uint64_t lm_upow(uint64_t a, uint64_t b)\n"
+    "{\n"
+    "    uint64_t r = 1;\n"
+    "    for (; b; b >>= 1, a *= a)\n"
+    "        if (b & 1) r *= a;\n"
+    "    return r;\n"
+    "}\n"
+    "\n"
+    "/* A negative exponent truncates 1 / a^-b toward zero. */\n"
+    "static inline int64_t lm_ipow(int64_t a, int64_t b)\n"
+    "{\n"
+    "    if (b >= 0) return (int64_t)lm_upow((uint64_t)a, (uint64_t)b);\n"
+    "    return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;\n"
+    "}\n"
+    "\n"
+    "/* Float to integer; out of range (undefined in ONNX) gives the minimum. */\n"
+    "static inline int64_t lm_f2i(double x)\n"
+    "{\n"
+    "    return x > -9223372036854775809.0 && x < 9223372036854775808.0 ? (int64_t)x : INT64_MIN;\n"
+    "}\n"
+    "\n"
+    "static inline uint64_t lm_f2u(double x)\n"
+    "{\n"
+    "    return x > -1 && x < 18446744073709551616.0 ? (uint64_t)x : 0;\n"
+    "}\n"
+    "\n"
+    "#endif\n";
+
+/* ---- which nodes ---- */
+
+int cg_is_elemwise(const IrNode *n)
+{
+    unsigned f = ir_ops[n->op].flags;
+    return !(f & OPF_VIEW) && ((f & (OPF_ELEMWISE | OPF_BROADCAST)) || n->op == IR_OP_Clip);
+}
+
+const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t len)
+{
+    const IrNode *n = &g->nodes[node];
+    for (int j = 0; j < n->nin + n->nout; j++) {
+        int v = j < n->nin ? n->in[j] : n->out[j - n->nin];
+        if (v >= 0 && !dtype_ok(g->values[v].dtype)) {
+            snprintf(why, len, "elementwise ops on %s", ir_dtype_name(g->values[v].dtype));
+            return why;
+        }
+    }
+    if (n->op == IR_OP_Cast || n->op == IR_OP_Clip) return NULL;
+    RegKind k = reg_kind(g->values[n->in[n->op == IR_OP_Where ? 1 : 0]].dtype);
+    const Expr *e = &exprs[n->op];
+    const char *t = k == RK_F || k == RK_D ? e->f : k == RK_I ? e->i : e->u;
+    if (!t) {
+        snprintf(why, len, "%s on %s", ir_ops[n->op].name,
+                 ir_dtype_name(g->values[n->in[0]].dtype));
+        return why;
+    }
+    return NULL;
+}
+
+/* ---- text of one node ---- */
+
+const char *cg_float_lit(float x, char *buf, size_t n)
+{
+    if (isnan(x)) snprintf(buf, n, "NAN");
+    else if (isinf(x)) snprintf(buf, n, x > 0 ? "INFINITY" : "-INFINITY");
+    else {
+        snprintf(buf, n, "%.9g", x);
+        if (!strpbrk(buf, ".e")) strncat(buf, ".0", n - strlen(buf) - 1);
+        strncat(buf, "f", n - strlen(buf) - 1);
+    }
+    return buf;
+}
+
+typedef struct {
+    const char *op[4];   /* operand registers */
+    const char *type;    /* register type */
+    char alpha[40], beta[40], gamma[40];
+} Subst;
+
+static void expand(FILE *f, const char *t, const Subst *s)
+{
+    for (; *t; t++) {
+        if (*t != '%') {
+            fputc(*t, f);
+            continue;
+        }
+        switch (*++t) {
+        case 'a': fputs(s->op[0], f); break;
+        case 'b': fputs(s->op[1], f); break;
+        case 'c': fputs(s->op[2], f); break;
+        case 'T': fputs(s->type, f); break;
+        case 'A': fputs(s->alpha, f); break;
+        case 'B': fputs(s->beta, f); break;
+        case 'G': fputs(s->gamma, f); break;
+        default: fputc('%', f), fputc(*t, f); break; /* the C operator % */
+        }
+    }
+}
+
+/* Register r of kind `from` converted to a value of dtype `to`, as eval.c's convert. */
+static const char *convert(char *buf, size_t n, const char *r, RegKind from, IrDType to)
+{
+    RegKind k = reg_kind(to);
+    if (to == IR_BOOL) snprintf(buf, n, "(int64_t)(%s != 0)", r);
+    else if (from == k) snprintf(buf, n, "%s", r);
+    else if (k == RK_F) snprintf(buf, n, "(float)%s", r);
+    else if (k == RK_D) snprintf(buf, n, "(double)%s", r);
+    else if (from == RK_F || from == RK_D)
+        snprintf(buf, n, k == RK_U ? "lm_f2u((double)%s)" : "lm_f2i((double)%s)", r);
+    else snprintf(buf, n, k == RK_U ? "(uint64_t)%s" : "(int64_t)%s", r);
+    return buf;
+}
+
+/* Wrap an intermediate result to its dtype's width, as storing and loading it would. */
+static const char *narrow(IrDType t)
+{
+    switch (t) {
+    case IR_F16: return "lm_f16_round";
+    case IR_BF16: return "lm_bf16_round";
+    case IR_I8: return "(int64_t)(int8_t)";
+    case IR_U8: return "(int64_t)(uint8_t)";
+    case IR_I16: return "(int64_t)(int16_t)";
+    case IR_U16: return "(int64_t)(uint16_t)";
+    case IR_I32: return "(int64_t)(int32_t)";
+    case IR_U32: return "(int64_t)(uint32_t)";
+    default: return "";
+    }
+}
+
+static int is_variadic(IrOp op)
+{
+    return op == IR_OP_Min || op == IR_OP_Max || op == IR_OP_Sum || op == IR_OP_Mean;
+}
+
+/* The expression of a node that is neither Cast, Clip nor variadic. */
+static void expr_text(CgCtx *c, const IrNode *n, const char **opnd, RegKind k)
+{
+    IrGraph *g = c->g;
+    Subst s = {.op = {opnd[0], opnd[1], opnd[2], NULL}, .type = reg_type(k)};
+    cg_float_lit(ir_attr_float(n, "alpha", n->op == IR_OP_LeakyRelu ? 0.01f
+                                        : n->op == IR_OP_HardSigmoid ? 0.2f
+                                        : n->op == IR_OP_Selu ? 1.67326319217681884765625f : 1.0f),
+              s.alpha, sizeof s.alpha);
+    cg_float_lit(ir_attr_float(n, "beta", 0.5f), s.beta, sizeof s.beta);
+    cg_float_lit(ir_attr_float(n, "gamma", 1.05070102214813232421875f), s.gamma, sizeof s.gamma);
+    if (n->op == IR_OP_Mod) snprintf(s.alpha, sizeof s.alpha, "%d", ir_attr_int(n, "fmod", 0) != 0);
+    const Expr *e = &exprs[n->op];
+    const char *t = k == RK_F || k == RK_D ? e->f : k == RK_I ? e->i : e->u;
+    if (n->op == IR_OP_Gelu && !strcmp(ir_attr_string(n, "approximate", "none"), "tanh")) t = e->f_alt;
+    /* Pow's exponent may be of another kind: converted to the base's, except
+     * that an integer base with a float exponent is computed in double */
+    char conv[160];
+    if (n->op == IR_OP_Pow) {
+        RegKind kb = reg_kind(g->values[n->in[1]].dtype);
+        if ((k == RK_I || k == RK_U) && (kb == RK_F || kb == RK_D)) {
+            fprintf(c->f, k == RK_U ? "lm_f2u(pow((double)%s, (double)%s))"
+                                    : "lm_f2i(pow((double)%s, (double)%s))", opnd[0], opnd[1]);
+            return;
+        }
+        if (kb != k)
+            s.op[1] = convert(conv, sizeof conv, opnd[1], kb,
+                              k == RK_F ? IR_F32 : k == RK_D ? IR_F64 : k == RK_U ? IR_U64 : IR_I64);
+    }
+    expand(c->f, t, &s);
+}
+
+/* "const T dst = <node's expression>;" over operand registers. */
+static void node_stmt(CgCtx *c, int node, const char **opnd, const char *dst, int is_root,
+                      const char *ind)
+{
+    IrGraph *g = c->g;
+    const IrNode *n = &g->nodes[node];
+    FILE *f = c->f;
+    IrDType out = g->values[n->out[0]].dtype;
+    RegKind ko = reg_kind(out), k = reg_kind(g->values[n->in[n->op == IR_OP_Where ? 1 : 0]].dtype);
+    const char *wrap = is_root ? "" : narrow(out);
+    if (is_variadic(n->op)) {
+        /* a left fold into an accumulator, then Mean's division */
+        int count = 0;
+        fprintf(f, "%s%s %s_acc = %s;\n", ind, reg_type(k), dst, opnd[0]);
+        for (int j = 1; j < n->nin; j++) {
+            if (n->in[j] < 0) continue;
+            char acc[64];
+            snprintf(acc, sizeof acc, "%s_acc", dst);
+            const char *pair[3] = {acc, opnd[j], NULL};
+            fprintf(f, "%s%s = ", ind, acc);
+            expr_text(c, n, pair, k);
+            fprintf(f, ";\n");
+            count++;
+        }
+        fprintf(f, "%sconst %s %s = %s(%s_acc", ind, reg_type(ko), dst, wrap, dst);
+        if (n->op == IR_OP_Mean)
+            fprintf(f, " / (%s)%d", reg_type(k), count + 1);
+        fprintf(f, "); // %s\n", ir_ops[n->op].name);
+        return;
+    }
+    fprintf(f, "%sconst %s %s = %s(", ind, reg_type(ko), dst, wrap);
+    if (n->op == IR_OP_Cast) {
+        char buf[160];
+        fputs(convert(buf, sizeof buf, opnd[0], reg_kind(g->values[n->in[0]].dtype), out), f);
+    } else if (n->op == IR_OP_Clip) {
+        /* bounds: inputs 1 and 2 (opset 11+) or the min/max attributes */
+        char lo[48] = "", hi[48] = "";
+        if (g->opset < 11) {
+            if (ir_attr_find(n, "min")) cg_float_lit(ir_attr_float(n, "min", 0), lo, sizeof lo);
+            if (ir_attr_find(n, "max")) cg_float_lit(ir_attr_float(n, "max", 0), hi, sizeof hi);
+        } else {
+            if (ir_in(n, 1) >= 0) snprintf(lo, sizeof lo, "%s", opnd[1]);
+            if (ir_in(n, 2) >= 0) snprintf(hi, sizeof hi, "%s", opnd[2]);
+        }
+        const char *a = opnd[0];
+        if (*lo && *hi)
+            fprintf(f, "(%s < %s ? %s : %s) > %s ? %s : (%s < %s ? %s : %s)", a, lo, lo, a, hi, hi, a, lo,
+                    lo, a);
+        else if (*lo) fprintf(f, "%s < %s ? %s : %s", a, lo, lo, a);
+        else if (*hi) fprintf(f, "%s > %s ? %s : %s", a, hi, hi, a);
+        else fputs(a, f);
+    } else {
+        expr_text(c, n, opnd, k);
+    }
+    fprintf(f, "); // %s\n", ir_ops[n->op].name);
+}
+
+/* ---- the loop of a group ---- */
+
+typedef struct {
+    int vid;
+    int64_t stride[IR_MAX_RANK]; /* over the merged output dims, in elements */
+} Leaf;
+
+static const char *load_fmt(IrDType t)
+{
+    switch (t) {
+    case IR_F16: return "lm_f16_to_f32(%s[%s])";
+    case IR_BF16: return "lm_bf16_to_f32(%s[%s])";
+    case IR_F32: case IR_F64: case IR_I64: case IR_U64: return "%s[%s]";
+    case IR_BOOL: return "(int64_t)(%s[%s] != 0)";
+    default: return "(int64_t)%s[%s]";
+    }
+}
+
+static const char *store_fmt(IrDType t)
+{
+    switch (t) {
+    case IR_F16: return "lm_f32_to_f16(%s)";
+    case IR_BF16: return "lm_f32_to_bf16(%s)";
+    case IR_BOOL: return "(uint8_t)(%s != 0)";
+    case IR_I8: return "(int8_t)%s";
+    case IR_U8: return "(uint8_t)%s";
+    case IR_I16: return "(int16_t)%s";
+    case IR_U16: return "(uint16_t)%s";
+    case IR_I32: return "(int32_t)%s";
+    case IR_U32: return "(uint32_t)%s";
+    default: return "%s";
+    }
+}
+
+/* Loops this long or longer run on all threads. */
+#define PARALLEL_MIN 32768
+
+void cg_elemwise_emit(CgCtx *c, int root)
+{
+    IrGraph *g = c->g;
+    FILE *f = c->f;
+    const IrValue *out = &g->values[g->nodes[root].out[0]];
+    int nmem = 0, nleaf = 0;
+    int *mem = ir_xmalloc((size_t)(root + 1) * sizeof *mem);
+    for (int i = 0; i <= root; i++)
+        if (c->sel->run_at[i] == root) mem[nmem++] = i;
+    /* the group's inputs, each once, and the output dims they broadcast over */
+    int cap = 0;
+    for (int m = 0; m < nmem; m++) cap += g->nodes[mem[m]].nin;
+    Leaf *leaf = ir_xcalloc((size_t)(cap ? cap : 1), sizeof *leaf);
+    int rank = out->rank;
+    int64_t dims[IR_MAX_RANK];
+    memcpy(dims, out->dims, sizeof dims);
+    for (int m = 0; m < nmem; m++) {
+        const IrNode *n = &g->nodes[mem[m]];
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j], p = g->values[v < 0 ? 0 : v].producer, known = 0;
+            if (v < 0 || (p >= 0 && c->sel->run_at[p] == root)) continue;
+            if (n->op == IR_OP_Clip && g->opset < 11 && j > 0) continue;
+            for (int k = 0; k < nleaf; k++) known |= leaf[k].vid == v;
+            if (known) continue;
+            const IrValue *lv = &g->values[v];
+            leaf[nleaf].vid = v;
+            int64_t st = 1;
+            for (int d = rank - 1; d >= 0; d--) {
+                int ld = d - (rank - lv->rank);
+                int64_t size = ld >= 0 ? lv->dims[ld] : 1;
+                leaf[nleaf].stride[d] = size == 1 ? 0 : st;
+                st *= size;
+            }
+            nleaf++;
+        }
+    }
+    /* merge dims: drop size-1 dims, join neighbours every leaf walks alike */
+    int r = 0;
+    for (int d = 0; d < rank; d++) {
+        if (dims[d] == 1) continue;
+        int join = r > 0;
+        for (int k = 0; k < nleaf && join; k++)
+            join = leaf[k].stride[r - 1] == leaf[k].stride[d] * dims[d];
+        if (join) {
+            dims[r - 1] *= dims[d];
+            for (int k = 0; k < nleaf; k++) leaf[k].stride[r - 1] = leaf[k].stride[d];
+        } else {
+            dims[r] = dims[d];
+            for (int k = 0; k < nleaf; k++) leaf[k].stride[r] = leaf[k].stride[d];
+            r++;
+        }
+    }
+    if (r == 0) {
+        dims[0] = 1;
+        for (int k = 0; k < nleaf; k++) leaf[k].stride[0] = 0;
+        r = 1;
+    }
+    int64_t numel = ir_value_numel(out), inner = dims[r - 1], outer = numel / (inner ? inner : 1);
+
+    cg_declare_outputs(c, root);
+    const char *par = numel >= PARALLEL_MIN ? "    #pragma omp parallel for\n" : "";
+    char idx[IR_MAX_RANK + 2][64];
+    if (r == 1) {
+        fprintf(f, "%s    for (int64_t _i = 0; _i < %lld; _i++) {\n", par, (long long)numel);
+        for (int k = 0; k < nleaf; k++) snprintf(idx[k], sizeof idx[k], "%s", leaf[k].stride[0] ? "_i" : "0");
+    } else {
+        /* the outer index decomposed into the merged dims, then each leaf's base */
+        fprintf(f, "%s    for (int64_t _o = 0; _o < %lld; _o++) {\n", par, (long long)outer);
+        fprintf(f, "        int64_t _q = _o;\n");
+        for (int d = r - 2; d >= 0; d--) {
+            if (d > 0)
+                fprintf(f, "        const int64_t _d%d = _q %% %lld; _q /= %lld;\n", d, (long long)dims[d],
+                        (long long)dims[d]);
+            else
+                fprintf(f, "        const int64_t _d0 = _q;\n");
+        }
+        for (int k = 0; k < nleaf; k++) {
+            fprintf(f, "        const int64_t _b%d = 0", k);
+            for (int d = 0; d < r - 1; d++)
+                if (leaf[k].stride[d]) fprintf(f, " + _d%d * %lld", d, (long long)leaf[k].stride[d]);
+            fprintf(f, ";\n");
+            snprintf(idx[k], sizeof idx[k], leaf[k].stride[r - 1] ? "_b%d + _j" : "_b%d", k);
+        }
+        fprintf(f, "        for (int64_t _j = 0; _j < %lld; _j++) {\n", (long long)inner);
+        fprintf(f, "            const int64_t _i = _o * %lld + _j;\n", (long long)inner);
+    }
+    const char *ind = r == 1 ? "        " : "            ";
+    for (int k = 0; k < nleaf; k++) {
+        const IrValue *lv = &g->values[leaf[k].vid];
+        fprintf(f, "%sconst %s _l%d = ", ind, reg_type(reg_kind(lv->dtype)), k);
+        fprintf(f, load_fmt(lv->dtype), c->var[leaf[k].vid], idx[k]);
+        fprintf(f, ";\n");
+    }
+    char (*reg)[16] = ir_xmalloc((size_t)nmem * sizeof *reg);
+    for (int m = 0; m < nmem; m++) {
+        const IrNode *n = &g->nodes[mem[m]];
+        const char *opnd[IR_MAX_RANK];
+        char names[IR_MAX_RANK][16];
+        int nop = n->nin < IR_MAX_RANK ? n->nin : IR_MAX_RANK;
+        IR_ASSERT(n->nin <= IR_MAX_RANK);
+        for (int j = 0; j < nop; j++) {
+            int v = n->in[j];
+            opnd[j] = "0";
+            if (v < 0) continue;
+            for (int k = 0; k < nleaf; k++)
+                if (leaf[k].vid == v) snprintf(names[j], sizeof names[j], "_l%d", k), opnd[j] = names[j];
+            for (int q = 0; q < m; q++)
+                if (g->nodes[mem[q]].out[0] == v) opnd[j] = reg[q];
+        }
+        snprintf(reg[m], sizeof reg[m], "_t%d", m);
+        node_stmt(c, mem[m], opnd, reg[m], m == nmem - 1, ind);
+    }
+    char st[64];
+    snprintf(st, sizeof st, store_fmt(out->dtype), reg[nmem - 1]);
+    fprintf(f, "%s%s[_i] = %s;\n", ind, c->var[g->nodes[root].out[0]], st);
+    if (r > 1) fprintf(f, "        }\n");
+    fprintf(f, "    }\n");
+    free(reg);
+    free(leaf);
+    free(mem);
+}

@@ -1,0 +1,327 @@
+/* The emitter core: selection (can the target emit every node, which
+ * elementwise chains fuse, how much workspace each node needs) and model.c,
+ * the forward pass as straight-line code in the manner of llm.c: one kernel
+ * call or fused loop per step, each under a comment naming the ONNX node, its
+ * op and its shapes, over named pointers into the arena and the weights. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_impl.h"
+
+/* ---- selection ---- */
+
+/* Whether p's only output can live in a register of its one consumer's loop. */
+static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
+{
+    const IrNode *n = &g->nodes[p];
+    if (!cg_is_elemwise(n) || n->nout != 1) return 0;
+    int v = n->out[0];
+    if (g->values[v].is_output || u->start[v + 1] - u->start[v] != 1) return 0;
+    int c = u->node[u->start[v]];
+    const IrNode *cn = &g->nodes[c];
+    if (!cg_is_elemwise(cn)) return 0;
+    const IrValue *a = &g->values[v], *b = &g->values[cn->out[0]];
+    if (a->rank != b->rank || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims)) return 0;
+    /* Clip's bounds of opset < 11 are attributes; its bound inputs are scalars anyway */
+    *consumer = c;
+    return 1;
+}
+
+int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
+{
+    memset(sel, 0, sizeof *sel);
+    int nn = g->nnodes, nv = g->nvalues;
+    sel->run_at = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *sel->run_at);
+    sel->ws_bytes = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *sel->ws_bytes);
+    sel->static_only = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    unsigned char *runtime = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    char why[256];
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        const CgOpEmitter *e = &t->ops[n->op];
+        const char *no;
+        if (!e->emit) {
+            free(runtime);
+            return ir_fail(g, i, "%s is not supported by the %s target yet", ir_ops[n->op].name,
+                           t->name);
+        }
+        if (e->check && (no = e->check(g, i, why, sizeof why)) != NULL) {
+            free(runtime);
+            return ir_fail(g, i, "not supported by the %s target: %s", t->name, no);
+        }
+        if (e->workspace) sel->ws_bytes[i] = e->workspace(g, i);
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] >= 0 && !(j < 32 && (e->static_in >> j & 1))) runtime[n->in[j]] = 1;
+    }
+    for (int v = 0; v < nv; v++) {
+        const IrValue *val = &g->values[v];
+        sel->static_only[v] = (val->role == IR_PARAM || val->role == IR_CONST) && !runtime[v] &&
+                              !val->is_output;
+    }
+    free(runtime);
+    /* fusion, from the last node back so that a consumer's group is known */
+    IrUses u = ir_uses_build(g);
+    for (int i = nn - 1; i >= 0; i--) {
+        int c;
+        sel->run_at[i] = fuses_into(g, &u, i, &c) ? sel->run_at[c] : i;
+    }
+    ir_uses_free(&u);
+    for (int i = 0; i < nn; i++) {
+        if (sel->run_at[i] == i) continue;
+        sel->nfused++;
+        /* count a group once, at its first fused member */
+        int first = 1;
+        for (int k = 0; k < i && first; k++) first = sel->run_at[k] != sel->run_at[i];
+        sel->ngroups += first;
+    }
+    return 0;
+}
+
+void cg_select_free(CgSelect *sel)
+{
+    free(sel->run_at);
+    free(sel->ws_bytes);
+    free(sel->static_only);
+    memset(sel, 0, sizeof *sel);
+}
+
+OptMemRequest cg_mem_request(const CgSelect *sel)
+{
+    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only};
+}
+
+/* ---- C text ---- */
+
+const char *cg_ctype(IrDType t)
+{
+    switch (t) {
+    case IR_F32: return "float";
+    case IR_F64: return "double";
+    case IR_F16: case IR_BF16: case IR_U16: return "uint16_t";
+    case IR_I8: return "int8_t";
+    case IR_U8: case IR_BOOL: return "uint8_t";
+    case IR_I16: return "int16_t";
+    case IR_I32: return "int32_t";
+    case IR_U32: return "uint32_t";
+    case IR_I64: return "int64_t";
+    case IR_U64: return "uint64_t";
+    default: return "char";
+    }
+}
+
+void cg_cstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\' || *p == '?') fprintf(f, "\\%c", *p); /* '?': no trigraphs */
+        else if (*p < 0x20 || *p >= 0x7f) fprintf(f, "\\%03o", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* A name inside a // comment: one line, printable. */
+static void comment_name(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        fputc(*p < 0x20 || *p == 0x7f || *p == '\\' ? '?' : *p, f);
+}
+
+const char *cg_dims(const IrValue *v, char *buf, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, n, "(");
+    for (int d = 0; d < v->rank && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ",%lld" : "%lld", (long long)v->dims[d]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+    return buf;
+}
+
+void cg_ptr_expr(CgCtx *c, int vid, char *buf, size_t n)
+{
+    const OptSlice *s = &c->plan->values[vid];
+    const char *t = cg_ctype(c->g->values[vid].dtype);
+    if (s->pool == OPT_POOL_WEIGHTS)
+        snprintf(buf, n, "(const %s *)(weights + WOFF_%s)", t, c->var[vid]);
+    else
+        snprintf(buf, n, "(%s *)(arena + OFF_%s)", t, c->var[vid]);
+}
+
+void cg_declare_value(CgCtx *c, int vid, const char *note)
+{
+    char ptr[256], dims[160];
+    const IrValue *v = &c->g->values[vid];
+    cg_ptr_expr(c, vid, ptr, sizeof ptr);
+    fprintf(c->f, "    %s%s *%s = %s; // %s is %s%s\n",
+            c->plan->values[vid].pool == OPT_POOL_WEIGHTS ? "const " : "", cg_ctype(v->dtype),
+            c->var[vid], ptr, c->var[vid], cg_dims(v, dims, sizeof dims), note);
+}
+
+void cg_declare_outputs(CgCtx *c, int node)
+{
+    const IrNode *n = &c->g->nodes[node];
+    for (int j = 0; j < n->nout; j++) cg_declare_value(c, n->out[j], "");
+}
+
+void cg_ws_expr(CgCtx *c, int node, char *buf, size_t n)
+{
+    snprintf(buf, n, "(arena + %lld)", (long long)c->plan->ws_offset[node]);
+}
+
+void cg_check_call(CgCtx *c, int node, const char *call)
+{
+    fprintf(c->f, "    if (%s)\n        return rt_fail(\"node %%s (%%s): %%s\", ", call);
+    cg_cstr(c->f, c->g->nodes[node].name);
+    fprintf(c->f, ", \"%s\", k_error());\n", ir_ops[c->g->nodes[node].op].name);
+}
+
+const char *cg_i64_array(CgCtx *c, int node, const char *what, const int64_t *v, int n, char *buf,
+                         size_t len)
+{
+    snprintf(buf, len, "%s_%d", what, node);
+    fprintf(c->f, "    static const int64_t %s[%d] = {", buf, n ? n : 1);
+    for (int i = 0; i < n; i++) fprintf(c->f, i ? ", %lld" : "%lld", (long long)v[i]);
+    fprintf(c->f, n ? "};\n" : "0};\n");
+    return buf;
+}
+
+/* ---- identifiers ---- */
+
+static const char *const reserved[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
+    "union", "unsigned", "void", "volatile", "while", "int8_t", "uint8_t", "int16_t", "uint16_t",
+    "int32_t", "uint32_t", "int64_t", "uint64_t", "size_t", "exp", "log", "sin", "cos", "tanh",
+    "erf", "sqrt", "fabs", "floor", "ceil", "rint", "fmax", "fmin", "log1p", "pow", "fmod",
+    "isnan", "arena", "weights", "model_run", "main", "NULL", "NAN", "INFINITY", "errno",
+};
+
+/* A C identifier for a value name: "/h.0/attn/MatMul_output_0" -> "h_0_attn_MatMul". */
+static char *c_ident(const char *name)
+{
+    size_t len = strlen(name);
+    const char *suffix = "_output_0";
+    if (len > strlen(suffix) && !strcmp(name + len - strlen(suffix), suffix)) len -= strlen(suffix);
+    if (len > 72) len = 72;
+    char *id = ir_xmalloc(len + 8);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = isalnum((unsigned char)name[i]) ? name[i] : '_';
+        if (ch == '_' && (k == 0 || id[k - 1] == '_')) continue;
+        id[k++] = ch;
+    }
+    while (k && id[k - 1] == '_') k--;
+    id[k] = 0;
+    int bad = k == 0 || isdigit((unsigned char)id[0]) || !strncmp(id, "k_", 2) ||
+              !strncmp(id, "lm_", 3) || !strncmp(id, "rt_", 3) || !strncmp(id, "OFF_", 4) ||
+              !strncmp(id, "WOFF_", 5) || !strncmp(id, "MODEL_", 6);
+    for (size_t r = 0; r < sizeof reserved / sizeof *reserved && !bad; r++) bad = !strcmp(id, reserved[r]);
+    if (bad) {
+        memmove(id + 2, id, k + 1);
+        id[0] = 'v', id[1] = '_';
+    }
+    return id;
+}
+
+/* Identifiers for every value, unique (a clash gets _2, _3, ...). */
+static char **name_values(const IrGraph *g)
+{
+    char **var = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), sizeof *var);
+    for (int i = 0; i < g->nvalues; i++) {
+        char *id = c_ident(g->values[i].name);
+        for (int suffix = 2;; suffix++) {
+            int clash = 0;
+            for (int j = 0; j < i && !clash; j++) clash = !strcmp(var[j], id);
+            if (!clash) break;
+            char *base = c_ident(g->values[i].name);
+            id = ir_xrealloc(id, strlen(base) + 16);
+            snprintf(id, strlen(base) + 16, "%s_%d", base, suffix);
+            free(base);
+        }
+        var[i] = id;
+    }
+    return var;
+}
+
+/* ---- model.c ---- */
+
+static void node_comment(CgCtx *c, int node, const char *lead)
+{
+    const IrGraph *g = c->g;
+    const IrNode *n = &g->nodes[node];
+    char shape[16 + IR_MAX_RANK * 21];
+    fprintf(c->f, "    // %snode '", lead);
+    comment_name(c->f, n->name);
+    fprintf(c->f, "' %s: ", ir_ops[n->op].name);
+    int first = 1;
+    for (int j = 0; j < n->nin; j++) {
+        if (n->in[j] < 0) continue;
+        fprintf(c->f, "%s%s", first ? "" : ", ", ir_shape_str(&g->values[n->in[j]], shape, sizeof shape));
+        first = 0;
+    }
+    fprintf(c->f, " ->");
+    for (int j = 0; j < n->nout; j++)
+        fprintf(c->f, "%s %s", j ? "," : "", ir_shape_str(&g->values[n->out[j]], shape, sizeof shape));
+    fputc('\n', c->f);
+}
+
+static void write_model(CgCtx *c, const CgTarget *t)
+{
+    IrGraph *g = c->g;
+    FILE *f = c->f;
+    fprintf(f, "/* The forward pass of ");
+    comment_name(f, g->path);
+    fprintf(f, ", generated by loom for the %s target:\n"
+               " * one step per node (a fused loop per group of elementwise nodes), in\n"
+               " * topological order, over one arena of activations and the weights blob\n"
+               " * (offsets in model.h). */\n", t->name);
+    fprintf(f, "#include <stdint.h>\n#include <tgmath.h>\n\n#include \"elemwise.h\"\n"
+               "#include \"kernels.h\"\n#include \"model.h\"\n#include \"rt.h\"\n\n");
+    fprintf(f, "int model_run(char *arena, const char *weights)\n{\n");
+    fprintf(f, "    (void)arena;\n    (void)weights;\n");
+    fprintf(f, "    // inputs\n");
+    for (int i = 0; i < g->ninputs; i++) cg_declare_value(c, g->inputs[i], "");
+    fprintf(f, "    // parameters and constants\n");
+    for (int v = 0; v < g->nvalues; v++)
+        if (c->plan->values[v].pool == OPT_POOL_WEIGHTS && c->plan->values[v].alias < 0)
+            cg_declare_value(c, v, "");
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (c->sel->run_at[i] != i) continue;
+        fputc('\n', f);
+        int fused = 0;
+        for (int k = 0; k < i; k++)
+            if (c->sel->run_at[k] == i) {
+                node_comment(c, k, fused++ ? "       " : "fused: ");
+            }
+        node_comment(c, i, fused ? "       " : "");
+        t->ops[n->op].emit(c, i);
+    }
+    fprintf(f, "    return 0;\n}\n");
+}
+
+int cg_emit(IrGraph *g, const CgTarget *t, const CgSelect *sel, const OptMemPlan *plan,
+            const char *dir)
+{
+    CgCtx c = {.g = g, .sel = sel, .plan = plan};
+    c.var = name_values(g);
+    int rc = cg_write_program(&c, dir);
+    if (rc == 0) {
+        size_t n = strlen(dir) + 16;
+        char *path = ir_xmalloc(n);
+        snprintf(path, n, "%s/model.c", dir);
+        c.f = fopen(path, "w");
+        if (!c.f) {
+            rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
+        } else {
+            write_model(&c, t);
+            if (fclose(c.f) != 0) rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
+        }
+        free(path);
+    }
+    for (int i = 0; i < g->nvalues; i++) free(c.var[i]);
+    free(c.var);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* What the code generator's files share: the emission context, the target
+ * interface (a table of per-op emitters indexed by IrOp, QBE/ggml style), and
+ * small writers for C text. Internal to codegen/. */
+#ifndef LOOM_CG_IMPL_H
+#define LOOM_CG_IMPL_H
+
+#include <stdio.h>
+
+#include "codegen.h"
+
+/* The state of writing model.c. */
+typedef struct {
+    IrGraph *g;
+    const CgSelect *sel;
+    const OptMemPlan *plan;
+    FILE *f;
+    char **var; /* per value: its C identifier */
+} CgCtx;
+
+/* How a target emits one op. check returns NULL when the node can be
+ * emitted, else the reason it cannot (a static string, or one written into
+ * why); workspace (may be NULL) gives the scratch bytes; static_in is the
+ * mask of input positions read only while compiling (shapes, axes). */
+typedef struct {
+    const char *(*check)(IrGraph *g, int node, char *why, size_t n);
+    int64_t (*workspace)(IrGraph *g, int node);
+    void (*emit)(CgCtx *c, int node);
+    unsigned static_in;
+} CgOpEmitter;
+
+struct CgTarget {
+    const char *name;
+    const CgOpEmitter *ops; /* IR_NOPS entries; emit NULL: not supported */
+};
+
+/* ---- the cpu target (its table is in cg_cpu_ops.c) ---- */
+void cg_emit_view(CgCtx *c, int node); /* a view: a pointer to its input's bytes */
+/* cg_cpu_linalg.c */
+const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_matmul_emit(CgCtx *c, int node);
+const char *cg_cpu_gemm_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_gemm_emit(CgCtx *c, int node);
+const char *cg_cpu_einsum_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_einsum_ws(IrGraph *g, int node);
+void cg_cpu_einsum_emit(CgCtx *c, int node);
+const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_conv_ws(IrGraph *g, int node);
+void cg_cpu_conv_emit(CgCtx *c, int node);
+const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_pool_emit(CgCtx *c, int node);
+void cg_cpu_global_pool_emit(CgCtx *c, int node);
+const char *cg_cpu_resize_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_resize_emit(CgCtx *c, int node);
+const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_dft_emit(CgCtx *c, int node);
+
+/* ---- elementwise fusion (cg_elemwise.c) ---- */
+/* Whether node is an elementwise op that fused loops handle, and whether its
+ * dtypes are supported (NULL) or why not. */
+int cg_is_elemwise(const IrNode *n);
+const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t n);
+/* The loop of the fused group whose last node is root. */
+void cg_elemwise_emit(CgCtx *c, int root);
+/* The text of elemwise.h: float16/bfloat16 conversions, integer helpers. */
+extern const char cg_elemwise_h[];
+
+/* ---- C text (cg_emit.c) ---- */
+const char *cg_ctype(IrDType t);          /* storage type: "float", "uint16_t", ... */
+void cg_cstr(FILE *f, const char *s);     /* a C string literal, escaped */
+/* A float as a C literal that reads back as the same float ("0.5f", "1.0f", "NAN"). */
+const char *cg_float_lit(float x, char *buf, size_t n);
+#define CG_FLT(x) cg_float_lit((x), (char[48]){0}, 48)
+/* "(4,784)" */
+const char *cg_dims(const IrValue *v, char *buf, size_t n);
+/* "(float *)(arena + OFF_x)" or the weights equivalent: the typed pointer expression of value v */
+void cg_ptr_expr(CgCtx *c, int vid, char *buf, size_t n);
+/* Declares value vid's pointer variable, with a shape comment and a note. */
+void cg_declare_value(CgCtx *c, int vid, const char *note);
+/* Declares the pointer variable of every output of node. */
+void cg_declare_outputs(CgCtx *c, int node);
+/* "arena + N": the node's workspace */
+void cg_ws_expr(CgCtx *c, int node, char *buf, size_t n);
+/* A kernel returning int: on failure, the program reports the node and stops. */
+void cg_check_call(CgCtx *c, int node, const char *call);
+/* A static const int64_t array named NAME_<node> with n values; returns the name in buf. */
+const char *cg_i64_array(CgCtx *c, int node, const char *what, const int64_t *v, int n, char *buf,
+                         size_t len);
+
+/* ---- program files (cg_program.c) ---- */
+int cg_write_program(CgCtx *c, const char *dir);
+
+/* ---- sources embedded at build time (build/gen/embedded.c) ---- */
+typedef struct {
+    const char *path; /* in the output folder: "kernels/kmove.c", "runtime/rt.h" */
+    const unsigned char *data;
+    size_t size;
+} CgEmbeddedFile;
+extern const CgEmbeddedFile cg_embedded_files[];
+extern const int cg_nembedded_files;
+
+#endif

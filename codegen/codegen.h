@@ -1,0 +1,37 @@
+/* Code generation: from a folded, lowered graph and its memory plan to a
+ * standalone program folder (model.c, model.h, main.c, elemwise.h, Makefile,
+ * the kernel and runtime sources, weights.safetensors).
+ *
+ * Two calls, with the memory planner between them:
+ *   cg_select  checks that the target can emit every node (refusing the
+ *              first it cannot, with the usual "FILE: node ..." message),
+ *              groups elementwise chains into fused loops and asks each
+ *              node's workspace; its result is the planner's request;
+ *   cg_emit    writes the folder. */
+#ifndef LOOM_CODEGEN_H
+#define LOOM_CODEGEN_H
+
+#include "ir.h"
+#include "optimizer.h"
+
+typedef struct CgTarget CgTarget;
+extern const CgTarget cg_target_cpu;
+
+typedef struct {
+    int *run_at;          /* per node: the last node of its fused group (itself if alone) */
+    int64_t *ws_bytes;    /* per node: workspace bytes */
+    unsigned char *static_only; /* per value: read only while compiling (a shape, axes) */
+    int ngroups;          /* fused groups of two or more nodes */
+    int nfused;           /* nodes inside those groups */
+} CgSelect;
+
+int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel);
+void cg_select_free(CgSelect *sel);
+/* The request opt_memplan takes for this selection. */
+OptMemRequest cg_mem_request(const CgSelect *sel);
+
+/* Write the program for g into dir (created if absent). */
+int cg_emit(IrGraph *g, const CgTarget *t, const CgSelect *sel, const OptMemPlan *plan,
+            const char *dir);
+
+#endif

@@ -1,0 +1,189 @@
+/* The memory planner: gives every buffer of an inference program a slice of
+ * one arena, reusing bytes across time (XLA/TVM buffer assignment).
+ *
+ * A buffer is an activation, a graph input or a node's workspace. Its live
+ * interval is in steps (one per node, in the stored topological order, a fused
+ * group running at the step of its last node): from the step that writes it
+ * (0 for graph inputs) to the last step that reads it (the end for graph
+ * outputs). A view (Reshape, Squeeze, ...) is no buffer of its own: it shares
+ * the bytes of the value it views and stretches that buffer's interval to its
+ * own last use. Placement is greedy by size: the largest buffer first, each at
+ * the lowest aligned offset that overlaps no placed buffer whose interval
+ * intersects its own. The lower bound is the most aligned bytes live at one
+ * step; no placement can beat it, and the report compares the two.
+ * Parameters and constants are not planned over time: they are laid out one
+ * after the other in the weights blob. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "optimizer.h"
+
+const char *opt_pool_name(OptPool p)
+{
+    static const char *const names[] = {"none", "arena", "weights"};
+    return (unsigned)p < sizeof names / sizeof *names ? names[p] : "?";
+}
+
+static int64_t align_up(int64_t n) { return (n + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN; }
+
+typedef struct {
+    int64_t size; /* aligned */
+    int first, last;
+    int64_t *offset; /* where the placement goes: a value's or a workspace's offset */
+} Buffer;
+
+static int by_size_desc(const void *pa, const void *pb)
+{
+    const Buffer *a = pa, *b = pb;
+    if (a->size != b->size) return a->size > b->size ? -1 : 1;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    return a->last < b->last ? -1 : a->last > b->last;
+}
+
+static int by_offset(const void *pa, const void *pb)
+{
+    const Buffer *a = *(Buffer *const *)pa, *b = *(Buffer *const *)pb;
+    return *a->offset < *b->offset ? -1 : *a->offset > *b->offset;
+}
+
+/* Greedy placement of bufs (sorted largest first); returns the arena size. */
+static int64_t place(Buffer *bufs, int n)
+{
+    Buffer **live = ir_xmalloc((size_t)(n ? n : 1) * sizeof *live);
+    int64_t arena = 0;
+    for (int i = 0; i < n; i++) {
+        Buffer *b = &bufs[i];
+        int k = 0;
+        for (int j = 0; j < i; j++)
+            if (bufs[j].first <= b->last && b->first <= bufs[j].last) live[k++] = &bufs[j];
+        qsort(live, (size_t)k, sizeof *live, by_offset);
+        int64_t at = 0;
+        for (int j = 0; j < k; j++) {
+            if (*live[j]->offset >= at + b->size) break; /* the gap before it fits */
+            int64_t end = *live[j]->offset + live[j]->size;
+            if (end > at) at = end;
+        }
+        *b->offset = at;
+        if (at + b->size > arena) arena = at + b->size;
+    }
+    free(live);
+    return arena;
+}
+
+/* The most bytes live at any step of nsteps. */
+static int64_t lower_bound(const Buffer *bufs, int n, int nsteps)
+{
+    int64_t *delta = ir_xcalloc((size_t)nsteps + 1, sizeof *delta), cur = 0, best = 0;
+    for (int i = 0; i < n; i++) {
+        delta[bufs[i].first] += bufs[i].size;
+        delta[bufs[i].last + 1] -= bufs[i].size;
+    }
+    for (int s = 0; s < nsteps; s++) {
+        cur += delta[s];
+        if (cur > best) best = cur;
+    }
+    free(delta);
+    return best;
+}
+
+int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    int nv = g->nvalues, nn = g->nnodes, nsteps = nn ? nn : 1;
+    plan->nvalues = nv;
+    plan->nnodes = nn;
+    plan->values = ir_xcalloc((size_t)(nv ? nv : 1), sizeof *plan->values);
+    plan->ws_offset = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *plan->ws_offset);
+    const int64_t *ws = req ? req->ws_bytes : NULL;
+    const int *run_at = req ? req->run_at : NULL;
+    const unsigned char *static_only = req ? req->static_only : NULL;
+#define STEP(node) (run_at ? run_at[node] : (node))
+
+    /* pools, aliases and the step that writes each value */
+    for (int i = 0; i < nv; i++) {
+        IrValue *v = &g->values[i];
+        OptSlice *s = &plan->values[i];
+        s->size = ir_value_bytes(v);
+        s->alias = -1;
+        s->offset = -1;
+        if (static_only && static_only[i]) {
+            s->pool = OPT_POOL_NONE;
+        } else if (v->role == IR_PARAM || v->role == IR_CONST) {
+            s->pool = OPT_POOL_WEIGHTS;
+            s->offset = plan->weights_bytes;
+            plan->weights_bytes += align_up(s->size);
+        } else if (v->producer < 0) {
+            s->pool = OPT_POOL_ARENA; /* a graph input */
+            s->first = s->last = 0;
+        } else {
+            s->pool = STEP(v->producer) == v->producer ? OPT_POOL_ARENA : OPT_POOL_NONE;
+            s->first = s->last = STEP(v->producer);
+        }
+    }
+    /* views, in topological order so that a chain resolves to its root */
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || !(ir_ops[n->op].flags & OPF_VIEW)) continue;
+        IR_ASSERT(n->nout == 1 && n->in[0] >= 0);
+        int root = n->in[0];
+        if (plan->values[root].alias >= 0) root = plan->values[root].alias;
+        OptSlice *s = &plan->values[n->out[0]], *r = &plan->values[root];
+        IR_ASSERT(r->pool != OPT_POOL_NONE);
+        s->alias = root;
+        s->pool = r->pool;
+        s->offset = r->offset;
+    }
+    /* live intervals of the roots */
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead) continue;
+        for (int j = 0; j < n->nin; j++) {
+            if (n->in[j] < 0) continue;
+            OptSlice *s = &plan->values[n->in[j]];
+            if (s->alias >= 0) s = &plan->values[s->alias];
+            if (STEP(i) > s->last) s->last = STEP(i);
+        }
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+        OptSlice *s = &plan->values[g->outputs[i]];
+        if (s->alias >= 0) s = &plan->values[s->alias];
+        s->last = nsteps - 1;
+    }
+
+    /* the buffers: arena roots and workspaces */
+    Buffer *bufs = ir_xmalloc((size_t)(nv + nn + 1) * sizeof *bufs);
+    int nb = 0;
+    for (int i = 0; i < nv; i++) {
+        OptSlice *s = &plan->values[i];
+        if (s->pool != OPT_POOL_ARENA || s->alias >= 0) continue;
+        bufs[nb++] = (Buffer){align_up(s->size), s->first, s->last, &s->offset};
+    }
+    for (int i = 0; i < nn; i++) {
+        plan->ws_offset[i] = -1;
+        if (ws && ws[i] > 0 && !g->nodes[i].dead)
+            bufs[nb++] = (Buffer){align_up(ws[i]), STEP(i), STEP(i), &plan->ws_offset[i]};
+    }
+#undef STEP
+    qsort(bufs, (size_t)nb, sizeof *bufs, by_size_desc);
+    plan->arena_bytes = place(bufs, nb);
+    plan->lower_bound = lower_bound(bufs, nb, nsteps);
+    free(bufs);
+    /* views take their root's offset now that roots are placed */
+    for (int i = 0; i < nv; i++) {
+        OptSlice *s = &plan->values[i];
+        if (s->alias >= 0) {
+            const OptSlice *r = &plan->values[s->alias];
+            s->offset = r->offset;
+            s->first = r->first;
+            s->last = r->last;
+        }
+    }
+    return 0;
+}
+
+void opt_memplan_free(OptMemPlan *plan)
+{
+    free(plan->values);
+    free(plan->ws_offset);
+    memset(plan, 0, sizeof *plan);
+}

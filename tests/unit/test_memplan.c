@@ -1,0 +1,238 @@
+/* Unit tests of the memory planner (optimizer/memplan.c) on hand-built graphs
+ * and on small random DAGs: no two buffers live at the same step share a
+ * byte (checked byte by byte, step by step), views share their input's
+ * bytes, intervals match a brute-force liveness, workspaces and fused
+ * intermediates are placed as requested, and the arena is at least the
+ * lower bound, which is the brute-force peak. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ir.h"
+#include "optimizer.h"
+
+static int value(IrGraph *g, const char *name, IrRole role, int64_t n)
+{
+    int v = ir_value_new(g, name, role);
+    ir_value_set_shape(&g->values[v], IR_F32, 1, &n);
+    if (role == IR_PARAM || role == IR_CONST) ir_value_set_data(g, v, ir_xcalloc((size_t)n, 4));
+    return v;
+}
+
+static int node(IrGraph *g, IrOp op, int a, int b, int out)
+{
+    int in[2] = {a, b};
+    int id = ir_node_new(g, op, ir_unique_name(g, "n"), b >= 0 ? 2 : 1, in, 1, &out);
+    return id;
+}
+
+static void add_input(IrGraph *g, int v)
+{
+    g->inputs = ir_xrealloc(g->inputs, (size_t)(g->ninputs + 1) * sizeof(int));
+    g->inputs[g->ninputs++] = v;
+}
+
+static void add_output(IrGraph *g, int v)
+{
+    g->outputs = ir_xrealloc(g->outputs, (size_t)(g->noutputs + 1) * sizeof(int));
+    g->outputs[g->noutputs++] = v;
+    g->values[v].is_output = 1;
+}
+
+static int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
+
+/* Brute force: steps at which each arena value's bytes are in use, from the
+ * graph alone; then every step's bytes, claimed by one buffer at most. */
+static void check_plan(IrGraph *g, const OptMemRequest *req, const OptMemPlan *p)
+{
+    int nn = g->nnodes, nsteps = nn ? nn : 1;
+    const int *run_at = req ? req->run_at : NULL;
+    int *first = ir_xmalloc((size_t)g->nvalues * sizeof(int)), *last = ir_xmalloc((size_t)g->nvalues * sizeof(int));
+    int *root = ir_xmalloc((size_t)g->nvalues * sizeof(int));
+    for (int v = 0; v < g->nvalues; v++) {
+        root[v] = v;
+        int pr = g->values[v].producer;
+        first[v] = last[v] = pr < 0 ? 0 : run_at ? run_at[pr] : pr;
+    }
+    for (int i = 0; i < nn; i++)
+        if (ir_ops[g->nodes[i].op].flags & OPF_VIEW) root[g->nodes[i].out[0]] = root[g->nodes[i].in[0]];
+    for (int i = 0; i < nn; i++)
+        for (int j = 0; j < g->nodes[i].nin; j++) {
+            int r = root[g->nodes[i].in[j]], s = run_at ? run_at[i] : i;
+            if (s > last[r]) last[r] = s;
+        }
+    for (int k = 0; k < g->noutputs; k++) last[root[g->outputs[k]]] = nsteps - 1;
+    int64_t peak = 0;
+    for (int s = 0; s < nsteps; s++) {
+        unsigned char *used = ir_xcalloc((size_t)p->arena_bytes + 1, 1);
+        int64_t live = 0;
+        for (int v = 0; v < g->nvalues; v++) {
+            const OptSlice *sl = &p->values[v];
+            if (sl->pool != OPT_POOL_ARENA || root[v] != v || s < first[v] || s > last[v]) continue;
+            CHECK_EQ_INT(sl->first, first[v]);
+            CHECK_EQ_INT(sl->last, last[v]);
+            CHECK(sl->offset % OPT_ALIGN == 0);
+            CHECK(sl->offset + sl->size <= p->arena_bytes);
+            live += align64(sl->size);
+            for (int64_t b = sl->offset; b < sl->offset + sl->size && b < p->arena_bytes; b++) {
+                if (used[b]) {
+                    CHECK(!"two live buffers share a byte");
+                    break;
+                }
+                used[b] = 1;
+            }
+        }
+        for (int i = 0; req && req->ws_bytes && i < nn; i++) {
+            if (req->ws_bytes[i] <= 0 || (run_at ? run_at[i] : i) != s) continue;
+            live += align64(req->ws_bytes[i]);
+            for (int64_t b = p->ws_offset[i]; b < p->ws_offset[i] + req->ws_bytes[i]; b++) {
+                if (used[b]) {
+                    CHECK(!"a workspace shares a byte with a live buffer");
+                    break;
+                }
+                used[b] = 1;
+            }
+        }
+        if (live > peak) peak = live;
+        free(used);
+    }
+    CHECK_EQ_INT(p->lower_bound, peak);
+    CHECK(p->arena_bytes >= p->lower_bound);
+    for (int v = 0; v < g->nvalues; v++)
+        if (root[v] != v) {
+            CHECK_EQ_INT(p->values[v].alias, root[v]);
+            CHECK_EQ_INT(p->values[v].offset, p->values[root[v]].offset);
+        }
+    free(first);
+    free(last);
+    free(root);
+}
+
+/* x -> Relu -> a -> Relu -> b -> Reshape -> c -> Relu -> y, with a weight. */
+static void test_chain_and_view(void)
+{
+    IrGraph *g = ir_graph_new("chain");
+    int x = value(g, "x", IR_INPUT, 100), w = value(g, "w", IR_PARAM, 100);
+    int a = value(g, "a", IR_ACTIVATION, 100), b = value(g, "b", IR_ACTIVATION, 100);
+    int c = value(g, "c", IR_ACTIVATION, 100), y = value(g, "y", IR_ACTIVATION, 100);
+    int shape = value(g, "shape", IR_CONST, 1);
+    add_input(g, x);
+    node(g, IR_OP_Add, x, w, a);
+    node(g, IR_OP_Relu, a, -1, b);
+    node(g, IR_OP_Reshape, b, shape, c);
+    node(g, IR_OP_Relu, c, -1, y);
+    add_output(g, y);
+    OptMemPlan p;
+    CHECK_EQ_INT(opt_memplan(g, NULL, &p), 0);
+    check_plan(g, NULL, &p);
+    CHECK_EQ_INT(p.values[w].pool, OPT_POOL_WEIGHTS);
+    CHECK_EQ_INT(p.values[c].alias, b);
+    CHECK_EQ_INT(p.values[b].last, 3); /* stretched to the view's use */
+    CHECK_EQ_INT(p.values[x].first, 0);
+    CHECK_EQ_INT(p.values[y].last, 3);
+    /* two buffers at a time: x with a, a with b, b with y */
+    CHECK_EQ_INT(p.arena_bytes, 2 * 448);
+    CHECK_EQ_INT(p.lower_bound, 2 * 448);
+    CHECK_EQ_INT(p.weights_bytes, 448 + 64);
+    opt_memplan_free(&p);
+    ir_graph_free(g);
+}
+
+/* Workspaces, a fused intermediate and a compile-time-only constant. */
+static void test_request(void)
+{
+    IrGraph *g = ir_graph_new("request");
+    int x = value(g, "x", IR_INPUT, 256), a = value(g, "a", IR_ACTIVATION, 256);
+    int b = value(g, "b", IR_ACTIVATION, 256), y = value(g, "y", IR_ACTIVATION, 256);
+    int axes = value(g, "axes", IR_CONST, 2);
+    add_input(g, x);
+    node(g, IR_OP_Conv, x, -1, a);  /* step 0, workspace */
+    node(g, IR_OP_Relu, a, -1, b);  /* fused into node 2 */
+    node(g, IR_OP_Add, b, x, y);    /* reads x at step 2: x must live to 2 */
+    add_output(g, y);
+    int64_t ws[3] = {1000, 0, 0};
+    int run_at[3] = {0, 2, 2};
+    unsigned char stat[6] = {0};
+    stat[axes] = 1;
+    OptMemRequest req = {ws, run_at, stat};
+    OptMemPlan p;
+    CHECK_EQ_INT(opt_memplan(g, &req, &p), 0);
+    check_plan(g, &req, &p);
+    CHECK_EQ_INT(p.values[b].pool, OPT_POOL_NONE);
+    CHECK_EQ_INT(p.values[axes].pool, OPT_POOL_NONE);
+    CHECK_EQ_INT(p.values[x].last, 2);
+    CHECK_EQ_INT(p.values[a].last, 2);
+    CHECK(p.ws_offset[0] >= 0);
+    CHECK_EQ_INT(p.ws_offset[1], -1);
+    CHECK_EQ_INT(p.weights_bytes, 0);
+    opt_memplan_free(&p);
+    ir_graph_free(g);
+}
+
+/* Small random DAGs: binary and unary nodes over earlier values, some views,
+ * random sizes; several outputs. */
+static void test_random_dags(void)
+{
+    unsigned seed = 12345;
+#define RND(n) ((int)((seed = seed * 1103515245u + 12345u) >> 16) % (n))
+    for (int trial = 0; trial < 300; trial++) {
+        IrGraph *g = ir_graph_new("random");
+        int nin = 1 + RND(3), nn = 1 + RND(14), vals[32], nv = 0;
+        char name[32];
+        for (int i = 0; i < nin; i++) {
+            snprintf(name, sizeof name, "in%d", i);
+            vals[nv] = value(g, name, IR_INPUT, 1 + RND(300));
+            add_input(g, vals[nv++]);
+        }
+        int64_t *ws = ir_xcalloc((size_t)nn, sizeof *ws);
+        for (int i = 0; i < nn; i++) {
+            int a = vals[RND(nv)], kind = RND(4);
+            snprintf(name, sizeof name, "v%d", i);
+            if (kind == 0) {
+                int out = ir_value_new(g, name, IR_ACTIVATION);
+                ir_value_set_shape(&g->values[out], IR_F32, 1, &g->values[a].dims[0]);
+                node(g, IR_OP_Reshape, a, -1, out);
+                vals[nv++] = out;
+            } else {
+                int out = value(g, name, IR_ACTIVATION, 1 + RND(300));
+                node(g, kind == 1 ? IR_OP_Relu : IR_OP_Add, a, kind == 1 ? -1 : vals[RND(nv)], out);
+                vals[nv++] = out;
+            }
+            if (RND(4) == 0) ws[i] = 1 + RND(500);
+        }
+        add_output(g, vals[nv - 1]);
+        if (nv - nin > 1 && RND(2)) add_output(g, vals[nin + RND(nv - nin - 1)]);
+        OptMemRequest req = {ws, NULL, NULL};
+        OptMemPlan p;
+        CHECK_EQ_INT(opt_memplan(g, &req, &p), 0);
+        check_plan(g, &req, &p);
+        opt_memplan_free(&p);
+        free(ws);
+        ir_graph_free(g);
+    }
+#undef RND
+}
+
+/* An empty graph: an input that is the output. */
+static void test_passthrough(void)
+{
+    IrGraph *g = ir_graph_new("pass");
+    int x = value(g, "x", IR_INPUT, 10);
+    add_input(g, x);
+    add_output(g, x);
+    OptMemPlan p;
+    CHECK_EQ_INT(opt_memplan(g, NULL, &p), 0);
+    check_plan(g, NULL, &p);
+    CHECK_EQ_INT(p.arena_bytes, 64);
+    opt_memplan_free(&p);
+    ir_graph_free(g);
+}
+
+int main(void)
+{
+    RUN(test_chain_and_view);
+    RUN(test_request);
+    RUN(test_random_dags);
+    RUN(test_passthrough);
+    return CHECK_DONE();
+}

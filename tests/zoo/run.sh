@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The zoo tier: every model of models/ compiled by `loom compile --mode infer
+# --target cpu`, built (linking the prebuilt -O2 kernels and runtime, as the
+# conformance tier does), run on its committed input and compared with
+# PyTorch's output (rtol 1e-3, atol 1e-5); its memory plan must be within 5%
+# of the lower bound. Then the generated program's error paths (wrong shape
+# or dtype, missing input, missing weights, Fortran-order .npy, a --weights
+# file lacking a tensor), loom's refusals of what it cannot compile yet, and
+# one program built standalone from the sources copied into its folder.
+# Env: LOOM (the loom binary), LOOM_ROOT (repo root).
+set -u
+root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$root" || exit 1
+loom=${LOOM:-build/asan/loom}
+py=$root/.venv/bin/python
+out=build/zoo
+rm -rf "$out" && mkdir -p "$out"
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+
+# compare.py ACTUAL EXPECTED: numpy allclose with the tier's tolerances
+cat > "$out/compare.py" <<'PY'
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+if a.shape != b.shape or a.dtype != b.dtype:
+    sys.exit(f"shape/dtype {a.dtype}{a.shape} != expected {b.dtype}{b.shape}")
+if not np.allclose(a, b, rtol=1e-3, atol=1e-5):
+    sys.exit(f"max abs diff {np.abs(a.astype(np.float64) - b).max():.3g}")
+PY
+# plan_ok.py PLAN: arena within 5% of the lower bound; prints both
+cat > "$out/plan_ok.py" <<'PY'
+import sys, json
+p = json.load(open(sys.argv[1]))
+print(f"arena {p['arena_bytes']} lower bound {p['lower_bound']}")
+sys.exit(0 if p["arena_bytes"] <= 1.05 * p["lower_bound"] else 1)
+PY
+
+# build DIR [make args...]: make quietly, the log beside
+build() {
+    local dir=$1
+    shift
+    make -s -C "$dir" "$@" > "$dir.build.log" 2>&1
+}
+
+for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small; do
+    dir=$out/$model
+    if ! "$loom" compile "models/$model/model.onnx" --mode infer --target cpu -o "$dir" > "$dir.compile.log" 2>&1; then
+        fail "zoo_${model}_compile" "$(tail -3 "$dir.compile.log")"
+        continue
+    fi
+    pass "zoo_${model}_compile"
+    if plan=$("$py" "$out/plan_ok.py" "$dir/plan.json"); then pass "zoo_${model}_plan ($plan)"; else fail "zoo_${model}_plan" "$plan"; fi
+    if ! build "$dir" LOOM_PREBUILT="$root/build/rel"; then
+        fail "zoo_${model}_build" "$(tail -5 "$dir.build.log")"
+        continue
+    fi
+    pass "zoo_${model}_build"
+    args=()
+    for f in models/$model/*.npy; do
+        b=$(basename "$f" .npy)
+        case $b in expected_*|target_*) continue ;; esac
+        args+=(--input "$b=$f")
+    done
+    for f in models/$model/expected_*.npy; do
+        b=$(basename "$f" .npy)
+        args+=(--output "${b#expected_}=$dir/${b#expected_}.npy")
+    done
+    if ! "$dir/infer" "${args[@]}" > "$dir.run.log" 2>&1; then
+        fail "zoo_${model}_run" "$(tail -3 "$dir.run.log")"
+        continue
+    fi
+    ok=1
+    for f in models/$model/expected_*.npy; do
+        b=$(basename "$f" .npy)
+        if ! msg=$("$py" "$out/compare.py" "$dir/${b#expected_}.npy" "$f" 2>&1); then
+            ok=0
+            fail "zoo_${model}_match" "${b#expected_}: $msg"
+        fi
+    done
+    [ $ok = 1 ] && pass "zoo_${model}_match"
+done
+
+# ---- the generated program's errors: exit 1 with a message naming what is wrong ----
+mlp=$out/mlp
+# expect_error NAME WORD CMD...: exit code 1 and WORD in stderr
+expect_error() {
+    local name=$1 word=$2
+    shift 2
+    "$@" > "$out/$name.out" 2> "$out/$name.err"
+    local rc=$?
+    if [ $rc -eq 1 ] && grep -q -- "$word" "$out/$name.err"; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc (want 1), stderr: $(head -c 300 "$out/$name.err")"
+    fi
+}
+if [ -x "$mlp/infer" ]; then
+    "$py" - "$out" <<'PY'
+import sys, numpy as np, struct, json
+d = sys.argv[1]
+np.save(f"{d}/x_shape.npy", np.zeros((4, 785), np.float32))
+np.save(f"{d}/x_dtype.npy", np.zeros((4, 784), np.float64))
+np.save(f"{d}/x_fortran.npy", np.asfortranarray(np.zeros((4, 784), np.float32)))
+# a safetensors file with one tensor that is not a parameter of the model
+data = np.zeros(3, np.float32).tobytes()
+hdr = json.dumps({"other": {"dtype": "F32", "shape": [3], "data_offsets": [0, len(data)]}}).encode()
+hdr += b" " * (-len(hdr) % 8)
+open(f"{d}/partial.safetensors", "wb").write(struct.pack("<Q", len(hdr)) + hdr + data)
+PY
+    expect_error infer_wrong_shape "input 'x'" "$mlp/infer" --input "x=$out/x_shape.npy"
+    expect_error infer_wrong_dtype "input 'x'" "$mlp/infer" --input "x=$out/x_dtype.npy"
+    expect_error infer_missing_input "'x'" "$mlp/infer" --output "$out/y.npy"
+    expect_error infer_fortran "x_fortran.npy" "$mlp/infer" --input "$out/x_fortran.npy"
+    expect_error infer_weights_lacking "fc1.weight" "$mlp/infer" --input models/mlp/x.npy --weights "$out/partial.safetensors"
+    mkdir -p "$out/noweights" && cp "$mlp/infer" "$out/noweights/infer"
+    expect_error infer_missing_weights "weights.safetensors" "$out/noweights/infer" --input models/mlp/x.npy
+    # --weights with the model's own parameters gives the same result
+    if "$mlp/infer" --input models/mlp/x.npy --output "$out/y_w.npy" --weights "$mlp/weights.safetensors" 2> "$out/w.err" &&
+        "$py" "$out/compare.py" "$out/y_w.npy" models/mlp/expected_logits.npy; then
+        pass infer_weights_reload
+    else
+        fail infer_weights_reload "$(head -3 "$out/w.err")"
+    fi
+    "$mlp/infer" --input models/mlp/x.npy --bogus > /dev/null 2>&1
+    rc=$?
+    if [ $rc -eq 2 ]; then pass infer_bad_flag; else fail infer_bad_flag "exit $rc (want 2)"; fi
+fi
+
+# ---- loom compile's refusals ----
+expect_error compile_train "later" "$loom" compile models/mlp/model.onnx --mode train --target cpu -o "$out/t"
+expect_error compile_cuda "later" "$loom" compile models/mlp/model.onnx --mode infer --target cuda -o "$out/t"
+"$loom" compile models/mlp/model.onnx --mode infer --target cpu > /dev/null 2>&1
+rc=$?
+if [ $rc -eq 2 ]; then pass compile_no_output; else fail compile_no_output "exit $rc (want 2)"; fi
+
+# ---- a standalone folder: kernels and runtime compiled from the copies ----
+sa=$out/mlp_standalone
+if "$loom" compile models/mlp/model.onnx --mode infer --target cpu -o "$sa" > /dev/null 2>&1 && build "$sa" &&
+    "$sa/infer" --input models/mlp/x.npy --output "$sa/logits.npy" 2> "$sa.err" &&
+    "$py" "$out/compare.py" "$sa/logits.npy" models/mlp/expected_logits.npy; then
+    pass zoo_standalone_build
+else
+    fail zoo_standalone_build "$(tail -5 "$sa.build.log" 2>/dev/null)"
+fi
