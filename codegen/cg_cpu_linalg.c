@@ -358,20 +358,21 @@ static void window(const IrNode *n, int k, const int64_t *in, const int64_t *out
         dil[i] = d ? d[i] : 1;
         pad[i] = p ? p[i] : 0;
         if (!strcmp(ap, "VALID")) pad[i] = 0;
-        int same_upper = !strcmp(ap, "SAME_UPPER"), same = same_upper || !strcmp(ap, "SAME_LOWER");
+        int same_lower = !strcmp(ap, "SAME_LOWER"), same = same_lower || !strcmp(ap, "SAME_UPPER");
         int64_t ext = (kern[i] - 1) * dil[i] + 1, total;
         if (transposed) {
-            /* the output size fixes the padding when it was given or implied */
+            /* the output size fixes the padding when it was given or implied;
+             * SAME_UPPER (and NOTSET) put the odd unit at the end */
             if (!p || same) {
                 const int64_t *op = ir_attr_ints(n, "output_padding", &cnt);
                 total = stride[i] * (in[i] - 1) + (op ? op[i] : 0) + ext - out[i];
                 if (total < 0) total = 0;
-                pad[i] = same_upper ? total - total / 2 : total / 2;
+                pad[i] = same_lower ? total - total / 2 : total / 2;
             }
         } else if (same) {
             total = (out[i] - 1) * stride[i] + ext - in[i];
             if (total < 0) total = 0;
-            pad[i] = same_upper ? total / 2 : total - total / 2;
+            pad[i] = same_lower ? total - total / 2 : total / 2;
         }
     }
 }

@@ -293,18 +293,19 @@ static void emit_scatternd(CgCtx *c, int node)
     cg_check_call(c, node, call);
 }
 
+/* k (input 1) is read at run time: it may be a graph input. */
 static void emit_trilu(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]);
-    double k = 0;
-    if (ir_in(n, 1) >= 0) IR_ASSERT(ir_const_scalar(c->g, n->in[1], &k) == 0);
+    char k[160] = "0";
+    if (ir_in(n, 1) >= 0)
+        snprintf(k, sizeof k, VAL(c, n->in[1])->dtype == IR_I64 ? "%s[0]" : "(int64_t)%s[0]", c->var[n->in[1]]);
     int r = x->rank;
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_trilu(%s, %s, %lld, %lld, %lld, %lld, %d, %d);\n", c->var[n->out[0]],
+    fprintf(c->f, "    k_trilu(%s, %s, %lld, %lld, %lld, %s, %d, %d);\n", c->var[n->out[0]],
             c->var[n->in[0]], (long long)prod(x->dims, 0, r - 2), (long long)x->dims[r - 2],
-            (long long)x->dims[r - 1], (long long)k, ir_attr_int(n, "upper", 1) != 0,
-            ir_dtype_size(x->dtype));
+            (long long)x->dims[r - 1], k, ir_attr_int(n, "upper", 1) != 0, ir_dtype_size(x->dtype));
 }
 
 static void emit_const_of_shape(CgCtx *c, int node)
@@ -546,7 +547,7 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
     [IR_OP_GatherElements] = {check_index, NULL, emit_gather_elements, 0},
     [IR_OP_ScatterND] = {check_scatternd, NULL, emit_scatternd, 0},
-    [IR_OP_Trilu] = {sized_only, NULL, emit_trilu, 2},
+    [IR_OP_Trilu] = {sized_only, NULL, emit_trilu, 0},
     [IR_OP_Reshape] = VIEW(2),
     [IR_OP_Flatten] = VIEW(0),
     [IR_OP_Squeeze] = VIEW(2),

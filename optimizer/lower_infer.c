@@ -1,8 +1,9 @@
 /* Inference lowering: what only matters for training is rewritten into its
  * inference form before code generation, so that codegen never sees it.
- * Dropout (in any opset, whatever its ratio or training_mode inputs say) is
- * the identity at inference: it becomes an Identity view of its input, and a
- * mask output that something reads becomes a constant all-true tensor. */
+ * Dropout is the identity at inference: it becomes an Identity view of its
+ * input, and a mask output that something reads becomes a constant all-true
+ * tensor. One whose training_mode input is true (or not a constant) and whose
+ * ratio is not 0 really drops at random, and is refused. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,11 @@
 static int lower_dropout(IrGraph *g, int node)
 {
     IrNode *n = &g->nodes[node];
+    double train = 0, ratio = 0.5;
+    if (ir_in(n, 1) >= 0 && ir_const_scalar(g, n->in[1], &ratio) < 0) ratio = 1;
+    if (ir_in(n, 2) >= 0 && (ir_const_scalar(g, n->in[2], &train) < 0 || train != 0) && ratio != 0)
+        return ir_fail(g, node, "Dropout with training_mode true (or computed at run time) is not "
+                       "supported in an inference program: it drops at random; export in eval mode");
     if (n->nout > 1) {
         IrValue *mask = &g->values[n->out[1]];
         if (mask->dtype != IR_BOOL)

@@ -81,6 +81,64 @@ for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small
     [ $ok = 1 ] && pass "zoo_${model}_match"
 done
 
+# ---- elementwise arithmetic beyond float32: integer Div/Mod with broadcasting,
+# float16 through Cast, comparisons and Where, a broadcast fused chain;
+# compared with numpy ----
+ew=$out/elemwise
+mkdir -p "$ew.in"
+"$py" - "$ew.in" <<'PY'
+import sys, numpy as np, onnx
+from onnx import TensorProto as T, helper as h, numpy_helper as nh
+d = sys.argv[1]
+rng = np.random.default_rng(7)
+a = rng.integers(-50, 50, (3, 4)).astype(np.int32)
+b = rng.integers(1, 9, (4,)).astype(np.int32) * np.array([1, -1, 1, -1], np.int32)
+f = rng.standard_normal((2, 3, 4)).astype(np.float32)
+c = rng.standard_normal((3, 1)).astype(np.float32)
+nodes = [
+    h.make_node("Div", ["a", "b"], ["q"], name="div"),
+    h.make_node("Mod", ["a", "b"], ["r"], name="mod"),
+    h.make_node("Mul", ["q", "r"], ["ints"], name="mul_int"),
+    h.make_node("Cast", ["f"], ["h"], name="to_half", to=T.FLOAT16),
+    h.make_node("Add", ["h", "h"], ["h2"], name="add_half"),
+    h.make_node("Cast", ["h2"], ["half"], name="to_float", to=T.FLOAT),
+    h.make_node("Greater", ["f", "zero"], ["pos"], name="greater"),
+    h.make_node("Neg", ["f"], ["nf"], name="neg"),
+    h.make_node("Where", ["pos", "f", "nf"], ["absf"], name="where"),
+    h.make_node("Add", ["f", "c"], ["fc"], name="add_bcast"),
+    h.make_node("Sigmoid", ["fc"], ["sig"], name="sigmoid"),
+]
+g = h.make_graph(nodes, "elemwise",
+                 [h.make_tensor_value_info("a", T.INT32, [3, 4]), h.make_tensor_value_info("b", T.INT32, [4]),
+                  h.make_tensor_value_info("f", T.FLOAT, [2, 3, 4])],
+                 [h.make_tensor_value_info(n, t, None) for n, t in
+                  [("ints", T.INT32), ("half", T.FLOAT), ("absf", T.FLOAT), ("sig", T.FLOAT)]],
+                 [nh.from_array(np.array(0, np.float32), "zero"), nh.from_array(c, "c")])
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), f"{d}/model.onnx")
+for n, v in [("a", a), ("b", b), ("f", f)]:
+    np.save(f"{d}/{n}.npy", v)
+q = np.trunc(a / b).astype(np.int32)
+np.save(f"{d}/expected_ints.npy", (q * np.mod(a, b)).astype(np.int32))
+np.save(f"{d}/expected_half.npy", (f.astype(np.float16) + f.astype(np.float16)).astype(np.float32))
+np.save(f"{d}/expected_absf.npy", np.abs(f))
+np.save(f"{d}/expected_sig.npy", (1 / (1 + np.exp(-(f + c).astype(np.float64)))).astype(np.float32))
+PY
+if "$loom" compile "$ew.in/model.onnx" --mode infer --target cpu -o "$ew" > "$ew.compile.log" 2>&1 &&
+    build "$ew" LOOM_PREBUILT="$root/build/rel" &&
+    "$ew/infer" --input "a=$ew.in/a.npy" --input "b=$ew.in/b.npy" --input "f=$ew.in/f.npy" \
+        --output "ints=$ew/ints.npy" --output "half=$ew/half.npy" --output "absf=$ew/absf.npy" \
+        --output "sig=$ew/sig.npy" > "$ew.run.log" 2>&1; then
+    for o in ints half absf sig; do
+        if msg=$("$py" "$out/compare.py" "$ew/$o.npy" "$ew.in/expected_$o.npy" 2>&1); then
+            pass "elemwise_$o"
+        else
+            fail "elemwise_$o" "$msg"
+        fi
+    done
+else
+    fail elemwise "$(tail -3 "$ew.compile.log" "$ew.build.log" "$ew.run.log" 2>/dev/null)"
+fi
+
 # ---- the generated program's errors: exit 1 with a message naming what is wrong ----
 mlp=$out/mlp
 # expect_error NAME WORD CMD...: exit code 1 and WORD in stderr
