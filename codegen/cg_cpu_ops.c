@@ -349,11 +349,14 @@ static void emit_layernorm(CgCtx *c, int node)
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
 }
 
+/* Training mode (opset 14+) normalizes with the batch statistics and may write
+ * the updated running statistics; older opsets' extra outputs meant other
+ * things and are refused. */
 static const char *check_batchnorm(IrGraph *g, int node, char *why, size_t n)
 {
     const IrNode *nd = &g->nodes[node];
-    if (ir_attr_int(nd, "training_mode", 0) || nd->nout > 1)
-        return "training-mode BatchNormalization in an inference program";
+    if (ir_attr_int(nd, "training_mode", 0) ? g->opset < 14 || nd->nout > 3 : nd->nout > 1)
+        return "BatchNormalization with the extra outputs of opsets before 14";
     return float32_only(g, node, why, n);
 }
 
@@ -361,11 +364,21 @@ static void emit_batchnorm(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]);
+    long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
+    long long spatial = (long long)prod(x->dims, 2, x->rank);
     cg_declare_outputs(c, node);
+    if (ir_attr_int(n, "training_mode", 0)) {
+        fprintf(c->f,
+                "    k_batchnorm_train_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s, %s);\n",
+                c->var[n->out[0]], n->nout > 1 ? c->var[n->out[1]] : "NULL",
+                n->nout > 2 ? c->var[n->out[2]] : "NULL", c->var[n->in[0]], c->var[n->in[1]],
+                c->var[n->in[2]], c->var[n->in[3]], c->var[n->in[4]], N, C, spatial,
+                CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), CG_FLT(ir_attr_float(n, "momentum", 0.9f)));
+        return;
+    }
     fprintf(c->f, "    k_batchnorm_f32(%s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s);\n",
             c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
-            c->var[n->in[4]], (long long)x->dims[0], (long long)(x->rank > 1 ? x->dims[1] : 1),
-            (long long)prod(x->dims, 2, x->rank), CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+            c->var[n->in[4]], N, C, spatial, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
 }
 
 static const char *check_groupnorm(IrGraph *g, int node, char *why, size_t n)
