@@ -517,7 +517,7 @@ static int load_nodes(Loader *L, Onnx__GraphProto *gp)
             node_fail(L, np, (int)i,
                       "unsupported op '%s'; loom supports %d ai.onnx operators, listed by `loom "
                       "ops` and in docs/ops.md",
-                      op, IR_NOPS + 1 /* Constant */);
+                      op, ir_op_count_onnx() + 1 /* Constant */);
             goto out;
         }
         for (size_t k = 0; k < np->n_output; k++) {

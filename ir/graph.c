@@ -168,6 +168,7 @@ int ir_value_new(IrGraph *g, const char *name, IrRole role)
     v->rank = -1;
     v->producer = -1;
     v->decl_rank = -1;
+    v->alias = -1;
     if ((size_t)g->nvalues * 2 > g->names->cap)
         names_grow(g); /* reinserts every value, this one included */
     else
@@ -234,6 +235,7 @@ int ir_node_new(IrGraph *g, IrOp op, const char *name, int nin, const int *in, i
     if (nin) memcpy(n->in, in, nin * sizeof(int));
     if (nout) memcpy(n->out, out, nout * sizeof(int));
     n->onnx_index = -1;
+    n->fwd = -1;
     for (int i = 0; i < nout; i++) g->values[out[i]].producer = id;
     return id;
 }
@@ -509,9 +511,12 @@ void ir_compact(IrGraph *g)
         for (int j = 0; j < n->nattr; j++)
             if (n->attr[j].kind == IR_ATTR_TENSOR) n->attr[j].u.tensor = vmap[n->attr[j].u.tensor];
     }
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i].fwd >= 0) g->nodes[i].fwd = nmap[g->nodes[i].fwd];
     for (int i = 0; i < nv; i++) {
         IrValue *v = &g->values[i];
         v->producer = v->producer >= 0 ? nmap[v->producer] : -1;
+        if (v->alias >= 0) v->alias = vmap[v->alias];
     }
     for (int i = 0; i < g->ninputs; i++) g->inputs[i] = vmap[g->inputs[i]];
     for (int i = 0; i < g->noutputs; i++) g->outputs[i] = vmap[g->outputs[i]];

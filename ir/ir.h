@@ -50,7 +50,8 @@ const char *ir_dtype_name(IrDType t);   /* "float32", ... ; "?" when out of rang
 int ir_dtype_is_float(IrDType t);       /* f16, bf16, f32, f64 */
 int ir_dtype_is_int(IrDType t);         /* signed and unsigned integers, not bool */
 
-/* What a value is for. Later issues add gradient, optimizer state and loss. */
+/* What a value is for. Gradients, optimizer state and the loss come with the
+ * training graph (ir/train.h). */
 typedef enum {
     IR_ACTIVATION = 0, /* computed by a node */
     IR_INPUT,          /* graph input fed at run time */
@@ -77,6 +78,9 @@ typedef struct {
     int decl_rank;
     IrDType decl_dtype;
     int64_t decl_dims[IR_MAX_RANK];
+    /* Training (ir/train.h): an optimizer update's output names the parameter
+     * or state value whose bytes it overwrites in place; -1 otherwise. */
+    int alias;
 } IrValue;
 
 /* Attributes, as ONNX types them. */
@@ -124,6 +128,7 @@ typedef struct {
     IrAttr *attr;
     IrPhase phase;
     int onnx_index;    /* index of the ONNX node it came from, -1 if none */
+    int fwd;           /* backward node: the forward node it differentiates; else -1 */
     int dead;          /* removed by a pass; skipped everywhere, reclaimed by ir_compact */
 } IrNode;
 

@@ -13,6 +13,13 @@ const IrOpInfo ir_ops[IR_NOPS] = {
 int ir_op_lookup(const char *name)
 {
     for (int i = 0; i < IR_NOPS; i++)
-        if (strcmp(ir_ops[i].name, name) == 0) return i;
+        if (!(ir_ops[i].flags & OPF_INTERNAL) && strcmp(ir_ops[i].name, name) == 0) return i;
     return -1;
+}
+
+int ir_op_count_onnx(void)
+{
+    int n = 0;
+    for (int i = 0; i < IR_NOPS; i++) n += !(ir_ops[i].flags & OPF_INTERNAL);
+    return n;
 }

@@ -20,6 +20,8 @@
 #define OPF_SHAPE_ONLY 4u /* output depends on input shapes, not contents (Shape, Size) */
 #define OPF_NO_GRAD 8u    /* outputs carry no gradient (comparisons, integer ops) */
 #define OPF_VIEW 16u      /* output 0 is input 0's bytes under another shape (no copy) */
+#define OPF_INTERNAL 32u  /* loom's own op ("loom.*", ir/train.h): built by autodiff and the
+                           * optimizer update, never accepted from a model file */
 
 #define IR_OPS(OP) \
     /* linear algebra and convolution */ \
@@ -132,7 +134,27 @@
     OP(DFT, "DFT", 1, 3, 1, 1, shape_dft, NULL, 0, 0, "axis:i inverse:i onesided:i") \
     /* losses */ \
     OP(SoftmaxCrossEntropyLoss, "SoftmaxCrossEntropyLoss", 2, 3, 1, 2, shape_sce_loss, NULL, 0, 0, "ignore_index:i reduction:s") \
-    OP(NegativeLogLikelihoodLoss, "NegativeLogLikelihoodLoss", 2, 3, 1, 1, shape_nll_loss, NULL, 0, 0, "ignore_index:i reduction:s")
+    OP(NegativeLogLikelihoodLoss, "NegativeLogLikelihoodLoss", 2, 3, 1, 1, shape_nll_loss, NULL, 0, 0, "ignore_index:i reduction:s") \
+    /* internal: backward and optimizer-update ops (ir/train.h documents their operands) */ \
+    OP(ActivationGrad, "loom.ActivationGrad", 2, 2, 1, 1, shape_grad_like, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "act:s alpha:f beta:f gamma:f approximate:s") \
+    OP(SoftmaxGrad, "loom.SoftmaxGrad", 2, 2, 1, 1, shape_grad_like, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "axis:i") \
+    OP(LogSoftmaxGrad, "loom.LogSoftmaxGrad", 2, 2, 1, 1, shape_grad_like, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "axis:i") \
+    OP(LayerNormGrad, "loom.LayerNormGrad", 3, 5, 1, 3, shape_layernorm_grad, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "axis:i epsilon:f") \
+    OP(BatchNormGrad, "loom.BatchNormGrad", 5, 5, 1, 3, shape_channel_norm_grad, NULL, 10, OPF_INTERNAL | OPF_NO_GRAD, "epsilon:f training_mode:i") \
+    OP(GroupNormGrad, "loom.GroupNormGrad", 3, 3, 1, 3, shape_channel_norm_grad, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "epsilon:f num_groups:i") \
+    OP(InstanceNormGrad, "loom.InstanceNormGrad", 3, 3, 1, 3, shape_channel_norm_grad, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "epsilon:f") \
+    OP(ConvGradWeight, "loom.ConvGradWeight", 2, 2, 1, 1, shape_conv_grad_weight, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "dilations:I group:i pads:I shape:I strides:I") \
+    OP(MaxPoolGrad, "loom.MaxPoolGrad", 2, 3, 1, 1, shape_pool_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "auto_pad:s ceil_mode:i dilations:I kernel_shape:I pads:I storage_order:i strides:I") \
+    OP(AveragePoolGrad, "loom.AveragePoolGrad", 1, 1, 1, 1, shape_pool_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "auto_pad:s ceil_mode:i count_include_pad:i dilations:I kernel_shape:I pads:I shape:I strides:I") \
+    OP(ResizeGrad, "loom.ResizeGrad", 1, 1, 1, 1, shape_scatter_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "coordinate_transformation_mode:s cubic_coeff_a:f exclude_outside:i mode:s nearest_mode:s scales:F shape:I") \
+    OP(GatherGrad, "loom.GatherGrad", 2, 2, 1, 1, shape_scatter_grad, NULL, 1, OPF_INTERNAL | OPF_NO_GRAD, "axis:i shape:I") \
+    OP(GatherElementsGrad, "loom.GatherElementsGrad", 2, 2, 1, 1, shape_scatter_grad, NULL, 1, OPF_INTERNAL | OPF_NO_GRAD, "axis:i shape:I") \
+    OP(SliceGrad, "loom.SliceGrad", 1, 1, 1, 1, shape_scatter_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "shape:I starts:I steps:I") \
+    OP(SoftmaxCrossEntropyLossGrad, "loom.SoftmaxCrossEntropyLossGrad", 3, 5, 1, 1, shape_loss_grad, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "ignore_index:i reduction:s") \
+    OP(NegativeLogLikelihoodLossGrad, "loom.NegativeLogLikelihoodLossGrad", 2, 3, 1, 1, shape_loss_grad, NULL, 1, OPF_INTERNAL | OPF_NO_GRAD, "ignore_index:i reduction:s shape:I") \
+    OP(GlobalNorm, "loom.GlobalNorm", 1, -1, 1, 1, shape_global_norm, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "") \
+    OP(SGD, "loom.SGD", 3, 5, 1, 2, shape_opt_update, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "momentum:f nesterov:i weight_decay:f") \
+    OP(AdamW, "loom.AdamW", 6, 7, 3, 3, shape_opt_update, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "beta1:f beta2:f epsilon:f weight_decay:f")
 
 typedef enum {
 #define OP_ENUM(e, ...) IR_OP_##e,
@@ -153,7 +175,10 @@ typedef struct {
 } IrOpInfo;
 
 extern const IrOpInfo ir_ops[IR_NOPS];
-/* The op with ONNX op_type `name`, or -1. */
+/* The op with ONNX op_type `name`, or -1; loom's internal ops (OPF_INTERNAL)
+ * are never found, so a model file cannot name them. */
 int ir_op_lookup(const char *name);
+/* How many ops a model may use (the table less the internal ones). */
+int ir_op_count_onnx(void);
 
 #endif

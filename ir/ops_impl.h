@@ -48,6 +48,16 @@ int shape_resize(IrGraph *g, int node);
 int shape_dft(IrGraph *g, int node);
 int shape_sce_loss(IrGraph *g, int node);
 int shape_nll_loss(IrGraph *g, int node);
+/* internal backward and optimizer-update ops: shape_grad.c */
+int shape_grad_like(IrGraph *g, int node);
+int shape_layernorm_grad(IrGraph *g, int node);
+int shape_channel_norm_grad(IrGraph *g, int node);
+int shape_conv_grad_weight(IrGraph *g, int node);
+int shape_pool_grad(IrGraph *g, int node);
+int shape_scatter_grad(IrGraph *g, int node);
+int shape_loss_grad(IrGraph *g, int node);
+int shape_global_norm(IrGraph *g, int node);
+int shape_opt_update(IrGraph *g, int node);
 
 /* Helpers shared by shape*.c and eval.c. */
 /* Set output i of node to dt[dims] after checking rank, dims and element count;

@@ -31,6 +31,9 @@ static int verify_values(IrGraph *g)
             if (v->dims[d] < 0)
                 return ir_fail(g, -1, "invalid IR: value '%s' has dim %d = %lld, negative",
                                v->name, d, (long long)v->dims[d]);
+        if (v->alias < -1 || v->alias >= g->nvalues || v->alias == i)
+            return ir_fail(g, -1, "invalid IR: value '%s' aliases value id %d, out of range",
+                           v->name, v->alias);
         if (v->producer < -1 || v->producer >= g->nnodes)
             return ir_fail(g, -1, "invalid IR: value '%s' names producer node %d, out of range (%d nodes)",
                            v->name, v->producer, g->nnodes);
@@ -69,6 +72,9 @@ static int verify_nodes(IrGraph *g, int *made_by)
             return ir_fail(g, i, "invalid IR: operand or attribute list missing");
         if ((unsigned)n->phase > IR_UPDATE)
             return ir_fail(g, i, "invalid IR: phase %d, out of range", (int)n->phase);
+        if (n->fwd < -1 || n->fwd >= g->nnodes || (n->fwd >= 0 && n->phase != IR_BACKWARD))
+            return ir_fail(g, i, "invalid IR: differentiates node %d, out of range or not a "
+                           "backward node", n->fwd);
         for (int j = 0; j < n->nin; j++)
             if (n->in[j] < -1 || n->in[j] >= g->nvalues)
                 return ir_fail(g, i, "invalid IR: input %d is value id %d, out of range (%d values)",
@@ -119,6 +125,7 @@ static int verify_defined(IrGraph *g, int v, const int *made_by, const char *is_
                        what, val->name);
     case IR_PARAM:
     case IR_CONST: return 0; /* data checked in verify_values; a folded one may name its old node */
+    case IR_OPT_STATE: return 0; /* training state the program initializes (ir/train.h) */
     default:
         if (val->producer >= 0)
             return ir_fail(g, node, "invalid IR: %s '%s' comes from node '%s', which was removed",

@@ -1,0 +1,146 @@
+/* The loss of the training graph, and the whole construction
+ * (ir_build_training: loss, autodiff, update; ir/train.h). The loss is the
+ * model's own scalar output, or one appended to a model output: cross-entropy
+ * through the table's SoftmaxCrossEntropyLoss on the logits viewed as
+ * [samples, classes] (the last axis holds the classes, as PyTorch's
+ * cross_entropy on logits.view(-1, C)), or the mean squared error written as
+ * Sub, Mul and ReduceMean. The appended nodes are forward nodes, so
+ * autodiff differentiates them like the model's own. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grad.h"
+#include "train.h"
+
+#define V(id) (&g->values[id])
+
+void ir_train_defaults(IrTrainOptions *o)
+{
+    memset(o, 0, sizeof *o);
+    o->loss_kind = IR_LOSS_MODEL;
+    o->target = "target";
+    o->ignore_index = -100;
+    o->optimizer = IR_OPTIM_ADAMW;
+    o->lr = 1e-3f;
+    o->weight_decay = 0.01f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+}
+
+/* The model output the loss comes from. */
+static int pick_output(IrGraph *g, const IrTrainOptions *o)
+{
+    if (o->loss_output) {
+        int v = ir_value_find(g, o->loss_output);
+        for (int i = 0; v >= 0 && i < g->noutputs; i++)
+            if (g->outputs[i] == v) return v;
+        return ir_fail(g, -1, "the loss output '%s' is not an output of the model", o->loss_output);
+    }
+    int found = -1, count = 0;
+    for (int i = 0; i < g->noutputs; i++) {
+        const IrValue *v = V(g->outputs[i]);
+        if (o->loss_kind == IR_LOSS_MODEL && !(ir_dtype_is_float(v->dtype) && ir_value_numel(v) == 1))
+            continue;
+        found = g->outputs[i];
+        count++;
+    }
+    if (count == 1) return found;
+    if (o->loss_kind == IR_LOSS_MODEL)
+        return ir_fail(g, -1, count ? "the model has %d scalar float outputs; name the loss output"
+                                    : "the model has no scalar float output to use as the loss "
+                                      "(%d found); append a loss (--loss ce or mse with --target)",
+                       count);
+    return ir_fail(g, -1, "the model has %d outputs; name the one the loss is computed from", count);
+}
+
+/* A new graph input `name` of type dt[dims]. */
+static int add_target(IrGraph *g, const char *name, IrDType dt, int rank, const int64_t *dims)
+{
+    if (!name || !*name) return ir_fail(g, -1, "the loss needs the name of its target input");
+    if (ir_value_find(g, name) >= 0)
+        return ir_fail(g, -1, "the target name '%s' is already a value of the model; choose "
+                       "another", name);
+    int t = ir_value_new(g, name, IR_INPUT);
+    ir_value_set_shape(V(t), dt, rank, dims);
+    g->inputs = ir_xrealloc(g->inputs, (g->ninputs + 1) * sizeof(int));
+    g->inputs[g->ninputs++] = t;
+    return t;
+}
+
+/* The last loss node: its output is the value "loss" (role IR_LOSS), a graph output. */
+static int loss_node(IrGraph *g, IrOp op, int nin, const int *in, int *node)
+{
+    int v = ir_value_new(g, ir_value_find(g, "loss") < 0 ? "loss" : ir_unique_name(g, "loss"),
+                         IR_LOSS);
+    *node = ir_node_new(g, op, ir_unique_name(g, "loss"), nin, in, 1, &v);
+    g->outputs = ir_xrealloc(g->outputs, (g->noutputs + 1) * sizeof(int));
+    g->outputs[g->noutputs++] = v;
+    V(v)->is_output = 1;
+    return v;
+}
+
+int ir_add_loss(IrGraph *g, const IrTrainOptions *o)
+{
+    if (ir_loss_value(g) >= 0) return ir_fail(g, -1, "the graph already has a loss");
+    int y = pick_output(g, o);
+    if (y < 0) return -1;
+    IrDType dt = V(y)->dtype;
+    int r = V(y)->rank;
+    int64_t dims[IR_MAX_RANK];
+    memcpy(dims, V(y)->dims, sizeof dims);
+    if (o->loss_kind == IR_LOSS_MODEL) {
+        if (V(y)->producer < 0)
+            return ir_fail(g, -1, "the loss output '%s' is not computed by the model", V(y)->name);
+        if (!ir_dtype_is_float(dt) || ir_value_numel(V(y)) != 1)
+            return ir_fail(g, -1, "the loss output '%s' must be a float scalar; it is %s",
+                           V(y)->name, IR_SHP(g, y));
+        V(y)->role = IR_LOSS;
+        return 0;
+    }
+    if (!ir_dtype_is_float(dt))
+        return ir_fail(g, -1, "the loss is computed from '%s', which must be a float tensor; it is "
+                       "%s", V(y)->name, IR_SHP(g, y));
+    GradCtx c = {.g = g, .node = -1, .phase = IR_FORWARD, .tag = "loss"};
+    int node, loss;
+    if (o->loss_kind == IR_LOSS_CE) {
+        if (r < 2)
+            return ir_fail(g, -1, "cross-entropy needs logits [N, C] or [N, ..., C]; '%s' is %s",
+                           V(y)->name, IR_SHP(g, y));
+        int t = add_target(g, o->target, IR_I64, r - 1, dims);
+        if (t < 0) return -1;
+        int64_t rows = 1, d2[2];
+        for (int i = 0; i < r - 1; i++) rows *= dims[i];
+        d2[0] = rows;
+        d2[1] = dims[r - 1];
+        int x = grad_reshape(&c, y, 2, d2), tt = grad_reshape(&c, t, 1, d2);
+        if (x < 0 || tt < 0) return -1;
+        loss = loss_node(g, IR_OP_SoftmaxCrossEntropyLoss, 2, (int[]){x, tt}, &node);
+        ir_attr_set_string(g, node, "reduction", "mean");
+        if (o->use_ignore_index) ir_attr_set_int(g, node, "ignore_index", o->ignore_index);
+    } else {
+        int t = add_target(g, o->target, dt, r, dims);
+        if (t < 0) return -1;
+        int d = GOP(&c, Sub, y, t);
+        int sq = GOP(&c, Mul, d, d);
+        if (sq < 0) return -1;
+        loss = loss_node(g, IR_OP_ReduceMean, 1, &sq, &node);
+        ir_attr_set_int(g, node, "keepdims", 0);
+    }
+    (void)loss;
+    return ir_infer_node(g, node);
+}
+
+int ir_build_training(IrGraph *g, const IrTrainOptions *o)
+{
+    if (ir_add_loss(g, o) < 0 || ir_autodiff(g, o->freeze_regex) < 0) return -1;
+    int trained = 0;
+    for (int v = 0; v < g->nvalues; v++)
+        trained += g->values[v].role == IR_PARAM && ir_param_grad(g, v) >= 0;
+    if (!trained)
+        return ir_fail(g, -1, "no parameter reaches the loss '%s' through a differentiable path%s; "
+                       "there is nothing to train", V(ir_loss_value(g))->name,
+                       o->freeze_regex ? " (or the freeze pattern matches them all)" : "");
+    return ir_add_update(g, o);
+}

@@ -1,0 +1,142 @@
+/* The training graph: the forward graph, then a scalar loss, then the
+ * backward nodes that reverse-mode autodiff builds, then the optimizer
+ * update. All of it is ordinary IR (ir.h): values, nodes from the one op
+ * table (forward ops where a gradient is exactly expressible with them, the
+ * internal "loom.*" ops of ops.h where a fused backward kernel is the sane
+ * implementation), nodes stored in topological order. Codegen, the memory
+ * planner and the schedule optimizer read it like any other graph.
+ *
+ * What the passes add, and how to find it:
+ *   loss       one float scalar value with role IR_LOSS, also a graph output.
+ *              With IR_LOSS_CE / IR_LOSS_MSE a graph input for the target is
+ *              added (opts.target) and the loss nodes are forward nodes.
+ *   gradients  backward nodes have phase IR_BACKWARD and fwd = the forward
+ *              node they differentiate (for a value that is read by several
+ *              nodes, the partial gradients are summed by a node whose fwd is
+ *              the value's producer, or -1 for a parameter). The gradient of
+ *              trainable parameter P is the value "grad/P" (role IR_GRAD, P's
+ *              shape and dtype; ir_param_grad). The accumulated gradient of
+ *              an activation A, where one is needed, is "grad/A" (role
+ *              IR_ACTIVATION); other backward temporaries are "bwd/..."
+ *              names. Forward values that backward nodes read are the saved
+ *              tensors (ir_saved_values), what remat and offload act on.
+ *   parameters float initializers (IR_PARAM) with a differentiable path to the
+ *              loss that the freeze pattern does not match. The others keep
+ *              role IR_PARAM but get no gradient and no state: they are
+ *              constants for training purposes.
+ *   update     nodes of phase IR_UPDATE, one per parameter (loom.SGD or
+ *              loom.AdamW), after an optional gradient clipping by global norm
+ *              (loom.GlobalNorm, then a scale factor every update reads).
+ *              Update nodes overwrite in place: each output is a new value
+ *              "next/X" (role IR_ACTIVATION) whose `alias` is the value X it
+ *              overwrites (the parameter or a state value), so a program
+ *              writes it into X's bytes. They are not graph outputs; a pass
+ *              that drops dead nodes must keep IR_UPDATE nodes.
+ *   state      values of role IR_OPT_STATE, no producer, initialized by the
+ *              program: zeros, unless the value holds contents (data):
+ *                "m/P", "v/P"     AdamW moments, P's shape and dtype
+ *                "momentum/P"     SGD momentum buffer (momentum != 0)
+ *                "opt/lr"         float32 scalar, the learning rate; data =
+ *                                 the compiled lr; the program sets it every
+ *                                 step from its schedule (constant, cosine
+ *                                 with warm-up), so schedules need no nodes
+ *                "opt/step"       int64 scalar, the number of this update
+ *                                 (1 at the first); set by the program
+ *
+ * Internal ops (inputs -> outputs; attributes as the forward op's unless said;
+ * "shape" is the forward input's dims where the gradient cannot infer them):
+ *   loom.ActivationGrad (dy, x) -> dx          act = Relu, LeakyRelu, Elu, Selu,
+ *                                              HardSigmoid, HardSwish or Gelu
+ *   loom.SoftmaxGrad (dy, y) -> dx             dx = y * (dy - sum(dy * y)) over axis
+ *   loom.LogSoftmaxGrad (dy, y) -> dx          dx = dy - exp(y) * sum(dy) over axis
+ *   loom.LayerNormGrad (dy, x, scale, [mean], [inv_std]) -> dx, dscale, dbias
+ *                                              statistics recomputed from x when
+ *                                              mean/inv_std are omitted; dscale,
+ *                                              dbias have the dims x.dims[axis:]
+ *   loom.BatchNormGrad (dy, x, scale, mean, var) -> dx, dscale, dbias
+ *                                              training_mode 1: batch statistics
+ *                                              of x; 0: the given mean and var
+ *   loom.GroupNormGrad / loom.InstanceNormGrad (dy, x, scale) -> dx, dscale, dbias
+ *   loom.ConvGradWeight (dy, x) -> dw          explicit pads, shape = w's dims
+ *   loom.MaxPoolGrad (dy, x, [indices]) -> dx  dy to each window's maximum
+ *   loom.AveragePoolGrad (dy) -> dx            shape = x's dims
+ *   loom.ResizeGrad (dy) -> dx                 the adjoint of the nearest/linear
+ *                                              interpolation; scales resolved
+ *                                              per axis (out / in for sizes)
+ *   loom.GatherGrad (dy, indices) -> dx        scatter-add along axis into zeros
+ *   loom.GatherElementsGrad (dy, indices) -> dx
+ *   loom.SliceGrad (dy) -> dx                  zeros with dy written at
+ *                                              starts + i * steps (per dim)
+ *   loom.SoftmaxCrossEntropyLossGrad (dloss, scores, labels, [weight], [log_prob])
+ *   loom.NegativeLogLikelihoodLossGrad (dloss, labels, [weight]) -> dinput
+ *   loom.GlobalNorm (g1, ..., gn) -> float32 scalar sqrt(sum of squares)
+ *   loom.SGD (param, grad, lr, [momentum_buf], [grad_scale]) -> param', [buf']
+ *        g = grad * grad_scale + weight_decay * param; buf' = momentum * buf + g;
+ *        g = nesterov ? g + momentum * buf' : buf' (momentum != 0);
+ *        param' = param - lr * g                         (torch.optim.SGD)
+ *   loom.AdamW (param, grad, m, v, lr, step, [grad_scale]) -> param', m', v'
+ *        g = grad * grad_scale; p = param * (1 - lr * weight_decay);
+ *        m' = b1 m + (1 - b1) g; v' = b2 v + (1 - b2) g^2;
+ *        param' = p - lr * (m' / (1 - b1^step)) / (sqrt(v' / (1 - b2^step)) + eps)
+ *                                                        (torch.optim.AdamW) */
+#ifndef LOOM_TRAIN_H
+#define LOOM_TRAIN_H
+
+#include "ir.h"
+
+typedef enum {
+    IR_LOSS_MODEL = 0, /* the model's own scalar float output */
+    IR_LOSS_CE,        /* cross-entropy of logits [N,C] or [N,...,C] (last axis classes)
+                        * against integer class targets, mean over the non-ignored samples */
+    IR_LOSS_MSE,       /* mean squared error against a target shaped like the output */
+} IrLossKind;
+
+typedef enum {
+    IR_OPTIM_NONE = 0, /* gradients only, no update nodes */
+    IR_OPTIM_SGD,
+    IR_OPTIM_ADAMW,
+} IrOptimizer;
+
+typedef struct {
+    IrLossKind loss_kind;
+    /* The graph output that is the loss (IR_LOSS_MODEL) or that the loss is
+     * computed from; NULL: the only output (for IR_LOSS_MODEL, the only scalar
+     * float output). */
+    const char *loss_output;
+    const char *target;        /* CE/MSE: name of the target input to add ("target") */
+    int use_ignore_index;      /* CE: skip samples whose target is ignore_index */
+    int64_t ignore_index;
+    const char *freeze_regex;  /* POSIX extended regex over parameter names, or NULL */
+    IrOptimizer optimizer;
+    float lr;                  /* compiled default of opt/lr */
+    float momentum, weight_decay;
+    int nesterov;
+    float beta1, beta2, eps;
+    float clip_norm;           /* clip gradients to this global L2 norm; 0: no clipping */
+} IrTrainOptions;
+
+/* PyTorch's defaults: IR_LOSS_MODEL, target "target", AdamW with lr 1e-3,
+ * betas 0.9/0.999, eps 1e-8, weight decay 0.01; SGD momentum 0, no clipping. */
+void ir_train_defaults(IrTrainOptions *o);
+
+/* The whole construction: ir_add_loss, ir_autodiff, ir_add_update. The graph
+ * must be shape-inferred with nodes in topological order (onnx_fold_infer).
+ * Returns 0, or -1 with g->err (a model whose loss depends on an op without a
+ * gradient is refused naming the node and op). */
+int ir_build_training(IrGraph *g, const IrTrainOptions *o);
+
+/* The passes, for tests and tools (each verifies nothing; ir_verify after). */
+int ir_add_loss(IrGraph *g, const IrTrainOptions *o);            /* loss.c */
+int ir_autodiff(IrGraph *g, const char *freeze_regex);           /* autodiff.c */
+int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
+
+/* The loss value (role IR_LOSS), or -1. */
+int ir_loss_value(const IrGraph *g);
+/* The gradient "grad/P" of parameter `param`, or -1 when P is not trained. */
+int ir_param_grad(const IrGraph *g, int param);
+/* The saved tensors: forward values (activations, graph inputs, parameters)
+ * read by backward nodes, in value-id order. Returns the count and, when out
+ * is not NULL, sets *out to a malloc'ed array (free it). */
+int ir_saved_values(const IrGraph *g, int **out);
+
+#endif

@@ -1,0 +1,761 @@
+/* The training graph (ir/train.h): loss, reverse-mode autodiff and the
+ * optimizer update.
+ *   - numeric: small float64 graphs of ops the host evaluator (ir/eval.c)
+ *     computes; the gradient nodes are evaluated and compared with central
+ *     finite differences of the loss (relative error < 1e-6). Gradients that
+ *     use internal loom.* ops (no evaluator) are checked for structure here;
+ *     their numbers come with the cpu kernels.
+ *   - structure: every parameter gets exactly one gradient "grad/P" of its
+ *     shape and dtype, frozen and unreachable ones none, the graph verifies,
+ *     shapes re-infer, forward nodes are untouched; on hand graphs and on
+ *     every zoo model.
+ *   - refusals: an op without a gradient on the loss path, internal op names
+ *     in a model. */
+#include <math.h>
+#include <regex.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "frontend.h"
+#include "ir.h"
+#include "train.h"
+
+#define D(...) ((int64_t[]){__VA_ARGS__})
+#define I(...) ((int[]){__VA_ARGS__})
+#define NI(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int))
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static IrGraph *G(void)
+{
+    IrGraph *g = ir_graph_new("t.onnx");
+    g->opset = 17;
+    return g;
+}
+
+/* A float64 value of `role` with random contents in [lo, lo + 1). */
+static int fval(IrGraph *g, const char *name, IrRole role, int rank, const int64_t *dims, double lo)
+{
+    int v = ir_value_new(g, name, role);
+    ir_value_set_shape(&g->values[v], IR_F64, rank, dims);
+    int64_t n = ir_value_numel(&g->values[v]);
+    double *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = lo + urand();
+    ir_value_set_data(g, v, p);
+    return v;
+}
+#define PARAM(name, lo, ...) fval(g, name, IR_PARAM, NI(__VA_ARGS__) ? (int)(sizeof(D(__VA_ARGS__)) / 8) : 0, D(__VA_ARGS__), lo)
+#define CONSTF(name, lo, ...) fval(g, name, IR_CONST, (int)(sizeof(D(__VA_ARGS__)) / 8), D(__VA_ARGS__), lo)
+
+static int ints(IrGraph *g, int n, const int64_t *v)
+{
+    int id = ir_value_new(g, ir_unique_name(g, "k"), IR_CONST);
+    ir_value_set_shape(&g->values[id], IR_I64, 1, (int64_t[]){n});
+    int64_t *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    memcpy(p, v, (size_t)n * sizeof *p);
+    ir_value_set_data(g, id, p);
+    return id;
+}
+#define INTS(...) ints(g, NI(__VA_ARGS__), D(__VA_ARGS__))
+
+static int last_node;
+/* A node with one output; returns the output value (attributes on last_node). */
+static int mk(IrGraph *g, IrOp op, int nin, const int *in)
+{
+    int out = ir_value_new(g, ir_unique_name(g, "y"), IR_ACTIVATION);
+    last_node = ir_node_new(g, op, NULL, nin, in, 1, &out);
+    return out;
+}
+#define OP(op, ...) mk(g, IR_OP_##op, NI(__VA_ARGS__), I(__VA_ARGS__))
+#define ATTR_I(name, v) ir_attr_set_int(g, last_node, name, v)
+#define ATTR_IS(name, ...) ir_attr_set_ints(g, last_node, name, NI(__VA_ARGS__), D(__VA_ARGS__))
+
+static int infer_all(IrGraph *g)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i].dead && ir_infer_node(g, i) < 0) return -1;
+    return 0;
+}
+
+/* The scalar loss sum(y) as the model's output. */
+static void set_loss(IrGraph *g, int y)
+{
+    int s = OP(ReduceSum, y);
+    ATTR_I("keepdims", 0);
+    g->outputs = realloc(g->outputs, (g->noutputs + 1) * sizeof(int));
+    g->outputs[g->noutputs++] = s;
+    g->values[s].is_output = 1;
+}
+
+/* Evaluate the nodes of the forward (and, when all, backward) phase. */
+static int eval_nodes(IrGraph *g, int all)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        IrNode *n = &g->nodes[i];
+        if (n->dead || n->phase == IR_UPDATE || (!all && n->phase != IR_FORWARD)) continue;
+        if (!ir_ops[n->op].eval) {
+            snprintf(g->err, sizeof g->err, "node %s: %s has no evaluator", n->name,
+                     ir_ops[n->op].name);
+            return -1;
+        }
+        if (ir_infer_node(g, i) < 0 || ir_ops[n->op].eval(g, i) < 0) return -1;
+    }
+    return 0;
+}
+
+static double loss_now(IrGraph *g)
+{
+    if (eval_nodes(g, 0) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        return NAN;
+    }
+    return *(double *)g->values[ir_loss_value(g)].data;
+}
+
+/* Build the gradients of g (loss = its scalar output unless opts say more),
+ * evaluate them and compare with central differences. Returns the number of
+ * parameters checked. */
+static int check_numeric(IrGraph *g, IrTrainOptions *o)
+{
+    IrTrainOptions dflt;
+    if (!o) {
+        ir_train_defaults(&dflt);
+        dflt.optimizer = IR_OPTIM_NONE;
+        o = &dflt;
+    }
+    if (infer_all(g) < 0 || ir_build_training(g, o) < 0 || ir_verify(g) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+        return 0;
+    }
+    if (eval_nodes(g, 1) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+        return 0;
+    }
+    int checked = 0;
+    for (int p = 0; p < g->nvalues; p++) {
+        if (g->values[p].role != IR_PARAM) continue;
+        int gv = ir_param_grad(g, p);
+        if (gv < 0) continue;
+        checked++;
+        CHECK_EQ_INT(g->values[gv].dtype, IR_F64);
+        CHECK_EQ_INT(ir_value_numel(&g->values[gv]), ir_value_numel(&g->values[p]));
+        int64_t n = ir_value_numel(&g->values[p]);
+        double *an = malloc((size_t)n * sizeof *an);
+        memcpy(an, g->values[gv].data, (size_t)n * sizeof *an);
+        double *x = g->values[p].data;
+        double worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            x = g->values[p].data;
+            double x0 = x[i], h = 1e-5 * (fabs(x0) > 1 ? fabs(x0) : 1);
+            x[i] = x0 + h;
+            double lp = loss_now(g);
+            x = g->values[p].data;
+            x[i] = x0 - h;
+            double lm = loss_now(g);
+            x = g->values[p].data;
+            x[i] = x0;
+            double fd = (lp - lm) / (2 * h);
+            double den = fmax(fmax(fabs(fd), fabs(an[i])), 1e-2);
+            double err = fabs(fd - an[i]) / den;
+            if (!(err <= worst)) worst = err;
+        }
+        if (!(worst < 1e-6)) {
+            fprintf(stderr, "  param %s: relative error %.3g\n", g->values[p].name, worst);
+            check_failed_ = 1;
+        }
+        free(an);
+    }
+    return checked;
+}
+
+/* ---- numeric checks ---- */
+
+static void test_broadcast_arith(void)
+{
+    IrGraph *g = G();
+    int x = CONSTF("x", -0.5, 2, 3);
+    int w = PARAM("w", 0.5, 3), b = PARAM("b", -0.5, 1), s = PARAM("s", 1.0, 2, 1);
+    int e = PARAM("e", 0.5, 1);
+    int y = OP(Add, OP(Mul, x, w), b);            /* [2,3] */
+    y = OP(Div, y, s);                            /* s broadcast over columns */
+    y = OP(Sub, y, OP(Mul, w, w));                /* w fans out */
+    int two = CONSTF("two", 2.0, 1);
+    ((double *)g->values[two].data)[0] = 2;
+    y = OP(Add, OP(Pow, y, two), OP(Pow, OP(Add, x, s), e)); /* x + s > 0 */
+    y = OP(Sum, y, w, OP(Mean, b, y));
+    set_loss(g, y);
+    CHECK_EQ_INT(check_numeric(g, NULL), 4);
+    ir_graph_free(g);
+}
+
+static void test_unary(void)
+{
+    IrGraph *g = G();
+    int p = PARAM("p", 0.1, 2, 3);   /* in (0.1, 1.1): inside every domain */
+    static const IrOp ops[] = {IR_OP_Neg, IR_OP_Abs, IR_OP_Sqrt, IR_OP_Reciprocal, IR_OP_Exp,
+                               IR_OP_Log, IR_OP_Sin, IR_OP_Cos, IR_OP_Tanh, IR_OP_Erf,
+                               IR_OP_Sigmoid, IR_OP_Softplus, IR_OP_Softsign, IR_OP_Identity};
+    int acc = -1;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        int y = mk(g, ops[i], 1, &p);
+        acc = acc < 0 ? y : OP(Add, acc, OP(Mul, y, y));
+    }
+    set_loss(g, acc);
+    CHECK_EQ_INT(check_numeric(g, NULL), 1);
+    ir_graph_free(g);
+}
+
+static void test_matmul(void)
+{
+    IrGraph *g = G();
+    int a = PARAM("a", -0.5, 2, 1, 3, 4), b = PARAM("b", -0.5, 5, 4, 2);
+    int x = CONSTF("x", -0.5, 2, 3, 4), w = PARAM("w", -0.5, 4, 5);
+    int v = PARAM("v", -0.5, 4), u = PARAM("u", -0.5, 4);
+    int y1 = OP(MatMul, a, b);                    /* [2,5,3,2], both batch-broadcast */
+    int y2 = OP(MatMul, x, w);                    /* [2,3,5], a matrix weight */
+    int y3 = OP(MatMul, v, b);                    /* [5,2], a vector on the left */
+    int y5 = OP(MatMul, x, v);                    /* [2,3], a vector on the right */
+    int y6 = OP(MatMul, u, v);                    /* a dot product */
+    int s = OP(Add, OP(ReduceSum, y1), OP(ReduceSum, y2));
+    s = OP(Add, s, OP(Add, OP(ReduceSum, y3), OP(ReduceSum, OP(Mul, y5, y5))));
+    s = OP(Add, s, OP(Mul, y6, y6));
+    set_loss(g, OP(Mul, s, s));
+    CHECK_EQ_INT(check_numeric(g, NULL), 5);
+    ir_graph_free(g);
+}
+
+static void test_gemm(void)
+{
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            IrGraph *g = G();
+            int a = ta ? PARAM("a", -0.5, 4, 3) : PARAM("a", -0.5, 3, 4);
+            int b = tb ? PARAM("b", -0.5, 5, 4) : PARAM("b", -0.5, 4, 5);
+            int cc = (ta + tb) % 2 ? PARAM("c", -0.5, 5) : PARAM("c", -0.5, 3, 1);
+            int y = OP(Gemm, a, b, cc);
+            ATTR_I("transA", ta);
+            ATTR_I("transB", tb);
+            ir_attr_set_float(g, last_node, "alpha", 0.7f);
+            ir_attr_set_float(g, last_node, "beta", 1.5f);
+            set_loss(g, OP(Mul, y, y));
+            CHECK_EQ_INT(check_numeric(g, NULL), 3);
+            ir_graph_free(g);
+        }
+}
+
+static void test_einsum(void)
+{
+    IrGraph *g = G();
+    int a = PARAM("a", -0.5, 2, 3, 4), b = PARAM("b", -0.5, 4, 5), c = PARAM("c", -0.5, 3, 6);
+    int d = PARAM("d", -0.5, 1, 4, 5);
+    int y1 = OP(Einsum, a, b);
+    ir_attr_set_string(g, last_node, "equation", "bij,jk->bik");
+    int y2 = OP(Einsum, c);
+    ir_attr_set_string(g, last_node, "equation", "ij->i");  /* j only in the operand */
+    int y3 = OP(Einsum, a, d);
+    ir_attr_set_string(g, last_node, "equation", "...ij,...jk->...ik"); /* d broadcasts */
+    int s = OP(Add, OP(ReduceSum, OP(Mul, y1, y1)), OP(ReduceSum, OP(Mul, y2, y2)));
+    set_loss(g, OP(Add, s, OP(ReduceSum, OP(Mul, y3, y3))));
+    CHECK_EQ_INT(check_numeric(g, NULL), 4);
+    ir_graph_free(g);
+}
+
+static void test_movement(void)
+{
+    IrGraph *g = G();
+    int p = PARAM("p", -0.5, 2, 3, 4), q = PARAM("q", -0.5, 3, 1), r = PARAM("r", -0.5, 2, 2);
+    int t = OP(Transpose, p);
+    ATTR_IS("perm", 2, 0, 1);                             /* [4,2,3] */
+    int rs = OP(Reshape, t, INTS(8, 3));                  /* [8,3] */
+    int cat = OP(Concat, rs, OP(Transpose, q));           /* [9,3]: q^T is [1,3] */
+    ATTR_I("axis", 0);
+    int sl = OP(Slice, cat, INTS(1, 0), INTS(7, 2), INTS(0, 1)); /* [6,2] */
+    int ex = OP(Expand, q, INTS(2, 3, 5));                /* [2,3,5] */
+    int tl = OP(Tile, r, INTS(2, 3));                     /* [4,6] */
+    int pd = OP(Pad, r, INTS(1, 0, 0, 2));                /* [3,4] */
+    int sq = OP(Squeeze, OP(Unsqueeze, r, INTS(0)), INTS(0));
+    int fl = OP(Flatten, p);
+    ATTR_I("axis", 2);                                    /* [6,4] */
+    int cs = OP(CumSum, fl, INTS(1));
+    int tr = OP(Trilu, OP(Reshape, sl, INTS(2, 6)));
+    int sp1 = ir_value_new(g, "sp1", IR_ACTIVATION), sp2 = ir_value_new(g, "sp2", IR_ACTIVATION);
+    ir_node_new(g, IR_OP_Split, "split", 2, I(p, INTS(1, 2)), 2, I(sp1, sp2));
+    ir_attr_set_int(g, g->nnodes - 1, "axis", 1);
+    int cond = ir_value_new(g, "cond", IR_CONST);
+    ir_value_set_shape(&g->values[cond], IR_BOOL, 1, D(4));
+    uint8_t *cd = malloc(4);
+    cd[0] = 1, cd[1] = 0, cd[2] = 0, cd[3] = 1;
+    ir_value_set_data(g, cond, cd);
+    int wh = OP(Where, cond, OP(Reshape, sq, INTS(4)), OP(Reshape, r, INTS(4)));
+    int s = OP(Add, OP(ReduceSum, OP(Mul, tr, tr)), OP(ReduceSum, OP(Mul, ex, ex)));
+    s = OP(Add, s, OP(Add, OP(ReduceSum, OP(Mul, tl, tl)), OP(ReduceSum, OP(Mul, pd, pd))));
+    s = OP(Add, s, OP(Add, OP(ReduceSum, OP(Mul, cs, cs)), OP(ReduceSum, OP(Mul, wh, wh))));
+    s = OP(Add, s, OP(ReduceSum, OP(Mul, sp2, sp2))); /* sp1 unused: zeros in the Concat */
+    (void)sp1;
+    set_loss(g, s);
+    CHECK_EQ_INT(check_numeric(g, NULL), 3);
+    ir_graph_free(g);
+}
+
+static void test_reductions(void)
+{
+    IrGraph *g = G();
+    int p = PARAM("p", 0.5, 3, 4);
+    int lo = CONSTF("lo", 0.8, 1), hi = CONSTF("hi", 1.1, 1);
+    static const IrOp ops[] = {IR_OP_ReduceMean, IR_OP_ReduceMax, IR_OP_ReduceMin, IR_OP_ReduceL1,
+                               IR_OP_ReduceL2, IR_OP_ReduceSumSquare, IR_OP_ReduceLogSumExp,
+                               IR_OP_ReduceProd, IR_OP_ReduceSum};
+    int acc = -1;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        int y;
+        if (ops[i] == IR_OP_ReduceSum) { /* axes: an input from opset 13, for the others from 18 */
+            y = OP(ReduceSum, p, INTS(0));
+        } else {
+            y = mk(g, ops[i], 1, &p);
+            ATTR_IS("axes", i % 2 ? 0 : 1);
+        }
+        ATTR_I("keepdims", (int)(i % 3 != 0));
+        int s = OP(ReduceSum, OP(Mul, y, y));
+        acc = acc < 0 ? s : OP(Add, acc, s);
+    }
+    int m = OP(Max, p, OP(Mul, p, p), CONSTF("c", 0.4, 4));
+    int n = OP(Min, p, OP(Sqrt, p));
+    int cl = OP(Clip, p, OP(Reshape, lo, INTS()), OP(Reshape, hi, INTS()));
+    acc = OP(Add, acc, OP(ReduceSum, OP(Mul, OP(Add, m, n), cl)));
+    set_loss(g, acc);
+    CHECK_EQ_INT(check_numeric(g, NULL), 1);
+    ir_graph_free(g);
+}
+
+static void test_mse(void)
+{
+    IrGraph *g = G();
+    int x = CONSTF("x", -0.5, 4, 3), w = PARAM("w", -0.5, 3, 2), b = PARAM("b", -0.5, 2);
+    int y = OP(Add, OP(MatMul, x, w), b);
+    g->outputs = malloc(sizeof(int));
+    g->outputs[g->noutputs++] = y;
+    g->values[y].is_output = 1;
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.loss_kind = IR_LOSS_MSE;
+    o.target = "t";
+    o.optimizer = IR_OPTIM_NONE;
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_add_loss(g, &o) == 0);
+    int t = ir_value_find(g, "t");
+    CHECK(t >= 0 && g->values[t].role == IR_INPUT && g->values[t].rank == 2);
+    double *td = malloc(8 * sizeof *td);
+    for (int i = 0; i < 8; i++) td[i] = urand();
+    ir_value_set_data(g, t, td); /* a fed input, for the evaluator */
+    /* the loss exists already: autodiff the rest */
+    CHECK(ir_autodiff(g, NULL) == 0 && ir_verify(g) == 0);
+    CHECK(eval_nodes(g, 1) == 0);
+    for (int p = 0; p < g->nvalues; p++) {
+        if (g->values[p].role != IR_PARAM) continue;
+        int gv = ir_param_grad(g, p);
+        CHECK(gv >= 0);
+        double *x0 = g->values[p].data, *an = g->values[gv].data;
+        for (int64_t i = 0; i < ir_value_numel(&g->values[p]); i++) {
+            double v0 = x0[i], h = 1e-5, a = an[i];
+            x0[i] = v0 + h;
+            double lp = loss_now(g);
+            x0 = g->values[p].data;
+            x0[i] = v0 - h;
+            double lm = loss_now(g);
+            x0 = g->values[p].data;
+            x0[i] = v0;
+            CHECK(fabs((lp - lm) / (2 * h) - a) < 1e-6 * fmax(1e-2, fabs(a)));
+            an = g->values[gv].data;
+        }
+    }
+    ir_graph_free(g);
+}
+
+/* ---- structure ---- */
+
+static void test_freeze_and_unreachable(void)
+{
+    IrGraph *g = G();
+    int a = PARAM("layer0.w", -0.5, 3, 3), b = PARAM("layer1.w", -0.5, 3, 3);
+    PARAM("unused.w", -0.5, 3);
+    int idx = ir_value_new(g, "ix", IR_CONST);
+    ir_value_set_shape(&g->values[idx], IR_I64, 1, D(2));
+    int64_t *ip = malloc(16);
+    ip[0] = 0, ip[1] = 2;
+    ir_value_set_data(g, idx, ip);
+    int cst = OP(Cast, OP(ArgMax, a));                    /* an integer path: no gradient */
+    ir_attr_set_int(g, last_node, "to", IR_F64);
+    int y = OP(Add, OP(MatMul, b, b), OP(Reshape, cst, INTS(1, 3)));
+    set_loss(g, y);
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.optimizer = IR_OPTIM_NONE;
+    o.freeze_regex = "^layer0\\.";
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_build_training(g, &o) == 0);
+    CHECK(ir_verify(g) == 0);
+    CHECK(ir_param_grad(g, ir_value_find(g, "layer0.w")) < 0);
+    CHECK(ir_param_grad(g, ir_value_find(g, "layer1.w")) >= 0);
+    CHECK(ir_param_grad(g, ir_value_find(g, "unused.w")) < 0);
+    CHECK(g->values[ir_value_find(g, "layer0.w")].role == IR_PARAM);
+    ir_graph_free(g);
+
+    /* everything frozen: nothing to train */
+    g = G();
+    a = PARAM("w", -0.5, 3);
+    set_loss(g, OP(Mul, a, a));
+    ir_train_defaults(&o);
+    o.freeze_regex = "w";
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_build_training(g, &o) < 0);
+    CHECK_STR_CONTAINS(g->err, "nothing to train");
+    ir_graph_free(g);
+
+    g = G();
+    a = PARAM("w", -0.5, 3);
+    set_loss(g, OP(Mul, a, a));
+    ir_train_defaults(&o);
+    o.freeze_regex = "([";
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_build_training(g, &o) < 0);
+    CHECK_STR_CONTAINS(g->err, "regular expression");
+    ir_graph_free(g);
+}
+
+static void test_refusals(void)
+{
+    IrGraph *g = G();
+    int a = PARAM("w", 0.5, 3);
+    int m = OP(Mod, a, CONSTF("k", 0.3, 3));
+    ir_attr_set_int(g, last_node, "fmod", 1);
+    const char *mod_name = g->nodes[last_node].name;
+    set_loss(g, m);
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_build_training(g, &o) < 0);
+    CHECK_STR_CONTAINS(g->err, "Mod has no gradient");
+    CHECK_STR_CONTAINS(g->err, mod_name);
+    ir_graph_free(g);
+
+    /* Round has zero gradient (as in PyTorch): its path carries none */
+    g = G();
+    a = PARAM("w", 0.5, 3);
+    int b = PARAM("v", 0.5, 3);
+    set_loss(g, OP(Add, OP(Round, a), b));
+    ir_train_defaults(&o);
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_build_training(g, &o) == 0);
+    CHECK(ir_param_grad(g, ir_value_find(g, "w")) < 0);
+    CHECK(ir_param_grad(g, ir_value_find(g, "v")) >= 0);
+    ir_graph_free(g);
+
+    /* no scalar output and no loss asked for */
+    g = G();
+    a = PARAM("w", 0.5, 3);
+    int y = OP(Mul, a, a);
+    g->outputs = malloc(sizeof(int));
+    g->outputs[g->noutputs++] = y;
+    CHECK(infer_all(g) == 0);
+    CHECK(ir_build_training(g, &o) < 0);
+    CHECK_STR_CONTAINS(g->err, "no scalar float output");
+    ir_graph_free(g);
+
+    /* a model cannot name internal ops */
+    CHECK(ir_op_lookup("loom.AdamW") < 0);
+    CHECK(ir_op_lookup("loom.SoftmaxGrad") < 0);
+    CHECK(ir_op_lookup("AdamW") < 0);
+    CHECK(ir_op_lookup("Softmax") == IR_OP_Softmax);
+    CHECK(ir_ops[IR_OP_ConvGradWeight].flags & OPF_INTERNAL);
+}
+
+/* Ops whose gradients are internal: the nodes exist, shapes infer, verify. */
+static void test_internal_grads(void)
+{
+    IrGraph *g = G();
+    int x = CONSTF("x", -0.5, 2, 3, 8, 8);
+    int w = PARAM("conv.w", -0.5, 4, 3, 3, 3), cb = PARAM("conv.b", -0.5, 4);
+    int y = OP(Conv, x, w, cb);
+    ATTR_IS("strides", 2, 2);
+    ir_attr_set_string(g, last_node, "auto_pad", "SAME_UPPER");       /* [2,4,4,4] */
+    int s = PARAM("bn.s", 0.5, 4), bb = PARAM("bn.b", -0.5, 4);
+    int rm = PARAM("bn.mean", -0.5, 4), rv = PARAM("bn.var", 0.5, 4);
+    y = OP(BatchNormalization, y, s, bb, rm, rv);
+    y = OP(Relu, y);
+    y = OP(MaxPool, y);
+    ATTR_IS("kernel_shape", 2, 2);
+    ATTR_IS("strides", 2, 2);                                         /* [2,4,2,2] */
+    int wt = PARAM("convt.w", -0.5, 4, 2, 2, 2);
+    y = OP(ConvTranspose, y, wt);
+    ATTR_IS("strides", 2, 2);                                         /* [2,2,4,4] */
+    y = OP(AveragePool, y);
+    ATTR_IS("kernel_shape", 3, 3);
+    ATTR_IS("pads", 1, 1, 1, 1);
+    y = OP(Reshape, y, INTS(2, 2, 16));
+    int ls = PARAM("ln.s", 0.5, 16), lb = PARAM("ln.b", -0.5, 16);
+    y = OP(LayerNormalization, y, ls, lb);
+    y = OP(Softmax, y);
+    int emb = PARAM("emb", -0.5, 10, 16);
+    int ids = ir_value_new(g, "ids", IR_CONST);
+    ir_value_set_shape(&g->values[ids], IR_I64, 2, D(2, 2));
+    int64_t *ip = malloc(32);
+    ip[0] = 1, ip[1] = 3, ip[2] = 3, ip[3] = 9;
+    ir_value_set_data(g, ids, ip);
+    y = OP(Add, y, OP(Gather, emb, ids));
+    y = OP(LogSoftmax, y);
+    set_loss(g, y);
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    CHECK(infer_all(g) == 0);
+    if (ir_build_training(g, &o) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+    }
+    CHECK(ir_verify(g) == 0);
+    static const char *trained[] = {"conv.w", "conv.b", "bn.s", "bn.b", "convt.w", "ln.s",
+                                    "ln.b", "emb"};
+    for (size_t i = 0; i < sizeof trained / sizeof *trained; i++) {
+        int p = ir_value_find(g, trained[i]), gv = ir_param_grad(g, p);
+        CHECK(gv >= 0);
+        if (gv < 0) continue;
+        CHECK(g->values[gv].rank == g->values[p].rank &&
+              !memcmp(g->values[gv].dims, g->values[p].dims, g->values[p].rank * sizeof(int64_t)));
+    }
+    /* running statistics are buffers: no gradient */
+    CHECK(ir_param_grad(g, ir_value_find(g, "bn.mean")) < 0);
+    CHECK(ir_param_grad(g, ir_value_find(g, "bn.var")) < 0);
+    int seen[IR_NOPS] = {0};
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        seen[n->op]++;
+        if (n->phase == IR_BACKWARD && n->fwd >= 0) CHECK(g->nodes[n->fwd].phase == IR_FORWARD);
+    }
+    CHECK(seen[IR_OP_ConvGradWeight] == 2 && seen[IR_OP_BatchNormGrad] == 1);
+    CHECK(seen[IR_OP_ActivationGrad] == 1 && seen[IR_OP_MaxPoolGrad] == 1);
+    CHECK(seen[IR_OP_AveragePoolGrad] == 1 && seen[IR_OP_LayerNormGrad] == 1);
+    CHECK(seen[IR_OP_SoftmaxGrad] == 1 && seen[IR_OP_LogSoftmaxGrad] == 1);
+    CHECK(seen[IR_OP_GatherGrad] == 1 && seen[IR_OP_AdamW] == 8);
+    /* the input gradient of the ConvTranspose is a Conv, of the Conv nothing (x is constant) */
+    CHECK(seen[IR_OP_Conv] == 2);
+    int *saved, ns = ir_saved_values(g, &saved);
+    CHECK(ns > 0);
+    for (int i = 0; i < ns; i++) {
+        int p = g->values[saved[i]].producer;
+        CHECK(p < 0 || g->nodes[p].phase == IR_FORWARD);
+    }
+    free(saved);
+    ir_graph_free(g);
+}
+
+static void test_update(void)
+{
+    for (int opt = 0; opt < 2; opt++) {
+        IrGraph *g = G();
+        int a = PARAM("w", -0.5, 3, 2), b = PARAM("b", -0.5, 2);
+        int y = OP(Add, OP(MatMul, CONSTF("x", 0, 4, 3), a), b);
+        set_loss(g, OP(Mul, y, y));
+        IrTrainOptions o;
+        ir_train_defaults(&o);
+        o.optimizer = opt ? IR_OPTIM_SGD : IR_OPTIM_ADAMW;
+        o.momentum = 0.9f;
+        o.nesterov = 1;
+        o.clip_norm = 1.0f;
+        CHECK(infer_all(g) == 0);
+        CHECK(ir_build_training(g, &o) == 0);
+        CHECK(ir_verify(g) == 0);
+        int lr = ir_value_find(g, "opt/lr");
+        CHECK(lr >= 0 && g->values[lr].role == IR_OPT_STATE && g->values[lr].data);
+        CHECK((ir_value_find(g, "opt/step") >= 0) == !opt);
+        CHECK(ir_value_find(g, "opt/grad_norm") >= 0 && ir_value_find(g, "opt/clip_scale") >= 0);
+        static const char *pn[] = {"w", "b"};
+        for (int i = 0; i < 2; i++) {
+            char buf[64];
+            int p = ir_value_find(g, pn[i]);
+            snprintf(buf, sizeof buf, "next/%s", pn[i]);
+            int nx = ir_value_find(g, buf);
+            CHECK(nx >= 0 && g->values[nx].alias == p);
+            CHECK(g->nodes[g->values[nx].producer].phase == IR_UPDATE);
+            CHECK_EQ_INT(g->nodes[g->values[nx].producer].op, opt ? IR_OP_SGD : IR_OP_AdamW);
+            snprintf(buf, sizeof buf, opt ? "momentum/%s" : "m/%s", pn[i]);
+            int st = ir_value_find(g, buf);
+            CHECK(st >= 0 && g->values[st].role == IR_OPT_STATE);
+            snprintf(buf, sizeof buf, opt ? "next/momentum/%s" : "next/m/%s", pn[i]);
+            CHECK(ir_value_find(g, buf) >= 0 && g->values[ir_value_find(g, buf)].alias == st);
+        }
+        ir_graph_free(g);
+    }
+}
+
+/* ---- the zoo ---- */
+
+typedef struct {
+    IrOp op;
+    const char *name;
+    int nin, nout;
+    const char *io[16];
+} NodeSnap;
+
+static void zoo_one(const char *model, IrLossKind kind, const char *freeze)
+{
+    char path[256];
+    snprintf(path, sizeof path, "models/%s/model.onnx", model);
+    IrGraph *g = ir_graph_new(path);
+    if (onnx_load(g, NULL, 0) < 0 || onnx_fold_infer(g) < 0) {
+        fprintf(stderr, "  %s: %s\n", model, g->err);
+        check_failed_ = 1;
+        ir_graph_free(g);
+        return;
+    }
+    int nf = g->nnodes;
+    NodeSnap *snap = calloc((size_t)nf, sizeof *snap);
+    for (int i = 0; i < nf; i++) {
+        const IrNode *n = &g->nodes[i];
+        snap[i].op = n->op;
+        snap[i].name = n->name;
+        snap[i].nin = n->nin;
+        snap[i].nout = n->nout;
+        for (int j = 0; j < n->nin + n->nout && j < 16; j++) {
+            int v = j < n->nin ? n->in[j] : n->out[j - n->nin];
+            snap[i].io[j] = v >= 0 ? g->values[v].name : NULL;
+        }
+    }
+    int nparams = 0;
+    for (int v = 0; v < g->nvalues; v++) nparams += g->values[v].role == IR_PARAM;
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.loss_kind = kind;
+    o.target = "target_y";
+    o.freeze_regex = freeze;
+    if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
+        fprintf(stderr, "  %s: %s\n", model, g->err);
+        check_failed_ = 1;
+        free(snap);
+        ir_graph_free(g);
+        return;
+    }
+    /* forward nodes: first, in order, untouched */
+    for (int i = 0; i < nf; i++) {
+        const IrNode *n = &g->nodes[i];
+        int same = n->op == snap[i].op && !strcmp(n->name, snap[i].name) && n->nin == snap[i].nin &&
+                   n->nout == snap[i].nout && n->phase == IR_FORWARD;
+        for (int j = 0; same && j < n->nin + n->nout && j < 16; j++) {
+            int v = j < n->nin ? n->in[j] : n->out[j - n->nin];
+            same = (v < 0 && !snap[i].io[j]) || (v >= 0 && snap[i].io[j] &&
+                                                  !strcmp(g->values[v].name, snap[i].io[j]));
+        }
+        if (!same) {
+            fprintf(stderr, "  %s: forward node %d (%s) changed\n", model, i, snap[i].name);
+            check_failed_ = 1;
+            break;
+        }
+    }
+    /* every trained parameter: one gradient of its shape and dtype, one update */
+    int ngrad = 0, nparam_now = 0, nfrozen = 0;
+    regex_t re;
+    if (freeze) CHECK(regcomp(&re, freeze, REG_EXTENDED | REG_NOSUB) == 0);
+    for (int p = 0; p < g->nvalues; p++) {
+        const IrValue *pv = &g->values[p];
+        if (pv->role != IR_PARAM) continue;
+        nparam_now++;
+        int gv = ir_param_grad(g, p);
+        int frozen = freeze && regexec(&re, pv->name, 0, NULL, 0) == 0;
+        nfrozen += frozen;
+        if (frozen || strstr(pv->name, "running_")) {
+            CHECK(gv < 0);
+            continue;
+        }
+        if (gv < 0) {
+            fprintf(stderr, "  %s: parameter %s has no gradient\n", model, pv->name);
+            check_failed_ = 1;
+            continue;
+        }
+        ngrad++;
+        const IrValue *gq = &g->values[gv];
+        CHECK(gq->dtype == pv->dtype && gq->rank == pv->rank &&
+              !memcmp(gq->dims, pv->dims, pv->rank * sizeof(int64_t)));
+        CHECK(g->nodes[gq->producer].phase == IR_BACKWARD);
+        char buf[600];
+        snprintf(buf, sizeof buf, "next/%s", pv->name);
+        int nx = ir_value_find(g, buf);
+        CHECK(nx >= 0 && g->values[nx].alias == p);
+    }
+    if (freeze) {
+        CHECK(nfrozen > 0);
+        regfree(&re);
+    }
+    CHECK_EQ_INT(nparam_now, nparams);
+    int grads = 0;
+    for (int v = 0; v < g->nvalues; v++) grads += g->values[v].role == IR_GRAD;
+    CHECK_EQ_INT(grads, ngrad);
+    CHECK(ngrad > 0);
+    /* shapes re-infer to the same and the loss is a scalar */
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        IrValue before[8];
+        int k = n->nout < 8 ? n->nout : 8;
+        for (int j = 0; j < k; j++) before[j] = g->values[n->out[j]];
+        if (ir_infer_node(g, i) < 0) {
+            fprintf(stderr, "  %s: %s\n", model, g->err);
+            check_failed_ = 1;
+            break;
+        }
+        for (int j = 0; j < k; j++) {
+            const IrValue *a = &g->values[n->out[j]];
+            CHECK(a->dtype == before[j].dtype && a->rank == before[j].rank &&
+                  !memcmp(a->dims, before[j].dims, a->rank * sizeof(int64_t)));
+        }
+        if (n->phase == IR_BACKWARD && n->fwd >= 0) CHECK(g->nodes[n->fwd].phase == IR_FORWARD);
+        if (n->phase == IR_FORWARD) CHECK(i < nf || g->values[n->out[0]].role == IR_LOSS ||
+                                          (kind != IR_LOSS_MODEL));
+    }
+    int loss = ir_loss_value(g);
+    CHECK(loss >= 0 && ir_value_numel(&g->values[loss]) == 1);
+    CHECK(ir_value_find(g, "target_y") >= 0 && g->values[ir_value_find(g, "target_y")].role == IR_INPUT);
+    printf("  %s: %d nodes forward, %d in all; %d gradients, %d saved tensors\n", model, nf,
+           g->nnodes, ngrad, ir_saved_values(g, NULL));
+    free(snap);
+    ir_graph_free(g);
+}
+
+static void test_zoo(void)
+{
+    static const struct {
+        const char *name;
+        IrLossKind kind;
+    } zoo[] = {{"mlp", IR_LOSS_CE},       {"gpt2_tiny", IR_LOSS_CE}, {"llama_tiny", IR_LOSS_CE},
+               {"resnet_small", IR_LOSS_CE}, {"vit_tiny", IR_LOSS_CE}, {"unet_small", IR_LOSS_MSE},
+               {"fno_small", IR_LOSS_MSE}};
+    for (size_t i = 0; i < sizeof zoo / sizeof *zoo; i++) zoo_one(zoo[i].name, zoo[i].kind, NULL);
+}
+
+static void test_zoo_freeze(void)
+{
+    zoo_one("gpt2_tiny", IR_LOSS_CE, "\\.h\\.0\\.");
+    zoo_one("resnet_small", IR_LOSS_CE, "^blocks\\.0\\.");
+}
+
+int main(void)
+{
+    RUN(test_broadcast_arith);
+    RUN(test_unary);
+    RUN(test_matmul);
+    RUN(test_gemm);
+    RUN(test_einsum);
+    RUN(test_movement);
+    RUN(test_reductions);
+    RUN(test_mse);
+    RUN(test_freeze_and_unreachable);
+    RUN(test_refusals);
+    RUN(test_internal_grads);
+    RUN(test_update);
+    RUN(test_zoo);
+    RUN(test_zoo_freeze);
+    return CHECK_DONE();
+}
