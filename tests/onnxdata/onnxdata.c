@@ -4,9 +4,9 @@
  *       the inferred output shapes with test_data_set_0/output_N.pb; one line per
  *       model: "DIR ok|unsupported|mismatch|error OPS... | MESSAGE", OPS being the
  *       op types the model uses (for docs/ops.md), MESSAGE loom's error if any
- *   onnxdata io TESTDIR             the model's graph inputs and outputs in order
- *       ("in NAME", "out NAME") and the --dim bindings its test data implies
- *       ("dim INPUT:AXIS=N")
+ *   onnxdata io TESTDIR             the op types the model uses ("ops A B ..."),
+ *       its graph inputs and outputs in order ("in NAME", "out NAME") and the
+ *       --dim bindings its test data implies ("dim INPUT:AXIS=N")
  *   onnxdata npy IN.pb OUT.npy      convert, for an infer program's --input
  *   onnxdata compare GOT.npy WANT.pb  compare as ONNX's runner does: floats
  *       within atol 1e-7 + rtol 1e-3 * |want| (NaN equals NaN), the rest exactly
@@ -290,6 +290,7 @@ static int io(const char *dir)
     IrGraph *g = ir_graph_new(path);
     int ok = onnx_load(g, b.d, b.n) == 0;
     if (!ok) fprintf(stderr, "%s\n", g->err);
+    if (ok) printf("ops %s\n", ops);
     for (int i = 0; ok && i < b.n; i++) printf("dim %s=%lld\n", b.d[i].name, (long long)b.d[i].value);
     for (int i = 0; ok && i < g->ninputs; i++) printf("in %s\n", g->values[g->inputs[i]].name);
     for (int i = 0; ok && i < g->noutputs; i++) printf("out %s\n", g->values[g->outputs[i]].name);
