@@ -49,6 +49,7 @@ static void print_text(void)
     printf("%-26s %-6s %-6s %s\n", "op", "in", "out", "attributes");
     for (int i = 0; i < IR_NOPS; i++) {
         const IrOpInfo *op = &ir_ops[i];
+        if (op->flags & OPF_INTERNAL) continue; /* backward and optimizer ops: never in a model */
         arity(op->min_in, op->max_in, a, sizeof a);
         arity(op->min_out, op->max_out, b, sizeof b);
         /* no padding after the last column, so lines end cleanly */
@@ -85,6 +86,7 @@ static void print_json(void)
     cli_json_array(&j, "ops", 0);
     for (int i = 0; i < IR_NOPS; i++) {
         const IrOpInfo *op = &ir_ops[i];
+        if (op->flags & OPF_INTERNAL) continue;
         cli_json_object(&j, NULL, 1);
         cli_json_str(&j, "name", op->name);
         json_arity(&j, "inputs", op->min_in, op->max_in);
