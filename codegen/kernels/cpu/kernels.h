@@ -189,4 +189,85 @@ int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *tar
                    const float *weight, int64_t N, int64_t C, int64_t d, int reduction,
                    int64_t ignore_index, int has_ignore);
 
+/* ---- backward and optimizer kernels (float32): kgrad.c, kgrad_nn.c ---- */
+/* The internal loom.* ops of ir/train.h, each the exact derivative of the
+ * forward kernel above it names. Gradients that sum over many elements
+ * (parameter gradients, softmax and norm row sums) accumulate in double, each
+ * sum on one thread in a fixed order, so results never depend on threads. */
+
+/* loom.ActivationGrad: dx = dy * f'(x) over n elements. act: K_ACT_*; alpha,
+ * beta, gamma as the forward op's attributes (with ONNX's defaults filled in). */
+enum { K_ACT_RELU, K_ACT_LEAKY_RELU, K_ACT_ELU, K_ACT_SELU, K_ACT_HARD_SIGMOID, K_ACT_HARD_SWISH,
+       K_ACT_GELU, K_ACT_GELU_TANH };
+void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n, int act,
+                           float alpha, float beta, float gamma);
+/* loom.SoftmaxGrad / LogSoftmaxGrad over the middle axis of [outer, len, inner]:
+ * y is the forward output; log 0: dx = y * (dy - sum(dy * y)), 1: dx = dy - exp(y) * sum(dy). */
+void k_softmax_grad_f32(float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                        int64_t inner, int log);
+/* loom.LayerNormGrad: x, dy, dx [rows, cols]; scale, dscale, dbias [cols]
+ * (dscale, dbias may be NULL); mean, inv_std [rows] from the forward, or NULL
+ * to recompute them from x. ws: k_layernorm_grad_f32_ws(rows) bytes. */
+size_t k_layernorm_grad_f32_ws(int64_t rows);
+void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *inv_std,
+                          int64_t rows, int64_t cols, float eps, void *ws);
+/* loom.BatchNormGrad: x, dy, dx [N, C, spatial]; scale, mean, var, dscale,
+ * dbias [C] (scale may be NULL: 1; dx, dscale, dbias may be NULL). training 1:
+ * the batch statistics of x (mean, var unused); 0: the given mean and var. */
+void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *var, int64_t N,
+                          int64_t C, int64_t spatial, float eps, int training);
+/* loom.GroupNormGrad / InstanceNormGrad (groups = C): as k_groupnorm_f32;
+ * scale, dscale, dbias per channel. ws: k_groupnorm_grad_f32_ws(N, groups) bytes. */
+size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups);
+void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, int64_t N, int64_t C, int64_t groups,
+                          int64_t spatial, float eps, void *ws);
+/* loom.SoftmaxCrossEntropyLossGrad: dx [N, C, d] from dloss (a scalar for
+ * reduction 1 sum and 2 mean, [N, d] for 0 none) and the forward's operands;
+ * log_prob (the forward's output) may be NULL. -1 on a target out of range. */
+int k_sce_loss_grad_f32(float *dx, const float *dloss, const float *x, const float *log_prob,
+                        const int64_t *target, const float *weight, int64_t N, int64_t C,
+                        int64_t d, int reduction, int64_t ignore_index, int has_ignore);
+/* loom.NegativeLogLikelihoodLossGrad: dx [N, C, d], as above. */
+int k_nll_loss_grad_f32(float *dx, const float *dloss, const int64_t *target, const float *weight,
+                        int64_t N, int64_t C, int64_t d, int reduction, int64_t ignore_index,
+                        int has_ignore);
+/* loom.GlobalNorm: y[0] = sqrt of the sum of squares of the count tensors
+ * g[i] (n[i] elements each), summed in double in a fixed order. */
+void k_global_norm_f32(float *y, const float *const *g, const int64_t *n, int count);
+/* loom.SGD, in place on param and buf (buf NULL when momentum is 0):
+ * torch.optim.SGD with dampening 0; grad_scale (clipping) may be NULL. */
+void k_sgd_f32(float *param, float *buf, const float *grad, float lr, const float *grad_scale,
+               int64_t n, float momentum, float weight_decay, int nesterov);
+/* loom.AdamW, in place on param, m, v; step counts from 1 (torch.optim.AdamW). */
+void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, int64_t step,
+                 const float *grad_scale, int64_t n, float beta1, float beta2, float eps,
+                 float weight_decay);
+
+/* loom.ConvGradWeight: dw [M, C/group, k...] of k_conv_f32 from dy [N, M, out...]
+ * and x [N, C, in...]. ws: k_conv_grad_weight_f32_ws(p) bytes. */
+size_t k_conv_grad_weight_f32_ws(const KConv *p);
+void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws);
+/* loom.MaxPoolGrad: dx [NC, in...] gets each dy at its window's first maximum
+ * in x (k_maxpool_f32's rule). ws: k_maxpool_grad_f32_ws(p) bytes. */
+size_t k_maxpool_grad_f32_ws(const KPool *p);
+void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool *p, void *ws);
+/* loom.AveragePoolGrad: dx [NC, in...], the adjoint of k_avgpool_f32. */
+void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p);
+/* loom.ResizeGrad: dx (in_dims), the adjoint of k_resize_f32 (mode 0 nearest,
+ * 1 linear; every coord_mode but 4, tf_crop_and_resize). */
+void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const int64_t *out_dims,
+                       int rank, const float *scale, int mode, int coord_mode, int nearest_mode);
+/* loom.GatherGrad: dx [outer, axis_len, inner] = scatter-add of dy [outer, nidx, inner]. */
+int k_gather_grad_f32(float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
+                      int64_t axis_len, int64_t nidx, int64_t inner);
+/* loom.GatherElementsGrad: dx (x_dims) = scatter-add of dy (dims, as idx). */
+int k_gather_elements_grad_f32(float *dx, const int64_t *x_dims, const float *dy, const void *idx,
+                               int idx_is_i32, const int64_t *dims, int rank, int axis);
+/* loom.SliceGrad: dx (x_dims) zeros, dy (dims) written at starts + i * steps. */
+void k_slice_grad_f32(float *dx, const int64_t *x_dims, const float *dy, const int64_t *dims,
+                      int rank, const int64_t *starts, const int64_t *steps);
+
 #endif

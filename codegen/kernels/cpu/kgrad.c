@@ -1,0 +1,396 @@
+/* Backward and optimizer kernels (float32), part one: activation, softmax,
+ * normalization and loss gradients, the global gradient norm, and the SGD
+ * and AdamW updates (the internal loom.* ops of ir/train.h; kgrad_nn.c holds
+ * the convolution, pooling, resize and indexing gradients).
+ *
+ * Each kernel is the derivative of the forward kernel as implemented: the
+ * norms recompute their statistics from x the way knorm.c does (two-pass,
+ * population variance, in double), at the kinks the activations take
+ * PyTorch's one-sided derivative, and the optimizers transcribe
+ * torch.optim.SGD / AdamW operation by operation so that a step matches
+ * PyTorch's within float rounding. Row sums run in double on one thread each;
+ * parameter gradients (dscale, dbias) are split over threads by channel or
+ * column, every column summed whole in row order: no result depends on the
+ * thread count. */
+#include "kernels.h"
+
+#include <math.h>
+
+/* Work below this many elements stays on one thread. */
+#define PAR_ELEMS (1 << 15)
+/* Columns of a parameter gradient summed together in one sweep over the rows. */
+#define COLS_BLOCK 256
+/* Fixed partial sums of the global norm per tensor (the split depends on the size only). */
+#define NORM_BLOCKS 64
+
+/* ---- activations ---- */
+
+void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n, int act,
+                           float alpha, float beta, float gamma)
+{
+    // dx, dy, x are (n); the derivative is evaluated in double, then rounded once
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], d;
+        switch (act) {
+        case K_ACT_RELU: d = v > 0; break;
+        case K_ACT_LEAKY_RELU: d = v > 0 ? 1 : alpha; break;
+        case K_ACT_ELU: d = v > 0 ? 1 : alpha * exp(v); break;
+        case K_ACT_SELU: d = v > 0 ? gamma : (double)gamma * alpha * exp(v); break;
+        case K_ACT_HARD_SIGMOID: {
+            double t = (double)alpha * v + beta;
+            d = t > 0 && t < 1 ? alpha : 0; // flat outside the open ramp, as PyTorch
+            break;
+        }
+        case K_ACT_HARD_SWISH: d = v < -3 ? 0 : v > 3 ? 1 : v / 3 + 0.5; break;
+        case K_ACT_GELU: // Phi(x) + x phi(x)
+            d = 0.5 * (1 + erf(v * 0.7071067811865476)) + v * 0.3989422804014327 * exp(-0.5 * v * v);
+            break;
+        default: { // tanh form: 0.5 (1 + t) + 0.5 x (1 - t^2) u', u = k (x + 0.044715 x^3)
+            double u = 0.7978845608028654 * (v + 0.044715 * v * v * v), t = tanh(u);
+            d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
+            break;
+        }
+        }
+        dx[i] = (float)(dy[i] * d);
+    }
+}
+
+/* ---- softmax ---- */
+
+void k_softmax_grad_f32(float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                        int64_t inner, int log)
+{
+    // dx, dy, y are (outer, len, inner); one (outer, inner) column per iteration
+    int64_t cols = outer * inner;
+#pragma omp parallel for schedule(static) if (cols * len >= PAR_ELEMS && cols > 1)
+    for (int64_t q = 0; q < cols; q++) {
+        int64_t base = (q / inner) * len * inner + q % inner;
+        const float *dyc = dy + base, *yc = y + base;
+        float *dxc = dx + base;
+        double s = 0; // log: sum(dy); softmax: sum(dy * y)
+        for (int64_t i = 0; i < len; i++) s += log ? dyc[i * inner] : (double)dyc[i * inner] * yc[i * inner];
+        for (int64_t i = 0; i < len; i++) {
+            int64_t k = i * inner;
+            dxc[k] = (float)(log ? dyc[k] - exp((double)yc[k]) * s : yc[k] * (dyc[k] - s));
+        }
+    }
+}
+
+/* ---- normalization ---- */
+
+/* Mean and population variance of n floats at stride st, two-pass in double
+ * (knorm.c's statistics; its lane order only moves the last bit). */
+static void moments(const float *x, int64_t n, int64_t st, double *mean, double *var)
+{
+    double s = 0, q = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i * st];
+    double m = n ? s / (double)n : 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = x[i * st] - m;
+        q += d * d;
+    }
+    *mean = m, *var = n ? q / (double)n : 0;
+}
+
+/* dx over one normalized set of n elements given xhat = (x - m) * is and
+ * g = dy * scale: dx = is * (g - mean(g) - xhat * mean(g * xhat)). The set is
+ * `parts` runs of `len` elements `gap` apart, run p scaled by sc[p * sc_st]
+ * (sc NULL: 1). */
+static void norm_dx(float *dx, const float *dy, const float *x, const float *sc, int64_t sc_st,
+                    int64_t parts, int64_t len, int64_t gap, double m, double is)
+{
+    double sg = 0, sgx = 0, n = (double)(parts * len);
+    for (int64_t p = 0; p < parts; p++)
+        for (int64_t i = 0; i < len; i++) {
+            int64_t k = p * gap + i;
+            double g = (double)dy[k] * (sc ? sc[p * sc_st] : 1.0f);
+            sg += g, sgx += g * (x[k] - m) * is;
+        }
+    double mg = sg / n, mgx = sgx / n;
+    for (int64_t p = 0; p < parts; p++)
+        for (int64_t i = 0; i < len; i++) {
+            int64_t k = p * gap + i;
+            double g = (double)dy[k] * (sc ? sc[p * sc_st] : 1.0f), xh = (x[k] - m) * is;
+            dx[k] = (float)(is * (g - mg - xh * mgx));
+        }
+}
+
+size_t k_layernorm_grad_f32_ws(int64_t rows) { return (size_t)(2 * rows) * sizeof(double); }
+
+void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *inv_std,
+                          int64_t rows, int64_t cols, float eps, void *ws)
+{
+    // x, dy, dx are (rows, cols); scale, dscale, dbias (cols); mean, inv_std (rows)
+    double *st = ws; // (rows, 2): each row's mean and 1 / std
+#pragma omp parallel for schedule(static) if (rows * cols >= PAR_ELEMS && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        double m, is;
+        if (mean && inv_std) {
+            m = mean[r], is = inv_std[r];
+        } else {
+            double v;
+            moments(xr, cols, 1, &m, &v);
+            is = 1.0 / sqrt(v + (double)eps);
+        }
+        st[2 * r] = m, st[2 * r + 1] = is;
+        // scale varies along the row here, so fold it into g per element
+        double sg = 0, sgx = 0;
+        for (int64_t i = 0; i < cols; i++) {
+            double g = (double)dyr[i] * scale[i];
+            sg += g, sgx += g * (xr[i] - m) * is;
+        }
+        double mg = sg / (double)cols, mgx = sgx / (double)cols;
+        if (dx)
+            for (int64_t i = 0; i < cols; i++) {
+                double g = (double)dyr[i] * scale[i], xh = (xr[i] - m) * is;
+                dx[r * cols + i] = (float)(is * (g - mg - xh * mgx));
+            }
+    }
+    if (!dscale && !dbias) return;
+    // each block of columns summed over all rows in row order by one thread
+    int64_t nb = (cols + COLS_BLOCK - 1) / COLS_BLOCK;
+#pragma omp parallel for schedule(static) if (rows * cols >= PAR_ELEMS && nb > 1)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t j0 = b * COLS_BLOCK, j1 = j0 + COLS_BLOCK < cols ? j0 + COLS_BLOCK : cols;
+        double ss[COLS_BLOCK] = {0}, sb[COLS_BLOCK] = {0};
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * cols, *dyr = dy + r * cols;
+            double m = st[2 * r], is = st[2 * r + 1];
+            for (int64_t j = j0; j < j1; j++) {
+                ss[j - j0] += (double)dyr[j] * ((xr[j] - m) * is);
+                sb[j - j0] += dyr[j];
+            }
+        }
+        for (int64_t j = j0; j < j1; j++) {
+            if (dscale) dscale[j] = (float)ss[j - j0];
+            if (dbias) dbias[j] = (float)sb[j - j0];
+        }
+    }
+}
+
+void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *var, int64_t N,
+                          int64_t C, int64_t spatial, float eps, int training)
+{
+    // x, dy, dx are (N, C, spatial); one channel per iteration, its sums over (N, spatial)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && C > 1)
+    for (int64_t c = 0; c < C; c++) {
+        const float *xc = x + c * spatial, *dyc = dy + c * spatial;
+        int64_t gap = C * spatial;
+        double m, v;
+        if (training) {
+            double s = 0, q = 0, cnt = (double)N * (double)spatial;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < spatial; i++) s += xc[n * gap + i];
+            m = s / cnt;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < spatial; i++) {
+                    double d = xc[n * gap + i] - m;
+                    q += d * d;
+                }
+            v = q / cnt;
+        } else {
+            m = mean[c], v = var[c];
+        }
+        double is = 1.0 / sqrt(v + (double)eps), sc = scale ? scale[c] : 1.0f;
+        double sg = 0, sgx = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < spatial; i++) {
+                double g = dyc[n * gap + i];
+                sg += g, sgx += g * (xc[n * gap + i] - m) * is;
+            }
+        if (dscale) dscale[c] = (float)sgx;
+        if (dbias) dbias[c] = (float)sg;
+        if (!dx) continue;
+        if (training) {
+            norm_dx(dx + c * spatial, dyc, xc, scale ? scale + c : NULL, 0, N, spatial, gap, m, is);
+        } else {
+            // the statistics are constants: y is affine in x
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < spatial; i++)
+                    dx[c * spatial + n * gap + i] = (float)(dyc[n * gap + i] * sc * is);
+        }
+    }
+}
+
+size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups)
+{
+    return (size_t)(2 * N * groups) * sizeof(double);
+}
+
+void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, int64_t N, int64_t C, int64_t groups,
+                          int64_t spatial, float eps, void *ws)
+{
+    // x, dy, dx are (N, C, spatial); a group is C / groups consecutive channels
+    int64_t cpg = groups > 0 ? C / groups : 0, len = cpg * spatial;
+    double *st = ws; // (N * groups, 2): each group's mean and 1 / std
+#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && N * groups > 1)
+    for (int64_t r = 0; r < N * groups; r++) {
+        double m, v;
+        moments(x + r * len, len, 1, &m, &v);
+        double is = 1.0 / sqrt(v + (double)eps);
+        st[2 * r] = m, st[2 * r + 1] = is;
+        if (dx)
+            norm_dx(dx + r * len, dy + r * len, x + r * len, scale ? scale + (r % groups) * cpg : NULL, 1,
+                    cpg, spatial, spatial, m, is);
+    }
+    if (!dscale && !dbias) return;
+#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && C > 1)
+    for (int64_t c = 0; c < C; c++) {
+        double ss = 0, sb = 0;
+        for (int64_t n = 0; n < N; n++) {
+            int64_t r = n * groups + c / cpg;
+            double m = st[2 * r], is = st[2 * r + 1];
+            const float *xr = x + (n * C + c) * spatial, *dyr = dy + (n * C + c) * spatial;
+            for (int64_t i = 0; i < spatial; i++) ss += (double)dyr[i] * ((xr[i] - m) * is), sb += dyr[i];
+        }
+        if (dscale) dscale[c] = (float)ss;
+        if (dbias) dbias[c] = (float)sb;
+    }
+}
+
+/* ---- losses ---- */
+
+/* -1 (after k_fail) on a target outside [0, C) that is not ignore_index. */
+static int check_targets(const char *op, const int64_t *target, int64_t n, int64_t C,
+                         int64_t ignore_index, int has_ignore)
+{
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = target[i];
+        if (has_ignore && t == ignore_index) continue;
+        if (t < 0 || t >= C)
+            return k_fail("%s: target %lld at position %lld is out of range: classes are 0 to %lld%s", op,
+                          (long long)t, (long long)i, (long long)(C - 1),
+                          has_ignore ? " (or ignore_index)" : "");
+    }
+    return 0;
+}
+
+/* The factor d loss / d (loss element i) / w: dloss itself, or the scalar
+ * dloss divided (mean) by the weight sum of the targets not ignored, summed
+ * in double in element order as the forward's fixed blocks do. */
+static double loss_coeff(const float *dloss, const int64_t *target, const float *weight, int64_t n,
+                         int reduction, int64_t ignore_index, int has_ignore)
+{
+    if (reduction != 2) return dloss[0];
+    double sw = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!(has_ignore && target[i] == ignore_index)) sw += weight ? weight[target[i]] : 1.0f;
+    return dloss[0] / sw;
+}
+
+/* The shared body: dx[n, c, k] = a * (p[n, c, k] - [c == t]) with a = coeff * w[t]
+ * (0 where t is ignored), p the softmax of the column (sce) or 0 (nll). */
+static void loss_grad(float *dx, const float *dloss, const float *x, const float *log_prob,
+                      const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t d,
+                      int reduction, int64_t ignore_index, int has_ignore, int sce)
+{
+    int64_t n = N * d;
+    double coeff = loss_coeff(dloss, target, weight, n, reduction, ignore_index, has_ignore);
+#pragma omp parallel for schedule(static) if (n * C >= PAR_ELEMS && n > 1)
+    for (int64_t i = 0; i < n; i++) {
+        int64_t nn = i / d, k = i % d, t = target[i];
+        float *dc = dx + nn * C * d + k;
+        int skip = has_ignore && t == ignore_index;
+        double a = skip ? 0 : (reduction == 0 ? dloss[i] : coeff) * (weight ? weight[t] : 1.0f);
+        if (!sce || skip) {
+            for (int64_t c = 0; c < C; c++) dc[c * d] = 0;
+            if (!skip) dc[t * d] = (float)-a;
+            continue;
+        }
+        const float *xc = x + nn * C * d + k;
+        if (log_prob) {
+            const float *lc = log_prob + nn * C * d + k;
+            for (int64_t c = 0; c < C; c++) dc[c * d] = (float)(a * (exp((double)lc[c * d]) - (c == t)));
+            continue;
+        }
+        // softmax of the column with its max subtracted, as the forward's log_sum_exp
+        float mx = xc[0];
+        for (int64_t c = 1; c < C; c++) mx = xc[c * d] > mx ? xc[c * d] : mx;
+        double s = 0;
+        for (int64_t c = 0; c < C; c++) s += exp((double)(xc[c * d] - mx));
+        for (int64_t c = 0; c < C; c++) dc[c * d] = (float)(a * (exp((double)(xc[c * d] - mx)) / s - (c == t)));
+    }
+}
+
+int k_sce_loss_grad_f32(float *dx, const float *dloss, const float *x, const float *log_prob,
+                        const int64_t *target, const float *weight, int64_t N, int64_t C,
+                        int64_t d, int reduction, int64_t ignore_index, int has_ignore)
+{
+    // dx, x, log_prob are (N, C, d); target (N, d); dloss (N, d) or (1)
+    if (check_targets("SoftmaxCrossEntropyLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
+    loss_grad(dx, dloss, x, log_prob, target, weight, N, C, d, reduction, ignore_index, has_ignore, 1);
+    return 0;
+}
+
+int k_nll_loss_grad_f32(float *dx, const float *dloss, const int64_t *target, const float *weight,
+                        int64_t N, int64_t C, int64_t d, int reduction, int64_t ignore_index,
+                        int has_ignore)
+{
+    if (check_targets("NegativeLogLikelihoodLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
+    loss_grad(dx, dloss, NULL, NULL, target, weight, N, C, d, reduction, ignore_index, has_ignore, 0);
+    return 0;
+}
+
+/* ---- global norm and optimizers ---- */
+
+void k_global_norm_f32(float *y, const float *const *g, const int64_t *n, int count)
+{
+    // tensors in order; each split into blocks by its size alone, partials added in order
+    double total = 0;
+    for (int t = 0; t < count; t++) {
+        int64_t len = n[t], nb = len < NORM_BLOCKS ? len : NORM_BLOCKS;
+        double part[NORM_BLOCKS];
+        const float *gt = g[t];
+#pragma omp parallel for schedule(static) if (len >= PAR_ELEMS)
+        for (int64_t b = 0; b < nb; b++) {
+            double s = 0;
+            for (int64_t i = len * b / nb; i < len * (b + 1) / nb; i++) s += (double)gt[i] * gt[i];
+            part[b] = s;
+        }
+        for (int64_t b = 0; b < nb; b++) total += part[b];
+    }
+    y[0] = (float)sqrt(total);
+}
+
+void k_sgd_f32(float *param, float *buf, const float *grad, float lr, const float *grad_scale,
+               int64_t n, float momentum, float weight_decay, int nesterov)
+{
+    // param, buf, grad are (n); torch's order of float operations
+    float gs = grad_scale ? *grad_scale : 1.0f;
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad_scale ? grad[i] * gs : grad[i];
+        if (weight_decay != 0) g = g + weight_decay * param[i]; // d_p = grad.add(param, alpha=wd)
+        if (momentum != 0) {
+            float b = buf[i] * momentum + g; // buf.mul_(momentum).add_(d_p); a zero buf is torch's clone
+            buf[i] = b;
+            g = nesterov ? g + momentum * b : b;
+        }
+        param[i] = param[i] + -lr * g;
+    }
+}
+
+void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, int64_t step,
+                 const float *grad_scale, int64_t n, float beta1, float beta2, float eps,
+                 float weight_decay)
+{
+    // param, m, v, grad are (n); scalars in double as torch computes them in Python floats
+    double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float decay = (float)(1 - (double)lr * weight_decay), gs = grad_scale ? *grad_scale : 1.0f;
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad_scale ? grad[i] * gs : grad[i];
+        float p = param[i] * decay;                          // param.mul_(1 - lr * wd)
+        float mi = m[i] + (1 - beta1) * (g - m[i]);          // exp_avg.lerp_(grad, 1 - beta1)
+        float vi = v[i] * beta2 + (1 - beta2) * (g * g);     // exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
+        float denom = sqrtf(vi) / bc2_sqrt + eps;            // (sqrt(v) / sqrt(bc2)).add_(eps)
+        m[i] = mi, v[i] = vi;
+        param[i] = p + -step_size * (mi / denom);            // param.addcdiv_(m, denom, -step_size)
+    }
+}

@@ -1,0 +1,366 @@
+/* Backward kernels (float32), part two: the weight gradient of convolution,
+ * the max and average pooling gradients, the adjoint of Resize, and the
+ * scatter-adds that undo Gather, GatherElements and Slice (loom.* ops of
+ * ir/train.h; kgrad.c holds the rest).
+ *
+ * Shapes are handled as in kconv.c and kpool.c: 1-D..3-D windows right-aligned
+ * into 3 dims. kconv.c's and kpool.c's geometry and Resize's tap helpers are
+ * static there (and kconv.c is being reworked for speed), so the small ones
+ * this file needs are restated here; they should move into one internal
+ * header once that work lands. Determinism: every output element is written
+ * by one thread, its contributions added in a fixed order (threads split
+ * images' channels, pooling rows, gather outer blocks or inner columns, never
+ * one sum); the conv weight gradient adds the images' gemms in order. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define PAR_ELEMS (1 << 15)
+
+/* Spatial geometry of a window op, right-aligned into 3 dims. */
+typedef struct {
+    int64_t in[3], out[3], k[3], s[3], d[3], p[3];
+    int64_t kp, pin, pout;
+} Geo;
+
+static void geo_set(Geo *g, int nd, const int64_t *in, const int64_t *out, const int64_t *k,
+                    const int64_t *s, const int64_t *d, const int64_t *p)
+{
+    int lead = 3 - nd;
+    for (int i = 0; i < 3; i++) {
+        int j = i - lead;
+        g->in[i] = j < 0 ? 1 : in[j];
+        g->out[i] = j < 0 ? 1 : out[j];
+        g->k[i] = j < 0 ? 1 : k[j];
+        g->s[i] = j < 0 ? 1 : s[j];
+        g->d[i] = j < 0 ? 1 : d[j];
+        g->p[i] = j < 0 ? 0 : p[j];
+    }
+    g->kp = g->k[0] * g->k[1] * g->k[2];
+    g->pin = g->in[0] * g->in[1] * g->in[2];
+    g->pout = g->out[0] * g->out[1] * g->out[2];
+}
+
+/* ---- ConvGradWeight ---- */
+
+/* col [C*kp, pout] from one image x [C, pin]: row (c, tap) holds what each
+ * output position reads through that tap, 0 in padding. */
+static void im2col(float *col, const float *x, int64_t C, const Geo *g)
+{
+    int64_t k12 = g->k[1] * g->k[2];
+#pragma omp parallel for schedule(static) if (C * g->kp * g->pout >= PAR_ELEMS)
+    for (int64_t r = 0; r < C * g->kp; r++) {
+        int64_t c = r / g->kp, kk = r % g->kp;
+        int64_t t0 = kk / k12, t1 = kk / g->k[2] % g->k[1], t2 = kk % g->k[2];
+        float *dst = col + r * g->pout;
+        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+            int64_t i0 = o0 * g->s[0] + t0 * g->d[0] - g->p[0];
+            for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
+                int64_t i1 = o1 * g->s[1] + t1 * g->d[1] - g->p[1];
+                int inside = i0 >= 0 && i0 < g->in[0] && i1 >= 0 && i1 < g->in[1];
+                const float *xr = x + (c * g->in[0] + (inside ? i0 : 0)) * g->in[1] * g->in[2] +
+                                  (inside ? i1 : 0) * g->in[2];
+                for (int64_t o2 = 0; o2 < g->out[2]; o2++, dst++) {
+                    int64_t i2 = o2 * g->s[2] + t2 * g->d[2] - g->p[2];
+                    *dst = inside && i2 >= 0 && i2 < g->in[2] ? xr[i2] : 0.0f;
+                }
+            }
+        }
+    }
+}
+
+size_t k_conv_grad_weight_f32_ws(const KConv *p)
+{
+    Geo g;
+    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    return (size_t)(p->C * g.kp * g.pout) * sizeof(float);
+}
+
+void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws)
+{
+    // dy is (N,M,out...), x is (N,C,in...), dw is (M,C/group,k...)
+    Geo g;
+    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g.kp;
+    if (p->N == 0 || g.pout == 0) {
+        memset(dw, 0, (size_t)(p->M * Kg) * sizeof *dw);
+        return;
+    }
+    float *col = ws;
+    for (int64_t n = 0; n < p->N; n++) {
+        im2col(col, x + n * p->C * g.pin, p->C, &g);
+        // dw_g [Mg, Kg] (+)= dy_g [Mg, pout] * col_g^T [pout, Kg], images added in order
+        for (int64_t gi = 0; gi < G; gi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Mg, (int)Kg, (int)g.pout, 1.0f,
+                        dy + (n * p->M + gi * Mg) * g.pout, (int)g.pout, col + gi * Kg * g.pout,
+                        (int)g.pout, n ? 1.0f : 0.0f, dw + gi * Mg * Kg, (int)Kg);
+    }
+}
+
+/* ---- pooling ---- */
+
+size_t k_maxpool_grad_f32_ws(const KPool *p)
+{
+    int64_t nout = p->NC;
+    for (int i = 0; i < p->nd; i++) nout *= p->out[i];
+    return (size_t)nout * (sizeof(int64_t) + sizeof(float));
+}
+
+void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool *p, void *ws)
+{
+    // dx, x are (NC, in...), dy is (NC, out...). The forward kernel itself
+    // finds the maxima, so its tie rule holds by construction.
+    Geo g;
+    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    int64_t *idx = ws;
+    float *y = (float *)(idx + p->NC * g.pout);
+    KPool q = *p;
+    q.storage_order = 0; // row-major flat indices: r * pin + offset in the row
+    k_maxpool_f32(y, idx, x, &q);
+#pragma omp parallel for schedule(static) if (p->NC * g.pin >= PAR_ELEMS && p->NC > 1)
+    for (int64_t r = 0; r < p->NC; r++) {
+        float *dxr = dx + r * g.pin;
+        memset(dxr, 0, (size_t)g.pin * sizeof *dxr);
+        for (int64_t o = r * g.pout; o < (r + 1) * g.pout; o++)
+            if (idx[o] >= 0) dx[idx[o]] += dy[o];
+    }
+}
+
+void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
+{
+    // dx is (NC, in...), dy is (NC, out...); each output's dy / divisor to its window
+    Geo g;
+    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    double full = (double)g.kp;
+#pragma omp parallel for schedule(static) if (p->NC * g.pin >= PAR_ELEMS && p->NC > 1)
+    for (int64_t r = 0; r < p->NC; r++) {
+        float *dxr = dx + r * g.pin;
+        memset(dxr, 0, (size_t)g.pin * sizeof *dxr);
+        int64_t o = r * g.pout;
+        for (int64_t o0 = 0; o0 < g.out[0]; o0++)
+            for (int64_t o1 = 0; o1 < g.out[1]; o1++)
+                for (int64_t o2 = 0; o2 < g.out[2]; o2++, o++) {
+                    int64_t cnt = 0; // the forward's divisor: the whole kernel, or the valid taps
+                    for (int pass = 0; pass < 2; pass++) {
+                        float w = pass ? (float)(dy[o] / (p->count_include_pad ? full : (double)cnt)) : 0;
+                        for (int64_t t0 = 0; t0 < g.k[0]; t0++) {
+                            int64_t i0 = o0 * g.s[0] + t0 * g.d[0] - g.p[0];
+                            if (i0 < 0 || i0 >= g.in[0]) continue;
+                            for (int64_t t1 = 0; t1 < g.k[1]; t1++) {
+                                int64_t i1 = o1 * g.s[1] + t1 * g.d[1] - g.p[1];
+                                if (i1 < 0 || i1 >= g.in[1]) continue;
+                                float *row = dxr + (i0 * g.in[1] + i1) * g.in[2];
+                                for (int64_t t2 = 0; t2 < g.k[2]; t2++) {
+                                    int64_t i2 = o2 * g.s[2] + t2 * g.d[2] - g.p[2];
+                                    if (i2 < 0 || i2 >= g.in[2]) continue;
+                                    if (pass) row[i2] += w;
+                                    else cnt++;
+                                }
+                            }
+                        }
+                        if (!pass && !cnt) break; // an all-padding window read nothing
+                    }
+                }
+    }
+}
+
+/* ---- Resize ---- */
+
+/* Where output coordinate o of one axis reads: i0 with weight 1 - w1 and i1
+ * with w1 (nearest: i0 == i1, w1 = 0). kpool.c's resize_tap without the
+ * tf_crop_and_resize mode, which has no gradient. */
+typedef struct {
+    int64_t i0, i1;
+    double w1;
+} Tap;
+
+static Tap resize_tap(int64_t o, int64_t in, int64_t out, double scale, int mode, int coord_mode,
+                      int nearest_mode)
+{
+    double ow = scale * (double)in, x, xo = (double)o;
+    switch (coord_mode) {
+    case 1: x = xo / scale; break;                                          // asymmetric
+    case 2: x = ow == 1 ? 0 : xo * (double)(in - 1) / (ow - 1); break;      // align_corners
+    case 3: x = ow == 1 ? 0 : (xo + 0.5) / scale - 0.5; break;              // pytorch_half_pixel
+    case 5: {                                                               // half_pixel_symmetric
+        double adj = (double)out / ow, center = (double)in / 2;
+        x = center * (1 - adj) + (xo + 0.5) / scale - 0.5;
+        break;
+    }
+    case 6: x = (xo + 0.5) / scale; break;                                  // tf_half_pixel_for_nn
+    default: x = (xo + 0.5) / scale - 0.5; break;                           // half_pixel
+    }
+    Tap t = {0, 0, 0};
+    double f = floor(x), r = x - f;
+    int64_t i = (int64_t)f;
+    if (mode == 0) {
+        if (r > 0) i += nearest_mode == 0 ? r > 0.5 : nearest_mode == 1 ? r >= 0.5 : nearest_mode == 3;
+        i = i < 0 ? 0 : i >= in ? in - 1 : i;
+        t.i0 = t.i1 = i;
+        return t;
+    }
+    t.i0 = i < 0 ? 0 : i >= in ? in - 1 : i;
+    t.i1 = i + 1 < 0 ? 0 : i + 1 >= in ? in - 1 : i + 1;
+    t.w1 = r;
+    return t;
+}
+
+/* Whether an axis maps every output coordinate to itself with full weight. */
+static int tap_identity(int64_t in, int64_t out, double scale, int mode, int coord_mode, int nearest_mode)
+{
+    if (in != out) return 0;
+    for (int64_t o = 0; o < out; o++) {
+        Tap t = resize_tap(o, in, out, scale, mode, coord_mode, nearest_mode);
+        if (!(t.w1 == 0 ? t.i0 == o : t.i0 == t.i1 && t.i0 == o)) return 0;
+    }
+    return 1;
+}
+
+void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const int64_t *out_dims,
+                       int rank, const float *scale, int mode, int coord_mode, int nearest_mode)
+{
+    // dx is (in_dims), dy is (out_dims). Leading identity axes (batch,
+    // channels) split the work into independent blocks; inside a block every
+    // dy element scatters into its 2^rank corners in output order.
+    int lead = 0;
+    int64_t blocks = 1, nin = 1;
+    while (lead < rank - 1 &&
+           tap_identity(in_dims[lead], out_dims[lead], scale[lead], mode, coord_mode, nearest_mode))
+        blocks *= in_dims[lead++];
+    int64_t bin = 1, bout = 1, xst[K_MAX_RANK];
+    for (int k = rank - 1; k >= 0; k--) {
+        xst[k] = nin;
+        nin *= in_dims[k];
+        if (k >= lead) bin *= in_dims[k], bout *= out_dims[k];
+    }
+#pragma omp parallel for schedule(static) if (nin >= PAR_ELEMS && blocks > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        float *dxb = dx + b * bin;
+        const float *dyb = dy + b * bout;
+        memset(dxb, 0, (size_t)bin * sizeof *dxb);
+        for (int64_t e = 0; e < bout; e++) {
+            int64_t off[1 << K_MAX_RANK];
+            double wt[1 << K_MAX_RANK];
+            int nc = 1;
+            off[0] = 0, wt[0] = 1;
+            int64_t rem = e;
+            for (int k = rank - 1; k >= lead; k--) {
+                int64_t o = rem % out_dims[k];
+                rem /= out_dims[k];
+                Tap t = resize_tap(o, in_dims[k], out_dims[k], scale[k], mode, coord_mode, nearest_mode);
+                if (t.w1 == 0 || t.i0 == t.i1) { // one neighbour carries all the weight
+                    for (int c = 0; c < nc; c++) off[c] += (t.w1 == 0 ? t.i0 : t.i1) * xst[k];
+                    continue;
+                }
+                for (int c = 0; c < nc; c++) {
+                    off[nc + c] = off[c] + t.i1 * xst[k], wt[nc + c] = wt[c] * t.w1;
+                    off[c] += t.i0 * xst[k], wt[c] *= 1 - t.w1;
+                }
+                nc *= 2;
+            }
+            for (int c = 0; c < nc; c++) dxb[off[c]] += (float)(wt[c] * dyb[e]);
+        }
+    }
+}
+
+/* ---- indexing ---- */
+
+/* Index t of an int32 or int64 index array. */
+static int64_t idx_at(const void *idx, int is_i32, int64_t t)
+{
+    return is_i32 ? (int64_t)((const int32_t *)idx)[t] : ((const int64_t *)idx)[t];
+}
+
+/* -1 (after k_fail) when an index is outside [-len, len). */
+static int check_indices(const char *op, const void *idx, int is_i32, int64_t n, int64_t len)
+{
+    for (int64_t t = 0; t < n; t++) {
+        int64_t v = idx_at(idx, is_i32, t);
+        if (v < -len || v >= len)
+            return k_fail("%s: index %lld at position %lld is out of range: valid indices are %lld to %lld",
+                          op, (long long)v, (long long)t, (long long)-len, (long long)(len - 1));
+    }
+    return 0;
+}
+
+int k_gather_grad_f32(float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
+                      int64_t axis_len, int64_t nidx, int64_t inner)
+{
+    // dy is (outer, nidx, inner), dx (outer, axis_len, inner): dx[o, idx[t]] += dy[o, t].
+    // Threads own outer blocks, or (one block, as an embedding) column ranges of
+    // inner; indices are visited in order either way.
+    if (check_indices("Gather", idx, idx_is_i32, nidx, axis_len) < 0) return -1;
+    int64_t ncol = outer > 1 || inner < 256 ? 1 : (inner + 255) / 256;
+    int64_t work = outer * ncol;
+#pragma omp parallel for schedule(static) if (outer * nidx * inner >= PAR_ELEMS && work > 1)
+    for (int64_t w = 0; w < work; w++) {
+        int64_t o = w / ncol, j0 = inner * (w % ncol) / ncol, j1 = inner * (w % ncol + 1) / ncol;
+        float *dxo = dx + o * axis_len * inner;
+        for (int64_t i = 0; i < axis_len; i++) memset(dxo + i * inner + j0, 0, (size_t)(j1 - j0) * sizeof *dx);
+        for (int64_t t = 0; t < nidx; t++) {
+            int64_t i = idx_at(idx, idx_is_i32, t);
+            if (i < 0) i += axis_len;
+            float *d = dxo + i * inner;
+            const float *s = dy + (o * nidx + t) * inner;
+            for (int64_t j = j0; j < j1; j++) d[j] += s[j];
+        }
+    }
+    return 0;
+}
+
+int k_gather_elements_grad_f32(float *dx, const int64_t *x_dims, const float *dy, const void *idx,
+                               int idx_is_i32, const int64_t *dims, int rank, int axis)
+{
+    // dy and idx are (dims), dx (x_dims): dx[.., idx[e], ..] += dy[e] along axis.
+    // Blocks of the axes before `axis` touch disjoint parts of dx: one per thread.
+    int64_t n = 1, nx = 1, outer = 1;
+    for (int k = 0; k < rank; k++) {
+        n *= dims[k], nx *= x_dims[k];
+        if (k < axis) outer *= dims[k];
+    }
+    if (check_indices("GatherElements", idx, idx_is_i32, n, x_dims[axis]) < 0) return -1;
+    memset(dx, 0, (size_t)nx * sizeof *dx);
+    if (n == 0) return 0;
+    int64_t xs[K_MAX_RANK], len = x_dims[axis];
+    for (int k = rank - 1; k >= 0; k--) xs[k] = k == rank - 1 ? 1 : xs[k + 1] * x_dims[k + 1];
+    int64_t per = n / outer;
+#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS && outer > 1)
+    for (int64_t b = 0; b < outer; b++)
+        for (int64_t e = b * per; e < (b + 1) * per; e++) {
+            int64_t off = 0, rem = e;
+            for (int k = rank - 1; k >= 0; k--) {
+                int64_t c = rem % dims[k];
+                rem /= dims[k];
+                if (k == axis) {
+                    c = idx_at(idx, idx_is_i32, e);
+                    if (c < 0) c += len;
+                }
+                off += c * xs[k];
+            }
+            dx[off] += dy[e];
+        }
+    return 0;
+}
+
+void k_slice_grad_f32(float *dx, const int64_t *x_dims, const float *dy, const int64_t *dims,
+                      int rank, const int64_t *starts, const int64_t *steps)
+{
+    // dx is (x_dims), zero but for the sliced positions, which get dy (dims)
+    int64_t nx = 1, xs[K_MAX_RANK], dst[K_MAX_RANK], src[K_MAX_RANK], off = 0;
+    for (int k = rank - 1; k >= 0; k--) {
+        xs[k] = nx;
+        nx *= x_dims[k];
+    }
+    for (int k = rank - 1; k >= 0; k--) {
+        src[k] = k == rank - 1 ? 1 : src[k + 1] * dims[k + 1];
+        dst[k] = xs[k] * steps[k];
+        off += starts[k] * xs[k];
+    }
+    float zero = 0;
+    k_fill(dx, &zero, nx, (int)sizeof zero);
+    int64_t n = 1;
+    for (int k = 0; k < rank; k++) n *= dims[k];
+    if (n > 0) k_copy_nd(dx + off, dst, dy, src, dims, rank, (int)sizeof *dx);
+}

@@ -1,0 +1,629 @@
+/* Tests of the backward and optimizer kernels (kgrad.c, kgrad_nn.c).
+ *
+ * Every backward kernel gets a gradient check against the FORWARD float32
+ * kernel it differentiates: for a random upstream gradient dy and random
+ * directions v, the analytic <dx, v> must match the central difference
+ * <dy, f(x + h v) - f(x - h v)> / 2h, normalized by sum |dx_i v_i|, within
+ * 1e-2 (float32 forward, h ~ 1e-2; 1e-3 across kinks). Shapes cover size-1
+ * dims, groups = channels, strided and dilated windows, overlapping pools,
+ * every loss reduction with weights and ignore_index. SGD and AdamW are
+ * compared over several steps with a double transcription of PyTorch's update
+ * formulas, and the thread count is checked not to change any bit. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "kernels.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static double urand(void) // uniform in [0, 1)
+{
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static float *frand(int64_t n, double lo, double hi)
+{
+    float *a = malloc((size_t)(n ? n : 1) * sizeof *a);
+    for (int64_t i = 0; i < n; i++) a[i] = (float)(lo + (hi - lo) * urand());
+    return a;
+}
+
+/* A forward function of one perturbed input: y = f(p) with the rest in ctx. */
+typedef void (*Fwd)(float *y, const float *p, void *ctx);
+
+static double worst; // largest normalized error of the checks run so far
+
+/* Normalized error of the directional derivative along 3 random directions. */
+static double grad_err(Fwd f, void *ctx, const float *p, int64_t np, int64_t ny, const float *dp,
+                       const float *dy, double h)
+{
+    float *v = frand(np, -1, 1), *q = frand(np, 0, 0), *yp = frand(ny, 0, 0), *ym = frand(ny, 0, 0);
+    double err = 0;
+    for (int dir = 0; dir < 3; dir++) {
+        for (int64_t i = 0; i < np; i++) v[i] = (float)(2 * urand() - 1);
+        for (int64_t i = 0; i < np; i++) q[i] = p[i] + (float)h * v[i];
+        f(yp, q, ctx);
+        for (int64_t i = 0; i < np; i++) q[i] = p[i] - (float)h * v[i];
+        f(ym, q, ctx);
+        double lhs = 0, rhs = 0, scale = 1e-6;
+        for (int64_t i = 0; i < ny; i++) lhs += (double)dy[i] * ((double)yp[i] - ym[i]);
+        // the perturbation actually applied, (p + h v) - (p - h v), may differ from 2 h v by rounding
+        for (int64_t i = 0; i < np; i++) {
+            double dv = ((double)(p[i] + (float)h * v[i]) - (double)(p[i] - (float)h * v[i]));
+            rhs += (double)dp[i] * dv, scale += fabs((double)dp[i] * dv);
+        }
+        double e = fabs(lhs - rhs) / scale;
+        if (e > err) err = e;
+    }
+    free(v), free(q), free(yp), free(ym);
+    if (err > worst) worst = err;
+    return err;
+}
+
+#define CHECK_GRAD(f, ctx, p, np, ny, dp, dy, h)                                          \
+    do {                                                                                  \
+        double e_ = grad_err(f, ctx, p, np, ny, dp, dy, h);                               \
+        if (!(e_ < 1e-2)) fprintf(stderr, "  %s:%d: gradient error %g\n", __FILE__, __LINE__, e_); \
+        CHECK(e_ < 1e-2);                                                                 \
+    } while (0)
+
+/* ---- activations ---- */
+
+typedef struct { int act; float a, b, g; } ActCtx;
+
+static void act_fwd(float *y, const float *x, void *vc)
+{
+    ActCtx *c = vc;
+    for (int i = 0; i < 64; i++) {
+        double v = x[i];
+        switch (c->act) {
+        case K_ACT_RELU: y[i] = (float)fmax(v, 0); break;
+        case K_ACT_LEAKY_RELU: y[i] = (float)(v >= 0 ? v : c->a * v); break;
+        case K_ACT_ELU: y[i] = (float)(v >= 0 ? v : c->a * (exp(v) - 1)); break;
+        case K_ACT_SELU: y[i] = (float)(v > 0 ? c->g * v : c->g * (c->a * exp(v) - c->a)); break;
+        case K_ACT_HARD_SIGMOID: y[i] = (float)fmax(0, fmin(1, c->a * v + c->b)); break;
+        case K_ACT_HARD_SWISH: y[i] = (float)(v * fmax(0, fmin(1, v / 6 + 0.5))); break;
+        case K_ACT_GELU: y[i] = (float)(0.5 * v * (1 + erf(v * 0.7071067811865476))); break;
+        default:
+            y[i] = (float)(0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+        }
+    }
+}
+
+static void test_activation_grad(void)
+{
+    static const float al[] = {0, 0.01f, 1.0f, 1.67326319217681884765625f, 0.2f, 0, 0, 0};
+    for (int act = K_ACT_RELU; act <= K_ACT_GELU_TANH; act++) {
+        ActCtx c = {act, al[act], 0.5f, 1.05070102214813232421875f};
+        float *x = frand(64, -4, 4), *dy = frand(64, -1, 1), *dx = frand(64, 0, 0);
+        k_activation_grad_f32(dx, dy, x, 64, act, c.a, c.b, c.g);
+        CHECK_GRAD(act_fwd, &c, x, 64, 64, dx, dy, 1e-3);
+        free(x), free(dy), free(dx);
+    }
+}
+
+/* ---- softmax ---- */
+
+typedef struct { int64_t o, l, i; int log; } SmCtx;
+
+static void sm_fwd(float *y, const float *x, void *vc)
+{
+    SmCtx *c = vc;
+    k_softmax_f32(y, x, c->o, c->l, c->i, c->log);
+}
+
+static void test_softmax_grad(void)
+{
+    static const int64_t shapes[][3] = {{2, 5, 3}, {1, 1, 1}, {3, 7, 1}, {1, 4, 6}};
+    for (int s = 0; s < 4; s++)
+        for (int log = 0; log < 2; log++) {
+            SmCtx c = {shapes[s][0], shapes[s][1], shapes[s][2], log};
+            int64_t n = c.o * c.l * c.i;
+            float *x = frand(n, -3, 3), *y = frand(n, 0, 0), *dy = frand(n, -1, 1), *dx = frand(n, 0, 0);
+            sm_fwd(y, x, &c);
+            k_softmax_grad_f32(dx, dy, y, c.o, c.l, c.i, log);
+            CHECK_GRAD(sm_fwd, &c, x, n, n, dx, dy, 1e-2);
+            free(x), free(y), free(dy), free(dx);
+        }
+}
+
+/* ---- normalization ---- */
+
+/* The inputs of a norm forward; `which` names the perturbed one (0 x, 1 scale, 2 bias). */
+typedef struct {
+    const float *x, *scale, *bias, *mean, *var;
+    int64_t a, b, c, d; // layernorm: rows, cols; channel norms: N, C, groups, spatial
+    int which, training;
+} NormCtx;
+
+static void pick(const NormCtx *c, const float *p, const float **x, const float **s, const float **b)
+{
+    *x = c->which == 0 ? p : c->x, *s = c->which == 1 ? p : c->scale, *b = c->which == 2 ? p : c->bias;
+}
+
+static void ln_fwd(float *y, const float *p, void *vc)
+{
+    NormCtx *c = vc;
+    const float *x, *s, *b;
+    pick(c, p, &x, &s, &b);
+    k_layernorm_f32(y, NULL, NULL, x, s, b, c->a, c->b, 1e-5f);
+}
+
+static void bn_fwd(float *y, const float *p, void *vc)
+{
+    NormCtx *c = vc;
+    const float *x, *s, *b;
+    pick(c, p, &x, &s, &b);
+    if (c->training) k_batchnorm_train_f32(y, NULL, NULL, x, s, b, c->mean, c->var, c->a, c->b, c->d, 1e-5f, 0.9f);
+    else k_batchnorm_f32(y, x, s, b, c->mean, c->var, c->a, c->b, c->d, 1e-5f);
+}
+
+static void gn_fwd(float *y, const float *p, void *vc)
+{
+    NormCtx *c = vc;
+    const float *x, *s, *b;
+    pick(c, p, &x, &s, &b);
+    k_groupnorm_f32(y, x, s, b, c->a, c->b, c->c, c->d, 1e-5f);
+}
+
+/* Checks dx, dscale, dbias of one norm case; f is the forward, np the parameter count. */
+static void norm_case(Fwd f, NormCtx *c, int64_t n, int64_t np, const float *dy, const float *dx,
+                      const float *ds, const float *db)
+{
+    const float *args[3] = {c->x, c->scale, c->bias}, *grads[3] = {dx, ds, db};
+    for (int w = 0; w < 3; w++) {
+        c->which = w;
+        CHECK_GRAD(f, c, args[w], w ? np : n, n, grads[w], dy, 1e-2);
+    }
+}
+
+static void test_layernorm_grad(void)
+{
+    static const int64_t shapes[][2] = {{3, 8}, {1, 1}, {5, 1}, {2, 300}, {4, 33}};
+    for (int s = 0; s < 5; s++)
+        for (int given = 0; given < 2; given++) {
+            int64_t R = shapes[s][0], L = shapes[s][1], n = R * L;
+            float *x = frand(n, -2, 3), *sc = frand(L, 0.5, 1.5), *bi = frand(L, -1, 1);
+            float *dy = frand(n, -1, 1), *dx = frand(n, 0, 0), *ds = frand(L, 0, 0), *db = frand(L, 0, 0);
+            float *y = frand(n, 0, 0), *mean = frand(R, 0, 0), *is = frand(R, 0, 0);
+            void *ws = malloc(k_layernorm_grad_f32_ws(R));
+            k_layernorm_f32(y, mean, is, x, sc, bi, R, L, 1e-5f);
+            k_layernorm_grad_f32(dx, ds, db, dy, x, sc, given ? mean : NULL, given ? is : NULL, R, L,
+                                 1e-5f, ws);
+            NormCtx c = {x, sc, bi, NULL, NULL, R, L, 0, 0, 0, 0};
+            norm_case(ln_fwd, &c, n, L, dy, dx, ds, db);
+            free(x), free(sc), free(bi), free(dy), free(dx), free(ds), free(db), free(y), free(mean),
+                free(is), free(ws);
+        }
+}
+
+static void test_batchnorm_grad(void)
+{
+    static const int64_t shapes[][3] = {{2, 3, 5}, {1, 1, 4}, {4, 2, 1}, {3, 4, 7}};
+    for (int s = 0; s < 4; s++)
+        for (int training = 0; training < 2; training++) {
+            int64_t N = shapes[s][0], C = shapes[s][1], S = shapes[s][2], n = N * C * S;
+            float *x = frand(n, -2, 3), *sc = frand(C, 0.5, 1.5), *bi = frand(C, -1, 1);
+            float *mean = frand(C, -0.5, 0.5), *var = frand(C, 0.5, 2);
+            float *dy = frand(n, -1, 1), *dx = frand(n, 0, 0), *ds = frand(C, 0, 0), *db = frand(C, 0, 0);
+            k_batchnorm_grad_f32(dx, ds, db, dy, x, sc, mean, var, N, C, S, 1e-5f, training);
+            NormCtx c = {x, sc, bi, mean, var, N, C, 0, S, 0, training};
+            norm_case(bn_fwd, &c, n, C, dy, dx, ds, db);
+            free(x), free(sc), free(bi), free(mean), free(var), free(dy), free(dx), free(ds), free(db);
+        }
+}
+
+static void test_groupnorm_grad(void)
+{
+    // groups 1 (LayerNorm over C), 2, and C (InstanceNorm)
+    static const int64_t shapes[][4] = {{2, 4, 1, 5}, {2, 4, 2, 3}, {3, 6, 6, 4}, {1, 1, 1, 1}, {2, 3, 3, 1}};
+    for (int s = 0; s < 5; s++) {
+        int64_t N = shapes[s][0], C = shapes[s][1], Gr = shapes[s][2], S = shapes[s][3], n = N * C * S;
+        float *x = frand(n, -2, 3), *sc = frand(C, 0.5, 1.5), *bi = frand(C, -1, 1);
+        float *dy = frand(n, -1, 1), *dx = frand(n, 0, 0), *ds = frand(C, 0, 0), *db = frand(C, 0, 0);
+        void *ws = malloc(k_groupnorm_grad_f32_ws(N, Gr));
+        k_groupnorm_grad_f32(dx, ds, db, dy, x, sc, N, C, Gr, S, 1e-5f, ws);
+        NormCtx c = {x, sc, bi, NULL, NULL, N, C, Gr, S, 0, 0};
+        norm_case(gn_fwd, &c, n, C, dy, dx, ds, db);
+        free(x), free(sc), free(bi), free(dy), free(dx), free(ds), free(db), free(ws);
+    }
+}
+
+/* ---- convolution ---- */
+
+typedef struct { const KConv *p; const float *x; void *ws; } ConvCtx;
+
+static void conv_fwd(float *y, const float *w, void *vc)
+{
+    ConvCtx *c = vc;
+    k_conv_f32(y, c->x, w, NULL, c->p, c->ws);
+}
+
+static void test_conv_grad_weight(void)
+{
+    // nd, N, C, M, group, in, k, stride, dilation, pad begin, pad end
+    static const int64_t cs[][11] = {
+        {1, 2, 3, 4, 1, 9, 3, 1, 1, 1, 1}, {1, 1, 4, 4, 4, 7, 2, 2, 1, 0, 1}, // depthwise
+        {2, 2, 2, 6, 2, 6, 3, 2, 2, 2, 1}, {2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, // size 1
+        {2, 3, 3, 2, 1, 5, 1, 1, 1, 0, 0}, {3, 1, 2, 2, 1, 4, 2, 1, 2, 1, 0},
+        {2, 2, 6, 6, 6, 5, 3, 1, 1, 1, 1},
+    };
+    for (int t = 0; t < 7; t++) {
+        const int64_t *q = cs[t];
+        KConv p = {.nd = (int)q[0], .N = q[1], .C = q[2], .M = q[3], .group = q[4]};
+        int64_t pin = 1, pout = 1, kp = 1;
+        for (int i = 0; i < p.nd; i++) {
+            p.in[i] = q[5] + i, p.k[i] = q[6], p.stride[i] = q[7], p.dilation[i] = q[8], p.pad[i] = q[9];
+            p.out[i] = (p.in[i] + q[9] + q[10] - (q[6] - 1) * q[8] - 1) / q[7] + 1;
+            pin *= p.in[i], pout *= p.out[i], kp *= p.k[i];
+        }
+        int64_t nx = p.N * p.C * pin, ny = p.N * p.M * pout, nw = p.M * (p.C / p.group) * kp;
+        float *x = frand(nx, -1, 1), *w = frand(nw, -1, 1), *dy = frand(ny, -1, 1), *dw = frand(nw, 0, 0);
+        size_t wsz = k_conv_grad_weight_f32_ws(&p), fsz = k_conv_f32_ws(&p);
+        void *ws = malloc(wsz > fsz ? wsz : fsz);
+        k_conv_grad_weight_f32(dw, dy, x, &p, ws);
+        ConvCtx c = {&p, x, ws};
+        CHECK_GRAD(conv_fwd, &c, w, nw, ny, dw, dy, 1e-2);
+        free(x), free(w), free(dy), free(dw), free(ws);
+    }
+}
+
+/* ---- pooling ---- */
+
+typedef struct { const KPool *p; int max; } PoolCtx;
+
+static void pool_fwd(float *y, const float *x, void *vc)
+{
+    PoolCtx *c = vc;
+    if (c->max) k_maxpool_f32(y, NULL, x, c->p);
+    else k_avgpool_f32(y, x, c->p);
+}
+
+static void test_pool_grad(void)
+{
+    // nd, NC, in, k, stride, dilation, pad begin, pad end, count_include_pad
+    static const int64_t cs[][9] = {
+        {2, 3, 6, 3, 1, 1, 1, 1, 0}, {2, 2, 7, 3, 2, 1, 1, 1, 1}, {1, 4, 9, 2, 2, 2, 0, 1, 0},
+        {3, 2, 4, 2, 1, 1, 0, 0, 1}, {2, 1, 1, 1, 1, 1, 0, 0, 0}, {2, 2, 5, 3, 2, 1, 0, 2, 0},
+    };
+    for (int t = 0; t < 6; t++)
+        for (int max = 0; max < 2; max++) {
+            const int64_t *q = cs[t];
+            KPool p = {.nd = (int)q[0], .NC = q[1], .count_include_pad = (int)q[8]};
+            int64_t pin = 1, pout = 1;
+            for (int i = 0; i < p.nd; i++) {
+                p.in[i] = q[2] - i, p.k[i] = q[3], p.stride[i] = q[4], p.dilation[i] = q[5], p.pad[i] = q[6];
+                p.out[i] = (p.in[i] + q[6] + q[7] - (q[3] - 1) * q[5] - 1) / q[4] + 1;
+                pin *= p.in[i], pout *= p.out[i];
+            }
+            int64_t nx = p.NC * pin, ny = p.NC * pout;
+            float *x = frand(nx, -1, 1), *dy = frand(ny, -1, 1), *dx = frand(nx, 0, 0);
+            void *ws = malloc(k_maxpool_grad_f32_ws(&p));
+            if (max) k_maxpool_grad_f32(dx, dy, x, &p, ws);
+            else k_avgpool_grad_f32(dx, dy, &p);
+            PoolCtx c = {&p, max};
+            CHECK_GRAD(pool_fwd, &c, x, nx, ny, dx, dy, max ? 1e-4 : 1e-2);
+            free(x), free(dy), free(dx), free(ws);
+        }
+}
+
+static void test_maxpool_grad_ties(void)
+{
+    // all-equal input, overlapping 2x2 windows at stride 1: each window's
+    // first position (its top-left) takes the whole dy, as k_maxpool_f32 picks it
+    KPool p = {.nd = 2, .NC = 1, .in = {3, 3}, .out = {2, 2}, .k = {2, 2}, .stride = {1, 1},
+               .dilation = {1, 1}};
+    float x[9], dy[4] = {1, 2, 4, 8}, dx[9];
+    for (int i = 0; i < 9; i++) x[i] = 0.5f;
+    char ws[64];
+    CHECK(k_maxpool_grad_f32_ws(&p) <= sizeof ws);
+    k_maxpool_grad_f32(dx, dy, x, &p, ws);
+    static const float want[9] = {1, 2, 0, 4, 8, 0, 0, 0, 0};
+    for (int i = 0; i < 9; i++) CHECK(dx[i] == want[i]);
+}
+
+/* ---- resize ---- */
+
+typedef struct { const int64_t *in, *out; const float *scale; int rank, mode, coord, nearest; } RsCtx;
+
+static void rs_fwd(float *y, const float *x, void *vc)
+{
+    RsCtx *c = vc;
+    k_resize_f32(y, x, c->in, c->out, c->rank, c->scale, NULL, c->mode, c->coord, c->nearest, 0);
+}
+
+static void test_resize_grad(void)
+{
+    static const int64_t ins[][4] = {{1, 2, 3, 4}, {2, 1, 5, 3}, {1, 1, 4, 1}};
+    static const int64_t outs[][4] = {{1, 2, 7, 8}, {2, 1, 3, 6}, {1, 1, 9, 2}};
+    static const int coords[] = {0, 1, 2, 3, 5, 6};
+    for (int s = 0; s < 3; s++)
+        for (int mode = 0; mode < 2; mode++)
+            for (int ci = 0; ci < 6; ci++) {
+                float scale[4];
+                int64_t nx = 1, ny = 1;
+                for (int k = 0; k < 4; k++) {
+                    scale[k] = (float)outs[s][k] / (float)ins[s][k];
+                    nx *= ins[s][k], ny *= outs[s][k];
+                }
+                RsCtx c = {ins[s], outs[s], scale, 4, mode, coords[ci], ci % 4};
+                float *x = frand(nx, -1, 1), *dy = frand(ny, -1, 1), *dx = frand(nx, 0, 0);
+                k_resize_grad_f32(dx, dy, ins[s], outs[s], 4, scale, mode, coords[ci], ci % 4);
+                CHECK_GRAD(rs_fwd, &c, x, nx, ny, dx, dy, 1e-2);
+                free(x), free(dy), free(dx);
+            }
+}
+
+/* ---- indexing ---- */
+
+typedef struct { const void *idx; int64_t outer, len, nidx, inner; const int64_t *xd, *d; int rank, axis; } IxCtx;
+
+static void gather_fwd(float *y, const float *x, void *vc)
+{
+    IxCtx *c = vc;
+    k_gather(y, x, c->idx, 0, c->outer, c->len, c->nidx, c->inner, 4);
+}
+
+static void gather_el_fwd(float *y, const float *x, void *vc)
+{
+    IxCtx *c = vc;
+    k_gather_elements(y, x, c->xd, c->idx, 1, c->d, c->rank, c->axis, 4);
+}
+
+static void test_gather_grad(void)
+{
+    // outer, axis_len, nidx, inner: an embedding (outer 1, wide rows), a middle axis, size 1
+    static const int64_t cs[][4] = {{1, 10, 12, 300}, {3, 5, 7, 2}, {1, 1, 3, 1}, {2, 4, 0, 3}};
+    for (int t = 0; t < 4; t++) {
+        IxCtx c = {NULL, cs[t][0], cs[t][1], cs[t][2], cs[t][3], NULL, NULL, 0, 0};
+        int64_t idx[16], nx = c.outer * c.len * c.inner, ny = c.outer * c.nidx * c.inner;
+        for (int64_t i = 0; i < c.nidx; i++) idx[i] = (int64_t)(urand() * 2 * c.len) - c.len; // negatives wrap
+        c.idx = idx;
+        float *x = frand(nx, -1, 1), *dy = frand(ny, -1, 1), *dx = frand(nx, 0, 0);
+        CHECK(k_gather_grad_f32(dx, dy, idx, 0, c.outer, c.len, c.nidx, c.inner) == 0);
+        if (ny) CHECK_GRAD(gather_fwd, &c, x, nx, ny, dx, dy, 1e-2);
+        free(x), free(dy), free(dx);
+    }
+    int64_t bad = 5;
+    float d1[2], x1[4];
+    CHECK(k_gather_grad_f32(x1, d1, &bad, 0, 1, 4, 1, 1) == -1);
+    CHECK_STR_CONTAINS(k_error(), "index 5");
+}
+
+static void test_gather_elements_grad(void)
+{
+    static const int64_t xd[][3] = {{3, 4, 2}, {2, 3, 5}, {1, 1, 1}};
+    static const int64_t dd[][3] = {{5, 4, 2}, {2, 3, 6}, {1, 1, 3}};
+    for (int t = 0; t < 3; t++)
+        for (int axis = 0; axis < 3; axis++) {
+            int64_t d[3], nx = xd[t][0] * xd[t][1] * xd[t][2], ny = 1;
+            for (int k = 0; k < 3; k++) d[k] = k == axis ? dd[t][k] : (dd[t][k] < xd[t][k] ? dd[t][k] : xd[t][k]), ny *= d[k];
+            int32_t *idx = malloc((size_t)ny * sizeof *idx);
+            for (int64_t i = 0; i < ny; i++) idx[i] = (int32_t)(urand() * xd[t][axis]) - (i % 2 ? (int32_t)xd[t][axis] : 0);
+            IxCtx c = {idx, 0, 0, 0, 0, xd[t], d, 3, axis};
+            float *x = frand(nx, -1, 1), *dy = frand(ny, -1, 1), *dx = frand(nx, 0, 0);
+            CHECK(k_gather_elements_grad_f32(dx, xd[t], dy, idx, 1, d, 3, axis) == 0);
+            CHECK_GRAD(gather_el_fwd, &c, x, nx, ny, dx, dy, 1e-2);
+            free(idx), free(x), free(dy), free(dx);
+        }
+}
+
+typedef struct { const int64_t *xd, *d, *st, *sp; } SlCtx;
+
+static void slice_fwd(float *y, const float *x, void *vc)
+{
+    SlCtx *c = vc;
+    int64_t xs[3], ss[3], ys[3], off = 0;
+    for (int k = 2; k >= 0; k--) {
+        xs[k] = k == 2 ? 1 : xs[k + 1] * c->xd[k + 1];
+        ys[k] = k == 2 ? 1 : ys[k + 1] * c->d[k + 1];
+        ss[k] = xs[k] * c->sp[k], off += c->st[k] * xs[k];
+    }
+    k_copy_nd(y, ys, x + off, ss, c->d, 3, 4);
+}
+
+static void test_slice_grad(void)
+{
+    static const int64_t xd[3] = {4, 5, 6}, d[3] = {2, 3, 2}, st[3] = {1, 4, 0}, sp[3] = {2, -1, 3};
+    SlCtx c = {xd, d, st, sp};
+    float *x = frand(120, -1, 1), *dy = frand(12, -1, 1), *dx = frand(120, 7, 7);
+    k_slice_grad_f32(dx, xd, dy, d, 3, st, sp);
+    CHECK_GRAD(slice_fwd, &c, x, 120, 12, dx, dy, 1e-2);
+    int nz = 0;
+    for (int i = 0; i < 120; i++) nz += dx[i] != 0;
+    CHECK_EQ_INT(nz, 12);
+    free(x), free(dy), free(dx);
+}
+
+/* ---- losses ---- */
+
+typedef struct { const int64_t *t; const float *w; int64_t N, C, d; int red, has_ig, sce; } LossCtx;
+
+static void loss_fwd(float *y, const float *x, void *vc)
+{
+    LossCtx *c = vc;
+    if (c->sce) k_sce_loss_f32(y, NULL, x, c->t, c->w, c->N, c->C, c->d, c->red, -1, c->has_ig);
+    else k_nll_loss_f32(y, x, c->t, c->w, c->N, c->C, c->d, c->red, -1, c->has_ig);
+}
+
+static void test_loss_grad(void)
+{
+    static const int64_t shapes[][3] = {{4, 5, 1}, {2, 3, 4}, {1, 1, 1}, {3, 6, 2}};
+    for (int s = 0; s < 4; s++)
+        for (int sce = 0; sce < 2; sce++)
+            for (int red = 0; red < 3; red++)
+                for (int var = 0; var < 4; var++) { // bit 0: weights, bit 1: ignore_index
+                    int64_t N = shapes[s][0], C = shapes[s][1], d = shapes[s][2], n = N * C * d, nt = N * d;
+                    int64_t t[64];
+                    for (int64_t i = 0; i < nt; i++) t[i] = (var & 2) && i % 3 == 1 ? -1 : (int64_t)(urand() * C);
+                    float *w = var & 1 ? frand(C, 0.2, 2) : NULL;
+                    float *x = frand(n, -3, 0), *dx = frand(n, 0, 0), *lp = frand(n, 0, 0);
+                    float *dl = frand(red ? 1 : nt, -1, 1), y[64];
+                    LossCtx c = {t, w, N, C, d, red, (var & 2) != 0, sce};
+                    int rc = sce ? k_sce_loss_grad_f32(dx, dl, x, NULL, t, w, N, C, d, red, -1, c.has_ig)
+                                 : k_nll_loss_grad_f32(dx, dl, t, w, N, C, d, red, -1, c.has_ig);
+                    CHECK(rc == 0);
+                    CHECK_GRAD(loss_fwd, &c, x, n, red ? 1 : nt, dx, dl, 1e-2);
+                    if (sce) { // with the forward's log_prob: the same gradient
+                        float *dx2 = frand(n, 0, 0);
+                        k_sce_loss_f32(y, lp, x, t, w, N, C, d, red, -1, c.has_ig);
+                        k_sce_loss_grad_f32(dx2, dl, x, lp, t, w, N, C, d, red, -1, c.has_ig);
+                        for (int64_t i = 0; i < n; i++) CHECK(fabsf(dx2[i] - dx[i]) < 1e-5f);
+                        free(dx2);
+                    }
+                    free(w), free(x), free(dx), free(lp), free(dl);
+                }
+    // every target ignored: mean's 0 / 0 loss, and a zero gradient (PyTorch's)
+    int64_t t[3] = {-1, -1, -1};
+    float x[6] = {1, 2, 3, 4, 5, 6}, dx[6], dl = 1;
+    CHECK(k_sce_loss_grad_f32(dx, &dl, x, NULL, t, NULL, 3, 2, 1, 2, -1, 1) == 0);
+    for (int i = 0; i < 6; i++) CHECK(dx[i] == 0);
+    t[1] = 2;
+    CHECK(k_nll_loss_grad_f32(dx, &dl, t, NULL, 3, 2, 1, 2, -1, 1) == -1);
+    CHECK_STR_CONTAINS(k_error(), "target 2");
+}
+
+/* ---- global norm and optimizers ---- */
+
+static void test_global_norm(void)
+{
+    int64_t n[3] = {1, 100000, 37};
+    float *g[3];
+    double ref = 0;
+    for (int t = 0; t < 3; t++) {
+        g[t] = frand(n[t], -1, 1);
+        for (int64_t i = 0; i < n[t]; i++) ref += (double)g[t][i] * g[t][i];
+    }
+    float y, y1;
+    k_global_norm_f32(&y, (const float *const *)g, n, 3);
+    CHECK(fabs(y - sqrt(ref)) <= 1e-6 * sqrt(ref));
+    omp_set_num_threads(1);
+    k_global_norm_f32(&y1, (const float *const *)g, n, 3);
+    omp_set_num_threads(4);
+    CHECK(y1 == y);
+    for (int t = 0; t < 3; t++) free(g[t]);
+}
+
+static double max_rel(const float *a, const double *b, int64_t n)
+{
+    double e = 0, s = 1e-12;
+    for (int64_t i = 0; i < n; i++) s = fmax(s, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++) e = fmax(e, fabs(a[i] - b[i]) / s);
+    return e;
+}
+
+static void test_sgd(void)
+{
+    enum { n = 257 };
+    for (int cfg = 0; cfg < 4; cfg++) {
+        float mom = cfg ? 0.9f : 0, wd = cfg >= 2 ? 0.01f : 0, lr = 0.1f, scale = 0.25f;
+        int nest = cfg == 3;
+        float *p = frand(n, -1, 1), *buf = frand(n, 0, 0);
+        double rp[n], rb[n] = {0};
+        for (int i = 0; i < n; i++) rp[i] = p[i];
+        for (int step = 1; step <= 5; step++) {
+            float *g = frand(n, -1, 1);
+            const float *gs = cfg & 1 ? &scale : NULL;
+            k_sgd_f32(p, mom != 0 ? buf : NULL, g, lr, gs, n, mom, wd, nest);
+            for (int i = 0; i < n; i++) { // torch.optim.SGD, dampening 0
+                double d = g[i] * (gs ? (double)scale : 1.0);
+                if (wd != 0) d += (double)wd * rp[i];
+                if (mom != 0) {
+                    rb[i] = step == 1 ? d : (double)mom * rb[i] + d;
+                    d = nest ? d + (double)mom * rb[i] : rb[i];
+                }
+                rp[i] -= (double)lr * d;
+            }
+            free(g);
+        }
+        double e = max_rel(p, rp, n);
+        worst = fmax(worst, e);
+        CHECK(e < 1e-5);
+        free(p), free(buf);
+    }
+}
+
+static void test_adamw(void)
+{
+    enum { n = 300 };
+    for (int cfg = 0; cfg < 2; cfg++) {
+        float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = cfg ? 0.1f : 0, scale = 0.5f;
+        float *p = frand(n, -1, 1), *m = frand(n, 0, 0), *v = frand(n, 0, 0);
+        double rp[n], rm[n] = {0}, rv[n] = {0};
+        for (int i = 0; i < n; i++) rp[i] = p[i];
+        for (int step = 1; step <= 10; step++) {
+            float *g = frand(n, -1, 1);
+            const float *gs = cfg ? &scale : NULL;
+            k_adamw_f32(p, m, v, g, lr, step, gs, n, b1, b2, eps, wd);
+            for (int i = 0; i < n; i++) { // torch.optim.AdamW
+                double gi = g[i] * (gs ? (double)scale : 1.0);
+                rp[i] *= 1 - (double)lr * wd;
+                rm[i] = b1 * rm[i] + (1 - (double)b1) * gi;
+                rv[i] = b2 * rv[i] + (1 - (double)b2) * gi * gi;
+                double mh = rm[i] / (1 - pow(b1, step)), vh = rv[i] / (1 - pow(b2, step));
+                rp[i] -= lr * mh / (sqrt(vh) + eps);
+            }
+            free(g);
+        }
+        double e = fmax(max_rel(p, rp, n), fmax(max_rel(m, rm, n), max_rel(v, rv, n)));
+        worst = fmax(worst, e);
+        CHECK(e < 1e-5);
+        free(p), free(m), free(v);
+    }
+}
+
+/* ---- thread-count independence ---- */
+
+static int same_bits(const float *a, const float *b, int64_t n) { return !memcmp(a, b, (size_t)n * sizeof *a); }
+
+static void test_threads_bitwise(void)
+{
+    int64_t R = 64, L = 1024, n = R * L;
+    float *x = frand(n, -1, 2), *sc = frand(L, 0.5, 1.5), *dy = frand(n, -1, 1);
+    float *a = frand(n + 2 * L, 0, 0), *b = frand(n + 2 * L, 0, 0);
+    void *ws = malloc(k_layernorm_grad_f32_ws(R) + k_groupnorm_grad_f32_ws(R, 8));
+    int64_t idx[64];
+    for (int i = 0; i < 64; i++) idx[i] = i % 7;
+    // each kernel once on 1 thread into a, once on 4 into b
+    for (int k = 0; k < 4; k++) {
+        int64_t len = k == 0 ? n + 2 * L : k == 1 ? n + 128 : k == 2 ? 7 * 1024 : n + 32;
+        for (int th = 0; th < 2; th++) {
+            float *o = th ? b : a;
+            omp_set_num_threads(th ? 4 : 1);
+            if (k == 0) k_layernorm_grad_f32(o, o + n, o + n + L, dy, x, sc, NULL, NULL, R, L, 1e-5f, ws);
+            if (k == 1) k_groupnorm_grad_f32(o, o + n, o + n + 64, dy, x, sc, 4, 64, 8, 256, 1e-5f, ws);
+            if (k == 2) k_gather_grad_f32(o, dy, idx, 0, 1, 7, 64, 1024);
+            if (k == 3) k_batchnorm_grad_f32(o, o + n, o + n + 16, dy, x, sc, NULL, NULL, 16, 16, 256, 1e-5f, 1);
+        }
+        CHECK(same_bits(a, b, len));
+    }
+    omp_set_num_threads(4);
+    free(x), free(sc), free(dy), free(a), free(b), free(ws);
+}
+
+int main(void)
+{
+    RUN(test_activation_grad);
+    RUN(test_softmax_grad);
+    RUN(test_layernorm_grad);
+    RUN(test_batchnorm_grad);
+    RUN(test_groupnorm_grad);
+    RUN(test_conv_grad_weight);
+    RUN(test_pool_grad);
+    RUN(test_maxpool_grad_ties);
+    RUN(test_resize_grad);
+    RUN(test_gather_grad);
+    RUN(test_gather_elements_grad);
+    RUN(test_slice_grad);
+    RUN(test_loss_grad);
+    RUN(test_global_norm);
+    RUN(test_sgd);
+    RUN(test_adamw);
+    RUN(test_threads_bitwise);
+    printf("worst normalized error %.3g\n", worst);
+    return CHECK_DONE();
+}
