@@ -8,7 +8,9 @@
  * dims, groups = channels, strided and dilated windows, overlapping pools,
  * every loss reduction with weights and ignore_index. SGD and AdamW are
  * compared over several steps with a double transcription of PyTorch's update
- * formulas, and the thread count is checked not to change any bit. */
+ * formulas, the norm, softmax and loss gradients also directly with double
+ * references of their Jacobians (normalized error under 1e-5), and the thread
+ * count is checked not to change any bit. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -35,7 +37,8 @@ static float *frand(int64_t n, double lo, double hi)
 /* A forward function of one perturbed input: y = f(p) with the rest in ctx. */
 typedef void (*Fwd)(float *y, const float *p, void *ctx);
 
-static double worst; // largest normalized error of the checks run so far
+static double worst;     // largest normalized error of the finite-difference checks
+static double worst_ref; // and of the comparisons with double references
 
 /* Normalized error of the directional derivative along 3 random directions. */
 static double grad_err(Fwd f, void *ctx, const float *p, int64_t np, int64_t ny, const float *dp,
@@ -487,6 +490,123 @@ static void test_loss_grad(void)
     CHECK_STR_CONTAINS(k_error(), "target 2");
 }
 
+/* ---- direct comparison with double-precision references of the derivative ---- */
+
+/* Normalized error max |a - b| / max |b|, recorded in `worst_ref`. */
+static double norm_err(const float *a, const double *b, int64_t n)
+{
+    double e = 0, s = 1e-30;
+    for (int64_t i = 0; i < n; i++) s = fmax(s, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++) e = fmax(e, fabs(a[i] - b[i]));
+    if (e / s > worst_ref) worst_ref = e / s;
+    return e / s;
+}
+
+/* dx over one normalized set of n elements at offsets off[], from the full
+ * Jacobian of y_i = sc_i (x_i - m) / sqrt(v + eps):
+ * dy_i/dx_j = sc_i s (delta_ij - 1/n - xhat_i xhat_j / n). O(n^2), independent
+ * of the kernels' folded formula. */
+static void ref_norm_set(double *dx, const float *dy, const float *x, const int64_t *off,
+                         const double *sc, int64_t n, double eps)
+{
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < n; i++) m += x[off[i]];
+    m /= (double)n;
+    for (int64_t i = 0; i < n; i++) v += (x[off[i]] - m) * (x[off[i]] - m);
+    v /= (double)n;
+    double s = 1 / sqrt(v + eps);
+    for (int64_t j = 0; j < n; j++) {
+        double acc = 0, xj = (x[off[j]] - m) * s;
+        for (int64_t i = 0; i < n; i++) {
+            double xi = (x[off[i]] - m) * s;
+            acc += dy[off[i]] * sc[i] * s * ((i == j) - 1.0 / (double)n - xi * xj / (double)n);
+        }
+        dx[off[j]] = acc;
+    }
+}
+
+static void test_norm_grad_reference(void)
+{
+    // LayerNorm rows, GroupNorm groups (groups 2 and C), training BatchNorm channels
+    int64_t N = 3, C = 4, S = 5, n = N * C * S, off[64];
+    double sc[64], rdx[64], rds[4], rdb[4];
+    float *x = frand(n, -2, 3), *scale = frand(C * S, 0.5, 1.5), *dy = frand(n, -1, 1);
+    float *dx = frand(n, 0, 0), *ds = frand(C * S, 0, 0), *db = frand(C * S, 0, 0);
+    void *ws = malloc(k_layernorm_grad_f32_ws(N * C) + k_groupnorm_grad_f32_ws(N, C));
+    // LayerNorm over (C, S) per sample
+    for (int64_t r = 0; r < N; r++) {
+        for (int64_t i = 0; i < C * S; i++) off[i] = r * C * S + i, sc[i] = scale[i];
+        ref_norm_set(rdx, dy, x, off, sc, C * S, 1e-5);
+    }
+    k_layernorm_grad_f32(dx, ds, db, dy, x, scale, NULL, NULL, N, C * S, 1e-5f, ws);
+    CHECK(norm_err(dx, rdx, n) < 1e-5);
+    for (int groups = 2; groups <= C; groups += C - 2) {
+        int64_t cpg = C / groups;
+        for (int64_t r = 0; r < N * groups; r++) {
+            for (int64_t i = 0; i < cpg * S; i++) off[i] = r * cpg * S + i, sc[i] = scale[(r % groups) * cpg + i / S];
+            ref_norm_set(rdx, dy, x, off, sc, cpg * S, 1e-5);
+        }
+        for (int64_t c = 0; c < C; c++) { // dscale = sum dy * xhat, dbias = sum dy
+            rds[c] = rdb[c] = 0;
+            for (int64_t b = 0; b < N; b++) {
+                const float *xg = x + (b * groups + c / cpg) * cpg * S;
+                double m = 0, v = 0;
+                for (int64_t i = 0; i < cpg * S; i++) m += xg[i];
+                m /= (double)(cpg * S);
+                for (int64_t i = 0; i < cpg * S; i++) v += (xg[i] - m) * (xg[i] - m);
+                v /= (double)(cpg * S);
+                for (int64_t i = 0; i < S; i++) {
+                    int64_t k = (b * C + c) * S + i;
+                    rds[c] += dy[k] * (x[k] - m) / sqrt(v + 1e-5), rdb[c] += dy[k];
+                }
+            }
+        }
+        k_groupnorm_grad_f32(dx, ds, db, dy, x, scale, N, C, groups, S, 1e-5f, ws);
+        CHECK(norm_err(dx, rdx, n) < 1e-5);
+        CHECK(norm_err(ds, rds, C) < 1e-5);
+        CHECK(norm_err(db, rdb, C) < 1e-5);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        for (int64_t i = 0; i < N * S; i++) off[i] = (i / S * C + c) * S + i % S, sc[i] = scale[c];
+        ref_norm_set(rdx, dy, x, off, sc, N * S, 1e-5);
+    }
+    k_batchnorm_grad_f32(dx, ds, db, dy, x, scale, NULL, NULL, N, C, S, 1e-5f, 1);
+    CHECK(norm_err(dx, rdx, n) < 1e-5);
+    free(x), free(scale), free(dy), free(dx), free(ds), free(db), free(ws);
+}
+
+static void test_softmax_loss_grad_reference(void)
+{
+    // softmax: dx_j = sum_i dy_i y_i (delta_ij - y_j); log-softmax: dx_j = sum_i dy_i (delta_ij - p_j)
+    int64_t L = 9, n = 2 * L;
+    float *x = frand(n, -3, 3), *y = frand(n, 0, 0), *dy = frand(n, -1, 1), *dx = frand(n, 0, 0);
+    double r[18];
+    for (int log = 0; log < 2; log++) {
+        k_softmax_f32(y, x, 2, L, 1, 0);
+        for (int64_t b = 0; b < 2; b++)
+            for (int64_t j = 0; j < L; j++) {
+                double acc = 0, pj = y[b * L + j];
+                for (int64_t i = 0; i < L; i++) {
+                    double pi = y[b * L + i];
+                    acc += dy[b * L + i] * (log ? (i == j) - pj : pi * ((i == j) - pj));
+                }
+                r[b * L + j] = acc;
+            }
+        if (log) k_softmax_f32(y, x, 2, L, 1, 1);
+        k_softmax_grad_f32(dx, dy, y, 2, L, 1, log);
+        CHECK(norm_err(dx, r, n) < 1e-5);
+    }
+    // weighted mean cross-entropy with one ignored target: dx = w_t (p - onehot) / sum w
+    int64_t t[2] = {3, -1};
+    float w[9], dl = 1.5f;
+    for (int i = 0; i < 9; i++) w[i] = 0.5f + 0.1f * (float)i;
+    k_softmax_f32(y, x, 2, L, 1, 0);
+    for (int64_t j = 0; j < n; j++) r[j] = j < L ? dl * w[3] * (y[j] - (j == 3)) / w[3] : 0;
+    CHECK(k_sce_loss_grad_f32(dx, &dl, x, NULL, t, w, 2, L, 1, 2, -1, 1) == 0);
+    CHECK(norm_err(dx, r, n) < 1e-5);
+    free(x), free(y), free(dy), free(dx);
+}
+
 /* ---- global norm and optimizers ---- */
 
 static void test_global_norm(void)
@@ -541,7 +661,7 @@ static void test_sgd(void)
             free(g);
         }
         double e = max_rel(p, rp, n);
-        worst = fmax(worst, e);
+        worst_ref = fmax(worst_ref, e);
         CHECK(e < 1e-5);
         free(p), free(buf);
     }
@@ -570,7 +690,7 @@ static void test_adamw(void)
             free(g);
         }
         double e = fmax(max_rel(p, rp, n), fmax(max_rel(m, rm, n), max_rel(v, rv, n)));
-        worst = fmax(worst, e);
+        worst_ref = fmax(worst_ref, e);
         CHECK(e < 1e-5);
         free(p), free(m), free(v);
     }
@@ -620,10 +740,12 @@ int main(void)
     RUN(test_gather_elements_grad);
     RUN(test_slice_grad);
     RUN(test_loss_grad);
+    RUN(test_norm_grad_reference);
+    RUN(test_softmax_loss_grad_reference);
     RUN(test_global_norm);
     RUN(test_sgd);
     RUN(test_adamw);
     RUN(test_threads_bitwise);
-    printf("worst normalized error %.3g\n", worst);
+    printf("worst normalized error: finite differences %.3g, double references %.3g\n", worst, worst_ref);
     return CHECK_DONE();
 }
