@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "frontend.h"
+
 #define LOOM_VERSION "0.1.0"
 
 /* Exit codes. */
@@ -37,6 +39,24 @@ int cli_is_help(const char *arg); /* "-h" or "--help" */
  * "--flag=VALUE": 0 no; 1 yes, *val set and *i advanced past a separate
  * value; -1 yes but the value is missing. */
 int cli_flag_value(int argc, char **argv, int *i, const char *flag, char **val);
+/* What every command that reads a model takes: the model path, --dim and
+ * --dump-after (which names one of `passes`). */
+typedef struct {
+    const char *path;
+    OnnxDim *dims; /* room for argc bindings */
+    int ndims;
+    const char *dump_after;
+    const char *const *passes;
+    int npasses;
+} CliModel;
+/* When argv[*i] is one of those (a flag or the model path), consumes it and
+ * returns 1 with *rc = CLI_OK or the usage error; else returns 0. */
+int cli_model_arg(const char *cmd, int argc, char **argv, int *i, CliModel *m, int *rc);
+/* Between passes: the verifier, then the IR on stderr if `pass` is the one
+ * --dump-after names. 0, or -1 with g->err. */
+int cli_checkpoint(IrGraph *g, const CliModel *m, const char *pass);
+/* The front of every pipeline: load and fold, each followed by a checkpoint. */
+int cli_load_model(IrGraph *g, const CliModel *m);
 /* Flushes stdout; CLI_ERROR with a message if any output was lost, else rc. */
 int cli_finish(int rc);
 

@@ -33,21 +33,9 @@ static const char usage[] =
 static const char *const passes[] = {"load", "fold", "lower"};
 
 typedef struct {
-    const char *path, *mode, *target, *out;
-    OnnxDim *dims;
-    int ndims;
-    const char *dump_after;
+    CliModel m;
+    const char *mode, *target, *out;
 } Options;
-
-static int checkpoint(IrGraph *g, const Options *o, const char *pass)
-{
-    if (ir_verify(g)) return -1;
-    if (o->dump_after && strcmp(o->dump_after, pass) == 0) {
-        fprintf(stderr, "# ---- IR after %s ----\n", pass);
-        ir_print(g, stderr);
-    }
-    return 0;
-}
 
 /* ---- plan.json ---- */
 
@@ -139,9 +127,8 @@ static void summary(const IrGraph *g, const Options *o, const OptMemPlan *p, con
 
 static int run_passes(IrGraph *g, const Options *o)
 {
-    if (onnx_load(g, o->dims, o->ndims) || checkpoint(g, o, "load")) return -1;
-    if (onnx_fold_infer(g) || checkpoint(g, o, "fold")) return -1;
-    if (opt_lower_infer(g) || checkpoint(g, o, "lower")) return -1;
+    if (cli_load_model(g, &o->m)) return -1;
+    if (opt_lower_infer(g) || cli_checkpoint(g, &o->m, "lower")) return -1;
     CgSelect sel;
     if (cg_select(g, &cg_target_cpu, &sel)) {
         cg_select_free(&sel);
@@ -162,8 +149,10 @@ static int parse_args(int argc, char **argv, Options *o)
 {
     for (int i = 1; i < argc; i++) {
         char *a = argv[i], *val = NULL;
-        int r;
-        if ((r = cli_flag_value(argc, argv, &i, "--mode", &val)) != 0) {
+        int r, rc;
+        if (cli_model_arg("compile", argc, argv, &i, &o->m, &rc)) {
+            if (rc != CLI_OK) return rc;
+        } else if ((r = cli_flag_value(argc, argv, &i, "--mode", &val)) != 0) {
             if (r < 0) return cli_usage("compile", "--mode needs a value: infer");
             o->mode = val;
         } else if ((r = cli_flag_value(argc, argv, &i, "--target", &val)) != 0) {
@@ -173,26 +162,11 @@ static int parse_args(int argc, char **argv, Options *o)
                    (r = cli_flag_value(argc, argv, &i, "--output", &val)) != 0) {
             if (r < 0) return cli_usage("compile", "-o needs a folder");
             o->out = val;
-        } else if ((r = cli_flag_value(argc, argv, &i, "--dim", &val)) != 0) {
-            if (r < 0) return cli_usage("compile", "--dim needs a value, NAME=N");
-            if (onnx_parse_dim(val, &o->dims[o->ndims]) < 0)
-                return cli_usage("compile", "bad --dim '%s': want NAME=N or INPUT:AXIS=N with N >= 0", val);
-            o->ndims++;
-        } else if ((r = cli_flag_value(argc, argv, &i, "--dump-after", &val)) != 0) {
-            if (r < 0) return cli_usage("compile", "--dump-after needs a pass: load, fold or lower");
-            int known = 0;
-            for (size_t k = 0; k < sizeof passes / sizeof *passes; k++) known |= !strcmp(val, passes[k]);
-            if (!known) return cli_usage("compile", "unknown pass '%s' for --dump-after (load, fold, lower)", val);
-            o->dump_after = val;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage("compile", "unknown flag '%s'", a);
-        } else if (o->path) {
-            return cli_usage("compile", "one model at a time: got '%s' and '%s'", o->path, a);
         } else {
-            o->path = a;
+            return cli_usage("compile", "unknown flag '%s'", a);
         }
     }
-    if (!o->path) return cli_usage("compile", "no model given");
+    if (!o->m.path) return cli_usage("compile", "no model given");
     if (!o->mode) return cli_usage("compile", "no --mode given: infer");
     if (!o->target) return cli_usage("compile", "no --target given: cpu");
     if (!o->out) return cli_usage("compile", "no output folder given (-o DIR)");
@@ -210,20 +184,23 @@ int cli_compile(int argc, char **argv)
             fputs(usage, stdout);
             return CLI_OK;
         }
-    Options o = {0};
-    o.dims = ir_xcalloc((size_t)argc, sizeof *o.dims);
+    Options o;
+    memset(&o, 0, sizeof o);
+    o.m.dims = ir_xcalloc((size_t)argc, sizeof *o.m.dims);
+    o.m.passes = passes;
+    o.m.npasses = (int)(sizeof passes / sizeof *passes);
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK && !strcmp(o.mode, "train"))
         rc = cli_error("--mode train: training programs come with a later release; use --mode infer");
     else if (rc == CLI_OK && !strcmp(o.target, "cuda"))
         rc = cli_error("--target cuda: the cuda target comes with a later release; use --target cpu");
     if (rc != CLI_OK) {
-        free(o.dims);
+        free(o.m.dims);
         return rc;
     }
-    IrGraph *g = ir_graph_new(o.path);
+    IrGraph *g = ir_graph_new(o.m.path);
     if (run_passes(g, &o)) rc = cli_error(g->err);
     ir_graph_free(g);
-    free(o.dims);
+    free(o.m.dims);
     return rc;
 }

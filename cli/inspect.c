@@ -28,30 +28,9 @@ static const char usage[] =
 static const char *const passes[] = {"load", "fold"};
 
 typedef struct {
-    const char *path;
-    OnnxDim *dims;
-    int ndims;
+    CliModel m;
     int ir, json;
-    const char *dump_after;
 } Options;
-
-/* Between passes: the verifier, then the dump if this is the chosen pass. */
-static int checkpoint(IrGraph *g, const Options *o, const char *pass)
-{
-    if (ir_verify(g)) return -1;
-    if (o->dump_after && strcmp(o->dump_after, pass) == 0) {
-        fprintf(stderr, "# ---- IR after %s ----\n", pass);
-        ir_print(g, stderr);
-    }
-    return 0;
-}
-
-static int run_passes(IrGraph *g, const Options *o)
-{
-    if (onnx_load(g, o->dims, o->ndims) || checkpoint(g, o, "load")) return -1;
-    if (onnx_fold_infer(g) || checkpoint(g, o, "fold")) return -1;
-    return 0;
-}
 
 /* ---- the facts ---- */
 
@@ -219,33 +198,19 @@ static void print_json(const IrGraph *g, const Facts *f)
 static int parse_args(int argc, char **argv, Options *o)
 {
     for (int i = 1; i < argc; i++) {
-        char *a = argv[i], *val = NULL;
-        int r;
-        if (strcmp(a, "--ir") == 0) {
+        const char *a = argv[i];
+        int rc;
+        if (cli_model_arg("inspect", argc, argv, &i, &o->m, &rc)) {
+            if (rc != CLI_OK) return rc;
+        } else if (strcmp(a, "--ir") == 0) {
             o->ir = 1;
         } else if (strcmp(a, "--json") == 0) {
             o->json = 1;
-        } else if ((r = cli_flag_value(argc, argv, &i, "--dim", &val)) != 0) {
-            if (r < 0) return cli_usage("inspect", "--dim needs a value, NAME=N");
-            if (onnx_parse_dim(val, &o->dims[o->ndims]) < 0)
-                return cli_usage("inspect", "bad --dim '%s': want NAME=N or INPUT:AXIS=N with N >= 0",
-                                 val);
-            o->ndims++;
-        } else if ((r = cli_flag_value(argc, argv, &i, "--dump-after", &val)) != 0) {
-            if (r < 0) return cli_usage("inspect", "--dump-after needs a pass: load or fold");
-            int known = 0;
-            for (size_t k = 0; k < sizeof passes / sizeof *passes; k++) known |= !strcmp(val, passes[k]);
-            if (!known) return cli_usage("inspect", "unknown pass '%s' for --dump-after (load, fold)", val);
-            o->dump_after = val;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage("inspect", "unknown flag '%s'", a);
-        } else if (o->path) {
-            return cli_usage("inspect", "one model at a time: got '%s' and '%s'", o->path, a);
         } else {
-            o->path = a;
+            return cli_usage("inspect", "unknown flag '%s'", a);
         }
     }
-    if (!o->path) return cli_usage("inspect", "no model given");
+    if (!o->m.path) return cli_usage("inspect", "no model given");
     if (o->ir && o->json) return cli_usage("inspect", "--ir and --json do not combine");
     return CLI_OK;
 }
@@ -257,15 +222,18 @@ int cli_inspect(int argc, char **argv)
             fputs(usage, stdout);
             return CLI_OK;
         }
-    Options o = {0};
-    o.dims = ir_xcalloc((size_t)argc, sizeof *o.dims);
+    Options o;
+    memset(&o, 0, sizeof o);
+    o.m.dims = ir_xcalloc((size_t)argc, sizeof *o.m.dims);
+    o.m.passes = passes;
+    o.m.npasses = (int)(sizeof passes / sizeof *passes);
     int rc = parse_args(argc, argv, &o);
     if (rc != CLI_OK) {
-        free(o.dims);
+        free(o.m.dims);
         return rc;
     }
-    IrGraph *g = ir_graph_new(o.path);
-    if (run_passes(g, &o)) {
+    IrGraph *g = ir_graph_new(o.m.path);
+    if (cli_load_model(g, &o.m)) {
         rc = cli_error(g->err);
     } else {
         Facts f;
@@ -281,6 +249,6 @@ int cli_inspect(int argc, char **argv)
         }
     }
     ir_graph_free(g);
-    free(o.dims);
+    free(o.m.dims);
     return rc;
 }

@@ -92,3 +92,56 @@ const char *cli_fmt_flops(double flops, char *buf, size_t n)
                                     " EFLOP", NULL};
     return fmt_units(flops, 1000, u, buf, n);
 }
+
+int cli_model_arg(const char *cmd, int argc, char **argv, int *i, CliModel *m, int *rc)
+{
+    char *a = argv[*i], *val = NULL;
+    int r;
+    *rc = CLI_OK;
+    if ((r = cli_flag_value(argc, argv, i, "--dim", &val)) != 0) {
+        if (r < 0)
+            *rc = cli_usage(cmd, "--dim needs a value, NAME=N");
+        else if (onnx_parse_dim(val, &m->dims[m->ndims]) < 0)
+            *rc = cli_usage(cmd, "bad --dim '%s': want NAME=N or INPUT:AXIS=N with N >= 0", val);
+        else
+            m->ndims++;
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--dump-after", &val)) != 0) {
+        char list[128] = "";
+        for (int k = 0, n = 0; k < m->npasses; k++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%s", k ? ", " : "", m->passes[k]);
+        int known = 0;
+        for (int k = 0; r > 0 && k < m->npasses; k++) known |= strcmp(val, m->passes[k]) == 0;
+        if (r < 0)
+            *rc = cli_usage(cmd, "--dump-after needs a pass: %s", list);
+        else if (!known)
+            *rc = cli_usage(cmd, "unknown pass '%s' for --dump-after (%s)", val, list);
+        else
+            m->dump_after = val;
+        return 1;
+    }
+    if (a[0] == '-' && a[1]) return 0;
+    if (m->path)
+        *rc = cli_usage(cmd, "one model at a time: got '%s' and '%s'", m->path, a);
+    else
+        m->path = a;
+    return 1;
+}
+
+int cli_checkpoint(IrGraph *g, const CliModel *m, const char *pass)
+{
+    if (ir_verify(g)) return -1;
+    if (m->dump_after && strcmp(m->dump_after, pass) == 0) {
+        fprintf(stderr, "# ---- IR after %s ----\n", pass);
+        ir_print(g, stderr);
+    }
+    return 0;
+}
+
+int cli_load_model(IrGraph *g, const CliModel *m)
+{
+    if (onnx_load(g, m->dims, m->ndims) || cli_checkpoint(g, m, "load")) return -1;
+    if (onnx_fold_infer(g) || cli_checkpoint(g, m, "fold")) return -1;
+    return 0;
+}
