@@ -5,6 +5,7 @@
 #                   bad-input, zoo, ONNX test-data and short fuzz tiers
 #   make fuzz       a longer fuzz run of the ONNX loader (FUZZ_SECONDS=600)
 #   make models     re-export the model zoo with PyTorch (installs it first)
+#   make bench      loom's inference programs against onnxruntime (bench/README.md)
 #   make clean
 
 CC      ?= cc
@@ -27,7 +28,7 @@ GEN      := build/gen/onnx.pb-c.c
 GEN_H    := build/gen/onnx.pb-c.h
 EMBED    := build/gen/embedded.c
 
-.PHONY: all setup demo test fuzz models clean
+.PHONY: all setup demo test fuzz models bench clean
 all: setup bin/loom build/rel/libloomrt.a build/rel/libloomk_cpu.a
 
 # The set-up script is run again only when it changes.
@@ -98,6 +99,10 @@ fuzz: all
 models:
 	@scripts/setup.sh models
 	@models/export_all.sh
+
+bench: all
+	@scripts/setup.sh bench
+	.venv/bin/python bench/infer_vs_ort.py --rounds 7 --out bench/results/infer_cpu.md
 
 clean:
 	rm -rf build bin

@@ -56,7 +56,9 @@ static int dtype_ok(IrDType t)
 
 /* ---- the expression table ----
  * Templates: %a %b %c are the operands, %T the register type, %A %B %G the
- * alpha, beta and gamma attributes. f is for float and double registers, i
+ * alpha, beta and gamma attributes, %E %H %R exp, tanh and erf: on float
+ * registers kmath.h's vectorizable k_expf, k_tanhf, k_erff (within 8 ulp of
+ * libm's, which the constant folder uses), on double registers libm's. f is for float and double registers, i
  * for int64_t (signed ints, narrower unsigned ints and bool), u for uint64_t;
  * NULL where the op does not take that kind. f_alt is Gelu's tanh form. */
 typedef struct {
@@ -97,25 +99,25 @@ static const Expr exprs[IR_NOPS] = {
     [IR_OP_Relu] = {"(%a > 0 ? %a : (%T)0)", "(%a < 0 ? 0 : %a)", "%a", NULL},
     [IR_OP_Sqrt] = {"sqrt(%a)", NULL, NULL, NULL},
     [IR_OP_Reciprocal] = {"(%T)1 / %a", NULL, NULL, NULL},
-    [IR_OP_Exp] = {"exp(%a)", NULL, NULL, NULL},
+    [IR_OP_Exp] = {"%E(%a)", NULL, NULL, NULL},
     [IR_OP_Log] = {"log(%a)", NULL, NULL, NULL},
     [IR_OP_Sin] = {"sin(%a)", NULL, NULL, NULL},
     [IR_OP_Cos] = {"cos(%a)", NULL, NULL, NULL},
-    [IR_OP_Tanh] = {"tanh(%a)", NULL, NULL, NULL},
-    [IR_OP_Erf] = {"erf(%a)", NULL, NULL, NULL},
+    [IR_OP_Tanh] = {"%H(%a)", NULL, NULL, NULL},
+    [IR_OP_Erf] = {"%R(%a)", NULL, NULL, NULL},
     [IR_OP_Floor] = {"floor(%a)", NULL, NULL, NULL},
     [IR_OP_Ceil] = {"ceil(%a)", NULL, NULL, NULL},
     [IR_OP_Round] = {"rint(%a)", NULL, NULL, NULL}, /* ties to even */
     [IR_OP_LeakyRelu] = {"(%a >= 0 ? %a : (%T)%A * %a)", NULL, NULL, NULL},
-    [IR_OP_Elu] = {"(%a >= 0 ? %a : (%T)%A * (exp(%a) - (%T)1))", NULL, NULL, NULL},
-    [IR_OP_Selu] = {"(%a > 0 ? (%T)%G * %a : (%T)%G * ((%T)%A * exp(%a) - (%T)%A))", NULL, NULL, NULL},
-    [IR_OP_Sigmoid] = {"(%T)1 / ((%T)1 + exp(-%a))", NULL, NULL, NULL},
+    [IR_OP_Elu] = {"(%a >= 0 ? %a : (%T)%A * (%E(%a) - (%T)1))", NULL, NULL, NULL},
+    [IR_OP_Selu] = {"(%a > 0 ? (%T)%G * %a : (%T)%G * ((%T)%A * %E(%a) - (%T)%A))", NULL, NULL, NULL},
+    [IR_OP_Sigmoid] = {"(%T)1 / ((%T)1 + %E(-%a))", NULL, NULL, NULL},
     [IR_OP_HardSigmoid] = {"fmax((%T)0, fmin((%T)1, (%T)%A * %a + (%T)%B))", NULL, NULL, NULL},
     [IR_OP_HardSwish] = {"%a * fmax((%T)0, fmin((%T)1, %a / (%T)6 + (%T)0.5))", NULL, NULL, NULL},
     [IR_OP_Softplus] = {"(%a > 0 ? %a + log1p(exp(-%a)) : log1p(exp(%a)))", NULL, NULL, NULL},
     [IR_OP_Softsign] = {"%a / ((%T)1 + fabs(%a))", NULL, NULL, NULL},
-    [IR_OP_Gelu] = {"(%T)0.5 * %a * ((%T)1 + erf(%a * (%T)0.7071067811865476))", NULL, NULL,
-                    "(%T)0.5 * %a * ((%T)1 + tanh((%T)0.7978845608028654 * (%a + (%T)0.044715 * %a * %a * %a)))"},
+    [IR_OP_Gelu] = {"(%T)0.5 * %a * ((%T)1 + %R(%a * (%T)0.7071067811865476))", NULL, NULL,
+                    "(%T)0.5 * %a * ((%T)1 + %H((%T)0.7978845608028654 * (%a + (%T)0.044715 * %a * %a * %a)))"},
 };
 
 const char cg_elemwise_h[] =
@@ -129,6 +131,8 @@ const char cg_elemwise_h[] =
     "#include <math.h>\n"
     "#include <stdint.h>\n"
     "#include <string.h>\n"
+    "\n"
+    "#include \"kmath.h\"\n"
     "\n"
     "static inline float lm_f16_to_f32(uint16_t h)\n"
     "{\n"
@@ -274,6 +278,7 @@ typedef struct {
     const char *op[4];   /* operand registers */
     const char *type;    /* register type */
     char alpha[40], beta[40], gamma[40];
+    int fast;            /* float registers: %E %H %R are kmath.h's */
 } Subst;
 
 static void expand(FILE *f, const char *t, const Subst *s)
@@ -291,6 +296,9 @@ static void expand(FILE *f, const char *t, const Subst *s)
         case 'A': fputs(s->alpha, f); break;
         case 'B': fputs(s->beta, f); break;
         case 'G': fputs(s->gamma, f); break;
+        case 'E': fputs(s->fast ? "k_expf" : "exp", f); break;
+        case 'H': fputs(s->fast ? "k_tanhf" : "tanh", f); break;
+        case 'R': fputs(s->fast ? "k_erff" : "erf", f); break;
         default: fputc('%', f), fputc(*t, f); break; /* the C operator % */
         }
     }
@@ -331,11 +339,28 @@ static int is_variadic(IrOp op)
     return op == IR_OP_Min || op == IR_OP_Max || op == IR_OP_Sum || op == IR_OP_Mean;
 }
 
+/* 2 or 3 when v is a float or integer constant whose every element is that
+ * exponent, else 0. */
+static int const_small_power(const IrValue *v)
+{
+    if (!v->data || ir_value_numel(v) < 1) return 0;
+    int e = 0;
+    for (int64_t i = 0; i < ir_value_numel(v); i++) {
+        double x = v->dtype == IR_F32 ? ((const float *)v->data)[i]
+                 : v->dtype == IR_F64 ? ((const double *)v->data)[i]
+                 : v->dtype == IR_I64 ? (double)((const int64_t *)v->data)[i]
+                 : v->dtype == IR_I32 ? (double)((const int32_t *)v->data)[i] : 0;
+        if ((x != 2 && x != 3) || (e && x != e)) return 0;
+        e = (int)x;
+    }
+    return e;
+}
+
 /* The expression of a node that is neither Cast, Clip nor variadic. */
 static void expr_text(CgCtx *c, const IrNode *n, const char **opnd, RegKind k)
 {
     IrGraph *g = c->g;
-    Subst s = {.op = {opnd[0], opnd[1], opnd[2], NULL}, .type = reg_type(k)};
+    Subst s = {.op = {opnd[0], opnd[1], opnd[2], NULL}, .type = reg_type(k), .fast = k == RK_F};
     cg_float_lit(ir_attr_float(n, "alpha", n->op == IR_OP_LeakyRelu ? 0.01f
                                         : n->op == IR_OP_HardSigmoid ? 0.2f
                                         : n->op == IR_OP_Selu ? 1.67326319217681884765625f : 1.0f),
@@ -359,6 +384,11 @@ static void expr_text(CgCtx *c, const IrNode *n, const char **opnd, RegKind k)
         if (kb != k)
             s.op[1] = convert(conv, sizeof conv, opnd[1], kb,
                               k == RK_F ? IR_F32 : k == RK_D ? IR_F64 : k == RK_U ? IR_U64 : IR_I64);
+        /* a constant square or cube is products (GELU's x^3, RMSNorm's x^2): a
+         * libm pow call per element was a fifth of a small llama's time; x*x
+         * is pow's correctly rounded square, x*x*x within 2 ulp of the cube */
+        int pw = (k == RK_F || k == RK_D) ? const_small_power(&g->values[n->in[1]]) : 0;
+        if (pw) t = pw == 2 ? "(%a * %a)" : "(%a * %a * %a)";
     }
     expand(c->f, t, &s);
 }

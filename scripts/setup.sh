@@ -4,6 +4,7 @@
 # with the packages the tests use. Idempotent and quiet when all is there.
 #   scripts/setup.sh          build and test dependencies
 #   scripts/setup.sh models   also PyTorch and transformers, for models/*/export.py
+#   scripts/setup.sh bench    also onnxruntime, the baseline of bench/infer_vs_ort.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,7 @@ fi
 py=python3
 pips=(numpy==1.26.4 onnx==1.17.0)
 [ "${1:-}" = models ] && pips+=(torch==2.5.1 transformers==4.46.3 onnxruntime==1.20.1)
+[ "${1:-}" = bench ] && pips+=(onnxruntime==1.20.1)
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     $py -m venv .venv

@@ -225,6 +225,28 @@ static void test_matmul_threads_bitwise(void)
     omp_set_num_threads(omp_get_num_procs());
 }
 
+/* Products large enough to be split over threads (or too short to be),
+ * transposed or not: the same bits at 1 and 3 threads. */
+static void test_gemm_split_bitwise(void)
+{
+    int64_t shapes[][3] = {{200, 150, 100}, {24, 700, 64}, {9, 4000, 33}, {1000, 17, 40},
+                           {16, 999, 50}, {40, 1030, 37}};
+    for (int s = 0; s < 6; s++)
+        for (int tr = 0; tr < 4; tr++) {
+            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            int ta = tr & 1, tb = tr >> 1;
+            float *a = rand_f(M * K), *b = rand_f(K * N), *c = rand_f(N);
+            float *y1 = rand_f(M * N), *y2 = rand_f(M * N);
+            for (int t = 0; t < 2; t++) {
+                omp_set_num_threads(t ? 3 : 1);
+                k_gemm_f32(t ? y2 : y1, a, b, c, M, N, K, ta, tb, 0.5f, 2.0f, 1, N);
+            }
+            CHECK(memcmp(y1, y2, (size_t)(M * N) * sizeof *y1) == 0);
+            free(a), free(b), free(c), free(y1), free(y2);
+        }
+    omp_set_num_threads(omp_get_num_procs());
+}
+
 int main(void)
 {
     RUN(test_matmul_f32);
@@ -232,5 +254,6 @@ int main(void)
     RUN(test_matmul_int);
     RUN(test_gemm_f32);
     RUN(test_matmul_threads_bitwise);
+    RUN(test_gemm_split_bitwise);
     return CHECK_DONE();
 }

@@ -4,21 +4,18 @@
  * in column form and multiplies x directly. ConvTranspose is the adjoint: one
  * sgemm per group into columns, then col2im scatters them into y.
  * Every shape is handled as 3-D with leading spatial dims of size 1, so one
- * code path serves Conv1d..Conv3d. Determinism: OpenMP splits work only by
- * column-buffer rows (im2col), output channels (col2im, bias) or whole groups
- * (one gemm each), never inside a sum. */
-#include <cblas.h>
+ * code path serves Conv1d..Conv3d. Threads take whole images of the batch;
+ * with one image, im2col and col2im rows, whole groups, or blocks of a gemm's
+ * output rows (k_sgemm). Determinism: no split falls inside a sum. */
 #include <string.h>
 
 #include "kernels.h"
 
-/* Below this m*n*k OpenBLAS keeps a gemm on the calling thread, so it pays to
- * run the groups of a grouped conv side by side. Above it OpenBLAS runs its
- * own (pthread) workers, which spin between calls: an OpenMP region between two
- * such gemms fights them for the cores (a 3x3 conv on 2 cores measured 49
- * GFLOP/s with a threaded im2col, 62 with a serial one), so the im2col and
- * col2im around big gemms stay on one thread. */
+/* Below this m*n*k k_sgemm keeps a gemm on one thread, so it pays to run the
+ * groups of a grouped conv side by side. */
 #define SMALL_GEMM ((int64_t)65536 * 4)
+/* Copies and sums of fewer elements than this stay on one thread. */
+#define PAR_ELEMS 32768
 
 /* A KConv's spatial geometry, right-aligned into 3 dims. */
 typedef struct {
@@ -97,22 +94,29 @@ static void im2col(float *col, const float *x, int64_t C, const Geo *g, int par)
     }
 }
 
+/* Images that run side by side, one thread each, with a column buffer each in
+ * the workspace: the gemm of one image of a small net is too short (few output
+ * channels: rows) for k_sgemm to split, so the batch is where the threads go. */
+#define CONV_IMAGES 4
+
+static int64_t conv_images(const KConv *p)
+{
+    return p->N < CONV_IMAGES ? p->N : CONV_IMAGES;
+}
+
 size_t k_conv_f32_ws(const KConv *p)
 {
     Geo g;
     geo_of(p, &g);
     if (pointwise(&g)) return 0;
-    return (size_t)(p->C * g.kp * g.pout) * sizeof(float);
+    return (size_t)(conv_images(p) * p->C * g.kp * g.pout) * sizeof(float);
 }
 
-/* y[m] += b[m] over `rows` rows of `len` elements, m = row % M. */
-static void add_bias(float *y, const float *b, int64_t rows, int64_t M, int64_t len, int par)
+/* y[m] += b[m] over M rows of `len` elements. */
+static void add_bias(float *y, const float *b, int64_t M, int64_t len)
 {
-#pragma omp parallel for schedule(static) if (par && rows * len > 32768)
-    for (int64_t r = 0; r < rows; r++) {
-        float bm = b[r % M], *yr = y + r * len;
-        for (int64_t i = 0; i < len; i++) yr[i] += bm;
-    }
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t i = 0; i < len; i++) y[m * len + i] += b[m];
 }
 
 void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws)
@@ -123,19 +127,25 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g.kp;
     if (g.pout <= 0 || Mg <= 0) return;
     int pw = pointwise(&g);
-    int small = Mg * g.pout * Kg < SMALL_GEMM, par = G > 1 && small;
-    for (int64_t n = 0; n < p->N; n++) {
-        const float *xn = x + n * p->C * g.pin;
-        float *col = ws;
-        if (!pw) im2col(col, xn, p->C, &g, small);
-        const float *src = pw ? xn : col; // [C*kp, pout], group gi's rows consecutive
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Mg, (int)g.pout, (int)Kg,
-                        1.0f, w + gi * Mg * Kg, (int)Kg, src + gi * Kg * g.pout, (int)g.pout, 0.0f,
-                        y + (n * p->M + gi * Mg) * g.pout, (int)g.pout);
+    int64_t imgs = conv_images(p), colsize = p->C * g.kp * g.pout;
+    // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
+    int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM;
+    for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
+        int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
+#pragma omp parallel for schedule(static) if (!one)
+        for (int64_t j = 0; j < cnt; j++) {
+            int64_t n = n0 + j;
+            const float *xn = x + n * p->C * g.pin;
+            float *col = (float *)ws + j * colsize, *yn = y + n * p->M * g.pout;
+            if (!pw) im2col(col, xn, p->C, &g, one && colsize >= PAR_ELEMS);
+            const float *src = pw ? xn : col; // [C*kp, pout], group gi's rows consecutive
+#pragma omp parallel for schedule(static) if (gpar)
+            for (int64_t gi = 0; gi < G; gi++)
+                k_sgemm(0, 0, Mg, g.pout, Kg, 1.0f, w + gi * Mg * Kg, Kg, src + gi * Kg * g.pout,
+                        g.pout, 0.0f, yn + gi * Mg * g.pout, g.pout);
+            if (b) add_bias(yn, b, p->M, g.pout);
+        }
     }
-    if (b) add_bias(y, b, p->N * p->M, p->M, g.pout, small);
 }
 
 size_t k_conv_transpose_f32_ws(const KConv *p)
@@ -143,7 +153,7 @@ size_t k_conv_transpose_f32_ws(const KConv *p)
     Geo g;
     geo_of(p, &g);
     if (pointwise(&g)) return 0;
-    return (size_t)(p->M * g.kp * g.pin) * sizeof(float);
+    return (size_t)(conv_images(p) * p->M * g.kp * g.pin) * sizeof(float);
 }
 
 /* y [M, pout] of one image from col [M*kp, pin]: each input position, through
@@ -187,19 +197,24 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
     geo_of(p, &g);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Rg = Mg * g.kp;
     int pw = pointwise(&g);
-    int small = Rg * g.pin * Cg < SMALL_GEMM, par = G > 1 && small;
-    for (int64_t n = 0; n < p->N; n++) {
-        const float *xn = x + n * p->C * g.pin;
-        float *yn = y + n * p->M * g.pout;
-        // columns [Mg*kp, pin] of group gi = w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin];
-        // pointwise, the columns are y itself
-        float *col = pw ? yn : ws;
-#pragma omp parallel for schedule(static) if (par)
-        for (int64_t gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Rg, (int)g.pin, (int)Cg, 1.0f,
-                        w + gi * Cg * Rg, (int)Rg, xn + gi * Cg * g.pin, (int)g.pin, 0.0f,
-                        col + gi * Rg * g.pin, (int)g.pin);
-        if (!pw) col2im(yn, col, b, p->M, &g, small);
+    int64_t imgs = conv_images(p), colsize = p->M * g.kp * g.pin;
+    int one = imgs <= 1, gpar = one && G > 1 && Rg * g.pin * Cg < SMALL_GEMM;
+    for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
+        int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
+#pragma omp parallel for schedule(static) if (!one)
+        for (int64_t j = 0; j < cnt; j++) {
+            int64_t n = n0 + j;
+            const float *xn = x + n * p->C * g.pin;
+            float *yn = y + n * p->M * g.pout;
+            // columns [Mg*kp, pin] of group gi = w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin];
+            // pointwise, the columns are y itself
+            float *col = pw ? yn : (float *)ws + j * colsize;
+#pragma omp parallel for schedule(static) if (gpar)
+            for (int64_t gi = 0; gi < G; gi++)
+                k_sgemm(1, 0, Rg, g.pin, Cg, 1.0f, w + gi * Cg * Rg, Rg, xn + gi * Cg * g.pin, g.pin,
+                        0.0f, col + gi * Rg * g.pin, g.pin);
+            if (!pw) col2im(yn, col, b, p->M, &g, one && colsize >= PAR_ELEMS);
+            else if (b) add_bias(yn, b, p->M, g.pout);
+        }
     }
-    if (pw && b) add_bias(y, b, p->N * p->M, p->M, g.pout, small);
 }

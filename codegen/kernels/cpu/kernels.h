@@ -65,6 +65,13 @@ int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx,
 
 /* ---- linear algebra (float32; float64 where noted): klinalg.c ---- */
 
+/* y = alpha * op(a) * op(b) + beta * y, row-major with leading dimensions, op
+ * transposing when trans_*: a cblas_sgemm on the calling thread, or split over
+ * the OpenMP threads by blocks of rows of y when large (same bits either way).
+ * Every float product of the kernels goes through it. */
+void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *y,
+             int64_t ldy);
 /* Batched matmul y[b] = a[b] (M x K) * b[b] (K x N), y dense [batch, M, N].
  * a_off / b_off: element offset of each batch's matrix (broadcasting done by the
  * caller), or NULL for dense consecutive matrices. */

@@ -1,18 +1,27 @@
 /* Matrix products for the cpu target: MatMul (float32, float64 and wrapping
- * integers) and Gemm. The float forms go through OpenBLAS; a batch of small
- * products (below OpenBLAS's own threading threshold, so every call runs on the
- * calling thread) is spread over OpenMP threads instead, one whole product per
- * thread, so results never depend on the thread count. Integer products have
- * no BLAS and are plain loops in unsigned arithmetic, which wraps as ONNX
- * integer overflow does. */
+ * integers) and Gemm. The float forms go through OpenBLAS, always on the
+ * calling thread: one thread pool (OpenMP) does all of a program's threading.
+ * A large product is split over the OpenMP threads by blocks of rows, one
+ * OpenBLAS call per block; a batch of small
+ * products is spread over the threads one whole product each. Either way every
+ * output element is one call's dot product in the same order, so results never
+ * depend on the thread count. Integer products have no BLAS and are plain loops
+ * in unsigned arithmetic, which wraps as ONNX integer overflow does.
+ *
+ * Why not OpenBLAS's own threads: Debian's default OpenBLAS runs a pthread
+ * pool whose workers spin after each call, and OpenMP's workers spin after
+ * each parallel loop; on a machine with as many cores as threads the two pools
+ * took turns on the cores (a 2-layer transformer ran 7x slower on 2 threads
+ * than on 1). */
 #include <cblas.h>
+#include <omp.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels.h"
 
-/* OpenBLAS runs a gemm on one thread when m*n*k is below 65536 * 4
- * (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD); under that, threading the
- * batch ourselves is the only parallelism there is. */
+/* Below this m*n*k a product stays on one thread: splitting it costs more
+ * than it saves. */
 #define SMALL_GEMM ((int64_t)65536 * 4)
 
 /* ONNX TensorProto data type numbers of the integer matmul dtypes. */
@@ -21,6 +30,73 @@ enum { DT_INT32 = 6, DT_INT64 = 7, DT_UINT32 = 12, DT_UINT64 = 13 };
 static int64_t off_of(const int64_t *off, int64_t i, int64_t dense)
 {
     return off ? off[i] : i * dense;
+}
+
+/* OpenBLAS on the calling thread from the first product on (the OPENBLAS_NUM_THREADS
+ * a user may set would only bring back the second pool). */
+static void blas_serial(void)
+{
+    static atomic_int done;
+    if (!atomic_exchange(&done, 1)) openblas_set_num_threads(1);
+}
+
+/* A large product is split by blocks of ROW_BLOCK rows of y, never by columns
+ * and never along k. OpenBLAS computes the edge tiles of a product with other
+ * kernels that sum in another order, so a split point must fall on a whole
+ * register tile of the unsplit product: its tiles along our rows (its columns,
+ * OpenBLAS being column-major) are 4 to 12 wide on x86 (12 on this Zen), and
+ * 24 is a multiple of each. Along our columns the tile boundaries follow its
+ * cache blocking (320 columns here), too coarse to split on. */
+enum { ROW_BLOCK = 24 };
+
+/* How many threads a product of m*n*k gets: 1 inside a parallel region, when
+ * small, or when it has too few rows to split. */
+static int gemm_threads(int64_t M, int64_t N, int64_t K)
+{
+    blas_serial();
+    if (omp_in_parallel() || M * N * K < SMALL_GEMM) return 1;
+    int nt = omp_get_max_threads();
+    int64_t blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK;
+    return nt < blocks ? nt : (int)blocks;
+}
+
+/* Rows [lo, hi) of M for thread t of nt, in whole blocks. */
+static void share(int64_t M, int t, int nt, int64_t *lo, int64_t *hi)
+{
+    int64_t blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK, per = blocks / nt, extra = blocks % nt;
+    int64_t b0 = t * per + (t < extra ? t : extra), b1 = b0 + per + (t < extra);
+    *lo = b0 * ROW_BLOCK < M ? b0 * ROW_BLOCK : M;
+    *hi = b1 * ROW_BLOCK < M ? b1 * ROW_BLOCK : M;
+}
+
+void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *y,
+             int64_t ldy)
+{
+    int nt = gemm_threads(M, N, K);
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        share(M, t, nt, &lo, &hi);
+        if (hi > lo) // rows lo..hi of op(a) and y
+            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                        trans_b ? CblasTrans : CblasNoTrans, (int)(hi - lo), (int)N, (int)K, alpha,
+                        a + (trans_a ? lo : lo * lda), (int)lda, b, (int)ldb, beta, y + lo * ldy,
+                        (int)ldy);
+    }
+}
+
+static void dgemm(int64_t M, int64_t N, int64_t K, const double *a, const double *b, double *y)
+{
+    int nt = gemm_threads(M, N, K);
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int64_t lo, hi;
+        share(M, t, nt, &lo, &hi);
+        if (hi > lo)
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), (int)N, (int)K,
+                        1.0, a + lo * K, (int)K, b, (int)N, 0.0, y + lo * N, (int)N);
+    }
 }
 
 void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64_t M, int64_t N,
@@ -32,12 +108,12 @@ void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64
         memset(y, 0, (size_t)(batch * M * N) * sizeof *y);
         return;
     }
+    blas_serial();
     int small = M * N * K < SMALL_GEMM && batch > 1;
 #pragma omp parallel for schedule(static) if (small)
     for (int64_t i = 0; i < batch; i++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
-                    a + off_of(a_off, i, M * K), (int)K, b + off_of(b_off, i, K * N), (int)N, 0.0f,
-                    y + i * M * N, (int)N);
+        k_sgemm(0, 0, M, N, K, 1.0f, a + off_of(a_off, i, M * K), K, b + off_of(b_off, i, K * N), N,
+                0.0f, y + i * M * N, N);
 }
 
 void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, int64_t M, int64_t N,
@@ -48,12 +124,11 @@ void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, in
         memset(y, 0, (size_t)(batch * M * N) * sizeof *y);
         return;
     }
+    blas_serial();
     int small = M * N * K < SMALL_GEMM && batch > 1;
 #pragma omp parallel for schedule(static) if (small)
     for (int64_t i = 0; i < batch; i++)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0,
-                    a + off_of(a_off, i, M * K), (int)K, b + off_of(b_off, i, K * N), (int)N, 0.0,
-                    y + i * M * N, (int)N);
+        dgemm(M, N, K, a + off_of(a_off, i, M * K), b + off_of(b_off, i, K * N), y + i * M * N);
 }
 
 /* One integer product per element type T; i-k-j order so the inner loop
@@ -108,7 +183,5 @@ void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_
         if (!c) memset(y, 0, (size_t)(M * N) * sizeof *y);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, a,
-                (int)(trans_a ? M : K), b, (int)(trans_b ? K : N), gbeta, y, (int)N);
+    k_sgemm(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, gbeta, y, N);
 }

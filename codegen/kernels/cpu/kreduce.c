@@ -11,6 +11,7 @@
  * outputs accumulates side by side, a loop the compiler vectorizes). Types
  * are stamped out by macros from one body per kernel. */
 #include "kernels.h"
+#include "kmath.h"
 
 #include <math.h>
 
@@ -42,15 +43,12 @@ void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t
             for (int64_t i = 1; i < len; i++) m = xr[i] > m ? xr[i] : m;
             double s = 0;
             if (is_log) {
-                for (int64_t i = 0; i < len; i++) s += expf(xr[i] - m);
+                for (int64_t i = 0; i < len; i++) s += k_expf(xr[i] - m);
                 float ls = (float)log(s);
                 for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - m) - ls;
             } else {
-                for (int64_t i = 0; i < len; i++) {
-                    float e = expf(xr[i] - m);
-                    yr[i] = e;
-                    s += e;
-                }
+                for (int64_t i = 0; i < len; i++) yr[i] = k_expf(xr[i] - m); // vectorized
+                for (int64_t i = 0; i < len; i++) s += yr[i];
                 float inv = (float)(1.0 / s);
                 for (int64_t i = 0; i < len; i++) yr[i] *= inv;
             }
@@ -71,7 +69,7 @@ void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t
             for (int64_t j = 0; j < jn; j++) m[j] = xb[l * inner + j] > m[j] ? xb[l * inner + j] : m[j];
         for (int64_t l = 0; l < len; l++)
             for (int64_t j = 0; j < jn; j++) {
-                float e = expf(xb[l * inner + j] - m[j]);
+                float e = k_expf(xb[l * inner + j] - m[j]);
                 if (!is_log) yb[l * inner + j] = e;
                 s[j] += e;
             }
