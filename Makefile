@@ -2,7 +2,7 @@
 #   make            bin/loom and build/rel/libloomrt.a
 #   make demo       the main job on the bundled default model (README)
 #   make test       the test suite: release and ASan+UBSan builds, unit, golden,
-#                   bad-input, zoo, ONNX test-data and short fuzz tiers
+#                   bad-input, zoo, ONNX test-data, conformance and short fuzz tiers
 #   make fuzz       a longer fuzz run of the ONNX loader (FUZZ_SECONDS=600)
 #   make models     re-export the model zoo with PyTorch (installs it first)
 #   make bench      loom's inference programs against onnxruntime (bench/README.md)
@@ -84,11 +84,16 @@ bin/loom: build/rel/loom
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-# The main job on the bundled default model; it grows into compile, build and
-# train as those land.
-DEMO_MODEL := models/gpt2_tiny/model.onnx
+# The main job on the bundled default model: inspect it, compile it into an
+# inference program, build it and run it on the bundled batch. It grows into
+# compile, build and train as training lands.
+DEMO := models/gpt2_tiny
 demo: all
-	bin/loom inspect $(DEMO_MODEL)
+	bin/loom inspect $(DEMO)/model.onnx
+	bin/loom compile $(DEMO)/model.onnx --mode infer --target cpu -o build/demo
+	$(MAKE) -s -C build/demo
+	build/demo/infer --input input_ids=$(DEMO)/input_ids.npy --output logits=build/demo/logits.npy --repeat 20
+	@echo "wrote build/demo/logits.npy"
 
 test: all build/asan/loom build/asan/libloom.a build/asan/libloomrt.a build/asan/libloomk_cpu.a
 	@tests/run.sh
