@@ -11,29 +11,8 @@
 #include "check.h"
 #include "kernels.h"
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t next_u(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return rng;
-}
-static float frand(void) { return (float)((double)(next_u() >> 11) / 9007199254740992.0 * 2 - 1); }
-static int64_t irand(int64_t lo, int64_t hi) { return lo + (int64_t)(next_u() % (uint64_t)(hi - lo + 1)); }
-static float *rand_f(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
-static double max_err_f(const float *got, const double *want, int64_t n)
-{
-    double e = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]) / (fabs(want[i]) + 1);
-        if (!(d <= e)) e = d;
-    }
-    return e;
-}
+#define KRAND_SEED 0x9E3779B97F4A7C15ull
+#include "krand.h"
 static int64_t prod(const int64_t *v, int n)
 {
     int64_t p = 1;

@@ -13,19 +13,8 @@
 
 static const double PI = 3.14159265358979323846;
 
-static uint64_t rng = 0xD1B54A32D192ED03ull;
-static uint64_t next_u(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return rng;
-}
-static float frand(void) { return (float)((double)(next_u() >> 11) / 9007199254740992.0 * 2 - 1); }
-static float *rand_f(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
+#define KRAND_SEED 0xD1B54A32D192ED03ull
+#include "krand.h"
 
 /* X[k] = scale * sum_{j < min(n_in, L)} x[j] exp(-+ 2 pi i j k / L). */
 static void ref_dft(double *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,

@@ -13,20 +13,8 @@
 #include "check.h"
 #include "kernels.h"
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static uint64_t next_u(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return rng;
-}
-static float frand(void) { return (float)((double)(next_u() >> 11) / 9007199254740992.0 * 2 - 1); }
-static int64_t irand(int64_t lo, int64_t hi) { return lo + (int64_t)(next_u() % (uint64_t)(hi - lo + 1)); }
-static float *rand_f(int64_t n)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
-    for (int64_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
+#define KRAND_SEED 0x2545F4914F6CDD1Dull
+#include "krand.h"
 static double err1(double got, double want) { return fabs(got - want) / (fabs(want) + 1); }
 static int64_t prod(const int64_t *v, int n)
 {
