@@ -5,49 +5,18 @@
  * for hostile headers, which must never crash the reader or make it over-allocate. */
 #include "check.h"
 #include "rt.h"
+#include "tfiles.h"
 
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static const char *tmp(const char *name) {
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
-
 static const char *data(const char *name) {
     static char p[512];
     const char *root = getenv("LOOM_ROOT");
     snprintf(p, sizeof p, "%s/tests/unit/data/%s", root ? root : ".", name);
     return p;
-}
-
-static void write_bytes(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    CHECK(fwrite(b, 1, n, f) == n);
-    fclose(f);
-}
-
-/* The whole file into a malloc'd buffer (NULL if missing). */
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    *n = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
 }
 
 /* A version 1.0 file with this header text (unpadded) and data. */
