@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kwindow.h"
 
 /* Below this m*n*k k_sgemm keeps a gemm on one thread, so it pays to run the
  * groups of a grouped conv side by side. */
@@ -17,82 +18,19 @@
 /* Copies and sums of fewer elements than this stay on one thread. */
 #define PAR_ELEMS 32768
 
-/* A KConv's spatial geometry, right-aligned into 3 dims. */
-typedef struct {
-    int64_t in[3], out[3], k[3], s[3], d[3], p[3];
-    int64_t kp, pin, pout; // products: kernel, input, output spatial sizes
-} Geo;
-
-static void geo_of(const KConv *c, Geo *g)
+static void geo_of(const KConv *c, KGeo *g)
 {
-    int lead = 3 - c->nd;
-    for (int i = 0; i < 3; i++) {
-        int j = i - lead;
-        g->in[i] = j < 0 ? 1 : c->in[j];
-        g->out[i] = j < 0 ? 1 : c->out[j];
-        g->k[i] = j < 0 ? 1 : c->k[j];
-        g->s[i] = j < 0 ? 1 : c->stride[j];
-        g->d[i] = j < 0 ? 1 : c->dilation[j];
-        g->p[i] = j < 0 ? 0 : c->pad[j];
-    }
-    g->kp = g->k[0] * g->k[1] * g->k[2];
-    g->pin = g->in[0] * g->in[1] * g->in[2];
-    g->pout = g->out[0] * g->out[1] * g->out[2];
+    k_geo_set(g, c->nd, c->in, c->out, c->k, c->stride, c->dilation, c->pad);
 }
 
 /* Pointwise: every output position reads exactly the same input position. */
-static int pointwise(const Geo *g)
+static int pointwise(const KGeo *g)
 {
     for (int i = 0; i < 3; i++)
         if (g->k[i] != 1 || g->s[i] != 1 || g->p[i] != 0 || g->in[i] != g->out[i]) return 0;
     return 1;
 }
 
-/* The range [lo, hi) of i in [0, n) with 0 <= i * s + off < lim: the
- * positions of a row that hit real data rather than padding. */
-static void valid_range(int64_t n, int64_t lim, int64_t s, int64_t off, int64_t *lo, int64_t *hi)
-{
-    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-    int64_t h = lim - off <= 0 ? 0 : (lim - off + s - 1) / s;
-    if (h > n) h = n;
-    if (l > h) l = h;
-    *lo = l, *hi = h;
-}
-
-/* col [C*kp, pout] from one image x [C, pin]: row (c, kernel offset) holds the
- * input value each output position sees through that kernel tap, 0 in padding. */
-static void im2col(float *col, const float *x, int64_t C, const Geo *g, int par)
-{
-    int64_t k12 = g->k[1] * g->k[2];
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t r = 0; r < C * g->kp; r++) {
-        int64_t c = r / g->kp, kk = r % g->kp;
-        int64_t off0 = (kk / k12) * g->d[0] - g->p[0];
-        int64_t off1 = (kk / g->k[2] % g->k[1]) * g->d[1] - g->p[1];
-        int64_t off2 = (kk % g->k[2]) * g->d[2] - g->p[2];
-        int64_t lo, hi;
-        valid_range(g->out[2], g->in[2], g->s[2], off2, &lo, &hi);
-        const float *xc = x + c * g->pin;
-        float *dst = col + r * g->pout;
-        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
-            int64_t i0 = o0 * g->s[0] + off0;
-            for (int64_t o1 = 0; o1 < g->out[1]; o1++, dst += g->out[2]) {
-                int64_t i1 = o1 * g->s[1] + off1;
-                if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) {
-                    memset(dst, 0, (size_t)g->out[2] * sizeof *dst);
-                    continue;
-                }
-                const float *xr = xc + (i0 * g->in[1] + i1) * g->in[2];
-                for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;
-                if (g->s[2] == 1 && hi > lo)
-                    memcpy(dst + lo, xr + lo + off2, (size_t)(hi - lo) * sizeof *dst);
-                else
-                    for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = xr[o2 * g->s[2] + off2];
-                for (int64_t o2 = hi; o2 < g->out[2]; o2++) dst[o2] = 0;
-            }
-        }
-    }
-}
 
 /* Images that run side by side, one thread each, with a column buffer each in
  * the workspace: the gemm of one image of a small net is too short (few output
@@ -106,7 +44,7 @@ static int64_t conv_images(const KConv *p)
 
 size_t k_conv_f32_ws(const KConv *p)
 {
-    Geo g;
+    KGeo g;
     geo_of(p, &g);
     if (pointwise(&g)) return 0;
     return (size_t)(conv_images(p) * p->C * g.kp * g.pout) * sizeof(float);
@@ -122,7 +60,7 @@ static void add_bias(float *y, const float *b, int64_t M, int64_t len)
 void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws)
 {
     // x is (N,C,in...), w is (M,C/group,k...), y is (N,M,out...)
-    Geo g;
+    KGeo g;
     geo_of(p, &g);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g.kp;
     if (g.pout <= 0 || Mg <= 0) return;
@@ -137,7 +75,7 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
             int64_t n = n0 + j;
             const float *xn = x + n * p->C * g.pin;
             float *col = (float *)ws + j * colsize, *yn = y + n * p->M * g.pout;
-            if (!pw) im2col(col, xn, p->C, &g, one && colsize >= PAR_ELEMS);
+            if (!pw) k_im2col(col, xn, p->C, &g, one && colsize >= PAR_ELEMS);
             const float *src = pw ? xn : col; // [C*kp, pout], group gi's rows consecutive
 #pragma omp parallel for schedule(static) if (gpar)
             for (int64_t gi = 0; gi < G; gi++)
@@ -150,7 +88,7 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
 
 size_t k_conv_transpose_f32_ws(const KConv *p)
 {
-    Geo g;
+    KGeo g;
     geo_of(p, &g);
     if (pointwise(&g)) return 0;
     return (size_t)(conv_images(p) * p->M * g.kp * g.pin) * sizeof(float);
@@ -159,7 +97,7 @@ size_t k_conv_transpose_f32_ws(const KConv *p)
 /* y [M, pout] of one image from col [M*kp, pin]: each input position, through
  * each kernel tap, adds to the output position it lands on. One thread per
  * output channel, taps and positions in a fixed order: a deterministic sum. */
-static void col2im(float *y, const float *col, const float *b, int64_t M, const Geo *g, int par)
+static void col2im(float *y, const float *col, const float *b, int64_t M, const KGeo *g, int par)
 {
     int64_t k12 = g->k[1] * g->k[2];
 #pragma omp parallel for schedule(static) if (par)
@@ -173,7 +111,7 @@ static void col2im(float *y, const float *col, const float *b, int64_t M, const 
             int64_t off1 = (kk / g->k[2] % g->k[1]) * g->d[1] - g->p[1];
             int64_t off2 = (kk % g->k[2]) * g->d[2] - g->p[2];
             int64_t lo, hi;
-            valid_range(g->in[2], g->out[2], g->s[2], off2, &lo, &hi);
+            k_valid_range(g->in[2], g->out[2], g->s[2], off2, &lo, &hi);
             for (int64_t i0 = 0; i0 < g->in[0]; i0++) {
                 int64_t o0 = i0 * g->s[0] + off0;
                 if (o0 < 0 || o0 >= g->out[0]) continue;
@@ -193,7 +131,7 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
                           void *ws)
 {
     // x is (N,C,in...), w is (C,M/group,k...), y is (N,M,out...)
-    Geo g;
+    KGeo g;
     geo_of(p, &g);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Rg = Mg * g.kp;
     int pw = pointwise(&g);

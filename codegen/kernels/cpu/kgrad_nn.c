@@ -3,11 +3,9 @@
  * scatter-adds that undo Gather, GatherElements and Slice (loom.* ops of
  * ir/train.h; kgrad.c holds the rest).
  *
- * Shapes are handled as in kconv.c and kpool.c: 1-D..3-D windows right-aligned
- * into 3 dims. kconv.c's and kpool.c's geometry and Resize's tap helpers are
- * static there (and kconv.c is being reworked for speed), so the small ones
- * this file needs are restated here; they should move into one internal
- * header once that work lands. Determinism: every output element is written
+ * Window geometry and im2col come from kwindow.h, shared with kconv.c and
+ * kpool.c (1-D..3-D windows right-aligned into 3 dims); Resize's tap helper
+ * is still restated from kpool.c. Determinism: every output element is written
  * by one thread, its contributions added in a fixed order (threads split
  * images' channels, pooling rows, gather outer blocks or inner columns, never
  * one sum); the conv weight gradient adds the images' gemms in order. */
@@ -16,73 +14,26 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kwindow.h"
 
 #define PAR_ELEMS (1 << 15)
 
-/* Spatial geometry of a window op, right-aligned into 3 dims. */
-typedef struct {
-    int64_t in[3], out[3], k[3], s[3], d[3], p[3];
-    int64_t kp, pin, pout;
-} Geo;
-
-static void geo_set(Geo *g, int nd, const int64_t *in, const int64_t *out, const int64_t *k,
-                    const int64_t *s, const int64_t *d, const int64_t *p)
-{
-    int lead = 3 - nd;
-    for (int i = 0; i < 3; i++) {
-        int j = i - lead;
-        g->in[i] = j < 0 ? 1 : in[j];
-        g->out[i] = j < 0 ? 1 : out[j];
-        g->k[i] = j < 0 ? 1 : k[j];
-        g->s[i] = j < 0 ? 1 : s[j];
-        g->d[i] = j < 0 ? 1 : d[j];
-        g->p[i] = j < 0 ? 0 : p[j];
-    }
-    g->kp = g->k[0] * g->k[1] * g->k[2];
-    g->pin = g->in[0] * g->in[1] * g->in[2];
-    g->pout = g->out[0] * g->out[1] * g->out[2];
-}
 
 /* ---- ConvGradWeight ---- */
 
-/* col [C*kp, pout] from one image x [C, pin]: row (c, tap) holds what each
- * output position reads through that tap, 0 in padding. */
-static void im2col(float *col, const float *x, int64_t C, const Geo *g)
-{
-    int64_t k12 = g->k[1] * g->k[2];
-#pragma omp parallel for schedule(static) if (C * g->kp * g->pout >= PAR_ELEMS)
-    for (int64_t r = 0; r < C * g->kp; r++) {
-        int64_t c = r / g->kp, kk = r % g->kp;
-        int64_t t0 = kk / k12, t1 = kk / g->k[2] % g->k[1], t2 = kk % g->k[2];
-        float *dst = col + r * g->pout;
-        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
-            int64_t i0 = o0 * g->s[0] + t0 * g->d[0] - g->p[0];
-            for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
-                int64_t i1 = o1 * g->s[1] + t1 * g->d[1] - g->p[1];
-                int inside = i0 >= 0 && i0 < g->in[0] && i1 >= 0 && i1 < g->in[1];
-                const float *xr = x + (c * g->in[0] + (inside ? i0 : 0)) * g->in[1] * g->in[2] +
-                                  (inside ? i1 : 0) * g->in[2];
-                for (int64_t o2 = 0; o2 < g->out[2]; o2++, dst++) {
-                    int64_t i2 = o2 * g->s[2] + t2 * g->d[2] - g->p[2];
-                    *dst = inside && i2 >= 0 && i2 < g->in[2] ? xr[i2] : 0.0f;
-                }
-            }
-        }
-    }
-}
 
 size_t k_conv_grad_weight_f32_ws(const KConv *p)
 {
-    Geo g;
-    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     return (size_t)(p->C * g.kp * g.pout) * sizeof(float);
 }
 
 void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws)
 {
     // dy is (N,M,out...), x is (N,C,in...), dw is (M,C/group,k...)
-    Geo g;
-    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g.kp;
     if (p->N == 0 || g.pout == 0) {
         memset(dw, 0, (size_t)(p->M * Kg) * sizeof *dw);
@@ -90,7 +41,7 @@ void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KC
     }
     float *col = ws;
     for (int64_t n = 0; n < p->N; n++) {
-        im2col(col, x + n * p->C * g.pin, p->C, &g);
+        k_im2col(col, x + n * p->C * g.pin, p->C, &g, p->C * g.kp * g.pout >= PAR_ELEMS);
         // dw_g [Mg, Kg] (+)= dy_g [Mg, pout] * col_g^T [pout, Kg], images added in order
         for (int64_t gi = 0; gi < G; gi++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Mg, (int)Kg, (int)g.pout, 1.0f,
@@ -112,8 +63,8 @@ void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool 
 {
     // dx, x are (NC, in...), dy is (NC, out...). The forward kernel itself
     // finds the maxima, so its tie rule holds by construction.
-    Geo g;
-    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     int64_t *idx = ws;
     float *y = (float *)(idx + p->NC * g.pout);
     KPool q = *p;
@@ -131,8 +82,8 @@ void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool 
 void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
 {
     // dx is (NC, in...), dy is (NC, out...); each output's dy / divisor to its window
-    Geo g;
-    geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     double full = (double)g.kp;
 #pragma omp parallel for schedule(static) if (p->NC * g.pin >= PAR_ELEMS && p->NC > 1)
     for (int64_t r = 0; r < p->NC; r++) {

@@ -11,33 +11,17 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "kwindow.h"
 
-/* A KPool's geometry, right-aligned into 3 dims. */
-typedef struct {
-    int64_t in[3], out[3], k[3], s[3], d[3], p[3];
-    int64_t pin, pout;
-} PGeo;
-
-static void pgeo_of(const KPool *c, PGeo *g)
+static void pgeo_of(const KPool *c, KGeo *g)
 {
-    int lead = 3 - c->nd;
-    for (int i = 0; i < 3; i++) {
-        int j = i - lead;
-        g->in[i] = j < 0 ? 1 : c->in[j];
-        g->out[i] = j < 0 ? 1 : c->out[j];
-        g->k[i] = j < 0 ? 1 : c->k[j];
-        g->s[i] = j < 0 ? 1 : c->stride[j];
-        g->d[i] = j < 0 ? 1 : c->dilation[j];
-        g->p[i] = j < 0 ? 0 : c->pad[j];
-    }
-    g->pin = g->in[0] * g->in[1] * g->in[2];
-    g->pout = g->out[0] * g->out[1] * g->out[2];
+    k_geo_set(g, c->nd, c->in, c->out, c->k, c->stride, c->dilation, c->pad);
 }
 
 void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p)
 {
     // x is (NC, in...), y and idx are (NC, out...)
-    PGeo g;
+    KGeo g;
     pgeo_of(p, &g);
     // the index strides of each 3-D axis: row major, or column major over the
     // real spatial dims (the first varying fastest); padding axes have index 0
@@ -87,7 +71,7 @@ void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p)
 void k_avgpool_f32(float *y, const float *x, const KPool *p)
 {
     // x is (NC, in...), y is (NC, out...)
-    PGeo g;
+    KGeo g;
     pgeo_of(p, &g);
     // count_include_pad divides by the whole kernel, even where a ceil-mode
     // window reaches past the end padding: the ONNX reference (and its test

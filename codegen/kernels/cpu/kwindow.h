@@ -1,0 +1,80 @@
+/* Internal to the cpu kernels (not part of the kernels.h contract): the
+ * geometry of window ops (convolution, pooling and their gradients), right-
+ * aligned into 3 spatial dims so that one loop nest serves 1D to 3D, and the
+ * im2col that convolution and its weight gradient share. */
+#ifndef LOOM_KWINDOW_H
+#define LOOM_KWINDOW_H
+
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    int64_t in[3], out[3], k[3], s[3], d[3], p[3];
+    int64_t kp, pin, pout; /* products: kernel, input, output spatial sizes */
+} KGeo;
+
+static inline void k_geo_set(KGeo *g, int nd, const int64_t *in, const int64_t *out,
+                             const int64_t *k, const int64_t *s, const int64_t *d, const int64_t *p)
+{
+    int lead = 3 - nd;
+    for (int i = 0; i < 3; i++) {
+        int j = i - lead;
+        g->in[i] = j < 0 ? 1 : in[j];
+        g->out[i] = j < 0 ? 1 : out[j];
+        g->k[i] = j < 0 ? 1 : k[j];
+        g->s[i] = j < 0 ? 1 : s[j];
+        g->d[i] = j < 0 ? 1 : d[j];
+        g->p[i] = j < 0 ? 0 : p[j];
+    }
+    g->kp = g->k[0] * g->k[1] * g->k[2];
+    g->pin = g->in[0] * g->in[1] * g->in[2];
+    g->pout = g->out[0] * g->out[1] * g->out[2];
+}
+
+/* The range [lo, hi) of i in [0, n) with 0 <= i * s + off < lim: the
+ * positions of a row that hit real data rather than padding. */
+static inline void k_valid_range(int64_t n, int64_t lim, int64_t s, int64_t off, int64_t *lo, int64_t *hi)
+{
+    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t h = lim - off <= 0 ? 0 : (lim - off + s - 1) / s;
+    if (h > n) h = n;
+    if (l > h) l = h;
+    *lo = l, *hi = h;
+}
+
+/* col [C*kp, pout] from one image x [C, pin]: row (c, kernel offset) holds the
+ * input value each output position sees through that kernel tap, 0 in padding. */
+static inline void k_im2col(float *col, const float *x, int64_t C, const KGeo *g, int par)
+{
+    int64_t k12 = g->k[1] * g->k[2];
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t r = 0; r < C * g->kp; r++) {
+        int64_t c = r / g->kp, kk = r % g->kp;
+        int64_t off0 = (kk / k12) * g->d[0] - g->p[0];
+        int64_t off1 = (kk / g->k[2] % g->k[1]) * g->d[1] - g->p[1];
+        int64_t off2 = (kk % g->k[2]) * g->d[2] - g->p[2];
+        int64_t lo, hi;
+        k_valid_range(g->out[2], g->in[2], g->s[2], off2, &lo, &hi);
+        const float *xc = x + c * g->pin;
+        float *dst = col + r * g->pout;
+        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
+            int64_t i0 = o0 * g->s[0] + off0;
+            for (int64_t o1 = 0; o1 < g->out[1]; o1++, dst += g->out[2]) {
+                int64_t i1 = o1 * g->s[1] + off1;
+                if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) {
+                    memset(dst, 0, (size_t)g->out[2] * sizeof *dst);
+                    continue;
+                }
+                const float *xr = xc + (i0 * g->in[1] + i1) * g->in[2];
+                for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;
+                if (g->s[2] == 1 && hi > lo)
+                    memcpy(dst + lo, xr + lo + off2, (size_t)(hi - lo) * sizeof *dst);
+                else
+                    for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = xr[o2 * g->s[2] + off2];
+                for (int64_t o2 = hi; o2 < g->out[2]; o2++) dst[o2] = 0;
+            }
+        }
+    }
+}
+
+#endif
