@@ -52,6 +52,11 @@ typedef struct {
 /* When argv[*i] is one of those (a flag or the model path), consumes it and
  * returns 1 with *rc = CLI_OK or the usage error; else returns 0. */
 int cli_model_arg(const char *cmd, int argc, char **argv, int *i, CliModel *m, int *rc);
+/* Start a command's CliModel: room for argc --dim bindings and the passes
+ * --dump-after may name. Returns 1 (after printing `usage`) when argv asks
+ * for help, else 0. Free m->dims when done. */
+int cli_model_init(CliModel *m, int argc, char **argv, const char *usage,
+                   const char *const *passes, int npasses);
 /* Between passes: the verifier, then the IR on stderr if `pass` is the one
  * --dump-after names. 0, or -1 with g->err. */
 int cli_checkpoint(IrGraph *g, const CliModel *m, const char *pass);

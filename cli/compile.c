@@ -179,16 +179,10 @@ static int parse_args(int argc, char **argv, Options *o)
 
 int cli_compile(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (cli_is_help(argv[i])) {
-            fputs(usage, stdout);
-            return CLI_OK;
-        }
     Options o;
     memset(&o, 0, sizeof o);
-    o.m.dims = ir_xcalloc((size_t)argc, sizeof *o.m.dims);
-    o.m.passes = passes;
-    o.m.npasses = (int)(sizeof passes / sizeof *passes);
+    if (cli_model_init(&o.m, argc, argv, usage, passes, (int)(sizeof passes / sizeof *passes)))
+        return CLI_OK;
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK && !strcmp(o.mode, "train"))
         rc = cli_error("--mode train: training programs come with a later release; use --mode infer");

@@ -129,6 +129,21 @@ int cli_model_arg(const char *cmd, int argc, char **argv, int *i, CliModel *m, i
     return 1;
 }
 
+int cli_model_init(CliModel *m, int argc, char **argv, const char *usage,
+                   const char *const *passes, int npasses)
+{
+    memset(m, 0, sizeof *m);
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return 1;
+        }
+    m->dims = ir_xcalloc((size_t)argc, sizeof *m->dims);
+    m->passes = passes;
+    m->npasses = npasses;
+    return 0;
+}
+
 int cli_checkpoint(IrGraph *g, const CliModel *m, const char *pass)
 {
     if (ir_verify(g)) return -1;

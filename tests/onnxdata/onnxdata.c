@@ -21,17 +21,27 @@
 #include "onnx.pb-c.h"
 #include "rt.h"
 
-static Onnx__TensorProto *read_tensor(const char *path)
+/* The whole file, malloc'd (NULL if it cannot be read). */
+static uint8_t *read_all(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
+    *n = 0;
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
-    long n = ftell(f);
+    long len = ftell(f);
     fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
+    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
+    *n = fread(buf, 1, len > 0 ? (size_t)len : 0, f);
     fclose(f);
-    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, got, buf);
+    return buf;
+}
+
+static Onnx__TensorProto *read_tensor(const char *path)
+{
+    size_t n;
+    uint8_t *buf = read_all(path, &n);
+    if (!buf) return NULL;
+    Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, n, buf);
     free(buf);
     return t;
 }
@@ -77,14 +87,9 @@ static void bind_inputs(const Onnx__ModelProto *m, const char *dir, Bindings *b)
 static void list_ops(const char *path, const char *dir, char *out, size_t n, Bindings *b)
 {
     out[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-    size_t got = fread(buf, 1, (size_t)len, f);
-    fclose(f);
+    size_t got;
+    uint8_t *buf = read_all(path, &got);
+    if (!buf) return;
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, got, buf);
     free(buf);
     if (!m) return;

@@ -301,22 +301,8 @@ static void test_write_refusals(void) {
     rt_tensor_free(&t);
 }
 
-static void cleanup(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tmp(e->d_name));
-    closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/loom_rt_npy_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tfiles_init("loom_rt_npy") < 0) return 1;
     RUN(test_roundtrip_every_dtype);
     RUN(test_read_numpy_files);
     RUN(test_write_matches_numpy);
@@ -325,6 +311,6 @@ int main(void) {
     RUN(test_header_variants);
     RUN(test_malicious_headers);
     RUN(test_write_refusals);
-    cleanup();
+    tfiles_cleanup();
     return CHECK_DONE();
 }

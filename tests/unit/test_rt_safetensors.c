@@ -363,28 +363,14 @@ static void test_malformed(void) {
     rt_st_close(f);
 }
 
-static void cleanup(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tmp(e->d_name));
-    closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/loom_rt_st_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tfiles_init("loom_rt_st") < 0) return 1;
     RUN(test_write_matches_hand_built);
     RUN(test_roundtrip_every_dtype);
     RUN(test_names_and_metadata_escaped);
     RUN(test_atomic_write);
     RUN(test_write_refusals);
     RUN(test_malformed);
-    cleanup();
+    tfiles_cleanup();
     return CHECK_DONE();
 }

@@ -1,11 +1,15 @@
-/* Scratch files for the runtime unit tests: a temporary folder the test
- * creates (tmpdir), paths in it, and whole-file writes and reads. Include
+/* Scratch files for the runtime unit tests: a temporary folder (tmpdir,
+ * made by tfiles_init, removed by tfiles_cleanup), paths in it, and
+ * whole-file writes and reads. Include
  * after check.h. */
 #ifndef LOOM_TFILES_H
 #define LOOM_TFILES_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static char tmpdir[64];
 
@@ -38,6 +42,27 @@ static unsigned char *slurp(const char *path, size_t *n) {
     *n = fread(b, 1, (size_t)len, f);
     fclose(f);
     return b;
+}
+
+/* Make tmpdir, /tmp/PREFIX_XXXXXX; 0, or -1 with a message. */
+static int tfiles_init(const char *prefix) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/%s_XXXXXX", prefix);
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    return 0;
+}
+
+/* Remove tmpdir and what the tests left in it. */
+static void tfiles_cleanup(void) {
+    DIR *d = opendir(tmpdir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tmp(e->d_name));
+    closedir(d);
+    rmdir(tmpdir);
 }
 
 #endif
