@@ -343,9 +343,7 @@ void cg_cpu_einsum_emit(CgCtx *c, int node)
 
 /* ---- windows: convolution and pooling ---- */
 
-/* Strides, dilations and start pads of node's window over spatial dims
- * in -> out (k of them), with auto_pad resolved. */
-static void window(const IrNode *n, int k, const int64_t *in, const int64_t *out, const int64_t *kern,
+void cg_cpu_window(const IrNode *n, int k, const int64_t *in, const int64_t *out, const int64_t *kern,
                    int64_t *stride, int64_t *dil, int64_t *pad)
 {
     int64_t cnt;
@@ -392,7 +390,27 @@ static void conv_params(IrGraph *g, int node, KConv *p)
         p->out[i] = y->dims[2 + i];
         p->k[i] = w->dims[2 + i];
     }
-    window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    cg_cpu_window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+}
+
+void cg_cpu_kconv_decl(CgCtx *c, int node, const KConv *p)
+{
+    FILE *f = c->f;
+    fprintf(f, "    static const KConv conv_%d = {.nd = %d, .N = %lld, .C = %lld, .M = %lld, .group = %lld,\n"
+               "        .in = ", node, p->nd, (long long)p->N, (long long)p->C, (long long)p->M,
+            (long long)p->group);
+    i64_list(f, p->in, p->nd);
+    fprintf(f, ", .out = ");
+    i64_list(f, p->out, p->nd);
+    fprintf(f, ", .k = ");
+    i64_list(f, p->k, p->nd);
+    fprintf(f, ",\n        .stride = ");
+    i64_list(f, p->stride, p->nd);
+    fprintf(f, ", .dilation = ");
+    i64_list(f, p->dilation, p->nd);
+    fprintf(f, ", .pad = ");
+    i64_list(f, p->pad, p->nd);
+    fprintf(f, "};\n");
 }
 
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n)
@@ -422,21 +440,7 @@ void cg_cpu_conv_emit(CgCtx *c, int node)
     FILE *f = c->f;
     char ws[64];
     cg_declare_outputs(c, node);
-    fprintf(f, "    static const KConv conv_%d = {.nd = %d, .N = %lld, .C = %lld, .M = %lld, .group = %lld,\n"
-               "        .in = ", node, p.nd, (long long)p.N, (long long)p.C, (long long)p.M,
-            (long long)p.group);
-    i64_list(f, p.in, p.nd);
-    fprintf(f, ", .out = ");
-    i64_list(f, p.out, p.nd);
-    fprintf(f, ", .k = ");
-    i64_list(f, p.k, p.nd);
-    fprintf(f, ",\n        .stride = ");
-    i64_list(f, p.stride, p.nd);
-    fprintf(f, ", .dilation = ");
-    i64_list(f, p.dilation, p.nd);
-    fprintf(f, ", .pad = ");
-    i64_list(f, p.pad, p.nd);
-    fprintf(f, "};\n");
+    cg_cpu_kconv_decl(c, node, &p);
     if (c->plan->ws_offset[node] >= 0) cg_ws_expr(c, node, ws, sizeof ws);
     else snprintf(ws, sizeof ws, "NULL");
     fprintf(f, "    %s(%s, %s, %s, %s, &conv_%d, %s);\n",
@@ -456,19 +460,17 @@ const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n)
     return NULL;
 }
 
-void cg_cpu_pool_emit(CgCtx *c, int node)
+void cg_cpu_kpool_decl(CgCtx *c, int node, const int64_t *xdims, const int64_t *ydims, int rank)
 {
     const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int nd = x->rank - 2;
+    int nd = rank - 2;
     int64_t in[3] = {0}, out[3] = {0}, k[3] = {0}, stride[3], dil[3], pad[3], cnt;
     const int64_t *ks = ir_attr_ints(n, "kernel_shape", &cnt);
-    for (int i = 0; i < nd; i++) in[i] = x->dims[2 + i], out[i] = y->dims[2 + i], k[i] = ks[i];
-    window(n, nd, in, out, k, stride, dil, pad);
+    for (int i = 0; i < nd; i++) in[i] = xdims[2 + i], out[i] = ydims[2 + i], k[i] = ks[i];
+    cg_cpu_window(n, nd, in, out, k, stride, dil, pad);
     FILE *f = c->f;
-    cg_declare_outputs(c, node);
     fprintf(f, "    static const KPool pool_%d = {.nd = %d, .NC = %lld, .in = ", node, nd,
-            (long long)(x->dims[0] * x->dims[1]));
+            (long long)(xdims[0] * xdims[1]));
     i64_list(f, in, nd);
     fprintf(f, ", .out = ");
     i64_list(f, out, nd);
@@ -482,6 +484,15 @@ void cg_cpu_pool_emit(CgCtx *c, int node)
     i64_list(f, pad, nd);
     fprintf(f, ", .count_include_pad = %d, .storage_order = %d};\n",
             ir_attr_int(n, "count_include_pad", 0) != 0, ir_attr_int(n, "storage_order", 0) != 0);
+}
+
+void cg_cpu_pool_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    FILE *f = c->f;
+    cg_declare_outputs(c, node);
+    cg_cpu_kpool_decl(c, node, x->dims, y->dims, x->rank);
     if (n->op == IR_OP_MaxPool)
         fprintf(f, "    k_maxpool_f32(%s, %s, %s, &pool_%d);\n", c->var[n->out[0]],
                 n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]], node);

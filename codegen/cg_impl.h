@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "codegen.h"
+#include "kernels/cpu/kernels.h"
 
 /* The state of writing model.c. */
 typedef struct {
@@ -36,6 +37,15 @@ struct CgTarget {
 /* ---- the cpu target (its table is in cg_cpu_ops.c) ---- */
 void cg_emit_view(CgCtx *c, int node); /* a view: a pointer to its input's bytes */
 /* cg_cpu_linalg.c */
+/* Strides, dilations and start pads of a Conv/ConvTranspose/pooling node's
+ * window over k spatial dims in -> out (kernel kern), auto_pad resolved. */
+void cg_cpu_window(const IrNode *n, int k, const int64_t *in, const int64_t *out, const int64_t *kern,
+                   int64_t *stride, int64_t *dil, int64_t *pad);
+/* "static const KConv conv_<node> = {...};" */
+void cg_cpu_kconv_decl(CgCtx *c, int node, const KConv *p);
+/* "static const KPool pool_<node> = {...};" for a pooling window (the node's
+ * kernel_shape and window attributes) from x (xdims) to y (ydims). */
+void cg_cpu_kpool_decl(CgCtx *c, int node, const int64_t *xdims, const int64_t *ydims, int rank);
 const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_matmul_emit(CgCtx *c, int node);
 const char *cg_cpu_gemm_check(IrGraph *g, int node, char *why, size_t n);
