@@ -29,11 +29,16 @@ class Logits(nn.Module):
         return self.lm(input_ids=input_ids, use_cache=False, return_dict=False)[0]
 
 
-def main():
+def build():
+    """The model with the committed weights (train_ref.py rebuilds it too)."""
     torch.manual_seed(0)
     config = GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=VOCAB, n_positions=64, tie_word_embeddings=False,
                         use_cache=False, attn_implementation="eager")
-    model = Logits(GPT2LMHeadModel(config))
+    return Logits(GPT2LMHeadModel(config))
+
+
+def main():
+    model = build()
     rng = np.random.default_rng(0)
     input_ids, labels = make_batch(rng, BATCH, SEQ)
     export_model(__file__, model, {"input_ids": input_ids}, ["logits"], {"y": labels})

@@ -35,13 +35,18 @@ class Logits(nn.Module):
                        return_dict=False)[0]
 
 
-def main():
+def build():
+    """The model with the committed weights (train_ref.py rebuilds it too)."""
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=64, intermediate_size=172, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
                          max_position_embeddings=64, rms_norm_eps=1e-5, use_cache=False,
                          tie_word_embeddings=False, attn_implementation="eager")
-    model = Logits(LlamaForCausalLM(config))
+    return Logits(LlamaForCausalLM(config))
+
+
+def main():
+    model = build()
     rng = np.random.default_rng(0)
     input_ids, labels = make_batch(rng, BATCH, SEQ)
     export_model(__file__, model, {"input_ids": input_ids}, ["logits"], {"y": labels})

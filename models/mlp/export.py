@@ -24,9 +24,14 @@ class MLP(nn.Module):
         return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
 
 
-def main():
+def build():
+    """The model with the committed weights (train_ref.py rebuilds it too)."""
     torch.manual_seed(0)
-    model = MLP()
+    return MLP()
+
+
+def main():
+    model = build()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 784)).astype(np.float32)
     y = rng.integers(0, 10, size=(BATCH,)).astype(np.int64)

@@ -53,10 +53,16 @@ class ResNetSmall(nn.Module):
         return self.fc(torch.flatten(y, 1))
 
 
-def main():
+def build():
+    """The model with the committed weights (train_ref.py rebuilds it too)."""
     torch.manual_seed(0)
     model = ResNetSmall()
     randomize_affine(model)
+    return model
+
+
+def main():
+    model = build()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, CLASSES, size=(BATCH,)).astype(np.int64)

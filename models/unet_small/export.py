@@ -48,10 +48,16 @@ class UNetSmall(nn.Module):
         return self.head(d1)
 
 
-def main():
+def build():
+    """The model with the committed weights (train_ref.py rebuilds it too)."""
     torch.manual_seed(0)
     model = UNetSmall()
     randomize_affine(model)
+    return model
+
+
+def main():
+    model = build()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, 1, 32, 32)).astype(np.float32)
     # Target: a 3x3 box blur of the input (circular), a simple denoising task.
