@@ -4,12 +4,11 @@
  * ir/train.h; kgrad.c holds the rest).
  *
  * Window geometry and im2col come from kwindow.h, shared with kconv.c and
- * kpool.c (1-D..3-D windows right-aligned into 3 dims); Resize's tap helper
- * is still restated from kpool.c. Determinism: every output element is written
+ * kpool.c (1-D..3-D windows right-aligned into 3 dims), as do Resize's
+ * per-axis taps. Determinism: every output element is written
  * by one thread, its contributions added in a fixed order (threads split
  * images' channels, pooling rows, gather outer blocks or inner columns, never
  * one sum); the conv weight gradient adds the images' gemms in order. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -44,9 +43,8 @@ void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KC
         k_im2col(col, x + n * p->C * g.pin, p->C, &g, p->C * g.kp * g.pout >= PAR_ELEMS);
         // dw_g [Mg, Kg] (+)= dy_g [Mg, pout] * col_g^T [pout, Kg], images added in order
         for (int64_t gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Mg, (int)Kg, (int)g.pout, 1.0f,
-                        dy + (n * p->M + gi * Mg) * g.pout, (int)g.pout, col + gi * Kg * g.pout,
-                        (int)g.pout, n ? 1.0f : 0.0f, dw + gi * Mg * Kg, (int)Kg);
+            k_sgemm(0, 1, Mg, Kg, g.pout, 1.0f, dy + (n * p->M + gi * Mg) * g.pout, g.pout,
+                    col + gi * Kg * g.pout, g.pout, n ? 1.0f : 0.0f, dw + gi * Mg * Kg, Kg);
     }
 }
 
@@ -119,51 +117,12 @@ void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
 
 /* ---- Resize ---- */
 
-/* Where output coordinate o of one axis reads: i0 with weight 1 - w1 and i1
- * with w1 (nearest: i0 == i1, w1 = 0). kpool.c's resize_tap without the
- * tf_crop_and_resize mode, which has no gradient. */
-typedef struct {
-    int64_t i0, i1;
-    double w1;
-} Tap;
-
-static Tap resize_tap(int64_t o, int64_t in, int64_t out, double scale, int mode, int coord_mode,
-                      int nearest_mode)
-{
-    double ow = scale * (double)in, x, xo = (double)o;
-    switch (coord_mode) {
-    case 1: x = xo / scale; break;                                          // asymmetric
-    case 2: x = ow == 1 ? 0 : xo * (double)(in - 1) / (ow - 1); break;      // align_corners
-    case 3: x = ow == 1 ? 0 : (xo + 0.5) / scale - 0.5; break;              // pytorch_half_pixel
-    case 5: {                                                               // half_pixel_symmetric
-        double adj = (double)out / ow, center = (double)in / 2;
-        x = center * (1 - adj) + (xo + 0.5) / scale - 0.5;
-        break;
-    }
-    case 6: x = (xo + 0.5) / scale; break;                                  // tf_half_pixel_for_nn
-    default: x = (xo + 0.5) / scale - 0.5; break;                           // half_pixel
-    }
-    Tap t = {0, 0, 0};
-    double f = floor(x), r = x - f;
-    int64_t i = (int64_t)f;
-    if (mode == 0) {
-        if (r > 0) i += nearest_mode == 0 ? r > 0.5 : nearest_mode == 1 ? r >= 0.5 : nearest_mode == 3;
-        i = i < 0 ? 0 : i >= in ? in - 1 : i;
-        t.i0 = t.i1 = i;
-        return t;
-    }
-    t.i0 = i < 0 ? 0 : i >= in ? in - 1 : i;
-    t.i1 = i + 1 < 0 ? 0 : i + 1 >= in ? in - 1 : i + 1;
-    t.w1 = r;
-    return t;
-}
-
 /* Whether an axis maps every output coordinate to itself with full weight. */
 static int tap_identity(int64_t in, int64_t out, double scale, int mode, int coord_mode, int nearest_mode)
 {
     if (in != out) return 0;
     for (int64_t o = 0; o < out; o++) {
-        Tap t = resize_tap(o, in, out, scale, mode, coord_mode, nearest_mode);
+        KTap t = k_resize_tap(o, in, out, scale, 0, 1, mode, coord_mode, nearest_mode);
         if (!(t.w1 == 0 ? t.i0 == o : t.i0 == t.i1 && t.i0 == o)) return 0;
     }
     return 1;
@@ -200,7 +159,8 @@ void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const
             for (int k = rank - 1; k >= lead; k--) {
                 int64_t o = rem % out_dims[k];
                 rem /= out_dims[k];
-                Tap t = resize_tap(o, in_dims[k], out_dims[k], scale[k], mode, coord_mode, nearest_mode);
+                KTap t = k_resize_tap(o, in_dims[k], out_dims[k], scale[k], 0, 1, mode, coord_mode,
+                                      nearest_mode);
                 if (t.w1 == 0 || t.i0 == t.i1) { // one neighbour carries all the weight
                     for (int c = 0; c < nc; c++) off[c] += (t.w1 == 0 ? t.i0 : t.i1) * xst[k];
                     continue;

@@ -126,61 +126,6 @@ void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, in
 
 /* ---- Resize ---- */
 
-/* Where output coordinate o of one axis reads: indices i0, i1 with weight
- * 1 - w1 and w1 (nearest: i0 == i1, w1 = 0), or outside (tf_crop_and_resize
- * beyond the input: the extrapolation value). */
-typedef struct {
-    int64_t i0, i1;
-    double w1;
-    int outside;
-} Tap;
-
-static Tap resize_tap(int64_t o, int64_t in, int64_t out, double scale, double roi_start,
-                      double roi_end, int mode, int coord_mode, int nearest_mode)
-{
-    // the ONNX formulas, with the reference's fractional output length
-    // scale * in (it differs from `out` when a scale does not divide evenly)
-    double ow = scale * (double)in, x, xo = (double)o;
-    switch (coord_mode) {
-    case 1: x = xo / scale; break;                                          // asymmetric
-    case 2: x = ow == 1 ? 0 : xo * (double)(in - 1) / (ow - 1); break;      // align_corners
-    case 3: x = ow == 1 ? 0 : (xo + 0.5) / scale - 0.5; break;              // pytorch_half_pixel
-    case 4:                                                                 // tf_crop_and_resize
-        x = ow == 1 ? (roi_end - roi_start) * (double)(in - 1) / 2
-                    : xo * (roi_end - roi_start) * (double)(in - 1) / (ow - 1);
-        x += roi_start * (double)(in - 1);
-        break;
-    case 5: {                                                               // half_pixel_symmetric
-        double adj = (double)out / ow, center = (double)in / 2;
-        x = center * (1 - adj) + (xo + 0.5) / scale - 0.5;
-        break;
-    }
-    case 6: x = (xo + 0.5) / scale; break;                                  // tf_half_pixel_for_nn
-    default: x = (xo + 0.5) / scale - 0.5; break;                           // half_pixel
-    }
-    Tap t = {0, 0, 0, 0};
-    if (coord_mode == 4 && (x < 0 || x > (double)(in - 1))) {
-        t.outside = 1;
-        return t;
-    }
-    double f = floor(x), r = x - f;
-    int64_t i = (int64_t)f;
-    if (mode == 0) { // nearest: an integral x is itself under every rounding
-        if (r > 0) {
-            int up = nearest_mode == 0 ? r > 0.5 : nearest_mode == 1 ? r >= 0.5 : nearest_mode == 3;
-            i += up;
-        }
-        i = i < 0 ? 0 : i >= in ? in - 1 : i;
-        t.i0 = t.i1 = i;
-        return t;
-    }
-    // linear: neighbours clamped to the edge (the reference pads by edge values)
-    t.i0 = i < 0 ? 0 : i >= in ? in - 1 : i;
-    t.i1 = i + 1 < 0 ? 0 : i + 1 >= in ? in - 1 : i + 1;
-    t.w1 = r;
-    return t;
-}
-
 void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_t *out_dims, int rank,
                   const float *scale, const float *roi, int mode, int coord_mode, int nearest_mode,
                   float extrapolation_value)
@@ -206,7 +151,7 @@ void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_
         for (int k = rank - 2; k >= 0; k--) {
             int64_t o = rem % out_dims[k];
             rem /= out_dims[k];
-            Tap t = resize_tap(o, in_dims[k], out_dims[k], scale[k], ROI(k, 0), ROI(k, 1), mode,
+            KTap t = k_resize_tap(o, in_dims[k], out_dims[k], scale[k], ROI(k, 0), ROI(k, 1), mode,
                                coord_mode, nearest_mode);
             outside |= t.outside;
             if (t.w1 == 0 || t.i0 == t.i1) { // one neighbour carries all the weight
@@ -224,7 +169,7 @@ void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_
             continue;
         }
         for (int64_t j = 0; j < L; j++) {
-            Tap t = resize_tap(j, Lin, L, scale[last], ROI(last, 0), ROI(last, 1), mode,
+            KTap t = k_resize_tap(j, Lin, L, scale[last], ROI(last, 0), ROI(last, 1), mode,
                                coord_mode, nearest_mode);
             if (t.outside) {
                 yr[j] = extrapolation_value;

@@ -1,10 +1,12 @@
 /* Internal to the cpu kernels (not part of the kernels.h contract): the
  * geometry of window ops (convolution, pooling and their gradients), right-
- * aligned into 3 spatial dims so that one loop nest serves 1D to 3D, and the
- * im2col that convolution and its weight gradient share. */
+ * aligned into 3 spatial dims so that one loop nest serves 1D to 3D, the
+ * im2col that convolution and its weight gradient share, and the per-axis
+ * taps of Resize that its forward and adjoint share. */
 #ifndef LOOM_KWINDOW_H
 #define LOOM_KWINDOW_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -75,6 +77,61 @@ static inline void k_im2col(float *col, const float *x, int64_t C, const KGeo *g
             }
         }
     }
+}
+
+/* Where output coordinate o of one axis reads: indices i0, i1 with weight
+ * 1 - w1 and w1 (nearest: i0 == i1, w1 = 0), or outside (tf_crop_and_resize
+ * beyond the input: the extrapolation value). */
+typedef struct {
+    int64_t i0, i1;
+    double w1;
+    int outside;
+} KTap;
+
+static inline KTap k_resize_tap(int64_t o, int64_t in, int64_t out, double scale, double roi_start,
+                                 double roi_end, int mode, int coord_mode, int nearest_mode)
+{
+    // the ONNX formulas, with the reference's fractional output length
+    // scale * in (it differs from `out` when a scale does not divide evenly)
+    double ow = scale * (double)in, x, xo = (double)o;
+    switch (coord_mode) {
+    case 1: x = xo / scale; break;                                          // asymmetric
+    case 2: x = ow == 1 ? 0 : xo * (double)(in - 1) / (ow - 1); break;      // align_corners
+    case 3: x = ow == 1 ? 0 : (xo + 0.5) / scale - 0.5; break;              // pytorch_half_pixel
+    case 4:                                                                 // tf_crop_and_resize
+        x = ow == 1 ? (roi_end - roi_start) * (double)(in - 1) / 2
+                    : xo * (roi_end - roi_start) * (double)(in - 1) / (ow - 1);
+        x += roi_start * (double)(in - 1);
+        break;
+    case 5: {                                                               // half_pixel_symmetric
+        double adj = (double)out / ow, center = (double)in / 2;
+        x = center * (1 - adj) + (xo + 0.5) / scale - 0.5;
+        break;
+    }
+    case 6: x = (xo + 0.5) / scale; break;                                  // tf_half_pixel_for_nn
+    default: x = (xo + 0.5) / scale - 0.5; break;                           // half_pixel
+    }
+    KTap t = {0, 0, 0, 0};
+    if (coord_mode == 4 && (x < 0 || x > (double)(in - 1))) {
+        t.outside = 1;
+        return t;
+    }
+    double f = floor(x), r = x - f;
+    int64_t i = (int64_t)f;
+    if (mode == 0) { // nearest: an integral x is itself under every rounding
+        if (r > 0) {
+            int up = nearest_mode == 0 ? r > 0.5 : nearest_mode == 1 ? r >= 0.5 : nearest_mode == 3;
+            i += up;
+        }
+        i = i < 0 ? 0 : i >= in ? in - 1 : i;
+        t.i0 = t.i1 = i;
+        return t;
+    }
+    // linear: neighbours clamped to the edge (the reference pads by edge values)
+    t.i0 = i < 0 ? 0 : i >= in ? in - 1 : i;
+    t.i1 = i + 1 < 0 ? 0 : i + 1 >= in ? in - 1 : i + 1;
+    t.w1 = r;
+    return t;
 }
 
 #endif
