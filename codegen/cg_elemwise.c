@@ -484,8 +484,10 @@ static const char *store_fmt(IrDType t)
     }
 }
 
-/* Loops this long or longer run on all threads. */
-#define PARALLEL_MIN 32768
+/* A loop of at least this many element operations (elements times nodes in
+ * the group) gets an OpenMP pragma whose `if` compares its work with the
+ * kernels' K_PAR_WORK (kernels.h), so the one threshold decides. */
+#define PARALLEL_MIN 16384
 
 void cg_elemwise_emit(CgCtx *c, int root)
 {
@@ -547,7 +549,10 @@ void cg_elemwise_emit(CgCtx *c, int root)
     int64_t numel = ir_value_numel(out), inner = dims[r - 1], outer = numel / (inner ? inner : 1);
 
     cg_declare_outputs(c, root);
-    const char *par = numel >= PARALLEL_MIN ? "    #pragma omp parallel for\n" : "";
+    char par[96] = "";
+    if (numel * nmem >= PARALLEL_MIN)
+        snprintf(par, sizeof par, "    #pragma omp parallel for if (%lld >= K_PAR_WORK)\n",
+                 (long long)(numel * nmem));
     char idx[IR_MAX_RANK + 2][64];
     if (r == 1) {
         fprintf(f, "%s    for (int64_t _i = 0; _i < %lld; _i++) {\n", par, (long long)numel);

@@ -279,6 +279,11 @@ static void write_model(CgCtx *c, const CgTarget *t)
                " * (offsets in model.h). */\n", t->name);
     fprintf(f, "#include <stdint.h>\n#include <tgmath.h>\n\n#include \"elemwise.h\"\n"
                "#include \"kernels.h\"\n#include \"model.h\"\n#include \"rt.h\"\n\n");
+    fprintf(f, "/* `make PROFILE=1` times every step (rt_prof_add); `infer --repeat N` prints them. */\n"
+               "#ifdef LOOM_PROFILE\n"
+               "#define PROF_START() double _pt = rt_now()\n"
+               "#define PROF_STEP(k, name, op) (rt_prof_add((k), (name), (op), rt_now() - _pt), _pt = rt_now())\n"
+               "#else\n#define PROF_START() ((void)0)\n#define PROF_STEP(k, name, op) ((void)0)\n#endif\n\n");
     fprintf(f, "int model_run(char *arena, const char *weights)\n{\n");
     fprintf(f, "    (void)arena;\n    (void)weights;\n");
     fprintf(f, "    // inputs\n");
@@ -287,6 +292,8 @@ static void write_model(CgCtx *c, const CgTarget *t)
     for (int v = 0; v < g->nvalues; v++)
         if (c->plan->values[v].pool == OPT_POOL_WEIGHTS && c->plan->values[v].alias < 0)
             cg_declare_value(c, v, "");
+    fprintf(f, "    PROF_START();\n");
+    int step = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (c->sel->run_at[i] != i) continue;
@@ -298,6 +305,12 @@ static void write_model(CgCtx *c, const CgTarget *t)
             }
         node_comment(c, i, fused ? "       " : "");
         t->ops[n->op].emit(c, i);
+        fprintf(f, "    PROF_STEP(%d, ", step++);
+        cg_cstr(f, n->name);
+        fputs(", \"", f);
+        for (int k = 0; k < i; k++)
+            if (c->sel->run_at[k] == i) fprintf(f, "%s+", ir_ops[g->nodes[k].op].name);
+        fprintf(f, "%s\");\n", ir_ops[n->op].name);
     }
     fprintf(f, "    return 0;\n}\n");
 }

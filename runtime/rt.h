@@ -189,4 +189,15 @@ double rt_now(void);
 /* The most resident memory this process has used so far, in bytes (0 if unknown). */
 size_t rt_peak_rss(void);
 
+/* ---- step profile (rt_prof.c) ------------------------------------------------------
+ * A program built with -DLOOM_PROFILE (`make PROFILE=1`) adds the time of each
+ * step of its model (one kernel call or fused loop) with rt_prof_add; the
+ * driver prints the table with rt_prof_report. `step` numbers the steps from 0;
+ * name and op are string literals. */
+void rt_prof_add(int step, const char *name, const char *op, double seconds);
+void rt_prof_reset(void);
+/* One line per step, slowest first: ms per run, share of the total, op and
+ * node name; `runs` is the number of runs the sums cover. */
+void rt_prof_report(FILE *f, int runs);
+
 #endif

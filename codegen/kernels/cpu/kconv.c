@@ -13,10 +13,10 @@
 #include "kwindow.h"
 
 /* Below this m*n*k k_sgemm keeps a gemm on one thread, so it pays to run the
- * groups of a grouped conv side by side. */
-#define SMALL_GEMM ((int64_t)65536 * 4)
-/* Copies and sums of fewer elements than this stay on one thread. */
-#define PAR_ELEMS 32768
+ * groups of a grouped conv side by side; a whole conv of fewer multiply-adds
+ * stays on one thread (kernels.h). */
+#define SMALL_GEMM K_PAR_MACS
+#define PAR_ELEMS K_PAR_WORK
 
 static void geo_of(const KConv *c, KGeo *g)
 {
@@ -67,10 +67,11 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
     int pw = pointwise(&g);
     int64_t imgs = conv_images(p), colsize = p->C * g.kp * g.pout;
     // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
-    int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM;
+    int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM && G * Mg * g.pout * Kg >= SMALL_GEMM;
+    int ipar = !one && p->N * p->M * g.pout * Kg >= SMALL_GEMM; // images side by side
     for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
         int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
-#pragma omp parallel for schedule(static) if (!one)
+#pragma omp parallel for schedule(static) if (ipar)
         for (int64_t j = 0; j < cnt; j++) {
             int64_t n = n0 + j;
             const float *xn = x + n * p->C * g.pin;
@@ -136,10 +137,11 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Rg = Mg * g.kp;
     int pw = pointwise(&g);
     int64_t imgs = conv_images(p), colsize = p->M * g.kp * g.pin;
-    int one = imgs <= 1, gpar = one && G > 1 && Rg * g.pin * Cg < SMALL_GEMM;
+    int one = imgs <= 1, gpar = one && G > 1 && Rg * g.pin * Cg < SMALL_GEMM && G * Rg * g.pin * Cg >= SMALL_GEMM;
+    int ipar = !one && p->N * p->M * g.kp * g.pin * Cg >= SMALL_GEMM; // images side by side
     for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
         int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
-#pragma omp parallel for schedule(static) if (!one)
+#pragma omp parallel for schedule(static) if (ipar)
         for (int64_t j = 0; j < cnt; j++) {
             int64_t n = n0 + j;
             const float *xn = x + n * p->C * g.pin;

@@ -73,7 +73,7 @@ void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t in
     int sign = inverse ? 1 : -1;
     int64_t xst = inner * cin, yst = inner * 2; // element strides along the transform axis
     int full = is_pow2(L) && n_out == L, half = is_pow2(L) && n_out < L && cin == 1;
-#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * L > 4096)
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * L * 8 >= K_PAR_WORK)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             const float *xs = x + (o * n_in * inner + i) * cin;

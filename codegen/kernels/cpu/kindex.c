@@ -10,7 +10,6 @@
 
 #include <string.h>
 
-#define PAR_BYTES (1 << 18)
 
 /* Index t of an int32 or int64 index array. */
 static int64_t idx_at(const void *idx, int is_i32, int64_t t) {
@@ -38,7 +37,7 @@ int k_gather(void *y, const void *x, const void *idx, int idx_is_i32, int64_t ou
     int64_t n = outer * nidx;
     char *yb = y;
     const char *xb = x;
-#pragma omp parallel for schedule(static) if (n * (int64_t)row >= PAR_BYTES && n > 1)
+#pragma omp parallel for schedule(static) if (n * (int64_t)row >= 4 * K_PAR_WORK && n > 1)
     for (int64_t r = 0; r < n; r++) {
         int64_t o = r / nidx, i = idx_at(idx, idx_is_i32, r % nidx);
         if (i < 0) i += axis_len;
@@ -64,7 +63,7 @@ int k_gather_elements(void *y, const void *x, const int64_t *x_dims, const void 
     int64_t cols = rank > 0 ? dims[rank - 1] : 1, rows = n / cols;
     char *yb = y;
     const char *xb = x;
-#pragma omp parallel for schedule(static) if (n * esize >= PAR_BYTES && rows > 1)
+#pragma omp parallel for schedule(static) if (n * esize >= 4 * K_PAR_WORK && rows > 1)
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = 0, rem = r;
         for (int k = rank - 2; k >= 0; k--) {
@@ -167,7 +166,7 @@ int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx,
     // Reductions: updates may hit the same slice, so threads split the slice
     // elements instead, each applying all updates in order to its own range.
     // Offsets are recomputed per chunk: the kernel has no scratch to keep them.
-    int64_t nchunk = n_updates * slice * es >= PAR_BYTES && slice >= 64 ? (slice + 1023) / 1024 : 1;
+    int64_t nchunk = n_updates * slice * es >= 4 * K_PAR_WORK && slice >= 64 ? (slice + 1023) / 1024 : 1;
 #pragma omp parallel for schedule(static) if (nchunk > 1)
     for (int64_t c = 0; c < nchunk; c++) {
         int64_t e0 = slice * c / nchunk, e1 = slice * (c + 1) / nchunk;

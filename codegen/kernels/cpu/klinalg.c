@@ -20,9 +20,8 @@
 
 #include "kernels.h"
 
-/* Below this m*n*k a product stays on one thread: splitting it costs more
- * than it saves. */
-#define SMALL_GEMM ((int64_t)65536 * 4)
+/* Below this m*n*k a product stays on one thread (kernels.h). */
+#define SMALL_GEMM K_PAR_MACS
 
 /* ONNX TensorProto data type numbers of the integer matmul dtypes. */
 enum { DT_INT32 = 6, DT_INT64 = 7, DT_UINT32 = 12, DT_UINT64 = 13 };
@@ -137,7 +136,7 @@ void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, in
     do {                                                                                       \
         T *yy = y;                                                                             \
         const T *aa = a, *bb = b;                                                              \
-        _Pragma("omp parallel for collapse(2) schedule(static)")                              \
+        _Pragma("omp parallel for collapse(2) schedule(static) if (batch * M * N * K >= K_PAR_MACS)") \
         for (int64_t i = 0; i < batch; i++)                                                    \
             for (int64_t r = 0; r < M; r++) {                                                  \
                 const T *ar = aa + off_of(a_off, i, M * K) + r * K;                            \
@@ -168,7 +167,7 @@ void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_
     if (M <= 0 || N <= 0) return;
     float gbeta = 0.0f;
     if (c) { // y = beta * c, broadcast; then the product accumulates onto it
-#pragma omp parallel for schedule(static) if (M * N > 65536)
+#pragma omp parallel for schedule(static) if (M * N >= K_PAR_WORK)
         for (int64_t i = 0; i < M; i++) {
             const float *cr = c + (c_rows == 1 ? 0 : i) * c_cols;
             float *yr = y + i * N;

@@ -18,7 +18,6 @@
 
 /* Partial sums per call: enough blocks to keep any machine's threads busy. */
 #define NBLOCK 64
-#define PAR_ELEMS (1 << 15)
 
 static int check_targets(const char *op, const int64_t *target, int64_t n, int64_t C,
                          int64_t ignore_index, int has_ignore) {
@@ -54,7 +53,7 @@ static int loss(float *y, const float *lp, const float *logits, const int64_t *t
     int64_t n = N * d;
     int64_t nb = n < NBLOCK ? n : NBLOCK;
     double ls[NBLOCK], ws[NBLOCK];
-#pragma omp parallel for schedule(static) if (n * C >= PAR_ELEMS && nb > 1)
+#pragma omp parallel for schedule(static) if (n * C >= K_PAR_WORK && nb > 1)
     for (int64_t b = 0; b < nb; b++) {
         double sl = 0, sw = 0;
         for (int64_t i = n * b / nb; i < n * (b + 1) / nb; i++) {
@@ -97,7 +96,7 @@ int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *tar
     if (!log_prob) return loss(y, NULL, x, target, weight, N, C, d, reduction, ignore_index, has_ignore);
     // log_prob (N, C, d) = x - logsumexp over C, column by column
     int64_t n = N * d;
-#pragma omp parallel for schedule(static) if (n * C >= PAR_ELEMS && n > 1)
+#pragma omp parallel for schedule(static) if (n * C >= K_PAR_WORK && n > 1)
     for (int64_t i = 0; i < n; i++) {
         int64_t nn = i / d, k = i % d;
         float m, lse;

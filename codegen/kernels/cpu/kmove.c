@@ -19,7 +19,6 @@
 #endif
 
 /* Below this many bytes a copy is not worth waking threads for. */
-#define PAR_BYTES (1 << 18)
 /* Tile edge (elements) for transposes: 32x32 of 8-byte elements is 8 KiB per side. */
 #define TILE 32
 
@@ -147,7 +146,7 @@ void k_copy_nd(void *dst, const int64_t *dst_stride, const void *src, const int6
     }
     int64_t inner = it.dims[in] * (p >= 0 ? it.dims[p] : 1);
     int64_t nchunk = 1;
-    if (nouter > 1 && nouter * inner * esize >= PAR_BYTES) {
+    if (nouter > 1 && nouter * inner * esize >= 4 * K_PAR_WORK) {
         nchunk = 4 * (int64_t)max_threads();
         if (nchunk > nouter) nchunk = nouter;
     }
@@ -209,7 +208,7 @@ static void fill_run(char *dst, const void *value, int64_t n, int esize) {
 void k_fill(void *dst, const void *value, int64_t n, int esize) {
     if (n <= 0) return;
     int64_t nchunk = 1;
-    if (n * esize >= PAR_BYTES) {
+    if (n * esize >= 4 * K_PAR_WORK) {
         nchunk = max_threads();
         if (nchunk > n) nchunk = n;
     }
@@ -270,7 +269,7 @@ void k_pad(void *y, const void *x, const int64_t *in_dims, int rank, const int64
     int64_t cols = out[last];
     const char *xb = x;
     char *yb = y;
-#pragma omp parallel for schedule(static) if (total * esize >= PAR_BYTES)
+#pragma omp parallel for schedule(static) if (total * esize >= 4 * K_PAR_WORK)
     for (int64_t r = 0; r < rows; r++) {
         char *yr = yb + r * cols * esize;
         // source row: map each outer coordinate; one constant coordinate makes the row constant
@@ -314,7 +313,7 @@ void k_trilu(void *y, const void *x, int64_t batch, int64_t rows, int64_t cols, 
     if (k > lim) k = lim;
     if (k < -lim) k = -lim;
     int64_t nrow = batch * rows;
-#pragma omp parallel for schedule(static) if (nrow * cols * esize >= PAR_BYTES)
+#pragma omp parallel for schedule(static) if (nrow * cols * esize >= 4 * K_PAR_WORK)
     for (int64_t r = 0; r < nrow; r++) {
         int64_t i = r % rows;
         char *yr = (char *)y + r * cols * esize;

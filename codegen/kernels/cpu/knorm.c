@@ -14,8 +14,6 @@
 
 #include <math.h>
 
-/* Rows of work below this many elements stay on one thread. */
-#define PAR_ELEMS (1 << 15)
 
 /* Lanes of independent partial sums: the compiler may not reorder one serial
  * floating-point sum, so eight fixed lanes (combined in a fixed order) are what
@@ -59,7 +57,7 @@ void k_batchnorm_f32(float *y, const float *x, const float *scale, const float *
     // x, y are (N, C, spatial); per channel y = (x - mean) * a + bias, a = scale / sqrt(var + eps).
     // Folding the mean into the bias (x * a + b) would save a subtraction but
     // cancels badly when the mean is large against the spread.
-#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && N * C > 1)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && N * C > 1)
     for (int64_t r = 0; r < N * C; r++) {
         int64_t c = r % C;
         float a = (scale ? scale[c] : 1.0f) / sqrtf(var[c] + eps);
@@ -76,7 +74,7 @@ void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const floa
                            float momentum) {
     // one channel per iteration: its statistics over (N, spatial), then its outputs
     double cnt = (double)N * (double)spatial;
-#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && C > 1)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && C > 1)
     for (int64_t c = 0; c < C; c++) {
         double s = 0, q = 0;
         for (int64_t n = 0; n < N; n++) {
@@ -110,7 +108,7 @@ void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const floa
 void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, const float *scale,
                      const float *bias, int64_t rows, int64_t cols, float eps) {
     // x, y are (rows, cols); scale, bias are (cols); mean, inv_std are (rows)
-#pragma omp parallel for schedule(static) if (rows * cols >= PAR_ELEMS && rows > 1)
+#pragma omp parallel for schedule(static) if (rows * cols >= K_PAR_WORK && rows > 1)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
@@ -131,7 +129,7 @@ void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *
                      int64_t C, int64_t groups, int64_t spatial, float eps) {
     // x, y are (N, C, spatial); a group is C / groups consecutive channels, contiguous in memory
     int64_t cpg = groups > 0 ? C / groups : 0, len = cpg * spatial;
-#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && N * groups > 1)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && N * groups > 1)
     for (int64_t r = 0; r < N * groups; r++) {
         const float *xg = x + r * len;
         float *yg = y + r * len;

@@ -33,7 +33,7 @@ void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p)
     } else {
         st[2] = 1, st[1] = g.in[2], st[0] = g.in[1] * g.in[2];
     }
-#pragma omp parallel for schedule(static) if (p->NC * g.pout > 16384)
+#pragma omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WORK)
     for (int64_t r = 0; r < p->NC; r++) {
         const float *xr = x + r * g.pin;
         int64_t o = r * g.pout;
@@ -77,7 +77,7 @@ void k_avgpool_f32(float *y, const float *x, const KPool *p)
     // window reaches past the end padding: the ONNX reference (and its test
     // data) and onnxruntime do so
     double full = (double)(g.k[0] * g.k[1] * g.k[2]);
-#pragma omp parallel for schedule(static) if (p->NC * g.pout > 16384)
+#pragma omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WORK)
     for (int64_t r = 0; r < p->NC; r++) {
         const float *xr = x + r * g.pin;
         int64_t o = r * g.pout;
@@ -109,7 +109,7 @@ void k_avgpool_f32(float *y, const float *x, const KPool *p)
 void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, int is_max)
 {
     // x is (NC, spatial), y is (NC)
-#pragma omp parallel for schedule(static) if (NC * spatial > 65536)
+#pragma omp parallel for schedule(static) if (NC * spatial >= K_PAR_WORK)
     for (int64_t r = 0; r < NC; r++) {
         const float *xr = x + r * spatial;
         if (is_max) {
@@ -139,7 +139,7 @@ void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_
     for (int k = rank - 2; k >= 0; k--) xst[k] = xst[k + 1] * in_dims[k + 1];
     int last = rank - 1;
 #define ROI(k, end) (roi ? (double)roi[(end) * rank + (k)] : (end) ? 1.0 : 0.0)
-#pragma omp parallel for schedule(static) if (rows * L > 16384)
+#pragma omp parallel for schedule(static) if (rows * L * 8 >= K_PAR_WORK)
     for (int64_t r = 0; r < rows; r++) {
         float *yr = y + r * L;
         // the leading axes' taps, expanded into (offset, weight) corners

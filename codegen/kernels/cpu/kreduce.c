@@ -15,7 +15,6 @@
 
 #include <math.h>
 
-#define PAR_ELEMS (1 << 15)
 /* Outputs accumulated side by side when the innermost axis is kept. */
 #define CH 128
 
@@ -30,26 +29,60 @@ static int64_t sat_i64(double d, int64_t lo, int64_t hi) {
 
 /* ---- Softmax / LogSoftmax ---- */
 
+/* Lanes of independent partial results in a row: one serial max or sum is a
+ * chain the compiler may not reorder, so eight fixed lanes, combined in a
+ * fixed order, are what lets it vectorize; the result depends on the row
+ * length alone, never on threads. */
+#define LANES 8
+
+/* The largest of x[0..n), n >= 1 (a NaN in lane 0's first element propagates,
+ * as the serial `x > m ? x : m` loop did). */
+static float row_max(const float *x, int64_t n) {
+    float m[LANES];
+    for (int l = 0; l < LANES; l++) m[l] = x[0];
+    int64_t nv = n - n % LANES;
+    for (int64_t i = 0; i < nv; i += LANES)
+        for (int l = 0; l < LANES; l++) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+    float r = m[0];
+    for (int l = 1; l < LANES; l++) r = m[l] > r ? m[l] : r;
+    for (int64_t i = nv; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+/* The sum of e = exp(x[i] - m) in double; e is stored to y when y is not NULL. */
+static double row_sum_exp(float *y, const float *x, int64_t n, float m) {
+    double s[LANES] = {0}, t = 0;
+    int64_t nv = n - n % LANES;
+    for (int64_t i = 0; i < nv; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float e = k_expf(x[i + l] - m);
+            if (y) y[i + l] = e;
+            s[l] += e;
+        }
+    for (int64_t i = nv; i < n; i++) {
+        float e = k_expf(x[i] - m);
+        if (y) y[i] = e;
+        t += e;
+    }
+    for (int l = 0; l < LANES; l++) t += s[l];
+    return t;
+}
+
 void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log) {
     // x, y are (outer, len, inner), softmax over len. The max is subtracted before
     // exp so that nothing overflows; the sum is in double.
     if (len == 0 || inner == 0) return;
     if (inner == 1) {
-#pragma omp parallel for schedule(static) if (outer * len >= PAR_ELEMS && outer > 1)
+#pragma omp parallel for schedule(static) if (outer * len >= K_PAR_WORK && outer > 1)
         for (int64_t o = 0; o < outer; o++) {
             const float *xr = x + o * len;
             float *yr = y + o * len;
-            float m = xr[0];
-            for (int64_t i = 1; i < len; i++) m = xr[i] > m ? xr[i] : m;
-            double s = 0;
+            float m = row_max(xr, len);
             if (is_log) {
-                for (int64_t i = 0; i < len; i++) s += k_expf(xr[i] - m);
-                float ls = (float)log(s);
+                float ls = (float)log(row_sum_exp(NULL, xr, len, m));
                 for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - m) - ls;
             } else {
-                for (int64_t i = 0; i < len; i++) yr[i] = k_expf(xr[i] - m); // vectorized
-                for (int64_t i = 0; i < len; i++) s += yr[i];
-                float inv = (float)(1.0 / s);
+                float inv = (float)(1.0 / row_sum_exp(yr, xr, len, m));
                 for (int64_t i = 0; i < len; i++) yr[i] *= inv;
             }
         }
@@ -57,7 +90,7 @@ void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t
     }
     // softmax over a strided axis: a chunk of CH neighbouring columns goes side by side
     int64_t nch = (inner + CH - 1) / CH;
-#pragma omp parallel for schedule(static) if (outer * len * inner >= PAR_ELEMS && outer * nch > 1)
+#pragma omp parallel for schedule(static) if (outer * len * inner >= K_PAR_WORK && outer * nch > 1)
     for (int64_t t = 0; t < outer * nch; t++) {
         int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;
         const float *xb = x + o * len * inner + j0;
@@ -145,7 +178,7 @@ static void odo_step(const RPlan *p, int n, int64_t *idx, int64_t *off) {
  * Layout B: the innermost axis is kept, CH outputs accumulate side by side. */
 #define WALK(T, ACC, INIT, STEP, FINAL)                                                         \
     do {                                                                                        \
-        int par_ = p->nout * p->nred >= PAR_ELEMS;                                              \
+        int par_ = p->nout * p->nred >= K_PAR_WORK;                                              \
         if (p->inner_reduced) {                                                                 \
             int nodo_axes_ = p->nr - 1;                                                         \
             _Pragma("omp parallel for schedule(static) if (par_ && p->nout > 1)")              \
@@ -264,7 +297,7 @@ void k_reduce(void *y, const void *x, const int64_t *dims, int rank, const int *
     static void arg_##SUF(int64_t *y, const T *x, int64_t outer, int64_t len, int64_t inner,     \
                           int is_max, int last) {                                               \
         int64_t nch = (inner + CH - 1) / CH;                                                    \
-        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= PAR_ELEMS && outer * nch > 1)") \
+        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= K_PAR_WORK && outer * nch > 1)") \
         for (int64_t t = 0; t < outer * nch; t++) {                                             \
             int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
             const T *xb = x + o * len * inner + j0;                                             \
@@ -310,7 +343,7 @@ void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t 
     static void cumsum_##SUF(T *y, const T *x, int64_t outer, int64_t len, int64_t inner,        \
                              int exclusive, int reverse) {                                      \
         int64_t nch = (inner + CH - 1) / CH;                                                    \
-        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= PAR_ELEMS && outer * nch > 1)") \
+        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= K_PAR_WORK && outer * nch > 1)") \
         for (int64_t t = 0; t < outer * nch; t++) {                                             \
             int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
             const T *xb = x + o * len * inner + j0;                                             \
