@@ -208,8 +208,9 @@ static void test_matmul_threads_bitwise(void)
  * transposed or not: the same bits at 1 and 3 threads. */
 static void test_gemm_split_bitwise(void)
 {
-    int64_t shapes[][3] = {{200, 150, 100}, {24, 700, 64}, {9, 4000, 33}, {1000, 17, 40},
-                           {16, 999, 50}, {40, 1030, 37}};
+    // each at least K_PAR_MACS multiply-adds, so that 3 threads do split it
+    int64_t shapes[][3] = {{400, 150, 100}, {48, 1400, 64}, {9, 4000, 130}, {1000, 17, 260},
+                           {16, 5000, 60}, {40, 1030, 110}};
     for (int s = 0; s < 6; s++)
         for (int tr = 0; tr < 4; tr++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -226,6 +227,24 @@ static void test_gemm_split_bitwise(void)
     omp_set_num_threads(omp_get_num_procs());
 }
 
+/* Any block of rows computed alone has the bits of the same rows of the whole
+ * product (k_sgemm's tiles and masked edges compute every element alike). */
+static void test_sgemm_rows_bitwise(void)
+{
+    for (int t = 0; t < 40; t++) {
+        int64_t M = irand(1, 40), N = irand(1, 70), K = irand(1, 90);
+        int tb = t & 1;
+        float beta = t % 3 == 0 ? 0.0f : 0.5f;
+        float *a = rand_f(M * K), *b = rand_f(K * N), *y = rand_f(M * N), *part = rand_f(M * N);
+        memcpy(part, y, (size_t)(M * N) * sizeof *y);
+        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, tb ? K : N, beta, y, N);
+        int64_t lo = irand(0, M - 1), hi = irand(lo + 1, M);
+        k_sgemm(0, tb, hi - lo, N, K, 1.25f, a + lo * K, K, b, tb ? K : N, beta, part + lo * N, N);
+        CHECK(memcmp(y + lo * N, part + lo * N, (size_t)((hi - lo) * N) * sizeof *y) == 0);
+        free(a), free(b), free(y), free(part);
+    }
+}
+
 int main(void)
 {
     RUN(test_matmul_f32);
@@ -234,5 +253,6 @@ int main(void)
     RUN(test_gemm_f32);
     RUN(test_matmul_threads_bitwise);
     RUN(test_gemm_split_bitwise);
+    RUN(test_sgemm_rows_bitwise);
     return CHECK_DONE();
 }

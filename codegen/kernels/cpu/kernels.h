@@ -75,9 +75,11 @@ int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx,
 /* ---- linear algebra (float32; float64 where noted): klinalg.c ---- */
 
 /* y = alpha * op(a) * op(b) + beta * y, row-major with leading dimensions, op
- * transposing when trans_*: a cblas_sgemm on the calling thread, or split over
- * the OpenMP threads by blocks of rows of y when large (same bits either way).
- * Every float product of the kernels goes through it. */
+ * transposing when trans_*; beta 0: y is not read. Small products (op(a) in
+ * the L2 cache, a not transposed) run register-tiled AVX2/FMA kernels where
+ * the processor has them, the others a cblas_sgemm on the calling thread;
+ * either is split over the OpenMP threads by blocks of rows of y when large
+ * (same bits either way). Every float product of the kernels goes through it. */
 void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *y,
              int64_t ldy);
