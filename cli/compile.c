@@ -1,9 +1,12 @@
-/* `loom compile MODEL.onnx --mode infer --target cpu -o DIR`: the whole
+/* `loom compile MODEL.onnx --mode infer|train --target cpu -o DIR`: the whole
  * compiler, one call per pass with the verifier between them (QBE's
- * func()): load, fold and infer shapes, lower for inference, select kernels
- * and fuse elementwise chains, plan memory, emit the program folder, and
- * write plan.json, the record of every decision the plan made. */
+ * func()): load, fold and infer shapes; then lower for inference, or build
+ * the training graph (loss, autodiff, optimizer update: ir/train.h); select
+ * kernels and fuse elementwise chains, plan memory, emit the program folder,
+ * and write plan.json, the record of every decision the plan made. */
 #include <errno.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,38 +15,65 @@
 #include "frontend.h"
 #include "ir.h"
 #include "optimizer.h"
+#include "train.h"
 
 static const char usage[] =
-    "usage: loom compile MODEL.onnx --mode infer --target cpu -o DIR [--dim NAME=N]...\n"
-    "                    [--dump-after PASS]\n"
+    "usage: loom compile MODEL.onnx --mode infer|train --target cpu -o DIR [--dim NAME=N]...\n"
+    "                    [--dump-after PASS] [training flags]\n"
     "\n"
     "Compile an ONNX model into a standalone C program in DIR: model.c (the forward\n"
-    "pass as straight-line kernel calls and fused loops), main.c (the `infer`\n"
-    "command), model.h, a Makefile, the kernel and runtime sources, the weights\n"
-    "(weights.safetensors) and the plan (plan.json). Build it with `make -C DIR`,\n"
-    "run it with `DIR/infer --input NAME=FILE.npy --output NAME=FILE.npy`.\n"
+    "pass, or one training step, as straight-line kernel calls and fused loops),\n"
+    "main.c (the `infer` or `train` command), model.h, a Makefile, the kernel and\n"
+    "runtime sources, the weights (weights.safetensors) and the plan (plan.json).\n"
+    "Build it with `make -C DIR`; run `DIR/infer --input NAME=FILE.npy --output\n"
+    "NAME=FILE.npy`, or `DIR/train --data NAME=FILE.npy... --steps N`.\n"
     "\n"
-    "  --mode MODE          infer (train comes with a later release)\n"
+    "  --mode MODE          infer, or train (loss, backward pass, optimizer update)\n"
     "  --target TARGET      cpu (cuda comes with a later release)\n"
     "  -o, --output DIR     the folder to write (created if absent)\n"
     "  --dim NAME=N         bind a symbolic dimension (a dim_param name, or\n"
     "                       INPUT:AXIS=N for an input axis); repeatable\n"
-    "  --dump-after PASS    print the IR to stderr after PASS (load, fold, lower)\n";
+    "  --dump-after PASS    print the IR to stderr after PASS (load, fold, lower;\n"
+    "                       train for --mode train)\n"
+    "\n"
+    "Training (--mode train; defaults are PyTorch's):\n"
+    "  --loss KIND          model: the model's own scalar output (the default);\n"
+    "                       ce: cross-entropy of the output's last axis against an\n"
+    "                       int64 target input (mean over samples); mse: mean squared\n"
+    "                       error against a target input shaped like the output\n"
+    "  --loss-target NAME   the target input ce/mse add (default target)\n"
+    "  --ignore-index N     ce: samples whose target is N count for nothing\n"
+    "  --freeze REGEX       parameters whose names match (POSIX extended) stay fixed\n"
+    "  --optimizer OPT      adamw (default) or sgd\n"
+    "  --lr X               learning rate (default 0.001; the program may override)\n"
+    "  --weight-decay X     default 0.01 for adamw (decoupled), 0 for sgd\n"
+    "  --beta1 X, --beta2 X adamw's moment decays (default 0.9, 0.999)\n"
+    "  --eps X              adamw's denominator term (default 1e-08)\n"
+    "  --momentum X         sgd momentum (default 0)\n"
+    "  --nesterov           sgd: Nesterov momentum (needs --momentum)\n"
+    "  --clip-norm X        clip the gradients to global L2 norm X (default: no clipping)\n"
+    "  --schedule S         constant (default) or cosine (decay to 0 over the run)\n"
+    "  --warmup N           linear warm-up over the first N steps (default 0)\n";
 
-static const char *const passes[] = {"load", "fold", "lower"};
+static const char *const passes[] = {"load", "fold", "lower", "train"};
 
 typedef struct {
     CliModel m;
     const char *mode, *target, *out;
+    IrTrainOptions t;
+    int schedule;
+    int64_t warmup;
+    const char *train_flag; /* the first training flag given (refused with --mode infer) */
+    int weight_decay_given;
 } Options;
 
 /* ---- plan.json ---- */
 
-static void json_plan(CliJson *j, const IrGraph *g, const OptMemPlan *p, const CgSelect *sel)
+static void json_plan(CliJson *j, const IrGraph *g, const OptMemPlan *p, const CgSelect *sel, int train)
 {
     cli_json_object(j, NULL, 0);
     cli_json_str(j, "model", g->path);
-    cli_json_str(j, "mode", "infer");
+    cli_json_str(j, "mode", train ? "train" : "infer");
     cli_json_str(j, "target", "cpu");
     cli_json_int(j, "arena_bytes", p->arena_bytes);
     cli_json_int(j, "lower_bound", p->lower_bound);
@@ -91,7 +121,7 @@ static void json_plan(CliJson *j, const IrGraph *g, const OptMemPlan *p, const C
     cli_json_end(j);
 }
 
-static int write_plan(IrGraph *g, const char *dir, const OptMemPlan *p, const CgSelect *sel)
+static int write_plan(IrGraph *g, const char *dir, const OptMemPlan *p, const CgSelect *sel, int train)
 {
     size_t n = strlen(dir) + 16;
     char *path = ir_xmalloc(n);
@@ -103,7 +133,7 @@ static int write_plan(IrGraph *g, const char *dir, const OptMemPlan *p, const Cg
     } else {
         CliJson j;
         cli_json_init(&j, f);
-        json_plan(&j, g, p, sel);
+        json_plan(&j, g, p, sel, train);
         if (ferror(f) | (fclose(f) != 0)) rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
     }
     free(path);
@@ -121,14 +151,67 @@ static void summary(const IrGraph *g, const Options *o, const OptMemPlan *p, con
     printf("%-9s %s, lower bound %s (%+.1f%%)\n", "arena", cli_fmt_bytes((double)p->arena_bytes, a, sizeof a),
            cli_fmt_bytes((double)p->lower_bound, b, sizeof b),
            p->lower_bound ? 100.0 * (double)(p->arena_bytes - p->lower_bound) / (double)p->lower_bound : 0.0);
-    printf("%-9s %s\n", "weights", cli_fmt_bytes((double)p->weights_bytes, w, sizeof w));
+    if (!strcmp(o->mode, "train")) {
+        int64_t state = 0;
+        int trained = 0;
+        for (int v = 0; v < g->nvalues; v++) {
+            if (g->values[v].role == IR_OPT_STATE) state += ir_value_bytes(&g->values[v]);
+            trained += g->values[v].role == IR_PARAM && ir_param_grad(g, v) >= 0;
+        }
+        printf("%-9s %s (%d parameters trained; optimizer state %s)\n", "weights",
+               cli_fmt_bytes((double)p->weights_bytes, w, sizeof w), trained, cli_fmt_bytes((double)state, a, sizeof a));
+    } else {
+        printf("%-9s %s\n", "weights", cli_fmt_bytes((double)p->weights_bytes, w, sizeof w));
+    }
     printf("build with: make -C %s\n", o->out);
+}
+
+/* A training program takes batches along the first axis of every input. */
+static int check_batched(IrGraph *g)
+{
+    const IrValue *first = &g->values[g->inputs[0]];
+    for (int i = 0; i < g->ninputs; i++) {
+        const IrValue *v = &g->values[g->inputs[i]];
+        char a[128], b[128];
+        if (v->rank < 1 || v->dims[0] != first->dims[0] || v->dims[0] < 1)
+            return ir_fail(g, -1, "a training program draws batches along the first axis of every input, "
+                           "but input '%s' is %s and input '%s' is %s; bind the batch dim to the same size "
+                           "(--dim)", first->name, ir_shape_str(first, a, sizeof a), v->name,
+                           ir_shape_str(v, b, sizeof b));
+    }
+    return 0;
+}
+
+/* What the program's --help says of the loss and the update. */
+static void describe(const Options *o, char *loss, size_t nl, char *opt, size_t no)
+{
+    const IrTrainOptions *t = &o->t;
+    if (t->loss_kind == IR_LOSS_MODEL)
+        snprintf(loss, nl, "the model's scalar output%s%s", t->loss_output ? " " : "",
+                 t->loss_output ? t->loss_output : "");
+    else
+        snprintf(loss, nl, "%s against the target input '%s'", t->loss_kind == IR_LOSS_CE
+                 ? "cross-entropy (mean over samples)" : "mean squared error (mean over elements)", t->target);
+    int k;
+    if (t->optimizer == IR_OPTIM_ADAMW)
+        k = snprintf(opt, no, "adamw, betas (%g, %g), eps %g, weight decay %g", (double)t->beta1,
+                     (double)t->beta2, (double)t->eps, (double)t->weight_decay);
+    else
+        k = snprintf(opt, no, "sgd, momentum %g%s, weight decay %g", (double)t->momentum,
+                     t->nesterov ? " (nesterov)" : "", (double)t->weight_decay);
+    if (t->clip_norm > 0 && k > 0 && (size_t)k < no)
+        snprintf(opt + k, no - (size_t)k, ", gradients clipped to norm %g", (double)t->clip_norm);
 }
 
 static int run_passes(IrGraph *g, const Options *o)
 {
+    int train = !strcmp(o->mode, "train");
     if (cli_load_model(g, &o->m)) return -1;
-    if (opt_lower_infer(g) || cli_checkpoint(g, &o->m, "lower")) return -1;
+    if (train) {
+        if (ir_build_training(g, &o->t) || cli_checkpoint(g, &o->m, "train") || check_batched(g)) return -1;
+    } else if (opt_lower_infer(g) || cli_checkpoint(g, &o->m, "lower")) {
+        return -1;
+    }
     CgSelect sel;
     if (cg_select(g, &cg_target_cpu, &sel)) {
         cg_select_free(&sel);
@@ -136,13 +219,120 @@ static int run_passes(IrGraph *g, const Options *o)
     }
     OptMemRequest req = cg_mem_request(&sel);
     OptMemPlan plan;
+    char loss[256], opt[256];
+    describe(o, loss, sizeof loss, opt, sizeof opt);
+    CgTrain cfg = {loss, opt, o->t.lr, o->schedule, o->warmup};
     int rc = opt_memplan(g, &req, &plan);
-    if (rc == 0) rc = cg_emit(g, &cg_target_cpu, &sel, &plan, o->out);
-    if (rc == 0) rc = write_plan(g, o->out, &plan, &sel);
+    if (rc == 0) rc = cg_emit(g, &cg_target_cpu, &sel, &plan, train ? &cfg : NULL, o->out);
+    if (rc == 0) rc = write_plan(g, o->out, &plan, &sel, train);
     if (rc == 0) summary(g, o, &plan, &sel);
     opt_memplan_free(&plan);
     cg_select_free(&sel);
     return rc;
+}
+
+/* A float flag's value in the interval lo..hi (lo_open, hi_open: excluded;
+ * hi 0: unbounded); else a usage error in *rc. */
+static void float_arg(const char *flag, const char *v, double lo, int lo_open, double hi, int hi_open,
+                      float *out, int *rc)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    int ok = !errno && end != v && !*end && isfinite(x) && (lo_open ? x > lo : x >= lo) &&
+             (hi == 0 || (hi_open ? x < hi : x <= hi));
+    if (!ok) {
+        char range[64];
+        if (hi == 0) snprintf(range, sizeof range, "%s %g", lo_open ? ">" : ">=", lo);
+        else snprintf(range, sizeof range, "in %c%g, %g%c", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
+        *rc = cli_usage("compile", "%s needs a number %s, not '%s'", flag, range, v);
+        return;
+    }
+    *out = (float)x;
+}
+
+/* The training flags; returns 1 when argv[*i] was one (with *rc set). */
+static int train_arg(int argc, char **argv, int *i, Options *o, int *rc)
+{
+    static const struct {
+        const char *flag;
+        double lo, hi; /* hi 0: unbounded */
+        int lo_open, hi_open;
+        size_t off;
+    } floats[] = {
+        {"--lr", 0, 0, 0, 0, offsetof(IrTrainOptions, lr)},
+        {"--momentum", 0, 0, 0, 0, offsetof(IrTrainOptions, momentum)},
+        {"--weight-decay", 0, 0, 0, 0, offsetof(IrTrainOptions, weight_decay)},
+        {"--beta1", 0, 1, 0, 1, offsetof(IrTrainOptions, beta1)},
+        {"--beta2", 0, 1, 0, 1, offsetof(IrTrainOptions, beta2)},
+        {"--eps", 0, 0, 1, 0, offsetof(IrTrainOptions, eps)},
+        {"--clip-norm", 0, 0, 1, 0, offsetof(IrTrainOptions, clip_norm)},
+    };
+    char *val = NULL, *end;
+    const char *a = argv[*i];
+    int r;
+    *rc = CLI_OK;
+    if (!strcmp(a, "--nesterov")) {
+        o->t.nesterov = 1;
+        o->train_flag = o->train_flag ? o->train_flag : a;
+        return 1;
+    }
+    for (size_t k = 0; k < sizeof floats / sizeof *floats; k++) {
+        if ((r = cli_flag_value(argc, argv, i, floats[k].flag, &val)) == 0) continue;
+        o->train_flag = o->train_flag ? o->train_flag : floats[k].flag;
+        if (r < 0) *rc = cli_usage("compile", "%s needs a value", floats[k].flag);
+        else float_arg(floats[k].flag, val, floats[k].lo, floats[k].lo_open, floats[k].hi, floats[k].hi_open,
+                       (float *)((char *)&o->t + floats[k].off), rc);
+        o->weight_decay_given |= !strcmp(floats[k].flag, "--weight-decay");
+        return 1;
+    }
+    static const char *const strs[] = {"--loss", "--loss-target", "--ignore-index", "--freeze", "--optimizer",
+                                       "--schedule", "--warmup"};
+    for (size_t k = 0; k < sizeof strs / sizeof *strs; k++) {
+        if ((r = cli_flag_value(argc, argv, i, strs[k], &val)) == 0) continue;
+        o->train_flag = o->train_flag ? o->train_flag : strs[k];
+        if (r < 0) {
+            *rc = cli_usage("compile", "%s needs a value", strs[k]);
+            return 1;
+        }
+        switch (k) {
+        case 0:
+            if (!strcmp(val, "model")) o->t.loss_kind = IR_LOSS_MODEL;
+            else if (!strcmp(val, "ce")) o->t.loss_kind = IR_LOSS_CE;
+            else if (!strcmp(val, "mse")) o->t.loss_kind = IR_LOSS_MSE;
+            else *rc = cli_usage("compile", "unknown loss '%s' (model, ce, mse)", val);
+            break;
+        case 1:
+            if (!*val) *rc = cli_usage("compile", "--loss-target needs a name");
+            o->t.target = val;
+            break;
+        case 2:
+            errno = 0;
+            o->t.ignore_index = strtoll(val, &end, 10);
+            o->t.use_ignore_index = 1;
+            if (errno || end == val || *end) *rc = cli_usage("compile", "--ignore-index needs an integer, not '%s'", val);
+            break;
+        case 3: o->t.freeze_regex = val; break;
+        case 4:
+            if (!strcmp(val, "adamw")) o->t.optimizer = IR_OPTIM_ADAMW;
+            else if (!strcmp(val, "sgd")) o->t.optimizer = IR_OPTIM_SGD;
+            else *rc = cli_usage("compile", "unknown optimizer '%s' (adamw, sgd)", val);
+            break;
+        case 5:
+            if (!strcmp(val, "constant")) o->schedule = 0;
+            else if (!strcmp(val, "cosine")) o->schedule = 1;
+            else *rc = cli_usage("compile", "unknown schedule '%s' (constant, cosine)", val);
+            break;
+        default:
+            errno = 0;
+            o->warmup = strtoll(val, &end, 10);
+            if (errno || end == val || *end || o->warmup < 0)
+                *rc = cli_usage("compile", "--warmup needs a whole number of steps, not '%s'", val);
+            break;
+        }
+        return 1;
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, Options *o)
@@ -152,8 +342,10 @@ static int parse_args(int argc, char **argv, Options *o)
         int r, rc;
         if (cli_model_arg("compile", argc, argv, &i, &o->m, &rc)) {
             if (rc != CLI_OK) return rc;
+        } else if (train_arg(argc, argv, &i, o, &rc)) {
+            if (rc != CLI_OK) return rc;
         } else if ((r = cli_flag_value(argc, argv, &i, "--mode", &val)) != 0) {
-            if (r < 0) return cli_usage("compile", "--mode needs a value: infer");
+            if (r < 0) return cli_usage("compile", "--mode needs a value: infer or train");
             o->mode = val;
         } else if ((r = cli_flag_value(argc, argv, &i, "--target", &val)) != 0) {
             if (r < 0) return cli_usage("compile", "--target needs a value: cpu");
@@ -167,13 +359,22 @@ static int parse_args(int argc, char **argv, Options *o)
         }
     }
     if (!o->m.path) return cli_usage("compile", "no model given");
-    if (!o->mode) return cli_usage("compile", "no --mode given: infer");
+    if (!o->mode) return cli_usage("compile", "no --mode given: infer or train");
     if (!o->target) return cli_usage("compile", "no --target given: cpu");
     if (!o->out) return cli_usage("compile", "no output folder given (-o DIR)");
     if (strcmp(o->mode, "infer") && strcmp(o->mode, "train"))
         return cli_usage("compile", "unknown mode '%s' (infer, train)", o->mode);
     if (strcmp(o->target, "cpu") && strcmp(o->target, "cuda"))
         return cli_usage("compile", "unknown target '%s' (cpu, cuda)", o->target);
+    if (!strcmp(o->mode, "infer") && o->train_flag)
+        return cli_usage("compile", "%s is a training flag; it needs --mode train", o->train_flag);
+    if (o->t.optimizer == IR_OPTIM_SGD && !o->weight_decay_given) o->t.weight_decay = 0; /* torch.optim.SGD */
+    if (o->t.optimizer != IR_OPTIM_SGD && (o->t.nesterov || o->t.momentum != 0))
+        return cli_usage("compile", "--momentum and --nesterov are sgd's; add --optimizer sgd");
+    if (o->t.nesterov && o->t.momentum == 0)
+        return cli_usage("compile", "--nesterov needs a momentum (--momentum X with X > 0)");
+    if (o->t.use_ignore_index && o->t.loss_kind != IR_LOSS_CE)
+        return cli_usage("compile", "--ignore-index applies to --loss ce");
     return CLI_OK;
 }
 
@@ -181,12 +382,11 @@ int cli_compile(int argc, char **argv)
 {
     Options o;
     memset(&o, 0, sizeof o);
+    ir_train_defaults(&o.t);
     if (cli_model_init(&o.m, argc, argv, usage, passes, (int)(sizeof passes / sizeof *passes)))
         return CLI_OK;
     int rc = parse_args(argc, argv, &o);
-    if (rc == CLI_OK && !strcmp(o.mode, "train"))
-        rc = cli_error("--mode train: training programs come with a later release; use --mode infer");
-    else if (rc == CLI_OK && !strcmp(o.target, "cuda"))
+    if (rc == CLI_OK && !strcmp(o.target, "cuda"))
         rc = cli_error("--target cuda: the cuda target comes with a later release; use --target cpu");
     if (rc != CLI_OK) {
         free(o.m.dims);

@@ -460,30 +460,38 @@ const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n)
     return NULL;
 }
 
-void cg_cpu_kpool_decl(CgCtx *c, int node, const int64_t *xdims, const int64_t *ydims, int rank)
+void cg_cpu_pool_params(IrGraph *g, int node, const int64_t *xdims, const int64_t *ydims, int rank,
+                        KPool *p)
 {
-    const IrNode *n = NODE(c, node);
-    int nd = rank - 2;
-    int64_t in[3] = {0}, out[3] = {0}, k[3] = {0}, stride[3], dil[3], pad[3], cnt;
+    const IrNode *n = &g->nodes[node];
+    int64_t cnt;
     const int64_t *ks = ir_attr_ints(n, "kernel_shape", &cnt);
-    for (int i = 0; i < nd; i++) in[i] = xdims[2 + i], out[i] = ydims[2 + i], k[i] = ks[i];
-    cg_cpu_window(n, nd, in, out, k, stride, dil, pad);
+    memset(p, 0, sizeof *p);
+    p->nd = rank - 2;
+    p->NC = xdims[0] * xdims[1];
+    for (int i = 0; i < p->nd; i++) p->in[i] = xdims[2 + i], p->out[i] = ydims[2 + i], p->k[i] = ks[i];
+    cg_cpu_window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    p->count_include_pad = ir_attr_int(n, "count_include_pad", 0) != 0;
+    p->storage_order = ir_attr_int(n, "storage_order", 0) != 0;
+}
+
+void cg_cpu_kpool_decl(CgCtx *c, int node, const KPool *p)
+{
     FILE *f = c->f;
-    fprintf(f, "    static const KPool pool_%d = {.nd = %d, .NC = %lld, .in = ", node, nd,
-            (long long)(xdims[0] * xdims[1]));
-    i64_list(f, in, nd);
+    fprintf(f, "    static const KPool pool_%d = {.nd = %d, .NC = %lld, .in = ", node, p->nd, (long long)p->NC);
+    i64_list(f, p->in, p->nd);
     fprintf(f, ", .out = ");
-    i64_list(f, out, nd);
+    i64_list(f, p->out, p->nd);
     fprintf(f, ", .k = ");
-    i64_list(f, k, nd);
+    i64_list(f, p->k, p->nd);
     fprintf(f, ",\n        .stride = ");
-    i64_list(f, stride, nd);
+    i64_list(f, p->stride, p->nd);
     fprintf(f, ", .dilation = ");
-    i64_list(f, dil, nd);
+    i64_list(f, p->dilation, p->nd);
     fprintf(f, ", .pad = ");
-    i64_list(f, pad, nd);
-    fprintf(f, ", .count_include_pad = %d, .storage_order = %d};\n",
-            ir_attr_int(n, "count_include_pad", 0) != 0, ir_attr_int(n, "storage_order", 0) != 0);
+    i64_list(f, p->pad, p->nd);
+    fprintf(f, ", .count_include_pad = %d, .storage_order = %d};\n", p->count_include_pad,
+            p->storage_order);
 }
 
 void cg_cpu_pool_emit(CgCtx *c, int node)
@@ -491,8 +499,10 @@ void cg_cpu_pool_emit(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
     FILE *f = c->f;
+    KPool p;
+    cg_cpu_pool_params(c->g, node, x->dims, y->dims, x->rank, &p);
     cg_declare_outputs(c, node);
-    cg_cpu_kpool_decl(c, node, x->dims, y->dims, x->rank);
+    cg_cpu_kpool_decl(c, node, &p);
     if (n->op == IR_OP_MaxPool)
         fprintf(f, "    k_maxpool_f32(%s, %s, %s, &pool_%d);\n", c->var[n->out[0]],
                 n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]], node);
@@ -538,11 +548,18 @@ const char *cg_cpu_resize_check(IrGraph *g, int node, char *why, size_t n)
     return NULL;
 }
 
-void cg_cpu_resize_emit(CgCtx *c, int node)
+void cg_cpu_resize_modes(const IrNode *n, int *mode, int *coord_mode, int *nearest_mode)
 {
     static const char *const coord[] = {"half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
                                         "tf_crop_and_resize", "half_pixel_symmetric", "tf_half_pixel_for_nn"};
     static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+    *mode = strcmp(ir_attr_string(n, "mode", "nearest"), "nearest") != 0;
+    *coord_mode = name_index(ir_attr_string(n, "coordinate_transformation_mode", "half_pixel"), coord, 7);
+    *nearest_mode = name_index(ir_attr_string(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
+}
+
+void cg_cpu_resize_emit(CgCtx *c, int node)
+{
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
     int r = x->rank, si = c->g->opset < 11 ? 1 : 2, roi = c->g->opset >= 11 ? ir_in(n, 1) : -1;
@@ -575,11 +592,10 @@ void cg_cpu_resize_emit(CgCtx *c, int node)
         snprintf(rn, sizeof rn, "roi_%d", node);
         roi_arg = rn;
     }
+    int mode, coord, nearest;
+    cg_cpu_resize_modes(n, &mode, &coord, &nearest);
     fprintf(c->f, "    k_resize_f32(%s, %s, %s, %s, %d, scale_%d, %s, %d, %d, %d, %s);\n", c->var[n->out[0]],
-            c->var[n->in[0]], xd, yd, r, node, roi_arg,
-            strcmp(ir_attr_string(n, "mode", "nearest"), "nearest") != 0,
-            name_index(ir_attr_string(n, "coordinate_transformation_mode", "half_pixel"), coord, 7),
-            name_index(ir_attr_string(n, "nearest_mode", "round_prefer_floor"), nearest, 4),
+            c->var[n->in[0]], xd, yd, r, node, roi_arg, mode, coord, nearest,
             CG_FLT(ir_attr_float(n, "extrapolation_value", 0)));
 }
 

@@ -1,7 +1,8 @@
 /* The cpu target: its table of per-op emitters (indexed by IrOp) and the
  * emitters of data movement, indexing, normalization, softmax, reductions and
  * losses. Linear algebra, convolution, pooling, resampling and spectral ops
- * are in cg_cpu_linalg.c; elementwise ops in cg_elemwise.c. Each emitter
+ * are in cg_cpu_linalg.c; elementwise ops in cg_elemwise.c; loom's internal
+ * backward and optimizer ops in cg_cpu_grad.c. Each emitter
  * writes one kernel call of codegen/kernels/cpu/kernels.h (with its constant
  * arguments as static arrays) after declaring its outputs' pointers. */
 #include <stdlib.h>
@@ -581,6 +582,26 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_DFT] = {cg_cpu_dft_check, NULL, cg_cpu_dft_emit, 2 | 4},
     [IR_OP_SoftmaxCrossEntropyLoss] = {check_loss, NULL, emit_loss, 0},
     [IR_OP_NegativeLogLikelihoodLoss] = {check_loss, NULL, emit_loss, 0},
+    /* internal backward and optimizer ops (cg_cpu_grad.c) */
+    [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, cg_cpu_activation_grad_emit, 0},
+    [IR_OP_SoftmaxGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_softmax_grad_emit, 0},
+    [IR_OP_LogSoftmaxGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_softmax_grad_emit, 0},
+    [IR_OP_LayerNormGrad] = {cg_cpu_layernorm_grad_check, cg_cpu_layernorm_grad_ws, cg_cpu_layernorm_grad_emit, 0},
+    [IR_OP_BatchNormGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_batchnorm_grad_emit, 0},
+    [IR_OP_GroupNormGrad] = {cg_cpu_groupnorm_grad_check, cg_cpu_groupnorm_grad_ws, cg_cpu_groupnorm_grad_emit, 0},
+    [IR_OP_InstanceNormGrad] = {cg_cpu_groupnorm_grad_check, cg_cpu_groupnorm_grad_ws, cg_cpu_groupnorm_grad_emit, 0},
+    [IR_OP_ConvGradWeight] = {cg_cpu_window_grad_check, cg_cpu_conv_grad_weight_ws, cg_cpu_conv_grad_weight_emit, 0},
+    [IR_OP_MaxPoolGrad] = {cg_cpu_window_grad_check, cg_cpu_maxpool_grad_ws, cg_cpu_pool_grad_emit, 0},
+    [IR_OP_AveragePoolGrad] = {cg_cpu_window_grad_check, NULL, cg_cpu_pool_grad_emit, 0},
+    [IR_OP_ResizeGrad] = {cg_cpu_resize_grad_check, NULL, cg_cpu_resize_grad_emit, 0},
+    [IR_OP_GatherGrad] = {cg_cpu_gather_grad_check, NULL, cg_cpu_gather_grad_emit, 0},
+    [IR_OP_GatherElementsGrad] = {cg_cpu_gather_grad_check, NULL, cg_cpu_gather_grad_emit, 0},
+    [IR_OP_SliceGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_slice_grad_emit, 0},
+    [IR_OP_SoftmaxCrossEntropyLossGrad] = {cg_cpu_loss_grad_check, NULL, cg_cpu_loss_grad_emit, 0},
+    [IR_OP_NegativeLogLikelihoodLossGrad] = {cg_cpu_loss_grad_check, NULL, cg_cpu_loss_grad_emit, 0},
+    [IR_OP_GlobalNorm] = {cg_cpu_grad_f32_check, NULL, cg_cpu_global_norm_emit, 0},
+    [IR_OP_SGD] = {cg_cpu_update_check, NULL, cg_cpu_sgd_emit, 0},
+    [IR_OP_AdamW] = {cg_cpu_update_check, NULL, cg_cpu_adamw_emit, 0},
 };
 
 const CgTarget cg_target_cpu = {"cpu", cpu_ops};

@@ -16,6 +16,7 @@ typedef struct {
     const OptMemPlan *plan;
     FILE *f;
     char **var; /* per value: its C identifier */
+    const CgTrain *train; /* a training program; NULL: inference */
 } CgCtx;
 
 /* How a target emits one op. check returns NULL when the node can be
@@ -43,9 +44,14 @@ void cg_cpu_window(const IrNode *n, int k, const int64_t *in, const int64_t *out
                    int64_t *stride, int64_t *dil, int64_t *pad);
 /* "static const KConv conv_<node> = {...};" */
 void cg_cpu_kconv_decl(CgCtx *c, int node, const KConv *p);
-/* "static const KPool pool_<node> = {...};" for a pooling window (the node's
- * kernel_shape and window attributes) from x (xdims) to y (ydims). */
-void cg_cpu_kpool_decl(CgCtx *c, int node, const int64_t *xdims, const int64_t *ydims, int rank);
+/* The pooling window of node (its kernel_shape and window attributes) from x
+ * (xdims) to y (ydims), and its "static const KPool pool_<node> = {...};". */
+void cg_cpu_pool_params(IrGraph *g, int node, const int64_t *xdims, const int64_t *ydims, int rank,
+                        KPool *p);
+void cg_cpu_kpool_decl(CgCtx *c, int node, const KPool *p);
+/* Resize's mode (0 nearest, 1 any other), coordinate transformation and
+ * nearest rounding as k_resize_f32 numbers them. */
+void cg_cpu_resize_modes(const IrNode *n, int *mode, int *coord_mode, int *nearest_mode);
 const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_matmul_emit(CgCtx *c, int node);
 const char *cg_cpu_gemm_check(IrGraph *g, int node, char *why, size_t n);
@@ -63,6 +69,35 @@ const char *cg_cpu_resize_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_resize_emit(CgCtx *c, int node);
 const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_dft_emit(CgCtx *c, int node);
+
+/* cg_cpu_grad.c: loom's internal backward and optimizer-update ops */
+const char *cg_cpu_grad_f32_check(IrGraph *g, int node, char *why, size_t n);
+const char *cg_cpu_activation_grad_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_activation_grad_emit(CgCtx *c, int node);
+void cg_cpu_softmax_grad_emit(CgCtx *c, int node);
+const char *cg_cpu_layernorm_grad_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_layernorm_grad_ws(IrGraph *g, int node);
+void cg_cpu_layernorm_grad_emit(CgCtx *c, int node);
+void cg_cpu_batchnorm_grad_emit(CgCtx *c, int node);
+const char *cg_cpu_groupnorm_grad_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_groupnorm_grad_ws(IrGraph *g, int node);
+void cg_cpu_groupnorm_grad_emit(CgCtx *c, int node);
+const char *cg_cpu_window_grad_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_conv_grad_weight_ws(IrGraph *g, int node);
+void cg_cpu_conv_grad_weight_emit(CgCtx *c, int node);
+int64_t cg_cpu_maxpool_grad_ws(IrGraph *g, int node);
+void cg_cpu_pool_grad_emit(CgCtx *c, int node);
+const char *cg_cpu_resize_grad_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_resize_grad_emit(CgCtx *c, int node);
+const char *cg_cpu_gather_grad_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_gather_grad_emit(CgCtx *c, int node);
+void cg_cpu_slice_grad_emit(CgCtx *c, int node);
+const char *cg_cpu_loss_grad_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_loss_grad_emit(CgCtx *c, int node);
+void cg_cpu_global_norm_emit(CgCtx *c, int node);
+const char *cg_cpu_update_check(IrGraph *g, int node, char *why, size_t n);
+void cg_cpu_sgd_emit(CgCtx *c, int node);
+void cg_cpu_adamw_emit(CgCtx *c, int node);
 
 /* ---- elementwise fusion (cg_elemwise.c) ---- */
 /* Whether node is an elementwise op that fused loops handle, and whether its
@@ -96,8 +131,26 @@ void cg_check_call(CgCtx *c, int node, const char *call);
 const char *cg_i64_array(CgCtx *c, int node, const char *what, const int64_t *v, int n, char *buf,
                          size_t len);
 
+/* model.c's opening comment (`what` it holds), includes and profile macros. */
+void cg_model_prelude(CgCtx *c, const CgTarget *t, const char *what);
+/* One step of model.c: the comment naming node (and the nodes fused into
+ * it), its kernel call or loop, and its profile mark numbered `step`. */
+void cg_emit_step(CgCtx *c, const CgTarget *t, int node, int step);
+
 /* ---- program files (cg_program.c) ---- */
 int cg_write_program(CgCtx *c, const char *dir);
+/* Whether value v is a root of the weights blob that weights.safetensors
+ * holds (a parameter or constant, not optimizer state). */
+int cg_is_weight(const CgCtx *c, int v);
+/* One "{name, dtype, rank, {dims}, OFF_x / WOFF_x" of a driver table (the
+ * caller closes the row). */
+void cg_tensor_fields(CgCtx *c, FILE *f, int v);
+
+/* ---- training programs (cg_train.c) ---- */
+/* model.c: model_forward_backward and model_update. */
+void cg_train_write_model(CgCtx *c, const CgTarget *t);
+/* main.c: the tables of runtime/rt_train.h and main(). */
+void cg_train_write_main(CgCtx *c, FILE *f);
 
 /* ---- sources embedded at build time (build/gen/embedded.c) ---- */
 typedef struct {

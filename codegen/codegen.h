@@ -30,8 +30,21 @@ void cg_select_free(CgSelect *sel);
 /* The request opt_memplan takes for this selection. */
 OptMemRequest cg_mem_request(const CgSelect *sel);
 
-/* Write the program for g into dir (created if absent). */
+/* What a training program needs beyond its graph (ir/train.h): the compiled
+ * schedule, which the program may override, and how the loss and the update
+ * were made, for its --help. */
+typedef struct {
+    const char *loss;      /* "cross-entropy of 'logits' against 'target_y' (mean)" */
+    const char *optimizer; /* "adamw lr 0.001 betas 0.9 0.999 ..." */
+    float lr;
+    int schedule;          /* 0 constant, 1 cosine (RT_SCHEDULE_*) */
+    int64_t warmup;
+} CgTrain;
+
+/* Write the program for g into dir (created if absent): an inference
+ * program (`infer`) when train is NULL, else a training program (`train`)
+ * for the training graph g. */
 int cg_emit(IrGraph *g, const CgTarget *t, const CgSelect *sel, const OptMemPlan *plan,
-            const char *dir);
+            const CgTrain *train, const char *dir);
 
 #endif

@@ -50,7 +50,7 @@ static int pick_output(IrGraph *g, const IrTrainOptions *o)
     if (o->loss_kind == IR_LOSS_MODEL)
         return ir_fail(g, -1, count ? "the model has %d scalar float outputs; name the loss output"
                                     : "the model has no scalar float output to use as the loss "
-                                      "(%d found); append a loss (--loss ce or mse with --target)",
+                                      "(%d found); append a loss (--loss ce or mse, with --loss-target)",
                        count);
     return ir_fail(g, -1, "the model has %d outputs; name the one the loss is computed from", count);
 }

@@ -12,7 +12,10 @@
  * intersects its own. The lower bound is the most aligned bytes live at one
  * step; no placement can beat it, and the report compares the two.
  * Parameters and constants are not planned over time: they are laid out one
- * after the other in the weights blob. */
+ * after the other in the weights blob, followed by the optimizer state of a
+ * training graph (moments, momentum buffers, learning rate, step), which must
+ * persist from one step to the next. An optimizer update writes in place:
+ * its output "next/X" (IrValue.alias = X) is given X's bytes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,10 +111,12 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
         s->offset = -1;
         if (static_only && static_only[i]) {
             s->pool = OPT_POOL_NONE;
-        } else if (v->role == IR_PARAM || v->role == IR_CONST) {
+        } else if (v->role == IR_PARAM || v->role == IR_CONST || v->role == IR_OPT_STATE) {
             s->pool = OPT_POOL_WEIGHTS;
             s->offset = plan->weights_bytes;
             plan->weights_bytes += align_up(s->size);
+        } else if (v->alias >= 0) {
+            s->pool = OPT_POOL_NONE; /* an in-place update's output: resolved below */
         } else if (v->producer < 0) {
             s->pool = OPT_POOL_ARENA; /* a graph input */
             s->first = s->last = 0;
@@ -119,6 +124,17 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
             s->pool = STEP(v->producer) == v->producer ? OPT_POOL_ARENA : OPT_POOL_NONE;
             s->first = s->last = STEP(v->producer);
         }
+    }
+    /* in-place updates: "next/X" is X's bytes (X persists: weights pool) */
+    for (int i = 0; i < nv; i++) {
+        int root = g->values[i].alias;
+        if (root < 0) continue;
+        while (g->values[root].alias >= 0) root = g->values[root].alias;
+        OptSlice *s = &plan->values[i], *r = &plan->values[root];
+        IR_ASSERT(r->pool == OPT_POOL_WEIGHTS && s->size == r->size);
+        s->alias = root;
+        s->pool = r->pool;
+        s->offset = r->offset;
     }
     /* views, in topological order so that a chain resolves to its root */
     for (int i = 0; i < nn; i++) {

@@ -14,14 +14,20 @@ int opt_lower_infer(IrGraph *g);
 
 /* ---- memory plan (memplan.c) ----
  * Every value a node computes, and every graph input, gets a slice of one
- * arena; parameters and constants get a slice of the weights blob. */
+ * arena; parameters and constants get a slice of the weights blob. In a
+ * training graph (ir/train.h) the weights blob is the persistent memory: the
+ * parameters, the constants, then the optimizer state (IR_OPT_STATE: "m/P",
+ * "v/P", "momentum/P", "opt/lr", "opt/step"), none of which shares bytes with
+ * anything else; an update's output "next/X" (IrValue.alias = X) is a slice
+ * aliasing X (OptSlice.alias), so the update writes X in place. Activations
+ * and gradients ("grad/P") live in the arena, reused over time. */
 
 #define OPT_ALIGN 64 /* every slice starts on this many bytes */
 
 typedef enum {
     OPT_POOL_NONE = 0, /* no bytes: a fused intermediate kept in registers, a static constant */
     OPT_POOL_ARENA,    /* activations and graph inputs, reused over time */
-    OPT_POOL_WEIGHTS,  /* parameters and constants, loaded once */
+    OPT_POOL_WEIGHTS,  /* parameters, constants and optimizer state: persistent */
 } OptPool;
 
 const char *opt_pool_name(OptPool p); /* "none", "arena", "weights" */
@@ -30,7 +36,8 @@ typedef struct {
     OptPool pool;
     int64_t offset; /* bytes from the start of the pool; -1 in OPT_POOL_NONE */
     int64_t size;   /* the value's bytes (unaligned) */
-    int alias;      /* the value whose bytes a view shares (the root of a chain), or -1 */
+    int alias;      /* the value whose bytes a view or an in-place update shares (the
+                     * root of a chain), or -1 */
     int first, last; /* live steps (node indices), inclusive; arena buffers only */
 } OptSlice;
 

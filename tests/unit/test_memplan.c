@@ -3,13 +3,19 @@
  * byte (checked byte by byte, step by step), views share their input's
  * bytes, intervals match a brute-force liveness, workspaces and fused
  * intermediates are placed as requested, and the arena is at least the
- * lower bound, which is the brute-force peak. */
+ * lower bound, which is the brute-force peak. On zoo training graphs
+ * (ir/train.h) as codegen selects them: parameters and optimizer state
+ * persist in the weights blob without sharing a byte, and every update's
+ * output is its parameter's or state's bytes. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "codegen.h"
+#include "frontend.h"
 #include "ir.h"
 #include "optimizer.h"
+#include "train.h"
 
 static int value(IrGraph *g, const char *name, IrRole role, int64_t n)
 {
@@ -228,11 +234,78 @@ static void test_passthrough(void)
     ir_graph_free(g);
 }
 
+/* A zoo model's training graph, selected for the cpu target and planned. */
+static void train_plan(const char *model, IrLossKind loss, IrOptimizer opt, float momentum, float clip)
+{
+    char path[128];
+    snprintf(path, sizeof path, "models/%s/model.onnx", model);
+    IrGraph *g = ir_graph_new(path);
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.loss_kind = loss;
+    o.target = "target_y";
+    o.optimizer = opt;
+    o.momentum = momentum;
+    o.clip_norm = clip;
+    CgSelect sel;
+    if (onnx_load(g, NULL, 0) || onnx_fold_infer(g) || ir_build_training(g, &o) ||
+        cg_select(g, &cg_target_cpu, &sel)) {
+        fprintf(stderr, "  %s: %s\n", model, g->err);
+        check_failed_ = 1;
+        ir_graph_free(g);
+        return;
+    }
+    OptMemRequest req = cg_mem_request(&sel);
+    OptMemPlan p;
+    CHECK_EQ_INT(opt_memplan(g, &req, &p), 0);
+    check_plan(g, &req, &p);
+    /* the weights blob: roots one after the other, never overlapping */
+    unsigned char *used = ir_xcalloc((size_t)p.weights_bytes + 1, 1);
+    int nstate = 0, nupdates = 0;
+    for (int v = 0; v < g->nvalues; v++) {
+        const OptSlice *sl = &p.values[v];
+        const IrValue *val = &g->values[v];
+        if (val->role == IR_OPT_STATE || (val->role == IR_PARAM && ir_param_grad(g, v) >= 0)) {
+            CHECK(sl->pool == OPT_POOL_WEIGHTS && sl->alias < 0);
+            nstate += val->role == IR_OPT_STATE;
+        }
+        if (val->alias >= 0) { /* an update's output: its target's bytes */
+            nupdates++;
+            CHECK(sl->pool == OPT_POOL_WEIGHTS);
+            CHECK_EQ_INT(sl->alias, val->alias);
+            CHECK_EQ_INT(sl->offset, p.values[val->alias].offset);
+        }
+        if (sl->pool != OPT_POOL_WEIGHTS || sl->alias >= 0) continue;
+        CHECK(sl->offset % OPT_ALIGN == 0 && sl->offset + sl->size <= p.weights_bytes);
+        for (int64_t b = sl->offset; b < sl->offset + sl->size && b < p.weights_bytes; b++) {
+            if (used[b]) {
+                CHECK(!"two weights-blob values share a byte");
+                break;
+            }
+            used[b] = 1;
+        }
+    }
+    CHECK(nstate > 0 && nupdates > 0);
+    printf("  %s: arena %lld (lower bound %lld), weights and state %lld, %d state values, %d in-place outputs\n",
+           model, (long long)p.arena_bytes, (long long)p.lower_bound, (long long)p.weights_bytes, nstate, nupdates);
+    free(used);
+    opt_memplan_free(&p);
+    cg_select_free(&sel);
+    ir_graph_free(g);
+}
+
+static void test_training(void)
+{
+    train_plan("mlp", IR_LOSS_CE, IR_OPTIM_ADAMW, 0, 1.0f);
+    train_plan("resnet_small", IR_LOSS_CE, IR_OPTIM_SGD, 0.9f, 0);
+}
+
 int main(void)
 {
     RUN(test_chain_and_view);
     RUN(test_request);
     RUN(test_random_dags);
     RUN(test_passthrough);
+    RUN(test_training);
     return CHECK_DONE();
 }

@@ -1,0 +1,200 @@
+/* A training program (`DIR/train`): model.c with one training step as two
+ * straight-line functions, and main.c, the tables that describe the model
+ * to the runtime's training driver (runtime/rt_train.h).
+ *
+ * model_forward_backward runs the forward and backward nodes of the
+ * training graph (ir/train.h) in their stored order, one step per node or
+ * fused group as for inference; after every step that writes float32
+ * values it gives the driver's probe a chance to look at them (only when a
+ * loss came out non-finite, to name the first bad tensor). model_update runs
+ * the update nodes: gradient clipping, then one SGD or AdamW call per
+ * parameter, writing the parameter and its state in place in the weights
+ * blob. The gradients stay in the arena between the two calls, which is
+ * when --dump-grads reads them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_impl.h"
+#include "train.h"
+
+#define VAL(c, id) (&(c)->g->values[id])
+
+/* Whether node i (the root of its step) runs in model_update. */
+static int in_update(const IrGraph *g, int i) { return g->nodes[i].phase == IR_UPDATE; }
+
+/* Declares, once each, the values the steps of one function read but do
+ * not write: graph inputs, weights-blob values, and (for model_update) the
+ * arena values the forward and backward steps left, such as the gradients. */
+static void declare_reads(CgCtx *c, int update, unsigned char *declared)
+{
+    const IrGraph *g = c->g;
+    for (int i = 0; i < g->nnodes; i++) {
+        int root = c->sel->run_at[i];
+        if (in_update(g, root) != update) continue;
+        const IrNode *n = &g->nodes[i];
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j];
+            if (v < 0 || declared[v] || c->plan->values[v].pool == OPT_POOL_NONE) continue;
+            int p = g->values[v].producer;
+            if (p >= 0 && in_update(g, c->sel->run_at[p]) == update) continue; /* written here */
+            declared[v] = 1;
+            cg_declare_value(c, v, "");
+        }
+    }
+}
+
+/* Whether value v is a float32 buffer a step writes (probed on a non-finite loss). */
+static int checkable(const CgCtx *c, int v)
+{
+    const OptSlice *s = &c->plan->values[v];
+    return s->pool == OPT_POOL_ARENA && s->alias < 0 && c->g->values[v].dtype == IR_F32;
+}
+
+static int step_checkable(const CgCtx *c, int node)
+{
+    const IrNode *n = &c->g->nodes[node];
+    for (int j = 0; j < n->nout; j++)
+        if (n->out[j] >= 0 && checkable(c, n->out[j])) return 1;
+    return 0;
+}
+
+void cg_train_write_model(CgCtx *c, const CgTarget *t)
+{
+    IrGraph *g = c->g;
+    FILE *f = c->f;
+    unsigned char *declared = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), 1);
+    cg_model_prelude(c, t, "One training step");
+    fprintf(f, "int model_forward_backward(char *arena, char *weights, int (*probe)(int step))\n{\n");
+    fprintf(f, "    (void)arena;\n    (void)weights;\n    (void)probe;\n");
+    fprintf(f, "    // inputs, parameters, constants\n");
+    declare_reads(c, 0, declared);
+    fprintf(f, "    PROF_START();\n");
+    int step = 0, phase = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        if (c->sel->run_at[i] != i || in_update(g, i)) continue;
+        if ((int)g->nodes[i].phase != phase) {
+            phase = (int)g->nodes[i].phase;
+            fprintf(f, "\n    // ---- %s ----\n", phase == IR_FORWARD ? "forward and loss" : "backward");
+        }
+        cg_emit_step(c, t, i, step++);
+        if (step_checkable(c, i)) fprintf(f, "    if (probe && probe(%d)) return 1;\n", i);
+    }
+    fprintf(f, "    return 0;\n}\n\n");
+    memset(declared, 0, (size_t)g->nvalues);
+    fprintf(f, "int model_update(char *arena, char *weights)\n{\n");
+    fprintf(f, "    (void)arena;\n    (void)weights;\n");
+    fprintf(f, "    // gradients, parameters and optimizer state\n");
+    declare_reads(c, 1, declared);
+    fprintf(f, "    PROF_START();\n");
+    for (int i = 0; i < g->nnodes; i++)
+        if (c->sel->run_at[i] == i && in_update(g, i)) cg_emit_step(c, t, i, step++);
+    fprintf(f, "    return 0;\n}\n");
+    free(declared);
+}
+
+/* ---- main.c ---- */
+
+/* FNV-1a over the names, dtypes and shapes of the inputs and the state: what
+ * a checkpoint must agree on to be resumed. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t hash_value(uint64_t h, const IrValue *v)
+{
+    int dt = (int)v->dtype;
+    h = fnv(h, v->name, strlen(v->name) + 1);
+    h = fnv(h, &dt, sizeof dt);
+    h = fnv(h, &v->rank, sizeof v->rank);
+    return fnv(h, v->dims, (size_t)v->rank * sizeof *v->dims);
+}
+
+/* Parameters (every one, trained or not) and optimizer state: a checkpoint. */
+static int is_state(const CgCtx *c, int v)
+{
+    IrRole r = c->g->values[v].role;
+    return c->plan->values[v].pool == OPT_POOL_WEIGHTS && c->plan->values[v].alias < 0 &&
+           (r == IR_PARAM || r == IR_OPT_STATE);
+}
+
+static void row(CgCtx *c, FILE *f, int v) { cg_tensor_fields(c, f, v), fprintf(f, "},\n"); }
+
+void cg_train_write_main(CgCtx *c, FILE *f)
+{
+    IrGraph *g = c->g;
+    const CgTrain *tr = c->train;
+    uint64_t h = 0xcbf29ce484222325ull;
+    int nstate = 0, nparams = 0, nchecks = 0, nweights = 0;
+    fprintf(f, "/* train: trains the model on .npy data (runtime/rt_train.c is the driver).\n"
+               " * Generated by loom; `train --help` lists the data inputs. */\n"
+               "#include <stdint.h>\n\n#include \"model.h\"\n#include \"rt.h\"\n#include \"rt_train.h\"\n\n");
+    fprintf(f, "/* data inputs, each [batch, ...] in the arena */\nstatic const rt_train_tensor inputs[] = {\n");
+    for (int i = 0; i < g->ninputs; i++) {
+        row(c, f, g->inputs[i]);
+        h = hash_value(h, VAL(c, g->inputs[i]));
+    }
+    fprintf(f, "    {0},\n};\n\n/* read from weights.safetensors */\nstatic const rt_train_tensor weights[] = {\n");
+    for (int v = 0; v < g->nvalues; v++)
+        if (cg_is_weight(c, v)) row(c, f, v), nweights++;
+    fprintf(f, "    {0},\n};\n\n/* a checkpoint: every parameter, the optimizer state */\n"
+               "static const rt_train_tensor state[] = {\n");
+    for (int pass = 0; pass < 2; pass++)
+        for (int v = 0; v < g->nvalues; v++)
+            if (is_state(c, v) && (g->values[v].role == IR_OPT_STATE) == pass) {
+                row(c, f, v);
+                h = hash_value(h, VAL(c, v));
+                nstate++;
+            }
+    fprintf(f, "    {0},\n};\n\n/* trained parameters and their gradients */\nstatic const rt_train_tensor params[] = {\n");
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].role == IR_PARAM && ir_param_grad(g, v) >= 0) row(c, f, v), nparams++;
+    fprintf(f, "    {0},\n};\n\nstatic const int64_t grad_offset[] = {\n");
+    for (int v = 0; v < g->nvalues; v++) {
+        int gv = g->values[v].role == IR_PARAM ? ir_param_grad(g, v) : -1;
+        if (gv < 0) continue;
+        IR_ASSERT(c->plan->values[gv].pool == OPT_POOL_ARENA);
+        fprintf(f, "    OFF_%s,\n", c->var[gv]);
+    }
+    fprintf(f, "    0,\n};\n\n/* float32 values of forward and backward, by step: probed on a non-finite loss */\n"
+               "static const rt_train_check checks[] = {\n");
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (c->sel->run_at[i] != i || n->phase == IR_UPDATE) continue;
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0 || !checkable(c, v)) continue;
+            const IrValue *val = VAL(c, v);
+            fprintf(f, "    {");
+            cg_cstr(f, val->name);
+            fputs(", ", f);
+            cg_cstr(f, n->name);
+            fprintf(f, ", \"%s\", %d, %d, {", ir_ops[n->op].name, i, val->rank);
+            for (int d = 0; d < val->rank; d++) fprintf(f, d ? ", %lld" : "%lld", (long long)val->dims[d]);
+            fprintf(f, "%s}, OFF_%s},\n", val->rank ? "" : "0", c->var[v]);
+            nchecks++;
+        }
+    }
+    int lr = ir_value_find(g, "opt/lr"), st = ir_value_find(g, "opt/step"), loss = ir_loss_value(g);
+    IR_ASSERT(lr >= 0 && loss >= 0 && g->ninputs > 0);
+    fprintf(f, "    {0},\n};\n\nstatic const rt_train_model model = {\n    .model = ");
+    cg_cstr(f, g->path);
+    fprintf(f, ",\n    .fingerprint = \"%016llx\",\n    .loss = ", (unsigned long long)h);
+    cg_cstr(f, tr->loss);
+    fprintf(f, ",\n    .optimizer = ");
+    cg_cstr(f, tr->optimizer);
+    fprintf(f, ",\n    .arena_bytes = MODEL_ARENA_BYTES,\n    .weights_bytes = MODEL_WEIGHTS_BYTES,\n"
+               "    .batch = %lld,\n", (long long)g->values[g->inputs[0]].dims[0]);
+    fprintf(f, "    .inputs = inputs,\n    .ninputs = %d,\n    .weights = weights,\n    .nweights = %d,\n"
+               "    .state = state,\n    .nstate = %d,\n    .params = params,\n    .grad_offset = grad_offset,\n"
+               "    .nparams = %d,\n    .checks = checks,\n    .nchecks = %d,\n",
+            g->ninputs, nweights, nstate, nparams, nchecks);
+    fprintf(f, "    .loss_offset = OFF_%s,\n    .lr_offset = WOFF_%s,\n", c->var[loss], c->var[lr]);
+    if (st >= 0) fprintf(f, "    .step_offset = WOFF_%s,\n", c->var[st]);
+    else fprintf(f, "    .step_offset = -1,\n");
+    fprintf(f, "    .lr = %s,\n    .schedule = %d,\n    .warmup = %lld,\n", CG_FLT(tr->lr), tr->schedule,
+            (long long)tr->warmup);
+    fprintf(f, "    .forward_backward = model_forward_backward,\n    .update = model_update,\n};\n\n"
+               "int main(int argc, char **argv) { return rt_train_main(&model, argc, argv); }\n");
+}
