@@ -190,7 +190,7 @@ static void test_gemm_f32(void)
 /* The same bits whatever the thread count, on the batch-threaded path. */
 static void test_matmul_threads_bitwise(void)
 {
-    int64_t batch = 12, M = 20, N = 30, K = 40;
+    int64_t batch = 12, M = 60, N = 90, K = 80; // over K_PAR_MACS in all, each product under
     float *a = rand_f(batch * M * K), *b = rand_f(K * N), *y1 = rand_f(batch * M * N);
     float *y2 = rand_f(batch * M * N);
     int64_t ao[12], bo[12];

@@ -326,7 +326,8 @@ void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64
         return;
     }
     blas_serial();
-    int small = M * N * K < SMALL_GEMM && batch > 1;
+    // a batch of small products, one whole product per thread, when the batch has the work
+    int small = M * N * K < SMALL_GEMM && batch > 1 && batch * M * N * K >= SMALL_GEMM;
 #pragma omp parallel for schedule(static) if (small)
     for (int64_t i = 0; i < batch; i++)
         k_sgemm(0, 0, M, N, K, 1.0f, a + off_of(a_off, i, M * K), K, b + off_of(b_off, i, K * N), N,
@@ -342,7 +343,8 @@ void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, in
         return;
     }
     blas_serial();
-    int small = M * N * K < SMALL_GEMM && batch > 1;
+    // a batch of small products, one whole product per thread, when the batch has the work
+    int small = M * N * K < SMALL_GEMM && batch > 1 && batch * M * N * K >= SMALL_GEMM;
 #pragma omp parallel for schedule(static) if (small)
     for (int64_t i = 0; i < batch; i++)
         dgemm(M, N, K, a + off_of(a_off, i, M * K), b + off_of(b_off, i, K * N), y + i * M * N);
