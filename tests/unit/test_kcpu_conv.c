@@ -177,6 +177,15 @@ static void test_conv_fixed(void)
         mk(3, 2, 2, 3, 1, 5, 3, 2, 1, 1, 2, 1),   // 3-D
         mk(3, 1, 4, 4, 4, 4, 2, 1, 2, 1, 0, 0),   // 3-D depthwise dilated
         mk(2, 1, 2, 2, 1, 3, 3, 1, 1, 3, 3, 0),   // pads larger than the input
+        // stride 1 and rows of 8 or more: read in place from a padded copy (kconv.c)
+        mk(2, 2, 3, 4, 1, 12, 3, 1, 1, 1, 1, 1),  // rows of 12: one masked vector
+        mk(2, 1, 5, 7, 1, 20, 3, 1, 2, 2, 2, 1),  // dilation 2
+        mk(1, 2, 3, 5, 1, 40, 5, 1, 1, 2, 0, 1),  // 1-D, asymmetric pads
+        mk(3, 1, 2, 3, 1, 9, 3, 1, 1, 1, 1, 1),   // 3-D
+        mk(2, 2, 8, 8, 4, 16, 3, 1, 1, 1, 1, 1),  // groups, whole 16-wide strips
+        mk(2, 1, 6, 6, 6, 10, 3, 1, 1, 1, 1, 0),  // depthwise
+        mk(2, 1, 2, 2, 1, 8, 3, 1, 1, 3, 3, 0),   // pads wider than the kernel reaches
+        mk(2, 1, 3, 13, 1, 17, 3, 1, 1, 1, 1, 1), // 13 output channels: tiles of 6, 6, 1
     };
     Case odd = mk(2, 1, 3, 5, 1, 0, 0, 0, 0, 0, 0, 1); // unequal dims
     odd.in[0] = 1, odd.in[1] = 11, odd.k[0] = 1, odd.k[1] = 4, odd.s[0] = 1, odd.s[1] = 2;
@@ -224,8 +233,10 @@ static void test_conv_transpose_random(void)
  * the per-group threads and a large one, both directions. */
 static void test_conv_threads_bitwise(void)
 {
-    Case cs[] = {mk(2, 2, 16, 16, 4, 12, 3, 1, 1, 1, 1, 1), mk(2, 1, 32, 64, 1, 24, 3, 2, 1, 1, 1, 1)};
-    for (int c = 0; c < 2; c++)
+    // the last two: stride 1, over K_PAR_MACS, images side by side and one image's rows
+    Case cs[] = {mk(2, 2, 16, 16, 4, 12, 3, 1, 1, 1, 1, 1), mk(2, 1, 32, 64, 1, 24, 3, 2, 1, 1, 1, 1),
+                 mk(2, 2, 16, 32, 1, 32, 3, 1, 1, 1, 1, 1), mk(2, 1, 32, 32, 1, 32, 3, 1, 1, 1, 1, 1)};
+    for (int c = 0; c < 4; c++)
         for (int tr = 0; tr < 2; tr++) {
             KConv p = {.nd = 2, .N = cs[c].N, .C = cs[c].C, .M = cs[c].M, .group = cs[c].group};
             for (int i = 0; i < 2; i++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "ktile.h"
 #include "kwindow.h"
 
 /* Below this m*n*k k_sgemm keeps a gemm on one thread, so it pays to run the
@@ -42,20 +43,138 @@ static int64_t conv_images(const KConv *p)
     return p->N < CONV_IMAGES ? p->N : CONV_IMAGES;
 }
 
-size_t k_conv_f32_ws(const KConv *p)
-{
-    KGeo g;
-    geo_of(p, &g);
-    if (pointwise(&g)) return 0;
-    return (size_t)(conv_images(p) * p->C * g.kp * g.pout) * sizeof(float);
-}
-
 /* y[m] += b[m] over M rows of `len` elements. */
 static void add_bias(float *y, const float *b, int64_t M, int64_t len)
 {
     for (int64_t m = 0; m < M; m++)
         for (int64_t i = 0; i < len; i++) y[m * len + i] += b[m];
 }
+
+/* ---- stride-1 convolution read in place (AVX2 + FMA) ----
+ * A stride-1 convolution needs no im2col: the input rows a tile of output
+ * positions reads through tap (c, k0, k1, k2) are one contiguous run of a
+ * zero-padded copy of the image, at a fixed offset from the tile's first
+ * position. So the padded copy (kp times smaller than the columns) and a
+ * table of those offsets turn the conv into the tiled product of ktile.h,
+ * reading b in place: each output element is the same fused multiply-add
+ * chain over (c, k0, k1, k2) as the im2col product computes, so both paths
+ * give the same bits. Taken when every stride is 1, the output rows are at
+ * least 8 wide (a tile's lanes) and the processor has AVX2 and FMA. */
+
+/* Padded sizes of the three spatial dims: out + (k - 1) * d. */
+static void padded_dims(const KGeo *g, int64_t pd[3])
+{
+    for (int i = 0; i < 3; i++) pd[i] = g->out[i] + (g->k[i] - 1) * g->d[i];
+}
+
+static int direct_ok(const KConv *p, const KGeo *g)
+{
+#if K_TILED
+    int64_t G = p->group, Kg = p->C / G * g->kp;
+    for (int i = 0; i < 3; i++)
+        if (g->s[i] != 1) return 0;
+    return !pointwise(g) && g->out[2] >= 8 && k_tiled_ok(p->M / G * Kg);
+#else
+    (void)p, (void)g;
+    return 0;
+#endif
+}
+
+/* Floats of one image's padded copy, and bytes of the offset table. */
+static int64_t direct_image(const KConv *p, const KGeo *g)
+{
+    int64_t pd[3];
+    padded_dims(g, pd);
+    return p->C * pd[0] * pd[1] * pd[2];
+}
+
+static int64_t direct_table_bytes(const KConv *p, const KGeo *g)
+{
+    return (p->C / p->group * g->kp * (int64_t)sizeof(int64_t) + 63) / 64 * 64;
+}
+
+/* xp (C, pd...) = x (C, in...) with the begin pads and the zeros around it. */
+static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g)
+{
+    int64_t pd[3];
+    padded_dims(g, pd);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t q0 = 0; q0 < pd[0]; q0++)
+            for (int64_t q1 = 0; q1 < pd[1]; q1++) {
+                float *dst = xp + ((c * pd[0] + q0) * pd[1] + q1) * pd[2];
+                int64_t i0 = q0 - g->p[0], i1 = q1 - g->p[1];
+                if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) {
+                    memset(dst, 0, (size_t)pd[2] * sizeof *dst);
+                    continue;
+                }
+                const float *src = x + ((c * g->in[0] + i0) * g->in[1] + i1) * g->in[2];
+                int64_t lo = g->p[2], hi = g->p[2] + g->in[2] < pd[2] ? g->p[2] + g->in[2] : pd[2];
+                for (int64_t q = 0; q < lo && q < pd[2]; q++) dst[q] = 0;
+                if (hi > lo) memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+                for (int64_t q = hi > lo ? hi : lo; q < pd[2]; q++) dst[q] = 0;
+            }
+}
+
+#if K_TILED
+static AVX2 void direct_rows(int64_t Mg, int64_t width, int64_t Kg, const float *w,
+                             const float *xrow, const int64_t *boff, float *y, int64_t ldy)
+{
+    k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy);
+}
+#endif
+
+static void conv_direct(float *y, const float *x, const float *w, const float *b, const KConv *p,
+                        const KGeo *g, void *ws, int ipar)
+{
+#if K_TILED
+    int64_t pd[3], G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g->kp;
+    padded_dims(g, pd);
+    int64_t P = pd[0] * pd[1] * pd[2], imgs = conv_images(p), img = direct_image(p, g);
+    int64_t *boff = ws;
+    float *pads = (float *)((char *)ws + direct_table_bytes(p, g));
+    for (int64_t c = 0, k = 0; c < Cg; c++) // row k = (c, k0, k1, k2) of a group's weights
+        for (int64_t k0 = 0; k0 < g->k[0]; k0++)
+            for (int64_t k1 = 0; k1 < g->k[1]; k1++)
+                for (int64_t k2 = 0; k2 < g->k[2]; k2++)
+                    boff[k++] = c * P + (k0 * g->d[0] * pd[1] + k1 * g->d[1]) * pd[2] + k2 * g->d[2];
+    int64_t rows = g->out[0] * g->out[1];
+    int one = imgs <= 1, rpar = one && p->M * g->pout * Kg >= K_PAR_MACS && rows > 1;
+    for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
+        int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
+#pragma omp parallel for schedule(static) if (ipar)
+        for (int64_t j = 0; j < cnt; j++) {
+            int64_t n = n0 + j;
+            float *xp = pads + j * img, *yn = y + n * p->M * g->pout;
+            pad_image(xp, x + n * p->C * g->pin, p->C, g);
+#pragma omp parallel for schedule(static) if (rpar)
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t o0 = r / g->out[1], o1 = r % g->out[1];
+                for (int64_t gi = 0; gi < G; gi++)
+                    direct_rows(Mg, g->out[2], Kg, w + gi * Mg * Kg,
+                                xp + gi * Cg * P + (o0 * pd[1] + o1) * pd[2], boff,
+                                yn + gi * Mg * g->pout + r * g->out[2], g->pout);
+            }
+            if (b) add_bias(yn, b, p->M, g->pout);
+        }
+    }
+#else
+    (void)y, (void)x, (void)w, (void)b, (void)p, (void)g, (void)ws, (void)ipar;
+#endif
+}
+
+size_t k_conv_f32_ws(const KConv *p)
+{
+    KGeo g;
+    geo_of(p, &g);
+    if (pointwise(&g)) return 0;
+    // the larger of the two paths: the one taken depends on the processor it runs on
+    int64_t cols = conv_images(p) * p->C * g.kp * g.pout * (int64_t)sizeof(float);
+    int64_t direct = direct_table_bytes(p, &g) + conv_images(p) * direct_image(p, &g) * (int64_t)sizeof(float);
+    int unit = 1;
+    for (int i = 0; i < 3; i++) unit &= g.s[i] == 1;
+    return (size_t)(unit && direct > cols ? direct : cols);
+}
+
 
 void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws)
 {
@@ -69,6 +188,10 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
     // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
     int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM && G * Mg * g.pout * Kg >= SMALL_GEMM;
     int ipar = !one && p->N * p->M * g.pout * Kg >= SMALL_GEMM; // images side by side
+    if (direct_ok(p, &g)) {
+        conv_direct(y, x, w, b, p, &g, ws, ipar);
+        return;
+    }
     for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
         int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
 #pragma omp parallel for schedule(static) if (ipar)
