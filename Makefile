@@ -1,6 +1,6 @@
 # loom: build the compiler (bin/loom) and the runtime library, run the tests.
 #   make            bin/loom and build/rel/libloomrt.a
-#   make demo       the main job on the bundled default model (README)
+#   make demo       train the bundled tiny GPT-2 on text, then sample from it (README)
 #   make test       the test suite: release and ASan+UBSan builds, unit, golden,
 #                   bad-input, zoo, ONNX test-data, conformance and short fuzz tiers
 #   make fuzz       a longer fuzz run of the ONNX loader (FUZZ_SECONDS=600)
@@ -84,16 +84,10 @@ bin/loom: build/rel/loom
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-# The main job on the bundled default model: inspect it, compile it into an
-# inference program, build it and run it on the bundled batch. It grows into
-# compile, build and train as training lands.
-DEMO := models/gpt2_tiny
+# The main job (README): train the bundled tiny GPT-2 on the licence texts of
+# this machine, then sample text from it with the inference program (scripts/demo.sh).
 demo: all
-	bin/loom inspect $(DEMO)/model.onnx
-	bin/loom compile $(DEMO)/model.onnx --mode infer --target cpu -o build/demo
-	$(MAKE) -s -C build/demo
-	build/demo/infer --input input_ids=$(DEMO)/input_ids.npy --output logits=build/demo/logits.npy --repeat 20
-	@echo "wrote build/demo/logits.npy"
+	@scripts/demo.sh
 
 test: all build/asan/loom build/asan/libloom.a build/asan/libloomrt.a build/asan/libloomk_cpu.a
 	@tests/run.sh
