@@ -85,8 +85,10 @@ def cmd_sample(a):
         x_path, y_path = os.path.join(tmp, "x.npy"), os.path.join(tmp, "logits.npy")
         for i in range(a.chars):
             np.save(x_path, np.array([r[-seq:] for r in rows], np.int64))
-            subprocess.run([a.infer, "--input", f"{name}={x_path}", "--output", f"logits={y_path}",
-                            "--weights", a.weights], check=True, env=env)
+            cmd = [a.infer, "--input", f"{name}={x_path}", "--output", f"logits={y_path}", "--weights", a.weights]
+            run = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if run.returncode != 0:
+                sys.exit(f"demo.py: {' '.join(cmd)} exited with {run.returncode}:\n{run.stderr.strip()}")
             logits = np.load(y_path)[:, -1, :].astype(np.float64)
             if logits.shape != (batch, VOCAB) or not np.isfinite(logits).all():
                 sys.exit(f"demo.py: logits at the last position are {logits.shape}, finite: {np.isfinite(logits).all()}")

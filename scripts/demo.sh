@@ -42,6 +42,10 @@ build() {
     say "built $1 in $((SECONDS - t)) s"
 }
 
+for v in steps chars; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_${v^^} must be a whole number from 1, not '${!v}'" >&2; exit 2; }
+done
+
 rm -rf "$out/data" "$out/train" "$out/infer" "$out/ckpt.safetensors"
 mkdir -p "$out"
 
@@ -62,7 +66,7 @@ echo "\$ $out/train/train --data input_ids=$out/data/input_ids.npy --data target
     "--steps $steps --shuffle --log $out/train.jsonl --save $out/ckpt.safetensors"
 # The program prints a line per step; show the first and every $every-th, with the mean loss and time of the
 # steps since the last one shown (one step's loss, on 128 characters, is noisy).
-"$out/train/train" --data "input_ids=$out/data/input_ids.npy" --data "target_y=$out/data/target_y.npy" \
+if ! "$out/train/train" --data "input_ids=$out/data/input_ids.npy" --data "target_y=$out/data/target_y.npy" \
     --steps "$steps" --shuffle --log "$out/train.jsonl" --save "$out/ckpt.safetensors" 2>&1 |
     tee "$out/train.log" | awk -v every="$every" '
     /^step / { split($2, s, "/"); sum += $4; ms += $7; n++
@@ -71,7 +75,10 @@ echo "\$ $out/train/train --data input_ids=$out/data/input_ids.npy --data target
                           s[1], s[2], $4, s[1] - n + 1, s[1], sum / n, ms / n
                    sum = 0; ms = 0; n = 0 }
                fflush(); next }
-    { print "   " $0 }'
+    { print "   " $0 }'; then
+    say "failed: training (log: $out/train.log)" >&2
+    exit 1
+fi
 say "trained in $((SECONDS - t)) s; checkpoint $out/ckpt.safetensors"
 
 say "4. the same model compiled into an inference program"
