@@ -85,7 +85,12 @@ void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float al
     int nt = gemm_threads(M, N, K);
 #if K_TILED
     if (K > 0 && !trans_a && k_tiled_ok(M * K)) {
-#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+        if (nt <= 1) { // no parallel region at all: even an if(0) one costs a microsecond
+            if (trans_b) k_tiled_nt(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
+            else tiled_nn(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
+            return;
+        }
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
         for (int t = 0; t < nt; t++) {
             int64_t lo, hi;
             share(M, t, nt, &lo, &hi);
