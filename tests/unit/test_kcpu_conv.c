@@ -186,6 +186,10 @@ static void test_conv_fixed(void)
         mk(2, 1, 6, 6, 6, 10, 3, 1, 1, 1, 1, 0),  // depthwise
         mk(2, 1, 2, 2, 1, 8, 3, 1, 1, 3, 3, 0),   // pads wider than the kernel reaches
         mk(2, 1, 3, 13, 1, 17, 3, 1, 1, 1, 1, 1), // 13 output channels: tiles of 6, 6, 1
+        mk(2, 2, 3, 4, 1, 20, 3, 2, 1, 1, 1, 1),  // stride 2: rows stored by phase
+        mk(1, 1, 3, 5, 1, 50, 4, 3, 1, 2, 1, 1),  // 1-D stride 3
+        mk(2, 1, 3, 8, 1, 64, 8, 8, 1, 0, 0, 1),  // patches (stride = kernel)
+        mk(2, 1, 2, 3, 1, 24, 3, 2, 2, 2, 1, 0),  // stride 2 and dilation 2
     };
     Case odd = mk(2, 1, 3, 5, 1, 0, 0, 0, 0, 0, 0, 1); // unequal dims
     odd.in[0] = 1, odd.in[1] = 11, odd.k[0] = 1, odd.k[1] = 4, odd.s[0] = 1, odd.s[1] = 2;

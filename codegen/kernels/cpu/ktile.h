@@ -53,10 +53,13 @@ static inline AVX2 void store_lanes(float *y, __m256 acc, __m256i m, int full, f
 
 /* y (R rows, 8*W columns, the last vector masked to `m` lanes when !full) = a b:
  * a (R,K) row-major with lda; row k of b at b + k * ldb, or at b + boff[k]
- * when boff is not NULL (a convolution reading its input in place). R <= 6, W <= 2. */
+ * when boff is not NULL (a convolution reading its input in place); its
+ * second 8 columns start b2 floats after its first (8 for a plain matrix).
+ * R <= 6, W <= 2. */
 static inline AVX2 __attribute__((always_inline)) void
 tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb,
-        const int64_t *boff, float *y, int64_t ldy, __m256i m, int full, float alpha, float beta)
+        const int64_t *boff, int64_t b2, float *y, int64_t ldy, __m256i m, int full, float alpha,
+        float beta)
 {
     __m256 acc[6][2];
 #pragma GCC unroll 6
@@ -67,7 +70,7 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
         const float *bk = boff ? b + boff[k] : b + k * ldb;
         __m256 bv[2];
         bv[0] = W == 1 && !full ? _mm256_maskload_ps(bk, m) : _mm256_loadu_ps(bk);
-        if (W == 2) bv[1] = full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m);
+        if (W == 2) bv[1] = full ? _mm256_loadu_ps(bk + b2) : _mm256_maskload_ps(bk + b2, m);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
             __m256 av = _mm256_broadcast_ss(a + r * lda + k);
@@ -90,14 +93,14 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
     do {                                                                                           \
         int64_t i = 0;                                                                             \
         for (; i + 6 <= M; i += 6)                                                                 \
-            tile_nn(6, W, K, a + i * lda, lda, b + j, ldb, boff, y + i * ldy + j, ldy, m, FULL,    \
+            tile_nn(6, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL,    \
                     alpha, beta);                                                                         \
         switch (M - i) {                                                                           \
-        case 5: tile_nn(5, W, K, a + i * lda, lda, b + j, ldb, boff, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 4: tile_nn(4, W, K, a + i * lda, lda, b + j, ldb, boff, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 3: tile_nn(3, W, K, a + i * lda, lda, b + j, ldb, boff, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 2: tile_nn(2, W, K, a + i * lda, lda, b + j, ldb, boff, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 1: tile_nn(1, W, K, a + i * lda, lda, b + j, ldb, boff, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
+        case 5: tile_nn(5, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
+        case 4: tile_nn(4, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
+        case 3: tile_nn(3, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
+        case 2: tile_nn(2, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
+        case 1: tile_nn(1, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
         default: break;                                                                            \
         }                                                                                          \
     } while (0)
@@ -120,6 +123,29 @@ k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t
     } else if (N - j > 0) {
         m = lane_mask(N - j);
         STRIP_NN(1, 0);
+    }
+}
+
+/* y (M, 16) = a b for a b whose 16 columns are two runs of 8 floats, b2
+ * apart: row k at b + boff[k] and b + boff[k] + b2 (two output rows of a
+ * convolution 8 wide, whose outputs are contiguous in y). */
+static inline AVX2 __attribute__((always_inline)) void
+k_tiled_pair(int64_t M, int64_t K, const float *a, int64_t lda, const float *b, int64_t b2,
+             const int64_t *boff, float *y, int64_t ldy)
+{
+    const __m256i m = _mm256_set1_epi32(-1);
+    int64_t i = 0;
+    for (; i + 6 <= M; i += 6)
+        tile_nn(6, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f);
+    switch (M - i) {
+#define PAIR(r) tile_nn(r, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f)
+    case 5: PAIR(5); break;
+    case 4: PAIR(4); break;
+    case 3: PAIR(3); break;
+    case 2: PAIR(2); break;
+    case 1: PAIR(1); break;
+    default: break;
+#undef PAIR
     }
 }
 
