@@ -189,6 +189,14 @@ double rt_now(void);
 /* The most resident memory this process has used so far, in bytes (0 if unknown). */
 size_t rt_peak_rss(void);
 
+/* ---- threads (rt_threads.c) -------------------------------------------------------
+ * The programs' OpenMP setting, made before anything runs: unless the user set
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT, GOMP_SPINCOUNT=100000, and the program
+ * starts itself again (argv) so that libgomp, which reads it only while the
+ * program loads, sees it. Returns only when nothing was to be done or the
+ * restart failed (then the program runs on with libgomp's default). */
+void rt_omp_defaults(char **argv);
+
 /* ---- step profile (rt_prof.c) ------------------------------------------------------
  * A program built with -DLOOM_PROFILE (`make PROFILE=1`) adds the time of each
  * step of its model (one kernel call or fused loop) with rt_prof_add; the

@@ -447,15 +447,6 @@ static int diagnose(const rt_train_model *m, char *arena, char *weights, int64_t
 
 /* ---- the run ---- */
 
-/* OpenMP's workers sleep after a short spin unless the user chose otherwise
- * (docs/cli.md, `infer`): libgomp reads the setting only while the program
- * loads, so the program sets it and starts itself again, once. */
-static void omp_defaults(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("GOMP_SPINCOUNT", "1000", 0) == 0) execv("/proc/self/exe", argv);
-}
-
 static char *alloc_zeroed(int64_t bytes)
 {
     size_t n = (size_t)(bytes + 63) / 64 * 64;
@@ -471,7 +462,7 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             help(m);
             return 0;
         }
-    omp_defaults(argv);
+    rt_omp_defaults(argv);
     Args a;
     memset(&a, 0, sizeof a);
     const char *paths[64] = {0};
