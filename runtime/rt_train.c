@@ -81,7 +81,7 @@ static const char *sample_str(char *buf, size_t n, rt_dtype dt, int rank, const 
 
 typedef struct {
     const char **data;     /* per input: its file */
-    int64_t steps, warmup, total_steps, save_every;
+    int64_t steps, warmup, total_steps, save_every, print_every;
     double lr;
     int schedule, shuffle, have_seed;
     uint64_t seed;
@@ -94,10 +94,11 @@ static void help(const rt_train_model *m)
     printf("usage: train --data NAME=FILE.npy... [--steps N] [--lr X] [--schedule constant|cosine]\n"
            "             [--warmup N] [--total-steps N] [--shuffle] [--seed N] [--save FILE.safetensors]\n"
            "             [--save-every N] [--resume FILE.safetensors] [--log FILE.jsonl]\n"
-           "             [--dump-grads FILE.safetensors]\n\n"
+           "             [--print-every N] [--dump-grads FILE.safetensors]\n\n"
            "Trains %s. Each --data file holds one input's samples along its first axis;\n"
            "a step takes the next %lld of them (in order, wrapping around; --shuffle draws them\n"
-           "in a new permutation each epoch, from --seed). One line per step on stdout.\n\n",
+           "in a new permutation each epoch, from --seed). A progress line on stdout per\n"
+           "step (--print-every N: every N-th step and the last).\n\n",
            m->model, (long long)m->batch);
     printf("data inputs (per sample):\n");
     for (int i = 0; i < m->ninputs; i++)
@@ -119,6 +120,8 @@ static void help(const rt_train_model *m)
            "  --resume FILE      start from a checkpoint this program wrote\n"
            "  --log FILE         one JSON object per step: step, loss, lr, step_ms,\n"
            "                     samples_per_s, peak_device_bytes\n"
+           "  --print-every N    print the progress line of every N-th step and of the last\n"
+           "                     (default 1: every step; --log still records every step)\n"
            "  --dump-grads FILE  after the first forward and backward: the loss and the\n"
            "                     gradient of every trained parameter (safetensors)\n");
 }
@@ -151,6 +154,7 @@ static int parse_count(const char *flag, const char *v, int64_t lo, int64_t *out
 static int parse_args(const rt_train_model *m, int argc, char **argv, Args *a)
 {
     a->steps = 10;
+    a->print_every = 1;
     a->lr = m->lr;
     a->schedule = m->schedule;
     a->warmup = m->warmup;
@@ -180,6 +184,9 @@ static int parse_args(const rt_train_model *m, int argc, char **argv, Args *a)
         } else if ((r = flag_value(argc, argv, &i, "--save-every", &v)) != 0) {
             if (r < 0 || parse_count("--save-every", v, 1, &a->save_every))
                 return r < 0 ? usage("--save-every needs a count") : 2;
+        } else if ((r = flag_value(argc, argv, &i, "--print-every", &v)) != 0) {
+            if (r < 0 || parse_count("--print-every", v, 1, &a->print_every))
+                return r < 0 ? usage("--print-every needs a count") : 2;
         } else if ((r = flag_value(argc, argv, &i, "--seed", &v)) != 0) {
             if (r < 0 || parse_count("--seed", v, 0, &n)) return r < 0 ? usage("--seed needs a number") : 2;
             a->seed = (uint64_t)n;
@@ -528,9 +535,11 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             goto out;
         }
         double ms = (rt_now() - t0) * 1e3, sps = ms > 0 ? (double)m->batch * 1e3 / ms : 0;
-        printf("step %lld/%lld  loss %.6f  lr %.3e  %.2f ms  %.1f samples/s\n", (long long)step,
-               (long long)(start + a.steps), (double)loss, lr, ms, sps);
-        fflush(stdout);
+        if (step % a.print_every == 0 || k + 1 == a.steps) {
+            printf("step %lld/%lld  loss %.6f  lr %.3e  %.2f ms  %.1f samples/s\n", (long long)step,
+                   (long long)(start + a.steps), (double)loss, lr, ms, sps);
+            fflush(stdout);
+        }
         if (log) {
             fprintf(log, "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"step_ms\": %.4f, \"samples_per_s\": %.2f, "
                          "\"peak_device_bytes\": %lld}\n", (long long)step, (double)loss, (double)(float)lr, ms, sps,

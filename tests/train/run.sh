@@ -8,9 +8,10 @@
 # parameter; a run of 10 steps equals 5 steps, --save, --resume, 5 more, bit
 # for bit (losses and checkpoints; on mlp, and on gpt2_tiny with --shuffle);
 # SGD with Nesterov momentum, clipping, cosine schedule and warm-up; the
-# program's errors (wrong shape or dtype, missing --data, a checkpoint of
-# another model, a non-finite loss, a bad flag) and loom's refusals of bad
-# training flags; one program built with AddressSanitizer and UBSan.
+# steps --print-every prints; the program's errors (wrong shape or dtype,
+# missing --data, a checkpoint of another model, a non-finite loss, a bad
+# flag) and loom's refusals of bad training flags; one program built with
+# AddressSanitizer and UBSan.
 # Numerical agreement with PyTorch is the parity tier's (tests/parity).
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
 set -u
@@ -187,6 +188,10 @@ PY
     expect train_nonfinite 1 "first non-finite tensor is" "$mlp/train" "${mlp_args[@]}" --steps 5 --lr 1e30
     expect train_bad_flag 2 "unknown argument" "$mlp/train" --bogus
     expect train_bad_lr 2 "--lr needs" "$mlp/train" "${mlp_args[@]}" --lr -1
+    expect train_bad_print_every 2 "--print-every needs a whole number from 1" "$mlp/train" "${mlp_args[@]}" --print-every 0
+    # --print-every 3 over 7 steps: the lines of steps 3, 6 and the last, 7
+    got=$("$mlp/train" "${mlp_args[@]}" --steps 7 --print-every 3 2>&1 | awk '/^step / {print $2}' | tr '\n' ' ')
+    if [ "$got" = "3/7 6/7 7/7 " ]; then pass train_print_every; else fail train_print_every "printed steps: $got"; fi
     if [ -f "$out/resume_mlp/a.safetensors" ] && [ -x "$out/gpt2_tiny/train" ]; then
         expect train_resume_other_model 1 "another model" "$out/gpt2_tiny/train" "${gpt_args[@]}" --resume "$out/resume_mlp/a.safetensors"
     fi
