@@ -1,8 +1,8 @@
 /* Reverse-mode automatic differentiation over the IR (ir/train.h).
  *
- * Which values carry a gradient is decided first, from the op table: an
- * input carries one when it is a float tensor in a differentiable position
- * (data, not indices, shapes or running statistics), an output when it is
+ * Which values carry a gradient is decided first, from the gradient table
+ * below: an input carries one when it is a float tensor in a differentiable
+ * position (data, not indices, shapes or running statistics), an output when it is
  * float and its op is not flagged OPF_NO_GRAD (comparisons, integer ops,
  * Floor/Ceil/Round/Sign, whose gradient is zero almost everywhere, as in
  * PyTorch). A value is active when a trainable parameter reaches it and it
@@ -28,22 +28,124 @@
 
 /* ---- which operands carry gradients ---- */
 
-/* Input i of n is in a differentiable position (its dtype is checked apart). */
+/* The gradient table: per op, its rule (grad_math.c, grad_nn.c) and the
+ * inputs the rule gives gradients to (bit i: input i; GRAD_ALL: every input,
+ * however many). The other inputs are shapes, indices, axes, bounds, ratios,
+ * class weights or running statistics. `refused`: inputs a gradient would
+ * flow through that the rule refuses with a message (ScatterND's updates) or,
+ * for an op without a rule, every input: a trained parameter that reaches
+ * the loss through one makes autodiff refuse the model rather than leave the
+ * parameter untrained. Ops flagged OPF_NO_GRAD need no row; an op with none
+ * has no gradient. `loom ops` and docs/ops.md print this table. */
+#define GRAD_ALL (~0u)
+typedef struct {
+    int (*rule)(GradCtx *c, const int *dy, const char *want);
+    unsigned inputs, refused;
+} GradEntry;
+
+static const GradEntry grad_table[IR_NOPS] = {
+    [IR_OP_MatMul] = {grad_rule_matmul, GRAD_ALL},
+    [IR_OP_Gemm] = {grad_rule_gemm, GRAD_ALL},
+    [IR_OP_Einsum] = {grad_rule_einsum, GRAD_ALL},
+    [IR_OP_Conv] = {grad_rule_conv, GRAD_ALL},
+    [IR_OP_ConvTranspose] = {grad_rule_conv, GRAD_ALL},
+    [IR_OP_BatchNormalization] = {grad_rule_norm, 7}, /* x, scale, bias */
+    [IR_OP_LayerNormalization] = {grad_rule_norm, GRAD_ALL},
+    [IR_OP_GroupNormalization] = {grad_rule_norm, GRAD_ALL},
+    [IR_OP_InstanceNormalization] = {grad_rule_norm, GRAD_ALL},
+    [IR_OP_Add] = {grad_rule_binary, GRAD_ALL},
+    [IR_OP_Sub] = {grad_rule_binary, GRAD_ALL},
+    [IR_OP_Mul] = {grad_rule_binary, GRAD_ALL},
+    [IR_OP_Div] = {grad_rule_binary, GRAD_ALL},
+    [IR_OP_Pow] = {grad_rule_binary, GRAD_ALL},
+    [IR_OP_PRelu] = {grad_rule_binary, GRAD_ALL},
+    [IR_OP_Mod] = {NULL, 0, GRAD_ALL},
+    [IR_OP_Min] = {grad_rule_variadic, GRAD_ALL},
+    [IR_OP_Max] = {grad_rule_variadic, GRAD_ALL},
+    [IR_OP_Sum] = {grad_rule_variadic, GRAD_ALL},
+    [IR_OP_Mean] = {grad_rule_variadic, GRAD_ALL},
+    [IR_OP_Where] = {grad_rule_where, 6}, /* x, y: not the condition */
+    [IR_OP_Neg] = {grad_rule_unary, 1},
+    [IR_OP_Abs] = {grad_rule_unary, 1},
+    [IR_OP_Sqrt] = {grad_rule_unary, 1},
+    [IR_OP_Reciprocal] = {grad_rule_unary, 1},
+    [IR_OP_Exp] = {grad_rule_unary, 1},
+    [IR_OP_Log] = {grad_rule_unary, 1},
+    [IR_OP_Sin] = {grad_rule_unary, 1},
+    [IR_OP_Cos] = {grad_rule_unary, 1},
+    [IR_OP_Tanh] = {grad_rule_unary, 1},
+    [IR_OP_Erf] = {grad_rule_unary, 1},
+    [IR_OP_Relu] = {grad_rule_unary, 1},
+    [IR_OP_LeakyRelu] = {grad_rule_unary, 1},
+    [IR_OP_Elu] = {grad_rule_unary, 1},
+    [IR_OP_Selu] = {grad_rule_unary, 1},
+    [IR_OP_Sigmoid] = {grad_rule_unary, 1},
+    [IR_OP_HardSigmoid] = {grad_rule_unary, 1},
+    [IR_OP_HardSwish] = {grad_rule_unary, 1},
+    [IR_OP_Softplus] = {grad_rule_unary, 1},
+    [IR_OP_Softsign] = {grad_rule_unary, 1},
+    [IR_OP_Gelu] = {grad_rule_unary, 1},
+    [IR_OP_Clip] = {grad_rule_clip, 1},
+    [IR_OP_Cast] = {grad_rule_unary, 1},
+    [IR_OP_Identity] = {grad_rule_unary, 1},
+    [IR_OP_Dropout] = {grad_rule_dropout, 1},
+    [IR_OP_Softmax] = {grad_rule_softmax, 1},
+    [IR_OP_LogSoftmax] = {grad_rule_softmax, 1},
+    [IR_OP_ReduceMean] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceSum] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceMax] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceMin] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceProd] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceL1] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceL2] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceSumSquare] = {grad_rule_reduce, 1},
+    [IR_OP_ReduceLogSumExp] = {grad_rule_reduce, 1},
+    [IR_OP_CumSum] = {grad_rule_cumsum, 1},
+    [IR_OP_Gather] = {grad_rule_gather, 1},
+    [IR_OP_GatherElements] = {grad_rule_gather, 1},
+    [IR_OP_ScatterND] = {grad_rule_scatternd, 1, 4}, /* data; updates refused */
+    [IR_OP_Trilu] = {grad_rule_trilu, 1},
+    [IR_OP_Reshape] = {grad_rule_reshape, 1},
+    [IR_OP_Flatten] = {grad_rule_reshape, 1},
+    [IR_OP_Squeeze] = {grad_rule_reshape, 1},
+    [IR_OP_Unsqueeze] = {grad_rule_reshape, 1},
+    [IR_OP_Transpose] = {grad_rule_transpose, 1},
+    [IR_OP_Concat] = {grad_rule_concat, GRAD_ALL},
+    [IR_OP_Split] = {grad_rule_split, 1},
+    [IR_OP_Slice] = {grad_rule_slice, 1},
+    [IR_OP_Expand] = {grad_rule_expand, 1},
+    [IR_OP_Tile] = {grad_rule_tile, 1},
+    [IR_OP_Pad] = {grad_rule_pad, 1},
+    [IR_OP_MaxPool] = {grad_rule_pool, 1},
+    [IR_OP_AveragePool] = {grad_rule_pool, 1},
+    [IR_OP_GlobalAveragePool] = {grad_rule_pool, 1},
+    [IR_OP_GlobalMaxPool] = {grad_rule_pool, 1},
+    [IR_OP_Resize] = {grad_rule_resize, 1},
+    [IR_OP_DFT] = {grad_rule_dft, 1},
+    [IR_OP_SoftmaxCrossEntropyLoss] = {grad_rule_loss, 1},
+    [IR_OP_NegativeLogLikelihoodLoss] = {grad_rule_loss, 1},
+};
+
+static int bit(unsigned mask, int i) { return mask == GRAD_ALL || (i < 32 && (mask >> i & 1)); }
+
+int ir_op_has_grad(IrOp op)
+{
+    return !(ir_ops[op].flags & OPF_NO_GRAD) && grad_table[op].rule != NULL;
+}
+
+int ir_grad_input(IrOp op, int i)
+{
+    return ir_op_has_grad(op) && bit(grad_table[op].inputs, i);
+}
+
+/* Input i of n is in a differentiable position (its dtype is checked apart):
+ * a rule gives it a gradient, or refuses to. */
 static int diff_input(const IrNode *n, int i)
 {
     if (ir_ops[n->op].flags & OPF_NO_GRAD) return 0;
-    switch (n->op) {
-    case IR_OP_Add: case IR_OP_Sub: case IR_OP_Mul: case IR_OP_Div: case IR_OP_Pow:
-    case IR_OP_Mod: case IR_OP_PRelu: case IR_OP_Min: case IR_OP_Max: case IR_OP_Sum:
-    case IR_OP_Mean: case IR_OP_MatMul: case IR_OP_Gemm: case IR_OP_Einsum: case IR_OP_Conv:
-    case IR_OP_ConvTranspose: case IR_OP_Concat: case IR_OP_Where:
-    case IR_OP_LayerNormalization: case IR_OP_GroupNormalization:
-    case IR_OP_InstanceNormalization:
-        return 1;
-    case IR_OP_BatchNormalization: return i < 3; /* running statistics are buffers */
-    case IR_OP_ScatterND: return i != 1;
-    default: return i == 0; /* shapes, indices, axes, bounds, ratios, class weights */
-    }
+    const GradEntry *e = &grad_table[n->op];
+    if (!e->rule && !e->refused) return 1; /* an op without a row: refused on any input */
+    return bit(e->inputs | e->refused, i);
 }
 
 /* Output j of n carries a gradient when it is float. */
@@ -551,9 +653,7 @@ int ir_autodiff(IrGraph *g, const char *freeze_regex)
         snprintf(tag, sizeof tag, "bwd/%s", n->name);
         c.node = node;
         c.tag = tag;
-        int r = grad_math_rule(&c, dy, want);
-        if (r == GRAD_NO_RULE) r = grad_nn_rule(&c, dy, want);
-        if (r == GRAD_NO_RULE) {
+        if (!grad_table[n->op].rule) {
             int i = 0;
             while (!want[i]) i++;
             ir_fail(g, node, "the loss depends on this node's output through its input %d ('%s'), "
@@ -562,6 +662,7 @@ int ir_autodiff(IrGraph *g, const char *freeze_regex)
                     i, V(n->in[i])->name, ir_ops[n->op].name);
             goto out;
         }
+        int r = grad_table[n->op].rule(&c, dy, want);
         if (r < 0) goto out;
     }
     for (int v = 0; v < nv; v++)

@@ -25,11 +25,23 @@ typedef struct {
 } GradCtx;
 
 /* A rule: dy[j] is the gradient of output j (-1: none, i.e. zero); want[i]
- * says whether input i needs one. Returns 0, -1 with g->err, or GRAD_NO_RULE
- * when the op has no gradient (the driver then refuses the model). */
-#define GRAD_NO_RULE 1
-int grad_math_rule(GradCtx *c, const int *dy, const char *want);
-int grad_nn_rule(GradCtx *c, const int *dy, const char *want);
+ * says whether input i needs one. The driver calls it when some output has a
+ * gradient (for an op whose other outputs carry none, that is dy[0]) and some
+ * input wants one. Returns 0, or -1 with g->err (a form of the op the rule
+ * cannot differentiate is refused there, naming it). Which op has which rule,
+ * and which of its inputs get gradients, is the table in autodiff.c. */
+#define GRAD_RULE(name)                                                          \
+    int grad_rule_##name(GradCtx *c, const int *dy __attribute__((unused)),    \
+                         const char *want __attribute__((unused)))
+/* grad_math.c */
+GRAD_RULE(unary); GRAD_RULE(clip); GRAD_RULE(dropout); GRAD_RULE(where); GRAD_RULE(binary);
+GRAD_RULE(variadic); GRAD_RULE(reduce); GRAD_RULE(cumsum); GRAD_RULE(matmul); GRAD_RULE(gemm);
+GRAD_RULE(einsum); GRAD_RULE(reshape); GRAD_RULE(expand); GRAD_RULE(transpose); GRAD_RULE(concat);
+GRAD_RULE(split); GRAD_RULE(slice); GRAD_RULE(tile); GRAD_RULE(pad); GRAD_RULE(trilu);
+GRAD_RULE(scatternd);
+/* grad_nn.c */
+GRAD_RULE(softmax); GRAD_RULE(norm); GRAD_RULE(conv); GRAD_RULE(pool); GRAD_RULE(resize);
+GRAD_RULE(dft); GRAD_RULE(gather); GRAD_RULE(loss);
 
 /* Give value v (an input of the node) the partial gradient gv. */
 int grad_give(GradCtx *c, int v, int gv);

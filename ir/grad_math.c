@@ -26,8 +26,9 @@
 
 /* ---- elementwise ---- */
 
-static int unary_rule(GradCtx *c, int gy)
+GRAD_RULE(unary)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int x = in[0], y = N->out[0];
     IrDType dt = DT(x);
@@ -79,7 +80,7 @@ static int unary_rule(GradCtx *c, int gy)
             r = grad_end(c, n);
         }
         break;
-    default: return GRAD_NO_RULE;
+    default: IR_ASSERT(!"an op without a unary rule in the gradient table"); return -1;
     }
     GIVE(0, r);
     return 0;
@@ -87,8 +88,9 @@ static int unary_rule(GradCtx *c, int gy)
 
 /* Clip: the gradient passes where min <= x <= max (bounds are inputs from
  * opset 11, attributes before). */
-static int clip_rule(GradCtx *c, int gy)
+GRAD_RULE(clip)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int x = in[0];
     IrDType dt = DT(x);
@@ -110,8 +112,9 @@ static int clip_rule(GradCtx *c, int gy)
 
 /* Dropout in training mode (autodiff set it so): dy where the mask kept the
  * element, scaled by 1 / (1 - ratio). */
-static int dropout_rule(GradCtx *c, int gy)
+GRAD_RULE(dropout)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int mask = N->nout > 1 ? N->out[1] : -1;
     IR_ASSERT(mask >= 0);
@@ -125,8 +128,9 @@ static int dropout_rule(GradCtx *c, int gy)
     return 0;
 }
 
-static int where_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(where)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int cond = in[0];
     if (want[1]) GIVE(1, grad_unbroadcast(c, grad_select(c, cond, gy), in[1]));
@@ -135,8 +139,9 @@ static int where_rule(GradCtx *c, int gy, const char *want)
     return 0;
 }
 
-static int binary_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(binary)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int a = in[0], b = in[1], y = N->out[0];
     IrDType dt = DT(gy);
@@ -188,13 +193,14 @@ static int binary_rule(GradCtx *c, int gy, const char *want)
                                      b));
         return 0;
     }
-    default: return GRAD_NO_RULE;
+    default: IR_ASSERT(!"an op without a binary rule in the gradient table"); return -1;
     }
 }
 
 /* Sum, Mean, Max, Min over any number of broadcasting inputs. */
-static int variadic_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(variadic)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int nin = N->nin, y = N->out[0];
     IrOp op = N->op;
@@ -222,8 +228,9 @@ static int variadic_rule(GradCtx *c, int gy, const char *want)
 
 /* ---- reductions ---- */
 
-static int reduce_rule(GradCtx *c, int gy)
+GRAD_RULE(reduce)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int x = in[0], y = N->out[0];
     IrOp op = N->op;
@@ -266,14 +273,15 @@ static int reduce_rule(GradCtx *c, int gy)
     case IR_OP_ReduceLogSumExp:
         res = GOP(c, Mul, gk, GOP(c, Exp, GOP(c, Sub, x, grad_reshape(c, y, r, kd))));
         break;
-    default: return GRAD_NO_RULE;
+    default: IR_ASSERT(!"an op without a reduction rule in the gradient table"); return -1;
     }
     GIVE(0, grad_expand_like(c, res, x));
     return 0;
 }
 
-static int cumsum_rule(GradCtx *c, int gy)
+GRAD_RULE(cumsum)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int fwd = c->node;
     int n = grad_begin(c, IR_OP_CumSum, 2, (int[]){gy, in[1]}, 1);
@@ -306,8 +314,9 @@ static int transpose_last2(GradCtx *c, int x)
     return grad_transpose(c, x, perm);
 }
 
-static int matmul_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(matmul)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int a = in[0], b = in[1];
     int ra = V(a)->rank, rb = V(b)->rank;
@@ -349,8 +358,9 @@ static int matmul_rule(GradCtx *c, int gy, const char *want)
     return 0;
 }
 
-static int gemm_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(gemm)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int a = in[0], b = in[1];
     int ta = ir_attr_int(N, "transA", 0) != 0, tb = ir_attr_int(N, "transB", 0) != 0;
@@ -367,8 +377,9 @@ static int gemm_rule(GradCtx *c, int gy, const char *want)
 /* Einsum: operand i's gradient is the Einsum of dy with the other operands
  * onto i's labels; labels only operand i has are summed away forward, so
  * their gradient is broadcast back; '...' dims operand i broadcast are summed. */
-static int einsum_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(einsum)
 {
+    int gy = dy[0];
     const int *in = N->in;
     IrEinsum e;
     if (ir_einsum_parse(G, c->node, &e) < 0) return -1;
@@ -441,8 +452,24 @@ static int einsum_rule(GradCtx *c, int gy, const char *want)
 
 /* ---- data movement ---- */
 
-static int transpose_rule(GradCtx *c, int gy)
+/* Reshape, Flatten, Squeeze, Unsqueeze: the gradient takes the input's shape back. */
+GRAD_RULE(reshape)
 {
+    const int *in = N->in;
+    GIVE(0, grad_reshape_like(c, dy[0], in[0]));
+    return 0;
+}
+
+GRAD_RULE(expand)
+{
+    const int *in = N->in;
+    GIVE(0, grad_unbroadcast(c, dy[0], in[0]));
+    return 0;
+}
+
+GRAD_RULE(transpose)
+{
+    int gy = dy[0];
     const int *in = N->in;
     int r = V(in[0])->rank;
     int64_t k, inv[IR_MAX_RANK];
@@ -452,8 +479,9 @@ static int transpose_rule(GradCtx *c, int gy)
     return 0;
 }
 
-static int concat_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(concat)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int nin = N->nin;
     int a = ir_norm_axis(ir_attr_int(N, "axis", 0), V(gy)->rank);
@@ -467,7 +495,7 @@ static int concat_rule(GradCtx *c, int gy, const char *want)
     return 0;
 }
 
-static int split_rule(GradCtx *c, const int *dy)
+GRAD_RULE(split)
 {
     const int *in = N->in, *out = N->out;
     int nout = N->nout;
@@ -486,8 +514,9 @@ static int split_rule(GradCtx *c, const int *dy)
     return 0;
 }
 
-static int slice_rule(GradCtx *c, int gy)
+GRAD_RULE(slice)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int x = in[0], r = V(x)->rank;
     int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK], pads[2 * IR_MAX_RANK];
@@ -512,8 +541,9 @@ static int slice_rule(GradCtx *c, int gy)
 
 /* Tile: view the result as [r0, d0, r1, d1, ...] (repeated axes only) and
  * sum over the repeats. */
-static int tile_rule(GradCtx *c, int gy)
+GRAD_RULE(tile)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int x = in[0], r = V(x)->rank;
     const int64_t *rep;
@@ -537,8 +567,9 @@ static int tile_rule(GradCtx *c, int gy)
     return 0;
 }
 
-static int pad_rule(GradCtx *c, int gy)
+GRAD_RULE(pad)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int r = V(in[0])->rank, mode;
     int64_t pads[2 * IR_MAX_RANK];
@@ -551,8 +582,9 @@ static int pad_rule(GradCtx *c, int gy)
     return 0;
 }
 
-static int trilu_rule(GradCtx *c, int gy)
+GRAD_RULE(trilu)
 {
+    int gy = dy[0];
     int fwd = c->node;
     const int *in = N->in;
     int k = ir_in(N, 1);
@@ -562,8 +594,9 @@ static int trilu_rule(GradCtx *c, int gy)
     return 0;
 }
 
-static int scatternd_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(scatternd)
 {
+    int gy = dy[0];
     const int *in = N->in;
     const char *red = ir_attr_string(N, "reduction", "none");
     int none = !strcmp(red, "none");
@@ -574,41 +607,4 @@ static int scatternd_rule(GradCtx *c, int gy, const char *want)
     }
     return ir_fail(G, c->node, "ScatterND has a gradient only for its data input (reduction "
                    "'none' or 'add'); here the loss depends on its %s", want[2] ? "updates" : "data");
-}
-
-int grad_math_rule(GradCtx *c, const int *dy, const char *want)
-{
-    const int *in = N->in;
-    int gy = dy[0];
-    switch (N->op) {
-    case IR_OP_Add: case IR_OP_Sub: case IR_OP_Mul: case IR_OP_Div: case IR_OP_Pow:
-    case IR_OP_PRelu:
-        return gy < 0 ? 0 : binary_rule(c, gy, want);
-    case IR_OP_Sum: case IR_OP_Mean: case IR_OP_Max: case IR_OP_Min:
-        return gy < 0 ? 0 : variadic_rule(c, gy, want);
-    case IR_OP_Where: return gy < 0 ? 0 : where_rule(c, gy, want);
-    case IR_OP_Clip: return gy < 0 ? 0 : clip_rule(c, gy);
-    case IR_OP_Dropout: return gy < 0 ? 0 : dropout_rule(c, gy);
-    case IR_OP_ReduceMean: case IR_OP_ReduceSum: case IR_OP_ReduceMax: case IR_OP_ReduceMin:
-    case IR_OP_ReduceProd: case IR_OP_ReduceL1: case IR_OP_ReduceL2: case IR_OP_ReduceSumSquare:
-    case IR_OP_ReduceLogSumExp:
-        return gy < 0 ? 0 : reduce_rule(c, gy);
-    case IR_OP_CumSum: return gy < 0 ? 0 : cumsum_rule(c, gy);
-    case IR_OP_MatMul: return gy < 0 ? 0 : matmul_rule(c, gy, want);
-    case IR_OP_Gemm: return gy < 0 ? 0 : gemm_rule(c, gy, want);
-    case IR_OP_Einsum: return gy < 0 ? 0 : einsum_rule(c, gy, want);
-    case IR_OP_Reshape: case IR_OP_Flatten: case IR_OP_Squeeze: case IR_OP_Unsqueeze:
-        if (gy >= 0) GIVE(0, grad_reshape_like(c, gy, in[0]));
-        return 0;
-    case IR_OP_Expand: if (gy >= 0) GIVE(0, grad_unbroadcast(c, gy, in[0])); return 0;
-    case IR_OP_Transpose: return gy < 0 ? 0 : transpose_rule(c, gy);
-    case IR_OP_Concat: return gy < 0 ? 0 : concat_rule(c, gy, want);
-    case IR_OP_Split: return split_rule(c, dy);
-    case IR_OP_Slice: return gy < 0 ? 0 : slice_rule(c, gy);
-    case IR_OP_Tile: return gy < 0 ? 0 : tile_rule(c, gy);
-    case IR_OP_Pad: return gy < 0 ? 0 : pad_rule(c, gy);
-    case IR_OP_Trilu: return gy < 0 ? 0 : trilu_rule(c, gy);
-    case IR_OP_ScatterND: return gy < 0 ? 0 : scatternd_rule(c, gy, want);
-    default: return gy < 0 ? GRAD_NO_RULE : unary_rule(c, gy);
-    }
 }

@@ -23,8 +23,9 @@
 
 /* ---- softmax ---- */
 
-static int softmax_rule(GradCtx *c, int gy)
+GRAD_RULE(softmax)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int y = N->out[0], r = V(y)->rank;
     IrOp op = N->op == IR_OP_Softmax ? IR_OP_SoftmaxGrad : IR_OP_LogSoftmaxGrad;
@@ -53,7 +54,7 @@ static int norm_outputs(const char *want, int scale_i, int bias_i, int nin)
     return want[scale_i] ? 2 : 1;
 }
 
-static int norm_rule(GradCtx *c, const int *dy, const char *want)
+GRAD_RULE(norm)
 {
     const int *in = N->in;
     int nin = N->nin, fwd = c->node;
@@ -146,8 +147,9 @@ static int bias_grad(GradCtx *c, int gy)
     return grad_reduce_sum(c, gy, mask, 0);
 }
 
-static int conv_rule(GradCtx *c, int gy, const char *want)
+GRAD_RULE(conv)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int fwd = c->node, x = in[0], w = in[1];
     int k = V(x)->rank - 2;
@@ -217,8 +219,9 @@ static int conv_rule(GradCtx *c, int gy, const char *want)
 
 /* ---- pooling ---- */
 
-static int pool_rule(GradCtx *c, int gy)
+GRAD_RULE(pool)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int fwd = c->node, x = in[0], y = N->out[0];
     IrDType dt = DT(x);
@@ -258,8 +261,9 @@ static int pool_rule(GradCtx *c, int gy)
 
 /* ---- Resize ---- */
 
-static int resize_rule(GradCtx *c, int gy)
+GRAD_RULE(resize)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int fwd = c->node, x = in[0];
     int r = V(x)->rank;
@@ -310,8 +314,9 @@ static int resize_rule(GradCtx *c, int gy)
 
 /* ---- DFT: the adjoint transform ---- */
 
-static int dft_rule(GradCtx *c, int gy)
+GRAD_RULE(dft)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int fwd = c->node, x = in[0];
     int r = V(x)->rank;
@@ -363,8 +368,9 @@ static int dft_rule(GradCtx *c, int gy)
 
 /* ---- indexing and losses ---- */
 
-static int gather_rule(GradCtx *c, int gy)
+GRAD_RULE(gather)
 {
+    int gy = dy[0];
     const int *in = N->in;
     int x = in[0];
     IrOp op = N->op == IR_OP_Gather ? IR_OP_GatherGrad : IR_OP_GatherElementsGrad;
@@ -375,7 +381,7 @@ static int gather_rule(GradCtx *c, int gy)
     return 0;
 }
 
-static int loss_rule(GradCtx *c, const int *dy)
+GRAD_RULE(loss)
 {
     const int *in = N->in;
     int fwd = c->node, x = in[0];
@@ -396,25 +402,4 @@ static int loss_rule(GradCtx *c, const int *dy)
     grad_copy_attrs(G, n, fwd);
     GIVE(0, grad_end(c, n));
     return 0;
-}
-
-int grad_nn_rule(GradCtx *c, const int *dy, const char *want)
-{
-    int gy = dy[0];
-    switch (N->op) {
-    case IR_OP_Softmax: case IR_OP_LogSoftmax: return gy < 0 ? 0 : softmax_rule(c, gy);
-    case IR_OP_LayerNormalization: case IR_OP_BatchNormalization: case IR_OP_GroupNormalization:
-    case IR_OP_InstanceNormalization:
-        return norm_rule(c, dy, want);
-    case IR_OP_Conv: case IR_OP_ConvTranspose: return gy < 0 ? 0 : conv_rule(c, gy, want);
-    case IR_OP_MaxPool: case IR_OP_AveragePool: case IR_OP_GlobalAveragePool:
-    case IR_OP_GlobalMaxPool:
-        return gy < 0 ? 0 : pool_rule(c, gy);
-    case IR_OP_Resize: return gy < 0 ? 0 : resize_rule(c, gy);
-    case IR_OP_DFT: return gy < 0 ? 0 : dft_rule(c, gy);
-    case IR_OP_Gather: case IR_OP_GatherElements: return gy < 0 ? 0 : gather_rule(c, gy);
-    case IR_OP_SoftmaxCrossEntropyLoss: case IR_OP_NegativeLogLikelihoodLoss:
-        return loss_rule(c, dy);
-    default: return GRAD_NO_RULE;
-    }
 }

@@ -130,6 +130,15 @@ int ir_add_loss(IrGraph *g, const IrTrainOptions *o);            /* loss.c */
 int ir_autodiff(IrGraph *g, const char *freeze_regex);           /* autodiff.c */
 int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
 
+/* Which ops autodiff differentiates (autodiff.c's gradient table, which
+ * `loom ops` and docs/ops.md print): ir_op_has_grad says that op has a
+ * gradient rule (ops flagged OPF_NO_GRAD carry none, and a loss that depends
+ * on a trained parameter through an op without a rule is refused);
+ * ir_grad_input that the rule gives its input i a gradient (when that input
+ * is a float tensor; indices, shapes, axes and the like get none). */
+int ir_op_has_grad(IrOp op);
+int ir_grad_input(IrOp op, int i);
+
 /* The loss value (role IR_LOSS), or -1. */
 int ir_loss_value(const IrGraph *g);
 /* The gradient "grad/P" of parameter `param`, or -1 when P is not trained. */
