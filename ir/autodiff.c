@@ -605,10 +605,13 @@ int ir_autodiff(IrGraph *g, const char *freeze_regex)
     int nfwd = g->nnodes;
     int *order = ir_xmalloc((nfwd ? nfwd : 1) * sizeof(int));
     int count = ir_topo_order(g, order);
+    GradCtx c = {.g = g, .phase = IR_BACKWARD};
+    /* first, as it adds values (a mask output) the per-value arrays must cover */
+    for (int k = 0; k < count; k++)
+        if (g->nodes[order[k]].op == IR_OP_Dropout) dropout_train(&c, order[k]);
     /* per-value arrays cover the forward values; values made later (gradients,
      * temporaries) never need an entry */
     int nv = g->nvalues;
-    GradCtx c = {.g = g, .phase = IR_BACKWARD};
     c.part = ir_xcalloc(nv, sizeof *c.part);
     c.npart = ir_xcalloc(nv, sizeof(int));
     c.cappart = ir_xcalloc(nv, sizeof(int));
@@ -616,8 +619,6 @@ int ir_autodiff(IrGraph *g, const char *freeze_regex)
     c.active = ir_xcalloc(nv, 1);
     for (int v = 0; v < nv; v++) c.total[v] = -1;
     if (count < 0) goto out;
-    for (int k = 0; k < count; k++)
-        if (g->nodes[order[k]].op == IR_OP_Dropout) dropout_train(&c, order[k]);
     mark_active(&c, order, count, loss, freeze);
     /* the seed: d loss / d loss = 1 */
     c.node = g->values[loss].producer;
