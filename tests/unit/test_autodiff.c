@@ -1,10 +1,14 @@
 /* The training graph (ir/train.h): loss, reverse-mode autodiff and the
  * optimizer update.
  *   - numeric: small float64 graphs of ops the host evaluator (ir/eval.c)
- *     computes; the gradient nodes are evaluated and compared with central
+ *     computes, or that float64 references here compute (Conv, ConvTranspose
+ *     and loom.ConvGradWeight, the global pools, Dropout with a fixed mask,
+ *     DFT); the gradient nodes are evaluated and compared with central
  *     finite differences of the loss (relative error < 1e-6). Gradients that
- *     use internal loom.* ops (no evaluator) are checked for structure here;
- *     their numbers come with the cpu kernels.
+ *     use other internal loom.* ops are checked for structure here; their
+ *     numbers come with the cpu kernels (test_kcpu_grad.c).
+ *   - coverage: every op the gradient table marks differentiable must have
+ *     passed one of the two (test_every_grad_checked).
  *   - structure: every parameter gets exactly one gradient "grad/P" of its
  *     shape and dtype, frozen and unreachable ones none, the graph verifies,
  *     shapes re-infer, forward nodes are untouched; on hand graphs and on
@@ -92,18 +96,168 @@ static void set_loss(IrGraph *g, int y)
     g->values[s].is_output = 1;
 }
 
+/* ---- float64 references of the forward ops the evaluator lacks ---- */
+
+/* The output of node i, allocated for its inferred shape, zeroed. */
+static double *out_data(IrGraph *g, int i, int j)
+{
+    IrValue *y = &g->values[g->nodes[i].out[j]];
+    double *p = calloc((size_t)(ir_value_numel(y) ? ir_value_numel(y) : 1), sizeof *p);
+    ir_value_set_data(g, g->nodes[i].out[j], p);
+    return p;
+}
+
+/* Conv and ConvTranspose over up to 3 spatial dims (explicit pads or auto_pad
+ * SAME_UPPER): "lo" is the side the window slides over with the stride (Conv's
+ * output, ConvTranspose's input); lo index o and tap t meet hi index
+ * o * stride - pad + t * dilation. */
+static void ref_conv(IrGraph *g, int i)
+{
+    const IrNode *n = &g->nodes[i];
+    int tr = n->op == IR_OP_ConvTranspose, gw = n->op == IR_OP_ConvGradWeight;
+    /* loom.ConvGradWeight (dy, x) -> dw: the same sums with dy as the lo side */
+    const IrValue *xv = &g->values[n->in[gw ? 1 : 0]], *wv = &g->values[n->in[gw ? 0 : 1]];
+    const IrValue *yv = &g->values[n->out[0]];
+    if (gw) wv = yv, yv = &g->values[n->in[0]];
+    const double *x = xv->data, *w = wv->data, *b = ir_in(n, 2) >= 0 ? g->values[n->in[2]].data : NULL;
+    double *y = gw ? NULL : out_data(g, i, 0), *dw = gw ? out_data(g, i, 0) : NULL;
+    const double *dy = gw ? yv->data : NULL;
+    int k = xv->rank - 2;
+    int64_t cnt, st[3] = {1, 1, 1}, dl[3] = {1, 1, 1}, pd[3] = {0, 0, 0}, ks[3] = {1, 1, 1};
+    int64_t lo[3] = {1, 1, 1}, hi[3] = {1, 1, 1};
+    const int64_t *a = ir_attr_ints(n, "strides", &cnt), *d = ir_attr_ints(n, "dilations", &cnt);
+    const int64_t *p = ir_attr_ints(n, "pads", &cnt);
+    const IrValue *lov = tr ? xv : yv, *hiv = tr ? yv : xv;
+    for (int s = 0; s < k; s++) {
+        st[s] = a ? a[s] : 1, dl[s] = d ? d[s] : 1, ks[s] = wv->dims[2 + s];
+        lo[s] = lov->dims[2 + s], hi[s] = hiv->dims[2 + s];
+        pd[s] = p ? p[s] : 0;
+        if (!strcmp(ir_attr_string(n, "auto_pad", "NOTSET"), "SAME_UPPER")) {
+            int64_t total = (lo[s] - 1) * st[s] + (ks[s] - 1) * dl[s] + 1 - hi[s];
+            pd[s] = total > 0 ? total / 2 : 0;
+        }
+    }
+    int64_t grp = ir_attr_int(n, "group", 1), N = xv->dims[0];
+    int64_t Cl = tr ? xv->dims[1] : yv->dims[1], Ch = tr ? yv->dims[1] : xv->dims[1];
+    int64_t Clg = Cl / grp, Chg = Ch / grp, L = lo[0] * lo[1] * lo[2], H = hi[0] * hi[1] * hi[2];
+    int64_t K = ks[0] * ks[1] * ks[2];
+    for (int64_t nn = 0; nn < N; nn++)
+        for (int64_t cl = 0; cl < Cl; cl++)
+            for (int64_t ch = (cl / Clg) * Chg; ch < (cl / Clg + 1) * Chg; ch++)
+                for (int64_t o = 0; o < L; o++)
+                    for (int64_t t = 0; t < K; t++) {
+                        int64_t oi[3] = {o / (lo[1] * lo[2]), o / lo[2] % lo[1], o % lo[2]};
+                        int64_t ti[3] = {t / (ks[1] * ks[2]), t / ks[2] % ks[1], t % ks[2]};
+                        int64_t h = 0, ok = 1;
+                        for (int s = 0; s < 3; s++) {
+                            int64_t q = oi[s] * st[s] - pd[s] + ti[s] * dl[s];
+                            ok &= q >= 0 && q < hi[s];
+                            h = h * hi[s] + q;
+                        }
+                        if (!ok) continue;
+                        int64_t wi = (cl * Chg + ch % Chg) * K + t; /* w is [Cl, Ch / group, taps] */
+                        if (gw) {
+                            dw[wi] += dy[(nn * Cl + cl) * L + o] * x[(nn * Ch + ch) * H + h];
+                            continue;
+                        }
+                        double wt = w[wi];
+                        if (tr) y[(nn * Ch + ch) * H + h] += x[(nn * Cl + cl) * L + o] * wt;
+                        else y[(nn * Cl + cl) * L + o] += x[(nn * Ch + ch) * H + h] * wt;
+                    }
+    int64_t sp = tr ? H : L;
+    for (int64_t j = 0; b && j < ir_value_numel(yv); j++) y[j] += b[j / sp % yv->dims[1]];
+}
+/* GlobalAveragePool, GlobalMaxPool over the spatial axes. */
+static void ref_global_pool(IrGraph *g, int i)
+{
+    const IrNode *n = &g->nodes[i];
+    const IrValue *xv = &g->values[n->in[0]];
+    const double *x = xv->data;
+    double *y = out_data(g, i, 0);
+    int64_t S = ir_value_numel(xv) / (xv->dims[0] * xv->dims[1]);
+    for (int64_t r = 0; r < xv->dims[0] * xv->dims[1]; r++) {
+        double acc = n->op == IR_OP_GlobalMaxPool ? -INFINITY : 0;
+        for (int64_t j = 0; j < S; j++)
+            acc = n->op == IR_OP_GlobalMaxPool ? fmax(acc, x[r * S + j]) : acc + x[r * S + j] / (double)S;
+        y[r] = acc;
+    }
+}
+
+/* Dropout in training mode with a fixed mask (every third element dropped),
+ * so that finite differences see the function the backward differentiates. */
+static void ref_dropout(IrGraph *g, int i)
+{
+    const IrNode *n = &g->nodes[i];
+    const IrValue *xv = &g->values[n->in[0]];
+    const double *x = xv->data;
+    double ratio = ir_attr_float(n, "ratio", 0.5f);
+    double *y = out_data(g, i, 0);
+    IrValue *mv = &g->values[n->out[1]];
+    uint8_t *m = calloc((size_t)ir_value_numel(mv), 1);
+    ir_value_set_data(g, n->out[1], m);
+    for (int64_t j = 0; j < ir_value_numel(xv); j++) {
+        m[j] = j % 3 != 0;
+        y[j] = m[j] ? x[j] / (1 - ratio) : 0;
+    }
+}
+
+/* DFT (opset 17: axis an attribute) of a real [..., n, 1] or complex [..., n, 2]
+ * signal, zero-padded or cut to dft_length, onesided keeping L / 2 + 1 bins. */
+static void ref_dft(IrGraph *g, int i)
+{
+    const IrNode *n = &g->nodes[i];
+    const IrValue *xv = &g->values[n->in[0]], *yv = &g->values[n->out[0]];
+    const double *x = xv->data;
+    double *y = out_data(g, i, 0);
+    int r = xv->rank, a = (int)ir_attr_int(n, "axis", 1), inv = ir_attr_int(n, "inverse", 0) != 0;
+    if (a < 0) a += r;
+    int64_t L = ir_in(n, 1) >= 0 ? ((const int64_t *)g->values[n->in[1]].data)[0] : xv->dims[a];
+    int64_t nx = xv->dims[a], ny = yv->dims[a], cx = xv->dims[r - 1], outer = 1, inner = 1;
+    for (int d = 0; d < a; d++) outer *= xv->dims[d];
+    for (int d = a + 1; d < r - 1; d++) inner *= xv->dims[d];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t in = 0; in < inner; in++)
+            for (int64_t k = 0; k < ny; k++) {
+                double re = 0, im = 0;
+                for (int64_t j = 0; j < nx && j < L; j++) {
+                    const double *v = x + ((o * nx + j) * inner + in) * cx;
+                    double ang = (inv ? 2 : -2) * M_PI * (double)(j * k % L) / (double)L;
+                    double vi = cx == 2 ? v[1] : 0;
+                    re += v[0] * cos(ang) - vi * sin(ang);
+                    im += v[0] * sin(ang) + vi * cos(ang);
+                }
+                double *q = y + ((o * ny + k) * inner + in) * 2;
+                q[0] = inv ? re / (double)L : re;
+                q[1] = inv ? im / (double)L : im;
+            }
+}
+
+/* The reference forward of node i, or -1 when the test has none. */
+static int ref_eval(IrGraph *g, int i)
+{
+    switch (g->nodes[i].op) {
+    case IR_OP_Conv: case IR_OP_ConvTranspose: case IR_OP_ConvGradWeight: ref_conv(g, i); return 0;
+    case IR_OP_GlobalAveragePool: case IR_OP_GlobalMaxPool: ref_global_pool(g, i); return 0;
+    case IR_OP_Dropout: ref_dropout(g, i); return 0;
+    case IR_OP_DFT: ref_dft(g, i); return 0;
+    default: return -1;
+    }
+}
+
 /* Evaluate the nodes of the forward (and, when all, backward) phase. */
 static int eval_nodes(IrGraph *g, int all)
 {
     for (int i = 0; i < g->nnodes; i++) {
         IrNode *n = &g->nodes[i];
         if (n->dead || n->phase == IR_UPDATE || (!all && n->phase != IR_FORWARD)) continue;
+        if (ir_infer_node(g, i) < 0) return -1;
         if (!ir_ops[n->op].eval) {
+            if (ref_eval(g, i) == 0) continue;
             snprintf(g->err, sizeof g->err, "node %s: %s has no evaluator", n->name,
                      ir_ops[n->op].name);
             return -1;
         }
-        if (ir_infer_node(g, i) < 0 || ir_ops[n->op].eval(g, i) < 0) return -1;
+        if (ir_ops[n->op].eval(g, i) < 0) return -1;
     }
     return 0;
 }
@@ -115,6 +269,75 @@ static double loss_now(IrGraph *g)
         return NAN;
     }
     return *(double *)g->values[ir_loss_value(g)].data;
+}
+
+/* ---- which differentiable ops have a numeric gradient check ---- */
+
+/* covered[op]: COV_EVAL when a float64 finite-difference check here passed
+ * on a graph whose backward includes op's gradient; COV_KERNEL when op's
+ * gradient is an internal op whose kernel test_kcpu_grad.c checks against
+ * finite differences of the forward kernel (plus forward ops the evaluator
+ * computes). test_every_grad_checked fails for a differentiable op with
+ * neither, so a new gradient rule cannot go unchecked. */
+enum { COV_EVAL = 1, COV_KERNEL = 2 };
+static unsigned char covered[IR_NOPS];
+
+/* The internal ops test_kcpu_grad.c checks against finite differences. */
+static int kernel_checked(IrOp op)
+{
+    switch (op) {
+    case IR_OP_ActivationGrad: case IR_OP_SoftmaxGrad: case IR_OP_LogSoftmaxGrad:
+    case IR_OP_LayerNormGrad: case IR_OP_BatchNormGrad: case IR_OP_GroupNormGrad:
+    case IR_OP_InstanceNormGrad: case IR_OP_ConvGradWeight: case IR_OP_MaxPoolGrad:
+    case IR_OP_AveragePoolGrad: case IR_OP_ResizeGrad: case IR_OP_GatherGrad:
+    case IR_OP_GatherElementsGrad: case IR_OP_SliceGrad: case IR_OP_SoftmaxCrossEntropyLossGrad:
+    case IR_OP_NegativeLogLikelihoodLossGrad:
+        return 1;
+    default: return 0;
+    }
+}
+
+/* Mark the forward ops of a training graph whose backward nodes are all
+ * kernel-checked internal ops or evaluator ops, at least one internal. */
+static void note_kernel_checked(const IrGraph *g)
+{
+    for (int f = 0; f < g->nnodes; f++) {
+        if (g->nodes[f].dead || g->nodes[f].phase != IR_FORWARD) continue;
+        int internal = 0, other = 0;
+        for (int i = 0; i < g->nnodes; i++) {
+            const IrNode *n = &g->nodes[i];
+            if (n->dead || n->phase != IR_BACKWARD || n->fwd != f) continue;
+            if (kernel_checked(n->op)) internal++;
+            else if (!ir_ops[n->op].eval) other++;
+        }
+        if (internal && !other) covered[g->nodes[f].op] |= COV_KERNEL;
+    }
+}
+
+/* After a passing float64 check: mark the ops of the forward nodes on a
+ * differentiable path from a trained parameter to the loss (nodes are in
+ * topological order), whose gradients the check went through. */
+static void note_eval_checked(const IrGraph *g)
+{
+    char *req = calloc((size_t)g->nvalues, 1), *need = calloc((size_t)g->nvalues, 1);
+    for (int v = 0; v < g->nvalues; v++)
+        req[v] = g->values[v].role == IR_PARAM && ir_param_grad(g, v) >= 0;
+    need[ir_loss_value(g)] = 1;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < g->nnodes; k++) {
+            const IrNode *n = &g->nodes[pass ? g->nnodes - 1 - k : k];
+            if (n->dead || n->phase != IR_FORWARD) continue;
+            int r = 0, d = 0;
+            for (int i = 0; i < n->nin; i++) r |= n->in[i] >= 0 && req[n->in[i]] && ir_grad_input(n->op, i);
+            for (int j = 0; j < n->nout; j++) d |= need[n->out[j]];
+            if (!pass)
+                for (int j = 0; r && j < n->nout; j++) req[n->out[j]] = 1;
+            for (int i = 0; pass && d && i < n->nin; i++)
+                if (n->in[i] >= 0 && ir_grad_input(n->op, i)) need[n->in[i]] = 1;
+            if (pass && r && d) covered[n->op] |= COV_EVAL;
+        }
+    free(req);
+    free(need);
 }
 
 /* Build the gradients of g (loss = its scalar output unless opts say more),
@@ -138,7 +361,7 @@ static int check_numeric(IrGraph *g, IrTrainOptions *o)
         check_failed_ = 1;
         return 0;
     }
-    int checked = 0;
+    int checked = 0, ok = 1;
     for (int p = 0; p < g->nvalues; p++) {
         if (g->values[p].role != IR_PARAM) continue;
         int gv = ir_param_grad(g, p);
@@ -169,9 +392,11 @@ static int check_numeric(IrGraph *g, IrTrainOptions *o)
         if (!(worst < 1e-6)) {
             fprintf(stderr, "  param %s: relative error %.3g\n", g->values[p].name, worst);
             check_failed_ = 1;
+            ok = 0;
         }
         free(an);
     }
+    if (ok) note_eval_checked(g);
     return checked;
 }
 
@@ -378,6 +603,71 @@ static void test_mse(void)
     ir_graph_free(g);
 }
 
+/* Conv and ConvTranspose: input gradients are the other op (float64
+ * references above), weight gradients loom.ConvGradWeight, whose kernel
+ * test_kcpu_grad.c checks; here the whole chain in float64. */
+static void test_conv(void)
+{
+    IrGraph *g = G();
+    int x = PARAM("x", -0.5, 1, 4, 6, 5);
+    int w = PARAM("w", -0.5, 4, 2, 3, 2), b = PARAM("b", -0.5, 4);
+    int y = OP(Conv, x, w, b);                            /* group 2, strided, uneven pads */
+    ATTR_I("group", 2);
+    ATTR_IS("strides", 2, 1);
+    ATTR_IS("pads", 1, 0, 0, 1);                          /* [1,4,3,5] */
+    int wt = PARAM("wt", -0.5, 4, 3, 2, 3), bt = PARAM("bt", -0.5, 3);
+    int z = OP(ConvTranspose, y, wt, bt);
+    ATTR_IS("strides", 2, 2);
+    ATTR_IS("dilations", 1, 2);
+    ATTR_IS("pads", 0, 1, 1, 0);                          /* [1,3,5,12] */
+    int x1 = PARAM("x1", -0.5, 2, 3, 7), w1 = PARAM("w1", -0.5, 2, 3, 3);
+    int y1 = OP(Conv, x1, w1);                            /* 1-D, dilated, SAME_UPPER */
+    ATTR_IS("dilations", 2);
+    ATTR_IS("strides", 2);
+    ir_attr_set_string(g, last_node, "auto_pad", "SAME_UPPER");
+    int s = OP(Add, OP(ReduceSum, OP(Mul, z, z)), OP(ReduceSum, OP(Mul, y1, y1)));
+    set_loss(g, s);
+    CHECK_EQ_INT(check_numeric(g, NULL), 7);
+    ir_graph_free(g);
+}
+
+/* Forward ops without evaluators whose gradients are forward ops (float64
+ * references above): the global pools, Dropout (a fixed mask), DFT; and
+ * PRelu, Cast, ScatterND's data. */
+static void test_more_forward_ops(void)
+{
+    IrGraph *g = G();
+    int p = PARAM("p", -0.5, 2, 3, 2, 2), a = PARAM("a", 0.1, 3, 1, 1);
+    int ga = OP(GlobalAveragePool, p), gm = OP(GlobalMaxPool, OP(Mul, p, p));
+    int pr = OP(PRelu, p, a);
+    int dr = OP(Dropout, p);
+    ir_attr_set_float(g, last_node, "ratio", 0.25f);
+    int cs = OP(Cast, p);
+    ATTR_I("to", IR_F64);
+    int q = PARAM("q", -0.5, 4, 3);
+    int idx = ir_value_new(g, "sidx", IR_CONST);
+    ir_value_set_shape(&g->values[idx], IR_I64, 2, D(2, 1));
+    int64_t *ip = malloc(16);
+    ip[0] = 2, ip[1] = 0;
+    ir_value_set_data(g, idx, ip);
+    int sc = OP(ScatterND, q, idx, CONSTF("upd", 0, 2, 3));
+    int sg = PARAM("sig", -0.5, 2, 5, 1), sz = PARAM("sigc", -0.5, 2, 3, 4, 2);
+    int f1 = OP(DFT, sg, INTS(8));                        /* real, onesided, padded to 8 */
+    ATTR_I("onesided", 1);
+    int f2 = OP(DFT, sz);                                 /* complex, inverse, axis 2 */
+    ATTR_I("inverse", 1);
+    ATTR_I("axis", 2);
+    int acc = OP(ReduceSum, OP(Mul, ga, ga)), k = CONSTF("k", 0.5, 1);
+    int parts[] = {gm, pr, dr, cs, sc, f1, f2};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) { /* sum y^2 (y + k): not quadratic */
+        int t = OP(Mul, parts[i], parts[i]);
+        acc = OP(Add, acc, OP(ReduceSum, OP(Mul, t, OP(Add, parts[i], k))));
+    }
+    set_loss(g, acc);
+    CHECK_EQ_INT(check_numeric(g, NULL), 5);
+    ir_graph_free(g);
+}
+
 /* ---- structure ---- */
 
 static void test_freeze_and_unreachable(void)
@@ -537,6 +827,7 @@ static void test_internal_grads(void)
         seen[n->op]++;
         if (n->phase == IR_BACKWARD && n->fwd >= 0) CHECK(g->nodes[n->fwd].phase == IR_FORWARD);
     }
+    note_kernel_checked(g);
     CHECK(seen[IR_OP_ConvGradWeight] == 2 && seen[IR_OP_BatchNormGrad] == 1);
     CHECK(seen[IR_OP_ActivationGrad] == 1 && seen[IR_OP_MaxPoolGrad] == 1);
     CHECK(seen[IR_OP_AveragePoolGrad] == 1 && seen[IR_OP_LayerNormGrad] == 1);
@@ -552,6 +843,89 @@ static void test_internal_grads(void)
     }
     free(saved);
     ir_graph_free(g);
+}
+
+/* The other ops whose gradients are internal: every activation, GroupNorm,
+ * InstanceNorm, Resize, GatherElements, the losses; the nodes verify and
+ * note_kernel_checked records them. */
+static void test_internal_more(void)
+{
+    IrGraph *g = G();
+    int p = PARAM("p", -0.5, 2, 4, 3, 3);
+    int acc = -1;
+    static const IrOp acts[] = {IR_OP_Relu, IR_OP_LeakyRelu, IR_OP_Elu, IR_OP_Selu,
+                                IR_OP_HardSigmoid, IR_OP_HardSwish, IR_OP_Gelu};
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+        int y = mk(g, acts[i], 1, &p);
+        acc = acc < 0 ? y : OP(Add, acc, y);
+    }
+    int gs = PARAM("gn.s", 0.5, 4), gb = PARAM("gn.b", -0.5, 4);
+    acc = OP(GroupNormalization, acc, gs, gb);
+    ATTR_I("num_groups", 2);
+    acc = OP(InstanceNormalization, acc, PARAM("in.s", 0.5, 4), PARAM("in.b", -0.5, 4));
+    int scales = ir_value_new(g, "scales", IR_CONST);
+    ir_value_set_shape(&g->values[scales], IR_F32, 1, D(4));
+    float *sc = malloc(4 * sizeof *sc);
+    sc[0] = sc[1] = 1, sc[2] = sc[3] = 2;
+    ir_value_set_data(g, scales, sc);
+    int rs = OP(Resize, acc, -1, scales);                     /* [2,4,6,6] */
+    ir_attr_set_string(g, last_node, "mode", "linear");
+    int ge_idx = ir_value_new(g, "ge_idx", IR_CONST);
+    ir_value_set_shape(&g->values[ge_idx], IR_I64, 4, D(2, 4, 6, 1));
+    int64_t *ip = malloc(48 * sizeof *ip);
+    for (int i = 0; i < 48; i++) ip[i] = i % 6;
+    ir_value_set_data(g, ge_idx, ip);
+    int ge = OP(GatherElements, rs, ge_idx);
+    ATTR_I("axis", 3);                                        /* [2,4,6,1] */
+    int logits = OP(Reshape, ge, INTS(2, 4, 6));
+    int labels = ir_value_new(g, "labels", IR_CONST);
+    ir_value_set_shape(&g->values[labels], IR_I64, 2, D(2, 6));
+    int64_t *lp = malloc(12 * sizeof *lp);
+    for (int i = 0; i < 12; i++) lp[i] = i % 4;
+    ir_value_set_data(g, labels, lp);
+    int sce = OP(SoftmaxCrossEntropyLoss, logits, labels);
+    int nll = OP(NegativeLogLikelihoodLoss, OP(LogSoftmax, logits), labels);
+    ATTR_I("axis", 1);
+    set_loss(g, OP(Add, sce, nll));
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.optimizer = IR_OPTIM_NONE;
+    if (infer_all(g) < 0 || ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+    }
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].role == IR_PARAM) CHECK(ir_param_grad(g, v) >= 0);
+    note_kernel_checked(g);
+    ir_graph_free(g);
+}
+
+/* Every op the gradient table marks differentiable has a numeric check, and
+ * the table agrees with the op table's flags. */
+static void test_every_grad_checked(void)
+{
+    int n = 0;
+    for (int op = 0; op < IR_NOPS; op++) {
+        if (ir_ops[op].flags & (OPF_NO_GRAD | OPF_INTERNAL)) {
+            CHECK(!ir_op_has_grad((IrOp)op) && !ir_grad_input((IrOp)op, 0));
+            continue;
+        }
+        if (!ir_op_has_grad((IrOp)op)) continue;
+        n++;
+        if (!covered[op]) {
+            fprintf(stderr, "  %s has a gradient rule but no numeric gradient check\n", ir_ops[op].name);
+            check_failed_ = 1;
+        }
+    }
+    int ev = 0, kn = 0;
+    for (int op = 0; op < IR_NOPS; op++) ev += (covered[op] & COV_EVAL) != 0, kn += covered[op] == COV_KERNEL;
+    printf("  %d differentiable ops: %d checked in float64 here, %d only through their kernels:", n, ev, kn);
+    for (int op = 0; op < IR_NOPS; op++)
+        if (covered[op] == COV_KERNEL) printf(" %s", ir_ops[op].name);
+    printf("\n");
+    CHECK(ir_grad_input(IR_OP_Gather, 0) && !ir_grad_input(IR_OP_Gather, 1));
+    CHECK(!ir_grad_input(IR_OP_Where, 0) && ir_grad_input(IR_OP_Where, 2));
+    CHECK(ir_grad_input(IR_OP_Concat, 40) && !ir_op_has_grad(IR_OP_Mod));
 }
 
 static void test_update(void)
@@ -751,11 +1125,15 @@ int main(void)
     RUN(test_movement);
     RUN(test_reductions);
     RUN(test_mse);
+    RUN(test_conv);
+    RUN(test_more_forward_ops);
     RUN(test_freeze_and_unreachable);
     RUN(test_refusals);
     RUN(test_internal_grads);
+    RUN(test_internal_more);
     RUN(test_update);
     RUN(test_zoo);
     RUN(test_zoo_freeze);
+    RUN(test_every_grad_checked);
     return CHECK_DONE();
 }
