@@ -144,13 +144,15 @@ void cg_cpu_gemm_emit(CgCtx *c, int node)
  * output) or a K label (both inputs, summed). The inputs are copied into
  * [B..., M..., K...] and [B..., K..., N...] (skipped when already so), one
  * batched matmul gives [B..., M..., N...], copied to the output's order
- * (skipped when it is that order). One operand: a pure transpose. */
+ * (skipped when it is that order). One operand: a pure transpose, or a sum
+ * over the labels the output drops (k_reduce) when the kept ones stay in order. */
 
 typedef struct {
     IrEinsum e;
     int nb, nm, nn, nk;
     int b[IR_MAX_RANK], m[IR_MAX_RANK], n[IR_MAX_RANK], k[IR_MAX_RANK];
     int copy_a, copy_b, copy_y;
+    int sums, permuted; /* one operand: labels summed away; kept labels out of order */
 } EinPlan;
 
 static int find_label(const int *lab, int rank, int l)
@@ -186,9 +188,25 @@ static const char *ein_plan(IrGraph *g, int node, EinPlan *p)
             if (count_label(e->lab[op], e->rank[op], e->lab[op][i]) > 1)
                 return "an Einsum with a repeated label in one operand (a diagonal)";
     if (e->nop == 1) {
-        for (int i = 0; i < e->rank[0]; i++)
-            if (find_label(e->out_lab, e->out_rank, e->lab[0][i]) < 0)
-                return "a one-operand Einsum that sums a label (use ReduceSum)";
+        // summed labels: a reduction, when the kept ones are already in the output's order
+        int kept = 0, sums = 0;
+        for (int i = 0; i < e->rank[0]; i++) {
+            int at = find_label(e->out_lab, e->out_rank, e->lab[0][i]);
+            if (at < 0) {
+                sums = 1;
+                continue;
+            }
+            if (at != kept++) p->permuted = 1;
+        }
+        if (sums && p->permuted)
+            return "a one-operand Einsum that sums a label and reorders the others (use ReduceSum "
+                   "and Transpose)";
+        if (sums && g->values[g->nodes[node].out[0]].dtype != IR_F32 &&
+            g->values[g->nodes[node].out[0]].dtype != IR_F64 &&
+            g->values[g->nodes[node].out[0]].dtype != IR_I32 &&
+            g->values[g->nodes[node].out[0]].dtype != IR_I64)
+            return "a one-operand Einsum that sums a label of a type other than float32, float64, int32, int64";
+        p->sums = sums;
         return NULL;
     }
     if (e->nop != 2) return "an Einsum of more than two operands";
@@ -294,6 +312,17 @@ void cg_cpu_einsum_emit(CgCtx *c, int node)
     IR_ASSERT(ein_plan(c->g, node, &p) == NULL);
     cg_declare_outputs(c, node);
     const IrValue *a = VAL(c, n->in[0]);
+    if (p.e.nop == 1 && p.sums) { // a sum over the labels the output drops (ReduceSum)
+        int red[IR_MAX_RANK];
+        for (int i = 0; i < a->rank; i++) red[i] = find_label(p.e.out_lab, p.e.out_rank, p.e.lab[0][i]) < 0;
+        char dims[64];
+        cg_i64_array(c, node, "dims", a->dims, a->rank, dims, sizeof dims);
+        fprintf(c->f, "    static const int red_%d[%d] = {", node, a->rank ? a->rank : 1);
+        for (int i = 0; i < a->rank; i++) fprintf(c->f, i ? ", %d" : "%d", red[i]);
+        fprintf(c->f, "};\n    k_reduce(%s, %s, %s, %d, red_%d, 0, %d);\n", c->var[n->out[0]],
+                c->var[n->in[0]], dims, a->rank, node, (int)y->dtype);
+        return;
+    }
     if (p.e.nop == 1) {
         ein_copy(c, node, 0, c->var[n->out[0]], c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank,
                  p.e.out_lab, p.e.out_rank, 0, es);

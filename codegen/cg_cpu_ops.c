@@ -473,20 +473,43 @@ static void emit_cumsum(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]);
+    int excl = ir_attr_int(n, "exclusive", 0) != 0, rev = ir_attr_int(n, "reverse", 0) != 0;
     double a;
-    IR_ASSERT(ir_const_scalar(c->g, n->in[1], &a) == 0);
-    int axis = ir_norm_axis((int64_t)a, x->rank);
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_cumsum(%s, %s, %lld, %lld, %lld, %d, %d, %d);\n", c->var[n->out[0]], c->var[n->in[0]],
-            (long long)prod(x->dims, 0, axis), (long long)x->dims[axis],
-            (long long)prod(x->dims, axis + 1, x->rank), ir_attr_int(n, "exclusive", 0) != 0,
-            ir_attr_int(n, "reverse", 0) != 0, (int)x->dtype);
+    if (ir_const_scalar(c->g, n->in[1], &a) == 0) {
+        int axis = ir_norm_axis((int64_t)a, x->rank);
+        fprintf(c->f, "    k_cumsum(%s, %s, %lld, %lld, %lld, %d, %d, %d);\n", c->var[n->out[0]],
+                c->var[n->in[0]], (long long)prod(x->dims, 0, axis), (long long)x->dims[axis],
+                (long long)prod(x->dims, axis + 1, x->rank), excl, rev, (int)x->dtype);
+        return;
+    }
+    // the axis is a graph input: the split of the dims around it is made at run time
+    char dims[64];
+    cg_i64_array(c, node, "dims", x->dims, x->rank, dims, sizeof dims);
+    fprintf(c->f, "    int64_t ax_%d = (int64_t)%s[0], outer_%d = 1, inner_%d = 1;\n", node,
+            c->var[n->in[1]], node, node);
+    fprintf(c->f, "    if (ax_%d < -%d || ax_%d >= %d)\n        return rt_fail(\"node %%s (CumSum): axis %%lld "
+                  "is out of range for rank %d\", ", node, x->rank, node, x->rank, x->rank);
+    cg_cstr(c->f, n->name);
+    fprintf(c->f, ", (long long)ax_%d);\n", node);
+    fprintf(c->f, "    if (ax_%d < 0) ax_%d += %d;\n", node, node, x->rank);
+    fprintf(c->f, "    for (int64_t k = 0; k < %d; k++) {\n"
+                  "        if (k < ax_%d) outer_%d *= %s[k];\n"
+                  "        if (k > ax_%d) inner_%d *= %s[k];\n    }\n",
+            x->rank, node, node, dims, node, node, dims);
+    fprintf(c->f, "    k_cumsum(%s, %s, outer_%d, %s[ax_%d], inner_%d, %d, %d, %d);\n", c->var[n->out[0]],
+            c->var[n->in[0]], node, dims, node, node, excl, rev, (int)x->dtype);
 }
 
 static const char *check_cumsum(IrGraph *g, int node, char *why, size_t n)
 {
     double a;
-    if (ir_const_scalar(g, g->nodes[node].in[1], &a) < 0) return "CumSum with an axis computed at run time";
+    const IrValue *ax = &g->values[g->nodes[node].in[1]];
+    if (ir_const_scalar(g, g->nodes[node].in[1], &a) < 0) {
+        if (ax->rank > 1 || ir_value_numel(ax) != 1 || (ax->dtype != IR_I32 && ax->dtype != IR_I64))
+            return "CumSum whose axis is not one int32 or int64 value";
+        if (g->values[g->nodes[node].in[0]].rank < 1) return "CumSum of a scalar";
+    }
     return check_reduce(g, node, why, n);
 }
 
