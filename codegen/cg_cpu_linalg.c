@@ -481,8 +481,10 @@ const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n)
 {
     const IrNode *nd = &g->nodes[node];
     const IrValue *x = &g->values[nd->in[0]];
-    if (x->dtype != IR_F32) {
-        snprintf(why, n, "%s of %s (float32 only)", ir_ops[nd->op].name, ir_dtype_name(x->dtype));
+    int ints = nd->op == IR_OP_MaxPool && (x->dtype == IR_U8 || x->dtype == IR_I8);
+    if (x->dtype != IR_F32 && !ints) {
+        snprintf(why, n, "%s of %s (float32%s only)", ir_ops[nd->op].name, ir_dtype_name(x->dtype),
+                 nd->op == IR_OP_MaxPool ? ", uint8, int8" : "");
         return why;
     }
     if (x->rank < 3 || x->rank > 5) return "pooling over other than 1 to 3 spatial dims";
@@ -533,7 +535,8 @@ void cg_cpu_pool_emit(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     cg_cpu_kpool_decl(c, node, &p);
     if (n->op == IR_OP_MaxPool)
-        fprintf(f, "    k_maxpool_f32(%s, %s, %s, &pool_%d);\n", c->var[n->out[0]],
+        fprintf(f, "    k_maxpool_%s(%s, %s, %s, &pool_%d);\n",
+                x->dtype == IR_U8 ? "u8" : x->dtype == IR_I8 ? "i8" : "f32", c->var[n->out[0]],
                 n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]], node);
     else
         fprintf(f, "    k_avgpool_f32(%s, %s, &pool_%d);\n", c->var[n->out[0]], c->var[n->in[0]], node);

@@ -373,6 +373,44 @@ static void test_pool_threads_bitwise(void)
     omp_set_num_threads(omp_get_num_procs());
 }
 
+/* uint8 and int8 MaxPool give the float32 MaxPool's values and indices on the
+ * same numbers (every 8-bit value is exact in float32), padded or not. */
+static void test_maxpool_int8(void)
+{
+    for (int t = 0; t < 20; t++) {
+        KPool p = {.nd = 2, .NC = irand(1, 3)};
+        int pad = (int)(t & 1);
+        for (int i = 0; i < 2; i++) {
+            p.in[i] = irand(3, 9), p.k[i] = irand(2, 3), p.stride[i] = irand(1, 2), p.dilation[i] = 1;
+            p.pad[i] = pad; // under the kernel size, as ONNX requires: no all-padding window
+            p.out[i] = (p.in[i] + 2 * pad - p.k[i]) / p.stride[i] + 1;
+        }
+        int64_t xn = p.NC * p.in[0] * p.in[1], yn = p.NC * p.out[0] * p.out[1];
+        uint8_t *xu = malloc((size_t)xn), *yu = malloc((size_t)yn);
+        int8_t *xs = malloc((size_t)xn), *ys = malloc((size_t)yn);
+        float *xf = malloc((size_t)xn * sizeof *xf), *yf = malloc((size_t)yn * sizeof *yf);
+        int64_t *iu = malloc((size_t)yn * sizeof *iu), *is = malloc((size_t)yn * sizeof *is),
+                *iff = malloc((size_t)yn * sizeof *iff);
+        for (int s = 0; s < 2; s++) { // unsigned, then signed
+            for (int64_t i = 0; i < xn; i++) {
+                int v = (int)irand(0, 255);
+                xu[i] = (uint8_t)v, xs[i] = (int8_t)(v - 128);
+                xf[i] = s ? (float)(v - 128) : (float)v;
+            }
+            k_maxpool_f32(yf, iff, xf, &p);
+            if (s) k_maxpool_i8(ys, is, xs, &p);
+            else k_maxpool_u8(yu, iu, xu, &p);
+            int bad = 0;
+            for (int64_t i = 0; i < yn; i++)
+                bad |= (s ? (float)ys[i] : (float)yu[i]) != yf[i] || (s ? is[i] : iu[i]) != iff[i];
+            k_maxpool_u8(yu, NULL, xu, &p); // without indices (the fast path when unpadded)
+            for (int64_t i = 0; i < yn && !s; i++) bad |= (float)yu[i] != yf[i];
+            CHECK(!bad);
+        }
+        free(xu), free(yu), free(xs), free(ys), free(xf), free(yf), free(iu), free(is), free(iff);
+    }
+}
+
 int main(void)
 {
     RUN(test_pool_fixed);
@@ -381,5 +419,6 @@ int main(void)
     RUN(test_resize_modes);
     RUN(test_resize_random);
     RUN(test_pool_threads_bitwise);
+    RUN(test_maxpool_int8);
     return CHECK_DONE();
 }

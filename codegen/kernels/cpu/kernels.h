@@ -131,6 +131,8 @@ typedef struct {
 /* MaxPool; idx (int64, may be NULL) gets the flat index of each maximum in x,
  * counting over N, C and the spatial dims as ONNX specifies. */
 void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p);
+void k_maxpool_u8(uint8_t *y, int64_t *idx, const uint8_t *x, const KPool *p);
+void k_maxpool_i8(int8_t *y, int64_t *idx, const int8_t *x, const KPool *p);
 void k_avgpool_f32(float *y, const float *x, const KPool *p);
 /* Global pooling over `spatial` elements for each of NC rows. */
 void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, int is_max);

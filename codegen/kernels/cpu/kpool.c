@@ -9,6 +9,7 @@
  * loop, so results do not depend on the thread count. */
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "kwindow.h"
@@ -31,88 +32,95 @@ static int maxpool_inside(const KGeo *g)
     return 1;
 }
 
-static void maxpool_rows(float *y, const float *x, int64_t NC, const KGeo *g)
-{
-#pragma omp parallel for schedule(static) if (NC * g->pout * g->kp >= K_PAR_WORK)
-    for (int64_t r = 0; r < NC; r++)
-        for (int64_t o0 = 0; o0 < g->out[0]; o0++)
-            for (int64_t o1 = 0; o1 < g->out[1]; o1++) {
-                float *yr = y + ((r * g->out[0] + o0) * g->out[1] + o1) * g->out[2];
-                int first = 1;
-                for (int64_t t0 = 0; t0 < g->k[0]; t0++)
-                    for (int64_t t1 = 0; t1 < g->k[1]; t1++) {
-                        int64_t i0 = o0 * g->s[0] + t0 * g->d[0], i1 = o1 * g->s[1] + t1 * g->d[1];
-                        const float *row = x + ((r * g->in[0] + i0) * g->in[1] + i1) * g->in[2];
-                        for (int64_t t2 = 0; t2 < g->k[2]; t2++) {
-                            const float *xt = row + t2 * g->d[2];
-                            int64_t s2 = g->s[2];
-                            if (first) {
-                                for (int64_t o2 = 0; o2 < g->out[2]; o2++) yr[o2] = xt[o2 * s2];
-                                first = 0;
-                            } else {
-                                for (int64_t o2 = 0; o2 < g->out[2]; o2++) {
-                                    float v = xt[o2 * s2];
-                                    yr[o2] = v > yr[o2] ? v : yr[o2];
-                                }
-                            }
-                        }
-                    }
-            }
+/* MaxPool of element type T (the lowest value LOWEST seeds an all-padding
+ * window), with its inside-the-input fast path ROWS. */
+#define MAXPOOL(NAME, ROWS, T, LOWEST) \
+static void ROWS(T *y, const T *x, int64_t NC, const KGeo *g) \
+{ \
+_Pragma("omp parallel for schedule(static) if (NC * g->pout * g->kp >= K_PAR_WORK)") \
+    for (int64_t r = 0; r < NC; r++) \
+        for (int64_t o0 = 0; o0 < g->out[0]; o0++) \
+            for (int64_t o1 = 0; o1 < g->out[1]; o1++) { \
+                T *yr = y + ((r * g->out[0] + o0) * g->out[1] + o1) * g->out[2]; \
+                int first = 1; \
+                for (int64_t t0 = 0; t0 < g->k[0]; t0++) \
+                    for (int64_t t1 = 0; t1 < g->k[1]; t1++) { \
+                        int64_t i0 = o0 * g->s[0] + t0 * g->d[0], i1 = o1 * g->s[1] + t1 * g->d[1]; \
+                        const T *row = x + ((r * g->in[0] + i0) * g->in[1] + i1) * g->in[2]; \
+                        for (int64_t t2 = 0; t2 < g->k[2]; t2++) { \
+                            const T *xt = row + t2 * g->d[2]; \
+                            int64_t s2 = g->s[2]; \
+                            if (first) { \
+                                for (int64_t o2 = 0; o2 < g->out[2]; o2++) yr[o2] = xt[o2 * s2]; \
+                                first = 0; \
+                            } else { \
+                                for (int64_t o2 = 0; o2 < g->out[2]; o2++) { \
+                                    T v = xt[o2 * s2]; \
+                                    yr[o2] = v > yr[o2] ? v : yr[o2]; \
+                                } \
+                            } \
+                        } \
+                    } \
+            } \
+} \
+ \
+void NAME(T *y, int64_t *idx, const T *x, const KPool *p) \
+{ \
+    /* x is (NC, in...), y and idx are (NC, out...) */ \
+    KGeo g; \
+    pgeo_of(p, &g); \
+    if (!idx && maxpool_inside(&g)) { \
+        ROWS(y, x, p->NC, &g); \
+        return; \
+    } \
+    /* the index strides of each 3-D axis: row major, or column major over the */ \
+    /* real spatial dims (the first varying fastest); padding axes have index 0 */ \
+    int64_t st[3]; \
+    if (p->storage_order) { \
+        int64_t m = 1; \
+        for (int i = 3 - p->nd; i < 3; i++) st[i] = m, m *= g.in[i]; \
+        for (int i = 0; i < 3 - p->nd; i++) st[i] = 0; \
+    } else { \
+        st[2] = 1, st[1] = g.in[2], st[0] = g.in[1] * g.in[2]; \
+    } \
+_Pragma("omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WORK)") \
+    for (int64_t r = 0; r < p->NC; r++) { \
+        const T *xr = x + r * g.pin; \
+        int64_t o = r * g.pout; \
+        for (int64_t o0 = 0; o0 < g.out[0]; o0++) \
+            for (int64_t o1 = 0; o1 < g.out[1]; o1++) \
+                for (int64_t o2 = 0; o2 < g.out[2]; o2++, o++) { \
+                    /* the first maximum in window order wins, as in onnxruntime; an */ \
+                    /* all-padding window (impossible under ONNX's size rules) gives */ \
+                    /* the type's lowest value and index -1 */ \
+                    T best = LOWEST; \
+                    int64_t at = -1; \
+                    for (int64_t t0 = 0; t0 < g.k[0]; t0++) { \
+                        int64_t i0 = o0 * g.s[0] + t0 * g.d[0] - g.p[0]; \
+                        if (i0 < 0 || i0 >= g.in[0]) continue; \
+                        for (int64_t t1 = 0; t1 < g.k[1]; t1++) { \
+                            int64_t i1 = o1 * g.s[1] + t1 * g.d[1] - g.p[1]; \
+                            if (i1 < 0 || i1 >= g.in[1]) continue; \
+                            const T *row = xr + (i0 * g.in[1] + i1) * g.in[2]; \
+                            for (int64_t t2 = 0; t2 < g.k[2]; t2++) { \
+                                int64_t i2 = o2 * g.s[2] + t2 * g.d[2] - g.p[2]; \
+                                if (i2 < 0 || i2 >= g.in[2]) continue; \
+                                if (row[i2] > best || at < 0) { \
+                                    best = row[i2]; \
+                                    at = i0 * st[0] + i1 * st[1] + i2 * st[2]; \
+                                } \
+                            } \
+                        } \
+                    } \
+                    y[o] = best; \
+                    if (idx) idx[o] = at < 0 ? -1 : r * g.pin + at; \
+                } \
+    } \
 }
 
-void k_maxpool_f32(float *y, int64_t *idx, const float *x, const KPool *p)
-{
-    // x is (NC, in...), y and idx are (NC, out...)
-    KGeo g;
-    pgeo_of(p, &g);
-    if (!idx && maxpool_inside(&g)) {
-        maxpool_rows(y, x, p->NC, &g);
-        return;
-    }
-    // the index strides of each 3-D axis: row major, or column major over the
-    // real spatial dims (the first varying fastest); padding axes have index 0
-    int64_t st[3];
-    if (p->storage_order) {
-        int64_t m = 1;
-        for (int i = 3 - p->nd; i < 3; i++) st[i] = m, m *= g.in[i];
-        for (int i = 0; i < 3 - p->nd; i++) st[i] = 0;
-    } else {
-        st[2] = 1, st[1] = g.in[2], st[0] = g.in[1] * g.in[2];
-    }
-#pragma omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WORK)
-    for (int64_t r = 0; r < p->NC; r++) {
-        const float *xr = x + r * g.pin;
-        int64_t o = r * g.pout;
-        for (int64_t o0 = 0; o0 < g.out[0]; o0++)
-            for (int64_t o1 = 0; o1 < g.out[1]; o1++)
-                for (int64_t o2 = 0; o2 < g.out[2]; o2++, o++) {
-                    // the first maximum in window order wins, as in onnxruntime; an
-                    // all-padding window (impossible under ONNX's size rules) gives
-                    // the lowest float and index -1
-                    float best = -FLT_MAX;
-                    int64_t at = -1;
-                    for (int64_t t0 = 0; t0 < g.k[0]; t0++) {
-                        int64_t i0 = o0 * g.s[0] + t0 * g.d[0] - g.p[0];
-                        if (i0 < 0 || i0 >= g.in[0]) continue;
-                        for (int64_t t1 = 0; t1 < g.k[1]; t1++) {
-                            int64_t i1 = o1 * g.s[1] + t1 * g.d[1] - g.p[1];
-                            if (i1 < 0 || i1 >= g.in[1]) continue;
-                            const float *row = xr + (i0 * g.in[1] + i1) * g.in[2];
-                            for (int64_t t2 = 0; t2 < g.k[2]; t2++) {
-                                int64_t i2 = o2 * g.s[2] + t2 * g.d[2] - g.p[2];
-                                if (i2 < 0 || i2 >= g.in[2]) continue;
-                                if (row[i2] > best || at < 0) {
-                                    best = row[i2];
-                                    at = i0 * st[0] + i1 * st[1] + i2 * st[2];
-                                }
-                            }
-                        }
-                    }
-                    y[o] = best;
-                    if (idx) idx[o] = at < 0 ? -1 : r * g.pin + at;
-                }
-    }
-}
+MAXPOOL(k_maxpool_f32, maxpool_rows_f32, float, -FLT_MAX)
+MAXPOOL(k_maxpool_u8, maxpool_rows_u8, uint8_t, 0)
+MAXPOOL(k_maxpool_i8, maxpool_rows_i8, int8_t, INT8_MIN)
 
 void k_avgpool_f32(float *y, const float *x, const KPool *p)
 {
