@@ -422,23 +422,32 @@ static void conv_params(IrGraph *g, int node, KConv *p)
     cg_cpu_window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
 }
 
+/* ".in = {..}, .out = {..}, .k = {..},\n .stride = {..}, .dilation = {..}, .pad = {..}":
+ * the window fields KConv and KPool share. */
+static void window_fields(FILE *f, int nd, const int64_t *in, const int64_t *out, const int64_t *k,
+                          const int64_t *stride, const int64_t *dilation, const int64_t *pad)
+{
+    fprintf(f, ".in = ");
+    i64_list(f, in, nd);
+    fprintf(f, ", .out = ");
+    i64_list(f, out, nd);
+    fprintf(f, ", .k = ");
+    i64_list(f, k, nd);
+    fprintf(f, ",\n        .stride = ");
+    i64_list(f, stride, nd);
+    fprintf(f, ", .dilation = ");
+    i64_list(f, dilation, nd);
+    fprintf(f, ", .pad = ");
+    i64_list(f, pad, nd);
+}
+
 void cg_cpu_kconv_decl(CgCtx *c, int node, const KConv *p)
 {
     FILE *f = c->f;
     fprintf(f, "    static const KConv conv_%d = {.nd = %d, .N = %lld, .C = %lld, .M = %lld, .group = %lld,\n"
-               "        .in = ", node, p->nd, (long long)p->N, (long long)p->C, (long long)p->M,
+               "        ", node, p->nd, (long long)p->N, (long long)p->C, (long long)p->M,
             (long long)p->group);
-    i64_list(f, p->in, p->nd);
-    fprintf(f, ", .out = ");
-    i64_list(f, p->out, p->nd);
-    fprintf(f, ", .k = ");
-    i64_list(f, p->k, p->nd);
-    fprintf(f, ",\n        .stride = ");
-    i64_list(f, p->stride, p->nd);
-    fprintf(f, ", .dilation = ");
-    i64_list(f, p->dilation, p->nd);
-    fprintf(f, ", .pad = ");
-    i64_list(f, p->pad, p->nd);
+    window_fields(f, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     fprintf(f, "};\n");
 }
 
@@ -509,18 +518,8 @@ void cg_cpu_pool_params(IrGraph *g, int node, const int64_t *xdims, const int64_
 void cg_cpu_kpool_decl(CgCtx *c, int node, const KPool *p)
 {
     FILE *f = c->f;
-    fprintf(f, "    static const KPool pool_%d = {.nd = %d, .NC = %lld, .in = ", node, p->nd, (long long)p->NC);
-    i64_list(f, p->in, p->nd);
-    fprintf(f, ", .out = ");
-    i64_list(f, p->out, p->nd);
-    fprintf(f, ", .k = ");
-    i64_list(f, p->k, p->nd);
-    fprintf(f, ",\n        .stride = ");
-    i64_list(f, p->stride, p->nd);
-    fprintf(f, ", .dilation = ");
-    i64_list(f, p->dilation, p->nd);
-    fprintf(f, ", .pad = ");
-    i64_list(f, p->pad, p->nd);
+    fprintf(f, "    static const KPool pool_%d = {.nd = %d, .NC = %lld, ", node, p->nd, (long long)p->NC);
+    window_fields(f, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     fprintf(f, ", .count_include_pad = %d, .storage_order = %d};\n", p->count_include_pad,
             p->storage_order);
 }
