@@ -513,6 +513,37 @@ static const char *check_cumsum(IrGraph *g, int node, char *why, size_t n)
     return check_reduce(g, node, why, n);
 }
 
+/* ---- Dropout (training graphs; inference lowers it to a view) ---- */
+
+static const char *check_dropout(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    double ratio = 0.5, train = 0;
+    (void)why, (void)n;
+    if (g->values[nd->in[0]].dtype != IR_F32) return "Dropout of other than float32";
+    if (ir_in(nd, 1) >= 0 && ir_const_scalar(g, nd->in[1], &ratio) < 0)
+        return "Dropout with a ratio computed at run time";
+    if (!(ratio >= 0 && ratio < 1)) return "Dropout with a ratio outside [0, 1)";
+    if (ir_in(nd, 2) >= 0 && ir_const_scalar(g, nd->in[2], &train) < 0)
+        return "Dropout with a training_mode computed at run time";
+    if (nd->nout > 1 && g->values[nd->out[1]].dtype != IR_BOOL)
+        return "a Dropout mask of other than bool (opset < 10)";
+    return NULL;
+}
+
+static void emit_dropout(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    double ratio = 0.5, train = 0;
+    if (ir_in(n, 1) >= 0) IR_ASSERT(ir_const_scalar(c->g, n->in[1], &ratio) == 0);
+    if (ir_in(n, 2) >= 0) IR_ASSERT(ir_const_scalar(c->g, n->in[2], &train) == 0);
+    cg_declare_outputs(c, node);
+    // training_mode false: ratio 0, everything kept (the mask all true)
+    fprintf(c->f, "    k_dropout_f32(%s, %s, %s, %lld, %s, rt_train_rng_key, %dull); // masks from --seed and the step\n",
+            c->var[n->out[0]], n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]],
+            (long long)ir_value_numel(VAL(c, n->in[0])), CG_FLT(train != 0 ? (float)ratio : 0.0f), node);
+}
+
 /* ---- losses ---- */
 
 static const char *check_loss(IrGraph *g, int node, char *why, size_t n)
@@ -567,6 +598,7 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_HardSigmoid] = ELEM, [IR_OP_HardSwish] = ELEM, [IR_OP_Softplus] = ELEM,
     [IR_OP_Softsign] = ELEM, [IR_OP_Gelu] = ELEM, [IR_OP_Clip] = ELEM, [IR_OP_Cast] = ELEM,
     [IR_OP_Identity] = VIEW(0),
+    [IR_OP_Dropout] = {check_dropout, NULL, emit_dropout, 6},
     [IR_OP_Softmax] = {float32_only, NULL, emit_softmax, 0},
     [IR_OP_LogSoftmax] = {float32_only, NULL, emit_softmax, 0},
     [IR_OP_ReduceMean] = {check_reduce, NULL, emit_reduce, 2},

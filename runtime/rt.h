@@ -189,6 +189,12 @@ double rt_now(void);
 /* The most resident memory this process has used so far, in bytes (0 if unknown). */
 size_t rt_peak_rss(void);
 
+/* ---- random draws of a training step (rt_train.c) ---------------------------------
+ * The key that Dropout masks are drawn from (k_dropout_f32): the train driver
+ * sets it before each step from --seed and the step number, so a re-run or
+ * resumed step draws the same masks. 0 in programs that do not train. */
+extern uint64_t rt_train_rng_key;
+
 /* ---- threads (rt_threads.c) -------------------------------------------------------
  * The programs' OpenMP setting, made before anything runs: unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT, GOMP_SPINCOUNT=100000, and the program

@@ -114,7 +114,8 @@ static void help(const rt_train_model *m)
            (long long)m->weights_bytes);
     printf("  --steps N          steps to run (default 10)\n"
            "  --lr X             base learning rate (0 allowed)\n"
-           "  --seed N           the shuffle's seed (default 0; a checkpoint's seed on --resume)\n"
+           "  --seed N           the seed of the shuffle and of Dropout masks (default 0; a\n"
+           "                     checkpoint's seed on --resume)\n"
            "  --save FILE        checkpoint (parameters by ONNX name, optimizer state, step,\n"
            "                     seed) every --save-every N steps and at the end; atomic\n"
            "  --resume FILE      start from a checkpoint this program wrote\n"
@@ -452,6 +453,8 @@ static int diagnose(const rt_train_model *m, char *arena, char *weights, int64_t
                  rt_shape_str(shape, sizeof shape, c->rank, c->dims), c->node, c->op);
 }
 
+uint64_t rt_train_rng_key;
+
 /* ---- the run ---- */
 
 static char *alloc_zeroed(int64_t bytes)
@@ -516,6 +519,7 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
         fill_batch(m, d, n, &a, seed, &order, step - 1, arena);
         *(float *)(weights + m->lr_offset) = (float)lr;
         if (m->step_offset >= 0) *(int64_t *)(weights + m->step_offset) = step;
+        rt_train_rng_key = seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)step * 0xd1b54a32d192ed03ull;
         if (m->forward_backward(arena, weights, NULL)) {
             error("step %lld: %s", (long long)step, rt_error());
             goto out;

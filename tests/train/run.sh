@@ -7,6 +7,7 @@
 # step. Then: --dump-grads holds the loss and one gradient per trained
 # parameter; a run of 10 steps equals 5 steps, --save, --resume, 5 more, bit
 # for bit (losses and checkpoints; on mlp, and on gpt2_tiny with --shuffle);
+# Dropout in training mode (masks from --seed and the step, resumable);
 # SGD with Nesterov momentum, clipping, cosine schedule and warm-up; the
 # steps --print-every prints; the program's errors (wrong shape or dtype,
 # missing --data, a checkpoint of another model, a non-finite loss, a bad
@@ -137,6 +138,52 @@ resume_case() {
 if [ -x "$out/gpt2_tiny/train" ]; then
     mapfile -t gpt_args < <(data gpt2_tiny)
     resume_case gpt2_tiny_shuffle "$out/gpt2_tiny" "${gpt_args[@]}" --shuffle --seed 7
+fi
+
+# ---- Dropout in training mode: masks drawn from --seed and the step ----
+# A small MLP with Dropout(0.3) made here: the seed decides the masks (same
+# seed, same losses; another seed, other losses), a resumed run draws the same
+# masks, and a ratio of 0.3 zeroes about 30% of the hidden units.
+dd=$out/dropout
+mkdir -p "$dd"
+if "$py" - "$dd" > "$dd/make.log" 2>&1 <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper as nh
+d = sys.argv[1]; r = np.random.default_rng(0)
+inits = [nh.from_array((r.standard_normal((16, 64)) * 0.3).astype(np.float32), "w1"),
+         nh.from_array(np.zeros(64, np.float32), "b1"),
+         nh.from_array((r.standard_normal((64, 4)) * 0.3).astype(np.float32), "w2"),
+         nh.from_array(np.array(0.3, np.float32), "ratio")]
+nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
+         helper.make_node("Relu", ["h1"], ["h2"]), helper.make_node("Dropout", ["h2", "ratio"], ["h3"]),
+         helper.make_node("MatMul", ["h3", "w2"], ["logits"])]
+g = helper.make_graph(nodes, "dropout_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+                      [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [8, 4])], inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+onnx.checker.check_model(m); onnx.save(m, f"{d}/model.onnx")
+np.save(f"{d}/x.npy", r.standard_normal((64, 16)).astype(np.float32))
+np.save(f"{d}/y.npy", r.integers(0, 4, 64).astype(np.int64))
+PY
+then
+    dargs=(--data "x=$dd/x.npy" --data "y=$dd/y.npy")
+    if "$loom" compile "$dd/model.onnx" --mode train --target cpu -o "$dd/p" --loss ce --loss-target y \
+        > "$dd/compile.log" 2>&1 && build "$dd/p" LOOM_PREBUILT="$root/build/rel"; then
+        "$dd/p/train" "${dargs[@]}" --steps 6 --seed 1 --log "$dd/s1a.jsonl" > /dev/null 2>&1
+        "$dd/p/train" "${dargs[@]}" --steps 6 --seed 1 --log "$dd/s1b.jsonl" > /dev/null 2>&1
+        "$dd/p/train" "${dargs[@]}" --steps 6 --seed 2 --log "$dd/s2.jsonl" > /dev/null 2>&1
+        a=$("$py" "$out/losses.py" "$dd/s1a.jsonl" 2>&1); b=$("$py" "$out/losses.py" "$dd/s1b.jsonl" 2>&1)
+        c=$("$py" "$out/losses.py" "$dd/s2.jsonl" 2>&1)
+        if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && [ "$(echo "$a" | wc -l)" = 6 ]; then
+            pass "train_dropout_seed (same seed: same 6 losses; seed 2: others)"
+        else
+            fail train_dropout_seed "seed 1: $(echo $a)" "seed 1 again: $(echo $b)" "seed 2: $(echo $c)"
+        fi
+        resume_case dropout "$dd/p" "${dargs[@]}" --seed 3   # the kernel's rate: test_kcpu_dropout
+    else
+        fail train_dropout_compile "$(tail -3 "$dd/compile.log" "$dd/p.build.log" 2>/dev/null)"
+    fi
+else
+    fail train_dropout_model "$(tail -3 "$dd/make.log")"
 fi
 
 # ---- SGD, Nesterov momentum, clipping, cosine schedule with warm-up ----

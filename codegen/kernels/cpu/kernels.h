@@ -172,6 +172,14 @@ void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, cons
 void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *bias, int64_t N,
                      int64_t C, int64_t groups, int64_t spatial, float eps);
 
+/* ---- Dropout in training mode: kdropout.c ---- */
+
+/* y = x * mask / (1 - ratio), mask[i] = (draw(key, salt, i) >= ratio), the
+ * draw uniform in [0, 1) from a hash of its arguments (no state); mask may be
+ * NULL. ratio 0 keeps everything; ratio 1 zeroes everything. */
+void k_dropout_f32(float *y, uint8_t *mask, const float *x, int64_t n, float ratio, uint64_t key,
+                   uint64_t salt);
+
 /* ---- softmax, reductions, scans (float32 unless noted): kreduce.c ---- */
 
 /* Softmax or LogSoftmax over the middle axis of x [outer, len, inner]. */
