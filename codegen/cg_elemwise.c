@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cg_impl.h"
+#include "kernels/cpu/kernels.h"
 
 /* ---- register kinds ---- */
 
@@ -484,12 +485,12 @@ static const char *store_fmt(IrDType t)
     }
 }
 
-/* A loop of at least this many elements gets an OpenMP pragma whose `if`
- * compares its length with the kernels' K_PAR_WORK (kernels.h), so the one
- * threshold decides. Vectorized, a fused loop costs about one element
- * operation per element whatever the nodes in it (a GELU of eight nodes over
- * 32768 floats took 12 us on one core), so its length is its work. */
-#define PARALLEL_MIN 16384
+/* A loop of at least K_PAR_WORK elements, the kernels' thread threshold
+ * (kernels.h), gets `#pragma omp parallel for`: vectorized, a fused loop
+ * costs about one element operation per element whatever the nodes in it (a
+ * GELU of eight nodes over 32768 floats took 12 us on one core), so its
+ * length is its work. A shorter loop gets no pragma at all (an `if (0)`
+ * parallel region still costs about a microsecond). */
 
 void cg_elemwise_emit(CgCtx *c, int root)
 {
@@ -551,10 +552,7 @@ void cg_elemwise_emit(CgCtx *c, int root)
     int64_t numel = ir_value_numel(out), inner = dims[r - 1], outer = numel / (inner ? inner : 1);
 
     cg_declare_outputs(c, root);
-    char par[96] = "";
-    if (numel >= PARALLEL_MIN)
-        snprintf(par, sizeof par, "    #pragma omp parallel for if (%lld >= K_PAR_WORK)\n",
-                 (long long)numel);
+    const char *par = numel >= K_PAR_WORK ? "    #pragma omp parallel for\n" : "";
     char idx[IR_MAX_RANK + 2][64];
     if (r == 1) {
         fprintf(f, "%s    for (int64_t _i = 0; _i < %lld; _i++) {\n", par, (long long)numel);

@@ -33,6 +33,19 @@ typedef struct {
 #define GRAD_RULE(name)                                                          \
     int grad_rule_##name(GradCtx *c, const int *dy __attribute__((unused)),    \
                          const char *want __attribute__((unused)))
+/* Shorthands of the rules' bodies, for the files that define LOOM_GRAD_RULES
+ * before including this (c is the GradCtx, `in` the node's inputs): the graph,
+ * the node, a value, its dtype, and giving input i the gradient gv (made for
+ * the input's shape), returning -1 from the rule on failure. */
+#ifdef LOOM_GRAD_RULES
+#define G (c->g)
+#define N (&c->g->nodes[c->node])
+#define V(id) (&c->g->values[id])
+#define DT(id) (c->g->values[id].dtype)
+#define GIVE(i, gv) \
+    do { if (grad_give(c, in[i], (gv)) < 0) return -1; } while (0)
+#endif
+
 /* grad_math.c */
 GRAD_RULE(unary); GRAD_RULE(clip); GRAD_RULE(dropout); GRAD_RULE(where); GRAD_RULE(binary);
 GRAD_RULE(variadic); GRAD_RULE(reduce); GRAD_RULE(cumsum); GRAD_RULE(matmul); GRAD_RULE(gemm);

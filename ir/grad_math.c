@@ -13,16 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#define LOOM_GRAD_RULES
 #include "grad.h"
 
-#define G (c->g)
-#define N (&c->g->nodes[c->node])
-#define V(id) (&c->g->values[id])
-#define DT(id) (c->g->values[id].dtype)
-
-/* Give input i the gradient gv (made for the input's shape). */
-#define GIVE(i, gv) \
-    do { if (grad_give(c, in[i], (gv)) < 0) return -1; } while (0)
 
 /* ---- elementwise ---- */
 

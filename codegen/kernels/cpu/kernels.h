@@ -206,6 +206,12 @@ void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t in
 
 /* ---- losses (float32): kloss.c ---- */
 
+/* 0, or -1 after k_fail naming op, the position and the value, when a target
+ * of the n is outside [0, C) and is not ignore_index (the loss kernels and
+ * their gradients check with it). */
+int k_check_targets(const char *op, const int64_t *target, int64_t n, int64_t C,
+                    int64_t ignore_index, int has_ignore);
+
 /* NegativeLogLikelihoodLoss: x [N, C, d] (d = product of extra dims, 1 if none),
  * target int64 [N, d], weight [C] or NULL; reduction 0 none (y [N, d]), 1 sum, 2 mean
  * (weighted mean over the targets not equal to ignore_index). -1 on a target out of range. */

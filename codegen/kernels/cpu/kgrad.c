@@ -16,8 +16,6 @@
 
 #include <math.h>
 
-/* Work below this many elements stays on one thread. */
-#define PAR_ELEMS (1 << 15)
 /* Columns of a parameter gradient summed together in one sweep over the rows. */
 #define COLS_BLOCK 256
 /* Fixed partial sums of the global norm per tensor (the split depends on the size only). */
@@ -29,7 +27,7 @@ void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n
                            float alpha, float beta, float gamma)
 {
     // dx, dy, x are (n); the derivative is evaluated in double, then rounded once
-#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
     for (int64_t i = 0; i < n; i++) {
         double v = x[i], d;
         switch (act) {
@@ -63,7 +61,7 @@ void k_softmax_grad_f32(float *dx, const float *dy, const float *y, int64_t oute
 {
     // dx, dy, y are (outer, len, inner); one (outer, inner) column per iteration
     int64_t cols = outer * inner;
-#pragma omp parallel for schedule(static) if (cols * len >= PAR_ELEMS && cols > 1)
+#pragma omp parallel for schedule(static) if (cols * len >= K_PAR_WORK && cols > 1)
     for (int64_t q = 0; q < cols; q++) {
         int64_t base = (q / inner) * len * inner + q % inner;
         const float *dyc = dy + base, *yc = y + base;
@@ -124,7 +122,7 @@ void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
 {
     // x, dy, dx are (rows, cols); scale, dscale, dbias (cols); mean, inv_std (rows)
     double *st = ws; // (rows, 2): each row's mean and 1 / std
-#pragma omp parallel for schedule(static) if (rows * cols >= PAR_ELEMS && rows > 1)
+#pragma omp parallel for schedule(static) if (rows * cols >= K_PAR_WORK && rows > 1)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double m, is;
@@ -152,7 +150,7 @@ void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
     if (!dscale && !dbias) return;
     // each block of columns summed over all rows in row order by one thread
     int64_t nb = (cols + COLS_BLOCK - 1) / COLS_BLOCK;
-#pragma omp parallel for schedule(static) if (rows * cols >= PAR_ELEMS && nb > 1)
+#pragma omp parallel for schedule(static) if (rows * cols >= K_PAR_WORK && nb > 1)
     for (int64_t b = 0; b < nb; b++) {
         int64_t j0 = b * COLS_BLOCK, j1 = j0 + COLS_BLOCK < cols ? j0 + COLS_BLOCK : cols;
         double ss[COLS_BLOCK] = {0}, sb[COLS_BLOCK] = {0};
@@ -176,7 +174,7 @@ void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
                           int64_t C, int64_t spatial, float eps, int training)
 {
     // x, dy, dx are (N, C, spatial); one channel per iteration, its sums over (N, spatial)
-#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && C > 1)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && C > 1)
     for (int64_t c = 0; c < C; c++) {
         const float *xc = x + c * spatial, *dyc = dy + c * spatial;
         int64_t gap = C * spatial;
@@ -228,7 +226,7 @@ void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
     // x, dy, dx are (N, C, spatial); a group is C / groups consecutive channels
     int64_t cpg = groups > 0 ? C / groups : 0, len = cpg * spatial;
     double *st = ws; // (N * groups, 2): each group's mean and 1 / std
-#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && N * groups > 1)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && N * groups > 1)
     for (int64_t r = 0; r < N * groups; r++) {
         double m, v;
         moments(x + r * len, len, 1, &m, &v);
@@ -239,7 +237,7 @@ void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
                     cpg, spatial, spatial, m, is);
     }
     if (!dscale && !dbias) return;
-#pragma omp parallel for schedule(static) if (N * C * spatial >= PAR_ELEMS && C > 1)
+#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && C > 1)
     for (int64_t c = 0; c < C; c++) {
         double ss = 0, sb = 0;
         for (int64_t n = 0; n < N; n++) {
@@ -254,21 +252,6 @@ void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
 }
 
 /* ---- losses ---- */
-
-/* -1 (after k_fail) on a target outside [0, C) that is not ignore_index. */
-static int check_targets(const char *op, const int64_t *target, int64_t n, int64_t C,
-                         int64_t ignore_index, int has_ignore)
-{
-    for (int64_t i = 0; i < n; i++) {
-        int64_t t = target[i];
-        if (has_ignore && t == ignore_index) continue;
-        if (t < 0 || t >= C)
-            return k_fail("%s: target %lld at position %lld is out of range: classes are 0 to %lld%s", op,
-                          (long long)t, (long long)i, (long long)(C - 1),
-                          has_ignore ? " (or ignore_index)" : "");
-    }
-    return 0;
-}
 
 /* The factor d loss / d (loss element i) / w: dloss itself, or the scalar
  * dloss divided (mean) by the weight sum of the targets not ignored, summed
@@ -291,7 +274,7 @@ static void loss_grad(float *dx, const float *dloss, const float *x, const float
 {
     int64_t n = N * d;
     double coeff = loss_coeff(dloss, target, weight, n, reduction, ignore_index, has_ignore);
-#pragma omp parallel for schedule(static) if (n * C >= PAR_ELEMS && n > 1)
+#pragma omp parallel for schedule(static) if (n * C >= K_PAR_WORK && n > 1)
     for (int64_t i = 0; i < n; i++) {
         int64_t nn = i / d, k = i % d, t = target[i];
         float *dc = dx + nn * C * d + k;
@@ -322,7 +305,7 @@ int k_sce_loss_grad_f32(float *dx, const float *dloss, const float *x, const flo
                         int64_t d, int reduction, int64_t ignore_index, int has_ignore)
 {
     // dx, x, log_prob are (N, C, d); target (N, d); dloss (N, d) or (1)
-    if (check_targets("SoftmaxCrossEntropyLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
+    if (k_check_targets("SoftmaxCrossEntropyLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
     loss_grad(dx, dloss, x, log_prob, target, weight, N, C, d, reduction, ignore_index, has_ignore, 1);
     return 0;
 }
@@ -331,7 +314,7 @@ int k_nll_loss_grad_f32(float *dx, const float *dloss, const int64_t *target, co
                         int64_t N, int64_t C, int64_t d, int reduction, int64_t ignore_index,
                         int has_ignore)
 {
-    if (check_targets("NegativeLogLikelihoodLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
+    if (k_check_targets("NegativeLogLikelihoodLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
     loss_grad(dx, dloss, NULL, NULL, target, weight, N, C, d, reduction, ignore_index, has_ignore, 0);
     return 0;
 }
@@ -346,7 +329,7 @@ void k_global_norm_f32(float *y, const float *const *g, const int64_t *n, int co
         int64_t len = n[t], nb = len < NORM_BLOCKS ? len : NORM_BLOCKS;
         double part[NORM_BLOCKS];
         const float *gt = g[t];
-#pragma omp parallel for schedule(static) if (len >= PAR_ELEMS)
+#pragma omp parallel for schedule(static) if (len >= K_PAR_WORK)
         for (int64_t b = 0; b < nb; b++) {
             double s = 0;
             for (int64_t i = len * b / nb; i < len * (b + 1) / nb; i++) s += (double)gt[i] * gt[i];
@@ -362,7 +345,7 @@ void k_sgd_f32(float *param, float *buf, const float *grad, float lr, const floa
 {
     // param, buf, grad are (n); torch's order of float operations
     float gs = grad_scale ? *grad_scale : 1.0f;
-#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = grad_scale ? grad[i] * gs : grad[i];
         if (weight_decay != 0) g = g + weight_decay * param[i]; // d_p = grad.add(param, alpha=wd)
@@ -383,7 +366,7 @@ void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, 
     double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
     float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     float decay = (float)(1 - (double)lr * weight_decay), gs = grad_scale ? *grad_scale : 1.0f;
-#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS)
+#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
     for (int64_t i = 0; i < n; i++) {
         float g = grad_scale ? grad[i] * gs : grad[i];
         float p = param[i] * decay;                          // param.mul_(1 - lr * wd)

@@ -15,7 +15,6 @@
 #include "kernels.h"
 #include "kwindow.h"
 
-#define PAR_ELEMS (1 << 15)
 
 
 /* ---- ConvGradWeight ---- */
@@ -40,7 +39,7 @@ void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KC
     }
     float *col = ws;
     for (int64_t n = 0; n < p->N; n++) {
-        k_im2col(col, x + n * p->C * g.pin, p->C, &g, p->C * g.kp * g.pout >= PAR_ELEMS);
+        k_im2col(col, x + n * p->C * g.pin, p->C, &g, p->C * g.kp * g.pout >= K_PAR_WORK);
         // dw_g [Mg, Kg] (+)= dy_g [Mg, pout] * col_g^T [pout, Kg], images added in order
         for (int64_t gi = 0; gi < G; gi++)
             k_sgemm(0, 1, Mg, Kg, g.pout, 1.0f, dy + (n * p->M + gi * Mg) * g.pout, g.pout,
@@ -68,7 +67,7 @@ void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool 
     KPool q = *p;
     q.storage_order = 0; // row-major flat indices: r * pin + offset in the row
     k_maxpool_f32(y, idx, x, &q);
-#pragma omp parallel for schedule(static) if (p->NC * g.pin >= PAR_ELEMS && p->NC > 1)
+#pragma omp parallel for schedule(static) if (p->NC * g.pin >= K_PAR_WORK && p->NC > 1)
     for (int64_t r = 0; r < p->NC; r++) {
         float *dxr = dx + r * g.pin;
         memset(dxr, 0, (size_t)g.pin * sizeof *dxr);
@@ -83,7 +82,7 @@ void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
     KGeo g;
     k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
     double full = (double)g.kp;
-#pragma omp parallel for schedule(static) if (p->NC * g.pin >= PAR_ELEMS && p->NC > 1)
+#pragma omp parallel for schedule(static) if (p->NC * g.pin >= K_PAR_WORK && p->NC > 1)
     for (int64_t r = 0; r < p->NC; r++) {
         float *dxr = dx + r * g.pin;
         memset(dxr, 0, (size_t)g.pin * sizeof *dxr);
@@ -145,7 +144,7 @@ void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const
         nin *= in_dims[k];
         if (k >= lead) bin *= in_dims[k], bout *= out_dims[k];
     }
-#pragma omp parallel for schedule(static) if (nin >= PAR_ELEMS && blocks > 1)
+#pragma omp parallel for schedule(static) if (nin >= K_PAR_WORK && blocks > 1)
     for (int64_t b = 0; b < blocks; b++) {
         float *dxb = dx + b * bin;
         const float *dyb = dy + b * bout;
@@ -205,7 +204,7 @@ int k_gather_grad_f32(float *dx, const float *dy, const void *idx, int idx_is_i3
     if (check_indices("Gather", idx, idx_is_i32, nidx, axis_len) < 0) return -1;
     int64_t ncol = outer > 1 || inner < 256 ? 1 : (inner + 255) / 256;
     int64_t work = outer * ncol;
-#pragma omp parallel for schedule(static) if (outer * nidx * inner >= PAR_ELEMS && work > 1)
+#pragma omp parallel for schedule(static) if (outer * nidx * inner >= K_PAR_WORK && work > 1)
     for (int64_t w = 0; w < work; w++) {
         int64_t o = w / ncol, j0 = inner * (w % ncol) / ncol, j1 = inner * (w % ncol + 1) / ncol;
         float *dxo = dx + o * axis_len * inner;
@@ -237,7 +236,7 @@ int k_gather_elements_grad_f32(float *dx, const int64_t *x_dims, const float *dy
     int64_t xs[K_MAX_RANK], len = x_dims[axis];
     for (int k = rank - 1; k >= 0; k--) xs[k] = k == rank - 1 ? 1 : xs[k + 1] * x_dims[k + 1];
     int64_t per = n / outer;
-#pragma omp parallel for schedule(static) if (n >= PAR_ELEMS && outer > 1)
+#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK && outer > 1)
     for (int64_t b = 0; b < outer; b++)
         for (int64_t e = b * per; e < (b + 1) * per; e++) {
             int64_t off = 0, rem = e;

@@ -19,8 +19,8 @@
 /* Partial sums per call: enough blocks to keep any machine's threads busy. */
 #define NBLOCK 64
 
-static int check_targets(const char *op, const int64_t *target, int64_t n, int64_t C,
-                         int64_t ignore_index, int has_ignore) {
+int k_check_targets(const char *op, const int64_t *target, int64_t n, int64_t C,
+                    int64_t ignore_index, int has_ignore) {
     for (int64_t i = 0; i < n; i++) {
         int64_t t = target[i];
         if (has_ignore && t == ignore_index) continue;
@@ -85,14 +85,14 @@ static int loss(float *y, const float *lp, const float *logits, const int64_t *t
 int k_nll_loss_f32(float *y, const float *x, const int64_t *target, const float *weight, int64_t N,
                    int64_t C, int64_t d, int reduction, int64_t ignore_index, int has_ignore) {
     // x is (N, C, d) log-probabilities, target (N, d), weight (C) or NULL
-    if (check_targets("NegativeLogLikelihoodLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
+    if (k_check_targets("NegativeLogLikelihoodLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
     return loss(y, x, NULL, target, weight, N, C, d, reduction, ignore_index, has_ignore);
 }
 
 int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *target,
                    const float *weight, int64_t N, int64_t C, int64_t d, int reduction,
                    int64_t ignore_index, int has_ignore) {
-    if (check_targets("SoftmaxCrossEntropyLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
+    if (k_check_targets("SoftmaxCrossEntropyLoss", target, N * d, C, ignore_index, has_ignore) < 0) return -1;
     if (!log_prob) return loss(y, NULL, x, target, weight, N, C, d, reduction, ignore_index, has_ignore);
     // log_prob (N, C, d) = x - logsumexp over C, column by column
     int64_t n = N * d;

@@ -227,15 +227,13 @@ static inline AVX2 void k_tiled_nt(int64_t M, int64_t N, int64_t K, float alpha,
 }
 
 /* Whether the processor has AVX2 and FMA and a of a_elems floats fits
- * K_TILED_A_BYTES (the same answer for every row block of a product). */
+ * K_TILED_A_BYTES (the same answer for every row block of a product).
+ * __builtin_cpu_supports reads what libgcc's constructor found at load: a
+ * load and a test, safe from any thread. */
 static inline int k_tiled_ok(int64_t a_elems)
 {
-    static int cpu = -1;
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cpu && a_elems * (int64_t)sizeof(float) <= K_TILED_A_BYTES;
+    return a_elems * (int64_t)sizeof(float) <= K_TILED_A_BYTES && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
 }
 #else
 #define K_TILED 0
