@@ -4,7 +4,8 @@
  *   - MatMul, Gemm, Einsum: 2 per multiply-add over the whole iteration space
  *     (batch included); Gemm adds one per output element for its bias;
  *   - Conv: 2 * Cout * out_spatial * N * (Cin/group) * kernel, plus the bias;
- *     ConvTranspose counts the same products from the input side;
+ *     ConvTranspose counts the same products from the input side, and
+ *     loom.ConvGradWeight those of its forward conv;
  *   - DFT: 5 n log2(n) per transform of length n, the usual FFT convention
  *     (what an FFT library runs, not the naive n^2 of the definition);
  *   - reductions and arg-reductions: one per input element; pooling: one per
@@ -137,6 +138,8 @@ double ir_node_flops(const IrGraph *g, int id)
     case IR_OP_Einsum: return einsum_flops(g, id);
     case IR_OP_Conv: return conv_flops(g, n, 0);
     case IR_OP_ConvTranspose: return conv_flops(g, n, 1);
+    case IR_OP_ConvGradWeight: /* (dy, x) -> dw: the forward conv's products, summed into dw */
+        return a && y && y->rank >= 2 ? 2 * numel(a) * dims_from(y, 1) : 0;
     case IR_OP_ReduceMean:
     case IR_OP_ReduceSum:
     case IR_OP_ReduceMax:

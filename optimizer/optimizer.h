@@ -12,6 +12,67 @@
  * an Identity view (its mask, when read, a constant all-true tensor). */
 int opt_lower_infer(IrGraph *g);
 
+/* ---- cost model (hwprofile.c, cost.c) ----
+ * Seconds per node on a device, which the schedule optimizer adds up. Two
+ * sources, used the same way: the analytic roofline over a hardware profile
+ * (the default), or the times `loom profile` measured by running the
+ * program on this machine (costs.json, docs/cli.md).
+ *
+ * Hardware profiles: a built-in table ("cpu": this machine, measured by
+ * bench/cpu_device.c; GPUs: datasheet figures, dense, without sparsity),
+ * or a JSON file overriding fields of a built-in one ("base": "h100-sxm"). */
+typedef struct {
+    char name[48];           /* "cpu", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200" */
+    char what[128];          /* one line: the part and where the figures come from */
+    /* dense peak FLOP/s of matrix products per dtype (tensor cores where the part has
+     * them; f32 is the plain FP32 rate: TF32 tensor cores round the inputs, which loom
+     * does not do on its own) */
+    double flops_f32, flops_bf16, flops_f16, flops_f64, flops_i8;
+    double vec_flops_f32;    /* FLOP/s of everything else (CUDA cores, SIMD) */
+    double mem_bw;           /* device memory, bytes/s */
+    double link_bw;          /* host<->device, bytes/s each way (cpu: memcpy bandwidth) */
+    double launch_s;         /* fixed cost per kernel */
+    int64_t mem_bytes;       /* device memory */
+} OptDevice;
+
+int opt_device_count(void);
+const OptDevice *opt_device_at(int i);
+/* A built-in profile by name, or a JSON file (a path ending in .json or
+ * holding a '/'): {"base": NAME, and any OptDevice field to override}; "name"
+ * defaults to the base's. 0, or -1 with a message naming the file and the
+ * field in err. */
+int opt_device_lookup(const char *name_or_json_path, OptDevice *out, char *err, size_t nerr);
+
+/* Per node id: seconds of one run; source says where they come from. */
+typedef struct {
+    int nnodes;
+    double *seconds;
+    char source[160];
+} OptCosts;
+
+/* The bytes node n moves through device memory: its inputs and outputs,
+ * except values kept in registers inside a fused group (run_at, as in
+ * OptMemRequest; NULL: no fusion); Gather, GatherElements and Slice read
+ * at most as much of their data as they write. Views (OPF_VIEW) move 0. */
+double opt_node_bytes(const IrGraph *g, int n, const int *run_at);
+/* The roofline: per node max(flops / peak, bytes / mem_bw) + launch_s, the
+ * peak the matrix rate of the node's dtype for MatMul, Gemm, Einsum, Conv,
+ * ConvTranspose and loom.ConvGradWeight, else vec_flops_f32. launch_s once per
+ * step: a node fused into another's loop (run_at) adds none. Views and nodes
+ * that move no bytes cost 0. */
+int opt_costs_analytic(const IrGraph *g, const OptDevice *d, const int *run_at, OptCosts *c);
+/* Measured costs from a file `loom profile` wrote. Nodes are matched by name
+ * (the k-th node of a name to the k-th entry of that name) and checked by op,
+ * FLOPs and bytes; a recomputation (a non-forward node with its forward
+ * node's name, fwd) costs what its forward node costs. A node the file
+ * lacks gets its analytic cost times the file's measured/analytic ratio over
+ * the nodes it has, counted in source. Refused (-1, g->err naming the file):
+ * unreadable or malformed, another device or mode, an op, FLOP or byte count
+ * that differs (another model, or other shapes), or more than half of the
+ * nodes missing. */
+int opt_costs_load(IrGraph *g, const char *costs_json, const OptDevice *d, const int *run_at, OptCosts *c);
+void opt_costs_free(OptCosts *c);
+
 /* ---- memory plan (memplan.c) ----
  * Every value a node computes, and every graph input, gets a slice of one
  * arena; parameters and constants get a slice of the weights blob. In a

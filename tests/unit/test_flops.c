@@ -62,6 +62,9 @@ static void test_conv(void)
     CHECK_FLOPS(n, 2 * 36 * 1 * 9);
     int tx = val(D(1, 2, 3, 3)), tw = val(D(2, 4, 3, 3)), ty = val(D(1, 4, 5, 5));
     CHECK_FLOPS(node(IR_OP_ConvTranspose, 2, (int[]){tx, tw}, ty), 2 * 18 * 4 * 9);
+    /* the weight gradient (dy, x) -> dw runs the forward conv's products */
+    int dy = val(D(1, 4, 3, 3)), dw = val(D(4, 2, 3, 3));
+    CHECK_FLOPS(node(IR_OP_ConvGradWeight, 2, (int[]){dy, x}, dw), 2 * 36 * 2 * 9);
     ir_graph_free(g);
 }
 

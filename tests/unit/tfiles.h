@@ -30,8 +30,9 @@ static void write_bytes(const char *path, const void *b, size_t n) {
     fclose(f);
 }
 
-/* The whole file into a malloc'd buffer (NULL if missing). */
-static unsigned char *slurp(const char *path, size_t *n) {
+/* The whole file into a malloc'd buffer (NULL if missing); inline, as not every
+ * test reads files back. */
+static inline unsigned char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     *n = 0;
     if (!f) return NULL;
