@@ -190,6 +190,16 @@ static void test_conv_fixed(void)
         mk(1, 1, 3, 5, 1, 50, 4, 3, 1, 2, 1, 1),  // 1-D stride 3
         mk(2, 1, 3, 8, 1, 64, 8, 8, 1, 0, 0, 1),  // patches (stride = kernel)
         mk(2, 1, 2, 3, 1, 24, 3, 2, 2, 2, 1, 0),  // stride 2 and dilation 2
+        // strided: the padded copy split by phase (kconv.c)
+        mk(2, 2, 5, 7, 1, 33, 3, 2, 1, 1, 1, 1),  // stride 2, odd input: rows of 17
+        mk(2, 1, 4, 13, 1, 16, 3, 2, 1, 1, 1, 1), // stride 2, rows 8 wide: pairs
+        mk(2, 1, 3, 5, 1, 34, 1, 2, 1, 0, 0, 1),  // 1x1 stride 2: one phase of four
+        mk(2, 1, 3, 5, 1, 31, 1, 2, 1, 1, 0, 0),  // 1x1 stride 2 from a pad: the odd phase
+        mk(2, 1, 4, 4, 2, 40, 4, 2, 1, 2, 1, 1),  // stride 2, groups, even kernel
+        mk(2, 1, 2, 3, 1, 50, 5, 3, 1, 2, 2, 1),  // stride 3: phases copied one by one
+        mk(3, 1, 2, 3, 1, 19, 3, 2, 1, 1, 1, 1),  // 3-D stride 2
+        mk(1, 2, 3, 4, 1, 90, 9, 4, 2, 3, 4, 1),  // 1-D stride 4 dilation 2: two phases
+        mk(2, 1, 2, 3, 1, 40, 3, 2, 1, 5, 5, 0),  // pads wider than the kernel reaches
     };
     Case odd = mk(2, 1, 3, 5, 1, 0, 0, 0, 0, 0, 0, 1); // unequal dims
     odd.in[0] = 1, odd.in[1] = 11, odd.k[0] = 1, odd.k[1] = 4, odd.s[0] = 1, odd.s[1] = 2;
@@ -202,6 +212,18 @@ static void test_conv_random(void)
 {
     for (int t = 0; t < 60; t++) {
         Case c = random_case(0);
+        CHECK(run_case(&c, 0));
+    }
+}
+
+/* Random convs whose last dim is wide enough for the in-place path (output
+ * rows of 8 or more), strided ones included. */
+static void test_conv_random_wide(void)
+{
+    for (int t = 0; t < 40; t++) {
+        Case c = random_case(0);
+        c.k[c.nd - 1] = irand(1, 5), c.s[c.nd - 1] = irand(1, 3);
+        c.in[c.nd - 1] = c.s[c.nd - 1] * irand(8, 20) + irand(0, 4);
         CHECK(run_case(&c, 0));
     }
 }
@@ -269,6 +291,7 @@ int main(void)
 {
     RUN(test_conv_fixed);
     RUN(test_conv_random);
+    RUN(test_conv_random_wide);
     RUN(test_conv_transpose_fixed);
     RUN(test_conv_transpose_random);
     RUN(test_conv_threads_bitwise);

@@ -1,12 +1,15 @@
 /* Convolution and transposed convolution (float32, 1 to 3 spatial dims) for
- * the cpu target. Conv is im2col into the caller's workspace and one OpenBLAS
- * sgemm per group; a pointwise conv (1x1..., stride 1, no padding) is already
- * in column form and multiplies x directly. ConvTranspose is the adjoint: one
- * sgemm per group into columns, then col2im scatters them into y.
+ * the cpu target. Conv reads a padded copy of the image in place through the
+ * register tiles of ktile.h where the processor has AVX2 (below), else
+ * im2col into the caller's workspace and one sgemm per group; a pointwise
+ * conv (1x1..., stride 1, no padding) is already in column form and
+ * multiplies x directly. ConvTranspose is the adjoint: one sgemm per group
+ * into columns, then col2im scatters them into y.
  * Every shape is handled as 3-D with leading spatial dims of size 1, so one
  * code path serves Conv1d..Conv3d. Threads take whole images of the batch;
- * with one image, im2col and col2im rows, whole groups, or blocks of a gemm's
- * output rows (k_sgemm). Determinism: no split falls inside a sum. */
+ * with one image, output rows, im2col and col2im rows, whole groups, or
+ * blocks of a gemm's output rows (k_sgemm). Determinism: no split falls
+ * inside a sum. */
 #include <string.h>
 
 #include "kernels.h"
@@ -50,52 +53,81 @@ static void add_bias(float *y, const float *b, int64_t M, int64_t len)
         for (int64_t i = 0; i < len; i++) y[m * len + i] += b[m];
 }
 
-/* ---- stride-1 convolution read in place (AVX2 + FMA) ----
- * A stride-1 convolution needs no im2col: the inputs that a tile of output
- * positions along the last axis reads through tap (c, k0, k1, k2) are one
- * contiguous run of a zero-padded copy of the image, at a fixed offset from
- * the tile's first position. So the padded copy (about kp times smaller than
- * the columns) and a table of those offsets turn the conv into the tiled
- * product of ktile.h, reading b in place: each output element is the same
- * fused multiply-add chain over (c, k0, k1, k2) as the im2col product
+/* ---- convolution read in place (AVX2 + FMA) ----
+ * A convolution needs no im2col: with stride 1, the inputs that a tile of
+ * output positions along the last axis reads through tap (c, k0, k1, k2) are
+ * one contiguous run of a zero-padded copy of the image, at a fixed offset
+ * from the tile's first position. So the padded copy (about kp times smaller
+ * than the columns) and a table of those offsets turn the conv into the
+ * tiled product of ktile.h, reading b in place: each output element is the
+ * same fused multiply-add chain over (c, k0, k1, k2) as the im2col product
  * computes, so both paths give the same bits. Output rows exactly 8 wide go
  * two at a time (one 16-lane tile: a 64-channel 8x8 conv ran 2.4x faster).
- * Taken when every stride is 1, the output rows are at least 8 wide (a
- * tile's lanes) and the processor has AVX2 and FMA. Strided convolutions
- * stay on im2col: a padded copy split by stride phase was measured no faster
- * (a 1x1 stride-2 conv 2.5x slower, its copy holding 4x what it reads). */
+ * With stride s, the padded copy is stored split by phase: along each dim,
+ * padded position t goes to phase t % s at index t / s, so output o through
+ * tap k (padded position o * s + k * d) reads phase (k * d) % s at index
+ * o + (k * d) / s, again contiguous in o. Only the phases some tap reads are
+ * copied (a 1x1 stride-2 conv copies one of four: what it reads). Taken when
+ * the output rows are at least 8 wide (a tile's lanes), every dim's taps
+ * read at most MAX_PHASES phases, and the processor has AVX2 and FMA. */
 
-/* The padded copy's geometry: out + (k - 1) * d per spatial dim. */
+#define MAX_PHASES 8
+
+/* The padded copy's geometry. Along dim i the padded extent is
+ * (out - 1) * s + (k - 1) * d + 1, split into the phases res[i][0..nph[i])
+ * (the residues mod s that taps read, ascending) of len[i] positions each. */
 typedef struct {
-    int64_t pd[3], row, plane; /* row: pd[2]; plane: one channel, pd[0] * pd[1] rows */
+    int64_t len[3], nph[3], res[3][MAX_PHASES];
+    int64_t row, phase, plane; /* row: len[2]; phase: len0 * len1 rows and 8 floats; plane: a channel's phases */
 } Padded;
 
-static void padded_of(const KGeo *g, Padded *q)
+/* Fills q; 0 when a dim's taps read more than MAX_PHASES phases. */
+static int padded_of(const KGeo *g, Padded *q)
 {
-    for (int i = 0; i < 3; i++) q->pd[i] = g->out[i] + (g->k[i] - 1) * g->d[i];
-    q->row = q->pd[2];
-    q->plane = q->pd[0] * q->pd[1] * q->row;
+    for (int i = 0; i < 3; i++) {
+        int64_t s = g->s[i], ext = (g->out[i] - 1) * s + (g->k[i] - 1) * g->d[i] + 1;
+        q->len[i] = (ext + s - 1) / s;
+        q->nph[i] = 0;
+        for (int64_t r = 0; r < s; r++) { // residue r is read when some tap k has k * d = r (mod s)
+            int read = 0;
+            for (int64_t k = 0; k < g->k[i] && !read; k++) read = k * g->d[i] % s == r;
+            if (!read) continue;
+            if (q->nph[i] == MAX_PHASES) return 0;
+            q->res[i][q->nph[i]++] = r;
+        }
+    }
+    q->row = q->len[2];
+    q->phase = q->len[0] * q->len[1] * q->row + 8; // + slack: pad_image's whole vectors
+    q->plane = q->nph[0] * q->nph[1] * q->nph[2] * q->phase;
+    return 1;
+}
+
+/* The index among q's phases of dim i of residue r (one that taps read). */
+static int64_t phase_index(const Padded *q, int i, int64_t r)
+{
+    int64_t j = 0;
+    while (q->res[i][j] != r) j++;
+    return j;
 }
 
 static int direct_ok(const KConv *p, const KGeo *g)
 {
 #if K_TILED
+    Padded q;
     int64_t G = p->group, Kg = p->C / G * g->kp;
-    for (int i = 0; i < 3; i++)
-        if (g->s[i] != 1) return 0;
-    return !pointwise(g) && g->out[2] >= 8 && k_tiled_ok(p->M / G * Kg);
+    return !pointwise(g) && g->out[2] >= 8 && padded_of(g, &q) && k_tiled_ok(p->M / G * Kg);
 #else
     (void)p, (void)g;
     return 0;
 #endif
 }
 
-/* Floats of one image's padded copy, and bytes of the offset table. */
+/* Floats of one image's padded copy, and bytes of the offset table (0 when
+ * the path cannot be taken). */
 static int64_t direct_image(const KConv *p, const KGeo *g)
 {
     Padded q;
-    padded_of(g, &q);
-    return p->C * q.plane;
+    return padded_of(g, &q) ? p->C * q.plane : 0;
 }
 
 static int64_t direct_table_bytes(const KConv *p, const KGeo *g)
@@ -103,21 +135,81 @@ static int64_t direct_table_bytes(const KConv *p, const KGeo *g)
     return (p->C / p->group * g->kp * (int64_t)sizeof(int64_t) + 63) / 64 * 64;
 }
 
-/* xp (C, pd...) = x (C, in...) behind the begin pads, zeros around it. */
+#if K_TILED
+/* Lanes of the 8 floats at src + i .. src + i + 7 that lie inside [0, n). */
+static inline AVX2 __m256i inside(int64_t i, int64_t n)
+{
+    __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx));
+}
+
+/* One input row src (n floats; NULL: a row of padding) into its rows of
+ * the phase copy: with the padded row P[t] = src[t - pad] (0 outside src),
+ * dst[r][j] = P[j * s + r] for j in [0, len), for the residues r < s whose
+ * dst[r] is not NULL; s is 1 or 2. Loads are masked to src's extent (masked
+ * lanes are not read); stores are whole vectors, up to 7 floats past len
+ * (see pad_image). */
+static AVX2 void pad_row(float *const *dst, const float *src, int64_t n, int64_t pad, int64_t s,
+                         int64_t len)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t j = 0; j < len; j += 8) {
+        int64_t t = j * s - pad; // src index of P[j * s]
+        __m256 a = src ? _mm256_maskload_ps(src + t, inside(t, n)) : zero;
+        if (s == 1) {
+            _mm256_storeu_ps(dst[0] + j, a);
+            continue;
+        }
+        __m256 b = src ? _mm256_maskload_ps(src + t + 8, inside(t + 8, n)) : zero;
+        // a0 a2 b0 b2 | a4 a6 b4 b6 -> a0 a2 a4 a6 b0 b2 b4 b6 (and the odd lanes likewise)
+        __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+        o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+        if (dst[0]) _mm256_storeu_ps(dst[0] + j, e);
+        if (dst[1]) _mm256_storeu_ps(dst[1] + j, o);
+    }
+}
+#endif
+
+/* xp (C, phases, len...) from x (C, in...): the padded image (zeros around x
+ * behind the begin pads) split by phase as Padded describes. With s2 of 1 or
+ * 2 (AVX2), each input row fills its row of every column phase in one pass,
+ * in whole vectors: a row's spill past its end lands in the next row of its
+ * phase, written after it, or in the phase's slack (Padded.phase). */
 static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g, const Padded *q)
 {
+    // pad_row's lane indices are 32-bit
+    int vec = K_TILED && g->s[2] <= 2 && g->in[2] + g->p[2] + 2 * q->row + 16 < INT32_MAX;
     for (int64_t c = 0; c < C; c++)
-        for (int64_t q0 = 0; q0 < q->pd[0]; q0++)
-            for (int64_t q1 = 0; q1 < q->pd[1]; q1++) {
-                float *dst = xp + c * q->plane + (q0 * q->pd[1] + q1) * q->row;
-                int64_t i0 = q0 - g->p[0], i1 = q1 - g->p[1];
-                memset(dst, 0, (size_t)q->row * sizeof *dst);
-                if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) continue;
-                const float *src = x + ((c * g->in[0] + i0) * g->in[1] + i1) * g->in[2];
-                // padded column t holds input column t - p2, where that is in the row
-                int64_t lo = g->p[2] < q->pd[2] ? g->p[2] : q->pd[2];
-                int64_t hi = g->p[2] + g->in[2] < q->pd[2] ? g->p[2] + g->in[2] : q->pd[2];
-                if (hi > lo) memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof *dst);
+        for (int64_t a0 = 0; a0 < q->nph[0]; a0++)
+            for (int64_t a1 = 0; a1 < q->nph[1]; a1++) {
+                // dst[a2]: row 0 of column phase a2 (vec: indexed by residue, NULL if not read)
+                float *dst[MAX_PHASES] = {0};
+                float *base = xp + c * q->plane + (a0 * q->nph[1] + a1) * q->nph[2] * q->phase;
+                for (int64_t a2 = 0; a2 < q->nph[2]; a2++) dst[vec ? q->res[2][a2] : a2] = base + a2 * q->phase;
+                for (int64_t j0 = 0, r = 0; j0 < q->len[0]; j0++)
+                    for (int64_t j1 = 0; j1 < q->len[1]; j1++, r++) {
+                        // row r of these phases is padded row (i0, i1) + begin pads
+                        int64_t i0 = j0 * g->s[0] + q->res[0][a0] - g->p[0];
+                        int64_t i1 = j1 * g->s[1] + q->res[1][a1] - g->p[1];
+                        const float *src = i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]
+                                               ? NULL
+                                               : x + ((c * g->in[0] + i0) * g->in[1] + i1) * g->in[2];
+#if K_TILED
+                        if (vec) {
+                            float *row[2] = {dst[0] ? dst[0] + r * q->row : NULL, dst[1] ? dst[1] + r * q->row : NULL};
+                            pad_row(row, src, g->in[2], g->p[2], g->s[2], q->row);
+                            continue;
+                        }
+#endif
+                        for (int64_t a2 = 0; a2 < q->nph[2]; a2++)
+                            for (int64_t j = 0; j < q->row; j++) {
+                                int64_t i2 = j * g->s[2] + q->res[2][a2] - g->p[2];
+                                dst[a2][r * q->row + j] = src && i2 >= 0 && i2 < g->in[2] ? src[i2] : 0.0f;
+                            }
+                    }
             }
 }
 
@@ -150,9 +242,15 @@ static void conv_direct(float *y, const float *x, const float *w, const float *b
     for (int64_t c = 0, k = 0; c < Cg; c++) // row k = (c, k0, k1, k2) of a group's weights
         for (int64_t k0 = 0; k0 < g->k[0]; k0++)
             for (int64_t k1 = 0; k1 < g->k[1]; k1++)
-                for (int64_t k2 = 0; k2 < g->k[2]; k2++)
-                    boff[k++] = c * q.plane + (k0 * g->d[0] * q.pd[1] + k1 * g->d[1]) * q.row +
-                                k2 * g->d[2];
+                for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
+                    // tap t = k * d reads phase t % s from index t / s on
+                    int64_t t0 = k0 * g->d[0], t1 = k1 * g->d[1], t2 = k2 * g->d[2];
+                    int64_t ph = (phase_index(&q, 0, t0 % g->s[0]) * q.nph[1] +
+                                  phase_index(&q, 1, t1 % g->s[1])) * q.nph[2] +
+                                 phase_index(&q, 2, t2 % g->s[2]);
+                    boff[k++] = c * q.plane + ph * q.phase +
+                                (t0 / g->s[0] * q.len[1] + t1 / g->s[1]) * q.row + t2 / g->s[2];
+                }
     // rows 8 wide go in pairs within a plane (o1, o1 + 1), as 16-lane tiles
     int pairs = g->out[2] == 8 && g->out[1] % 2 == 0;
     int64_t rows = g->out[0] * g->out[1], steps = pairs ? rows / 2 : rows;
@@ -167,7 +265,7 @@ static void conv_direct(float *y, const float *x, const float *w, const float *b
 #pragma omp parallel for schedule(static) if (rpar)
             for (int64_t st = 0; st < steps; st++) {
                 int64_t r = pairs ? 2 * st : st, o0 = r / g->out[1], o1 = r % g->out[1];
-                const float *xr = xp + (o0 * q.pd[1] + o1) * q.row;
+                const float *xr = xp + (o0 * q.len[1] + o1) * q.row;
                 for (int64_t gi = 0; gi < G; gi++) {
                     const float *wg = w + gi * Mg * Kg, *xg = xr + gi * Cg * q.plane;
                     float *yg = yn + gi * Mg * g->pout + r * g->out[2];
@@ -191,9 +289,7 @@ size_t k_conv_f32_ws(const KConv *p)
     // the larger of the two paths: the one taken depends on the processor it runs on
     int64_t cols = conv_images(p) * p->C * g.kp * g.pout * (int64_t)sizeof(float);
     int64_t direct = direct_table_bytes(p, &g) + conv_images(p) * direct_image(p, &g) * (int64_t)sizeof(float);
-    int unit = 1;
-    for (int i = 0; i < 3; i++) unit &= g.s[i] == 1;
-    return (size_t)(unit && direct > cols ? direct : cols);
+    return (size_t)(direct > cols ? direct : cols);
 }
 
 
