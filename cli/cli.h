@@ -24,6 +24,13 @@ enum {
 /* A subcommand: argv[0] is its name, argc counts it. Returns the exit code. */
 typedef int (*CliCommandFn)(int argc, char **argv);
 int cli_compile(int argc, char **argv);
+/* `loom profile` runs compile's pipeline (compile.c) and then fn, in place of
+ * compile's summary, with the graph, which node's step each node runs in
+ * (run_at, as cg_select made it) and the program folder; fn returns 0, or -1
+ * with g->err. */
+typedef int (*CliCompiledFn)(IrGraph *g, const int *run_at, const char *dir, void *arg);
+void cli_compile_on_done(CliCompiledFn fn, void *arg);
+int cli_profile(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_ops(int argc, char **argv);
 

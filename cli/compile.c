@@ -203,6 +203,18 @@ static void describe(const Options *o, char *loss, size_t nl, char *opt, size_t 
         snprintf(opt + k, no - (size_t)k, ", gradients clipped to norm %g", (double)t->clip_norm);
 }
 
+/* `loom profile` (profile.c) compiles as compile does, then builds and runs
+ * the program: its function runs in place of the summary once the folder is
+ * written. */
+static CliCompiledFn compiled_fn;
+static void *compiled_arg;
+
+void cli_compile_on_done(CliCompiledFn fn, void *arg)
+{
+    compiled_fn = fn;
+    compiled_arg = arg;
+}
+
 static int run_passes(IrGraph *g, const Options *o)
 {
     int train = !strcmp(o->mode, "train");
@@ -225,7 +237,8 @@ static int run_passes(IrGraph *g, const Options *o)
     int rc = opt_memplan(g, &req, &plan);
     if (rc == 0) rc = cg_emit(g, &cg_target_cpu, &sel, &plan, train ? &cfg : NULL, o->out);
     if (rc == 0) rc = write_plan(g, o->out, &plan, &sel, train);
-    if (rc == 0) summary(g, o, &plan, &sel);
+    if (rc == 0 && compiled_fn) rc = compiled_fn(g, sel.run_at, o->out, compiled_arg);
+    else if (rc == 0) summary(g, o, &plan, &sel);
     opt_memplan_free(&plan);
     cg_select_free(&sel);
     return rc;

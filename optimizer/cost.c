@@ -66,9 +66,14 @@ static double roofline(const IrGraph *g, int id, const OptDevice *d, const int *
 {
     const IrNode *n = &g->nodes[id];
     if (n->dead || (ir_ops[n->op].flags & OPF_VIEW)) return 0;
-    double flops = ir_node_flops(g, id), bytes = opt_node_bytes(g, id, run_at);
-    if (flops == 0 && bytes == 0) return 0;
-    double t = fmax(flops / peak(g, n, d), bytes / d->mem_bw);
+    /* an element written costs an instruction even where no FLOP is counted (a
+     * Cast, a copy): what keeps a conversion inside a fused loop from costing 0 */
+    double elems = 0;
+    for (int j = 0; j < n->nout; j++)
+        if (n->out[j] >= 0) elems += (double)ir_value_numel(&g->values[n->out[j]]);
+    double work = fmax(ir_node_flops(g, id), elems), bytes = opt_node_bytes(g, id, run_at);
+    if (work == 0 && bytes == 0) return 0;
+    double t = fmax(work / peak(g, n, d), bytes / d->mem_bw);
     return t + (!run_at || run_at[id] == id ? d->launch_s : 0);
 }
 

@@ -55,11 +55,12 @@ typedef struct {
  * OptMemRequest; NULL: no fusion); Gather, GatherElements and Slice read
  * at most as much of their data as they write. Views (OPF_VIEW) move 0. */
 double opt_node_bytes(const IrGraph *g, int n, const int *run_at);
-/* The roofline: per node max(flops / peak, bytes / mem_bw) + launch_s, the
+/* The roofline: per node max(work / peak, bytes / mem_bw) + launch_s, work
+ * the node's FLOPs (ir_node_flops) but at least one per output element, the
  * peak the matrix rate of the node's dtype for MatMul, Gemm, Einsum, Conv,
  * ConvTranspose and loom.ConvGradWeight, else vec_flops_f32. launch_s once per
  * step: a node fused into another's loop (run_at) adds none. Views and nodes
- * that move no bytes cost 0. */
+ * with no work and no bytes cost 0. */
 int opt_costs_analytic(const IrGraph *g, const OptDevice *d, const int *run_at, OptCosts *c);
 /* Measured costs from a file `loom profile` wrote. Nodes are matched by name
  * (the k-th node of a name to the k-th entry of that name) and checked by op,

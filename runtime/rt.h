@@ -209,7 +209,14 @@ void rt_omp_defaults(char **argv);
  * driver prints the table with rt_prof_report. `step` numbers the steps from 0;
  * name and op are string literals. */
 void rt_prof_add(int step, const char *name, const char *op, double seconds);
-void rt_prof_reset(void);
+void rt_prof_reset(void); /* forgets every run so far (a warm-up) */
+/* Ends one timed run of `seconds` (the whole step or forward pass): each step's
+ * time in it is kept apart for rt_prof_write. */
+void rt_prof_run_end(double seconds);
+/* Writes the kept runs as JSON for `loom profile`: {"runs": R, "run_s": [R
+ * seconds], "steps": [{"op": "Erf+Add", "seconds": [R seconds]}, ...]}, step k
+ * at index k. -1 (rt_error) when nothing was timed: not a PROFILE=1 build. */
+int rt_prof_write(const char *path);
 /* One line per step, slowest first: ms per run, share of the total, op and
  * node name; `runs` is the number of runs the sums cover. */
 void rt_prof_report(FILE *f, int runs);

@@ -85,7 +85,7 @@ typedef struct {
     double lr;
     int schedule, shuffle, have_seed;
     uint64_t seed;
-    const char *save, *resume, *log, *dump_grads;
+    const char *save, *resume, *log, *dump_grads, *profile;
 } Args;
 
 static void help(const rt_train_model *m)
@@ -94,7 +94,7 @@ static void help(const rt_train_model *m)
     printf("usage: train --data NAME=FILE.npy... [--steps N] [--lr X] [--schedule constant|cosine]\n"
            "             [--warmup N] [--total-steps N] [--shuffle] [--seed N] [--save FILE.safetensors]\n"
            "             [--save-every N] [--resume FILE.safetensors] [--log FILE.jsonl]\n"
-           "             [--print-every N] [--dump-grads FILE.safetensors]\n\n"
+           "             [--print-every N] [--dump-grads FILE.safetensors] [--profile FILE.json]\n\n"
            "Trains %s. Each --data file holds one input's samples along its first axis;\n"
            "a step takes the next %lld of them (in order, wrapping around; --shuffle draws them\n"
            "in a new permutation each epoch, from --seed). A progress line on stdout per\n"
@@ -124,7 +124,10 @@ static void help(const rt_train_model *m)
            "  --print-every N    print the progress line of every N-th step and of the last\n"
            "                     (default 1: every step; --log still records every step)\n"
            "  --dump-grads FILE  after the first forward and backward: the loss and the\n"
-           "                     gradient of every trained parameter (safetensors)\n");
+           "                     gradient of every trained parameter (safetensors)\n"
+           "  --profile FILE     a program built with `make PROFILE=1`: every step's time of\n"
+           "                     each kernel call and fused loop, the first step left out as a\n"
+           "                     warm-up (JSON, what `loom profile` reads)\n");
 }
 
 /* "--flag VALUE" or "--flag=VALUE": 1 with *val, -1 when the value is missing, 0 not this flag. */
@@ -215,11 +218,15 @@ static int parse_args(const rt_train_model *m, int argc, char **argv, Args *a)
         } else if ((r = flag_value(argc, argv, &i, "--dump-grads", &v)) != 0) {
             if (r < 0) return usage("--dump-grads needs a file");
             a->dump_grads = v;
+        } else if ((r = flag_value(argc, argv, &i, "--profile", &v)) != 0) {
+            if (r < 0) return usage("--profile needs a file");
+            a->profile = v;
         } else {
             return usage("unknown argument '%s'", argv[i]);
         }
     }
     if (a->save_every && !a->save) return usage("--save-every needs --save FILE");
+    if (a->profile && a->steps < 2) return usage("--profile needs --steps 2 or more (the first is a warm-up)");
     return 0;
 }
 
@@ -539,6 +546,8 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             goto out;
         }
         double ms = (rt_now() - t0) * 1e3, sps = ms > 0 ? (double)m->batch * 1e3 / ms : 0;
+        if (a.profile && k == 0) rt_prof_reset(); /* the warm-up step is not counted */
+        else if (a.profile) rt_prof_run_end(ms * 1e-3);
         if (step % a.print_every == 0 || k + 1 == a.steps) {
             printf("step %lld/%lld  loss %.6f  lr %.3e  %.2f ms  %.1f samples/s\n", (long long)step,
                    (long long)(start + a.steps), (double)loss, lr, ms, sps);
@@ -560,6 +569,10 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
     }
     if (a.save && save(m, a.save, weights, start + a.steps, seed)) {
         error("--save: %s", rt_error());
+        goto out;
+    }
+    if (a.profile && rt_prof_write(a.profile)) {
+        error("--profile: %s", rt_error());
         goto out;
     }
     rc = 0;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The profile tier: `loom profile` on the zoo's mlp (training and inference)
+# and gpt2_tiny (integer inputs: token ids within the vocabulary, class
+# targets within the classes, or its program refuses them), built against the
+# prebuilt -O2 kernels and runtime: costs.json holds every node with positive
+# seconds summing to within 25% of the measured step, and the temporary
+# folder is gone. Then the refusals: loom's flags (exit 2) and bad input
+# (exit 1, one line): no -o, a bad --repeat, the cuda target, a missing
+# model, a build that fails (the folder and its log kept and named); and the
+# programs' --profile flag: not a PROFILE=1 build, --steps 1, no --repeat.
+# Checks behaviour, not speed.
+# Env: LOOM (the loom binary), LOOM_ROOT (repo root).
+set -u
+root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$root" || exit 1
+loom=${LOOM:-build/asan/loom}
+py=$root/.venv/bin/python
+out=$root/build/profile
+rm -rf "$out" && mkdir -p "$out/tmp"
+export TMPDIR=$out/tmp LOOM_PREBUILT=$root/build/rel
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+
+# costs_ok.py FILE MODE: the file's shape, positive seconds, sum within 25% of step_s
+cat > "$out/costs_ok.py" <<'PY'
+import sys, json
+d = json.load(open(sys.argv[1]))
+for k in ("model", "mode", "target", "device", "repeat", "step_s", "median_run_s", "nodes"):
+    if k not in d: sys.exit(f"no '{k}'")
+if d["mode"] != sys.argv[2] or d["device"] != "cpu" or d["target"] != "cpu": sys.exit(f"header: {d}")
+nodes = d["nodes"]
+for n in nodes:
+    if set(n) != {"name", "op", "seconds", "step", "flops", "bytes"}: sys.exit(f"fields of {n}")
+    if not n["seconds"] > 0: sys.exit(f"seconds of {n}")
+steps = [n["step"] for n in nodes]
+if sorted(set(steps)) != list(range(max(steps) + 1)): sys.exit("steps are not 0..N")
+total = sum(n["seconds"] for n in nodes)
+ratio = total / d["step_s"]
+print(f"{len(nodes)} nodes, step {d['step_s'] * 1e3:.3f} ms, nodes sum {total * 1e3:.3f} ms ({ratio:.2f})")
+if not 0.75 <= ratio <= 1.25: sys.exit(f"nodes sum to {ratio:.2f} of the step")
+PY
+
+# profile NAME MODE MODEL [flags...]: loom profile, then the file's checks
+profile() {
+    local name=$1 mode=$2 model=$3
+    shift 3
+    if "$loom" profile "models/$model/model.onnx" --mode "$mode" --target cpu -o "$out/$name.json" --repeat 10 "$@" \
+        > "$out/$name.out" 2> "$out/$name.err" && "$py" "$out/costs_ok.py" "$out/$name.json" "$mode" > "$out/$name.check" 2>&1 &&
+        grep -q "^costs .*$name.json" "$out/$name.out"; then
+        pass "$name"
+    else
+        fail "$name" "$(head -c 600 "$out/$name.err")" "$(cat "$out/$name.check" 2>/dev/null)"
+    fi
+}
+profile profile_mlp_train train mlp --loss ce --loss-target target_y
+profile profile_mlp_infer infer mlp
+profile profile_gpt2_train train gpt2_tiny --loss ce --loss-target target_y
+if [ -z "$(ls -A "$out/tmp")" ]; then pass profile_cleans_up; else fail profile_cleans_up "left: $(ls "$out/tmp")"; fi
+
+# expect NAME CODE WORDS CMD...: exit CODE and WORDS on stderr; loom's errors are one line
+expect() {
+    local name=$1 code=$2 word=$3
+    shift 3
+    "$@" > "$out/$name.out" 2> "$out/$name.err"
+    local rc=$?
+    local lines
+    lines=$(wc -l < "$out/$name.err")
+    if [ $rc -eq "$code" ] && grep -q -- "$word" "$out/$name.err" && { [ "$1" != "$loom" ] || [ "$lines" -eq 1 ]; }; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc (want $code), stderr: $(head -c 400 "$out/$name.err")"
+    fi
+}
+m=models/mlp/model.onnx
+expect profile_no_output 2 "no output file given (-o COSTS.json)" "$loom" profile $m --mode train --target cpu --loss ce
+expect profile_repeat_zero 2 "--repeat needs a count from 1 to 100000, not '0'" "$loom" profile $m --mode infer --target cpu -o "$out/x.json" --repeat 0
+expect profile_repeat_word 2 "--repeat needs a count" "$loom" profile $m --mode infer --target cpu -o "$out/x.json" --repeat many
+expect profile_repeat_missing 2 "--repeat needs a count" "$loom" profile $m --mode infer --target cpu -o "$out/x.json" --repeat
+expect profile_o_missing 2 "-o needs a file" "$loom" profile $m --mode infer --target cpu -o
+expect profile_no_mode 2 "no --mode given" "$loom" profile $m --target cpu -o "$out/x.json"
+expect profile_unknown_flag 2 "unknown flag '--bogus'" "$loom" profile $m --mode infer --target cpu -o "$out/x.json" --bogus
+expect profile_cuda 1 "the cuda target comes with a later release" "$loom" profile $m --mode infer --target cuda -o "$out/x.json"
+expect profile_missing_model 1 "cannot open" "$loom" profile "$out/none.onnx" --mode infer --target cpu -o "$out/x.json"
+expect profile_unwritable 1 "cannot write $out/no/such/x.json" "$loom" profile $m --mode infer --target cpu -o "$out/no/such/x.json"
+# a build that fails keeps the folder and names the log
+expect profile_build_fails 1 "building the program (make PROFILE=1) failed" env CC=false "$loom" profile $m --mode infer --target cpu -o "$out/x.json"
+log=$(grep -o "$out/tmp/loom-profile-[A-Za-z0-9]*/build.log" "$out/profile_build_fails.err")
+if [ -n "$log" ] && [ -s "$log" ] && [ ! -e "$out/x.json" ]; then pass profile_build_log_kept; else fail profile_build_log_kept "log '$log'"; fi
+if "$loom" profile --help | grep -q "^usage: loom profile"; then pass profile_help; else fail profile_help; fi
+
+# the programs' --profile
+for kind in train infer; do
+    for b in plain prof; do
+        d=$out/mlp_${kind}_$b
+        flags=(--mode "$kind")
+        [ $kind = train ] && flags+=(--loss ce --loss-target target_y)
+        mk=(make -s -C "$d")
+        [ $b = prof ] && mk+=(PROFILE=1)
+        "$loom" compile $m --target cpu -o "$d" "${flags[@]}" > /dev/null 2>&1 && "${mk[@]}" > "$d.build.log" 2>&1
+    done
+done
+td=(--data x=models/mlp/x.npy --data target_y=models/mlp/target_y.npy)
+expect train_profile_plain_build 1 "not built with make PROFILE=1" "$out/mlp_train_plain/train" "${td[@]}" --steps 2 --profile "$out/p.json"
+expect train_profile_one_step 2 "--profile needs --steps 2 or more" "$out/mlp_train_prof/train" "${td[@]}" --steps 1 --profile "$out/p.json"
+expect infer_profile_plain_build 1 "not built with make PROFILE=1" "$out/mlp_infer_plain/infer" --input models/mlp/x.npy --repeat 2 --profile "$out/p.json"
+expect infer_profile_no_repeat 2 "--profile needs --repeat N" "$out/mlp_infer_prof/infer" --input models/mlp/x.npy --profile "$out/p.json"
