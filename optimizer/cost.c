@@ -261,11 +261,11 @@ int opt_costs_load(IrGraph *g, const char *costs_json, const OptDevice *d, const
             if (match[i] < 0 && !g->nodes[i].dead && !is_recompute(g, i)) c->seconds[i] = ratio * roofline(g, i, d, run_at);
         for (int i = 0; i < g->nnodes; i++)
             if (!g->nodes[i].dead && is_recompute(g, i)) c->seconds[i] = c->seconds[g->nodes[i].fwd];
-        if (missing)
-            snprintf(c->source, sizeof c->source, "measured, %s (%d of %d nodes; %d estimated: analytic x %.3g)",
-                     costs_json, matched, nodes, missing, ratio);
-        else
-            snprintf(c->source, sizeof c->source, "measured, %s (%d nodes)", costs_json, nodes);
+        char est[64] = "", unused[48] = "";
+        if (missing) snprintf(est, sizeof est, "; %d estimated: analytic x %.3g", missing, ratio);
+        if (ne > matched) snprintf(unused, sizeof unused, "; file entries unused: %d", ne - matched);
+        snprintf(c->source, sizeof c->source, "measured, %s (%d of %d nodes%s%s)", costs_json, matched, nodes, est,
+                 unused);
     }
     free(match);
     free(e);

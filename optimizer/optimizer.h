@@ -67,7 +67,9 @@ int opt_costs_analytic(const IrGraph *g, const OptDevice *d, const int *run_at, 
  * FLOPs and bytes; a recomputation (a non-forward node with its forward
  * node's name, fwd) costs what its forward node costs. A node the file
  * lacks gets its analytic cost times the file's measured/analytic ratio over
- * the nodes it has, counted in source. Refused (-1, g->err naming the file):
+ * the nodes it has, counted in source, as are the file's entries that name no
+ * node here (a recomputation's, from a file measured under --budget).
+ * Refused (-1, g->err naming the file):
  * unreadable or malformed, another device or mode, an op, FLOP or byte count
  * that differs (another model, or other shapes), or more than half of the
  * nodes missing. */

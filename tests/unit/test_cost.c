@@ -200,7 +200,7 @@ static const char *costs_file(const char *file, const char *device, const char *
 static void test_measured_costs(void)
 {
     costs_graph();
-    char mm[160], relu[160], mul[160], all[512];
+    char mm[160], relu[160], mul[160], all[768];
     double mm_bytes = opt_node_bytes(g, 0, NULL), ew_bytes = opt_node_bytes(g, 1, NULL);
     snprintf(mm, sizeof mm, "{\"name\": \"mm\", \"op\": \"MatMul\", \"seconds\": 0.5, \"flops\": %.17g, \"bytes\": %.17g}",
              ir_node_flops(g, 0), mm_bytes);
@@ -215,7 +215,13 @@ static void test_measured_costs(void)
     snprintf(all, sizeof all, "%s,\n%s,\n%s", mm, relu, mul);
     CHECK(opt_costs_load(g, costs_file("all.json", "cpu", "train", all), &cpu, NULL, &c) == 0);
     CHECK(c.seconds[0] == 0.5 && c.seconds[1] == 0.25 && c.seconds[2] == 0.5 && c.seconds[3] == 0.125);
-    CHECK_STR_CONTAINS(c.source, "(3 nodes)");
+    CHECK_STR_CONTAINS(c.source, "(3 of 3 nodes)");
+    opt_costs_free(&c);
+    /* a file measured with recomputation lists mm twice: the second entry is unused */
+    snprintf(all, sizeof all, "%s,\n%s,\n%s,\n%s", mm, relu, mul, mm);
+    CHECK(opt_costs_load(g, costs_file("rerun.json", "cpu", "train", all), &cpu, NULL, &c) == 0);
+    CHECK(c.seconds[2] == 0.5);
+    CHECK_STR_CONTAINS(c.source, "(3 of 3 nodes; file entries unused: 1)");
     opt_costs_free(&c);
 
     /* bwd/mul missing: its analytic cost times measured/analytic over mm and relu */
