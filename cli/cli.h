@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "codegen.h"
 #include "frontend.h"
+#include "optimizer.h"
 
 #define LOOM_VERSION "0.1.0"
 
@@ -101,5 +103,72 @@ void cli_json_int(CliJson *j, const char *key, int64_t v);
 void cli_json_num(CliJson *j, const char *key, double v);
 void cli_json_null(CliJson *j, const char *key);
 void cli_json_end(CliJson *j); /* after the top-level value: a newline */
+
+/* ---- memory budgets (budget.c) ----
+ * What `loom compile --budget` and `loom plan` share: the store-all figures
+ * of a training graph, the remat solver's table, and fitting a budget. */
+typedef struct {
+    IrGraph *g;
+    OptDevice device;
+    OptCosts costs;
+    const double *node_s;     /* seconds per node of g (costs.seconds) */
+    CgSelect sel;             /* the store-all selection */
+    OptMemRequest req;
+    int64_t weights_bytes;    /* parameters, constants, optimizer state */
+    int64_t store_all_arena;  /* the planner's arena keeping everything */
+    double store_all_step_s;  /* simulated */
+    OptRemat *remat;
+    double table_s;           /* building the solver's table */
+    /* the least feasible budget, once asked */
+    int64_t least_bytes, least_arena;
+    OptSchedule *least;
+    OptSimResult least_sim;
+} CliFit;
+
+typedef struct {
+    int64_t budget;
+    OptSchedule sched;
+    OptSimResult sim;         /* predicted step time; simulated peak */
+    int64_t arena;            /* the memory planner's arena for sched */
+    double solve_s;
+} CliFitResult;
+
+/* The store-all selection and plan of g, its costs on the device profile
+ * (NULL: cpu) or from a `loom profile` file (NULL: analytic), the table. */
+int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit *f);
+/* 0 with the schedule; -1 with g->err (a budget below the least feasible
+ * one names it). */
+int cli_fit(CliFit *f, int64_t budget, CliFitResult *out);
+void cli_fit_result_free(CliFitResult *r);
+/* A baseline's schedule over the same stages, placed; its budget is what it
+ * needs. */
+int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out);
+/* The least feasible budget: the most frugal schedule the solver knows,
+ * placed by the memory planner, plus the weights. */
+int cli_fit_least(CliFit *f, int64_t *bytes);
+void cli_fit_free(CliFit *f);
+/* "6GiB", "512MB", "123456789": bytes (> 0); -1 when not a size. */
+int cli_parse_bytes(const char *s, int64_t *out);
+
+/* ---- `loom plan` and compile's memory flags (plan.c) ---- */
+typedef struct {
+    int report;            /* `loom plan`: report, write nothing */
+    int64_t budget;        /* --budget; 0: none (plan: store-all) */
+    const char *device;    /* --device */
+    const char *costs;     /* --costs */
+    int json, sweep;       /* --json, --sweep */
+    const char *svg;       /* --svg FILE (with --sweep) */
+    int baseline;          /* --solver: -1 rotor (default), else an OptRematBaseline */
+} CliPlanOptions;
+extern const char cli_plan_usage[];
+/* When argv[*i] is one of the flags above, consumes it and returns 1 with
+ * *rc = CLI_OK or the usage error; else 0. */
+int cli_plan_arg(const char *cmd, int argc, char **argv, int *i, CliPlanOptions *p, int *rc);
+/* compile --budget: fit g (a training graph) into p->budget and rewrite it
+ * into the chosen schedule; prints one line on what was recomputed. */
+int cli_plan_budget(IrGraph *g, const CliPlanOptions *p);
+/* `loom plan`: the report (text or JSON), or the sweep. */
+int cli_plan_report(IrGraph *g, const CliPlanOptions *p);
+int cli_plan(int argc, char **argv);
 
 #endif

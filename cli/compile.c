@@ -34,7 +34,15 @@ static const char usage[] =
     "  --dim NAME=N         bind a symbolic dimension (a dim_param name, or\n"
     "                       INPUT:AXIS=N for an input axis); repeatable\n"
     "  --dump-after PASS    print the IR to stderr after PASS (load, fold, lower;\n"
-    "                       train for --mode train)\n"
+    "                       train and remat for --mode train)\n"
+    "\n"
+    "Memory (--mode train):\n"
+    "  --budget BYTES       device memory for the program (weights, optimizer state\n"
+    "                       and activations): 6GiB, 512MB, 123456789; activations are\n"
+    "                       recomputed in backward to fit (`loom plan` shows the plan)\n"
+    "  --device PROFILE     the hardware profile the cost model uses (`loom plan\n"
+    "                       --help` lists them) or a JSON file; default cpu\n"
+    "  --costs FILE         measured costs from `loom profile` instead\n"
     "\n"
     "Training (--mode train; defaults are PyTorch's):\n"
     "  --loss KIND          model: the model's own scalar output (the default);\n"
@@ -55,7 +63,7 @@ static const char usage[] =
     "  --schedule S         constant (default) or cosine (decay to 0 over the run)\n"
     "  --warmup N           linear warm-up over the first N steps (default 0)\n";
 
-static const char *const passes[] = {"load", "fold", "lower", "train"};
+static const char *const passes[] = {"load", "fold", "lower", "train", "remat"};
 
 typedef struct {
     CliModel m;
@@ -65,6 +73,7 @@ typedef struct {
     int64_t warmup;
     const char *train_flag; /* the first training flag given (refused with --mode infer) */
     int weight_decay_given;
+    CliPlanOptions p; /* --budget, --device, --costs; `loom plan`'s report flags */
 } Options;
 
 /* ---- plan.json ---- */
@@ -224,6 +233,8 @@ static int run_passes(IrGraph *g, const Options *o)
     } else if (opt_lower_infer(g) || cli_checkpoint(g, &o->m, "lower")) {
         return -1;
     }
+    if (o->p.report) return cli_plan_report(g, &o->p);
+    if (o->p.budget > 0 && (cli_plan_budget(g, &o->p) || cli_checkpoint(g, &o->m, "remat"))) return -1;
     CgSelect sel;
     if (cg_select(g, &cg_target_cpu, &sel)) {
         cg_select_free(&sel);
@@ -357,6 +368,8 @@ static int parse_args(int argc, char **argv, Options *o)
             if (rc != CLI_OK) return rc;
         } else if (train_arg(argc, argv, &i, o, &rc)) {
             if (rc != CLI_OK) return rc;
+        } else if (cli_plan_arg(o->p.report ? "plan" : "compile", argc, argv, &i, &o->p, &rc)) {
+            if (rc != CLI_OK) return rc;
         } else if ((r = cli_flag_value(argc, argv, &i, "--mode", &val)) != 0) {
             if (r < 0) return cli_usage("compile", "--mode needs a value: infer or train");
             o->mode = val;
@@ -371,16 +384,28 @@ static int parse_args(int argc, char **argv, Options *o)
             return cli_usage("compile", "unknown flag '%s'", a);
         }
     }
-    if (!o->m.path) return cli_usage("compile", "no model given");
-    if (!o->mode) return cli_usage("compile", "no --mode given: infer or train");
-    if (!o->target) return cli_usage("compile", "no --target given: cpu");
-    if (!o->out) return cli_usage("compile", "no output folder given (-o DIR)");
+    const char *cmd = o->p.report ? "plan" : "compile";
+    if (!o->m.path) return cli_usage(cmd, "no model given");
+    if (o->p.report) {
+        if (!o->mode) o->mode = "train";
+        if (!o->target) o->target = "cpu";
+        if (o->out) return cli_usage(cmd, "plan writes no folder; -o is compile's");
+    }
+    if (!o->mode) return cli_usage(cmd, "no --mode given: infer or train");
+    if (!o->target) return cli_usage(cmd, "no --target given: cpu");
+    if (!o->out && !o->p.report) return cli_usage(cmd, "no output folder given (-o DIR)");
     if (strcmp(o->mode, "infer") && strcmp(o->mode, "train"))
-        return cli_usage("compile", "unknown mode '%s' (infer, train)", o->mode);
+        return cli_usage(cmd, "unknown mode '%s' (infer, train)", o->mode);
     if (strcmp(o->target, "cpu") && strcmp(o->target, "cuda"))
-        return cli_usage("compile", "unknown target '%s' (cpu, cuda)", o->target);
+        return cli_usage(cmd, "unknown target '%s' (cpu, cuda)", o->target);
     if (!strcmp(o->mode, "infer") && o->train_flag)
-        return cli_usage("compile", "%s is a training flag; it needs --mode train", o->train_flag);
+        return cli_usage(cmd, "%s is a training flag; it needs --mode train", o->train_flag);
+    if (!o->p.report && !o->p.budget && (o->p.device || o->p.costs))
+        return cli_usage(cmd, "%s weighs what to recompute under --budget; give a --budget too",
+                         o->p.device ? "--device" : "--costs");
+    if (!strcmp(o->mode, "infer") && (o->p.budget > 0 || o->p.report))
+        return cli_usage(cmd, "%s plans a training step; it needs --mode train",
+                         o->p.report ? "plan" : "--budget");
     if (o->t.optimizer == IR_OPTIM_SGD && !o->weight_decay_given) o->t.weight_decay = 0; /* torch.optim.SGD */
     if (o->t.optimizer != IR_OPTIM_SGD && (o->t.nesterov || o->t.momentum != 0))
         return cli_usage("compile", "--momentum and --nesterov are sgd's; add --optimizer sgd");
@@ -391,12 +416,17 @@ static int parse_args(int argc, char **argv, Options *o)
     return CLI_OK;
 }
 
-int cli_compile(int argc, char **argv)
+/* `loom compile` and `loom plan` take the same model and training flags;
+ * plan stops after the schedule and reports it instead of writing a folder. */
+static int compile_or_plan(int argc, char **argv, int report)
 {
     Options o;
     memset(&o, 0, sizeof o);
     ir_train_defaults(&o.t);
-    if (cli_model_init(&o.m, argc, argv, usage, passes, (int)(sizeof passes / sizeof *passes)))
+    o.p.report = report;
+    o.p.baseline = -1;
+    if (cli_model_init(&o.m, argc, argv, report ? cli_plan_usage : usage, passes,
+                       (int)(sizeof passes / sizeof *passes)))
         return CLI_OK;
     int rc = parse_args(argc, argv, &o);
     if (rc == CLI_OK && !strcmp(o.target, "cuda"))
@@ -411,3 +441,7 @@ int cli_compile(int argc, char **argv)
     free(o.m.dims);
     return rc;
 }
+
+int cli_compile(int argc, char **argv) { return compile_or_plan(argc, argv, 0); }
+
+int cli_plan(int argc, char **argv) { return compile_or_plan(argc, argv, 1); }

@@ -14,6 +14,7 @@ static const struct {
     {"compile", cli_compile, "compile a model into a standalone C inference program"},
     {"inspect", cli_inspect, "load a model and print its inputs, ops, parameters, FLOPs and IR"},
     {"ops", cli_ops, "list the ONNX operators loom supports"},
+    {"plan", cli_plan, "plan a training step under a memory budget: what is recomputed, predicted time"},
     {"profile", cli_profile, "measure every node of the compiled program on this machine (costs.json)"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof *commands };

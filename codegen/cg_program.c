@@ -313,6 +313,7 @@ static const char main_body[] =
     "            fprintf(stderr, \"infer: no --input for input '%s'\\n\", inputs[i].name);\n"
     "            return 1;\n"
     "        }\n"
+    "    CHECK(rt_memory_check(MODEL_ARENA_BYTES, MODEL_WEIGHTS_BYTES));\n"
     "    char *arena = alloc_aligned(MODEL_ARENA_BYTES), *blob = alloc_aligned(MODEL_WEIGHTS_BYTES);\n"
     "    char *wdefault = default_weights(argv[0]);\n"
     "    CHECK(wdefault ? load_weights(wdefault, blob, 0) : rt_fail(\"out of memory\"));\n"

@@ -74,7 +74,9 @@ void cg_train_write_model(CgCtx *c, const CgTarget *t)
         if (c->sel->run_at[i] != i || in_update(g, i)) continue;
         if ((int)g->nodes[i].phase != phase) {
             phase = (int)g->nodes[i].phase;
-            fprintf(f, "\n    // ---- %s ----\n", phase == IR_FORWARD ? "forward and loss" : "backward");
+            fprintf(f, "\n    // ---- %s ----\n", phase == IR_FORWARD ? "forward and loss"
+                       : phase == IR_RECOMPUTE ? "recompute (remat: the schedule runs these forward nodes again)"
+                       : "backward");
         }
         cg_emit_step(c, t, i, step++);
         if (step_checkable(c, i)) fprintf(f, "    if (probe && probe(%d)) return 1;\n", i);

@@ -1,5 +1,6 @@
 /* Constant folding and shape inference, in one walk over the nodes in
- * topological order: each node's output shapes are inferred from its inputs;
+ * topological order: each node's output shapes are inferred from its inputs
+ * (a Cast to the type its input has becomes an Identity view);
  * a node whose inputs are all known constants (or that only reads shapes that
  * are now known: Shape, Size) is evaluated on the host and replaced by its
  * constant outputs, so that the Shape/Gather/Concat/Reshape plumbing that
@@ -57,19 +58,6 @@ static void drop_dead(IrGraph *g, const int *order, int count)
     free(live);
 }
 
-/* Store the live nodes in topological order. */
-static void reorder(IrGraph *g, const int *order, int count)
-{
-    IrNode *nodes = ir_xmalloc((g->cap_nodes ? g->cap_nodes : 1) * sizeof *nodes);
-    for (int k = 0; k < count; k++) nodes[k] = g->nodes[order[k]];
-    free(g->nodes);
-    g->nodes = nodes;
-    g->nnodes = count;
-    for (int i = 0; i < g->nvalues; i++) g->values[i].producer = -1;
-    for (int k = 0; k < count; k++)
-        for (int j = 0; j < nodes[k].nout; j++) g->values[nodes[k].out[j]].producer = k;
-}
-
 int onnx_fold_infer(IrGraph *g)
 {
     int *order = ir_xmalloc((g->nnodes ? g->nnodes : 1) * sizeof(int));
@@ -80,6 +68,11 @@ int onnx_fold_infer(IrGraph *g)
         int id = order[k];
         if (ir_infer_node(g, id) < 0) goto out;
         IrNode *n = &g->nodes[id];
+        /* a Cast to the type it already has (exporters write them) is a view */
+        if (n->op == IR_OP_Cast && n->in[0] >= 0 && g->values[n->in[0]].dtype == g->values[n->out[0]].dtype) {
+            n->op = IR_OP_Identity;
+            n->nattr = 0;
+        }
         if (!foldable(g, n)) continue;
         if (ir_ops[n->op].eval(g, id) < 0) goto out;
         for (int j = 0; j < n->nout; j++) {
@@ -94,7 +87,7 @@ int onnx_fold_infer(IrGraph *g)
     int live = 0;
     for (int k = 0; k < count; k++)
         if (!g->nodes[order[k]].dead) order[live++] = order[k];
-    reorder(g, order, live);
+    ir_reorder(g, order, live);
     ir_compact(g);
     rc = ir_check_declared(g);
 out:

@@ -466,6 +466,67 @@ int ir_topo_order(IrGraph *g, int *order)
     return rc;
 }
 
+void ir_reorder(IrGraph *g, const int *order, int count)
+{
+    IrNode *nodes = ir_xmalloc((g->cap_nodes ? g->cap_nodes : 1) * sizeof *nodes);
+    int *pos = ir_xmalloc((g->nnodes ? g->nnodes : 1) * sizeof *pos);
+    for (int i = 0; i < g->nnodes; i++) pos[i] = -1;
+    for (int k = 0; k < count; k++) {
+        nodes[k] = g->nodes[order[k]];
+        pos[order[k]] = k;
+    }
+    for (int k = 0; k < count; k++)
+        if (nodes[k].fwd >= 0) nodes[k].fwd = pos[nodes[k].fwd];
+    free(pos);
+    free(g->nodes);
+    g->nodes = nodes;
+    g->nnodes = count;
+    for (int i = 0; i < g->nvalues; i++) g->values[i].producer = -1;
+    for (int k = 0; k < count; k++)
+        for (int j = 0; j < nodes[k].nout; j++) g->values[nodes[k].out[j]].producer = k;
+}
+
+IrGraph *ir_graph_copy(const IrGraph *g)
+{
+    IrGraph *c = ir_graph_new(NULL);
+    c->path = g->path;
+    c->graph_name = g->graph_name;
+    c->producer = g->producer;
+    c->opset = g->opset;
+    c->ir_version = g->ir_version;
+    for (int i = 0; i < g->nvalues; i++) {
+        const IrValue *v = &g->values[i];
+        int id = ir_value_new(c, v->name, v->role);
+        IrValue *cv = &c->values[id];
+        const char *name = cv->name;
+        *cv = *v;
+        cv->name = name;
+        cv->data = NULL;
+        if (v->data) {
+            size_t n = (size_t)ir_value_bytes(v);
+            cv->data = ir_xmalloc(n);
+            memcpy(cv->data, v->data, n);
+        }
+    }
+    c->nnodes = c->cap_nodes = g->nnodes;
+    c->nodes = ir_xmalloc((g->nnodes ? g->nnodes : 1) * sizeof *c->nodes);
+    for (int i = 0; i < g->nnodes; i++) {
+        IrNode *n = &c->nodes[i];
+        *n = g->nodes[i];
+        n->in = ir_alloc(c, (n->nin ? n->nin : 1) * sizeof(int));
+        n->out = ir_alloc(c, (n->nout ? n->nout : 1) * sizeof(int));
+        memcpy(n->in, g->nodes[i].in, n->nin * sizeof(int));
+        memcpy(n->out, g->nodes[i].out, n->nout * sizeof(int));
+    }
+    c->ninputs = g->ninputs;
+    c->noutputs = g->noutputs;
+    c->inputs = ir_xmalloc((g->ninputs ? g->ninputs : 1) * sizeof(int));
+    c->outputs = ir_xmalloc((g->noutputs ? g->noutputs : 1) * sizeof(int));
+    memcpy(c->inputs, g->inputs, g->ninputs * sizeof(int));
+    memcpy(c->outputs, g->outputs, g->noutputs * sizeof(int));
+    return c;
+}
+
 void ir_compact(IrGraph *g)
 {
     int *vmap = ir_xmalloc((g->nvalues ? g->nvalues : 1) * sizeof(int));

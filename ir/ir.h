@@ -116,6 +116,7 @@ typedef enum {
     IR_FORWARD = 0,
     IR_BACKWARD,
     IR_UPDATE,
+    IR_RECOMPUTE, /* a forward node run again in backward (remat: optimizer/schedule.c) */
 } IrPhase;
 
 typedef struct {
@@ -128,7 +129,8 @@ typedef struct {
     IrAttr *attr;
     IrPhase phase;
     int onnx_index;    /* index of the ONNX node it came from, -1 if none */
-    int fwd;           /* backward node: the forward node it differentiates; else -1 */
+    int fwd;           /* backward node: the forward node it differentiates; recompute
+                        * node: the forward node it runs again; else -1 */
     int dead;          /* removed by a pass; skipped everywhere, reclaimed by ir_compact */
 } IrNode;
 
@@ -196,6 +198,15 @@ static inline int ir_in(const IrNode *n, int i) { return i < n->nin ? n->in[i] :
 
 /* Drop dead nodes and the values nothing references; renumbers ids. */
 void ir_compact(IrGraph *g);
+
+/* Store the nodes order[0..count) in that order (the others are dropped) and
+ * set every value's producer anew. */
+void ir_reorder(IrGraph *g, const int *order, int count);
+
+/* A copy of g to try a rewrite on: values (with their data), nodes, inputs
+ * and outputs are its own; attribute contents and the path are shared with
+ * g, so free the copy before g. */
+IrGraph *ir_graph_copy(const IrGraph *g);
 
 /* Node ids in an order where every producer precedes its consumers. Returns
  * the count written to order (nnodes live nodes), or -1 with g->err set when

@@ -70,11 +70,11 @@ static int verify_nodes(IrGraph *g, int *made_by)
                            op->min_out, op->max_out);
         if ((n->nin && !n->in) || (n->nout && !n->out) || (n->nattr && !n->attr))
             return ir_fail(g, i, "invalid IR: operand or attribute list missing");
-        if ((unsigned)n->phase > IR_UPDATE)
+        if ((unsigned)n->phase > IR_RECOMPUTE)
             return ir_fail(g, i, "invalid IR: phase %d, out of range", (int)n->phase);
-        if (n->fwd < -1 || n->fwd >= g->nnodes || (n->fwd >= 0 && n->phase != IR_BACKWARD))
-            return ir_fail(g, i, "invalid IR: differentiates node %d, out of range or not a "
-                           "backward node", n->fwd);
+        if (n->fwd < -1 || n->fwd >= g->nnodes || (n->fwd >= 0 && n->phase != IR_BACKWARD && n->phase != IR_RECOMPUTE))
+            return ir_fail(g, i, "invalid IR: differentiates or recomputes node %d, out of "
+                           "range, or not a backward or recompute node", n->fwd);
         for (int j = 0; j < n->nin; j++)
             if (n->in[j] < -1 || n->in[j] >= g->nvalues)
                 return ir_fail(g, i, "invalid IR: input %d is value id %d, out of range (%d values)",

@@ -43,33 +43,37 @@ static int by_size_desc(const void *pa, const void *pb)
     return a->last < b->last ? -1 : a->last > b->last;
 }
 
-static int by_offset(const void *pa, const void *pb)
-{
-    const Buffer *a = *(Buffer *const *)pa, *b = *(Buffer *const *)pb;
-    return *a->offset < *b->offset ? -1 : *a->offset > *b->offset;
-}
-
-/* Greedy placement of bufs (sorted largest first); returns the arena size. */
+/* Greedy placement of bufs (sorted largest first); returns the arena size.
+ * The placed buffers are kept sorted by offset, so each new one walks them
+ * once, skipping those not live at the same time, and takes the first gap
+ * that fits. */
 static int64_t place(Buffer *bufs, int n)
 {
-    Buffer **live = ir_xmalloc((size_t)(n ? n : 1) * sizeof *live);
+    Buffer **placed = ir_xmalloc((size_t)(n ? n : 1) * sizeof *placed);
     int64_t arena = 0;
     for (int i = 0; i < n; i++) {
         Buffer *b = &bufs[i];
-        int k = 0;
-        for (int j = 0; j < i; j++)
-            if (bufs[j].first <= b->last && b->first <= bufs[j].last) live[k++] = &bufs[j];
-        qsort(live, (size_t)k, sizeof *live, by_offset);
         int64_t at = 0;
-        for (int j = 0; j < k; j++) {
-            if (*live[j]->offset >= at + b->size) break; /* the gap before it fits */
-            int64_t end = *live[j]->offset + live[j]->size;
+        for (int j = 0; j < i; j++) {
+            const Buffer *p = placed[j];
+            if (p->first > b->last || b->first > p->last) continue;
+            if (*p->offset >= at + b->size) break; /* the gap before it fits */
+            int64_t end = *p->offset + p->size;
             if (end > at) at = end;
         }
         *b->offset = at;
         if (at + b->size > arena) arena = at + b->size;
+        /* insert by offset (after equals: stable) */
+        int lo = 0, hi = i;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (*placed[mid]->offset <= at) lo = mid + 1;
+            else hi = mid;
+        }
+        memmove(placed + lo + 1, placed + lo, (size_t)(i - lo) * sizeof *placed);
+        placed[lo] = b;
     }
-    free(live);
+    free(placed);
     return arena;
 }
 

@@ -134,4 +134,106 @@ typedef struct {
 int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan);
 void opt_memplan_free(OptMemPlan *plan);
 
+/* ---- the schedule (schedule.c) ----
+ * One device's work in order: a list of instructions on the compute stream,
+ * each running one node of the graph. Every live node runs exactly once as
+ * OPT_RUN; a forward node may also run again as OPT_RERUN (a recomputation,
+ * "remat"), which writes a new copy of its outputs. An instruction reads, of
+ * each input, the copy its latest run wrote, so a schedule fixes both the
+ * order and which copy each read sees. Frees are implicit: a copy dies after
+ * its last read (opt_schedule_simulate; the memory planner later places
+ * the buffers of the materialized graph). Copies to the host, events and
+ * communication are the kinds later work adds. */
+
+typedef enum { OPT_RUN = 0, OPT_RERUN } OptInstrKind;
+
+typedef struct {
+    int node;
+    OptInstrKind kind;
+} OptInstr;
+
+typedef struct {
+    int n, cap;
+    OptInstr *ins;
+} OptSchedule;
+
+void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind);
+void opt_schedule_free(OptSchedule *s);
+/* Every live node once, in the stored order: the store-all schedule. */
+void opt_schedule_store_all(const IrGraph *g, OptSchedule *s);
+
+/* What a schedule costs: the step time over per-node seconds (a rerun costs
+ * its node's time), and the most arena bytes live at once, counted the way
+ * the memory planner counts them (aligned buffers, views sharing their
+ * root, workspaces while their node runs, values fused into their consumer
+ * (run_at) kept in registers while only their group reads them). */
+typedef struct {
+    double step_s;
+    int64_t peak_bytes;
+    int peak_at;   /* the instruction where the peak is reached */
+    int reruns;    /* OPT_RERUN instructions */
+} OptSimResult;
+
+int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *node_s,
+                          const OptMemRequest *req, OptSimResult *r);
+
+/* Rewrite g so that its stored node order is the schedule: each OPT_RERUN
+ * becomes a new node (phase IR_RECOMPUTE, fwd = the node it recomputes, the
+ * same name and attributes) writing new values "remat/NAME"; every input is
+ * rewired to the copy the schedule says it reads. Codegen and the memory
+ * planner then need nothing new. Returns 0, or -1 with g->err when the
+ * schedule is not valid for g (a node missing or run twice, a read before
+ * any copy exists). */
+int opt_schedule_apply(IrGraph *g, const OptSchedule *s);
+
+/* ---- rematerialization (remat.c) ----
+ * A solver in the style of rotor (Beaumont et al., "Optimal checkpointing for
+ * heterogeneous chains"): the forward graph is cut into a chain of stages
+ * at the points where the fewest bytes cross (a transformer's blocks, a
+ * CNN's layers); a dynamic program over (first stage, last stage, memory)
+ * picks, for each stage, whether its first forward run keeps what its
+ * backward reads, or keeps only a checkpoint and runs the stage again later,
+ * possibly several times. Values that cross more than one cut (U-Net skips)
+ * belong to every state they cross. The table is built once per graph and
+ * then answers any budget: a solve tries the table's schedules at every
+ * memory level, simulates each (opt_schedule_simulate: the real order, the
+ * real buffers), and returns the fastest whose peak fits. */
+
+typedef struct OptRemat OptRemat;
+
+/* node_s: seconds per node (the cost model); req: the store-all selection's
+ * request (fusion, workspaces), as for opt_memplan. g must be a training
+ * graph (ir/train.h) stored in topological order. */
+OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequest *req);
+void opt_remat_free(OptRemat *r);
+int opt_remat_stages(const OptRemat *r);
+/* The schedule of least simulated time whose simulated arena peak is at most
+ * arena_bytes; 0, or 1 when none fits (out untouched). */
+int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim);
+/* The least simulated arena peak among the schedules the solver knows. */
+int64_t opt_remat_min_peak(const OptRemat *r);
+
+/* Baselines to compare with, over the same stages: keep everything;
+ * checkpoint at every cut where the state is smallest (a transformer's
+ * residual stream: PyTorch's checkpoint per block), recomputing each
+ * segment once in its backward; the same at ceil(sqrt(stages)) evenly spaced
+ * cuts (Chen et al.'s sqrt(n)). */
+typedef enum { OPT_BASE_STORE_ALL = 0, OPT_BASE_BLOCKS, OPT_BASE_SQRT } OptRematBaseline;
+const char *opt_remat_baseline_name(OptRematBaseline b);
+void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim);
+
+/* ---- the exact baseline (checkmate.c) ----
+ * Checkmate's whole-graph integer program (Jain et al., MLSys 2020) over the
+ * stored node order, solved with lp_solve: every forward node may run again
+ * in any later stage, any value may be kept across any stage, and memory is
+ * counted the way the simulator counts it (never less). out is the optimal
+ * schedule (its first run of a node OPT_RUN, later ones OPT_RERUN), sim its
+ * simulation (peak <= arena_budget). Returns 0 (optimal), 1 (no schedule
+ * fits), 2 (time limit hit: the best schedule found, or out->n == 0 when
+ * none was), -1 (the program is too large to build, or lp_solve failed);
+ * why says which, with the program's size, and for 2 the gap to the LP
+ * bound. */
+int opt_remat_ilp(const IrGraph *g, const double *node_s, const OptMemRequest *req, int64_t arena_budget,
+                  double time_limit_s, OptSchedule *out, OptSimResult *sim, char *why, size_t nwhy);
+
 #endif

@@ -35,6 +35,11 @@ __attribute__((format(printf, 1, 2)))
 #endif
 int rt_fail(const char *fmt, ...);
 
+/* 0 when the machine can give the program its arena and weights blob
+ * (the kernel's available memory, and what an address-space limit leaves);
+ * else -1 with a message naming the bytes needed and available. */
+int rt_memory_check(int64_t arena_bytes, int64_t weights_bytes);
+
 /* For generated programs: a call that returns non-zero stops the program. */
 #define RT_CHECK(call)                                                                \
     do {                                                                              \

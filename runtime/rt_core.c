@@ -4,7 +4,9 @@
 #include "rt.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static _Thread_local char err_buf[RT_ERR_LEN];
 
@@ -108,4 +110,43 @@ char *rt_shape_str(char *buf, size_t len, int rank, const int64_t *dims) {
         at += (size_t)snprintf(buf + at, len - at, i ? ",%lld" : "%lld", (long long)dims[i]);
     if (at < len) snprintf(buf + at, len - at, "]");
     return buf;
+}
+
+/* The bytes this process may still allocate: the kernel's MemAvailable, and
+ * under an address-space limit (ulimit -v) what is left of it. */
+static int64_t available_bytes(void)
+{
+    int64_t avail = -1;
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) avail = (int64_t)kb * 1024;
+        fclose(f);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        int64_t used = 0;
+        long long kb;
+        if ((f = fopen("/proc/self/status", "r")) != NULL) {
+            while (fgets(line, sizeof line, f))
+                if (sscanf(line, "VmSize: %lld kB", &kb) == 1) used = (int64_t)kb * 1024;
+            fclose(f);
+        }
+        int64_t left = (int64_t)rl.rlim_cur - used;
+        if (left < 0) left = 0;
+        if (avail < 0 || left < avail) avail = left;
+    }
+    return avail;
+}
+
+int rt_memory_check(int64_t arena_bytes, int64_t weights_bytes)
+{
+    int64_t need = arena_bytes + weights_bytes, avail = available_bytes();
+    if (avail < 0 || need <= avail) return 0;
+    return rt_fail("the program needs %lld bytes of memory (arena %lld, weights and optimizer state %lld), "
+                   "but %lld are available; free memory, or compile with a smaller --budget (loom plan "
+                   "shows the least feasible one)", (long long)need, (long long)arena_bytes,
+                   (long long)weights_bytes, (long long)avail);
 }

@@ -480,6 +480,10 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             return 0;
         }
     rt_omp_defaults(argv);
+    if (rt_memory_check(m->arena_bytes, m->weights_bytes)) {
+        fprintf(stderr, "train: %s\n", rt_error());
+        return 1;
+    }
     Args a;
     memset(&a, 0, sizeof a);
     const char *paths[64] = {0};

@@ -1,0 +1,203 @@
+/* Fitting a training graph into a device memory budget: the passes between
+ * the training graph and code generation that `loom compile --budget` and
+ * `loom plan` share.
+ *
+ * The budget is the device's bytes for the whole program: the weights blob
+ * (parameters, optimizer state) and the arena (activations, gradients,
+ * workspaces). The weights are fixed, so the arena gets the rest. The remat
+ * solver (optimizer/remat.c) proposes the fastest schedule whose simulated
+ * arena peak fits; the schedule is then tried on a copy of the graph with the
+ * real selection and memory planner, and when the planner's placement comes
+ * out above the budget, the solver is asked again for that much less. The
+ * most frugal schedule the solver knows is the last resort; when even that
+ * does not fit, the budget is refused naming the least feasible one. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "codegen.h"
+#include "optimizer.h"
+#include "rt.h"
+
+/* The real arena bytes of schedule s on g (tried on a copy). */
+static int real_arena(IrGraph *g, const OptSchedule *s, int64_t *arena)
+{
+    IrGraph *c = ir_graph_copy(g);
+    CgSelect sel;
+    int rc = opt_schedule_apply(c, s);
+    if (rc == 0) rc = cg_select(c, &cg_target_cpu, &sel);
+    if (rc == 0) {
+        OptMemRequest req = cg_mem_request(&sel);
+        OptMemPlan p;
+        rc = opt_memplan(c, &req, &p);
+        if (rc == 0) *arena = p.arena_bytes;
+        opt_memplan_free(&p);
+        cg_select_free(&sel);
+    }
+    if (rc) memcpy(g->err, c->err, sizeof g->err);
+    ir_graph_free(c);
+    return rc;
+}
+
+int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit *f)
+{
+    memset(f, 0, sizeof *f);
+    f->g = g;
+    if (cg_select(g, &cg_target_cpu, &f->sel)) return -1;
+    f->req = cg_mem_request(&f->sel);
+    char err[512];
+    if (opt_device_lookup(device ? device : "cpu", &f->device, err, sizeof err))
+        return ir_fail(g, -1, "--device: %s", err);
+    if (costs_path ? opt_costs_load(g, costs_path, &f->device, f->sel.run_at, &f->costs)
+                   : opt_costs_analytic(g, &f->device, f->sel.run_at, &f->costs))
+        return -1;
+    const double *node_s = f->node_s = f->costs.seconds;
+    OptMemPlan p;
+    if (opt_memplan(g, &f->req, &p)) return -1;
+    f->weights_bytes = p.weights_bytes;
+    f->store_all_arena = p.arena_bytes;
+    opt_memplan_free(&p);
+    OptSchedule all;
+    OptSimResult sim;
+    opt_schedule_store_all(g, &all);
+    opt_schedule_simulate(g, &all, node_s, &f->req, &sim);
+    opt_schedule_free(&all);
+    f->store_all_step_s = sim.step_s;
+    double t0 = rt_now();
+    f->remat = opt_remat_new(g, node_s, &f->req);
+    f->table_s = rt_now() - t0;
+    return 0;
+}
+
+void cli_fit_free(CliFit *f)
+{
+    opt_remat_free(f->remat);
+    opt_costs_free(&f->costs);
+    cg_select_free(&f->sel);
+    free(f->least);
+    memset(f, 0, sizeof *f);
+}
+
+/* The least feasible budget: the most frugal schedule, placed for real. */
+int cli_fit_least(CliFit *f, int64_t *bytes)
+{
+    if (f->least_bytes) {
+        *bytes = f->least_bytes;
+        return 0;
+    }
+    OptSchedule s;
+    OptSimResult sim;
+    int64_t arena;
+    if (opt_remat_solve(f->remat, opt_remat_min_peak(f->remat), &s, &sim) ||
+        real_arena(f->g, &s, &arena)) {
+        opt_schedule_free(&s);
+        return -1;
+    }
+    if (arena >= f->store_all_arena) { /* no schedule beats keeping everything */
+        opt_schedule_free(&s);
+        opt_schedule_store_all(f->g, &s);
+        opt_schedule_simulate(f->g, &s, f->node_s, &f->req, &sim);
+        arena = f->store_all_arena;
+    }
+    f->least_bytes = f->weights_bytes + arena;
+    f->least = ir_xmalloc(sizeof *f->least);
+    *f->least = s;
+    f->least_sim = sim;
+    f->least_arena = arena;
+    *bytes = f->least_bytes;
+    return 0;
+}
+
+static int refuse(CliFit *f, int64_t budget, int64_t least);
+
+int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
+{
+    memset(out, 0, sizeof *out);
+    double t0 = rt_now();
+    out->budget = budget;
+    int64_t room = budget - f->weights_bytes, least;
+    if (room < f->store_all_arena && cli_fit_least(f, &least)) return -1;
+    if (room < f->store_all_arena && budget < least) return refuse(f, budget, least);
+    if (room >= f->store_all_arena) { /* everything fits: keep all */
+        opt_schedule_store_all(f->g, &out->sched);
+        opt_schedule_simulate(f->g, &out->sched, f->node_s, &f->req, &out->sim);
+        out->arena = f->store_all_arena;
+        out->solve_s = rt_now() - t0 + f->table_s;
+        return 0;
+    }
+    int64_t target = room;
+    for (int attempt = 0; attempt < 8 && target > 0; attempt++) {
+        OptSchedule s;
+        OptSimResult sim;
+        int64_t arena;
+        if (opt_remat_solve(f->remat, target, &s, &sim)) break;
+        if (real_arena(f->g, &s, &arena)) {
+            opt_schedule_free(&s);
+            return -1;
+        }
+        if (arena <= room) {
+            out->sched = s;
+            out->sim = sim;
+            out->arena = arena;
+            out->solve_s = rt_now() - t0 + f->table_s;
+            return 0;
+        }
+        opt_schedule_free(&s);
+        target = sim.peak_bytes - (arena - room); /* a schedule that peaks that much lower */
+    }
+    /* the most frugal schedule, which fits since budget >= least */
+    out->sched.n = out->sched.cap = f->least->n;
+    out->sched.ins = ir_xmalloc((size_t)(f->least->n ? f->least->n : 1) * sizeof *out->sched.ins);
+    memcpy(out->sched.ins, f->least->ins, (size_t)f->least->n * sizeof *out->sched.ins);
+    out->sim = f->least_sim;
+    out->arena = f->least_arena;
+    out->solve_s = rt_now() - t0 + f->table_s;
+    return 0;
+}
+
+static int refuse(CliFit *f, int64_t budget, int64_t least)
+{
+    char a[32], b[32], w[32], r[32];
+    return ir_fail(f->g, -1, "a budget of %s (%lld bytes) is below the least feasible one for this model: "
+                   "%s (%lld bytes: weights and optimizer state %s, activations at least %s); give "
+                   "--budget %lld or more", cli_fmt_bytes((double)budget, a, sizeof a), (long long)budget,
+                   cli_fmt_bytes((double)least, b, sizeof b), (long long)least,
+                   cli_fmt_bytes((double)f->weights_bytes, w, sizeof w),
+                   cli_fmt_bytes((double)(least - f->weights_bytes), r, sizeof r), (long long)least);
+}
+
+int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out)
+{
+    memset(out, 0, sizeof *out);
+    double t0 = rt_now();
+    opt_remat_baseline(f->remat, b, &out->sched, &out->sim);
+    if (real_arena(f->g, &out->sched, &out->arena)) return -1;
+    out->budget = f->weights_bytes + out->arena;
+    out->solve_s = rt_now() - t0 + f->table_s;
+    return 0;
+}
+
+void cli_fit_result_free(CliFitResult *r) { opt_schedule_free(&r->sched); }
+
+int cli_parse_bytes(const char *s, int64_t *out)
+{
+    char *end;
+    double x = strtod(s, &end);
+    if (end == s || !isfinite(x) || x <= 0) return -1;
+    static const struct {
+        const char *suffix;
+        double mult;
+    } units[] = {{"", 1},          {"B", 1},          {"K", 1e3},     {"KB", 1e3},
+                 {"KiB", 1024.0},  {"M", 1e6},        {"MB", 1e6},    {"MiB", 1048576.0},
+                 {"G", 1e9},       {"GB", 1e9},       {"GiB", 1073741824.0},
+                 {"T", 1e12},      {"TB", 1e12},      {"TiB", 1099511627776.0}};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+        if (!strcmp(end, units[i].suffix)) {
+            double b = x * units[i].mult;
+            if (b >= 9.2e18) return -1;
+            *out = (int64_t)llround(b);
+            return *out > 0 ? 0 : -1;
+        }
+    return -1;
+}

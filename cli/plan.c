@@ -1,0 +1,311 @@
+/* `loom plan MODEL.onnx --mode train [--budget B] [--device P | --costs F]
+ * [--json] [--sweep [--svg FILE]]`: what the schedule optimizer decides for
+ * a training step under a memory budget, and what it predicts (step time
+ * from the cost model, arena bytes from the memory planner), against the
+ * store-all baseline; --sweep walks the budgets from the least feasible to
+ * store-all. `loom compile --budget` runs the same fitting (budget.c) and
+ * emits the schedule. The model and training flags are compile's
+ * (compile.c parses them for both commands). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char cli_plan_usage[] =
+    "usage: loom plan MODEL.onnx [--mode train] [--target cpu] [--budget BYTES]\n"
+    "                 [--device PROFILE | --costs FILE] [--json] [--sweep [--svg FILE]]\n"
+    "                 [--dim NAME=N]... [training flags, as loom compile takes them]\n"
+    "\n"
+    "Plan one training step under a device memory budget: which activations are\n"
+    "recomputed in backward instead of kept, the predicted step time and the arena\n"
+    "the memory planner places, against keeping everything (store-all).\n"
+    "\n"
+    "  --budget BYTES     device memory for weights, optimizer state and activations:\n"
+    "                     6GiB, 512MB, 123456789 (default: what store-all needs)\n"
+    "  --device PROFILE   hardware profile for the cost model (default cpu), or a JSON\n"
+    "                     file overriding a profile's fields (docs/cli.md)\n"
+    "  --costs FILE       measured per-node costs written by `loom profile`\n"
+    "  --json             one JSON object instead of text\n"
+    "  --sweep            the time/memory frontier from the least feasible budget to\n"
+    "                     store-all (JSON: an array)\n"
+    "  --svg FILE         with --sweep: also plot the frontier into FILE\n"
+    "  --solver S         rotor (default: the fastest plan within the budget), or a\n"
+    "                     baseline over the same stages, whatever memory it takes:\n"
+    "                     store-all; blocks (checkpoint where the state is smallest,\n"
+    "                     as PyTorch's checkpoint per block); sqrt (ceil(sqrt(stages))\n"
+    "                     even segments)\n"
+    "\n"
+    "A budget below the least feasible one is refused with that budget named (exit 1).\n";
+
+int cli_plan_arg(const char *cmd, int argc, char **argv, int *i, CliPlanOptions *p, int *rc)
+{
+    char *val = NULL;
+    int r;
+    *rc = CLI_OK;
+    const char *a = argv[*i];
+    if (!strcmp(a, "--json") || !strcmp(a, "--sweep")) {
+        if (!p->report) *rc = cli_usage(cmd, "%s is loom plan's; compile writes plan.json", a);
+        if (a[2] == 'j') p->json = 1;
+        else p->sweep = 1;
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--budget", &val)) != 0) {
+        if (r < 0 || cli_parse_bytes(val, &p->budget))
+            *rc = cli_usage(cmd, "--budget needs a size in bytes (6GiB, 512MB, 123456789), not '%s'",
+                            r < 0 ? "" : val);
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--device", &val)) != 0) {
+        if (r < 0) *rc = cli_usage(cmd, "--device needs a profile name or a JSON file");
+        p->device = val;
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--costs", &val)) != 0) {
+        if (r < 0) *rc = cli_usage(cmd, "--costs needs a file written by loom profile");
+        p->costs = val;
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--solver", &val)) != 0) {
+        if (!p->report) *rc = cli_usage(cmd, "--solver is loom plan's");
+        else if (r < 0) *rc = cli_usage(cmd, "--solver needs a value: rotor, store-all, blocks, sqrt");
+        else if (!strcmp(val, "rotor")) p->baseline = -1;
+        else if (!strcmp(val, "store-all")) p->baseline = OPT_BASE_STORE_ALL;
+        else if (!strcmp(val, "blocks")) p->baseline = OPT_BASE_BLOCKS;
+        else if (!strcmp(val, "sqrt")) p->baseline = OPT_BASE_SQRT;
+        else *rc = cli_usage(cmd, "unknown solver '%s' (rotor, store-all, blocks, sqrt)", val);
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--svg", &val)) != 0) {
+        if (r < 0) *rc = cli_usage(cmd, "--svg needs a file name");
+        else if (!p->report) *rc = cli_usage(cmd, "--svg is loom plan's (with --sweep)");
+        p->svg = val;
+        return 1;
+    }
+    return 0;
+}
+
+/* The forward values the schedule recomputes, once each, in schedule order. */
+static int recomputed(const IrGraph *g, const OptSchedule *s, const char ***names)
+{
+    unsigned char *seen = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), 1);
+    const char **out = ir_xmalloc((size_t)(g->nvalues ? g->nvalues : 1) * sizeof *out);
+    int n = 0;
+    for (int k = 0; k < s->n; k++) {
+        if (s->ins[k].kind != OPT_RERUN) continue;
+        const IrNode *node = &g->nodes[s->ins[k].node];
+        for (int j = 0; j < node->nout; j++) {
+            int v = node->out[j];
+            if (v >= 0 && !seen[v]) seen[v] = 1, out[n++] = g->values[v].name;
+        }
+    }
+    free(seen);
+    *names = out;
+    return n;
+}
+
+static int fit_setup(IrGraph *g, const CliPlanOptions *p, CliFit *f)
+{
+    if (cli_fit_init(g, p->device, p->costs, f)) {
+        cli_fit_free(f);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_plan_budget(IrGraph *g, const CliPlanOptions *p)
+{
+    CliFit f;
+    CliFitResult r;
+    if (fit_setup(g, p, &f)) return -1;
+    int rc = cli_fit(&f, p->budget, &r);
+    if (rc == 0) {
+        char a[32], b[32];
+        int nrerun = r.sim.reruns;
+        double over = f.store_all_step_s > 0 ? 100.0 * (r.sim.step_s / f.store_all_step_s - 1) : 0;
+        printf("%-9s %s: %s (%d node run%s recomputed, predicted step %+.1f%%; store-all needs %s)\n",
+               "budget", cli_fmt_bytes((double)p->budget, a, sizeof a),
+               nrerun ? "recompute in backward" : "everything kept", nrerun, nrerun == 1 ? "" : "s", over,
+               cli_fmt_bytes((double)(f.weights_bytes + f.store_all_arena), b, sizeof b));
+        rc = opt_schedule_apply(g, &r.sched);
+        cli_fit_result_free(&r);
+    }
+    cli_fit_free(&f);
+    return rc;
+}
+
+static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t least, int full,
+                     const char *solver)
+{
+    cli_json_object(j, NULL, !full);
+    cli_json_int(j, "budget_bytes", r->budget);
+    cli_json_int(j, "arena_bytes", r->arena);
+    cli_json_int(j, "device_bytes", f->weights_bytes + r->arena);
+    cli_json_num(j, "predicted_step_s", r->sim.step_s);
+    cli_json_int(j, "recomputed_nodes", r->sim.reruns);
+    if (full) {
+        cli_json_int(j, "weights_bytes", f->weights_bytes);
+        cli_json_int(j, "store_all_arena_bytes", f->store_all_arena);
+        cli_json_int(j, "min_feasible_bytes", least);
+        cli_json_num(j, "store_all_step_s", f->store_all_step_s);
+        cli_json_num(j, "overhead_pct", 100.0 * (r->sim.step_s / f->store_all_step_s - 1));
+        cli_json_num(j, "solve_s", r->solve_s);
+        cli_json_int(j, "stages", opt_remat_stages(f->remat));
+        cli_json_str(j, "solver", solver);
+        cli_json_str(j, "device", f->device.name);
+        cli_json_str(j, "costs", f->costs.source);
+        const char **names;
+        int n = recomputed(f->g, &r->sched, &names);
+        cli_json_array(j, "recomputed", 0);
+        for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
+        cli_json_close(j);
+        free(names);
+    }
+    cli_json_close(j);
+}
+
+static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, const char *solver)
+{
+    char a[32], b[32], c[32];
+    const IrGraph *g = f->g;
+    printf("%-10s %s (train, %s costs: %s)\n", "model", g->path, f->device.name, f->costs.source);
+    printf("%-10s %s (solver %s)\n", "budget", cli_fmt_bytes((double)r->budget, a, sizeof a), solver);
+    printf("%-10s arena %s + weights and optimizer state %s; step %.4g ms (predicted)\n", "store-all",
+           cli_fmt_bytes((double)f->store_all_arena, a, sizeof a), cli_fmt_bytes((double)f->weights_bytes, b, sizeof b),
+           1e3 * f->store_all_step_s);
+    printf("%-10s arena %s (device %s); step %.4g ms (predicted, %+.1f%%)\n", "plan",
+           cli_fmt_bytes((double)r->arena, a, sizeof a), cli_fmt_bytes((double)(f->weights_bytes + r->arena), b, sizeof b),
+           1e3 * r->sim.step_s, 100.0 * (r->sim.step_s / f->store_all_step_s - 1));
+    const char **names;
+    int n = recomputed(g, &r->sched, &names);
+    printf("%-10s %d node run%s, %d value%s", "recompute", r->sim.reruns, r->sim.reruns == 1 ? "" : "s", n,
+           n == 1 ? "" : "s");
+    for (int i = 0; i < n && i < 8; i++) printf("%s%s", i ? ", " : ": ", names[i]);
+    printf("%s\n", n > 8 ? ", ..." : "");
+    free(names);
+    printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
+           least == f->weights_bytes + f->store_all_arena ? "store-all" : "with recomputation");
+    printf("%-10s %.3g s (%d stages)\n", "solve", r->solve_s, opt_remat_stages(f->remat));
+}
+
+/* The frontier plot: predicted step time against device bytes. */
+static int write_svg(IrGraph *g, const char *path, const CliFitResult *pts, int n, const CliFit *f)
+{
+    FILE *o = fopen(path, "w");
+    if (!o) return ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
+    double x0 = 1e300, x1 = 0, y0 = 1e300, y1 = 0;
+    for (int i = 0; i < n; i++) {
+        double x = (double)(f->weights_bytes + pts[i].arena) / 1048576.0, y = 1e3 * pts[i].sim.step_s;
+        x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1, y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+    }
+    if (x1 <= x0) x1 = x0 + 1;
+    if (y1 <= y0) y1 = y0 + 1e-3;
+    y0 = 0;
+    const int W = 640, H = 400, L = 70, R = 20, T = 30, B = 50;
+#define PX(x) (L + ((x) - x0) / (x1 - x0) * (W - L - R))
+#define PY(y) (H - B - ((y) - y0) / (y1 - y0) * (H - T - B))
+    fprintf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(o, "<text x=\"%d\" y=\"18\">", L);
+    for (const char *s = g->path; *s; s++) {
+        if (*s == '<') fputs("&lt;", o);
+        else if (*s == '&') fputs("&amp;", o);
+        else fputc(*s, o);
+    }
+    fprintf(o, ": predicted step time against device memory (%s)</text>\n", f->device.name);
+    fprintf(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
+    fprintf(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, T, L, H - B);
+    for (int k = 0; k <= 4; k++) {
+        double x = x0 + (x1 - x0) * k / 4, y = y0 + (y1 - y0) * k / 4;
+        fprintf(o, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n", PX(x), H - B + 16, x);
+        fprintf(o, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", L - 6, PY(y) + 4, y);
+    }
+    fprintf(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">device MiB (weights, state, arena)</text>\n",
+            (L + W - R) / 2, H - 12);
+    fprintf(o, "<text x=\"14\" y=\"%d\" transform=\"rotate(-90 14 %d)\" text-anchor=\"middle\">step ms</text>\n",
+            (T + H - B) / 2, (T + H - B) / 2);
+    fprintf(o, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
+    for (int i = 0; i < n; i++)
+        fprintf(o, "%.1f,%.1f ", PX((double)(f->weights_bytes + pts[i].arena) / 1048576.0), PY(1e3 * pts[i].sim.step_s));
+    fprintf(o, "\"/>\n");
+    for (int i = 0; i < n; i++)
+        fprintf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#1f77b4\"/>\n",
+                PX((double)(f->weights_bytes + pts[i].arena) / 1048576.0), PY(1e3 * pts[i].sim.step_s));
+    fprintf(o, "</svg>\n");
+#undef PX
+#undef PY
+    if (ferror(o) | (fclose(o) != 0)) return ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+enum { SWEEP_POINTS = 16 };
+
+/* The frontier: SWEEP_POINTS budgets from the least feasible to store-all. A
+ * plan that fits a smaller budget fits every larger one, so a point whose
+ * plan predicts slower than the one before takes that one's plan. */
+static int sweep(IrGraph *g, const CliPlanOptions *p, CliFit *f, int64_t least)
+{
+    int64_t top = f->weights_bytes + f->store_all_arena;
+    CliFitResult pts[SWEEP_POINTS];
+    int n = 0, rc = 0;
+    for (int i = 0; i < SWEEP_POINTS && rc == 0; i++) {
+        int64_t b = least + (top - least) * i / (SWEEP_POINTS - 1);
+        if (n && b == pts[n - 1].budget) continue;
+        if ((rc = cli_fit(f, b, &pts[n])) != 0) break;
+        if (n && pts[n].sim.step_s > pts[n - 1].sim.step_s) {
+            cli_fit_result_free(&pts[n]);
+            pts[n] = pts[n - 1];
+            pts[n].sched.ins = ir_xmalloc((size_t)(pts[n].sched.n ? pts[n].sched.n : 1) * sizeof *pts[n].sched.ins);
+            memcpy(pts[n].sched.ins, pts[n - 1].sched.ins, (size_t)pts[n].sched.n * sizeof *pts[n].sched.ins);
+            pts[n].sched.cap = pts[n].sched.n;
+            pts[n].budget = b;
+        }
+        n++;
+    }
+    if (rc == 0 && p->svg) rc = write_svg(g, p->svg, pts, n, f);
+    if (rc == 0 && p->json) {
+        CliJson j;
+        cli_json_init(&j, stdout);
+        cli_json_array(&j, NULL, 0);
+        for (int i = 0; i < n; i++) json_fit(&j, f, &pts[i], least, 0, "rotor");
+        cli_json_close(&j);
+        cli_json_end(&j);
+    } else if (rc == 0) {
+        char a[32], b[32], c[32];
+        printf("%s: predicted step time against the budget (%s costs: %s)\n", g->path, f->device.name,
+               f->costs.source);
+        printf("%12s %12s %12s %10s %9s %10s\n", "budget", "arena", "device", "step ms", "overhead", "recomputes");
+        for (int i = 0; i < n; i++)
+            printf("%12s %12s %12s %10.4g %+8.1f%% %10d\n", cli_fmt_bytes((double)pts[i].budget, a, sizeof a),
+                   cli_fmt_bytes((double)pts[i].arena, b, sizeof b),
+                   cli_fmt_bytes((double)(f->weights_bytes + pts[i].arena), c, sizeof c), 1e3 * pts[i].sim.step_s,
+                   100.0 * (pts[i].sim.step_s / f->store_all_step_s - 1), pts[i].sim.reruns);
+    }
+    for (int i = 0; i < n; i++) cli_fit_result_free(&pts[i]);
+    return rc;
+}
+
+int cli_plan_report(IrGraph *g, const CliPlanOptions *p)
+{
+    CliFit f;
+    if (fit_setup(g, p, &f)) return -1;
+    int64_t least;
+    CliFitResult r;
+    int rc = cli_fit_least(&f, &least);
+    if (rc == 0 && p->sweep) {
+        rc = sweep(g, p, &f, least);
+    } else if (rc == 0 && (rc = p->baseline >= 0 ? cli_fit_baseline(&f, (OptRematBaseline)p->baseline, &r)
+                                 : cli_fit(&f, p->budget ? p->budget : f.weights_bytes + f.store_all_arena, &r)) == 0) {
+        if (p->json) {
+            CliJson j;
+            cli_json_init(&j, stdout);
+            json_fit(&j, &f, &r, least, 1, p->baseline >= 0 ? opt_remat_baseline_name((OptRematBaseline)p->baseline) : "rotor");
+            cli_json_end(&j);
+        } else {
+            text_fit(&f, &r, least, p->baseline >= 0 ? opt_remat_baseline_name((OptRematBaseline)p->baseline) : "rotor");
+        }
+        cli_fit_result_free(&r);
+    }
+    cli_fit_free(&f);
+    return rc;
+}

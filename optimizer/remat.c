@@ -1,0 +1,711 @@
+/* Rematerialization under a byte budget (optimizer.h), in the style of rotor.
+ *
+ * Stages. The forward nodes, in their stored order, are cut after the
+ * positions where the bytes crossing the cut (forward values written before
+ * it and read after it) are a local minimum; when there are more than
+ * MAX_STAGES such cuts, the most expensive are dropped. Stage k's state a_k
+ * is what crosses the cut after it; a value that crosses several cuts (a
+ * skip connection) is in each of those states. Backward nodes belong to the
+ * stage of the forward node they differentiate, moved earlier when they read
+ * a gradient written by an earlier-run (lower) stage's backward, so that
+ * running the stages' backward blocks from the last stage down keeps
+ * every read after its write.
+ *
+ * The dynamic program (Beaumont, Eyraud-Dubois, Herrmann, Joly, Shilova,
+ * "Optimal checkpointing for heterogeneous chains", 2019). C(s, t, m) is the
+ * least time to run the backward of stages s..t given the input state a_{s-1}
+ * and the gradient of a_t, with m bytes besides a_{s-1}:
+ *   C(s, s, m)  = uf_s + ub_s                     when stage s fits in m;
+ *   C(s, t, m)  = min( uf_s + C(s+1, t, m - xb_s - x_s) + ub_s,     keep all of s
+ *                      min over s < s' <= t of                      checkpoint a_{s'-1}
+ *                        uf_s + ... + uf_{s'-1} + C(s', t, m - x_{s'-1}) + C(s, s'-1, m) )
+ * with the memory each step needs (stored activations xb, states x,
+ * gradients d, the transient peak inside a stage's forward ovf and backward
+ * ovb) checked against m. Memory is counted in slots (1/SLOTS of the
+ * store-all peak), rounded up.
+ *
+ * The model is an estimate (it counts a skip value once per state it
+ * crosses, and transients stage by stage), so the table is not trusted for
+ * memory: for a budget, solve extracts the table's schedule at every memory
+ * level, simulates each on the real graph, and keeps the fastest that fits.
+ * The store-all schedule is always a candidate. A larger budget admits a
+ * superset of candidates, so it never gets a slower schedule. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optimizer.h"
+
+enum { MAX_STAGES = 64, SLOTS = 400, MLEVELS = 2 * SLOTS + 1, MAX_OPTS = 8 };
+
+/* A way to run a stage forward keeping part of what its backward reads: the
+ * rest is recomputed just before the backward (from the stage's input and
+ * what is kept). Option 0 keeps everything. */
+typedef struct {
+    int64_t xb;        /* bytes kept for the backward */
+    double rc;         /* seconds of recomputation before the backward */
+    int *fwd, nfwd;    /* the forward nodes a rerun of the stage runs */
+    int *pre, npre;    /* the nodes rerun before the backward */
+} Option;
+
+typedef struct {
+    int first, last;   /* forward positions [first, last] */
+    double uf, ub;     /* seconds: forward, backward */
+    int64_t x, xb, xs, d, ovf, ovb; /* bytes (see the file comment) */
+    Option opt[MAX_OPTS];
+    int nopt;
+} Stage;
+
+struct OptRemat {
+    const IrGraph *g;
+    const double *node_s;
+    const OptMemRequest *req;
+    int nfwd, *fwd;         /* forward nodes in order */
+    int *stage_of;          /* per node: its stage (0-based), -1 for update nodes */
+    int L;
+    Stage *st;
+    int64_t slot, pinned;
+    float *cost;            /* [s][t][m], s <= t, INFINITY when infeasible */
+    short *choice;          /* -o (0 included): keep option o of s; s'+1 (>= 2): checkpoint before stage s' */
+    int *root;              /* per value: the value whose bytes it is (views) */
+    int *xbstage;           /* per value: the stage whose backward alone reads it (xb), or -1 */
+    unsigned char *xsroot;  /* per value: in its stage's state and read by its backward */
+    unsigned char *needed;  /* scratch per value */
+    /* per stage: the backward nodes, and the forward nodes a rerun runs
+     * (keeping only the state, or everything backward reads), in order */
+    int **bwd, *nbwd, **rerun, *nrerun;
+    unsigned char *bread;   /* per value: read by a backward node */
+    int *runs;              /* scratch per node */
+    int64_t storeall_peak, min_peak;
+    /* the distinct schedules of the table's memory levels, simulated */
+    int ncand;
+    OptSchedule *cand;
+    OptSimResult *cand_sim;
+};
+
+#define IDX(r, s, t, m) ((((size_t)(s) * (r)->L + (size_t)(t)) * MLEVELS) + (size_t)(m))
+
+static int persistent(const IrGraph *g, const OptMemRequest *req, int v)
+{
+    const IrValue *val = &g->values[v];
+    return val->role == IR_PARAM || val->role == IR_CONST || val->role == IR_OPT_STATE ||
+           val->alias >= 0 || (req && req->static_only && req->static_only[v]);
+}
+
+static int64_t slots_of(const OptRemat *r, int64_t bytes) { return (bytes + r->slot - 1) / r->slot; }
+
+/* The bytes a view-free value v owns: 0 for views (their root owns them). */
+static int is_view_out(const IrGraph *g, int v)
+{
+    int p = g->values[v].producer;
+    return p >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) && g->nodes[p].out[0] == v;
+}
+
+/* ---- stages ---- */
+
+static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd)
+{
+    const IrGraph *g = r->g;
+    int F = r->nfwd;
+    int64_t *cb = ir_xcalloc((size_t)F + 1, sizeof *cb);
+    for (int v = 0; v < g->nvalues; v++) {
+        int p = g->values[v].producer;
+        if (p < 0 || pos[p] < 0 || persistent(g, r->req, v) || is_view_out(g, v)) continue;
+        if (lastfwd[v] > pos[p]) {
+            cb[pos[p]] += ir_value_bytes(&g->values[v]);
+            cb[lastfwd[v]] -= ir_value_bytes(&g->values[v]);
+        }
+    }
+    for (int p = 1; p < F; p++) cb[p] += cb[p - 1];
+    /* candidate cuts: after position p, 0 <= p < F-1, at local minima */
+    int *cut = ir_xmalloc((size_t)(F ? F : 1) * sizeof *cut), nc = 0;
+    for (int p = 0; p + 1 < F; p++)
+        if ((p == 0 || cb[p] <= cb[p - 1]) && cb[p] <= cb[p + 1]) cut[nc++] = p;
+    while (nc > MAX_STAGES - 1) {
+        /* drop the most expensive cut; among equals, the one whose merged stage is shortest */
+        int worst = 0;
+        for (int i = 1; i < nc; i++) {
+            int span_i = (i + 1 < nc ? cut[i + 1] : F - 1) - (i ? cut[i - 1] : -1);
+            int span_w = (worst + 1 < nc ? cut[worst + 1] : F - 1) - (worst ? cut[worst - 1] : -1);
+            if (cb[cut[i]] > cb[cut[worst]] || (cb[cut[i]] == cb[cut[worst]] && span_i < span_w)) worst = i;
+        }
+        memmove(cut + worst, cut + worst + 1, (size_t)(nc - worst - 1) * sizeof *cut);
+        nc--;
+    }
+    r->L = nc + 1;
+    r->st = ir_xcalloc((size_t)r->L, sizeof *r->st);
+    for (int k = 0; k < r->L; k++) {
+        r->st[k].first = k ? cut[k - 1] + 1 : 0;
+        r->st[k].last = k < nc ? cut[k] : F - 1;
+        r->st[k].x = k < nc ? cb[cut[k]] : 0;
+    }
+    free(cut);
+    free(cb);
+}
+
+/* Per stage: times, stored bytes, gradients and transients; the pinned bytes. */
+static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
+{
+    const IrGraph *g = r->g;
+    const OptMemRequest *req = r->req;
+    int nn = g->nnodes, nv = g->nvalues;
+    /* stage of each node: forward by position, backward by the rule above */
+    r->stage_of = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *r->stage_of);
+    for (int i = 0, k = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        r->stage_of[i] = -1;
+        if (n->dead || n->phase == IR_UPDATE) continue;
+        if (pos[i] >= 0) {
+            while (pos[i] > r->st[k].last) k++;
+            r->stage_of[i] = k;
+            continue;
+        }
+        int s = n->fwd >= 0 && r->stage_of[n->fwd] >= 0 ? r->stage_of[n->fwd] : r->L - 1;
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j], p = v >= 0 ? g->values[v].producer : -1;
+            if (p >= 0 && pos[p] < 0 && r->stage_of[p] >= 0 && r->stage_of[p] < s) s = r->stage_of[p];
+        }
+        r->stage_of[i] = s;
+    }
+    for (int i = 0; i < nn; i++) {
+        if (g->nodes[i].dead || r->stage_of[i] < 0) continue;
+        double t = r->node_s ? r->node_s[i] : 0;
+        if (pos[i] >= 0) r->st[r->stage_of[i]].uf += t;
+        else r->st[r->stage_of[i]].ub += t;
+    }
+    /* the stage of the last backward read of each value, and whether a
+     * backward node reads it at all */
+    int *bmin = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *bmin), *bmax = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *bmax);
+    for (int v = 0; v < nv; v++) bmin[v] = INT32_MAX, bmax[v] = -1;
+    int *root = r->root = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *root);
+    r->xbstage = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *r->xbstage);
+    r->xsroot = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    for (int v = 0; v < nv; v++) root[v] = v, r->xbstage[v] = -1;
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (!n->dead && (ir_ops[n->op].flags & OPF_VIEW) && n->in[0] >= 0) root[n->out[0]] = root[n->in[0]];
+    }
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead) continue;
+        int s = r->stage_of[i] < 0 ? -1 : r->stage_of[i];
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j] >= 0 ? root[n->in[j]] : -1;
+            if (v < 0 || pos[i] >= 0) continue;
+            if (s < 0) s = 0; /* an update reads it: live to the end */
+            if (s < bmin[v]) bmin[v] = s;
+            if (s > bmax[v]) bmax[v] = s;
+        }
+    }
+    int64_t pinned = 0;
+    for (int v = 0; v < nv; v++) {
+        if (root[v] != v || persistent(g, req, v)) continue;
+        int64_t b = (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
+        int p = g->values[v].producer;
+        if (p < 0) {
+            pinned += b; /* a graph input */
+            continue;
+        }
+        if (g->values[v].is_output && pos[p] >= 0 && g->values[v].role != IR_LOSS) {
+            pinned += b;
+            continue;
+        }
+        if (pos[p] < 0) {
+            /* a backward value: a parameter's gradient (read by updates) is pinned;
+             * one read by a lower stage is a state gradient (d); the rest transient */
+            if (bmin[v] == 0 && r->stage_of[p] != 0) pinned += b;
+            continue;
+        }
+        int k = r->stage_of[p];
+        Stage *S = &r->st[k];
+        int crosses = lastfwd[v] > S->last;
+        if (crosses && ir_dtype_is_float(g->values[v].dtype)) S->d += b;
+        if (bmax[v] < 0) continue; /* backward never reads it */
+        if (bmin[v] == k && bmax[v] == k) {
+            if (crosses) S->xs += b, r->xsroot[v] = 1;
+            else S->xb += b, r->xbstage[v] = k;
+        } else if (!(crosses && bmin[v] >= k && bmax[v] <= k + 1)) {
+            pinned += b; /* read by backward blocks far from its stage */
+        }
+    }
+    /* transients: the most bytes of a stage's own temporaries live at once,
+     * with the workspace of the node running */
+    for (int k = 0; k < r->L; k++) {
+        Stage *S = &r->st[k];
+        for (int phase = 0; phase < 2; phase++) {
+            int64_t live = 0, peak = 0;
+            for (int i = 0; i < nn; i++) {
+                const IrNode *n = &g->nodes[i];
+                if (n->dead || r->stage_of[i] != k || (pos[i] >= 0) != (phase == 0)) continue;
+                int64_t ws = req && req->ws_bytes ? req->ws_bytes[i] : 0;
+                for (int j = 0; j < n->nout; j++) {
+                    int v = n->out[j];
+                    if (v < 0 || root[v] != v || persistent(g, req, v)) continue;
+                    if (req && req->run_at && req->run_at[i] != i) continue;
+                    live += ir_value_bytes(&g->values[v]);
+                }
+                if (live + ws > peak) peak = live + ws;
+                /* values whose last read is this node die here (approximately:
+                 * a temporary read once) */
+                for (int j = 0; j < n->nin; j++) {
+                    int v = n->in[j] >= 0 ? root[n->in[j]] : -1;
+                    int p = v >= 0 ? g->values[v].producer : -1;
+                    if (p < 0 || r->stage_of[p] != k || (pos[p] >= 0) != (phase == 0) || persistent(g, req, v))
+                        continue;
+                    live -= ir_value_bytes(&g->values[v]);
+                    if (live < 0) live = 0;
+                }
+            }
+            if (phase == 0) S->ovf = peak;
+            else S->ovb = peak;
+        }
+    }
+    r->pinned = pinned;
+    free(bmin);
+    free(bmax);
+}
+
+/* ---- the dynamic program ---- */
+
+static void solve_table(OptRemat *r)
+{
+    int L = r->L;
+    size_t n = (size_t)L * L * MLEVELS;
+    r->cost = ir_xmalloc(n * sizeof *r->cost);
+    r->choice = ir_xcalloc(n, sizeof *r->choice);
+    for (size_t i = 0; i < n; i++) r->cost[i] = INFINITY;
+    /* in slots */
+    int64_t *x = ir_xmalloc((size_t)(L + 1) * sizeof *x), *xb = ir_xmalloc((size_t)L * sizeof *xb),
+            *d = ir_xmalloc((size_t)(L + 1) * sizeof *d),
+            *ball = ir_xmalloc((size_t)L * sizeof *ball), *fck = ir_xmalloc((size_t)L * sizeof *fck);
+    /* x[k+1] is the state after stage k (x[0]: the inputs, pinned) */
+    x[0] = 0;
+    d[0] = 0;
+    for (int k = 0; k < L; k++) {
+        const Stage *S = &r->st[k];
+        x[k + 1] = slots_of(r, S->x);
+        d[k + 1] = slots_of(r, S->d);
+        xb[k] = slots_of(r, S->xb + S->xs);
+    }
+    for (int k = 0; k < L; k++) {
+        const Stage *S = &r->st[k];
+        ball[k] = xb[k] + d[k + 1] + d[k] + slots_of(r, S->ovb);        /* B of k */
+        fck[k] = x[k + 1] + slots_of(r, S->ovf);                        /* F of k, besides its input */
+    }
+    double *ufsum = ir_xmalloc((size_t)(L + 1) * sizeof *ufsum);
+    ufsum[0] = 0;
+    for (int k = 0; k < L; k++) ufsum[k + 1] = ufsum[k] + r->st[k].uf;
+    /* by chain length, so that every sub-chain is solved before it is read;
+     * for one (s, t), option by option over all memory levels (contiguous) */
+    for (int len = 0; len < L; len++) {
+        for (int s = 0; s + len < L; s++) {
+            int t = s + len;
+            int64_t dt = d[t + 1];
+            float *best = &r->cost[IDX(r, s, t, 0)];
+            short *ch = &r->choice[IDX(r, s, t, 0)];
+            /* keep (part of) what stage s's backward reads: F s, the rest of
+             * the chain, the recomputation of the rest, B s */
+            const Stage *S = &r->st[s];
+            for (int o = 0; o < S->nopt; o++) {
+                int64_t xbo = slots_of(r, S->opt[o].xb + S->xs);
+                int64_t f = dt + xbo + x[s + 1] + slots_of(r, S->ovf);
+                int64_t need = f > ball[s] ? f : ball[s];
+                double keep = S->uf + S->ub + S->opt[o].rc;
+                int64_t drop = xbo + x[s + 1];
+                for (int64_t m = need; m < MLEVELS; m++) {
+                    double c = keep;
+                    if (s < t) c = m - drop >= 0 ? c + r->cost[IDX(r, s + 1, t, m - drop)] : INFINITY;
+                    if (c < best[m]) best[m] = (float)c, ch[m] = (short)-o;
+                }
+            }
+            /* checkpoint the state before stage s2: forward s..s2-1 keeping a_{s-1},
+             * then the chain s2..t, then s..s2-1 again */
+            int64_t fmem = 0;
+            for (int s2 = s + 1; s2 <= t; s2++) {
+                int64_t fk = fck[s2 - 1] + (s2 - 1 > s ? x[s2 - 1] : 0);
+                if (fk > fmem) fmem = fk;
+                int64_t lo = dt + fmem > x[s2] ? dt + fmem : x[s2];
+                double fw = ufsum[s2] - ufsum[s];
+                const float *right = &r->cost[IDX(r, s2, t, 0)], *left = &r->cost[IDX(r, s, s2 - 1, 0)];
+                for (int64_t m = lo; m < MLEVELS; m++) {
+                    double c = fw + right[m - x[s2]] + left[m];
+                    if (c < best[m]) best[m] = (float)c, ch[m] = (short)(s2 + 1);
+                }
+            }
+        }
+    }
+    free(x), free(xb), free(d), free(ball), free(fck), free(ufsum);
+}
+
+/* ---- schedules from the table ---- */
+
+/* The nodes of stage k that write the values marked in r->needed, and those
+ * that write their inputs in turn, back to the stage's input or to a value
+ * `avail` marks (NULL: none); in stored order. Consumes r->needed. */
+static int *closure(OptRemat *r, int k, const unsigned char *avail, int *count)
+{
+    const IrGraph *g = r->g;
+    const Stage *S = &r->st[k];
+    int *list = ir_xmalloc((size_t)(S->last - S->first + 1) * sizeof *list), n = 0;
+    for (int p = S->last; p >= S->first; p--) {
+        const IrNode *node = &g->nodes[r->fwd[p]];
+        int need = 0;
+        for (int j = 0; j < node->nout; j++) need |= node->out[j] >= 0 && r->needed[node->out[j]];
+        if (!need) continue;
+        for (int j = 0; j < node->nin; j++)
+            if (node->in[j] >= 0 && !(avail && avail[node->in[j]])) r->needed[node->in[j]] = 1;
+        list[n++] = r->fwd[p];
+    }
+    for (int a = 0, b = n - 1; a < b; a++, b--) {
+        int t = list[a];
+        list[a] = list[b];
+        list[b] = t;
+    }
+    memset(r->needed, 0, (size_t)g->nvalues);
+    *count = n;
+    return list;
+}
+
+/* Marks in r->needed the values of stage k that later forward stages read. */
+static void need_state(OptRemat *r, int k)
+{
+    const IrGraph *g = r->g;
+    for (int p = r->st[k].last + 1; p < r->nfwd; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] >= 0) r->needed[n->in[j]] = 1;
+    }
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const double *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* The options of stage k: drop the stored values in order of recomputation
+ * seconds per byte, cheapest first (elementwise results before products),
+ * one more each time; keep the options no other beats in both bytes and
+ * seconds, at most MAX_OPTS (evenly spread). */
+static void stage_options(OptRemat *r, int k)
+{
+    const IrGraph *g = r->g;
+    Stage *S = &r->st[k];
+    int nv = g->nvalues;
+    /* the stored roots of the stage: (seconds per byte, value) */
+    int nvals = 0;
+    double *key = ir_xmalloc((size_t)(S->last - S->first + 2) * 4 * sizeof *key);
+    for (int p = S->first; p <= S->last; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0 || r->xbstage[v] != k || nvals >= 2 * (S->last - S->first + 1)) continue;
+            double b = (double)ir_value_bytes(&g->values[v]) + 1;
+            key[2 * nvals] = (r->node_s ? r->node_s[r->fwd[p]] : 0) / b;
+            key[2 * nvals + 1] = v;
+            nvals++;
+        }
+    }
+    qsort(key, (size_t)nvals, 2 * sizeof *key, by_key);
+    unsigned char *kept = ir_xcalloc((size_t)(nv ? nv : 1), 1), *avail = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    Option all[2 * MAX_STAGES + 64];
+    int nall = 0;
+    for (int drop = 0; drop <= nvals && nall < (int)(sizeof all / sizeof *all); drop++) {
+        Option *o = &all[nall++];
+        memset(o, 0, sizeof *o);
+        for (int i = 0; i < nvals; i++) kept[(int)key[2 * i + 1]] = i >= drop;
+        /* what is at hand before the backward: the kept values, the state it reads, views of them */
+        for (int p = S->first; p <= S->last; p++) {
+            const IrNode *n = &g->nodes[r->fwd[p]];
+            for (int j = 0; j < n->nout; j++) {
+                int v = n->out[j];
+                if (v < 0) continue;
+                int rt = r->root[v];
+                avail[v] = kept[rt] || r->xsroot[rt];
+                if (kept[rt]) o->xb += (v == rt) * ((ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN);
+            }
+        }
+        for (int p = S->first; p <= S->last; p++) {
+            const IrNode *n = &g->nodes[r->fwd[p]];
+            for (int j = 0; j < n->nout; j++) {
+                int v = n->out[j];
+                if (v >= 0 && r->bread[v] && r->xbstage[r->root[v]] == k && !avail[v]) r->needed[v] = 1;
+            }
+        }
+        o->pre = closure(r, k, avail, &o->npre);
+        for (int i = 0; i < o->npre; i++) o->rc += r->node_s ? r->node_s[o->pre[i]] : 0;
+        need_state(r, k);
+        for (int p = S->first; p <= S->last; p++) {
+            const IrNode *n = &g->nodes[r->fwd[p]];
+            for (int j = 0; j < n->nout; j++) {
+                int v = n->out[j];
+                if (v >= 0 && r->bread[v] && avail[v]) r->needed[v] = 1;
+            }
+        }
+        o->fwd = closure(r, k, NULL, &o->nfwd);
+    }
+    /* the undominated ones, most bytes first (option 0 keeps everything) */
+    int nkeep = 0;
+    for (int i = 0; i < nall; i++) {
+        int dominated = 0;
+        for (int j = 0; j < nall && !dominated; j++)
+            dominated = j != i && all[j].xb <= all[i].xb && all[j].rc <= all[i].rc &&
+                        (all[j].xb < all[i].xb || all[j].rc < all[i].rc || j < i);
+        if (i == 0 || !dominated) all[nkeep++] = all[i];
+        else free(all[i].pre), free(all[i].fwd);
+    }
+    for (int i = 0; i < MAX_OPTS && i < nkeep; i++) {
+        int at = nkeep <= MAX_OPTS ? i : (int)((int64_t)i * (nkeep - 1) / (MAX_OPTS - 1));
+        S->opt[S->nopt++] = all[at];
+        all[at].pre = all[at].fwd = NULL;
+    }
+    for (int i = 0; i < nkeep; i++) free(all[i].pre), free(all[i].fwd);
+    free(kept);
+    free(avail);
+    free(key);
+}
+
+/* Stage k forward: its first run runs every node; a rerun runs what the
+ * state needs (o < 0) or what option o keeps as well. */
+static void run_forward(OptRemat *r, OptSchedule *s, int k, int o)
+{
+    const Stage *S = &r->st[k];
+    if (!r->runs[r->fwd[S->first]]) {
+        for (int p = S->first; p <= S->last; p++) {
+            opt_schedule_push(s, r->fwd[p], OPT_RUN);
+            r->runs[r->fwd[p]]++;
+        }
+        return;
+    }
+    const int *list = o < 0 ? r->rerun[k] : S->opt[o].fwd;
+    int n = o < 0 ? r->nrerun[k] : S->opt[o].nfwd;
+    for (int i = 0; i < n; i++) opt_schedule_push(s, list[i], OPT_RERUN);
+}
+
+/* Stage k backward under option o: what it dropped, then the backward nodes. */
+static void run_backward(OptRemat *r, OptSchedule *s, int k, int o)
+{
+    const Option *opt = &r->st[k].opt[o];
+    for (int i = 0; i < opt->npre; i++) opt_schedule_push(s, opt->pre[i], OPT_RERUN);
+    for (int i = 0; i < r->nbwd[k]; i++) opt_schedule_push(s, r->bwd[k][i], OPT_RUN);
+}
+
+
+static void extract(OptRemat *r, OptSchedule *s, int a, int b, int m)
+{
+    if (a > b) return;
+    short ch = r->choice[IDX(r, a, b, m)];
+    if (ch <= 0) {
+        int o = -ch;
+        run_forward(r, s, a, o);
+        if (a < b) {
+            int64_t rest = m - slots_of(r, r->st[a].opt[o].xb + r->st[a].xs) - slots_of(r, r->st[a].x);
+            extract(r, s, a + 1, b, (int)rest);
+        }
+        run_backward(r, s, a, o);
+        return;
+    }
+    int s2 = ch - 1;
+    for (int k = a; k < s2; k++) run_forward(r, s, k, -1);
+    extract(r, s, s2, b, (int)(m - slots_of(r, r->st[s2 - 1].x)));
+    extract(r, s, a, s2 - 1, m);
+}
+
+/* The table's schedule for memory level m (which must be feasible). */
+static void schedule_at(OptRemat *r, int m, OptSchedule *s)
+{
+    memset(s, 0, sizeof *s);
+    memset(r->runs, 0, (size_t)r->g->nnodes * sizeof *r->runs);
+    extract(r, s, 0, r->L - 1, m);
+    for (int i = 0; i < r->g->nnodes; i++)
+        if (!r->g->nodes[i].dead && r->g->nodes[i].phase == IR_UPDATE) opt_schedule_push(s, i, OPT_RUN);
+}
+
+/* ---- baselines ---- */
+
+/* Segments ending after the stages marked in `ends`: one forward pass that
+ * keeps what crosses segment boundaries, then per segment from the last, its
+ * stages run forward again keeping everything and their backward (the last
+ * segment keeps its first run's values: nothing to recompute). */
+static void segments(OptRemat *r, const unsigned char *ends, OptSchedule *s)
+{
+    memset(s, 0, sizeof *s);
+    memset(r->runs, 0, (size_t)r->g->nnodes * sizeof *r->runs);
+    for (int k = 0; k < r->L; k++) run_forward(r, s, k, -1);
+    for (int hi = r->L - 1; hi >= 0;) {
+        int lo = hi;
+        while (lo > 0 && !ends[lo - 1]) lo--;
+        if (hi < r->L - 1)
+            for (int k = lo; k <= hi; k++) run_forward(r, s, k, 0);
+        for (int k = hi; k >= lo; k--) run_backward(r, s, k, 0);
+        hi = lo - 1;
+    }
+    for (int i = 0; i < r->g->nnodes; i++)
+        if (!r->g->nodes[i].dead && r->g->nodes[i].phase == IR_UPDATE) opt_schedule_push(s, i, OPT_RUN);
+}
+
+const char *opt_remat_baseline_name(OptRematBaseline b)
+{
+    static const char *const names[] = {"store-all", "blocks", "sqrt"};
+    return (unsigned)b < sizeof names / sizeof *names ? names[b] : "?";
+}
+
+void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim)
+{
+    if (b == OPT_BASE_STORE_ALL || r->L < 2) {
+        opt_schedule_store_all(r->g, s);
+    } else {
+        unsigned char *ends = ir_xcalloc((size_t)r->L, 1);
+        if (b == OPT_BASE_BLOCKS) {
+            /* the cuts where the state is smallest: a transformer's residual stream */
+            int64_t least = INT64_MAX;
+            for (int k = 0; k + 1 < r->L; k++)
+                if (r->st[k].x > 0 && r->st[k].x < least) least = r->st[k].x;
+            for (int k = 0; k + 1 < r->L; k++) ends[k] = r->st[k].x > 0 && r->st[k].x <= least + least / 8;
+        } else {
+            int n = (int)ceil(sqrt((double)r->L));
+            for (int j = 1; j < n; j++) ends[(int64_t)r->L * j / n - 1] = 1;
+        }
+        segments(r, ends, s);
+        free(ends);
+    }
+    opt_schedule_simulate(r->g, s, r->node_s, r->req, sim);
+}
+
+OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequest *req)
+{
+    OptRemat *r = ir_xcalloc(1, sizeof *r);
+    r->g = g;
+    r->node_s = node_s;
+    r->req = req;
+    int nn = g->nnodes, nv = g->nvalues;
+    int *pos = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *pos);
+    r->fwd = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *r->fwd);
+    for (int i = 0; i < nn; i++) {
+        pos[i] = -1;
+        if (!g->nodes[i].dead && g->nodes[i].phase == IR_FORWARD) {
+            pos[i] = r->nfwd;
+            r->fwd[r->nfwd++] = i;
+        }
+    }
+    /* the last forward position reading each value (views stretch their root) */
+    int *lastfwd = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *lastfwd);
+    for (int v = 0; v < nv; v++) lastfwd[v] = -1;
+    for (int p = r->nfwd - 1; p >= 0; p--) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v >= 0 && g->values[v].is_output && g->values[v].role != IR_LOSS) lastfwd[v] = r->nfwd;
+        }
+        if ((ir_ops[n->op].flags & OPF_VIEW) && n->in[0] >= 0 && lastfwd[n->out[0]] > lastfwd[n->in[0]])
+            lastfwd[n->in[0]] = lastfwd[n->out[0]];
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] >= 0 && lastfwd[n->in[j]] < p) lastfwd[n->in[j]] = p;
+    }
+    r->needed = ir_xmalloc((size_t)(nv ? nv : 1));
+    r->bread = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->phase != IR_BACKWARD) continue;
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] >= 0) r->bread[n->in[j]] = 1;
+    }
+    r->runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *r->runs);
+    r->cand = ir_xmalloc((MLEVELS + 1) * sizeof *r->cand);
+    r->cand_sim = ir_xmalloc((MLEVELS + 1) * sizeof *r->cand_sim);
+    /* candidate 0: store-all */
+    opt_schedule_store_all(g, &r->cand[0]);
+    opt_schedule_simulate(g, &r->cand[0], node_s, req, &r->cand_sim[0]);
+    r->ncand = 1;
+    r->storeall_peak = r->min_peak = r->cand_sim[0].peak_bytes;
+    if (r->nfwd > 0) {
+        cut_stages(r, pos, lastfwd);
+        measure_stages(r, pos, lastfwd);
+        r->slot = r->storeall_peak / SLOTS + 1;
+        r->bwd = ir_xcalloc((size_t)r->L, sizeof *r->bwd);
+        r->nbwd = ir_xcalloc((size_t)r->L, sizeof *r->nbwd);
+        for (int i = 0; i < nn; i++)
+            if (!g->nodes[i].dead && g->nodes[i].phase == IR_BACKWARD) r->nbwd[r->stage_of[i]]++;
+        for (int k = 0; k < r->L; k++) r->bwd[k] = ir_xmalloc((size_t)(r->nbwd[k] + 1) * sizeof **r->bwd), r->nbwd[k] = 0;
+        for (int i = 0; i < nn; i++)
+            if (!g->nodes[i].dead && g->nodes[i].phase == IR_BACKWARD) r->bwd[r->stage_of[i]][r->nbwd[r->stage_of[i]]++] = i;
+        r->rerun = ir_xcalloc((size_t)r->L, sizeof *r->rerun);
+        r->nrerun = ir_xcalloc((size_t)r->L, sizeof *r->nrerun);
+        memset(r->needed, 0, (size_t)nv);
+        for (int k = 0; k < r->L; k++) {
+            need_state(r, k);
+            r->rerun[k] = closure(r, k, NULL, &r->nrerun[k]);
+            stage_options(r, k);
+        }
+        solve_table(r);
+        for (int m = 0; m < MLEVELS; m++) {
+            if (!isfinite(r->cost[IDX(r, 0, r->L - 1, m)])) continue;
+            OptSchedule *s = &r->cand[r->ncand];
+            schedule_at(r, m, s);
+            const OptSchedule *prev = &r->cand[r->ncand - 1];
+            if ((prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) ||
+                opt_schedule_simulate(g, s, node_s, req, &r->cand_sim[r->ncand])) {
+                opt_schedule_free(s);
+                continue;
+            }
+            if (r->cand_sim[r->ncand].peak_bytes < r->min_peak) r->min_peak = r->cand_sim[r->ncand].peak_bytes;
+            r->ncand++;
+        }
+    }
+    free(pos);
+    free(lastfwd);
+    return r;
+}
+
+void opt_remat_free(OptRemat *r)
+{
+    if (!r) return;
+    free(r->fwd);
+    free(r->stage_of);
+    free(r->st);
+    free(r->cost);
+    free(r->choice);
+    for (int k = 0; k < r->L && r->bwd; k++) {
+        free(r->bwd[k]);
+        free(r->rerun[k]);
+        for (int o = 0; o < r->st[k].nopt; o++) free(r->st[k].opt[o].fwd), free(r->st[k].opt[o].pre);
+    }
+    free(r->bwd);
+    free(r->nbwd);
+    free(r->rerun);
+    free(r->nrerun);
+    free(r->root);
+    free(r->xbstage);
+    free(r->xsroot);
+    free(r->needed);
+    free(r->bread);
+    free(r->runs);
+    for (int i = 0; i < r->ncand; i++) opt_schedule_free(&r->cand[i]);
+    free(r->cand);
+    free(r->cand_sim);
+    free(r);
+}
+
+int opt_remat_stages(const OptRemat *r) { return r->L; }
+
+int64_t opt_remat_min_peak(const OptRemat *r) { return r->min_peak; }
+
+int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim)
+{
+    int best = -1;
+    for (int i = 0; i < r->ncand; i++) {
+        const OptSimResult *c = &r->cand_sim[i];
+        if (c->peak_bytes > arena_bytes) continue;
+        if (best < 0 || c->step_s < r->cand_sim[best].step_s ||
+            (c->step_s == r->cand_sim[best].step_s && c->peak_bytes < r->cand_sim[best].peak_bytes))
+            best = i;
+    }
+    if (best < 0) return 1;
+    const OptSchedule *b = &r->cand[best];
+    out->n = out->cap = b->n;
+    out->ins = ir_xmalloc((size_t)(b->n ? b->n : 1) * sizeof *out->ins);
+    memcpy(out->ins, b->ins, (size_t)b->n * sizeof *out->ins);
+    *sim = r->cand_sim[best];
+    return 0;
+}

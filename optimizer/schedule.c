@@ -1,0 +1,222 @@
+/* The schedule (optimizer.h): the order a device runs the nodes in, with
+ * the recomputations remat adds, how much it costs (simulate), and the
+ * rewrite that turns it into an ordinary graph (apply).
+ *
+ * A schedule names copies, not buffers: the k-th run of a node writes the
+ * k-th copy of its outputs, and a read sees the latest copy. That is enough
+ * to say everything rotor-style remat needs (keep a checkpoint, run a
+ * segment forward again, read the recomputed activations in backward), and
+ * it keeps the rewritten graph in SSA form, so the memory planner and the
+ * code generator treat a recomputed value like any other. On the cpu target
+ * a rerun executes the same kernel on the same bits as the first run, so
+ * recomputation changes no bit of the result. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optimizer.h"
+
+void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 256;
+        s->ins = ir_xrealloc(s->ins, (size_t)s->cap * sizeof *s->ins);
+    }
+    s->ins[s->n++] = (OptInstr){node, kind};
+}
+
+void opt_schedule_free(OptSchedule *s)
+{
+    free(s->ins);
+    memset(s, 0, sizeof *s);
+}
+
+void opt_schedule_store_all(const IrGraph *g, OptSchedule *s)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i].dead) opt_schedule_push(s, i, OPT_RUN);
+}
+
+/* A value that lives outside the arena: weights-pool values (parameters,
+ * constants, optimizer state), in-place updates, compile-time constants. */
+static int persistent(const IrGraph *g, const OptMemRequest *req, int v)
+{
+    const IrValue *val = &g->values[v];
+    return val->role == IR_PARAM || val->role == IR_CONST || val->role == IR_OPT_STATE ||
+           val->alias >= 0 || (req && req->static_only && req->static_only[v]);
+}
+
+static int64_t align_up(int64_t n) { return (n + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN; }
+
+typedef struct {
+    int64_t size;
+    int first, last;
+    int group;        /* the fused group of its writer (run_at), or -1 */
+    int outside_read; /* read by a node outside that group */
+} SimBuf;
+
+int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *node_s,
+                          const OptMemRequest *req, OptSimResult *r)
+{
+    memset(r, 0, sizeof *r);
+    enum { NONE = -1, PERSISTENT = -2 };
+    int nv = g->nvalues, nsteps = s->n ? s->n : 1;
+    int *cur = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *cur);
+    int nb = 0, capb = 256;
+    SimBuf *buf = ir_xmalloc((size_t)capb * sizeof *buf);
+    int64_t *ws_at = ir_xcalloc((size_t)nsteps, sizeof *ws_at);
+    for (int v = 0; v < nv; v++) cur[v] = persistent(g, req, v) ? PERSISTENT : NONE;
+#define NEWBUF(bytes, at, grp)                                                       \
+    (nb == capb ? (buf = ir_xrealloc(buf, (size_t)(capb *= 2) * sizeof *buf)) : buf, \
+     buf[nb] = (SimBuf){align_up(bytes), (at), (at), (grp), 0}, nb++)
+    for (int i = 0; i < g->ninputs; i++) {
+        int v = g->inputs[i];
+        if (cur[v] == NONE) cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), 0, -1);
+    }
+    int rc = 0;
+    for (int k = 0; k < s->n; k++) {
+        int node = s->ins[k].node;
+        const IrNode *n = &g->nodes[node];
+        int group = req && req->run_at ? req->run_at[node] : node;
+        if (s->ins[k].kind == OPT_RERUN) r->reruns++;
+        if (node_s) r->step_s += node_s[node];
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j];
+            if (v < 0 || cur[v] == PERSISTENT) continue;
+            if (cur[v] == NONE) {
+                rc = ir_fail((IrGraph *)g, node, "schedule: instruction %d reads '%s' before any "
+                             "instruction writes it", k, g->values[v].name);
+                goto out;
+            }
+            SimBuf *b = &buf[cur[v]];
+            b->last = k;
+            b->outside_read |= b->group != group;
+        }
+        if (req && req->ws_bytes) ws_at[k] += align_up(req->ws_bytes[node]);
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0 || cur[v] == PERSISTENT) continue;
+            if (j == 0 && (ir_ops[n->op].flags & OPF_VIEW) && n->in[0] >= 0) {
+                cur[v] = cur[n->in[0]]; /* a view shares its input's bytes */
+                continue;
+            }
+            int fused = req && req->run_at && req->run_at[node] != node;
+            cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, fused ? group : -1);
+            if (!fused) buf[cur[v]].outside_read = 1;
+        }
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+        int v = g->outputs[i];
+        if (cur[v] >= 0) buf[cur[v]].last = nsteps - 1;
+    }
+    int64_t *delta = ir_xcalloc((size_t)nsteps + 1, sizeof *delta);
+    for (int b = 0; b < nb; b++) {
+        if (!buf[b].outside_read) continue; /* kept in registers by its fused loop */
+        delta[buf[b].first] += buf[b].size;
+        delta[buf[b].last + 1] -= buf[b].size;
+    }
+    int64_t live = 0;
+    for (int k = 0; k < nsteps; k++) {
+        live += delta[k];
+        if (live + ws_at[k] > r->peak_bytes) {
+            r->peak_bytes = live + ws_at[k];
+            r->peak_at = k;
+        }
+    }
+    free(delta);
+out:
+#undef NEWBUF
+    free(cur);
+    free(buf);
+    free(ws_at);
+    return rc;
+}
+
+int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
+{
+    int nv = g->nvalues, nn = g->nnodes, rc = -1;
+    int *cur = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *cur);
+    unsigned char *written = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    int *runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *runs);
+    int *order = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *order);
+    for (int v = 0; v < nv; v++) {
+        cur[v] = v;
+        written[v] = g->values[v].producer < 0;
+    }
+    for (int k = 0; k < s->n; k++) {
+        int node = s->ins[k].node;
+        if (node < 0 || node >= nn || g->nodes[node].dead) {
+            ir_fail(g, -1, "schedule: instruction %d runs node %d, which does not exist", k, node);
+            goto out;
+        }
+        IrNode n = g->nodes[node]; /* a copy: ir_node_new may move the array */
+        int rerun = s->ins[k].kind == OPT_RERUN;
+        if (rerun ? n.phase != IR_FORWARD || !runs[node] : runs[node]) {
+            ir_fail(g, node, rerun ? "schedule: instruction %d recomputes a node that is not a forward "
+                    "node, or before its first run" : "schedule: instruction %d runs the node twice", k);
+            goto out;
+        }
+        runs[node]++;
+        int in[64], out[64];
+        IR_ASSERT(n.nin <= 64 && n.nout <= 64);
+        for (int j = 0; j < n.nin; j++) {
+            int v = n.in[j];
+            in[j] = v < 0 ? v : cur[v];
+            if (v >= 0 && !written[in[j]]) {
+                ir_fail(g, node, "schedule: instruction %d reads '%s' before any instruction writes it",
+                        k, g->values[v].name);
+                goto out;
+            }
+        }
+        if (!rerun) {
+            memcpy(g->nodes[node].in, in, (size_t)n.nin * sizeof *in);
+            for (int j = 0; j < n.nout; j++)
+                if (n.out[j] >= 0) written[n.out[j]] = 1;
+            order[k] = node;
+            continue;
+        }
+        for (int j = 0; j < n.nout; j++) {
+            int v = n.out[j];
+            if (v < 0) {
+                out[j] = -1;
+                continue;
+            }
+            char base[512];
+            snprintf(base, sizeof base, "remat/%s", g->values[v].name);
+            const char *name = ir_value_find(g, base) < 0 ? base : ir_unique_name(g, base);
+            int c = ir_value_new(g, name, IR_ACTIVATION);
+            const IrValue *src = &g->values[v];
+            ir_value_set_shape(&g->values[c], src->dtype, src->rank, src->dims);
+            out[j] = c;
+        }
+        /* the per-value arrays cover the values made here too */
+        cur = ir_xrealloc(cur, (size_t)g->nvalues * sizeof *cur);
+        written = ir_xrealloc(written, (size_t)g->nvalues);
+        for (int v = nv; v < g->nvalues; v++) cur[v] = v, written[v] = 1;
+        nv = g->nvalues;
+        int id = ir_node_new(g, n.op, n.name, n.nin, in, n.nout, out);
+        IrNode *c = &g->nodes[id];
+        c->nattr = n.nattr;
+        c->attr = n.attr;
+        c->phase = IR_RECOMPUTE;
+        c->fwd = node;
+        c->onnx_index = n.onnx_index;
+        for (int j = 0; j < n.nout; j++)
+            if (n.out[j] >= 0) cur[n.out[j]] = out[j];
+        order[k] = id;
+    }
+    for (int i = 0; i < nn; i++)
+        if (!g->nodes[i].dead && !runs[i]) {
+            ir_fail(g, i, "schedule: the node never runs");
+            goto out;
+        }
+    ir_reorder(g, order, s->n);
+    rc = 0;
+out:
+    free(cur);
+    free(written);
+    free(runs);
+    free(order);
+    return rc;
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The remat tier: for every zoo model, `loom plan --json` gives the least
+# feasible budget and the store-all one; the model is compiled with
+# `--budget` at the least feasible budget and halfway to store-all, and
+# without a budget. Each program trains 2 steps: the losses and the
+# gradients (--dump-grads) must equal the unlimited program's bit for bit
+# (recomputation runs the same kernels on the same bits), the plan's device
+# bytes and the program's peak_device_bytes must be within the budget, and
+# the plan below store-all must recompute something. Then: `plan --sweep`
+# predicts a step time that never grows with the budget and writes its plot;
+# a budget below the least feasible is refused naming it; bad --budget flags;
+# --device without --budget; a program refuses to start, naming the bytes,
+# where the machine lacks them.
+# Env: LOOM (the loom binary), LOOM_ROOT (repo root).
+set -u
+root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$root" || exit 1
+loom=${LOOM:-build/asan/loom}
+py=$root/.venv/bin/python
+out=build/remat
+rm -rf "$out" && mkdir -p "$out"
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+
+data() {
+    local f b
+    for f in models/$1/*.npy; do
+        b=$(basename "$f" .npy)
+        case $b in expected_*) continue ;; esac
+        printf -- '--data\n%s=%s\n' "$b" "$f"
+    done
+}
+
+# field.py FILE KEY: a top-level field of a JSON object
+cat > "$out/field.py" <<'PY'
+import sys, json
+print(json.load(open(sys.argv[1]))[sys.argv[2]])
+PY
+# peak.py LOG BUDGET: every record's peak_device_bytes within BUDGET
+cat > "$out/peak.py" <<'PY'
+import sys, json
+recs = [json.loads(l) for l in open(sys.argv[1])]
+worst = max(r["peak_device_bytes"] for r in recs)
+print(worst)
+sys.exit(0 if recs and worst <= int(sys.argv[2]) else 1)
+PY
+# losses.py LOG: the losses as written
+cat > "$out/losses.py" <<'PY'
+import sys, re
+for l in open(sys.argv[1]):
+    print(re.search(r'"loss": ([^,}]*)', l).group(1))
+PY
+
+# run_prog NAME DIR: 2 steps with the log and the gradients
+run_prog() {
+    local name=$1 dir=$2
+    make -s -C "$dir" LOOM_PREBUILT="$root/build/rel" > "$dir.build.log" 2>&1 &&
+        "$dir/train" "${args[@]}" --steps 2 --log "$dir/log.jsonl" --dump-grads "$dir/grads.safetensors" \
+            > "$dir.run.log" 2>&1
+}
+
+declare -A loss_of=([mlp]=ce [gpt2_tiny]=ce [llama_tiny]=ce [resnet_small]=ce [vit_tiny]=ce [unet_small]=mse [fno_small]=mse)
+for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small; do
+    flags=(--mode train --target cpu --loss "${loss_of[$model]}" --loss-target target_y)
+    m=models/$model/model.onnx
+    mapfile -t args < <(data "$model")
+    if ! "$loom" plan "$m" "${flags[@]}" --json > "$out/$model.plan.json" 2> "$out/$model.plan.err"; then
+        fail "remat_${model}_plan" "$(tail -3 "$out/$model.plan.err")"
+        continue
+    fi
+    least=$("$py" "$out/field.py" "$out/$model.plan.json" min_feasible_bytes)
+    top=$("$py" "$out/field.py" "$out/$model.plan.json" budget_bytes)
+    pass "remat_${model}_plan (least feasible $least, store-all $top bytes)"
+    base=$out/$model.all
+    if ! "$loom" compile "$m" "${flags[@]}" -o "$base" > "$base.compile.log" 2>&1 || ! run_prog "$model" "$base"; then
+        fail "remat_${model}_store_all" "$(tail -3 "$base.compile.log" "$base.build.log" "$base.run.log" 2>/dev/null)"
+        continue
+    fi
+    for which in least half; do
+        if [ $which = least ]; then budget=$least; else budget=$(((least + top) / 2)); fi
+        dir=$out/$model.$which
+        name="remat_${model}_${which}"
+        if ! "$loom" plan "$m" "${flags[@]}" --budget "$budget" --json > "$dir.plan.json" 2> "$dir.plan.err"; then
+            fail "${name}_plan" "$(tail -3 "$dir.plan.err")"
+            continue
+        fi
+        dev=$("$py" "$out/field.py" "$dir.plan.json" device_bytes)
+        nre=$("$py" "$out/field.py" "$dir.plan.json" recomputed_nodes)
+        if [ "$dev" -le "$budget" ] && { [ "$budget" -ge "$top" ] || [ "$nre" -gt 0 ]; }; then
+            pass "${name}_plan_fits ($dev <= $budget bytes, $nre recomputations)"
+        else
+            fail "${name}_plan_fits" "device bytes $dev, budget $budget, store-all $top, recomputed nodes $nre"
+        fi
+        if ! "$loom" compile "$m" "${flags[@]}" --budget "$budget" -o "$dir" > "$dir.compile.log" 2>&1; then
+            fail "${name}_compile" "$(tail -3 "$dir.compile.log")"
+            continue
+        fi
+        if ! run_prog "$model" "$dir"; then
+            fail "${name}_run" "$(tail -3 "$dir.build.log" "$dir.run.log" 2>/dev/null)"
+            continue
+        fi
+        if cmp -s "$base/grads.safetensors" "$dir/grads.safetensors" &&
+            [ "$("$py" "$out/losses.py" "$base/log.jsonl")" = "$("$py" "$out/losses.py" "$dir/log.jsonl")" ]; then
+            pass "${name}_bit_exact"
+        else
+            fail "${name}_bit_exact" "losses or gradients differ from the unlimited program's" \
+                "$("$py" "$out/losses.py" "$base/log.jsonl" | tr '\n' ' ') vs $("$py" "$out/losses.py" "$dir/log.jsonl" | tr '\n' ' ')"
+        fi
+        if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
+            pass "${name}_peak_within_budget ($peak <= $budget)"
+        else
+            fail "${name}_peak_within_budget" "peak_device_bytes $peak, budget $budget"
+        fi
+    done
+done
+
+# ---- the frontier: predicted time never grows with the budget; the plot ----
+m=models/gpt2_tiny/model.onnx
+flags=(--loss ce --loss-target target_y)
+if "$loom" plan "$m" "${flags[@]}" --sweep --json --svg "$out/sweep.svg" > "$out/sweep.json" 2> "$out/sweep.err" &&
+    msg=$("$py" - "$out/sweep.json" <<'PY'
+import sys, json
+pts = json.load(open(sys.argv[1]))
+keys = {"budget_bytes", "arena_bytes", "predicted_step_s"}
+assert len(pts) >= 8, f"{len(pts)} points"
+for a, b in zip(pts, pts[1:]):
+    assert keys <= a.keys(), a
+    assert a["budget_bytes"] < b["budget_bytes"], (a, b)
+    assert b["predicted_step_s"] <= a["predicted_step_s"], f"slower with more budget: {a} then {b}"
+assert pts[0]["predicted_step_s"] > pts[-1]["predicted_step_s"], "no trade-off at all"
+print(f"{len(pts)} points, {pts[0]['predicted_step_s']*1e3:.3f} -> {pts[-1]['predicted_step_s']*1e3:.3f} ms")
+PY
+    ) && grep -q '<polyline' "$out/sweep.svg"; then
+    pass "remat_sweep_monotone ($msg)"
+else
+    fail "remat_sweep_monotone" "$(tail -3 "$out/sweep.err")" "${msg:-}"
+fi
+
+# ---- refusals ----
+# expect NAME CODE PATTERN CMD...: exit code CODE and PATTERN in stderr
+expect() {
+    local name=$1 code=$2 pat=$3
+    shift 3
+    "$@" > "$out/$name.out" 2> "$out/$name.err"
+    local rc=$?
+    if [ $rc -eq "$code" ] && grep -q -- "$pat" "$out/$name.err"; then
+        pass "$name"
+    else
+        fail "$name" "exit $rc (want $code); stderr: $(head -3 "$out/$name.err")"
+    fi
+}
+least=$("$py" "$out/field.py" "$out/gpt2_tiny.plan.json" min_feasible_bytes 2>/dev/null || echo 0)
+expect remat_budget_below_least 1 "below the least feasible one for this model: .*($least bytes" \
+    "$loom" compile "$m" --mode train --target cpu "${flags[@]}" --budget $((least - 1)) -o "$out/x"
+expect remat_plan_below_least 1 "give --budget $least or more" "$loom" plan "$m" "${flags[@]}" --budget 1MB
+expect remat_budget_not_a_size 2 "--budget needs a size in bytes" "$loom" plan "$m" --budget 12XB
+expect remat_budget_negative 2 "--budget needs a size in bytes" "$loom" plan "$m" --budget -5
+expect remat_budget_infer 2 "needs --mode train" "$loom" compile "$m" --mode infer --target cpu --budget 1GiB -o "$out/x"
+expect remat_plan_output 2 "plan writes no folder" "$loom" plan "$m" -o "$out/x"
+expect remat_svg_without_plan 2 "--svg is loom plan's" "$loom" compile "$m" --mode train --target cpu --svg a.svg -o "$out/x"
+expect remat_bad_device 1 "device" "$loom" plan "$m" "${flags[@]}" --device no-such-gpu
+
+# ---- a program refuses to start when the machine lacks its bytes ----
+# (a deep MLP whose arena is about 500 MB, under a 300 MB address-space limit)
+big=$out/big
+if "$py" bench/deep_mlp.py "$big.onnx" --blocks 2 --width 256 --batch 32768 > "$big.gen.log" 2>&1 &&
+    "$loom" compile "$big.onnx" --mode train --target cpu --loss ce --loss-target y -o "$big" > "$big.compile.log" 2>&1 &&
+    make -s -C "$big" LOOM_PREBUILT="$root/build/rel" > "$big.build.log" 2>&1 &&
+    "$py" -c "import numpy as np; np.save('$big/x.npy', np.zeros((32768, 256), np.float32)); np.save('$big/y.npy', np.zeros(32768, np.int64))"; then
+    expect remat_program_lacks_memory 1 "train: the program needs [0-9]* bytes of memory (arena" \
+        bash -c "ulimit -v 300000; exec '$big/train' --data x='$big/x.npy' --data y='$big/y.npy' --steps 1"
+else
+    fail remat_program_lacks_memory "could not build the program: $(tail -3 "$big".*.log)"
+fi
+expect remat_device_without_budget 2 "give a --budget too" "$loom" compile "$m" --mode train --target cpu "${flags[@]}" --device h100-sxm -o "$out/x"
