@@ -470,20 +470,75 @@ int64_t cg_cpu_conv_ws(IrGraph *g, int node)
     return (int64_t)(g->nodes[node].op == IR_OP_Conv ? k_conv_f32_ws(&p) : k_conv_transpose_f32_ws(&p));
 }
 
+/* The node that alone reads node's one output, as its input 0, if it has
+ * op `op`, runs in the same phase and that output is no graph output; else -1. */
+static int sole_reader(const IrGraph *g, const IrUses *u, int node, IrOp op)
+{
+    const IrNode *n = &g->nodes[node];
+    if (n->nout != 1) return -1;
+    int v = n->out[0];
+    if (g->values[v].is_output || u->start[v + 1] - u->start[v] != 1) return -1;
+    int r = u->node[u->start[v]];
+    const IrNode *rn = &g->nodes[r];
+    return rn->op == op && rn->in[0] == v && rn->phase == n->phase ? r : -1;
+}
+
+/* A float32 Conv whose output only an inference BatchNormalization reads,
+ * whose output only a Relu reads (either step may be missing, not both),
+ * runs as one step at the last node: k_conv_post_f32 applies them while the
+ * conv's outputs are in registers, the same bits as the separate steps.
+ * The BatchNormalization reads its parameters at run time, so a program
+ * given other weights (infer --weights) stays exact: nothing is folded. A
+ * Relu already inside an elementwise group stays there. */
+void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i].op != IR_OP_Conv || g->nodes[i].dead || run_at[i] != i) continue;
+        int last = i, bn = sole_reader(g, u, i, IR_OP_BatchNormalization);
+        if (bn >= 0 && g->nodes[bn].nout == 1 && !ir_attr_int(&g->nodes[bn], "training_mode", 0))
+            last = bn;
+        else
+            bn = -1;
+        int relu = sole_reader(g, u, last, IR_OP_Relu);
+        if (relu >= 0 && run_at[relu] == relu) last = relu;
+        if (last == i) continue;
+        run_at[i] = last;
+        if (bn >= 0) run_at[bn] = last;
+    }
+}
+
 void cg_cpu_conv_emit(CgCtx *c, int node)
 {
-    const IrNode *n = NODE(c, node);
+    // node is the conv, or the root of its group (cg_cpu_conv_fuse): a BatchNormalization or Relu
+    int conv = node, bn = -1;
+    for (int k = 0; k < node; k++)
+        if (c->sel->run_at[k] == node) {
+            if (NODE(c, k)->op == IR_OP_BatchNormalization) bn = k;
+            else if (conv == node) conv = k;
+        }
+    if (NODE(c, node)->op == IR_OP_BatchNormalization) bn = node;
+    const IrNode *n = NODE(c, conv), *root = NODE(c, node);
     KConv p;
-    conv_params(c->g, node, &p);
+    conv_params(c->g, conv, &p);
     FILE *f = c->f;
-    char ws[64];
+    char ws[64], post[24] = "";
     cg_declare_outputs(c, node);
-    cg_cpu_kconv_decl(c, node, &p);
-    if (c->plan->ws_offset[node] >= 0) cg_ws_expr(c, node, ws, sizeof ws);
+    cg_cpu_kconv_decl(c, conv, &p);
+    if (c->plan->ws_offset[conv] >= 0) cg_ws_expr(c, conv, ws, sizeof ws);
     else snprintf(ws, sizeof ws, "NULL");
-    fprintf(f, "    %s(%s, %s, %s, %s, &conv_%d, %s);\n",
-            n->op == IR_OP_Conv ? "k_conv_f32" : "k_conv_transpose_f32", c->var[n->out[0]],
-            c->var[n->in[0]], c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", node, ws);
+    if (conv != node) { // the epilogue: BatchNormalization's inputs x, scale, bias, mean, var
+        const IrNode *b = bn >= 0 ? NODE(c, bn) : NULL;
+        fprintf(f, "    const KConvPost post_%d = {", conv);
+        if (b)
+            fprintf(f, ".bn_scale = %s, .bn_bias = %s, .bn_mean = %s, .bn_var = %s, .bn_eps = %s, ",
+                    c->var[b->in[1]], c->var[b->in[2]], c->var[b->in[3]], c->var[b->in[4]],
+                    CG_FLT(ir_attr_float(b, "epsilon", 1e-5f)));
+        fprintf(f, ".relu = %d};\n", root->op == IR_OP_Relu);
+        snprintf(post, sizeof post, "&post_%d, ", conv);
+    }
+    const char *fn = n->op == IR_OP_ConvTranspose ? "k_conv_transpose_f32" : *post ? "k_conv_post_f32" : "k_conv_f32";
+    fprintf(f, "    %s(%s, %s, %s, %s, %s&conv_%d, %s);\n", fn, c->var[root->out[0]], c->var[n->in[0]],
+            c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", post, conv, ws);
 }
 
 const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n)

@@ -659,4 +659,4 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_AdamW] = {cg_cpu_update_check, NULL, cg_cpu_adamw_emit, 0},
 };
 
-const CgTarget cg_target_cpu = {"cpu", cpu_ops};
+const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse};

@@ -68,6 +68,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
         int c;
         sel->run_at[i] = fuses_into(g, &u, i, &c) ? sel->run_at[c] : i;
     }
+    if (t->fuse) t->fuse(g, &u, sel->run_at);
     ir_uses_free(&u);
     for (int i = 0; i < nn; i++) {
         if (sel->run_at[i] == i) continue;
@@ -293,13 +294,14 @@ void cg_emit_step(CgCtx *c, const CgTarget *t, int node, int step)
     FILE *f = c->f;
     const IrNode *n = &g->nodes[node];
     fputc('\n', f);
-    int fused = 0;
+    int fused = 0, lead = node; // lead: the group's first node, whose emitter writes the step
     for (int k = 0; k < node; k++)
         if (c->sel->run_at[k] == node) {
+            if (!fused) lead = k;
             node_comment(c, k, fused++ ? "       " : "fused: ");
         }
     node_comment(c, node, fused ? "       " : "");
-    t->ops[n->op].emit(c, node);
+    t->ops[g->nodes[lead].op].emit(c, node);
     fprintf(f, "    PROF_STEP(%d, ", step);
     cg_cstr(f, n->name);
     fputs(", \"", f);

@@ -33,6 +33,10 @@ typedef struct {
 struct CgTarget {
     const char *name;
     const CgOpEmitter *ops; /* IR_NOPS entries; emit NULL: not supported */
+    /* Groups of the target's own, after the elementwise ones (may be NULL):
+     * sets run_at of nodes that run inside a later node's step. A step is
+     * written by the emitter of its group's first node, given the root. */
+    void (*fuse)(IrGraph *g, const IrUses *u, int *run_at);
 };
 
 /* ---- the cpu target (its table is in cg_cpu_ops.c) ---- */
@@ -61,7 +65,11 @@ int64_t cg_cpu_einsum_ws(IrGraph *g, int node);
 void cg_cpu_einsum_emit(CgCtx *c, int node);
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_conv_ws(IrGraph *g, int node);
+/* Conv (or a Conv group's root: see cg_cpu_conv_fuse). */
 void cg_cpu_conv_emit(CgCtx *c, int node);
+/* The cpu target's fuse: Conv -> BatchNormalization (inference) -> Relu
+ * chains as one step, the rest as the conv's epilogue (k_conv_post_f32). */
+void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at);
 const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_pool_emit(CgCtx *c, int node);
 void cg_cpu_global_pool_emit(CgCtx *c, int node);

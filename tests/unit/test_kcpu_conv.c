@@ -3,7 +3,9 @@
  * Conv and ConvTranspose in 1, 2 and 3 spatial dims with groups (depthwise
  * included), dilations, strides larger than the kernel, asymmetric pads,
  * size-1 dims, pointwise forms and ConvTranspose output_padding; fixed edge
- * cases and random ones. Error measure: |got - want| / (|want| + 1) < 1e-5. */
+ * cases and random ones. Error measure: |got - want| / (|want| + 1) < 1e-5.
+ * The fused epilogue (k_conv_post_f32) must equal the unfused kernels bit
+ * for bit. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -287,6 +289,65 @@ static void test_conv_threads_bitwise(void)
     omp_set_num_threads(omp_get_num_procs());
 }
 
+/* k_conv_post_f32 against Conv, k_batchnorm_f32 and Relu run one after
+ * another: the same bits, on every path (in place, strided, im2col rows
+ * under 8 wide, pointwise, groups), with BatchNormalization alone, Relu
+ * alone, both, and BatchNormalization without scale and bias; and at 1 and
+ * 3 threads. */
+static void test_conv_post(void)
+{
+    Case cs[] = {
+        mk(2, 4, 16, 16, 1, 32, 3, 1, 1, 1, 1, 0),  // resnet_small's stride-1 3x3
+        mk(2, 4, 16, 32, 1, 32, 3, 2, 1, 1, 1, 0),  // its stride-2 3x3
+        mk(2, 4, 16, 32, 1, 32, 1, 2, 1, 0, 0, 1),  // its 1x1 stride-2 shortcut, with a bias
+        mk(2, 2, 32, 64, 1, 16, 3, 2, 1, 1, 1, 1),  // 8 wide: pairs
+        mk(2, 1, 6, 13, 1, 12, 3, 1, 1, 1, 1, 1),   // 13 channels: a tile of one row
+        mk(2, 2, 8, 12, 4, 10, 3, 1, 1, 1, 1, 1),   // groups
+        mk(2, 2, 3, 5, 1, 6, 3, 1, 1, 1, 1, 1),     // rows under 8 wide: im2col
+        mk(2, 2, 6, 7, 1, 9, 1, 1, 1, 0, 0, 1),     // pointwise: sgemm on x
+        mk(1, 3, 4, 6, 2, 30, 3, 1, 2, 2, 2, 0),    // 1-D, groups, dilation
+    };
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
+        for (int mode = 0; mode < 4; mode++) { // BN + Relu, BN, Relu, BN without scale/bias + Relu
+            const Case *cc = &cs[ci];
+            KConv p = {.nd = cc->nd, .N = cc->N, .C = cc->C, .M = cc->M, .group = cc->group};
+            for (int i = 0; i < cc->nd; i++) {
+                p.in[i] = cc->in[i], p.k[i] = cc->k[i], p.stride[i] = cc->s[i];
+                p.dilation[i] = cc->d[i], p.pad[i] = cc->pb[i];
+                p.out[i] = (cc->in[i] + cc->pb[i] + cc->pe[i] - (cc->k[i] - 1) * cc->d[i] - 1) / cc->s[i] + 1;
+            }
+            int64_t sp = 1, kp = 1;
+            for (int i = 0; i < cc->nd; i++) sp *= p.out[i], kp *= p.k[i];
+            int64_t xn = p.N * p.C, yn = p.N * p.M * sp;
+            for (int i = 0; i < cc->nd; i++) xn *= p.in[i];
+            float *x = rand_f(xn), *w = rand_f(p.M * (p.C / p.group) * kp), *b = cc->bias ? rand_f(p.M) : NULL;
+            float *sc = rand_f(p.M), *bi = rand_f(p.M), *mu = rand_f(p.M), *var = rand_f(p.M);
+            for (int64_t m = 0; m < p.M; m++) var[m] = var[m] * var[m] + 0.1f;
+            float *want = rand_f(yn), *tmp = rand_f(yn), *got = rand_f(yn), *got3 = rand_f(yn);
+            size_t wsz = k_conv_f32_ws(&p);
+            void *ws = malloc(wsz);
+            int bn = mode != 2, relu = mode != 1, bare = mode == 3;
+            KConvPost post = {.bn_scale = bare ? NULL : sc, .bn_bias = bare ? NULL : bi,
+                              .bn_mean = bn ? mu : NULL, .bn_var = var, .bn_eps = 1e-5f, .relu = relu};
+            // the unfused steps
+            k_conv_f32(tmp, x, w, b, &p, ws);
+            if (bn) k_batchnorm_f32(want, tmp, post.bn_scale, post.bn_bias, mu, var, p.N, p.M, sp, 1e-5f);
+            else memcpy(want, tmp, (size_t)yn * sizeof *want);
+            if (relu)
+                for (int64_t i = 0; i < yn; i++) want[i] = want[i] > 0 ? want[i] : (float)0;
+            omp_set_num_threads(1);
+            k_conv_post_f32(got, x, w, b, &post, &p, ws);
+            omp_set_num_threads(3);
+            k_conv_post_f32(got3, x, w, b, &post, &p, ws);
+            int same = !memcmp(got, want, (size_t)yn * sizeof *got) && !memcmp(got3, want, (size_t)yn * sizeof *got);
+            if (!same) fprintf(stderr, "  post case %zu mode %d differs\n", ci, mode);
+            CHECK(same);
+            free(x), free(w), free(b), free(sc), free(bi), free(mu), free(var);
+            free(want), free(tmp), free(got), free(got3), free(ws);
+        }
+    omp_set_num_threads(omp_get_num_procs());
+}
+
 int main(void)
 {
     RUN(test_conv_fixed);
@@ -295,5 +356,6 @@ int main(void)
     RUN(test_conv_transpose_fixed);
     RUN(test_conv_transpose_random);
     RUN(test_conv_threads_bitwise);
+    RUN(test_conv_post);
     return CHECK_DONE();
 }

@@ -81,6 +81,52 @@ for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small
     [ $ok = 1 ] && pass "zoo_${model}_match"
 done
 
+# ---- --weights through fused steps: resnet_small's Conv+BatchNormalization(+Relu)
+# steps (k_conv_post_f32) read the BatchNormalization parameters at run time,
+# so other weights (every parameter perturbed, as training would) give the
+# result of the unfused graph: onnx's reference evaluator (numpy) on the model
+# with those weights ----
+rn=$out/resnet_small
+if [ -x "$rn/infer" ]; then
+    "$py" - "$out" <<'PY'
+import sys, json, struct, numpy as np, onnx
+from onnx import numpy_helper as nh
+from onnx.reference import ReferenceEvaluator
+d = sys.argv[1]
+m = onnx.load("models/resnet_small/model.onnx")
+x = np.load("models/resnet_small/x.npy")
+rng = np.random.default_rng(11)
+tensors = {}
+for init in m.graph.initializer:
+    a = nh.to_array(init).astype(np.float32)
+    if init.name.endswith("running_var"):
+        a = a * rng.uniform(0.5, 2.0, a.shape).astype(np.float32)
+    else:
+        a = a * rng.uniform(0.5, 1.5, a.shape).astype(np.float32) + rng.normal(0, 0.1, a.shape).astype(np.float32)
+    tensors[init.name] = a
+    init.CopyFrom(nh.from_array(a, init.name))
+want = ReferenceEvaluator(m).run(None, {"x": x})[0]
+if np.abs(want - np.load("models/resnet_small/expected_logits.npy")).max() < 0.1:
+    sys.exit("the perturbed weights hardly change the logits")
+np.save(f"{d}/rn_altered_logits.npy", want)
+hdr, data, off = {}, b"", 0
+for name, a in tensors.items():
+    hdr[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+    data += a.tobytes()
+    off += a.nbytes
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(f"{d}/rn_altered.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + data)
+PY
+    if grep -q k_conv_post_f32 "$rn/model.c" &&
+        "$rn/infer" --input models/resnet_small/x.npy --output "$out/rn_w.npy" --weights "$out/rn_altered.safetensors" 2> "$out/rn_w.err" &&
+        msg=$("$py" "$out/compare.py" "$out/rn_w.npy" "$out/rn_altered_logits.npy" 2>&1); then
+        pass infer_weights_fused_conv
+    else
+        fail infer_weights_fused_conv "$(head -3 "$out/rn_w.err")" "${msg:-}"
+    fi
+fi
+
 # ---- elementwise arithmetic beyond float32: integer Div/Mod with broadcasting,
 # float16 through Cast, comparisons and Where, a broadcast fused chain;
 # compared with numpy ----

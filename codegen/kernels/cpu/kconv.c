@@ -10,6 +10,7 @@
  * with one image, output rows, im2col and col2im rows, whole groups, or
  * blocks of a gemm's output rows (k_sgemm). Determinism: no split falls
  * inside a sum. */
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -51,6 +52,57 @@ static void add_bias(float *y, const float *b, int64_t M, int64_t len)
 {
     for (int64_t m = 0; m < M; m++)
         for (int64_t i = 0; i < len; i++) y[m * len + i] += b[m];
+}
+
+/* ---- the epilogue: bias, BatchNormalization, Relu (k_conv_post_f32) ----
+ * The in-place path applies it in the register tiles (ktile.h's KTilePost);
+ * the others to each image's output right after its product, while it is in
+ * cache. Its per-channel factors, scale / sqrt(var + eps) and the shift,
+ * are computed once per call into the end of the workspace. */
+
+/* Bytes at the end of the workspace for the epilogue's two factors per channel. */
+static int64_t post_bytes(const KConv *p)
+{
+    return (2 * p->M * (int64_t)sizeof(float) + 63) / 64 * 64;
+}
+
+/* t for bias b and post, with the factors in f [2, M]; 0 when there is nothing to do. */
+static int post_of(KTilePost *t, const float *b, const KConvPost *post, int64_t M, float *f)
+{
+    *t = (KTilePost){.bias = b, .relu = post && post->relu};
+    if (post && post->bn_mean) {
+        for (int64_t m = 0; m < M; m++) { // as k_batchnorm_f32
+            f[m] = (post->bn_scale ? post->bn_scale[m] : 1.0f) / sqrtf(post->bn_var[m] + post->bn_eps);
+            f[M + m] = post->bn_bias ? post->bn_bias[m] : 0.0f;
+        }
+        t->mean = post->bn_mean, t->scale = f, t->shift = f + M;
+    }
+    return t->bias || t->mean || t->relu;
+}
+
+/* t's rows [m0, m0 + ...) as a product's rows 0.. (a group's output channels). */
+static KTilePost post_rows(const KTilePost *t, int64_t m0)
+{
+    KTilePost r = *t;
+    if (r.bias) r.bias += m0;
+    if (r.mean) r.mean += m0, r.scale += m0, r.shift += m0;
+    return r;
+}
+
+/* The epilogue t over one image's y [M, len], in place. */
+static void post_image(float *y, const KTilePost *t, int64_t M, int64_t len)
+{
+    for (int64_t m = 0; m < M; m++) {
+        float *ym = y + m * len;
+        if (t->bias)
+            for (int64_t i = 0; i < len; i++) ym[i] += t->bias[m];
+        if (t->mean) {
+            float mu = t->mean[m], a = t->scale[m], sh = t->shift[m];
+            for (int64_t i = 0; i < len; i++) ym[i] = (ym[i] - mu) * a + sh;
+        }
+        if (t->relu)
+            for (int64_t i = 0; i < len; i++) ym[i] = ym[i] > 0 ? ym[i] : 0.0f;
+    }
 }
 
 /* ---- convolution read in place (AVX2 + FMA) ----
@@ -214,23 +266,29 @@ static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g, const
 }
 
 #if K_TILED
+/* One output row (post: its epilogue, or NULL), each its own copy of the
+ * tiles so that the plain conv's inner loop stays as it was. */
 static AVX2 void direct_rows(int64_t Mg, int64_t width, int64_t Kg, const float *w,
-                             const float *xrow, const int64_t *boff, float *y, int64_t ldy)
+                             const float *xrow, const int64_t *boff, float *y, int64_t ldy,
+                             const KTilePost *post)
 {
-    k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy);
+    if (post) k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, post);
+    else k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, NULL);
 }
 
 /* Two output rows 8 wide at once (a whole 16-lane tile): the second row's
  * inputs start `next` floats after the first's. */
 static AVX2 void direct_pair(int64_t Mg, int64_t Kg, const float *w, const float *xrow,
-                             int64_t next, const int64_t *boff, float *y, int64_t ldy)
+                             int64_t next, const int64_t *boff, float *y, int64_t ldy,
+                             const KTilePost *post)
 {
-    k_tiled_pair(Mg, Kg, w, Kg, xrow, next, boff, y, ldy);
+    if (post) k_tiled_pair(Mg, Kg, w, Kg, xrow, next, boff, y, ldy, post);
+    else k_tiled_pair(Mg, Kg, w, Kg, xrow, next, boff, y, ldy, NULL);
 }
 #endif
 
-static void conv_direct(float *y, const float *x, const float *w, const float *b, const KConv *p,
-                        const KGeo *g, void *ws, int ipar)
+static void conv_direct(float *y, const float *x, const float *w, const KTilePost *post,
+                        const KConv *p, const KGeo *g, void *ws, int ipar)
 {
 #if K_TILED
     Padded q;
@@ -269,31 +327,42 @@ static void conv_direct(float *y, const float *x, const float *w, const float *b
                 for (int64_t gi = 0; gi < G; gi++) {
                     const float *wg = w + gi * Mg * Kg, *xg = xr + gi * Cg * q.plane;
                     float *yg = yn + gi * Mg * g->pout + r * g->out[2];
-                    if (pairs) direct_pair(Mg, Kg, wg, xg, q.row, boff, yg, g->pout);
-                    else direct_rows(Mg, g->out[2], Kg, wg, xg, boff, yg, g->pout);
+                    KTilePost pg = post ? post_rows(post, gi * Mg) : (KTilePost){0};
+                    if (pairs) direct_pair(Mg, Kg, wg, xg, q.row, boff, yg, g->pout, post ? &pg : NULL);
+                    else direct_rows(Mg, g->out[2], Kg, wg, xg, boff, yg, g->pout, post ? &pg : NULL);
                 }
             }
-            if (b) add_bias(yn, b, p->M, g->pout);
         }
     }
 #else
-    (void)y, (void)x, (void)w, (void)b, (void)p, (void)g, (void)ws, (void)ipar;
+    (void)y, (void)x, (void)w, (void)post, (void)p, (void)g, (void)ws, (void)ipar;
 #endif
+}
+
+/* Bytes of the workspace before the epilogue's factors: the larger of the
+ * two paths' (the one taken depends on the processor it runs on). */
+static int64_t main_bytes(const KConv *p, const KGeo *g)
+{
+    if (pointwise(g)) return 0;
+    int64_t cols = conv_images(p) * p->C * g->kp * g->pout * (int64_t)sizeof(float);
+    int64_t direct = direct_table_bytes(p, g) + conv_images(p) * direct_image(p, g) * (int64_t)sizeof(float);
+    return ((direct > cols ? direct : cols) + 63) / 64 * 64;
 }
 
 size_t k_conv_f32_ws(const KConv *p)
 {
     KGeo g;
     geo_of(p, &g);
-    if (pointwise(&g)) return 0;
-    // the larger of the two paths: the one taken depends on the processor it runs on
-    int64_t cols = conv_images(p) * p->C * g.kp * g.pout * (int64_t)sizeof(float);
-    int64_t direct = direct_table_bytes(p, &g) + conv_images(p) * direct_image(p, &g) * (int64_t)sizeof(float);
-    return (size_t)(direct > cols ? direct : cols);
+    return (size_t)(main_bytes(p, &g) + post_bytes(p));
 }
 
-
 void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws)
+{
+    k_conv_post_f32(y, x, w, b, NULL, p, ws);
+}
+
+void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, const KConvPost *post,
+                     const KConv *p, void *ws)
 {
     // x is (N,C,in...), w is (M,C/group,k...), y is (N,M,out...)
     KGeo g;
@@ -302,11 +371,13 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
     if (g.pout <= 0 || Mg <= 0) return;
     int pw = pointwise(&g);
     int64_t imgs = conv_images(p), colsize = p->C * g.kp * g.pout;
+    KTilePost t;
+    int epi = post_of(&t, b, post, p->M, (float *)((char *)ws + main_bytes(p, &g)));
     // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
     int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM && G * Mg * g.pout * Kg >= SMALL_GEMM;
     int ipar = !one && p->N * p->M * g.pout * Kg >= SMALL_GEMM; // images side by side
     if (direct_ok(p, &g)) {
-        conv_direct(y, x, w, b, p, &g, ws, ipar);
+        conv_direct(y, x, w, epi ? &t : NULL, p, &g, ws, ipar);
         return;
     }
     for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
@@ -322,7 +393,7 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
             for (int64_t gi = 0; gi < G; gi++)
                 k_sgemm(0, 0, Mg, g.pout, Kg, 1.0f, w + gi * Mg * Kg, Kg, src + gi * Kg * g.pout,
                         g.pout, 0.0f, yn + gi * Mg * g.pout, g.pout);
-            if (b) add_bias(yn, b, p->M, g.pout);
+            if (epi) post_image(yn, &t, p->M, g.pout);
         }
     }
 }

@@ -114,6 +114,20 @@ typedef struct {
 /* Conv: y [N, M, out...] = x [N, C, in...] * w [M, C/group, k...] + b [M] (b may be NULL). */
 size_t k_conv_f32_ws(const KConv *p);
 void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws);
+/* What a convolution applies to each output after its bias, while the
+ * output is still in registers: an inference BatchNormalization when
+ * bn_mean is not NULL (per output channel, computed as k_batchnorm_f32 does;
+ * bn_scale and bn_bias may be NULL: 1 and 0), then Relu when relu. The
+ * results are those of Conv, BatchNormalization and Relu run one after
+ * another, bit for bit. */
+typedef struct {
+    const float *bn_scale, *bn_bias, *bn_mean, *bn_var; /* [M] each */
+    float bn_eps;
+    int relu;
+} KConvPost;
+/* k_conv_f32 followed by post (NULL: none); the same workspace. */
+void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, const KConvPost *post,
+                     const KConv *p, void *ws);
 /* ConvTranspose: y [N, M, out...] from x [N, C, in...], w [C, M/group, k...]; here
  * `in` is x's spatial size, `out` y's, and pad the cropped start (output_padding is in out). */
 size_t k_conv_transpose_f32_ws(const KConv *p);

@@ -73,7 +73,7 @@ static void share(int64_t M, int t, int nt, int64_t *lo, int64_t *hi)
 static AVX2 void tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
                           const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
 {
-    k_tiled_nn(M, N, K, alpha, a, lda, b, ldb, NULL, beta, y, ldy);
+    k_tiled_nn(M, N, K, alpha, a, lda, b, ldb, NULL, beta, y, ldy, NULL);
 }
 #endif
 

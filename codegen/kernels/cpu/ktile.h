@@ -26,6 +26,18 @@
  * run: half of a 512 KiB L2. */
 #define K_TILED_A_BYTES (256 * 1024)
 
+/* What a convolution does to row r of a product before storing it (its
+ * epilogue; alpha is then 1 and beta 0): + bias[r]; then, when mean is not
+ * NULL, (v - mean[r]) * scale[r] + shift[r] (an inference BatchNormalization
+ * as k_batchnorm_f32 computes it); then max(v, 0) when relu. Each step is
+ * the same float operation as the separate kernel or loop would do, so the
+ * bits are those of the ops run one after another. Indexed by the product's
+ * row (tile_nn is told its first row's). */
+typedef struct {
+    const float *bias, *mean, *scale, *shift;
+    int relu;
+} KTilePost;
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define K_TILED 1
@@ -39,13 +51,27 @@ static inline AVX2 __m256i lane_mask(int64_t n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx);
 }
 
-/* y[r][0..w) = alpha * acc + beta * y (beta 0: y not read) */
-static inline AVX2 void store_lanes(float *y, __m256 acc, __m256i m, int full, float alpha, float beta)
+/* y[r][0..w) = alpha * acc + beta * y (beta 0: y not read), or acc through
+ * post's row r when post is not NULL */
+static inline AVX2 __attribute__((always_inline)) void
+store_lanes(float *y, __m256 acc, __m256i m, int full, float alpha, float beta, const KTilePost *post,
+            int64_t r)
 {
-    __m256 v = _mm256_mul_ps(_mm256_set1_ps(alpha), acc);
-    if (beta != 0.0f) {
-        __m256 old = full ? _mm256_loadu_ps(y) : _mm256_maskload_ps(y, m);
-        v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(beta), old));
+    __m256 v;
+    if (post) {
+        v = acc;
+        if (post->bias) v = _mm256_add_ps(v, _mm256_set1_ps(post->bias[r]));
+        if (post->mean)
+            v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, _mm256_set1_ps(post->mean[r])),
+                                            _mm256_set1_ps(post->scale[r])),
+                              _mm256_set1_ps(post->shift[r]));
+        if (post->relu) v = _mm256_max_ps(v, _mm256_setzero_ps()); // v > 0 ? v : 0, NaN to 0
+    } else {
+        v = _mm256_mul_ps(_mm256_set1_ps(alpha), acc);
+        if (beta != 0.0f) {
+            __m256 old = full ? _mm256_loadu_ps(y) : _mm256_maskload_ps(y, m);
+            v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(beta), old));
+        }
     }
     if (full) _mm256_storeu_ps(y, v);
     else _mm256_maskstore_ps(y, m, v);
@@ -55,11 +81,11 @@ static inline AVX2 void store_lanes(float *y, __m256 acc, __m256i m, int full, f
  * a (R,K) row-major with lda; row k of b at b + k * ldb, or at b + boff[k]
  * when boff is not NULL (a convolution reading its input in place); its
  * second 8 columns start b2 floats after its first (8 for a plain matrix).
- * R <= 6, W <= 2. */
+ * R <= 6, W <= 2. post (may be NULL): the epilogue of rows i0.. */
 static inline AVX2 __attribute__((always_inline)) void
 tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb,
         const int64_t *boff, int64_t b2, float *y, int64_t ldy, __m256i m, int full, float alpha,
-        float beta)
+        float beta, const KTilePost *post, int64_t i0)
 {
     __m256 acc[6][2];
 #pragma GCC unroll 6
@@ -84,7 +110,8 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
 #pragma GCC unroll 2
         for (int w = 0; w < W; w++) {
             int last = w == W - 1;
-            store_lanes(y + r * ldy + 8 * w, acc[r][w], last ? m : all, !last || full, alpha, beta);
+            store_lanes(y + r * ldy + 8 * w, acc[r][w], last ? m : all, !last || full, alpha, beta,
+                        post, i0 + r);
         }
 }
 
@@ -92,25 +119,28 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
 #define STRIP_NN(W, FULL)                                                                          \
     do {                                                                                           \
         int64_t i = 0;                                                                             \
-        for (; i + 6 <= M; i += 6)                                                                 \
-            tile_nn(6, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL,    \
-                    alpha, beta);                                                                         \
+        for (; i + 6 <= M; i += 6) STRIP_TILE(6, W, FULL);                                         \
         switch (M - i) {                                                                           \
-        case 5: tile_nn(5, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 4: tile_nn(4, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 3: tile_nn(3, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 2: tile_nn(2, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
-        case 1: tile_nn(1, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha, beta); break; \
+        case 5: STRIP_TILE(5, W, FULL); break;                                                     \
+        case 4: STRIP_TILE(4, W, FULL); break;                                                     \
+        case 3: STRIP_TILE(3, W, FULL); break;                                                     \
+        case 2: STRIP_TILE(2, W, FULL); break;                                                     \
+        case 1: STRIP_TILE(1, W, FULL); break;                                                     \
         default: break;                                                                            \
         }                                                                                          \
     } while (0)
+#define STRIP_TILE(R, W, FULL)                                                                     \
+    tile_nn(R, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha,  \
+            beta, post, i)
 
-/* y (M,N) = alpha a b + beta y: a (M,K) with lda; b's rows as in tile_nn.
+/* y (M,N) = alpha a b + beta y: a (M,K) with lda; b's rows as in tile_nn;
+ * post (may be NULL): an epilogue of its rows instead of alpha and beta.
  * Inlined into an AVX2 function of the caller's, so that a constant boff
- * (NULL for a plain product) specializes the inner loop. */
+ * and post (NULL for a plain product) specialize the inner loop. */
 static inline AVX2 __attribute__((always_inline)) void
 k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
-           const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy)
+           const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+           const KTilePost *post)
 {
     __m256i m = _mm256_set1_epi32(-1);
     int64_t j = 0;
@@ -128,17 +158,18 @@ k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t
 
 /* y (M, 16) = a b for a b whose 16 columns are two runs of 8 floats, b2
  * apart: row k at b + boff[k] and b + boff[k] + b2 (two output rows of a
- * convolution 8 wide, whose outputs are contiguous in y). */
+ * convolution 8 wide, whose outputs are contiguous in y); post as in
+ * k_tiled_nn. */
 static inline AVX2 __attribute__((always_inline)) void
 k_tiled_pair(int64_t M, int64_t K, const float *a, int64_t lda, const float *b, int64_t b2,
-             const int64_t *boff, float *y, int64_t ldy)
+             const int64_t *boff, float *y, int64_t ldy, const KTilePost *post)
 {
     const __m256i m = _mm256_set1_epi32(-1);
     int64_t i = 0;
     for (; i + 6 <= M; i += 6)
-        tile_nn(6, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f);
+        tile_nn(6, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f, post, i);
     switch (M - i) {
-#define PAIR(r) tile_nn(r, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f)
+#define PAIR(r) tile_nn(r, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f, post, i)
     case 5: PAIR(5); break;
     case 4: PAIR(4); break;
     case 3: PAIR(3); break;
