@@ -502,7 +502,7 @@ IrGraph *ir_graph_copy(const IrGraph *g)
         *cv = *v;
         cv->name = name;
         cv->data = NULL;
-        if (v->data) {
+        if (v->data && ir_value_bytes(v) <= IR_COPY_DATA_MAX) {
             size_t n = (size_t)ir_value_bytes(v);
             cv->data = ir_xmalloc(n);
             memcpy(cv->data, v->data, n);

@@ -203,9 +203,12 @@ void ir_compact(IrGraph *g);
  * set every value's producer anew. */
 void ir_reorder(IrGraph *g, const int *order, int count);
 
-/* A copy of g to try a rewrite on: values (with their data), nodes, inputs
- * and outputs are its own; attribute contents and the path are shared with
- * g, so free the copy before g. */
+/* A copy of g to try a rewrite on (selection, memory planning): values,
+ * nodes, inputs and outputs are its own, and the contents of constants and
+ * parameters up to IR_COPY_DATA_MAX bytes (the scalars, shapes and axes those
+ * passes read); bigger ones have data NULL. Attribute contents and the path
+ * are shared with g, so free the copy before g. */
+#define IR_COPY_DATA_MAX (1 << 20)
 IrGraph *ir_graph_copy(const IrGraph *g);
 
 /* Node ids in an order where every producer precedes its consumers. Returns

@@ -3,7 +3,8 @@
  * Stages. The forward nodes, in their stored order, are cut after the
  * positions where the bytes crossing the cut (forward values written before
  * it and read after it) are a local minimum; when there are more than
- * MAX_STAGES such cuts, the most expensive are dropped. Stage k's state a_k
+ * MAX_STAGES such cuts, some are dropped (two ways, two partitions, whose
+ * schedules are pooled: see cut_stages). Stage k's state a_k
  * is what crosses the cut after it; a value that crosses several cuts (a
  * skip connection) is in each of those states. Backward nodes belong to the
  * stage of the forward node they differentiate, moved earlier when they read
@@ -104,7 +105,7 @@ static int is_view_out(const IrGraph *g, int v)
 
 /* ---- stages ---- */
 
-static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd)
+static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule)
 {
     const IrGraph *g = r->g;
     int F = r->nfwd;
@@ -118,21 +119,36 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd)
         }
     }
     for (int p = 1; p < F; p++) cb[p] += cb[p - 1];
-    /* candidate cuts: after position p, 0 <= p < F-1, at local minima */
+    /* candidate cuts: after position p, 0 <= p < F-1, at local minima of the
+     * crossing bytes */
     int *cut = ir_xmalloc((size_t)(F ? F : 1) * sizeof *cut), nc = 0;
     for (int p = 0; p + 1 < F; p++)
         if ((p == 0 || cb[p] <= cb[p - 1]) && cb[p] <= cb[p + 1]) cut[nc++] = p;
+    /* too many: rule 0 merges the neighbouring stages that write the fewest
+     * bytes together (drops the cut between them), so that the stages where
+     * most memory is written stay fine-grained; rule 1 drops the cuts that
+     * the most bytes cross, keeping the cheapest checkpoints */
+    int64_t *wsum = ir_xcalloc((size_t)F + 1, sizeof *wsum);
+    for (int p = 0; p < F; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        int64_t w = 0;
+        for (int j = 0; j < n->nout; j++)
+            if (n->out[j] >= 0 && !persistent(g, r->req, n->out[j]) && !is_view_out(g, n->out[j]))
+                w += ir_value_bytes(&g->values[n->out[j]]);
+        wsum[p + 1] = wsum[p] + w;
+    }
     while (nc > MAX_STAGES - 1) {
-        /* drop the most expensive cut; among equals, the one whose merged stage is shortest */
-        int worst = 0;
-        for (int i = 1; i < nc; i++) {
-            int span_i = (i + 1 < nc ? cut[i + 1] : F - 1) - (i ? cut[i - 1] : -1);
-            int span_w = (worst + 1 < nc ? cut[worst + 1] : F - 1) - (worst ? cut[worst - 1] : -1);
-            if (cb[cut[i]] > cb[cut[worst]] || (cb[cut[i]] == cb[cut[worst]] && span_i < span_w)) worst = i;
+        int best = 0;
+        int64_t bw = INT64_MAX;
+        for (int i = 0; i < nc; i++) {
+            int lo = i ? cut[i - 1] + 1 : 0, hi = i + 1 < nc ? cut[i + 1] : F - 1;
+            int64_t w = rule == 0 ? wsum[hi + 1] - wsum[lo] : -cb[cut[i]];
+            if (w < bw || (w == bw && (rule == 0 ? cb[cut[i]] > cb[cut[best]] : hi - lo < bw))) bw = w, best = i;
         }
-        memmove(cut + worst, cut + worst + 1, (size_t)(nc - worst - 1) * sizeof *cut);
+        memmove(cut + best, cut + best + 1, (size_t)(nc - best - 1) * sizeof *cut);
         nc--;
     }
+    free(wsum);
     r->L = nc + 1;
     r->st = ir_xcalloc((size_t)r->L, sizeof *r->st);
     for (int k = 0; k < r->L; k++) {
@@ -573,6 +589,23 @@ void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimR
     opt_schedule_simulate(r->g, s, r->node_s, r->req, sim);
 }
 
+/* Forgets the stages, their options and the table. */
+static void free_partition(OptRemat *r)
+{
+    for (int k = 0; k < r->L && r->bwd; k++) {
+        free(r->bwd[k]);
+        free(r->rerun[k]);
+        for (int o = 0; o < r->st[k].nopt; o++) free(r->st[k].opt[o].fwd), free(r->st[k].opt[o].pre);
+    }
+    free(r->stage_of), free(r->st), free(r->cost), free(r->choice);
+    free(r->bwd), free(r->nbwd), free(r->rerun), free(r->nrerun);
+    free(r->root), free(r->xbstage), free(r->xsroot);
+    r->stage_of = NULL, r->st = NULL, r->cost = NULL, r->choice = NULL;
+    r->bwd = NULL, r->nbwd = NULL, r->rerun = NULL, r->nrerun = NULL;
+    r->root = NULL, r->xbstage = NULL, r->xsroot = NULL;
+    r->L = 0;
+}
+
 OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequest *req)
 {
     OptRemat *r = ir_xcalloc(1, sizeof *r);
@@ -612,15 +645,18 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
             if (n->in[j] >= 0) r->bread[n->in[j]] = 1;
     }
     r->runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *r->runs);
-    r->cand = ir_xmalloc((MLEVELS + 1) * sizeof *r->cand);
-    r->cand_sim = ir_xmalloc((MLEVELS + 1) * sizeof *r->cand_sim);
+    r->cand = ir_xmalloc((2 * MLEVELS + 1) * sizeof *r->cand);
+    r->cand_sim = ir_xmalloc((2 * MLEVELS + 1) * sizeof *r->cand_sim);
     /* candidate 0: store-all */
     opt_schedule_store_all(g, &r->cand[0]);
     opt_schedule_simulate(g, &r->cand[0], node_s, req, &r->cand_sim[0]);
     r->ncand = 1;
     r->storeall_peak = r->min_peak = r->cand_sim[0].peak_bytes;
-    if (r->nfwd > 0) {
-        cut_stages(r, pos, lastfwd);
+    /* two partitions into stages, their candidates pooled; the second (the
+     * cheapest checkpoints) stays for the baselines */
+    for (int rule = 0; rule < 2 && r->nfwd > 0; rule++) {
+        free_partition(r);
+        cut_stages(r, pos, lastfwd, rule);
         measure_stages(r, pos, lastfwd);
         r->slot = r->storeall_peak / SLOTS + 1;
         r->bwd = ir_xcalloc((size_t)r->L, sizeof *r->bwd);
@@ -661,23 +697,8 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
 void opt_remat_free(OptRemat *r)
 {
     if (!r) return;
+    free_partition(r);
     free(r->fwd);
-    free(r->stage_of);
-    free(r->st);
-    free(r->cost);
-    free(r->choice);
-    for (int k = 0; k < r->L && r->bwd; k++) {
-        free(r->bwd[k]);
-        free(r->rerun[k]);
-        for (int o = 0; o < r->st[k].nopt; o++) free(r->st[k].opt[o].fwd), free(r->st[k].opt[o].pre);
-    }
-    free(r->bwd);
-    free(r->nbwd);
-    free(r->rerun);
-    free(r->nrerun);
-    free(r->root);
-    free(r->xbstage);
-    free(r->xsroot);
     free(r->needed);
     free(r->bread);
     free(r->runs);
