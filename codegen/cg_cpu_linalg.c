@@ -483,24 +483,50 @@ static int sole_reader(const IrGraph *g, const IrUses *u, int node, IrOp op)
     return rn->op == op && rn->in[0] == v && rn->phase == n->phase ? r : -1;
 }
 
+/* The Add that alone reads node's one output, when the other operand has
+ * the same shape (no broadcasting) and the Add's elementwise group is the
+ * Add alone or the Add and a Relu of it; else -1. */
+static int residual_add(const IrGraph *g, const IrUses *u, const int *run_at, int node)
+{
+    const IrNode *n = &g->nodes[node];
+    int v = n->out[0];
+    if (g->values[v].is_output || u->start[v + 1] - u->start[v] != 1) return -1;
+    int a = u->node[u->start[v]], root = run_at[a];
+    const IrNode *an = &g->nodes[a], *rn = &g->nodes[root];
+    if (an->op != IR_OP_Add || an->phase != n->phase || an->in[0] == an->in[1]) return -1;
+    const IrValue *x = &g->values[v], *r = &g->values[an->in[an->in[0] == v]], *y = &g->values[an->out[0]];
+    if (r->dtype != IR_F32 || r->rank != x->rank || y->rank != x->rank ||
+        memcmp(r->dims, x->dims, (size_t)x->rank * sizeof *x->dims) ||
+        memcmp(y->dims, x->dims, (size_t)x->rank * sizeof *x->dims))
+        return -1;
+    int members = 0;
+    for (int k = 0; k <= root; k++) members += run_at[k] == root;
+    if (root == a) return members == 1 ? a : -1;
+    return members == 2 && rn->op == IR_OP_Relu && rn->in[0] == an->out[0] ? a : -1;
+}
+
 /* A float32 Conv whose output only an inference BatchNormalization reads,
- * whose output only a Relu reads (either step may be missing, not both),
- * runs as one step at the last node: k_conv_post_f32 applies them while the
- * conv's outputs are in registers, the same bits as the separate steps.
- * The BatchNormalization reads its parameters at run time, so a program
- * given other weights (infer --weights) stays exact: nothing is folded. A
- * Relu already inside an elementwise group stays there. */
+ * whose output only a Relu, or an Add of a same-shaped tensor (alone or
+ * followed by a Relu in its elementwise group) reads, runs as one step at
+ * the last node (any step but the conv may be missing): k_conv_post_f32
+ * applies them while the conv's outputs are in registers, the same bits as
+ * the separate steps. The BatchNormalization reads its parameters at run
+ * time, so a program given other weights (infer --weights) stays exact:
+ * nothing is folded. A Relu already inside a larger elementwise group stays
+ * there. Of two convs that meet at an Add (a residual block's two branches),
+ * the first takes it. */
 void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at)
 {
     for (int i = 0; i < g->nnodes; i++) {
         if (g->nodes[i].op != IR_OP_Conv || g->nodes[i].dead || run_at[i] != i) continue;
-        int last = i, bn = sole_reader(g, u, i, IR_OP_BatchNormalization);
+        int last = i, bn = sole_reader(g, u, i, IR_OP_BatchNormalization), add = -1;
         if (bn >= 0 && g->nodes[bn].nout == 1 && !ir_attr_int(&g->nodes[bn], "training_mode", 0))
             last = bn;
         else
             bn = -1;
         int relu = sole_reader(g, u, last, IR_OP_Relu);
         if (relu >= 0 && run_at[relu] == relu) last = relu;
+        else if ((add = residual_add(g, u, run_at, last)) >= 0) last = run_at[add];
         if (last == i) continue;
         run_at[i] = last;
         if (bn >= 0) run_at[bn] = last;
@@ -509,14 +535,14 @@ void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at)
 
 void cg_cpu_conv_emit(CgCtx *c, int node)
 {
-    // node is the conv, or the root of its group (cg_cpu_conv_fuse): a BatchNormalization or Relu
-    int conv = node, bn = -1;
-    for (int k = 0; k < node; k++)
-        if (c->sel->run_at[k] == node) {
-            if (NODE(c, k)->op == IR_OP_BatchNormalization) bn = k;
-            else if (conv == node) conv = k;
-        }
-    if (NODE(c, node)->op == IR_OP_BatchNormalization) bn = node;
+    // node is the conv, or the root of its group (cg_cpu_conv_fuse): a BatchNormalization, Add or Relu
+    int conv = node, bn = -1, add = -1;
+    for (int k = 0; k <= node; k++) {
+        if (c->sel->run_at[k] != node) continue;
+        if (NODE(c, k)->op == IR_OP_BatchNormalization) bn = k;
+        else if (NODE(c, k)->op == IR_OP_Add) add = k;
+        else if (NODE(c, k)->op == IR_OP_Conv && conv == node) conv = k;
+    }
     const IrNode *n = NODE(c, conv), *root = NODE(c, node);
     KConv p;
     conv_params(c->g, conv, &p);
@@ -533,6 +559,11 @@ void cg_cpu_conv_emit(CgCtx *c, int node)
             fprintf(f, ".bn_scale = %s, .bn_bias = %s, .bn_mean = %s, .bn_var = %s, .bn_eps = %s, ",
                     c->var[b->in[1]], c->var[b->in[2]], c->var[b->in[3]], c->var[b->in[4]],
                     CG_FLT(ir_attr_float(b, "epsilon", 1e-5f)));
+        if (add >= 0) { // the Add's operand that is not the chain's value
+            const IrNode *a = NODE(c, add);
+            int chain = b ? b->out[0] : n->out[0];
+            fprintf(f, ".residual = %s, ", c->var[a->in[a->in[0] == chain]]);
+        }
         fprintf(f, ".relu = %d};\n", root->op == IR_OP_Relu);
         snprintf(post, sizeof post, "&post_%d, ", conv);
     }

@@ -289,11 +289,11 @@ static void test_conv_threads_bitwise(void)
     omp_set_num_threads(omp_get_num_procs());
 }
 
-/* k_conv_post_f32 against Conv, k_batchnorm_f32 and Relu run one after
- * another: the same bits, on every path (in place, strided, im2col rows
- * under 8 wide, pointwise, groups), with BatchNormalization alone, Relu
- * alone, both, and BatchNormalization without scale and bias; and at 1 and
- * 3 threads. */
+/* k_conv_post_f32 against Conv, k_batchnorm_f32, an Add and Relu run one
+ * after another: the same bits, on every path (in place, strided, im2col
+ * rows under 8 wide, pointwise, groups), with BatchNormalization alone, Relu
+ * alone, both, BatchNormalization without scale and bias, all with the
+ * residual Add, and the Add alone; and at 1 and 3 threads. */
 static void test_conv_post(void)
 {
     Case cs[] = {
@@ -308,7 +308,7 @@ static void test_conv_post(void)
         mk(1, 3, 4, 6, 2, 30, 3, 1, 2, 2, 2, 0),    // 1-D, groups, dilation
     };
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
-        for (int mode = 0; mode < 4; mode++) { // BN + Relu, BN, Relu, BN without scale/bias + Relu
+        for (int mode = 0; mode < 6; mode++) { // BN + Relu, BN, Relu, bare BN + Relu, BN + Add + Relu, Add
             const Case *cc = &cs[ci];
             KConv p = {.nd = cc->nd, .N = cc->N, .C = cc->C, .M = cc->M, .group = cc->group};
             for (int i = 0; i < cc->nd; i++) {
@@ -326,13 +326,17 @@ static void test_conv_post(void)
             float *want = rand_f(yn), *tmp = rand_f(yn), *got = rand_f(yn), *got3 = rand_f(yn);
             size_t wsz = k_conv_f32_ws(&p);
             void *ws = malloc(wsz);
-            int bn = mode != 2, relu = mode != 1, bare = mode == 3;
+            int bn = mode != 2 && mode != 5, relu = mode != 1 && mode != 5, bare = mode == 3;
+            float *res = mode >= 4 ? rand_f(yn) : NULL;
             KConvPost post = {.bn_scale = bare ? NULL : sc, .bn_bias = bare ? NULL : bi,
-                              .bn_mean = bn ? mu : NULL, .bn_var = var, .bn_eps = 1e-5f, .relu = relu};
+                              .bn_mean = bn ? mu : NULL, .bn_var = var, .bn_eps = 1e-5f,
+                              .residual = res, .relu = relu};
             // the unfused steps
             k_conv_f32(tmp, x, w, b, &p, ws);
             if (bn) k_batchnorm_f32(want, tmp, post.bn_scale, post.bn_bias, mu, var, p.N, p.M, sp, 1e-5f);
             else memcpy(want, tmp, (size_t)yn * sizeof *want);
+            if (res)
+                for (int64_t i = 0; i < yn; i++) want[i] = want[i] + res[i];
             if (relu)
                 for (int64_t i = 0; i < yn; i++) want[i] = want[i] > 0 ? want[i] : (float)0;
             omp_set_num_threads(1);
@@ -343,7 +347,7 @@ static void test_conv_post(void)
             if (!same) fprintf(stderr, "  post case %zu mode %d differs\n", ci, mode);
             CHECK(same);
             free(x), free(w), free(b), free(sc), free(bi), free(mu), free(var);
-            free(want), free(tmp), free(got), free(got3), free(ws);
+            free(want), free(tmp), free(got), free(got3), free(ws), free(res);
         }
     omp_set_num_threads(omp_get_num_procs());
 }

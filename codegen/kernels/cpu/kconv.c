@@ -54,7 +54,7 @@ static void add_bias(float *y, const float *b, int64_t M, int64_t len)
         for (int64_t i = 0; i < len; i++) y[m * len + i] += b[m];
 }
 
-/* ---- the epilogue: bias, BatchNormalization, Relu (k_conv_post_f32) ----
+/* ---- the epilogue: bias, BatchNormalization, residual, Relu (k_conv_post_f32) ----
  * The in-place path applies it in the register tiles (ktile.h's KTilePost);
  * the others to each image's output right after its product, while it is in
  * cache. Its per-channel factors, scale / sqrt(var + eps) and the shift,
@@ -66,10 +66,11 @@ static int64_t post_bytes(const KConv *p)
     return (2 * p->M * (int64_t)sizeof(float) + 63) / 64 * 64;
 }
 
-/* t for bias b and post, with the factors in f [2, M]; 0 when there is nothing to do. */
-static int post_of(KTilePost *t, const float *b, const KConvPost *post, int64_t M, float *f)
+/* t for bias b and post of the output y, with the factors in f [2, M]; 0
+ * when there is nothing to do. */
+static int post_of(KTilePost *t, float *y, const float *b, const KConvPost *post, int64_t M, float *f)
 {
-    *t = (KTilePost){.bias = b, .relu = post && post->relu};
+    *t = (KTilePost){.bias = b, .res = post ? post->residual : NULL, .y = y, .relu = post && post->relu};
     if (post && post->bn_mean) {
         for (int64_t m = 0; m < M; m++) { // as k_batchnorm_f32
             f[m] = (post->bn_scale ? post->bn_scale[m] : 1.0f) / sqrtf(post->bn_var[m] + post->bn_eps);
@@ -77,7 +78,7 @@ static int post_of(KTilePost *t, const float *b, const KConvPost *post, int64_t 
         }
         t->mean = post->bn_mean, t->scale = f, t->shift = f + M;
     }
-    return t->bias || t->mean || t->relu;
+    return t->bias || t->mean || t->res || t->relu;
 }
 
 /* t's rows [m0, m0 + ...) as a product's rows 0.. (a group's output channels). */
@@ -89,17 +90,20 @@ static KTilePost post_rows(const KTilePost *t, int64_t m0)
     return r;
 }
 
-/* The epilogue t over one image's y [M, len], in place. */
+/* The epilogue t over one image's y [M, len] (part of t's output), in place. */
 static void post_image(float *y, const KTilePost *t, int64_t M, int64_t len)
 {
     for (int64_t m = 0; m < M; m++) {
         float *ym = y + m * len;
+        const float *rm = t->res ? t->res + (ym - t->y) : NULL;
         if (t->bias)
             for (int64_t i = 0; i < len; i++) ym[i] += t->bias[m];
         if (t->mean) {
             float mu = t->mean[m], a = t->scale[m], sh = t->shift[m];
             for (int64_t i = 0; i < len; i++) ym[i] = (ym[i] - mu) * a + sh;
         }
+        if (rm)
+            for (int64_t i = 0; i < len; i++) ym[i] += rm[i];
         if (t->relu)
             for (int64_t i = 0; i < len; i++) ym[i] = ym[i] > 0 ? ym[i] : 0.0f;
     }
@@ -372,7 +376,7 @@ void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, c
     int pw = pointwise(&g);
     int64_t imgs = conv_images(p), colsize = p->C * g.kp * g.pout;
     KTilePost t;
-    int epi = post_of(&t, b, post, p->M, (float *)((char *)ws + main_bytes(p, &g)));
+    int epi = post_of(&t, y, b, post, p->M, (float *)((char *)ws + main_bytes(p, &g)));
     // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
     int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM && G * Mg * g.pout * Kg >= SMALL_GEMM;
     int ipar = !one && p->N * p->M * g.pout * Kg >= SMALL_GEMM; // images side by side

@@ -117,12 +117,13 @@ void k_conv_f32(float *y, const float *x, const float *w, const float *b, const 
 /* What a convolution applies to each output after its bias, while the
  * output is still in registers: an inference BatchNormalization when
  * bn_mean is not NULL (per output channel, computed as k_batchnorm_f32 does;
- * bn_scale and bn_bias may be NULL: 1 and 0), then Relu when relu. The
- * results are those of Conv, BatchNormalization and Relu run one after
- * another, bit for bit. */
+ * bn_scale and bn_bias may be NULL: 1 and 0), then + residual (shaped like
+ * y; NULL: none), then Relu when relu. The results are those of Conv,
+ * BatchNormalization, Add and Relu run one after another, bit for bit. */
 typedef struct {
     const float *bn_scale, *bn_bias, *bn_mean, *bn_var; /* [M] each */
     float bn_eps;
+    const float *residual; /* [N, M, out...] */
     int relu;
 } KConvPost;
 /* k_conv_f32 followed by post (NULL: none); the same workspace. */

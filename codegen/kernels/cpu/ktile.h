@@ -29,12 +29,15 @@
 /* What a convolution does to row r of a product before storing it (its
  * epilogue; alpha is then 1 and beta 0): + bias[r]; then, when mean is not
  * NULL, (v - mean[r]) * scale[r] + shift[r] (an inference BatchNormalization
- * as k_batchnorm_f32 computes it); then max(v, 0) when relu. Each step is
- * the same float operation as the separate kernel or loop would do, so the
- * bits are those of the ops run one after another. Indexed by the product's
- * row (tile_nn is told its first row's). */
+ * as k_batchnorm_f32 computes it); then, when res is not NULL, + the element
+ * of res at the stored element's place relative to y (an Add of a tensor
+ * shaped like the output); then max(v, 0) when relu. Each step is the same
+ * float operation as the separate kernel or loop would do, so the bits are
+ * those of the ops run one after another. Indexed by the product's row
+ * (tile_nn is told its first row's). */
 typedef struct {
     const float *bias, *mean, *scale, *shift;
+    const float *res, *y; /* y: the output the stores' places are counted from */
     int relu;
 } KTilePost;
 
@@ -65,6 +68,10 @@ store_lanes(float *y, __m256 acc, __m256i m, int full, float alpha, float beta, 
             v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, _mm256_set1_ps(post->mean[r])),
                                             _mm256_set1_ps(post->scale[r])),
                               _mm256_set1_ps(post->shift[r]));
+        if (post->res) {
+            const float *rp = post->res + (y - post->y);
+            v = _mm256_add_ps(v, full ? _mm256_loadu_ps(rp) : _mm256_maskload_ps(rp, m));
+        }
         if (post->relu) v = _mm256_max_ps(v, _mm256_setzero_ps()); // v > 0 ? v : 0, NaN to 0
     } else {
         v = _mm256_mul_ps(_mm256_set1_ps(alpha), acc);
