@@ -73,7 +73,7 @@ build/$(1)/libloomk_cpu.a: $$(patsubst %.c,build/$(1)/%.o,$$(KCPU_SRC))
 # workspace-size functions size the memory plan)
 build/$(1)/loom: $$(patsubst %.c,build/$(1)/%.o,$$(filter cli/%,$$(LOOM_SRC))) build/$(1)/libloom.a \
 		build/$(1)/libloomrt.a build/$(1)/libloomk_cpu.a
-	$$(CC) $(2) $$(OMP) $$^ -o $$@ -lprotobuf-c -lopenblas -lm
+	$$(CC) $(2) $$(OMP) $$^ -o $$@ -lprotobuf-c -lopenblas -llpsolve55 -lcolamd -lm
 endef
 $(eval $(call BUILD,rel,$(CFLAGS)))
 $(eval $(call BUILD,asan,$(SAN)))

@@ -24,7 +24,7 @@ export TEST_CC="$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -
  -fopenmp -Wall -Wextra -Wno-unused-parameter -I$PWD/ir -I$PWD/frontend -I$PWD/optimizer
  -I$PWD/codegen -I$PWD/codegen/kernels/cpu -I$PWD/runtime -I$PWD/build/gen -I$PWD/tests/unit"
 export TEST_LIBS="$PWD/build/asan/libloom.a $PWD/build/asan/libloomrt.a $PWD/build/asan/libloomk_cpu.a
- -lopenblas -lprotobuf-c -lm"
+ -lopenblas -lprotobuf-c -llpsolve55 -lcolamd -lm"
 for src in tests/unit/test_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)

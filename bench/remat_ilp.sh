@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Rotor (loom's default remat solver) against the exact whole-graph program
+# (Checkmate's, solved by lp_solve: loom plan --solver ilp) on the zoo
+# models, at three budgets: the least feasible one (rotor's), halfway from
+# it to store-all, and 80% of store-all's device bytes. Prints a markdown
+# table of predicted step times (cpu roofline) and solve times; a model whose
+# program is too large says so once.
+#   bench/remat_ilp.sh [ILP_SECONDS (default 300)] > bench/results/remat_ilp.md
+set -u
+cd "$(dirname "$0")/.."
+loom=${LOOM:-bin/loom}
+secs=${1:-300}
+py=python3
+field() { "$py" -c "import json,sys; d=json.load(open(sys.argv[1])); print(d.get(sys.argv[2], ''))" "$@"; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "# Rotor against the exact program (Checkmate's ILP, lp_solve)"
+echo
+echo "\`bench/remat_ilp.sh $secs\` on $(nproc) cores, $(date -u +%Y-%m-%d); predicted step times from"
+echo "the cpu roofline, solve times in CPU seconds (lp_solve stopped after $secs s per solve)."
+echo
+echo "| model | budget | rotor step ms | rotor solve s | ILP step ms | ILP vs rotor | ILP solve s | ILP status |"
+echo "|---|---|---|---|---|---|---|---|"
+declare -A loss_of=([mlp]=ce [gpt2_tiny]=ce [llama_tiny]=ce [resnet_small]=ce [vit_tiny]=ce [unet_small]=mse [fno_small]=mse)
+for model in mlp resnet_small vit_tiny gpt2_tiny unet_small fno_small llama_tiny; do
+    flags=(models/$model/model.onnx --mode train --loss "${loss_of[$model]}" --loss-target target_y)
+    "$loom" plan "${flags[@]}" --json > "$tmp/all.json" || continue
+    least=$(field "$tmp/all.json" min_feasible_bytes)
+    top=$(field "$tmp/all.json" budget_bytes)
+    for which in least middle 80%; do
+        case $which in
+            least) b=$least ;;
+            middle) b=$(((least + top) / 2)) ;;
+            80%) b=$((top * 8 / 10)) ;;
+        esac
+        label="$which ($((b / 1024)) KiB)"
+        if ! "$loom" plan "${flags[@]}" --budget "$b" --json > "$tmp/rotor.json" 2> "$tmp/rotor.err"; then
+            echo "| $model | $label | infeasible | | | | | |"
+            continue
+        fi
+        rstep=$(field "$tmp/rotor.json" predicted_step_s)
+        rsolve=$(field "$tmp/rotor.json" solve_s)
+        if "$loom" plan "${flags[@]}" --budget "$b" --solver ilp --ilp-seconds "$secs" --json \
+            > "$tmp/ilp.json" 2> "$tmp/ilp.err"; then
+            istep=$(field "$tmp/ilp.json" predicted_step_s)
+            "$py" -c "import sys; r,rs,i,isv,st=sys.argv[1:]; print('| $model | $label | %.4f | %.3g | %.4f | %+.1f%% | %.3g | %s |' % (1e3*float(r), float(rs), 1e3*float(i), 100*(float(i)/float(r)-1), float(isv), st))" \
+                "$rstep" "$rsolve" "$istep" "$(field "$tmp/ilp.json" solve_s)" "$(field "$tmp/ilp.json" ilp_status)"
+        else
+            msg=$(sed 's/^loom: error: [^:]*: //' "$tmp/ilp.err" | tr '|' '/')
+            "$py" -c "import sys; print('| $model | $label | %.4f | %.3g | | | | %s |' % (1e3*float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]))" \
+                "$rstep" "$rsolve" "$msg"
+            case $msg in *"above the limit"*) break ;; esac
+        fi
+    done
+done
