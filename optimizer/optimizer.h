@@ -213,11 +213,12 @@ int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimRe
 /* The least simulated arena peak among the schedules the solver knows. */
 int64_t opt_remat_min_peak(const OptRemat *r);
 
-/* Baselines to compare with, over the same stages: keep everything;
- * checkpoint at every cut where the state is smallest (a transformer's
- * residual stream: PyTorch's checkpoint per block), recomputing each
- * segment once in its backward; the same at ceil(sqrt(stages)) evenly spaced
- * cuts (Chen et al.'s sqrt(n)). */
+/* Baselines to compare with: keep everything; checkpoint every block (a
+ * block ends where a single value crosses: a residual stream, a block's
+ * input), each segment recomputed once before its backward (PyTorch's
+ * checkpoint per block); the same at ceil(sqrt(blocks)) even segments of
+ * blocks (Chen et al.'s sqrt(n)). Call after the solves: it re-cuts the
+ * stages. */
 typedef enum { OPT_BASE_STORE_ALL = 0, OPT_BASE_BLOCKS, OPT_BASE_SQRT } OptRematBaseline;
 const char *opt_remat_baseline_name(OptRematBaseline b);
 void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim);

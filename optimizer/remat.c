@@ -63,6 +63,7 @@ struct OptRemat {
     const double *node_s;
     const OptMemRequest *req;
     int nfwd, *fwd;         /* forward nodes in order */
+    int *pos, *lastfwd;     /* per node: its forward position; per value: the last forward position reading it */
     int *stage_of;          /* per node: its stage (0-based), -1 for update nodes */
     int L;
     Stage *st;
@@ -122,9 +123,25 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule
     /* candidate cuts: after position p, 0 <= p < F-1, at local minima of the
      * crossing bytes */
     int *cut = ir_xmalloc((size_t)(F ? F : 1) * sizeof *cut), nc = 0;
-    for (int p = 0; p + 1 < F; p++)
-        if ((p == 0 || cb[p] <= cb[p - 1]) && cb[p] <= cb[p + 1]) cut[nc++] = p;
-    /* too many: rule 0 merges the neighbouring stages that write the fewest
+    if (rule == 2) {
+        /* the baselines' blocks: where exactly one value crosses (a residual
+         * stream, a block's input), however many */
+        int *ncross = ir_xcalloc((size_t)F + 1, sizeof *ncross);
+        for (int v = 0; v < g->nvalues; v++) {
+            int p = g->values[v].producer;
+            if (p < 0 || pos[p] < 0 || persistent(g, r->req, v) || is_view_out(g, v) || lastfwd[v] <= pos[p]) continue;
+            ncross[pos[p]]++;
+            ncross[lastfwd[v]]--;
+        }
+        for (int p = 1; p < F; p++) ncross[p] += ncross[p - 1];
+        for (int p = 0; p + 1 < F; p++)
+            if (ncross[p] == 1) cut[nc++] = p;
+        free(ncross);
+    } else {
+        for (int p = 0; p + 1 < F; p++)
+            if ((p == 0 || cb[p] <= cb[p - 1]) && cb[p] <= cb[p + 1]) cut[nc++] = p;
+    }
+    /* too many (rules 0 and 1): rule 0 merges the neighbouring stages that write the fewest
      * bytes together (drops the cut between them), so that the stages where
      * most memory is written stay fine-grained; rule 1 drops the cuts that
      * the most bytes cross, keeping the cheapest checkpoints */
@@ -137,7 +154,7 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule
                 w += ir_value_bytes(&g->values[n->out[j]]);
         wsum[p + 1] = wsum[p] + w;
     }
-    while (nc > MAX_STAGES - 1) {
+    while (rule != 2 && nc > MAX_STAGES - 1) {
         int best = 0;
         int64_t bw = INT64_MAX;
         for (int i = 0; i < nc; i++) {
@@ -538,6 +555,8 @@ static void schedule_at(OptRemat *r, int m, OptSchedule *s)
         if (!r->g->nodes[i].dead && r->g->nodes[i].phase == IR_UPDATE) opt_schedule_push(s, i, OPT_RUN);
 }
 
+static void build_partition(OptRemat *r, int rule);
+
 /* ---- baselines ---- */
 
 /* Segments ending after the stages marked in `ends`: one forward pass that
@@ -569,24 +588,47 @@ const char *opt_remat_baseline_name(OptRematBaseline b)
 
 void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim)
 {
+    if (b != OPT_BASE_STORE_ALL && r->nfwd > 0) build_partition(r, 2);
     if (b == OPT_BASE_STORE_ALL || r->L < 2) {
         opt_schedule_store_all(r->g, s);
     } else {
+        /* blocks: a segment per block; sqrt: ceil(sqrt(blocks)) even segments */
         unsigned char *ends = ir_xcalloc((size_t)r->L, 1);
-        if (b == OPT_BASE_BLOCKS) {
-            /* the cuts where the state is smallest: a transformer's residual stream */
-            int64_t least = INT64_MAX;
-            for (int k = 0; k + 1 < r->L; k++)
-                if (r->st[k].x > 0 && r->st[k].x < least) least = r->st[k].x;
-            for (int k = 0; k + 1 < r->L; k++) ends[k] = r->st[k].x > 0 && r->st[k].x <= least + least / 8;
-        } else {
-            int n = (int)ceil(sqrt((double)r->L));
-            for (int j = 1; j < n; j++) ends[(int64_t)r->L * j / n - 1] = 1;
-        }
+        int n = b == OPT_BASE_BLOCKS ? r->L : (int)ceil(sqrt((double)r->L));
+        for (int j = 1; j < n; j++) ends[(int64_t)r->L * j / n - 1] = 1;
         segments(r, ends, s);
         free(ends);
     }
     opt_schedule_simulate(r->g, s, r->node_s, r->req, sim);
+}
+
+static void free_partition(OptRemat *r);
+
+/* Cuts the forward nodes into stages by `rule` (cut_stages) and measures
+ * them: backward blocks, reruns, options. */
+static void build_partition(OptRemat *r, int rule)
+{
+    const IrGraph *g = r->g;
+    int nn = g->nnodes;
+    free_partition(r);
+    cut_stages(r, r->pos, r->lastfwd, rule);
+    measure_stages(r, r->pos, r->lastfwd);
+    r->slot = r->storeall_peak / SLOTS + 1;
+    r->bwd = ir_xcalloc((size_t)r->L, sizeof *r->bwd);
+    r->nbwd = ir_xcalloc((size_t)r->L, sizeof *r->nbwd);
+    for (int i = 0; i < nn; i++)
+        if (!g->nodes[i].dead && g->nodes[i].phase == IR_BACKWARD) r->nbwd[r->stage_of[i]]++;
+    for (int k = 0; k < r->L; k++) r->bwd[k] = ir_xmalloc((size_t)(r->nbwd[k] + 1) * sizeof **r->bwd), r->nbwd[k] = 0;
+    for (int i = 0; i < nn; i++)
+        if (!g->nodes[i].dead && g->nodes[i].phase == IR_BACKWARD) r->bwd[r->stage_of[i]][r->nbwd[r->stage_of[i]]++] = i;
+    r->rerun = ir_xcalloc((size_t)r->L, sizeof *r->rerun);
+    r->nrerun = ir_xcalloc((size_t)r->L, sizeof *r->nrerun);
+    memset(r->needed, 0, (size_t)g->nvalues);
+    for (int k = 0; k < r->L; k++) {
+        need_state(r, k);
+        r->rerun[k] = closure(r, k, NULL, &r->nrerun[k]);
+        stage_options(r, k);
+    }
 }
 
 /* Forgets the stages, their options and the table. */
@@ -613,7 +655,7 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
     r->node_s = node_s;
     r->req = req;
     int nn = g->nnodes, nv = g->nvalues;
-    int *pos = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *pos);
+    int *pos = r->pos = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *pos);
     r->fwd = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *r->fwd);
     for (int i = 0; i < nn; i++) {
         pos[i] = -1;
@@ -623,7 +665,7 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
         }
     }
     /* the last forward position reading each value (views stretch their root) */
-    int *lastfwd = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *lastfwd);
+    int *lastfwd = r->lastfwd = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *lastfwd);
     for (int v = 0; v < nv; v++) lastfwd[v] = -1;
     for (int p = r->nfwd - 1; p >= 0; p--) {
         const IrNode *n = &g->nodes[r->fwd[p]];
@@ -652,28 +694,9 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
     opt_schedule_simulate(g, &r->cand[0], node_s, req, &r->cand_sim[0]);
     r->ncand = 1;
     r->storeall_peak = r->min_peak = r->cand_sim[0].peak_bytes;
-    /* two partitions into stages, their candidates pooled; the second (the
-     * cheapest checkpoints) stays for the baselines */
+    /* two partitions into stages, their candidates pooled */
     for (int rule = 0; rule < 2 && r->nfwd > 0; rule++) {
-        free_partition(r);
-        cut_stages(r, pos, lastfwd, rule);
-        measure_stages(r, pos, lastfwd);
-        r->slot = r->storeall_peak / SLOTS + 1;
-        r->bwd = ir_xcalloc((size_t)r->L, sizeof *r->bwd);
-        r->nbwd = ir_xcalloc((size_t)r->L, sizeof *r->nbwd);
-        for (int i = 0; i < nn; i++)
-            if (!g->nodes[i].dead && g->nodes[i].phase == IR_BACKWARD) r->nbwd[r->stage_of[i]]++;
-        for (int k = 0; k < r->L; k++) r->bwd[k] = ir_xmalloc((size_t)(r->nbwd[k] + 1) * sizeof **r->bwd), r->nbwd[k] = 0;
-        for (int i = 0; i < nn; i++)
-            if (!g->nodes[i].dead && g->nodes[i].phase == IR_BACKWARD) r->bwd[r->stage_of[i]][r->nbwd[r->stage_of[i]]++] = i;
-        r->rerun = ir_xcalloc((size_t)r->L, sizeof *r->rerun);
-        r->nrerun = ir_xcalloc((size_t)r->L, sizeof *r->nrerun);
-        memset(r->needed, 0, (size_t)nv);
-        for (int k = 0; k < r->L; k++) {
-            need_state(r, k);
-            r->rerun[k] = closure(r, k, NULL, &r->nrerun[k]);
-            stage_options(r, k);
-        }
+        build_partition(r, rule);
         solve_table(r);
         for (int m = 0; m < MLEVELS; m++) {
             if (!isfinite(r->cost[IDX(r, 0, r->L - 1, m)])) continue;
@@ -689,8 +712,6 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
             r->ncand++;
         }
     }
-    free(pos);
-    free(lastfwd);
     return r;
 }
 
@@ -699,6 +720,8 @@ void opt_remat_free(OptRemat *r)
     if (!r) return;
     free_partition(r);
     free(r->fwd);
+    free(r->pos);
+    free(r->lastfwd);
     free(r->needed);
     free(r->bread);
     free(r->runs);
