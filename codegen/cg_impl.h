@@ -67,8 +67,9 @@ const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_conv_ws(IrGraph *g, int node);
 /* Conv (or a Conv group's root: see cg_cpu_conv_fuse). */
 void cg_cpu_conv_emit(CgCtx *c, int node);
-/* The cpu target's fuse: Conv -> BatchNormalization (inference) -> Relu
- * chains as one step, the rest as the conv's epilogue (k_conv_post_f32). */
+/* The cpu target's fuse: a Conv and the BatchNormalization (inference),
+ * residual Add and Relu after it as one step, the rest as the conv's
+ * epilogue (k_conv_post_f32). */
 void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at);
 const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_pool_emit(CgCtx *c, int node);
