@@ -35,21 +35,21 @@ for model in mlp resnet_small vit_tiny gpt2_tiny unet_small fno_small llama_tiny
             80%) b=$((top * 8 / 10)) ;;
         esac
         label="$which ($((b / 1024)) KiB)"
-        if ! "$loom" plan "${flags[@]}" --budget "$b" --json > "$tmp/rotor.json" 2> "$tmp/rotor.err"; then
-            echo "| $model | $label | infeasible | | | | | |"
-            continue
+        # rotor may find nothing where the program does: 0 stands for infeasible
+        rstep=0 rsolve=0
+        if "$loom" plan "${flags[@]}" --budget "$b" --json > "$tmp/rotor.json" 2> "$tmp/rotor.err"; then
+            rstep=$(field "$tmp/rotor.json" predicted_step_s)
+            rsolve=$(field "$tmp/rotor.json" solve_s)
         fi
-        rstep=$(field "$tmp/rotor.json" predicted_step_s)
-        rsolve=$(field "$tmp/rotor.json" solve_s)
         if "$loom" plan "${flags[@]}" --budget "$b" --solver ilp --ilp-seconds "$secs" --json \
             > "$tmp/ilp.json" 2> "$tmp/ilp.err"; then
             istep=$(field "$tmp/ilp.json" predicted_step_s)
-            "$py" -c "import sys; r,rs,i,isv,st=sys.argv[1:]; print('| $model | $label | %.4f | %.3g | %.4f | %+.1f%% | %.3g | %s |' % (1e3*float(r), float(rs), 1e3*float(i), 100*(float(i)/float(r)-1), float(isv), st))" \
-                "$rstep" "$rsolve" "$istep" "$(field "$tmp/ilp.json" solve_s)" "$(field "$tmp/ilp.json" ilp_status)"
+            "$py" -c "import sys; r,rs,i,isv=map(float, sys.argv[1:5]); st,lab=sys.argv[5:]; print('| %s | %s | %s | %.4f | %s | %.3g | %s |' % (lab, '%.4f' % (1e3*r) if r else 'infeasible', '%.3g' % rs if r else '', 1e3*i, '%+.1f%%' % (100*(i/r-1)) if r else '', isv, st))" \
+                "$rstep" "$rsolve" "$istep" "$(field "$tmp/ilp.json" solve_s)" "$(field "$tmp/ilp.json" ilp_status)" "$model | $label"
         else
             msg=$(sed 's/^loom: error: [^:]*: //' "$tmp/ilp.err" | tr '|' '/')
-            "$py" -c "import sys; print('| $model | $label | %.4f | %.3g | | | | %s |' % (1e3*float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]))" \
-                "$rstep" "$rsolve" "$msg"
+            "$py" -c "import sys; r=float(sys.argv[1]); print('| %s | %s | %s | | | | %s |' % (sys.argv[4], '%.4f' % (1e3*r) if r else 'infeasible', '%.3g' % float(sys.argv[2]) if r else '', sys.argv[3]))" \
+                "$rstep" "$rsolve" "$msg" "$model | $label"
             case $msg in *"above the limit"*) break ;; esac
         fi
     done
