@@ -131,6 +131,7 @@ typedef struct {
     OptSimResult sim;         /* predicted step time; simulated peak */
     int64_t arena;            /* the memory planner's arena for sched */
     double solve_s;
+    char note[512];           /* cli_fit_ilp: the exact program's status, else empty */
 } CliFitResult;
 
 /* The store-all selection and plan of g, its costs on the device profile
@@ -143,6 +144,12 @@ void cli_fit_result_free(CliFitResult *r);
 /* A baseline's schedule over the same stages, placed; its budget is what it
  * needs. */
 int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out);
+/* The exact program (optimizer/checkmate.c) for the arena the budget leaves,
+ * placed; lp_solve stops after time_limit_s (0: CLI_ILP_SECONDS) with the
+ * best schedule found, noted. -1 with g->err when the program is refused
+ * (too large), nothing fits, or the time ran out before any schedule. */
+#define CLI_ILP_SECONDS 300
+int cli_fit_ilp(CliFit *f, int64_t budget, double time_limit_s, CliFitResult *out);
 /* The least feasible budget: the most frugal schedule the solver knows,
  * placed by the memory planner, plus the weights. */
 int cli_fit_least(CliFit *f, int64_t *bytes);
@@ -159,6 +166,8 @@ typedef struct {
     int json, sweep;       /* --json, --sweep */
     const char *svg;       /* --svg FILE (with --sweep) */
     int baseline;          /* --solver: -1 rotor (default), else an OptRematBaseline */
+    int ilp;               /* --solver ilp */
+    double ilp_seconds;    /* --ilp-seconds; 0: CLI_ILP_SECONDS */
 } CliPlanOptions;
 extern const char cli_plan_usage[];
 /* When argv[*i] is one of the flags above, consumes it and returns 1 with

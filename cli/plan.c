@@ -34,7 +34,10 @@ const char cli_plan_usage[] =
     "                     baseline over the same stages, whatever memory it takes:\n"
     "                     store-all; blocks (checkpoint where the state is smallest,\n"
     "                     as PyTorch's checkpoint per block); sqrt (ceil(sqrt(stages))\n"
-    "                     even segments)\n"
+    "                     even segments); or ilp: Checkmate's exact integer program\n"
+    "                     over the whole graph at the budget (lp_solve; small graphs)\n"
+    "  --ilp-seconds N    with --solver ilp: stop lp_solve after N seconds with the\n"
+    "                     best schedule found (default 300)\n"
     "\n"
     "A budget below the least feasible one is refused with that budget named (exit 1).\n";
 
@@ -68,12 +71,20 @@ int cli_plan_arg(const char *cmd, int argc, char **argv, int *i, CliPlanOptions 
     }
     if ((r = cli_flag_value(argc, argv, i, "--solver", &val)) != 0) {
         if (!p->report) *rc = cli_usage(cmd, "--solver is loom plan's");
-        else if (r < 0) *rc = cli_usage(cmd, "--solver needs a value: rotor, store-all, blocks, sqrt");
-        else if (!strcmp(val, "rotor")) p->baseline = -1;
+        else if (r < 0) *rc = cli_usage(cmd, "--solver needs a value: rotor, store-all, blocks, sqrt, ilp");
+        else if ((p->ilp = !strcmp(val, "ilp")) || !strcmp(val, "rotor")) p->baseline = -1;
         else if (!strcmp(val, "store-all")) p->baseline = OPT_BASE_STORE_ALL;
         else if (!strcmp(val, "blocks")) p->baseline = OPT_BASE_BLOCKS;
         else if (!strcmp(val, "sqrt")) p->baseline = OPT_BASE_SQRT;
-        else *rc = cli_usage(cmd, "unknown solver '%s' (rotor, store-all, blocks, sqrt)", val);
+        else *rc = cli_usage(cmd, "unknown solver '%s' (rotor, store-all, blocks, sqrt, ilp)", val);
+        return 1;
+    }
+    if ((r = cli_flag_value(argc, argv, i, "--ilp-seconds", &val)) != 0) {
+        char *end = NULL;
+        if (r >= 0) p->ilp_seconds = strtod(val, &end);
+        if (!p->report) *rc = cli_usage(cmd, "--ilp-seconds is loom plan's (with --solver ilp)");
+        else if (r < 0 || end == val || *end || !(p->ilp_seconds >= 1))
+            *rc = cli_usage(cmd, "--ilp-seconds needs a number of seconds, at least 1");
         return 1;
     }
     if ((r = cli_flag_value(argc, argv, i, "--svg", &val)) != 0) {
@@ -154,6 +165,7 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         cli_json_str(j, "solver", solver);
         cli_json_str(j, "device", f->device.name);
         cli_json_str(j, "costs", f->costs.source);
+        if (r->note[0]) cli_json_str(j, "ilp_status", r->note);
         const char **names;
         int n = recomputed(f->g, &r->sched, &names);
         cli_json_array(j, "recomputed", 0);
@@ -186,6 +198,7 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
            least == f->weights_bytes + f->store_all_arena ? "store-all" : "with recomputation");
     printf("%-10s %.3g s (%d stages)\n", "solve", r->solve_s, opt_remat_stages(f->remat));
+    if (r->note[0]) printf("%-10s %s\n", "ilp", r->note);
 }
 
 /* The frontier plot: predicted step time against device bytes. */
@@ -291,18 +304,23 @@ int cli_plan_report(IrGraph *g, const CliPlanOptions *p)
     if (fit_setup(g, p, &f)) return -1;
     int64_t least;
     CliFitResult r;
+    int64_t budget = p->budget ? p->budget : f.weights_bytes + f.store_all_arena;
+    const char *solver = p->ilp ? "ilp" : p->baseline >= 0 ? opt_remat_baseline_name((OptRematBaseline)p->baseline) : "rotor";
     int rc = cli_fit_least(&f, &least);
-    if (rc == 0 && p->sweep) {
+    if (rc == 0 && p->sweep && p->ilp) {
+        rc = ir_fail(g, -1, "--sweep walks rotor's plans; --solver ilp plans one --budget");
+    } else if (rc == 0 && p->sweep) {
         rc = sweep(g, p, &f, least);
-    } else if (rc == 0 && (rc = p->baseline >= 0 ? cli_fit_baseline(&f, (OptRematBaseline)p->baseline, &r)
-                                 : cli_fit(&f, p->budget ? p->budget : f.weights_bytes + f.store_all_arena, &r)) == 0) {
+    } else if (rc == 0 && (rc = p->ilp ? cli_fit_ilp(&f, budget, p->ilp_seconds, &r)
+                                 : p->baseline >= 0 ? cli_fit_baseline(&f, (OptRematBaseline)p->baseline, &r)
+                                 : cli_fit(&f, budget, &r)) == 0) {
         if (p->json) {
             CliJson j;
             cli_json_init(&j, stdout);
-            json_fit(&j, &f, &r, least, 1, p->baseline >= 0 ? opt_remat_baseline_name((OptRematBaseline)p->baseline) : "rotor");
+            json_fit(&j, &f, &r, least, 1, solver);
             cli_json_end(&j);
         } else {
-            text_fit(&f, &r, least, p->baseline >= 0 ? opt_remat_baseline_name((OptRematBaseline)p->baseline) : "rotor");
+            text_fit(&f, &r, least, solver);
         }
         cli_fit_result_free(&r);
     }
