@@ -83,13 +83,6 @@ typedef struct {
     int *list, *idx; /* scratch: a stage's nodes; node -> index in it or -1 */
 } Model;
 
-static int persistent(const IrGraph *g, const OptMemRequest *req, int v)
-{
-    const IrValue *val = &g->values[v];
-    return val->role == IR_PARAM || val->role == IR_CONST || val->role == IR_OPT_STATE ||
-           val->alias >= 0 || (req && req->static_only && req->static_only[v]);
-}
-
 static int recomputable(const Model *m, int j) { return m->g->nodes[j].phase == IR_FORWARD; }
 
 /* R[t][j]: its column, or 0 with *one telling whether it is 1 for certain. */
@@ -218,7 +211,7 @@ static void model_init(Model *m, const IrGraph *g, const OptMemRequest *req)
     }
     /* the simulator's buffers: views share their input's, the weights pool none */
     m->owner = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *m->owner);
-    for (int v = 0; v < nv; v++) m->owner[v] = persistent(g, req, v) ? -1 : v;
+    for (int v = 0; v < nv; v++) m->owner[v] = opt_persistent(g, req, v) ? -1 : v;
     for (int t = 0; t < m->T; t++) {
         const IrNode *n = &g->nodes[m->node_at[t]];
         if ((ir_ops[n->op].flags & OPF_VIEW) && n->in[0] >= 0 && n->out[0] >= 0 && m->owner[n->out[0]] >= 0)

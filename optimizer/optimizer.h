@@ -158,6 +158,10 @@ typedef struct {
 } OptSchedule;
 
 void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind);
+/* A value that takes no arena bytes: weights-pool values (parameters,
+ * constants, optimizer state), in-place updates, compile-time constants
+ * (req->static_only; req may be NULL). */
+int opt_persistent(const IrGraph *g, const OptMemRequest *req, int v);
 void opt_schedule_free(OptSchedule *s);
 /* Every live node once, in the stored order: the store-all schedule. */
 void opt_schedule_store_all(const IrGraph *g, OptSchedule *s);

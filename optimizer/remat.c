@@ -88,13 +88,6 @@ struct OptRemat {
 
 #define IDX(r, s, t, m) ((((size_t)(s) * (r)->L + (size_t)(t)) * MLEVELS) + (size_t)(m))
 
-static int persistent(const IrGraph *g, const OptMemRequest *req, int v)
-{
-    const IrValue *val = &g->values[v];
-    return val->role == IR_PARAM || val->role == IR_CONST || val->role == IR_OPT_STATE ||
-           val->alias >= 0 || (req && req->static_only && req->static_only[v]);
-}
-
 static int64_t slots_of(const OptRemat *r, int64_t bytes) { return (bytes + r->slot - 1) / r->slot; }
 
 /* The bytes a view-free value v owns: 0 for views (their root owns them). */
@@ -113,7 +106,7 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule
     int64_t *cb = ir_xcalloc((size_t)F + 1, sizeof *cb);
     for (int v = 0; v < g->nvalues; v++) {
         int p = g->values[v].producer;
-        if (p < 0 || pos[p] < 0 || persistent(g, r->req, v) || is_view_out(g, v)) continue;
+        if (p < 0 || pos[p] < 0 || opt_persistent(g, r->req, v) || is_view_out(g, v)) continue;
         if (lastfwd[v] > pos[p]) {
             cb[pos[p]] += ir_value_bytes(&g->values[v]);
             cb[lastfwd[v]] -= ir_value_bytes(&g->values[v]);
@@ -129,7 +122,7 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule
         int *ncross = ir_xcalloc((size_t)F + 1, sizeof *ncross);
         for (int v = 0; v < g->nvalues; v++) {
             int p = g->values[v].producer;
-            if (p < 0 || pos[p] < 0 || persistent(g, r->req, v) || is_view_out(g, v) || lastfwd[v] <= pos[p]) continue;
+            if (p < 0 || pos[p] < 0 || opt_persistent(g, r->req, v) || is_view_out(g, v) || lastfwd[v] <= pos[p]) continue;
             ncross[pos[p]]++;
             ncross[lastfwd[v]]--;
         }
@@ -150,7 +143,7 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule
         const IrNode *n = &g->nodes[r->fwd[p]];
         int64_t w = 0;
         for (int j = 0; j < n->nout; j++)
-            if (n->out[j] >= 0 && !persistent(g, r->req, n->out[j]) && !is_view_out(g, n->out[j]))
+            if (n->out[j] >= 0 && !opt_persistent(g, r->req, n->out[j]) && !is_view_out(g, n->out[j]))
                 w += ir_value_bytes(&g->values[n->out[j]]);
         wsum[p + 1] = wsum[p] + w;
     }
@@ -233,7 +226,7 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
     }
     int64_t pinned = 0;
     for (int v = 0; v < nv; v++) {
-        if (root[v] != v || persistent(g, req, v)) continue;
+        if (root[v] != v || opt_persistent(g, req, v)) continue;
         int64_t b = (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
         int p = g->values[v].producer;
         if (p < 0) {
@@ -274,7 +267,7 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
                 int64_t ws = req && req->ws_bytes ? req->ws_bytes[i] : 0;
                 for (int j = 0; j < n->nout; j++) {
                     int v = n->out[j];
-                    if (v < 0 || root[v] != v || persistent(g, req, v)) continue;
+                    if (v < 0 || root[v] != v || opt_persistent(g, req, v)) continue;
                     if (req && req->run_at && req->run_at[i] != i) continue;
                     live += ir_value_bytes(&g->values[v]);
                 }
@@ -284,7 +277,7 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
                 for (int j = 0; j < n->nin; j++) {
                     int v = n->in[j] >= 0 ? root[n->in[j]] : -1;
                     int p = v >= 0 ? g->values[v].producer : -1;
-                    if (p < 0 || r->stage_of[p] != k || (pos[p] >= 0) != (phase == 0) || persistent(g, req, v))
+                    if (p < 0 || r->stage_of[p] != k || (pos[p] >= 0) != (phase == 0) || opt_persistent(g, req, v))
                         continue;
                     live -= ir_value_bytes(&g->values[v]);
                     if (live < 0) live = 0;

@@ -38,9 +38,7 @@ void opt_schedule_store_all(const IrGraph *g, OptSchedule *s)
         if (!g->nodes[i].dead) opt_schedule_push(s, i, OPT_RUN);
 }
 
-/* A value that lives outside the arena: weights-pool values (parameters,
- * constants, optimizer state), in-place updates, compile-time constants. */
-static int persistent(const IrGraph *g, const OptMemRequest *req, int v)
+int opt_persistent(const IrGraph *g, const OptMemRequest *req, int v)
 {
     const IrValue *val = &g->values[v];
     return val->role == IR_PARAM || val->role == IR_CONST || val->role == IR_OPT_STATE ||
@@ -66,7 +64,7 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
     int nb = 0, capb = 256;
     SimBuf *buf = ir_xmalloc((size_t)capb * sizeof *buf);
     int64_t *ws_at = ir_xcalloc((size_t)nsteps, sizeof *ws_at);
-    for (int v = 0; v < nv; v++) cur[v] = persistent(g, req, v) ? PERSISTENT : NONE;
+    for (int v = 0; v < nv; v++) cur[v] = opt_persistent(g, req, v) ? PERSISTENT : NONE;
 #define NEWBUF(bytes, at, grp)                                                       \
     (nb == capb ? (buf = ir_xrealloc(buf, (size_t)(capb *= 2) * sizeof *buf)) : buf, \
      buf[nb] = (SimBuf){align_up(bytes), (at), (at), (grp), 0}, nb++)
