@@ -210,7 +210,7 @@ typedef struct OptRemat OptRemat;
  * graph (ir/train.h) stored in topological order. */
 OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequest *req);
 void opt_remat_free(OptRemat *r);
-int opt_remat_stages(const OptRemat *r);
+int opt_remat_stages(const OptRemat *r); /* the most stages one of its tables has */
 /* The schedule of least simulated time whose simulated arena peak is at most
  * arena_bytes; 0, or 1 when none fits (out untouched). */
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim);

@@ -4,7 +4,9 @@
  * positions where the bytes crossing the cut (forward values written before
  * it and read after it) are a local minimum; when there are more than
  * MAX_STAGES such cuts, some are dropped (two ways, two partitions, whose
- * schedules are pooled: see cut_stages). Stage k's state a_k
+ * schedules are pooled with those of a third partition at the blocks, where
+ * a single value crosses, and with the baselines': see cut_stages and
+ * opt_remat_new). Stage k's state a_k
  * is what crosses the cut after it; a value that crosses several cuts (a
  * skip connection) is in each of those states. Backward nodes belong to the
  * stage of the forward node they differentiate, moved earlier when they read
@@ -64,6 +66,8 @@ struct OptRemat {
     const OptMemRequest *req;
     int nfwd, *fwd;         /* forward nodes in order */
     int *pos, *lastfwd;     /* per node: its forward position; per value: the last forward position reading it */
+    int rule;               /* how the current stages were cut (cut_stages) */
+    int stages;             /* the most stages a table had */
     int *stage_of;          /* per node: its stage (0-based), -1 for update nodes */
     int L;
     Stage *st;
@@ -81,7 +85,7 @@ struct OptRemat {
     int *runs;              /* scratch per node */
     int64_t storeall_peak, min_peak;
     /* the distinct schedules of the table's memory levels, simulated */
-    int ncand;
+    int ncand, capcand;
     OptSchedule *cand;
     OptSimResult *cand_sim;
 };
@@ -550,6 +554,21 @@ static void schedule_at(OptRemat *r, int m, OptSchedule *s)
 
 static void build_partition(OptRemat *r, int rule);
 
+/* Adds schedule s (taken) to the candidates unless it equals the last one or
+ * does not simulate. */
+static void add_candidate(OptRemat *r, OptSchedule *s)
+{
+    const OptSchedule *prev = &r->cand[r->ncand - 1];
+    if (r->ncand == r->capcand || (prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) ||
+        opt_schedule_simulate(r->g, s, r->node_s, r->req, &r->cand_sim[r->ncand])) {
+        opt_schedule_free(s);
+        return;
+    }
+    r->cand[r->ncand] = *s;
+    if (r->cand_sim[r->ncand].peak_bytes < r->min_peak) r->min_peak = r->cand_sim[r->ncand].peak_bytes;
+    r->ncand++;
+}
+
 /* ---- baselines ---- */
 
 /* Segments ending after the stages marked in `ends`: one forward pass that
@@ -581,7 +600,7 @@ const char *opt_remat_baseline_name(OptRematBaseline b)
 
 void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim)
 {
-    if (b != OPT_BASE_STORE_ALL && r->nfwd > 0) build_partition(r, 2);
+    if (b != OPT_BASE_STORE_ALL && r->nfwd > 0 && r->rule != 2) build_partition(r, 2);
     if (b == OPT_BASE_STORE_ALL || r->L < 2) {
         opt_schedule_store_all(r->g, s);
     } else {
@@ -604,6 +623,7 @@ static void build_partition(OptRemat *r, int rule)
     const IrGraph *g = r->g;
     int nn = g->nnodes;
     free_partition(r);
+    r->rule = rule;
     cut_stages(r, r->pos, r->lastfwd, rule);
     measure_stages(r, r->pos, r->lastfwd);
     r->slot = r->storeall_peak / SLOTS + 1;
@@ -680,30 +700,34 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
             if (n->in[j] >= 0) r->bread[n->in[j]] = 1;
     }
     r->runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *r->runs);
-    r->cand = ir_xmalloc((2 * MLEVELS + 1) * sizeof *r->cand);
-    r->cand_sim = ir_xmalloc((2 * MLEVELS + 1) * sizeof *r->cand_sim);
+    r->capcand = 3 * MLEVELS + 3;
+    r->cand = ir_xmalloc((size_t)r->capcand * sizeof *r->cand);
+    r->cand_sim = ir_xmalloc((size_t)r->capcand * sizeof *r->cand_sim);
     /* candidate 0: store-all */
     opt_schedule_store_all(g, &r->cand[0]);
     opt_schedule_simulate(g, &r->cand[0], node_s, req, &r->cand_sim[0]);
     r->ncand = 1;
     r->storeall_peak = r->min_peak = r->cand_sim[0].peak_bytes;
-    /* two partitions into stages, their candidates pooled */
-    for (int rule = 0; rule < 2 && r->nfwd > 0; rule++) {
+    /* the candidates: the tables of two partitions into stages, then the
+     * table over the blocks (when they are few enough) and the baselines */
+    for (int rule = 0; rule < 3 && r->nfwd > 0; rule++) {
         build_partition(r, rule);
-        solve_table(r);
-        for (int m = 0; m < MLEVELS; m++) {
-            if (!isfinite(r->cost[IDX(r, 0, r->L - 1, m)])) continue;
-            OptSchedule *s = &r->cand[r->ncand];
-            schedule_at(r, m, s);
-            const OptSchedule *prev = &r->cand[r->ncand - 1];
-            if ((prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) ||
-                opt_schedule_simulate(g, s, node_s, req, &r->cand_sim[r->ncand])) {
-                opt_schedule_free(s);
-                continue;
+        if (r->L <= MAX_STAGES) {
+            if (r->L > r->stages) r->stages = r->L;
+            solve_table(r);
+            for (int m = 0; m < MLEVELS; m++) {
+                if (!isfinite(r->cost[IDX(r, 0, r->L - 1, m)])) continue;
+                OptSchedule s;
+                schedule_at(r, m, &s);
+                add_candidate(r, &s);
             }
-            if (r->cand_sim[r->ncand].peak_bytes < r->min_peak) r->min_peak = r->cand_sim[r->ncand].peak_bytes;
-            r->ncand++;
         }
+    }
+    for (int b = OPT_BASE_BLOCKS; b <= OPT_BASE_SQRT && r->nfwd > 0; b++) {
+        OptSchedule s;
+        OptSimResult sim;
+        opt_remat_baseline(r, (OptRematBaseline)b, &s, &sim);
+        add_candidate(r, &s);
     }
     return r;
 }
@@ -724,7 +748,7 @@ void opt_remat_free(OptRemat *r)
     free(r);
 }
 
-int opt_remat_stages(const OptRemat *r) { return r->L; }
+int opt_remat_stages(const OptRemat *r) { return r->stages; }
 
 int64_t opt_remat_min_peak(const OptRemat *r) { return r->min_peak; }
 
