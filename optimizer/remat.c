@@ -40,6 +40,8 @@
 
 #include "optimizer.h"
 
+#include <lpsolve/lp_lib.h>
+
 enum { MAX_STAGES = 64, SLOTS = 400, MLEVELS = 2 * SLOTS + 1, MAX_OPTS = 8 };
 
 /* A way to run a stage forward keeping part of what its backward reads: the
@@ -414,10 +416,130 @@ static int by_key(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
-/* The options of stage k: drop the stored values in order of recomputation
- * seconds per byte, cheapest first (elementwise results before products),
- * one more each time; keep the options no other beats in both bytes and
- * seconds, at most MAX_OPTS (evenly spread). */
+/* The option of stage k that keeps the stored values `kept` marks: the bytes
+ * kept, and the nodes (closure) that recompute the rest before the backward
+ * and that a rerun of the stage runs. */
+static Option make_option(OptRemat *r, int k, const unsigned char *kept, unsigned char *avail)
+{
+    const IrGraph *g = r->g;
+    const Stage *S = &r->st[k];
+    Option o;
+    memset(&o, 0, sizeof o);
+    /* what is at hand before the backward: the kept values, the state it reads, views of them */
+    for (int p = S->first; p <= S->last; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0) continue;
+            int rt = r->root[v];
+            avail[v] = kept[rt] || r->xsroot[rt];
+            if (kept[rt] && v == rt) o.xb += (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
+        }
+    }
+    for (int p = S->first; p <= S->last; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v >= 0 && r->bread[v] && r->xbstage[r->root[v]] == k && !avail[v]) r->needed[v] = 1;
+        }
+    }
+    o.pre = closure(r, k, avail, &o.npre);
+    for (int i = 0; i < o.npre; i++) o.rc += r->node_s ? r->node_s[o.pre[i]] : 0;
+    need_state(r, k);
+    for (int p = S->first; p <= S->last; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v >= 0 && r->bread[v] && avail[v]) r->needed[v] = 1;
+        }
+    }
+    o.fwd = closure(r, k, NULL, &o.nfwd);
+    return o;
+}
+
+/* The stored values to keep that recompute least within `cap` bytes, by a
+ * small integer program (lp_solve): binaries keep_v per stored value and
+ * rec_j per node of the stage; every value the backward reads is kept or its
+ * node reruns; a rerun node's inputs from the stage are kept, state, or
+ * rerun too; minimize the rerun seconds. Marks the choice in kept; 0, or -1
+ * when lp_solve finds nothing. */
+static int ilp_keep(OptRemat *r, int k, const int *vals, int nvals, int64_t cap, unsigned char *kept)
+{
+    const IrGraph *g = r->g;
+    const Stage *S = &r->st[k];
+    int nsn = S->last - S->first + 1, ncol = nvals + nsn;
+    int *col_of = ir_xmalloc((size_t)(g->nvalues ? g->nvalues : 1) * sizeof *col_of);
+    for (int i = 0; i < nvals; i++) col_of[vals[i]] = i + 1; /* only read for stored roots */
+    lprec *lp = make_lp(0, ncol);
+    int rc = -1;
+    if (!lp) goto out;
+    set_verbose(lp, NEUTRAL);
+    set_add_rowmode(lp, TRUE);
+    double val[3];
+    int col[3];
+    /* bytes kept */
+    double *bytes = ir_xmalloc((size_t)nvals * sizeof *bytes);
+    int *cols = ir_xmalloc((size_t)nvals * sizeof *cols);
+    for (int i = 0; i < nvals; i++) bytes[i] = (double)ir_value_bytes(&g->values[vals[i]]), cols[i] = i + 1;
+    add_constraintex(lp, nvals, bytes, cols, LE, (double)cap);
+#define IN_STAGE(v) (g->values[v].producer >= 0 && r->pos[g->values[v].producer] >= S->first && \
+                     r->pos[g->values[v].producer] <= S->last)
+#define REC(node) (nvals + 1 + r->pos[node] - S->first)
+    for (int p = S->first; p <= S->last; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0 || !r->bread[v] || r->xbstage[r->root[v]] != k) continue;
+            /* read by the backward: kept or recomputed */
+            col[0] = col_of[r->root[v]], val[0] = 1, col[1] = REC(r->fwd[p]), val[1] = 1;
+            add_constraintex(lp, 2, val, col, GE, 1);
+        }
+        for (int j = 0; j < n->nin; j++) {
+            int u = n->in[j];
+            if (u < 0 || !IN_STAGE(u) || r->xsroot[r->root[u]]) continue;
+            /* a rerun needs its input: kept, or its node rerun */
+            int m = 0;
+            col[m] = REC(r->fwd[p]), val[m++] = 1;
+            col[m] = REC(g->values[u].producer), val[m++] = -1;
+            if (r->xbstage[r->root[u]] == k) col[m] = col_of[r->root[u]], val[m++] = -1;
+            add_constraintex(lp, m, val, col, LE, 0);
+        }
+    }
+#undef REC
+#undef IN_STAGE
+    set_add_rowmode(lp, FALSE);
+    double *obj = ir_xcalloc((size_t)ncol + 1, sizeof *obj), total = 0;
+    for (int i = 0; i < nvals; i++) total += bytes[i];
+    for (int p = S->first; p <= S->last; p++) obj[nvals + 1 + p - S->first] = r->node_s ? r->node_s[r->fwd[p]] : 1;
+    for (int i = 0; i < nvals; i++) obj[i + 1] = 1e-9 * bytes[i] / (total + 1); /* among equals, fewer bytes */
+    set_obj_fn(lp, obj);
+    set_minim(lp);
+    for (int c = 1; c <= ncol; c++) set_binary(lp, c, TRUE);
+    set_timeout(lp, 2);
+    int st = solve(lp);
+    if (st == OPTIMAL || st == SUBOPTIMAL) {
+        REAL *x;
+        get_ptr_variables(lp, &x);
+        for (int i = 0; i < nvals; i++) kept[vals[i]] = x[i] > 0.5;
+        rc = 0;
+    }
+    free(obj);
+    free(bytes);
+    free(cols);
+    delete_lp(lp);
+out:
+    free(col_of);
+    return rc;
+}
+
+/* The options of stage k. With at most ENUM_VALS stored values, every subset
+ * kept; else the stored values dropped one more at a time in order of
+ * recomputation seconds per byte, cheapest first (elementwise results before
+ * products), and, with at most ILP_VALS, the integer program's best at caps
+ * of 1/8 .. 7/8 of the stored bytes (bigger programs took lp_solve seconds
+ * each on ResNet-50's merged stages). The options no other beats in both bytes and seconds are
+ * kept, at most MAX_OPTS (evenly spread); option 0 keeps everything. */
+enum { ENUM_VALS = 8, ILP_VALS = 24 };
 static void stage_options(OptRemat *r, int k)
 {
     const IrGraph *g = r->g;
@@ -438,42 +560,26 @@ static void stage_options(OptRemat *r, int k)
         }
     }
     qsort(key, (size_t)nvals, 2 * sizeof *key, by_key);
+    int *vals = ir_xmalloc((size_t)(nvals ? nvals : 1) * sizeof *vals);
+    int64_t total = 0;
+    for (int i = 0; i < nvals; i++) vals[i] = (int)key[2 * i + 1], total += ir_value_bytes(&g->values[vals[i]]);
     unsigned char *kept = ir_xcalloc((size_t)(nv ? nv : 1), 1), *avail = ir_xcalloc((size_t)(nv ? nv : 1), 1);
-    Option all[2 * MAX_STAGES + 64];
-    int nall = 0;
-    for (int drop = 0; drop <= nvals && nall < (int)(sizeof all / sizeof *all); drop++) {
-        Option *o = &all[nall++];
-        memset(o, 0, sizeof *o);
-        for (int i = 0; i < nvals; i++) kept[(int)key[2 * i + 1]] = i >= drop;
-        /* what is at hand before the backward: the kept values, the state it reads, views of them */
-        for (int p = S->first; p <= S->last; p++) {
-            const IrNode *n = &g->nodes[r->fwd[p]];
-            for (int j = 0; j < n->nout; j++) {
-                int v = n->out[j];
-                if (v < 0) continue;
-                int rt = r->root[v];
-                avail[v] = kept[rt] || r->xsroot[rt];
-                if (kept[rt]) o->xb += (v == rt) * ((ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN);
-            }
+    int cap = nvals <= ENUM_VALS ? (1 << nvals) : nvals + 1 + 7, nall = 0;
+    Option *all = ir_xmalloc((size_t)cap * sizeof *all);
+    if (nvals <= ENUM_VALS) {
+        for (int mask = (1 << nvals) - 1; mask >= 0; mask--) { /* all kept first */
+            for (int i = 0; i < nvals; i++) kept[vals[i]] = mask >> i & 1;
+            all[nall++] = make_option(r, k, kept, avail);
         }
-        for (int p = S->first; p <= S->last; p++) {
-            const IrNode *n = &g->nodes[r->fwd[p]];
-            for (int j = 0; j < n->nout; j++) {
-                int v = n->out[j];
-                if (v >= 0 && r->bread[v] && r->xbstage[r->root[v]] == k && !avail[v]) r->needed[v] = 1;
-            }
+    } else {
+        for (int drop = 0; drop <= nvals; drop++) {
+            for (int i = 0; i < nvals; i++) kept[vals[i]] = i >= drop;
+            all[nall++] = make_option(r, k, kept, avail);
         }
-        o->pre = closure(r, k, avail, &o->npre);
-        for (int i = 0; i < o->npre; i++) o->rc += r->node_s ? r->node_s[o->pre[i]] : 0;
-        need_state(r, k);
-        for (int p = S->first; p <= S->last; p++) {
-            const IrNode *n = &g->nodes[r->fwd[p]];
-            for (int j = 0; j < n->nout; j++) {
-                int v = n->out[j];
-                if (v >= 0 && r->bread[v] && avail[v]) r->needed[v] = 1;
-            }
+        for (int e = 1; e < 8 && nvals <= ILP_VALS; e++) {
+            memset(kept, 0, (size_t)nv);
+            if (ilp_keep(r, k, vals, nvals, total * e / 8, kept) == 0) all[nall++] = make_option(r, k, kept, avail);
         }
-        o->fwd = closure(r, k, NULL, &o->nfwd);
     }
     /* the undominated ones, most bytes first (option 0 keeps everything) */
     int nkeep = 0;
@@ -485,12 +591,21 @@ static void stage_options(OptRemat *r, int k)
         if (i == 0 || !dominated) all[nkeep++] = all[i];
         else free(all[i].pre), free(all[i].fwd);
     }
+    /* most bytes first */
+    for (int i = 2; i < nkeep; i++)
+        for (int j = i; j > 1 && all[j].xb > all[j - 1].xb; j--) {
+            Option t = all[j];
+            all[j] = all[j - 1];
+            all[j - 1] = t;
+        }
     for (int i = 0; i < MAX_OPTS && i < nkeep; i++) {
         int at = nkeep <= MAX_OPTS ? i : (int)((int64_t)i * (nkeep - 1) / (MAX_OPTS - 1));
         S->opt[S->nopt++] = all[at];
         all[at].pre = all[at].fwd = NULL;
     }
     for (int i = 0; i < nkeep; i++) free(all[i].pre), free(all[i].fwd);
+    free(all);
+    free(vals);
     free(kept);
     free(avail);
     free(key);
