@@ -11,6 +11,7 @@
  * blocks of a gemm's output rows (k_sgemm). Determinism: no split falls
  * inside a sum. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -45,6 +46,23 @@ static int pointwise(const KGeo *g)
 static int64_t conv_images(const KConv *p)
 {
     return p->N < CONV_IMAGES ? p->N : CONV_IMAGES;
+}
+
+/* Threads for the images side by side when par (else 1): at most one per
+ * workspace slot. Thread t takes a contiguous block of images and reuses
+ * slot t for each, so its copy stays warm in its cache (one slot per image
+ * of a batch of four spilled a 16-channel 32x32 conv's copies out of L2). */
+static int image_threads(const KConv *p, int par)
+{
+    int nt = par ? omp_get_max_threads() : 1;
+    return nt < conv_images(p) ? nt : (int)conv_images(p);
+}
+
+/* Thread t's images [*lo, *hi) of N. */
+static void image_block(int64_t N, int64_t *lo, int64_t *hi)
+{
+    int64_t t = omp_get_thread_num(), nth = omp_get_num_threads();
+    *lo = N * t / nth, *hi = N * (t + 1) / nth;
 }
 
 /* y[m] += b[m] over M rows of `len` elements. */
@@ -192,32 +210,34 @@ static int64_t direct_table_bytes(const KConv *p, const KGeo *g)
 }
 
 #if K_TILED
-/* Lanes of the 8 floats at src + i .. src + i + 7 that lie inside [0, n). */
-static inline AVX2 __m256i inside(int64_t i, int64_t n)
+/* The 8 floats src[i .. i + 7], 0 for those outside [0, n) (not read). */
+static inline AVX2 __m256 load_inside(const float *src, int64_t i, int64_t n)
 {
+    if (i >= 0 && i + 8 <= n) return _mm256_loadu_ps(src + i);
     __m256i idx = _mm256_add_epi32(_mm256_set1_epi32((int)i), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx));
+    __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx),
+                                     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx));
+    return _mm256_maskload_ps(src + i, in);
 }
 
 /* One input row src (n floats; NULL: a row of padding) into its rows of
  * the phase copy: with the padded row P[t] = src[t - pad] (0 outside src),
  * dst[r][j] = P[j * s + r] for j in [0, len), for the residues r < s whose
- * dst[r] is not NULL; s is 1 or 2. Loads are masked to src's extent (masked
- * lanes are not read); stores are whole vectors, up to 7 floats past len
- * (see pad_image). */
+ * dst[r] is not NULL; s is 1 or 2. Loads at src's ends are masked to its
+ * extent (masked lanes are not read); stores are whole vectors, up to 7
+ * floats past len (see pad_image). */
 static AVX2 void pad_row(float *const *dst, const float *src, int64_t n, int64_t pad, int64_t s,
                          int64_t len)
 {
     const __m256 zero = _mm256_setzero_ps();
     for (int64_t j = 0; j < len; j += 8) {
         int64_t t = j * s - pad; // src index of P[j * s]
-        __m256 a = src ? _mm256_maskload_ps(src + t, inside(t, n)) : zero;
+        __m256 a = src ? load_inside(src, t, n) : zero;
         if (s == 1) {
             _mm256_storeu_ps(dst[0] + j, a);
             continue;
         }
-        __m256 b = src ? _mm256_maskload_ps(src + t + 8, inside(t + 8, n)) : zero;
+        __m256 b = src ? load_inside(src, t + 8, n) : zero;
         // a0 a2 b0 b2 | a4 a6 b4 b6 -> a0 a2 a4 a6 b0 b2 b4 b6 (and the odd lanes likewise)
         __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
         __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
@@ -298,7 +318,7 @@ static void conv_direct(float *y, const float *x, const float *w, const KTilePos
     Padded q;
     padded_of(g, &q);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g->kp;
-    int64_t imgs = conv_images(p), img = direct_image(p, g);
+    int64_t img = direct_image(p, g);
     int64_t *boff = ws;
     float *pads = (float *)((char *)ws + direct_table_bytes(p, g));
     for (int64_t c = 0, k = 0; c < Cg; c++) // row k = (c, k0, k1, k2) of a group's weights
@@ -316,13 +336,14 @@ static void conv_direct(float *y, const float *x, const float *w, const KTilePos
     // rows 8 wide go in pairs within a plane (o1, o1 + 1), as 16-lane tiles
     int pairs = g->out[2] == 8 && g->out[1] % 2 == 0;
     int64_t rows = g->out[0] * g->out[1], steps = pairs ? rows / 2 : rows;
-    int one = imgs <= 1, rpar = one && p->M * g->pout * Kg >= K_PAR_MACS && steps > 1;
-    for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
-        int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
-#pragma omp parallel for schedule(static) if (ipar)
-        for (int64_t j = 0; j < cnt; j++) {
-            int64_t n = n0 + j;
-            float *xp = pads + j * img, *yn = y + n * p->M * g->pout;
+    int one = conv_images(p) <= 1, rpar = one && p->M * g->pout * Kg >= K_PAR_MACS && steps > 1;
+#pragma omp parallel num_threads(image_threads(p, ipar)) if (ipar)
+    {
+        int64_t lo, hi;
+        image_block(p->N, &lo, &hi);
+        float *xp = pads + omp_get_thread_num() * img;
+        for (int64_t n = lo; n < hi; n++) {
+            float *yn = y + n * p->M * g->pout;
             pad_image(xp, x + n * p->C * g->pin, p->C, g, &q);
 #pragma omp parallel for schedule(static) if (rpar)
             for (int64_t st = 0; st < steps; st++) {
@@ -384,13 +405,14 @@ void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, c
         conv_direct(y, x, w, epi ? &t : NULL, p, &g, ws, ipar);
         return;
     }
-    for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
-        int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
-#pragma omp parallel for schedule(static) if (ipar)
-        for (int64_t j = 0; j < cnt; j++) {
-            int64_t n = n0 + j;
+#pragma omp parallel num_threads(image_threads(p, ipar)) if (ipar)
+    {
+        int64_t lo, hi;
+        image_block(p->N, &lo, &hi);
+        float *col = (float *)ws + omp_get_thread_num() * colsize;
+        for (int64_t n = lo; n < hi; n++) {
             const float *xn = x + n * p->C * g.pin;
-            float *col = (float *)ws + j * colsize, *yn = y + n * p->M * g.pout;
+            float *yn = y + n * p->M * g.pout;
             if (!pw) k_im2col(col, xn, p->C, &g, one && colsize >= PAR_ELEMS);
             const float *src = pw ? xn : col; // [C*kp, pout], group gi's rows consecutive
 #pragma omp parallel for schedule(static) if (gpar)
