@@ -136,8 +136,11 @@ static void test_unlimited(void)
  * stage's own node needs is infeasible. */
 static void test_tight(void)
 {
+    /* 4 layers: lp_solve proves the optimum in about 0.2 s; at 5 it finds no
+     * schedule in minutes (rotor's least budget is tighter than the one this
+     * test was written against) */
     Fixture f;
-    fixture(&f, 6, widths);
+    fixture(&f, 4, widths);
     OptRemat *r = opt_remat_new(f.g, f.costs.seconds, &f.req);
     OptSchedule all, rs;
     OptSimResult sa, rsim, sim;
@@ -151,8 +154,7 @@ static void test_tight(void)
     CHECK(sim.step_s <= rsim.step_s * (1 + 1e-9));
     CHECK(sim.step_s > sa.step_s && sim.reruns > 0);
     opt_schedule_free(&rs);
-    int rc = ilp_at(&f, (least + sa.peak_bytes) / 2, 10, &sim);
-    CHECK(rc == 0 || rc == 2);
+    CHECK_EQ_INT(ilp_at(&f, (least + sa.peak_bytes) / 2, 60, &sim), 0);
     CHECK_EQ_INT(ilp_at(&f, 64, 10, &sim), 1);
     opt_schedule_free(&all);
     opt_remat_free(r);
