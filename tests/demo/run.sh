@@ -18,8 +18,7 @@ steps=30
 chars=16
 rm -rf "$out" && mkdir -p "$out"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+. "$root/tests/lib.sh"
 
 if ! LOOM=$loom DEMO_OUT=$out DEMO_STEPS=$steps DEMO_CHARS=$chars scripts/demo.sh > "$out.log" 2>&1; then
     fail demo_runs "$(tail -5 "$out.log")"

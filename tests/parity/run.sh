@@ -20,8 +20,7 @@ cmp=$root/tests/parity/compare.py
 out=build/parity
 rm -rf "$out" && mkdir -p "$out"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+. "$root/tests/lib.sh"
 
 models=(mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small)
 for model in "${models[@]}"; do

@@ -19,8 +19,7 @@ out=$root/build/profile
 rm -rf "$out" && mkdir -p "$out/tmp"
 export TMPDIR=$out/tmp LOOM_PREBUILT=$root/build/rel
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+. "$root/tests/lib.sh"
 
 # costs_ok.py FILE MODE: the file's shape, positive seconds, sum within 25% of step_s
 cat > "$out/costs_ok.py" <<'PY'
@@ -58,20 +57,6 @@ profile profile_mlp_infer infer mlp
 profile profile_gpt2_train train gpt2_tiny --loss ce --loss-target target_y
 if [ -z "$(ls -A "$out/tmp")" ]; then pass profile_cleans_up; else fail profile_cleans_up "left: $(ls "$out/tmp")"; fi
 
-# expect NAME CODE WORDS CMD...: exit CODE and WORDS on stderr; loom's errors are one line
-expect() {
-    local name=$1 code=$2 word=$3
-    shift 3
-    "$@" > "$out/$name.out" 2> "$out/$name.err"
-    local rc=$?
-    local lines
-    lines=$(wc -l < "$out/$name.err")
-    if [ $rc -eq "$code" ] && grep -q -- "$word" "$out/$name.err" && { [ "$1" != "$loom" ] || [ "$lines" -eq 1 ]; }; then
-        pass "$name"
-    else
-        fail "$name" "exit $rc (want $code), stderr: $(head -c 400 "$out/$name.err")"
-    fi
-}
 m=models/mlp/model.onnx
 expect profile_no_output 2 "no output file given (-o COSTS.json)" "$loom" profile $m --mode train --target cpu --loss ce
 expect profile_repeat_zero 2 "--repeat needs a count from 1 to 100000, not '0'" "$loom" profile $m --mode infer --target cpu -o "$out/x.json" --repeat 0

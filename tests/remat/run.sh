@@ -20,17 +20,7 @@ py=$root/.venv/bin/python
 out=build/remat
 rm -rf "$out" && mkdir -p "$out"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
-
-data() {
-    local f b
-    for f in models/$1/*.npy; do
-        b=$(basename "$f" .npy)
-        case $b in expected_*) continue ;; esac
-        printf -- '--data\n%s=%s\n' "$b" "$f"
-    done
-}
+. "$root/tests/lib.sh"
 
 # field.py FILE KEY: a top-level field of a JSON object
 cat > "$out/field.py" <<'PY'
@@ -44,12 +34,6 @@ recs = [json.loads(l) for l in open(sys.argv[1])]
 worst = max(r["peak_device_bytes"] for r in recs)
 print(worst)
 sys.exit(0 if recs and worst <= int(sys.argv[2]) else 1)
-PY
-# losses.py LOG: the losses as written
-cat > "$out/losses.py" <<'PY'
-import sys, re
-for l in open(sys.argv[1]):
-    print(re.search(r'"loss": ([^,}]*)', l).group(1))
 PY
 
 # run_prog NAME DIR: 2 steps with the log and the gradients
@@ -101,11 +85,11 @@ for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small
             continue
         fi
         if cmp -s "$base/grads.safetensors" "$dir/grads.safetensors" &&
-            [ "$("$py" "$out/losses.py" "$base/log.jsonl")" = "$("$py" "$out/losses.py" "$dir/log.jsonl")" ]; then
+            [ "$(losses "$base/log.jsonl")" = "$(losses "$dir/log.jsonl")" ]; then
             pass "${name}_bit_exact"
         else
             fail "${name}_bit_exact" "losses or gradients differ from the unlimited program's" \
-                "$("$py" "$out/losses.py" "$base/log.jsonl" | tr '\n' ' ') vs $("$py" "$out/losses.py" "$dir/log.jsonl" | tr '\n' ' ')"
+                "$(losses "$base/log.jsonl" | tr '\n' ' ') vs $(losses "$dir/log.jsonl" | tr '\n' ' ')"
         fi
         if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
             pass "${name}_peak_within_budget ($peak <= $budget)"
@@ -138,18 +122,6 @@ else
 fi
 
 # ---- refusals ----
-# expect NAME CODE PATTERN CMD...: exit code CODE and PATTERN in stderr
-expect() {
-    local name=$1 code=$2 pat=$3
-    shift 3
-    "$@" > "$out/$name.out" 2> "$out/$name.err"
-    local rc=$?
-    if [ $rc -eq "$code" ] && grep -q -- "$pat" "$out/$name.err"; then
-        pass "$name"
-    else
-        fail "$name" "exit $rc (want $code); stderr: $(head -3 "$out/$name.err")"
-    fi
-}
 least=$("$py" "$out/field.py" "$out/gpt2_tiny.plan.json" min_feasible_bytes 2>/dev/null || echo 0)
 expect remat_budget_below_least 1 "below the least feasible one for this model: .*($least bytes" \
     "$loom" compile "$m" --mode train --target cpu "${flags[@]}" --budget $((least - 1)) -o "$out/x"

@@ -23,24 +23,13 @@ py=$root/.venv/bin/python
 out=build/train
 rm -rf "$out" && mkdir -p "$out"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+. "$root/tests/lib.sh"
 
 # build DIR [make args...]: make quietly, the log beside
 build() {
     local dir=$1
     shift
     make -s -C "$dir" "$@" > "$dir.build.log" 2>&1
-}
-
-# data MODEL: the --data arguments of a model's committed batch and target
-data() {
-    local f b
-    for f in models/$1/*.npy; do
-        b=$(basename "$f" .npy)
-        case $b in expected_*) continue ;; esac
-        printf -- '--data\n%s=%s\n' "$b" "$f"
-    done
 }
 
 # log_ok.py LOG N: N records with every key, steps 1..N, finite; prints first -> last loss;
@@ -58,13 +47,6 @@ for i, r in enumerate(recs):
 a, b = recs[0]["loss"], recs[-1]["loss"]
 print(f"loss {a:.4g} -> {b:.4g}, {sum(r['step_ms'] for r in recs) / n:.2f} ms/step")
 sys.exit(0 if b < 0.9 * a else 1)
-PY
-# losses.py LOG...: the loss fields of the logs, in order, as written
-cat > "$out/losses.py" <<'PY'
-import sys, re
-for p in sys.argv[1:]:
-    for l in open(p):
-        print(re.search(r'"loss": ([^,}]*)', l).group(1))
 PY
 # st_names.py FILE: the tensor names of a safetensors file, sorted
 cat > "$out/st_names.py" <<'PY'
@@ -124,8 +106,8 @@ resume_case() {
         return
     fi
     local a b
-    a=$("$py" "$out/losses.py" "$d/a.jsonl")
-    b=$("$py" "$out/losses.py" "$d/b1.jsonl" "$d/b2.jsonl")
+    a=$(losses "$d/a.jsonl")
+    b=$(losses "$d/b1.jsonl" "$d/b2.jsonl")
     if [ "$a" != "$b" ]; then
         fail "train_resume_$name" "losses differ:" "$(diff <(echo "$a") <(echo "$b") | head -6)"
     elif ! cmp -s "$d/a.safetensors" "$d/b2.safetensors"; then
@@ -171,8 +153,8 @@ then
         "$dd/p/train" "${dargs[@]}" --steps 6 --seed 1 --log "$dd/s1a.jsonl" > /dev/null 2>&1
         "$dd/p/train" "${dargs[@]}" --steps 6 --seed 1 --log "$dd/s1b.jsonl" > /dev/null 2>&1
         "$dd/p/train" "${dargs[@]}" --steps 6 --seed 2 --log "$dd/s2.jsonl" > /dev/null 2>&1
-        a=$("$py" "$out/losses.py" "$dd/s1a.jsonl" 2>&1); b=$("$py" "$out/losses.py" "$dd/s1b.jsonl" 2>&1)
-        c=$("$py" "$out/losses.py" "$dd/s2.jsonl" 2>&1)
+        a=$(losses "$dd/s1a.jsonl" 2>&1); b=$(losses "$dd/s1b.jsonl" 2>&1)
+        c=$(losses "$dd/s2.jsonl" 2>&1)
         if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" != "$c" ] && [ "$(echo "$a" | wc -l)" = 6 ]; then
             pass "train_dropout_seed (same seed: same 6 losses; seed 2: others)"
         else
@@ -205,18 +187,6 @@ else
 fi
 
 # ---- the program's errors: exit 1, a message naming what is wrong ----
-# expect NAME CODE WORD CMD...: exit code CODE and WORD in stderr
-expect() {
-    local name=$1 code=$2 word=$3
-    shift 3
-    "$@" > "$out/$name.out" 2> "$out/$name.err"
-    local rc=$?
-    if [ $rc -eq "$code" ] && grep -q -- "$word" "$out/$name.err"; then
-        pass "$name"
-    else
-        fail "$name" "exit $rc (want $code), stderr: $(head -c 300 "$out/$name.err")"
-    fi
-}
 if [ -x "$mlp/train" ]; then
     "$py" - "$out" <<'PY'
 import sys, numpy as np

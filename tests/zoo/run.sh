@@ -16,8 +16,7 @@ py=$root/.venv/bin/python
 out=build/zoo
 rm -rf "$out" && mkdir -p "$out"
 
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '  %s\n' "$@"; }
+. "$root/tests/lib.sh"
 
 # compare.py ACTUAL EXPECTED: numpy allclose with the tier's tolerances
 cat > "$out/compare.py" <<'PY'
