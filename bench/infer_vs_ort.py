@@ -33,7 +33,6 @@ import platform
 import re
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 
@@ -42,22 +41,10 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZOO = ["mlp", "gpt2_tiny", "llama_tiny", "resnet_small", "unet_small", "vit_tiny", "fno_small"]
+from benchlib import ROOT, ZOO, cpu_model, die, sh
 RTOL, ATOL = 1e-3, 1e-5
 
 
-def die(msg):
-    print(f"bench: FAILED: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def sh(cmd, env=None):
-    """Runs cmd (a list); its stdout, or a loud failure with its output."""
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        die(f"{shlex.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
-    return r.stdout
 
 
 def model_inputs(name):
@@ -178,16 +165,6 @@ def bench_model(name, a):
           f"max abs diff {max_abs:.2g}  ({a.rounds} rounds x {n} runs)", flush=True)
     return row
 
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def write_results(rows, floor, a, cmdline):

@@ -18,11 +18,9 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOOM = os.path.join(ROOT, "bin", "loom")
+from benchlib import LOOM, LOSS, ROOT
 FRACTIONS = [(1 / 2, "1/2"), (1 / 3, "1/3"), (1 / 5, "1/5")]
-ZOO = ["gpt2_tiny", "llama_tiny", "vit_tiny", "resnet_small", "unet_small", "fno_small"]
-LOSS = {"unet_small": "mse", "fno_small": "mse"}
+ZOO = ["gpt2_tiny", "llama_tiny", "vit_tiny", "resnet_small", "unet_small", "fno_small"]  # mlp: nothing to recompute
 
 
 def plan(model, extra):

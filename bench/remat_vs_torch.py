@@ -67,13 +67,12 @@ import platform
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, cpu_model, die, sh  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "models"))
 try:
     import onnx
@@ -97,17 +96,6 @@ BLOCKS = {
 LOSS_RTOL = 1e-4
 
 
-def die(msg):
-    print(f"bench: FAILED: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def sh(cmd, env=None):
-    """Runs cmd (a list) from the repository root; its stdout, or a loud failure."""
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        die(f"{shlex.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
-    return r.stdout
 
 
 class Batch:
@@ -283,16 +271,6 @@ def bench_model(name, a):
 def mib(b):
     return f"{b / 2**20:.2f}"
 
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def omp_env():

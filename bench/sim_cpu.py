@@ -15,40 +15,22 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOOM = os.path.join(ROOT, "bin", "loom")
-ZOO = ["mlp", "gpt2_tiny", "llama_tiny", "vit_tiny", "resnet_small", "unet_small", "fno_small"]
-LOSS = {"unet_small": "mse", "fno_small": "mse"}
+from benchlib import LOOM, LOSS, ROOT, ZOO, data_args, sh
 WORK = os.path.join(ROOT, "build", "bench", "sim")
 
 
-def run(cmd, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
-    return p.stdout
-
-
-def data_args(model):
-    args = []
-    d = os.path.join(ROOT, "models", model)
-    for f in sorted(os.listdir(d)):
-        if f.endswith(".npy") and not f.startswith("expected_"):
-            args += ["--data", f"{f[:-4]}={os.path.join(d, f)}"]
-    return args
 
 
 def measure(model, flags, budget, costs, steps):
     out = os.path.join(WORK, f"{model}.{'all' if budget is None else 'budget'}")
     extra = [] if budget is None else ["--budget", str(budget), "--costs", costs]
-    run([LOOM, "compile", os.path.join(ROOT, "models", model, "model.onnx"), "--mode", "train", "--target", "cpu",
+    sh([LOOM, "compile", os.path.join(ROOT, "models", model, "model.onnx"), "--mode", "train", "--target", "cpu",
          "-o", out] + flags + extra)
-    run(["make", "-s", "-C", out])
+    sh(["make", "-s", "-C", out])
     log = os.path.join(out, "log.jsonl")
-    run([os.path.join(out, "train"), "--steps", str(steps), "--log", log] + data_args(model))
+    sh([os.path.join(out, "train"), "--steps", str(steps), "--log", log] + data_args(model))
     ms = [json.loads(line)["step_ms"] for line in open(log)][5:]
     return statistics.median(ms) / 1e3
 
@@ -62,14 +44,14 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     rows = []
     for m in a.models:
-        flags = ["--loss", LOSS.get(m, "ce"), "--loss-target", "target_y"]
+        flags = ["--loss", LOSS[m], "--loss-target", "target_y"]
         onnx = os.path.join(ROOT, "models", m, "model.onnx")
         costs = os.path.join(WORK, f"{m}.costs.json")
-        run([LOOM, "profile", onnx, "--mode", "train", "--target", "cpu", "-o", costs, "--repeat", "20"] + flags)
-        allp = json.loads(run([LOOM, "plan", onnx, "--costs", costs, "--json"] + flags))
+        sh([LOOM, "profile", onnx, "--mode", "train", "--target", "cpu", "-o", costs, "--repeat", "20"] + flags)
+        allp = json.loads(sh([LOOM, "plan", onnx, "--costs", costs, "--json"] + flags))
         least, top = allp["min_feasible_bytes"], allp["budget_bytes"]
         budget = (least + top) // 2
-        half = json.loads(run([LOOM, "plan", onnx, "--costs", costs, "--json", "--budget", str(budget)] + flags))
+        half = json.loads(sh([LOOM, "plan", onnx, "--costs", costs, "--json", "--budget", str(budget)] + flags))
         t_all = measure(m, flags, None, costs, a.steps)
         t_half = measure(m, flags, budget, costs, a.steps)
         rows.append((m, allp["predicted_step_s"], t_all, budget, half["recomputed_nodes"], half["predicted_step_s"],
