@@ -73,10 +73,19 @@ int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit 
     opt_schedule_simulate(g, &all, node_s, &f->req, &sim);
     opt_schedule_free(&all);
     f->store_all_step_s = sim.step_s;
-    double t0 = cpu_now();
-    f->remat = opt_remat_new(g, node_s, &f->req);
-    f->table_s = cpu_now() - t0;
     return 0;
+}
+
+/* The solver's tables, built when a budget first needs them (a budget that
+ * store-all fits does not). */
+static OptRemat *table(CliFit *f)
+{
+    if (!f->remat) {
+        double t0 = cpu_now();
+        f->remat = opt_remat_new(f->g, f->node_s, &f->req);
+        f->table_s = cpu_now() - t0;
+    }
+    return f->remat;
 }
 
 void cli_fit_free(CliFit *f)
@@ -99,7 +108,7 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
     OptSchedule s;
     OptSimResult sim;
     int64_t arena;
-    if (opt_remat_solve(f->remat, opt_remat_min_peak(f->remat), &s, &sim) ||
+    if (opt_remat_solve(table(f), opt_remat_min_peak(table(f)), &s, &sim) ||
         real_arena(f->g, &s, &arena)) {
         opt_schedule_free(&s);
         return -1;
@@ -141,7 +150,7 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         OptSchedule s;
         OptSimResult sim;
         int64_t arena;
-        if (opt_remat_solve(f->remat, target, &s, &sim)) break;
+        if (opt_remat_solve(table(f), target, &s, &sim)) break;
         if (real_arena(f->g, &s, &arena)) {
             opt_schedule_free(&s);
             return -1;
@@ -181,7 +190,7 @@ int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out)
 {
     memset(out, 0, sizeof *out);
     double t0 = cpu_now();
-    opt_remat_baseline(f->remat, b, &out->sched, &out->sim);
+    opt_remat_baseline(table(f), b, &out->sched, &out->sim);
     if (real_arena(f->g, &out->sched, &out->arena)) return -1;
     out->budget = f->weights_bytes + out->arena;
     out->solve_s = cpu_now() - t0 + f->table_s;

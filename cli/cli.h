@@ -117,7 +117,7 @@ typedef struct {
     int64_t weights_bytes;    /* parameters, constants, optimizer state */
     int64_t store_all_arena;  /* the planner's arena keeping everything */
     double store_all_step_s;  /* simulated */
-    OptRemat *remat;
+    OptRemat *remat;          /* the solver's tables, built when a budget needs them */
     double table_s;           /* building the solver's table */
     /* the least feasible budget, once asked */
     int64_t least_bytes, least_arena;

@@ -73,7 +73,7 @@ struct OptRemat {
     int *stage_of;          /* per node: its stage (0-based), -1 for update nodes */
     int L;
     Stage *st;
-    int64_t slot, pinned;
+    int64_t slot;
     float *cost;            /* [s][t][m], s <= t, INFINITY when infeasible */
     short *choice;          /* -o (0 included): keep option o of s; s'+1 (>= 2): checkpoint before stage s' */
     int *root;              /* per value: the value whose bytes it is (views) */
@@ -176,7 +176,7 @@ static void cut_stages(OptRemat *r, const int *pos, const int *lastfwd, int rule
     free(cb);
 }
 
-/* Per stage: times, stored bytes, gradients and transients; the pinned bytes. */
+/* Per stage: times, stored bytes, gradients and transients. */
 static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
 {
     const IrGraph *g = r->g;
@@ -230,35 +230,22 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
             if (s > bmax[v]) bmax[v] = s;
         }
     }
-    int64_t pinned = 0;
+    /* what stays live across stages whatever the schedule (graph inputs and
+     * outputs, parameters' gradients, values read by backward blocks far from
+     * their stage) is not modelled: the table's memory levels are relative,
+     * and the simulator counts those bytes for every candidate */
     for (int v = 0; v < nv; v++) {
         if (root[v] != v || opt_persistent(g, req, v)) continue;
-        int64_t b = (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
         int p = g->values[v].producer;
-        if (p < 0) {
-            pinned += b; /* a graph input */
-            continue;
-        }
-        if (g->values[v].is_output && pos[p] >= 0 && g->values[v].role != IR_LOSS) {
-            pinned += b;
-            continue;
-        }
-        if (pos[p] < 0) {
-            /* a backward value: a parameter's gradient (read by updates) is pinned;
-             * one read by a lower stage is a state gradient (d); the rest transient */
-            if (bmin[v] == 0 && r->stage_of[p] != 0) pinned += b;
-            continue;
-        }
+        if (p < 0 || pos[p] < 0 || (g->values[v].is_output && g->values[v].role != IR_LOSS)) continue;
+        int64_t b = (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
         int k = r->stage_of[p];
         Stage *S = &r->st[k];
         int crosses = lastfwd[v] > S->last;
         if (crosses && ir_dtype_is_float(g->values[v].dtype)) S->d += b;
-        if (bmax[v] < 0) continue; /* backward never reads it */
         if (bmin[v] == k && bmax[v] == k) {
             if (crosses) S->xs += b, r->xsroot[v] = 1;
             else S->xb += b, r->xbstage[v] = k;
-        } else if (!(crosses && bmin[v] >= k && bmax[v] <= k + 1)) {
-            pinned += b; /* read by backward blocks far from its stage */
         }
     }
     /* transients: the most bytes of a stage's own temporaries live at once,
@@ -293,7 +280,6 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
             else S->ovb = peak;
         }
     }
-    r->pinned = pinned;
     free(bmin);
     free(bmax);
 }
@@ -311,7 +297,7 @@ static void solve_table(OptRemat *r)
     int64_t *x = ir_xmalloc((size_t)(L + 1) * sizeof *x), *xb = ir_xmalloc((size_t)L * sizeof *xb),
             *d = ir_xmalloc((size_t)(L + 1) * sizeof *d),
             *ball = ir_xmalloc((size_t)L * sizeof *ball), *fck = ir_xmalloc((size_t)L * sizeof *fck);
-    /* x[k+1] is the state after stage k (x[0]: the inputs, pinned) */
+    /* x[k+1] is the state after stage k (x[0]: the graph inputs, live throughout) */
     x[0] = 0;
     d[0] = 0;
     for (int k = 0; k < L; k++) {
