@@ -5,7 +5,8 @@
 # counts the "PASS name" / "FAIL name" lines they print. Ends with
 # "N passed, N failed" and exits non-zero on any failure.
 # Env: LOOM (the binary under test, default build/asan/loom), TIERS (space-separated
-# subset of tier names to run, default all), JOBS (parallel jobs, default 2).
+# subset of tier names to run, default all), JOBS (parallel jobs, default 2),
+# TEST_LOGS (where the logs go, default build/test-logs: give another to run two at once).
 set -u
 cd "$(dirname "$0")/.."
 export LOOM=${LOOM:-$PWD/build/asan/loom}
@@ -13,7 +14,7 @@ export LOOM_ROOT=$PWD
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 JOBS=${JOBS:-2}
-out=build/test-logs
+out=${TEST_LOGS:-build/test-logs}
 rm -rf "$out" && mkdir -p "$out" build/unit
 
 jobs_list=()
