@@ -6,8 +6,8 @@
  * Conventions (llm.c): outputs first, then inputs, then sizes and parameters;
  * every array is dense C order unless a stride says otherwise; sizes are
  * int64_t element counts; `esize` is bytes per element for the kernels that only
- * move bytes. Threads: OpenMP inside a kernel where it pays; a kernel must give
- * the same bits whatever the thread count (no racy reductions), so that
+ * move bytes. Threads: the pool of kpar.c inside a kernel where it pays; a
+ * kernel must give the same bits whatever the thread count (no racy reductions), so that
  * recomputation and different machines reproduce results exactly.
  * Kernels never allocate: scratch memory comes from the caller (a `ws`
  * argument of the size the matching *_ws function returns), placed in the
@@ -25,14 +25,38 @@
 
 #define K_MAX_RANK 8
 
-/* Threads: a kernel splits its work over the OpenMP threads only when it has
- * at least K_PAR_WORK element operations (a product: K_PAR_MACS multiply-adds),
- * about 100 microseconds on one core. Waking a sleeping worker costs tens of
- * microseconds on an idle machine and far more on a busy one, so the steps of
- * a small model run on the calling thread (llama_tiny ran 0.78 ms on one
- * thread against 2.7 ms on two, with other work on the machine's two cores). */
+/* Threads: a kernel splits its work over the pool's threads (kpar.c) only
+ * when it has at least K_PAR_WORK element operations (a product: K_PAR_MACS
+ * multiply-adds), about 100 microseconds on one core. Waking a sleeping worker
+ * costs tens of microseconds on an idle machine and far more on a busy one, so
+ * the steps of a small model run on the calling thread (llama_tiny ran 0.78 ms
+ * on one thread against 2.7 ms on two, with other work on the machine's two
+ * cores). A parallel step is cut into chunks of about K_PAR_GRAIN operations,
+ * at most K_PAR_CHUNKS. */
 #define K_PAR_WORK ((int64_t)1 << 18)
 #define K_PAR_MACS ((int64_t)1 << 22)
+#define K_PAR_GRAIN (K_PAR_WORK / 8)
+#define K_PAR_CHUNKS 64
+
+/* ---- the thread pool: kpar.c ----
+ * body(arg, lo, hi, tid) runs iterations [lo, hi) of a loop on thread tid (0:
+ * the calling thread, workers 1..k_threads() - 1); it must give the same bits
+ * for any split of [0, n) (no sums across iterations), which is what makes
+ * results independent of the thread count. The caller takes part and never
+ * waits for a worker that has not started a chunk. Parallel steps inside a
+ * chunk run on that chunk's thread. */
+typedef void (*KParBody)(void *arg, int64_t lo, int64_t hi, int tid);
+/* The loop [0, n) of `work` element operations: on the calling thread below
+ * K_PAR_WORK (or n == 1), else in chunks of about K_PAR_GRAIN. */
+void k_par_for(int64_t n, int64_t work, KParBody body, void *arg);
+/* [0, n) cut into `chunks` (at most n) even pieces; with slots > 0 only
+ * threads 0..slots-1 take part (a workspace slot per thread id). */
+void k_par_split(int64_t n, int64_t chunks, int slots, KParBody body, void *arg);
+/* Threads a parallel step may use: OMP_NUM_THREADS, else the CPUs this
+ * process may run on. k_set_threads changes it (tests: 1 and 3 threads must
+ * give the same bits). */
+int k_threads(void);
+void k_set_threads(int n);
 
 /* The last run-time error of a kernel that returned -1. */
 const char *k_error(void);
@@ -210,6 +234,45 @@ void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t 
 /* CumSum over the middle axis; dtype float32, float64, int32, int64. */
 void k_cumsum(void *y, const void *x, int64_t outer, int64_t len, int64_t inner, int exclusive,
               int reverse, int dtype);
+
+/* ---- fused attention (float32): kattn.c ---- */
+
+/* loom.Attention over BH matrices (the leading dims of Q, K and V, equal in
+ * all three): o (BH,T,Dv) = softmax(scale * q k^T + mask) v, q (BH,T,D),
+ * k (BH,S,D), v (BH,S,Dv); lse (BH,T) = each row's log-sum-exp of the
+ * masked, scaled scores. causal: query i sees key j iff j <= i + S - T. The
+ * mask, when mask_kind is not NONE, is read at mask_off[bh] (NULL: 0) +
+ * i * mask_st + j * mask_ss (strides 0 where it broadcasts): ADD, float32
+ * added to the scores; KEEP, uint8 booleans, the score kept where true and
+ * replaced by fill where false. A row that sees no key (or only -inf
+ * scores) gets zeros and lse -inf. */
+enum { K_ATTN_MASK_NONE, K_ATTN_MASK_ADD, K_ATTN_MASK_KEEP };
+typedef struct {
+    int64_t BH, T, S, D, Dv;
+    float scale;
+    int causal;
+    int mask_kind;
+    float fill;
+    const int64_t *mask_off;
+    int64_t mask_st, mask_ss;
+} KAttn;
+/* Workspace slots: at most this many threads run one call. */
+#define K_ATTN_SLOTS 8
+/* Query rows per block (scores of a block are rows x S floats per thread). */
+int64_t k_attention_rows(const KAttn *p);
+size_t k_attention_f32_ws(const KAttn *p);
+void k_attention_f32(float *o, float *lse, const float *q, const float *k, const float *v, const void *mask,
+                     const KAttn *p, void *ws);
+/* loom.AttentionGrad: dq, dk, dv shaped like q, k, v from dout (like o) and
+ * the forward's operands and results. The probabilities are recomputed from
+ * q and k exactly as the forward computed them (this kernel holds whole rows
+ * of scores; lse is the op's operand for kernels that tile the keys, and is
+ * not read here). dK and dV of a matrix are summed over its row blocks in
+ * order on one thread: the same bits whatever the thread count. */
+size_t k_attention_grad_f32_ws(const KAttn *p);
+void k_attention_grad_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
+                          const float *v, const float *o, const float *lse, const void *mask,
+                          const KAttn *p, void *ws);
 
 /* ---- spectral (float32): kdft.c ---- */
 
