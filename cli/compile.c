@@ -1,6 +1,6 @@
 /* `loom compile MODEL.onnx --mode infer|train --target cpu -o DIR`: the whole
  * compiler, one call per pass with the verifier between them (QBE's
- * func()): load, fold and infer shapes; then lower for inference, or build
+ * func()): load, fold and infer shapes, fuse attention; then lower for inference, or build
  * the training graph (loss, autodiff, optimizer update: ir/train.h); select
  * kernels and fuse elementwise chains, plan memory, emit the program folder,
  * and write plan.json, the record of every decision the plan made. */
@@ -33,8 +33,10 @@ static const char usage[] =
     "  -o, --output DIR     the folder to write (created if absent)\n"
     "  --dim NAME=N         bind a symbolic dimension (a dim_param name, or\n"
     "                       INPUT:AXIS=N for an input axis); repeatable\n"
-    "  --dump-after PASS    print the IR to stderr after PASS (load, fold, lower;\n"
-    "                       train and remat for --mode train)\n"
+    "  --dump-after PASS    print the IR to stderr after PASS (load, fold, fuse,\n"
+    "                       lower; train and remat for --mode train)\n"
+    "  --no-fuse-attention  keep attention as the model writes it (MatMul, scale,\n"
+    "                       mask, Softmax, MatMul) instead of one loom.Attention\n"
     "\n"
     "Memory (--mode train):\n"
     "  --budget BYTES       device memory for the program (weights, optimizer state\n"
@@ -63,7 +65,7 @@ static const char usage[] =
     "  --schedule S         constant (default) or cosine (decay to 0 over the run)\n"
     "  --warmup N           linear warm-up over the first N steps (default 0)\n";
 
-static const char *const passes[] = {"load", "fold", "lower", "train", "remat"};
+static const char *const passes[] = {"load", "fold", "fuse", "lower", "train", "remat"};
 
 typedef struct {
     CliModel m;
@@ -73,6 +75,7 @@ typedef struct {
     int64_t warmup;
     const char *train_flag; /* the first training flag given (refused with --mode infer) */
     int weight_decay_given;
+    int no_fuse; /* --no-fuse-attention */
     CliPlanOptions p; /* --budget, --device, --costs; `loom plan`'s report flags */
 } Options;
 
@@ -228,6 +231,7 @@ static int run_passes(IrGraph *g, const Options *o)
 {
     int train = !strcmp(o->mode, "train");
     if (cli_load_model(g, &o->m)) return -1;
+    if ((!o->no_fuse && opt_fuse_attention(g)) || cli_checkpoint(g, &o->m, "fuse")) return -1;
     if (train) {
         if (ir_build_training(g, &o->t) || cli_checkpoint(g, &o->m, "train") || check_batched(g)) return -1;
     } else if (opt_lower_infer(g) || cli_checkpoint(g, &o->m, "lower")) {
@@ -370,6 +374,8 @@ static int parse_args(int argc, char **argv, Options *o)
             if (rc != CLI_OK) return rc;
         } else if (cli_plan_arg(o->p.report ? "plan" : "compile", argc, argv, &i, &o->p, &rc)) {
             if (rc != CLI_OK) return rc;
+        } else if (!strcmp(a, "--no-fuse-attention")) {
+            o->no_fuse = 1;
         } else if ((r = cli_flag_value(argc, argv, &i, "--mode", &val)) != 0) {
             if (r < 0) return cli_usage("compile", "--mode needs a value: infer or train");
             o->mode = val;

@@ -40,6 +40,8 @@ const char cli_plan_usage[] =
     "                     the budget (lp_solve; small graphs)\n"
     "  --ilp-seconds N    with --solver ilp: stop lp_solve after N seconds with the\n"
     "                     best schedule found (default 300)\n"
+    "  --no-fuse-attention  plan the model's attention as it writes it (MatMul,\n"
+    "                     scale, mask, Softmax, MatMul) instead of loom.Attention\n"
     "\n"
     "A budget below the least feasible one is refused with that budget named (exit 1).\n";
 

@@ -657,6 +657,8 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_GlobalNorm] = {cg_cpu_grad_f32_check, NULL, cg_cpu_global_norm_emit, 0},
     [IR_OP_SGD] = {cg_cpu_update_check, NULL, cg_cpu_sgd_emit, 0},
     [IR_OP_AdamW] = {cg_cpu_update_check, NULL, cg_cpu_adamw_emit, 0},
+    [IR_OP_Attention] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
+    [IR_OP_AttentionGrad] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
 };
 
 const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse};

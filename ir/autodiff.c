@@ -124,6 +124,7 @@ static const GradEntry grad_table[IR_NOPS] = {
     [IR_OP_DFT] = {grad_rule_dft, 1},
     [IR_OP_SoftmaxCrossEntropyLoss] = {grad_rule_loss, 1},
     [IR_OP_NegativeLogLikelihoodLoss] = {grad_rule_loss, 1},
+    [IR_OP_Attention] = {grad_rule_attention, 7, 8}, /* Q, K, V; a mask is constant */
 };
 
 static int bit(unsigned mask, int i) { return mask == GRAD_ALL || (i < 32 && (mask >> i & 1)); }

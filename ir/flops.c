@@ -13,6 +13,10 @@
  *   - Resize: 0 for nearest (data movement), 2 per interpolation point per
  *     output element otherwise (2^d points linear, 4^d cubic, d = resized axes);
  *   - SoftmaxCrossEntropyLoss: 6 per score (softmax 5 + log), NLL: 1 per target;
+ *   - loom.Attention: per (query, key) pair a causal query sees, 2 (D + Dv)
+ *     for the two products and 6 for scale, mask and softmax; loom.AttentionGrad:
+ *     per pair 2 (3 D + 2 Dv) (the scores again, dV, dP, dQ, dK) and 8, plus
+ *     2 Dv per query (rowsum(dO * O));
  *   - everything else: the op table's flops_per_elem times the output elements
  *     (times the extra operands of a variadic op); pure data movement is 0.
  * A node whose shapes are not known yet costs 0. */
@@ -120,6 +124,25 @@ static double resize_flops(const IrGraph *g, const IrNode *n)
     return numel(y) * 2 * points;
 }
 
+/* loom.Attention / AttentionGrad: Q [..,T,D], K [..,S,D], V [..,S,Dv] at inputs q.. */
+static double attention_flops(const IrGraph *g, const IrNode *n, int q, int grad)
+{
+    const IrValue *Q = in_val(g, n, q), *K = in_val(g, n, q + 1), *V = in_val(g, n, q + 2);
+    if (!Q || !K || !V || Q->rank < 2 || K->rank != Q->rank || V->rank != Q->rank) return 0;
+    int r = Q->rank;
+    double T = (double)Q->dims[r - 2], S = (double)K->dims[r - 2], D = (double)Q->dims[r - 1];
+    double Dv = (double)V->dims[r - 1], mats = numel(Q) / (T * D > 0 ? T * D : 1), pairs = T * S;
+    if (ir_attr_int(n, "causal", 0)) { /* query i sees keys j <= i + S - T */
+        pairs = 0;
+        for (int64_t i = 0; i < Q->dims[r - 2]; i++) {
+            double seen = (double)i + S - T + 1;
+            pairs += seen < 0 ? 0 : seen > S ? S : seen;
+        }
+    }
+    if (!grad) return mats * pairs * (2 * (D + Dv) + 6);
+    return mats * (pairs * (2 * (3 * D + 2 * Dv) + 8) + T * 2 * Dv);
+}
+
 double ir_node_flops(const IrGraph *g, int id)
 {
     const IrNode *n = &g->nodes[id];
@@ -165,6 +188,8 @@ double ir_node_flops(const IrGraph *g, int id)
     case IR_OP_DFT: return dft_flops(g, n);
     case IR_OP_SoftmaxCrossEntropyLoss: return a ? 6 * numel(a) : 0;
     case IR_OP_NegativeLogLikelihoodLoss: return b ? numel(b) : 0;
+    case IR_OP_Attention: return attention_flops(g, n, 0, 0);
+    case IR_OP_AttentionGrad: return attention_flops(g, n, 1, 1);
     default: break;
     }
     if (!y || info->flops_per_elem == 0) return 0;

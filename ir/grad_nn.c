@@ -397,3 +397,26 @@ GRAD_RULE(loss)
     GIVE(0, grad_end(c, n));
     return 0;
 }
+
+/* ---- fused attention ---- */
+
+/* loom.Attention's gradient is one loom.AttentionGrad reading Q, K, V, the
+ * outputs O and LSE, and the mask: those are what the backward saves (remat
+ * keeps or recomputes O and LSE, never a [T, S] matrix). */
+GRAD_RULE(attention)
+{
+    int fwd = c->node, nin = N->nin, o = N->out[0], lse = N->out[1];
+    int ops[7] = {dy[0], N->in[0], N->in[1], N->in[2], o, lse, ir_in(N, 3)};
+    const int *in = N->in;
+    if (dy[1] >= 0)
+        return ir_fail(G, fwd, "the loss depends on loom.Attention's log-sum-exp output; loom "
+                       "differentiates its output O only");
+    if (dy[0] < 0) return 0;
+    int n = grad_begin(c, IR_OP_AttentionGrad, nin > 3 && ops[6] >= 0 ? 7 : 6, ops, 3);
+    grad_copy_attrs(G, n, fwd);
+    if (grad_end(c, n) < 0) return -1;
+    in = G->nodes[fwd].in; /* the node array may have moved */
+    for (int i = 0; i < 3; i++)
+        if (want[i]) GIVE(i, GOUT(c, n, i));
+    return 0;
+}

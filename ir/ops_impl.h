@@ -48,6 +48,7 @@ int shape_resize(IrGraph *g, int node);
 int shape_dft(IrGraph *g, int node);
 int shape_sce_loss(IrGraph *g, int node);
 int shape_nll_loss(IrGraph *g, int node);
+int shape_attention(IrGraph *g, int node);
 /* internal backward and optimizer-update ops: shape_grad.c */
 int shape_grad_like(IrGraph *g, int node);
 int shape_layernorm_grad(IrGraph *g, int node);
@@ -58,6 +59,7 @@ int shape_scatter_grad(IrGraph *g, int node);
 int shape_loss_grad(IrGraph *g, int node);
 int shape_global_norm(IrGraph *g, int node);
 int shape_opt_update(IrGraph *g, int node);
+int shape_attention_grad(IrGraph *g, int node);
 
 /* Helpers shared by shape*.c and eval.c. */
 /* Set output i of node to dt[dims] after checking rank, dims and element count;
@@ -76,6 +78,9 @@ int ir_pad_params(IrGraph *g, int node, int64_t *pads, int *mode);
 /* Reduce*: which dims are reduced (mask[d] = 1); *noop set when the node
  * passes its input through (empty axes with noop_with_empty_axes). */
 int ir_reduce_axes(IrGraph *g, int node, unsigned char *mask, int *noop);
+/* loom.Attention's operands Q, K, V and mask (-1: none) as shape_attention
+ * wants them (shape_nn.c; shape_grad.c checks AttentionGrad's with it). */
+int ir_attention_check(IrGraph *g, int node, int q, int k, int v, int mask);
 /* Split: the axis and the size of each output (nout entries, arena). */
 int ir_split_sizes(IrGraph *g, int node, int *axis, const int64_t **sizes);
 /* Einsum, parsed: per operand the label of each dim (letters as 0..51,

@@ -229,3 +229,24 @@ int shape_opt_update(IrGraph *g, int node)
     }
     return 0;
 }
+
+/* (dO, Q, K, V, O, LSE, [mask]) -> dQ, dK, dV, shaped like Q, K, V. */
+int shape_attention_grad(IrGraph *g, int node)
+{
+    const IrNode *n = NODE;
+    if (ir_attention_check(g, node, n->in[1], n->in[2], n->in[3], ir_in(n, 6)) < 0 ||
+        check_like(g, node, 0, 4) < 0)
+        return -1;
+    const IrValue *Q = V(n->in[1]), *O = V(n->in[4]), *L = V(n->in[5]);
+    if (O->rank != Q->rank || memcmp(O->dims, Q->dims, (Q->rank - 1) * sizeof *Q->dims) ||
+        O->dims[O->rank - 1] != V(n->in[3])->dims[Q->rank - 1] || L->dtype != Q->dtype ||
+        L->rank != Q->rank - 1 || memcmp(L->dims, Q->dims, L->rank * sizeof *L->dims))
+        return ir_fail(g, node, "%s: O %s and LSE %s must be the forward's outputs for Q %s and V %s",
+                       OPNAME, IR_SHP(g, n->in[4]), IR_SHP(g, n->in[5]), IR_SHP(g, n->in[1]),
+                       IR_SHP(g, n->in[3]));
+    for (int j = 0; j < 3; j++) {
+        const IrValue *x = V(n->in[1 + j]);
+        if (ir_shape_out(g, node, j, x->dtype, x->rank, x->dims) < 0) return -1;
+    }
+    return 0;
+}

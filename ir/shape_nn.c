@@ -737,3 +737,45 @@ int shape_sce_loss(IrGraph *g, int node)
 }
 
 int shape_nll_loss(IrGraph *g, int node) { return loss_common(g, node); }
+
+/* ---- fused attention (optimizer/fuse_attention.c; ir/train.h) ---- */
+
+/* (Q [..,T,D], K [..,S,D], V [..,S,Dv], [mask]) -> O [..,T,Dv], LSE [..,T]:
+ * the leading dims equal in all three; the mask boolean or of Q's type, its
+ * broadcast with the scores [..,T,S] the scores' shape. */
+int ir_attention_check(IrGraph *g, int node, int q, int k, int v, int mask)
+{
+    const IrValue *Q = V(q), *K = V(k), *Vv = V(v);
+    int r = Q->rank;
+    if (!ir_dtype_is_float(Q->dtype) || K->dtype != Q->dtype || Vv->dtype != Q->dtype || r < 2 ||
+        K->rank != r || Vv->rank != r || memcmp(K->dims, Q->dims, (r - 2) * sizeof *Q->dims) ||
+        memcmp(Vv->dims, Q->dims, (r - 2) * sizeof *Q->dims) || K->dims[r - 1] != Q->dims[r - 1] ||
+        Vv->dims[r - 2] != K->dims[r - 2])
+        return ir_fail(g, node, "%s needs float Q [..,T,D], K [..,S,D] and V [..,S,Dv] of one type with "
+                       "equal leading dims; got %s, %s, %s", ir_ops[NODE->op].name, IR_SHP(g, q), IR_SHP(g, k),
+                       IR_SHP(g, v));
+    if (mask < 0) return 0;
+    const IrValue *M = V(mask);
+    int64_t sd[IR_MAX_RANK], bd[IR_MAX_RANK];
+    int rb;
+    memcpy(sd, Q->dims, r * sizeof *sd);
+    sd[r - 1] = K->dims[r - 2];
+    if ((M->dtype != IR_BOOL && M->dtype != Q->dtype) || M->rank > r ||
+        ir_broadcast(r, sd, M->rank, M->dims, &rb, bd) < 0 || memcmp(bd, sd, r * sizeof *sd))
+        return ir_fail(g, node, "%s: the mask %s must be boolean or %s and broadcast to the scores "
+                       "[..,T,S]", ir_ops[NODE->op].name, IR_SHP(g, mask), ir_dtype_name(Q->dtype));
+    return 0;
+}
+
+int shape_attention(IrGraph *g, int node)
+{
+    const IrNode *n = NODE;
+    if (ir_attention_check(g, node, n->in[0], n->in[1], n->in[2], ir_in(n, 3)) < 0) return -1;
+    const IrValue *Q = V(n->in[0]);
+    int64_t d[IR_MAX_RANK];
+    int r = Q->rank;
+    memcpy(d, Q->dims, r * sizeof *d);
+    d[r - 1] = V(n->in[2])->dims[r - 1];
+    if (ir_shape_out(g, node, 0, Q->dtype, r, d) < 0) return -1;
+    return ir_shape_out(g, node, 1, Q->dtype, r - 1, Q->dims);
+}

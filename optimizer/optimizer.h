@@ -12,6 +12,11 @@
  * an Identity view (its mask, when read, a constant all-true tensor). */
 int opt_lower_infer(IrGraph *g);
 
+/* ---- attention fusion (fuse_attention.c) ----
+ * MatMul, scale, mask, Softmax, MatMul chains become loom.Attention
+ * (ir/train.h); run after folding in both modes. */
+int opt_fuse_attention(IrGraph *g);
+
 /* ---- cost model (hwprofile.c, cost.c) ----
  * Seconds per node on a device, which the schedule optimizer adds up. Two
  * sources, used the same way: the analytic roofline over a hardware profile

@@ -292,6 +292,7 @@ static int kernel_checked(IrOp op)
     case IR_OP_AveragePoolGrad: case IR_OP_ResizeGrad: case IR_OP_GatherGrad:
     case IR_OP_GatherElementsGrad: case IR_OP_SliceGrad: case IR_OP_SoftmaxCrossEntropyLossGrad:
     case IR_OP_NegativeLogLikelihoodLossGrad:
+    case IR_OP_AttentionGrad: /* test_attn.c */
         return 1;
     default: return 0;
     }
@@ -902,11 +903,61 @@ static void test_internal_more(void)
 
 /* Every op the gradient table marks differentiable has a numeric check, and
  * the table agrees with the op table's flags. */
+/* loom.Attention (optimizer/fuse_attention.c makes it): its gradient is one
+ * loom.AttentionGrad reading dO, Q, K, V, O, LSE and the mask, so the saved
+ * tensors are Q, K, V, O and LSE (the mask is a constant); Q, K and V get
+ * their gradients, the mask none. */
+static void test_attention_grad(void)
+{
+    IrGraph *g = G();
+    int x = PARAM("x", -0.5, 2, 3, 4), wk = PARAM("wk", -0.5, 2, 5, 4), wv = PARAM("wv", -0.5, 2, 5, 6);
+    int q = OP(Relu, x), k = OP(Relu, wk), v = OP(Relu, wv); /* activations, as in a model */
+    int mask = CONSTF("mask", -0.5, 3, 5);
+    int outs[2] = {ir_value_new(g, "o", IR_ACTIVATION), ir_value_new(g, "lse", IR_ACTIVATION)};
+    int fwd = ir_node_new(g, IR_OP_Attention, "attn", 4, I(q, k, v, mask), 2, outs);
+    ir_attr_set_float(g, fwd, "scale", 0.5f);
+    set_loss(g, outs[0]);
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    CHECK(infer_all(g) == 0);
+    CHECK(g->values[outs[1]].rank == 2 && g->values[outs[1]].dims[1] == 3);
+    if (ir_build_training(g, &o) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+    }
+    CHECK(ir_verify(g) == 0);
+    int grads = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->op != IR_OP_AttentionGrad) continue;
+        grads++;
+        CHECK(n->nin == 7 && n->nout == 3 && ir_attr_float(n, "scale", 0) == 0.5f);
+        CHECK(n->in[1] == ir_value_find(g, g->values[q].name) && n->in[6] == ir_value_find(g, "mask"));
+        CHECK(n->in[4] == ir_value_find(g, "o") && n->in[5] == ir_value_find(g, "lse"));
+    }
+    CHECK(grads == 1);
+    int *saved, ns = ir_saved_values(g, &saved), found = 0;
+    for (int i = 0; i < ns; i++) {
+        const char *name = g->values[saved[i]].name;
+        found += !strcmp(name, "o") || !strcmp(name, "lse");
+    }
+    CHECK(found == 2);
+    free(saved);
+    static const char *trained[] = {"x", "wk", "wv"};
+    for (int i = 0; i < 3; i++) CHECK(ir_param_grad(g, ir_value_find(g, trained[i])) >= 0);
+    note_kernel_checked(g);
+    for (int i = 0; i < g->nnodes; i++) /* 2 matrices x 15 pairs x (2 (D + Dv) + 6) */
+        if (g->nodes[i].op == IR_OP_Attention) CHECK(ir_node_flops(g, i) == 2 * 15 * (2 * (4 + 6) + 6));
+    ir_graph_free(g);
+}
+
 static void test_every_grad_checked(void)
 {
     int n = 0;
     for (int op = 0; op < IR_NOPS; op++) {
-        if (ir_ops[op].flags & (OPF_NO_GRAD | OPF_INTERNAL)) {
+        /* internal ops are backward and update ops without gradients, except the
+         * fused forward ops (loom.Attention) */
+        if ((ir_ops[op].flags & OPF_NO_GRAD) || ((ir_ops[op].flags & OPF_INTERNAL) && op != IR_OP_Attention)) {
             CHECK(!ir_op_has_grad((IrOp)op) && !ir_grad_input((IrOp)op, 0));
             continue;
         }
@@ -1131,6 +1182,7 @@ int main(void)
     RUN(test_refusals);
     RUN(test_internal_grads);
     RUN(test_internal_more);
+    RUN(test_attention_grad);
     RUN(test_update);
     RUN(test_zoo);
     RUN(test_zoo_freeze);
