@@ -37,6 +37,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     sel->run_at = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *sel->run_at);
     sel->ws_bytes = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *sel->ws_bytes);
     sel->static_only = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    sel->inplace_in = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *sel->inplace_in);
     unsigned char *runtime = ir_xcalloc((size_t)(nv ? nv : 1), 1);
     char why[256];
     for (int i = 0; i < nn; i++) {
@@ -78,6 +79,14 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
         for (int k = 0; k < i && first; k++) first = sel->run_at[k] != sel->run_at[i];
         sel->ngroups += first;
     }
+    /* in place: only a node that runs alone (a group's loop writes as it reads) */
+    for (int i = 0; i < nn; i++) sel->inplace_in[i] = -1;
+    for (int i = 0; i < nn; i++) {
+        int j = t->ops[g->nodes[i].op].inplace - 1;
+        if (j >= 0 && j < g->nodes[i].nin && g->nodes[i].in[j] >= 0) sel->inplace_in[i] = j;
+    }
+    for (int i = 0; i < nn; i++)
+        if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = -1;
     return 0;
 }
 
@@ -86,12 +95,13 @@ void cg_select_free(CgSelect *sel)
     free(sel->run_at);
     free(sel->ws_bytes);
     free(sel->static_only);
+    free(sel->inplace_in);
     memset(sel, 0, sizeof *sel);
 }
 
 OptMemRequest cg_mem_request(const CgSelect *sel)
 {
-    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only};
+    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only, sel->inplace_in};
 }
 
 /* ---- C text ---- */

@@ -28,6 +28,10 @@ typedef struct {
     int64_t (*workspace)(IrGraph *g, int node);
     void (*emit)(CgCtx *c, int node);
     unsigned static_in;
+    /* input position + 1 whose bytes output 0 may take when that input is
+     * last read here (the kernel reads each element before it writes the
+     * same one); 0: none */
+    int inplace;
 } CgOpEmitter;
 
 struct CgTarget {

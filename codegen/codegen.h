@@ -23,6 +23,7 @@ typedef struct {
     unsigned char *static_only; /* per value: read only while compiling (a shape, axes) */
     int ngroups;          /* fused groups of two or more nodes */
     int nfused;           /* nodes inside those groups */
+    int *inplace_in;      /* per node: the input whose bytes its output may take (OptMemRequest), or -1 */
 } CgSelect;
 
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel);

@@ -142,5 +142,10 @@ int ir_build_training(IrGraph *g, const IrTrainOptions *o)
         return ir_fail(g, -1, "no parameter reaches the loss '%s' through a differentiable path%s; "
                        "there is nothing to train", V(ir_loss_value(g))->name,
                        o->freeze_regex ? " (or the freeze pattern matches them all)" : "");
-    return ir_add_update(g, o);
+    if (ir_add_update(g, o) < 0) return -1;
+    int loss = ir_loss_value(g);
+    for (int i = 0; i < g->noutputs; i++) V(g->outputs[i])->is_output = g->outputs[i] == loss;
+    g->outputs[0] = loss;
+    g->noutputs = 1;
+    return 0;
 }

@@ -121,6 +121,9 @@ void ir_train_defaults(IrTrainOptions *o);
 
 /* The whole construction: ir_add_loss, ir_autodiff, ir_add_update. The graph
  * must be shape-inferred with nodes in topological order (onnx_fold_infer).
+ * The loss is then the graph's one output: a training program writes none of
+ * the model's outputs, so they die after their last read (a language
+ * model's logits after the loss's gradient) rather than at the step's end.
  * Returns 0, or -1 with g->err (a model whose loss depends on an op without a
  * gradient is refused naming the node and op). */
 int ir_build_training(IrGraph *g, const IrTrainOptions *o);

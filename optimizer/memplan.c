@@ -15,7 +15,9 @@
  * after the other in the weights blob, followed by the optimizer state of a
  * training graph (moments, momentum buffers, learning rate, step), which must
  * persist from one step to the next. An optimizer update writes in place:
- * its output "next/X" (IrValue.alias = X) is given X's bytes. */
+ * its output "next/X" (IrValue.alias = X) is given X's bytes. So does a node
+ * whose kernel can write over an input (OptMemRequest.inplace_in: a loss
+ * gradient over the logits) when that input dies there. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,6 +171,25 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
         if (s->alias >= 0) s = &plan->values[s->alias];
         s->last = nsteps - 1;
     }
+
+    /* in place (req->inplace_in): a node's first output takes the bytes of an
+     * input whose buffer it reads last, the two intervals merged */
+    const int *inplace = req ? req->inplace_in : NULL;
+    for (int i = 0; inplace && i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || inplace[i] < 0 || n->out[0] < 0 || n->in[inplace[i]] < 0) continue;
+        int root = n->in[inplace[i]];
+        while (plan->values[root].alias >= 0) root = plan->values[root].alias;
+        OptSlice *r = &plan->values[root], *s = &plan->values[n->out[0]];
+        if (r->pool != OPT_POOL_ARENA || s->pool != OPT_POOL_ARENA || s->alias >= 0 ||
+            g->values[root].producer < 0 || r->last != STEP(i) || align_up(s->size) > align_up(r->size))
+            continue;
+        s->alias = root;
+        if (s->last > r->last) r->last = s->last;
+    }
+    for (int i = 0; inplace && i < nv; i++) /* views of such an output: to the root */
+        while (plan->values[i].alias >= 0 && plan->values[plan->values[i].alias].alias >= 0)
+            plan->values[i].alias = plan->values[plan->values[i].alias].alias;
 
     /* the buffers: arena roots and workspaces */
     Buffer *bufs = ir_xmalloc((size_t)(nv + nn + 1) * sizeof *bufs);

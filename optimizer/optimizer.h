@@ -121,6 +121,11 @@ typedef struct {
     /* Per value, may be NULL: a constant only read while compiling (a shape,
      * axes), which gets no bytes. */
     const unsigned char *static_only;
+    /* Per node, may be NULL: the input position whose bytes the node's first
+     * output may take, when that input's buffer is read for the last time by
+     * this node and is at least as large (the kernel supports it), or -1. A
+     * graph input is never written over. */
+    const int *inplace_in;
 } OptMemRequest;
 
 typedef struct {

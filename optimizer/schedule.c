@@ -71,12 +71,23 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
     for (int i = 0; i < g->ninputs; i++) {
         int v = g->inputs[i];
         if (cur[v] == NONE) cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), 0, -1);
+        if (cur[v] >= 0) buf[cur[v]].outside_read = 1; /* in memory, read or not */
     }
+    int ninput_bufs = nb; /* graph inputs are never written over */
+    /* per instruction: the buffers an in-place node reads and writes (-1) */
+    const int *inplace = req ? req->inplace_in : NULL;
+    int *in_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *in_buf) : NULL;
+    int *out_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *out_buf) : NULL;
     int rc = 0;
     for (int k = 0; k < s->n; k++) {
         int node = s->ins[k].node;
         const IrNode *n = &g->nodes[node];
         int group = req && req->run_at ? req->run_at[node] : node;
+        if (inplace) {
+            int j = inplace[node], v = j >= 0 ? n->in[j] : -1;
+            in_buf[k] = v >= 0 && cur[v] >= ninput_bufs ? cur[v] : -1;
+            out_buf[k] = -1;
+        }
         if (s->ins[k].kind == OPT_RERUN) r->reruns++;
         if (node_s) r->step_s += node_s[node];
         for (int j = 0; j < n->nin; j++) {
@@ -102,11 +113,22 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
             int fused = req && req->run_at && req->run_at[node] != node;
             cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, fused ? group : -1);
             if (!fused) buf[cur[v]].outside_read = 1;
+            if (inplace && j == 0) out_buf[k] = cur[v];
         }
     }
     for (int i = 0; i < g->noutputs; i++) {
         int v = g->outputs[i];
         if (cur[v] >= 0) buf[cur[v]].last = nsteps - 1;
+    }
+    /* in place, as the memory planner does it: the output's buffer joins the
+     * input's when that input is last read here */
+    for (int k = 0; inplace && k < s->n; k++) {
+        int bi = in_buf[k], bo = out_buf[k];
+        if (bi < 0 || bo < 0 || buf[bi].last != k || buf[bo].size > buf[bi].size) continue;
+        if (buf[bo].last > buf[bi].last) buf[bi].last = buf[bo].last;
+        buf[bo].size = 0;
+        for (int q = k + 1; q < s->n; q++) /* a later in-place read of the output reads bi */
+            if (in_buf[q] == bo) in_buf[q] = bi;
     }
     int64_t *delta = ir_xcalloc((size_t)nsteps + 1, sizeof *delta);
     for (int b = 0; b < nb; b++) {
@@ -125,6 +147,8 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
     free(delta);
 out:
 #undef NEWBUF
+    free(in_buf);
+    free(out_buf);
     free(cur);
     free(buf);
     free(ws_at);

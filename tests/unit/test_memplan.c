@@ -45,6 +45,8 @@ static void add_output(IrGraph *g, int v)
     g->values[v].is_output = 1;
 }
 
+static int ninplace_; /* in-place outputs check_plan saw */
+
 static int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
 
 /* Brute force: steps at which each arena value's bytes are in use, from the
@@ -68,6 +70,19 @@ static void check_plan(IrGraph *g, const OptMemRequest *req, const OptMemPlan *p
             if (s > last[r]) last[r] = s;
         }
     for (int k = 0; k < g->noutputs; k++) last[root[g->outputs[k]]] = nsteps - 1;
+    /* in place: where the plan gives a node's output its input's bytes, that
+     * input's buffer must be read last by the node, and the two are one */
+    for (int i = 0; req && req->inplace_in && i < nn; i++) {
+        if (req->inplace_in[i] < 0) continue;
+        int o = g->nodes[i].out[0], r = root[g->nodes[i].in[req->inplace_in[i]]];
+        if (p->values[o].alias != r) continue;
+        CHECK_EQ_INT(last[r], run_at ? run_at[i] : i);
+        CHECK(g->values[r].producer >= 0);
+        if (last[o] > last[r]) last[r] = last[o];
+        for (int v = 0; v < g->nvalues; v++)
+            if (root[v] == o) root[v] = r;
+        ninplace_++;
+    }
     int64_t peak = 0;
     for (int s = 0; s < nsteps; s++) {
         unsigned char *used = ir_xcalloc((size_t)p->arena_bytes + 1, 1);
@@ -160,7 +175,7 @@ static void test_request(void)
     int run_at[3] = {0, 2, 2};
     unsigned char stat[6] = {0};
     stat[axes] = 1;
-    OptMemRequest req = {ws, run_at, stat};
+    OptMemRequest req = {.ws_bytes = ws, .run_at = run_at, .static_only = stat};
     OptMemPlan p;
     CHECK_EQ_INT(opt_memplan(g, &req, &p), 0);
     check_plan(g, &req, &p);
@@ -180,6 +195,7 @@ static void test_request(void)
 static void test_random_dags(void)
 {
     unsigned seed = 12345;
+    ninplace_ = 0;
 #define RND(n) ((int)((seed = seed * 1103515245u + 12345u) >> 16) % (n))
     for (int trial = 0; trial < 300; trial++) {
         IrGraph *g = ir_graph_new("random");
@@ -208,15 +224,26 @@ static void test_random_dags(void)
         }
         add_output(g, vals[nv - 1]);
         if (nv - nin > 1 && RND(2)) add_output(g, vals[nin + RND(nv - nin - 1)]);
-        OptMemRequest req = {ws, NULL, NULL};
+        int *inplace = ir_xmalloc((size_t)nn * sizeof *inplace);
+        for (int i = 0; i < nn; i++) /* over input 0, where it dies */
+            inplace[i] = g->nodes[i].op != IR_OP_Reshape && RND(2) ? 0 : -1;
+        OptMemRequest req = {.ws_bytes = ws, .inplace_in = inplace};
         OptMemPlan p;
         CHECK_EQ_INT(opt_memplan(g, &req, &p), 0);
         check_plan(g, &req, &p);
+        OptSchedule all;
+        OptSimResult sim;
+        opt_schedule_store_all(g, &all);
+        CHECK_EQ_INT(opt_schedule_simulate(g, &all, NULL, &req, &sim), 0);
+        CHECK_EQ_INT(sim.peak_bytes, p.lower_bound); /* the simulator counts as the planner */
+        opt_schedule_free(&all);
         opt_memplan_free(&p);
+        free(inplace);
         free(ws);
         ir_graph_free(g);
     }
 #undef RND
+    CHECK(ninplace_ > 20); /* outputs written over a dying input were planned and checked */
 }
 
 /* An empty graph: an input that is the output. */
@@ -258,7 +285,16 @@ static void train_plan(const char *model, IrLossKind loss, IrOptimizer opt, floa
     OptMemRequest req = cg_mem_request(&sel);
     OptMemPlan p;
     CHECK_EQ_INT(opt_memplan(g, &req, &p), 0);
+    ninplace_ = 0;
     check_plan(g, &req, &p);
+    CHECK(ninplace_ >= 1); /* the cross-entropy gradient over the logits */
+    /* the schedule's simulator counts what the planner counts */
+    OptSchedule all;
+    OptSimResult sim;
+    opt_schedule_store_all(g, &all);
+    CHECK_EQ_INT(opt_schedule_simulate(g, &all, NULL, &req, &sim), 0);
+    CHECK_EQ_INT(sim.peak_bytes, p.lower_bound);
+    opt_schedule_free(&all);
     /* the weights blob: roots one after the other, never overlapping */
     unsigned char *used = ir_xcalloc((size_t)p.weights_bytes + 1, 1);
     int nstate = 0, nupdates = 0;
@@ -286,8 +322,9 @@ static void train_plan(const char *model, IrLossKind loss, IrOptimizer opt, floa
         }
     }
     CHECK(nstate > 0 && nupdates > 0);
-    printf("  %s: arena %lld (lower bound %lld), weights and state %lld, %d state values, %d in-place outputs\n",
-           model, (long long)p.arena_bytes, (long long)p.lower_bound, (long long)p.weights_bytes, nstate, nupdates);
+    printf("  %s: arena %lld (lower bound %lld), weights and state %lld, %d state values, %d in-place updates, "
+           "%d outputs over their input\n", model, (long long)p.arena_bytes, (long long)p.lower_bound,
+           (long long)p.weights_bytes, nstate, nupdates, ninplace_);
     free(used);
     opt_memplan_free(&p);
     cg_select_free(&sel);
