@@ -78,7 +78,24 @@
  *        g = grad * grad_scale; p = param * (1 - lr * weight_decay);
  *        m' = b1 m + (1 - b1) g; v' = b2 v + (1 - b2) g^2;
  *        param' = p - lr * (m' / (1 - b1^step)) / (sqrt(v' / (1 - b2^step)) + eps)
- *                                                        (torch.optim.AdamW) */
+ *                                                        (torch.optim.AdamW)
+ *
+ * Fused forward ops (optimizer/fuse_attention.c builds them from the model's
+ * own nodes, before the training graph; phase IR_FORWARD, with a gradient):
+ *   loom.Attention (Q [..,T,D], K [..,S,D], V [..,S,Dv], [mask]) -> O [..,T,Dv], LSE [..,T]
+ *        Z = scale * Q K^T; mask: float, Z += mask; boolean, Z = mask ? Z : fill;
+ *        causal: key j hidden from query i unless j <= i + (S - T) (as -inf);
+ *        P = softmax(Z) over keys; O = P V; LSE = max + log(sum exp(Z - max))
+ *        per row (-inf, and O = 0, for a row that sees no key). The leading
+ *        dims of Q, K, V are equal; the mask broadcasts to [..,T,S].
+ *        Attributes scale (float), causal (int), fill (float, boolean mask).
+ *   loom.AttentionGrad (dO, Q, K, V, O, LSE, [mask]) -> dQ, dK, dV
+ *        P = exp(Z - LSE); dV = P^T dO; dP = dO V^T; Di = rowsum(dO * O);
+ *        dS = P * (dP - Di), 0 where a boolean mask put fill (no function of
+ *        Q, K); dQ = scale * dS K; dK = scale * dS^T Q. Its operands are what
+ *        the backward saves: O and LSE, never the [..,T,S] probabilities. A
+ *        kernel may recompute P's row statistics from the scores instead of
+ *        LSE (the cpu one does: codegen/kernels/cpu/kattn.c). */
 #ifndef LOOM_TRAIN_H
 #define LOOM_TRAIN_H
 
