@@ -9,7 +9,6 @@
  * forward, and the kernels' gradient by central differences of the float32
  * forward kernel; the thread count must change no bit. */
 #include <math.h>
-#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +151,7 @@ static void run_case(Case *c)
     void *ws = xmalloc(k_attention_f32_ws(p)), *wsg = xmalloc(k_attention_grad_f32_ws(p));
     double *ro = xmalloc((size_t)no * 8), *rl = xmalloc((size_t)nl * 8);
     double *rq = xmalloc((size_t)nq * 8), *rk = xmalloc((size_t)nk * 8), *rv = xmalloc((size_t)nv * 8);
-    omp_set_num_threads(1);
+    k_set_threads(1);
     k_attention_f32(o, lse, q, k, v, c->mask, p, ws);
     k_attention_grad_f32(dq, dk, dv, dout, q, k, v, o, lse, c->mask, p, wsg);
     ref_fwd(ro, rl, c, q, k, v);
@@ -173,10 +172,10 @@ static void run_case(Case *c)
     // the same bits on 3 threads
     float *o3 = xmalloc((size_t)no * 4), *l3 = xmalloc((size_t)nl * 4), *q3 = xmalloc((size_t)nq * 4);
     float *k3 = xmalloc((size_t)nk * 4), *v3 = xmalloc((size_t)nv * 4);
-    omp_set_num_threads(3);
+    k_set_threads(3);
     k_attention_f32(o3, l3, q, k, v, c->mask, p, ws);
     k_attention_grad_f32(q3, k3, v3, dout, q, k, v, o, lse, c->mask, p, wsg);
-    omp_set_num_threads(1);
+    k_set_threads(1);
     CHECK(!memcmp(o, o3, (size_t)no * 4) && !memcmp(lse, l3, (size_t)nl * 4));
     CHECK(!memcmp(dq, q3, (size_t)nq * 4) && !memcmp(dk, k3, (size_t)nk * 4) && !memcmp(dv, v3, (size_t)nv * 4));
     free(o3), free(l3), free(q3), free(k3), free(v3);

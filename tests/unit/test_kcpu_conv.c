@@ -7,7 +7,6 @@
  * The fused epilogue (k_conv_post_f32) must equal the unfused kernels bit
  * for bit. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -279,14 +278,14 @@ static void test_conv_threads_bitwise(void)
             size_t wsz = tr ? k_conv_transpose_f32_ws(&p) : k_conv_f32_ws(&p);
             void *ws = malloc(wsz ? wsz : 1);
             for (int t = 0; t < 2; t++) {
-                omp_set_num_threads(t ? 3 : 1);
+                k_set_threads(t ? 3 : 1);
                 if (tr) k_conv_transpose_f32(t ? y2 : y1, x, w, b, &p, ws);
                 else k_conv_f32(t ? y2 : y1, x, w, b, &p, ws);
             }
             CHECK(memcmp(y1, y2, (size_t)yn * sizeof *y1) == 0);
             free(x), free(w), free(b), free(y1), free(y2), free(ws);
         }
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
 }
 
 /* k_conv_post_f32 against Conv, k_batchnorm_f32, an Add and Relu run one
@@ -339,9 +338,9 @@ static void test_conv_post(void)
                 for (int64_t i = 0; i < yn; i++) want[i] = want[i] + res[i];
             if (relu)
                 for (int64_t i = 0; i < yn; i++) want[i] = want[i] > 0 ? want[i] : (float)0;
-            omp_set_num_threads(1);
+            k_set_threads(1);
             k_conv_post_f32(got, x, w, b, &post, &p, ws);
-            omp_set_num_threads(3);
+            k_set_threads(3);
             k_conv_post_f32(got3, x, w, b, &post, &p, ws);
             int same = !memcmp(got, want, (size_t)yn * sizeof *got) && !memcmp(got3, want, (size_t)yn * sizeof *got);
             if (!same) fprintf(stderr, "  post case %zu mode %d differs\n", ci, mode);
@@ -349,7 +348,7 @@ static void test_conv_post(void)
             free(x), free(w), free(b), free(sc), free(bi), free(mu), free(var);
             free(want), free(tmp), free(got), free(got3), free(ws), free(res);
         }
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
 }
 
 int main(void)

@@ -5,7 +5,6 @@
  * truncation, batch (outer) and inner axes. Error measure:
  * |got - want| / (|want| + 1) < 1e-5. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -122,12 +121,12 @@ static void test_dft_threads_bitwise(void)
     int64_t outer = 6, n = 64, inner = 5, yn = outer * n * inner * 2;
     float *x = rand_f(outer * n * inner * 2), *y1 = rand_f(yn), *y2 = rand_f(yn);
     for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t ? 3 : 1);
+        k_set_threads(t ? 3 : 1);
         k_dft_f32(t ? y2 : y1, x, outer, n, inner, 2, n, 0, 0);
     }
     CHECK(memcmp(y1, y2, (size_t)yn * sizeof *y1) == 0);
     free(x), free(y1), free(y2);
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
 }
 
 int main(void)

@@ -3,7 +3,6 @@
  * draws depend on the key, the salt and the position only (same bits at any
  * thread count, other bits for another key or salt), ratio 0 keeps all. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +42,9 @@ static void test_dropout_determinism(void)
     int64_t n = 300000; // over K_PAR_WORK: split over threads
     float *x = rand_f(n), *y1 = malloc((size_t)n * sizeof *y1), *y2 = malloc((size_t)n * sizeof *y2);
     uint8_t *m1 = malloc((size_t)n), *m2 = malloc((size_t)n);
-    omp_set_num_threads(1);
+    k_set_threads(1);
     k_dropout_f32(y1, m1, x, n, 0.5f, 99, 3);
-    omp_set_num_threads(3);
+    k_set_threads(3);
     k_dropout_f32(y2, m2, x, n, 0.5f, 99, 3);
     CHECK(memcmp(y1, y2, (size_t)n * sizeof *y1) == 0 && memcmp(m1, m2, (size_t)n) == 0);
     k_dropout_f32(y2, m2, x, n, 0.5f, 100, 3); // another key (another step or seed)
@@ -54,7 +53,7 @@ static void test_dropout_determinism(void)
     CHECK(memcmp(m1, m2, (size_t)n) != 0);
     k_dropout_f32(y2, NULL, x, n, 0.5f, 99, 3); // no mask: the same outputs
     CHECK(memcmp(y1, y2, (size_t)n * sizeof *y1) == 0);
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
     free(x), free(y1), free(y2), free(m1), free(m2);
 }
 

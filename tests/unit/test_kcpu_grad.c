@@ -12,7 +12,6 @@
  * references of their Jacobians (normalized error under 1e-5), and the thread
  * count is checked not to change any bit. */
 #include <math.h>
-#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -621,9 +620,9 @@ static void test_global_norm(void)
     float y, y1;
     k_global_norm_f32(&y, (const float *const *)g, n, 3);
     CHECK(fabs(y - sqrt(ref)) <= 1e-6 * sqrt(ref));
-    omp_set_num_threads(1);
+    k_set_threads(1);
     k_global_norm_f32(&y1, (const float *const *)g, n, 3);
-    omp_set_num_threads(4);
+    k_set_threads(4);
     CHECK(y1 == y);
     for (int t = 0; t < 3; t++) free(g[t]);
 }
@@ -713,7 +712,7 @@ static void test_threads_bitwise(void)
         int64_t len = k == 0 ? n + 2 * L : k == 1 ? n + 128 : k == 2 ? 7 * 1024 : n + 32;
         for (int th = 0; th < 2; th++) {
             float *o = th ? b : a;
-            omp_set_num_threads(th ? 4 : 1);
+            k_set_threads(th ? 4 : 1);
             if (k == 0) k_layernorm_grad_f32(o, o + n, o + n + L, dy, x, sc, NULL, NULL, R, L, 1e-5f, ws);
             if (k == 1) k_groupnorm_grad_f32(o, o + n, o + n + 64, dy, x, sc, 4, 64, 8, 256, 1e-5f, ws);
             if (k == 2) k_gather_grad_f32(o, dy, idx, 0, 1, 7, 64, 1024);
@@ -721,7 +720,7 @@ static void test_threads_bitwise(void)
         }
         CHECK(same_bits(a, b, len));
     }
-    omp_set_num_threads(4);
+    k_set_threads(4);
     free(x), free(sc), free(dy), free(a), free(b), free(ws);
 }
 

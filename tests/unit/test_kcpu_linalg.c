@@ -4,7 +4,6 @@
  * every transpose, alpha/beta and broadcast shape of C. Error measure (ggml
  * style): |got - want| / (|want| + 1) under 1e-5 for float32. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -196,12 +195,12 @@ static void test_matmul_threads_bitwise(void)
     int64_t ao[12], bo[12];
     for (int i = 0; i < 12; i++) ao[i] = i * M * K, bo[i] = 0;
     for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t ? 3 : 1);
+        k_set_threads(t ? 3 : 1);
         k_matmul_f32(t ? y2 : y1, a, b, batch, M, N, K, ao, bo);
     }
     CHECK(memcmp(y1, y2, (size_t)(batch * M * N) * sizeof *y1) == 0);
     free(a), free(b), free(y1), free(y2);
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
 }
 
 /* Products large enough to be split over threads (or too short to be),
@@ -218,13 +217,13 @@ static void test_gemm_split_bitwise(void)
             float *a = rand_f(M * K), *b = rand_f(K * N), *c = rand_f(N);
             float *y1 = rand_f(M * N), *y2 = rand_f(M * N);
             for (int t = 0; t < 2; t++) {
-                omp_set_num_threads(t ? 3 : 1);
+                k_set_threads(t ? 3 : 1);
                 k_gemm_f32(t ? y2 : y1, a, b, c, M, N, K, ta, tb, 0.5f, 2.0f, 1, N);
             }
             CHECK(memcmp(y1, y2, (size_t)(M * N) * sizeof *y1) == 0);
             free(a), free(b), free(c), free(y1), free(y2);
         }
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
 }
 
 /* Any block of rows computed alone has the bits of the same rows of the whole

@@ -8,7 +8,6 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -165,9 +164,9 @@ static void test_thread_invariance(void) {
     float *x = rnd_vec(n, 3, 2), *sc = rnd_vec(C * S, 1, 0.5f), *b = rnd_vec(C * S, 0, 1),
           *m = rnd_vec(C, 0, 1), *v = rnd_vec(C, 2, 1);
     float *y[2], *rm[2], *rv[2], *mu[2], *is[2], *g[2];
-    int nt = omp_get_max_threads();
+    int nt = k_threads();
     for (int k = 0; k < 2; k++) {
-        omp_set_num_threads(k == 0 ? 1 : (nt > 1 ? nt : 4));
+        k_set_threads(k == 0 ? 1 : (nt > 1 ? nt : 4));
         y[k] = malloc(sizeof(float) * (size_t)n), g[k] = malloc(sizeof(float) * (size_t)n);
         rm[k] = malloc(sizeof(float) * C), rv[k] = malloc(sizeof(float) * C);
         mu[k] = malloc(sizeof(float) * (size_t)N * C), is[k] = malloc(sizeof(float) * (size_t)N * C);
@@ -178,12 +177,12 @@ static void test_thread_invariance(void) {
     CHECK(memcmp(rm[0], rm[1], sizeof(float) * C) == 0 && memcmp(rv[0], rv[1], sizeof(float) * C) == 0);
     CHECK(memcmp(g[0], g[1], sizeof(float) * (size_t)n) == 0);
     for (int k = 0; k < 2; k++) {
-        omp_set_num_threads(k == 0 ? 1 : (nt > 1 ? nt : 4));
+        k_set_threads(k == 0 ? 1 : (nt > 1 ? nt : 4));
         k_layernorm_f32(y[k], mu[k], is[k], x, sc, b, N * C, S, 1e-5f);
     }
     CHECK(memcmp(y[0], y[1], sizeof(float) * (size_t)n) == 0);
     CHECK(memcmp(mu[0], mu[1], sizeof(float) * (size_t)(N * C)) == 0);
-    omp_set_num_threads(nt);
+    k_set_threads(nt);
     for (int k = 0; k < 2; k++) free(y[k]), free(rm[k]), free(rv[k]), free(mu[k]), free(is[k]), free(g[k]);
     free(x), free(sc), free(b), free(m), free(v);
 }

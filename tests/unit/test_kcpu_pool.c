@@ -7,7 +7,6 @@
  * search) rather than a second copy of the kernel's method. Error measure:
  * |got - want| / (|want| + 1) < 1e-5. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -358,7 +357,7 @@ static void test_pool_threads_bitwise(void)
     float *x = rand_f(xn), *y[2], *r[2], sc[2] = {1.5f, 1.25f};
     int64_t *ix[2];
     for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t ? 3 : 1);
+        k_set_threads(t ? 3 : 1);
         y[t] = malloc((size_t)yn * 2 * sizeof(float)), ix[t] = malloc((size_t)yn * sizeof(int64_t));
         r[t] = malloc((size_t)(24 * 2000) * sizeof(float));
         k_maxpool_f32(y[t], ix[t], x, &p);
@@ -370,7 +369,7 @@ static void test_pool_threads_bitwise(void)
     CHECK(memcmp(r[0], r[1], (size_t)(24 * 2000) * sizeof(float)) == 0);
     for (int t = 0; t < 2; t++) free(y[t]), free(ix[t]), free(r[t]);
     free(x);
-    omp_set_num_threads(omp_get_num_procs());
+    k_set_threads(0);
 }
 
 /* uint8 and int8 MaxPool give the float32 MaxPool's values and indices on the

@@ -10,7 +10,6 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -226,14 +225,14 @@ static void test_reduce_large(void) {
           *y2 = malloc(sizeof(float) * (size_t)n);
     fill_random(x, F32, n, 0);
     int masks[4][3] = {{0, 1, 0}, {0, 0, 1}, {1, 1, 1}, {1, 0, 1}};
-    int nt = omp_get_max_threads();
+    int nt = k_threads();
     for (int mi = 0; mi < 4; mi++)
         for (int kind = 0; kind < 9; kind += 4) {
             int64_t nout = 1;
             for (int k = 0; k < 3; k++) nout *= masks[mi][k] ? 1 : dims[k];
-            omp_set_num_threads(1);
+            k_set_threads(1);
             k_reduce(y1, x, dims, 3, masks[mi], kind, F32);
-            omp_set_num_threads(nt > 1 ? nt : 4);
+            k_set_threads(nt > 1 ? nt : 4);
             k_reduce(y2, x, dims, 3, masks[mi], kind, F32);
             CHECK(memcmp(y1, y2, sizeof(float) * (size_t)nout) == 0);
             int ok = 1;
@@ -241,7 +240,7 @@ static void test_reduce_large(void) {
                 ok &= near(y1[o], (float)ref_reduce_one(x, F32, dims, 3, masks[mi], o, kind), 1e-5);
             CHECK(ok);
         }
-    omp_set_num_threads(nt);
+    k_set_threads(nt);
     free(x), free(y1), free(y2);
 }
 

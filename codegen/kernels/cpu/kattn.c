@@ -30,7 +30,6 @@
  * it, so results never depend on the thread count. Each thread has its own
  * slot of the workspace; at most K_ATTN_SLOTS threads run. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -63,12 +62,26 @@ static int64_t bwd_slot(const KAttn *p)
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Threads for `tasks` independent tasks of `macs` multiply-adds in all. */
-static int attn_threads(int64_t tasks, int64_t macs)
+/* A call's operands, for its tasks [lo, hi) on the thread pool: thread tid
+ * uses workspace slot tid (at most nslots threads take part; a call run
+ * inside another parallel step runs alone: slot 0). */
+typedef struct {
+    float *o, *lse, *dq, *dk, *dv;
+    const float *q, *k, *v, *dout, *out;
+    const void *mask;
+    const KAttn *p;
+    float *slots;
+    int64_t slot, br, nb;
+    int nslots;
+} AttnRun;
+
+static float *slot_at(const AttnRun *a, int tid) { return a->slots + (tid < a->nslots ? tid : 0) * a->slot; }
+
+/* Runs `tasks` independent tasks of `macs` multiply-adds in all. */
+static void attn_par(int64_t tasks, int64_t macs, KParBody body, AttnRun *a)
 {
-    if (macs < K_PAR_MACS || tasks < 2 || omp_in_parallel()) return 1;
-    int64_t nt = min64(omp_get_max_threads(), min64(tasks, K_ATTN_SLOTS));
-    return nt < 1 ? 1 : (int)nt;
+    a->nslots = (int)min64(tasks, K_ATTN_SLOTS);
+    k_par_split(tasks, k_par_chunks(tasks, K_MACS_WORK(macs)), a->nslots, body, a);
 }
 
 static int64_t fwd_tasks(const KAttn *p) { return p->BH * blocks_of(p, k_attention_rows(p)); }
@@ -163,6 +176,17 @@ static void fwd_block(float *o, float *lse, const float *q, const float *k, cons
     k_sgemm(0, 0, rows, Dv, cols, 1.0f, s, cols, vb, Dv, 0.0f, ob, Dv);
 }
 
+/* Tasks [lo, hi): (matrix, block of query rows). */
+static void fwd_tasks_run(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const AttnRun *a = arg;
+    for (int64_t t = lo; t < hi; t++) {
+        int64_t bh = t / a->nb, i0 = t % a->nb * a->br;
+        fwd_block(a->o, a->lse, a->q, a->k, a->v, a->mask, a->p, bh, i0, min64(a->br, a->p->T - i0),
+                  slot_at(a, tid));
+    }
+}
+
 void k_attention_f32(float *o, float *lse, const float *q, const float *k, const float *v, const void *mask,
                      const KAttn *p, void *ws)
 {
@@ -173,15 +197,10 @@ void k_attention_f32(float *o, float *lse, const float *q, const float *k, const
         for (int64_t i = 0; i < p->BH * p->T; i++) lse[i] = -INFINITY;
         return;
     }
-    int64_t br = k_attention_rows(p), nb = blocks_of(p, br), tasks = p->BH * nb, slot = fwd_slot(p);
-    int nt = attn_threads(tasks, p->BH * p->T * p->S * (p->D + p->Dv));
-    float *slots = ws;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t t = 0; t < tasks; t++) {
-        int64_t bh = t / nb, i0 = t % nb * br;
-        fwd_block(o, lse, q, k, v, mask, p, bh, i0, min64(br, p->T - i0),
-                  slots + omp_get_thread_num() * slot);
-    }
+    int64_t br = k_attention_rows(p), nb = blocks_of(p, br);
+    AttnRun a = {.o = o, .lse = lse, .q = q, .k = k, .v = v, .mask = mask, .p = p, .slots = ws,
+                 .slot = fwd_slot(p), .br = br, .nb = nb};
+    attn_par(p->BH * nb, p->BH * p->T * p->S * (p->D + p->Dv), fwd_tasks_run, &a);
 }
 
 /* dst (cols, rows) = src (rows, cols) transposed. */
@@ -243,6 +262,14 @@ static void bwd_matrix(float *dq, float *dk, float *dv, const float *dout, const
     }
 }
 
+/* Matrices [lo, hi). */
+static void bwd_matrices_run(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const AttnRun *a = arg;
+    for (int64_t bh = lo; bh < hi; bh++)
+        bwd_matrix(a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->mask, a->p, bh, slot_at(a, tid));
+}
+
 void k_attention_grad_f32(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                           const float *v, const float *o, const float *lse, const void *mask,
                           const KAttn *p, void *ws)
@@ -255,10 +282,7 @@ void k_attention_grad_f32(float *dq, float *dk, float *dv, const float *dout, co
         memset(dv, 0, (size_t)(p->BH * p->S * p->Dv) * sizeof *dv);
         return;
     }
-    int64_t slot = bwd_slot(p);
-    int nt = attn_threads(p->BH, 2 * p->BH * p->T * p->S * (p->D + p->Dv));
-    float *slots = ws;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int64_t bh = 0; bh < p->BH; bh++)
-        bwd_matrix(dq, dk, dv, dout, q, k, v, o, mask, p, bh, slots + omp_get_thread_num() * slot);
+    AttnRun a = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .q = q, .k = k, .v = v, .out = o,
+                 .mask = mask, .p = p, .slots = ws, .slot = bwd_slot(p)};
+    attn_par(p->BH, 2 * p->BH * p->T * p->S * (p->D + p->Dv), bwd_matrices_run, &a);
 }

@@ -1,8 +1,8 @@
 /* What the cpu kernels share: the run-time error message. A kernel that meets
  * bad data (an index out of range) records a message with k_fail and returns -1;
  * the generated program reads it back with k_error and decides what to do. The
- * buffer is thread-local so that kernels run from different threads (or an
- * OpenMP region's serial tail) never garble each other's message. This file
+ * buffer is thread-local so that kernels run from different threads (or the
+ * thread pool's workers) never garble each other's message. This file
  * deliberately does not use libloomrt: the kernels are copied into generated
  * programs and stand alone. */
 #include "kernels.h"

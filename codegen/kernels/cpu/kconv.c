@@ -11,7 +11,6 @@
  * blocks of a gemm's output rows (k_sgemm). Determinism: no split falls
  * inside a sum. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -48,21 +47,21 @@ static int64_t conv_images(const KConv *p)
     return p->N < CONV_IMAGES ? p->N : CONV_IMAGES;
 }
 
-/* Threads for the images side by side when par (else 1): at most one per
- * workspace slot. Thread t takes a contiguous block of images and reuses
- * slot t for each, so its copy stays warm in its cache (one slot per image
- * of a batch of four spilled a 16-channel 32x32 conv's copies out of L2). */
-static int image_threads(const KConv *p, int par)
+/* The images of a batch side by side when par, one per chunk, at most one
+ * thread per workspace slot: each thread reuses its own slot (the slot of
+ * its thread id) for every image it takes, so its copy stays warm in its
+ * cache (one slot per image of a batch of four spilled a 16-channel 32x32
+ * conv's copies out of L2). body(arg, lo, hi, tid) runs images [lo, hi). */
+static void for_images(const KConv *p, int par, KParBody body, void *arg)
 {
-    int nt = par ? omp_get_max_threads() : 1;
-    return nt < conv_images(p) ? nt : (int)conv_images(p);
+    k_par_split(p->N, par ? p->N : 1, (int)conv_images(p), body, arg);
 }
 
-/* Thread t's images [*lo, *hi) of N. */
-static void image_block(int64_t N, int64_t *lo, int64_t *hi)
+/* The workspace slot of thread tid (a step run inside another's chunk runs
+ * alone on this call's workspace: slot 0). */
+static int64_t slot_of(const KConv *p, int tid)
 {
-    int64_t t = omp_get_thread_num(), nth = omp_get_num_threads();
-    *lo = N * t / nth, *hi = N * (t + 1) / nth;
+    return tid < conv_images(p) ? tid : 0;
 }
 
 /* y[m] += b[m] over M rows of `len` elements. */
@@ -311,54 +310,92 @@ static AVX2 void direct_pair(int64_t Mg, int64_t Kg, const float *w, const float
 }
 #endif
 
+#if K_TILED
+/* A convolution read in place: what its images and rows share. */
+typedef struct {
+    float *y;
+    const float *x, *w;
+    const KTilePost *post;
+    const KConv *p;
+    const KGeo *g;
+    Padded q;
+    const int64_t *boff;
+    float *pads;
+    int64_t img, G, Cg, Mg, Kg, steps;
+    int pairs, rpar;
+} Direct;
+
+/* One image's row steps [s0, s1) from its padded copy xp into yn. */
+typedef struct {
+    const Direct *d;
+    const float *xp;
+    float *yn;
+} DirectImage;
+
+static void direct_steps(void *arg, int64_t s0, int64_t s1, int tid)
+{
+    const DirectImage *di = arg;
+    const Direct *d = di->d;
+    const KGeo *g = d->g;
+    int64_t G = d->G, Cg = d->Cg, Mg = d->Mg, Kg = d->Kg;
+    for (int64_t st = s0; st < s1; st++) {
+        int64_t r = d->pairs ? 2 * st : st, o0 = r / g->out[1], o1 = r % g->out[1];
+        const float *xr = di->xp + (o0 * d->q.len[1] + o1) * d->q.row;
+        for (int64_t gi = 0; gi < G; gi++) {
+            const float *wg = d->w + gi * Mg * Kg, *xg = xr + gi * Cg * d->q.plane;
+            float *yg = di->yn + gi * Mg * g->pout + r * g->out[2];
+            KTilePost pg = d->post ? post_rows(d->post, gi * Mg) : (KTilePost){0};
+            if (d->pairs) direct_pair(Mg, Kg, wg, xg, d->q.row, d->boff, yg, g->pout, d->post ? &pg : NULL);
+            else direct_rows(Mg, g->out[2], Kg, wg, xg, d->boff, yg, g->pout, d->post ? &pg : NULL);
+        }
+    }
+}
+
+/* Images [lo, hi): each padded into this thread's slot, then its rows (over
+ * the threads when it is the only image). */
+static void direct_images(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Direct *d = arg;
+    const KConv *p = d->p;
+    DirectImage di = {d, d->pads + slot_of(p, tid) * d->img, NULL};
+    for (int64_t n = lo; n < hi; n++) {
+        di.yn = d->y + n * p->M * d->g->pout;
+        pad_image(d->pads + slot_of(p, tid) * d->img, d->x + n * p->C * d->g->pin, p->C, d->g, &d->q);
+        k_par_for(d->steps, d->rpar ? K_MACS_WORK(p->M * d->g->pout * d->Kg) : 0, direct_steps, &di);
+    }
+}
+#endif
+
 static void conv_direct(float *y, const float *x, const float *w, const KTilePost *post,
                         const KConv *p, const KGeo *g, void *ws, int ipar)
 {
 #if K_TILED
-    Padded q;
-    padded_of(g, &q);
+    Direct d = {.y = y, .x = x, .w = w, .post = post, .p = p, .g = g, .boff = ws};
+    Padded *q = &d.q;
+    padded_of(g, q);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g->kp;
-    int64_t img = direct_image(p, g);
+    d.G = G, d.Cg = Cg, d.Mg = Mg, d.Kg = Kg;
+    d.img = direct_image(p, g);
+    d.pads = (float *)((char *)ws + direct_table_bytes(p, g));
     int64_t *boff = ws;
-    float *pads = (float *)((char *)ws + direct_table_bytes(p, g));
     for (int64_t c = 0, k = 0; c < Cg; c++) // row k = (c, k0, k1, k2) of a group's weights
         for (int64_t k0 = 0; k0 < g->k[0]; k0++)
             for (int64_t k1 = 0; k1 < g->k[1]; k1++)
                 for (int64_t k2 = 0; k2 < g->k[2]; k2++) {
                     // tap t = k * d reads phase t % s from index t / s on
                     int64_t t0 = k0 * g->d[0], t1 = k1 * g->d[1], t2 = k2 * g->d[2];
-                    int64_t ph = (phase_index(&q, 0, t0 % g->s[0]) * q.nph[1] +
-                                  phase_index(&q, 1, t1 % g->s[1])) * q.nph[2] +
-                                 phase_index(&q, 2, t2 % g->s[2]);
-                    boff[k++] = c * q.plane + ph * q.phase +
-                                (t0 / g->s[0] * q.len[1] + t1 / g->s[1]) * q.row + t2 / g->s[2];
+                    int64_t ph = (phase_index(q, 0, t0 % g->s[0]) * q->nph[1] +
+                                  phase_index(q, 1, t1 % g->s[1])) * q->nph[2] +
+                                 phase_index(q, 2, t2 % g->s[2]);
+                    boff[k++] = c * q->plane + ph * q->phase +
+                                (t0 / g->s[0] * q->len[1] + t1 / g->s[1]) * q->row + t2 / g->s[2];
                 }
     // rows 8 wide go in pairs within a plane (o1, o1 + 1), as 16-lane tiles
-    int pairs = g->out[2] == 8 && g->out[1] % 2 == 0;
-    int64_t rows = g->out[0] * g->out[1], steps = pairs ? rows / 2 : rows;
-    int one = conv_images(p) <= 1, rpar = one && p->M * g->pout * Kg >= K_PAR_MACS && steps > 1;
-#pragma omp parallel num_threads(image_threads(p, ipar)) if (ipar)
-    {
-        int64_t lo, hi;
-        image_block(p->N, &lo, &hi);
-        float *xp = pads + omp_get_thread_num() * img;
-        for (int64_t n = lo; n < hi; n++) {
-            float *yn = y + n * p->M * g->pout;
-            pad_image(xp, x + n * p->C * g->pin, p->C, g, &q);
-#pragma omp parallel for schedule(static) if (rpar)
-            for (int64_t st = 0; st < steps; st++) {
-                int64_t r = pairs ? 2 * st : st, o0 = r / g->out[1], o1 = r % g->out[1];
-                const float *xr = xp + (o0 * q.len[1] + o1) * q.row;
-                for (int64_t gi = 0; gi < G; gi++) {
-                    const float *wg = w + gi * Mg * Kg, *xg = xr + gi * Cg * q.plane;
-                    float *yg = yn + gi * Mg * g->pout + r * g->out[2];
-                    KTilePost pg = post ? post_rows(post, gi * Mg) : (KTilePost){0};
-                    if (pairs) direct_pair(Mg, Kg, wg, xg, q.row, boff, yg, g->pout, post ? &pg : NULL);
-                    else direct_rows(Mg, g->out[2], Kg, wg, xg, boff, yg, g->pout, post ? &pg : NULL);
-                }
-            }
-        }
-    }
+    d.pairs = g->out[2] == 8 && g->out[1] % 2 == 0;
+    int64_t rows = g->out[0] * g->out[1];
+    d.steps = d.pairs ? rows / 2 : rows;
+    d.rpar = conv_images(p) <= 1; // one image: its rows take the threads
+    for_images(p, ipar, direct_images, &d);
 #else
     (void)y, (void)x, (void)w, (void)post, (void)p, (void)g, (void)ws, (void)ipar;
 #endif
@@ -372,6 +409,54 @@ static int64_t main_bytes(const KConv *p, const KGeo *g)
     int64_t cols = conv_images(p) * p->C * g->kp * g->pout * (int64_t)sizeof(float);
     int64_t direct = direct_table_bytes(p, g) + conv_images(p) * direct_image(p, g) * (int64_t)sizeof(float);
     return ((direct > cols ? direct : cols) + 63) / 64 * 64;
+}
+
+/* A convolution through im2col (or, pointwise, x itself) and k_sgemm. */
+typedef struct {
+    float *y;
+    const float *x, *w;
+    const KConv *p;
+    const KGeo *g;
+    const KTilePost *post;
+    void *ws;
+    int64_t colsize;
+    int pw, one, gpar;
+} Cols;
+
+/* One image's groups [lo, hi): src [C*kp, pout] (group gi's rows
+ * consecutive) times the group's weights into yn. */
+typedef struct {
+    const Cols *c;
+    const float *src;
+    float *yn;
+} ColsImage;
+
+static void cols_groups(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const ColsImage *ci = arg;
+    const KConv *p = ci->c->p;
+    const KGeo *g = ci->c->g;
+    int64_t G = p->group, Mg = p->M / G, Kg = p->C / G * g->kp;
+    for (int64_t gi = lo; gi < hi; gi++)
+        k_sgemm(0, 0, Mg, g->pout, Kg, 1.0f, ci->c->w + gi * Mg * Kg, Kg, ci->src + gi * Kg * g->pout,
+                g->pout, 0.0f, ci->yn + gi * Mg * g->pout, g->pout);
+}
+
+static void cols_images(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Cols *c = arg;
+    const KConv *p = c->p;
+    const KGeo *g = c->g;
+    float *col = (float *)c->ws + slot_of(p, tid) * c->colsize;
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xn = c->x + n * p->C * g->pin;
+        ColsImage ci = {c, c->pw ? xn : col, c->y + n * p->M * g->pout};
+        if (!c->pw) k_im2col(col, xn, p->C, g, c->one && c->colsize >= PAR_ELEMS);
+        // a grouped conv's small gemms side by side (a large one splits its rows)
+        k_par_for(p->group, c->gpar ? K_MACS_WORK(p->group * (p->M / p->group) * g->pout * (p->C / p->group * g->kp)) : 0,
+                  cols_groups, &ci);
+        if (c->post) post_image(ci.yn, c->post, p->M, g->pout);
+    }
 }
 
 size_t k_conv_f32_ws(const KConv *p)
@@ -405,23 +490,8 @@ void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, c
         conv_direct(y, x, w, epi ? &t : NULL, p, &g, ws, ipar);
         return;
     }
-#pragma omp parallel num_threads(image_threads(p, ipar)) if (ipar)
-    {
-        int64_t lo, hi;
-        image_block(p->N, &lo, &hi);
-        float *col = (float *)ws + omp_get_thread_num() * colsize;
-        for (int64_t n = lo; n < hi; n++) {
-            const float *xn = x + n * p->C * g.pin;
-            float *yn = y + n * p->M * g.pout;
-            if (!pw) k_im2col(col, xn, p->C, &g, one && colsize >= PAR_ELEMS);
-            const float *src = pw ? xn : col; // [C*kp, pout], group gi's rows consecutive
-#pragma omp parallel for schedule(static) if (gpar)
-            for (int64_t gi = 0; gi < G; gi++)
-                k_sgemm(0, 0, Mg, g.pout, Kg, 1.0f, w + gi * Mg * Kg, Kg, src + gi * Kg * g.pout,
-                        g.pout, 0.0f, yn + gi * Mg * g.pout, g.pout);
-            if (epi) post_image(yn, &t, p->M, g.pout);
-        }
-    }
+    Cols c = {y, x, w, p, &g, epi ? &t : NULL, ws, colsize, pw, one, gpar};
+    for_images(p, ipar, cols_images, &c);
 }
 
 size_t k_conv_transpose_f32_ws(const KConv *p)
@@ -435,11 +505,20 @@ size_t k_conv_transpose_f32_ws(const KConv *p)
 /* y [M, pout] of one image from col [M*kp, pin]: each input position, through
  * each kernel tap, adds to the output position it lands on. One thread per
  * output channel, taps and positions in a fixed order: a deterministic sum. */
-static void col2im(float *y, const float *col, const float *b, int64_t M, const KGeo *g, int par)
+typedef struct {
+    float *y;
+    const float *col, *b;
+    const KGeo *g;
+} Col2im;
+
+static void col2im_rows(void *arg, int64_t m0, int64_t m1, int tid)
 {
+    const Col2im *a = arg;
+    float *y = a->y;
+    const float *col = a->col, *b = a->b;
+    const KGeo *g = a->g;
     int64_t k12 = g->k[1] * g->k[2];
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t m = 0; m < M; m++) {
+    for (int64_t m = m0; m < m1; m++) {
         float *ym = y + m * g->pout;
         float bm = b ? b[m] : 0.0f;
         for (int64_t i = 0; i < g->pout; i++) ym[i] = bm;
@@ -465,6 +544,60 @@ static void col2im(float *y, const float *col, const float *b, int64_t M, const 
     }
 }
 
+static void col2im(float *y, const float *col, const float *b, int64_t M, const KGeo *g, int par)
+{
+    Col2im a = {y, col, b, g};
+    k_par_for(M, par ? M * g->kp * g->pin : 0, col2im_rows, &a);
+}
+
+/* ConvTranspose: the images n0 + [lo, hi) of a block of at most
+ * conv_images, image j of the block with workspace slot j. */
+typedef struct {
+    float *y;
+    const float *x, *w, *b;
+    const KConv *p;
+    const KGeo *g;
+    void *ws;
+    int64_t colsize, n0;
+    int pw, one, gpar;
+} ConvT;
+
+/* One image's groups [lo, hi): columns [Mg*kp, pin] of group gi =
+ * w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin]. */
+typedef struct {
+    const ConvT *c;
+    const float *xn;
+    float *col;
+} ConvTImage;
+
+static void convt_groups(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const ConvTImage *ci = arg;
+    const KConv *p = ci->c->p;
+    const KGeo *g = ci->c->g;
+    int64_t G = p->group, Cg = p->C / G, Rg = p->M / G * g->kp;
+    for (int64_t gi = lo; gi < hi; gi++)
+        k_sgemm(1, 0, Rg, g->pin, Cg, 1.0f, ci->c->w + gi * Cg * Rg, Rg, ci->xn + gi * Cg * g->pin, g->pin,
+                0.0f, ci->col + gi * Rg * g->pin, g->pin);
+}
+
+static void convt_images(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const ConvT *c = arg;
+    const KConv *p = c->p;
+    const KGeo *g = c->g;
+    int64_t G = p->group, Rg = p->M / G * g->kp, Cg = p->C / G;
+    for (int64_t j = lo; j < hi; j++) {
+        int64_t n = c->n0 + j;
+        float *yn = c->y + n * p->M * g->pout;
+        // pointwise, the columns are y itself
+        ConvTImage ci = {c, c->x + n * p->C * g->pin, c->pw ? yn : (float *)c->ws + j * c->colsize};
+        k_par_for(G, c->gpar ? K_MACS_WORK(G * Rg * g->pin * Cg) : 0, convt_groups, &ci);
+        if (!c->pw) col2im(yn, ci.col, c->b, p->M, g, c->one && c->colsize >= PAR_ELEMS);
+        else if (c->b) add_bias(yn, c->b, p->M, g->pout);
+    }
+}
+
 void k_conv_transpose_f32(float *y, const float *x, const float *w, const float *b, const KConv *p,
                           void *ws)
 {
@@ -476,22 +609,9 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
     int64_t imgs = conv_images(p), colsize = p->M * g.kp * g.pin;
     int one = imgs <= 1, gpar = one && G > 1 && Rg * g.pin * Cg < SMALL_GEMM && G * Rg * g.pin * Cg >= SMALL_GEMM;
     int ipar = !one && p->N * p->M * g.kp * g.pin * Cg >= SMALL_GEMM; // images side by side
-    for (int64_t n0 = 0; n0 < p->N; n0 += imgs) {
-        int64_t cnt = p->N - n0 < imgs ? p->N - n0 : imgs;
-#pragma omp parallel for schedule(static) if (ipar)
-        for (int64_t j = 0; j < cnt; j++) {
-            int64_t n = n0 + j;
-            const float *xn = x + n * p->C * g.pin;
-            float *yn = y + n * p->M * g.pout;
-            // columns [Mg*kp, pin] of group gi = w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin];
-            // pointwise, the columns are y itself
-            float *col = pw ? yn : (float *)ws + j * colsize;
-#pragma omp parallel for schedule(static) if (gpar)
-            for (int64_t gi = 0; gi < G; gi++)
-                k_sgemm(1, 0, Rg, g.pin, Cg, 1.0f, w + gi * Cg * Rg, Rg, xn + gi * Cg * g.pin, g.pin,
-                        0.0f, col + gi * Rg * g.pin, g.pin);
-            if (!pw) col2im(yn, col, b, p->M, &g, one && colsize >= PAR_ELEMS);
-            else if (b) add_bias(yn, b, p->M, g.pout);
-        }
+    ConvT c = {y, x, w, b, p, &g, ws, colsize, 0, pw, one, gpar};
+    for (c.n0 = 0; c.n0 < p->N; c.n0 += imgs) {
+        int64_t cnt = p->N - c.n0 < imgs ? p->N - c.n0 : imgs;
+        k_par_split(cnt, ipar ? cnt : 1, 0, convt_images, &c);
     }
 }

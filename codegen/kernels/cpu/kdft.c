@@ -65,17 +65,26 @@ static void dft_direct(float *ys, int64_t yst, const float *xs, int64_t xst, int
     }
 }
 
-void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,
-               int64_t length, int onesided, int inverse)
+typedef struct {
+    float *y;
+    const float *x;
+    int64_t n_in, inner, L;
+    int cin, onesided, inverse;
+} Dft;
+
+/* Transforms [lo, hi) of the outer * inner ones. */
+static void dft_lines(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // x is (outer, n_in, inner, cin), y is (outer, n_out, inner, 2)
-    int64_t L = length, n_out = onesided ? L / 2 + 1 : L, n = n_in < L ? n_in : L;
-    int sign = inverse ? 1 : -1;
+    const Dft *a = arg;
+    float *y = a->y;
+    const float *x = a->x;
+    int64_t n_in = a->n_in, inner = a->inner, L = a->L, n_out = a->onesided ? L / 2 + 1 : L;
+    int64_t n = n_in < L ? n_in : L;
+    int cin = a->cin, inverse = a->inverse, sign = inverse ? 1 : -1;
     int64_t xst = inner * cin, yst = inner * 2; // element strides along the transform axis
     int full = is_pow2(L) && n_out == L, half = is_pow2(L) && n_out < L && cin == 1;
-#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * L * 8 >= K_PAR_WORK)
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
+    for (int64_t line = lo; line < hi; line++) {
+            int64_t o = line / inner, i = line % inner;
             const float *xs = x + (o * n_in * inner + i) * cin;
             float *ys = y + (o * n_out * inner + i) * 2;
             if (full) {
@@ -122,4 +131,12 @@ void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t in
                 for (int64_t k = 0; k < n_out; k++) ys[k * yst] *= s, ys[k * yst + 1] *= s;
             }
         }
+}
+
+void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,
+               int64_t length, int onesided, int inverse)
+{
+    // x is (outer, n_in, inner, cin), y is (outer, n_out, inner, 2)
+    Dft a = {y, x, n_in, inner, length, cin, onesided, inverse};
+    k_par_for(outer * inner, outer * inner * length * 8, dft_lines, &a);
 }

@@ -15,17 +15,34 @@ static inline uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-void k_dropout_f32(float *y, uint8_t *mask, const float *x, int64_t n, float ratio, uint64_t key,
-                   uint64_t salt)
+typedef struct {
+    float *y;
+    uint8_t *mask;
+    const float *x;
+    float ratio, scale;
+    uint64_t base;
+} Dropout;
+
+static void dropout_elems(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    uint64_t base = mix64(key ^ mix64(salt + 0x9e3779b97f4a7c15ull));
-    float scale = ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f;
-#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    const Dropout *a = arg;
+    float *y = a->y, ratio = a->ratio, scale = a->scale;
+    uint8_t *mask = a->mask;
+    const float *x = a->x;
+    uint64_t base = a->base;
+    for (int64_t i = lo; i < hi; i++) {
         // 24 random bits as a float in [0, 1): exact, so u >= ratio is the same everywhere
         float u = (float)(mix64(base + (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
         int keep = u >= ratio;
         y[i] = keep ? x[i] * scale : 0.0f;
         if (mask) mask[i] = (uint8_t)keep;
     }
+}
+
+void k_dropout_f32(float *y, uint8_t *mask, const float *x, int64_t n, float ratio, uint64_t key,
+                   uint64_t salt)
+{
+    Dropout a = {y, mask, x, ratio, ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f,
+                 mix64(key ^ mix64(salt + 0x9e3779b97f4a7c15ull))};
+    k_par_for(n, n, dropout_elems, &a);
 }

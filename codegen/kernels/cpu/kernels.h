@@ -37,6 +37,8 @@
 #define K_PAR_MACS ((int64_t)1 << 22)
 #define K_PAR_GRAIN (K_PAR_WORK / 8)
 #define K_PAR_CHUNKS 64
+/* A product's multiply-adds as k_par_for's work (K_PAR_MACS of them is K_PAR_WORK). */
+#define K_MACS_WORK(macs) ((macs) / (K_PAR_MACS / K_PAR_WORK))
 
 /* ---- the thread pool: kpar.c ----
  * body(arg, lo, hi, tid) runs iterations [lo, hi) of a loop on thread tid (0:
@@ -47,14 +49,16 @@
  * chunk run on that chunk's thread. */
 typedef void (*KParBody)(void *arg, int64_t lo, int64_t hi, int tid);
 /* The loop [0, n) of `work` element operations: on the calling thread below
- * K_PAR_WORK (or n == 1), else in chunks of about K_PAR_GRAIN. */
+ * K_PAR_WORK (or n == 1), else in k_par_chunks(n, work) chunks of about
+ * K_PAR_GRAIN operations (at least 2, at most K_PAR_CHUNKS and n). */
 void k_par_for(int64_t n, int64_t work, KParBody body, void *arg);
+int64_t k_par_chunks(int64_t n, int64_t work);
 /* [0, n) cut into `chunks` (at most n) even pieces; with slots > 0 only
  * threads 0..slots-1 take part (a workspace slot per thread id). */
 void k_par_split(int64_t n, int64_t chunks, int slots, KParBody body, void *arg);
 /* Threads a parallel step may use: OMP_NUM_THREADS, else the CPUs this
  * process may run on. k_set_threads changes it (tests: 1 and 3 threads must
- * give the same bits). */
+ * give the same bits); 0 sets the default again. */
 int k_threads(void);
 void k_set_threads(int n);
 
@@ -102,7 +106,7 @@ int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx,
  * transposing when trans_*; beta 0: y is not read. Small products (op(a) in
  * the L2 cache, a not transposed) run register-tiled AVX2/FMA kernels where
  * the processor has them, the others a cblas_sgemm on the calling thread;
- * either is split over the OpenMP threads by blocks of rows of y when large
+ * either is split over the pool's threads by blocks of rows of y when large
  * (same bits either way). Every float product of the kernels goes through it. */
 void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *y,

@@ -21,14 +21,25 @@
 /* Fixed partial sums of the global norm per tensor (the split depends on the size only). */
 #define NORM_BLOCKS 64
 
+/* The operands of a gradient kernel, for its rows (columns, channels) [lo, hi). */
+typedef struct {
+    float *dx, *dscale, *dbias;
+    const float *dy, *x, *y, *scale, *mean, *var, *inv_std;
+    double *st;
+    int64_t N, C, groups, spatial, rows, cols, inner, len;
+    float alpha, beta, gamma, eps;
+    int act, log, training;
+} Grad;
+
 /* ---- activations ---- */
 
-void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n, int act,
-                           float alpha, float beta, float gamma)
+static void activation_grad_elems(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // dx, dy, x are (n); the derivative is evaluated in double, then rounded once
-#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    const Grad *p = arg;
+    float *dx = p->dx, alpha = p->alpha, beta = p->beta, gamma = p->gamma;
+    const float *dy = p->dy, *x = p->x;
+    int act = p->act;
+    for (int64_t i = lo; i < hi; i++) {
         double v = x[i], d;
         switch (act) {
         case K_ACT_RELU: d = v > 0; break;
@@ -54,15 +65,25 @@ void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n
     }
 }
 
+void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n, int act,
+                           float alpha, float beta, float gamma)
+{
+    // dx, dy, x are (n); the derivative is evaluated in double, then rounded once
+    Grad p = {.dx = dx, .dy = dy, .x = x, .act = act, .alpha = alpha, .beta = beta, .gamma = gamma};
+    k_par_for(n, n, activation_grad_elems, &p);
+}
+
 /* ---- softmax ---- */
 
-void k_softmax_grad_f32(float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
-                        int64_t inner, int log)
+/* Columns [lo, hi) of the outer * inner. */
+static void softmax_grad_columns(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // dx, dy, y are (outer, len, inner); one (outer, inner) column per iteration
-    int64_t cols = outer * inner;
-#pragma omp parallel for schedule(static) if (cols * len >= K_PAR_WORK && cols > 1)
-    for (int64_t q = 0; q < cols; q++) {
+    const Grad *p = arg;
+    float *dx = p->dx;
+    const float *dy = p->dy, *y = p->y;
+    int64_t len = p->len, inner = p->inner;
+    int log = p->log;
+    for (int64_t q = lo; q < hi; q++) {
         int64_t base = (q / inner) * len * inner + q % inner;
         const float *dyc = dy + base, *yc = y + base;
         float *dxc = dx + base;
@@ -73,6 +94,14 @@ void k_softmax_grad_f32(float *dx, const float *dy, const float *y, int64_t oute
             dxc[k] = (float)(log ? dyc[k] - exp((double)yc[k]) * s : yc[k] * (dyc[k] - s));
         }
     }
+}
+
+void k_softmax_grad_f32(float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                        int64_t inner, int log)
+{
+    // dx, dy, y are (outer, len, inner); one (outer, inner) column per iteration
+    Grad p = {.dx = dx, .dy = dy, .y = y, .len = len, .inner = inner, .log = log};
+    k_par_for(outer * inner, outer * inner * len, softmax_grad_columns, &p);
 }
 
 /* ---- normalization ---- */
@@ -116,14 +145,15 @@ static void norm_dx(float *dx, const float *dy, const float *x, const float *sc,
 
 size_t k_layernorm_grad_f32_ws(int64_t rows) { return (size_t)(2 * rows) * sizeof(double); }
 
-void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
-                          const float *scale, const float *mean, const float *inv_std,
-                          int64_t rows, int64_t cols, float eps, void *ws)
+/* Rows [lo, hi): their statistics into st, and dx. */
+static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // x, dy, dx are (rows, cols); scale, dscale, dbias (cols); mean, inv_std (rows)
-    double *st = ws; // (rows, 2): each row's mean and 1 / std
-#pragma omp parallel for schedule(static) if (rows * cols >= K_PAR_WORK && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
+    const Grad *p = arg;
+    float *dx = p->dx, eps = p->eps;
+    const float *dy = p->dy, *x = p->x, *scale = p->scale, *mean = p->mean, *inv_std = p->inv_std;
+    double *st = p->st;
+    int64_t cols = p->cols;
+    for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double m, is;
         if (mean && inv_std) {
@@ -147,11 +177,18 @@ void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
                 dx[r * cols + i] = (float)(is * (g - mg - xh * mgx));
             }
     }
-    if (!dscale && !dbias) return;
-    // each block of columns summed over all rows in row order by one thread
-    int64_t nb = (cols + COLS_BLOCK - 1) / COLS_BLOCK;
-#pragma omp parallel for schedule(static) if (rows * cols >= K_PAR_WORK && nb > 1)
-    for (int64_t b = 0; b < nb; b++) {
+}
+
+/* Blocks [lo, hi) of COLS_BLOCK columns of dscale and dbias, each summed
+ * over all rows in row order by one thread. */
+static void layernorm_grad_params(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Grad *p = arg;
+    float *dscale = p->dscale, *dbias = p->dbias;
+    const float *dy = p->dy, *x = p->x;
+    const double *st = p->st;
+    int64_t rows = p->rows, cols = p->cols;
+    for (int64_t b = lo; b < hi; b++) {
         int64_t j0 = b * COLS_BLOCK, j1 = j0 + COLS_BLOCK < cols ? j0 + COLS_BLOCK : cols;
         double ss[COLS_BLOCK] = {0}, sb[COLS_BLOCK] = {0};
         for (int64_t r = 0; r < rows; r++) {
@@ -169,13 +206,28 @@ void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
     }
 }
 
-void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
-                          const float *scale, const float *mean, const float *var, int64_t N,
-                          int64_t C, int64_t spatial, float eps, int training)
+void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *inv_std,
+                          int64_t rows, int64_t cols, float eps, void *ws)
 {
-    // x, dy, dx are (N, C, spatial); one channel per iteration, its sums over (N, spatial)
-#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && C > 1)
-    for (int64_t c = 0; c < C; c++) {
+    // x, dy, dx are (rows, cols); scale, dscale, dbias (cols); mean, inv_std (rows)
+    // st = ws (rows, 2): each row's mean and 1 / std
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .mean = mean,
+              .inv_std = inv_std, .st = ws, .rows = rows, .cols = cols, .eps = eps};
+    k_par_for(rows, rows * cols, layernorm_grad_rows, &p);
+    if (!dscale && !dbias) return;
+    k_par_for((cols + COLS_BLOCK - 1) / COLS_BLOCK, rows * cols, layernorm_grad_params, &p);
+}
+
+/* Channels [lo, hi), each with its sums over (N, spatial). */
+static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Grad *p = arg;
+    float *dx = p->dx, *dscale = p->dscale, *dbias = p->dbias, eps = p->eps;
+    const float *dy = p->dy, *x = p->x, *scale = p->scale, *mean = p->mean, *var = p->var;
+    int64_t N = p->N, C = p->C, spatial = p->spatial;
+    int training = p->training;
+    for (int64_t c = lo; c < hi; c++) {
         const float *xc = x + c * spatial, *dyc = dy + c * spatial;
         int64_t gap = C * spatial;
         double m, v;
@@ -214,20 +266,31 @@ void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
     }
 }
 
+void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *var, int64_t N,
+                          int64_t C, int64_t spatial, float eps, int training)
+{
+    // x, dy, dx are (N, C, spatial)
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .mean = mean,
+              .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .training = training};
+    k_par_for(C, N * C * spatial, batchnorm_grad_channels, &p);
+}
+
 size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups)
 {
     return (size_t)(2 * N * groups) * sizeof(double);
 }
 
-void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
-                          const float *scale, int64_t N, int64_t C, int64_t groups,
-                          int64_t spatial, float eps, void *ws)
+/* Groups [lo, hi) of the N * groups: statistics into st, and dx. */
+static void groupnorm_grad_groups(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // x, dy, dx are (N, C, spatial); a group is C / groups consecutive channels
+    const Grad *p = arg;
+    float *dx = p->dx, eps = p->eps;
+    const float *dy = p->dy, *x = p->x, *scale = p->scale;
+    double *st = p->st;
+    int64_t C = p->C, groups = p->groups, spatial = p->spatial;
     int64_t cpg = groups > 0 ? C / groups : 0, len = cpg * spatial;
-    double *st = ws; // (N * groups, 2): each group's mean and 1 / std
-#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && N * groups > 1)
-    for (int64_t r = 0; r < N * groups; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         double m, v;
         moments(x + r * len, len, 1, &m, &v);
         double is = 1.0 / sqrt(v + (double)eps);
@@ -236,9 +299,18 @@ void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
             norm_dx(dx + r * len, dy + r * len, x + r * len, scale ? scale + (r % groups) * cpg : NULL, 1,
                     cpg, spatial, spatial, m, is);
     }
-    if (!dscale && !dbias) return;
-#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && C > 1)
-    for (int64_t c = 0; c < C; c++) {
+}
+
+/* Channels [lo, hi) of dscale and dbias, summed over the batch in order. */
+static void groupnorm_grad_params(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Grad *p = arg;
+    float *dscale = p->dscale, *dbias = p->dbias;
+    const float *dy = p->dy, *x = p->x;
+    const double *st = p->st;
+    int64_t N = p->N, C = p->C, groups = p->groups, spatial = p->spatial;
+    int64_t cpg = groups > 0 ? C / groups : 0;
+    for (int64_t c = lo; c < hi; c++) {
         double ss = 0, sb = 0;
         for (int64_t n = 0; n < N; n++) {
             int64_t r = n * groups + c / cpg;
@@ -249,6 +321,19 @@ void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
         if (dscale) dscale[c] = (float)ss;
         if (dbias) dbias[c] = (float)sb;
     }
+}
+
+void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, int64_t N, int64_t C, int64_t groups,
+                          int64_t spatial, float eps, void *ws)
+{
+    // x, dy, dx are (N, C, spatial); a group is C / groups consecutive channels;
+    // st = ws (N * groups, 2): each group's mean and 1 / std
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .st = ws,
+              .N = N, .C = C, .groups = groups, .spatial = spatial, .eps = eps};
+    k_par_for(N * groups, N * C * spatial, groupnorm_grad_groups, &p);
+    if (!dscale && !dbias) return;
+    k_par_for(C, N * C * spatial, groupnorm_grad_params, &p);
 }
 
 /* ---- losses ---- */
@@ -268,14 +353,26 @@ static double loss_coeff(const float *dloss, const int64_t *target, const float 
 
 /* The shared body: dx[n, c, k] = a * (p[n, c, k] - [c == t]) with a = coeff * w[t]
  * (0 where t is ignored), p the softmax of the column (sce) or 0 (nll). */
-static void loss_grad(float *dx, const float *dloss, const float *x, const float *log_prob,
-                      const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t d,
-                      int reduction, int64_t ignore_index, int has_ignore, int sce)
+typedef struct {
+    float *dx;
+    const float *dloss, *x, *log_prob, *weight;
+    const int64_t *target;
+    int64_t C, d, ignore_index;
+    int reduction, has_ignore, sce;
+    double coeff;
+} LossGrad;
+
+/* Columns [lo, hi) of the N * d. */
+static void loss_grad_columns(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    int64_t n = N * d;
-    double coeff = loss_coeff(dloss, target, weight, n, reduction, ignore_index, has_ignore);
-#pragma omp parallel for schedule(static) if (n * C >= K_PAR_WORK && n > 1)
-    for (int64_t i = 0; i < n; i++) {
+    const LossGrad *p = arg;
+    float *dx = p->dx;
+    const float *dloss = p->dloss, *x = p->x, *log_prob = p->log_prob, *weight = p->weight;
+    const int64_t *target = p->target;
+    int64_t C = p->C, d = p->d, ignore_index = p->ignore_index;
+    int reduction = p->reduction, has_ignore = p->has_ignore, sce = p->sce;
+    double coeff = p->coeff;
+    for (int64_t i = lo; i < hi; i++) {
         int64_t nn = i / d, k = i % d, t = target[i];
         float *dc = dx + nn * C * d + k;
         int skip = has_ignore && t == ignore_index;
@@ -300,6 +397,16 @@ static void loss_grad(float *dx, const float *dloss, const float *x, const float
     }
 }
 
+static void loss_grad(float *dx, const float *dloss, const float *x, const float *log_prob,
+                      const int64_t *target, const float *weight, int64_t N, int64_t C, int64_t d,
+                      int reduction, int64_t ignore_index, int has_ignore, int sce)
+{
+    int64_t n = N * d;
+    LossGrad p = {dx, dloss, x, log_prob, weight, target, C, d, ignore_index, reduction, has_ignore, sce,
+                  loss_coeff(dloss, target, weight, n, reduction, ignore_index, has_ignore)};
+    k_par_for(n, n * C, loss_grad_columns, &p);
+}
+
 int k_sce_loss_grad_f32(float *dx, const float *dloss, const float *x, const float *log_prob,
                         const int64_t *target, const float *weight, int64_t N, int64_t C,
                         int64_t d, int reduction, int64_t ignore_index, int has_ignore)
@@ -321,32 +428,52 @@ int k_nll_loss_grad_f32(float *dx, const float *dloss, const int64_t *target, co
 
 /* ---- global norm and optimizers ---- */
 
+typedef struct {
+    double *part;
+    const float *g;
+    int64_t len, nb;
+} NormBlocks;
+
+/* Blocks [lo, hi) of a tensor's nb: each one's sum of squares. */
+static void norm_blocks(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const NormBlocks *p = arg;
+    for (int64_t b = lo; b < hi; b++) {
+        double s = 0;
+        for (int64_t i = p->len * b / p->nb; i < p->len * (b + 1) / p->nb; i++) s += (double)p->g[i] * p->g[i];
+        p->part[b] = s;
+    }
+}
+
 void k_global_norm_f32(float *y, const float *const *g, const int64_t *n, int count)
 {
     // tensors in order; each split into blocks by its size alone, partials added in order
     double total = 0;
     for (int t = 0; t < count; t++) {
-        int64_t len = n[t], nb = len < NORM_BLOCKS ? len : NORM_BLOCKS;
         double part[NORM_BLOCKS];
-        const float *gt = g[t];
-#pragma omp parallel for schedule(static) if (len >= K_PAR_WORK)
-        for (int64_t b = 0; b < nb; b++) {
-            double s = 0;
-            for (int64_t i = len * b / nb; i < len * (b + 1) / nb; i++) s += (double)gt[i] * gt[i];
-            part[b] = s;
-        }
-        for (int64_t b = 0; b < nb; b++) total += part[b];
+        NormBlocks p = {part, g[t], n[t], n[t] < NORM_BLOCKS ? n[t] : NORM_BLOCKS};
+        k_par_for(p.nb, p.len, norm_blocks, &p);
+        for (int64_t b = 0; b < p.nb; b++) total += part[b];
     }
     y[0] = (float)sqrt(total);
 }
 
-void k_sgd_f32(float *param, float *buf, const float *grad, float lr, const float *grad_scale,
-               int64_t n, float momentum, float weight_decay, int nesterov)
+/* An optimizer update's operands, for elements [lo, hi). */
+typedef struct {
+    float *param, *buf, *m, *v;
+    const float *grad, *grad_scale;
+    float lr, momentum, weight_decay, gs, beta1, beta2, eps, step_size, bc2_sqrt, decay;
+    int nesterov;
+} Update;
+
+static void sgd_elems(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // param, buf, grad are (n); torch's order of float operations
-    float gs = grad_scale ? *grad_scale : 1.0f;
-#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    const Update *u = arg;
+    float *param = u->param, *buf = u->buf, lr = u->lr, momentum = u->momentum;
+    float weight_decay = u->weight_decay, gs = u->gs;
+    const float *grad = u->grad, *grad_scale = u->grad_scale;
+    int nesterov = u->nesterov;
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad_scale ? grad[i] * gs : grad[i];
         if (weight_decay != 0) g = g + weight_decay * param[i]; // d_p = grad.add(param, alpha=wd)
         if (momentum != 0) {
@@ -358,16 +485,23 @@ void k_sgd_f32(float *param, float *buf, const float *grad, float lr, const floa
     }
 }
 
-void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, int64_t step,
-                 const float *grad_scale, int64_t n, float beta1, float beta2, float eps,
-                 float weight_decay)
+void k_sgd_f32(float *param, float *buf, const float *grad, float lr, const float *grad_scale,
+               int64_t n, float momentum, float weight_decay, int nesterov)
 {
-    // param, m, v, grad are (n); scalars in double as torch computes them in Python floats
-    double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
-    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float decay = (float)(1 - (double)lr * weight_decay), gs = grad_scale ? *grad_scale : 1.0f;
-#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK)
-    for (int64_t i = 0; i < n; i++) {
+    // param, buf, grad are (n); torch's order of float operations
+    Update u = {.param = param, .buf = buf, .grad = grad, .grad_scale = grad_scale, .lr = lr,
+                .momentum = momentum, .weight_decay = weight_decay,
+                .gs = grad_scale ? *grad_scale : 1.0f, .nesterov = nesterov};
+    k_par_for(n, n, sgd_elems, &u);
+}
+
+static void adamw_elems(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Update *u = arg;
+    float *param = u->param, *m = u->m, *v = u->v, gs = u->gs, beta1 = u->beta1, beta2 = u->beta2;
+    float eps = u->eps, step_size = u->step_size, bc2_sqrt = u->bc2_sqrt, decay = u->decay;
+    const float *grad = u->grad, *grad_scale = u->grad_scale;
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad_scale ? grad[i] * gs : grad[i];
         float p = param[i] * decay;                          // param.mul_(1 - lr * wd)
         float mi = m[i] + (1 - beta1) * (g - m[i]);          // exp_avg.lerp_(grad, 1 - beta1)
@@ -376,4 +510,17 @@ void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, 
         m[i] = mi, v[i] = vi;
         param[i] = p + -step_size * (mi / denom);            // param.addcdiv_(m, denom, -step_size)
     }
+}
+
+void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, int64_t step,
+                 const float *grad_scale, int64_t n, float beta1, float beta2, float eps,
+                 float weight_decay)
+{
+    // param, m, v, grad are (n); scalars in double as torch computes them in Python floats
+    double bc1 = 1 - pow(beta1, (double)step), bc2 = 1 - pow(beta2, (double)step);
+    Update u = {.param = param, .m = m, .v = v, .grad = grad, .grad_scale = grad_scale,
+                .gs = grad_scale ? *grad_scale : 1.0f, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
+                .decay = (float)(1 - (double)lr * weight_decay)};
+    k_par_for(n, n, adamw_elems, &u);
 }

@@ -56,6 +56,28 @@ size_t k_maxpool_grad_f32_ws(const KPool *p)
     return (size_t)nout * (sizeof(int64_t) + sizeof(float));
 }
 
+/* A pooling gradient's operands, for its rows [lo, hi) of (n, c). */
+typedef struct {
+    float *dx;
+    const float *dy;
+    const int64_t *idx;
+    const KPool *p;
+    const KGeo *g;
+} PoolGrad;
+
+static void maxpool_grad_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const PoolGrad *a = arg;
+    const KGeo *g = a->g;
+    float *dx = a->dx;
+    for (int64_t r = lo; r < hi; r++) {
+        float *dxr = dx + r * g->pin;
+        memset(dxr, 0, (size_t)g->pin * sizeof *dxr);
+        for (int64_t o = r * g->pout; o < (r + 1) * g->pout; o++)
+            if (a->idx[o] >= 0) dx[a->idx[o]] += a->dy[o];
+    }
+}
+
 void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool *p, void *ws)
 {
     // dx, x are (NC, in...), dy is (NC, out...). The forward kernel itself
@@ -67,23 +89,19 @@ void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool 
     KPool q = *p;
     q.storage_order = 0; // row-major flat indices: r * pin + offset in the row
     k_maxpool_f32(y, idx, x, &q);
-#pragma omp parallel for schedule(static) if (p->NC * g.pin >= K_PAR_WORK && p->NC > 1)
-    for (int64_t r = 0; r < p->NC; r++) {
-        float *dxr = dx + r * g.pin;
-        memset(dxr, 0, (size_t)g.pin * sizeof *dxr);
-        for (int64_t o = r * g.pout; o < (r + 1) * g.pout; o++)
-            if (idx[o] >= 0) dx[idx[o]] += dy[o];
-    }
+    PoolGrad a = {dx, dy, idx, p, &g};
+    k_par_for(p->NC, p->NC * g.pin, maxpool_grad_rows, &a);
 }
 
-void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
+static void avgpool_grad_rows(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // dx is (NC, in...), dy is (NC, out...); each output's dy / divisor to its window
-    KGeo g;
-    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    const PoolGrad *a = arg;
+    const KPool *p = a->p;
+    const KGeo g = *a->g;
+    float *dx = a->dx;
+    const float *dy = a->dy;
     double full = (double)g.kp;
-#pragma omp parallel for schedule(static) if (p->NC * g.pin >= K_PAR_WORK && p->NC > 1)
-    for (int64_t r = 0; r < p->NC; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         float *dxr = dx + r * g.pin;
         memset(dxr, 0, (size_t)g.pin * sizeof *dxr);
         int64_t o = r * g.pout;
@@ -114,6 +132,15 @@ void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
     }
 }
 
+void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p)
+{
+    // dx is (NC, in...), dy is (NC, out...); each output's dy / divisor to its window
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    PoolGrad a = {dx, dy, NULL, p, &g};
+    k_par_for(p->NC, p->NC * g.pin, avgpool_grad_rows, &a);
+}
+
 /* ---- Resize ---- */
 
 /* Whether an axis maps every output coordinate to itself with full weight. */
@@ -127,27 +154,26 @@ static int tap_identity(int64_t in, int64_t out, double scale, int mode, int coo
     return 1;
 }
 
-void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const int64_t *out_dims,
-                       int rank, const float *scale, int mode, int coord_mode, int nearest_mode)
+typedef struct {
+    float *dx;
+    const float *dy, *scale;
+    const int64_t *in_dims, *out_dims, *xst;
+    int rank, lead, mode, coord_mode, nearest_mode;
+    int64_t bin, bout;
+} ResizeGrad;
+
+/* Blocks [lo, hi) of the leading identity axes. */
+static void resize_grad_blocks(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // dx is (in_dims), dy is (out_dims). Leading identity axes (batch,
-    // channels) split the work into independent blocks; inside a block every
-    // dy element scatters into its 2^rank corners in output order.
-    int lead = 0;
-    int64_t blocks = 1, nin = 1;
-    while (lead < rank - 1 &&
-           tap_identity(in_dims[lead], out_dims[lead], scale[lead], mode, coord_mode, nearest_mode))
-        blocks *= in_dims[lead++];
-    int64_t bin = 1, bout = 1, xst[K_MAX_RANK];
-    for (int k = rank - 1; k >= 0; k--) {
-        xst[k] = nin;
-        nin *= in_dims[k];
-        if (k >= lead) bin *= in_dims[k], bout *= out_dims[k];
-    }
-#pragma omp parallel for schedule(static) if (nin >= K_PAR_WORK && blocks > 1)
-    for (int64_t b = 0; b < blocks; b++) {
-        float *dxb = dx + b * bin;
-        const float *dyb = dy + b * bout;
+    const ResizeGrad *a = arg;
+    const int64_t *in_dims = a->in_dims, *out_dims = a->out_dims, *xst = a->xst;
+    const float *scale = a->scale;
+    int rank = a->rank, lead = a->lead, mode = a->mode, coord_mode = a->coord_mode;
+    int nearest_mode = a->nearest_mode;
+    int64_t bin = a->bin, bout = a->bout;
+    for (int64_t b = lo; b < hi; b++) {
+        float *dxb = a->dx + b * bin;
+        const float *dyb = a->dy + b * bout;
         memset(dxb, 0, (size_t)bin * sizeof *dxb);
         for (int64_t e = 0; e < bout; e++) {
             int64_t off[1 << K_MAX_RANK];
@@ -175,6 +201,28 @@ void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const
     }
 }
 
+void k_resize_grad_f32(float *dx, const float *dy, const int64_t *in_dims, const int64_t *out_dims,
+                       int rank, const float *scale, int mode, int coord_mode, int nearest_mode)
+{
+    // dx is (in_dims), dy is (out_dims). Leading identity axes (batch,
+    // channels) split the work into independent blocks; inside a block every
+    // dy element scatters into its 2^rank corners in output order.
+    int lead = 0;
+    int64_t blocks = 1, nin = 1;
+    while (lead < rank - 1 &&
+           tap_identity(in_dims[lead], out_dims[lead], scale[lead], mode, coord_mode, nearest_mode))
+        blocks *= in_dims[lead++];
+    int64_t bin = 1, bout = 1, xst[K_MAX_RANK];
+    for (int k = rank - 1; k >= 0; k--) {
+        xst[k] = nin;
+        nin *= in_dims[k];
+        if (k >= lead) bin *= in_dims[k], bout *= out_dims[k];
+    }
+    ResizeGrad a = {dx, dy, scale, in_dims, out_dims, xst, rank, lead, mode, coord_mode, nearest_mode,
+                    bin, bout};
+    k_par_for(blocks, nin, resize_grad_blocks, &a);
+}
+
 /* ---- indexing ---- */
 
 /* Index t of an int32 or int64 index array. */
@@ -195,6 +243,36 @@ static int check_indices(const char *op, const void *idx, int is_i32, int64_t n,
     return 0;
 }
 
+typedef struct {
+    float *dx;
+    const float *dy;
+    const void *idx;
+    int idx_is_i32;
+    int64_t axis_len, nidx, inner, ncol;
+    const int64_t *dims, *xs;
+    int rank, axis;
+    int64_t per;
+} IndexGrad;
+
+/* Pieces [lo, hi) of outer * ncol: outer blocks, or column ranges of inner. */
+static void gather_grad_pieces(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const IndexGrad *a = arg;
+    int64_t axis_len = a->axis_len, nidx = a->nidx, inner = a->inner, ncol = a->ncol;
+    for (int64_t w = lo; w < hi; w++) {
+        int64_t o = w / ncol, j0 = inner * (w % ncol) / ncol, j1 = inner * (w % ncol + 1) / ncol;
+        float *dxo = a->dx + o * axis_len * inner;
+        for (int64_t i = 0; i < axis_len; i++) memset(dxo + i * inner + j0, 0, (size_t)(j1 - j0) * sizeof *dxo);
+        for (int64_t t = 0; t < nidx; t++) {
+            int64_t i = idx_at(a->idx, a->idx_is_i32, t);
+            if (i < 0) i += axis_len;
+            float *d = dxo + i * inner;
+            const float *s = a->dy + (o * nidx + t) * inner;
+            for (int64_t j = j0; j < j1; j++) d[j] += s[j];
+        }
+    }
+}
+
 int k_gather_grad_f32(float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
                       int64_t axis_len, int64_t nidx, int64_t inner)
 {
@@ -202,22 +280,33 @@ int k_gather_grad_f32(float *dx, const float *dy, const void *idx, int idx_is_i3
     // Threads own outer blocks, or (one block, as an embedding) column ranges of
     // inner; indices are visited in order either way.
     if (check_indices("Gather", idx, idx_is_i32, nidx, axis_len) < 0) return -1;
-    int64_t ncol = outer > 1 || inner < 256 ? 1 : (inner + 255) / 256;
-    int64_t work = outer * ncol;
-#pragma omp parallel for schedule(static) if (outer * nidx * inner >= K_PAR_WORK && work > 1)
-    for (int64_t w = 0; w < work; w++) {
-        int64_t o = w / ncol, j0 = inner * (w % ncol) / ncol, j1 = inner * (w % ncol + 1) / ncol;
-        float *dxo = dx + o * axis_len * inner;
-        for (int64_t i = 0; i < axis_len; i++) memset(dxo + i * inner + j0, 0, (size_t)(j1 - j0) * sizeof *dx);
-        for (int64_t t = 0; t < nidx; t++) {
-            int64_t i = idx_at(idx, idx_is_i32, t);
-            if (i < 0) i += axis_len;
-            float *d = dxo + i * inner;
-            const float *s = dy + (o * nidx + t) * inner;
-            for (int64_t j = j0; j < j1; j++) d[j] += s[j];
-        }
-    }
+    IndexGrad a = {.dx = dx, .dy = dy, .idx = idx, .idx_is_i32 = idx_is_i32, .axis_len = axis_len,
+                   .nidx = nidx, .inner = inner, .ncol = outer > 1 || inner < 256 ? 1 : (inner + 255) / 256};
+    k_par_for(outer * a.ncol, outer * nidx * inner, gather_grad_pieces, &a);
     return 0;
+}
+
+/* Blocks [lo, hi) of the axes before `axis`: disjoint parts of dx. */
+static void gather_elements_grad_blocks(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const IndexGrad *a = arg;
+    const int64_t *dims = a->dims, *xs = a->xs;
+    int rank = a->rank, axis = a->axis;
+    int64_t len = a->axis_len, per = a->per;
+    for (int64_t b = lo; b < hi; b++)
+        for (int64_t e = b * per; e < (b + 1) * per; e++) {
+            int64_t off = 0, rem = e;
+            for (int k = rank - 1; k >= 0; k--) {
+                int64_t c = rem % dims[k];
+                rem /= dims[k];
+                if (k == axis) {
+                    c = idx_at(a->idx, a->idx_is_i32, e);
+                    if (c < 0) c += len;
+                }
+                off += c * xs[k];
+            }
+            a->dx[off] += a->dy[e];
+        }
 }
 
 int k_gather_elements_grad_f32(float *dx, const int64_t *x_dims, const float *dy, const void *idx,
@@ -235,22 +324,9 @@ int k_gather_elements_grad_f32(float *dx, const int64_t *x_dims, const float *dy
     if (n == 0) return 0;
     int64_t xs[K_MAX_RANK], len = x_dims[axis];
     for (int k = rank - 1; k >= 0; k--) xs[k] = k == rank - 1 ? 1 : xs[k + 1] * x_dims[k + 1];
-    int64_t per = n / outer;
-#pragma omp parallel for schedule(static) if (n >= K_PAR_WORK && outer > 1)
-    for (int64_t b = 0; b < outer; b++)
-        for (int64_t e = b * per; e < (b + 1) * per; e++) {
-            int64_t off = 0, rem = e;
-            for (int k = rank - 1; k >= 0; k--) {
-                int64_t c = rem % dims[k];
-                rem /= dims[k];
-                if (k == axis) {
-                    c = idx_at(idx, idx_is_i32, e);
-                    if (c < 0) c += len;
-                }
-                off += c * xs[k];
-            }
-            dx[off] += dy[e];
-        }
+    IndexGrad a = {.dx = dx, .dy = dy, .idx = idx, .idx_is_i32 = idx_is_i32, .axis_len = len,
+                   .dims = dims, .xs = xs, .rank = rank, .axis = axis, .per = n / outer};
+    k_par_for(outer, n, gather_elements_grad_blocks, &a);
     return 0;
 }
 

@@ -4,7 +4,7 @@
  * written, and an index out of range returns -1 with a k_fail message that
  * names the index, where it was found and the valid range. Gathers move bytes
  * and serve every dtype; ScatterND's reductions need typed elements. Work is
- * split over OpenMP threads only where threads write disjoint elements, so the
+ * split over the thread pool only where threads write disjoint elements, so the
  * thread count never changes a result. */
 #include "kernels.h"
 
@@ -26,6 +26,26 @@ static int check_index(const char *op, int64_t *i, int64_t len, int64_t pos) {
     return 0;
 }
 
+typedef struct {
+    char *y;
+    const char *x;
+    const void *idx;
+    int idx_is_i32;
+    int64_t axis_len, nidx;
+    size_t row;
+} Gather;
+
+/* Rows [lo, hi) of Gather's [outer * nidx] rows of `row` bytes. */
+static void gather_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Gather *a = arg;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t o = r / a->nidx, i = idx_at(a->idx, a->idx_is_i32, r % a->nidx);
+        if (i < 0) i += a->axis_len;
+        memcpy(a->y + r * a->row, a->x + (o * a->axis_len + i) * a->row, a->row);
+    }
+}
+
 int k_gather(void *y, const void *x, const void *idx, int idx_is_i32, int64_t outer, int64_t axis_len,
              int64_t nidx, int64_t inner, int esize) {
     // check every index first so that a failure leaves no half-written output behind
@@ -33,17 +53,42 @@ int k_gather(void *y, const void *x, const void *idx, int idx_is_i32, int64_t ou
         int64_t i = idx_at(idx, idx_is_i32, t);
         if (check_index("Gather", &i, axis_len, t) < 0) return -1;
     }
-    size_t row = (size_t)(inner * esize);
+    Gather a = {y, x, idx, idx_is_i32, axis_len, nidx, (size_t)(inner * esize)};
     int64_t n = outer * nidx;
-    char *yb = y;
-    const char *xb = x;
-#pragma omp parallel for schedule(static) if (n * (int64_t)row >= 4 * K_PAR_WORK && n > 1)
-    for (int64_t r = 0; r < n; r++) {
-        int64_t o = r / nidx, i = idx_at(idx, idx_is_i32, r % nidx);
-        if (i < 0) i += axis_len;
-        memcpy(yb + r * row, xb + (o * axis_len + i) * row, row);
-    }
+    k_par_for(n, n * (int64_t)a.row / 4, gather_rows, &a);
     return 0;
+}
+
+typedef struct {
+    char *y;
+    const char *x;
+    const void *idx;
+    int idx_is_i32;
+    const int64_t *dims, *xs;
+    int rank, axis, esize;
+    int64_t cols, len;
+} GatherElements;
+
+static void gather_elements_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const GatherElements *a = arg;
+    const int64_t *dims = a->dims, *xs = a->xs;
+    int rank = a->rank, axis = a->axis, esize = a->esize;
+    int64_t cols = a->cols, len = a->len;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t base = 0, rem = r;
+        for (int k = rank - 2; k >= 0; k--) {
+            int64_t c = rem % dims[k];
+            rem /= dims[k];
+            if (k != axis) base += c * xs[k];
+        }
+        for (int64_t j = 0; j < cols; j++) {
+            int64_t t = r * cols + j, i = idx_at(a->idx, a->idx_is_i32, t);
+            if (i < 0) i += len;
+            int64_t off = base + i * xs[axis] + (axis == rank - 1 ? 0 : j);
+            memcpy(a->y + t * esize, a->x + off * esize, (size_t)esize);
+        }
+    }
 }
 
 int k_gather_elements(void *y, const void *x, const int64_t *x_dims, const void *idx, int idx_is_i32,
@@ -61,23 +106,8 @@ int k_gather_elements(void *y, const void *x, const int64_t *x_dims, const void 
     }
     // rows along the last dim; the source offset of a row's other coordinates is computed once
     int64_t cols = rank > 0 ? dims[rank - 1] : 1, rows = n / cols;
-    char *yb = y;
-    const char *xb = x;
-#pragma omp parallel for schedule(static) if (n * esize >= 4 * K_PAR_WORK && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t base = 0, rem = r;
-        for (int k = rank - 2; k >= 0; k--) {
-            int64_t c = rem % dims[k];
-            rem /= dims[k];
-            if (k != axis) base += c * xs[k];
-        }
-        for (int64_t j = 0; j < cols; j++) {
-            int64_t t = r * cols + j, i = idx_at(idx, idx_is_i32, t);
-            if (i < 0) i += len;
-            int64_t off = base + i * xs[axis] + (axis == rank - 1 ? 0 : j);
-            memcpy(yb + t * esize, xb + off * esize, (size_t)esize);
-        }
-    }
+    GatherElements a = {y, x, idx, idx_is_i32, dims, xs, rank, axis, esize, cols, len};
+    k_par_for(rows, n * esize / 4, gather_elements_rows, &a);
     return 0;
 }
 
@@ -135,6 +165,30 @@ static int64_t slice_offset(const int64_t *data_dims, int rank, const int64_t *i
     return off;
 }
 
+typedef struct {
+    char *y;
+    const char *u;
+    const int64_t *data_dims, *idx;
+    int64_t n_updates, slice;
+    int rank, k, es, reduction, dtype;
+} Scatter;
+
+/* Elements [e0, e1) of every slice, all updates applied in order. */
+static void scatter_elems(void *arg, int64_t e0, int64_t e1, int tid)
+{
+    const Scatter *a = arg;
+    for (int64_t q = 0; q < a->n_updates; q++) {
+        int64_t off = slice_offset(a->data_dims, a->rank, a->idx, q, a->k);
+        const char *u = a->u + q * a->slice * a->es;
+        switch (a->dtype) {
+#define CASE(N, T) case N: scatter_##T((T *)a->y + off, (const T *)u, e0, e1, a->reduction); break;
+        CASE(1, float) CASE(11, double) CASE(3, int8_t) CASE(2, uint8_t) CASE(5, int16_t)
+        CASE(4, uint16_t) CASE(6, int32_t) CASE(12, uint32_t) CASE(7, int64_t) CASE(13, uint64_t)
+#undef CASE
+        }
+    }
+}
+
 int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx, int64_t n_updates,
                 int k, const void *updates, int64_t slice, int reduction, int dtype) {
     int es = dtype_size(dtype);
@@ -166,20 +220,8 @@ int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx,
     // Reductions: updates may hit the same slice, so threads split the slice
     // elements instead, each applying all updates in order to its own range.
     // Offsets are recomputed per chunk: the kernel has no scratch to keep them.
-    int64_t nchunk = n_updates * slice * es >= 4 * K_PAR_WORK && slice >= 64 ? (slice + 1023) / 1024 : 1;
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (int64_t c = 0; c < nchunk; c++) {
-        int64_t e0 = slice * c / nchunk, e1 = slice * (c + 1) / nchunk;
-        for (int64_t q = 0; q < n_updates; q++) {
-            int64_t off = slice_offset(data_dims, rank, idx, q, k);
-            const char *u = ub + q * slice * es;
-            switch (dtype) {
-#define CASE(N, T) case N: scatter_##T((T *)yb + off, (const T *)u, e0, e1, reduction); break;
-            CASE(1, float) CASE(11, double) CASE(3, int8_t) CASE(2, uint8_t) CASE(5, int16_t)
-            CASE(4, uint16_t) CASE(6, int32_t) CASE(12, uint32_t) CASE(7, int64_t) CASE(13, uint64_t)
-#undef CASE
-            }
-        }
-    }
+    Scatter a = {yb, ub, data_dims, idx, n_updates, slice, rank, k, es, reduction, dtype};
+    int64_t work = slice >= 64 ? n_updates * slice * es / 4 : 0;
+    k_par_split(slice, work >= K_PAR_WORK ? (slice + 1023) / 1024 : 1, 0, scatter_elems, &a);
     return 0;
 }

@@ -1,7 +1,7 @@
 /* Matrix products for the cpu target: MatMul (float32, float64 and wrapping
  * integers) and Gemm. The float forms go through OpenBLAS, always on the
- * calling thread: one thread pool (OpenMP) does all of a program's threading.
- * A large product is split over the OpenMP threads by blocks of rows, one
+ * calling thread: one thread pool (kpar.c) does all of a program's threading.
+ * A large product is split over the pool's threads by blocks of rows, one
  * OpenBLAS call per block; a batch of small
  * products is spread over the threads one whole product each. Either way every
  * output element is one call's dot product in the same order, so results never
@@ -9,12 +9,11 @@
  * in unsigned arithmetic, which wraps as ONNX integer overflow does.
  *
  * Why not OpenBLAS's own threads: Debian's default OpenBLAS runs a pthread
- * pool whose workers spin after each call, and OpenMP's workers spin after
+ * pool whose workers spin after each call, and the kernels' workers spin after
  * each parallel loop; on a machine with as many cores as threads the two pools
  * took turns on the cores (a 2-layer transformer ran 7x slower on 2 threads
  * than on 1). */
 #include <cblas.h>
-#include <omp.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -49,24 +48,29 @@ static void blas_serial(void)
  * cache blocking (320 columns here), too coarse to split on. */
 enum { ROW_BLOCK = 24 };
 
-/* How many threads a product of m*n*k gets: 1 inside a parallel region, when
- * small, or when it has too few rows to split. */
-static int gemm_threads(int64_t M, int64_t N, int64_t K)
-{
-    blas_serial();
-    if (omp_in_parallel() || M * N * K < SMALL_GEMM) return 1;
-    int nt = omp_get_max_threads();
-    int64_t blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK;
-    return nt < blocks ? nt : (int)blocks;
-}
+/* A product's operands and sizes, for its blocks of rows. */
+typedef struct {
+    int trans_a, trans_b;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *a, *b;
+    float *y;
+    int64_t lda, ldb, ldy;
+} Gemm;
 
-/* Rows [lo, hi) of M for thread t of nt, in whole blocks. */
-static void share(int64_t M, int t, int nt, int64_t *lo, int64_t *hi)
+/* Rows [lo, hi) of M from blocks [b0, b1). */
+static void rows_of(int64_t M, int64_t b0, int64_t b1, int64_t *lo, int64_t *hi)
 {
-    int64_t blocks = (M + ROW_BLOCK - 1) / ROW_BLOCK, per = blocks / nt, extra = blocks % nt;
-    int64_t b0 = t * per + (t < extra ? t : extra), b1 = b0 + per + (t < extra);
     *lo = b0 * ROW_BLOCK < M ? b0 * ROW_BLOCK : M;
     *hi = b1 * ROW_BLOCK < M ? b1 * ROW_BLOCK : M;
+}
+
+/* Splits a product of M*N*K over the threads by blocks of rows (on the
+ * calling thread when small or inside a parallel step). */
+static void gemm_par(const Gemm *g, KParBody rows)
+{
+    blas_serial();
+    k_par_for((g->M + ROW_BLOCK - 1) / ROW_BLOCK, K_MACS_WORK(g->M * g->N * g->K), rows, (void *)g);
 }
 
 #if K_TILED
@@ -77,53 +81,98 @@ static AVX2 void tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const fl
 }
 #endif
 
+#if K_TILED
+/* Blocks [b0, b1) of rows through the register tiles. */
+static void tiled_rows(void *arg, int64_t b0, int64_t b1, int tid)
+{
+    const Gemm *g = arg;
+    int64_t lo, hi;
+    rows_of(g->M, b0, b1, &lo, &hi);
+    if (g->trans_b)
+        k_tiled_nt(hi - lo, g->N, g->K, g->alpha, g->a + lo * g->lda, g->lda, g->b, g->ldb, g->beta,
+                   g->y + lo * g->ldy, g->ldy);
+    else
+        tiled_nn(hi - lo, g->N, g->K, g->alpha, g->a + lo * g->lda, g->lda, g->b, g->ldb, g->beta,
+                 g->y + lo * g->ldy, g->ldy);
+}
+#endif
+
+/* Blocks [b0, b1) of rows through OpenBLAS: rows lo..hi of op(a) and y. */
+static void blas_rows(void *arg, int64_t b0, int64_t b1, int tid)
+{
+    const Gemm *g = arg;
+    int64_t lo, hi;
+    rows_of(g->M, b0, b1, &lo, &hi);
+    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
+                (int)(hi - lo), (int)g->N, (int)g->K, g->alpha, g->a + (g->trans_a ? lo : lo * g->lda),
+                (int)g->lda, g->b, (int)g->ldb, g->beta, g->y + lo * g->ldy, (int)g->ldy);
+}
+
 void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *y,
              int64_t ldy)
 {
     if (M <= 0 || N <= 0) return;
-    int nt = gemm_threads(M, N, K);
+    Gemm g = {trans_a, trans_b, M, N, K, alpha, beta, a, b, y, lda, ldb, ldy};
 #if K_TILED
     if (K > 0 && !trans_a && k_tiled_ok(M * K)) {
-        if (nt <= 1) { // no parallel region at all: even an if(0) one costs a microsecond
-            if (trans_b) k_tiled_nt(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
-            else tiled_nn(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
-            return;
-        }
-#pragma omp parallel for schedule(static, 1) num_threads(nt)
-        for (int t = 0; t < nt; t++) {
-            int64_t lo, hi;
-            share(M, t, nt, &lo, &hi);
-            if (hi <= lo) continue;
-            if (trans_b) k_tiled_nt(hi - lo, N, K, alpha, a + lo * lda, lda, b, ldb, beta, y + lo * ldy, ldy);
-            else tiled_nn(hi - lo, N, K, alpha, a + lo * lda, lda, b, ldb, beta, y + lo * ldy, ldy);
-        }
+        gemm_par(&g, tiled_rows);
         return;
     }
 #endif
-#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-    for (int t = 0; t < nt; t++) {
-        int64_t lo, hi;
-        share(M, t, nt, &lo, &hi);
-        if (hi > lo) // rows lo..hi of op(a) and y
-            cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                        trans_b ? CblasTrans : CblasNoTrans, (int)(hi - lo), (int)N, (int)K, alpha,
-                        a + (trans_a ? lo : lo * lda), (int)lda, b, (int)ldb, beta, y + lo * ldy,
-                        (int)ldy);
-    }
+    gemm_par(&g, blas_rows);
+}
+
+/* The float64 product's blocks of rows (y = a b, dense, no transposes). */
+typedef struct {
+    int64_t M, N, K;
+    const double *a, *b;
+    double *y;
+} DGemm;
+
+static void dgemm_rows(void *arg, int64_t b0, int64_t b1, int tid)
+{
+    const DGemm *g = arg;
+    int64_t lo, hi;
+    rows_of(g->M, b0, b1, &lo, &hi);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), (int)g->N, (int)g->K, 1.0,
+                g->a + lo * g->K, (int)g->K, g->b, (int)g->N, 0.0, g->y + lo * g->N, (int)g->N);
 }
 
 static void dgemm(int64_t M, int64_t N, int64_t K, const double *a, const double *b, double *y)
 {
-    int nt = gemm_threads(M, N, K);
-#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-    for (int t = 0; t < nt; t++) {
-        int64_t lo, hi;
-        share(M, t, nt, &lo, &hi);
-        if (hi > lo)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), (int)N, (int)K,
-                        1.0, a + lo * K, (int)K, b, (int)N, 0.0, y + lo * N, (int)N);
-    }
+    DGemm g = {M, N, K, a, b, y};
+    blas_serial();
+    k_par_for((M + ROW_BLOCK - 1) / ROW_BLOCK, K_MACS_WORK(M * N * K), dgemm_rows, &g);
+}
+
+/* A batch of products [lo, hi), each whole on one thread. */
+typedef struct {
+    void *y;
+    const void *a, *b;
+    int64_t M, N, K;
+    const int64_t *a_off, *b_off;
+} Batch;
+
+static void matmul_f32_batch(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Batch *p = arg;
+    int64_t M = p->M, N = p->N, K = p->K;
+    const float *a = p->a, *b = p->b;
+    float *y = p->y;
+    for (int64_t i = lo; i < hi; i++)
+        k_sgemm(0, 0, M, N, K, 1.0f, a + off_of(p->a_off, i, M * K), K, b + off_of(p->b_off, i, K * N), N,
+                0.0f, y + i * M * N, N);
+}
+
+static void matmul_f64_batch(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Batch *p = arg;
+    int64_t M = p->M, N = p->N, K = p->K;
+    const double *a = p->a, *b = p->b;
+    double *y = p->y;
+    for (int64_t i = lo; i < hi; i++)
+        dgemm(M, N, K, a + off_of(p->a_off, i, M * K), b + off_of(p->b_off, i, K * N), y + i * M * N);
 }
 
 void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64_t M, int64_t N,
@@ -137,11 +186,9 @@ void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64
     }
     blas_serial();
     // a batch of small products, one whole product per thread, when the batch has the work
-    int small = M * N * K < SMALL_GEMM && batch > 1 && batch * M * N * K >= SMALL_GEMM;
-#pragma omp parallel for schedule(static) if (small)
-    for (int64_t i = 0; i < batch; i++)
-        k_sgemm(0, 0, M, N, K, 1.0f, a + off_of(a_off, i, M * K), K, b + off_of(b_off, i, K * N), N,
-                0.0f, y + i * M * N, N);
+    // (a large product splits its own rows)
+    Batch p = {y, a, b, M, N, K, a_off, b_off};
+    k_par_for(batch, M * N * K < SMALL_GEMM ? K_MACS_WORK(batch * M * N * K) : 0, matmul_f32_batch, &p);
 }
 
 void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, int64_t M, int64_t N,
@@ -154,39 +201,64 @@ void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, in
     }
     blas_serial();
     // a batch of small products, one whole product per thread, when the batch has the work
-    int small = M * N * K < SMALL_GEMM && batch > 1 && batch * M * N * K >= SMALL_GEMM;
-#pragma omp parallel for schedule(static) if (small)
-    for (int64_t i = 0; i < batch; i++)
-        dgemm(M, N, K, a + off_of(a_off, i, M * K), b + off_of(b_off, i, K * N), y + i * M * N);
+    Batch p = {y, a, b, M, N, K, a_off, b_off};
+    k_par_for(batch, M * N * K < SMALL_GEMM ? K_MACS_WORK(batch * M * N * K) : 0, matmul_f64_batch, &p);
 }
 
-/* One integer product per element type T; i-k-j order so the inner loop
- * streams rows of b and y. */
-#define MATMUL_INT(T)                                                                          \
-    do {                                                                                       \
-        T *yy = y;                                                                             \
-        const T *aa = a, *bb = b;                                                              \
-        _Pragma("omp parallel for collapse(2) schedule(static) if (batch * M * N * K >= K_PAR_MACS)") \
-        for (int64_t i = 0; i < batch; i++)                                                    \
-            for (int64_t r = 0; r < M; r++) {                                                  \
-                const T *ar = aa + off_of(a_off, i, M * K) + r * K;                            \
-                const T *bi = bb + off_of(b_off, i, K * N);                                    \
-                T *yr = yy + (i * M + r) * N;                                                  \
-                for (int64_t j = 0; j < N; j++) yr[j] = 0;                                     \
-                for (int64_t k = 0; k < K; k++) {                                              \
-                    T av = ar[k];                                                              \
-                    const T *br = bi + k * N;                                                  \
-                    for (int64_t j = 0; j < N; j++) yr[j] += av * br[j];                       \
-                }                                                                              \
+/* One integer product per element type T over rows [lo, hi) of all
+ * batch * M; i-k-j order so the inner loop streams rows of b and y. */
+#define MATMUL_INT(T, NAME)                                                                    \
+    static void NAME(void *arg, int64_t lo, int64_t hi, int tid)                               \
+    {                                                                                          \
+        const Batch *p = arg;                                                                  \
+        int64_t M = p->M, N = p->N, K = p->K;                                                  \
+        T *yy = p->y;                                                                          \
+        const T *aa = p->a, *bb = p->b;                                                        \
+        for (int64_t ir = lo; ir < hi; ir++) {                                                 \
+            int64_t i = ir / M, r = ir % M;                                                    \
+            const T *ar = aa + off_of(p->a_off, i, M * K) + r * K;                             \
+            const T *bi = bb + off_of(p->b_off, i, K * N);                                     \
+            T *yr = yy + ir * N;                                                               \
+            for (int64_t j = 0; j < N; j++) yr[j] = 0;                                         \
+            for (int64_t k = 0; k < K; k++) {                                                  \
+                T av = ar[k];                                                                  \
+                const T *br = bi + k * N;                                                      \
+                for (int64_t j = 0; j < N; j++) yr[j] += av * br[j];                           \
             }                                                                                  \
-    } while (0)
+        }                                                                                      \
+    }
+MATMUL_INT(uint32_t, matmul_u32_rows)
+MATMUL_INT(uint64_t, matmul_u64_rows)
 
 void k_matmul_int(void *y, const void *a, const void *b, int64_t batch, int64_t M, int64_t N,
                   int64_t K, const int64_t *a_off, const int64_t *b_off, int dtype)
 {
     // signed and unsigned share one unsigned loop: two's complement wraps identically
-    if (dtype == DT_INT32 || dtype == DT_UINT32) MATMUL_INT(uint32_t);
-    else if (dtype == DT_INT64 || dtype == DT_UINT64) MATMUL_INT(uint64_t);
+    Batch p = {y, a, b, M, N, K, a_off, b_off};
+    int64_t work = K_MACS_WORK(batch * M * N * K);
+    if (dtype == DT_INT32 || dtype == DT_UINT32) k_par_for(batch * M, work, matmul_u32_rows, &p);
+    else if (dtype == DT_INT64 || dtype == DT_UINT64) k_par_for(batch * M, work, matmul_u64_rows, &p);
+}
+
+/* Gemm's rows [lo, hi) of y = beta * c (broadcast). */
+typedef struct {
+    float *y;
+    const float *c;
+    int64_t N, c_rows, c_cols;
+    float beta;
+} GemmC;
+
+static void gemm_c_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const GemmC *p = arg;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *cr = p->c + (p->c_rows == 1 ? 0 : i) * p->c_cols;
+        float *yr = p->y + i * p->N;
+        if (p->c_cols == 1)
+            for (int64_t j = 0; j < p->N; j++) yr[j] = p->beta * cr[0];
+        else
+            for (int64_t j = 0; j < p->N; j++) yr[j] = p->beta * cr[j];
+    }
 }
 
 void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_t M, int64_t N,
@@ -197,15 +269,8 @@ void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_
     if (M <= 0 || N <= 0) return;
     float gbeta = 0.0f;
     if (c) { // y = beta * c, broadcast; then the product accumulates onto it
-#pragma omp parallel for schedule(static) if (M * N >= K_PAR_WORK)
-        for (int64_t i = 0; i < M; i++) {
-            const float *cr = c + (c_rows == 1 ? 0 : i) * c_cols;
-            float *yr = y + i * N;
-            if (c_cols == 1)
-                for (int64_t j = 0; j < N; j++) yr[j] = beta * cr[0];
-            else
-                for (int64_t j = 0; j < N; j++) yr[j] = beta * cr[j];
-        }
+        GemmC p = {y, c, N, c_rows, c_cols, beta};
+        k_par_for(M, M * N, gemm_c_rows, &p);
         gbeta = 1.0f;
     }
     if (K <= 0) {

@@ -48,13 +48,24 @@ static void log_sum_exp_col(const float *x, int64_t C, int64_t d, int64_t nn, in
 /* The shared body. lp is the log-probability tensor when it exists (NLL's x,
  * or SCE's written log_prob); otherwise (SCE without log_prob) x is logits
  * and each element's log-probability is computed from its column. */
-static int loss(float *y, const float *lp, const float *logits, const int64_t *target, const float *weight,
-                int64_t N, int64_t C, int64_t d, int reduction, int64_t ignore_index, int has_ignore) {
-    int64_t n = N * d;
-    int64_t nb = n < NBLOCK ? n : NBLOCK;
-    double ls[NBLOCK], ws[NBLOCK];
-#pragma omp parallel for schedule(static) if (n * C >= K_PAR_WORK && nb > 1)
-    for (int64_t b = 0; b < nb; b++) {
+typedef struct {
+    float *y;
+    const float *lp, *logits, *weight;
+    const int64_t *target;
+    int64_t n, nb, C, d, ignore_index;
+    int reduction, has_ignore;
+    double *ls, *ws;
+} Loss;
+
+/* Blocks [lo, hi) of the nb: each one's loss and weight sums. */
+static void loss_blocks(void *arg, int64_t lo, int64_t hi, int tid) {
+    const Loss *a = arg;
+    float *y = a->y;
+    const float *lp = a->lp, *logits = a->logits, *weight = a->weight;
+    const int64_t *target = a->target;
+    int64_t n = a->n, nb = a->nb, C = a->C, d = a->d, ignore_index = a->ignore_index;
+    int reduction = a->reduction, has_ignore = a->has_ignore;
+    for (int64_t b = lo; b < hi; b++) {
         double sl = 0, sw = 0;
         for (int64_t i = n * b / nb; i < n * (b + 1) / nb; i++) {
             int64_t nn = i / d, k = i % d, t = target[i];
@@ -73,8 +84,17 @@ static int loss(float *y, const float *lp, const float *logits, const int64_t *t
             if (reduction == 0) y[i] = l;
             sl += l, sw += w;
         }
-        ls[b] = sl, ws[b] = sw;
+        a->ls[b] = sl, a->ws[b] = sw;
     }
+}
+
+static int loss(float *y, const float *lp, const float *logits, const int64_t *target, const float *weight,
+                int64_t N, int64_t C, int64_t d, int reduction, int64_t ignore_index, int has_ignore) {
+    int64_t n = N * d;
+    int64_t nb = n < NBLOCK ? n : NBLOCK;
+    double ls[NBLOCK], ws[NBLOCK];
+    Loss a = {y, lp, logits, weight, target, n, nb, C, d, ignore_index, reduction, has_ignore, ls, ws};
+    k_par_for(nb, n * C, loss_blocks, &a);
     if (reduction == 0) return 0;
     double sl = 0, sw = 0;
     for (int64_t b = 0; b < nb; b++) sl += ls[b], sw += ws[b];
@@ -89,6 +109,20 @@ int k_nll_loss_f32(float *y, const float *x, const int64_t *target, const float 
     return loss(y, x, NULL, target, weight, N, C, d, reduction, ignore_index, has_ignore);
 }
 
+/* Columns [lo, hi) of log_prob (a->y) from the logits. */
+static void log_prob_columns(void *arg, int64_t lo, int64_t hi, int tid) {
+    const Loss *a = arg;
+    int64_t C = a->C, d = a->d;
+    for (int64_t i = lo; i < hi; i++) {
+        int64_t nn = i / d, k = i % d;
+        float m, lse;
+        log_sum_exp_col(a->logits, C, d, nn, k, &m, &lse);
+        const float *xc = a->logits + nn * C * d + k;
+        float *pc = a->y + nn * C * d + k;
+        for (int64_t c = 0; c < C; c++) pc[c * d] = (xc[c * d] - m) - lse;
+    }
+}
+
 int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *target,
                    const float *weight, int64_t N, int64_t C, int64_t d, int reduction,
                    int64_t ignore_index, int has_ignore) {
@@ -96,14 +130,7 @@ int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *tar
     if (!log_prob) return loss(y, NULL, x, target, weight, N, C, d, reduction, ignore_index, has_ignore);
     // log_prob (N, C, d) = x - logsumexp over C, column by column
     int64_t n = N * d;
-#pragma omp parallel for schedule(static) if (n * C >= K_PAR_WORK && n > 1)
-    for (int64_t i = 0; i < n; i++) {
-        int64_t nn = i / d, k = i % d;
-        float m, lse;
-        log_sum_exp_col(x, C, d, nn, k, &m, &lse);
-        const float *xc = x + nn * C * d + k;
-        float *pc = log_prob + nn * C * d + k;
-        for (int64_t c = 0; c < C; c++) pc[c * d] = (xc[c * d] - m) - lse;
-    }
+    Loss a = {.y = log_prob, .logits = x, .C = C, .d = d};
+    k_par_for(n, n * C, log_prob_columns, &a);
     return loss(y, log_prob, NULL, target, weight, N, C, d, reduction, ignore_index, has_ignore);
 }

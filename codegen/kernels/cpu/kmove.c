@@ -9,26 +9,15 @@
  * a typed inner loop for the innermost dim; a transpose-like layout (dst
  * contiguous inside, src contiguous in another dim) is copied in square tiles
  * so that both sides stay in cache. Large copies split the outer rows into
- * chunks over OpenMP threads; a copy has no reduction, so the thread count
- * cannot change a bit. */
+ * chunks over the thread pool (kpar.c); a copy has no reduction, so the
+ * thread count cannot change a bit. */
 #include "kernels.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Below this many bytes a copy is not worth waking threads for. */
 /* Tile edge (elements) for transposes: 32x32 of 8-byte elements is 8 KiB per side. */
 #define TILE 32
-
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
 /* ---- k_copy_nd ---- */
 
@@ -118,6 +107,43 @@ static void copy_tile2d(char *dst, int64_t dsa, const char *src, int64_t ssb, in
     }
 }
 
+/* A simplified copy: its outer dims (od, with strides ods and oss), the
+ * innermost dim in and, when tiling a transpose, the dim p. */
+typedef struct {
+    char *dst;
+    const char *src;
+    const Iter *it;
+    const int64_t *od, *ods, *oss;
+    int no, p, in, esize;
+} Copy;
+
+/* Outer rows [lo, hi): decompose the first outer index, then step an odometer. */
+static void copy_rows(void *arg, int64_t lo, int64_t hi, int tid) {
+    const Copy *c = arg;
+    const Iter *it = c->it;
+    const int64_t *od = c->od, *ods = c->ods, *oss = c->oss;
+    int no = c->no, p = c->p, in = c->in, esize = c->esize;
+    int64_t idx[K_MAX_RANK], doff = 0, soff = 0, rem = lo;
+    for (int k = no - 1; k >= 0; k--) {
+        idx[k] = rem % od[k], rem /= od[k];
+        doff += idx[k] * ods[k], soff += idx[k] * oss[k];
+    }
+    for (int64_t o = lo; o < hi; o++) {
+        char *d = c->dst + doff * esize;
+        const char *s = c->src + soff * esize;
+        if (p >= 0)
+            copy_tile2d(d, it->ds[p], s, it->ss[in], it->dims[p], it->dims[in], esize);
+        else
+            copy_row(d, it->ds[in], s, it->ss[in], it->dims[in], esize);
+        for (int k = no - 1; k >= 0; k--) {
+            doff += ods[k], soff += oss[k];
+            if (++idx[k] < od[k]) break;
+            doff -= od[k] * ods[k], soff -= od[k] * oss[k];
+            idx[k] = 0;
+        }
+    }
+}
+
 void k_copy_nd(void *dst, const int64_t *dst_stride, const void *src, const int64_t *src_stride,
                const int64_t *dims, int rank, int esize) {
     Iter it;
@@ -145,37 +171,8 @@ void k_copy_nd(void *dst, const int64_t *dst_stride, const void *src, const int6
         no++;
     }
     int64_t inner = it.dims[in] * (p >= 0 ? it.dims[p] : 1);
-    int64_t nchunk = 1;
-    if (nouter > 1 && nouter * inner * esize >= 4 * K_PAR_WORK) {
-        nchunk = 4 * (int64_t)max_threads();
-        if (nchunk > nouter) nchunk = nouter;
-    }
-    char *d0 = dst;
-    const char *s0 = src;
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (int64_t c = 0; c < nchunk; c++) {
-        int64_t lo = nouter * c / nchunk, hi = nouter * (c + 1) / nchunk;
-        // decompose the chunk's first outer index, then step an odometer
-        int64_t idx[K_MAX_RANK], doff = 0, soff = 0, rem = lo;
-        for (int k = no - 1; k >= 0; k--) {
-            idx[k] = rem % od[k], rem /= od[k];
-            doff += idx[k] * ods[k], soff += idx[k] * oss[k];
-        }
-        for (int64_t o = lo; o < hi; o++) {
-            char *d = d0 + doff * esize;
-            const char *s = s0 + soff * esize;
-            if (p >= 0)
-                copy_tile2d(d, it.ds[p], s, it.ss[in], it.dims[p], it.dims[in], esize);
-            else
-                copy_row(d, it.ds[in], s, it.ss[in], it.dims[in], esize);
-            for (int k = no - 1; k >= 0; k--) {
-                doff += ods[k], soff += oss[k];
-                if (++idx[k] < od[k]) break;
-                doff -= od[k] * ods[k], soff -= od[k] * oss[k];
-                idx[k] = 0;
-            }
-        }
-    }
+    Copy c = {dst, src, &it, od, ods, oss, no, p, in, esize};
+    k_par_for(nouter, nouter * inner * esize / 4, copy_rows, &c);
 }
 
 /* ---- k_fill ---- */
@@ -205,19 +202,21 @@ static void fill_run(char *dst, const void *value, int64_t n, int esize) {
     }
 }
 
+typedef struct {
+    char *dst;
+    const void *value;
+    int esize;
+} Fill;
+
+static void fill_elems(void *arg, int64_t lo, int64_t hi, int tid) {
+    const Fill *f = arg;
+    fill_run(f->dst + lo * f->esize, f->value, hi - lo, f->esize);
+}
+
 void k_fill(void *dst, const void *value, int64_t n, int esize) {
     if (n <= 0) return;
-    int64_t nchunk = 1;
-    if (n * esize >= 4 * K_PAR_WORK) {
-        nchunk = max_threads();
-        if (nchunk > n) nchunk = n;
-    }
-    char *d = dst;
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (int64_t c = 0; c < nchunk; c++) {
-        int64_t lo = n * c / nchunk, hi = n * (c + 1) / nchunk;
-        fill_run(d + lo * esize, value, hi - lo, esize);
-    }
+    Fill f = {dst, value, esize};
+    k_par_for(n, n * esize / 4, fill_elems, &f);
 }
 
 /* ---- k_pad ---- */
@@ -246,6 +245,55 @@ static int64_t pad_map(int64_t o, int64_t before, int64_t lo, int64_t n, int mod
     return lo + j;
 }
 
+typedef struct {
+    char *y;
+    const char *x;
+    const int64_t *out, *before, *lo, *n, *xs;
+    int last, mode, esize;
+    const void *value;
+} Pad;
+
+/* Output rows [r0, r1) along the last axis. */
+static void pad_rows(void *arg, int64_t r0, int64_t r1, int tid) {
+    const Pad *a = arg;
+    const int64_t *out = a->out, *before = a->before, *lo = a->lo, *n = a->n, *xs = a->xs;
+    int last = a->last, mode = a->mode, esize = a->esize;
+    const void *value = a->value;
+    int64_t cols = out[last];
+    for (int64_t r = r0; r < r1; r++) {
+        char *yr = a->y + r * cols * esize;
+        // source row: map each outer coordinate; one constant coordinate makes the row constant
+        int64_t soff = 0, rem = r;
+        int constant = 0;
+        for (int k = last - 1; k >= 0; k--) {
+            int64_t o = rem % out[k];
+            rem /= out[k];
+            int64_t j = pad_map(o, before[k], lo[k], n[k], mode);
+            if (j < 0) constant = 1;
+            else soff += j * xs[k];
+        }
+        if (constant) {
+            fill_run(yr, value, cols, esize);
+            continue;
+        }
+        const char *xr = a->x + soff * esize;
+        // the middle of the row is one memcpy; only the pads map element by element
+        int64_t mid0 = before[last], mid1 = before[last] + n[last];
+        if (mid1 > cols) mid1 = cols;
+        if (mid0 > mid1) mid0 = mid1;
+        for (int64_t o = 0; o < cols; o++) {
+            if (o == mid0 && mid1 > mid0) {
+                memcpy(yr + o * esize, xr + lo[last] * esize, (size_t)((mid1 - mid0) * esize));
+                o = mid1 - 1;
+                continue;
+            }
+            int64_t j = pad_map(o, before[last], lo[last], n[last], mode);
+            if (j < 0) fill_run(yr + o * esize, value, 1, esize);
+            else memcpy(yr + o * esize, xr + j * esize, (size_t)esize);
+        }
+    }
+}
+
 void k_pad(void *y, const void *x, const int64_t *in_dims, int rank, const int64_t *pads, int mode,
            const void *value, int esize) {
     int64_t out[K_MAX_RANK], before[K_MAX_RANK], lo[K_MAX_RANK], n[K_MAX_RANK], xs[K_MAX_RANK];
@@ -265,56 +313,26 @@ void k_pad(void *y, const void *x, const int64_t *in_dims, int rank, const int64
         memcpy(y, x, (size_t)esize);
         return;
     }
-    int last = rank - 1;
-    int64_t cols = out[last];
-    const char *xb = x;
-    char *yb = y;
-#pragma omp parallel for schedule(static) if (total * esize >= 4 * K_PAR_WORK)
-    for (int64_t r = 0; r < rows; r++) {
-        char *yr = yb + r * cols * esize;
-        // source row: map each outer coordinate; one constant coordinate makes the row constant
-        int64_t soff = 0, rem = r;
-        int constant = 0;
-        for (int k = last - 1; k >= 0; k--) {
-            int64_t o = rem % out[k];
-            rem /= out[k];
-            int64_t j = pad_map(o, before[k], lo[k], n[k], mode);
-            if (j < 0) constant = 1;
-            else soff += j * xs[k];
-        }
-        if (constant) {
-            fill_run(yr, value, cols, esize);
-            continue;
-        }
-        const char *xr = xb + soff * esize;
-        // the middle of the row is one memcpy; only the pads map element by element
-        int64_t mid0 = before[last], mid1 = before[last] + n[last];
-        if (mid1 > cols) mid1 = cols;
-        if (mid0 > mid1) mid0 = mid1;
-        for (int64_t o = 0; o < cols; o++) {
-            if (o == mid0 && mid1 > mid0) {
-                memcpy(yr + o * esize, xr + lo[last] * esize, (size_t)((mid1 - mid0) * esize));
-                o = mid1 - 1;
-                continue;
-            }
-            int64_t j = pad_map(o, before[last], lo[last], n[last], mode);
-            if (j < 0) fill_run(yr + o * esize, value, 1, esize);
-            else memcpy(yr + o * esize, xr + j * esize, (size_t)esize);
-        }
-    }
+    Pad a = {y, x, out, before, lo, n, xs, rank - 1, mode, esize, value};
+    k_par_for(rows, total * esize / 4, pad_rows, &a);
 }
 
 /* ---- k_trilu ---- */
 
-void k_trilu(void *y, const void *x, int64_t batch, int64_t rows, int64_t cols, int64_t k, int upper,
-             int esize) {
-    // clamp k so that i + k cannot overflow; beyond +-(rows + cols) nothing changes
-    int64_t lim = rows + cols;
-    if (k > lim) k = lim;
-    if (k < -lim) k = -lim;
-    int64_t nrow = batch * rows;
-#pragma omp parallel for schedule(static) if (nrow * cols * esize >= 4 * K_PAR_WORK)
-    for (int64_t r = 0; r < nrow; r++) {
+typedef struct {
+    char *y;
+    const char *x;
+    int64_t rows, cols, k;
+    int upper, esize;
+} Trilu;
+
+static void trilu_rows(void *arg, int64_t r0, int64_t r1, int tid) {
+    const Trilu *a = arg;
+    int64_t rows = a->rows, cols = a->cols, k = a->k;
+    int upper = a->upper, esize = a->esize;
+    const void *x = a->x;
+    void *y = a->y;
+    for (int64_t r = r0; r < r1; r++) {
         int64_t i = r % rows;
         char *yr = (char *)y + r * cols * esize;
         const char *xr = (const char *)x + r * cols * esize;
@@ -327,4 +345,14 @@ void k_trilu(void *y, const void *x, int64_t batch, int64_t rows, int64_t cols, 
         if (upper) memset(yr, 0, (size_t)(cut * esize));
         else memset(yr + cut * esize, 0, (size_t)((cols - cut) * esize));
     }
+}
+
+void k_trilu(void *y, const void *x, int64_t batch, int64_t rows, int64_t cols, int64_t k, int upper,
+             int esize) {
+    // clamp k so that i + k cannot overflow; beyond +-(rows + cols) nothing changes
+    int64_t lim = rows + cols;
+    if (k > lim) k = lim;
+    if (k < -lim) k = -lim;
+    Trilu a = {y, x, rows, cols, k, upper, esize};
+    k_par_for(batch * rows, batch * rows * cols * esize / 4, trilu_rows, &a);
 }

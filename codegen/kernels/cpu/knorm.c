@@ -51,14 +51,21 @@ static void split_mean(double m, float *hi, float *lo) {
     *lo = (float)(m - (double)*hi);
 }
 
-void k_batchnorm_f32(float *y, const float *x, const float *scale, const float *bias,
-                     const float *mean, const float *var, int64_t N, int64_t C, int64_t spatial,
-                     float eps) {
-    // x, y are (N, C, spatial); per channel y = (x - mean) * a + bias, a = scale / sqrt(var + eps).
-    // Folding the mean into the bias (x * a + b) would save a subtraction but
-    // cancels badly when the mean is large against the spread.
-#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && N * C > 1)
-    for (int64_t r = 0; r < N * C; r++) {
+/* The operands of a normalization, for its rows (or channels) [lo, hi). */
+typedef struct {
+    float *y, *run_mean, *run_var, *mean_out, *inv_std;
+    const float *x, *scale, *bias, *mean, *var;
+    int64_t N, C, groups, spatial, rows, cols;
+    float eps, momentum;
+} Norm;
+
+static void batchnorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Norm *p = arg;
+    float *y = p->y, eps = p->eps;
+    const float *x = p->x, *scale = p->scale, *bias = p->bias, *mean = p->mean, *var = p->var;
+    int64_t C = p->C, spatial = p->spatial;
+    for (int64_t r = lo; r < hi; r++) {
         int64_t c = r % C;
         float a = (scale ? scale[c] : 1.0f) / sqrtf(var[c] + eps);
         float m = mean[c], b = bias ? bias[c] : 0.0f;
@@ -68,14 +75,26 @@ void k_batchnorm_f32(float *y, const float *x, const float *scale, const float *
     }
 }
 
-void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const float *x,
-                           const float *scale, const float *bias, const float *mean,
-                           const float *var, int64_t N, int64_t C, int64_t spatial, float eps,
-                           float momentum) {
-    // one channel per iteration: its statistics over (N, spatial), then its outputs
+void k_batchnorm_f32(float *y, const float *x, const float *scale, const float *bias,
+                     const float *mean, const float *var, int64_t N, int64_t C, int64_t spatial,
+                     float eps) {
+    // x, y are (N, C, spatial); per channel y = (x - mean) * a + bias, a = scale / sqrt(var + eps).
+    // Folding the mean into the bias (x * a + b) would save a subtraction but
+    // cancels badly when the mean is large against the spread.
+    Norm p = {.y = y, .x = x, .scale = scale, .bias = bias, .mean = mean, .var = var, .N = N, .C = C,
+              .spatial = spatial, .eps = eps};
+    k_par_for(N * C, N * C * spatial, batchnorm_rows, &p);
+}
+
+/* Channels [lo, hi): each one's statistics over (N, spatial), then its outputs. */
+static void batchnorm_train_channels(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Norm *p = arg;
+    float *y = p->y, *run_mean = p->run_mean, *run_var = p->run_var, eps = p->eps, momentum = p->momentum;
+    const float *x = p->x, *scale = p->scale, *bias = p->bias, *mean = p->mean, *var = p->var;
+    int64_t N = p->N, C = p->C, spatial = p->spatial;
     double cnt = (double)N * (double)spatial;
-#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && C > 1)
-    for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = lo; c < hi; c++) {
         double s = 0, q = 0;
         for (int64_t n = 0; n < N; n++) {
             const float *xr = x + (n * C + c) * spatial;
@@ -105,11 +124,23 @@ void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const floa
     }
 }
 
-void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, const float *scale,
-                     const float *bias, int64_t rows, int64_t cols, float eps) {
-    // x, y are (rows, cols); scale, bias are (cols); mean, inv_std are (rows)
-#pragma omp parallel for schedule(static) if (rows * cols >= K_PAR_WORK && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
+void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const float *x,
+                           const float *scale, const float *bias, const float *mean,
+                           const float *var, int64_t N, int64_t C, int64_t spatial, float eps,
+                           float momentum) {
+    Norm p = {.y = y, .run_mean = run_mean, .run_var = run_var, .x = x, .scale = scale, .bias = bias,
+              .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps,
+              .momentum = momentum};
+    k_par_for(C, N * C * spatial, batchnorm_train_channels, &p);
+}
+
+static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Norm *p = arg;
+    float *y = p->y, *mean = p->mean_out, *inv_std = p->inv_std, eps = p->eps;
+    const float *x = p->x, *scale = p->scale, *bias = p->bias;
+    int64_t cols = p->cols;
+    for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         double m, v;
@@ -125,12 +156,23 @@ void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, cons
     }
 }
 
-void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *bias, int64_t N,
-                     int64_t C, int64_t groups, int64_t spatial, float eps) {
-    // x, y are (N, C, spatial); a group is C / groups consecutive channels, contiguous in memory
+void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, const float *scale,
+                     const float *bias, int64_t rows, int64_t cols, float eps) {
+    // x, y are (rows, cols); scale, bias are (cols); mean, inv_std are (rows)
+    Norm p = {.y = y, .mean_out = mean, .inv_std = inv_std, .x = x, .scale = scale, .bias = bias,
+              .rows = rows, .cols = cols, .eps = eps};
+    k_par_for(rows, rows * cols, layernorm_rows, &p);
+}
+
+/* Groups [lo, hi) of the N * groups. */
+static void groupnorm_groups(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Norm *p = arg;
+    float *y = p->y, eps = p->eps;
+    const float *x = p->x, *scale = p->scale, *bias = p->bias;
+    int64_t C = p->C, groups = p->groups, spatial = p->spatial;
     int64_t cpg = groups > 0 ? C / groups : 0, len = cpg * spatial;
-#pragma omp parallel for schedule(static) if (N * C * spatial >= K_PAR_WORK && N * groups > 1)
-    for (int64_t r = 0; r < N * groups; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         const float *xg = x + r * len;
         float *yg = y + r * len;
         double m, v;
@@ -145,4 +187,12 @@ void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *
             for (int64_t i = 0; i < spatial; i++) yr[i] = ((xr[i] - mf) - ml) * a + b;
         }
     }
+}
+
+void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *bias, int64_t N,
+                     int64_t C, int64_t groups, int64_t spatial, float eps) {
+    // x, y are (N, C, spatial); a group is C / groups consecutive channels, contiguous in memory
+    Norm p = {.y = y, .x = x, .scale = scale, .bias = bias, .N = N, .C = C, .groups = groups,
+              .spatial = spatial, .eps = eps};
+    k_par_for(N * groups, N * C * spatial, groupnorm_groups, &p);
 }

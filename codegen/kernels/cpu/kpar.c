@@ -113,8 +113,8 @@ int k_threads(void)
 void k_set_threads(int n)
 {
     pthread_mutex_lock(&lock);
-    read_env();
-    nthreads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+    nthreads = n > MAX_THREADS ? MAX_THREADS : n > 0 ? n : 0;
+    read_env(); // n <= 0: the default again
     pthread_mutex_unlock(&lock);
 }
 
@@ -227,14 +227,18 @@ void k_par_split(int64_t n, int64_t chunks, int slots, KParBody body, void *arg)
     atomic_flag_clear_explicit(&busy, memory_order_release);
 }
 
+int64_t k_par_chunks(int64_t n, int64_t work)
+{
+    if (work < K_PAR_WORK || n <= 1) return 1;
+    int64_t chunks = work / K_PAR_GRAIN;
+    chunks = chunks > K_PAR_CHUNKS ? K_PAR_CHUNKS : chunks < 2 ? 2 : chunks;
+    return chunks < n ? chunks : n;
+}
+
 void k_par_for(int64_t n, int64_t work, KParBody body, void *arg)
 {
     if (n <= 0) return;
-    if (work < K_PAR_WORK || n == 1) {
-        body(arg, 0, n, my_tid);
-        return;
-    }
-    int64_t chunks = work / K_PAR_GRAIN;
-    if (chunks > K_PAR_CHUNKS) chunks = K_PAR_CHUNKS;
-    k_par_split(n, chunks < 2 ? 2 : chunks, 0, body, arg);
+    int64_t chunks = k_par_chunks(n, work);
+    if (chunks == 1) body(arg, 0, n, my_tid);
+    else k_par_split(n, chunks, 0, body, arg);
 }

@@ -4,8 +4,8 @@
  * Windows are handled as 3-D with leading spatial dims of size 1, so one code
  * path serves 1-D..3-D. The output sizes arrive from shape inference (ceil
  * mode is already in them), so a window may reach past the padded input; only
- * positions inside the input count, as in ONNX's reference. OpenMP splits the
- * work by (n, c) rows or output rows; each output is one thread's sequential
+ * positions inside the input count, as in ONNX's reference. The thread pool
+ * (kpar.c) splits the work by (n, c) rows or output rows; each output is one thread's sequential
  * loop, so results do not depend on the thread count. */
 #include <float.h>
 #include <math.h>
@@ -32,13 +32,27 @@ static int maxpool_inside(const KGeo *g)
     return 1;
 }
 
+/* A pooling's operands, for its rows [lo, hi) of (n, c). */
+typedef struct {
+    void *y;
+    int64_t *idx;
+    const void *x;
+    const KPool *p;
+    const KGeo *g;
+    const int64_t *st; /* MaxPool's index strides */
+} PoolRows;
+
 /* MaxPool of element type T (the lowest value LOWEST seeds an all-padding
- * window), with its inside-the-input fast path ROWS. */
+ * window): rows ROWS of its inside-the-input fast path, rows NAME##_rows of
+ * the general loop. */
 #define MAXPOOL(NAME, ROWS, T, LOWEST) \
-static void ROWS(T *y, const T *x, int64_t NC, const KGeo *g) \
+static void ROWS(void *arg, int64_t lo, int64_t hi, int tid) \
 { \
-_Pragma("omp parallel for schedule(static) if (NC * g->pout * g->kp >= K_PAR_WORK)") \
-    for (int64_t r = 0; r < NC; r++) \
+    const PoolRows *a = arg; \
+    T *y = a->y; \
+    const T *x = a->x; \
+    const KGeo *g = a->g; \
+    for (int64_t r = lo; r < hi; r++) \
         for (int64_t o0 = 0; o0 < g->out[0]; o0++) \
             for (int64_t o1 = 0; o1 < g->out[1]; o1++) { \
                 T *yr = y + ((r * g->out[0] + o0) * g->out[1] + o1) * g->out[2]; \
@@ -64,27 +78,15 @@ _Pragma("omp parallel for schedule(static) if (NC * g->pout * g->kp >= K_PAR_WOR
             } \
 } \
  \
-void NAME(T *y, int64_t *idx, const T *x, const KPool *p) \
+static void NAME##_rows(void *arg, int64_t lo, int64_t hi, int tid) \
 { \
-    /* x is (NC, in...), y and idx are (NC, out...) */ \
-    KGeo g; \
-    pgeo_of(p, &g); \
-    if (!idx && maxpool_inside(&g)) { \
-        ROWS(y, x, p->NC, &g); \
-        return; \
-    } \
-    /* the index strides of each 3-D axis: row major, or column major over the */ \
-    /* real spatial dims (the first varying fastest); padding axes have index 0 */ \
-    int64_t st[3]; \
-    if (p->storage_order) { \
-        int64_t m = 1; \
-        for (int i = 3 - p->nd; i < 3; i++) st[i] = m, m *= g.in[i]; \
-        for (int i = 0; i < 3 - p->nd; i++) st[i] = 0; \
-    } else { \
-        st[2] = 1, st[1] = g.in[2], st[0] = g.in[1] * g.in[2]; \
-    } \
-_Pragma("omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WORK)") \
-    for (int64_t r = 0; r < p->NC; r++) { \
+    const PoolRows *a = arg; \
+    T *y = a->y; \
+    int64_t *idx = a->idx; \
+    const T *x = a->x; \
+    const KGeo g = *a->g; \
+    const int64_t *st = a->st; \
+    for (int64_t r = lo; r < hi; r++) { \
         const T *xr = x + r * g.pin; \
         int64_t o = r * g.pout; \
         for (int64_t o0 = 0; o0 < g.out[0]; o0++) \
@@ -116,23 +118,49 @@ _Pragma("omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WO
                     if (idx) idx[o] = at < 0 ? -1 : r * g.pin + at; \
                 } \
     } \
+} \
+ \
+void NAME(T *y, int64_t *idx, const T *x, const KPool *p) \
+{ \
+    /* x is (NC, in...), y and idx are (NC, out...) */ \
+    KGeo g; \
+    pgeo_of(p, &g); \
+    PoolRows a = {y, idx, x, p, &g, NULL}; \
+    int64_t work = p->NC * g.pout * g.kp; \
+    if (!idx && maxpool_inside(&g)) { \
+        k_par_for(p->NC, work, ROWS, &a); \
+        return; \
+    } \
+    /* the index strides of each 3-D axis: row major, or column major over the */ \
+    /* real spatial dims (the first varying fastest); padding axes have index 0 */ \
+    int64_t st[3]; \
+    if (p->storage_order) { \
+        int64_t m = 1; \
+        for (int i = 3 - p->nd; i < 3; i++) st[i] = m, m *= g.in[i]; \
+        for (int i = 0; i < 3 - p->nd; i++) st[i] = 0; \
+    } else { \
+        st[2] = 1, st[1] = g.in[2], st[0] = g.in[1] * g.in[2]; \
+    } \
+    a.st = st; \
+    k_par_for(p->NC, work, NAME##_rows, &a); \
 }
 
 MAXPOOL(k_maxpool_f32, maxpool_rows_f32, float, -FLT_MAX)
 MAXPOOL(k_maxpool_u8, maxpool_rows_u8, uint8_t, 0)
 MAXPOOL(k_maxpool_i8, maxpool_rows_i8, int8_t, INT8_MIN)
 
-void k_avgpool_f32(float *y, const float *x, const KPool *p)
+static void avgpool_rows(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // x is (NC, in...), y is (NC, out...)
-    KGeo g;
-    pgeo_of(p, &g);
+    const PoolRows *a = arg;
+    float *y = a->y;
+    const float *x = a->x;
+    const KPool *p = a->p;
+    const KGeo g = *a->g;
     // count_include_pad divides by the whole kernel, even where a ceil-mode
     // window reaches past the end padding: the ONNX reference (and its test
     // data) and onnxruntime do so
     double full = (double)(g.k[0] * g.k[1] * g.k[2]);
-#pragma omp parallel for schedule(static) if (p->NC * g.pout * g.kp >= K_PAR_WORK)
-    for (int64_t r = 0; r < p->NC; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * g.pin;
         int64_t o = r * g.pout;
         for (int64_t o0 = 0; o0 < g.out[0]; o0++)
@@ -160,11 +188,30 @@ void k_avgpool_f32(float *y, const float *x, const KPool *p)
     }
 }
 
-void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, int is_max)
+void k_avgpool_f32(float *y, const float *x, const KPool *p)
 {
-    // x is (NC, spatial), y is (NC)
-#pragma omp parallel for schedule(static) if (NC * spatial >= K_PAR_WORK)
-    for (int64_t r = 0; r < NC; r++) {
+    // x is (NC, in...), y is (NC, out...)
+    KGeo g;
+    pgeo_of(p, &g);
+    PoolRows a = {y, NULL, x, p, &g, NULL};
+    k_par_for(p->NC, p->NC * g.pout * g.kp, avgpool_rows, &a);
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+    int64_t spatial;
+    int is_max;
+} GlobalPool;
+
+static void global_pool_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const GlobalPool *a = arg;
+    float *y = a->y;
+    const float *x = a->x;
+    int64_t spatial = a->spatial;
+    int is_max = a->is_max;
+    for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * spatial;
         if (is_max) {
             float m = spatial ? xr[0] : -FLT_MAX;
@@ -178,23 +225,37 @@ void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, in
     }
 }
 
+void k_global_pool_f32(float *y, const float *x, int64_t NC, int64_t spatial, int is_max)
+{
+    // x is (NC, spatial), y is (NC)
+    GlobalPool a = {y, x, spatial, is_max};
+    k_par_for(NC, NC * spatial, global_pool_rows, &a);
+}
+
 /* ---- Resize ---- */
 
-void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_t *out_dims, int rank,
-                  const float *scale, const float *roi, int mode, int coord_mode, int nearest_mode,
-                  float extrapolation_value)
+typedef struct {
+    float *y;
+    const float *x;
+    const int64_t *in_dims, *out_dims, *xst;
+    int rank, mode, coord_mode, nearest_mode;
+    const float *scale, *roi;
+    float extrapolation_value;
+} Resize;
+
+/* Output rows [lo, hi) along the last axis. */
+static void resize_rows(void *arg, int64_t lo, int64_t hi, int tid)
 {
-    // x is (in_dims), y is (out_dims); each output element blends the up to
-    // 2^rank input elements its per-axis taps name, in double
-    int64_t rows = 1, L = out_dims[rank - 1], Lin = in_dims[rank - 1];
-    for (int k = 0; k < rank - 1; k++) rows *= out_dims[k];
-    int64_t xst[K_MAX_RANK]; // element strides of x
-    xst[rank - 1] = 1;
-    for (int k = rank - 2; k >= 0; k--) xst[k] = xst[k + 1] * in_dims[k + 1];
+    const Resize *a = arg;
+    float *y = a->y;
+    const float *x = a->x, *scale = a->scale, *roi = a->roi;
+    const int64_t *in_dims = a->in_dims, *out_dims = a->out_dims, *xst = a->xst;
+    int rank = a->rank, mode = a->mode, coord_mode = a->coord_mode, nearest_mode = a->nearest_mode;
+    float extrapolation_value = a->extrapolation_value;
+    int64_t L = out_dims[rank - 1], Lin = in_dims[rank - 1];
     int last = rank - 1;
 #define ROI(k, end) (roi ? (double)roi[(end) * rank + (k)] : (end) ? 1.0 : 0.0)
-#pragma omp parallel for schedule(static) if (rows * L * 8 >= K_PAR_WORK)
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = lo; r < hi; r++) {
         float *yr = y + r * L;
         // the leading axes' taps, expanded into (offset, weight) corners
         int64_t off[1 << (K_MAX_RANK - 1)];
@@ -239,4 +300,20 @@ void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_
         }
     }
 #undef ROI
+}
+
+void k_resize_f32(float *y, const float *x, const int64_t *in_dims, const int64_t *out_dims, int rank,
+                  const float *scale, const float *roi, int mode, int coord_mode, int nearest_mode,
+                  float extrapolation_value)
+{
+    // x is (in_dims), y is (out_dims); each output element blends the up to
+    // 2^rank input elements its per-axis taps name, in double
+    int64_t rows = 1, L = out_dims[rank - 1];
+    for (int k = 0; k < rank - 1; k++) rows *= out_dims[k];
+    int64_t xst[K_MAX_RANK]; // element strides of x
+    xst[rank - 1] = 1;
+    for (int k = rank - 2; k >= 0; k--) xst[k] = xst[k + 1] * in_dims[k + 1];
+    Resize a = {y, x, in_dims, out_dims, xst, rank, mode, coord_mode, nearest_mode, scale, roi,
+                extrapolation_value};
+    k_par_for(rows, rows * L * 8, resize_rows, &a);
 }

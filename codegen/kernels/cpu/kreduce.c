@@ -91,13 +91,21 @@ static double row_exp_sum(float *y, const float *x, int64_t n, float m) {
     return t;
 }
 
-void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log) {
-    // x, y are (outer, len, inner), softmax over len. The max is subtracted before
-    // exp so that nothing overflows; the sum is in double.
-    if (len == 0 || inner == 0) return;
-    if (inner == 1) {
-#pragma omp parallel for schedule(static) if (outer * len >= K_PAR_WORK && outer > 1)
-        for (int64_t o = 0; o < outer; o++) {
+typedef struct {
+    float *y;
+    const float *x;
+    int64_t len, inner, nch;
+    int is_log;
+} Softmax;
+
+/* Rows [lo, hi) of a softmax over the last axis. */
+static void softmax_rows(void *arg, int64_t lo, int64_t hi, int tid) {
+    const Softmax *a = arg;
+    float *y = a->y;
+    const float *x = a->x;
+    int64_t len = a->len;
+    int is_log = a->is_log;
+        for (int64_t o = lo; o < hi; o++) {
             const float *xr = x + o * len;
             float *yr = y + o * len;
             float m = row_max(xr, len);
@@ -110,12 +118,16 @@ void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t
                 for (int64_t i = 0; i < len; i++) yr[i] *= inv;
             }
         }
-        return;
-    }
-    // softmax over a strided axis: a chunk of CH neighbouring columns goes side by side
-    int64_t nch = (inner + CH - 1) / CH;
-#pragma omp parallel for schedule(static) if (outer * len * inner >= K_PAR_WORK && outer * nch > 1)
-    for (int64_t t = 0; t < outer * nch; t++) {
+}
+
+/* Chunks [lo, hi) of CH neighbouring columns of a softmax over a strided axis. */
+static void softmax_columns(void *arg, int64_t lo, int64_t hi, int tid) {
+    const Softmax *a = arg;
+    float *y = a->y;
+    const float *x = a->x;
+    int64_t len = a->len, inner = a->inner, nch = a->nch;
+    int is_log = a->is_log;
+    for (int64_t t = lo; t < hi; t++) {
         int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;
         const float *xb = x + o * len * inner + j0;
         float *yb = y + o * len * inner + j0;
@@ -138,6 +150,16 @@ void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t
                 yb[i] = is_log ? (xb[i] - m[j]) - f[j] : yb[i] * f[j];
             }
     }
+}
+
+void k_softmax_f32(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log) {
+    // x, y are (outer, len, inner), softmax over len. The max is subtracted before
+    // exp so that nothing overflows; the sum is in double.
+    if (len == 0 || inner == 0) return;
+    // over a strided axis a chunk of CH neighbouring columns goes side by side
+    Softmax a = {y, x, len, inner, (inner + CH - 1) / CH, is_log};
+    if (inner == 1) k_par_for(outer, outer * len, softmax_rows, &a);
+    else k_par_for(outer * a.nch, outer * len * inner, softmax_columns, &a);
 }
 
 /* ---- Reduce ---- */
@@ -197,60 +219,91 @@ static void odo_step(const RPlan *p, int n, int64_t *idx, int64_t *off) {
     }
 }
 
-/* One reduction walk. STEP folds element v into accumulator a (it may read
- * y[o], the output being reduced into); FINAL is the output value from a.
+/* What a reduction walk reads: y, x (of the dtype), the plan, the count. */
+typedef struct {
+    void *y;
+    const void *x;
+    const RPlan *p;
+    double n_;
+} RWalk;
+
+/* One reduction walk, as two chunk functions NAME##_a and NAME##_b. STEP
+ * folds element v into accumulator a (it may read y[o], the output being
+ * reduced into); FINAL is the output value from a.
  * Layout A: the innermost axis is reduced, each output reduces contiguous runs.
  * Layout B: the innermost axis is kept, CH outputs accumulate side by side. */
-#define WALK(T, ACC, INIT, STEP, FINAL)                                                         \
-    do {                                                                                        \
-        int par_ = p->nout * p->nred >= K_PAR_WORK;                                              \
-        if (p->inner_reduced) {                                                                 \
-            int nodo_axes_ = p->nr - 1;                                                         \
-            _Pragma("omp parallel for schedule(static) if (par_ && p->nout > 1)")              \
-            for (int64_t o = 0; o < p->nout; o++) {                                             \
-                const T *xb_ = x + kept_offset(p, o, p->nk);                                    \
-                int64_t idx_[K_MAX_RANK] = {0}, roff_ = 0;                                      \
-                ACC a = INIT;                                                                   \
-                for (int64_t r_ = 0; r_ < p->nodo; r_++) {                                      \
-                    const T *xr_ = xb_ + roff_;                                                 \
-                    for (int64_t i_ = 0; i_ < p->inner; i_++) {                                 \
-                        T v = xr_[i_];                                                          \
-                        STEP;                                                                   \
-                    }                                                                           \
-                    odo_step(p, nodo_axes_, idx_, &roff_);                                      \
+#define WALK(NAME, T, ACC, INIT, STEP, FINAL)                                                   \
+    static void NAME##_a(void *arg, int64_t lo, int64_t hi, int tid) {                          \
+        const RWalk *w_ = arg;                                                                  \
+        T *y = w_->y;                                                                           \
+        const T *x = w_->x;                                                                     \
+        const RPlan *p = w_->p;                                                                 \
+        double n_ = w_->n_;                                                                     \
+        (void)n_;                                                                               \
+        int nodo_axes_ = p->nr - 1;                                                             \
+        for (int64_t o = lo; o < hi; o++) {                                                     \
+            const T *xb_ = x + kept_offset(p, o, p->nk);                                        \
+            int64_t idx_[K_MAX_RANK] = {0}, roff_ = 0;                                          \
+            ACC a = INIT;                                                                       \
+            for (int64_t r_ = 0; r_ < p->nodo; r_++) {                                          \
+                const T *xr_ = xb_ + roff_;                                                     \
+                for (int64_t i_ = 0; i_ < p->inner; i_++) {                                     \
+                    T v = xr_[i_];                                                              \
+                    STEP;                                                                       \
                 }                                                                               \
-                y[o] = FINAL;                                                                   \
+                odo_step(p, nodo_axes_, idx_, &roff_);                                          \
             }                                                                                   \
-        } else {                                                                                \
-            int64_t rows_ = p->inner ? p->nout / p->inner : 0, nch_ = (p->inner + CH - 1) / CH; \
-            _Pragma("omp parallel for schedule(static) if (par_ && rows_ * nch_ > 1)")         \
-            for (int64_t t_ = 0; t_ < rows_ * nch_; t_++) {                                     \
-                int64_t row_ = t_ / nch_, j0_ = t_ % nch_ * CH;                                 \
-                int64_t jn_ = p->inner - j0_ < CH ? p->inner - j0_ : CH;                        \
-                const T *xb_ = x + kept_offset(p, row_, p->nk - 1) + j0_;                       \
-                int64_t o0_ = row_ * p->inner + j0_, idx_[K_MAX_RANK] = {0}, roff_ = 0;         \
-                ACC acc_[CH];                                                                   \
-                for (int64_t j = 0; j < jn_; j++) acc_[j] = INIT;                               \
-                for (int64_t r_ = 0; r_ < p->nodo; r_++) {                                      \
-                    const T *xr_ = xb_ + roff_;                                                 \
-                    for (int64_t j = 0; j < jn_; j++) {                                         \
-                        int64_t o = o0_ + j;                                                    \
-                        ACC a = acc_[j];                                                        \
-                        T v = xr_[j];                                                           \
-                        STEP;                                                                   \
-                        acc_[j] = a;                                                            \
-                        (void)o;                                                                \
-                    }                                                                           \
-                    odo_step(p, p->nr, idx_, &roff_);                                           \
-                }                                                                               \
+            y[o] = FINAL;                                                                       \
+        }                                                                                       \
+    }                                                                                           \
+    static void NAME##_b(void *arg, int64_t lo, int64_t hi, int tid) {                          \
+        const RWalk *w_ = arg;                                                                  \
+        T *y = w_->y;                                                                           \
+        const T *x = w_->x;                                                                     \
+        const RPlan *p = w_->p;                                                                 \
+        double n_ = w_->n_;                                                                     \
+        (void)n_;                                                                               \
+        int64_t nch_ = (p->inner + CH - 1) / CH;                                                \
+        for (int64_t t_ = lo; t_ < hi; t_++) {                                                  \
+            int64_t row_ = t_ / nch_, j0_ = t_ % nch_ * CH;                                     \
+            int64_t jn_ = p->inner - j0_ < CH ? p->inner - j0_ : CH;                            \
+            const T *xb_ = x + kept_offset(p, row_, p->nk - 1) + j0_;                           \
+            int64_t o0_ = row_ * p->inner + j0_, idx_[K_MAX_RANK] = {0}, roff_ = 0;             \
+            ACC acc_[CH];                                                                       \
+            for (int64_t j = 0; j < jn_; j++) acc_[j] = INIT;                                   \
+            for (int64_t r_ = 0; r_ < p->nodo; r_++) {                                          \
+                const T *xr_ = xb_ + roff_;                                                     \
                 for (int64_t j = 0; j < jn_; j++) {                                             \
                     int64_t o = o0_ + j;                                                        \
                     ACC a = acc_[j];                                                            \
-                    y[o] = FINAL;                                                               \
+                    T v = xr_[j];                                                               \
+                    STEP;                                                                       \
+                    acc_[j] = a;                                                                \
+                    (void)o;                                                                    \
                 }                                                                               \
+                odo_step(p, p->nr, idx_, &roff_);                                               \
+            }                                                                                   \
+            for (int64_t j = 0; j < jn_; j++) {                                                 \
+                int64_t o = o0_ + j;                                                            \
+                ACC a = acc_[j];                                                                \
+                y[o] = FINAL;                                                                   \
             }                                                                                   \
         }                                                                                       \
-    } while (0)
+    }
+
+/* Runs walk NAME (WALK) over the plan's outputs on the thread pool. */
+#define RUN_WALK(NAME) run_walk(&w_, NAME##_a, NAME##_b)
+
+static void run_walk(const RWalk *w, KParBody a, KParBody b) {
+    const RPlan *p = w->p;
+    int64_t work = p->nout * p->nred;
+    if (p->inner_reduced) {
+        k_par_for(p->nout, work, a, (void *)w);
+    } else {
+        int64_t rows = p->inner ? p->nout / p->inner : 0, nch = (p->inner + CH - 1) / CH;
+        k_par_for(rows * nch, work, b, (void *)w);
+    }
+}
 
 /* One reduce function per dtype. ACC is double for floats, uint64_t (wrapping)
  * for integers; ABS and SQ widen an element to ACC; TO_T converts a double
@@ -260,21 +313,30 @@ static void odo_step(const RPlan *p, int n, int64_t *idx, int64_t *off) {
  * max + log(sum(exp(x - max))) (two walks, the first leaving the max in y),
  * which agrees with the reference's log(sum(exp(x))) where that does not overflow. */
 #define DEF_REDUCE(SUF, T, ACC, LO, HI, ABS, SQ, TO_T)                                          \
+    WALK(sum_##SUF, T, ACC, 0, a += (ACC)v, (T)a)                                               \
+    WALK(mean_##SUF, T, double, 0, a += (double)v, TO_T(n_ > 0 ? a / n_ : (double)NAN))         \
+    WALK(max_##SUF, T, T, LO, a = v != v ? v : (v > a ? v : a), a)                              \
+    WALK(min_##SUF, T, T, HI, a = v != v ? v : (v < a ? v : a), a)                              \
+    WALK(prod_##SUF, T, ACC, 1, a *= (ACC)v, (T)a)                                              \
+    WALK(l1_##SUF, T, ACC, 0, a += ABS(v), (T)a)                                                \
+    WALK(l2_##SUF, T, ACC, 0, a += SQ(v), TO_T(sqrt((double)a)))                                \
+    WALK(sumsq_##SUF, T, ACC, 0, a += SQ(v), (T)a)                                              \
+    WALK(lse_##SUF, T, double, 0, a += exp((double)v - (double)y[o]),                           \
+         isfinite((double)y[o]) ? TO_T((double)y[o] + log(a)) : y[o])                           \
     static void reduce_##SUF(T *y, const T *x, const RPlan *p, int kind) {                      \
-        double n_ = (double)p->nred;                                                            \
+        RWalk w_ = {y, x, p, (double)p->nred};                                                  \
         switch (kind) {                                                                         \
-        case 0: WALK(T, ACC, 0, a += (ACC)v, (T)a); break;                                      \
-        case 1: WALK(T, double, 0, a += (double)v, TO_T(n_ > 0 ? a / n_ : (double)NAN)); break; \
-        case 2: WALK(T, T, LO, a = v != v ? v : (v > a ? v : a), a); break;                     \
-        case 3: WALK(T, T, HI, a = v != v ? v : (v < a ? v : a), a); break;                     \
-        case 4: WALK(T, ACC, 1, a *= (ACC)v, (T)a); break;                                      \
-        case 5: WALK(T, ACC, 0, a += ABS(v), (T)a); break;                                      \
-        case 6: WALK(T, ACC, 0, a += SQ(v), TO_T(sqrt((double)a))); break;                      \
-        case 7: WALK(T, ACC, 0, a += SQ(v), (T)a); break;                                       \
-        default:                                                                                \
-            WALK(T, T, LO, a = v != v ? v : (v > a ? v : a), a);                                \
-            WALK(T, double, 0, a += exp((double)v - (double)y[o]),                              \
-                 isfinite((double)y[o]) ? TO_T((double)y[o] + log(a)) : y[o]);                  \
+        case 0: RUN_WALK(sum_##SUF); break;                                                     \
+        case 1: RUN_WALK(mean_##SUF); break;                                                    \
+        case 2: RUN_WALK(max_##SUF); break;                                                     \
+        case 3: RUN_WALK(min_##SUF); break;                                                     \
+        case 4: RUN_WALK(prod_##SUF); break;                                                    \
+        case 5: RUN_WALK(l1_##SUF); break;                                                      \
+        case 6: RUN_WALK(l2_##SUF); break;                                                      \
+        case 7: RUN_WALK(sumsq_##SUF); break;                                                   \
+        default: /* the max into y, then the sum of exps over it */                             \
+            RUN_WALK(max_##SUF);                                                                \
+            RUN_WALK(lse_##SUF);                                                                \
             break;                                                                              \
         }                                                                                       \
     }
@@ -318,12 +380,21 @@ void k_reduce(void *y, const void *x, const int64_t *dims, int rank, const int *
 /* Like numpy: the first NaN wins (a NaN is above and below everything), or the
  * last one with select_last (the ONNX reference flips the axis). Otherwise the
  * first extreme, or the last of equal extremes with select_last. */
+typedef struct {
+    void *y;
+    const void *x;
+    int64_t len, inner;
+    int is_max, last, exclusive, reverse;
+} Scan;
+
 #define DEF_ARG(SUF, T)                                                                         \
-    static void arg_##SUF(int64_t *y, const T *x, int64_t outer, int64_t len, int64_t inner,     \
-                          int is_max, int last) {                                               \
-        int64_t nch = (inner + CH - 1) / CH;                                                    \
-        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= K_PAR_WORK && outer * nch > 1)") \
-        for (int64_t t = 0; t < outer * nch; t++) {                                             \
+    static void arg_##SUF(void *arg, int64_t lo, int64_t hi, int tid) {                         \
+        const Scan *a = arg;                                                                    \
+        int64_t *y = a->y;                                                                      \
+        const T *x = a->x;                                                                      \
+        int64_t len = a->len, inner = a->inner, nch = (inner + CH - 1) / CH;                    \
+        int is_max = a->is_max, last = a->last;                                                 \
+        for (int64_t t = lo; t < hi; t++) {                                                     \
             int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
             const T *xb = x + o * len * inner + j0;                                             \
             int64_t bi[CH];                                                                     \
@@ -350,13 +421,15 @@ DEF_ARG(u8, uint8_t)
 
 void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t inner, int is_max,
                  int select_last, int dtype) {
+    Scan a = {.y = y, .x = x, .len = len, .inner = inner, .is_max = is_max, .last = select_last};
+    int64_t n = outer * ((inner + CH - 1) / CH), work = outer * len * inner;
     switch (dtype) {
-    case 1: arg_f32(y, x, outer, len, inner, is_max, select_last); break;
-    case 11: arg_f64(y, x, outer, len, inner, is_max, select_last); break;
-    case 6: arg_i32(y, x, outer, len, inner, is_max, select_last); break;
-    case 7: arg_i64(y, x, outer, len, inner, is_max, select_last); break;
-    case 3: arg_i8(y, x, outer, len, inner, is_max, select_last); break;
-    case 2: arg_u8(y, x, outer, len, inner, is_max, select_last); break;
+    case 1: k_par_for(n, work, arg_f32, &a); break;
+    case 11: k_par_for(n, work, arg_f64, &a); break;
+    case 6: k_par_for(n, work, arg_i32, &a); break;
+    case 7: k_par_for(n, work, arg_i64, &a); break;
+    case 3: k_par_for(n, work, arg_i8, &a); break;
+    case 2: k_par_for(n, work, arg_u8, &a); break;
     }
 }
 
@@ -365,11 +438,13 @@ void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t 
 /* Running sums in ACC (double for floats, wrapping uint64_t for integers),
  * CH columns side by side; exclusive writes the sum before adding. */
 #define DEF_CUMSUM(SUF, T, ACC)                                                                 \
-    static void cumsum_##SUF(T *y, const T *x, int64_t outer, int64_t len, int64_t inner,        \
-                             int exclusive, int reverse) {                                      \
-        int64_t nch = (inner + CH - 1) / CH;                                                    \
-        _Pragma("omp parallel for schedule(static) if (outer * len * inner >= K_PAR_WORK && outer * nch > 1)") \
-        for (int64_t t = 0; t < outer * nch; t++) {                                             \
+    static void cumsum_##SUF(void *arg, int64_t lo, int64_t hi, int tid) {                      \
+        const Scan *a = arg;                                                                    \
+        T *y = a->y;                                                                            \
+        const T *x = a->x;                                                                      \
+        int64_t len = a->len, inner = a->inner, nch = (inner + CH - 1) / CH;                    \
+        int exclusive = a->exclusive, reverse = a->reverse;                                     \
+        for (int64_t t = lo; t < hi; t++) {                                                     \
             int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
             const T *xb = x + o * len * inner + j0;                                             \
             T *yb = y + o * len * inner + j0;                                                   \
@@ -393,10 +468,12 @@ DEF_CUMSUM(i64, int64_t, uint64_t)
 
 void k_cumsum(void *y, const void *x, int64_t outer, int64_t len, int64_t inner, int exclusive,
               int reverse, int dtype) {
+    Scan a = {.y = y, .x = x, .len = len, .inner = inner, .exclusive = exclusive, .reverse = reverse};
+    int64_t n = outer * ((inner + CH - 1) / CH), work = outer * len * inner;
     switch (dtype) {
-    case 1: cumsum_f32(y, x, outer, len, inner, exclusive, reverse); break;
-    case 11: cumsum_f64(y, x, outer, len, inner, exclusive, reverse); break;
-    case 6: cumsum_i32(y, x, outer, len, inner, exclusive, reverse); break;
-    case 7: cumsum_i64(y, x, outer, len, inner, exclusive, reverse); break;
+    case 1: k_par_for(n, work, cumsum_f32, &a); break;
+    case 11: k_par_for(n, work, cumsum_f64, &a); break;
+    case 6: k_par_for(n, work, cumsum_i32, &a); break;
+    case 7: k_par_for(n, work, cumsum_i64, &a); break;
     }
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels.h"
+
 typedef struct {
     int64_t in[3], out[3], k[3], s[3], d[3], p[3];
     int64_t kp, pin, pout; /* products: kernel, input, output spatial sizes */
@@ -44,13 +46,21 @@ static inline void k_valid_range(int64_t n, int64_t lim, int64_t s, int64_t off,
     *lo = l, *hi = h;
 }
 
-/* col [C*kp, pout] from one image x [C, pin]: row (c, kernel offset) holds the
- * input value each output position sees through that kernel tap, 0 in padding. */
-static inline void k_im2col(float *col, const float *x, int64_t C, const KGeo *g, int par)
+typedef struct {
+    float *col;
+    const float *x;
+    const KGeo *g;
+} KIm2col;
+
+/* Rows [r0, r1) of k_im2col. */
+static inline void k_im2col_rows(void *arg, int64_t r0, int64_t r1, int tid)
 {
+    const KIm2col *a = arg;
+    const KGeo *g = a->g;
+    const float *x = a->x;
+    float *col = a->col;
     int64_t k12 = g->k[1] * g->k[2];
-#pragma omp parallel for schedule(static) if (par)
-    for (int64_t r = 0; r < C * g->kp; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         int64_t c = r / g->kp, kk = r % g->kp;
         int64_t off0 = (kk / k12) * g->d[0] - g->p[0];
         int64_t off1 = (kk / g->k[2] % g->k[1]) * g->d[1] - g->p[1];
@@ -77,6 +87,14 @@ static inline void k_im2col(float *col, const float *x, int64_t C, const KGeo *g
             }
         }
     }
+}
+
+/* col [C*kp, pout] from one image x [C, pin]: row (c, kernel offset) holds the
+ * input value each output position sees through that kernel tap, 0 in padding. */
+static inline void k_im2col(float *col, const float *x, int64_t C, const KGeo *g, int par)
+{
+    KIm2col a = {col, x, g};
+    k_par_for(C * g->kp, par ? C * g->kp * g->pout : 0, k_im2col_rows, &a);
 }
 
 /* Where output coordinate o of one axis reads: indices i0, i1 with weight
