@@ -166,6 +166,7 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         cli_json_num(j, "overhead_pct", 100.0 * (r->sim.step_s / f->store_all_step_s - 1));
         cli_json_num(j, "solve_s", r->solve_s);
         cli_json_int(j, "stages", (f->remat ? opt_remat_stages(f->remat) : 0));
+        cli_json_int(j, "stages_copied", (f->remat ? opt_remat_copied(f->remat) : 0));
         cli_json_str(j, "solver", solver);
         cli_json_str(j, "device", f->device.name);
         cli_json_str(j, "costs", f->costs.source);
@@ -201,7 +202,8 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     free(names);
     printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
            least == f->weights_bytes + f->store_all_arena ? "store-all" : "with recomputation");
-    printf("%-10s %.3g s (%d stages)\n", "solve", r->solve_s, (f->remat ? opt_remat_stages(f->remat) : 0));
+    printf("%-10s %.3g s (%d stages; %d took an identical stage's options)\n", "solve", r->solve_s,
+           (f->remat ? opt_remat_stages(f->remat) : 0), (f->remat ? opt_remat_copied(f->remat) : 0));
     if (r->note[0]) printf("%-10s %s\n", "ilp", r->note);
 }
 

@@ -226,6 +226,9 @@ int opt_remat_stages(const OptRemat *r); /* the most stages one of its tables ha
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim);
 /* The least simulated arena peak among the schedules the solver knows. */
 int64_t opt_remat_min_peak(const OptRemat *r);
+/* How many stages (over its tables) took the options of an earlier stage of
+ * the same shape instead of solving their own (a transformer's blocks). */
+int opt_remat_copied(const OptRemat *r);
 
 /* Baselines to compare with: keep everything; checkpoint every block (a
  * block ends where a single value crosses: a residual stream, a block's

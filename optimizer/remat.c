@@ -86,6 +86,10 @@ struct OptRemat {
     unsigned char *bread;   /* per value: read by a backward node */
     int *runs;              /* scratch per node */
     int64_t storeall_peak, min_peak;
+    /* per stage of the current partition: its shape (stage_shape), and how
+     * many stages of all partitions took an identical earlier stage's options */
+    int64_t **shape;
+    int *nshape, copied;
     /* the distinct schedules of the table's memory levels, simulated */
     int ncand, capcand;
     OptSchedule *cand;
@@ -526,7 +530,7 @@ out:
  * each on ResNet-50's merged stages). The options no other beats in both bytes and seconds are
  * kept, at most MAX_OPTS (evenly spread); option 0 keeps everything. */
 enum { ENUM_VALS = 8, ILP_VALS = 24 };
-static void stage_options(OptRemat *r, int k)
+static void solve_options(OptRemat *r, int k)
 {
     const IrGraph *g = r->g;
     Stage *S = &r->st[k];
@@ -595,6 +599,90 @@ static void stage_options(OptRemat *r, int k)
     free(kept);
     free(avail);
     free(key);
+}
+
+/* The shape of stage k, all its options depend on: per forward node its op,
+ * seconds and where each input comes from (a node of the stage, by offset and
+ * output, or the n-th distinct value from outside it); per output its bytes,
+ * the value it views, whether the backward reads it, whether it is stored
+ * for this stage's backward or in its state, and whether a later stage reads
+ * it. Two stages of one shape (a transformer's blocks) have the same options
+ * up to the node ids, so the second copies the first's (stage_options). */
+static int64_t *stage_shape(OptRemat *r, int k, const int *lastdirect, int *len)
+{
+    const IrGraph *g = r->g;
+    const Stage *S = &r->st[k];
+    int cap = 64, n = 0, next = 0;
+    int64_t *out = ir_xmalloc((size_t)cap * sizeof *out);
+    int *ext = NULL;
+#define PUT(x) (n == cap ? (out = ir_xrealloc(out, (size_t)(cap *= 2) * sizeof *out)) : out, out[n++] = (x))
+    /* where a value comes from, relative to the stage */
+#define FROM(v, code)                                                                     \
+    do {                                                                                  \
+        int pr_ = (v) >= 0 ? g->values[v].producer : -1, e_;                              \
+        if ((v) < 0) (code) = -1;                                                         \
+        else if (pr_ >= 0 && r->pos[pr_] >= S->first && r->pos[pr_] <= S->last) {        \
+            int o_ = 0;                                                                   \
+            while (g->nodes[pr_].out[o_] != (v)) o_++;                                   \
+            (code) = ((int64_t)1 << 40) | (int64_t)(r->pos[pr_] - S->first) << 8 | o_;    \
+        } else {                                                                          \
+            for (e_ = 0; e_ < next && ext[e_] != (v); e_++) {}                            \
+            if (e_ == next) ext = ir_xrealloc(ext, (size_t)(next + 1) * sizeof *ext), ext[next++] = (v); \
+            (code) = ((int64_t)2 << 40) | e_;                                             \
+        }                                                                                 \
+    } while (0)
+    for (int p = S->first; p <= S->last; p++) {
+        const IrNode *nd = &g->nodes[r->fwd[p]];
+        int64_t t, code;
+        double sec = r->node_s ? r->node_s[r->fwd[p]] : 0;
+        memcpy(&t, &sec, sizeof t);
+        PUT(nd->op), PUT(nd->nin), PUT(nd->nout), PUT(t);
+        for (int j = 0; j < nd->nin; j++) {
+            FROM(nd->in[j], code);
+            PUT(code);
+        }
+        for (int j = 0; j < nd->nout; j++) {
+            int v = nd->out[j];
+            if (v < 0) {
+                PUT(-1);
+                continue;
+            }
+            FROM(r->root[v], code);
+            PUT(ir_value_bytes(&g->values[v])), PUT(code);
+            PUT(r->bread[v] | (r->xbstage[v] == k) << 1 | (r->xbstage[r->root[v]] == k) << 2 |
+                r->xsroot[r->root[v]] << 3 | (lastdirect[v] > S->last) << 4 | (r->root[v] == v) << 5);
+        }
+    }
+#undef FROM
+#undef PUT
+    free(ext);
+    *len = n;
+    return out;
+}
+
+/* The options of stage k: copied from an earlier stage of the same shape
+ * (node ids moved by the distance between the two), else solved. */
+static void stage_options(OptRemat *r, int k, const int *lastdirect)
+{
+    r->shape[k] = stage_shape(r, k, lastdirect, &r->nshape[k]);
+    for (int k0 = 0; k0 < k; k0++) {
+        if (r->nshape[k0] != r->nshape[k] || memcmp(r->shape[k0], r->shape[k], (size_t)r->nshape[k] * sizeof **r->shape))
+            continue;
+        const Stage *S0 = &r->st[k0];
+        Stage *S = &r->st[k];
+        int shift = S->first - S0->first;
+        for (int o = 0; o < S0->nopt; o++) {
+            Option c = S0->opt[o];
+            c.fwd = ir_xmalloc((size_t)(c.nfwd ? c.nfwd : 1) * sizeof *c.fwd);
+            c.pre = ir_xmalloc((size_t)(c.npre ? c.npre : 1) * sizeof *c.pre);
+            for (int i = 0; i < c.nfwd; i++) c.fwd[i] = r->fwd[r->pos[S0->opt[o].fwd[i]] + shift];
+            for (int i = 0; i < c.npre; i++) c.pre[i] = r->fwd[r->pos[S0->opt[o].pre[i]] + shift];
+            S->opt[S->nopt++] = c;
+        }
+        r->copied++;
+        return;
+    }
+    solve_options(r, k);
 }
 
 /* Stage k forward: its first run runs every node; a rerun runs what the
@@ -738,11 +826,23 @@ static void build_partition(OptRemat *r, int rule)
     r->rerun = ir_xcalloc((size_t)r->L, sizeof *r->rerun);
     r->nrerun = ir_xcalloc((size_t)r->L, sizeof *r->nrerun);
     memset(r->needed, 0, (size_t)g->nvalues);
+    /* per value: the last forward position reading it directly (need_state's
+     * question, for the stages' shapes) */
+    int *lastdirect = ir_xmalloc((size_t)(g->nvalues ? g->nvalues : 1) * sizeof *lastdirect);
+    for (int v = 0; v < g->nvalues; v++) lastdirect[v] = -1;
+    for (int p = 0; p < r->nfwd; p++) {
+        const IrNode *n = &g->nodes[r->fwd[p]];
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] >= 0) lastdirect[n->in[j]] = p;
+    }
+    r->shape = ir_xcalloc((size_t)r->L, sizeof *r->shape);
+    r->nshape = ir_xcalloc((size_t)r->L, sizeof *r->nshape);
     for (int k = 0; k < r->L; k++) {
         need_state(r, k);
         r->rerun[k] = closure(r, k, NULL, &r->nrerun[k]);
-        stage_options(r, k);
+        stage_options(r, k, lastdirect);
     }
+    free(lastdirect);
 }
 
 /* Forgets the stages, their options and the table. */
@@ -752,7 +852,10 @@ static void free_partition(OptRemat *r)
         free(r->bwd[k]);
         free(r->rerun[k]);
         for (int o = 0; o < r->st[k].nopt; o++) free(r->st[k].opt[o].fwd), free(r->st[k].opt[o].pre);
+        if (r->shape) free(r->shape[k]);
     }
+    free(r->shape), free(r->nshape);
+    r->shape = NULL, r->nshape = NULL;
     free(r->stage_of), free(r->st), free(r->cost), free(r->choice);
     free(r->bwd), free(r->nbwd), free(r->rerun), free(r->nrerun);
     free(r->root), free(r->xbstage), free(r->xsroot);
@@ -852,6 +955,8 @@ void opt_remat_free(OptRemat *r)
 int opt_remat_stages(const OptRemat *r) { return r->stages; }
 
 int64_t opt_remat_min_peak(const OptRemat *r) { return r->min_peak; }
+
+int opt_remat_copied(const OptRemat *r) { return r->copied; }
 
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim)
 {

@@ -71,6 +71,12 @@ for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small
         fi
         dev=$("$py" "$out/field.py" "$dir.plan.json" device_bytes)
         nre=$("$py" "$out/field.py" "$dir.plan.json" recomputed_nodes)
+        # a transformer's blocks are stages of one shape: solved once, the others copy
+        if [ $which = least ] && [[ " gpt2_tiny llama_tiny vit_tiny " == *" $model "* ]]; then
+            copied=$("$py" "$out/field.py" "$dir.plan.json" stages_copied)
+            if [ "$copied" -gt 0 ]; then pass "${name}_identical_stages_solved_once ($copied copied)"
+            else fail "${name}_identical_stages_solved_once" "stages_copied is $copied"; fi
+        fi
         if [ "$dev" -le "$budget" ] && { [ "$budget" -ge "$top" ] || [ "$nre" -gt 0 ]; }; then
             pass "${name}_plan_fits ($dev <= $budget bytes, $nre recomputations)"
         else
