@@ -6,9 +6,9 @@
  * a block, the scores of its rows against every key they may see are a
  * [rows, cols] product in the workspace (cols stops at the last key a causal
  * block can see), then an exact two-pass softmax per row (the row's maximum,
- * then k_expf of the differences summed in double, as k_softmax_f32 does),
- * and the block's output is one more product. What is kept is O and the log
- * of each row's softmax denominator, LSE = max + log(sum).
+ * then k_expf of the differences summed in double: k_softmax_f32's row code,
+ * krow.h), and the block's output is one more product. What is kept is O and
+ * the log of each row's softmax denominator, LSE = max + log(sum).
  *
  * The backward recomputes each block's probabilities from Q and K exactly
  * as the forward computed them (the same product, mask, maximum, exps and
@@ -16,8 +16,10 @@
  * dS = P * (dP - Di), dQ = scale * dS K, dK += scale * dS^T Q. Every product
  * goes through k_sgemm, whose register-tiled kernels (ktile.h) read both
  * operands in place; the blocks are sized so that the broadcast operand fits
- * their L2 budget, and P and dS are transposed into the workspace so that
- * the dK and dV products are plain a*b. Departure from flash attention's
+ * their L2 budget, and K, V (once per matrix), P and dS are transposed into
+ * the workspace so that every product is the plain a*b form (6x16 broadcast
+ * tiles; the a*b^T form's dot-product tiles pay a horizontal sum per
+ * element, dear at k = 64). Departure from flash attention's
  * P = exp(S - LSE), which a kernel that walks the keys in tiles needs (the
  * cuda target's): this one holds whole rows of scores, so the exact softmax
  * costs no more exps, gives the forward's P bit for bit, and stays right
@@ -33,7 +35,7 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "kmath.h"
+#include "krow.h"
 
 /* Floats of a's block that k_sgemm's tiled kernels hold in L2 (ktile.h's
  * K_TILED_A_BYTES / 4): a block's rows times its columns stays under it. */
@@ -53,11 +55,16 @@ static int64_t blocks_of(const KAttn *p, int64_t br) { return (p->T + br - 1) / 
 /* Floats of one slot, rounded up to 64 bytes. */
 static int64_t slot_floats(int64_t f) { return (f + 15) / 16 * 16; }
 
-static int64_t fwd_slot(const KAttn *p) { return slot_floats(k_attention_rows(p) * p->S); }
+/* forward: the scores (rows, S), then K^T (D, S) */
+static int64_t fwd_slot(const KAttn *p)
+{
+    return slot_floats(k_attention_rows(p) * p->S) + slot_floats(p->D * p->S);
+}
+/* backward: P, dP and a transpose buffer (rows, S each), Di (rows), K^T, V^T */
 static int64_t bwd_slot(const KAttn *p)
 {
     int64_t br = k_attention_rows(p);
-    return slot_floats(3 * br * p->S + br);
+    return slot_floats(3 * br * p->S + br) + slot_floats(p->D * p->S) + slot_floats(p->Dv * p->S);
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -131,42 +138,44 @@ static int hidden(const KAttn *p, const void *mask, int64_t bh, int64_t i, int64
 }
 
 /* The softmax of sr[0, lim) in place, zeros in [lim, cols); returns the
- * row's log-sum-exp (-inf, and a zero row, when it sees no finite score). */
+ * row's log-sum-exp (-inf, and a zero row, when it sees no finite score).
+ * The maximum and the exps are k_softmax_f32's (krow.h). */
 static float row_softmax(float *sr, int64_t lim, int64_t cols)
 {
-    float m = -INFINITY;
-    for (int64_t j = 0; j < lim; j++) m = sr[j] > m ? sr[j] : m;
-    if (m == -INFINITY) {
+    float m = lim > 0 ? k_row_max(sr, lim) : -INFINITY;
+    if (!(m > -INFINITY)) { // no key, every key at -inf (or a NaN first): a zero row
         memset(sr, 0, (size_t)cols * sizeof *sr);
         return -INFINITY;
     }
-    double sum = 0;
-    for (int64_t j = 0; j < lim; j++) {
-        float d = sr[j] - m, e = k_expf(d);
-        sr[j] = d < -87.3f ? 0.0f : e; // as k_softmax_f32: no subnormals
-        sum += sr[j];
-    }
+    double sum = k_row_exp_sum(sr, sr, lim, m);
     for (int64_t j = lim; j < cols; j++) sr[j] = 0.0f;
     float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < lim; j++) sr[j] *= inv;
     return m + (float)log(sum);
 }
 
-/* One block of rows [i0, i0 + rows) of matrix bh. */
-static void fwd_block(float *o, float *lse, const float *q, const float *k, const float *v,
+/* dst (cols, rows) = src (rows, cols) transposed. */
+static void transpose(float *dst, const float *src, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++) dst[j * rows + r] = src[r * cols + j];
+}
+
+/* One block of rows [i0, i0 + rows) of matrix bh, whose K^T (D, S) is kt. */
+static void fwd_block(float *o, float *lse, const float *q, const float *kt, const float *v,
                       const void *mask, const KAttn *p, int64_t bh, int64_t i0, int64_t rows, float *s)
 {
     int64_t S = p->S, D = p->D, Dv = p->Dv;
     int64_t cols = row_limit(p, i0 + rows - 1); // the last row sees the most keys
-    const float *qb = q + (bh * p->T + i0) * D, *kb = k + bh * S * D, *vb = v + bh * S * Dv;
+    const float *qb = q + (bh * p->T + i0) * D, *vb = v + bh * S * Dv;
     float *ob = o + (bh * p->T + i0) * Dv, *lb = lse + bh * p->T + i0;
     if (cols <= 0) { // no row of the block sees a key
         memset(ob, 0, (size_t)(rows * Dv) * sizeof *ob);
         for (int64_t r = 0; r < rows; r++) lb[r] = -INFINITY;
         return;
     }
-    // s (rows, cols) = scale * q k^T
-    k_sgemm(0, 1, rows, cols, D, p->scale, qb, D, kb, D, 0.0f, s, cols);
+    // s (rows, cols) = scale * q k^T, as a plain product with K^T (the tiled kernels' fast form)
+    k_sgemm(0, 0, rows, cols, D, p->scale, qb, D, kt, S, 0.0f, s, cols);
     for (int64_t r = 0; r < rows; r++) {
         int64_t lim = row_limit(p, i0 + r);
         apply_mask(s + r * cols, p, mask, bh, i0 + r, lim);
@@ -180,10 +189,13 @@ static void fwd_block(float *o, float *lse, const float *q, const float *k, cons
 static void fwd_tasks_run(void *arg, int64_t lo, int64_t hi, int tid)
 {
     const AttnRun *a = arg;
-    for (int64_t t = lo; t < hi; t++) {
+    const KAttn *p = a->p;
+    float *s = slot_at(a, tid), *kt = s + slot_floats(a->br * p->S);
+    for (int64_t t = lo, cur = -1; t < hi; t++) {
         int64_t bh = t / a->nb, i0 = t % a->nb * a->br;
-        fwd_block(a->o, a->lse, a->q, a->k, a->v, a->mask, a->p, bh, i0, min64(a->br, a->p->T - i0),
-                  slot_at(a, tid));
+        if (bh != cur) // K^T of the matrix, once per run of its blocks
+            transpose(kt, a->k + bh * p->S * p->D, p->S, p->D), cur = bh;
+        fwd_block(a->o, a->lse, a->q, kt, a->v, a->mask, p, bh, i0, min64(a->br, p->T - i0), s);
     }
 }
 
@@ -203,15 +215,8 @@ void k_attention_f32(float *o, float *lse, const float *q, const float *k, const
     attn_par(p->BH * nb, p->BH * p->T * p->S * (p->D + p->Dv), fwd_tasks_run, &a);
 }
 
-/* dst (cols, rows) = src (rows, cols) transposed. */
-static void transpose(float *dst, const float *src, int64_t rows, int64_t cols)
-{
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < cols; j++) dst[j * rows + r] = src[r * cols + j];
-}
-
 /* The whole backward of matrix bh; ws: P, dP (rows, cols), their transposes'
- * buffer (cols, rows), Di (rows). */
+ * buffer (cols, rows), Di (rows), K^T (D, S), V^T (Dv, S). */
 static void bwd_matrix(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                        const float *v, const float *o, const void *mask, const KAttn *p, int64_t bh,
                        float *ws)
@@ -220,6 +225,9 @@ static void bwd_matrix(float *dq, float *dk, float *dv, const float *dout, const
     const float *kb = k + bh * S * D, *vb = v + bh * S * Dv;
     float *dkb = dk + bh * S * D, *dvb = dv + bh * S * Dv;
     float *P = ws, *dP = P + br * S, *tr = dP + br * S, *di = tr + br * S;
+    float *kt = ws + slot_floats(3 * br * S + br), *vt = kt + slot_floats(D * S);
+    transpose(kt, kb, S, D);
+    transpose(vt, vb, S, Dv);
     memset(dkb, 0, (size_t)(S * D) * sizeof *dkb);
     memset(dvb, 0, (size_t)(S * Dv) * sizeof *dvb);
     for (int64_t i0 = 0; i0 < T; i0 += br) {
@@ -232,7 +240,7 @@ static void bwd_matrix(float *dq, float *dk, float *dv, const float *dout, const
             continue;
         }
         // P (rows, cols): the forward's probabilities, recomputed the same way
-        k_sgemm(0, 1, rows, cols, D, p->scale, qb, D, kb, D, 0.0f, P, cols);
+        k_sgemm(0, 0, rows, cols, D, p->scale, qb, D, kt, S, 0.0f, P, cols);
         for (int64_t r = 0; r < rows; r++) {
             int64_t lim = row_limit(p, i0 + r);
             apply_mask(P + r * cols, p, mask, bh, i0 + r, lim);
@@ -245,7 +253,7 @@ static void bwd_matrix(float *dq, float *dk, float *dv, const float *dout, const
         transpose(tr, P, rows, cols);
         k_sgemm(0, 0, cols, Dv, rows, 1.0f, tr, rows, dob, Dv, 1.0f, dvb, Dv);
         // dP (rows, cols) = dO V^T
-        k_sgemm(0, 1, rows, cols, Dv, 1.0f, dob, Dv, vb, Dv, 0.0f, dP, cols);
+        k_sgemm(0, 0, rows, cols, Dv, 1.0f, dob, Dv, vt, S, 0.0f, dP, cols);
         // dS = P * (dP - Di), into dP; 0 where a boolean mask put the fill value
         for (int64_t r = 0; r < rows; r++) {
             float *pr = P + r * cols, *gr = dP + r * cols;

@@ -12,6 +12,7 @@
  * are stamped out by macros from one body per kernel. */
 #include "kernels.h"
 #include "kmath.h"
+#include "krow.h"
 
 #include <math.h>
 #include <string.h>
@@ -30,67 +31,6 @@ static int64_t sat_i64(double d, int64_t lo, int64_t hi) {
 
 /* ---- Softmax / LogSoftmax ---- */
 
-/* Rows of softmax in GCC vector types: one serial max or sum is a chain the
- * compiler may not reorder, so eight fixed lanes (combined in a fixed order)
- * are written out as vectors; the result depends on the row length alone,
- * never on threads. Plain loops do the rest (exp, scaling), which the
- * compiler vectorizes itself. */
-/* Internal functions pass these by value; no ABI boundary is crossed, so
- * GCC's note that AVX changes how 32-byte vectors are passed does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float kv8 __attribute__((vector_size(32)));
-typedef int32_t kv8i __attribute__((vector_size(32)));
-typedef double kv4d __attribute__((vector_size(32)));
-typedef float kv4 __attribute__((vector_size(16)));
-
-static inline kv8 load8(const float *p) {
-    kv8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* The largest of x[0..n), n >= 1 (lane-wise `x > m ? x : m`, as the serial
- * loop was: a NaN is passed over unless it is x[0]). */
-static float row_max(const float *x, int64_t n) {
-    int64_t nv = n - n % 8;
-    float r = x[0];
-    if (nv) {
-        kv8 m = load8(x);
-        for (int64_t i = 8; i < nv; i += 8) {
-            kv8 v = load8(x + i);
-            kv8i gt = v > m;
-            m = (kv8)((gt & (kv8i)v) | (~gt & (kv8i)m));
-        }
-        r = m[0];
-        for (int l = 1; l < 8; l++) r = m[l] > r ? m[l] : r;
-    }
-    for (int64_t i = nv; i < n; i++) r = x[i] > r ? x[i] : r;
-    return r;
-}
-
-/* y[i] = exp(x[i] - m), 0 where x[i] - m < -87.3: there exp is under the
- * smallest normal float, and a masked (-inf or -3.4e38) attention score would
- * otherwise give a subnormal, on which arithmetic is far slower. The
- * difference is below 1.2e-38 absolute. Returns the sum of y, in double. */
-static double row_exp_sum(float *y, const float *x, int64_t n, float m) {
-    for (int64_t i = 0; i < n; i++) {
-        float d = x[i] - m, e = k_expf(d);
-        y[i] = d < -87.3f ? 0.0f : e;
-    }
-    int64_t nv = n - n % 8;
-    kv4d s0 = {0, 0, 0, 0}, s1 = {0, 0, 0, 0};
-    for (int64_t i = 0; i < nv; i += 8) {
-        kv8 v = load8(y + i);
-        kv4 lo = {v[0], v[1], v[2], v[3]}, hi = {v[4], v[5], v[6], v[7]};
-        s0 += __builtin_convertvector(lo, kv4d);
-        s1 += __builtin_convertvector(hi, kv4d);
-    }
-    double t = 0;
-    for (int l = 0; l < 4; l++) t += s0[l] + s1[l];
-    for (int64_t i = nv; i < n; i++) t += y[i];
-    return t;
-}
-
 typedef struct {
     float *y;
     const float *x;
@@ -108,8 +48,8 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int tid) {
         for (int64_t o = lo; o < hi; o++) {
             const float *xr = x + o * len;
             float *yr = y + o * len;
-            float m = row_max(xr, len);
-            double sum = row_exp_sum(yr, xr, len, m); // y holds the exps until rescaled
+            float m = k_row_max(xr, len);
+            double sum = k_row_exp_sum(yr, xr, len, m); // y holds the exps until rescaled
             if (is_log) {
                 float ls = (float)log(sum);
                 for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - m) - ls;
@@ -139,7 +79,7 @@ static void softmax_columns(void *arg, int64_t lo, int64_t hi, int tid) {
         for (int64_t l = 0; l < len; l++)
             for (int64_t j = 0; j < jn; j++) {
                 float d = xb[l * inner + j] - m[j], e = k_expf(d);
-                e = d < -87.3f ? 0.0f : e; // as row_exp_sum
+                e = d < -87.3f ? 0.0f : e; // as k_row_exp_sum
                 if (!is_log) yb[l * inner + j] = e;
                 s[j] += e;
             }
