@@ -661,4 +661,14 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_AttentionGrad] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
 };
 
-const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse};
+static const char cpu_prelude[] =
+    "#include <stdint.h>\n#include <tgmath.h>\n\n#include \"elemwise.h\"\n"
+    "#include \"kernels.h\"\n#include \"model.h\"\n#include \"rt.h\"\n\n"
+    "/* `make PROFILE=1` times every step (rt_prof_add); `infer --repeat N` prints them. */\n"
+    "#ifdef LOOM_PROFILE\n"
+    "#define PROF_START() double _pt = rt_now()\n"
+    "#define PROF_STEP(k, name, op) (rt_prof_add((k), (name), (op), rt_now() - _pt), _pt = rt_now())\n"
+    "#else\n#define PROF_START() ((void)0)\n#define PROF_STEP(k, name, op) ((void)0)\n#endif\n\n";
+
+const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse, "rt_device_host", "kernels/", "model.c",
+                                cpu_prelude, cg_cpu_makefile, NULL};

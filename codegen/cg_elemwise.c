@@ -133,9 +133,13 @@ const char cg_elemwise_h[] =
     "#include <stdint.h>\n"
     "#include <string.h>\n"
     "\n"
+    "/* LM_FN: a cuda program defines it __host__ __device__ (kernels/lk.cuh) */\n"
+    "#ifndef LM_FN\n"
+    "#define LM_FN static inline\n"
     "#include \"kmath.h\"\n"
+    "#endif\n"
     "\n"
-    "static inline float lm_f16_to_f32(uint16_t h)\n"
+    "LM_FN float lm_f16_to_f32(uint16_t h)\n"
     "{\n"
     "    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;\n"
     "    if (e == 0) {\n"
@@ -148,7 +152,7 @@ const char cg_elemwise_h[] =
     "    return r;\n"
     "}\n"
     "\n"
-    "static inline uint16_t lm_f32_to_f16(float f)\n"
+    "LM_FN uint16_t lm_f32_to_f16(float f)\n"
     "{\n"
     "    uint32_t x;\n"
     "    memcpy(&x, &f, 4);\n"
@@ -166,7 +170,7 @@ const char cg_elemwise_h[] =
     "    return sign | (uint16_t)h;\n"
     "}\n"
     "\n"
-    "static inline float lm_bf16_to_f32(uint16_t h)\n"
+    "LM_FN float lm_bf16_to_f32(uint16_t h)\n"
     "{\n"
     "    uint32_t x = (uint32_t)h << 16;\n"
     "    float r;\n"
@@ -174,7 +178,7 @@ const char cg_elemwise_h[] =
     "    return r;\n"
     "}\n"
     "\n"
-    "static inline uint16_t lm_f32_to_bf16(float f)\n"
+    "LM_FN uint16_t lm_f32_to_bf16(float f)\n"
     "{\n"
     "    uint32_t x;\n"
     "    memcpy(&x, &f, 4);\n"
@@ -184,10 +188,10 @@ const char cg_elemwise_h[] =
     "    return (uint16_t)h;\n"
     "}\n"
     "\n"
-    "static inline float lm_f16_round(float f) { return lm_f16_to_f32(lm_f32_to_f16(f)); }\n"
-    "static inline float lm_bf16_round(float f) { return lm_bf16_to_f32(lm_f32_to_bf16(f)); }\n"
+    "LM_FN float lm_f16_round(float f) { return lm_f16_to_f32(lm_f32_to_f16(f)); }\n"
+    "LM_FN float lm_bf16_round(float f) { return lm_bf16_to_f32(lm_f32_to_bf16(f)); }\n"
     "\n"
-    "static inline int64_t lm_idiv(int64_t a, int64_t b)\n"
+    "LM_FN int64_t lm_idiv(int64_t a, int64_t b)\n"
     "{\n"
     "    if (b == 0) return 0;\n"
     "    if (a == INT64_MIN && b == -1) return INT64_MIN;\n"
@@ -195,7 +199,7 @@ const char cg_elemwise_h[] =
     "}\n"
     "\n"
     "/* fmod 0: the result takes the divisor's sign (Python); 1: the dividend's (C). */\n"
-    "static inline int64_t lm_imod(int64_t a, int64_t b, int fmod_)\n"
+    "LM_FN int64_t lm_imod(int64_t a, int64_t b, int fmod_)\n"
     "{\n"
     "    if (b == 0 || (a == INT64_MIN && b == -1)) return 0;\n"
     "    int64_t r = a % b;\n"
@@ -203,7 +207,7 @@ const char cg_elemwise_h[] =
     "    return r;\n"
     "}\n"
     "\n"
-    "static inline uint64_t lm_upow(uint64_t a, uint64_t b)\n"
+    "LM_FN uint64_t lm_upow(uint64_t a, uint64_t b)\n"
     "{\n"
     "    uint64_t r = 1;\n"
     "    for (; b; b >>= 1, a *= a)\n"
@@ -212,19 +216,19 @@ const char cg_elemwise_h[] =
     "}\n"
     "\n"
     "/* A negative exponent truncates 1 / a^-b toward zero. */\n"
-    "static inline int64_t lm_ipow(int64_t a, int64_t b)\n"
+    "LM_FN int64_t lm_ipow(int64_t a, int64_t b)\n"
     "{\n"
     "    if (b >= 0) return (int64_t)lm_upow((uint64_t)a, (uint64_t)b);\n"
     "    return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;\n"
     "}\n"
     "\n"
     "/* Float to integer; out of range (undefined in ONNX) gives the minimum. */\n"
-    "static inline int64_t lm_f2i(double x)\n"
+    "LM_FN int64_t lm_f2i(double x)\n"
     "{\n"
     "    return x > -9223372036854775809.0 && x < 9223372036854775808.0 ? (int64_t)x : INT64_MIN;\n"
     "}\n"
     "\n"
-    "static inline uint64_t lm_f2u(double x)\n"
+    "LM_FN uint64_t lm_f2u(double x)\n"
     "{\n"
     "    return x > -1 && x < 18446744073709551616.0 ? (uint64_t)x : 0;\n"
     "}\n"
@@ -453,11 +457,6 @@ static void node_stmt(CgCtx *c, int node, const char **opnd, const char *dst, in
 
 /* ---- the loop of a group ---- */
 
-typedef struct {
-    int vid;
-    int64_t stride[IR_MAX_RANK]; /* over the merged output dims, in elements */
-} Leaf;
-
 static const char *load_fmt(IrDType t)
 {
     switch (t) {
@@ -492,27 +491,27 @@ static const char *store_fmt(IrDType t)
  * length is its work. A shorter loop gets no pragma at all (an `if (0)`
  * parallel region still costs about a microsecond). */
 
-void cg_elemwise_emit(CgCtx *c, int root)
+void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p)
 {
     IrGraph *g = c->g;
-    FILE *f = c->f;
     const IrValue *out = &g->values[g->nodes[root].out[0]];
-    int nmem = 0, nleaf = 0;
-    int *mem = ir_xmalloc((size_t)(root + 1) * sizeof *mem);
+    memset(p, 0, sizeof *p);
+    p->root = root;
+    p->mem = ir_xmalloc((size_t)(root + 1) * sizeof *p->mem);
     for (int i = 0; i <= root; i++)
-        if (c->sel->run_at[i] == root) mem[nmem++] = i;
+        if (c->sel->run_at[i] == root) p->mem[p->nmem++] = i;
     /* the group's inputs, each once, and the output dims they broadcast over */
     int cap = 0;
-    for (int m = 0; m < nmem; m++) cap += g->nodes[mem[m]].nin;
-    Leaf *leaf = ir_xcalloc((size_t)(cap ? cap : 1), sizeof *leaf);
-    int rank = out->rank;
-    int64_t dims[IR_MAX_RANK];
-    memcpy(dims, out->dims, sizeof dims);
-    for (int m = 0; m < nmem; m++) {
-        const IrNode *n = &g->nodes[mem[m]];
+    for (int m = 0; m < p->nmem; m++) cap += g->nodes[p->mem[m]].nin;
+    CgEwLeaf *leaf = p->leaf = ir_xcalloc((size_t)(cap ? cap : 1), sizeof *leaf);
+    int rank = out->rank, nleaf = 0;
+    int64_t *dims = p->dims;
+    memcpy(dims, out->dims, sizeof p->dims);
+    for (int m = 0; m < p->nmem; m++) {
+        const IrNode *n = &g->nodes[p->mem[m]];
         for (int j = 0; j < n->nin; j++) {
-            int v = n->in[j], p = g->values[v < 0 ? 0 : v].producer, known = 0;
-            if (v < 0 || (p >= 0 && c->sel->run_at[p] == root)) continue;
+            int v = n->in[j], pr = g->values[v < 0 ? 0 : v].producer, known = 0;
+            if (v < 0 || (pr >= 0 && c->sel->run_at[pr] == root)) continue;
             if (n->op == IR_OP_Clip && g->opset < 11 && j > 0) continue;
             for (int k = 0; k < nleaf; k++) known |= leaf[k].vid == v;
             if (known) continue;
@@ -549,45 +548,55 @@ void cg_elemwise_emit(CgCtx *c, int root)
         for (int k = 0; k < nleaf; k++) leaf[k].stride[0] = 0;
         r = 1;
     }
-    int64_t numel = ir_value_numel(out), inner = dims[r - 1], outer = numel / (inner ? inner : 1);
+    p->nleaf = nleaf;
+    p->r = r;
+    p->numel = ir_value_numel(out);
+    p->inner = dims[r - 1];
+    p->outer = p->numel / (p->inner ? p->inner : 1);
+}
 
-    cg_declare_outputs(c, root);
-    const char *par = numel >= K_PAR_WORK ? "    #pragma omp parallel for\n" : "";
-    char idx[IR_MAX_RANK + 2][64];
-    if (r == 1) {
-        fprintf(f, "%s    for (int64_t _i = 0; _i < %lld; _i++) {\n", par, (long long)numel);
-        for (int k = 0; k < nleaf; k++) snprintf(idx[k], sizeof idx[k], "%s", leaf[k].stride[0] ? "_i" : "0");
-    } else {
-        /* the outer index decomposed into the merged dims, then each leaf's base */
-        fprintf(f, "%s    for (int64_t _o = 0; _o < %lld; _o++) {\n", par, (long long)outer);
-        fprintf(f, "        int64_t _q = _o;\n");
-        for (int d = r - 2; d >= 0; d--) {
-            if (d > 0)
-                fprintf(f, "        const int64_t _d%d = _q %% %lld; _q /= %lld;\n", d, (long long)dims[d],
-                        (long long)dims[d]);
-            else
-                fprintf(f, "        const int64_t _d0 = _q;\n");
-        }
-        for (int k = 0; k < nleaf; k++) {
-            fprintf(f, "        const int64_t _b%d = 0", k);
-            for (int d = 0; d < r - 1; d++)
-                if (leaf[k].stride[d]) fprintf(f, " + _d%d * %lld", d, (long long)leaf[k].stride[d]);
-            fprintf(f, ";\n");
-            snprintf(idx[k], sizeof idx[k], leaf[k].stride[r - 1] ? "_b%d + _j" : "_b%d", k);
-        }
-        fprintf(f, "        for (int64_t _j = 0; _j < %lld; _j++) {\n", (long long)inner);
-        fprintf(f, "            const int64_t _i = _o * %lld + _j;\n", (long long)inner);
+void cg_ew_plan_free(CgEwPlan *p)
+{
+    free(p->mem);
+    free(p->leaf);
+}
+
+void cg_ew_index(CgCtx *c, const CgEwPlan *p, const char *ind)
+{
+    FILE *f = c->f;
+    fprintf(f, "%sint64_t _q = _o;\n", ind);
+    for (int d = p->r - 2; d >= 0; d--) {
+        if (d > 0)
+            fprintf(f, "%sconst int64_t _d%d = _q %% %lld; _q /= %lld;\n", ind, d, (long long)p->dims[d],
+                    (long long)p->dims[d]);
+        else
+            fprintf(f, "%sconst int64_t _d0 = _q;\n", ind);
     }
-    const char *ind = r == 1 ? "        " : "            ";
-    for (int k = 0; k < nleaf; k++) {
-        const IrValue *lv = &g->values[leaf[k].vid];
-        fprintf(f, "%sconst %s _l%d = ", ind, reg_type(reg_kind(lv->dtype)), k);
-        fprintf(f, load_fmt(lv->dtype), c->var[leaf[k].vid], idx[k]);
+    for (int k = 0; k < p->nleaf; k++) {
+        fprintf(f, "%sconst int64_t _b%d = 0", ind, k);
+        for (int d = 0; d < p->r - 1; d++)
+            if (p->leaf[k].stride[d]) fprintf(f, " + _d%d * %lld", d, (long long)p->leaf[k].stride[d]);
         fprintf(f, ";\n");
     }
-    char (*reg)[16] = ir_xmalloc((size_t)nmem * sizeof *reg);
-    for (int m = 0; m < nmem; m++) {
-        const IrNode *n = &g->nodes[mem[m]];
+}
+
+void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind)
+{
+    IrGraph *g = c->g;
+    FILE *f = c->f;
+    const IrValue *out = &g->values[g->nodes[p->root].out[0]];
+    for (int k = 0; k < p->nleaf; k++) {
+        const IrValue *lv = &g->values[p->leaf[k].vid];
+        char idx[64];
+        if (p->r == 1) snprintf(idx, sizeof idx, "%s", p->leaf[k].stride[0] ? "_i" : "0");
+        else snprintf(idx, sizeof idx, p->leaf[k].stride[p->r - 1] ? "_b%d + _j" : "_b%d", k);
+        fprintf(f, "%sconst %s _l%d = ", ind, reg_type(reg_kind(lv->dtype)), k);
+        fprintf(f, load_fmt(lv->dtype), c->var[p->leaf[k].vid], idx);
+        fprintf(f, ";\n");
+    }
+    char (*reg)[16] = ir_xmalloc((size_t)p->nmem * sizeof *reg);
+    for (int m = 0; m < p->nmem; m++) {
+        const IrNode *n = &g->nodes[p->mem[m]];
         const char *opnd[IR_MAX_RANK];
         char names[IR_MAX_RANK][16];
         int nop = n->nin < IR_MAX_RANK ? n->nin : IR_MAX_RANK;
@@ -596,20 +605,38 @@ void cg_elemwise_emit(CgCtx *c, int root)
             int v = n->in[j];
             opnd[j] = "0";
             if (v < 0) continue;
-            for (int k = 0; k < nleaf; k++)
-                if (leaf[k].vid == v) snprintf(names[j], sizeof names[j], "_l%d", k), opnd[j] = names[j];
+            for (int k = 0; k < p->nleaf; k++)
+                if (p->leaf[k].vid == v) snprintf(names[j], sizeof names[j], "_l%d", k), opnd[j] = names[j];
             for (int q = 0; q < m; q++)
-                if (g->nodes[mem[q]].out[0] == v) opnd[j] = reg[q];
+                if (g->nodes[p->mem[q]].out[0] == v) opnd[j] = reg[q];
         }
         snprintf(reg[m], sizeof reg[m], "_t%d", m);
-        node_stmt(c, mem[m], opnd, reg[m], m == nmem - 1, ind);
+        node_stmt(c, p->mem[m], opnd, reg[m], m == p->nmem - 1, ind);
     }
     char st[64];
-    snprintf(st, sizeof st, store_fmt(out->dtype), reg[nmem - 1]);
-    fprintf(f, "%s%s[_i] = %s;\n", ind, c->var[g->nodes[root].out[0]], st);
-    if (r > 1) fprintf(f, "        }\n");
-    fprintf(f, "    }\n");
+    snprintf(st, sizeof st, store_fmt(out->dtype), reg[p->nmem - 1]);
+    fprintf(f, "%s%s[_i] = %s;\n", ind, c->var[g->nodes[p->root].out[0]], st);
     free(reg);
-    free(leaf);
-    free(mem);
+}
+
+void cg_elemwise_emit(CgCtx *c, int root)
+{
+    FILE *f = c->f;
+    CgEwPlan p;
+    cg_ew_plan(c, root, &p);
+    cg_declare_outputs(c, root);
+    const char *par = p.numel >= K_PAR_WORK ? "    #pragma omp parallel for\n" : "";
+    if (p.r == 1) {
+        fprintf(f, "%s    for (int64_t _i = 0; _i < %lld; _i++) {\n", par, (long long)p.numel);
+    } else {
+        /* the outer index decomposed into the merged dims, then each leaf's base */
+        fprintf(f, "%s    for (int64_t _o = 0; _o < %lld; _o++) {\n", par, (long long)p.outer);
+        cg_ew_index(c, &p, "        ");
+        fprintf(f, "        for (int64_t _j = 0; _j < %lld; _j++) {\n", (long long)p.inner);
+        fprintf(f, "            const int64_t _i = _o * %lld + _j;\n", (long long)p.inner);
+    }
+    cg_ew_body(c, &p, p.r == 1 ? "        " : "            ");
+    if (p.r > 1) fprintf(f, "        }\n");
+    fprintf(f, "    }\n");
+    cg_ew_plan_free(&p);
 }

@@ -208,7 +208,8 @@ static const char *const reserved[] = {
     "int32_t", "uint32_t", "int64_t", "uint64_t", "size_t", "exp", "log", "sin", "cos", "tanh",
     "erf", "sqrt", "fabs", "floor", "ceil", "rint", "fmax", "fmin", "log1p", "pow", "fmod",
     "isnan", "arena", "weights", "model_run", "main", "NULL", "NAN", "INFINITY", "errno",
-    "probe", "model_forward_backward", "model_update",
+    "probe", "model_forward_backward", "model_update", "threadIdx", "blockIdx", "blockDim", "gridDim",
+    "warpSize", "stream",
 };
 
 /* A C identifier for a value name: "/h.0/attn/MatMul_output_0" -> "h_0_attn_MatMul". */
@@ -228,7 +229,7 @@ static char *c_ident(const char *name)
     while (k && id[k - 1] == '_') k--;
     id[k] = 0;
     int bad = k == 0 || isdigit((unsigned char)id[0]) || !strncmp(id, "k_", 2) ||
-              !strncmp(id, "lm_", 3) || !strncmp(id, "rt_", 3) || !strncmp(id, "OFF_", 4) ||
+              !strncmp(id, "lm_", 3) || !strncmp(id, "lk_", 3) || !strncmp(id, "ew_", 3) || !strncmp(id, "rt_", 3) || !strncmp(id, "OFF_", 4) ||
               !strncmp(id, "WOFF_", 5) || !strncmp(id, "MODEL_", 6);
     for (size_t r = 0; r < sizeof reserved / sizeof *reserved && !bad; r++) bad = !strcmp(id, reserved[r]);
     if (bad) {
@@ -289,13 +290,7 @@ void cg_model_prelude(CgCtx *c, const CgTarget *t, const char *what)
                " * one step per node (a fused loop per group of elementwise nodes), in\n"
                " * topological order, over one arena of activations and the weights blob\n"
                " * (offsets in model.h). */\n", t->name);
-    fprintf(f, "#include <stdint.h>\n#include <tgmath.h>\n\n#include \"elemwise.h\"\n"
-               "#include \"kernels.h\"\n#include \"model.h\"\n#include \"rt.h\"\n\n");
-    fprintf(f, "/* `make PROFILE=1` times every step (rt_prof_add); `infer --repeat N` prints them. */\n"
-               "#ifdef LOOM_PROFILE\n"
-               "#define PROF_START() double _pt = rt_now()\n"
-               "#define PROF_STEP(k, name, op) (rt_prof_add((k), (name), (op), rt_now() - _pt), _pt = rt_now())\n"
-               "#else\n#define PROF_START() ((void)0)\n#define PROF_STEP(k, name, op) ((void)0)\n#endif\n\n");
+    fputs(t->prelude, f);
 }
 
 void cg_emit_step(CgCtx *c, const CgTarget *t, int node, int step)
@@ -343,22 +338,31 @@ static void write_model(CgCtx *c, const CgTarget *t)
 int cg_emit(IrGraph *g, const CgTarget *t, const CgSelect *sel, const OptMemPlan *plan,
             const CgTrain *train, const char *dir)
 {
-    CgCtx c = {.g = g, .sel = sel, .plan = plan, .train = train};
+    CgCtx c = {.g = g, .sel = sel, .plan = plan, .train = train, .t = t};
     c.var = name_values(g);
     int rc = cg_write_program(&c, dir);
     if (rc == 0) {
-        size_t n = strlen(dir) + 16;
-        char *path = ir_xmalloc(n);
-        snprintf(path, n, "%s/model.c", dir);
+        size_t n = strlen(dir) + 32;
+        char *path = ir_xmalloc(n), *kpath = ir_xmalloc(n);
+        snprintf(path, n, "%s/%s", dir, t->model_name);
+        if (t->kernel_file) snprintf(kpath, n, "%s/%s", dir, t->kernel_file);
         c.f = fopen(path, "w");
-        if (!c.f) {
+        if (t->kernel_file && c.f && !(c.kf = fopen(kpath, "w"))) {
+            rc = ir_fail(g, -1, "cannot write %s: %s", kpath, strerror(errno));
+        } else if (!c.f) {
             rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
         } else {
+            if (c.kf)
+                fprintf(c.kf, "/* The generated kernels of %s (one per fused elementwise group),\n"
+                              " * written by loom; %s launches them. */\n", t->model_name, t->model_name);
             if (train) cg_train_write_model(&c, t);
             else write_model(&c, t);
-            if (fclose(c.f) != 0) rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
+            if (c.kf && (ferror(c.kf) | (fclose(c.kf) != 0)))
+                rc = ir_fail(g, -1, "cannot write %s: %s", kpath, strerror(errno));
         }
+        if (c.f && fclose(c.f) != 0) rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
         free(path);
+        free(kpath);
     }
     for (int i = 0; i < g->nvalues; i++) free(c.var[i]);
     free(c.var);

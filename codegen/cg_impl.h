@@ -17,6 +17,8 @@ typedef struct {
     FILE *f;
     char **var; /* per value: its C identifier */
     const CgTrain *train; /* a training program; NULL: inference */
+    const struct CgTarget *t;
+    FILE *kf;   /* the target's file of generated kernels (fused.cuh), or NULL */
 } CgCtx;
 
 /* How a target emits one op. check returns NULL when the node can be
@@ -41,7 +43,20 @@ struct CgTarget {
      * sets run_at of nodes that run inside a later node's step. A step is
      * written by the emitter of its group's first node, given the root. */
     void (*fuse)(IrGraph *g, const IrUses *u, int *run_at);
+    /* The program: the rt_device its main.c uses (rt.h); the embedded folder
+     * that becomes its kernels/ ("kernels/" for cpu, "cuda/"); model.c's name
+     * and opening (includes, profile macros); its Makefile; and the file of
+     * generated kernels the emitters write to CgCtx.kf (NULL: none). */
+    const char *device;
+    const char *kernels;
+    const char *model_name;
+    const char *prelude;
+    void (*makefile)(CgCtx *c, FILE *f);
+    const char *kernel_file;
 };
+
+/* The cpu target's Makefile (cg_program.c). */
+void cg_cpu_makefile(CgCtx *c, FILE *f);
 
 /* ---- the cpu target (its table is in cg_cpu_ops.c) ---- */
 void cg_emit_view(CgCtx *c, int node); /* a view: a pointer to its input's bytes */
@@ -123,6 +138,27 @@ int cg_is_elemwise(const IrNode *n);
 const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t n);
 /* The loop of the fused group whose last node is root. */
 void cg_elemwise_emit(CgCtx *c, int root);
+/* What a target's loop or kernel for a group is made of: the members, the
+ * group's inputs (leaves) with their strides over the output's dims merged
+ * where every leaf walks alike (r of them, size-1 dims dropped), and the
+ * element counts. A loop over _i (r == 1), or over _o < outer and _j < inner
+ * with _i = _o * inner + _j, holds cg_ew_index (r > 1: the leaves' bases
+ * _b<k> from _o) and cg_ew_body (loads, one statement per member, the store
+ * at _i), each line prefixed by ind, written to c->f. */
+typedef struct {
+    int vid;
+    int64_t stride[IR_MAX_RANK]; /* over the merged output dims, in elements */
+} CgEwLeaf;
+typedef struct {
+    int root, *mem, nmem;
+    CgEwLeaf *leaf;
+    int nleaf, r;
+    int64_t dims[IR_MAX_RANK], numel, inner, outer;
+} CgEwPlan;
+void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p);
+void cg_ew_plan_free(CgEwPlan *p);
+void cg_ew_index(CgCtx *c, const CgEwPlan *p, const char *ind);
+void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind);
 /* The text of elemwise.h: float16/bfloat16 conversions, integer helpers. */
 extern const char cg_elemwise_h[];
 

@@ -174,6 +174,8 @@ static const char main_body[] =
     "    return p;\n"
     "}\n"
     "\n"
+    "/* The arena and the weights blob are DEVICE's memory (rt.h): the program\n"
+    " * reads and writes them only through its hooks. */\n"
     "static int load_weights(const char *path, char *blob, int params_only)\n"
     "{\n"
     "    rt_st_file *st;\n"
@@ -181,7 +183,12 @@ static const char main_body[] =
     "    for (int i = 0; i < NWEIGHTS; i++) {\n"
     "        const Tensor *t = &weight_list[i];\n"
     "        if (params_only && !t->param) continue;\n"
-    "        if (rt_st_load(st, t->name, t->dtype, t->rank, t->dims, blob + t->offset)) {\n"
+    "        size_t n = (size_t)rt_nbytes(t->dtype, t->rank, t->dims);\n"
+    "        void *h = malloc(n ? n : 1);\n"
+    "        int rc = !h ? rt_fail(\"out of memory\") : rt_st_load(st, t->name, t->dtype, t->rank, t->dims, h) ? -1\n"
+    "                 : DEVICE->upload(blob + t->offset, h, n);\n"
+    "        free(h);\n"
+    "        if (rc) {\n"
     "            rt_st_close(st);\n"
     "            return -1;\n"
     "        }\n"
@@ -190,23 +197,28 @@ static const char main_body[] =
     "    return 0;\n"
     "}\n"
     "\n"
-    "static int load_input(const Tensor *t, const char *path, char *arena)\n"
+    "/* Input t from its .npy file into x (host memory), its dtype and shape checked. */\n"
+    "static int read_input(const Tensor *t, const char *path, rt_tensor *x)\n"
     "{\n"
-    "    rt_tensor x;\n"
     "    char want[200], got[200];\n"
-    "    if (rt_npy_read(path, &x)) return -1;\n"
+    "    if (rt_npy_read(path, x)) return -1;\n"
     "    /* bfloat16 has no numpy dtype: its bits come as uint16 */\n"
-    "    int same = (x.dtype == t->dtype || (t->dtype == RT_BF16 && x.dtype == RT_U16)) && x.rank == t->rank;\n"
-    "    for (int d = 0; same && d < t->rank; d++) same = x.dims[d] == t->dims[d];\n"
+    "    int same = (x->dtype == t->dtype || (t->dtype == RT_BF16 && x->dtype == RT_U16)) && x->rank == t->rank;\n"
+    "    for (int d = 0; same && d < t->rank; d++) same = x->dims[d] == t->dims[d];\n"
     "    if (!same) {\n"
     "        rt_fail(\"input '%s': expected %s%s, got %s%s from %s\", t->name, rt_dtype_name(t->dtype),\n"
-    "                rt_shape_str(want, sizeof want, t->rank, t->dims), rt_dtype_name(x.dtype),\n"
-    "                rt_shape_str(got, sizeof got, x.rank, x.dims), path);\n"
-    "        rt_tensor_free(&x);\n"
+    "                rt_shape_str(want, sizeof want, t->rank, t->dims), rt_dtype_name(x->dtype),\n"
+    "                rt_shape_str(got, sizeof got, x->rank, x->dims), path);\n"
+    "        rt_tensor_free(x);\n"
     "        return -1;\n"
     "    }\n"
-    "    if (x.nbytes) memcpy(arena + t->offset, x.data, x.nbytes);\n"
-    "    rt_tensor_free(&x);\n"
+    "    return 0;\n"
+    "}\n"
+    "\n"
+    "static int upload_inputs(const rt_tensor *x, char *arena)\n"
+    "{\n"
+    "    for (int i = 0; i < NINPUTS; i++)\n"
+    "        if (DEVICE->upload(arena + inputs[i].offset, x[i].data, x[i].nbytes)) return -1;\n"
     "    return 0;\n"
     "}\n"
     "\n"
@@ -215,8 +227,11 @@ static const char main_body[] =
     "    rt_tensor y = {.dtype = t->dtype == RT_BF16 ? RT_U16 : t->dtype, .rank = t->rank};\n"
     "    memcpy(y.dims, t->dims, sizeof y.dims);\n"
     "    y.nbytes = (size_t)rt_nbytes(t->dtype, t->rank, t->dims);\n"
-    "    y.data = (t->in_weights ? blob : arena) + t->offset;\n"
-    "    return rt_npy_write(path, &y);\n"
+    "    if (!(y.data = malloc(y.nbytes ? y.nbytes : 1))) return rt_fail(\"out of memory\");\n"
+    "    int rc = DEVICE->download(y.data, (t->in_weights ? blob : arena) + t->offset, y.nbytes) ? -1\n"
+    "             : rt_npy_write(path, &y);\n"
+    "    free(y.data);\n"
+    "    return rc;\n"
     "}\n"
     "\n"
     "static int cmp_ms(const void *a, const void *b)\n"
@@ -225,19 +240,20 @@ static const char main_body[] =
     "    return (x > y) - (x < y);\n"
     "}\n"
     "\n"
-    "/* --repeat: a warm-up run, then n timed runs of model_run alone. The arena\n"
-    " * reuses the bytes of an input once it is dead, so the inputs are put back\n"
-    " * from `saved` (a copy of the arena as loaded) before each run, off the clock. */\n"
-    "static int bench(char *arena, const char *blob, const char *saved, int n, const char *prof)\n"
+    "/* --repeat: a warm-up run, then n timed runs of model_run alone (until the\n"
+    " * device is done). The arena reuses the bytes of an input once it is dead,\n"
+    " * so the inputs x are put back before each run, off the clock. */\n"
+    "static int bench(char *arena, const char *blob, const rt_tensor *x, int n, const char *prof)\n"
     "{\n"
     "    double *ms = malloc((size_t)n * sizeof *ms), sum = 0;\n"
     "    if (!ms) return rt_fail(\"out of memory\");\n"
     "    for (int r = -1; r < n; r++) {\n"
-    "        for (int i = 0; i < NINPUTS; i++)\n"
-    "            memcpy(arena + inputs[i].offset, saved + inputs[i].offset,\n"
-    "                   (size_t)rt_nbytes(inputs[i].dtype, inputs[i].rank, inputs[i].dims));\n"
+    "        if (upload_inputs(x, arena) || DEVICE->sync()) {\n"
+    "            free(ms);\n"
+    "            return -1;\n"
+    "        }\n"
     "        double t0 = rt_now();\n"
-    "        if (model_run(arena, blob)) {\n"
+    "        if (model_run(arena, blob) || DEVICE->sync()) {\n"
     "            free(ms);\n"
     "            return -1;\n"
     "        }\n"
@@ -267,12 +283,11 @@ static const char main_body[] =
     "        } \\\n"
     "    } while (0)\n"
     "\n"
-    "static char *alloc_aligned(int64_t bytes)\n"
+    "static char *device_alloc(int64_t bytes)\n"
     "{\n"
-    "    size_t n = (size_t)(bytes + MODEL_ALIGN - 1) / MODEL_ALIGN * MODEL_ALIGN;\n"
-    "    char *p = aligned_alloc(MODEL_ALIGN, n ? n : MODEL_ALIGN);\n"
+    "    char *p = DEVICE->alloc(bytes);\n"
     "    if (!p) {\n"
-    "        fprintf(stderr, \"infer: out of memory (%lld bytes)\\n\", (long long)bytes);\n"
+    "        fprintf(stderr, \"infer: %s\\n\", rt_error());\n"
     "        exit(1);\n"
     "    }\n"
     "    return p;\n"
@@ -313,25 +328,27 @@ static const char main_body[] =
     "            fprintf(stderr, \"infer: no --input for input '%s'\\n\", inputs[i].name);\n"
     "            return 1;\n"
     "        }\n"
-    "    CHECK(rt_memory_check(MODEL_ARENA_BYTES, MODEL_WEIGHTS_BYTES));\n"
-    "    char *arena = alloc_aligned(MODEL_ARENA_BYTES), *blob = alloc_aligned(MODEL_WEIGHTS_BYTES);\n"
+    "    CHECK(DEVICE->init());\n"
+    "    CHECK(DEVICE->memory_check(MODEL_ARENA_BYTES, MODEL_WEIGHTS_BYTES));\n"
+    "    char *arena = device_alloc(MODEL_ARENA_BYTES), *blob = device_alloc(MODEL_WEIGHTS_BYTES);\n"
     "    char *wdefault = default_weights(argv[0]);\n"
     "    CHECK(wdefault ? load_weights(wdefault, blob, 0) : rt_fail(\"out of memory\"));\n"
     "    free(wdefault);\n"
     "    if (wpath) CHECK(load_weights(wpath, blob, 1));\n"
-    "    for (int i = 0; i < NINPUTS; i++) CHECK(load_input(&inputs[i], in_path[i], arena));\n"
+    "    rt_tensor x[NINPUTS + 1];\n"
+    "    memset(x, 0, sizeof x);\n"
+    "    for (int i = 0; i < NINPUTS; i++) CHECK(read_input(&inputs[i], in_path[i], &x[i]));\n"
     "    if (repeat) {\n"
-    "        char *saved = alloc_aligned(MODEL_ARENA_BYTES);\n"
-    "        memcpy(saved, arena, (size_t)MODEL_ARENA_BYTES);\n"
-    "        CHECK(bench(arena, blob, saved, repeat, prof));\n"
-    "        free(saved);\n"
+    "        CHECK(bench(arena, blob, x, repeat, prof));\n"
     "    } else {\n"
+    "        CHECK(upload_inputs(x, arena));\n"
     "        CHECK(model_run(arena, blob));\n"
     "    }\n"
     "    for (int i = 0; i < NOUTPUTS; i++)\n"
     "        if (out_path[i]) CHECK(write_output(&outputs[i], out_path[i], arena, blob));\n"
-    "    free(arena);\n"
-    "    free(blob);\n"
+    "    for (int i = 0; i < NINPUTS; i++) rt_tensor_free(&x[i]);\n"
+    "    DEVICE->release(arena);\n"
+    "    DEVICE->release(blob);\n"
     "    return 0;\n"
     "}\n";
 
@@ -343,7 +360,9 @@ static void write_main(CgCtx *c, FILE *f)
     fprintf(f, "/* infer: runs the model on .npy inputs and writes its outputs as .npy.\n"
                " * Generated by loom; `infer --help` lists the inputs and outputs. */\n"
                "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
-               "#include <unistd.h>\n\n#include \"model.h\"\n#include \"rt.h\"\n\n");
+               "#include <unistd.h>\n\n#include \"model.h\"\n#include \"rt.h\"\n%s\n"
+               "#define DEVICE (&%s)\n\n", strcmp(c->t->device, "rt_device_host") ? "#include \"rt_cuda.h\"\n" : "",
+            c->t->device);
     fprintf(f, "typedef struct {\n    const char *name;\n    rt_dtype dtype;\n    int rank;\n"
                "    int64_t dims[RT_MAX_RANK];\n    int64_t offset;\n"
                "    int in_weights; /* else in the arena */\n"
@@ -363,7 +382,7 @@ static void write_main(CgCtx *c, FILE *f)
 
 /* ---- Makefile ---- */
 
-static void write_makefile(CgCtx *c, FILE *f)
+void cg_cpu_makefile(CgCtx *c, FILE *f)
 {
     const char *prog = c->train ? "train" : "infer";
     fprintf(f,
@@ -437,14 +456,23 @@ int cg_write_program(CgCtx *c, const char *dir)
     free(kdir);
     free(rdir);
     if (rc) return -1;
-    for (int i = 0; i < cg_nembedded_files; i++)
-        if (write_file(c, dir, cg_embedded_files[i].path, NULL, cg_embedded_files[i].data,
-                       cg_embedded_files[i].size))
-            return -1;
+    /* the target's kernels become kernels/; runtime/ is every target's, but
+     * for the cuda back end (runtime/rt_cuda.*), which only cuda programs take */
+    size_t klen = strlen(c->t->kernels);
+    int cuda = strcmp(c->t->device, "rt_device_host") != 0;
+    for (int i = 0; i < cg_nembedded_files; i++) {
+        const char *p = cg_embedded_files[i].path;
+        char name[256];
+        if (!strncmp(p, c->t->kernels, klen)) snprintf(name, sizeof name, "kernels/%s", p + klen);
+        else if (!strncmp(p, "runtime/", 8) && (cuda || strncmp(p, "runtime/rt_cuda", 15)))
+            snprintf(name, sizeof name, "%s", p);
+        else continue;
+        if (write_file(c, dir, name, NULL, cg_embedded_files[i].data, cg_embedded_files[i].size)) return -1;
+    }
     if (write_file(c, dir, "elemwise.h", NULL, cg_elemwise_h, strlen(cg_elemwise_h)) ||
         write_file(c, dir, "model.h", write_model_h, NULL, 0) ||
         write_file(c, dir, "main.c", c->train ? cg_train_write_main : write_main, NULL, 0) ||
-        write_file(c, dir, "Makefile", write_makefile, NULL, 0))
+        write_file(c, dir, "Makefile", c->t->makefile, NULL, 0))
         return -1;
     return write_weights(c, dir);
 }

@@ -22,6 +22,10 @@
 #error "libloomrt supports little-endian hosts only"
 #endif
 
+#ifdef __cplusplus /* the cuda target's model.cu and kernels are C++ */
+extern "C" {
+#endif
+
 /* ---- errors ---------------------------------------------------------------------- */
 
 #define RT_ERR_LEN 512
@@ -39,6 +43,30 @@ int rt_fail(const char *fmt, ...);
  * (the kernel's available memory, and what an address-space limit leaves);
  * else -1 with a message naming the bytes needed and available. */
 int rt_memory_check(int64_t arena_bytes, int64_t weights_bytes);
+
+/* ---- devices: where a program's arena and weights blob live -----------------------
+ * The drivers (the generated `infer` main.c, rt_train_main) reach the arena and the
+ * weights blob only through these hooks, so that one driver serves every target:
+ * rt_device_host (host memory, memcpy; the cpu target) and rt_device_cuda
+ * (rt_cuda.h: device memory, copies ordered with the compute stream). */
+typedef struct {
+    const char *name;
+    int (*init)(void);
+    /* 0 when the arena and the weights blob fit, else -1 naming the bytes needed
+     * and available and what to do */
+    int (*memory_check)(int64_t arena_bytes, int64_t weights_bytes);
+    /* zeroed memory of bytes (rounded up to 64), or NULL with rt_error() */
+    char *(*alloc)(int64_t bytes);
+    void (*release)(char *p);
+    /* dst (the device's) <- n bytes of host memory src, which may be reused when
+     * upload returns; host dst <- device src, complete (with every step queued
+     * before it) when download returns */
+    int (*upload)(char *dst, const void *src, size_t n);
+    int (*download)(void *dst, const char *src, size_t n);
+    int (*sync)(void); /* returns when the device has done all it was given */
+} rt_device;
+
+extern const rt_device rt_device_host;
 
 /* For generated programs: a call that returns non-zero stops the program. */
 #define RT_CHECK(call)                                                                \
@@ -225,5 +253,9 @@ int rt_prof_write(const char *path);
 /* One line per step, slowest first: ms per run, share of the total, op and
  * node name; `runs` is the number of runs the sums cover. */
 void rt_prof_report(FILE *f, int runs);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

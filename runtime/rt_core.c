@@ -150,3 +150,38 @@ int rt_memory_check(int64_t arena_bytes, int64_t weights_bytes)
                    "shows the least feasible one)", (long long)need, (long long)arena_bytes,
                    (long long)weights_bytes, (long long)avail);
 }
+
+/* ---- the host device: the cpu target's arena and weights are host memory ---- */
+
+static int host_init(void) { return 0; }
+
+static char *host_alloc(int64_t bytes)
+{
+    size_t n = (size_t)(bytes + 63) / 64 * 64;
+    char *p = aligned_alloc(64, n ? n : 64);
+    if (!p) {
+        rt_fail("out of memory (%lld bytes)", (long long)bytes);
+        return NULL;
+    }
+    memset(p, 0, n ? n : 64);
+    return p;
+}
+
+static void host_release(char *p) { free(p); }
+
+static int host_upload(char *dst, const void *src, size_t n)
+{
+    if (n) memcpy(dst, src, n);
+    return 0;
+}
+
+static int host_download(void *dst, const char *src, size_t n)
+{
+    if (n) memcpy(dst, src, n);
+    return 0;
+}
+
+static int host_sync(void) { return 0; }
+
+const rt_device rt_device_host = {"cpu", host_init, rt_memory_check, host_alloc, host_release, host_upload,
+                                  host_download, host_sync};

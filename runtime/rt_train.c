@@ -11,6 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The arena and the weights blob are the device's memory (rt.h): every read
+ * and write of them here goes through its hooks. */
+#define DEV(m) ((m)->device ? (m)->device : &rt_device_host)
+
 /* ---- schedule and data order ---- */
 
 double rt_train_lr(double base, int schedule, int64_t warmup, int64_t total, int64_t step)
@@ -276,8 +280,8 @@ typedef struct {
     int64_t *perm, epoch; /* the permutation of `epoch`, with --shuffle */
 } Order;
 
-static void fill_batch(const rt_train_model *m, const Data *d, int64_t n, const Args *a, uint64_t seed,
-                       Order *o, int64_t s, char *arena)
+static int fill_batch(const rt_train_model *m, const Data *d, int64_t n, const Args *a, uint64_t seed,
+                      Order *o, int64_t s, char *arena)
 {
     for (int64_t b = 0; b < m->batch; b++) {
         int64_t k = s * m->batch + b, epoch = k / n, pos = k % n;
@@ -287,9 +291,11 @@ static void fill_batch(const rt_train_model *m, const Data *d, int64_t n, const 
         }
         int64_t idx = a->shuffle ? o->perm[pos] : pos;
         for (int i = 0; i < m->ninputs; i++)
-            memcpy(arena + m->inputs[i].offset + (size_t)b * d[i].sample_bytes,
-                   (const char *)d[i].t.data + (size_t)idx * d[i].sample_bytes, d[i].sample_bytes);
+            if (DEV(m)->upload(arena + m->inputs[i].offset + (size_t)b * d[i].sample_bytes,
+                               (const char *)d[i].t.data + (size_t)idx * d[i].sample_bytes, d[i].sample_bytes))
+                return -1;
     }
+    return 0;
 }
 
 /* ---- files ---- */
@@ -309,17 +315,53 @@ static char *default_weights(const char *argv0)
     return p;
 }
 
-static int load_tensors(const char *path, const rt_train_tensor *t, int n, char *blob)
+/* Tensor t of st into the device's blob, through a host buffer. */
+static int load_one(const rt_train_model *m, const rt_st_file *st, const rt_train_tensor *t, char *blob)
+{
+    size_t n = (size_t)rt_nbytes(t->dtype, t->rank, t->dims);
+    void *h = malloc(n ? n : 1);
+    if (!h) return rt_fail("out of memory (%zu bytes for tensor '%s')", n, t->name);
+    int rc = rt_st_load(st, t->name, t->dtype, t->rank, t->dims, h) || DEV(m)->upload(blob + t->offset, h, n);
+    free(h);
+    return rc ? -1 : 0;
+}
+
+static int load_tensors(const rt_train_model *m, const char *path, const rt_train_tensor *t, int n, char *blob)
 {
     rt_st_file *st;
     if (rt_st_open(path, &st)) return -1;
     for (int i = 0; i < n; i++)
-        if (rt_st_load(st, t[i].name, t[i].dtype, t[i].rank, t[i].dims, blob + t[i].offset)) {
+        if (load_one(m, st, &t[i], blob)) {
             rt_st_close(st);
             return -1;
         }
     rt_st_close(st);
     return 0;
+}
+
+/* A host copy of the n tensors t (their bytes at pool + offset) in one
+ * buffer, which the caller frees; ptr[i] points at tensor i's. */
+static char *download_all(const rt_train_model *m, const rt_train_tensor *t, const int64_t *offset, int n,
+                          const char *pool, const void **ptr)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (size_t)rt_nbytes(t[i].dtype, t[i].rank, t[i].dims);
+    char *h = malloc(total ? total : 1);
+    if (!h) {
+        rt_fail("out of memory (%zu bytes)", total);
+        return NULL;
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = (size_t)rt_nbytes(t[i].dtype, t[i].rank, t[i].dims);
+        if (DEV(m)->download(h + at, pool + (offset ? offset[i] : t[i].offset), k)) {
+            free(h);
+            return NULL;
+        }
+        ptr[i] = h + at;
+        at += k;
+    }
+    return h;
 }
 
 static rt_st_tensor st_of(const char *name, rt_dtype dt, int rank, const int64_t *dims, const void *data)
@@ -334,16 +376,23 @@ static rt_st_tensor st_of(const char *name, rt_dtype dt, int rank, const int64_t
 static int save(const rt_train_model *m, const char *path, const char *weights, int64_t step, uint64_t seed)
 {
     rt_st_tensor *t = calloc((size_t)m->nstate + 2, sizeof *t);
-    if (!t) return rt_fail("out of memory");
+    const void **ptr = calloc((size_t)m->nstate + 1, sizeof *ptr);
+    char *host = t && ptr ? download_all(m, m->state, NULL, m->nstate, weights, ptr) : NULL;
+    if (!host) {
+        free(t);
+        free(ptr);
+        return t && ptr ? -1 : rt_fail("out of memory");
+    }
     for (int i = 0; i < m->nstate; i++)
-        t[i] = st_of(m->state[i].name, m->state[i].dtype, m->state[i].rank, m->state[i].dims,
-                     weights + m->state[i].offset);
+        t[i] = st_of(m->state[i].name, m->state[i].dtype, m->state[i].rank, m->state[i].dims, ptr[i]);
     int64_t s = step, sd = (int64_t)seed;
     t[m->nstate] = st_of("train/step", RT_I64, 0, NULL, &s);
     t[m->nstate + 1] = st_of("train/seed", RT_I64, 0, NULL, &sd);
     rt_st_meta meta[] = {{"producer", "loom train"}, {"loom_model", m->fingerprint}};
     int rc = rt_st_write(path, t, m->nstate + 2, meta, 2);
     free(t);
+    free(ptr);
+    free(host);
     return rc;
 }
 
@@ -359,9 +408,7 @@ static int resume(const rt_train_model *m, const char *path, char *weights, int6
     else if (strcmp(fp, m->fingerprint))
         rc = rt_fail("%s is a checkpoint of another model or shape (model fingerprint %s; this program's is %s): "
                      "resume from a checkpoint this program wrote", path, fp, m->fingerprint);
-    for (int i = 0; i < m->nstate && !rc; i++)
-        rc = rt_st_load(st, m->state[i].name, m->state[i].dtype, m->state[i].rank, m->state[i].dims,
-                        weights + m->state[i].offset);
+    for (int i = 0; i < m->nstate && !rc; i++) rc = load_one(m, st, &m->state[i], weights);
     if (!rc) rc = rt_st_load(st, "train/step", RT_I64, 0, NULL, &s);
     if (!rc) rc = rt_st_load(st, "train/seed", RT_I64, 0, NULL, &sd);
     rt_st_close(st);
@@ -372,14 +419,23 @@ static int resume(const rt_train_model *m, const char *path, char *weights, int6
 static int dump_grads(const rt_train_model *m, const char *path, const char *arena)
 {
     rt_st_tensor *t = calloc((size_t)m->nparams + 1, sizeof *t);
-    if (!t) return rt_fail("out of memory");
-    t[0] = st_of("loss", RT_F32, 0, NULL, arena + m->loss_offset);
+    const void **ptr = calloc((size_t)m->nparams + 1, sizeof *ptr);
+    char *host = t && ptr ? download_all(m, m->params, m->grad_offset, m->nparams, arena, ptr) : NULL;
+    float loss;
+    if (!host || DEV(m)->download(&loss, arena + m->loss_offset, sizeof loss)) {
+        free(t);
+        free(ptr);
+        free(host);
+        return t && ptr ? -1 : rt_fail("out of memory");
+    }
+    t[0] = st_of("loss", RT_F32, 0, NULL, &loss);
     for (int i = 0; i < m->nparams; i++)
-        t[i + 1] = st_of(m->params[i].name, m->params[i].dtype, m->params[i].rank, m->params[i].dims,
-                         arena + m->grad_offset[i]);
+        t[i + 1] = st_of(m->params[i].name, m->params[i].dtype, m->params[i].rank, m->params[i].dims, ptr[i]);
     rt_st_meta meta = {"producer", "loom train"};
     int rc = rt_st_write(path, t, m->nparams + 1, &meta, 1);
     free(t);
+    free(ptr);
+    free(host);
     return rc;
 }
 
@@ -400,6 +456,21 @@ static int64_t numel(int rank, const int64_t *dims)
     return n;
 }
 
+/* The first non-finite float32 of a tensor of n at pool + offset (a host
+ * copy), or -1; its value in *val. -2 when it cannot be read. */
+static int64_t device_nonfinite(const rt_train_model *m, const char *pool, int64_t offset, int64_t n, float *val)
+{
+    float *h = malloc((size_t)(n ? n : 1) * sizeof *h);
+    if (!h || DEV(m)->download(h, pool + offset, (size_t)n * sizeof *h)) {
+        free(h);
+        return -2;
+    }
+    int64_t at = first_nonfinite(h, n);
+    if (at >= 0) *val = h[at];
+    free(h);
+    return at;
+}
+
 /* The probe of the re-run: the arena and the next check, for probe(). */
 static struct {
     const rt_train_model *m;
@@ -413,8 +484,10 @@ static int probe(int step)
     const rt_train_model *m = probe_at.m;
     for (; probe_at.next < m->nchecks && m->checks[probe_at.next].step <= step; probe_at.next++) {
         const rt_train_check *c = &m->checks[probe_at.next];
-        if (first_nonfinite((const float *)(probe_at.arena + c->offset), numel(c->rank, c->dims)) >= 0) {
-            probe_at.found = probe_at.next;
+        float val;
+        int64_t at = device_nonfinite(m, probe_at.arena, c->offset, numel(c->rank, c->dims), &val);
+        if (at != -1) {
+            probe_at.found = at == -2 ? -2 : probe_at.next; /* -2: unreadable */
             return 1;
         }
     }
@@ -428,22 +501,26 @@ static int diagnose(const rt_train_model *m, char *arena, char *weights, int64_t
     for (int i = 0; i < m->nstate; i++) {
         const rt_train_tensor *t = &m->state[i];
         if (t->dtype != RT_F32) continue;
-        int64_t at = first_nonfinite((const float *)(weights + t->offset), numel(t->rank, t->dims));
+        float val;
+        int64_t at = device_nonfinite(m, weights, t->offset, numel(t->rank, t->dims), &val);
+        if (at == -2) return error("step %lld: %s", (long long)step, rt_error());
         if (at >= 0)
             return error("step %lld: the loss is %g; the first non-finite tensor is '%s' %s%s (element %lld is "
                          "%g), from the updates before this step: lower --lr, or compile with --clip-norm",
                          (long long)step, (double)loss, t->name, rt_dtype_name(t->dtype),
                          rt_shape_str(shape, sizeof shape, t->rank, t->dims), (long long)at,
-                         (double)((const float *)(weights + t->offset))[at]);
+                         (double)val);
     }
     for (int i = 0; i < m->ninputs; i++) {
         const rt_train_tensor *t = &m->inputs[i];
         if (t->dtype != RT_F32) continue;
-        int64_t at = first_nonfinite((const float *)(arena + t->offset), numel(t->rank, t->dims));
+        float val;
+        int64_t at = device_nonfinite(m, arena, t->offset, numel(t->rank, t->dims), &val);
+        if (at == -2) return error("step %lld: %s", (long long)step, rt_error());
         if (at >= 0)
             return error("step %lld: the loss is %g; the first non-finite tensor is the batch of data input "
                          "'%s' (element %lld is %g): check the --data file", (long long)step, (double)loss,
-                         t->name, (long long)at, (double)((const float *)(arena + t->offset))[at]);
+                         t->name, (long long)at, (double)val);
     }
     probe_at.m = m;
     probe_at.arena = arena;
@@ -451,6 +528,7 @@ static int diagnose(const rt_train_model *m, char *arena, char *weights, int64_t
     probe_at.found = -1;
     int rc = m->forward_backward(arena, weights, probe);
     if (rc < 0) return error("step %lld: %s", (long long)step, rt_error());
+    if (probe_at.found == -2) return error("step %lld: %s", (long long)step, rt_error());
     if (probe_at.found < 0)
         return error("step %lld: the loss is %g, but no value of the step is non-finite when it is run again",
                      (long long)step, (double)loss);
@@ -464,14 +542,6 @@ uint64_t rt_train_rng_key;
 
 /* ---- the run ---- */
 
-static char *alloc_zeroed(int64_t bytes)
-{
-    size_t n = (size_t)(bytes + 63) / 64 * 64;
-    char *p = aligned_alloc(64, n ? n : 64);
-    if (p) memset(p, 0, n ? n : 64);
-    return p;
-}
-
 int rt_train_main(const rt_train_model *m, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -480,7 +550,8 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             return 0;
         }
     rt_omp_defaults(argv);
-    if (rt_memory_check(m->arena_bytes, m->weights_bytes)) {
+    const rt_device *dev = DEV(m);
+    if (dev->init() || dev->memory_check(m->arena_bytes, m->weights_bytes)) {
         fprintf(stderr, "train: %s\n", rt_error());
         return 1;
     }
@@ -489,7 +560,7 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
     const char *paths[64] = {0};
     a.data = m->ninputs <= 64 ? paths : calloc((size_t)m->ninputs, sizeof *a.data);
     Data *d = calloc((size_t)m->ninputs + 1, sizeof *d);
-    char *arena = alloc_zeroed(m->arena_bytes), *weights = alloc_zeroed(m->weights_bytes);
+    char *arena = dev->alloc(m->arena_bytes), *weights = arena ? dev->alloc(m->weights_bytes) : NULL;
     char *wpath = default_weights(argv[0]);
     Order order = {NULL, -1};
     FILE *log = NULL;
@@ -498,12 +569,16 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
     int rc = parse_args(m, argc, argv, &a);
     if (rc) goto out;
     rc = 1;
-    if (!a.data || !d || !arena || !weights || !wpath) {
-        error("out of memory (%lld bytes of arena and weights)", (long long)(m->arena_bytes + m->weights_bytes));
+    if (!arena || !weights) {
+        error("%s", rt_error());
+        goto out;
+    }
+    if (!a.data || !d || !wpath) {
+        error("out of memory");
         goto out;
     }
     if (load_data(m, &a, d, &n)) goto out;
-    if (load_tensors(wpath, m->weights, m->nweights, weights)) {
+    if (load_tensors(m, wpath, m->weights, m->nweights, weights)) {
         error("%s", rt_error());
         goto out;
     }
@@ -527,18 +602,26 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
         int64_t step = start + k + 1;
         double lr = rt_train_lr(a.lr, a.schedule, a.warmup, total, step);
         double t0 = rt_now();
-        fill_batch(m, d, n, &a, seed, &order, step - 1, arena);
-        *(float *)(weights + m->lr_offset) = (float)lr;
-        if (m->step_offset >= 0) *(int64_t *)(weights + m->step_offset) = step;
+        float lr32 = (float)lr;
+        if (fill_batch(m, d, n, &a, seed, &order, step - 1, arena) ||
+            dev->upload(weights + m->lr_offset, &lr32, sizeof lr32) ||
+            (m->step_offset >= 0 && dev->upload(weights + m->step_offset, &step, sizeof step))) {
+            error("step %lld: %s", (long long)step, rt_error());
+            goto out;
+        }
         rt_train_rng_key = seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)step * 0xd1b54a32d192ed03ull;
         if (m->forward_backward(arena, weights, NULL)) {
             error("step %lld: %s", (long long)step, rt_error());
             goto out;
         }
-        float loss = *(const float *)(arena + m->loss_offset);
+        float loss;
+        if (dev->download(&loss, arena + m->loss_offset, sizeof loss)) {
+            error("step %lld: %s", (long long)step, rt_error());
+            goto out;
+        }
         if (!isfinite(loss)) {
-            fill_batch(m, d, n, &a, seed, &order, step - 1, arena);
-            diagnose(m, arena, weights, step, loss);
+            if (fill_batch(m, d, n, &a, seed, &order, step - 1, arena)) error("step %lld: %s", (long long)step, rt_error());
+            else diagnose(m, arena, weights, step, loss);
             goto out;
         }
         if (k == 0 && a.dump_grads && dump_grads(m, a.dump_grads, arena)) {
@@ -586,8 +669,8 @@ out:
     if (a.data != paths) free(a.data);
     free(d);
     free(order.perm);
-    free(arena);
-    free(weights);
+    if (arena) dev->release(arena);
+    if (weights) dev->release(weights);
     free(wpath);
     return rc;
 }

@@ -26,6 +26,10 @@
 
 #include "rt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A tensor at a fixed place in the arena or the weights blob. */
 typedef struct {
     const char *name;
@@ -76,6 +80,8 @@ typedef struct {
      * pass then returns 1); the optimizer update. 0, or -1 with rt_error(). */
     int (*forward_backward)(char *arena, char *weights, int (*probe)(int step));
     int (*update)(char *arena, char *weights);
+    /* where the arena and the weights blob live (rt.h); NULL: rt_device_host */
+    const rt_device *device;
 } rt_train_model;
 
 /* The whole `train` command; returns the exit code (0, 1 bad input or a
@@ -89,5 +95,9 @@ double rt_train_lr(double base, int schedule, int64_t warmup, int64_t total, int
 /* The order of n samples in epoch `epoch` under seed: a Fisher-Yates shuffle
  * driven by splitmix64 of (seed, epoch). */
 void rt_train_permutation(int64_t *perm, int64_t n, uint64_t seed, int64_t epoch);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
