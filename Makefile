@@ -21,7 +21,8 @@ RT_SRC   := $(wildcard runtime/*.c)
 KCPU_SRC := $(wildcard codegen/kernels/cpu/*.c)
 OMP      := -fopenmp
 # Sources loom embeds (build/gen/embedded.c) and copies into every generated program
-EMBED_SRC := $(wildcard codegen/kernels/cpu/*.[ch] runtime/*.[ch])
+EMBED_SRC := $(wildcard codegen/kernels/cpu/*.[ch] runtime/*.[ch] runtime/*.cu \
+	codegen/kernels/cuda/*.cu codegen/kernels/cuda/*.cuh codegen/kernels/cuda/*.h codegen/kernels/cuda/*.cpp)
 INC      := -Iir -Ifrontend -Ioptimizer -Icodegen -Iruntime -Icli -Ibuild/gen
 
 GEN      := build/gen/onnx.pb-c.c

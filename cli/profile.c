@@ -436,6 +436,9 @@ int cli_profile(int argc, char **argv)
                 return free(cargv), cli_usage("profile", "--repeat needs a count from 1 to 100000%s%s%s",
                                               r > 0 ? ", not '" : "", r > 0 ? val : "", r > 0 ? "'" : "");
             p.repeat = (int)n;
+        } else if (!strcmp(argv[i], "--target") && i + 1 < argc && !strcmp(argv[i + 1], "cuda")) {
+            return free(cargv), cli_error("--target cuda: loom profile runs the program here, and profiling "
+                                          "the cuda target comes with a later release; use --target cpu");
         } else {
             cargv[cargc++] = argv[i];
         }

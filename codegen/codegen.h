@@ -16,6 +16,7 @@
 
 typedef struct CgTarget CgTarget;
 extern const CgTarget cg_target_cpu;
+extern const CgTarget cg_target_cuda; /* cg_cuda.c */
 
 typedef struct {
     int *run_at;          /* per node: the last node of its fused group (itself if alone) */

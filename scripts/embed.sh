@@ -3,8 +3,9 @@
 # compile` can copy the cpu kernels and libloomrt into every program it
 # generates without knowing where the loom sources live.
 #   scripts/embed.sh OUT.c FILE...
-# Each FILE is named in the output folder by its path with codegen/kernels/cpu/
-# replaced by kernels/ (runtime/ stays runtime/). Uses od and awk only.
+# Each FILE is named by its path with codegen/kernels/cpu/ replaced by kernels/
+# and codegen/kernels/cuda/ by cuda/ (runtime/ stays runtime/); codegen
+# copies a target's folder into a program's kernels/. Uses od and awk only.
 set -eu
 out=$1
 shift
@@ -22,7 +23,7 @@ tmp=$out.tmp.$$
     echo "const CgEmbeddedFile cg_embedded_files[] = {"
     i=0
     for f in "$@"; do
-        name=$(printf '%s' "$f" | sed 's|^codegen/kernels/cpu/|kernels/|')
+        name=$(printf '%s' "$f" | sed 's|^codegen/kernels/cpu/|kernels/|; s|^codegen/kernels/cuda/|cuda/|')
         size=$(wc -c < "$f" | tr -d ' ')
         echo "    {\"$name\", file_$i, $size},"
         i=$((i + 1))

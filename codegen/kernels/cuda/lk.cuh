@@ -1,0 +1,103 @@
+/* The cuda kernels: the contract between codegen (model.cu calls these
+ * launchers) and their implementations in this folder, which nvcc builds
+ * for the GPU and, with LOOM_EMU (`make EMU=1`), g++ builds for the host
+ * emulator (emu.h). Each launcher has a cpu kernel it must agree with
+ * (codegen/kernels/cpu/kernels.h, named in its comment); tests/cuda checks
+ * every one against it on random inputs.
+ *
+ * Conventions, as the cpu kernels': outputs first, then inputs, then sizes;
+ * dense C order; sizes int64_t element counts. Every launcher takes the
+ * stream it runs on (rt_cuda_stream()) and returns 0, or -1 with rt_error()
+ * naming the call, its file and line, the CUDA error and a hint. Kernels
+ * never allocate; results never depend on the launch shape (a row's sum is
+ * one block's, in a fixed tree order).
+ *
+ * The subset of CUDA C++ the kernels use is emu.h's: launches only through
+ * LOOM_LAUNCH, dynamic shared memory only through LOOM_DYN_SHARED, full-mask
+ * shuffles. */
+#ifndef LOOM_LK_CUH
+#define LOOM_LK_CUH
+
+#include <stdint.h>
+
+#ifdef LOOM_EMU
+#include "emu.h"
+#define LOOM_LAUNCH(kernel, grid, block, smem, stream, ...)                                           \
+    rt_cuda_check((int)loom_emu_launch(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), (smem),  \
+                                       (stream), [=]() { kernel(__VA_ARGS__); }),                     \
+                  __FILE__, __LINE__, #kernel "<<<...>>>")
+#define LOOM_DYN_SHARED(type, name) type *name = (type *)loom_emu_dyn_smem()
+#else
+#include <cuda_runtime.h>
+#define LOOM_LAUNCH(kernel, grid, block, smem, stream, ...)                                           \
+    (kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__),                                      \
+     rt_cuda_check((int)cudaGetLastError(), __FILE__, __LINE__, #kernel "<<<...>>>"))
+#define LOOM_DYN_SHARED(type, name) extern __shared__ type name[]
+#endif
+
+#include "rt.h"
+#include "rt_cuda.h"
+
+/* Threads per block of the one-thread-per-element kernels, and their grid:
+ * enough blocks to fill the device, each thread then striding over the rest. */
+#define LK_THREADS 256
+static inline unsigned lk_blocks(int64_t n)
+{
+    int64_t b = (n + LK_THREADS - 1) / LK_THREADS;
+    return (unsigned)(b < 1 ? 1 : b > 4096 ? 4096 : b);
+}
+
+/* ---- device math of the generated elementwise kernels (elemwise.h's helpers) ---- */
+
+#define LM_FN static __host__ __device__ inline
+
+static __host__ __device__ inline float k_expf(float x) { return expf(x); }
+static __host__ __device__ inline float k_tanhf(float x) { return tanhf(x); }
+static __host__ __device__ inline float k_erff(float x) { return erff(x); }
+
+/* ---- linear algebra: lk_gemm.cu (cuBLASLt) ---- */
+
+/* Row-major y (batch of M x N) = alpha * op(a) * op(b) + beta * y, op
+ * transposing when trans_*; matrices of batch i at a + i * stride_a, and so
+ * on (a stride may be 0: one matrix for every batch); bias (may be NULL) [N]
+ * added to every row (cuBLASLt's bias epilogue). beta 0: y is not read. As
+ * k_sgemm, k_matmul_f32 and k_gemm_f32. */
+int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const float *bias, int64_t batch,
+                int64_t M, int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta,
+                int64_t stride_a, int64_t stride_b, int64_t stride_y);
+/* y (M x N) = c broadcast from [c_rows, c_cols] (each 1 or M / N): the C of a Gemm. */
+int lk_broadcast2d_f32(cudaStream_t s, float *y, const float *c, int64_t M, int64_t N, int64_t c_rows,
+                       int64_t c_cols);
+
+/* ---- reductions: lk_reduce.cu ---- */
+
+/* Sum (kind 0) or mean (kind 1) of x [outer, len, inner] over the middle
+ * axis into y [outer, inner], accumulated in double as k_reduce does. */
+int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner,
+                  int kind);
+
+/* ---- losses: lk_loss.cu ---- */
+
+/* SoftmaxCrossEntropyLoss, reduction 1 sum or 2 mean, over logits x [N, C]
+ * and int64 targets [N] (k_sce_loss_f32 with d = 1 and no weight);
+ * ignore_index when has_ignore. A target out of range gives a NaN loss (the
+ * train driver then names this node). ws: lk_sce_loss_ws(N) bytes. */
+size_t lk_sce_loss_ws(int64_t N);
+int lk_sce_loss_f32(cudaStream_t s, float *y, const float *x, const int64_t *target, int64_t N, int64_t C,
+                    int reduction, int64_t ignore_index, int has_ignore, void *ws);
+/* Its gradient (k_sce_loss_grad_f32): dx [N, C] from the scalar dloss; a
+ * target out of range gives NaN rows. ws: lk_sce_loss_ws(N) bytes. */
+int lk_sce_loss_grad_f32(cudaStream_t s, float *dx, const float *dloss, const float *x, const int64_t *target,
+                         int64_t N, int64_t C, int reduction, int64_t ignore_index, int has_ignore, void *ws);
+
+/* ---- optimizer updates: lk_optim.cu ---- */
+
+/* loom.AdamW (k_adamw_f32), in place; lr and step read on the device. */
+int lk_adamw_f32(cudaStream_t s, float *param, float *m, float *v, const float *grad, const float *lr,
+                 const int64_t *step, const float *grad_scale, int64_t n, float beta1, float beta2, float eps,
+                 float weight_decay);
+/* loom.SGD (k_sgd_f32), in place; buf NULL when momentum is 0. */
+int lk_sgd_f32(cudaStream_t s, float *param, float *buf, const float *grad, const float *lr,
+               const float *grad_scale, int64_t n, float momentum, float weight_decay, int nesterov);
+
+#endif

@@ -1,0 +1,37 @@
+/* Reductions across the threads of a block, for the kernels that give one
+ * block to a row: warp shuffles, then the warps' partials through shared
+ * memory, summed by every thread in warp order, so the result is the same
+ * in every thread and depends only on the block size. blockDim.x must be a
+ * multiple of 32 (at most 1024); `part` is 32 elements of shared memory.
+ * Every thread of the block must call them (they hold barriers). */
+#ifndef LOOM_LK_BLOCK_CUH
+#define LOOM_LK_BLOCK_CUH
+
+#include "lk.cuh"
+
+static __device__ inline double lk_block_sum(double v, double *part)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads(); /* part may still be read by a previous call */
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double s = 0;
+    for (unsigned w = 0; w < blockDim.x >> 5; w++) s += part[w];
+    return s;
+}
+
+static __device__ inline float lk_block_max(float v, float *part)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = u > v ? u : v;
+    }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float m = part[0];
+    for (unsigned w = 1; w < blockDim.x >> 5; w++) m = part[w] > m ? part[w] : m;
+    return m;
+}
+
+#endif

@@ -1,0 +1,92 @@
+/* Products through cuBLASLt (lk.cuh): row-major loom matrices as the
+ * column-major ones cuBLASLt computes. A row-major y = op(a) * op(b) (M x N)
+ * is the column-major y^T (N x M) = op(b)^T * op(a)^T, so b's buffer is
+ * cuBLASLt's A and a's its B, each transposed exactly when loom's is, and a
+ * bias over y's columns is the BIAS epilogue's per-row vector of y^T.
+ * fp32 in and out, fp32 compute (CUBLAS_COMPUTE_32F: no TF32), no workspace.
+ * Descriptors are made per call (a later step: cache them per call site). */
+#include "lk.cuh"
+
+#include <cublasLt.h>
+
+static cublasLtHandle_t handle;
+
+static int lt_check(cublasStatus_t s, int line, const char *call)
+{
+    if (s == CUBLAS_STATUS_SUCCESS) return 0;
+    return rt_fail("%s:%d: %s: %s: %s", __FILE__, line, call, cublasLtGetStatusString(s),
+                   s == CUBLAS_STATUS_NOT_SUPPORTED ? "cuBLASLt has no kernel for this product on this GPU"
+                   : s == CUBLAS_STATUS_NOT_INITIALIZED ? "cuBLASLt could not start: check the GPU and driver"
+                                                       : "a loom bug: please report it with the model");
+}
+#define LT(call) lt_check((call), __LINE__, #call)
+
+/* the handle, made at the first product and kept for the program's life */
+static int gemm_init(void) { return handle ? 0 : LT(cublasLtCreate(&handle)); }
+
+/* A column-major layout of rows x cols (ld = rows) repeated batch times at stride. */
+static int layout(cublasLtMatrixLayout_t *l, int64_t rows, int64_t cols, int64_t batch, int64_t stride)
+{
+    int32_t b = (int32_t)batch;
+    return LT(cublasLtMatrixLayoutCreate(l, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, rows)) ||
+                   (batch > 1 && (LT(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof b)) ||
+                                  LT(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                                      &stride, sizeof stride))))
+               ? -1
+               : 0;
+}
+
+int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const float *bias, int64_t batch,
+                int64_t M, int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta,
+                int64_t stride_a, int64_t stride_b, int64_t stride_y)
+{
+    if (batch > INT32_MAX) return rt_fail("lk_gemm_f32: %lld matrices in one batch (cuBLASLt takes 2^31 - 1)", (long long)batch);
+    if (M == 0 || N == 0) return 0;
+    if (gemm_init()) return -1;
+    cublasLtMatmulDesc_t desc = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, ly = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasOperation_t opa = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opb = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    uint64_t ws = 0;
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    /* cuBLASLt's A: b's buffer, (N x K) after its op; B: a's, (K x M) after its op */
+    int rc = LT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) ||
+             LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
+             LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) ||
+             LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) ||
+             (bias && LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
+             layout(&la, trans_b ? K : N, trans_b ? N : K, batch, stride_b) ||
+             layout(&lb, trans_a ? M : K, trans_a ? K : M, batch, stride_a) ||
+             layout(&ly, N, M, batch, stride_y) ||
+             LT(cublasLtMatmulPreferenceCreate(&pref)) ||
+             LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) ||
+             LT(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ly, ly, pref, 1, &heur, &found))
+                 ? -1 : 0;
+    if (!rc && !found)
+        rc = rt_fail("lk_gemm_f32: cuBLASLt has no algorithm for [%lld] x (%lld x %lld) * (%lld x %lld)",
+                     (long long)batch, (long long)M, (long long)K, (long long)K, (long long)N);
+    if (!rc)
+        rc = LT(cublasLtMatmul(handle, desc, &alpha, b, la, a, lb, &beta, y, ly, y, ly, &heur.algo, NULL, 0, s));
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ly) cublasLtMatrixLayoutDestroy(ly);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+    return rc;
+}
+
+/* y (M x N) = c broadcast from [c_rows, c_cols] */
+static __global__ void broadcast2d(float *y, const float *c, int64_t M, int64_t N, int64_t c_rows, int64_t c_cols)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < M * N; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / N, col = i % N;
+        y[i] = c[(c_rows == 1 ? 0 : r) * c_cols + (c_cols == 1 ? 0 : col)];
+    }
+}
+
+int lk_broadcast2d_f32(cudaStream_t s, float *y, const float *c, int64_t M, int64_t N, int64_t c_rows, int64_t c_cols)
+{
+    return LOOM_LAUNCH(broadcast2d, lk_blocks(M * N), LK_THREADS, 0, s, y, c, M, N, c_rows, c_cols);
+}

@@ -1,0 +1,40 @@
+/* libloomrt's cuda back end (rt_cuda.cu): the device the cuda target's
+ * programs run on, as an rt_device (rt.h) that the shared drivers use, and
+ * the checks every CUDA call of a program goes through.
+ *
+ * The device: cudaSetDevice(0); a compute stream that every kernel and
+ * product runs on in order, and a copy stream for uploads, ordered with the
+ * compute stream by two events both ways (an upload waits for the steps
+ * queued before it, the steps after it wait for the upload), which later
+ * offload copies will use as they are. The arena and the weights blob are
+ * two cudaMalloc blocks, made once; memory_check asks cudaMemGetInfo and
+ * refuses, naming the bytes needed and free, when they do not fit.
+ *
+ * Built by nvcc, or by g++ against the host emulator's runtime
+ * (kernels/emu.cpp, `make EMU=1`): only the C API of <cuda_runtime_api.h>. */
+#ifndef LOOM_RT_CUDA_H
+#define LOOM_RT_CUDA_H
+
+#include <cuda_runtime_api.h>
+
+#include "rt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const rt_device rt_device_cuda;
+
+/* The compute stream (after rt_device_cuda.init). */
+cudaStream_t rt_cuda_stream(void);
+
+/* 0 when err is cudaSuccess; else -1 with rt_error() naming file:line, the
+ * call, the CUDA error and a hint of what to do. */
+int rt_cuda_check(int err, const char *file, int line, const char *call);
+#define RT_CUDA(call) rt_cuda_check((int)(call), __FILE__, __LINE__, #call)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The cuda tier: the cuda target without a GPU (docs/ARCHITECTURE.md, "CUDA
+# target"). With the CUDA toolkit's nvcc, and its host emulator
+# (codegen/kernels/cuda/emu.h) standing in for the GPU:
+#  1. the emulator itself against plain loops (tests/cuda/test_emu.cu:
+#     shared memory, barriers, every shuffle, atomics, host access to device
+#     memory refused), and the same file compiled by nvcc;
+#  2. every cuda kernel against its cpu kernel on random inputs
+#     (tests/gpu/test_kernels.cu, normalized error < 1e-5), under the
+#     emulator, and compiled by nvcc;
+#  3. every zoo model in both modes: `loom compile --target cuda` either
+#     writes a program that nvcc builds and links (ARCH=sm_90), or refuses
+#     naming the op it cannot emit yet; tests/cuda/expected.txt holds which,
+#     and any change fails until the file is updated;
+#  4. each program that builds, built again with `make EMU=1` and run on the
+#     emulator beside the cpu program of the same model: inference outputs
+#     within a normalized error of 1e-5; training's first-step loss and
+#     --dump-grads gradients within 1e-5, and 5 steps of loss within 1e-4.
+# The kernels, rt_cuda and the emulator are compiled once (nvcc and g++)
+# and linked by every program (LOOM_PREBUILT). Env: LOOM, LOOM_ROOT, CUDA.
+set -u
+root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+cd "$root" || exit 1
+loom=${LOOM:-build/asan/loom}
+py=$root/.venv/bin/python
+out=build/cuda
+rm -rf "$out" && mkdir -p "$out/nv" "$out/emu"
+. "$root/tests/lib.sh"
+
+CUDA=${CUDA:-/usr/local/cuda}
+NVCC=$CUDA/bin/nvcc
+if [ ! -x "$NVCC" ]; then
+    fail cuda_toolkit "no nvcc at $NVCC: install the CUDA toolkit, or set CUDA"
+    exit 1
+fi
+K=codegen/kernels/cuda
+ARCH=sm_90
+EMU_CXX="g++ -std=c++17 -O1 -g -DLOOM_EMU -D_GNU_SOURCE -I$root/$K -I$root/runtime -I$root/codegen/kernels/cpu -isystem $CUDA/include"
+NV_CXX="$NVCC -std=c++17 -O2 -gencode arch=compute_90,code=sm_90 -D_GNU_SOURCE -I$root/$K -I$root/runtime -I$root/codegen/kernels/cpu"
+RT=$root/build/rel/libloomrt.a
+KCPU=$root/build/rel/libloomk_cpu.a
+
+# ---- the shared objects: kernels, rt_cuda, the emulator ----
+prebuilt() {
+    local pids=() f b ok=1
+    for f in $K/lk_*.cu runtime/rt_cuda.cu; do
+        b=$(basename "$f" .cu)
+        $EMU_CXX -x c++ -c "$f" -o "$out/emu/$b.o" 2> "$out/emu/$b.log" || ok=0
+    done
+    for f in $K/emu.cpp $K/emu_cublaslt.cpp; do
+        b=$(basename "$f" .cpp)
+        $EMU_CXX -c "$f" -o "$out/emu/$b.o" 2> "$out/emu/$b.log" || ok=0
+    done
+    ar rcs "$out/libloomk_cuda_emu.a" "$out"/emu/*.o
+    for f in $K/lk_*.cu runtime/rt_cuda.cu; do
+        b=$(basename "$f" .cu)
+        $NV_CXX -x cu -c "$f" -o "$out/nv/$b.o" 2> "$out/nv/$b.log" &
+        pids+=($!)
+        if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}" || ok=0; pids=("${pids[@]:1}"); fi
+    done
+    for p in "${pids[@]}"; do wait "$p" || ok=0; done
+    ar rcs "$out/libloomk_cuda.a" "$out"/nv/*.o
+    cp "$RT" "$out/libloomrt.a"
+    [ $ok = 1 ]
+}
+if prebuilt; then pass cuda_kernels_build; else fail cuda_kernels_build "$(cat "$out"/emu/*.log "$out"/nv/*.log | head -c 1500)"; exit 1; fi
+
+# ---- 1, 2: the emulator and the kernels ----
+for t in tests/cuda/test_emu.cu tests/gpu/test_kernels.cu; do
+    b=$(basename "$t" .cu)
+    if $EMU_CXX -x c++ "$t" -x none "$out/libloomk_cuda_emu.a" "$RT" "$KCPU" -lopenblas -fopenmp -lm \
+            -o "$out/$b" 2> "$out/$b.build.log"; then
+        "$out/$b" > "$out/$b.log" 2>&1
+        cat "$out/$b.log"
+        grep -q '^PASS' "$out/$b.log" || fail "$b" "no result: $(tail -c 400 "$out/$b.log")"
+    else
+        fail "${b}_emu_build" "$(head -c 1500 "$out/$b.build.log")"
+    fi
+    if $NV_CXX -x cu -c "$t" -o "$out/$b.nv.o" 2> "$out/$b.nv.log"; then pass "${b}_nvcc"
+    else fail "${b}_nvcc" "$(head -c 1500 "$out/$b.nv.log")"; fi
+done
+
+# ---- 3, 4: the zoo ----
+loss_of() { case $1 in unet_small|fno_small) echo mse ;; *) echo ce ;; esac; }
+
+got=$out/got.txt
+: > "$got"
+for dir in models/*/; do
+    m=$(basename "$dir")
+    [ -f "models/$m/model.onnx" ] || continue
+    for mode in infer train; do
+        d=$out/$m.$mode
+        args=(compile "models/$m/model.onnx" --mode "$mode" --target cuda -o "$d")
+        [ "$mode" = train ] && args+=(--loss "$(loss_of "$m")" --loss-target target_y)
+        if ! "$loom" "${args[@]}" > "$d.compile.log" 2>&1; then
+            op=$(sed -n 's/.*(\([A-Za-z.]*\), opset [0-9]*): .*not supported by the cuda target.*/\1/p' "$d.compile.log" | head -1)
+            if [ -z "$op" ]; then
+                fail "cuda_compile_${m}_$mode" "neither built nor refused with an op: $(head -c 400 "$d.compile.log")"
+                continue
+            fi
+            echo "$m $mode refused $op" >> "$got"
+            echo "refused: $m $mode: $(head -c 300 "$d.compile.log")"
+            continue
+        fi
+        if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/$([ $mode = train ] && echo train || echo infer)" ]; then
+            echo "$m $mode built" >> "$got"
+        else
+            echo "$m $mode build-failed" >> "$got"
+            fail "cuda_nvcc_${m}_$mode" "$(tail -c 1200 "$d.build.log")"
+            continue
+        fi
+        # the same program on the emulator, beside the cpu program
+        rm -f "$d"/*.o "$d"/train "$d"/infer
+        c=$out/$m.$mode.cpu
+        cargs=(compile "models/$m/model.onnx" --mode "$mode" --target cpu -o "$c")
+        [ "$mode" = train ] && cargs+=(--loss "$(loss_of "$m")" --loss-target target_y)
+        if ! make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 ||
+           ! "$loom" "${cargs[@]}" > "$c.compile.log" 2>&1 ||
+           ! make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1; then
+            fail "cuda_emu_build_${m}_$mode" "$(tail -c 1200 "$d.emu.log" "$c.compile.log" "$c.build.log")"
+            continue
+        fi
+        if [ "$mode" = infer ]; then
+            in=(); outs=()
+            for f in models/$m/*.npy; do
+                b=$(basename "$f" .npy)
+                case $b in expected_*|target_y) continue ;; esac
+                in+=(--input "$b=$f")
+            done
+            o=$(sed -n 's/^  \([^ ]*\) .*/\1/p' < <("$c/infer" --help | sed -n '/^outputs:/,$p') | head -1)
+            "$d/infer" "${in[@]}" --output "$o=$d.out.npy" > "$d.run.log" 2>&1 &&
+                "$c/infer" "${in[@]}" --output "$o=$c.out.npy" > "$c.run.log" 2>&1
+            if r=$("$py" tests/cuda/compare.py out "$d.out.npy" "$c.out.npy" 2>&1); then pass "cuda_emu_infer_$m ($r)"
+            else fail "cuda_emu_infer_$m" "$r $(tail -c 400 "$d.run.log")"; fi
+        else
+            mapfile -t data < <(data "$m")
+            "$d/train" "${data[@]}" --steps 5 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+                "$c/train" "${data[@]}" --steps 5 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1
+            if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1); then pass "cuda_emu_grads_$m ($r)"
+            else fail "cuda_emu_grads_$m" "$r $(tail -c 400 "$d.run.log")"; fi
+            if r=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then pass "cuda_emu_losses_$m ($r)"
+            else fail "cuda_emu_losses_$m" "$r"; fi
+        fi
+    done
+done
+if diff -u tests/cuda/expected.txt "$got" > "$out/expected.diff"; then
+    pass "cuda_zoo_expected ($(grep -c ' built' "$got") built, $(grep -c ' refused' "$got") refused)"
+else
+    fail cuda_zoo_expected "the zoo's cuda results changed (update tests/cuda/expected.txt if intended):" \
+        "$(cat "$out/expected.diff")"
+fi
+echo "cuda target, by model and mode:"
+sed 's/^/  /' "$got"
+
+# ---- the program's refusal of a device too small (cudaMemGetInfo, emulated) ----
+t=$out/mlp.train
+if [ -d "$t" ] && make -s -C "$t" EMU=1 LOOM_PREBUILT="$root/$out" > /dev/null 2>&1; then
+    mapfile -t data < <(data mlp)
+    LOOM_EMU_DEVICE_BYTES=100000 expect cuda_device_too_small 1 "needs [0-9]* bytes of GPU memory.*has [0-9]* bytes free" \
+        "$t/train" "${data[@]}" --steps 1
+fi
