@@ -84,6 +84,98 @@ for model in gpt2_tiny llama_tiny vit_tiny; do
     fi
 done
 
+# masks.py DIR: a model with two attentions over one shared KT (so the first
+# products become transposes of it), T 5 != S 7, D 4 != Dv 6: a boolean
+# mask [2,1,1,7] (per sample: padding) with fill -1e9 after a Div, and an
+# additive mask [3,5,7] (per head) after a Mul; a batch of x and a target
+cat > "$out/masks.py" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper as h, numpy_helper as nh, TensorProto as tp
+r = np.random.default_rng(5)
+c = lambda name, a: nh.from_array(np.asarray(a), name)
+inits = [c("wq", r.standard_normal((8, 12), np.float32)), c("wk", r.standard_normal((8, 12), np.float32)),
+         c("wv", r.standard_normal((8, 18), np.float32)), c("qs", np.array([2], np.int64)),
+         c("qe", np.array([7], np.int64)), c("ax", np.array([1], np.int64)),
+         c("sq", np.array([2, 5, 3, 4], np.int64)), c("sk", np.array([2, 7, 3, 4], np.int64)),
+         c("sv", np.array([2, 7, 3, 6], np.int64)),
+         c("keep", np.array([[1, 1, 1, 0, 1, 1, 0], [1, 0, 1, 1, 1, 1, 1]], bool).reshape(2, 1, 1, 7))]
+# float constants as Constant nodes, as PyTorch writes them (a float initializer is a parameter)
+k = lambda name, a: h.make_node("Constant", [], [name], value=nh.from_array(np.asarray(a, np.float32), name))
+n = [k("two", 2.0), k("half", 0.5), k("fill", -1e9), k("add", r.random((3, 5, 7)) * -2),
+     h.make_node("Slice", ["x", "qs", "qe", "ax"], ["xq"]),
+     h.make_node("MatMul", ["xq", "wq"], ["q0"]), h.make_node("Reshape", ["q0", "sq"], ["q1"]),
+     h.make_node("Transpose", ["q1"], ["q"], perm=[0, 2, 1, 3]),
+     h.make_node("MatMul", ["x", "wk"], ["k0"]), h.make_node("Reshape", ["k0", "sk"], ["k1"]),
+     h.make_node("Transpose", ["k1"], ["kt"], perm=[0, 2, 3, 1]),
+     h.make_node("MatMul", ["x", "wv"], ["v0"]), h.make_node("Reshape", ["v0", "sv"], ["v1"]),
+     h.make_node("Transpose", ["v1"], ["v"], perm=[0, 2, 1, 3]),
+     h.make_node("MatMul", ["q", "kt"], ["s1"]), h.make_node("Div", ["s1", "two"], ["s1d"]),
+     h.make_node("Where", ["keep", "s1d", "fill"], ["s1m"]), h.make_node("Softmax", ["s1m"], ["p1"], axis=-1),
+     h.make_node("MatMul", ["p1", "v"], ["o1"]),
+     h.make_node("MatMul", ["q", "kt"], ["s2"]), h.make_node("Mul", ["half", "s2"], ["s2s"]),
+     h.make_node("Add", ["s2s", "add"], ["s2m"]), h.make_node("Softmax", ["s2m"], ["p2"], axis=-1),
+     h.make_node("MatMul", ["p2", "v"], ["o2"]), h.make_node("Concat", ["o1", "o2"], ["y"], axis=-1)]
+g = h.make_graph(n, "masks", [h.make_tensor_value_info("x", tp.FLOAT, [2, 7, 8])],
+                 [h.make_tensor_value_info("y", tp.FLOAT, [2, 3, 5, 12])], inits)
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), sys.argv[1] + "/model.onnx")
+np.save(sys.argv[1] + "/x.npy", r.standard_normal((2, 7, 8), np.float32))
+np.save(sys.argv[1] + "/target.npy", r.standard_normal((2, 3, 5, 12), np.float32))
+PY
+# same.py A.npy B.npy: within 1e-5 of the largest
+cat > "$out/same.py" <<'PY'
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+e = float(np.abs(a.astype(np.float64) - b).max() / np.abs(b).max())
+print(f"outputs within {e:.2g} of the largest")
+sys.exit(0 if a.shape == b.shape and e < 1e-5 else 1)
+PY
+md=$out/masks
+mkdir -p "$md"
+if "$py" "$out/masks.py" "$md" > "$md.gen.log" 2>&1; then
+    "$loom" compile "$md/model.onnx" --mode infer --target cpu -o "$md/infer" --dump-after fuse > /dev/null 2> "$md/fuse.txt"
+    n=$(grep -c '= loom.Attention(' "$md/fuse.txt")
+    nfill=$(grep '= loom.Attention(' "$md/fuse.txt" | grep -c 'fill=-1e+09')
+    ntr=$(grep -c '/KTranspose$' "$md/fuse.txt")
+    if [ "$n" = 2 ] && [ "$nfill" = 1 ] && [ "$ntr" = 2 ] && ! grep -q 'causal=1' "$md/fuse.txt"; then
+        pass "fusion_masks_ir (2 loom.Attention with their masks, K transposed from the shared KT)"
+    else
+        fail "fusion_masks_ir" "$n loom.Attention ($nfill with fill -1e9), $ntr K transposes; want 2, 1, 2" \
+            "$(grep 'loom.Attention' "$md/fuse.txt" | head -2)"
+    fi
+    ok=1
+    for kind in fused unfused; do
+        flag=()
+        [ $kind = unfused ] && flag=(--no-fuse-attention)
+        d=$md/$kind
+        if ! "$loom" compile "$md/model.onnx" --mode infer --target cpu -o "$d.infer" "${flag[@]}" > "$d.log" 2>&1 ||
+            ! make -s -C "$d.infer" LOOM_PREBUILT="$root/build/rel" >> "$d.log" 2>&1 ||
+            ! "$d.infer/infer" --input "x=$md/x.npy" --output "y=$d.y.npy" >> "$d.log" 2>&1 ||
+            ! "$loom" compile "$md/model.onnx" --mode train --target cpu -o "$d.train" --loss mse "${flag[@]}" \
+                >> "$d.log" 2>&1 ||
+            ! make -s -C "$d.train" LOOM_PREBUILT="$root/build/rel" >> "$d.log" 2>&1 ||
+            ! "$d.train/train" --data "x=$md/x.npy" --data "target=$md/target.npy" --steps 10 --lr 0.01 \
+                --log "$d.jsonl" --dump-grads "$d.grads.safetensors" >> "$d.log" 2>&1; then
+            fail "fusion_masks_$kind" "$(tail -3 "$d.log")"
+            ok=0
+        fi
+    done
+    if [ $ok = 1 ]; then
+        if msg=$("$py" "$out/same.py" "$md/fused.y.npy" "$md/unfused.y.npy" 2>&1); then
+            pass "fusion_masks_infer_matches_unfused ($msg)"
+        else
+            fail "fusion_masks_infer_matches_unfused" "$msg"
+        fi
+        if msg=$("$py" "$out/close.py" "$md/fused.grads.safetensors" "$md/unfused.grads.safetensors" \
+            "$md/fused.jsonl" "$md/unfused.jsonl" 2>&1); then
+            pass "fusion_masks_train_matches_unfused ($msg)"
+        else
+            fail "fusion_masks_train_matches_unfused" "$msg"
+        fi
+    fi
+else
+    fail "fusion_masks_model" "$(tail -3 "$md.gen.log")"
+fi
+
 # the flag is compile's and plan's: the IR after fuse keeps the eager chain
 if "$loom" plan models/gpt2_tiny/model.onnx --loss ce --loss-target target_y --no-fuse-attention --dump-after fuse \
     > /dev/null 2> "$out/plan_nofuse.txt" && ! grep -q 'loom.Attention' "$out/plan_nofuse.txt" &&
