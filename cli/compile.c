@@ -53,6 +53,9 @@ static const char usage[] =
     "                       error against a target input shaped like the output\n"
     "  --loss-target NAME   the target input ce/mse add (default target)\n"
     "  --ignore-index N     ce: samples whose target is N count for nothing\n"
+    "  --no-fuse-head       ce: keep the logits' product and the loss apart (by default\n"
+    "                       a product x W whose result only the loss reads becomes one\n"
+    "                       loom.LinearCrossEntropy, which never holds the logits)\n"
     "  --freeze REGEX       parameters whose names match (POSIX extended) stay fixed\n"
     "  --optimizer OPT      adamw (default) or sgd\n"
     "  --lr X               learning rate (default 0.001; the program may override)\n"
@@ -306,6 +309,11 @@ static int train_arg(int argc, char **argv, int *i, Options *o, int *rc)
     *rc = CLI_OK;
     if (!strcmp(a, "--nesterov")) {
         o->t.nesterov = 1;
+        o->train_flag = o->train_flag ? o->train_flag : a;
+        return 1;
+    }
+    if (!strcmp(a, "--no-fuse-head")) {
+        o->t.no_fuse_head = 1;
         o->train_flag = o->train_flag ? o->train_flag : a;
         return 1;
     }

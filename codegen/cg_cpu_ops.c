@@ -659,6 +659,7 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_AdamW] = {cg_cpu_update_check, NULL, cg_cpu_adamw_emit, 0},
     [IR_OP_Attention] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
     [IR_OP_AttentionGrad] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
+    [IR_OP_LinearCrossEntropy] = {cg_cpu_linear_ce_check, cg_cpu_linear_ce_ws, cg_cpu_linear_ce_emit, 0},
 };
 
 static const char cpu_prelude[] =

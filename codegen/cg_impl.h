@@ -130,6 +130,10 @@ void cg_cpu_adamw_emit(CgCtx *c, int node);
 const char *cg_cpu_attention_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_attention_ws(IrGraph *g, int node);
 void cg_cpu_attention_emit(CgCtx *c, int node);
+/* cg_cpu_lince.c: loom.LinearCrossEntropy */
+const char *cg_cpu_linear_ce_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_linear_ce_ws(IrGraph *g, int node);
+void cg_cpu_linear_ce_emit(CgCtx *c, int node);
 
 /* ---- elementwise fusion (cg_elemwise.c) ---- */
 /* Whether node is an elementwise op that fused loops handle, and whether its

@@ -125,6 +125,7 @@ static const GradEntry grad_table[IR_NOPS] = {
     [IR_OP_SoftmaxCrossEntropyLoss] = {grad_rule_loss, 1},
     [IR_OP_NegativeLogLikelihoodLoss] = {grad_rule_loss, 1},
     [IR_OP_Attention] = {grad_rule_attention, 7, 8}, /* Q, K, V; a mask is constant */
+    [IR_OP_LinearCrossEntropy] = {grad_rule_linear_ce, 3}, /* x, W; not the targets */
 };
 
 static int bit(unsigned mask, int i) { return mask == GRAD_ALL || (i < 32 && (mask >> i & 1)); }

@@ -17,6 +17,8 @@
  *     for the two products and 6 for scale, mask and softmax; loom.AttentionGrad:
  *     per pair 2 (3 D + 2 Dv) (the scores again, dV, dP, dQ, dK) and 8, plus
  *     2 Dv per query (rowsum(dO * O));
+ *   - loom.LinearCrossEntropy (x [N,D], w of D x C): the logits, dx and dw
+ *     products (6 N D C) and 8 per score for the softmax and its gradient;
  *   - everything else: the op table's flops_per_elem times the output elements
  *     (times the extra operands of a variadic op); pure data movement is 0.
  * A node whose shapes are not known yet costs 0. */
@@ -190,6 +192,11 @@ double ir_node_flops(const IrGraph *g, int id)
     case IR_OP_NegativeLogLikelihoodLoss: return b ? numel(b) : 0;
     case IR_OP_Attention: return attention_flops(g, n, 0, 0);
     case IR_OP_AttentionGrad: return attention_flops(g, n, 1, 1);
+    case IR_OP_LinearCrossEntropy: { /* three products of N x D x C, and softmax with its gradient per score */
+        double N = a ? numel(a) / (double)a->dims[a->rank - 1] : 0, D = a ? (double)a->dims[a->rank - 1] : 0;
+        double C = b ? numel(b) / D : 0;
+        return 6 * N * D * C + 8 * N * C;
+    }
     default: break;
     }
     if (!y || info->flops_per_elem == 0) return 0;

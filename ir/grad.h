@@ -55,6 +55,8 @@ GRAD_RULE(scatternd);
 /* grad_nn.c */
 GRAD_RULE(softmax); GRAD_RULE(norm); GRAD_RULE(conv); GRAD_RULE(pool); GRAD_RULE(resize);
 GRAD_RULE(dft); GRAD_RULE(gather); GRAD_RULE(loss); GRAD_RULE(attention);
+/* loss.c */
+GRAD_RULE(linear_ce);
 
 /* Give value v (an input of the node) the partial gradient gv. */
 int grad_give(GradCtx *c, int v, int gv);

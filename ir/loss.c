@@ -81,6 +81,77 @@ static int loss_node(IrGraph *g, IrOp op, int nin, const int *in, int *node)
     return v;
 }
 
+/* ---- a language model's head and its cross-entropy in one ----
+ * The logits [.., C] of a language model are a product x W of its last
+ * hidden states and a vocabulary matrix, and C is large (GPT-2: 50257), so
+ * the logits and their gradient are the biggest tensors of a training step
+ * (1.6 GB each for GPT-2 at batch 8 x 1024). When cross-entropy is appended
+ * to such a product that nothing else reads, one loom.LinearCrossEntropy
+ * (x [N, D], W [D, C], or [C, D] with trans_w, targets [N]) computes the
+ * loss and, in the same pass over the rows, the gradients of x and W for an
+ * upstream gradient of 1, a block of rows at a time, so that the logits are
+ * never held whole (as Liger Kernel's fused linear cross-entropy); its
+ * gradient rule scales the two by the loss's gradient. */
+
+/* (x [N, D], w [D, C] or [C, D], targets [N]) -> loss [], dx [N, D], dw like w */
+int shape_linear_ce(IrGraph *g, int node)
+{
+    const IrNode *n = &g->nodes[node];
+    const IrValue *x = V(n->in[0]), *w = V(n->in[1]), *t = V(n->in[2]);
+    int tw = ir_attr_int(n, "trans_w", 0) != 0;
+    const char *red = ir_attr_string(n, "reduction", "mean");
+    if (strcmp(red, "mean") && strcmp(red, "sum"))
+        return ir_fail(g, node, "reduction '%s' is not supported; 'mean' or 'sum'", red);
+    if (!ir_dtype_is_float(x->dtype) || x->rank != 2 || w->dtype != x->dtype || w->rank != 2 ||
+        w->dims[tw ? 1 : 0] != x->dims[1] || (t->dtype != IR_I64 && t->dtype != IR_I32) || t->rank != 1 ||
+        t->dims[0] != x->dims[0])
+        return ir_fail(g, node, "needs float x [N, D], w [%s] of x's type and integer targets [N]; got %s, %s, %s",
+                       tw ? "C, D" : "D, C", IR_SHP(g, n->in[0]), IR_SHP(g, n->in[1]), IR_SHP(g, n->in[2]));
+    if (ir_shape_out(g, node, 0, x->dtype, 0, NULL) < 0 || ir_shape_out(g, node, 1, x->dtype, 2, x->dims) < 0)
+        return -1;
+    return ir_shape_out(g, node, 2, w->dtype, 2, w->dims);
+}
+
+/* Whether the logits y are a float32 product x W (W 2-D, maybe a transposed
+ * matrix) that nothing reads; sets *x, *w (the matrix itself when W is its
+ * transpose, *trans = 1), and the nodes that go with the fusion. */
+static int linear_head(IrGraph *g, int y, int *x, int *w, int *trans, int *mm, int *tr)
+{
+    int p = V(y)->producer;
+    if (p < 0 || g->nodes[p].op != IR_OP_MatMul || V(y)->dtype != IR_F32) return 0;
+    const IrNode *n = &g->nodes[p];
+    const IrValue *a = V(n->in[0]), *b = V(n->in[1]);
+    if (b->rank != 2 || a->rank < 2 || a->rank != V(y)->rank || a->dtype != IR_F32 || b->dtype != IR_F32) return 0;
+    IrUses u = ir_uses_build(g);
+    int nuse_y = u.start[y + 1] - u.start[y], nuse_b = u.start[n->in[1] + 1] - u.start[n->in[1]];
+    ir_uses_free(&u);
+    if (nuse_y != 0) return 0;
+    *mm = p, *x = n->in[0], *w = n->in[1], *trans = 0, *tr = -1;
+    int q = b->producer;
+    if (q >= 0 && g->nodes[q].op == IR_OP_Transpose && nuse_b == 1) {
+        int64_t np;
+        const int64_t *perm = ir_attr_ints(&g->nodes[q], "perm", &np);
+        if (!perm || (np == 2 && perm[0] == 1 && perm[1] == 0)) *w = g->nodes[q].in[0], *trans = 1, *tr = q;
+    }
+    return 1;
+}
+
+GRAD_RULE(linear_ce)
+{
+    const IrNode *n = &c->g->nodes[c->node];
+    int dx = n->out[1], dw = n->out[2], in0 = n->in[0], in1 = n->in[1];
+    if (dy[0] < 0) return 0;
+    if (want[0]) {
+        int gx = GOP(c, Mul, dy[0], dx);
+        if (gx < 0 || grad_give(c, in0, gx) < 0) return -1;
+    }
+    if (want[1]) {
+        int gw = GOP(c, Mul, dy[0], dw);
+        if (gw < 0 || grad_give(c, in1, gw) < 0) return -1;
+    }
+    return 0;
+}
+
 int ir_add_loss(IrGraph *g, const IrTrainOptions *o)
 {
     if (ir_loss_value(g) >= 0) return ir_fail(g, -1, "the graph already has a loss");
@@ -114,6 +185,29 @@ int ir_add_loss(IrGraph *g, const IrTrainOptions *o)
         for (int i = 0; i < r - 1; i++) rows *= dims[i];
         d2[0] = rows;
         d2[1] = dims[r - 1];
+        int hx, hw, trans, mm, tr;
+        if (!o->no_fuse_head && linear_head(g, y, &hx, &hw, &trans, &mm, &tr)) {
+            int64_t dx2[2] = {rows, V(hx)->dims[V(hx)->rank - 1]};
+            int x = grad_reshape(&c, hx, 2, dx2), tt = grad_reshape(&c, t, 1, d2);
+            if (x < 0 || tt < 0) return -1;
+            int outs[3] = {ir_value_new(g, ir_value_find(g, "loss") < 0 ? "loss" : ir_unique_name(g, "loss"), IR_LOSS),
+                           ir_value_new(g, ir_unique_name(g, "loss/dx"), IR_ACTIVATION),
+                           ir_value_new(g, ir_unique_name(g, "loss/dw"), IR_ACTIVATION)};
+            node = ir_node_new(g, IR_OP_LinearCrossEntropy, ir_unique_name(g, "loss"), 3, (int[]){x, hw, tt}, 3, outs);
+            ir_attr_set_int(g, node, "trans_w", trans);
+            ir_attr_set_string(g, node, "reduction", "mean");
+            if (o->use_ignore_index) ir_attr_set_int(g, node, "ignore_index", o->ignore_index);
+            /* the logits are no longer computed: the product (and a transpose only it read) go */
+            for (int i = 0; i < g->noutputs; i++)
+                if (g->outputs[i] == y) g->outputs[i] = outs[0];
+            V(y)->is_output = 0;
+            V(outs[0])->is_output = 1;
+            g->nodes[mm].dead = 1;
+            if (tr >= 0) g->nodes[tr].dead = 1;
+            if (ir_infer_node(g, node) < 0) return -1;
+            ir_compact(g);
+            return 0;
+        }
         int x = grad_reshape(&c, y, 2, d2), tt = grad_reshape(&c, t, 1, d2);
         if (x < 0 || tt < 0) return -1;
         loss = loss_node(g, IR_OP_SoftmaxCrossEntropyLoss, 2, (int[]){x, tt}, &node);

@@ -157,7 +157,9 @@
     OP(AdamW, "loom.AdamW", 6, 7, 3, 3, shape_opt_update, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "beta1:f beta2:f epsilon:f weight_decay:f") \
     /* internal: fused forward ops and their gradients (optimizer/fuse_attention.c builds them) */ \
     OP(Attention, "loom.Attention", 3, 4, 2, 2, shape_attention, NULL, 0, OPF_INTERNAL, "scale:f causal:i fill:f") \
-    OP(AttentionGrad, "loom.AttentionGrad", 6, 7, 3, 3, shape_attention_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "scale:f causal:i fill:f")
+    OP(AttentionGrad, "loom.AttentionGrad", 6, 7, 3, 3, shape_attention_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "scale:f causal:i fill:f") \
+    /* internal: a language model's head and its cross-entropy in one (ir/loss.c builds it) */ \
+    OP(LinearCrossEntropy, "loom.LinearCrossEntropy", 3, 3, 3, 3, shape_linear_ce, NULL, 0, OPF_INTERNAL, "trans_w:i ignore_index:i reduction:s")
 
 typedef enum {
 #define OP_ENUM(e, ...) IR_OP_##e,

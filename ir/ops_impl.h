@@ -60,6 +60,7 @@ int shape_loss_grad(IrGraph *g, int node);
 int shape_global_norm(IrGraph *g, int node);
 int shape_opt_update(IrGraph *g, int node);
 int shape_attention_grad(IrGraph *g, int node);
+int shape_linear_ce(IrGraph *g, int node); /* loss.c */
 
 /* Helpers shared by shape*.c and eval.c. */
 /* Set output i of node to dt[dims] after checking rank, dims and element count;

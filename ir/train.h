@@ -95,7 +95,17 @@
  *        Q, K); dQ = scale * dS K; dK = scale * dS^T Q. Its operands are what
  *        the backward saves: O and LSE, never the [..,T,S] probabilities. A
  *        kernel may recompute P's row statistics from the scores instead of
- *        LSE (the cpu one does: codegen/kernels/cpu/kattn.c). */
+ *        LSE (the cpu one does: codegen/kernels/cpu/kattn.c).
+ * A language model's head and its loss (ir/loss.c builds it for --loss ce
+ * when the logits are a product x W that nothing else reads; --no-fuse-head
+ * keeps them apart; phase IR_FORWARD, with a gradient):
+ *   loom.LinearCrossEntropy (x [N, D], w, targets [N]) -> loss [], dx [N, D], dw
+ *        logits = x w (w [D, C]), or x w^T with trans_w (w [C, D]); loss the
+ *        cross-entropy of the logits' rows against the targets (reduction
+ *        mean over the rows not ignored, or sum; ignore_index); dx and dw its
+ *        gradients for an upstream gradient of 1, computed in the same pass
+ *        a block of rows at a time, so the logits are never held whole. Its
+ *        gradient rule scales dx and dw by the loss's gradient (two Mul). */
 #ifndef LOOM_TRAIN_H
 #define LOOM_TRAIN_H
 
@@ -122,6 +132,7 @@ typedef struct {
     const char *loss_output;
     const char *target;        /* CE/MSE: name of the target input to add ("target") */
     int use_ignore_index;      /* CE: skip samples whose target is ignore_index */
+    int no_fuse_head;          /* CE: never fuse the logits' product into the loss (ir/loss.c) */
     int64_t ignore_index;
     const char *freeze_regex;  /* POSIX extended regex over parameter names, or NULL */
     IrOptimizer optimizer;

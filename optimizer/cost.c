@@ -45,7 +45,7 @@ double opt_node_bytes(const IrGraph *g, int id, const int *run_at)
 static int is_matrix_op(IrOp op)
 {
     return op == IR_OP_MatMul || op == IR_OP_Gemm || op == IR_OP_Einsum || op == IR_OP_Conv ||
-           op == IR_OP_ConvTranspose || op == IR_OP_ConvGradWeight;
+           op == IR_OP_ConvTranspose || op == IR_OP_ConvGradWeight || op == IR_OP_LinearCrossEntropy;
 }
 
 static double peak(const IrGraph *g, const IrNode *n, const OptDevice *d)

@@ -7,7 +7,9 @@
 # unfused one (--no-fuse-attention): first-step gradients (--dump-grads)
 # within 1e-4 of each tensor's largest, 10 losses within 1e-5 relative. Not
 # bit for bit: the fused op scales inside the product and sums in another
-# order (docs/cli.md).
+# order (docs/cli.md). Then the head: gpt2_tiny's and llama_tiny's logits
+# product and cross-entropy as one loom.LinearCrossEntropy, against
+# --no-fuse-head the same way.
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
 set -u
 root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -184,3 +186,32 @@ if "$loom" plan models/gpt2_tiny/model.onnx --loss ce --loss-target target_y --n
 else
     fail "fusion_plan_no_fuse_flag" "$(tail -2 "$out/plan_nofuse.txt")"
 fi
+
+# the head: with --loss ce, a product x W that only the loss reads becomes one
+# loom.LinearCrossEntropy (ir/loss.c); the program trains like --no-fuse-head
+# (gradients within 1e-4 of each tensor's largest, 10 losses within 1e-5)
+for model in gpt2_tiny llama_tiny; do
+    mapfile -t args < <(data "$model")
+    dir=$out/$model.nohead
+    if ! "$loom" compile "models/$model/model.onnx" --mode train --target cpu -o "$dir" --loss ce \
+        --loss-target target_y --no-fuse-head > "$dir.compile.log" 2>&1 ||
+        ! make -s -C "$dir" LOOM_PREBUILT="$root/build/rel" > "$dir.build.log" 2>&1 ||
+        ! "$dir/train" "${args[@]}" --steps 10 --log "$dir.jsonl" --dump-grads "$dir.grads.safetensors" \
+        > "$dir.run.log" 2>&1 || ! [ -f "$out/$model.fused.jsonl" ]; then
+        fail "fusion_${model}_head" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
+        continue
+    fi
+    fused=$(grep -c 'k_linear_ce_f32(' "$out/$model.fused/model.c")
+    apart=$(grep -c 'k_linear_ce_f32(' "$dir/model.c")
+    if [ "$fused" = 1 ] && [ "$apart" = 0 ]; then
+        pass "fusion_${model}_head_kernel (one k_linear_ce_f32; none with --no-fuse-head)"
+    else
+        fail "fusion_${model}_head_kernel" "$fused k_linear_ce_f32 calls fused, $apart with --no-fuse-head; want 1 and 0"
+    fi
+    if msg=$("$py" "$out/close.py" "$out/$model.fused.grads.safetensors" "$dir.grads.safetensors" \
+        "$out/$model.fused.jsonl" "$dir.jsonl" 2>&1); then
+        pass "fusion_${model}_head_matches_unfused ($msg)"
+    else
+        fail "fusion_${model}_head_matches_unfused" "$msg"
+    fi
+done

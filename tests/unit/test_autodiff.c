@@ -901,6 +901,68 @@ static void test_internal_more(void)
     ir_graph_free(g);
 }
 
+/* A float32 parameter [rows, cols] (the fused head is float32 only). */
+static int param32(IrGraph *g, const char *name, int64_t rows, int64_t cols)
+{
+    int v = ir_value_new(g, name, IR_PARAM);
+    ir_value_set_shape(&g->values[v], IR_F32, 2, (int64_t[]){rows, cols});
+    float *p = malloc((size_t)(rows * cols) * sizeof *p);
+    for (int64_t i = 0; i < rows * cols; i++) p[i] = (float)(urand() - 0.5);
+    ir_value_set_data(g, v, p);
+    return v;
+}
+
+/* loom.LinearCrossEntropy (ir/loss.c): cross-entropy appended to logits
+ * that are a product x W nothing else reads becomes one node reading x and
+ * W (a transposed matrix's own, trans_w), the product gone; x and W get
+ * their gradients (the op's dx and dw scaled by the loss's gradient), and
+ * dx, dw are what the backward saves. --no-fuse-head keeps the product. The
+ * kernel's loss and gradients are checked against a float64 reference in
+ * test_kcpu_lince.c. */
+static void test_linear_ce_head(void)
+{
+    for (int tw = 0; tw < 3; tw++) { /* 0: W [D, C]; 1: Transpose of [C, D]; 2: not fused */
+        IrGraph *g = G();
+        int x = param32(g, "x", 6, 4), w = tw == 1 ? param32(g, "w", 5, 4) : param32(g, "w", 4, 5);
+        int h = OP(Relu, x), y = OP(MatMul, h, tw == 1 ? OP(Transpose, w) : w);
+        g->outputs = realloc(g->outputs, (g->noutputs + 1) * sizeof(int));
+        g->outputs[g->noutputs++] = y;
+        g->values[y].is_output = 1;
+        IrTrainOptions o;
+        ir_train_defaults(&o);
+        o.loss_kind = IR_LOSS_CE;
+        o.target = "t";
+        o.no_fuse_head = tw == 2;
+        CHECK(infer_all(g) == 0);
+        if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
+            fprintf(stderr, "  %s\n", g->err);
+            check_failed_ = 1;
+            ir_graph_free(g);
+            return;
+        }
+        int nce = 0, nmm = 0, ce = -1;
+        for (int i = 0; i < g->nnodes; i++) {
+            const IrNode *n = &g->nodes[i];
+            if (n->dead || n->phase != IR_FORWARD) continue;
+            if (n->op == IR_OP_LinearCrossEntropy) nce++, ce = i;
+            nmm += n->op == IR_OP_MatMul || n->op == IR_OP_Transpose;
+        }
+        CHECK_EQ_INT(nce, tw < 2);
+        CHECK_EQ_INT(nmm, tw == 2);
+        CHECK(ir_param_grad(g, ir_value_find(g, "x")) >= 0 && ir_param_grad(g, ir_value_find(g, "w")) >= 0);
+        if (ce >= 0) {
+            const IrNode *n = &g->nodes[ce];
+            CHECK(ir_attr_int(n, "trans_w", -1) == tw && n->in[1] == ir_value_find(g, "w"));
+            int *saved, ns = ir_saved_values(g, &saved), found = 0;
+            for (int i = 0; i < ns; i++) found += saved[i] == n->out[1] || saved[i] == n->out[2];
+            CHECK(found == 2);
+            free(saved);
+            covered[IR_OP_LinearCrossEntropy] |= COV_KERNEL;
+        }
+        ir_graph_free(g);
+    }
+}
+
 /* Every op the gradient table marks differentiable has a numeric check, and
  * the table agrees with the op table's flags. */
 /* loom.Attention (optimizer/fuse_attention.c makes it): its gradient is one
@@ -1059,6 +1121,7 @@ static void zoo_one(const char *model, IrLossKind kind, const char *freeze)
     o.loss_kind = kind;
     o.target = "target_y";
     o.freeze_regex = freeze;
+    o.no_fuse_head = 1; /* the forward nodes stay as they are (test_linear_ce_head fuses the head) */
     if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
         fprintf(stderr, "  %s: %s\n", model, g->err);
         check_failed_ = 1;
@@ -1184,6 +1247,7 @@ int main(void)
     RUN(test_internal_grads);
     RUN(test_internal_more);
     RUN(test_attention_grad);
+    RUN(test_linear_ce_head);
     RUN(test_update);
     RUN(test_zoo);
     RUN(test_zoo_freeze);

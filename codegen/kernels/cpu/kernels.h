@@ -340,6 +340,15 @@ size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups);
 void k_groupnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, int64_t N, int64_t C, int64_t groups,
                           int64_t spatial, float eps, void *ws);
+/* loom.LinearCrossEntropy (klince.c): loss [] and the gradients dx [N, D],
+ * dw (w's shape) for an upstream gradient of 1 of the cross-entropy of the
+ * logits x w ([N, D] x [D, C], or x w^T with trans_w and w [C, D]) against
+ * target [N] (mean over the rows not ignored, or the sum), a block of rows
+ * at a time. ws: k_linear_ce_f32_ws(N, C) bytes. -1 on a target out of range. */
+size_t k_linear_ce_f32_ws(int64_t N, int64_t C);
+int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                    const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
+                    int64_t ignore_index, int has_ignore, void *ws);
 /* loom.SoftmaxCrossEntropyLossGrad: dx [N, C, d] from dloss (a scalar for
  * reduction 1 sum and 2 mean, [N, d] for 0 none) and the forward's operands;
  * log_prob (the forward's output) may be NULL. -1 on a target out of range. */
