@@ -101,6 +101,14 @@ static const char *check_elemwise(IrGraph *g, int node, char *why, size_t n)
     return cg_elemwise_check(g, node, why, n);
 }
 
+/* LkAttn's fields (lk.cuh), as the compiler computes them */
+typedef struct {
+    int64_t BH, T, S, D, Dv;
+    float scale, fill;
+    int causal, mask_kind, nb;
+    int64_t mask_st, mask_ss, bdims[8], bstride[8];
+} LkAttnParams;
+
 /* ---- products ---- */
 
 static void emit_gemm(CgCtx *c, int node)
@@ -242,6 +250,348 @@ static void emit_reduce(CgCtx *c, int node)
     launch_check(c, node, call);
 }
 
+/* ---- data movement: one lk_copy_nd per piece (kmove.c's k_copy_nd shapes) ---- */
+
+static void strides_of(const int64_t *dims, int rank, int64_t *s)
+{
+    int64_t st = 1;
+    for (int d = rank - 1; d >= 0; d--) s[d] = st, st *= dims[d];
+}
+
+static const char *sized_only(IrGraph *g, int node, char *why, size_t n)
+{
+    IrDType t = g->values[g->nodes[node].out[0]].dtype;
+    if (ir_dtype_size(t) > 0 && t != IR_STRING) return NULL;
+    snprintf(why, n, "%s of %s", ir_ops[g->nodes[node].op].name, ir_dtype_name(t));
+    return why;
+}
+
+/* dst[dst_off + i.dst_st] = src[src_off + i.src_st] over dims: a static LkNd and the launch */
+static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st, int src,
+                      int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
+{
+    IR_ASSERT(rank <= 8);
+    fprintf(c->f, "    static const LkNd nd_%d_%d = {{", node, tag);
+    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dims[k]);
+    fprintf(c->f, "}, {");
+    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dst_st[k]);
+    fprintf(c->f, "}, {");
+    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)src_st[k]);
+    fprintf(c->f, "}, %d, %d};\n", rank, ir_dtype_size(VAL(c, dst)->dtype));
+    char call[512];
+    snprintf(call, sizeof call, "lk_copy_nd(STREAM, %s + %lld, %s + %lld, &nd_%d_%d)", c->var[dst],
+             (long long)dst_off, c->var[src], (long long)src_off, node, tag);
+    launch_check(c, node, call);
+}
+
+static void emit_transpose(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t cnt, xs[IR_MAX_RANK], ys[IR_MAX_RANK], src[IR_MAX_RANK];
+    const int64_t *p = ir_attr_ints(n, "perm", &cnt);
+    strides_of(x->dims, x->rank, xs);
+    strides_of(y->dims, y->rank, ys);
+    for (int d = 0; d < y->rank; d++) src[d] = xs[p ? p[d] : x->rank - 1 - d];
+    cg_declare_outputs(c, node);
+    emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, src, y->dims, y->rank);
+}
+
+static void emit_slice(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK], xs[IR_MAX_RANK], ys[IR_MAX_RANK], off = 0;
+    IR_ASSERT(ir_slice_params(c->g, node, start, step, len) == 0);
+    strides_of(x->dims, x->rank, xs);
+    strides_of(y->dims, y->rank, ys);
+    for (int d = 0; d < x->rank; d++) off += start[d] * xs[d], xs[d] *= step[d];
+    cg_declare_outputs(c, node);
+    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], off, xs, len, y->rank);
+}
+
+static void emit_concat(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *y = VAL(c, n->out[0]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), y->rank);
+    int64_t ys[IR_MAX_RANK], xs[IR_MAX_RANK], at = 0;
+    strides_of(y->dims, y->rank, ys);
+    cg_declare_outputs(c, node);
+    for (int j = 0; j < n->nin; j++) {
+        const IrValue *x = VAL(c, n->in[j]);
+        strides_of(x->dims, x->rank, xs);
+        if (ir_value_numel(x) > 0) emit_copy(c, node, j, n->out[0], at * ys[axis], ys, n->in[j], 0, xs, x->dims, x->rank);
+        at += x->dims[axis];
+    }
+}
+
+static void emit_split(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int axis;
+    const int64_t *sizes;
+    IR_ASSERT(ir_split_sizes(c->g, node, &axis, &sizes) == 0);
+    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], at = 0;
+    strides_of(x->dims, x->rank, xs);
+    cg_declare_outputs(c, node);
+    for (int j = 0; j < n->nout; j++) {
+        const IrValue *y = VAL(c, n->out[j]);
+        strides_of(y->dims, y->rank, ys);
+        if (ir_value_numel(y) > 0) emit_copy(c, node, j, n->out[j], 0, ys, n->in[0], at * xs[axis], xs, y->dims, y->rank);
+        at += sizes[j];
+    }
+}
+
+static void emit_expand(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], st = 1;
+    for (int d = y->rank - 1; d >= 0; d--) { // x's strides broadcast over y's dims
+        int xd = d - (y->rank - x->rank);
+        int64_t size = xd >= 0 ? x->dims[xd] : 1;
+        xs[d] = size == 1 ? 0 : st;
+        st *= size;
+    }
+    strides_of(y->dims, y->rank, ys);
+    cg_declare_outputs(c, node);
+    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, xs, y->dims, y->rank);
+}
+
+/* Pad: the constant is input 2 (read on the device), the opset < 11
+ * attribute or zero, the last two as bytes in the LkPad */
+static void emit_pad(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    int64_t pads[2 * IR_MAX_RANK];
+    int mode, es = ir_dtype_size(y->dtype);
+    unsigned char val[16] = {0};
+    IR_ASSERT(ir_pad_params(c->g, node, pads, &mode) == 0 && es <= 16);
+    if (ir_in(n, 2) < 0 && ir_attr_find(n, "value")) {
+        double d = (double)ir_attr_float(n, "value", 0);
+        float f = (float)d;
+        if (x->dtype == IR_F64) memcpy(val, &d, sizeof d);
+        else memcpy(val, &f, sizeof f);
+    }
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    static const LkPad pad_%d = {{", node);
+    for (int k = 0; k < x->rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)x->dims[k]);
+    fprintf(c->f, "}, {");
+    for (int k = 0; k < 2 * x->rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)pads[k]);
+    fprintf(c->f, "}, %d, %d, %d, {", x->rank, mode, es);
+    for (int k = 0; k < es; k++) fprintf(c->f, k ? ", %d" : "%d", (int)(signed char)val[k]);
+    fprintf(c->f, "}};\n");
+    char call[512];
+    snprintf(call, sizeof call, "lk_pad(STREAM, %s, %s, &pad_%d, %s)", c->var[n->out[0]], c->var[n->in[0]], node,
+             ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL");
+    launch_check(c, node, call);
+}
+
+/* The "shape" attribute of a gradient node (the forward input's dims) into d; its rank. */
+static int shape_attr(const IrNode *n, int64_t *d)
+{
+    int64_t k;
+    const int64_t *s = ir_attr_ints(n, "shape", &k);
+    IR_ASSERT(s && k <= IR_MAX_RANK);
+    memcpy(d, s, (size_t)k * sizeof *d);
+    return (int)k;
+}
+
+/* loom.SliceGrad: dx zeroed, then dy copied to starts + i * steps */
+static void emit_slice_grad(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *dy = VAL(c, n->in[0]);
+    int64_t xd[IR_MAX_RANK], xs[IR_MAX_RANK], ys[IR_MAX_RANK], ns, off = 0;
+    int r = shape_attr(n, xd);
+    const int64_t *starts = ir_attr_ints(n, "starts", &ns), *steps = ir_attr_ints(n, "steps", &ns);
+    strides_of(xd, r, xs);
+    strides_of(dy->dims, r, ys);
+    for (int d = 0; d < r; d++) off += starts[d] * xs[d], xs[d] *= steps[d];
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    if (RT_CUDA(cudaMemsetAsync(%s, 0, %lld, STREAM)))\n        return node_fail(",
+            c->var[n->out[0]], (long long)ir_value_bytes(VAL(c, n->out[0])));
+    cg_cstr(c->f, n->name);
+    fprintf(c->f, ", \"%s\");\n", ir_ops[n->op].name);
+    if (ir_value_numel(dy) > 0) emit_copy(c, node, 0, n->out[0], off, xs, n->in[0], 0, ys, dy->dims, r);
+}
+
+/* ---- indexing ---- */
+
+static const char *check_index(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    IrDType t = g->values[nd->in[1]].dtype;
+    if (t != IR_I64 && t != IR_I32) {
+        snprintf(why, n, "%s with %s indices (int32 and int64 only)", ir_ops[nd->op].name, ir_dtype_name(t));
+        return why;
+    }
+    return nd->op == IR_OP_GatherGrad ? f32_only(g, node, why, n) : sized_only(g, node, why, n);
+}
+
+static void emit_gather(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *idx = VAL(c, n->in[1]);
+    int64_t xd[IR_MAX_RANK];
+    int grad = n->op == IR_OP_GatherGrad, r;
+    if (grad) r = shape_attr(n, xd);
+    else r = VAL(c, n->in[0])->rank, memcpy(xd, VAL(c, n->in[0])->dims, (size_t)r * sizeof *xd);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), r);
+    char call[512];
+    cg_declare_outputs(c, node);
+    if (grad)
+        snprintf(call, sizeof call, "lk_gather_grad_f32(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld)",
+                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32,
+                 (long long)prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
+                 (long long)prod(xd, axis + 1, r));
+    else
+        snprintf(call, sizeof call, "lk_gather(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld, %d)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)prod(xd, 0, axis),
+                 (long long)xd[axis], (long long)ir_value_numel(idx), (long long)prod(xd, axis + 1, r),
+                 ir_dtype_size(VAL(c, n->out[0])->dtype));
+    launch_check(c, node, call);
+}
+
+/* ---- normalization ---- */
+
+static const char *check_layernorm(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    int grad = nd->op == IR_OP_LayerNormGrad;
+    const IrValue *x = &g->values[nd->in[grad]];
+    int axis = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
+    int64_t cols = prod(x->dims, axis, x->rank);
+    for (int j = grad ? 2 : 1; j < (grad ? 3 : nd->nin); j++)
+        if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols)
+            return "LayerNormalization with a broadcast scale or bias (not yet by the cuda target)";
+    return f32_only(g, node, why, n);
+}
+
+static int64_t layernorm_grad_ws(IrGraph *g, int node)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[1]];
+    return (int64_t)(2 * prod(x->dims, 0, ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank))) * 8; /* lk_layernorm_grad_f32_ws */
+}
+
+static void emit_layernorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int grad = n->op == IR_OP_LayerNormGrad;
+    const IrValue *x = VAL(c, n->in[grad]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
+    long long rows = (long long)prod(x->dims, 0, axis), cols = (long long)prod(x->dims, axis, x->rank);
+    char call[768], ws[64];
+    cg_declare_outputs(c, node);
+    if (grad) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_layernorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %s, %s)",
+                 c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
+                 c->var[n->in[2]], IN_OR_NULL(c, n, 3), IN_OR_NULL(c, n, 4), rows, cols,
+                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws);
+    } else {
+        snprintf(call, sizeof call, "lk_layernorm_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %s)",
+                 c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
+                 IN_OR_NULL(c, n, 2), rows, cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    }
+    launch_check(c, node, call);
+}
+
+/* ---- fused attention (lk_attn.cu) ---- */
+
+/* The kernel's parameters of node n: KAttn's, with the mask's strides over
+ * Q's leading dims in place of cg_cpu_attn.c's table of offsets. */
+static void attn_params(const IrGraph *g, const IrNode *n, LkAttnParams *p)
+{
+    int grad = n->op == IR_OP_AttentionGrad;
+    const IrValue *q = &g->values[n->in[grad]], *v = &g->values[n->in[grad + 2]];
+    int r = q->rank, mi = ir_in(n, grad ? 6 : 3);
+    memset(p, 0, sizeof *p);
+    p->BH = prod(q->dims, 0, r - 2);
+    p->T = q->dims[r - 2], p->D = q->dims[r - 1];
+    p->S = v->dims[r - 2], p->Dv = v->dims[r - 1];
+    p->scale = ir_attr_float(n, "scale", 1.0f);
+    p->causal = ir_attr_int(n, "causal", 0) != 0;
+    p->nb = r - 2;
+    memcpy(p->bdims, q->dims, (size_t)(r - 2) * sizeof *p->bdims);
+    if (mi < 0) return;
+    const IrValue *m = &g->values[mi];
+    p->mask_kind = m->dtype == IR_BOOL ? 2 : 1; /* LK_ATTN_MASK_KEEP, _ADD */
+    p->fill = ir_attr_float(n, "fill", 0.0f);
+    int64_t st = 1, ms[IR_MAX_RANK];
+    for (int d = r - 1; d >= 0; d--) { // the mask's dense strides aligned to the scores, 0 where it broadcasts
+        int k = d - (r - m->rank);
+        int64_t md = k >= 0 ? m->dims[k] : 1;
+        ms[d] = md == 1 ? 0 : st;
+        st *= md;
+    }
+    p->mask_st = ms[r - 2], p->mask_ss = ms[r - 1];
+    memcpy(p->bstride, ms, (size_t)(r - 2) * sizeof *p->bstride);
+}
+
+static const char *check_attention(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    for (int i = 0; i < nd->nin; i++) {
+        IrDType t = nd->in[i] >= 0 ? g->values[nd->in[i]].dtype : IR_F32;
+        if (t != IR_F32 && t != IR_BOOL) {
+            snprintf(why, n, "%s with a %s input (float32 only)", ir_ops[nd->op].name, ir_dtype_name(t));
+            return why;
+        }
+    }
+    LkAttnParams p;
+    attn_params(g, nd, &p);
+    if (p.nb > 8) return "attention over more than 8 leading dims (not yet by the cuda target)";
+    if (nd->op == IR_OP_AttentionGrad && (p.D > 256 || p.Dv > 256)) {
+        snprintf(why, n, "%s with heads of %lld/%lld (the cuda kernel takes at most 256)", ir_ops[nd->op].name,
+                 (long long)p.D, (long long)p.Dv);
+        return why;
+    }
+    return NULL;
+}
+
+static int64_t attention_ws(IrGraph *g, int node)
+{
+    LkAttnParams p;
+    if (g->nodes[node].op != IR_OP_AttentionGrad) return 0;
+    attn_params(g, &g->nodes[node], &p);
+    return p.BH * p.T * 4; /* lk_attention_grad_f32_ws: Di per row */
+}
+
+static void emit_attention(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int grad = n->op == IR_OP_AttentionGrad, mi = ir_in(n, grad ? 6 : 3);
+    LkAttnParams p;
+    attn_params(c->g, n, &p);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    static const LkAttn attn_%d = {.BH = %lld, .T = %lld, .S = %lld, .D = %lld, .Dv = %lld,\n"
+                  "        .scale = %s, .causal = %d, .mask_kind = %d, .fill = %s, .mask_st = %lld, .mask_ss = %lld,\n"
+                  "        .nb = %d, .bdims = {", node, (long long)p.BH, (long long)p.T, (long long)p.S,
+            (long long)p.D, (long long)p.Dv, CG_FLT(p.scale), p.causal, p.mask_kind, CG_FLT(p.fill),
+            (long long)p.mask_st, (long long)p.mask_ss, p.nb);
+    for (int k = 0; k < p.nb; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)p.bdims[k]);
+    fprintf(c->f, "}, .bstride = {");
+    for (int k = 0; k < p.nb; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)p.bstride[k]);
+    fprintf(c->f, "}};\n");
+    char call[768], ws[64];
+    const char *mask = mi >= 0 ? c->var[mi] : "NULL";
+    if (grad) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_attention_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, &attn_%d, %s)",
+                 c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
+                 c->var[n->in[2]], c->var[n->in[3]], c->var[n->in[4]], c->var[n->in[5]], mask, node, ws);
+    } else {
+        snprintf(call, sizeof call, "lk_attention_f32(STREAM, %s, %s, %s, %s, %s, %s, &attn_%d)", c->var[n->out[0]],
+                 c->var[n->out[1]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], mask, node);
+    }
+    launch_check(c, node, call);
+}
+
 /* ---- the loss and its gradient ---- */
 
 static int reduction(const IrNode *n)
@@ -351,6 +701,19 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_Flatten] = VIEW(0),
     [IR_OP_Squeeze] = VIEW(2),
     [IR_OP_Unsqueeze] = VIEW(2),
+    [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
+    [IR_OP_Slice] = {sized_only, NULL, emit_slice, 2 | 4 | 8 | 16},
+    [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},
+    [IR_OP_Split] = {sized_only, NULL, emit_split, 2},
+    [IR_OP_Expand] = {sized_only, NULL, emit_expand, 2},
+    [IR_OP_Pad] = {sized_only, NULL, emit_pad, 2 | 8},
+    [IR_OP_SliceGrad] = {f32_only, NULL, emit_slice_grad, 0},
+    [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
+    [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
+    [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
+    [IR_OP_LayerNormGrad] = {check_layernorm, layernorm_grad_ws, emit_layernorm, 0},
+    [IR_OP_Attention] = {check_attention, NULL, emit_attention, 0},
+    [IR_OP_AttentionGrad] = {check_attention, attention_ws, emit_attention, 0},
     [IR_OP_ReduceSum] = {check_reduce, NULL, emit_reduce, 2},
     [IR_OP_ReduceMean] = {check_reduce, NULL, emit_reduce, 2},
     [IR_OP_SoftmaxCrossEntropyLoss] = {check_sce, sce_ws, emit_sce, 0},

@@ -14,6 +14,7 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <algorithm>
 #include <vector>
 
 static int failures;
@@ -42,6 +43,8 @@ static void *dev_bytes(const void *h, size_t n)
     return p;
 }
 template <class T> static T *dev(const std::vector<T> &v) { return (T *)dev_bytes(v.data(), v.size() * sizeof(T)); }
+/* An output buffer shaped like v, filled with NaN: a kernel that leaves any of it unwritten fails. */
+static float *out_like(const std::vector<float> &v) { return dev(std::vector<float>(v.size(), NAN)); }
 
 template <class T> static std::vector<T> back(const T *d, size_t n)
 {
@@ -98,7 +101,7 @@ static void test_broadcast(int64_t M, int64_t N, int64_t cr, int64_t cc)
     std::vector<float> want((size_t)(M * N));
     k_gemm_f32(want.data(), std::vector<float>((size_t)M).data(), std::vector<float>((size_t)N).data(), c.data(), M, N,
                1, 0, 0, 1.0f, 1.0f, cr, cc);
-    float *dc = dev(c), *dy = dev(want);
+    float *dc = dev(c), *dy = out_like(want);
     int rc = lk_broadcast2d_f32(rt_cuda_stream(), dy, dc, M, N, cr, cc);
     char name[96];
     snprintf(name, sizeof name, "lk_broadcast2d_f32 %lldx%lld from %lldx%lld", (long long)M, (long long)N,
@@ -114,7 +117,7 @@ static void test_reduce(int64_t outer, int64_t len, int64_t inner, int kind)
     int64_t dims[3] = {outer, len, inner};
     int axes[3] = {0, 1, 0};
     k_reduce(want.data(), x.data(), dims, 3, axes, kind, 1);
-    float *dx = dev(x), *dy = dev(want);
+    float *dx = dev(x), *dy = out_like(want);
     int rc = lk_reduce_f32(rt_cuda_stream(), dy, dx, outer, len, inner, kind);
     char name[96];
     snprintf(name, sizeof name, "lk_reduce_f32 %s [%lld,%lld,%lld]", kind ? "mean" : "sum", (long long)outer,
@@ -133,7 +136,7 @@ static void test_sce(int64_t N, int64_t C, int reduction, int ignore)
     std::vector<float> loss(1), dloss = {0.75f}, dx((size_t)(N * C));
     k_sce_loss_f32(loss.data(), NULL, x.data(), t.data(), NULL, N, C, 1, reduction, -100, ignore);
     k_sce_loss_grad_f32(dx.data(), dloss.data(), x.data(), NULL, t.data(), NULL, N, C, 1, reduction, -100, ignore);
-    float *dxv = dev(x), *dl = dev(loss), *ddl = dev(dloss), *ddx = dev(dx);
+    float *dxv = dev(x), *dl = out_like(loss), *ddl = dev(dloss), *ddx = out_like(dx);
     int64_t *dt = dev(t);
     void *ws = NULL;
     if (RT_CUDA(cudaMalloc(&ws, lk_sce_loss_ws(N)))) exit(1);
@@ -169,6 +172,135 @@ static void test_optim(int64_t n)
     cudaFree(dp), cudaFree(dg), cudaFree(dm), cudaFree(dv), cudaFree(dlr), cudaFree(dsc), cudaFree(dst);
 }
 
+static void test_copy(void)
+{
+    // a transpose of (3, 5, 7) by perm (2, 0, 1): y (7, 3, 5)
+    auto x = rand_vec(105);
+    std::vector<float> want(105);
+    int64_t dims[3] = {7, 3, 5}, ys[3] = {15, 5, 1}, xs[3] = {1, 35, 7};
+    k_copy_nd(want.data(), ys, x.data(), xs, dims, 3, 4);
+    LkNd p = {{7, 3, 5}, {15, 5, 1}, {1, 35, 7}, 3, 4};
+    float *dx = dev(x), *dy = out_like(x);
+    int rc = lk_copy_nd(rt_cuda_stream(), dy, dx, &p);
+    compare("lk_copy_nd transpose (3,5,7) perm (2,0,1)", rc, back(dy, 105), want);
+    cudaFree(dx), cudaFree(dy);
+}
+
+static void test_pad(int mode)
+{
+    // (3, 4) padded by (1, -1) before and (2, 3) after: y (6, 6)
+    auto x = rand_vec(12);
+    int64_t in[2] = {3, 4}, pads[4] = {1, -1, 2, 3};
+    float v = 0.5f;
+    std::vector<float> want(36);
+    k_pad(want.data(), x.data(), in, 2, pads, mode, &v, 4);
+    LkPad p = {{3, 4}, {1, -1, 2, 3}, 2, mode, 4, {0}};
+    memcpy(p.value, &v, sizeof v);
+    float *dx = dev(x), *dy = dev(std::vector<float>(36, NAN));
+    int rc = lk_pad(rt_cuda_stream(), dy, dx, &p, NULL);
+    char name[64];
+    snprintf(name, sizeof name, "lk_pad (3,4) mode %d", mode);
+    compare(name, rc, back(dy, 36), want);
+    cudaFree(dx), cudaFree(dy);
+}
+
+static void test_gather(int64_t outer, int64_t len, int64_t nidx, int64_t inner)
+{
+    auto x = rand_vec((size_t)(outer * len * inner)), dy = rand_vec((size_t)(outer * nidx * inner));
+    std::vector<int64_t> idx((size_t)nidx);
+    for (int64_t t = 0; t < nidx; t++) idx[(size_t)t] = (t * 5 + 1) % len - (t % 3 == 0 ? len : 0); // repeats, negatives
+    std::vector<float> want((size_t)(outer * nidx * inner)), dwant((size_t)(outer * len * inner));
+    k_gather(want.data(), x.data(), idx.data(), 0, outer, len, nidx, inner, 4);
+    k_gather_grad_f32(dwant.data(), dy.data(), idx.data(), 0, outer, len, nidx, inner);
+    float *dxv = dev(x), *dyv = out_like(want), *ddy = dev(dy);
+    float *ddx = dev(std::vector<float>(dwant.size(), 7.0f)); // the kernel must zero it
+    int64_t *di = dev(idx);
+    char name[96];
+    snprintf(name, sizeof name, "lk_gather [%lld,%lld,%lld] %lld indices", (long long)outer, (long long)len,
+             (long long)inner, (long long)nidx);
+    int rc = lk_gather(rt_cuda_stream(), dyv, dxv, di, 0, outer, len, nidx, inner, 4);
+    compare(name, rc, back(dyv, want.size()), want);
+    snprintf(name, sizeof name, "lk_gather_grad_f32 [%lld,%lld,%lld] %lld indices", (long long)outer, (long long)len,
+             (long long)inner, (long long)nidx);
+    rc = lk_gather_grad_f32(rt_cuda_stream(), ddx, ddy, di, 0, outer, len, nidx, inner);
+    compare(name, rc, back(ddx, dwant.size()), dwant);
+    cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(ddx), cudaFree(di);
+}
+
+static void test_layernorm(int64_t rows, int64_t cols, int stats)
+{
+    auto x = rand_vec((size_t)(rows * cols)), sc = rand_vec((size_t)cols), b = rand_vec((size_t)cols);
+    auto dy = rand_vec((size_t)(rows * cols));
+    for (auto &e : x) e = e * 3 + 1;
+    std::vector<float> y(x.size()), mean((size_t)rows), is((size_t)rows), dx(x.size()), ds((size_t)cols), db((size_t)cols);
+    std::vector<char> ws(k_layernorm_grad_f32_ws(rows));
+    k_layernorm_f32(y.data(), mean.data(), is.data(), x.data(), sc.data(), b.data(), rows, cols, 1e-5f);
+    k_layernorm_grad_f32(dx.data(), ds.data(), db.data(), dy.data(), x.data(), sc.data(), stats ? mean.data() : NULL,
+                         stats ? is.data() : NULL, rows, cols, 1e-5f, ws.data());
+    float *dxv = dev(x), *dsc = dev(sc), *dbv = dev(b), *ddy = dev(dy), *dyv = out_like(y), *dm = out_like(mean), *dis = out_like(is);
+    float *ddx = out_like(dx), *dds = out_like(ds), *ddb = out_like(db);
+    void *dws;
+    if (RT_CUDA(cudaMalloc(&dws, lk_layernorm_grad_f32_ws(rows)))) exit(1);
+    char name[96];
+    snprintf(name, sizeof name, "lk_layernorm_f32 [%lld,%lld]", (long long)rows, (long long)cols);
+    int rc = lk_layernorm_f32(rt_cuda_stream(), dyv, dm, dis, dxv, dsc, dbv, rows, cols, 1e-5f);
+    compare(name, rc, back(dyv, y.size()), y);
+    compare("  its inv_std", rc, back(dis, is.size()), is);
+    rc = lk_layernorm_grad_f32(rt_cuda_stream(), ddx, dds, ddb, ddy, dxv, dsc, stats ? dm : NULL, stats ? dis : NULL,
+                               rows, cols, 1e-5f, dws);
+    snprintf(name, sizeof name, "lk_layernorm_grad_f32 [%lld,%lld]%s dx", (long long)rows, (long long)cols,
+             stats ? " saved stats" : "");
+    compare(name, rc, back(ddx, dx.size()), dx);
+    compare("  its dscale", rc, back(dds, ds.size()), ds);
+    compare("  its dbias", rc, back(ddb, db.size()), db);
+    cudaFree(dxv), cudaFree(dsc), cudaFree(dbv), cudaFree(ddy), cudaFree(dyv), cudaFree(dm), cudaFree(dis);
+    cudaFree(ddx), cudaFree(dds), cudaFree(ddb), cudaFree(dws);
+}
+
+/* mask: 0 none, 1 additive [T, S] over every matrix, 2 boolean [B, 1, T, S] (per batch, broadcast over heads) */
+static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, int mask)
+{
+    int64_t BH = B * H;
+    auto q = rand_vec((size_t)(BH * T * D)), k = rand_vec((size_t)(BH * S * D)), v = rand_vec((size_t)(BH * S * Dv));
+    auto dout = rand_vec((size_t)(BH * T * Dv));
+    for (auto &e : q) e *= 2;
+    std::vector<float> madd((size_t)(T * S));
+    std::vector<uint8_t> mkeep((size_t)(B * T * S));
+    for (size_t i = 0; i < madd.size(); i++) madd[i] = uniform() * 2;
+    for (size_t i = 0; i < mkeep.size(); i++) mkeep[i] = (i * 7 % 5) != 0;
+    std::vector<int64_t> off((size_t)BH);
+    for (int64_t b = 0; b < BH; b++) off[(size_t)b] = b / H * T * S;
+    KAttn kp = {BH, T, S, D, Dv, 0.3f, causal, mask == 0 ? K_ATTN_MASK_NONE : mask == 1 ? K_ATTN_MASK_ADD : K_ATTN_MASK_KEEP,
+                -1e4f, mask == 2 ? off.data() : NULL, S, 1};
+    LkAttn lp = {BH, T, S, D, Dv, 0.3f, causal, kp.mask_kind, -1e4f, S, 1, 2, {B, H}, {mask == 2 ? T * S : 0, 0}};
+    const void *hm = mask == 1 ? (const void *)madd.data() : mask == 2 ? (const void *)mkeep.data() : NULL;
+    std::vector<float> o((size_t)(BH * T * Dv)), lse((size_t)(BH * T)), dq(q.size()), dk(k.size()), dv(v.size());
+    std::vector<char> ws(std::max(k_attention_f32_ws(&kp), k_attention_grad_f32_ws(&kp)) + 64);
+    k_attention_f32(o.data(), lse.data(), q.data(), k.data(), v.data(), hm, &kp, ws.data());
+    k_attention_grad_f32(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), o.data(),
+                         lse.data(), hm, &kp, ws.data());
+    float *dqv = dev(q), *dkv = dev(k), *dvv = dev(v), *ddo = dev(dout), *dov = out_like(o), *dl = out_like(lse);
+    float *gq = out_like(dq), *gk = out_like(dk), *gv = out_like(dv);
+    void *dm = mask == 1 ? (void *)dev(madd) : mask == 2 ? (void *)dev(mkeep) : NULL, *dws;
+    if (RT_CUDA(cudaMalloc(&dws, lk_attention_grad_f32_ws(&lp) + 4))) exit(1);
+    char name[160];
+    snprintf(name, sizeof name, "lk_attention_f32 B %lld H %lld T %lld S %lld D %lld Dv %lld%s%s", (long long)B,
+             (long long)H, (long long)T, (long long)S, (long long)D, (long long)Dv, causal ? " causal" : "",
+             mask == 1 ? " additive mask" : mask == 2 ? " boolean mask" : "");
+    int rc = lk_attention_f32(rt_cuda_stream(), dov, dl, dqv, dkv, dvv, dm, &lp);
+    compare(name, rc, back(dov, o.size()), o);
+    std::vector<float> lg = back(dl, lse.size()), lw = lse;
+    for (size_t i = 0; i < lw.size(); i++) // rows that see no key: -inf in both
+        if (isinf(lw[i]) && lg[i] == lw[i]) lg[i] = lw[i] = 0;
+    compare("  its lse", rc, lg, lw);
+    rc = lk_attention_grad_f32(rt_cuda_stream(), gq, gk, gv, ddo, dqv, dkv, dvv, dov, dl, dm, &lp, dws);
+    compare("  its dq", rc, back(gq, dq.size()), dq);
+    compare("  its dk", rc, back(gk, dk.size()), dk);
+    compare("  its dv", rc, back(gv, dv.size()), dv);
+    cudaFree(dqv), cudaFree(dkv), cudaFree(dvv), cudaFree(ddo), cudaFree(dov), cudaFree(dl), cudaFree(gq);
+    cudaFree(gk), cudaFree(gv), cudaFree(dm), cudaFree(dws);
+}
+
 int main(void)
 {
     if (rt_device_cuda.init()) {
@@ -189,5 +321,17 @@ int main(void)
     test_sce(37, 300, 1, 0);
     test_sce(8, 96, 2, 1);
     test_optim(1000);
+    test_copy();
+    test_pad(0);
+    test_pad(1);
+    test_pad(2);
+    test_pad(3);
+    test_gather(1, 96, 128, 64);  /* an embedding: repeated and negative indices */
+    test_gather(3, 7, 5, 4);
+    test_layernorm(128, 64, 1);
+    test_layernorm(5, 300, 0);
+    test_attention(2, 2, 32, 32, 16, 16, 1, 0);   /* a causal decoder */
+    test_attention(1, 3, 70, 130, 24, 40, 0, 1);  /* T != S, D != Dv, several key tiles, additive mask */
+    test_attention(2, 2, 65, 40, 8, 8, 1, 2);     /* causal S < T (rows that see no key), boolean mask */
     return failures ? 1 : 0;
 }

@@ -76,6 +76,72 @@ int lk_broadcast2d_f32(cudaStream_t s, float *y, const float *c, int64_t M, int6
 int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner,
                   int kind);
 
+/* ---- data movement and indexing: lk_move.cu ---- */
+
+/* The shape of a strided copy (k_copy_nd): dst[i] = src[i] for every index i
+ * of dims, at element offsets sum(i[k] * stride[k]) (strides may be 0 or
+ * negative); esize bytes an element. Passed to the kernel by value. */
+#define LK_MAX_RANK 8
+typedef struct {
+    int64_t dims[LK_MAX_RANK], dst_stride[LK_MAX_RANK], src_stride[LK_MAX_RANK];
+    int rank, esize;
+} LkNd;
+int lk_copy_nd(cudaStream_t s, void *dst, const void *src, const LkNd *p);
+/* Pad (k_pad): y's dims are in_dims[k] + pads[k] + pads[rank + k] (ONNX
+ * order; negative pads crop); mode 0 constant, 1 reflect, 2 edge, 3 wrap.
+ * The constant: the device bytes at value, or (value NULL) p->value. */
+typedef struct {
+    int64_t in_dims[LK_MAX_RANK], pads[2 * LK_MAX_RANK];
+    int rank, mode, esize;
+    char value[16];
+} LkPad;
+int lk_pad(cudaStream_t s, void *y, const void *x, const LkPad *p, const void *value);
+/* Gather along an axis (k_gather): x [outer, axis_len, inner], y [outer,
+ * nidx, inner] in esize-byte elements; an index out of range gives
+ * all-ones bytes there (NaN in floats). */
+int lk_gather(cudaStream_t s, void *y, const void *x, const void *idx, int idx_is_i32, int64_t outer,
+              int64_t axis_len, int64_t nidx, int64_t inner, int esize);
+/* loom.GatherGrad (k_gather_grad_f32): dx = scatter-add of dy, in index
+ * order (deterministic); an index out of range makes its columns NaN. */
+int lk_gather_grad_f32(cudaStream_t s, float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
+                       int64_t axis_len, int64_t nidx, int64_t inner);
+
+/* ---- normalization: lk_norm.cu ---- */
+
+/* LayerNormalization over the last cols of each of rows rows (k_layernorm_f32). */
+int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, const float *x, const float *scale,
+                     const float *bias, int64_t rows, int64_t cols, float eps);
+/* loom.LayerNormGrad (k_layernorm_grad_f32). ws: lk_layernorm_grad_f32_ws(rows) bytes. */
+size_t lk_layernorm_grad_f32_ws(int64_t rows);
+int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *inv_std, int64_t rows, int64_t cols,
+                          float eps, void *ws);
+
+/* ---- fused attention: lk_attn.cu ---- */
+
+/* As KAttn (kernels.h: k_attention_f32), passed by value; the mask's offset
+ * for matrix bh is computed on the device from the leading dims bdims[nb]
+ * of Q and the mask's strides over them (0 where it broadcasts). The
+ * backward holds D/64 and Dv/64 partial sums per thread: D, Dv at most
+ * LK_ATTN_MAX_D. */
+enum { LK_ATTN_MASK_NONE, LK_ATTN_MASK_ADD, LK_ATTN_MASK_KEEP };
+#define LK_ATTN_MAX_D 256
+typedef struct {
+    int64_t BH, T, S, D, Dv;
+    float scale;
+    int causal, mask_kind;
+    float fill;
+    int64_t mask_st, mask_ss;
+    int nb;
+    int64_t bdims[LK_MAX_RANK], bstride[LK_MAX_RANK];
+} LkAttn;
+int lk_attention_f32(cudaStream_t s, float *o, float *lse, const float *q, const float *k, const float *v,
+                     const void *mask, const LkAttn *p);
+size_t lk_attention_grad_f32_ws(const LkAttn *p);
+int lk_attention_grad_f32(cudaStream_t s, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                          const float *k, const float *v, const float *o, const float *lse, const void *mask,
+                          const LkAttn *p, void *ws);
+
 /* ---- losses: lk_loss.cu ---- */
 
 /* SoftmaxCrossEntropyLoss, reduction 1 sum or 2 mean, over logits x [N, C]

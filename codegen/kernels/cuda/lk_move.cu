@@ -1,0 +1,150 @@
+/* Data movement and indexing (lk.cuh): the strided copy that Transpose,
+ * Slice, Concat and Split pieces and Expand are (kmove.c's k_copy_nd), one
+ * thread per element of the copy; Gather (kindex.c's k_gather), one thread
+ * per element of y; and Gather's gradient, a scatter-add (kgrad_nn.c's
+ * k_gather_grad_f32) that stays deterministic without atomics: a thread per
+ * column of dx (an outer block and an inner element) walks the indices in
+ * order, as the cpu kernel does, so every element of dx gets the same sum
+ * in the same order. An index out of range cannot be reported from the
+ * device without a host synchronization: Gather writes all-ones bytes there
+ * (NaN in floats, -1 in integers) and its gradient NaN, so that the train
+ * driver's loss check, or the output, shows it. */
+#include "lk.cuh"
+
+static __global__ void copy_nd(char *dst, const char *src, LkNd p, int64_t n)
+{
+    // one element of the copy per thread: its index from the flat position
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t rem = e, od = 0, os = 0;
+        for (int k = p.rank - 1; k >= 0; k--) {
+            int64_t i = rem % p.dims[k];
+            rem /= p.dims[k];
+            od += i * p.dst_stride[k], os += i * p.src_stride[k];
+        }
+        const char *s = src + os * p.esize;
+        char *d = dst + od * p.esize;
+        if (p.esize == 4) *(uint32_t *)d = *(const uint32_t *)s;
+        else if (p.esize == 8) *(uint64_t *)d = *(const uint64_t *)s;
+        else
+            for (int b = 0; b < p.esize; b++) d[b] = s[b];
+    }
+}
+
+int lk_copy_nd(cudaStream_t s, void *dst, const void *src, const LkNd *p)
+{
+    int64_t n = 1;
+    for (int k = 0; k < p->rank; k++) n *= p->dims[k];
+    if (n == 0) return 0;
+    return LOOM_LAUNCH(copy_nd, lk_blocks(n), LK_THREADS, 0, s, (char *)dst, (const char *)src, *p, n);
+}
+
+static __device__ int64_t index_at(const void *idx, int is_i32, int64_t t, int64_t len)
+{
+    int64_t i = is_i32 ? (int64_t)((const int32_t *)idx)[t] : ((const int64_t *)idx)[t];
+    if (i < 0) i += len;
+    return i >= 0 && i < len ? i : -1;
+}
+
+static __global__ void gather(char *y, const char *x, const void *idx, int is_i32, int64_t outer, int64_t len,
+                              int64_t nidx, int64_t inner, int esize)
+{
+    // x is (outer, len, inner), y (outer, nidx, inner), in esize-byte elements
+    int64_t n = outer * nidx * inner;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = e % inner, t = e / inner % nidx, o = e / (inner * nidx);
+        int64_t i = index_at(idx, is_i32, t, len);
+        char *d = y + e * esize;
+        const char *s = x + ((o * len + i) * inner + c) * esize;
+        for (int b = 0; b < esize; b++) d[b] = i < 0 ? (char)0xff : s[b];
+    }
+}
+
+int lk_gather(cudaStream_t s, void *y, const void *x, const void *idx, int idx_is_i32, int64_t outer,
+              int64_t axis_len, int64_t nidx, int64_t inner, int esize)
+{
+    int64_t n = outer * nidx * inner;
+    if (n == 0) return 0;
+    return LOOM_LAUNCH(gather, lk_blocks(n), LK_THREADS, 0, s, (char *)y, (const char *)x, idx, idx_is_i32, outer,
+                       axis_len, nidx, inner, esize);
+}
+
+static __global__ void gather_grad(float *dx, const float *dy, const void *idx, int is_i32, int64_t outer,
+                                   int64_t len, int64_t nidx, int64_t inner)
+{
+    // dx is (outer, len, inner), dy (outer, nidx, inner): column (o, c) of dx is this thread's alone
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < outer * inner;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t o = e / inner, c = e % inner;
+        float *col = dx + o * len * inner + c;
+        for (int64_t r = 0; r < len; r++) col[r * inner] = 0.0f;
+        for (int64_t t = 0; t < nidx; t++) {
+            int64_t i = index_at(idx, is_i32, t, len);
+            // an index out of range: the whole column NaN (nothing else can say it)
+            if (i < 0) {
+                for (int64_t r = 0; r < len; r++) col[r * inner] = NAN;
+                break;
+            }
+            col[i * inner] += dy[(o * nidx + t) * inner + c];
+        }
+    }
+}
+
+int lk_gather_grad_f32(cudaStream_t s, float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
+                       int64_t axis_len, int64_t nidx, int64_t inner)
+{
+    if (outer * inner == 0) return 0;
+    return LOOM_LAUNCH(gather_grad, lk_blocks(outer * inner), LK_THREADS, 0, s, dx, dy, idx, idx_is_i32, outer,
+                       axis_len, nidx, inner);
+}
+
+/* kmove.c's pad_map: negative pads crop to the window [lo, lo + n) of each
+ * axis, then the pads map (reflect, edge, wrap) or give -1 (the value) */
+static __device__ int64_t pad_map(int64_t o, int64_t before, int64_t lo, int64_t n, int mode)
+{
+    int64_t j = o - before;
+    if (j >= 0 && j < n) return lo + j;
+    if (mode == 0 || n <= 0) return -1;
+    if (mode == 1) { // numpy's repeated reflection, period 2(n-1)
+        if (n == 1) return lo;
+        int64_t per = 2 * (n - 1);
+        j %= per;
+        if (j < 0) j += per;
+        if (j >= n) j = per - j;
+    } else if (mode == 2) {
+        j = j < 0 ? 0 : n - 1;
+    } else {
+        j %= n;
+        if (j < 0) j += n;
+    }
+    return lo + j;
+}
+
+static __global__ void pad(char *y, const char *x, LkPad p, const char *value, int64_t total)
+{
+    // one element of y per thread: its source element, or the value
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t rem = e, soff = 0, xs = 1;
+        int constant = 0;
+        for (int k = p.rank - 1; k >= 0; k--) {
+            int64_t pb = p.pads[k], pe = p.pads[p.rank + k];
+            int64_t out = p.in_dims[k] + pb + pe, o = rem % out;
+            rem /= out;
+            int64_t j = pad_map(o, pb > 0 ? pb : 0, pb < 0 ? -pb : 0, p.in_dims[k] + (pb < 0 ? pb : 0) + (pe < 0 ? pe : 0),
+                                p.mode);
+            if (j < 0) constant = 1;
+            else soff += j * xs;
+            xs *= p.in_dims[k];
+        }
+        const char *s = constant ? (value ? value : p.value) : x + soff * p.esize;
+        for (int b = 0; b < p.esize; b++) y[e * p.esize + b] = s[b];
+    }
+}
+
+int lk_pad(cudaStream_t s, void *y, const void *x, const LkPad *p, const void *value)
+{
+    int64_t total = 1;
+    for (int k = 0; k < p->rank; k++) total *= p->in_dims[k] + p->pads[k] + p->pads[p->rank + k];
+    if (total <= 0) return 0;
+    return LOOM_LAUNCH(pad, lk_blocks(total), LK_THREADS, 0, s, (char *)y, (const char *)x, *p, (const char *)value,
+                       total);
+}
