@@ -189,7 +189,7 @@ static void emit_matmul(CgCtx *c, int node)
     launch_check(c, node, call);
 }
 
-/* ---- reductions: ReduceSum and ReduceMean over contiguous axes ---- */
+/* ---- reductions: ReduceSum and ReduceMean (contiguous axes as [outer, len, inner]; others by lk_reduce_axes_f32) ---- */
 
 /* x's dims as [outer, len, inner] with len the reduced ones, or -1. */
 static int reduce_split(IrGraph *g, int node, int64_t *outer, int64_t *len, int64_t *inner, int *noop)
@@ -223,9 +223,7 @@ static const char *check_reduce(IrGraph *g, int node, char *why, size_t n)
                  ir_dtype_name(g->values[nd->in[0]].dtype));
         return why;
     }
-    int64_t o, l, i;
-    int noop;
-    if (reduce_split(g, node, &o, &l, &i, &noop)) return "a reduction over axes that are not contiguous (not yet by the cuda target)";
+    if (g->values[nd->in[0]].rank > 8) return "a reduction of rank over 8 (not yet by the cuda target)";
     return NULL;
 }
 
@@ -234,9 +232,23 @@ static void emit_reduce(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     int64_t outer, len, inner;
     int noop;
-    IR_ASSERT(reduce_split(c->g, node, &outer, &len, &inner, &noop) == 0);
     char call[512];
     cg_declare_outputs(c, node);
+    if (reduce_split(c->g, node, &outer, &len, &inner, &noop)) {
+        // axes apart (a conv bias's gradient: N and the spatial dims): the general kernel
+        const IrValue *x = VAL(c, n->in[0]);
+        unsigned char mask[IR_MAX_RANK];
+        IR_ASSERT(ir_reduce_axes(c->g, node, mask, &noop) == 0);
+        fprintf(c->f, "    static const LkNd red_%d = {{", node);
+        for (int k = 0; k < x->rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)x->dims[k]);
+        fprintf(c->f, "}, {");
+        for (int k = 0; k < x->rank; k++) fprintf(c->f, k ? ", %d" : "%d", mask[k] != 0);
+        fprintf(c->f, "}, {0}, %d, 4};\n", x->rank);
+        snprintf(call, sizeof call, "lk_reduce_axes_f32(STREAM, %s, %s, &red_%d, %d)", c->var[n->out[0]],
+                 c->var[n->in[0]], node, n->op == IR_OP_ReduceMean);
+        launch_check(c, node, call);
+        return;
+    }
     if (noop) {
         fprintf(c->f, "    if (RT_CUDA(cudaMemcpyAsync(%s, %s, %lld, cudaMemcpyDeviceToDevice, STREAM)))\n"
                       "        return node_fail(", c->var[n->out[0]], c->var[n->in[0]],
@@ -417,6 +429,63 @@ static void emit_slice_grad(CgCtx *c, int node)
     cg_cstr(c->f, n->name);
     fprintf(c->f, ", \"%s\");\n", ir_ops[n->op].name);
     if (ir_value_numel(dy) > 0) emit_copy(c, node, 0, n->out[0], off, xs, n->in[0], 0, ys, dy->dims, r);
+}
+
+/* ---- convolution (lk_conv.cu) ---- */
+
+/* A Conv's window, or (loom.ConvGradWeight: dy, x, w's dims in "shape") its forward's */
+static void conv_params(IrGraph *g, int node, KConv *p)
+{
+    const IrNode *n = &g->nodes[node];
+    int grad = n->op == IR_OP_ConvGradWeight;
+    const IrValue *x = &g->values[n->in[grad]], *y = &g->values[grad ? n->in[0] : n->out[0]];
+    int64_t w[IR_MAX_RANK];
+    if (grad) shape_attr(n, w);
+    else memcpy(w, g->values[n->in[1]].dims, sizeof w);
+    memset(p, 0, sizeof *p);
+    p->nd = x->rank - 2;
+    p->N = x->dims[0], p->C = x->dims[1], p->M = y->dims[1];
+    p->group = ir_attr_int(n, "group", 1);
+    for (int i = 0; i < p->nd; i++) p->in[i] = x->dims[2 + i], p->out[i] = y->dims[2 + i], p->k[i] = w[2 + i];
+    cg_cpu_window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+}
+
+static const char *check_conv(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[nd->op == IR_OP_ConvGradWeight]];
+    if (x->rank < 3 || x->rank > 5) return "a convolution over other than 1 to 3 spatial dims";
+    return f32_only(g, node, why, n);
+}
+
+static void i64_list(FILE *f, const int64_t *v, int n)
+{
+    fprintf(f, "{");
+    for (int k = 0; k < n; k++) fprintf(f, k ? ", %lld" : "%lld", (long long)v[k]);
+    fprintf(f, "}");
+}
+
+static void emit_conv(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    KConv p;
+    conv_params(c->g, node, &p);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    static const LkConv conv_%d = {%d, %lld, %lld, %lld, %lld, ", node, p.nd, (long long)p.N,
+            (long long)p.C, (long long)p.M, (long long)p.group);
+    const int64_t *f[6] = {p.in, p.out, p.k, p.stride, p.dilation, p.pad};
+    for (int k = 0; k < 6; k++) {
+        i64_list(c->f, f[k], p.nd);
+        fprintf(c->f, k < 5 ? ", " : "};\n");
+    }
+    char call[512];
+    if (n->op == IR_OP_ConvGradWeight)
+        snprintf(call, sizeof call, "lk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], node);
+    else
+        snprintf(call, sizeof call, "lk_conv_f32(STREAM, %s, %s, %s, %s, &conv_%d)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], IN_OR_NULL(c, n, 2), node);
+    launch_check(c, node, call);
 }
 
 /* ---- indexing ---- */
@@ -641,6 +710,52 @@ static void emit_sce(CgCtx *c, int node)
     launch_check(c, node, call);
 }
 
+/* ---- loom.LinearCrossEntropy: the head's product and its loss, a block of rows at a time ---- */
+
+static const char *check_linear_ce(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    if (g->values[nd->in[0]].dtype != IR_F32 || g->values[nd->in[1]].dtype != IR_F32 ||
+        g->values[nd->in[2]].dtype != IR_I64) {
+        snprintf(why, n, "%s with %s x and %s targets (float32 and int64 only)", ir_ops[nd->op].name,
+                 ir_dtype_name(g->values[nd->in[0]].dtype), ir_dtype_name(g->values[nd->in[2]].dtype));
+        return why;
+    }
+    return NULL;
+}
+
+/* N, D, C of node's product (x [N, D]; w [D, C], or [C, D] with trans_w) */
+static void linear_ce_dims(const IrGraph *g, const IrNode *n, int64_t *N, int64_t *D, int64_t *C)
+{
+    const IrValue *x = &g->values[n->in[0]], *w = &g->values[n->in[1]];
+    *N = x->dims[0], *D = x->dims[1], *C = w->dims[ir_attr_int(n, "trans_w", 0) ? 0 : 1];
+}
+
+static int64_t linear_ce_ws(IrGraph *g, int node)
+{
+    int64_t N, D, C, r;
+    linear_ce_dims(g, &g->nodes[node], &N, &D, &C);
+    r = ((int64_t)1 << 23) / (C > 0 ? C : 1); /* lk_linear_ce_f32_ws: rows of a block */
+    r = r < 1 ? 1 : r < N ? r : N;
+    return ((r + 2) * 8 + 255) / 256 * 256 + r * C * 4;
+}
+
+static void emit_linear_ce(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int64_t N, D, C;
+    char ws[64], call[768];
+    linear_ce_dims(c->g, n, &N, &D, &C);
+    cg_ws_expr(c, node, ws, sizeof ws);
+    cg_declare_outputs(c, node);
+    snprintf(call, sizeof call, "lk_linear_ce_f32(STREAM, %s, %s, %s, %s, %s, %d, %s, %lld, %lld, %lld, %d, %lld, %d, %s)",
+             c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
+             (int)(ir_attr_int(n, "trans_w", 0) != 0), c->var[n->in[2]], (long long)N, (long long)D, (long long)C,
+             strcmp(ir_attr_string(n, "reduction", "mean"), "sum") != 0, (long long)ir_attr_int(n, "ignore_index", 0),
+             ir_attr_find(n, "ignore_index") != NULL, ws);
+    launch_check(c, node, call);
+}
+
 /* ---- optimizer updates ---- */
 
 static const char *check_update(IrGraph *g, int node, char *why, size_t n)
@@ -708,6 +823,8 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_Expand] = {sized_only, NULL, emit_expand, 2},
     [IR_OP_Pad] = {sized_only, NULL, emit_pad, 2 | 8},
     [IR_OP_SliceGrad] = {f32_only, NULL, emit_slice_grad, 0},
+    [IR_OP_Conv] = {check_conv, NULL, emit_conv, 0},
+    [IR_OP_ConvGradWeight] = {check_conv, NULL, emit_conv, 0},
     [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
     [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
@@ -718,6 +835,7 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_ReduceMean] = {check_reduce, NULL, emit_reduce, 2},
     [IR_OP_SoftmaxCrossEntropyLoss] = {check_sce, sce_ws, emit_sce, 0},
     [IR_OP_SoftmaxCrossEntropyLossGrad] = {check_sce, sce_ws, emit_sce, 0},
+    [IR_OP_LinearCrossEntropy] = {check_linear_ce, linear_ce_ws, emit_linear_ce, 0},
     [IR_OP_SGD] = {check_update, NULL, emit_sgd, 0},
     [IR_OP_AdamW] = {check_update, NULL, emit_adamw, 0},
 };

@@ -301,6 +301,78 @@ static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D
     cudaFree(gk), cudaFree(gv), cudaFree(dm), cudaFree(dws);
 }
 
+static void test_linear_ce(int64_t N, int64_t D, int64_t C, int trans_w, int mean, int ignore)
+{
+    auto x = rand_vec((size_t)(N * D)), w = rand_vec((size_t)(D * C));
+    std::vector<int64_t> t((size_t)N);
+    for (int64_t i = 0; i < N; i++) t[(size_t)i] = (i * 7 + 3) % C;
+    if (ignore) t[1] = -100;
+    std::vector<float> loss(1), dx(x.size()), dw(w.size());
+    std::vector<char> ws(k_linear_ce_f32_ws(N, C));
+    k_linear_ce_f32(loss.data(), dx.data(), dw.data(), x.data(), w.data(), trans_w, t.data(), N, D, C, mean, -100,
+                    ignore, ws.data());
+    float *dxv = dev(x), *dwv = dev(w), *dl = out_like(loss), *ddx = out_like(dx), *ddw = out_like(dw);
+    int64_t *dt = dev(t);
+    void *dws;
+    if (RT_CUDA(cudaMalloc(&dws, lk_linear_ce_f32_ws(N, C)))) exit(1);
+    int rc = lk_linear_ce_f32(rt_cuda_stream(), dl, ddx, ddw, dxv, dwv, trans_w, dt, N, D, C, mean, -100, ignore, dws);
+    char name[128];
+    snprintf(name, sizeof name, "lk_linear_ce_f32 N %lld D %lld C %lld%s %s%s loss", (long long)N, (long long)D,
+             (long long)C, trans_w ? " trans_w" : "", mean ? "mean" : "sum", ignore ? " ignore_index" : "");
+    compare(name, rc, back(dl, 1), loss);
+    compare("  its dx", rc, back(ddx, dx.size()), dx);
+    compare("  its dw", rc, back(ddw, dw.size()), dw);
+    cudaFree(dxv), cudaFree(dwv), cudaFree(dl), cudaFree(ddx), cudaFree(ddw), cudaFree(dt), cudaFree(dws);
+}
+
+static void test_reduce_axes(void)
+{
+    // [3, 4, 5, 6] over axes 0, 2, 3 (a conv bias's gradient)
+    auto x = rand_vec(360);
+    std::vector<float> want(4);
+    int64_t dims[4] = {3, 4, 5, 6};
+    int axes[4] = {1, 0, 1, 1};
+    k_reduce(want.data(), x.data(), dims, 4, axes, 0, 1);
+    LkNd p = {{3, 4, 5, 6}, {1, 0, 1, 1}, {0}, 4, 4};
+    float *dx = dev(x), *dy = out_like(want);
+    int rc = lk_reduce_axes_f32(rt_cuda_stream(), dy, dx, &p, 0);
+    compare("lk_reduce_axes_f32 sum [3,4,5,6] over 0,2,3", rc, back(dy, 4), want);
+    cudaFree(dx), cudaFree(dy);
+}
+
+static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, int64_t in, int64_t k, int64_t stride,
+                      int64_t dil, int64_t pad)
+{
+    KConv kp = {};
+    kp.nd = nd, kp.N = N, kp.C = C, kp.M = M, kp.group = group;
+    int64_t sp_in = 1, sp_out = 1, ks = 1;
+    for (int d = 0; d < nd; d++) {
+        kp.in[d] = in + d, kp.k[d] = k, kp.stride[d] = stride, kp.dilation[d] = dil, kp.pad[d] = pad;
+        kp.out[d] = (kp.in[d] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+        sp_in *= kp.in[d], sp_out *= kp.out[d], ks *= k;
+    }
+    LkConv lp = {nd, N, C, M, group, {0}, {0}, {0}, {0}, {0}, {0}};
+    memcpy(lp.in, kp.in, sizeof lp.in), memcpy(lp.out, kp.out, sizeof lp.out), memcpy(lp.k, kp.k, sizeof lp.k);
+    memcpy(lp.stride, kp.stride, sizeof lp.stride), memcpy(lp.dilation, kp.dilation, sizeof lp.dilation);
+    memcpy(lp.pad, kp.pad, sizeof lp.pad);
+    auto x = rand_vec((size_t)(N * C * sp_in)), w = rand_vec((size_t)(M * (C / group) * ks)), b = rand_vec((size_t)M);
+    auto dy = rand_vec((size_t)(N * M * sp_out));
+    std::vector<float> y(dy.size()), dw(w.size());
+    std::vector<char> ws(std::max(k_conv_f32_ws(&kp), k_conv_grad_weight_f32_ws(&kp)) + 64);
+    k_conv_f32(y.data(), x.data(), w.data(), b.data(), &kp, ws.data());
+    k_conv_grad_weight_f32(dw.data(), dy.data(), x.data(), &kp, ws.data());
+    float *dxv = dev(x), *dwv = dev(w), *dbv = dev(b), *ddy = dev(dy), *dyv = out_like(y), *ddw = out_like(dw);
+    char name[128];
+    snprintf(name, sizeof name, "lk_conv_f32 %dd N %lld C %lld M %lld group %lld in %lld k %lld stride %lld dil %lld pad %lld",
+             nd, (long long)N, (long long)C, (long long)M, (long long)group, (long long)in, (long long)k,
+             (long long)stride, (long long)dil, (long long)pad);
+    int rc = lk_conv_f32(rt_cuda_stream(), dyv, dxv, dwv, dbv, &lp);
+    compare(name, rc, back(dyv, y.size()), y);
+    rc = lk_conv_grad_weight_f32(rt_cuda_stream(), ddw, ddy, dxv, &lp);
+    compare("  lk_conv_grad_weight_f32", rc, back(ddw, dw.size()), dw);
+    cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddw);
+}
+
 int main(void)
 {
     if (rt_device_cuda.init()) {
@@ -321,6 +393,14 @@ int main(void)
     test_sce(37, 300, 1, 0);
     test_sce(8, 96, 2, 1);
     test_optim(1000);
+    test_linear_ce(128, 64, 96, 0, 1, 0); /* gpt2_tiny's head */
+    test_linear_ce(37, 16, 300, 1, 0, 1);
+    test_linear_ce(100, 4, 100000, 1, 1, 1); /* two blocks of rows (83 + 17): dW summed over them */
+    test_reduce_axes();
+    test_conv(2, 2, 3, 8, 1, 16, 4, 4, 1, 0); /* a ViT's patch embedding */
+    test_conv(2, 2, 4, 6, 2, 9, 3, 2, 2, 1);  /* groups, stride, dilation, pads */
+    test_conv(1, 1, 3, 4, 1, 11, 3, 1, 1, 1);
+    test_conv(3, 1, 2, 2, 1, 5, 2, 1, 1, 0);
     test_copy();
     test_pad(0);
     test_pad(1);

@@ -69,13 +69,6 @@ int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const 
 int lk_broadcast2d_f32(cudaStream_t s, float *y, const float *c, int64_t M, int64_t N, int64_t c_rows,
                        int64_t c_cols);
 
-/* ---- reductions: lk_reduce.cu ---- */
-
-/* Sum (kind 0) or mean (kind 1) of x [outer, len, inner] over the middle
- * axis into y [outer, inner], accumulated in double as k_reduce does. */
-int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner,
-                  int kind);
-
 /* ---- data movement and indexing: lk_move.cu ---- */
 
 /* The shape of a strided copy (k_copy_nd): dst[i] = src[i] for every index i
@@ -105,6 +98,30 @@ int lk_gather(cudaStream_t s, void *y, const void *x, const void *idx, int idx_i
  * order (deterministic); an index out of range makes its columns NaN. */
 int lk_gather_grad_f32(cudaStream_t s, float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
                        int64_t axis_len, int64_t nidx, int64_t inner);
+
+/* ---- reductions: lk_reduce.cu ---- */
+
+/* Sum (kind 0) or mean (kind 1) of x [outer, len, inner] over the middle
+ * axis into y [outer, inner], accumulated in double as k_reduce does. */
+int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner,
+                  int kind);
+/* The same over any set of axes of x (p->dims, rank): p->dst_stride[k] 1
+ * where axis k is reduced, else 0 (the other fields unused); y holds the
+ * kept axes in order. A thread per output, its elements in order. */
+int lk_reduce_axes_f32(cudaStream_t s, float *y, const float *x, const LkNd *p, int kind);
+
+/* ---- convolution: lk_conv.cu ---- */
+
+/* As KConv (kernels.h), passed by value: 1 to 3 spatial dims. */
+typedef struct {
+    int nd;
+    int64_t N, C, M, group;
+    int64_t in[3], out[3], k[3], stride[3], dilation[3], pad[3];
+} LkConv;
+/* Conv (k_conv_f32): y [N, M, out...] = x [N, C, in...] * w [M, C/group, k...] + b [M] (b may be NULL). */
+int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
+/* loom.ConvGradWeight (k_conv_grad_weight_f32): dw [M, C/group, k...] from dy and x. */
+int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p);
 
 /* ---- normalization: lk_norm.cu ---- */
 
@@ -155,6 +172,15 @@ int lk_sce_loss_f32(cudaStream_t s, float *y, const float *x, const int64_t *tar
  * target out of range gives NaN rows. ws: lk_sce_loss_ws(N) bytes. */
 int lk_sce_loss_grad_f32(cudaStream_t s, float *dx, const float *dloss, const float *x, const int64_t *target,
                          int64_t N, int64_t C, int reduction, int64_t ignore_index, int has_ignore, void *ws);
+
+/* loom.LinearCrossEntropy (k_linear_ce_f32): loss [] and its gradients dx
+ * [N, D], dw (w's shape) for an upstream gradient of 1, from x [N, D], w
+ * [D, C] (or [C, D] with trans_w) and targets [N], a block of rows at a
+ * time. ws: lk_linear_ce_f32_ws(N, C) bytes. */
+size_t lk_linear_ce_f32_ws(int64_t N, int64_t C);
+int lk_linear_ce_f32(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                     const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
+                     int has_ignore, void *ws);
 
 /* ---- optimizer updates: lk_optim.cu ---- */
 

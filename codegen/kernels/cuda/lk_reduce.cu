@@ -40,3 +40,37 @@ int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64
     }
     return LOOM_LAUNCH(reduce_cols, lk_blocks(outer * inner), LK_THREADS, 0, s, y, x, outer, len, inner, kind);
 }
+
+static __global__ void reduce_axes(float *y, const float *x, LkNd p, int64_t nout, int64_t len, int kind)
+{
+    // x (dims); p.dst_stride[k] is 1 on a reduced axis: a thread per output walks its len elements in order
+    for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < nout; o += (int64_t)gridDim.x * blockDim.x) {
+        int64_t base = 0, rem = o, st = 1;
+        for (int k = p.rank - 1; k >= 0; k--) { // the kept axes' index from o
+            if (!p.dst_stride[k]) base += rem % p.dims[k] * st, rem /= p.dims[k];
+            st *= p.dims[k];
+        }
+        double s = 0;
+        for (int64_t r = 0; r < len; r++) {
+            int64_t off = base, rr = r;
+            st = 1;
+            for (int k = p.rank - 1; k >= 0; k--) {
+                if (p.dst_stride[k]) off += rr % p.dims[k] * st, rr /= p.dims[k];
+                st *= p.dims[k];
+            }
+            s += (double)x[off];
+        }
+        y[o] = (float)(kind == 1 ? s / (double)len : s);
+    }
+}
+
+int lk_reduce_axes_f32(cudaStream_t s, float *y, const float *x, const LkNd *p, int kind)
+{
+    int64_t nout = 1, len = 1;
+    for (int k = 0; k < p->rank; k++) {
+        if (p->dst_stride[k]) len *= p->dims[k];
+        else nout *= p->dims[k];
+    }
+    if (nout == 0) return 0;
+    return LOOM_LAUNCH(reduce_axes, lk_blocks(nout), LK_THREADS, 0, s, y, x, *p, nout, len, kind);
+}
