@@ -19,7 +19,7 @@ LOOM_SRC := $(wildcard frontend/*.c ir/*.c optimizer/*.c codegen/*.c cli/*.c)
 RT_SRC   := $(wildcard runtime/*.c)
 # cpu kernels: compiled here for the tests and the conformance tier, copied into generated programs
 KCPU_SRC := $(wildcard codegen/kernels/cpu/*.c)
-OMP      := -fopenmp
+THREADS  := -pthread
 # Sources loom embeds (build/gen/embedded.c) and copies into every generated program
 EMBED_SRC := $(wildcard codegen/kernels/cpu/*.[ch] runtime/*.[ch] runtime/*.cu \
 	codegen/kernels/cuda/*.cu codegen/kernels/cuda/*.cuh codegen/kernels/cuda/*.h codegen/kernels/cuda/*.cpp)
@@ -66,7 +66,7 @@ build/$(1)/libloomrt.a: $$(patsubst %.c,build/$(1)/%.o,$$(RT_SRC))
 	ar rcs $$@ $$^
 build/$(1)/codegen/kernels/cpu/%.o: codegen/kernels/cpu/%.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) $$(OMP) $$(WARN) -Icodegen/kernels/cpu -MMD -MP -c $$< -o $$@
+	$$(CC) $(2) $$(THREADS) $$(WARN) -Icodegen/kernels/cpu -MMD -MP -c $$< -o $$@
 build/$(1)/libloomk_cpu.a: $$(patsubst %.c,build/$(1)/%.o,$$(KCPU_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
@@ -74,7 +74,7 @@ build/$(1)/libloomk_cpu.a: $$(patsubst %.c,build/$(1)/%.o,$$(KCPU_SRC))
 # workspace-size functions size the memory plan)
 build/$(1)/loom: $$(patsubst %.c,build/$(1)/%.o,$$(filter cli/%,$$(LOOM_SRC))) build/$(1)/libloom.a \
 		build/$(1)/libloomrt.a build/$(1)/libloomk_cpu.a
-	$$(CC) $(2) $$(OMP) $$^ -o $$@ -lprotobuf-c -lopenblas -llpsolve55 -lcolamd -lm
+	$$(CC) $(2) $$(THREADS) $$^ -o $$@ -lprotobuf-c -lopenblas -llpsolve55 -lcolamd -lm
 endef
 $(eval $(call BUILD,rel,$(CFLAGS)))
 $(eval $(call BUILD,asan,$(SAN)))

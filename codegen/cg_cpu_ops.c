@@ -665,6 +665,7 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
 static const char cpu_prelude[] =
     "#include <stdint.h>\n#include <tgmath.h>\n\n#include \"elemwise.h\"\n"
     "#include \"kernels.h\"\n#include \"model.h\"\n#include \"rt.h\"\n\n"
+    "#include \"loops.h\" /* the fused loops that run on the kernels' threads */\n\n"
     "/* `make PROFILE=1` times every step (rt_prof_add); `infer --repeat N` prints them. */\n"
     "#ifdef LOOM_PROFILE\n"
     "#define PROF_START() double _pt = rt_now()\n"
@@ -672,4 +673,4 @@ static const char cpu_prelude[] =
     "#else\n#define PROF_START() ((void)0)\n#define PROF_STEP(k, name, op) ((void)0)\n#endif\n\n";
 
 const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse, "rt_device_host", "kernels/", "model.c",
-                                cpu_prelude, cg_cpu_makefile, NULL};
+                                cpu_prelude, cg_cpu_makefile, "loops.h"};

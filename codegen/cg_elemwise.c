@@ -484,13 +484,6 @@ static const char *store_fmt(IrDType t)
     }
 }
 
-/* A loop of at least K_PAR_WORK elements, the kernels' thread threshold
- * (kernels.h), gets `#pragma omp parallel for`: vectorized, a fused loop
- * costs about one element operation per element whatever the nodes in it (a
- * GELU of eight nodes over 32768 floats took 12 us on one core), so its
- * length is its work. A shorter loop gets no pragma at all (an `if (0)`
- * parallel region still costs about a microsecond). */
-
 void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p)
 {
     IrGraph *g = c->g;
@@ -619,24 +612,58 @@ void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind)
     free(reg);
 }
 
+/* A loop of at least K_PAR_WORK elements, the kernels' thread threshold
+ * (kernels.h), runs on the kernels' thread pool: vectorized, a fused loop
+ * costs about one element operation per element whatever the nodes in it (a
+ * GELU of eight nodes over 32768 floats took 12 us on one core), so its
+ * length is its work. Its body becomes a function ew_loop_<root> of the
+ * outer index range [_lo, _hi) in the target's loop file (c->kf, loops.h,
+ * included by model.c), called through k_par_for with the pointers of its
+ * leaves and output; a shorter loop stays inline. */
 void cg_elemwise_emit(CgCtx *c, int root)
 {
+    IrGraph *g = c->g;
     FILE *f = c->f;
     CgEwPlan p;
     cg_ew_plan(c, root, &p);
     cg_declare_outputs(c, root);
-    const char *par = p.numel >= K_PAR_WORK ? "    #pragma omp parallel for\n" : "";
+    int par = p.numel >= K_PAR_WORK && c->kf;
+    int ov = g->nodes[root].out[0];
+    long long n = (long long)(p.r == 1 ? p.numel : p.outer);
+    char hi[32];
+    snprintf(hi, sizeof hi, "%lld", n);
+    if (par) {
+        fprintf(f, "    {\n        void *const _args[] = {");
+        for (int k = 0; k < p.nleaf; k++) fprintf(f, "(void *)%s, ", c->var[p.leaf[k].vid]);
+        fprintf(f, "%s};\n        k_par_for(%lld, %lld, ew_loop_%d, (void *)_args);\n    }\n", c->var[ov], n,
+                (long long)p.numel, root);
+        c->f = c->kf;
+        fprintf(c->f, "\n/* %s [_lo, _hi) of the fused loop whose step in %s calls it */\n"
+                      "static void ew_loop_%d(void *_arg, int64_t _lo, int64_t _hi, int _tid)\n{\n"
+                      "    void *const *_args = _arg;\n    (void)_tid;\n",
+                p.r == 1 ? "elements" : "outer rows", c->t->model_name, root);
+        for (int k = 0; k < p.nleaf; k++)
+            fprintf(c->f, "    const %s *%s = _args[%d];\n", cg_ctype(g->values[p.leaf[k].vid].dtype),
+                    c->var[p.leaf[k].vid], k);
+        fprintf(c->f, "    %s *%s = _args[%d];\n", cg_ctype(g->values[ov].dtype), c->var[ov], p.nleaf);
+        snprintf(hi, sizeof hi, "_hi");
+    }
+    const char *lo = par ? "_lo" : "0";
     if (p.r == 1) {
-        fprintf(f, "%s    for (int64_t _i = 0; _i < %lld; _i++) {\n", par, (long long)p.numel);
+        fprintf(c->f, "    for (int64_t _i = %s; _i < %s; _i++) {\n", lo, hi);
     } else {
         /* the outer index decomposed into the merged dims, then each leaf's base */
-        fprintf(f, "%s    for (int64_t _o = 0; _o < %lld; _o++) {\n", par, (long long)p.outer);
+        fprintf(c->f, "    for (int64_t _o = %s; _o < %s; _o++) {\n", lo, hi);
         cg_ew_index(c, &p, "        ");
-        fprintf(f, "        for (int64_t _j = 0; _j < %lld; _j++) {\n", (long long)p.inner);
-        fprintf(f, "            const int64_t _i = _o * %lld + _j;\n", (long long)p.inner);
+        fprintf(c->f, "        for (int64_t _j = 0; _j < %lld; _j++) {\n", (long long)p.inner);
+        fprintf(c->f, "            const int64_t _i = _o * %lld + _j;\n", (long long)p.inner);
     }
     cg_ew_body(c, &p, p.r == 1 ? "        " : "            ");
-    if (p.r > 1) fprintf(f, "        }\n");
-    fprintf(f, "    }\n");
+    if (p.r > 1) fprintf(c->f, "        }\n");
+    fprintf(c->f, "    }\n");
+    if (par) {
+        fprintf(c->f, "}\n");
+        c->f = f;
+    }
     cg_ew_plan_free(&p);
 }

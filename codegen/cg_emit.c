@@ -353,8 +353,8 @@ int cg_emit(IrGraph *g, const CgTarget *t, const CgSelect *sel, const OptMemPlan
             rc = ir_fail(g, -1, "cannot write %s: %s", path, strerror(errno));
         } else {
             if (c.kf)
-                fprintf(c.kf, "/* The generated kernels of %s (one per fused elementwise group),\n"
-                              " * written by loom; %s launches them. */\n", t->model_name, t->model_name);
+                fprintf(c.kf, "/* The generated kernels of %s (fused elementwise groups), written\n"
+                              " * by loom; %s runs them. */\n", t->model_name, t->model_name);
             if (train) cg_train_write_model(&c, t);
             else write_model(&c, t);
             if (c.kf && (ferror(c.kf) | (fclose(c.kf) != 0)))

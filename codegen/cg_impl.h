@@ -18,7 +18,7 @@ typedef struct {
     char **var; /* per value: its C identifier */
     const CgTrain *train; /* a training program; NULL: inference */
     const struct CgTarget *t;
-    FILE *kf;   /* the target's file of generated kernels (fused.cuh), or NULL */
+    FILE *kf;   /* the target's file of generated kernels (fused.cuh, loops.h), or NULL */
 } CgCtx;
 
 /* How a target emits one op. check returns NULL when the node can be

@@ -229,12 +229,10 @@ size_t rt_peak_rss(void);
 extern uint64_t rt_train_rng_key;
 
 /* ---- threads (rt_threads.c) -------------------------------------------------------
- * The programs' OpenMP setting, made before anything runs: unless the user set
- * OMP_WAIT_POLICY or GOMP_SPINCOUNT, GOMP_SPINCOUNT=100000, and the program
- * starts itself again (argv) so that libgomp, which reads it only while the
- * program loads, sees it. Returns only when nothing was to be done or the
- * restart failed (then the program runs on with libgomp's default). */
-void rt_omp_defaults(char **argv);
+ * The programs' thread count, checked before anything runs: 0 when
+ * OMP_NUM_THREADS is unset or a whole number from 1 to 255 (the kernels'
+ * pool, kernels/kpar.c, reads it), else -1 with a message saying what to give. */
+int rt_threads_check(void);
 
 /* ---- step profile (rt_prof.c) ------------------------------------------------------
  * A program built with -DLOOM_PROFILE (`make PROFILE=1`) adds the time of each

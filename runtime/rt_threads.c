@@ -1,21 +1,24 @@
-/* How long OpenMP's idle workers spin before they sleep, for every program
- * loom generates. Between two parallel steps of a model the workers either
- * spin (and start the next step at once) or sleep (and are woken through the
- * kernel, tens of microseconds each time). Kernels go parallel only for steps
- * of about 100 us or more (K_PAR_WORK, kernels.h), so the gaps between
- * parallel steps are short and a worker that sleeps in them costs most of
- * what the second thread gains. Measured on 2 cores (median ms per run, 2
- * threads): resnet_small 1.63 at GOMP_SPINCOUNT=1000, 0.96 at 100000, 1.27 at
- * libgomp's 300000; fno_small 8.5 and 5.5; a model small enough to run on one
- * thread is unaffected (it opens no parallel region). */
+/* The thread count of every program loom generates, checked before anything
+ * runs. The kernels' pool (kernels/kpar.c) reads OMP_NUM_THREADS itself, the
+ * variable users already set for threaded numeric code, and falls back to
+ * every CPU the process may use when it is unset; a value it cannot use
+ * would silently run on all of them, so the programs refuse it here with a
+ * message instead. */
 #include "rt.h"
 
+#include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
-void rt_omp_defaults(char **argv)
+int rt_threads_check(void)
 {
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("GOMP_SPINCOUNT", "100000", 0) == 0) execv("/proc/self/exe", argv);
-    /* no /proc: run on with the default */
+    const char *s = getenv("OMP_NUM_THREADS");
+    if (!s) return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    if (end == s || *end || errno || n < 1 || n > 255)
+        return rt_fail("OMP_NUM_THREADS='%s' is not a thread count: give a whole number from 1 to 255, "
+                       "or unset it to use every CPU",
+                       s);
+    return 0;
 }

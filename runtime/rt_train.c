@@ -549,9 +549,8 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             help(m);
             return 0;
         }
-    rt_omp_defaults(argv);
     const rt_device *dev = DEV(m);
-    if (dev->init() || dev->memory_check(m->arena_bytes, m->weights_bytes)) {
+    if (rt_threads_check() || dev->init() || dev->memory_check(m->arena_bytes, m->weights_bytes)) {
         fprintf(stderr, "train: %s\n", rt_error());
         return 1;
     }

@@ -22,7 +22,7 @@ jobs_list=()
 # tiers that build their own C programs use it too: $TEST_CC file.c -o prog $TEST_LIBS
 CC=${CC:-cc}
 export TEST_CC="$CC -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer
- -fopenmp -Wall -Wextra -Wno-unused-parameter -I$PWD/ir -I$PWD/frontend -I$PWD/optimizer
+ -pthread -Wall -Wextra -Wno-unused-parameter -I$PWD/ir -I$PWD/frontend -I$PWD/optimizer
  -I$PWD/codegen -I$PWD/codegen/kernels/cpu -I$PWD/runtime -I$PWD/build/gen -I$PWD/tests/unit"
 export TEST_LIBS="$PWD/build/asan/libloom.a $PWD/build/asan/libloomrt.a $PWD/build/asan/libloomk_cpu.a
  -lopenblas -lprotobuf-c -llpsolve55 -lcolamd -lm"
