@@ -661,6 +661,31 @@ static void emit_attention(CgCtx *c, int node)
     launch_check(c, node, call);
 }
 
+/* ---- softmax and its gradient ---- */
+
+static void emit_softmax(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int grad = n->op == IR_OP_SoftmaxGrad || n->op == IR_OP_LogSoftmaxGrad;
+    int is_log = n->op == IR_OP_LogSoftmax || n->op == IR_OP_LogSoftmaxGrad;
+    const IrValue *x = VAL(c, n->in[grad]);
+    /* before opset 13 the forward coerces its input to 2-D at axis (cg_cpu_ops.c's reading) */
+    int new_form = grad || c->g->opset >= 13;
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", new_form ? -1 : 1), x->rank);
+    int64_t outer = prod(x->dims, 0, axis);
+    int64_t len = new_form ? x->dims[axis] : prod(x->dims, axis, x->rank);
+    int64_t inner = new_form ? prod(x->dims, axis + 1, x->rank) : 1;
+    char call[512];
+    cg_declare_outputs(c, node);
+    if (grad)
+        snprintf(call, sizeof call, "lk_softmax_grad_f32(STREAM, %s, %s, %s, %lld, %lld, %lld, %d)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], (long long)outer, (long long)len, (long long)inner, is_log);
+    else
+        snprintf(call, sizeof call, "lk_softmax_f32(STREAM, %s, %s, %lld, %lld, %lld, %d)", c->var[n->out[0]],
+                 c->var[n->in[0]], (long long)outer, (long long)len, (long long)inner, is_log);
+    launch_check(c, node, call);
+}
+
 /* ---- the loss and its gradient ---- */
 
 static int reduction(const IrNode *n)
@@ -829,6 +854,10 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
     [IR_OP_LayerNormGrad] = {check_layernorm, layernorm_grad_ws, emit_layernorm, 0},
+    [IR_OP_Softmax] = {f32_only, NULL, emit_softmax, 0},
+    [IR_OP_LogSoftmax] = {f32_only, NULL, emit_softmax, 0},
+    [IR_OP_SoftmaxGrad] = {f32_only, NULL, emit_softmax, 0},
+    [IR_OP_LogSoftmaxGrad] = {f32_only, NULL, emit_softmax, 0},
     [IR_OP_Attention] = {check_attention, NULL, emit_attention, 0},
     [IR_OP_AttentionGrad] = {check_attention, attention_ws, emit_attention, 0},
     [IR_OP_ReduceSum] = {check_reduce, NULL, emit_reduce, 2},

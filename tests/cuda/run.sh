@@ -15,7 +15,9 @@
 #  4. each program that builds, built again with `make EMU=1` and run on the
 #     emulator beside the cpu program of the same model: inference outputs
 #     within a normalized error of 1e-5; training's first-step loss and
-#     --dump-grads gradients within 1e-5, and 5 steps of loss within 1e-4.
+#     --dump-grads gradients within 1e-5, and 5 steps of loss within 1e-4;
+#     gpt2_tiny's training also with --no-fuse-attention (Softmax and its
+#     gradient, batched MatMul).
 # The kernels, rt_cuda and the emulator are compiled once (nvcc and g++)
 # and linked by every program (LOOM_PREBUILT). Env: LOOM, LOOM_ROOT, CUDA.
 set -u
@@ -151,6 +153,24 @@ else
 fi
 echo "cuda target, by model and mode:"
 sed 's/^/  /' "$got"
+
+# ---- attention left unfused (Softmax, its gradient, batched MatMul in a program) ----
+m=gpt2_tiny d=$out/$m.unfused c=$out/$m.unfused.cpu
+mapfile -t data < <(data "$m")
+uargs=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y --no-fuse-attention)
+if "$loom" "${uargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+   "$loom" "${uargs[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
+   make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+   make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
+   "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+   "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1; then
+    if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
+       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then
+        pass "cuda_emu_unfused_attention_$m ($r; $r2)"
+    else fail "cuda_emu_unfused_attention_$m" "$r ${r2:-}"; fi
+else
+    fail "cuda_emu_unfused_attention_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
+fi
 
 # ---- the program's refusal of a device too small (cudaMemGetInfo, emulated) ----
 t=$out/mlp.train

@@ -373,6 +373,25 @@ static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, in
     cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddw);
 }
 
+static void test_softmax(int64_t outer, int64_t len, int64_t inner, int is_log)
+{
+    auto x = rand_vec((size_t)(outer * len * inner)), dy = rand_vec(x.size());
+    for (auto &e : x) e *= 5;
+    if (!is_log) x[0] = -INFINITY; // a masked score: probability 0
+    std::vector<float> y(x.size()), dx(x.size());
+    k_softmax_f32(y.data(), x.data(), outer, len, inner, is_log);
+    k_softmax_grad_f32(dx.data(), dy.data(), y.data(), outer, len, inner, is_log);
+    float *dxv = dev(x), *dyv = out_like(y), *ddy = dev(dy), *dyy = dev(y), *ddx = out_like(dx);
+    char name[96];
+    snprintf(name, sizeof name, "lk_softmax_f32%s [%lld,%lld,%lld]", is_log ? " log" : "", (long long)outer,
+             (long long)len, (long long)inner);
+    int rc = lk_softmax_f32(rt_cuda_stream(), dyv, dxv, outer, len, inner, is_log);
+    compare(name, rc, back(dyv, y.size()), y);
+    rc = lk_softmax_grad_f32(rt_cuda_stream(), ddx, ddy, dyy, outer, len, inner, is_log);
+    compare("  its gradient", rc, back(ddx, dx.size()), dx);
+    cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(dyy), cudaFree(ddx);
+}
+
 int main(void)
 {
     if (rt_device_cuda.init()) {
@@ -397,6 +416,10 @@ int main(void)
     test_linear_ce(37, 16, 300, 1, 0, 1);
     test_linear_ce(100, 4, 100000, 1, 1, 1); /* two blocks of rows (83 + 17): dW summed over them */
     test_reduce_axes();
+    test_softmax(16, 300, 1, 0);
+    test_softmax(16, 300, 1, 1);
+    test_softmax(3, 7, 5, 0);
+    test_softmax(3, 7, 5, 1);
     test_conv(2, 2, 3, 8, 1, 16, 4, 4, 1, 0); /* a ViT's patch embedding */
     test_conv(2, 2, 4, 6, 2, 9, 3, 2, 2, 1);  /* groups, stride, dilation, pads */
     test_conv(1, 1, 3, 4, 1, 11, 3, 1, 1, 1);

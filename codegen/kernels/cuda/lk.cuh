@@ -109,6 +109,12 @@ int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64
  * where axis k is reduced, else 0 (the other fields unused); y holds the
  * kept axes in order. A thread per output, its elements in order. */
 int lk_reduce_axes_f32(cudaStream_t s, float *y, const float *x, const LkNd *p, int kind);
+/* Softmax or LogSoftmax (is_log) over the middle axis of x [outer, len,
+ * inner] (k_softmax_f32), and loom.SoftmaxGrad / LogSoftmaxGrad from the
+ * forward output y (k_softmax_grad_f32); sums in double. */
+int lk_softmax_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log);
+int lk_softmax_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                        int64_t inner, int is_log);
 
 /* ---- convolution: lk_conv.cu ---- */
 

@@ -74,3 +74,104 @@ int lk_reduce_axes_f32(cudaStream_t s, float *y, const float *x, const LkNd *p, 
     if (nout == 0) return 0;
     return LOOM_LAUNCH(reduce_axes, lk_blocks(nout), LK_THREADS, 0, s, y, x, *p, nout, len, kind);
 }
+
+/* ---- Softmax, LogSoftmax and their gradients over the middle axis of [outer, len, inner] ---- */
+
+static __global__ void softmax_rows(float *y, const float *x, int64_t outer, int64_t len, int is_log)
+{
+    // inner 1: block b takes row b; max, then exps summed in double (kreduce.c's row softmax)
+    __shared__ double dpart[32];
+    __shared__ float fpart[32];
+    for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+        const float *xr = x + r * len;
+        float *yr = y + r * len;
+        float m = -INFINITY;
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x) m = xr[i] > m ? xr[i] : m;
+        m = lk_block_max(m, fpart);
+        double s = 0;
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+            float d = xr[i] - m;
+            s += d < -87.3f ? 0.0 : (double)expf(d);
+        }
+        s = lk_block_sum(s, dpart);
+        float ls = (float)log(s), inv = (float)(1.0 / s);
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+            float d = xr[i] - m;
+            yr[i] = is_log ? d - ls : (d < -87.3f ? 0.0f : expf(d)) * inv;
+        }
+    }
+}
+
+static __global__ void softmax_cols(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log)
+{
+    // a thread per (outer, inner) column, its len elements inner apart
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < outer * inner;
+         q += (int64_t)gridDim.x * blockDim.x) {
+        int64_t base = q / inner * len * inner + q % inner;
+        const float *xc = x + base;
+        float *yc = y + base, m = -INFINITY;
+        for (int64_t i = 0; i < len; i++) m = xc[i * inner] > m ? xc[i * inner] : m;
+        double s = 0;
+        for (int64_t i = 0; i < len; i++) {
+            float d = xc[i * inner] - m;
+            s += d < -87.3f ? 0.0 : (double)expf(d);
+        }
+        float ls = (float)log(s), inv = (float)(1.0 / s);
+        for (int64_t i = 0; i < len; i++) {
+            float d = xc[i * inner] - m;
+            yc[i * inner] = is_log ? d - ls : (d < -87.3f ? 0.0f : expf(d)) * inv;
+        }
+    }
+}
+
+int lk_softmax_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int is_log)
+{
+    if (outer * len * inner == 0) return 0;
+    if (inner == 1)
+        return LOOM_LAUNCH(softmax_rows, (unsigned)(outer < 65535 ? outer : 65535), ROW_THREADS, 0, s, y, x, outer,
+                           len, is_log);
+    return LOOM_LAUNCH(softmax_cols, lk_blocks(outer * inner), LK_THREADS, 0, s, y, x, outer, len, inner, is_log);
+}
+
+static __global__ void softmax_grad_rows(float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                                         int is_log)
+{
+    // inner 1: block b takes row b; log: dx = dy - exp(y) sum(dy), else dx = y (dy - sum(dy y))
+    __shared__ double part[32];
+    for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+        const float *dyr = dy + r * len, *yr = y + r * len;
+        double s = 0;
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += is_log ? (double)dyr[i] : (double)dyr[i] * yr[i];
+        s = lk_block_sum(s, part);
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x)
+            dx[r * len + i] = (float)(is_log ? dyr[i] - exp((double)yr[i]) * s : yr[i] * (dyr[i] - s));
+    }
+}
+
+static __global__ void softmax_grad_cols(float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                                         int64_t inner, int is_log)
+{
+    // a thread per (outer, inner) column
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < outer * inner;
+         q += (int64_t)gridDim.x * blockDim.x) {
+        int64_t base = q / inner * len * inner + q % inner;
+        const float *dyc = dy + base, *yc = y + base;
+        double s = 0;
+        for (int64_t i = 0; i < len; i++) s += is_log ? (double)dyc[i * inner] : (double)dyc[i * inner] * yc[i * inner];
+        for (int64_t i = 0; i < len; i++) {
+            int64_t k = i * inner;
+            dx[base + k] = (float)(is_log ? dyc[k] - exp((double)yc[k]) * s : yc[k] * (dyc[k] - s));
+        }
+    }
+}
+
+int lk_softmax_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *y, int64_t outer, int64_t len,
+                        int64_t inner, int is_log)
+{
+    if (outer * len * inner == 0) return 0;
+    if (inner == 1)
+        return LOOM_LAUNCH(softmax_grad_rows, (unsigned)(outer < 65535 ? outer : 65535), ROW_THREADS, 0, s, dx, dy, y,
+                           outer, len, is_log);
+    return LOOM_LAUNCH(softmax_grad_cols, lk_blocks(outer * inner), LK_THREADS, 0, s, dx, dy, y, outer, len, inner,
+                       is_log);
+}
