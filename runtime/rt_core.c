@@ -3,12 +3,32 @@
  * libloomrt reports failures through rt_fail and describes arrays with rt_tensor. */
 #include "rt.h"
 
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 static _Thread_local char err_buf[RT_ERR_LEN];
+
+/* A failing program exits without the libraries' destructors: under a
+ * `ulimit -v` too small for OpenBLAS's buffer, OpenBLAS's own thread asks
+ * for it again forever, and OpenBLAS's destructor waits for that thread, so
+ * the program's refusal would hang after its message. Registered before main
+ * (after the loader's destructor list), so it runs first; success exits
+ * normally. */
+static void exit_on_failure(int status, void *arg)
+{
+    (void)arg;
+    if (status != 0) {
+        fflush(NULL);
+        _exit(status);
+    }
+}
+
+__attribute__((constructor)) static void install_exit_on_failure(void) { on_exit(exit_on_failure, NULL); }
 
 const char *rt_error(void) { return err_buf; }
 
@@ -114,41 +134,82 @@ char *rt_shape_str(char *buf, size_t len, int rank, const int64_t *dims) {
 
 /* The bytes this process may still allocate: the kernel's MemAvailable, and
  * under an address-space limit (ulimit -v) what is left of it. */
+/* MemAvailable, or -1 when /proc does not say. */
 static int64_t available_bytes(void)
 {
     int64_t avail = -1;
     char line[256];
+    long long kb;
     FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
-        long long kb;
         while (fgets(line, sizeof line, f))
             if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) avail = (int64_t)kb * 1024;
         fclose(f);
     }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        int64_t used = 0;
-        long long kb;
-        if ((f = fopen("/proc/self/status", "r")) != NULL) {
-            while (fgets(line, sizeof line, f))
-                if (sscanf(line, "VmSize: %lld kB", &kb) == 1) used = (int64_t)kb * 1024;
-            fclose(f);
-        }
-        int64_t left = (int64_t)rl.rlim_cur - used;
-        if (left < 0) left = 0;
-        if (avail < 0 || left < avail) avail = left;
-    }
     return avail;
+}
+
+/* The address space `ulimit -v` (RLIMIT_AS) leaves this process, or -1
+ * when there is no limit. */
+static int64_t address_space_left(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return -1;
+    int64_t used = 0;
+    char line[256];
+    long long kb;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmSize: %lld kB", &kb) == 1) used = (int64_t)kb * 1024;
+        fclose(f);
+    }
+    return (int64_t)rl.rlim_cur > used ? (int64_t)rl.rlim_cur - used : 0;
+}
+
+/* The threads the kernels' pool will run: OMP_NUM_THREADS (rt_threads_check
+ * has refused a bad one), else the CPUs this process may use. */
+static int pool_threads(void)
+{
+    const char *s = getenv("OMP_NUM_THREADS");
+    if (s && atoi(s) > 0) return atoi(s);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    return 1;
+}
+
+/* Address space the program may map after this check, besides its arena
+ * and weights: OpenBLAS's buffer (128 MiB in Debian's build) on the calling
+ * thread, mapped at the first product, and per further thread another
+ * buffer (OpenBLAS's own threads map theirs while the program starts, a
+ * pool worker at its first product) and a stack. Under a `ulimit -v` that
+ * cannot hold them OpenBLAS asks for its buffer again forever, a hang, so
+ * the check counts them. resnet_small's training program on 2 threads:
+ * VmPeak 459 MB; it ran under 500 MB and hung under 450 MB. */
+static int64_t address_space_reserve(int threads)
+{
+    return ((int64_t)144 << 20) + (int64_t)(threads - 1) * ((int64_t)264 << 20);
 }
 
 int rt_memory_check(int64_t arena_bytes, int64_t weights_bytes)
 {
     int64_t need = arena_bytes + weights_bytes, avail = available_bytes();
-    if (avail < 0 || need <= avail) return 0;
-    return rt_fail("the program needs %lld bytes of memory (arena %lld, weights and optimizer state %lld), "
-                   "but %lld are available; free memory, or compile with a smaller --budget (loom plan "
-                   "shows the least feasible one)", (long long)need, (long long)arena_bytes,
-                   (long long)weights_bytes, (long long)avail);
+    if (avail >= 0 && need > avail)
+        return rt_fail("the program needs %lld bytes of memory (arena %lld, weights and optimizer state %lld), "
+                       "but %lld are available; free memory, or compile with a smaller --budget (loom plan "
+                       "shows the least feasible one)", (long long)need, (long long)arena_bytes,
+                       (long long)weights_bytes, (long long)avail);
+    int64_t left = address_space_left();
+    int threads = pool_threads();
+    int64_t reserve = address_space_reserve(threads);
+    if (left >= 0 && need + reserve > left)
+        return rt_fail("the program needs %lld bytes of memory (arena %lld, weights and optimizer state %lld) "
+                       "and %lld of address space for OpenBLAS's buffers and %d thread%s, but `ulimit -v` "
+                       "leaves %lld; raise the limit, run fewer threads (OMP_NUM_THREADS=1 needs %lld), or "
+                       "compile with a smaller --budget", (long long)need, (long long)arena_bytes,
+                       (long long)weights_bytes, (long long)reserve, threads, threads == 1 ? "" : "s",
+                       (long long)left, (long long)(need + address_space_reserve(1)));
+    return 0;
 }
 
 /* ---- the host device: the cpu target's arena and weights are host memory ---- */
