@@ -483,8 +483,83 @@ static void emit_conv(CgCtx *c, int node)
         snprintf(call, sizeof call, "lk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d)", c->var[n->out[0]],
                  c->var[n->in[0]], c->var[n->in[1]], node);
     else
-        snprintf(call, sizeof call, "lk_conv_f32(STREAM, %s, %s, %s, %s, &conv_%d)", c->var[n->out[0]],
-                 c->var[n->in[0]], c->var[n->in[1]], IN_OR_NULL(c, n, 2), node);
+        snprintf(call, sizeof call, "lk_conv%s_f32(STREAM, %s, %s, %s, %s, &conv_%d)",
+                 n->op == IR_OP_ConvTranspose ? "_transpose" : "", c->var[n->out[0]], c->var[n->in[0]],
+                 c->var[n->in[1]], IN_OR_NULL(c, n, 2), node);
+    launch_check(c, node, call);
+}
+
+/* ---- batch normalization (inference form), activation gradients, global pooling ---- */
+
+static const char *check_batchnorm(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    if (ir_attr_int(nd, "training_mode", 0))
+        return "BatchNormalization with batch statistics (training_mode 1; not yet by the cuda target)";
+    if (nd->op == IR_OP_BatchNormalization && nd->nout > 1)
+        return "BatchNormalization with the extra outputs of opsets before 14";
+    return f32_only(g, node, why, n);
+}
+
+static void emit_batchnorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int grad = n->op == IR_OP_BatchNormGrad;
+    const IrValue *x = VAL(c, n->in[grad]);
+    long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
+    long long sp = (long long)prod(x->dims, 2, x->rank);
+    char call[768];
+    cg_declare_outputs(c, node);
+    if (grad)
+        snprintf(call, sizeof call, "lk_batchnorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)",
+                 OUT_OR_NULL(c, n, 0), OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
+                 IN_OR_NULL(c, n, 2), c->var[n->in[3]], c->var[n->in[4]], N, C, sp,
+                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    else
+        snprintf(call, sizeof call, "lk_batchnorm_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)",
+                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
+                 c->var[n->in[4]], N, C, sp, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    launch_check(c, node, call);
+}
+
+/* loom.ActivationGrad: the act attribute and ONNX's defaults, as cg_cpu_grad.c reads them */
+static void emit_activation_grad(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const char *act = ir_attr_string(n, "act", "");
+    int kind = K_ACT_RELU;
+    float alpha = 0, beta = 0, gamma = 0;
+    if (!strcmp(act, "LeakyRelu")) {
+        kind = K_ACT_LEAKY_RELU, alpha = ir_attr_float(n, "alpha", 0.01f);
+    } else if (!strcmp(act, "Elu")) {
+        kind = K_ACT_ELU, alpha = ir_attr_float(n, "alpha", 1.0f);
+    } else if (!strcmp(act, "Selu")) {
+        kind = K_ACT_SELU, alpha = ir_attr_float(n, "alpha", 1.67326319217681884765625f);
+        gamma = ir_attr_float(n, "gamma", 1.05070102214813232421875f);
+    } else if (!strcmp(act, "HardSigmoid")) {
+        kind = K_ACT_HARD_SIGMOID, alpha = ir_attr_float(n, "alpha", 0.2f), beta = ir_attr_float(n, "beta", 0.5f);
+    } else if (!strcmp(act, "HardSwish")) {
+        kind = K_ACT_HARD_SWISH;
+    } else if (!strcmp(act, "Gelu")) {
+        kind = strcmp(ir_attr_string(n, "approximate", "none"), "tanh") ? K_ACT_GELU : K_ACT_GELU_TANH;
+    }
+    char call[512];
+    cg_declare_outputs(c, node);
+    snprintf(call, sizeof call, "lk_activation_grad_f32(STREAM, %s, %s, %s, %lld, %d, %s, %s, %s)", c->var[n->out[0]],
+             c->var[n->in[0]], c->var[n->in[1]], (long long)ir_value_numel(VAL(c, n->out[0])), kind, CG_FLT(alpha),
+             CG_FLT(beta), CG_FLT(gamma));
+    launch_check(c, node, call);
+}
+
+/* GlobalAveragePool: the mean over each (n, c)'s spatial elements */
+static void emit_global_avg_pool(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    char call[512];
+    cg_declare_outputs(c, node);
+    snprintf(call, sizeof call, "lk_reduce_f32(STREAM, %s, %s, %lld, %lld, 1, 1)", c->var[n->out[0]], c->var[n->in[0]],
+             (long long)prod(x->dims, 0, 2), (long long)prod(x->dims, 2, x->rank));
     launch_check(c, node, call);
 }
 
@@ -850,6 +925,11 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_SliceGrad] = {f32_only, NULL, emit_slice_grad, 0},
     [IR_OP_Conv] = {check_conv, NULL, emit_conv, 0},
     [IR_OP_ConvGradWeight] = {check_conv, NULL, emit_conv, 0},
+    [IR_OP_ConvTranspose] = {check_conv, NULL, emit_conv, 0},
+    [IR_OP_BatchNormalization] = {check_batchnorm, NULL, emit_batchnorm, 0},
+    [IR_OP_BatchNormGrad] = {check_batchnorm, NULL, emit_batchnorm, 0},
+    [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, emit_activation_grad, 0},
+    [IR_OP_GlobalAveragePool] = {f32_only, NULL, emit_global_avg_pool, 0},
     [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
     [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},

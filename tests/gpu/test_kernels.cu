@@ -392,6 +392,69 @@ static void test_softmax(int64_t outer, int64_t len, int64_t inner, int is_log)
     cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(dyy), cudaFree(ddx);
 }
 
+static void test_conv_transpose(int64_t N, int64_t C, int64_t M, int64_t group, int64_t in, int64_t k, int64_t stride,
+                                int64_t pad, int64_t out_pad)
+{
+    // 2d; out = (in - 1) * stride - 2 pad + k + out_pad
+    KConv kp = {};
+    kp.nd = 2, kp.N = N, kp.C = C, kp.M = M, kp.group = group;
+    for (int d = 0; d < 2; d++)
+        kp.in[d] = in, kp.k[d] = k, kp.stride[d] = stride, kp.dilation[d] = 1, kp.pad[d] = pad,
+        kp.out[d] = (in - 1) * stride - 2 * pad + k + out_pad;
+    LkConv lp = {2, N, C, M, group, {in, in}, {kp.out[0], kp.out[1]}, {k, k}, {stride, stride}, {1, 1}, {pad, pad}};
+    auto x = rand_vec((size_t)(N * C * in * in)), w = rand_vec((size_t)(C * (M / group) * k * k)), b = rand_vec((size_t)M);
+    std::vector<float> y((size_t)(N * M * kp.out[0] * kp.out[1]));
+    std::vector<char> ws(k_conv_transpose_f32_ws(&kp) + 64);
+    k_conv_transpose_f32(y.data(), x.data(), w.data(), b.data(), &kp, ws.data());
+    float *dxv = dev(x), *dwv = dev(w), *dbv = dev(b), *dyv = out_like(y);
+    char name[128];
+    snprintf(name, sizeof name, "lk_conv_transpose_f32 N %lld C %lld M %lld group %lld in %lld k %lld stride %lld pad %lld out_pad %lld",
+             (long long)N, (long long)C, (long long)M, (long long)group, (long long)in, (long long)k, (long long)stride,
+             (long long)pad, (long long)out_pad);
+    int rc = lk_conv_transpose_f32(rt_cuda_stream(), dyv, dxv, dwv, dbv, &lp);
+    compare(name, rc, back(dyv, y.size()), y);
+    cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(dyv);
+}
+
+static void test_batchnorm(int64_t N, int64_t C, int64_t sp)
+{
+    auto x = rand_vec((size_t)(N * C * sp)), dy = rand_vec(x.size()), sc = rand_vec((size_t)C), b = rand_vec((size_t)C);
+    auto mean = rand_vec((size_t)C), var = rand_vec((size_t)C);
+    for (auto &v : var) v = fabsf(v) + 0.1f;
+    std::vector<float> y(x.size()), dx(x.size()), ds((size_t)C), db((size_t)C);
+    k_batchnorm_f32(y.data(), x.data(), sc.data(), b.data(), mean.data(), var.data(), N, C, sp, 1e-5f);
+    k_batchnorm_grad_f32(dx.data(), ds.data(), db.data(), dy.data(), x.data(), sc.data(), mean.data(), var.data(), N, C,
+                         sp, 1e-5f, 0);
+    float *dxv = dev(x), *ddy = dev(dy), *dsc = dev(sc), *dbv = dev(b), *dm = dev(mean), *dvar = dev(var);
+    float *dyv = out_like(y), *ddx = out_like(dx), *dds = out_like(ds), *ddb = out_like(db);
+    char name[96];
+    snprintf(name, sizeof name, "lk_batchnorm_f32 [%lld,%lld,%lld]", (long long)N, (long long)C, (long long)sp);
+    int rc = lk_batchnorm_f32(rt_cuda_stream(), dyv, dxv, dsc, dbv, dm, dvar, N, C, sp, 1e-5f);
+    compare(name, rc, back(dyv, y.size()), y);
+    rc = lk_batchnorm_grad_f32(rt_cuda_stream(), ddx, dds, ddb, ddy, dxv, dsc, dm, dvar, N, C, sp, 1e-5f);
+    compare("  lk_batchnorm_grad_f32 dx", rc, back(ddx, dx.size()), dx);
+    compare("  its dscale", rc, back(dds, ds.size()), ds);
+    compare("  its dbias", rc, back(ddb, db.size()), db);
+    cudaFree(dxv), cudaFree(ddy), cudaFree(dsc), cudaFree(dbv), cudaFree(dm), cudaFree(dvar), cudaFree(dyv);
+    cudaFree(ddx), cudaFree(dds), cudaFree(ddb);
+}
+
+static void test_activation_grad(void)
+{
+    auto x = rand_vec(999), dy = rand_vec(999);
+    for (auto &e : x) e *= 5;
+    for (int act = K_ACT_RELU; act <= K_ACT_GELU_TANH; act++) {
+        std::vector<float> dx(x.size());
+        k_activation_grad_f32(dx.data(), dy.data(), x.data(), 999, act, 0.2f, 0.5f, 1.05f);
+        float *dxv = dev(x), *ddy = dev(dy), *ddx = out_like(dx);
+        int rc = lk_activation_grad_f32(rt_cuda_stream(), ddx, ddy, dxv, 999, act, 0.2f, 0.5f, 1.05f);
+        char name[64];
+        snprintf(name, sizeof name, "lk_activation_grad_f32 act %d", act);
+        compare(name, rc, back(ddx, dx.size()), dx);
+        cudaFree(dxv), cudaFree(ddy), cudaFree(ddx);
+    }
+}
+
 int main(void)
 {
     if (rt_device_cuda.init()) {
@@ -424,6 +487,10 @@ int main(void)
     test_conv(2, 2, 4, 6, 2, 9, 3, 2, 2, 1);  /* groups, stride, dilation, pads */
     test_conv(1, 1, 3, 4, 1, 11, 3, 1, 1, 1);
     test_conv(3, 1, 2, 2, 1, 5, 2, 1, 1, 0);
+    test_conv_transpose(2, 4, 6, 2, 5, 3, 2, 1, 1); /* a Conv's input gradient: groups, stride, pads */
+    test_conv_transpose(1, 3, 2, 1, 7, 3, 1, 1, 0);
+    test_batchnorm(4, 16, 64);
+    test_activation_grad();
     test_copy();
     test_pad(0);
     test_pad(1);

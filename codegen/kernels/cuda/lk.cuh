@@ -128,6 +128,9 @@ typedef struct {
 int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
 /* loom.ConvGradWeight (k_conv_grad_weight_f32): dw [M, C/group, k...] from dy and x. */
 int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p);
+/* ConvTranspose (k_conv_transpose_f32): y [N, M, out...] from x [N, C, in...], w [C, M/group, k...];
+ * in is x's spatial size, out y's, pad the cropped start. Also a Conv's input gradient. */
+int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
 
 /* ---- normalization: lk_norm.cu ---- */
 
@@ -139,6 +142,17 @@ size_t lk_layernorm_grad_f32_ws(int64_t rows);
 int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *inv_std, int64_t rows, int64_t cols,
                           float eps, void *ws);
+
+/* BatchNormalization in inference form (k_batchnorm_f32): x, y [N, C, spatial]. */
+int lk_batchnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias,
+                     const float *mean, const float *var, int64_t N, int64_t C, int64_t spatial, float eps);
+/* loom.BatchNormGrad with the given statistics (k_batchnorm_grad_f32, training 0); dx, dscale, dbias may be NULL. */
+int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
+                          int64_t spatial, float eps);
+/* loom.ActivationGrad (k_activation_grad_f32): act numbered as K_ACT_*. */
+int lk_activation_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
+                           float beta, float gamma);
 
 /* ---- fused attention: lk_attn.cu ---- */
 

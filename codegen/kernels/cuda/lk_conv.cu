@@ -96,3 +96,43 @@ int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const fl
     if (total == 0) return 0;
     return LOOM_LAUNCH(conv_grad_weight, lk_blocks(total), LK_THREADS, 0, s, dw, dy, x, *p, total);
 }
+
+static __global__ void conv_transpose(float *y, const float *x, const float *w, const float *b, LkConv p,
+                                      int64_t total)
+{
+    // x (N, C, in...), w (C, M/group, k...), y (N, M, out...): one y element per thread, gathering
+    // the x elements i that reach it (o = i * stride + k * dilation - pad)
+    int64_t in[3], out[3], k[3];
+    dims3(p, in, out, k);
+    int64_t cg = p.C / p.group, mg = p.M / p.group, osz = out[0] * out[1] * out[2], isz = in[0] * in[1] * in[2];
+    int64_t ksz = k[0] * k[1] * k[2];
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t o = e % osz, m = e / osz % p.M, n = e / (osz * p.M);
+        int64_t od[3] = {o / (out[2] * out[1]), o / out[2] % out[1], o % out[2]};
+        int64_t g = m / mg, mm = m % mg;
+        float s = 0;
+        for (int64_t c = 0; c < cg; c++) {
+            const float *xc = x + (n * p.C + g * cg + c) * isz, *wc = w + ((g * cg + c) * mg + mm) * ksz;
+            for (int64_t kk = 0; kk < ksz; kk++) {
+                int64_t kd[3] = {kk / (k[2] * k[1]), kk / k[2] % k[1], kk % k[2]}, off = 0;
+                int ok = 1;
+                for (int d = 0; d < 3 && ok; d++) {
+                    int64_t st = d < p.nd ? p.stride[d] : 1, dil = d < p.nd ? p.dilation[d] : 1;
+                    int64_t t = od[d] + (d < p.nd ? p.pad[d] : 0) - kd[d] * dil;
+                    if (t < 0 || t % st || t / st >= in[d]) ok = 0;
+                    else off = off * in[d] + t / st;
+                }
+                if (ok) s += xc[off] * wc[kk];
+            }
+        }
+        y[e] = b ? s + b[m] : s;
+    }
+}
+
+int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p)
+{
+    int64_t total = p->N * p->M;
+    for (int d = 0; d < p->nd; d++) total *= p->out[d];
+    if (total == 0) return 0;
+    return LOOM_LAUNCH(conv_transpose, lk_blocks(total), LK_THREADS, 0, s, y, x, w, b, *p, total);
+}

@@ -114,3 +114,101 @@ int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
     return LOOM_LAUNCH(layernorm_grad_params, lk_blocks(cols), LK_THREADS, 0, s, dscale, dbias, st, dy, x, rows,
                        cols);
 }
+
+static __global__ void batchnorm(float *y, const float *x, const float *scale, const float *bias, const float *mean,
+                                 const float *var, int64_t C, int64_t spatial, int64_t total, float eps)
+{
+    // x, y (N, C, spatial): y = (x - mean) * scale / sqrt(var + eps) + bias, knorm.c's float operations
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = e / spatial % C;
+        float a = (scale ? scale[c] : 1.0f) / sqrtf(var[c] + eps);
+        y[e] = (x[e] - mean[c]) * a + (bias ? bias[c] : 0.0f);
+    }
+}
+
+int lk_batchnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias,
+                     const float *mean, const float *var, int64_t N, int64_t C, int64_t spatial, float eps)
+{
+    int64_t total = N * C * spatial;
+    if (total == 0) return 0;
+    return LOOM_LAUNCH(batchnorm, lk_blocks(total), LK_THREADS, 0, s, y, x, scale, bias, mean, var, C, spatial, total,
+                       eps);
+}
+
+static __global__ void batchnorm_grad_dx(float *dx, const float *dy, const float *scale, const float *var, int64_t C,
+                                         int64_t spatial, int64_t total, float eps)
+{
+    // the statistics are constants: dx = dy * scale / sqrt(var + eps), in double as kgrad.c
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = e / spatial % C;
+        double is = 1.0 / sqrt((double)var[c] + (double)eps), sc = scale ? scale[c] : 1.0f;
+        dx[e] = (float)(dy[e] * sc * is);
+    }
+}
+
+static __global__ void batchnorm_grad_params(float *dscale, float *dbias, const float *dy, const float *x,
+                                             const float *mean, const float *var, int64_t N, int64_t C,
+                                             int64_t spatial, float eps)
+{
+    // a thread per channel: the sums over (N, spatial) in order
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
+        double m = mean[c], is = 1.0 / sqrt((double)var[c] + (double)eps), sg = 0, sgx = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < spatial; i++) {
+                int64_t e = (n * C + c) * spatial + i;
+                double g = dy[e];
+                sg += g, sgx += g * (x[e] - m) * is;
+            }
+        if (dscale) dscale[c] = (float)sgx;
+        if (dbias) dbias[c] = (float)sg;
+    }
+}
+
+int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
+                          int64_t spatial, float eps)
+{
+    int64_t total = N * C * spatial;
+    if (total == 0) return 0;
+    if (dx && LOOM_LAUNCH(batchnorm_grad_dx, lk_blocks(total), LK_THREADS, 0, s, dx, dy, scale, var, C, spatial, total,
+                          eps))
+        return -1;
+    if (!dscale && !dbias) return 0;
+    return LOOM_LAUNCH(batchnorm_grad_params, lk_blocks(C), LK_THREADS, 0, s, dscale, dbias, dy, x, mean, var, N, C,
+                       spatial, eps);
+}
+
+static __global__ void activation_grad(float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
+                                       float beta, float gamma)
+{
+    // dx = dy * f'(x), the derivative in double as kgrad.c's (LK_ACT_* as K_ACT_*)
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        double v = x[i], d;
+        switch (act) {
+        case 0: d = v > 0; break;                                     // Relu
+        case 1: d = v > 0 ? 1 : alpha; break;                         // LeakyRelu
+        case 2: d = v > 0 ? 1 : alpha * exp(v); break;                // Elu
+        case 3: d = v > 0 ? gamma : (double)gamma * alpha * exp(v); break; // Selu
+        case 4: {                                                     // HardSigmoid
+            double t = (double)alpha * v + beta;
+            d = t > 0 && t < 1 ? alpha : 0;
+            break;
+        }
+        case 5: d = v < -3 ? 0 : v > 3 ? 1 : v / 3 + 0.5; break;      // HardSwish
+        case 6: d = 0.5 * (1 + erf(v * 0.7071067811865476)) + v * 0.3989422804014327 * exp(-0.5 * v * v); break;
+        default: {                                                    // Gelu, tanh form
+            double u = 0.7978845608028654 * (v + 0.044715 * v * v * v), t = tanh(u);
+            d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
+            break;
+        }
+        }
+        dx[i] = (float)(dy[i] * d);
+    }
+}
+
+int lk_activation_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
+                           float beta, float gamma)
+{
+    if (n == 0) return 0;
+    return LOOM_LAUNCH(activation_grad, lk_blocks(n), LK_THREADS, 0, s, dx, dy, x, n, act, alpha, beta, gamma);
+}
