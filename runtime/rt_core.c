@@ -132,21 +132,19 @@ char *rt_shape_str(char *buf, size_t len, int rank, const int64_t *dims) {
     return buf;
 }
 
-/* The bytes this process may still allocate: the kernel's MemAvailable, and
- * under an address-space limit (ulimit -v) what is left of it. */
-/* MemAvailable, or -1 when /proc does not say. */
-static int64_t available_bytes(void)
+/* The "KEY: N kB" line of a /proc file, in bytes, or -1. */
+static int64_t proc_kb(const char *path, const char *key)
 {
-    int64_t avail = -1;
+    int64_t v = -1;
     char line[256];
+    size_t n = strlen(key);
     long long kb;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) avail = (int64_t)kb * 1024;
-        fclose(f);
-    }
-    return avail;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n) && line[n] == ':' && sscanf(line + n + 1, "%lld", &kb) == 1) v = (int64_t)kb * 1024;
+    fclose(f);
+    return v;
 }
 
 /* The address space `ulimit -v` (RLIMIT_AS) leaves this process, or -1
@@ -155,15 +153,8 @@ static int64_t address_space_left(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return -1;
-    int64_t used = 0;
-    char line[256];
-    long long kb;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "VmSize: %lld kB", &kb) == 1) used = (int64_t)kb * 1024;
-        fclose(f);
-    }
+    int64_t used = proc_kb("/proc/self/status", "VmSize");
+    if (used < 0) used = 0;
     return (int64_t)rl.rlim_cur > used ? (int64_t)rl.rlim_cur - used : 0;
 }
 
@@ -193,7 +184,7 @@ static int64_t address_space_reserve(int threads)
 
 int rt_memory_check(int64_t arena_bytes, int64_t weights_bytes)
 {
-    int64_t need = arena_bytes + weights_bytes, avail = available_bytes();
+    int64_t need = arena_bytes + weights_bytes, avail = proc_kb("/proc/meminfo", "MemAvailable");
     if (avail >= 0 && need > avail)
         return rt_fail("the program needs %lld bytes of memory (arena %lld, weights and optimizer state %lld), "
                        "but %lld are available; free memory, or compile with a smaller --budget (loom plan "

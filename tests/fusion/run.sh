@@ -41,11 +41,34 @@ print(f"gradients {worst:.2g}, losses {dl:.2g} (relative)")
 sys.exit(0 if worst < 1e-4 and dl < 1e-5 else 1)
 PY
 
+# train_zoo MODEL DIR FLAG...: MODEL's training program (--loss ce) compiled
+# into DIR with the flags, built, and run 10 steps (DIR.jsonl,
+# DIR.grads.safetensors; logs DIR.*.log)
+train_zoo() {
+    local model=$1 dir=$2 args
+    shift 2
+    mapfile -t args < <(data "$model")
+    "$loom" compile "models/$model/model.onnx" --mode train --target cpu -o "$dir" --loss ce \
+        --loss-target target_y "$@" > "$dir.compile.log" 2>&1 &&
+        make -s -C "$dir" LOOM_PREBUILT="$root/build/rel" > "$dir.build.log" 2>&1 &&
+        "$dir/train" "${args[@]}" --steps 10 --log "$dir.jsonl" --dump-grads "$dir.grads.safetensors" \
+            > "$dir.run.log" 2>&1
+}
+
+# matches NAME A B: the runs A and B (DIR.jsonl, DIR.grads.safetensors) train alike (close.py)
+matches() {
+    local msg
+    if msg=$("$py" "$out/close.py" "$2.grads.safetensors" "$3.grads.safetensors" "$2.jsonl" "$3.jsonl" 2>&1); then
+        pass "$1 ($msg)"
+    else
+        fail "$1" "$msg"
+    fi
+}
+
 declare -A layers=([gpt2_tiny]=2 [llama_tiny]=2 [vit_tiny]=2)
 declare -A causal=([gpt2_tiny]=2 [llama_tiny]=2 [vit_tiny]=0)
 for model in gpt2_tiny llama_tiny vit_tiny; do
     m=models/$model/model.onnx
-    mapfile -t args < <(data "$model")
     ir=$out/$model.fuse.txt
     if ! "$loom" compile "$m" --mode infer --target cpu -o "$out/$model.infer" --dump-after fuse > /dev/null 2> "$ir"; then
         fail "fusion_${model}_ir" "$(tail -3 "$ir")"
@@ -63,11 +86,7 @@ for model in gpt2_tiny llama_tiny vit_tiny; do
         flag=()
         [ $kind = unfused ] && flag=(--no-fuse-attention)
         dir=$out/$model.$kind
-        if ! "$loom" compile "$m" --mode train --target cpu -o "$dir" --loss ce --loss-target target_y \
-            "${flag[@]}" > "$dir.compile.log" 2>&1 ||
-            ! make -s -C "$dir" LOOM_PREBUILT="$root/build/rel" > "$dir.build.log" 2>&1 ||
-            ! "$dir/train" "${args[@]}" --steps 10 --log "$dir.jsonl" --dump-grads "$dir.grads.safetensors" \
-            > "$dir.run.log" 2>&1; then
+        if ! train_zoo "$model" "$dir" "${flag[@]}"; then
             fail "fusion_${model}_${kind}_train" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log")"
             continue 2
         fi
@@ -78,12 +97,7 @@ for model in gpt2_tiny llama_tiny vit_tiny; do
     else
         fail "fusion_${model}_kernels" "$calls k_attention calls in the fused model.c, want $((2 * layers[$model]))"
     fi
-    if msg=$("$py" "$out/close.py" "$out/$model.fused.grads.safetensors" "$out/$model.unfused.grads.safetensors" \
-        "$out/$model.fused.jsonl" "$out/$model.unfused.jsonl" 2>&1); then
-        pass "fusion_${model}_matches_unfused ($msg)"
-    else
-        fail "fusion_${model}_matches_unfused" "$msg"
-    fi
+    matches "fusion_${model}_matches_unfused" "$out/$model.fused" "$out/$model.unfused"
 done
 
 # masks.py DIR: a model with two attentions over one shared KT (so the first
@@ -167,12 +181,7 @@ if "$py" "$out/masks.py" "$md" > "$md.gen.log" 2>&1; then
         else
             fail "fusion_masks_infer_matches_unfused" "$msg"
         fi
-        if msg=$("$py" "$out/close.py" "$md/fused.grads.safetensors" "$md/unfused.grads.safetensors" \
-            "$md/fused.jsonl" "$md/unfused.jsonl" 2>&1); then
-            pass "fusion_masks_train_matches_unfused ($msg)"
-        else
-            fail "fusion_masks_train_matches_unfused" "$msg"
-        fi
+        matches "fusion_masks_train_matches_unfused" "$md/fused" "$md/unfused"
     fi
 else
     fail "fusion_masks_model" "$(tail -3 "$md.gen.log")"
@@ -191,13 +200,8 @@ fi
 # loom.LinearCrossEntropy (ir/loss.c); the program trains like --no-fuse-head
 # (gradients within 1e-4 of each tensor's largest, 10 losses within 1e-5)
 for model in gpt2_tiny llama_tiny; do
-    mapfile -t args < <(data "$model")
     dir=$out/$model.nohead
-    if ! "$loom" compile "models/$model/model.onnx" --mode train --target cpu -o "$dir" --loss ce \
-        --loss-target target_y --no-fuse-head > "$dir.compile.log" 2>&1 ||
-        ! make -s -C "$dir" LOOM_PREBUILT="$root/build/rel" > "$dir.build.log" 2>&1 ||
-        ! "$dir/train" "${args[@]}" --steps 10 --log "$dir.jsonl" --dump-grads "$dir.grads.safetensors" \
-        > "$dir.run.log" 2>&1 || ! [ -f "$out/$model.fused.jsonl" ]; then
+    if ! train_zoo "$model" "$dir" --no-fuse-head || ! [ -f "$out/$model.fused.jsonl" ]; then
         fail "fusion_${model}_head" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
         continue
     fi
@@ -208,10 +212,5 @@ for model in gpt2_tiny llama_tiny; do
     else
         fail "fusion_${model}_head_kernel" "$fused k_linear_ce_f32 calls fused, $apart with --no-fuse-head; want 1 and 0"
     fi
-    if msg=$("$py" "$out/close.py" "$out/$model.fused.grads.safetensors" "$dir.grads.safetensors" \
-        "$out/$model.fused.jsonl" "$dir.jsonl" 2>&1); then
-        pass "fusion_${model}_head_matches_unfused ($msg)"
-    else
-        fail "fusion_${model}_head_matches_unfused" "$msg"
-    fi
+    matches "fusion_${model}_head_matches_unfused" "$out/$model.fused" "$dir"
 done
