@@ -232,7 +232,7 @@ fi
 
 # ---- loom compile's refusals ----
 # the cuda target refuses an op it cannot emit yet, naming it (tests/cuda covers what it emits)
-expect_error compile_cuda "Gather is not supported by the cuda target" "$loom" compile models/gpt2_tiny/model.onnx --mode infer --target cuda -o "$out/t"
+expect_error compile_cuda "DFT is not supported by the cuda target" "$loom" compile models/fno_small/model.onnx --mode infer --target cuda -o "$out/t"
 "$loom" compile models/mlp/model.onnx --mode infer --target cpu > /dev/null 2>&1
 rc=$?
 if [ $rc -eq 2 ]; then pass compile_no_output; else fail compile_no_output "exit $rc (want 2)"; fi
