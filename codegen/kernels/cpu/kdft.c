@@ -84,53 +84,53 @@ static void dft_lines(void *arg, int64_t lo, int64_t hi, int tid)
     int64_t xst = inner * cin, yst = inner * 2; // element strides along the transform axis
     int full = is_pow2(L) && n_out == L, half = is_pow2(L) && n_out < L && cin == 1;
     for (int64_t line = lo; line < hi; line++) {
-            int64_t o = line / inner, i = line % inner;
-            const float *xs = x + (o * n_in * inner + i) * cin;
-            float *ys = y + (o * n_out * inner + i) * 2;
-            if (full) {
-                int bits = 0;
-                while ((int64_t)1 << bits < L) bits++;
-                for (int64_t j = 0; j < L; j++) {
-                    float *d = ys + bit_reverse(j, bits) * yst;
-                    d[0] = j < n ? xs[j * xst] : 0;
-                    d[1] = j < n && cin == 2 ? xs[j * xst + 1] : 0;
-                }
-                fft_inplace(ys, yst, L, sign);
-            } else if (half) {
-                // z[j] = x[2j] + i x[2j+1], FFT of length h, then with
-                // E = (Z[k] + conj Z[h-k]) / 2, O = (Z[k] - conj Z[h-k]) / 2i:
-                // X[k] = E + W^k O and X[h-k] = conj(E - W^k O), W = exp(sign 2 pi i / L)
-                int64_t h = L / 2;
-                int bits = 0;
-                while ((int64_t)1 << bits < h) bits++;
-                for (int64_t j = 0; j < h; j++) {
-                    float *d = ys + bit_reverse(j, bits) * yst;
-                    d[0] = 2 * j < n ? xs[2 * j * xst] : 0;
-                    d[1] = 2 * j + 1 < n ? xs[(2 * j + 1) * xst] : 0;
-                }
-                fft_inplace(ys, yst, h, sign);
-                double z0r = ys[0], z0i = ys[1];
-                ys[0] = (float)(z0r + z0i), ys[1] = 0;
-                ys[h * yst] = (float)(z0r - z0i), ys[h * yst + 1] = 0;
-                for (int64_t k = 1; k <= h / 2; k++) {
-                    float *p = ys + k * yst, *q = ys + (h - k) * yst;
-                    double ar = p[0], ai = p[1], br = q[0], bi = -q[1]; // Z[k], conj Z[h-k]
-                    double er = (ar + br) / 2, ei = (ai + bi) / 2;
-                    double or_ = (ai - bi) / 2, oi = -(ar - br) / 2;     // (a - b) / 2i
-                    double ang = sign * 2 * PI * (double)k / (double)L;
-                    double wr = cos(ang), wi = sin(ang);
-                    double tr = wr * or_ - wi * oi, ti = wr * oi + wi * or_;
-                    p[0] = (float)(er + tr), p[1] = (float)(ei + ti);
-                    if (q != p) q[0] = (float)(er - tr), q[1] = (float)-(ei - ti);
-                }
-            } else {
-                dft_direct(ys, yst, xs, xst, cin, n, L, n_out, sign);
+        int64_t o = line / inner, i = line % inner;
+        const float *xs = x + (o * n_in * inner + i) * cin;
+        float *ys = y + (o * n_out * inner + i) * 2;
+        if (full) {
+            int bits = 0;
+            while ((int64_t)1 << bits < L) bits++;
+            for (int64_t j = 0; j < L; j++) {
+                float *d = ys + bit_reverse(j, bits) * yst;
+                d[0] = j < n ? xs[j * xst] : 0;
+                d[1] = j < n && cin == 2 ? xs[j * xst + 1] : 0;
             }
-            if (inverse) {
-                float s = (float)(1.0 / (double)L);
-                for (int64_t k = 0; k < n_out; k++) ys[k * yst] *= s, ys[k * yst + 1] *= s;
+            fft_inplace(ys, yst, L, sign);
+        } else if (half) {
+            // z[j] = x[2j] + i x[2j+1], FFT of length h, then with
+            // E = (Z[k] + conj Z[h-k]) / 2, O = (Z[k] - conj Z[h-k]) / 2i:
+            // X[k] = E + W^k O and X[h-k] = conj(E - W^k O), W = exp(sign 2 pi i / L)
+            int64_t h = L / 2;
+            int bits = 0;
+            while ((int64_t)1 << bits < h) bits++;
+            for (int64_t j = 0; j < h; j++) {
+                float *d = ys + bit_reverse(j, bits) * yst;
+                d[0] = 2 * j < n ? xs[2 * j * xst] : 0;
+                d[1] = 2 * j + 1 < n ? xs[(2 * j + 1) * xst] : 0;
             }
+            fft_inplace(ys, yst, h, sign);
+            double z0r = ys[0], z0i = ys[1];
+            ys[0] = (float)(z0r + z0i), ys[1] = 0;
+            ys[h * yst] = (float)(z0r - z0i), ys[h * yst + 1] = 0;
+            for (int64_t k = 1; k <= h / 2; k++) {
+                float *p = ys + k * yst, *q = ys + (h - k) * yst;
+                double ar = p[0], ai = p[1], br = q[0], bi = -q[1]; // Z[k], conj Z[h-k]
+                double er = (ar + br) / 2, ei = (ai + bi) / 2;
+                double or_ = (ai - bi) / 2, oi = -(ar - br) / 2;     // (a - b) / 2i
+                double ang = sign * 2 * PI * (double)k / (double)L;
+                double wr = cos(ang), wi = sin(ang);
+                double tr = wr * or_ - wi * oi, ti = wr * oi + wi * or_;
+                p[0] = (float)(er + tr), p[1] = (float)(ei + ti);
+                if (q != p) q[0] = (float)(er - tr), q[1] = (float)-(ei - ti);
+            }
+        } else {
+            dft_direct(ys, yst, xs, xst, cin, n, L, n_out, sign);
         }
+        if (inverse) {
+            float s = (float)(1.0 / (double)L);
+            for (int64_t k = 0; k < n_out; k++) ys[k * yst] *= s, ys[k * yst + 1] *= s;
+        }
+    }
 }
 
 void k_dft_f32(float *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,

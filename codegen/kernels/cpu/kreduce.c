@@ -45,19 +45,19 @@ static void softmax_rows(void *arg, int64_t lo, int64_t hi, int tid) {
     const float *x = a->x;
     int64_t len = a->len;
     int is_log = a->is_log;
-        for (int64_t o = lo; o < hi; o++) {
-            const float *xr = x + o * len;
-            float *yr = y + o * len;
-            float m = k_row_max(xr, len);
-            double sum = k_row_exp_sum(yr, xr, len, m); // y holds the exps until rescaled
-            if (is_log) {
-                float ls = (float)log(sum);
-                for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - m) - ls;
-            } else {
-                float inv = (float)(1.0 / sum);
-                for (int64_t i = 0; i < len; i++) yr[i] *= inv;
-            }
+    for (int64_t o = lo; o < hi; o++) {
+        const float *xr = x + o * len;
+        float *yr = y + o * len;
+        float m = k_row_max(xr, len);
+        double sum = k_row_exp_sum(yr, xr, len, m); // y holds the exps until rescaled
+        if (is_log) {
+            float ls = (float)log(sum);
+            for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - m) - ls;
+        } else {
+            float inv = (float)(1.0 / sum);
+            for (int64_t i = 0; i < len; i++) yr[i] *= inv;
         }
+    }
 }
 
 /* Chunks [lo, hi) of CH neighbouring columns of a softmax over a strided axis. */
