@@ -274,10 +274,11 @@ def mib(b):
 
 
 def omp_env():
-    """The variables that change how idle OpenMP workers wait, as set for this run."""
+    """The variables that change how idle workers wait, as set for this run (loom's pool reads
+    OMP_WAIT_POLICY; PyTorch's libgomp both)."""
     env = [f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ]
-    return ", ".join(env) if env else ("none set (loom's programs then set GOMP_SPINCOUNT=100000 "
-                                       "for themselves; PyTorch's libgomp keeps its default)")
+    return ", ".join(env) if env else ("none set (loom's pool spins 300 us before it sleeps; "
+                                       "PyTorch's libgomp keeps its default)")
 
 
 def write_results(rows, a, cmdline, load):
