@@ -563,6 +563,108 @@ static void emit_global_avg_pool(CgCtx *c, int node)
     launch_check(c, node, call);
 }
 
+/* ---- MaxPool and its gradient (lk_pool.cu) ---- */
+
+static const char *check_maxpool(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[nd->op == IR_OP_MaxPoolGrad]];
+    if (nd->op == IR_OP_MaxPool && nd->nout > 1 && nd->out[1] >= 0)
+        return "MaxPool with its Indices output (not yet by the cuda target)";
+    if (x->rank < 3 || x->rank > 5) return "pooling over other than 1 to 3 spatial dims";
+    return f32_only(g, node, why, n);
+}
+
+static void maxpool_params(IrGraph *g, int node, KPool *p)
+{
+    const IrNode *n = &g->nodes[node];
+    int grad = n->op == IR_OP_MaxPoolGrad;
+    const IrValue *x = &g->values[n->in[grad]], *y = &g->values[grad ? n->in[0] : n->out[0]];
+    cg_cpu_pool_params(g, node, x->dims, y->dims, x->rank, p);
+}
+
+static int64_t maxpool_grad_ws(IrGraph *g, int node)
+{
+    KPool p;
+    maxpool_params(g, node, &p);
+    int64_t n = p.NC;
+    for (int d = 0; d < p.nd; d++) n *= p.out[d];
+    return n * 8; /* lk_maxpool_grad_f32_ws: an index per output */
+}
+
+static void emit_maxpool(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    KPool p;
+    char call[512], ws[64];
+    maxpool_params(c->g, node, &p);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    static const LkPool pool_%d = {%d, %lld, ", node, p.nd, (long long)p.NC);
+    const int64_t *f[6] = {p.in, p.out, p.k, p.stride, p.dilation, p.pad};
+    for (int k = 0; k < 6; k++) {
+        i64_list(c->f, f[k], p.nd);
+        fprintf(c->f, k < 5 ? ", " : "};\n");
+    }
+    if (n->op == IR_OP_MaxPoolGrad) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_maxpool_grad_f32(STREAM, %s, %s, %s, &pool_%d, %s)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], node, ws);
+    } else {
+        snprintf(call, sizeof call, "lk_maxpool_f32(STREAM, %s, %s, &pool_%d)", c->var[n->out[0]], c->var[n->in[0]],
+                 node);
+    }
+    launch_check(c, node, call);
+}
+
+/* ---- group and instance normalization ---- */
+
+static int64_t groups_of(const IrNode *n, const IrValue *x)
+{
+    return n->op == IR_OP_GroupNormalization || n->op == IR_OP_GroupNormGrad ? ir_attr_int(n, "num_groups", 1)
+                                                                              : x->dims[1];
+}
+
+static const char *check_groupnorm(IrGraph *g, int node, char *why, size_t n)
+{
+    const IrNode *nd = &g->nodes[node];
+    int grad = nd->op == IR_OP_GroupNormGrad || nd->op == IR_OP_InstanceNormGrad;
+    const IrValue *x = &g->values[nd->in[grad]];
+    int64_t groups = groups_of(nd, x);
+    if (x->rank < 2 || ir_value_numel(&g->values[nd->in[grad ? 2 : 1]]) != x->dims[1] || groups <= 0 ||
+        x->dims[1] % groups)
+        return "a group norm with a scale per group, or groups that do not divide the channels";
+    return f32_only(g, node, why, n);
+}
+
+static int64_t groupnorm_grad_ws(IrGraph *g, int node)
+{
+    const IrNode *nd = &g->nodes[node];
+    const IrValue *x = &g->values[nd->in[1]];
+    return 2 * x->dims[0] * groups_of(nd, x) * 8; /* lk_groupnorm_grad_f32_ws */
+}
+
+static void emit_groupnorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int grad = n->op == IR_OP_GroupNormGrad || n->op == IR_OP_InstanceNormGrad;
+    const IrValue *x = VAL(c, n->in[grad]);
+    long long N = (long long)x->dims[0], C = (long long)x->dims[1], G = (long long)groups_of(n, x);
+    long long sp = (long long)prod(x->dims, 2, x->rank);
+    char call[768], ws[64];
+    cg_declare_outputs(c, node);
+    if (grad) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_groupnorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %lld, %s, %s)",
+                 OUT_OR_NULL(c, n, 0), OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
+                 c->var[n->in[2]], N, C, G, sp, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws);
+    } else {
+        snprintf(call, sizeof call, "lk_groupnorm_f32(STREAM, %s, %s, %s, %s, %lld, %lld, %lld, %lld, %s)",
+                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], N, C, G, sp,
+                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    }
+    launch_check(c, node, call);
+}
+
 /* ---- indexing ---- */
 
 static const char *check_index(IrGraph *g, int node, char *why, size_t n)
@@ -930,6 +1032,12 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_BatchNormGrad] = {check_batchnorm, NULL, emit_batchnorm, 0},
     [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, emit_activation_grad, 0},
     [IR_OP_GlobalAveragePool] = {f32_only, NULL, emit_global_avg_pool, 0},
+    [IR_OP_MaxPool] = {check_maxpool, NULL, emit_maxpool, 0},
+    [IR_OP_MaxPoolGrad] = {check_maxpool, maxpool_grad_ws, emit_maxpool, 0},
+    [IR_OP_GroupNormalization] = {check_groupnorm, NULL, emit_groupnorm, 0},
+    [IR_OP_InstanceNormalization] = {check_groupnorm, NULL, emit_groupnorm, 0},
+    [IR_OP_GroupNormGrad] = {check_groupnorm, groupnorm_grad_ws, emit_groupnorm, 0},
+    [IR_OP_InstanceNormGrad] = {check_groupnorm, groupnorm_grad_ws, emit_groupnorm, 0},
     [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
     [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},

@@ -455,6 +455,60 @@ static void test_activation_grad(void)
     }
 }
 
+static void test_groupnorm(int64_t N, int64_t C, int64_t groups, int64_t sp)
+{
+    auto x = rand_vec((size_t)(N * C * sp)), dy = rand_vec(x.size()), sc = rand_vec((size_t)C), b = rand_vec((size_t)C);
+    for (auto &e : x) e = e * 2 + 0.5f;
+    std::vector<float> y(x.size()), dx(x.size()), ds((size_t)C), db((size_t)C);
+    std::vector<char> ws(k_groupnorm_grad_f32_ws(N, groups));
+    k_groupnorm_f32(y.data(), x.data(), sc.data(), b.data(), N, C, groups, sp, 1e-5f);
+    k_groupnorm_grad_f32(dx.data(), ds.data(), db.data(), dy.data(), x.data(), sc.data(), N, C, groups, sp, 1e-5f,
+                         ws.data());
+    float *dxv = dev(x), *ddy = dev(dy), *dsc = dev(sc), *dbv = dev(b);
+    float *dyv = out_like(y), *ddx = out_like(dx), *dds = out_like(ds), *ddb = out_like(db);
+    void *dws;
+    if (RT_CUDA(cudaMalloc(&dws, lk_groupnorm_grad_f32_ws(N, groups)))) exit(1);
+    char name[96];
+    snprintf(name, sizeof name, "lk_groupnorm_f32 [%lld,%lld,%lld] %lld groups", (long long)N, (long long)C,
+             (long long)sp, (long long)groups);
+    int rc = lk_groupnorm_f32(rt_cuda_stream(), dyv, dxv, dsc, dbv, N, C, groups, sp, 1e-5f);
+    compare(name, rc, back(dyv, y.size()), y);
+    rc = lk_groupnorm_grad_f32(rt_cuda_stream(), ddx, dds, ddb, ddy, dxv, dsc, N, C, groups, sp, 1e-5f, dws);
+    compare("  lk_groupnorm_grad_f32 dx", rc, back(ddx, dx.size()), dx);
+    compare("  its dscale", rc, back(dds, ds.size()), ds);
+    compare("  its dbias", rc, back(ddb, db.size()), db);
+    cudaFree(dxv), cudaFree(ddy), cudaFree(dsc), cudaFree(dbv), cudaFree(dyv), cudaFree(ddx), cudaFree(dds);
+    cudaFree(ddb), cudaFree(dws);
+}
+
+static void test_maxpool(int64_t NC, int64_t in, int64_t k, int64_t stride, int64_t pad, int ties)
+{
+    KPool kp = {};
+    kp.nd = 2, kp.NC = NC;
+    for (int d = 0; d < 2; d++)
+        kp.in[d] = in, kp.k[d] = k, kp.stride[d] = stride, kp.dilation[d] = 1, kp.pad[d] = pad,
+        kp.out[d] = (in + 2 * pad - k) / stride + 1;
+    LkPool lp = {2, NC, {in, in}, {kp.out[0], kp.out[1]}, {k, k}, {stride, stride}, {1, 1}, {pad, pad}};
+    auto x = rand_vec((size_t)(NC * in * in));
+    if (ties) for (auto &e : x) e = roundf(e * 2); // many equal values: the first maximum must win
+    auto dy = rand_vec((size_t)(NC * kp.out[0] * kp.out[1]));
+    std::vector<float> y(dy.size()), dx(x.size());
+    std::vector<char> ws(k_maxpool_grad_f32_ws(&kp) + 64);
+    k_maxpool_f32(y.data(), NULL, x.data(), &kp);
+    k_maxpool_grad_f32(dx.data(), dy.data(), x.data(), &kp, ws.data());
+    float *dxv = dev(x), *ddy = dev(dy), *dyv = out_like(y), *ddx = out_like(dx);
+    void *dws;
+    if (RT_CUDA(cudaMalloc(&dws, lk_maxpool_grad_f32_ws(&lp)))) exit(1);
+    char name[96];
+    snprintf(name, sizeof name, "lk_maxpool_f32 NC %lld in %lld k %lld stride %lld pad %lld%s", (long long)NC,
+             (long long)in, (long long)k, (long long)stride, (long long)pad, ties ? " ties" : "");
+    int rc = lk_maxpool_f32(rt_cuda_stream(), dyv, dxv, &lp);
+    compare(name, rc, back(dyv, y.size()), y);
+    rc = lk_maxpool_grad_f32(rt_cuda_stream(), ddx, ddy, dxv, &lp, dws);
+    compare("  lk_maxpool_grad_f32", rc, back(ddx, dx.size()), dx);
+    cudaFree(dxv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddx), cudaFree(dws);
+}
+
 int main(void)
 {
     if (rt_device_cuda.init()) {
@@ -491,6 +545,10 @@ int main(void)
     test_conv_transpose(1, 3, 2, 1, 7, 3, 1, 1, 0);
     test_batchnorm(4, 16, 64);
     test_activation_grad();
+    test_groupnorm(2, 8, 8, 100);  /* instance norm */
+    test_groupnorm(2, 8, 2, 30);
+    test_maxpool(6, 8, 2, 2, 0, 0);
+    test_maxpool(3, 9, 3, 2, 1, 1); /* overlapping windows, padding, ties */
     test_copy();
     test_pad(0);
     test_pad(1);

@@ -132,6 +132,19 @@ int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const fl
  * in is x's spatial size, out y's, pad the cropped start. Also a Conv's input gradient. */
 int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
 
+/* ---- pooling: lk_pool.cu ---- */
+
+/* As KPool's window (kernels.h), passed by value: x [NC, in...], y [NC, out...]. */
+typedef struct {
+    int nd;
+    int64_t NC, in[3], out[3], k[3], stride[3], dilation[3], pad[3];
+} LkPool;
+/* MaxPool without its indices (k_maxpool_f32): the first maximum of each window. */
+int lk_maxpool_f32(cudaStream_t s, float *y, const float *x, const LkPool *p);
+/* loom.MaxPoolGrad (k_maxpool_grad_f32). ws: lk_maxpool_grad_f32_ws(p) bytes. */
+size_t lk_maxpool_grad_f32_ws(const LkPool *p);
+int lk_maxpool_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, const LkPool *p, void *ws);
+
 /* ---- normalization: lk_norm.cu ---- */
 
 /* LayerNormalization over the last cols of each of rows rows (k_layernorm_f32). */
@@ -150,6 +163,15 @@ int lk_batchnorm_f32(cudaStream_t s, float *y, const float *x, const float *scal
 int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
                           int64_t spatial, float eps);
+/* GroupNormalization / InstanceNormalization (groups = C; k_groupnorm_f32):
+ * x, y [N, C, spatial], statistics per (n, group), scale and bias per channel. */
+int lk_groupnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias, int64_t N,
+                     int64_t C, int64_t groups, int64_t spatial, float eps);
+/* loom.GroupNormGrad / InstanceNormGrad (k_groupnorm_grad_f32). ws: lk_groupnorm_grad_f32_ws(N, groups) bytes. */
+size_t lk_groupnorm_grad_f32_ws(int64_t N, int64_t groups);
+int lk_groupnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, int64_t N, int64_t C, int64_t groups, int64_t spatial, float eps,
+                          void *ws);
 /* loom.ActivationGrad (k_activation_grad_f32): act numbered as K_ACT_*. */
 int lk_activation_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
                            float beta, float gamma);

@@ -212,3 +212,96 @@ int lk_activation_grad_f32(cudaStream_t s, float *dx, const float *dy, const flo
     if (n == 0) return 0;
     return LOOM_LAUNCH(activation_grad, lk_blocks(n), LK_THREADS, 0, s, dx, dy, x, n, act, alpha, beta, gamma);
 }
+
+/* ---- GroupNormalization and InstanceNormalization (groups = C) ---- */
+
+static __global__ void groupnorm(float *y, const float *x, const float *scale, const float *bias, int64_t C,
+                                 int64_t groups, int64_t spatial, int64_t rows, float eps)
+{
+    // x, y (N, C, spatial); block r normalizes group r of the N * groups, cpg * spatial elements in a row
+    __shared__ double part[32];
+    int64_t cpg = C / groups, len = cpg * spatial;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float *xg = x + r * len;
+        float *yg = y + r * len;
+        double m, v;
+        row_moments(xg, len, &m, &v, part);
+        float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+            int64_t c = r % groups * cpg + i / spatial;
+            float a = is * (scale ? scale[c] : 1.0f), b = bias ? bias[c] : 0.0f;
+            yg[i] = ((xg[i] - mf) - ml) * a + b;
+        }
+    }
+}
+
+int lk_groupnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias, int64_t N,
+                     int64_t C, int64_t groups, int64_t spatial, float eps)
+{
+    int64_t rows = N * groups;
+    if (rows * (C / groups) * spatial == 0) return 0;
+    return LOOM_LAUNCH(groupnorm, row_blocks(rows), NORM_THREADS, 0, s, y, x, scale, bias, C, groups, spatial, rows,
+                       eps);
+}
+
+size_t lk_groupnorm_grad_f32_ws(int64_t N, int64_t groups) { return (size_t)(2 * N * groups) * sizeof(double); }
+
+static __global__ void groupnorm_grad_rows(float *dx, double *st, const float *dy, const float *x, const float *scale,
+                                           int64_t C, int64_t groups, int64_t spatial, int64_t rows, float eps)
+{
+    // block r: group r's statistics into st, and its dx (kgrad.c's norm_dx)
+    __shared__ double part[32];
+    int64_t cpg = C / groups, len = cpg * spatial;
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float *xg = x + r * len, *dyg = dy + r * len;
+        const float *sc = scale ? scale + r % groups * cpg : NULL;
+        double m, v;
+        row_moments(xg, len, &m, &v, part);
+        double is = 1.0 / sqrt(v + (double)eps);
+        if (threadIdx.x == 0) st[2 * r] = m, st[2 * r + 1] = is;
+        double sg = 0, sgx = 0;
+        for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+            double g = (double)dyg[i] * (sc ? sc[i / spatial] : 1.0f);
+            sg += g, sgx += g * (xg[i] - m) * is;
+        }
+        double mg = lk_block_sum(sg, part) / (double)len, mgx = lk_block_sum(sgx, part) / (double)len;
+        if (dx)
+            for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+                double g = (double)dyg[i] * (sc ? sc[i / spatial] : 1.0f), xh = (xg[i] - m) * is;
+                dx[r * len + i] = (float)(is * (g - mg - xh * mgx));
+            }
+    }
+}
+
+static __global__ void groupnorm_grad_params(float *dscale, float *dbias, const double *st, const float *dy,
+                                             const float *x, int64_t N, int64_t C, int64_t groups, int64_t spatial)
+{
+    // a thread per channel: the sums over (N, spatial) in order
+    int64_t cpg = C / groups;
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C; c += (int64_t)gridDim.x * blockDim.x) {
+        double ss = 0, sb = 0;
+        for (int64_t n = 0; n < N; n++) {
+            int64_t r = n * groups + c / cpg;
+            double m = st[2 * r], is = st[2 * r + 1];
+            const float *xr = x + (n * C + c) * spatial, *dyr = dy + (n * C + c) * spatial;
+            for (int64_t i = 0; i < spatial; i++) ss += (double)dyr[i] * ((xr[i] - m) * is), sb += dyr[i];
+        }
+        if (dscale) dscale[c] = (float)ss;
+        if (dbias) dbias[c] = (float)sb;
+    }
+}
+
+int lk_groupnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                          const float *scale, int64_t N, int64_t C, int64_t groups, int64_t spatial, float eps,
+                          void *ws)
+{
+    int64_t rows = N * groups;
+    if (rows * (C / groups) * spatial == 0) return 0;
+    double *st = (double *)ws;
+    if (LOOM_LAUNCH(groupnorm_grad_rows, row_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale, C, groups,
+                    spatial, rows, eps))
+        return -1;
+    if (!dscale && !dbias) return 0;
+    return LOOM_LAUNCH(groupnorm_grad_params, lk_blocks(C), LK_THREADS, 0, s, dscale, dbias, st, dy, x, N, C, groups,
+                       spatial);
+}
