@@ -99,6 +99,7 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
         for (int w = 0; w < W; w++) acc[r][w] = _mm256_setzero_ps();
+#pragma GCC unroll 4
     for (int64_t k = 0; k < K; k++) {
         const float *bk = boff ? b + boff[k] : b + k * ldb;
         __m256 bv[2];
