@@ -645,10 +645,13 @@ int ir_autodiff(IrGraph *g, const char *freeze_regex)
         }
         if (!any_in) continue;
         for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
             dy[j] = -1;
-            if (!c.active[n->out[j]]) continue;
-            if ((dy[j] = grad_total(&c, n->out[j], IR_ACTIVATION)) < 0 && c.npart[n->out[j]])
-                goto out;
+            if (!c.active[v]) continue;
+            /* grad_total may add nodes (a sum of partial gradients): g->nodes moves */
+            dy[j] = grad_total(&c, v, IR_ACTIVATION);
+            n = &g->nodes[node];
+            if (dy[j] < 0 && c.npart[v]) goto out;
             any_out |= dy[j] >= 0;
         }
         if (!any_out) continue;
