@@ -16,6 +16,10 @@ int opt_lower_infer(IrGraph *g);
  * MatMul, scale, mask, Softmax, MatMul chains become loom.Attention
  * (ir/train.h); run after folding in both modes. */
 int opt_fuse_attention(IrGraph *g);
+/* ---- GELU fusion (fuse_gelu.c) ----
+ * GELU written out in elementwise ops (its tanh and erf forms, as PyTorch
+ * exports them before opset 20) becomes one Gelu node; run with it. */
+int opt_fuse_gelu(IrGraph *g);
 
 /* ---- cost model (hwprofile.c, cost.c) ----
  * Seconds per node on a device, which the schedule optimizer adds up. Two

@@ -7,7 +7,8 @@
 # unfused one (--no-fuse-attention): first-step gradients (--dump-grads)
 # within 1e-4 of each tensor's largest, 10 losses within 1e-5 relative. Not
 # bit for bit: the fused op scales inside the product and sums in another
-# order (docs/cli.md). Then the head: gpt2_tiny's and llama_tiny's logits
+# order (docs/cli.md). GELU written out must be one Gelu (gpt2_tiny's tanh
+# form, vit_tiny's erf form). Then the head: gpt2_tiny's and llama_tiny's logits
 # product and cross-entropy as one loom.LinearCrossEntropy, against
 # --no-fuse-head the same way.
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
@@ -67,6 +68,9 @@ matches() {
 
 declare -A layers=([gpt2_tiny]=2 [llama_tiny]=2 [vit_tiny]=2)
 declare -A causal=([gpt2_tiny]=2 [llama_tiny]=2 [vit_tiny]=0)
+# GELU written out (optimizer/fuse_gelu.c): gpt2_tiny's tanh form, vit_tiny's erf form
+declare -A gelu=([gpt2_tiny]=2 [llama_tiny]=0 [vit_tiny]=2)
+declare -A gelu_tanh=([gpt2_tiny]=2 [llama_tiny]=0 [vit_tiny]=0)
 for model in gpt2_tiny llama_tiny vit_tiny; do
     m=models/$model/model.onnx
     ir=$out/$model.fuse.txt
@@ -81,6 +85,14 @@ for model in gpt2_tiny llama_tiny vit_tiny; do
         pass "fusion_${model}_ir ($n loom.Attention, $nc causal)"
     else
         fail "fusion_${model}_ir" "$n loom.Attention ($nc causal), $left Softmax left; want ${layers[$model]} (${causal[$model]} causal), 0"
+    fi
+    ng=$(grep -c '= Gelu(' "$ir")
+    nt=$(grep '= Gelu(' "$ir" | grep -c 'approximate="tanh"')
+    rest=$(grep -cE '= (Tanh|Erf|Pow)\(' "$ir")
+    if [ "$ng" = "${gelu[$model]}" ] && [ "$nt" = "${gelu_tanh[$model]}" ] && [ "$rest" = 0 ]; then
+        pass "fusion_${model}_gelu ($ng Gelu, $nt tanh form)"
+    else
+        fail "fusion_${model}_gelu" "$ng Gelu ($nt tanh), $rest Tanh/Erf/Pow left; want ${gelu[$model]} (${gelu_tanh[$model]} tanh), 0"
     fi
     for kind in fused unfused; do
         flag=()
