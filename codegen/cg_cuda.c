@@ -937,8 +937,9 @@ static int64_t linear_ce_ws(IrGraph *g, int node)
 {
     int64_t N, D, C, r;
     linear_ce_dims(g, &g->nodes[node], &N, &D, &C);
-    r = ((int64_t)1 << 23) / (C > 0 ? C : 1); /* lk_linear_ce_f32_ws: rows of a block */
-    r = r < 1 ? 1 : r < N ? r : N;
+    r = ((int64_t)1 << 23) / (C > 0 ? C : 1); /* lk_lince.cu's block_rows: rows of a block */
+    r = r < 1024 ? 1024 : r;
+    r = r < N ? r : N;
     return ((r + 2) * 8 + 255) / 256 * 256 + r * C * 4;
 }
 
@@ -1120,10 +1121,10 @@ static void cuda_makefile(CgCtx *c, FILE *f)
             "C_OBJ := main.o\n"
             "\n"
             "%s: $(C_OBJ) $(CU_OBJ) $(LIBS)\n"
-            "\t$(LINK) $(C_OBJ) $(CU_OBJ) $(LIBS) $(LDLIBS) -lgomp -o $@\n"
+            "\t$(LINK) $(C_OBJ) $(CU_OBJ) $(LIBS) $(LDLIBS) -lpthread -o $@\n"
             "\n"
             "%%.o: %%.c\n"
-            "\t$(CC) -std=c11 -fopenmp $(DEFS) -isystem $(CUDA)/include $(CFLAGS) -c $< -o $@\n"
+            "\t$(CC) -std=c11 -pthread $(DEFS) -isystem $(CUDA)/include $(CFLAGS) -c $< -o $@\n"
             "%%.o: %%.cu\n"
             "\t$(NVCC) -std=c++17 $(GENCODE) $(DEFS) $(CFLAGS) -x cu -c $< -o $@\n"
             "%%.emu.o: %%.cu\n"

@@ -30,7 +30,7 @@ class Logits(nn.Module):
 
     def forward(self, input_ids):
         b, t = input_ids.shape
-        position_ids = torch.arange(t, dtype=torch.int64).unsqueeze(0).expand(b, t)
+        position_ids = torch.arange(t, dtype=torch.int64, device=input_ids.device).unsqueeze(0).expand(b, t)
         return self.lm(input_ids=input_ids, position_ids=position_ids, use_cache=False,
                        return_dict=False)[0]
 

@@ -70,7 +70,7 @@ if prebuilt; then pass cuda_kernels_build; else fail cuda_kernels_build "$(cat "
 # ---- 1, 2: the emulator and the kernels ----
 for t in tests/cuda/test_emu.cu tests/gpu/test_kernels.cu; do
     b=$(basename "$t" .cu)
-    if $EMU_CXX -x c++ "$t" -x none "$out/libloomk_cuda_emu.a" "$RT" "$KCPU" -lopenblas -fopenmp -lm \
+    if $EMU_CXX -x c++ "$t" -x none "$out/libloomk_cuda_emu.a" "$RT" "$KCPU" -lopenblas -pthread -lm \
             -o "$out/$b" 2> "$out/$b.build.log"; then
         "$out/$b" > "$out/$b.log" 2>&1
         cat "$out/$b.log"

@@ -1,56 +1,218 @@
 #!/usr/bin/env bash
-# The gpu tier, for a machine with an NVIDIA GPU (not part of `make test`'s
-# default run on machines without one): it says so and skips when no GPU
-# answers nvidia-smi. With one: builds the kernel comparison
-# (tests/gpu/test_kernels.cu, every cuda kernel against its cpu kernel,
-# normalized error < 1e-5) with nvcc for this GPU and runs it; then every
-# zoo model the cuda target compiles (tests/cuda/expected.txt, "built"),
-# in both modes, built with nvcc and run beside the cpu program as
-# tests/cuda does under the emulator (outputs; first-step loss and
-# gradients; 5 steps of loss), and 20 timed training steps (median step ms
-# from the log). Env: LOOM, LOOM_ROOT, CUDA, ARCH (default: this GPU's).
+# The gpu tier, for a machine with an NVIDIA GPU (not part of `make test`:
+# CI has no GPU). Usage:
+#   tests/gpu/run.sh                 build and run everything in build/gpu;
+#                                    says so and skips when no GPU answers
+#   tests/gpu/run.sh --prepare DIR   only what needs no GPU, into DIR: the
+#                                    kernels and programs built by nvcc, the
+#                                    cpu programs built and their results
+#   tests/gpu/run.sh --run DIR       only the GPU part, on what --prepare put
+#                                    in DIR (build on one machine, run on another)
+# What it checks and times:
+#  1. every cuda kernel against its cpu kernel on random inputs
+#     (tests/gpu/test_kernels.cu, normalized error < 1e-5);
+#  2. every zoo model the cuda target builds (tests/cuda/expected.txt,
+#     "built"), beside the cpu program of the same model: inference outputs
+#     within 1e-5 (normalized); training's first-step loss and gradients
+#     within 1e-5 and the 10-step loss curve within 1e-4 relative
+#     (tests/cuda/compare.py);
+#  3. training step times, median of 20 steps after 3 warm-up steps: each zoo
+#     model and GPT-2 124M (batch 8 x 1024, fp32; the ONNX file written by
+#     `python models/gpt2_124m.py`, skipped when absent), against PyTorch
+#     eager and torch.compile on the same model, batch and precision
+#     (bench/gpu_torch.py), and GPT-2 124M again compiled with --budget half
+#     the store-all activation memory (DEVICE: the cost model's profile,
+#     default h100-sxm); prints one table and writes it to
+#     $RESULTS (default bench/results/gpu.md) with the GPU named.
+# Env: LOOM (build/rel/loom), PREBUILT (build/rel: libloomrt.a,
+# libloomk_cpu.a), CUDA (/usr/local/cuda), ARCH (the GPU's; sm_90 when
+# preparing without one), PY (.venv/bin/python, else python3), GPT2 (the
+# GPT-2 124M ONNX file), TORCH_COMPILE (all; none, or the models to time
+# compiled, comma-separated: torch.compile takes a minute or more a model),
+# BLAS_LIBS (-lopenblas: the cpu kernels' BLAS, linked into test_kernels).
 set -u
 root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root" || exit 1
 . "$root/tests/lib.sh"
-if ! command -v nvidia-smi > /dev/null 2>&1 || ! nvidia-smi -L > /dev/null 2>&1; then
+phase=both out=build/gpu
+case ${1:-} in
+    --prepare) phase=prepare out=${2:?--prepare DIR} ;;
+    --run) phase=run out=${2:?--run DIR} ;;
+    "") ;;
+    *) echo "usage: tests/gpu/run.sh [--prepare DIR | --run DIR]" >&2; exit 2 ;;
+esac
+has_gpu() { command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; }
+if [ $phase != prepare ] && ! has_gpu; then
     echo "no GPU on this machine (nvidia-smi finds none): the gpu tier is skipped"
     exit 0
 fi
 CUDA=${CUDA:-/usr/local/cuda}
-cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
-ARCH=${ARCH:-sm_$cap}
-echo "GPU: $(nvidia-smi -L | head -1), ARCH=$ARCH"
-loom=${LOOM:-build/asan/loom}
-out=build/gpu
-rm -rf "$out" && mkdir -p "$out"
-K=codegen/kernels/cuda
-NV="$CUDA/bin/nvcc -std=c++17 -O2 -gencode arch=compute_${ARCH#sm_},code=$ARCH -D_GNU_SOURCE -I$K -Iruntime -Icodegen/kernels/cpu"
-if $NV -x cu tests/gpu/test_kernels.cu $K/lk_*.cu runtime/rt_cuda.cu -x none build/rel/libloomrt.a build/rel/libloomk_cpu.a \
-        -L"$CUDA/lib64" -lcublasLt -lcudart -lopenblas -Xcompiler -fopenmp -o "$out/test_kernels" > "$out/build.log" 2>&1; then
-    "$out/test_kernels"
-else
-    fail gpu_test_kernels_build "$(head -c 1500 "$out/build.log")"
+if [ -z "${ARCH:-}" ]; then
+    if has_gpu; then ARCH=sm_$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
+    else ARCH=sm_90; fi
 fi
-py=$root/.venv/bin/python
+loom=${LOOM:-build/rel/loom}
+PREBUILT=${PREBUILT:-build/rel}
+if [ -z "${PY:-}" ]; then
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+GPT2=${GPT2:-build/models/gpt2_124m/model.onnx}
+jobs=$(nproc)
+K=codegen/kernels/cuda
 loss_of() { case $1 in unet_small|fno_small) echo mse ;; *) echo ce ;; esac; }
-printf '%-14s %-6s %s\n' model mode result
-while read -r m mode what _; do
-    [ "$what" = built ] || continue
-    d=$out/$m.$mode c=$out/$m.$mode.cpu
-    extra=()
-    [ "$mode" = train ] && extra=(--loss "$(loss_of "$m")" --loss-target target_y)
-    "$loom" compile "models/$m/model.onnx" --mode "$mode" --target cuda -o "$d" "${extra[@]}" > /dev/null &&
-        "$loom" compile "models/$m/model.onnx" --mode "$mode" --target cpu -o "$c" "${extra[@]}" > /dev/null &&
-        make -s -C "$d" ARCH="$ARCH" > "$d.build.log" 2>&1 && make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 ||
-        { fail "gpu_build_${m}_$mode" "$(tail -c 800 "$d.build.log")"; continue; }
-    if [ "$mode" = train ]; then
-        mapfile -t data < <(data "$m")
-        "$d/train" "${data[@]}" --steps 5 --dump-grads "$d.g.st" --log "$d.log" > /dev/null &&
-            "$c/train" "${data[@]}" --steps 5 --dump-grads "$c.g.st" --log "$c.log" > /dev/null &&
-            "$d/train" "${data[@]}" --steps 20 --log "$d.time.log" > /dev/null
-        r1=$("$py" tests/cuda/compare.py grads "$d.g.st" "$c.g.st" 2>&1) && pass "gpu_grads_$m ($r1)" || fail "gpu_grads_$m" "$r1"
-        ms=$("$py" -c "import json,sys,statistics as s; print(s.median(json.loads(l)['step_ms'] for l in open(sys.argv[1])))" "$d.time.log")
-        printf '%-14s %-6s median step %s ms\n' "$m" "$mode" "$ms"
+built_models() { awk '$3 == "built" { print $1, $2 }' tests/cuda/expected.txt; }
+mode_bin() { [ "$1" = train ] && echo train || echo infer; }
+
+prepare() {
+    rm -rf "$out" && mkdir -p "$out/nv"
+    echo "prepare: ARCH=$ARCH into $out"
+    local NV="$CUDA/bin/nvcc -std=c++17 -O2 -gencode arch=compute_${ARCH#sm_},code=$ARCH -D_GNU_SOURCE -I$K -Iruntime -Icodegen/kernels/cpu"
+    local f pids=() ok=1
+    for f in $K/lk_*.cu runtime/rt_cuda.cu; do
+        $NV -x cu -c "$f" -o "$out/nv/$(basename "$f" .cu).o" 2> "$out/nv/$(basename "$f" .cu).log" &
+        pids+=($!)
+        if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}" || ok=0; pids=("${pids[@]:1}"); fi
+    done
+    for f in "${pids[@]}"; do wait "$f" || ok=0; done
+    ar rcs "$out/libloomk_cuda.a" "$out"/nv/*.o && cp "$PREBUILT/libloomrt.a" "$out/"
+    [ $ok = 1 ] || { fail gpu_kernels_build "$(cat "$out"/nv/*.log | head -c 1500)"; return 1; }
+    if $NV -x cu -c tests/gpu/test_kernels.cu -o "$out/nv/test_kernels.o" > "$out/test_kernels.build.log" 2>&1 &&
+        $NV "$out/nv/test_kernels.o" "$out/libloomk_cuda.a" "$PREBUILT/libloomrt.a" "$PREBUILT/libloomk_cpu.a" \
+            -L"$CUDA/lib64" -lcublasLt -lcudart ${BLAS_LIBS:--lopenblas} -lpthread -o "$out/test_kernels" >> "$out/test_kernels.build.log" 2>&1; then
+        pass gpu_test_kernels_build
+    else
+        fail gpu_test_kernels_build "$(head -c 1500 "$out/test_kernels.build.log")"
     fi
-done < tests/cuda/expected.txt
+    # every built zoo model, cuda and cpu, compiled and built (in parallel);
+    # then the cpu program's results, the reference of the --run phase
+    local m mode d c extra
+    while read -r m mode; do
+        d=$out/$m.$mode c=$out/$m.$mode.cpu extra=()
+        [ "$mode" = train ] && extra=(--loss "$(loss_of "$m")" --loss-target target_y)
+        ( "$loom" compile "models/$m/model.onnx" --mode "$mode" --target cuda -o "$d" "${extra[@]}" > "$d.compile.log" 2>&1 &&
+            make -s -C "$d" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 &&
+            "$loom" compile "models/$m/model.onnx" --mode "$mode" --target cpu -o "$c" "${extra[@]}" > "$c.compile.log" 2>&1 &&
+            make -s -C "$c" LOOM_PREBUILT="$root/$PREBUILT" > "$c.build.log" 2>&1 && rm -f "$d"/*.o "$c"/*.o ||
+            { echo "FAIL gpu_build_${m}_$mode"; tail -c 800 "$d.compile.log" "$d.build.log" "$c.compile.log" "$c.build.log" 2> /dev/null; } ) &
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+    done < <(built_models)
+    wait
+    while read -r m mode; do
+        c=$out/$m.$mode.cpu
+        [ -x "$c/$(mode_bin "$mode")" ] || continue
+        if [ "$mode" = infer ]; then
+            run_infer "$m" "$c" > "$c.run.log" 2>&1 || fail "gpu_cpu_run_${m}_$mode" "$(tail -c 400 "$c.run.log")"
+        else
+            mapfile -t data < <(data "$m")
+            "$c/train" "${data[@]}" --steps 10 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1 ||
+                fail "gpu_cpu_run_${m}_$mode" "$(tail -c 400 "$c.run.log")"
+        fi
+    done < <(built_models)
+    # GPT-2 124M, for timing only (its cpu program would take minutes a step)
+    if [ -f "$GPT2" ]; then
+        d=$out/gpt2_124m.train
+        if "$loom" compile "$GPT2" --mode train --target cuda --loss ce --loss-target target_y -o "$d" > "$d.compile.log" 2>&1 &&
+            make -s -C "$d" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1; then
+            cp "$d/train" "$d/train.timed" && rm -f "$d"/*.o "$d/train" &&
+                make -s -C "$d" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" PROFILE=1 > "$d.build.log" 2>&1 &&
+                mv "$d/train" "$d/train.profile" && mv "$d/train.timed" "$d/train" && rm -f "$d"/*.o
+            "$PY" -c "import numpy as np, sys
+r = np.random.default_rng(0)
+for n in ('input_ids', 'target_y'): np.save(f'{sys.argv[1]}/{n}.npy', r.integers(0, 50257, (8, 1024), dtype=np.int64))" "$d" &&
+                pass gpu_build_gpt2_124m
+            # the same under half the store-all activation memory (weights and optimizer state whole)
+            local h=$out/gpt2_124m_half.train budget
+            budget=$("$loom" plan "$GPT2" --mode train --target cuda --device "${DEVICE:-h100-sxm}" --loss ce --loss-target target_y --json |
+                "$PY" -c "import json, sys; d = json.load(sys.stdin); print(d['weights_bytes'] + d['store_all_arena_bytes'] // 2)") &&
+                "$loom" compile "$GPT2" --mode train --target cuda --device "${DEVICE:-h100-sxm}" --budget "$budget" --loss ce \
+                    --loss-target target_y -o "$h" > "$h.compile.log" 2>&1 &&
+                make -s -C "$h" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$h.build.log" 2>&1 && rm -f "$h"/*.o &&
+                cp "$d"/*.npy "$h/" && pass "gpu_build_gpt2_124m_half (--budget $budget)" ||
+                fail gpu_build_gpt2_124m_half "$(tail -c 800 "$h.compile.log" "$h.build.log" 2> /dev/null)"
+        else
+            fail gpu_build_gpt2_124m "$(tail -c 800 "$d.compile.log" "$d.build.log")"
+        fi
+    else
+        echo "no $GPT2 (python models/gpt2_124m.py writes it): GPT-2 124M is left out"
+    fi
+}
+
+# run_infer MODEL DIR: runs DIR/infer on the model's committed inputs, output to DIR.out.npy
+run_infer() {
+    local m=$1 p=$2 in=() f b o
+    for f in models/$m/*.npy; do
+        b=$(basename "$f" .npy)
+        case $b in expected_*|target_y) continue ;; esac
+        in+=(--input "$b=$f")
+    done
+    o=$(sed -n 's/^  \([^ ]*\) .*/\1/p' < <("$p/infer" --help | sed -n '/^outputs:/,$p') | head -1)
+    "$p/infer" "${in[@]}" --output "$o=$p.out.npy"
+}
+
+median_ms() { # FILE FIRST: the median step_ms of a --log file from step FIRST on
+    "$PY" -c "import json, sys, statistics as s
+v = [json.loads(l) for l in open(sys.argv[1])]
+print(f\"{s.median(x['step_ms'] for x in v if x['step'] >= int(sys.argv[2])):.3f}\")" "$1" "$2"
+}
+
+run() {
+    local gpu m mode d c r times=$out/times.txt
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+    echo "GPU: $gpu (driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1)), ARCH=$ARCH"
+    if [ -x "$out/test_kernels" ]; then
+        "$out/test_kernels" 2>&1 | tee "$out/test_kernels.log"
+        grep -q '^PASS' "$out/test_kernels.log" || fail gpu_test_kernels "no result"
+    fi
+    : > "$times"
+    while read -r m mode; do
+        d=$out/$m.$mode c=$out/$m.$mode.cpu
+        [ -x "$d/$(mode_bin "$mode")" ] || { fail "gpu_run_${m}_$mode" "not built"; continue; }
+        if [ "$mode" = infer ]; then
+            if run_infer "$m" "$d" > "$d.run.log" 2>&1 && r=$("$PY" tests/cuda/compare.py out "$d.out.npy" "$c.out.npy" 2>&1); then
+                pass "gpu_infer_$m ($r)"
+            else fail "gpu_infer_$m" "${r:-} $(tail -c 400 "$d.run.log")"; fi
+            continue
+        fi
+        mapfile -t data < <(data "$m")
+        if "$d/train" "${data[@]}" --steps 10 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1; then
+            r=$("$PY" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) && pass "gpu_grads_$m ($r)" || fail "gpu_grads_$m" "$r"
+            r=$("$PY" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1) && pass "gpu_losses_$m ($r)" || fail "gpu_losses_$m" "$r"
+        else
+            fail "gpu_train_$m" "$(tail -c 600 "$d.run.log")"; continue
+        fi
+        "$d/train" "${data[@]}" --steps 23 --print-every 100 --log "$d.time.jsonl" > /dev/null 2>&1 &&
+            echo "$m loom $(median_ms "$d.time.jsonl" 4)" >> "$times"
+        echo "$m cpu $(median_ms "$c.log.jsonl" 2)" >> "$times"
+    done < <(built_models)
+    d=$out/gpt2_124m.train
+    if [ -x "$d/train" ]; then
+        if "$d/train" --data "input_ids=$d/input_ids.npy" --data "target_y=$d/target_y.npy" --steps 23 --print-every 1 \
+                --log "$d.time.jsonl" > "$d.run.log" 2>&1; then
+            echo "gpt2_124m loom $(median_ms "$d.time.jsonl" 4)" >> "$times"
+            tail -n 3 "$d.run.log"
+        else
+            fail gpu_train_gpt2_124m "$(tail -c 600 "$d.run.log")"
+        fi
+        h=$out/gpt2_124m_half.train
+        if [ -x "$h/train" ]; then
+            "$h/train" --data "input_ids=$h/input_ids.npy" --data "target_y=$h/target_y.npy" --steps 23 --print-every 100 \
+                --log "$h.time.jsonl" > "$h.run.log" 2>&1 && echo "gpt2_124m_half loom $(median_ms "$h.time.jsonl" 4)" >> "$times" ||
+                fail gpu_train_gpt2_124m_half "$(tail -c 600 "$h.run.log")"
+        fi
+        [ -x "$d/train.profile" ] && "$d/train.profile" --data "input_ids=$d/input_ids.npy" --data "target_y=$d/target_y.npy" \
+            --steps 4 --print-every 100 --profile "$d.profile.json" > "$d.profile.log" 2>&1
+    fi
+    local tm=()
+    [ -x "$d/train" ] && tm+=(--gpt2-124m)
+    tm+=(--compile "${TORCH_COMPILE:-all}")
+    PYTHONUNBUFFERED=1 "$PY" bench/gpu_torch.py --steps 20 --warmup 3 "${tm[@]}" --out "$out/torch.txt" $(built_models | awk '$2 == "train" { print $1 }') 2>&1 |
+        tee "$out/torch.log"
+    [ "${PIPESTATUS[0]}" = 0 ] || fail gpu_torch "$(tail -c 800 "$out/torch.log")"
+    "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" | tee "${RESULTS:-bench/results/gpu.md}"
+}
+
+case $phase in
+    prepare) prepare ;;
+    run) run ;;
+    both) prepare && run ;;
+esac

@@ -525,13 +525,16 @@ int main(void)
     test_reduce(1, 4, 128, 0);
     test_reduce(6, 1000, 1, 1);
     test_reduce(3, 5, 7, 0);
+    test_reduce(1, 300, 70, 0);  /* few long columns: a block per 32 columns */
+    test_reduce(3, 200, 33, 1);
     test_sce(4, 10, 2, 0);
     test_sce(37, 300, 1, 0);
     test_sce(8, 96, 2, 1);
     test_optim(1000);
     test_linear_ce(128, 64, 96, 0, 1, 0); /* gpt2_tiny's head */
     test_linear_ce(37, 16, 300, 1, 0, 1);
-    test_linear_ce(100, 4, 100000, 1, 1, 1); /* two blocks of rows (83 + 17): dW summed over them */
+    test_linear_ce(100, 4, 100000, 1, 1, 1); /* a wide vocabulary: one block of rows (at least 1024) */
+    test_linear_ce(2500, 8, 5000, 0, 1, 1);  /* two blocks of rows (1677 + 823): dW summed over them */
     test_reduce_axes();
     test_softmax(16, 300, 1, 0);
     test_softmax(16, 300, 1, 1);
@@ -561,5 +564,10 @@ int main(void)
     test_attention(2, 2, 32, 32, 16, 16, 1, 0);   /* a causal decoder */
     test_attention(1, 3, 70, 130, 24, 40, 0, 1);  /* T != S, D != Dv, several key tiles, additive mask */
     test_attention(2, 2, 65, 40, 8, 8, 1, 2);     /* causal S < T (rows that see no key), boolean mask */
+    /* the tiled kernels (no mask, D = Dv <= 64): partial tiles on both sides, the padded head size */
+    test_attention(1, 2, 130, 130, 64, 64, 1, 0); /* causal, GPT-2's head size */
+    test_attention(2, 1, 70, 150, 40, 40, 0, 0);  /* T != S, not causal */
+    test_attention(1, 2, 100, 60, 16, 16, 1, 0);  /* causal S < T: the first 40 rows see no key */
+    test_attention(1, 1, 20, 90, 64, 64, 1, 0);   /* causal S > T: every row sees the first 70 keys */
     return failures ? 1 : 0;
 }

@@ -476,15 +476,38 @@ static void run_block(int n)
     }
 }
 
-cudaError_t loom_emu_run(const char *kernel, const char *file, int line, dim3 grid, dim3 block, size_t smem,
-                         cudaStream_t stream, void (*fn)(void *), void *ctx)
+/* the kernels allowed more than 48 KiB of dynamic shared memory (cudaFuncSetAttribute) */
+static struct { const void *fn; int bytes; } optin[64];
+static int noptin;
+
+static int smem_allowed(const void *kfn)
+{
+    for (int i = 0; i < noptin; i++)
+        if (optin[i].fn == kfn) return optin[i].bytes;
+    return 48 * 1024;
+}
+
+extern "C" cudaError_t cudaFuncSetAttribute(const void *fn, enum cudaFuncAttribute attr, int value)
+{
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaSuccess;
+    if (value < 0 || value > 227 * 1024) return fail(cudaErrorInvalidValue);
+    for (int i = 0; i < noptin; i++)
+        if (optin[i].fn == fn) return optin[i].bytes = value, cudaSuccess;
+    if (noptin == (int)(sizeof optin / sizeof *optin)) return fail(cudaErrorInvalidValue);
+    optin[noptin].fn = fn, optin[noptin++].bytes = value;
+    return cudaSuccess;
+}
+
+cudaError_t loom_emu_run(const char *kernel, const void *kfn, const char *file, int line, dim3 grid, dim3 block,
+                         size_t smem, cudaStream_t stream, void (*fn)(void *), void *ctx)
 {
     (void)stream;
     long n = (long)block.x * block.y * block.z;
     if (n < 1 || n > 1024 || grid.x < 1 || grid.y < 1 || grid.z < 1 || grid.y > 65535 || grid.z > 65535 ||
-        smem > 227 * 1024) {
+        smem > (size_t)smem_allowed(kfn)) {
         fprintf(stderr, "loom emu: kernel %s at %s:%d: launch of grid (%u,%u,%u) x block (%u,%u,%u) with %zu "
-                        "bytes of shared memory is invalid on a GPU\n", kernel, file, line, grid.x, grid.y,
+                        "bytes of shared memory is invalid on a GPU (dynamic shared memory above 48 KiB needs "
+                        "cudaFuncSetAttribute(MaxDynamicSharedMemorySize) first, lk_smem_optin)\n", kernel, file, line, grid.x, grid.y,
                 grid.z, block.x, block.y, block.z, smem);
         return fail(cudaErrorInvalidConfiguration);
     }

@@ -56,16 +56,19 @@ static const int warpSize = 32;
 /* Runs fn(ctx) once per thread of grid x block; smem bytes of dynamic
  * shared memory per block. The stream orders nothing: every call is done
  * when it returns. 0, or a cudaError_t that cudaGetLastError reports too. */
-cudaError_t loom_emu_run(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
+cudaError_t loom_emu_run(const char *kernel, const void *kfn, const char *file, int line, dim3 grid, dim3 block,
                          size_t smem, cudaStream_t stream, void (*fn)(void *), void *ctx);
 
 template <class F> static void loom_emu_call(void *f) { (*(F *)f)(); }
 
+/* kfn: the kernel function, whose dynamic shared memory above 48 KiB must have
+ * been allowed by cudaFuncSetAttribute(kfn, cudaFuncAttributeMaxDynamicSharedMemorySize)
+ * first, as on a GPU. */
 template <class F>
-cudaError_t loom_emu_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
-                            size_t smem, cudaStream_t stream, F f)
+cudaError_t loom_emu_launch(const char *kernel, const void *kfn, const char *file, int line, dim3 grid,
+                            dim3 block, size_t smem, cudaStream_t stream, F f)
 {
-    return loom_emu_run(kernel, file, line, grid, block, smem, stream, loom_emu_call<F>, &f);
+    return loom_emu_run(kernel, kfn, file, line, grid, block, smem, stream, loom_emu_call<F>, &f);
 }
 
 /* The running block's dynamic shared memory. */

@@ -23,8 +23,8 @@
 #ifdef LOOM_EMU
 #include "emu.h"
 #define LOOM_LAUNCH(kernel, grid, block, smem, stream, ...)                                           \
-    rt_cuda_check((int)loom_emu_launch(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), (smem),  \
-                                       (stream), [=]() { kernel(__VA_ARGS__); }),                     \
+    rt_cuda_check((int)loom_emu_launch(#kernel, (const void *)(kernel), __FILE__, __LINE__, dim3(grid), \
+                                       dim3(block), (smem), (stream), [=]() { kernel(__VA_ARGS__); }), \
                   __FILE__, __LINE__, #kernel "<<<...>>>")
 #define LOOM_DYN_SHARED(type, name) type *name = (type *)loom_emu_dyn_smem()
 #else
@@ -37,6 +37,15 @@
 
 #include "rt.h"
 #include "rt_cuda.h"
+
+/* A kernel that takes more than 48 KiB of dynamic shared memory must say so
+ * before its launch (the emulator refuses the launch otherwise, as a GPU does). */
+static inline int lk_smem_optin(const void *kernel, size_t bytes)
+{
+    if (bytes <= 48 * 1024) return 0;
+    return rt_cuda_check((int)cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes),
+                         __FILE__, __LINE__, "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+}
 
 /* Threads per block of the one-thread-per-element kernels, and their grid:
  * enough blocks to fill the device, each thread then striding over the rest. */

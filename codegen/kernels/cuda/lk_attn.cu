@@ -18,9 +18,9 @@
  * tiles, with dS = P * (dO_i . V_j - Di), 0 where a boolean mask hid the
  * key. Each sum has one owner thread and a fixed order.
  *
- * Not yet tuned: a block per row reloads K and V once per query row (flash
- * attention's blocks of query rows share each K/V tile in shared memory),
- * and the dot products are per thread. */
+ * These row kernels serve masks and head sizes over 64; without a mask and
+ * with D = Dv <= 64 (the transformers' case) the tiled kernels below run
+ * instead, where a block shares each K/V tile among 64 query rows. */
 #include "lk_block.cuh"
 
 #define ATT_TILE 64
@@ -59,6 +59,233 @@ static __device__ float score(const LkAttn &p, const float *qr, const float *kb,
         s = p.fill, *hid = 1;
     return s;
 }
+
+/* ---- Tiled attention: the flash-attention form, for no mask (causal or not)
+ * and D = Dv <= 64, the transformers' case. A block of 256 threads takes a
+ * tile of 64 query rows (forward, dQ) or 64 keys (dK, dV) of one matrix
+ * and walks the other side in tiles of 64, every tile staged in shared
+ * memory once for the whole block; each thread owns a 4 x 4 piece of every
+ * 64 x 64 product (rows ty + 16a, columns tx + 16b). The head size is padded
+ * to 64 with zeros. Each output still has one owner and a fixed order (no
+ * atomics): the backward runs dK and dV over query tiles, then dQ over key
+ * tiles, computing P and dS twice. ---- */
+
+#define TT 64        /* rows of a tile, and the padded head size */
+#define TLD (TT + 1) /* a tile's row stride in shared memory: no bank conflicts */
+#define TTHREADS 256
+
+static __device__ inline void tile_load(float *dst, const float *src, int64_t rows, int64_t D)
+{
+    // dst[r][d] (stride TLD) = src[r * D + d], zero past rows or D
+    for (int e = threadIdx.x; e < TT * TT; e += TTHREADS) {
+        int r = e / TT, d = e % TT;
+        dst[r * TLD + d] = r < rows && d < D ? src[(int64_t)r * D + d] : 0.0f;
+    }
+}
+
+/* acc[a][b] += sum_k A[ty+16a][k] * B[tx+16b][k]: both tiles row-major over k */
+static __device__ inline void tile_abt(float acc[4][4], const float *A, const float *B)
+{
+    int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+    for (int k = 0; k < TT; k++) {
+        float a[4], b[4];
+        for (int i = 0; i < 4; i++) a[i] = A[(ty + 16 * i) * TLD + k], b[i] = B[(tx + 16 * i) * TLD + k];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+    }
+}
+
+/* acc[a][b] += sum_k A[ty+16a][k] * B[k][tx+16b] */
+static __device__ inline void tile_ab(float acc[4][4], const float *A, const float *B)
+{
+    int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+    for (int k = 0; k < TT; k++) {
+        float a[4], b[4];
+        for (int i = 0; i < 4; i++) a[i] = A[(ty + 16 * i) * TLD + k], b[i] = B[k * TLD + tx + 16 * i];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+    }
+}
+
+/* max and sum over the 16 threads that share a row (lanes differing in their low 4 bits) */
+static __device__ inline float row16_max(float v)
+{
+    for (int o = 8; o > 0; o >>= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = u > v ? u : v;
+    }
+    return v;
+}
+static __device__ inline float row16_sum(float v)
+{
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* may query row i see key j (no mask: only causality) */
+static __device__ inline int sees(const LkAttn &p, int64_t i, int64_t j)
+{
+    return j < p.S && i < p.T && (!p.causal || j <= i + p.S - p.T);
+}
+
+static __global__ void attn_fwd_tiled(float *o, float *lse, const float *q, const float *k, const float *v, LkAttn p)
+{
+    LOOM_DYN_SHARED(float, sm);
+    float *qs = sm, *ks = qs + TT * TLD, *vs = ks + TT * TLD, *ps = vs + TT * TLD;
+    int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
+    int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+    tile_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    float acc[4][4] = {}, m[4], l[4] = {};
+    for (int a = 0; a < 4; a++) m[a] = -INFINITY;
+    // the keys the tile's last row sees
+    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
+    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    for (int64_t j0 = 0; j0 < lim; j0 += TT) {
+        __syncthreads(); // the previous tile's readers of ks, vs, ps are done
+        tile_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        tile_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        __syncthreads();
+        float s[4][4] = {};
+        tile_abt(s, qs, ks);
+        for (int a = 0; a < 4; a++) {
+            int64_t i = i0 + ty + 16 * a;
+            float mt = -INFINITY;
+            for (int b = 0; b < 4; b++) {
+                s[a][b] = sees(p, i, j0 + tx + 16 * b) ? s[a][b] * p.scale : -INFINITY;
+                mt = s[a][b] > mt ? s[a][b] : mt;
+            }
+            mt = row16_max(mt);
+            float mn = mt > m[a] ? mt : m[a];
+            float alpha = m[a] > -INFINITY ? expf(m[a] - mn) : 0.0f, rs = 0;
+            for (int b = 0; b < 4; b++) {
+                float e = s[a][b] > -INFINITY ? expf(s[a][b] - mn) : 0.0f;
+                ps[(ty + 16 * a) * TLD + tx + 16 * b] = e;
+                rs += e;
+            }
+            l[a] = l[a] * alpha + row16_sum(rs);
+            for (int b = 0; b < 4; b++) acc[a][b] *= alpha;
+            m[a] = mn;
+        }
+        __syncthreads();
+        tile_ab(acc, ps, vs);
+    }
+    for (int a = 0; a < 4; a++) {
+        int64_t i = i0 + ty + 16 * a;
+        if (i >= p.T) continue;
+        float inv = l[a] > 0 ? 1.0f / l[a] : 0.0f;
+        for (int b = 0; b < 4; b++) {
+            int d = tx + 16 * b;
+            if (d < p.D) o[(bh * p.T + i) * p.D + d] = acc[a][b] * inv;
+        }
+        if (tx == 0) lse[bh * p.T + i] = l[a] > 0 ? m[a] + logf(l[a]) : -INFINITY;
+    }
+}
+
+static __global__ void attn_bwd_di(float *di, const float *dout, const float *o, int64_t rows, int64_t D)
+{
+    // di[r] = dO_r . O_r, a thread per row
+    for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < rows; r += (int64_t)gridDim.x * blockDim.x) {
+        float t = 0;
+        for (int64_t d = 0; d < D; d++) t += dout[r * D + d] * o[r * D + d];
+        di[r] = t;
+    }
+}
+
+static __global__ void attn_bwd_kv_tiled(float *dk, float *dv, const float *di, const float *dout, const float *q,
+                                         const float *k, const float *v, const float *lse, LkAttn p)
+{
+    // block: keys j0 .. j0+63 of matrix bh; rows of the products are keys, columns queries or d
+    LOOM_DYN_SHARED(float, sm);
+    float *ks = sm, *vs = ks + TT * TLD, *qs = vs + TT * TLD, *dos = qs + TT * TLD, *pt = dos + TT * TLD,
+          *dst = pt + TT * TLD, *ls = dst + TT * TLD, *ds = ls + TT;
+    int64_t ntile = (p.S + TT - 1) / TT, bh = blockIdx.x / ntile, j0 = blockIdx.x % ntile * TT;
+    int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+    tile_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+    tile_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+    float ak[4][4] = {}, av[4][4] = {};
+    // the first query row that sees key j0: causal rows see j <= i + S - T
+    int64_t ilo = p.causal ? j0 - (p.S - p.T) : 0;
+    ilo = ilo < 0 ? 0 : ilo / TT * TT;
+    for (int64_t i0 = ilo; i0 < p.T; i0 += TT) {
+        __syncthreads();
+        tile_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+        tile_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+        for (int e = threadIdx.x; e < TT; e += TTHREADS) {
+            int64_t r = bh * p.T + i0 + e;
+            ls[e] = i0 + e < p.T ? lse[r] : 0.0f, ds[e] = i0 + e < p.T ? di[r] : 0.0f;
+        }
+        __syncthreads();
+        float s[4][4] = {}, dp[4][4] = {};
+        tile_abt(s, ks, qs);   // s[key][query]
+        tile_abt(dp, vs, dos); // dP^T[key][query] = V_j . dO_i
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                int kk = ty + 16 * a, qq = tx + 16 * b;
+                float lq = ls[qq];
+                float P = sees(p, i0 + qq, j0 + kk) && lq > -INFINITY ? expf(s[a][b] * p.scale - lq) : 0.0f;
+                pt[kk * TLD + qq] = P;
+                dst[kk * TLD + qq] = P * (dp[a][b] - ds[qq]);
+            }
+        __syncthreads();
+        tile_ab(av, pt, dos);  // dV[key][d] += P^T dO
+        tile_ab(ak, dst, qs);  // dK[key][d] += dS^T Q
+    }
+    for (int a = 0; a < 4; a++) {
+        int64_t j = j0 + ty + 16 * a;
+        if (j >= p.S) continue;
+        for (int b = 0; b < 4; b++) {
+            int d = tx + 16 * b;
+            if (d < p.D) dv[(bh * p.S + j) * p.D + d] = av[a][b], dk[(bh * p.S + j) * p.D + d] = p.scale * ak[a][b];
+        }
+    }
+}
+
+static __global__ void attn_bwd_q_tiled(float *dq, const float *di, const float *dout, const float *q, const float *k,
+                                        const float *v, const float *lse, LkAttn p)
+{
+    // block: query rows i0 .. i0+63 of matrix bh, over the key tiles they see
+    LOOM_DYN_SHARED(float, sm);
+    float *qs = sm, *dos = qs + TT * TLD, *ks = dos + TT * TLD, *vs = ks + TT * TLD, *dss = vs + TT * TLD;
+    int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
+    int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
+    tile_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    tile_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    float lq[4], dq_[4];
+    for (int a = 0; a < 4; a++) {
+        int64_t i = i0 + ty + 16 * a;
+        lq[a] = i < p.T ? lse[bh * p.T + i] : -INFINITY, dq_[a] = i < p.T ? di[bh * p.T + i] : 0.0f;
+    }
+    float acc[4][4] = {};
+    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
+    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    for (int64_t j0 = 0; j0 < lim; j0 += TT) {
+        __syncthreads();
+        tile_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        tile_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        __syncthreads();
+        float s[4][4] = {}, dp[4][4] = {};
+        tile_abt(s, qs, ks);
+        tile_abt(dp, dos, vs);
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                int qq = ty + 16 * a, kk = tx + 16 * b;
+                float P = sees(p, i0 + qq, j0 + kk) && lq[a] > -INFINITY ? expf(s[a][b] * p.scale - lq[a]) : 0.0f;
+                dss[qq * TLD + kk] = P * (dp[a][b] - dq_[a]);
+            }
+        __syncthreads();
+        tile_ab(acc, dss, ks); // dQ[query][d] += dS K
+    }
+    for (int a = 0; a < 4; a++) {
+        int64_t i = i0 + ty + 16 * a;
+        if (i >= p.T) continue;
+        for (int b = 0; b < 4; b++) {
+            int d = tx + 16 * b;
+            if (d < p.D) dq[(bh * p.T + i) * p.D + d] = p.scale * acc[a][b];
+        }
+    }
+}
+
+static int tiled(const LkAttn *p) { return p->mask_kind == LK_ATTN_MASK_NONE && p->D == p->Dv && p->D <= TT; }
 
 static __global__ void attn_fwd(float *o, float *lse, const float *q, const float *k, const float *v, const void *mask,
                                 LkAttn p)
@@ -107,6 +334,14 @@ int lk_attention_f32(cudaStream_t s, float *o, float *lse, const float *q, const
                      const void *mask, const LkAttn *p)
 {
     if (p->BH * p->T == 0) return 0;
+    if (tiled(p)) {
+        size_t bytes = (size_t)(4 * TT * TLD) * sizeof(float);
+        int64_t blocks = p->BH * ((p->T + TT - 1) / TT);
+        if (blocks > 0x7fffffff)
+            return rt_fail("lk_attention_f32: %lld tiles of query rows, over a grid's 2^31 - 1", (long long)blocks);
+        return lk_smem_optin((const void *)attn_fwd_tiled, bytes) ||
+               LOOM_LAUNCH(attn_fwd_tiled, (unsigned)blocks, TTHREADS, bytes, s, o, lse, q, k, v, *p);
+    }
     size_t smem = (size_t)(p->D + ATT_TILE + p->Dv) * sizeof(float);
     return LOOM_LAUNCH(attn_fwd, grid_of(p->BH * p->T), ATT_TILE, smem, s, o, lse, q, k, v, mask, *p);
 }
@@ -212,6 +447,21 @@ int lk_attention_grad_f32(cudaStream_t s, float *dq, float *dk, float *dv, const
         return rt_fail("lk_attention_grad_f32: head size %lld/%lld over %d (a loom bug: the emitter checks it)",
                        (long long)p->D, (long long)p->Dv, LK_ATTN_MAX_D);
     float *di = (float *)ws;
+    if (tiled(p)) {
+        size_t kv_bytes = (size_t)(6 * TT * TLD + 2 * TT) * sizeof(float), q_bytes = (size_t)(5 * TT * TLD) * sizeof(float);
+        int64_t qb = p->BH * ((p->T + TT - 1) / TT), kb = p->BH * ((p->S + TT - 1) / TT);
+        if (qb > 0x7fffffff || kb > 0x7fffffff)
+            return rt_fail("lk_attention_grad_f32: %lld tiles of rows, over a grid's 2^31 - 1",
+                           (long long)(qb > kb ? qb : kb));
+        if (LOOM_LAUNCH(attn_bwd_di, lk_blocks(p->BH * p->T), LK_THREADS, 0, s, di, dout, o, p->BH * p->T, p->D))
+            return -1;
+        if (kb > 0 && (lk_smem_optin((const void *)attn_bwd_kv_tiled, kv_bytes) ||
+                         LOOM_LAUNCH(attn_bwd_kv_tiled, (unsigned)kb, TTHREADS, kv_bytes, s, dk, dv, di, dout, q, k,
+                                     v, lse, *p)))
+            return -1;
+        return qb > 0 && (lk_smem_optin((const void *)attn_bwd_q_tiled, q_bytes) ||
+                          LOOM_LAUNCH(attn_bwd_q_tiled, (unsigned)qb, TTHREADS, q_bytes, s, dq, di, dout, q, k, v, lse, *p));
+    }
     if (p->BH * p->T != 0 && LOOM_LAUNCH(attn_bwd_q, grid_of(p->BH * p->T), ATT_TILE,
                                     (size_t)(p->D + p->Dv + ATT_TILE) * sizeof(float), s, dq, di, dout, q, k, v, o,
                                     lse, mask, *p))

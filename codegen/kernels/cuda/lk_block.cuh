@@ -34,4 +34,22 @@ static __device__ inline float lk_block_max(float v, float *part)
     return m;
 }
 
+/* Column sums: a block of 32 x LK_COL_LANES threads takes 32 adjacent
+ * columns, thread t their column t % 32 and every LK_COL_LANES-th row from
+ * t / 32 on (a warp reads 32 adjacent floats of one row). lk_col_sum adds
+ * the row lanes' partials of each column in lane order, a fixed order; the
+ * sum is in the threads of lane 0 (t < 32). part: LK_COL_LANES * 32 doubles
+ * of shared memory. */
+#define LK_COL_LANES 32
+static __device__ inline double lk_col_sum(double v, double *part)
+{
+    __syncthreads(); /* part may still be read by a previous call */
+    part[threadIdx.x] = v;
+    __syncthreads();
+    double s = 0;
+    if (threadIdx.x < 32)
+        for (int r = 0; r < LK_COL_LANES; r++) s += part[r * 32 + threadIdx.x];
+    return s;
+}
+
 #endif

@@ -1,6 +1,5 @@
 /* loom.LinearCrossEntropy (lk.cuh): klince.c's blocks of rows on the GPU, so
- * the logits [N, C] are never held whole. Per block of R rows (R * C floats
- * at most 2^23, klince.c's cap):
+ * the logits [N, C] are never held whole. Per block of R rows (block_rows):
  *   logits = x_b W                 (cuBLASLt, into the workspace)
  *   a block per row: max, sum of exps (double), its loss, and
  *            g = coeff * (softmax - onehot(t)) over the logits
@@ -13,12 +12,17 @@
 #include "lk_block.cuh"
 
 #define LINCE_WS_FLOATS ((int64_t)1 << 23)
+#define LINCE_MIN_ROWS 1024
 #define ROW_THREADS 256
 
+/* rows of a block: klince.c's 2^23 logits, but at least 1024 rows, so that
+ * each product has rows enough to run near the GPU's rate (a vocabulary of
+ * 50257: 1024 rows, 206 MB; with 166 rows GPT-2's head ran at 14 TFLOP/s
+ * on an H200). cg_cuda.c's linear_ce_ws counts the same. */
 static int64_t block_rows(int64_t N, int64_t C)
 {
     int64_t r = LINCE_WS_FLOATS / (C > 0 ? C : 1);
-    if (r < 1) r = 1;
+    if (r < LINCE_MIN_ROWS) r = LINCE_MIN_ROWS;
     return r < N ? r : N;
 }
 

@@ -88,14 +88,19 @@ static __global__ void layernorm_grad_rows(float *dx, double *st, const float *d
 static __global__ void layernorm_grad_params(float *dscale, float *dbias, const double *st, const float *dy,
                                              const float *x, int64_t rows, int64_t cols)
 {
-    // a thread per column j: the sums over rows, in row order
-    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < cols; j += (int64_t)gridDim.x * blockDim.x) {
-        double ss = 0, sb = 0;
-        for (int64_t r = 0; r < rows; r++) {
+    // 32 columns per block, their sums over rows in LK_COL_LANES lanes (lk_col_sum)
+    __shared__ double part[LK_COL_LANES * 32];
+    int64_t j = blockIdx.x * 32 + threadIdx.x % 32;
+    double ss = 0, sb = 0;
+    if (j < cols)
+        for (int64_t r = threadIdx.x / 32; r < rows; r += LK_COL_LANES) {
             double d = dy[r * cols + j];
             ss += d * ((x[r * cols + j] - st[2 * r]) * st[2 * r + 1]);
             sb += d;
         }
+    ss = lk_col_sum(ss, part);
+    sb = lk_col_sum(sb, part);
+    if (threadIdx.x < 32 && j < cols) {
         if (dscale) dscale[j] = (float)ss;
         if (dbias) dbias[j] = (float)sb;
     }
@@ -111,8 +116,10 @@ int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
                     rows, cols, eps))
         return -1;
     if (!dscale && !dbias) return 0;
-    return LOOM_LAUNCH(layernorm_grad_params, lk_blocks(cols), LK_THREADS, 0, s, dscale, dbias, st, dy, x, rows,
-                       cols);
+    int64_t blocks = (cols + 31) / 32;
+    if (blocks > 0x7fffffff) return rt_fail("lk_layernorm_grad_f32: %lld columns, over a grid", (long long)cols);
+    return LOOM_LAUNCH(layernorm_grad_params, (unsigned)blocks, 32 * LK_COL_LANES, 0, s, dscale, dbias, st, dy, x,
+                       rows, cols);
 }
 
 static __global__ void batchnorm(float *y, const float *x, const float *scale, const float *bias, const float *mean,

@@ -1,7 +1,9 @@
 /* Sums and means over the middle axis of [outer, len, inner] (lk.cuh),
  * accumulated in double as k_reduce does: a block per output when inner is
- * 1 (a row's sum split over the block's threads), else a thread per output
- * walking its column in order. */
+ * 1 (a row's sum split over the block's threads); else a thread per output
+ * walking its column in order when the outputs are many or the columns
+ * short, and otherwise (a bias's gradient: few, long columns) a block per
+ * 32 columns whose rows are split over 32 lanes (lk_col_sum). */
 #include "lk_block.cuh"
 
 #define ROW_THREADS 256
@@ -31,6 +33,21 @@ static __global__ void reduce_cols(float *y, const float *x, int64_t outer, int6
     }
 }
 
+static __global__ void reduce_cols_tiled(float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int kind)
+{
+    // 32 columns of slice a per block (lk_col_sum): the long reductions, such as a bias's gradient
+    __shared__ double part[LK_COL_LANES * 32];
+    int64_t c = blockIdx.x * 32 + threadIdx.x % 32;
+    for (int64_t a = blockIdx.y; a < outer; a += gridDim.y) {
+        const float *p = x + a * len * inner + c;
+        double s = 0;
+        if (c < inner)
+            for (int64_t i = threadIdx.x / 32; i < len; i += LK_COL_LANES) s += (double)p[i * inner];
+        s = lk_col_sum(s, part);
+        if (threadIdx.x < 32 && c < inner) y[a * inner + c] = (float)(kind == 1 ? s / (double)len : s);
+    }
+}
+
 int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t len, int64_t inner, int kind)
 {
     if (outer * inner == 0) return 0;
@@ -38,7 +55,11 @@ int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64
         unsigned blocks = (unsigned)(outer < 65535 ? outer : 65535);
         return LOOM_LAUNCH(reduce_rows, blocks, ROW_THREADS, 0, s, y, x, outer, len, kind);
     }
-    return LOOM_LAUNCH(reduce_cols, lk_blocks(outer * inner), LK_THREADS, 0, s, y, x, outer, len, inner, kind);
+    // a thread per output while there are enough outputs to fill the GPU, or their columns are short
+    if (len < 64 || outer * inner >= ((int64_t)1 << 18) || (inner + 31) / 32 > 0x7fffffff)
+        return LOOM_LAUNCH(reduce_cols, lk_blocks(outer * inner), LK_THREADS, 0, s, y, x, outer, len, inner, kind);
+    return LOOM_LAUNCH(reduce_cols_tiled, dim3((unsigned)((inner + 31) / 32), (unsigned)(outer < 65535 ? outer : 65535)),
+                       32 * LK_COL_LANES, 0, s, y, x, outer, len, inner, kind);
 }
 
 static __global__ void reduce_axes(float *y, const float *x, LkNd p, int64_t nout, int64_t len, int kind)

@@ -1,0 +1,75 @@
+"""table.py GPU TIMES TORCH [PROFILE]: the table of tests/gpu/run.sh, in markdown.
+
+TIMES: lines "MODEL loom|cpu MS" (median training step of loom's cuda and cpu
+programs); TORCH: lines "MODEL VARIANT MS" from bench/gpu_torch.py; PROFILE:
+GPT-2 124M's `--profile` file (per-step times of every kernel call), summed by
+op. GPT-2 124M's model FLOPs per step: 6 x 123.5M matrix parameters (12
+blocks of 12 x 768^2, and the 50257 x 768 head) x 8192 tokens, plus attention
+(12 x layers x seq x width per token: QK^T and AV, forward and backward)."""
+import json
+import os
+import statistics
+import sys
+
+gpu, times_file, torch_file = sys.argv[1:4]
+prof_file = sys.argv[4] if len(sys.argv) > 4 else ""
+
+
+def read(path):
+    rows = {}
+    if os.path.exists(path):
+        for line in open(path):
+            p = line.split()
+            if len(p) == 3:
+                try:
+                    rows[(p[0], p[1])] = float(p[2])
+                except ValueError:
+                    pass
+    return rows
+
+
+t = {**read(times_file), **read(torch_file)}
+models = list(dict.fromkeys(k[0] for k in t))
+print(f"# Training step on {gpu}\n")
+print("`tests/gpu/run.sh`: median step in ms (20 steps after 3 warm-up), fp32 (TF32 off) everywhere;")
+print("cpu = loom's cpu program on the build machine, for scale.\n")
+print("| model | loom cuda | PyTorch eager | torch.compile | loom / eager | loom / compile | loom cpu |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+
+
+def f(x, fmt="{:.3f}"):
+    return fmt.format(x) if x is not None else ""
+
+
+for m in models:
+    if m == "gpt2_124m_half":
+        continue
+    lo, ea, co, cp = (t.get((m, v)) for v in ("loom", "eager", "compile", "cpu"))
+    r1 = lo / ea if lo and ea else None
+    r2 = lo / co if lo and co else None
+    print(f"| {m} | {f(lo)} | {f(ea)} | {f(co)} | {f(r1, '{:.2f}')} | {f(r2, '{:.2f}')} | {f(cp)} |")
+
+lo = t.get(("gpt2_124m", "loom"))
+if lo:
+    flops = 6 * (12 * 12 * 768 * 768 + 50257 * 768) * 8192 + 12 * 12 * 1024 * 768 * 8192
+    print(f"\nGPT-2 124M (batch 8 x 1024): loom {8192 / lo * 1e3:,.0f} tokens/s, "
+          f"{flops / lo / 1e9:.1f} model TFLOP/s ({flops / 1e12:.2f} TFLOP a step)", end="")
+    bf = t.get(("gpt2_124m", "eager_bf16"))
+    print(f"; PyTorch eager bf16 (reference, loom has no bf16 yet): {bf:.3f} ms." if bf else ".")
+    half = t.get(("gpt2_124m_half", "loom"))
+    if half:
+        print(f"\nGPT-2 124M with --budget half the store-all activation memory: {half:.3f} ms a step, "
+              f"{100 * (half / lo - 1):+.1f}% against store-all.")
+
+if prof_file and os.path.exists(prof_file):
+    p = json.load(open(prof_file))
+    by_op = {}
+    for s in p["steps"]:
+        by_op[s["op"] or "?"] = by_op.get(s["op"] or "?", 0.0) + statistics.median(s["seconds"])
+    total = sum(by_op.values())
+    print(f"\nGPT-2 124M, where loom's step goes (`make PROFILE=1`, a sync after every call; "
+          f"{total * 1e3:.1f} ms a step in all):\n")
+    print("| op | ms a step | share |")
+    print("|---|---:|---:|")
+    for op, s in sorted(by_op.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"| {op} | {s * 1e3:.2f} | {100 * s / total:.1f}% |")
