@@ -62,13 +62,13 @@ static int cuda_memory_check(int64_t arena_bytes, int64_t weights_bytes)
 {
     size_t free_b = 0, total_b = 0;
     if (RT_CUDA(cudaMemGetInfo(&free_b, &total_b))) return -1;
-    int64_t need = arena_bytes + weights_bytes;
+    int64_t need = arena_bytes + weights_bytes + RT_CUDA_GEMM_WS_BYTES;
     if ((uint64_t)need <= (uint64_t)free_b) return 0;
-    return rt_fail("the program needs %lld bytes of GPU memory (arena %lld, weights and optimizer state %lld), "
-                   "but the GPU has %llu bytes free of %llu: free the GPU (nvidia-smi shows what uses it), or "
-                   "compile with a smaller --budget (loom plan shows the least feasible one)", (long long)need,
-                   (long long)arena_bytes, (long long)weights_bytes, (unsigned long long)free_b,
-                   (unsigned long long)total_b);
+    return rt_fail("the program needs %lld bytes of GPU memory (arena %lld, weights and optimizer state %lld, "
+                   "cuBLASLt workspace %lld), but the GPU has %llu bytes free of %llu: free the GPU (nvidia-smi "
+                   "shows what uses it), or compile with a smaller --budget (loom plan shows the least feasible one)",
+                   (long long)need, (long long)arena_bytes, (long long)weights_bytes, (long long)RT_CUDA_GEMM_WS_BYTES,
+                   (unsigned long long)free_b, (unsigned long long)total_b);
 }
 
 static char *cuda_alloc(int64_t bytes)

@@ -25,6 +25,13 @@ extern "C" {
 
 extern const rt_device rt_device_cuda;
 
+/* The bytes of device memory cuBLASLt's products may use as workspace
+ * (lk_gemm.cu allocates them at its first product; NVIDIA's recommendation
+ * for Hopper, which lets the heuristic pick split-K kernels for products with
+ * a small output and a long K, such as weight gradients). memory_check counts
+ * them with the arena and weights. */
+#define RT_CUDA_GEMM_WS_BYTES ((int64_t)32 << 20)
+
 /* The compute stream (after rt_device_cuda.init). */
 cudaStream_t rt_cuda_stream(void);
 

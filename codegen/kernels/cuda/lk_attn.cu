@@ -65,13 +65,14 @@ static __device__ float score(const LkAttn &p, const float *qr, const float *kb,
  * tile of 64 query rows (forward, dQ) or 64 keys (dK, dV) of one matrix
  * and walks the other side in tiles of 64, every tile staged in shared
  * memory once for the whole block; each thread owns a 4 x 4 piece of every
- * 64 x 64 product (rows ty + 16a, columns tx + 16b). The head size is padded
+ * 64 x 64 product (rows ty + 16a; columns tx + 16b of a score tile, 4tx + b
+ * of an output tile, read from shared memory a float4 at a time). The head size is padded
  * to 64 with zeros. Each output still has one owner and a fixed order (no
  * atomics): the backward runs dK and dV over query tiles, then dQ over key
  * tiles, computing P and dS twice. ---- */
 
 #define TT 64        /* rows of a tile, and the padded head size */
-#define TLD (TT + 1) /* a tile's row stride in shared memory: no bank conflicts */
+#define TLD (TT + 4) /* a tile's row stride in shared memory: float4-aligned, no bank conflicts */
 #define TTHREADS 256
 
 static __device__ inline void tile_load(float *dst, const float *src, int64_t rows, int64_t D)
@@ -83,27 +84,41 @@ static __device__ inline void tile_load(float *dst, const float *src, int64_t ro
     }
 }
 
-/* acc[a][b] += sum_k A[ty+16a][k] * B[tx+16b][k]: both tiles row-major over k */
+/* Shared memory is read four floats at a time (a float4 per load: a quarter
+ * of the load instructions of reading one at a time). */
+static __device__ inline float4 ld4(const float *p) { return *(const float4 *)p; }
+
+/* acc[a][b] += sum_k A[ty+16a][k] * B[tx+16b][k]: both tiles row-major over k;
+ * the columns a thread owns are 16 apart (a row's 64 are in the 16 threads
+ * of a half warp, for row16_max and row16_sum) */
 static __device__ inline void tile_abt(float acc[4][4], const float *A, const float *B)
 {
     int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
-    for (int k = 0; k < TT; k++) {
-        float a[4], b[4];
-        for (int i = 0; i < 4; i++) a[i] = A[(ty + 16 * i) * TLD + k], b[i] = B[(tx + 16 * i) * TLD + k];
+    for (int k = 0; k < TT; k += 4) {
+        float4 a[4], b[4];
+        for (int i = 0; i < 4; i++) a[i] = ld4(A + (ty + 16 * i) * TLD + k), b[i] = ld4(B + (tx + 16 * i) * TLD + k);
         for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+            for (int j = 0; j < 4; j++)
+                acc[i][j] += a[i].x * b[j].x, acc[i][j] += a[i].y * b[j].y, acc[i][j] += a[i].z * b[j].z,
+                    acc[i][j] += a[i].w * b[j].w;
     }
 }
 
-/* acc[a][b] += sum_k A[ty+16a][k] * B[k][tx+16b] */
+/* acc[a][b] += sum_k A[ty+16a][k] * B[k][4tx+b]: the columns a thread owns
+ * are adjacent (one float4 of B a k) */
 static __device__ inline void tile_ab(float acc[4][4], const float *A, const float *B)
 {
     int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
-    for (int k = 0; k < TT; k++) {
-        float a[4], b[4];
-        for (int i = 0; i < 4; i++) a[i] = A[(ty + 16 * i) * TLD + k], b[i] = B[k * TLD + tx + 16 * i];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+    for (int k = 0; k < TT; k += 4) {
+        float4 a[4];
+        for (int i = 0; i < 4; i++) a[i] = ld4(A + (ty + 16 * i) * TLD + k);
+        for (int kk = 0; kk < 4; kk++) {
+            float4 b = ld4(B + (k + kk) * TLD + 4 * tx);
+            for (int i = 0; i < 4; i++) {
+                float ai = kk == 0 ? a[i].x : kk == 1 ? a[i].y : kk == 2 ? a[i].z : a[i].w;
+                acc[i][0] += ai * b.x, acc[i][1] += ai * b.y, acc[i][2] += ai * b.z, acc[i][3] += ai * b.w;
+            }
+        }
     }
 }
 
@@ -174,7 +189,7 @@ static __global__ void attn_fwd_tiled(float *o, float *lse, const float *q, cons
         if (i >= p.T) continue;
         float inv = l[a] > 0 ? 1.0f / l[a] : 0.0f;
         for (int b = 0; b < 4; b++) {
-            int d = tx + 16 * b;
+            int d = 4 * tx + b;
             if (d < p.D) o[(bh * p.T + i) * p.D + d] = acc[a][b] * inv;
         }
         if (tx == 0) lse[bh * p.T + i] = l[a] > 0 ? m[a] + logf(l[a]) : -INFINITY;
@@ -234,7 +249,7 @@ static __global__ void attn_bwd_kv_tiled(float *dk, float *dv, const float *di, 
         int64_t j = j0 + ty + 16 * a;
         if (j >= p.S) continue;
         for (int b = 0; b < 4; b++) {
-            int d = tx + 16 * b;
+            int d = 4 * tx + b;
             if (d < p.D) dv[(bh * p.S + j) * p.D + d] = av[a][b], dk[(bh * p.S + j) * p.D + d] = p.scale * ak[a][b];
         }
     }
@@ -279,7 +294,7 @@ static __global__ void attn_bwd_q_tiled(float *dq, const float *di, const float 
         int64_t i = i0 + ty + 16 * a;
         if (i >= p.T) continue;
         for (int b = 0; b < 4; b++) {
-            int d = tx + 16 * b;
+            int d = 4 * tx + b;
             if (d < p.D) dq[(bh * p.T + i) * p.D + d] = p.scale * acc[a][b];
         }
     }
