@@ -82,6 +82,11 @@ for t in tests/cuda/test_emu.cu tests/gpu/test_kernels.cu; do
     else fail "${b}_nvcc" "$(head -c 1500 "$out/$b.nv.log")"; fi
 done
 
+# bench/gpu_attn.cu (the attention kernels timed alone on a GPU) still builds
+if $NV_CXX bench/gpu_attn.cu $K/lk_attn.cu runtime/rt_cuda.cu "$RT" -lcudart \
+        -o "$out/gpu_attn" > "$out/gpu_attn.log" 2>&1; then pass gpu_attn_nvcc
+else fail gpu_attn_nvcc "$(head -c 1500 "$out/gpu_attn.log")"; fi
+
 # ---- 3, 4: the zoo ----
 loss_of() { case $1 in unet_small|fno_small) echo mse ;; *) echo ce ;; esac; }
 
