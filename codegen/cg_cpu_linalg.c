@@ -274,12 +274,12 @@ int64_t cg_cpu_einsum_ws(IrGraph *g, int node)
            (p.copy_y ? align64(B * M * N * es) : 0);
 }
 
-/* Copy operand src (labels slab, dims) into dst laid out as `order`
+/* Copy operand src (labels lab, dims) into dst laid out as `order`
  * (contiguous); with inverse, the other way: dst (as the op's labels) from
  * src laid out as order. Broadcast dims of size 1 read with stride 0. */
 static void ein_copy(CgCtx *c, int node, int tag, const char *dst, const char *src, const EinPlan *p,
                      const int *lab, const int64_t *dims, int rank, const int *order, int n, int inverse,
-                     int esize)
+                     int esize, const CgEinsumOps *ops)
 {
     int64_t vst[IR_MAX_RANK], ost[3 * IR_MAX_RANK], d[3 * IR_MAX_RANK], s1[3 * IR_MAX_RANK],
         s2[3 * IR_MAX_RANK], st = 1;
@@ -292,18 +292,15 @@ static void ein_copy(CgCtx *c, int node, int tag, const char *dst, const char *s
         s1[i] = ost[i];
         s2[i] = dims[at] == 1 ? 0 : vst[at];
     }
-    char a[48], b[48], dd[48], what[16];
-    snprintf(what, sizeof what, "ein%d_d", tag);
-    cg_i64_array(c, node, what, d, n, dd, sizeof dd);
-    snprintf(what, sizeof what, "ein%d_o", tag);
-    cg_i64_array(c, node, what, s1, n, a, sizeof a);
-    snprintf(what, sizeof what, "ein%d_v", tag);
-    cg_i64_array(c, node, what, s2, n, b, sizeof b);
-    if (inverse) fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, b, src, a, dd, n, esize);
-    else fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, a, src, b, dd, n, esize);
+    if (inverse) ops->copy(c, node, tag, dst, s2, src, s1, d, n, esize);
+    else ops->copy(c, node, tag, dst, s1, src, s2, d, n, esize);
 }
 
-void cg_cpu_einsum_emit(CgCtx *c, int node)
+/* The plan as calls: the operands copied into matmul order where they are
+ * not, one batched product, the result copied to the output's order; the
+ * target prints each step (ops). A one-operand Einsum is a copy, or a sum
+ * (ops->sum) over the labels the output drops. */
+void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops)
 {
     const IrNode *n = NODE(c, node);
     const IrValue *y = VAL(c, n->out[0]);
@@ -315,17 +312,13 @@ void cg_cpu_einsum_emit(CgCtx *c, int node)
     if (p.e.nop == 1 && p.sums) { // a sum over the labels the output drops (ReduceSum)
         int red[IR_MAX_RANK];
         for (int i = 0; i < a->rank; i++) red[i] = find_label(p.e.out_lab, p.e.out_rank, p.e.lab[0][i]) < 0;
-        char dims[64];
-        cg_i64_array(c, node, "dims", a->dims, a->rank, dims, sizeof dims);
-        fprintf(c->f, "    static const int red_%d[%d] = {", node, a->rank ? a->rank : 1);
-        for (int i = 0; i < a->rank; i++) fprintf(c->f, i ? ", %d" : "%d", red[i]);
-        fprintf(c->f, "};\n    k_reduce(%s, %s, %s, %d, red_%d, 0, %d);\n", c->var[n->out[0]],
-                c->var[n->in[0]], dims, a->rank, node, (int)y->dtype);
+        IR_ASSERT(ops->sum);
+        ops->sum(c, node, red);
         return;
     }
     if (p.e.nop == 1) {
         ein_copy(c, node, 0, c->var[n->out[0]], c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank,
-                 p.e.out_lab, p.e.out_rank, 0, es);
+                 p.e.out_lab, p.e.out_rank, 0, es, ops);
         return;
     }
     const IrValue *b = VAL(c, n->in[1]);
@@ -346,7 +339,7 @@ void cg_cpu_einsum_emit(CgCtx *c, int node)
         for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
         for (int i = 0; i < p.nm; i++) order[k++] = p.m[i];
         for (int i = 0; i < p.nk; i++) order[k++] = p.k[i];
-        ein_copy(c, node, 0, pa, c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank, order, k, 0, es);
+        ein_copy(c, node, 0, pa, c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank, order, k, 0, es, ops);
     }
     if (p.copy_b) {
         snprintf(pb, sizeof pb, "(%s *)(%s + %lld)", t, ws, (long long)at);
@@ -355,19 +348,65 @@ void cg_cpu_einsum_emit(CgCtx *c, int node)
         for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
         for (int i = 0; i < p.nk; i++) order[k++] = p.k[i];
         for (int i = 0; i < p.nn; i++) order[k++] = p.n[i];
-        ein_copy(c, node, 1, pb, c->var[n->in[1]], &p, p.e.lab[1], b->dims, b->rank, order, k, 0, es);
+        ein_copy(c, node, 1, pb, c->var[n->in[1]], &p, p.e.lab[1], b->dims, b->rank, order, k, 0, es, ops);
     }
     if (p.copy_y) snprintf(py, sizeof py, "(%s *)(%s + %lld)", t, ws, (long long)at);
-    fprintf(c->f, "    k_matmul_%s(%s, %s, %s, %lld, %lld, %lld, %lld, NULL, NULL);\n",
-            y->dtype == IR_F32 ? "f32" : "f64", py, pa, pb, (long long)B, (long long)M, (long long)N,
-            (long long)K);
+    ops->matmul(c, node, py, pa, pb, B, M, N, K, y->dtype);
     if (p.copy_y) {
         k = 0;
         for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
         for (int i = 0; i < p.nm; i++) order[k++] = p.m[i];
         for (int i = 0; i < p.nn; i++) order[k++] = p.n[i];
-        ein_copy(c, node, 2, c->var[n->out[0]], py, &p, p.e.out_lab, y->dims, y->rank, order, k, 1, es);
+        ein_copy(c, node, 2, c->var[n->out[0]], py, &p, p.e.out_lab, y->dims, y->rank, order, k, 1, es, ops);
     }
+}
+
+/* Whether the Einsum needs a one-operand sum (which the cuda target does not emit). */
+int cg_einsum_sums(IrGraph *g, int node)
+{
+    EinPlan p;
+    return ein_plan(g, node, &p) == NULL && p.e.nop == 1 && p.sums;
+}
+
+/* ---- the cpu target's steps ---- */
+
+static void cpu_ein_copy(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                         const int64_t *src_st, const int64_t *dims, int n, int esize)
+{
+    char a[48], b[48], dd[48], what[16];
+    snprintf(what, sizeof what, "ein%d_d", tag);
+    cg_i64_array(c, node, what, dims, n, dd, sizeof dd);
+    snprintf(what, sizeof what, "ein%d_o", tag);
+    cg_i64_array(c, node, what, dst_st, n, a, sizeof a);
+    snprintf(what, sizeof what, "ein%d_v", tag);
+    cg_i64_array(c, node, what, src_st, n, b, sizeof b);
+    fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, a, src, b, dd, n, esize);
+}
+
+static void cpu_ein_matmul(CgCtx *c, int node, const char *y, const char *a, const char *b, int64_t B, int64_t M,
+                           int64_t N, int64_t K, IrDType t)
+{
+    (void)node;
+    fprintf(c->f, "    k_matmul_%s(%s, %s, %s, %lld, %lld, %lld, %lld, NULL, NULL);\n", t == IR_F32 ? "f32" : "f64", y,
+            a, b, (long long)B, (long long)M, (long long)N, (long long)K);
+}
+
+static void cpu_ein_sum(CgCtx *c, int node, const int *red)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *a = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
+    char dims[64];
+    cg_i64_array(c, node, "dims", a->dims, a->rank, dims, sizeof dims);
+    fprintf(c->f, "    static const int red_%d[%d] = {", node, a->rank ? a->rank : 1);
+    for (int i = 0; i < a->rank; i++) fprintf(c->f, i ? ", %d" : "%d", red[i]);
+    fprintf(c->f, "};\n    k_reduce(%s, %s, %s, %d, red_%d, 0, %d);\n", c->var[n->out[0]], c->var[n->in[0]], dims,
+            a->rank, node, (int)y->dtype);
+}
+
+void cg_cpu_einsum_emit(CgCtx *c, int node)
+{
+    static const CgEinsumOps cpu = {cpu_ein_copy, cpu_ein_matmul, cpu_ein_sum};
+    cg_einsum_emit(c, node, &cpu);
 }
 
 /* ---- windows: convolution and pooling ---- */
@@ -726,7 +765,7 @@ const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n)
     return why;
 }
 
-void cg_cpu_dft_emit(CgCtx *c, int node)
+void cg_dft_args(CgCtx *c, int node, char *buf, size_t size)
 {
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]);
@@ -736,9 +775,16 @@ void cg_cpu_dft_emit(CgCtx *c, int node)
     int a = ir_norm_axis(axis, x->rank);
     len = x->dims[a];
     if (ir_in(n, 1) >= 0 && ir_const_ints(c->g, n->in[1], &v) == 1) len = v[0];
+    snprintf(buf, size, "%lld, %lld, %lld, %d, %lld, %d, %d", (long long)prod(x->dims, 0, a), (long long)x->dims[a],
+             (long long)prod(x->dims, a + 1, x->rank - 1), (int)x->dims[x->rank - 1], (long long)len,
+             ir_attr_int(n, "onesided", 0) != 0, ir_attr_int(n, "inverse", 0) != 0);
+}
+
+void cg_cpu_dft_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    char args[256];
+    cg_dft_args(c, node, args, sizeof args);
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_dft_f32(%s, %s, %lld, %lld, %lld, %d, %lld, %d, %d);\n", c->var[n->out[0]],
-            c->var[n->in[0]], (long long)prod(x->dims, 0, a), (long long)x->dims[a],
-            (long long)prod(x->dims, a + 1, x->rank - 1), (int)x->dims[x->rank - 1], (long long)len,
-            ir_attr_int(n, "onesided", 0) != 0, ir_attr_int(n, "inverse", 0) != 0);
+    fprintf(c->f, "    k_dft_f32(%s, %s, %s);\n", c->var[n->out[0]], c->var[n->in[0]], args);
 }

@@ -959,6 +959,65 @@ static void emit_linear_ce(CgCtx *c, int node)
     launch_check(c, node, call);
 }
 
+/* ---- Einsum: cg_einsum_emit's plan, its copies by lk_copy_nd and its product by cuBLASLt ---- */
+
+static const char *check_einsum(IrGraph *g, int node, char *why, size_t n)
+{
+    const char *r = cg_cpu_einsum_check(g, node, why, n);
+    if (r) return r;
+    if (g->values[g->nodes[node].out[0]].dtype != IR_F32) {
+        snprintf(why, n, "Einsum of %s (float32 only)", ir_dtype_name(g->values[g->nodes[node].out[0]].dtype));
+        return why;
+    }
+    if (cg_einsum_sums(g, node)) return "a one-operand Einsum that sums labels (use ReduceSum)";
+    return NULL;
+}
+
+static void cuda_ein_copy(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                          const int64_t *src_st, const int64_t *dims, int rank, int esize)
+{
+    IR_ASSERT(rank <= 8);
+    fprintf(c->f, "    static const LkNd nd_%d_%d = {{", node, tag);
+    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dims[k]);
+    fprintf(c->f, "}, {");
+    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dst_st[k]);
+    fprintf(c->f, "}, {");
+    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)src_st[k]);
+    fprintf(c->f, "}, %d, %d};\n", rank, esize);
+    char call[640];
+    snprintf(call, sizeof call, "lk_copy_nd(STREAM, %s, %s, &nd_%d_%d)", dst, src, node, tag);
+    launch_check(c, node, call);
+}
+
+static void cuda_ein_matmul(CgCtx *c, int node, const char *y, const char *a, const char *b, int64_t B, int64_t M,
+                            int64_t N, int64_t K, IrDType t)
+{
+    IR_ASSERT(t == IR_F32);
+    char call[768];
+    snprintf(call, sizeof call, "lk_gemm_f32(STREAM, %s, %s, %s, NULL, %lld, %lld, %lld, %lld, 0, 0, 1.0f, 0.0f, %lld, "
+             "%lld, %lld)", y, a, b, (long long)B, (long long)M, (long long)N, (long long)K, (long long)(M * K),
+             (long long)(K * N), (long long)(M * N));
+    launch_check(c, node, call);
+}
+
+static void emit_einsum(CgCtx *c, int node)
+{
+    static const CgEinsumOps cuda = {cuda_ein_copy, cuda_ein_matmul, NULL};
+    cg_einsum_emit(c, node, &cuda);
+}
+
+/* ---- DFT (lk_dft.cu) ---- */
+
+static void emit_dft(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    char args[256], call[640];
+    cg_dft_args(c, node, args, sizeof args);
+    cg_declare_outputs(c, node);
+    snprintf(call, sizeof call, "lk_dft_f32(STREAM, %s, %s, %s)", c->var[n->out[0]], c->var[n->in[0]], args);
+    launch_check(c, node, call);
+}
+
 /* ---- optimizer updates ---- */
 
 static const char *check_update(IrGraph *g, int node, char *why, size_t n)
@@ -1054,6 +1113,8 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_SoftmaxCrossEntropyLoss] = {check_sce, sce_ws, emit_sce, 0},
     [IR_OP_SoftmaxCrossEntropyLossGrad] = {check_sce, sce_ws, emit_sce, 0},
     [IR_OP_LinearCrossEntropy] = {check_linear_ce, linear_ce_ws, emit_linear_ce, 0},
+    [IR_OP_DFT] = {cg_cpu_dft_check, NULL, emit_dft, 2 | 4},
+    [IR_OP_Einsum] = {check_einsum, cg_cpu_einsum_ws, emit_einsum, 0},
     [IR_OP_SGD] = {check_update, NULL, emit_sgd, 0},
     [IR_OP_AdamW] = {check_update, NULL, emit_adamw, 0},
 };

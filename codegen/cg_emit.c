@@ -46,8 +46,8 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
         const char *no;
         if (!e->emit) {
             free(runtime);
-            return ir_fail(g, i, "%s is not supported by the %s target yet", ir_ops[n->op].name,
-                           t->name);
+            return ir_fail(g, i, "%s is not supported by the %s target yet%s", ir_ops[n->op].name, t->name,
+                           strcmp(t->name, "cpu") ? " (--target cpu runs every op loom supports)" : "");
         }
         if (e->check && (no = e->check(g, i, why, sizeof why)) != NULL) {
             free(runtime);

@@ -82,6 +82,20 @@ void cg_cpu_gemm_emit(CgCtx *c, int node);
 const char *cg_cpu_einsum_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_einsum_ws(IrGraph *g, int node);
 void cg_cpu_einsum_emit(CgCtx *c, int node);
+/* An Einsum's steps, printed by the target (cg_cpu_linalg.c plans them):
+ * copy: dst[i.dst_st] = src[i.src_st] over dims (n of them; tag numbers the
+ * copies of a node); matmul: y (B x M x N) = a (B x M x K) * b (B x K x N);
+ * sum: a one-operand Einsum's sum over the axes red[] marks (NULL where the
+ * target refuses it: cg_einsum_sums says which Einsums need it). */
+typedef struct {
+    void (*copy)(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                 const int64_t *src_st, const int64_t *dims, int n, int esize);
+    void (*matmul)(CgCtx *c, int node, const char *y, const char *a, const char *b, int64_t B, int64_t M,
+                   int64_t N, int64_t K, IrDType t);
+    void (*sum)(CgCtx *c, int node, const int *red);
+} CgEinsumOps;
+void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops);
+int cg_einsum_sums(IrGraph *g, int node);
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_conv_ws(IrGraph *g, int node);
 /* Conv (or a Conv group's root: see cg_cpu_conv_fuse). */
@@ -97,6 +111,9 @@ const char *cg_cpu_resize_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_resize_emit(CgCtx *c, int node);
 const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_dft_emit(CgCtx *c, int node);
+/* DFT's kernel arguments after its pointers, for both targets: "outer, n_in,
+ * inner, cin, length, onesided, inverse" (k_dft_f32, lk_dft_f32). */
+void cg_dft_args(CgCtx *c, int node, char *buf, size_t size);
 
 /* cg_cpu_grad.c: loom's internal backward and optimizer-update ops */
 const char *cg_cpu_grad_f32_check(IrGraph *g, int node, char *why, size_t n);

@@ -147,9 +147,9 @@ class SpectralConv2d(nn.Module):
         bot = self.cmul(bot[..., 0], bot[..., 1], self.w2_re, self.w2_im)
         # Zero the other modes. (torch.cat with zeros, not F.pad: the exporter
         # writes F.pad's pads as a Slice with step -1 that it cannot fold.)
-        mid = torch.zeros(b, self.cout, h - 2 * m, m, 2, dtype=x.dtype)
+        mid = torch.zeros(b, self.cout, h - 2 * m, m, 2, dtype=x.dtype, device=x.device)
         out = torch.cat([top, mid, bot], dim=2)         # [B, Cout, H, m, 2]
-        rest = torch.zeros(b, self.cout, h, w // 2 + 1 - m, 2, dtype=x.dtype)
+        rest = torch.zeros(b, self.cout, h, w // 2 + 1 - m, 2, dtype=x.dtype, device=x.device)
         out = torch.cat([out, rest], dim=3)             # [B, Cout, H, W/2+1, 2]
         return irfft2(out)
 

@@ -150,6 +150,15 @@ for dir in models/*/; do
         fi
     done
 done
+# an op the cuda target has no kernel for is refused with its name (no zoo model needs one now)
+m=/usr/share/libonnx-testdata/data/node/test_averagepool_2d_default/model.onnx
+if [ -f "$m" ]; then
+    expect cuda_refuses_op 1 "AveragePool.*not supported by the cuda target" \
+        "$loom" compile "$m" --mode infer --target cuda -o "$out/refused"
+else
+    fail cuda_refuses_op "no $m: install libonnx-testdata (scripts/setup.sh installs it)"
+fi
+
 if diff -u tests/cuda/expected.txt "$got" > "$out/expected.diff"; then
     pass "cuda_zoo_expected ($(grep -c ' built' "$got") built, $(grep -c ' refused' "$got") refused)"
 else

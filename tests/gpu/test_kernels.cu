@@ -227,6 +227,21 @@ static void test_gather(int64_t outer, int64_t len, int64_t nidx, int64_t inner)
     cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(ddx), cudaFree(di);
 }
 
+static void test_dft(int64_t outer, int64_t n_in, int64_t inner, int cin, int64_t L, int onesided, int inverse)
+{
+    auto x = rand_vec((size_t)(outer * n_in * inner * cin));
+    int64_t n_out = onesided ? L / 2 + 1 : L;
+    std::vector<float> want((size_t)(outer * n_out * inner * 2));
+    k_dft_f32(want.data(), x.data(), outer, n_in, inner, cin, L, onesided, inverse);
+    float *dxv = dev(x), *dyv = out_like(want);
+    char name[128];
+    snprintf(name, sizeof name, "lk_dft_f32 [%lld,%lld,%lld,%d] length %lld%s%s", (long long)outer, (long long)n_in,
+             (long long)inner, cin, (long long)L, onesided ? " onesided" : "", inverse ? " inverse" : "");
+    int rc = lk_dft_f32(rt_cuda_stream(), dyv, dxv, outer, n_in, inner, cin, L, onesided, inverse);
+    compare(name, rc, back(dyv, want.size()), want);
+    cudaFree(dxv), cudaFree(dyv);
+}
+
 static void test_layernorm(int64_t rows, int64_t cols, int stats)
 {
     auto x = rand_vec((size_t)(rows * cols)), sc = rand_vec((size_t)cols), b = rand_vec((size_t)cols);
@@ -526,6 +541,12 @@ int main(void)
     test_reduce(6, 1000, 1, 1);
     test_reduce(3, 5, 7, 0);
     test_reduce(1, 300, 70, 0);  /* few long columns: a block per 32 columns */
+    /* against kdft.c's FFTs (power-of-two lengths) and direct sums */
+    test_dft(2, 16, 3, 1, 16, 1, 0); /* real, onesided: the cpu's half-length FFT */
+    test_dft(3, 8, 1, 2, 8, 0, 0);   /* complex, full */
+    test_dft(1, 12, 2, 2, 12, 0, 1); /* not a power of two, inverse */
+    test_dft(1, 10, 4, 1, 16, 0, 0); /* zero-padded to 16 */
+    test_dft(2, 20, 1, 2, 16, 0, 1); /* truncated to 16, inverse */
     test_reduce(3, 200, 33, 1);
     test_sce(4, 10, 2, 0);
     test_sce(37, 300, 1, 0);

@@ -210,6 +210,14 @@ int lk_attention_grad_f32(cudaStream_t s, float *dq, float *dk, float *dv, const
                           const float *k, const float *v, const float *o, const float *lse, const void *mask,
                           const LkAttn *p, void *ws);
 
+/* ---- spectral: lk_dft.cu ---- */
+
+/* DFT along the middle axis of x [outer, n_in, inner, cin] into y [outer,
+ * n_out, inner, 2] (k_dft_f32: cin 1 real or 2 complex; length zero-pads or
+ * truncates; onesided keeps length / 2 + 1 bins; inverse scales by 1/length). */
+int lk_dft_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,
+               int64_t length, int onesided, int inverse);
+
 /* ---- losses: lk_loss.cu ---- */
 
 /* SoftmaxCrossEntropyLoss, reduction 1 sum or 2 mean, over logits x [N, C]
