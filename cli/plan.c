@@ -119,6 +119,35 @@ static int recomputed(const IrGraph *g, const OptSchedule *s, const char ***name
     return n;
 }
 
+/* The reruns by op: how many runs of each op the schedule adds and their
+ * predicted seconds (node_s), most expensive first. */
+typedef struct {
+    int op, runs;
+    double s;
+} OpReruns;
+
+static int by_op_cmp(const void *a, const void *b)
+{
+    const OpReruns *x = a, *y = b;
+    return x->s < y->s ? 1 : x->s > y->s ? -1 : x->op - y->op;
+}
+
+static int reruns_by_op(const IrGraph *g, const OptSchedule *s, const double *node_s, OpReruns **out)
+{
+    OpReruns *r = ir_xcalloc((size_t)IR_NOPS, sizeof *r);
+    int n = 0;
+    for (int k = 0; k < s->n; k++) {
+        if (s->ins[k].kind != OPT_RERUN) continue;
+        int node = s->ins[k].node, op = g->nodes[node].op;
+        r[op].op = op, r[op].runs++, r[op].s += node_s ? node_s[node] : 0;
+    }
+    for (int op = 0; op < IR_NOPS; op++)
+        if (r[op].runs) r[n++] = r[op];
+    qsort(r, (size_t)n, sizeof *r, by_op_cmp);
+    *out = r;
+    return n;
+}
+
 static int fit_setup(IrGraph *g, const CliPlanOptions *p, CliFit *f)
 {
     if (cli_fit_init(g, p->device, p->costs, f)) {
@@ -177,6 +206,18 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
         cli_json_close(j);
         free(names);
+        OpReruns *ops;
+        int nops = reruns_by_op(f->g, &r->sched, f->node_s, &ops);
+        cli_json_array(j, "recomputed_by_op", 0);
+        for (int i = 0; i < nops; i++) {
+            cli_json_object(j, NULL, 1);
+            cli_json_str(j, "op", ir_ops[ops[i].op].name);
+            cli_json_int(j, "runs", ops[i].runs);
+            cli_json_num(j, "predicted_s", ops[i].s);
+            cli_json_close(j);
+        }
+        cli_json_close(j);
+        free(ops);
     }
     cli_json_close(j);
 }
@@ -200,6 +241,13 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     for (int i = 0; i < n && i < 8; i++) printf("%s%s", i ? ", " : ": ", names[i]);
     printf("%s\n", n > 8 ? ", ..." : "");
     free(names);
+    OpReruns *ops;
+    int nops = reruns_by_op(g, &r->sched, f->node_s, &ops);
+    if (nops) printf("%-10s", "by op");
+    for (int i = 0; i < nops; i++)
+        printf("%s%s %d (%.3g ms)", i ? ", " : " ", ir_ops[ops[i].op].name, ops[i].runs, 1e3 * ops[i].s);
+    if (nops) printf("\n");
+    free(ops);
     printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
            least == f->weights_bytes + f->store_all_arena ? "store-all" : "with recomputation");
     printf("%-10s %.3g s (%d stages; %d took an identical stage's options)\n", "solve", r->solve_s,

@@ -77,6 +77,19 @@ for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small
             if [ "$copied" -gt 0 ]; then pass "${name}_identical_stages_solved_once ($copied copied)"
             else fail "${name}_identical_stages_solved_once" "stages_copied is $copied"; fi
         fi
+        # the reruns by op add up to the reruns, and their predicted time to the plan's overhead
+        if [ $which = least ] && msg=$("$py" - "$dir.plan.json" <<'PY'
+import sys, json
+d = json.load(open(sys.argv[1]))
+ops = d["recomputed_by_op"]
+runs, s = sum(o["runs"] for o in ops), sum(o["predicted_s"] for o in ops)
+extra = d["predicted_step_s"] - d["store_all_step_s"]
+ok = runs == d["recomputed_nodes"] and abs(s - extra) <= 1e-6 * d["store_all_step_s"] + 1e-12
+print(f"{len(ops)} ops, {runs} runs, {s * 1e3:.4g} ms of {extra * 1e3:.4g} ms overhead")
+sys.exit(0 if ok else 1)
+PY
+        ); then pass "${name}_reruns_by_op ($msg)"
+        elif [ $which = least ]; then fail "${name}_reruns_by_op" "$msg"; fi
         if [ "$dev" -le "$budget" ] && { [ "$budget" -ge "$top" ] || [ "$nre" -gt 0 ]; }; then
             pass "${name}_plan_fits ($dev <= $budget bytes, $nre recomputations)"
         else
