@@ -234,6 +234,16 @@ int64_t opt_remat_min_peak(const OptRemat *r);
  * the same shape instead of solving their own (a transformer's blocks). */
 int opt_remat_copied(const OptRemat *r);
 
+/* Pruning (remat_refine.c), with a refiner made once per graph (req as for
+ * opt_remat_new, which prunes every schedule of its tables):
+ * opt_refine_prune removes the reruns none of whose outputs is read before
+ * it is written again (a stage run again to rebuild what its backward reads
+ * need not write its state for a later stage already done). */
+typedef struct OptRefine OptRefine;
+OptRefine *opt_refine_new(const IrGraph *g, const OptMemRequest *req);
+void opt_refine_free(OptRefine *f);
+void opt_refine_prune(OptRefine *f, OptSchedule *s);
+
 /* Baselines to compare with: keep everything; checkpoint every block (a
  * block ends where a single value crosses: a residual stream, a block's
  * input), each segment recomputed once before its backward (PyTorch's

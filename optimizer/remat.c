@@ -30,7 +30,8 @@
  * The model is an estimate (it counts a skip value once per state it
  * crosses, and transients stage by stage), so the table is not trusted for
  * memory: for a budget, solve extracts the table's schedule at every memory
- * level, simulates each on the real graph, and keeps the fastest that fits.
+ * level, prunes its dead reruns (remat_refine.c), simulates each on the real
+ * graph, and keeps the fastest that fits.
  * The store-all schedule is always a candidate. A larger budget admits a
  * superset of candidates, so it never gets a slower schedule. */
 #include <math.h>
@@ -92,6 +93,8 @@ struct OptRemat {
     int *nshape, copied;
     /* the distinct schedules of the table's memory levels, simulated */
     int ncand, capcand;
+    OptRefine *refine;
+    OptSchedule last_given; /* the last schedule add_candidate was given */
     OptSchedule *cand;
     OptSimResult *cand_sim;
 };
@@ -743,13 +746,19 @@ static void schedule_at(OptRemat *r, int m, OptSchedule *s)
 
 static void build_partition(OptRemat *r, int rule);
 
-/* Adds schedule s (taken) to the candidates unless it equals the last one or
- * does not simulate. */
+/* Adds schedule s (taken), without its dead reruns, to the candidates
+ * unless it equals the last one given or does not simulate. */
 static void add_candidate(OptRemat *r, OptSchedule *s)
 {
-    const OptSchedule *prev = &r->cand[r->ncand - 1];
-    if (r->ncand == r->capcand || (prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) ||
-        opt_schedule_simulate(r->g, s, r->node_s, r->req, &r->cand_sim[r->ncand])) {
+    OptSchedule *prev = &r->last_given;
+    if (r->ncand == r->capcand || (prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins))) {
+        opt_schedule_free(s);
+        return;
+    }
+    prev->n = 0;
+    for (int k = 0; k < s->n; k++) opt_schedule_push(prev, s->ins[k].node, s->ins[k].kind);
+    opt_refine_prune(r->refine, s);
+    if (opt_schedule_simulate(r->g, s, r->node_s, r->req, &r->cand_sim[r->ncand])) {
         opt_schedule_free(s);
         return;
     }
@@ -904,6 +913,7 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
             if (n->in[j] >= 0) r->bread[n->in[j]] = 1;
     }
     r->runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *r->runs);
+    r->refine = opt_refine_new(g, req);
     r->capcand = 3 * MLEVELS + 3;
     r->cand = ir_xmalloc((size_t)r->capcand * sizeof *r->cand);
     r->cand_sim = ir_xmalloc((size_t)r->capcand * sizeof *r->cand_sim);
@@ -946,6 +956,8 @@ void opt_remat_free(OptRemat *r)
     free(r->needed);
     free(r->bread);
     free(r->runs);
+    opt_refine_free(r->refine);
+    opt_schedule_free(&r->last_given);
     for (int i = 0; i < r->ncand; i++) opt_schedule_free(&r->cand[i]);
     free(r->cand);
     free(r->cand_sim);
