@@ -150,7 +150,7 @@ static void test_tight(void)
     opt_schedule_simulate(f.g, &all, f.costs.seconds, &f.req, &sa);
     int64_t least = opt_remat_min_peak(r);
     CHECK(least < sa.peak_bytes);
-    CHECK_EQ_INT(opt_remat_solve(r, least, &rs, &rsim), 0);
+    CHECK_EQ_INT(opt_remat_solve(r, least, 1, &rs, &rsim), 0);
     printf("  rotor at %lld: step %.4g ms, %d reruns\n", (long long)least, 1e3 * rsim.step_s, rsim.reruns);
     CHECK_EQ_INT(ilp_at(&f, least, 120, &sim), 0);
     CHECK(sim.step_s <= rsim.step_s * (1 + 1e-9));
