@@ -98,21 +98,48 @@ void cli_fit_free(CliFit *f)
     memset(f, 0, sizeof *f);
 }
 
-/* The least feasible budget: the most frugal schedule, placed for real. */
+/* The least feasible budget: the most frugal schedule, placed for real.
+ * The planner may place a schedule above its simulated peak, by more for
+ * one than another (refined schedules most), so the schedules are placed
+ * in order of simulated peak while one could still come out lower: at most
+ * LEAST_TRIES, and the tables' own most frugal one always (the least
+ * budget before refinement, so refinement never raises it). */
+enum { LEAST_TRIES = 4 };
 int cli_fit_least(CliFit *f, int64_t *bytes)
 {
     if (f->least_bytes) {
         *bytes = f->least_bytes;
         return 0;
     }
-    OptSchedule s;
-    OptSimResult sim;
-    int64_t arena;
-    if (opt_remat_solve(table(f), opt_remat_min_peak(table(f)), &s, &sim) ||
-        real_arena(f->g, &s, &arena)) {
-        opt_schedule_free(&s);
-        return -1;
+    OptSchedule s, best = {0};
+    OptSimResult sim, best_sim = {0};
+    int64_t arena, best_arena = INT64_MAX;
+    int refined, tries = 0, table_tried = 0;
+    for (int k = 0; !opt_remat_frugal(table(f), k, &s, &sim, &refined); k++) {
+        if (sim.peak_bytes >= best_arena) { /* none further on could place lower */
+            opt_schedule_free(&s);
+            break;
+        }
+        if (tries >= LEAST_TRIES && (refined || table_tried)) {
+            opt_schedule_free(&s);
+            if (table_tried) break;
+            continue;
+        }
+        tries++;
+        table_tried |= !refined;
+        if (real_arena(f->g, &s, &arena)) {
+            opt_schedule_free(&s);
+            opt_schedule_free(&best);
+            return -1;
+        }
+        if (arena < best_arena) {
+            opt_schedule_free(&best);
+            best = s, best_sim = sim, best_arena = arena;
+        } else {
+            opt_schedule_free(&s);
+        }
     }
+    s = best, sim = best_sim, arena = best_arena;
     if (arena >= f->store_all_arena) { /* no schedule beats keeping everything */
         opt_schedule_free(&s);
         opt_schedule_store_all(f->g, &s);
@@ -126,6 +153,43 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
     f->least_arena = arena;
     *bytes = f->least_bytes;
     return 0;
+}
+
+/* The fastest schedule among the solver's candidates (refined: every one;
+ * 0: the tables' own) that the planner places within room: the fastest by
+ * simulation first; while the planner's arena comes out above the room, one
+ * that peaks that much lower, or, when no candidate peaks that low, halfway
+ * back to the last one tried. 0 with out's schedule, simulation and arena
+ * set, 1 when none of FIT_TRIES placements fits, -1 on error. */
+enum { FIT_TRIES = 8 };
+static int fit_from(CliFit *f, int64_t room, int refined, CliFitResult *out)
+{
+    int64_t target = room, below = room; /* below: under the last peak tried */
+    for (int placed = 0, solves = 0; placed < FIT_TRIES && solves < 4 * FIT_TRIES && target > 0; solves++) {
+        OptSchedule s;
+        OptSimResult sim;
+        int64_t arena;
+        if (opt_remat_solve(table(f), target, refined, &s, &sim)) {
+            if (below - target < 2) break;
+            target += (below - target) / 2;
+            continue;
+        }
+        placed++;
+        if (real_arena(f->g, &s, &arena)) {
+            opt_schedule_free(&s);
+            return -1;
+        }
+        if (arena <= room) {
+            out->sched = s;
+            out->sim = sim;
+            out->arena = arena;
+            return 0;
+        }
+        opt_schedule_free(&s);
+        below = sim.peak_bytes - 1;
+        target = sim.peak_bytes - (arena - room); /* a schedule that peaks that much lower */
+    }
+    return 1;
 }
 
 static int refuse(CliFit *f, int64_t budget, int64_t least);
@@ -145,32 +209,39 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         out->solve_s = cpu_now() - t0 + f->table_s;
         return 0;
     }
-    int64_t target = room;
-    for (int attempt = 0; attempt < 8 && target > 0; attempt++) {
-        OptSchedule s;
-        OptSimResult sim;
-        int64_t arena;
-        if (opt_remat_solve(table(f), target, &s, &sim)) break;
-        if (real_arena(f->g, &s, &arena)) {
-            opt_schedule_free(&s);
-            return -1;
-        }
-        if (arena <= room) {
-            out->sched = s;
-            out->sim = sim;
-            out->arena = arena;
-            out->solve_s = cpu_now() - t0 + f->table_s;
-            return 0;
-        }
+    /* every candidate; then the tables' own, as before refinement, when
+     * their fastest could beat that (the planner may place a refined
+     * schedule worse than its simulated peak): the faster that fits */
+    int rc = fit_from(f, room, 1, out);
+    OptSchedule s;
+    OptSimResult sim;
+    if (rc >= 0 && !opt_remat_solve(table(f), room, 0, &s, &sim)) {
         opt_schedule_free(&s);
-        target = sim.peak_bytes - (arena - room); /* a schedule that peaks that much lower */
+        CliFitResult alt;
+        memset(&alt, 0, sizeof alt);
+        alt.budget = budget;
+        int rt = rc == 0 && out->sim.step_s <= sim.step_s ? 1 : fit_from(f, room, 0, &alt);
+        if (rt == 0 && (rc != 0 || alt.sim.step_s < out->sim.step_s)) {
+            if (rc == 0) cli_fit_result_free(out);
+            *out = alt;
+            rc = 0;
+        } else if (rt == 0) {
+            cli_fit_result_free(&alt);
+        } else if (rt < 0) {
+            rc = -1;
+        }
     }
-    /* the most frugal schedule, which fits since budget >= least */
-    out->sched.n = out->sched.cap = f->least->n;
-    out->sched.ins = ir_xmalloc((size_t)(f->least->n ? f->least->n : 1) * sizeof *out->sched.ins);
-    memcpy(out->sched.ins, f->least->ins, (size_t)f->least->n * sizeof *out->sched.ins);
-    out->sim = f->least_sim;
-    out->arena = f->least_arena;
+    if (rc < 0) {
+        cli_fit_result_free(out);
+        return -1;
+    }
+    if (rc == 1) { /* the most frugal schedule, which fits since budget >= least */
+        out->sched.n = out->sched.cap = f->least->n;
+        out->sched.ins = ir_xmalloc((size_t)(f->least->n ? f->least->n : 1) * sizeof *out->sched.ins);
+        memcpy(out->sched.ins, f->least->ins, (size_t)f->least->n * sizeof *out->sched.ins);
+        out->sim = f->least_sim;
+        out->arena = f->least_arena;
+    }
     out->solve_s = cpu_now() - t0 + f->table_s;
     return 0;
 }

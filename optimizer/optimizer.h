@@ -214,8 +214,9 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s);
  * possibly several times. Values that cross more than one cut (U-Net skips)
  * belong to every state they cross. The table is built once per graph and
  * then answers any budget: a solve tries the table's schedules at every
- * memory level, simulates each (opt_schedule_simulate: the real order, the
- * real buffers), and returns the fastest whose peak fits. */
+ * memory level, and the refinements of the best of them value by value
+ * (opt_refine_descend below), simulates each (opt_schedule_simulate: the
+ * real order, the real buffers), and returns the fastest whose peak fits. */
 
 typedef struct OptRemat OptRemat;
 
@@ -226,13 +227,40 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
 void opt_remat_free(OptRemat *r);
 int opt_remat_stages(const OptRemat *r); /* the most stages one of its tables has */
 /* The schedule of least simulated time whose simulated arena peak is at most
- * arena_bytes; 0, or 1 when none fits (out untouched). */
-int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim);
+ * arena_bytes, among every candidate (refined: 1) or among the tables' own
+ * (0: without opt_refine_descend's steps); 0, or 1 when none fits (out
+ * untouched). */
+int opt_remat_solve(OptRemat *r, int64_t arena_bytes, int refined, OptSchedule *out, OptSimResult *sim);
 /* The least simulated arena peak among the schedules the solver knows. */
 int64_t opt_remat_min_peak(const OptRemat *r);
+/* The k-th schedule in order of simulated peak (the tables' before the
+ * refined among equal peaks, then the faster), and whether it is a
+ * refinement's: 0, or 1 past the last. The memory planner may place a
+ * schedule above its simulated peak, by more for one than another (more
+ * for refined ones, whose short reruns sit between long-lived buffers), so
+ * the least feasible budget tries a few in this order. */
+int opt_remat_frugal(const OptRemat *r, int k, OptSchedule *out, OptSimResult *sim, int *refined);
 /* How many stages (over its tables) took the options of an earlier stage of
  * the same shape instead of solving their own (a transformer's blocks). */
 int opt_remat_copied(const OptRemat *r);
+
+/* Per-value refinement (remat_refine.c), a refiner per graph (node_s and
+ * req as for opt_remat_new, which uses one on its candidates).
+ * opt_refine_descend: from schedule `seed`, at most max_steps times, drop
+ * the copy live at the simulated peak whose rerun (just before its next
+ * read, from what is at hand there) costs the fewest seconds per byte, when
+ * that lowers the peak (or moves it at equal height); each step's schedule
+ * and simulation go to emit (which copies what it keeps); returns the steps
+ * taken. opt_refine_prune: removes the reruns none of whose outputs is read
+ * before it is written again (a stage run again to rebuild what its
+ * backward reads need not write its state for a later stage already
+ * done). */
+typedef struct OptRefine OptRefine;
+OptRefine *opt_refine_new(const IrGraph *g, const double *node_s, const OptMemRequest *req);
+void opt_refine_free(OptRefine *f);
+int opt_refine_descend(OptRefine *f, const OptSchedule *seed, int max_steps,
+                       void (*emit)(void *ctx, OptSchedule *s, const OptSimResult *sim), void *ctx);
+void opt_refine_prune(OptRefine *f, OptSchedule *s);
 
 /* Baselines to compare with: keep everything; checkpoint every block (a
  * block ends where a single value crosses: a residual stream, a block's

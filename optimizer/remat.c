@@ -30,9 +30,13 @@
  * The model is an estimate (it counts a skip value once per state it
  * crosses, and transients stage by stage), so the table is not trusted for
  * memory: for a budget, solve extracts the table's schedule at every memory
- * level, simulates each on the real graph, and keeps the fastest that fits.
- * The store-all schedule is always a candidate. A larger budget admits a
- * superset of candidates, so it never gets a slower schedule. */
+ * level, prunes its dead reruns, simulates each on the real graph, and
+ * keeps the fastest that fits. The store-all schedule is always a
+ * candidate. The table decides per stage; the candidates no other beats in
+ * both time and peak are then refined per value (remat_refine.c: a copy
+ * live at the peak dropped and its producer run again before its next
+ * read), and each refinement step joins the candidates. A larger budget
+ * admits a superset of candidates, so it never gets a slower schedule. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,7 +46,8 @@
 
 #include <lpsolve/lp_lib.h>
 
-enum { MAX_STAGES = 64, SLOTS = 400, MLEVELS = 2 * SLOTS + 1, MAX_OPTS = 8 };
+enum { MAX_STAGES = 64, SLOTS = 400, MLEVELS = 2 * SLOTS + 1, MAX_OPTS = 8, REFINE_STEPS = 64, REFINE_SEEDS = 16,
+       REFINE_WORK = 4000000 };
 
 /* A way to run a stage forward keeping part of what its backward reads: the
  * rest is recomputed just before the backward (from the stage's input and
@@ -92,6 +97,9 @@ struct OptRemat {
     int *nshape, copied;
     /* the distinct schedules of the table's memory levels, simulated */
     int ncand, capcand;
+    int ntable;              /* candidates [0, ntable) are the tables' and the baselines' */
+    OptRefine *refine;
+    OptSchedule last_given;  /* the last schedule add_candidate was given */
     OptSchedule *cand;
     OptSimResult *cand_sim;
 };
@@ -743,19 +751,101 @@ static void schedule_at(OptRemat *r, int m, OptSchedule *s)
 
 static void build_partition(OptRemat *r, int rule);
 
-/* Adds schedule s (taken) to the candidates unless it equals the last one or
- * does not simulate. */
+/* Adds schedule s (taken) with its simulation to the candidates; with
+ * `frontier`, only when no candidate is as fast and peaks as low (a
+ * refinement step others beat could never be chosen). */
+static void add_simulated(OptRemat *r, OptSchedule *s, const OptSimResult *sim, int frontier)
+{
+    for (int i = 0; i < r->ncand && frontier; i++) {
+        const OptSimResult *c = &r->cand_sim[i];
+        if (c->step_s <= sim->step_s && c->peak_bytes <= sim->peak_bytes) {
+            opt_schedule_free(s);
+            return;
+        }
+    }
+    if (r->ncand == r->capcand) {
+        r->capcand *= 2;
+        r->cand = ir_xrealloc(r->cand, (size_t)r->capcand * sizeof *r->cand);
+        r->cand_sim = ir_xrealloc(r->cand_sim, (size_t)r->capcand * sizeof *r->cand_sim);
+    }
+    r->cand[r->ncand] = *s;
+    r->cand_sim[r->ncand++] = *sim;
+    if (sim->peak_bytes < r->min_peak) r->min_peak = sim->peak_bytes;
+}
+
+/* Adds schedule s (taken), without its dead reruns, unless it equals the
+ * last one given or does not simulate. */
 static void add_candidate(OptRemat *r, OptSchedule *s)
 {
-    const OptSchedule *prev = &r->cand[r->ncand - 1];
-    if (r->ncand == r->capcand || (prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) ||
-        opt_schedule_simulate(r->g, s, r->node_s, r->req, &r->cand_sim[r->ncand])) {
+    OptSchedule *prev = &r->last_given;
+    OptSimResult sim;
+    if (prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) {
         opt_schedule_free(s);
         return;
     }
-    r->cand[r->ncand] = *s;
-    if (r->cand_sim[r->ncand].peak_bytes < r->min_peak) r->min_peak = r->cand_sim[r->ncand].peak_bytes;
-    r->ncand++;
+    prev->n = 0;
+    for (int k = 0; k < s->n; k++) opt_schedule_push(prev, s->ins[k].node, s->ins[k].kind);
+    opt_refine_prune(r->refine, s);
+    if (opt_schedule_simulate(r->g, s, r->node_s, r->req, &sim)) {
+        opt_schedule_free(s);
+        return;
+    }
+    add_simulated(r, s, &sim, 0);
+}
+
+/* opt_refine_descend's steps join the candidates (a copy of each). */
+static void add_refined(void *ctx, OptSchedule *s, const OptSimResult *sim)
+{
+    OptSchedule c;
+    c.n = c.cap = s->n;
+    c.ins = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *c.ins);
+    memcpy(c.ins, s->ins, (size_t)s->n * sizeof *c.ins);
+    add_simulated(ctx, &c, sim, 1);
+}
+
+/* The candidates no other beats in both time and peak (the frontier), at
+ * most REFINE_SEEDS of them evenly over it, each refined value by value
+ * (opt_refine_descend) for at most REFINE_STEPS steps, and at most
+ * REFINE_WORK instructions' worth of steps over all of them (a step costs
+ * a few passes over the schedule: a 25000-instruction schedule gets 10
+ * steps per seed); every step joins the candidates. */
+static void refine_frontier(OptRemat *r)
+{
+    int nfront = 0;
+    int *front = ir_xmalloc((size_t)(r->ncand ? r->ncand : 1) * sizeof *front);
+    for (int i = 0; i < r->ncand; i++) {
+        const OptSimResult *c = &r->cand_sim[i];
+        int beaten = 0;
+        for (int j = 0; j < r->ncand && !beaten; j++) {
+            const OptSimResult *d = &r->cand_sim[j];
+            beaten = d->step_s <= c->step_s && d->peak_bytes <= c->peak_bytes &&
+                     (d->step_s < c->step_s || d->peak_bytes < c->peak_bytes || j < i);
+        }
+        if (!beaten) front[nfront++] = i;
+    }
+    /* by peak (the frontier's times fall as the peaks rise) */
+    for (int i = 1; i < nfront; i++)
+        for (int j = i; j > 0 && r->cand_sim[front[j]].peak_bytes < r->cand_sim[front[j - 1]].peak_bytes; j--) {
+            int t = front[j];
+            front[j] = front[j - 1];
+            front[j - 1] = t;
+        }
+    int nseed = nfront < REFINE_SEEDS ? nfront : REFINE_SEEDS;
+    OptSchedule *seed = ir_xmalloc((size_t)(nseed ? nseed : 1) * sizeof *seed);
+    for (int k = 0; k < nseed; k++) { /* copies: the candidates move as steps join them */
+        int i = front[nseed == nfront ? k : (int)((int64_t)k * (nfront - 1) / (nseed > 1 ? nseed - 1 : 1))];
+        seed[k].n = seed[k].cap = r->cand[i].n;
+        seed[k].ins = ir_xmalloc((size_t)(r->cand[i].n ? r->cand[i].n : 1) * sizeof *seed->ins);
+        memcpy(seed[k].ins, r->cand[i].ins, (size_t)r->cand[i].n * sizeof *seed->ins);
+    }
+    free(front);
+    for (int i = 0; i < nseed; i++) {
+        int64_t steps = REFINE_WORK / nseed / (seed[i].n ? seed[i].n : 1);
+        if (steps > REFINE_STEPS) steps = REFINE_STEPS;
+        opt_refine_descend(r->refine, &seed[i], (int)steps, add_refined, r);
+        opt_schedule_free(&seed[i]);
+    }
+    free(seed);
 }
 
 /* ---- baselines ---- */
@@ -904,6 +994,7 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
             if (n->in[j] >= 0) r->bread[n->in[j]] = 1;
     }
     r->runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *r->runs);
+    r->refine = opt_refine_new(g, node_s, req);
     r->capcand = 3 * MLEVELS + 3;
     r->cand = ir_xmalloc((size_t)r->capcand * sizeof *r->cand);
     r->cand_sim = ir_xmalloc((size_t)r->capcand * sizeof *r->cand_sim);
@@ -933,6 +1024,8 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
         opt_remat_baseline(r, (OptRematBaseline)b, &s, &sim);
         add_candidate(r, &s);
     }
+    r->ntable = r->ncand;
+    refine_frontier(r);
     return r;
 }
 
@@ -946,6 +1039,8 @@ void opt_remat_free(OptRemat *r)
     free(r->needed);
     free(r->bread);
     free(r->runs);
+    opt_refine_free(r->refine);
+    opt_schedule_free(&r->last_given);
     for (int i = 0; i < r->ncand; i++) opt_schedule_free(&r->cand[i]);
     free(r->cand);
     free(r->cand_sim);
@@ -958,10 +1053,51 @@ int64_t opt_remat_min_peak(const OptRemat *r) { return r->min_peak; }
 
 int opt_remat_copied(const OptRemat *r) { return r->copied; }
 
-int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimResult *sim)
+static void copy_candidate(const OptRemat *r, int i, OptSchedule *out, OptSimResult *sim)
 {
-    int best = -1;
-    for (int i = 0; i < r->ncand; i++) {
+    const OptSchedule *b = &r->cand[i];
+    out->n = out->cap = b->n;
+    out->ins = ir_xmalloc((size_t)(b->n ? b->n : 1) * sizeof *out->ins);
+    memcpy(out->ins, b->ins, (size_t)b->n * sizeof *out->ins);
+    *sim = r->cand_sim[i];
+}
+
+/* opt_remat_frugal's order: simulated peak, the tables' before the
+ * refined, then time, then index. */
+typedef struct {
+    int64_t peak;
+    int refined;
+    double step_s;
+    int i;
+} Frugal;
+
+static int by_frugal(const void *a, const void *b)
+{
+    const Frugal *x = a, *y = b;
+    if (x->peak != y->peak) return x->peak < y->peak ? -1 : 1;
+    if (x->refined != y->refined) return x->refined - y->refined;
+    if (x->step_s != y->step_s) return x->step_s < y->step_s ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+int opt_remat_frugal(const OptRemat *r, int k, OptSchedule *out, OptSimResult *sim, int *refined)
+{
+    if (k < 0 || k >= r->ncand) return 1;
+    Frugal *order = ir_xmalloc((size_t)r->ncand * sizeof *order);
+    for (int i = 0; i < r->ncand; i++)
+        order[i] = (Frugal){r->cand_sim[i].peak_bytes, i >= r->ntable, r->cand_sim[i].step_s, i};
+    qsort(order, (size_t)r->ncand, sizeof *order, by_frugal);
+    int i = order[k].i;
+    free(order);
+    copy_candidate(r, i, out, sim);
+    *refined = i >= r->ntable;
+    return 0;
+}
+
+int opt_remat_solve(OptRemat *r, int64_t arena_bytes, int refined, OptSchedule *out, OptSimResult *sim)
+{
+    int best = -1, n = refined ? r->ncand : r->ntable;
+    for (int i = 0; i < n; i++) {
         const OptSimResult *c = &r->cand_sim[i];
         if (c->peak_bytes > arena_bytes) continue;
         if (best < 0 || c->step_s < r->cand_sim[best].step_s ||
@@ -969,10 +1105,6 @@ int opt_remat_solve(OptRemat *r, int64_t arena_bytes, OptSchedule *out, OptSimRe
             best = i;
     }
     if (best < 0) return 1;
-    const OptSchedule *b = &r->cand[best];
-    out->n = out->cap = b->n;
-    out->ins = ir_xmalloc((size_t)(b->n ? b->n : 1) * sizeof *out->ins);
-    memcpy(out->ins, b->ins, (size_t)b->n * sizeof *out->ins);
-    *sim = r->cand_sim[best];
+    copy_candidate(r, best, out, sim);
     return 0;
 }
