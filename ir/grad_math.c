@@ -57,7 +57,13 @@ GRAD_RULE(unary)
     case IR_OP_Relu: case IR_OP_LeakyRelu: case IR_OP_Elu: case IR_OP_Selu:
     case IR_OP_HardSigmoid: case IR_OP_HardSwish: case IR_OP_Gelu: {
         int fwd = c->node;
-        int n = grad_begin(c, IR_OP_ActivationGrad, 2, (int[]){gy, x}, 1);
+        /* Relu's and (alpha >= 0) LeakyRelu's slope depends only on the sign,
+         * and y > 0 exactly where x > 0: read y, the value the next op (a
+         * conv's weight gradient, say) keeps anyway, so that x need not be
+         * kept for backward (a BatchNormalization's output in a CNN). The
+         * same bits either way. */
+        int v = N->op == IR_OP_Relu || (N->op == IR_OP_LeakyRelu && ir_attr_float(N, "alpha", 0.01f) >= 0) ? y : x;
+        int n = grad_begin(c, IR_OP_ActivationGrad, 2, (int[]){gy, v}, 1);
         grad_copy_attrs(G, n, fwd);
         ir_attr_set_string(G, n, "act", ir_ops[G->nodes[fwd].op].name);
         r = grad_end(c, n);

@@ -178,7 +178,7 @@ static void test_descend(void)
     int steps = opt_refine_descend(rf, &all, 6, on_step, &w);
     printf("  %d steps from store-all: peak %lld -> %lld, step %.4f -> %.4f ms\n", steps,
            (long long)start.peak_bytes, (long long)w.prev.peak_bytes, 1e3 * start.step_s, 1e3 * w.prev.step_s);
-    CHECK(steps >= 4 && steps == w.steps);
+    CHECK(steps >= 2 && steps == w.steps); /* 3 on resnet_small: its BatchNorm outputs are no longer kept for backward */
     CHECK(w.prev.peak_bytes < start.peak_bytes);
     CHECK_EQ_INT(w.bad_apply, 0);
     CHECK_EQ_INT(w.bad_sim, 0);

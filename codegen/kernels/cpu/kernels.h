@@ -312,7 +312,9 @@ int k_sce_loss_f32(float *y, float *log_prob, const float *x, const int64_t *tar
  * sum on one thread in a fixed order, so results never depend on threads. */
 
 /* loom.ActivationGrad: dx = dy * f'(x) over n elements. act: K_ACT_*; alpha,
- * beta, gamma as the forward op's attributes (with ONNX's defaults filled in). */
+ * beta, gamma as the forward op's attributes (with ONNX's defaults filled in).
+ * For Relu and LeakyRelu (alpha >= 0) autodiff passes the forward output as x:
+ * f' depends only on the sign, which the output shares. */
 enum { K_ACT_RELU, K_ACT_LEAKY_RELU, K_ACT_ELU, K_ACT_SELU, K_ACT_HARD_SIGMOID, K_ACT_HARD_SWISH,
        K_ACT_GELU, K_ACT_GELU_TANH };
 void k_activation_grad_f32(float *dx, const float *dy, const float *x, int64_t n, int act,
