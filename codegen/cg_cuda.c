@@ -996,29 +996,13 @@ static void emit_sgd(CgCtx *c, int node)
 
 /* ---- the table ---- */
 
-#define ELEM {check_elemwise, NULL, emit_elemwise, 0}
-#define VIEW(static_in) {NULL, NULL, cg_emit_view, static_in}
+#define ELEM_ROW(op) [IR_OP_##op] = {check_elemwise, NULL, emit_elemwise, 0},
 
 static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_MatMul] = {check_matmul, NULL, emit_matmul, 0},
     [IR_OP_Gemm] = {f32_only, NULL, emit_gemm, 0},
-    [IR_OP_Add] = ELEM, [IR_OP_Sub] = ELEM, [IR_OP_Mul] = ELEM, [IR_OP_Div] = ELEM,
-    [IR_OP_Pow] = ELEM, [IR_OP_Mod] = ELEM, [IR_OP_PRelu] = ELEM, [IR_OP_Min] = ELEM,
-    [IR_OP_Max] = ELEM, [IR_OP_Sum] = ELEM, [IR_OP_Mean] = ELEM, [IR_OP_Where] = ELEM,
-    [IR_OP_Equal] = ELEM, [IR_OP_Less] = ELEM, [IR_OP_LessOrEqual] = ELEM, [IR_OP_Greater] = ELEM,
-    [IR_OP_GreaterOrEqual] = ELEM, [IR_OP_And] = ELEM, [IR_OP_Or] = ELEM, [IR_OP_Xor] = ELEM,
-    [IR_OP_Not] = ELEM, [IR_OP_Neg] = ELEM, [IR_OP_Abs] = ELEM, [IR_OP_Sign] = ELEM,
-    [IR_OP_Relu] = ELEM, [IR_OP_Sqrt] = ELEM, [IR_OP_Reciprocal] = ELEM, [IR_OP_Exp] = ELEM,
-    [IR_OP_Log] = ELEM, [IR_OP_Sin] = ELEM, [IR_OP_Cos] = ELEM, [IR_OP_Tanh] = ELEM,
-    [IR_OP_Erf] = ELEM, [IR_OP_Floor] = ELEM, [IR_OP_Ceil] = ELEM, [IR_OP_Round] = ELEM,
-    [IR_OP_LeakyRelu] = ELEM, [IR_OP_Elu] = ELEM, [IR_OP_Selu] = ELEM, [IR_OP_Sigmoid] = ELEM,
-    [IR_OP_HardSigmoid] = ELEM, [IR_OP_HardSwish] = ELEM, [IR_OP_Softplus] = ELEM,
-    [IR_OP_Softsign] = ELEM, [IR_OP_Gelu] = ELEM, [IR_OP_Clip] = ELEM, [IR_OP_Cast] = ELEM,
-    [IR_OP_Identity] = VIEW(0),
-    [IR_OP_Reshape] = VIEW(2),
-    [IR_OP_Flatten] = VIEW(0),
-    [IR_OP_Squeeze] = VIEW(2),
-    [IR_OP_Unsqueeze] = VIEW(2),
+    CG_ELEMWISE_OPS(ELEM_ROW)
+    CG_VIEW_OPS(CG_VIEW_ROW)
     [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
     [IR_OP_Slice] = {sized_only, NULL, emit_slice, 2 | 4 | 8 | 16},
     [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},
