@@ -71,6 +71,22 @@ struct CgTarget {
     const char *kernel_file;
 };
 
+/* Shorthands of the emitters: a node and a value of the graph being
+ * written; the C identifier of node n's input i or output j, or NULL when
+ * it is omitted. */
+#define NODE(c, node) (&(c)->g->nodes[node])
+#define VAL(c, id) (&(c)->g->values[id])
+#define IN_OR_NULL(c, n, i) (ir_in((n), (i)) >= 0 ? (c)->var[(n)->in[i]] : "NULL")
+#define OUT_OR_NULL(c, n, j) ((j) < (n)->nout && (n)->out[j] >= 0 ? (c)->var[(n)->out[j]] : "NULL")
+
+/* d[from] * ... * d[to - 1]; 1 when from >= to. */
+static inline int64_t cg_prod(const int64_t *d, int from, int to)
+{
+    int64_t p = 1;
+    for (int k = from; k < to; k++) p *= d[k];
+    return p;
+}
+
 /* The cpu target's Makefile (cg_program.c). */
 void cg_cpu_makefile(CgCtx *c, FILE *f);
 
