@@ -12,19 +12,6 @@
 #include "cg_impl.h"
 #include "ops_impl.h"
 
-#define NODE(c, node) (&(c)->g->nodes[node])
-#define VAL(c, id) (&(c)->g->values[id])
-/* The C identifier of input i, or NULL when it is omitted. */
-#define IN_OR_NULL(c, n, i) (ir_in((n), (i)) >= 0 ? (c)->var[(n)->in[i]] : "NULL")
-#define OUT_OR_NULL(c, n, j) ((j) < (n)->nout && (n)->out[j] >= 0 ? (c)->var[(n)->out[j]] : "NULL")
-
-static int64_t prod(const int64_t *d, int from, int to)
-{
-    int64_t p = 1;
-    for (int k = from; k < to; k++) p *= d[k];
-    return p;
-}
-
 /* Every float operand float32: the kgrad kernels' type. */
 const char *cg_cpu_grad_f32_check(IrGraph *g, int node, char *why, size_t n)
 {
@@ -110,8 +97,8 @@ void cg_cpu_softmax_grad_emit(CgCtx *c, int node)
     int a = ir_norm_axis(ir_attr_int(n, "axis", -1), y->rank);
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_softmax_grad_f32(%s, %s, %s, %lld, %lld, %lld, %d);\n", c->var[n->out[0]],
-            c->var[n->in[0]], c->var[n->in[1]], (long long)prod(y->dims, 0, a), (long long)y->dims[a],
-            (long long)prod(y->dims, a + 1, y->rank), n->op == IR_OP_LogSoftmaxGrad);
+            c->var[n->in[0]], c->var[n->in[1]], (long long)cg_prod(y->dims, 0, a), (long long)y->dims[a],
+            (long long)cg_prod(y->dims, a + 1, y->rank), n->op == IR_OP_LogSoftmaxGrad);
 }
 
 /* ---- normalization ---- */
@@ -121,7 +108,7 @@ const char *cg_cpu_layernorm_grad_check(IrGraph *g, int node, char *why, size_t 
     const IrNode *nd = &g->nodes[node];
     const IrValue *x = &g->values[nd->in[1]];
     int a = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
-    if (ir_value_numel(&g->values[nd->in[2]]) != prod(x->dims, a, x->rank))
+    if (ir_value_numel(&g->values[nd->in[2]]) != cg_prod(x->dims, a, x->rank))
         return "loom.LayerNormGrad with a broadcast scale";
     return cg_cpu_grad_f32_check(g, node, why, n);
 }
@@ -131,7 +118,7 @@ int64_t cg_cpu_layernorm_grad_ws(IrGraph *g, int node)
     const IrNode *nd = &g->nodes[node];
     const IrValue *x = &g->values[nd->in[1]];
     int a = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
-    return (int64_t)k_layernorm_grad_f32_ws(prod(x->dims, 0, a));
+    return (int64_t)k_layernorm_grad_f32_ws(cg_prod(x->dims, 0, a));
 }
 
 void cg_cpu_layernorm_grad_emit(CgCtx *c, int node)
@@ -144,7 +131,7 @@ void cg_cpu_layernorm_grad_emit(CgCtx *c, int node)
     fprintf(c->f, "    k_layernorm_grad_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %s, %s);\n",
             c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
             c->var[n->in[1]], c->var[n->in[2]], IN_OR_NULL(c, n, 3), IN_OR_NULL(c, n, 4),
-            (long long)prod(x->dims, 0, a), (long long)prod(x->dims, a, x->rank),
+            (long long)cg_prod(x->dims, 0, a), (long long)cg_prod(x->dims, a, x->rank),
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws_arg(c, node, ws, sizeof ws));
 }
 
@@ -156,7 +143,7 @@ void cg_cpu_batchnorm_grad_emit(CgCtx *c, int node)
     fprintf(c->f, "    k_batchnorm_grad_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s, %d);\n",
             c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
             c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]], c->var[n->in[4]], (long long)x->dims[0],
-            (long long)(x->rank > 1 ? x->dims[1] : 1), (long long)prod(x->dims, 2, x->rank),
+            (long long)(x->rank > 1 ? x->dims[1] : 1), (long long)cg_prod(x->dims, 2, x->rank),
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ir_attr_int(n, "training_mode", 0) != 0);
 }
 
@@ -191,7 +178,7 @@ void cg_cpu_groupnorm_grad_emit(CgCtx *c, int node)
     fprintf(c->f, "    k_groupnorm_grad_f32(%s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %lld, %s, %s);\n",
             c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
             c->var[n->in[1]], c->var[n->in[2]], (long long)x->dims[0], (long long)x->dims[1],
-            (long long)groups_of(n, x), (long long)prod(x->dims, 2, x->rank),
+            (long long)groups_of(n, x), (long long)cg_prod(x->dims, 2, x->rank),
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws_arg(c, node, ws, sizeof ws));
 }
 
@@ -333,8 +320,8 @@ void cg_cpu_gather_grad_emit(CgCtx *c, int node)
     if (n->op == IR_OP_GatherGrad) {
         snprintf(call, sizeof call, "k_gather_grad_f32(%s, %s, %s, %d, %lld, %lld, %lld, %lld)",
                  c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32,
-                 (long long)prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
-                 (long long)prod(xd, axis + 1, r));
+                 (long long)cg_prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
+                 (long long)cg_prod(xd, axis + 1, r));
     } else {
         char a[48], b[48];
         cg_i64_array(c, node, "xdims", xd, r, a, sizeof a);
@@ -381,7 +368,7 @@ void cg_cpu_loss_grad_emit(CgCtx *c, int node)
     int r = !strcmp(red, "none") ? 0 : !strcmp(red, "sum") ? 1 : 2;
     int has_ignore = ir_attr_find(n, "ignore_index") != NULL;
     long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
-    long long d = (long long)prod(x->dims, 2, x->rank), ig = (long long)ir_attr_int(n, "ignore_index", 0);
+    long long d = (long long)cg_prod(x->dims, 2, x->rank), ig = (long long)ir_attr_int(n, "ignore_index", 0);
     char call[640];
     cg_declare_outputs(c, node);
     if (n->op == IR_OP_SoftmaxCrossEntropyLossGrad)

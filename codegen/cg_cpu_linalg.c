@@ -12,16 +12,6 @@
 #include "kernels/cpu/kernels.h"
 #include "ops_impl.h"
 
-#define NODE(c, node) (&(c)->g->nodes[node])
-#define VAL(c, id) (&(c)->g->values[id])
-
-static int64_t prod(const int64_t *d, int from, int to)
-{
-    int64_t p = 1;
-    for (int k = from; k < to; k++) p *= d[k];
-    return p;
-}
-
 static int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
 
 static void i64_list(FILE *f, const int64_t *v, int n)
@@ -46,7 +36,7 @@ const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n)
 static int batch_offsets(const IrValue *v, int vb, const int64_t *ob, int orank, int64_t mat,
                          int64_t *off)
 {
-    int64_t st[IR_MAX_RANK], s = mat, nb = prod(ob, 0, orank);
+    int64_t st[IR_MAX_RANK], s = mat, nb = cg_prod(ob, 0, orank);
     for (int d = orank - 1; d >= 0; d--) {
         int vd = d - (orank - vb);
         int64_t size = vd >= 0 ? v->dims[vd] : 1;
@@ -79,12 +69,12 @@ void cg_cpu_matmul_emit(CgCtx *c, int node)
     int mat_dims = (a->rank >= 2) + (b->rank >= 2);
     memcpy(ob, y->dims, sizeof(int64_t) * (size_t)(y->rank - mat_dims));
     IR_ASSERT(y->rank - mat_dims == orank);
-    int64_t nb = prod(ob, 0, orank);
+    int64_t nb = cg_prod(ob, 0, orank);
     int64_t *aoff = ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *aoff);
     int64_t *boff = ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *boff);
     int adense = batch_offsets(a, ab, ob, orank, M * K, aoff);
     int bdense = batch_offsets(b, bb, ob, orank, K * N, boff);
-    int bshared = prod(b->dims, 0, bb) == 1;
+    int bshared = cg_prod(b->dims, 0, bb) == 1;
     cg_declare_outputs(c, node);
     char an[64] = "NULL", bn[64] = "NULL";
     if (adense && bshared) {
@@ -134,7 +124,7 @@ void cg_cpu_gemm_emit(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_gemm_f32(%s, %s, %s, %s, %lld, %lld, %lld, %d, %d, %s, %s, %lld, %lld);\n",
             c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
-            ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", (long long)M, (long long)N, (long long)K, ta, tb,
+            IN_OR_NULL(c, n, 2), (long long)M, (long long)N, (long long)K, ta, tb,
             CG_FLT(ir_attr_float(n, "alpha", 1.0f)), CG_FLT(ir_attr_float(n, "beta", 1.0f)), (long long)cr, (long long)cc);
 }
 
@@ -608,7 +598,7 @@ void cg_cpu_conv_emit(CgCtx *c, int node)
     }
     const char *fn = n->op == IR_OP_ConvTranspose ? "k_conv_transpose_f32" : *post ? "k_conv_post_f32" : "k_conv_f32";
     fprintf(f, "    %s(%s, %s, %s, %s, %s&conv_%d, %s);\n", fn, c->var[root->out[0]], c->var[n->in[0]],
-            c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", post, conv, ws);
+            c->var[n->in[1]], IN_OR_NULL(c, n, 2), post, conv, ws);
 }
 
 const char *cg_cpu_pool_check(IrGraph *g, int node, char *why, size_t n)
@@ -661,7 +651,7 @@ void cg_cpu_pool_emit(CgCtx *c, int node)
     if (n->op == IR_OP_MaxPool)
         fprintf(f, "    k_maxpool_%s(%s, %s, %s, &pool_%d);\n",
                 x->dtype == IR_U8 ? "u8" : x->dtype == IR_I8 ? "i8" : "f32", c->var[n->out[0]],
-                n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]], node);
+                OUT_OR_NULL(c, n, 1), c->var[n->in[0]], node);
     else
         fprintf(f, "    k_avgpool_f32(%s, %s, &pool_%d);\n", c->var[n->out[0]], c->var[n->in[0]], node);
 }
@@ -672,7 +662,7 @@ void cg_cpu_global_pool_emit(CgCtx *c, int node)
     const IrValue *x = VAL(c, n->in[0]);
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_global_pool_f32(%s, %s, %lld, %lld, %d);\n", c->var[n->out[0]], c->var[n->in[0]],
-            (long long)(x->dims[0] * x->dims[1]), (long long)prod(x->dims, 2, x->rank),
+            (long long)(x->dims[0] * x->dims[1]), (long long)cg_prod(x->dims, 2, x->rank),
             n->op == IR_OP_GlobalMaxPool);
 }
 
@@ -775,8 +765,8 @@ void cg_dft_args(CgCtx *c, int node, char *buf, size_t size)
     int a = ir_norm_axis(axis, x->rank);
     len = x->dims[a];
     if (ir_in(n, 1) >= 0 && ir_const_ints(c->g, n->in[1], &v) == 1) len = v[0];
-    snprintf(buf, size, "%lld, %lld, %lld, %d, %lld, %d, %d", (long long)prod(x->dims, 0, a), (long long)x->dims[a],
-             (long long)prod(x->dims, a + 1, x->rank - 1), (int)x->dims[x->rank - 1], (long long)len,
+    snprintf(buf, size, "%lld, %lld, %lld, %d, %lld, %d, %d", (long long)cg_prod(x->dims, 0, a), (long long)x->dims[a],
+             (long long)cg_prod(x->dims, a + 1, x->rank - 1), (int)x->dims[x->rank - 1], (long long)len,
              ir_attr_int(n, "onesided", 0) != 0, ir_attr_int(n, "inverse", 0) != 0);
 }
 

@@ -12,22 +12,12 @@
 #include "kernels/cpu/kernels.h"
 #include "ops_impl.h"
 
-#define NODE(c, node) (&(c)->g->nodes[node])
-#define VAL(c, id) (&(c)->g->values[id])
-
 /* ---- helpers shared by the emitters of this file ---- */
 
 static void strides_of(const IrValue *v, int64_t *s)
 {
     int64_t st = 1;
     for (int d = v->rank - 1; d >= 0; d--) s[d] = st, st *= v->dims[d];
-}
-
-static int64_t prod(const int64_t *d, int from, int to)
-{
-    int64_t p = 1;
-    for (int k = from; k < to; k++) p *= d[k];
-    return p;
 }
 
 /* One k_copy_nd call: dst[dst_off + i.dst_stride] = src[src_off + i.src_stride] over dims. */
@@ -240,9 +230,9 @@ static void emit_gather(CgCtx *c, int node)
     char call[512];
     cg_declare_outputs(c, node);
     snprintf(call, sizeof call, "k_gather(%s, %s, %s, %d, %lld, %lld, %lld, %lld, %d)", c->var[n->out[0]],
-             c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)prod(x->dims, 0, axis),
+             c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)cg_prod(x->dims, 0, axis),
              (long long)x->dims[axis], (long long)ir_value_numel(idx),
-             (long long)prod(x->dims, axis + 1, x->rank), ir_dtype_size(y->dtype));
+             (long long)cg_prod(x->dims, axis + 1, x->rank), ir_dtype_size(y->dtype));
     cg_check_call(c, node, call);
 }
 
@@ -290,7 +280,7 @@ static void emit_scatternd(CgCtx *c, int node)
     cg_i64_array(c, node, "dims", x->dims, x->rank, xd, sizeof xd);
     snprintf(call, sizeof call, "k_scatternd(%s, %s, %d, %s, %lld, %d, %s, %lld, %d, %d)", c->var[n->out[0]], xd,
              x->rank, c->var[n->in[1]], (long long)(ir_value_numel(idx) / (k ? k : 1)), k,
-             c->var[n->in[2]], (long long)prod(x->dims, k, x->rank), r, (int)x->dtype);
+             c->var[n->in[2]], (long long)cg_prod(x->dims, k, x->rank), r, (int)x->dtype);
     cg_check_call(c, node, call);
 }
 
@@ -305,7 +295,7 @@ static void emit_trilu(CgCtx *c, int node)
     int r = x->rank;
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_trilu(%s, %s, %lld, %lld, %lld, %s, %d, %d);\n", c->var[n->out[0]],
-            c->var[n->in[0]], (long long)prod(x->dims, 0, r - 2), (long long)x->dims[r - 2],
+            c->var[n->in[0]], (long long)cg_prod(x->dims, 0, r - 2), (long long)x->dims[r - 2],
             (long long)x->dims[r - 1], k, ir_attr_int(n, "upper", 1) != 0, ir_dtype_size(x->dtype));
 }
 
@@ -330,7 +320,7 @@ static const char *check_layernorm(IrGraph *g, int node, char *why, size_t n)
     const IrNode *nd = &g->nodes[node];
     const IrValue *x = &g->values[nd->in[0]];
     int axis = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
-    int64_t cols = prod(x->dims, axis, x->rank);
+    int64_t cols = cg_prod(x->dims, axis, x->rank);
     for (int j = 1; j < nd->nin; j++)
         if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols)
             return "LayerNormalization with a broadcast scale or bias";
@@ -344,9 +334,9 @@ static void emit_layernorm(CgCtx *c, int node)
     int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_layernorm_f32(%s, %s, %s, %s, %s, %s, %lld, %lld, %s);\n", c->var[n->out[0]],
-            n->nout > 1 ? c->var[n->out[1]] : "NULL", n->nout > 2 ? c->var[n->out[2]] : "NULL",
-            c->var[n->in[0]], c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL",
-            (long long)prod(x->dims, 0, axis), (long long)prod(x->dims, axis, x->rank),
+            OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2),
+            c->var[n->in[0]], c->var[n->in[1]], IN_OR_NULL(c, n, 2),
+            (long long)cg_prod(x->dims, 0, axis), (long long)cg_prod(x->dims, axis, x->rank),
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
 }
 
@@ -366,13 +356,13 @@ static void emit_batchnorm(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[0]);
     long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
-    long long spatial = (long long)prod(x->dims, 2, x->rank);
+    long long spatial = (long long)cg_prod(x->dims, 2, x->rank);
     cg_declare_outputs(c, node);
     if (ir_attr_int(n, "training_mode", 0)) {
         fprintf(c->f,
                 "    k_batchnorm_train_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s, %s);\n",
-                c->var[n->out[0]], n->nout > 1 ? c->var[n->out[1]] : "NULL",
-                n->nout > 2 ? c->var[n->out[2]] : "NULL", c->var[n->in[0]], c->var[n->in[1]],
+                c->var[n->out[0]], OUT_OR_NULL(c, n, 1),
+                OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
                 c->var[n->in[2]], c->var[n->in[3]], c->var[n->in[4]], N, C, spatial,
                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), CG_FLT(ir_attr_float(n, "momentum", 0.9f)));
         return;
@@ -400,7 +390,7 @@ static void emit_groupnorm(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_groupnorm_f32(%s, %s, %s, %s, %lld, %lld, %lld, %lld, %s);\n", c->var[n->out[0]],
             c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], (long long)x->dims[0], (long long)C,
-            (long long)groups, (long long)prod(x->dims, 2, x->rank), CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+            (long long)groups, (long long)cg_prod(x->dims, 2, x->rank), CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
 }
 
 /* ---- softmax, reductions, scans ---- */
@@ -411,10 +401,10 @@ static void emit_softmax(CgCtx *c, int node)
     const IrValue *x = VAL(c, n->in[0]);
     int new_form = c->g->opset >= 13;
     int axis = ir_norm_axis(ir_attr_int(n, "axis", new_form ? -1 : 1), x->rank);
-    int64_t outer = prod(x->dims, 0, axis);
+    int64_t outer = cg_prod(x->dims, 0, axis);
     /* before opset 13 the input is coerced to 2-D at axis */
-    int64_t len = new_form ? x->dims[axis] : prod(x->dims, axis, x->rank);
-    int64_t inner = new_form ? prod(x->dims, axis + 1, x->rank) : 1;
+    int64_t len = new_form ? x->dims[axis] : cg_prod(x->dims, axis, x->rank);
+    int64_t inner = new_form ? cg_prod(x->dims, axis + 1, x->rank) : 1;
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_softmax_f32(%s, %s, %lld, %lld, %lld, %d);\n", c->var[n->out[0]], c->var[n->in[0]],
             (long long)outer, (long long)len, (long long)inner, n->op == IR_OP_LogSoftmax);
@@ -464,8 +454,8 @@ static void emit_argreduce(CgCtx *c, int node)
     int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), x->rank);
     cg_declare_outputs(c, node);
     fprintf(c->f, "    k_argreduce(%s, %s, %lld, %lld, %lld, %d, %d, %d);\n", c->var[n->out[0]],
-            c->var[n->in[0]], (long long)prod(x->dims, 0, axis), (long long)x->dims[axis],
-            (long long)prod(x->dims, axis + 1, x->rank), n->op == IR_OP_ArgMax,
+            c->var[n->in[0]], (long long)cg_prod(x->dims, 0, axis), (long long)x->dims[axis],
+            (long long)cg_prod(x->dims, axis + 1, x->rank), n->op == IR_OP_ArgMax,
             ir_attr_int(n, "select_last_index", 0) != 0, (int)x->dtype);
 }
 
@@ -479,8 +469,8 @@ static void emit_cumsum(CgCtx *c, int node)
     if (ir_const_scalar(c->g, n->in[1], &a) == 0) {
         int axis = ir_norm_axis((int64_t)a, x->rank);
         fprintf(c->f, "    k_cumsum(%s, %s, %lld, %lld, %lld, %d, %d, %d);\n", c->var[n->out[0]],
-                c->var[n->in[0]], (long long)prod(x->dims, 0, axis), (long long)x->dims[axis],
-                (long long)prod(x->dims, axis + 1, x->rank), excl, rev, (int)x->dtype);
+                c->var[n->in[0]], (long long)cg_prod(x->dims, 0, axis), (long long)x->dims[axis],
+                (long long)cg_prod(x->dims, axis + 1, x->rank), excl, rev, (int)x->dtype);
         return;
     }
     // the axis is a graph input: the split of the dims around it is made at run time
@@ -540,7 +530,7 @@ static void emit_dropout(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     // training_mode false: ratio 0, everything kept (the mask all true)
     fprintf(c->f, "    k_dropout_f32(%s, %s, %s, %lld, %s, rt_train_rng_key, %dull); // masks from --seed and the step\n",
-            c->var[n->out[0]], n->nout > 1 ? c->var[n->out[1]] : "NULL", c->var[n->in[0]],
+            c->var[n->out[0]], OUT_OR_NULL(c, n, 1), c->var[n->in[0]],
             (long long)ir_value_numel(VAL(c, n->in[0])), CG_FLT(train != 0 ? (float)ratio : 0.0f), node);
 }
 
@@ -563,17 +553,16 @@ static void emit_loss(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     snprintf(call, sizeof call, "%s(%s, %s%s%s, %s, %s, %lld, %lld, %lld, %d, %lld, %d)",
              sce ? "k_sce_loss_f32" : "k_nll_loss_f32", c->var[n->out[0]],
-             sce ? (n->nout > 1 ? c->var[n->out[1]] : "NULL") : "", sce ? ", " : "", c->var[n->in[0]],
-             c->var[n->in[1]], ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL", (long long)x->dims[0],
-             (long long)(x->rank > 1 ? x->dims[1] : 1), (long long)prod(x->dims, 2, x->rank), r,
+             sce ? OUT_OR_NULL(c, n, 1) : "", sce ? ", " : "", c->var[n->in[0]],
+             c->var[n->in[1]], IN_OR_NULL(c, n, 2), (long long)x->dims[0],
+             (long long)(x->rank > 1 ? x->dims[1] : 1), (long long)cg_prod(x->dims, 2, x->rank), r,
              (long long)ir_attr_int(n, "ignore_index", 0), ir_attr_find(n, "ignore_index") != NULL);
     cg_check_call(c, node, call);
 }
 
 /* ---- the table ---- */
 
-#define ELEM {cg_elemwise_check, NULL, cg_elemwise_emit, 0}
-#define VIEW(static_in) {NULL, NULL, cg_emit_view, static_in}
+#define ELEM_ROW(op) [IR_OP_##op] = {cg_elemwise_check, NULL, cg_elemwise_emit, 0},
 
 static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_MatMul] = {cg_cpu_matmul_check, NULL, cg_cpu_matmul_emit, 0},
@@ -585,19 +574,8 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
     [IR_OP_GroupNormalization] = {check_groupnorm, NULL, emit_groupnorm, 0},
     [IR_OP_InstanceNormalization] = {check_groupnorm, NULL, emit_groupnorm, 0},
-    [IR_OP_Add] = ELEM, [IR_OP_Sub] = ELEM, [IR_OP_Mul] = ELEM, [IR_OP_Div] = ELEM,
-    [IR_OP_Pow] = ELEM, [IR_OP_Mod] = ELEM, [IR_OP_PRelu] = ELEM, [IR_OP_Min] = ELEM,
-    [IR_OP_Max] = ELEM, [IR_OP_Sum] = ELEM, [IR_OP_Mean] = ELEM, [IR_OP_Where] = ELEM,
-    [IR_OP_Equal] = ELEM, [IR_OP_Less] = ELEM, [IR_OP_LessOrEqual] = ELEM, [IR_OP_Greater] = ELEM,
-    [IR_OP_GreaterOrEqual] = ELEM, [IR_OP_And] = ELEM, [IR_OP_Or] = ELEM, [IR_OP_Xor] = ELEM,
-    [IR_OP_Not] = ELEM, [IR_OP_Neg] = ELEM, [IR_OP_Abs] = ELEM, [IR_OP_Sign] = ELEM,
-    [IR_OP_Sqrt] = ELEM, [IR_OP_Reciprocal] = ELEM, [IR_OP_Exp] = ELEM, [IR_OP_Log] = ELEM,
-    [IR_OP_Sin] = ELEM, [IR_OP_Cos] = ELEM, [IR_OP_Tanh] = ELEM, [IR_OP_Erf] = ELEM,
-    [IR_OP_Floor] = ELEM, [IR_OP_Ceil] = ELEM, [IR_OP_Round] = ELEM, [IR_OP_Relu] = ELEM,
-    [IR_OP_LeakyRelu] = ELEM, [IR_OP_Elu] = ELEM, [IR_OP_Selu] = ELEM, [IR_OP_Sigmoid] = ELEM,
-    [IR_OP_HardSigmoid] = ELEM, [IR_OP_HardSwish] = ELEM, [IR_OP_Softplus] = ELEM,
-    [IR_OP_Softsign] = ELEM, [IR_OP_Gelu] = ELEM, [IR_OP_Clip] = ELEM, [IR_OP_Cast] = ELEM,
-    [IR_OP_Identity] = VIEW(0),
+    CG_ELEMWISE_OPS(ELEM_ROW)
+    CG_VIEW_OPS(CG_VIEW_ROW)
     [IR_OP_Dropout] = {check_dropout, NULL, emit_dropout, 6},
     [IR_OP_Softmax] = {float32_only, NULL, emit_softmax, 0},
     [IR_OP_LogSoftmax] = {float32_only, NULL, emit_softmax, 0},
@@ -617,10 +595,6 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_GatherElements] = {check_index, NULL, emit_gather_elements, 0},
     [IR_OP_ScatterND] = {check_scatternd, NULL, emit_scatternd, 0},
     [IR_OP_Trilu] = {sized_only, NULL, emit_trilu, 0},
-    [IR_OP_Reshape] = VIEW(2),
-    [IR_OP_Flatten] = VIEW(0),
-    [IR_OP_Squeeze] = VIEW(2),
-    [IR_OP_Unsqueeze] = VIEW(2),
     [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
     [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},
     [IR_OP_Split] = {sized_only, NULL, emit_split, 2},

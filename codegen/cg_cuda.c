@@ -15,18 +15,6 @@
 #include "cg_impl.h"
 #include "ops_impl.h"
 
-#define NODE(c, node) (&(c)->g->nodes[node])
-#define VAL(c, id) (&(c)->g->values[id])
-#define IN_OR_NULL(c, n, i) (ir_in((n), (i)) >= 0 ? (c)->var[(n)->in[i]] : "NULL")
-#define OUT_OR_NULL(c, n, j) ((j) < (n)->nout && (n)->out[j] >= 0 ? (c)->var[(n)->out[j]] : "NULL")
-
-static int64_t prod(const int64_t *d, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p *= d[i];
-    return p;
-}
-
 /* A launcher call that returns non-zero stops the pass, naming the node. */
 static void launch_check(CgCtx *c, int node, const char *call)
 {
@@ -149,8 +137,8 @@ static int matmul_shape(const IrValue *a, const IrValue *b, const IrValue *y, in
     if (a->rank < 2 || b->rank < 2) return -1;
     int64_t K = a->dims[a->rank - 1], N = b->dims[b->rank - 1];
     *M = a->dims[a->rank - 2];
-    int64_t ba = prod(a->dims, 0, a->rank - 2), bb = prod(b->dims, 0, b->rank - 2);
-    int64_t by = prod(y->dims, 0, y->rank - 2);
+    int64_t ba = cg_prod(a->dims, 0, a->rank - 2), bb = cg_prod(b->dims, 0, b->rank - 2);
+    int64_t by = cg_prod(y->dims, 0, y->rank - 2);
     if (bb == 1) { /* every batch of a times one matrix: a's batches are more rows */
         *M *= ba, *batch = 1, *sa = *sb = 0;
         return 0;
@@ -208,10 +196,10 @@ static int reduce_split(IrGraph *g, int node, int64_t *outer, int64_t *len, int6
             last = k;
         }
     if (first < 0) first = last = 0, *len = 1;
-    else *len = prod(x->dims, first, last + 1);
-    *outer = prod(x->dims, 0, first);
-    *inner = prod(x->dims, last + 1, x->rank);
-    if (first == 0 && last == 0 && *len == 1) *outer = 1, *inner = prod(x->dims, 0, x->rank);
+    else *len = cg_prod(x->dims, first, last + 1);
+    *outer = cg_prod(x->dims, 0, first);
+    *inner = cg_prod(x->dims, last + 1, x->rank);
+    if (first == 0 && last == 0 && *len == 1) *outer = 1, *inner = cg_prod(x->dims, 0, x->rank);
     return 0;
 }
 
@@ -398,7 +386,7 @@ static void emit_pad(CgCtx *c, int node)
     fprintf(c->f, "}};\n");
     char call[512];
     snprintf(call, sizeof call, "lk_pad(STREAM, %s, %s, &pad_%d, %s)", c->var[n->out[0]], c->var[n->in[0]], node,
-             ir_in(n, 2) >= 0 ? c->var[n->in[2]] : "NULL");
+             IN_OR_NULL(c, n, 2));
     launch_check(c, node, call);
 }
 
@@ -507,7 +495,7 @@ static void emit_batchnorm(CgCtx *c, int node)
     int grad = n->op == IR_OP_BatchNormGrad;
     const IrValue *x = VAL(c, n->in[grad]);
     long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
-    long long sp = (long long)prod(x->dims, 2, x->rank);
+    long long sp = (long long)cg_prod(x->dims, 2, x->rank);
     char call[768];
     cg_declare_outputs(c, node);
     if (grad)
@@ -559,7 +547,7 @@ static void emit_global_avg_pool(CgCtx *c, int node)
     char call[512];
     cg_declare_outputs(c, node);
     snprintf(call, sizeof call, "lk_reduce_f32(STREAM, %s, %s, %lld, %lld, 1, 1)", c->var[n->out[0]], c->var[n->in[0]],
-             (long long)prod(x->dims, 0, 2), (long long)prod(x->dims, 2, x->rank));
+             (long long)cg_prod(x->dims, 0, 2), (long long)cg_prod(x->dims, 2, x->rank));
     launch_check(c, node, call);
 }
 
@@ -649,7 +637,7 @@ static void emit_groupnorm(CgCtx *c, int node)
     int grad = n->op == IR_OP_GroupNormGrad || n->op == IR_OP_InstanceNormGrad;
     const IrValue *x = VAL(c, n->in[grad]);
     long long N = (long long)x->dims[0], C = (long long)x->dims[1], G = (long long)groups_of(n, x);
-    long long sp = (long long)prod(x->dims, 2, x->rank);
+    long long sp = (long long)cg_prod(x->dims, 2, x->rank);
     char call[768], ws[64];
     cg_declare_outputs(c, node);
     if (grad) {
@@ -692,12 +680,12 @@ static void emit_gather(CgCtx *c, int node)
     if (grad)
         snprintf(call, sizeof call, "lk_gather_grad_f32(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld)",
                  c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32,
-                 (long long)prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
-                 (long long)prod(xd, axis + 1, r));
+                 (long long)cg_prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
+                 (long long)cg_prod(xd, axis + 1, r));
     else
         snprintf(call, sizeof call, "lk_gather(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld, %d)", c->var[n->out[0]],
-                 c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)prod(xd, 0, axis),
-                 (long long)xd[axis], (long long)ir_value_numel(idx), (long long)prod(xd, axis + 1, r),
+                 c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)cg_prod(xd, 0, axis),
+                 (long long)xd[axis], (long long)ir_value_numel(idx), (long long)cg_prod(xd, axis + 1, r),
                  ir_dtype_size(VAL(c, n->out[0])->dtype));
     launch_check(c, node, call);
 }
@@ -710,7 +698,7 @@ static const char *check_layernorm(IrGraph *g, int node, char *why, size_t n)
     int grad = nd->op == IR_OP_LayerNormGrad;
     const IrValue *x = &g->values[nd->in[grad]];
     int axis = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
-    int64_t cols = prod(x->dims, axis, x->rank);
+    int64_t cols = cg_prod(x->dims, axis, x->rank);
     for (int j = grad ? 2 : 1; j < (grad ? 3 : nd->nin); j++)
         if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols)
             return "LayerNormalization with a broadcast scale or bias (not yet by the cuda target)";
@@ -721,7 +709,7 @@ static int64_t layernorm_grad_ws(IrGraph *g, int node)
 {
     const IrNode *nd = &g->nodes[node];
     const IrValue *x = &g->values[nd->in[1]];
-    return (int64_t)(2 * prod(x->dims, 0, ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank))) * 8; /* lk_layernorm_grad_f32_ws */
+    return (int64_t)(2 * cg_prod(x->dims, 0, ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank))) * 8; /* lk_layernorm_grad_f32_ws */
 }
 
 static void emit_layernorm(CgCtx *c, int node)
@@ -730,7 +718,7 @@ static void emit_layernorm(CgCtx *c, int node)
     int grad = n->op == IR_OP_LayerNormGrad;
     const IrValue *x = VAL(c, n->in[grad]);
     int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
-    long long rows = (long long)prod(x->dims, 0, axis), cols = (long long)prod(x->dims, axis, x->rank);
+    long long rows = (long long)cg_prod(x->dims, 0, axis), cols = (long long)cg_prod(x->dims, axis, x->rank);
     char call[768], ws[64];
     cg_declare_outputs(c, node);
     if (grad) {
@@ -757,7 +745,7 @@ static void attn_params(const IrGraph *g, const IrNode *n, LkAttnParams *p)
     const IrValue *q = &g->values[n->in[grad]], *v = &g->values[n->in[grad + 2]];
     int r = q->rank, mi = ir_in(n, grad ? 6 : 3);
     memset(p, 0, sizeof *p);
-    p->BH = prod(q->dims, 0, r - 2);
+    p->BH = cg_prod(q->dims, 0, r - 2);
     p->T = q->dims[r - 2], p->D = q->dims[r - 1];
     p->S = v->dims[r - 2], p->Dv = v->dims[r - 1];
     p->scale = ir_attr_float(n, "scale", 1.0f);
@@ -849,9 +837,9 @@ static void emit_softmax(CgCtx *c, int node)
     /* before opset 13 the forward coerces its input to 2-D at axis (cg_cpu_ops.c's reading) */
     int new_form = grad || c->g->opset >= 13;
     int axis = ir_norm_axis(ir_attr_int(n, "axis", new_form ? -1 : 1), x->rank);
-    int64_t outer = prod(x->dims, 0, axis);
-    int64_t len = new_form ? x->dims[axis] : prod(x->dims, axis, x->rank);
-    int64_t inner = new_form ? prod(x->dims, axis + 1, x->rank) : 1;
+    int64_t outer = cg_prod(x->dims, 0, axis);
+    int64_t len = new_form ? x->dims[axis] : cg_prod(x->dims, axis, x->rank);
+    int64_t inner = new_form ? cg_prod(x->dims, axis + 1, x->rank) : 1;
     char call[512];
     cg_declare_outputs(c, node);
     if (grad)
@@ -1055,29 +1043,13 @@ static void emit_sgd(CgCtx *c, int node)
 
 /* ---- the table ---- */
 
-#define ELEM {check_elemwise, NULL, emit_elemwise, 0}
-#define VIEW(static_in) {NULL, NULL, cg_emit_view, static_in}
+#define ELEM_ROW(op) [IR_OP_##op] = {check_elemwise, NULL, emit_elemwise, 0},
 
 static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_MatMul] = {check_matmul, NULL, emit_matmul, 0},
     [IR_OP_Gemm] = {f32_only, NULL, emit_gemm, 0},
-    [IR_OP_Add] = ELEM, [IR_OP_Sub] = ELEM, [IR_OP_Mul] = ELEM, [IR_OP_Div] = ELEM,
-    [IR_OP_Pow] = ELEM, [IR_OP_Mod] = ELEM, [IR_OP_PRelu] = ELEM, [IR_OP_Min] = ELEM,
-    [IR_OP_Max] = ELEM, [IR_OP_Sum] = ELEM, [IR_OP_Mean] = ELEM, [IR_OP_Where] = ELEM,
-    [IR_OP_Equal] = ELEM, [IR_OP_Less] = ELEM, [IR_OP_LessOrEqual] = ELEM, [IR_OP_Greater] = ELEM,
-    [IR_OP_GreaterOrEqual] = ELEM, [IR_OP_And] = ELEM, [IR_OP_Or] = ELEM, [IR_OP_Xor] = ELEM,
-    [IR_OP_Not] = ELEM, [IR_OP_Neg] = ELEM, [IR_OP_Abs] = ELEM, [IR_OP_Sign] = ELEM,
-    [IR_OP_Relu] = ELEM, [IR_OP_Sqrt] = ELEM, [IR_OP_Reciprocal] = ELEM, [IR_OP_Exp] = ELEM,
-    [IR_OP_Log] = ELEM, [IR_OP_Sin] = ELEM, [IR_OP_Cos] = ELEM, [IR_OP_Tanh] = ELEM,
-    [IR_OP_Erf] = ELEM, [IR_OP_Floor] = ELEM, [IR_OP_Ceil] = ELEM, [IR_OP_Round] = ELEM,
-    [IR_OP_LeakyRelu] = ELEM, [IR_OP_Elu] = ELEM, [IR_OP_Selu] = ELEM, [IR_OP_Sigmoid] = ELEM,
-    [IR_OP_HardSigmoid] = ELEM, [IR_OP_HardSwish] = ELEM, [IR_OP_Softplus] = ELEM,
-    [IR_OP_Softsign] = ELEM, [IR_OP_Gelu] = ELEM, [IR_OP_Clip] = ELEM, [IR_OP_Cast] = ELEM,
-    [IR_OP_Identity] = VIEW(0),
-    [IR_OP_Reshape] = VIEW(2),
-    [IR_OP_Flatten] = VIEW(0),
-    [IR_OP_Squeeze] = VIEW(2),
-    [IR_OP_Unsqueeze] = VIEW(2),
+    CG_ELEMWISE_OPS(ELEM_ROW)
+    CG_VIEW_OPS(CG_VIEW_ROW)
     [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
     [IR_OP_Slice] = {sized_only, NULL, emit_slice, 2 | 4 | 8 | 16},
     [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},

@@ -36,6 +36,22 @@ typedef struct {
     int inplace;
 } CgOpEmitter;
 
+/* The ops every target runs as fused elementwise groups (cg_elemwise.c has
+ * their C expressions): one X(Op) an op, expanded into each target's table
+ * with that target's group emitter, so adding an elementwise op is one entry
+ * here (and its expression). */
+#define CG_ELEMWISE_OPS(X) \
+    X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Mod) X(PRelu) X(Min) X(Max) X(Sum) X(Mean) X(Where) \
+    X(Equal) X(Less) X(LessOrEqual) X(Greater) X(GreaterOrEqual) X(And) X(Or) X(Xor) X(Not) \
+    X(Neg) X(Abs) X(Sign) X(Relu) X(Sqrt) X(Reciprocal) X(Exp) X(Log) X(Sin) X(Cos) X(Tanh) \
+    X(Erf) X(Floor) X(Ceil) X(Round) X(LeakyRelu) X(Elu) X(Selu) X(Sigmoid) X(HardSigmoid) \
+    X(HardSwish) X(Softplus) X(Softsign) X(Gelu) X(Clip) X(Cast)
+
+/* The ops that are views of their input 0 on every target (cg_emit_view),
+ * with the mask of inputs read only while compiling: X(Op, static_in). */
+#define CG_VIEW_OPS(X) X(Identity, 0) X(Reshape, 2) X(Flatten, 0) X(Squeeze, 2) X(Unsqueeze, 2)
+#define CG_VIEW_ROW(op, static_in) [IR_OP_##op] = {NULL, NULL, cg_emit_view, static_in},
+
 struct CgTarget {
     const char *name;
     const CgOpEmitter *ops; /* IR_NOPS entries; emit NULL: not supported */
@@ -54,6 +70,22 @@ struct CgTarget {
     void (*makefile)(CgCtx *c, FILE *f);
     const char *kernel_file;
 };
+
+/* Shorthands of the emitters: a node and a value of the graph being
+ * written; the C identifier of node n's input i or output j, or NULL when
+ * it is omitted. */
+#define NODE(c, node) (&(c)->g->nodes[node])
+#define VAL(c, id) (&(c)->g->values[id])
+#define IN_OR_NULL(c, n, i) (ir_in((n), (i)) >= 0 ? (c)->var[(n)->in[i]] : "NULL")
+#define OUT_OR_NULL(c, n, j) ((j) < (n)->nout && (n)->out[j] >= 0 ? (c)->var[(n)->out[j]] : "NULL")
+
+/* d[from] * ... * d[to - 1]; 1 when from >= to. */
+static inline int64_t cg_prod(const int64_t *d, int from, int to)
+{
+    int64_t p = 1;
+    for (int k = from; k < to; k++) p *= d[k];
+    return p;
+}
 
 /* The cpu target's Makefile (cg_program.c). */
 void cg_cpu_makefile(CgCtx *c, FILE *f);

@@ -17,8 +17,6 @@
 #include "cg_impl.h"
 #include "train.h"
 
-#define VAL(c, id) (&(c)->g->values[id])
-
 /* Whether node i (the root of its step) runs in model_update. */
 static int in_update(const IrGraph *g, int i) { return g->nodes[i].phase == IR_UPDATE; }
 

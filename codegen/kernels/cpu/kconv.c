@@ -64,6 +64,32 @@ static int64_t slot_of(const KConv *p, int tid)
     return tid < conv_images(p) ? tid : 0;
 }
 
+/* The G products of a grouped conv's image, one k_sgemm per group gi [lo, hi):
+ * c_gi [m, n] = op(a_gi) [m, k] * b_gi [k, n], op transposing a when ta (a_gi
+ * is then [k, m]), group gi's operands starting gi * (as, bs, cs) floats in. */
+typedef struct {
+    int ta;
+    int64_t m, n, k;
+    const float *a, *b;
+    float *c;
+    int64_t as, bs, cs;
+} GroupGemms;
+
+static void group_gemms_run(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const GroupGemms *q = arg;
+    for (int64_t gi = lo; gi < hi; gi++)
+        k_sgemm(q->ta, 0, q->m, q->n, q->k, 1.0f, q->a + gi * q->as, q->ta ? q->m : q->k, q->b + gi * q->bs,
+                q->n, 0.0f, q->c + gi * q->cs, q->n);
+}
+
+/* All G groups; side by side when par (a grouped conv's small gemms; a
+ * large one splits its rows in k_sgemm instead). */
+static void group_gemms(int64_t G, GroupGemms *q, int par)
+{
+    k_par_for(G, par ? K_MACS_WORK(G * q->m * q->n * q->k) : 0, group_gemms_run, q);
+}
+
 /* y[m] += b[m] over M rows of `len` elements. */
 static void add_bias(float *y, const float *b, int64_t M, int64_t len)
 {
@@ -423,39 +449,21 @@ typedef struct {
     int pw, one, gpar;
 } Cols;
 
-/* One image's groups [lo, hi): src [C*kp, pout] (group gi's rows
- * consecutive) times the group's weights into yn. */
-typedef struct {
-    const Cols *c;
-    const float *src;
-    float *yn;
-} ColsImage;
-
-static void cols_groups(void *arg, int64_t lo, int64_t hi, int tid)
-{
-    const ColsImage *ci = arg;
-    const KConv *p = ci->c->p;
-    const KGeo *g = ci->c->g;
-    int64_t G = p->group, Mg = p->M / G, Kg = p->C / G * g->kp;
-    for (int64_t gi = lo; gi < hi; gi++)
-        k_sgemm(0, 0, Mg, g->pout, Kg, 1.0f, ci->c->w + gi * Mg * Kg, Kg, ci->src + gi * Kg * g->pout,
-                g->pout, 0.0f, ci->yn + gi * Mg * g->pout, g->pout);
-}
-
 static void cols_images(void *arg, int64_t lo, int64_t hi, int tid)
 {
     const Cols *c = arg;
     const KConv *p = c->p;
     const KGeo *g = c->g;
+    int64_t G = p->group, Mg = p->M / G, Kg = p->C / G * g->kp;
     float *col = (float *)c->ws + slot_of(p, tid) * c->colsize;
     for (int64_t n = lo; n < hi; n++) {
         const float *xn = c->x + n * p->C * g->pin;
-        ColsImage ci = {c, c->pw ? xn : col, c->y + n * p->M * g->pout};
+        float *yn = c->y + n * p->M * g->pout;
         if (!c->pw) k_im2col(col, xn, p->C, g, c->one && c->colsize >= PAR_ELEMS);
-        // a grouped conv's small gemms side by side (a large one splits its rows)
-        k_par_for(p->group, c->gpar ? K_MACS_WORK(p->group * (p->M / p->group) * g->pout * (p->C / p->group * g->kp)) : 0,
-                  cols_groups, &ci);
-        if (c->post) post_image(ci.yn, c->post, p->M, g->pout);
+        // group gi's rows of yn [Mg, pout] = w_gi [Mg, Kg] * src_gi [Kg, pout] (src: x when pointwise)
+        GroupGemms q = {0, Mg, g->pout, Kg, c->w, c->pw ? xn : col, yn, Mg * Kg, Kg * g->pout, Mg * g->pout};
+        group_gemms(G, &q, c->gpar);
+        if (c->post) post_image(yn, c->post, p->M, g->pout);
     }
 }
 
@@ -562,25 +570,6 @@ typedef struct {
     int pw, one, gpar;
 } ConvT;
 
-/* One image's groups [lo, hi): columns [Mg*kp, pin] of group gi =
- * w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin]. */
-typedef struct {
-    const ConvT *c;
-    const float *xn;
-    float *col;
-} ConvTImage;
-
-static void convt_groups(void *arg, int64_t lo, int64_t hi, int tid)
-{
-    const ConvTImage *ci = arg;
-    const KConv *p = ci->c->p;
-    const KGeo *g = ci->c->g;
-    int64_t G = p->group, Cg = p->C / G, Rg = p->M / G * g->kp;
-    for (int64_t gi = lo; gi < hi; gi++)
-        k_sgemm(1, 0, Rg, g->pin, Cg, 1.0f, ci->c->w + gi * Cg * Rg, Rg, ci->xn + gi * Cg * g->pin, g->pin,
-                0.0f, ci->col + gi * Rg * g->pin, g->pin);
-}
-
 static void convt_images(void *arg, int64_t lo, int64_t hi, int tid)
 {
     const ConvT *c = arg;
@@ -591,9 +580,11 @@ static void convt_images(void *arg, int64_t lo, int64_t hi, int tid)
         int64_t n = c->n0 + j;
         float *yn = c->y + n * p->M * g->pout;
         // pointwise, the columns are y itself
-        ConvTImage ci = {c, c->x + n * p->C * g->pin, c->pw ? yn : (float *)c->ws + j * c->colsize};
-        k_par_for(G, c->gpar ? K_MACS_WORK(G * Rg * g->pin * Cg) : 0, convt_groups, &ci);
-        if (!c->pw) col2im(yn, ci.col, c->b, p->M, g, c->one && c->colsize >= PAR_ELEMS);
+        float *col = c->pw ? yn : (float *)c->ws + j * c->colsize;
+        // columns [Mg*kp, pin] of group gi = w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin]
+        GroupGemms q = {1, Rg, g->pin, Cg, c->w, c->x + n * p->C * g->pin, col, Cg * Rg, Cg * g->pin, Rg * g->pin};
+        group_gemms(G, &q, c->gpar);
+        if (!c->pw) col2im(yn, col, c->b, p->M, g, c->one && c->colsize >= PAR_ELEMS);
         else if (c->b) add_bias(yn, c->b, p->M, g->pout);
     }
 }

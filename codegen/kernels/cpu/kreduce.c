@@ -20,6 +20,14 @@
 /* Outputs accumulated side by side when the innermost axis is kept. */
 #define CH 128
 
+/* Chunk t of CH neighbouring columns, where each of the outer rows' inner
+ * columns make nch chunks: its row *o and first column *j0; returns its
+ * width (CH, or what is left at the end of a row). */
+static inline int64_t chunk_of(int64_t t, int64_t nch, int64_t inner, int64_t *o, int64_t *j0) {
+    *o = t / nch, *j0 = t % nch * CH;
+    return inner - *j0 < CH ? inner - *j0 : CH;
+}
+
 /* Saturating double -> integer conversion: a float-to-int cast out of range is
  * undefined behaviour, and an empty LogSumExp or a huge L2 can produce one. */
 static int64_t sat_i64(double d, int64_t lo, int64_t hi) {
@@ -68,7 +76,7 @@ static void softmax_columns(void *arg, int64_t lo, int64_t hi, int tid) {
     int64_t len = a->len, inner = a->inner, nch = a->nch;
     int is_log = a->is_log;
     for (int64_t t = lo; t < hi; t++) {
-        int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;
+        int64_t o, j0, jn = chunk_of(t, nch, inner, &o, &j0);
         const float *xb = x + o * len * inner + j0;
         float *yb = y + o * len * inner + j0;
         float m[CH], f[CH];
@@ -205,8 +213,7 @@ typedef struct {
         (void)n_;                                                                               \
         int64_t nch_ = (p->inner + CH - 1) / CH;                                                \
         for (int64_t t_ = lo; t_ < hi; t_++) {                                                  \
-            int64_t row_ = t_ / nch_, j0_ = t_ % nch_ * CH;                                     \
-            int64_t jn_ = p->inner - j0_ < CH ? p->inner - j0_ : CH;                            \
+            int64_t row_, j0_, jn_ = chunk_of(t_, nch_, p->inner, &row_, &j0_);                 \
             const T *xb_ = x + kept_offset(p, row_, p->nk - 1) + j0_;                           \
             int64_t o0_ = row_ * p->inner + j0_, idx_[K_MAX_RANK] = {0}, roff_ = 0;             \
             ACC acc_[CH];                                                                       \
@@ -327,6 +334,12 @@ typedef struct {
     int is_max, last, exclusive, reverse;
 } Scan;
 
+/* Runs body (ArgMax/ArgMin, CumSum) over a's chunks of CH neighbouring
+ * columns: x is (outer, len, inner), each chunk len deep. */
+static void scan_par(Scan *a, int64_t outer, KParBody body) {
+    k_par_for(outer * ((a->inner + CH - 1) / CH), outer * a->len * a->inner, body, a);
+}
+
 #define DEF_ARG(SUF, T)                                                                         \
     static void arg_##SUF(void *arg, int64_t lo, int64_t hi, int tid) {                         \
         const Scan *a = arg;                                                                    \
@@ -335,7 +348,7 @@ typedef struct {
         int64_t len = a->len, inner = a->inner, nch = (inner + CH - 1) / CH;                    \
         int is_max = a->is_max, last = a->last;                                                 \
         for (int64_t t = lo; t < hi; t++) {                                                     \
-            int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
+            int64_t o, j0, jn = chunk_of(t, nch, inner, &o, &j0);                               \
             const T *xb = x + o * len * inner + j0;                                             \
             int64_t bi[CH];                                                                     \
             T bv[CH];                                                                           \
@@ -362,14 +375,13 @@ DEF_ARG(u8, uint8_t)
 void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t inner, int is_max,
                  int select_last, int dtype) {
     Scan a = {.y = y, .x = x, .len = len, .inner = inner, .is_max = is_max, .last = select_last};
-    int64_t n = outer * ((inner + CH - 1) / CH), work = outer * len * inner;
     switch (dtype) {
-    case 1: k_par_for(n, work, arg_f32, &a); break;
-    case 11: k_par_for(n, work, arg_f64, &a); break;
-    case 6: k_par_for(n, work, arg_i32, &a); break;
-    case 7: k_par_for(n, work, arg_i64, &a); break;
-    case 3: k_par_for(n, work, arg_i8, &a); break;
-    case 2: k_par_for(n, work, arg_u8, &a); break;
+    case 1: scan_par(&a, outer, arg_f32); break;
+    case 11: scan_par(&a, outer, arg_f64); break;
+    case 6: scan_par(&a, outer, arg_i32); break;
+    case 7: scan_par(&a, outer, arg_i64); break;
+    case 3: scan_par(&a, outer, arg_i8); break;
+    case 2: scan_par(&a, outer, arg_u8); break;
     }
 }
 
@@ -385,7 +397,7 @@ void k_argreduce(int64_t *y, const void *x, int64_t outer, int64_t len, int64_t 
         int64_t len = a->len, inner = a->inner, nch = (inner + CH - 1) / CH;                    \
         int exclusive = a->exclusive, reverse = a->reverse;                                     \
         for (int64_t t = lo; t < hi; t++) {                                                     \
-            int64_t o = t / nch, j0 = t % nch * CH, jn = inner - j0 < CH ? inner - j0 : CH;     \
+            int64_t o, j0, jn = chunk_of(t, nch, inner, &o, &j0);                               \
             const T *xb = x + o * len * inner + j0;                                             \
             T *yb = y + o * len * inner + j0;                                                   \
             ACC s[CH];                                                                          \
@@ -409,11 +421,10 @@ DEF_CUMSUM(i64, int64_t, uint64_t)
 void k_cumsum(void *y, const void *x, int64_t outer, int64_t len, int64_t inner, int exclusive,
               int reverse, int dtype) {
     Scan a = {.y = y, .x = x, .len = len, .inner = inner, .exclusive = exclusive, .reverse = reverse};
-    int64_t n = outer * ((inner + CH - 1) / CH), work = outer * len * inner;
     switch (dtype) {
-    case 1: k_par_for(n, work, cumsum_f32, &a); break;
-    case 11: k_par_for(n, work, cumsum_f64, &a); break;
-    case 6: k_par_for(n, work, cumsum_i32, &a); break;
-    case 7: k_par_for(n, work, cumsum_i64, &a); break;
+    case 1: scan_par(&a, outer, cumsum_f32); break;
+    case 11: scan_par(&a, outer, cumsum_f64); break;
+    case 6: scan_par(&a, outer, cumsum_i32); break;
+    case 7: scan_par(&a, outer, cumsum_i64); break;
     }
 }

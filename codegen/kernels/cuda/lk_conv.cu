@@ -7,40 +7,64 @@
  * for convolutional models. */
 #include "lk.cuh"
 
-/* the spatial dims as 3, the missing ones of size 1 */
-static __device__ void dims3(const LkConv &p, int64_t *in, int64_t *out, int64_t *k)
+/* p's spatial dims as 3, the missing ones of size 1, and the sizes the
+ * kernels index by: channels per group of x (cg) and y (mg), and the
+ * elements of an x, y and w plane. Strides, dilations and pads stay in p
+ * (tap), read where they are used. */
+struct Geo3 {
+    int64_t in[3], out[3], k[3];
+    int64_t cg, mg, isz, osz, ksz;
+};
+
+static __device__ Geo3 geo3(const LkConv &p)
 {
+    Geo3 g;
     for (int d = 0; d < 3; d++) {
-        in[d] = d < p.nd ? p.in[d] : 1;
-        out[d] = d < p.nd ? p.out[d] : 1;
-        k[d] = d < p.nd ? p.k[d] : 1;
+        g.in[d] = d < p.nd ? p.in[d] : 1;
+        g.out[d] = d < p.nd ? p.out[d] : 1;
+        g.k[d] = d < p.nd ? p.k[d] : 1;
     }
+    g.cg = p.C / p.group, g.mg = p.M / p.group;
+    g.isz = g.in[0] * g.in[1] * g.in[2], g.osz = g.out[0] * g.out[1] * g.out[2], g.ksz = g.k[0] * g.k[1] * g.k[2];
+    return g;
+}
+
+/* The input index along spatial dim d that output index o reads through
+ * tap a (a missing dim: stride and dilation 1, no pad). */
+static __device__ int64_t tap(const LkConv &p, int d, int64_t o, int64_t a)
+{
+    return o * (d < p.nd ? p.stride[d] : 1) - (d < p.nd ? p.pad[d] : 0) + a * (d < p.nd ? p.dilation[d] : 1);
+}
+
+/* The elements of y (N, M, out...): the launchers' thread count. */
+static int64_t out_elems(const LkConv *p)
+{
+    int64_t total = p->N * p->M;
+    for (int d = 0; d < p->nd; d++) total *= p->out[d];
+    return total;
 }
 
 static __global__ void conv(float *y, const float *x, const float *w, const float *b, LkConv p, int64_t total)
 {
     // x (N, C, in...), w (M, C/group, k...), y (N, M, out...): one y element per thread
-    int64_t in[3], out[3], k[3];
-    dims3(p, in, out, k);
-    int64_t cg = p.C / p.group, mg = p.M / p.group, osz = out[0] * out[1] * out[2], isz = in[0] * in[1] * in[2];
-    int64_t ksz = k[0] * k[1] * k[2];
+    const Geo3 g = geo3(p);
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t o = e % osz, m = e / osz % p.M, n = e / (osz * p.M);
-        int64_t o2 = o % out[2], o1 = o / out[2] % out[1], o0 = o / (out[2] * out[1]);
-        int64_t g = m / mg;
+        int64_t o = e % g.osz, m = e / g.osz % p.M, n = e / (g.osz * p.M);
+        int64_t o2 = o % g.out[2], o1 = o / g.out[2] % g.out[1], o0 = o / (g.out[2] * g.out[1]);
+        int64_t gi = m / g.mg;
         float s = 0;
-        for (int64_t c = 0; c < cg; c++) {
-            const float *xc = x + (n * p.C + g * cg + c) * isz, *wc = w + (m * cg + c) * ksz;
-            for (int64_t a = 0; a < k[0]; a++) {
-                int64_t i0 = o0 * (p.nd > 0 ? p.stride[0] : 1) - (p.nd > 0 ? p.pad[0] : 0) + a * (p.nd > 0 ? p.dilation[0] : 1);
-                if (i0 < 0 || i0 >= in[0]) continue;
-                for (int64_t bb = 0; bb < k[1]; bb++) {
-                    int64_t i1 = o1 * (p.nd > 1 ? p.stride[1] : 1) - (p.nd > 1 ? p.pad[1] : 0) + bb * (p.nd > 1 ? p.dilation[1] : 1);
-                    if (i1 < 0 || i1 >= in[1]) continue;
-                    for (int64_t q = 0; q < k[2]; q++) {
-                        int64_t i2 = o2 * (p.nd > 2 ? p.stride[2] : 1) - (p.nd > 2 ? p.pad[2] : 0) + q * (p.nd > 2 ? p.dilation[2] : 1);
-                        if (i2 < 0 || i2 >= in[2]) continue;
-                        s += xc[(i0 * in[1] + i1) * in[2] + i2] * wc[(a * k[1] + bb) * k[2] + q];
+        for (int64_t c = 0; c < g.cg; c++) {
+            const float *xc = x + (n * p.C + gi * g.cg + c) * g.isz, *wc = w + (m * g.cg + c) * g.ksz;
+            for (int64_t a = 0; a < g.k[0]; a++) {
+                int64_t i0 = tap(p, 0, o0, a);
+                if (i0 < 0 || i0 >= g.in[0]) continue;
+                for (int64_t bb = 0; bb < g.k[1]; bb++) {
+                    int64_t i1 = tap(p, 1, o1, bb);
+                    if (i1 < 0 || i1 >= g.in[1]) continue;
+                    for (int64_t q = 0; q < g.k[2]; q++) {
+                        int64_t i2 = tap(p, 2, o2, q);
+                        if (i2 < 0 || i2 >= g.in[2]) continue;
+                        s += xc[(i0 * g.in[1] + i1) * g.in[2] + i2] * wc[(a * g.k[1] + bb) * g.k[2] + q];
                     }
                 }
             }
@@ -51,8 +75,7 @@ static __global__ void conv(float *y, const float *x, const float *w, const floa
 
 int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p)
 {
-    int64_t total = p->N * p->M;
-    for (int d = 0; d < p->nd; d++) total *= p->out[d];
+    int64_t total = out_elems(p);
     if (total == 0) return 0;
     return LOOM_LAUNCH(conv, lk_blocks(total), LK_THREADS, 0, s, y, x, w, b, *p, total);
 }
@@ -60,27 +83,24 @@ int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const 
 static __global__ void conv_grad_weight(float *dw, const float *dy, const float *x, LkConv p, int64_t total)
 {
     // dw (M, C/group, k...): one element per thread, summed over n and the output positions in order
-    int64_t in[3], out[3], k[3];
-    dims3(p, in, out, k);
-    int64_t cg = p.C / p.group, mg = p.M / p.group, osz = out[0] * out[1] * out[2], isz = in[0] * in[1] * in[2];
-    int64_t ksz = k[0] * k[1] * k[2];
+    const Geo3 g = geo3(p);
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t kk = e % ksz, c = e / ksz % cg, m = e / (ksz * cg);
-        int64_t q = kk % k[2], bb = kk / k[2] % k[1], a = kk / (k[2] * k[1]);
-        int64_t g = m / mg;
+        int64_t kk = e % g.ksz, c = e / g.ksz % g.cg, m = e / (g.ksz * g.cg);
+        int64_t q = kk % g.k[2], bb = kk / g.k[2] % g.k[1], a = kk / (g.k[2] * g.k[1]);
+        int64_t gi = m / g.mg;
         double s = 0;
         for (int64_t n = 0; n < p.N; n++) {
-            const float *xc = x + (n * p.C + g * cg + c) * isz, *dyc = dy + (n * p.M + m) * osz;
-            for (int64_t o0 = 0; o0 < out[0]; o0++) {
-                int64_t i0 = o0 * (p.nd > 0 ? p.stride[0] : 1) - (p.nd > 0 ? p.pad[0] : 0) + a * (p.nd > 0 ? p.dilation[0] : 1);
-                if (i0 < 0 || i0 >= in[0]) continue;
-                for (int64_t o1 = 0; o1 < out[1]; o1++) {
-                    int64_t i1 = o1 * (p.nd > 1 ? p.stride[1] : 1) - (p.nd > 1 ? p.pad[1] : 0) + bb * (p.nd > 1 ? p.dilation[1] : 1);
-                    if (i1 < 0 || i1 >= in[1]) continue;
-                    for (int64_t o2 = 0; o2 < out[2]; o2++) {
-                        int64_t i2 = o2 * (p.nd > 2 ? p.stride[2] : 1) - (p.nd > 2 ? p.pad[2] : 0) + q * (p.nd > 2 ? p.dilation[2] : 1);
-                        if (i2 < 0 || i2 >= in[2]) continue;
-                        s += (double)dyc[(o0 * out[1] + o1) * out[2] + o2] * xc[(i0 * in[1] + i1) * in[2] + i2];
+            const float *xc = x + (n * p.C + gi * g.cg + c) * g.isz, *dyc = dy + (n * p.M + m) * g.osz;
+            for (int64_t o0 = 0; o0 < g.out[0]; o0++) {
+                int64_t i0 = tap(p, 0, o0, a);
+                if (i0 < 0 || i0 >= g.in[0]) continue;
+                for (int64_t o1 = 0; o1 < g.out[1]; o1++) {
+                    int64_t i1 = tap(p, 1, o1, bb);
+                    if (i1 < 0 || i1 >= g.in[1]) continue;
+                    for (int64_t o2 = 0; o2 < g.out[2]; o2++) {
+                        int64_t i2 = tap(p, 2, o2, q);
+                        if (i2 < 0 || i2 >= g.in[2]) continue;
+                        s += (double)dyc[(o0 * g.out[1] + o1) * g.out[2] + o2] * xc[(i0 * g.in[1] + i1) * g.in[2] + i2];
                     }
                 }
             }
@@ -102,25 +122,22 @@ static __global__ void conv_transpose(float *y, const float *x, const float *w, 
 {
     // x (N, C, in...), w (C, M/group, k...), y (N, M, out...): one y element per thread, gathering
     // the x elements i that reach it (o = i * stride + k * dilation - pad)
-    int64_t in[3], out[3], k[3];
-    dims3(p, in, out, k);
-    int64_t cg = p.C / p.group, mg = p.M / p.group, osz = out[0] * out[1] * out[2], isz = in[0] * in[1] * in[2];
-    int64_t ksz = k[0] * k[1] * k[2];
+    const Geo3 g = geo3(p);
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t o = e % osz, m = e / osz % p.M, n = e / (osz * p.M);
-        int64_t od[3] = {o / (out[2] * out[1]), o / out[2] % out[1], o % out[2]};
-        int64_t g = m / mg, mm = m % mg;
+        int64_t o = e % g.osz, m = e / g.osz % p.M, n = e / (g.osz * p.M);
+        int64_t od[3] = {o / (g.out[2] * g.out[1]), o / g.out[2] % g.out[1], o % g.out[2]};
+        int64_t gi = m / g.mg, mm = m % g.mg;
         float s = 0;
-        for (int64_t c = 0; c < cg; c++) {
-            const float *xc = x + (n * p.C + g * cg + c) * isz, *wc = w + ((g * cg + c) * mg + mm) * ksz;
-            for (int64_t kk = 0; kk < ksz; kk++) {
-                int64_t kd[3] = {kk / (k[2] * k[1]), kk / k[2] % k[1], kk % k[2]}, off = 0;
+        for (int64_t c = 0; c < g.cg; c++) {
+            const float *xc = x + (n * p.C + gi * g.cg + c) * g.isz, *wc = w + ((gi * g.cg + c) * g.mg + mm) * g.ksz;
+            for (int64_t kk = 0; kk < g.ksz; kk++) {
+                int64_t kd[3] = {kk / (g.k[2] * g.k[1]), kk / g.k[2] % g.k[1], kk % g.k[2]}, off = 0;
                 int ok = 1;
                 for (int d = 0; d < 3 && ok; d++) {
                     int64_t st = d < p.nd ? p.stride[d] : 1, dil = d < p.nd ? p.dilation[d] : 1;
                     int64_t t = od[d] + (d < p.nd ? p.pad[d] : 0) - kd[d] * dil;
-                    if (t < 0 || t % st || t / st >= in[d]) ok = 0;
-                    else off = off * in[d] + t / st;
+                    if (t < 0 || t % st || t / st >= g.in[d]) ok = 0;
+                    else off = off * g.in[d] + t / st;
                 }
                 if (ok) s += xc[off] * wc[kk];
             }
@@ -131,8 +148,7 @@ static __global__ void conv_transpose(float *y, const float *x, const float *w, 
 
 int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p)
 {
-    int64_t total = p->N * p->M;
-    for (int d = 0; d < p->nd; d++) total *= p->out[d];
+    int64_t total = out_elems(p);
     if (total == 0) return 0;
     return LOOM_LAUNCH(conv_transpose, lk_blocks(total), LK_THREADS, 0, s, y, x, w, b, *p, total);
 }
