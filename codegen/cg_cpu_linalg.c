@@ -360,19 +360,6 @@ int cg_einsum_sums(IrGraph *g, int node)
 
 /* ---- the cpu target's steps ---- */
 
-static void cpu_ein_copy(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
-                         const int64_t *src_st, const int64_t *dims, int n, int esize)
-{
-    char a[48], b[48], dd[48], what[16];
-    snprintf(what, sizeof what, "ein%d_d", tag);
-    cg_i64_array(c, node, what, dims, n, dd, sizeof dd);
-    snprintf(what, sizeof what, "ein%d_o", tag);
-    cg_i64_array(c, node, what, dst_st, n, a, sizeof a);
-    snprintf(what, sizeof what, "ein%d_v", tag);
-    cg_i64_array(c, node, what, src_st, n, b, sizeof b);
-    fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, a, src, b, dd, n, esize);
-}
-
 static void cpu_ein_matmul(CgCtx *c, int node, const char *y, const char *a, const char *b, int64_t B, int64_t M,
                            int64_t N, int64_t K, IrDType t)
 {
@@ -395,7 +382,7 @@ static void cpu_ein_sum(CgCtx *c, int node, const int *red)
 
 void cg_cpu_einsum_emit(CgCtx *c, int node)
 {
-    static const CgEinsumOps cpu = {cpu_ein_copy, cpu_ein_matmul, cpu_ein_sum};
+    static const CgEinsumOps cpu = {cg_cpu_copy_expr, cpu_ein_matmul, cpu_ein_sum};
     cg_einsum_emit(c, node, &cpu);
 }
 

@@ -20,9 +20,8 @@ static void strides_of(const IrValue *v, int64_t *s)
     for (int d = v->rank - 1; d >= 0; d--) s[d] = st, st *= v->dims[d];
 }
 
-/* One k_copy_nd call: dst[dst_off + i.dst_stride] = src[src_off + i.src_stride] over dims. */
-static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st,
-                      int src, int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
+void cg_cpu_copy_expr(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                      const int64_t *src_st, const int64_t *dims, int rank, int esize)
 {
     char a[64], b[64], d[64], what[32];
     snprintf(what, sizeof what, "dst%d", tag);
@@ -31,9 +30,17 @@ static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, con
     cg_i64_array(c, node, what, src_st, rank, b, sizeof b);
     snprintf(what, sizeof what, "dims%d", tag);
     cg_i64_array(c, node, what, dims, rank, d, sizeof d);
-    fprintf(c->f, "    k_copy_nd(%s + %lld, %s, %s + %lld, %s, %s, %d, %d);\n", c->var[dst],
-            (long long)dst_off, a, c->var[src], (long long)src_off, b, d, rank,
-            ir_dtype_size(VAL(c, dst)->dtype));
+    fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, a, src, b, d, rank, esize);
+}
+
+/* One k_copy_nd call: dst[dst_off + i.dst_stride] = src[src_off + i.src_stride] over dims. */
+static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st,
+                      int src, int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
+{
+    char d[160], s[160];
+    snprintf(d, sizeof d, "%s + %lld", c->var[dst], (long long)dst_off);
+    snprintf(s, sizeof s, "%s + %lld", c->var[src], (long long)src_off);
+    cg_cpu_copy_expr(c, node, tag, d, dst_st, s, src_st, dims, rank, ir_dtype_size(VAL(c, dst)->dtype));
 }
 
 static const char *float32_only(IrGraph *g, int node, char *why, size_t n)

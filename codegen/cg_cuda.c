@@ -266,9 +266,9 @@ static const char *sized_only(IrGraph *g, int node, char *why, size_t n)
     return why;
 }
 
-/* dst[dst_off + i.dst_st] = src[src_off + i.src_st] over dims: a static LkNd and the launch */
-static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st, int src,
-                      int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
+/* dst[i.dst_st] = src[i.src_st] over dims (dst, src: pointer expressions): a static LkNd and the launch */
+static void copy_expr(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                      const int64_t *src_st, const int64_t *dims, int rank, int esize)
 {
     IR_ASSERT(rank <= 8);
     fprintf(c->f, "    static const LkNd nd_%d_%d = {{", node, tag);
@@ -277,11 +277,20 @@ static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, con
     for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dst_st[k]);
     fprintf(c->f, "}, {");
     for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)src_st[k]);
-    fprintf(c->f, "}, %d, %d};\n", rank, ir_dtype_size(VAL(c, dst)->dtype));
-    char call[512];
-    snprintf(call, sizeof call, "lk_copy_nd(STREAM, %s + %lld, %s + %lld, &nd_%d_%d)", c->var[dst],
-             (long long)dst_off, c->var[src], (long long)src_off, node, tag);
+    fprintf(c->f, "}, %d, %d};\n", rank, esize);
+    char call[768];
+    snprintf(call, sizeof call, "lk_copy_nd(STREAM, %s, %s, &nd_%d_%d)", dst, src, node, tag);
     launch_check(c, node, call);
+}
+
+/* dst[dst_off + i.dst_st] = src[src_off + i.src_st] over dims */
+static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st, int src,
+                      int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
+{
+    char d[160], s[160];
+    snprintf(d, sizeof d, "%s + %lld", c->var[dst], (long long)dst_off);
+    snprintf(s, sizeof s, "%s + %lld", c->var[src], (long long)src_off);
+    copy_expr(c, node, tag, d, dst_st, s, src_st, dims, rank, ir_dtype_size(VAL(c, dst)->dtype));
 }
 
 static void emit_transpose(CgCtx *c, int node)
@@ -961,22 +970,6 @@ static const char *check_einsum(IrGraph *g, int node, char *why, size_t n)
     return NULL;
 }
 
-static void cuda_ein_copy(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
-                          const int64_t *src_st, const int64_t *dims, int rank, int esize)
-{
-    IR_ASSERT(rank <= 8);
-    fprintf(c->f, "    static const LkNd nd_%d_%d = {{", node, tag);
-    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dims[k]);
-    fprintf(c->f, "}, {");
-    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)dst_st[k]);
-    fprintf(c->f, "}, {");
-    for (int k = 0; k < rank; k++) fprintf(c->f, k ? ", %lld" : "%lld", (long long)src_st[k]);
-    fprintf(c->f, "}, %d, %d};\n", rank, esize);
-    char call[640];
-    snprintf(call, sizeof call, "lk_copy_nd(STREAM, %s, %s, &nd_%d_%d)", dst, src, node, tag);
-    launch_check(c, node, call);
-}
-
 static void cuda_ein_matmul(CgCtx *c, int node, const char *y, const char *a, const char *b, int64_t B, int64_t M,
                             int64_t N, int64_t K, IrDType t)
 {
@@ -990,7 +983,7 @@ static void cuda_ein_matmul(CgCtx *c, int node, const char *y, const char *a, co
 
 static void emit_einsum(CgCtx *c, int node)
 {
-    static const CgEinsumOps cuda = {cuda_ein_copy, cuda_ein_matmul, NULL};
+    static const CgEinsumOps cuda = {copy_expr, cuda_ein_matmul, NULL};
     cg_einsum_emit(c, node, &cuda);
 }
 

@@ -127,6 +127,10 @@ typedef struct {
     void (*sum)(CgCtx *c, int node, const int *red);
 } CgEinsumOps;
 void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops);
+/* The cpu target's strided copy: k_copy_nd(dst, ..., src, ...) over dims, its
+ * stride and dims arrays declared static (tag numbers a node's copies). */
+void cg_cpu_copy_expr(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                      const int64_t *src_st, const int64_t *dims, int rank, int esize);
 int cg_einsum_sums(IrGraph *g, int node);
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_conv_ws(IrGraph *g, int node);
