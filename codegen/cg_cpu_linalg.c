@@ -269,7 +269,7 @@ int64_t cg_cpu_einsum_ws(IrGraph *g, int node)
  * src laid out as order. Broadcast dims of size 1 read with stride 0. */
 static void ein_copy(CgCtx *c, int node, int tag, const char *dst, const char *src, const EinPlan *p,
                      const int *lab, const int64_t *dims, int rank, const int *order, int n, int inverse,
-                     int esize, const CgEinsumOps *ops)
+                     int esize)
 {
     int64_t vst[IR_MAX_RANK], ost[3 * IR_MAX_RANK], d[3 * IR_MAX_RANK], s1[3 * IR_MAX_RANK],
         s2[3 * IR_MAX_RANK], st = 1;
@@ -282,13 +282,13 @@ static void ein_copy(CgCtx *c, int node, int tag, const char *dst, const char *s
         s1[i] = ost[i];
         s2[i] = dims[at] == 1 ? 0 : vst[at];
     }
-    if (inverse) ops->copy(c, node, tag, dst, s2, src, s1, d, n, esize);
-    else ops->copy(c, node, tag, dst, s1, src, s2, d, n, esize);
+    if (inverse) c->t->copy(c, node, tag, dst, s2, src, s1, d, n, esize);
+    else c->t->copy(c, node, tag, dst, s1, src, s2, d, n, esize);
 }
 
 /* The plan as calls: the operands copied into matmul order where they are
  * not, one batched product, the result copied to the output's order; the
- * target prints each step (ops). A one-operand Einsum is a copy, or a sum
+ * target prints each step (its CgTarget.copy, ops->matmul). A one-operand Einsum is a copy, or a sum
  * (ops->sum) over the labels the output drops. */
 void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops)
 {
@@ -308,7 +308,7 @@ void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops)
     }
     if (p.e.nop == 1) {
         ein_copy(c, node, 0, c->var[n->out[0]], c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank,
-                 p.e.out_lab, p.e.out_rank, 0, es, ops);
+                 p.e.out_lab, p.e.out_rank, 0, es);
         return;
     }
     const IrValue *b = VAL(c, n->in[1]);
@@ -329,7 +329,7 @@ void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops)
         for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
         for (int i = 0; i < p.nm; i++) order[k++] = p.m[i];
         for (int i = 0; i < p.nk; i++) order[k++] = p.k[i];
-        ein_copy(c, node, 0, pa, c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank, order, k, 0, es, ops);
+        ein_copy(c, node, 0, pa, c->var[n->in[0]], &p, p.e.lab[0], a->dims, a->rank, order, k, 0, es);
     }
     if (p.copy_b) {
         snprintf(pb, sizeof pb, "(%s *)(%s + %lld)", t, ws, (long long)at);
@@ -338,7 +338,7 @@ void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops)
         for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
         for (int i = 0; i < p.nk; i++) order[k++] = p.k[i];
         for (int i = 0; i < p.nn; i++) order[k++] = p.n[i];
-        ein_copy(c, node, 1, pb, c->var[n->in[1]], &p, p.e.lab[1], b->dims, b->rank, order, k, 0, es, ops);
+        ein_copy(c, node, 1, pb, c->var[n->in[1]], &p, p.e.lab[1], b->dims, b->rank, order, k, 0, es);
     }
     if (p.copy_y) snprintf(py, sizeof py, "(%s *)(%s + %lld)", t, ws, (long long)at);
     ops->matmul(c, node, py, pa, pb, B, M, N, K, y->dtype);
@@ -347,7 +347,7 @@ void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops)
         for (int i = 0; i < p.nb; i++) order[k++] = p.b[i];
         for (int i = 0; i < p.nm; i++) order[k++] = p.m[i];
         for (int i = 0; i < p.nn; i++) order[k++] = p.n[i];
-        ein_copy(c, node, 2, c->var[n->out[0]], py, &p, p.e.out_lab, y->dims, y->rank, order, k, 1, es, ops);
+        ein_copy(c, node, 2, c->var[n->out[0]], py, &p, p.e.out_lab, y->dims, y->rank, order, k, 1, es);
     }
 }
 
@@ -382,7 +382,7 @@ static void cpu_ein_sum(CgCtx *c, int node, const int *red)
 
 void cg_cpu_einsum_emit(CgCtx *c, int node)
 {
-    static const CgEinsumOps cpu = {cg_cpu_copy_expr, cpu_ein_matmul, cpu_ein_sum};
+    static const CgEinsumOps cpu = {cpu_ein_matmul, cpu_ein_sum};
     cg_einsum_emit(c, node, &cpu);
 }
 

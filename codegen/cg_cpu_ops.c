@@ -33,16 +33,6 @@ void cg_cpu_copy_expr(CgCtx *c, int node, int tag, const char *dst, const int64_
     fprintf(c->f, "    k_copy_nd(%s, %s, %s, %s, %s, %d, %d);\n", dst, a, src, b, d, rank, esize);
 }
 
-/* One k_copy_nd call: dst[dst_off + i.dst_stride] = src[src_off + i.src_stride] over dims. */
-static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st,
-                      int src, int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
-{
-    char d[160], s[160];
-    snprintf(d, sizeof d, "%s + %lld", c->var[dst], (long long)dst_off);
-    snprintf(s, sizeof s, "%s + %lld", c->var[src], (long long)src_off);
-    cg_cpu_copy_expr(c, node, tag, d, dst_st, s, src_st, dims, rank, ir_dtype_size(VAL(c, dst)->dtype));
-}
-
 static const char *float32_only(IrGraph *g, int node, char *why, size_t n)
 {
     const IrNode *nd = &g->nodes[node];
@@ -72,96 +62,6 @@ void cg_emit_view(CgCtx *c, int node)
 
 /* ---- data movement ---- */
 
-static void emit_transpose(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int64_t cnt, xs[IR_MAX_RANK], ys[IR_MAX_RANK], src[IR_MAX_RANK], perm[IR_MAX_RANK];
-    const int64_t *p = ir_attr_ints(n, "perm", &cnt);
-    for (int d = 0; d < x->rank; d++) perm[d] = p ? p[d] : x->rank - 1 - d;
-    strides_of(x, xs);
-    strides_of(y, ys);
-    for (int d = 0; d < y->rank; d++) src[d] = xs[perm[d]];
-    cg_declare_outputs(c, node);
-    emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, src, y->dims, y->rank);
-}
-
-static void emit_slice(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK], xs[IR_MAX_RANK], ys[IR_MAX_RANK];
-    IR_ASSERT(ir_slice_params(c->g, node, start, step, len) == 0);
-    strides_of(x, xs);
-    strides_of(y, ys);
-    int64_t off = 0;
-    for (int d = 0; d < x->rank; d++) {
-        off += start[d] * xs[d];
-        xs[d] *= step[d];
-    }
-    cg_declare_outputs(c, node);
-    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], off, xs, len, y->rank);
-}
-
-static void emit_concat(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *y = VAL(c, n->out[0]);
-    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), y->rank);
-    int64_t ys[IR_MAX_RANK], xs[IR_MAX_RANK], at = 0;
-    strides_of(y, ys);
-    cg_declare_outputs(c, node);
-    for (int j = 0; j < n->nin; j++) {
-        const IrValue *x = VAL(c, n->in[j]);
-        strides_of(x, xs);
-        if (ir_value_numel(x) > 0)
-            emit_copy(c, node, j, n->out[0], at * ys[axis], ys, n->in[j], 0, xs, x->dims, x->rank);
-        at += x->dims[axis];
-    }
-}
-
-static void emit_split(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]);
-    int axis;
-    const int64_t *sizes;
-    IR_ASSERT(ir_split_sizes(c->g, node, &axis, &sizes) == 0);
-    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], at = 0;
-    strides_of(x, xs);
-    cg_declare_outputs(c, node);
-    for (int j = 0; j < n->nout; j++) {
-        const IrValue *y = VAL(c, n->out[j]);
-        strides_of(y, ys);
-        if (ir_value_numel(y) > 0)
-            emit_copy(c, node, j, n->out[j], 0, ys, n->in[0], at * xs[axis], xs, y->dims, y->rank);
-        at += sizes[j];
-    }
-}
-
-/* x's strides broadcast over y's dims (0 along a broadcast dim). */
-static void bcast_strides(const IrValue *x, const IrValue *y, int64_t *s)
-{
-    int64_t st = 1;
-    for (int d = y->rank - 1; d >= 0; d--) {
-        int xd = d - (y->rank - x->rank);
-        int64_t size = xd >= 0 ? x->dims[xd] : 1;
-        s[d] = size == 1 ? 0 : st;
-        st *= size;
-    }
-}
-
-static void emit_expand(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK];
-    bcast_strides(x, y, xs);
-    strides_of(y, ys);
-    cg_declare_outputs(c, node);
-    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, xs, y->dims, y->rank);
-}
-
 static const char *check_tile(IrGraph *g, int node, char *why, size_t n)
 {
     if (g->values[g->nodes[node].in[0]].rank * 2 <= K_MAX_RANK) return sized_only(g, node, why, n);
@@ -187,7 +87,7 @@ static void emit_tile(CgCtx *c, int node)
         src[2 * d + 1] = xs[d];
     }
     cg_declare_outputs(c, node);
-    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, dst, n->in[0], 0, src, dims, 2 * x->rank);
+    if (ir_value_numel(y) > 0) cg_copy_values(c, node, 0, n->out[0], 0, dst, n->in[0], 0, src, dims, 2 * x->rank);
 }
 
 static void emit_pad(CgCtx *c, int node)
@@ -602,11 +502,11 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_GatherElements] = {check_index, NULL, emit_gather_elements, 0},
     [IR_OP_ScatterND] = {check_scatternd, NULL, emit_scatternd, 0},
     [IR_OP_Trilu] = {sized_only, NULL, emit_trilu, 0},
-    [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
-    [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},
-    [IR_OP_Split] = {sized_only, NULL, emit_split, 2},
-    [IR_OP_Slice] = {sized_only, NULL, emit_slice, 2 | 4 | 8 | 16},
-    [IR_OP_Expand] = {sized_only, NULL, emit_expand, 2},
+    [IR_OP_Transpose] = {sized_only, NULL, cg_emit_transpose, 0},
+    [IR_OP_Concat] = {sized_only, NULL, cg_emit_concat, 0},
+    [IR_OP_Split] = {sized_only, NULL, cg_emit_split, 2},
+    [IR_OP_Slice] = {sized_only, NULL, cg_emit_slice, 2 | 4 | 8 | 16},
+    [IR_OP_Expand] = {sized_only, NULL, cg_emit_expand, 2},
     [IR_OP_Tile] = {check_tile, NULL, emit_tile, 2},
     [IR_OP_Pad] = {sized_only, NULL, emit_pad, 2 | 8},
     [IR_OP_ConstantOfShape] = {sized_only, NULL, emit_const_of_shape, 1},
@@ -654,4 +554,4 @@ static const char cpu_prelude[] =
     "#else\n#define PROF_START() ((void)0)\n#define PROF_STEP(k, name, op) ((void)0)\n#endif\n\n";
 
 const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse, "rt_device_host", "kernels/", "model.c",
-                                cpu_prelude, cg_cpu_makefile, "loops.h"};
+                                cpu_prelude, cg_cpu_makefile, "loops.h", cg_cpu_copy_expr};

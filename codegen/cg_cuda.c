@@ -283,91 +283,6 @@ static void copy_expr(CgCtx *c, int node, int tag, const char *dst, const int64_
     launch_check(c, node, call);
 }
 
-/* dst[dst_off + i.dst_st] = src[src_off + i.src_st] over dims */
-static void emit_copy(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st, int src,
-                      int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank)
-{
-    char d[160], s[160];
-    snprintf(d, sizeof d, "%s + %lld", c->var[dst], (long long)dst_off);
-    snprintf(s, sizeof s, "%s + %lld", c->var[src], (long long)src_off);
-    copy_expr(c, node, tag, d, dst_st, s, src_st, dims, rank, ir_dtype_size(VAL(c, dst)->dtype));
-}
-
-static void emit_transpose(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int64_t cnt, xs[IR_MAX_RANK], ys[IR_MAX_RANK], src[IR_MAX_RANK];
-    const int64_t *p = ir_attr_ints(n, "perm", &cnt);
-    strides_of(x->dims, x->rank, xs);
-    strides_of(y->dims, y->rank, ys);
-    for (int d = 0; d < y->rank; d++) src[d] = xs[p ? p[d] : x->rank - 1 - d];
-    cg_declare_outputs(c, node);
-    emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, src, y->dims, y->rank);
-}
-
-static void emit_slice(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int64_t start[IR_MAX_RANK], step[IR_MAX_RANK], len[IR_MAX_RANK], xs[IR_MAX_RANK], ys[IR_MAX_RANK], off = 0;
-    IR_ASSERT(ir_slice_params(c->g, node, start, step, len) == 0);
-    strides_of(x->dims, x->rank, xs);
-    strides_of(y->dims, y->rank, ys);
-    for (int d = 0; d < x->rank; d++) off += start[d] * xs[d], xs[d] *= step[d];
-    cg_declare_outputs(c, node);
-    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], off, xs, len, y->rank);
-}
-
-static void emit_concat(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *y = VAL(c, n->out[0]);
-    int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), y->rank);
-    int64_t ys[IR_MAX_RANK], xs[IR_MAX_RANK], at = 0;
-    strides_of(y->dims, y->rank, ys);
-    cg_declare_outputs(c, node);
-    for (int j = 0; j < n->nin; j++) {
-        const IrValue *x = VAL(c, n->in[j]);
-        strides_of(x->dims, x->rank, xs);
-        if (ir_value_numel(x) > 0) emit_copy(c, node, j, n->out[0], at * ys[axis], ys, n->in[j], 0, xs, x->dims, x->rank);
-        at += x->dims[axis];
-    }
-}
-
-static void emit_split(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]);
-    int axis;
-    const int64_t *sizes;
-    IR_ASSERT(ir_split_sizes(c->g, node, &axis, &sizes) == 0);
-    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], at = 0;
-    strides_of(x->dims, x->rank, xs);
-    cg_declare_outputs(c, node);
-    for (int j = 0; j < n->nout; j++) {
-        const IrValue *y = VAL(c, n->out[j]);
-        strides_of(y->dims, y->rank, ys);
-        if (ir_value_numel(y) > 0) emit_copy(c, node, j, n->out[j], 0, ys, n->in[0], at * xs[axis], xs, y->dims, y->rank);
-        at += sizes[j];
-    }
-}
-
-static void emit_expand(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]), *y = VAL(c, n->out[0]);
-    int64_t xs[IR_MAX_RANK], ys[IR_MAX_RANK], st = 1;
-    for (int d = y->rank - 1; d >= 0; d--) { // x's strides broadcast over y's dims
-        int xd = d - (y->rank - x->rank);
-        int64_t size = xd >= 0 ? x->dims[xd] : 1;
-        xs[d] = size == 1 ? 0 : st;
-        st *= size;
-    }
-    strides_of(y->dims, y->rank, ys);
-    cg_declare_outputs(c, node);
-    if (ir_value_numel(y) > 0) emit_copy(c, node, 0, n->out[0], 0, ys, n->in[0], 0, xs, y->dims, y->rank);
-}
 
 /* Pad: the constant is input 2 (read on the device), the opset < 11
  * attribute or zero, the last two as bytes in the LkPad */
@@ -425,7 +340,7 @@ static void emit_slice_grad(CgCtx *c, int node)
             c->var[n->out[0]], (long long)ir_value_bytes(VAL(c, n->out[0])));
     cg_cstr(c->f, n->name);
     fprintf(c->f, ", \"%s\");\n", ir_ops[n->op].name);
-    if (ir_value_numel(dy) > 0) emit_copy(c, node, 0, n->out[0], off, xs, n->in[0], 0, ys, dy->dims, r);
+    if (ir_value_numel(dy) > 0) cg_copy_values(c, node, 0, n->out[0], off, xs, n->in[0], 0, ys, dy->dims, r);
 }
 
 /* ---- convolution (lk_conv.cu) ---- */
@@ -983,7 +898,7 @@ static void cuda_ein_matmul(CgCtx *c, int node, const char *y, const char *a, co
 
 static void emit_einsum(CgCtx *c, int node)
 {
-    static const CgEinsumOps cuda = {copy_expr, cuda_ein_matmul, NULL};
+    static const CgEinsumOps cuda = {cuda_ein_matmul, NULL};
     cg_einsum_emit(c, node, &cuda);
 }
 
@@ -1043,11 +958,11 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_Gemm] = {f32_only, NULL, emit_gemm, 0},
     CG_ELEMWISE_OPS(ELEM_ROW)
     CG_VIEW_OPS(CG_VIEW_ROW)
-    [IR_OP_Transpose] = {sized_only, NULL, emit_transpose, 0},
-    [IR_OP_Slice] = {sized_only, NULL, emit_slice, 2 | 4 | 8 | 16},
-    [IR_OP_Concat] = {sized_only, NULL, emit_concat, 0},
-    [IR_OP_Split] = {sized_only, NULL, emit_split, 2},
-    [IR_OP_Expand] = {sized_only, NULL, emit_expand, 2},
+    [IR_OP_Transpose] = {sized_only, NULL, cg_emit_transpose, 0},
+    [IR_OP_Slice] = {sized_only, NULL, cg_emit_slice, 2 | 4 | 8 | 16},
+    [IR_OP_Concat] = {sized_only, NULL, cg_emit_concat, 0},
+    [IR_OP_Split] = {sized_only, NULL, cg_emit_split, 2},
+    [IR_OP_Expand] = {sized_only, NULL, cg_emit_expand, 2},
     [IR_OP_Pad] = {sized_only, NULL, emit_pad, 2 | 8},
     [IR_OP_SliceGrad] = {f32_only, NULL, emit_slice_grad, 0},
     [IR_OP_Conv] = {check_conv, NULL, emit_conv, 0},
@@ -1168,4 +1083,4 @@ static void cuda_makefile(CgCtx *c, FILE *f)
 }
 
 const CgTarget cg_target_cuda = {"cuda", cuda_ops, NULL, "rt_device_cuda", "cuda/", "model.cu",
-                                 cuda_prelude, cuda_makefile, "fused.cuh"};
+                                 cuda_prelude, cuda_makefile, "fused.cuh", copy_expr};

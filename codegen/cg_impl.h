@@ -69,6 +69,10 @@ struct CgTarget {
     const char *prelude;
     void (*makefile)(CgCtx *c, FILE *f);
     const char *kernel_file;
+    /* its strided copy: dst[i.dst_st] = src[i.src_st] over dims (rank of
+     * them; dst, src pointer expressions; tag numbers a node's copies) */
+    void (*copy)(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
+                 const int64_t *src_st, const int64_t *dims, int rank, int esize);
 };
 
 /* Shorthands of the emitters: a node and a value of the graph being
@@ -115,22 +119,29 @@ const char *cg_cpu_einsum_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_einsum_ws(IrGraph *g, int node);
 void cg_cpu_einsum_emit(CgCtx *c, int node);
 /* An Einsum's steps, printed by the target (cg_cpu_linalg.c plans them):
- * copy: dst[i.dst_st] = src[i.src_st] over dims (n of them; tag numbers the
- * copies of a node); matmul: y (B x M x N) = a (B x M x K) * b (B x K x N);
- * sum: a one-operand Einsum's sum over the axes red[] marks (NULL where the
- * target refuses it: cg_einsum_sums says which Einsums need it). */
+ * the copies by CgTarget.copy; matmul: y (B x M x N) = a (B x M x K) * b
+ * (B x K x N); sum: a one-operand Einsum's sum over the axes red[] marks
+ * (NULL where the target refuses it: cg_einsum_sums says which need it). */
 typedef struct {
-    void (*copy)(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
-                 const int64_t *src_st, const int64_t *dims, int n, int esize);
     void (*matmul)(CgCtx *c, int node, const char *y, const char *a, const char *b, int64_t B, int64_t M,
                    int64_t N, int64_t K, IrDType t);
     void (*sum)(CgCtx *c, int node, const int *red);
 } CgEinsumOps;
 void cg_einsum_emit(CgCtx *c, int node, const CgEinsumOps *ops);
-/* The cpu target's strided copy: k_copy_nd(dst, ..., src, ...) over dims, its
- * stride and dims arrays declared static (tag numbers a node's copies). */
+/* The cpu target's strided copy (its CgTarget.copy): k_copy_nd with the
+ * stride and dims arrays declared static. */
 void cg_cpu_copy_expr(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
                       const int64_t *src_st, const int64_t *dims, int rank, int esize);
+/* The shared data-movement emitters (cg_move.c): strided copies by the
+ * target's CgTarget.copy. cg_copy_values copies between values at element
+ * offsets. */
+void cg_copy_values(CgCtx *c, int node, int tag, int dst, int64_t dst_off, const int64_t *dst_st, int src,
+                    int64_t src_off, const int64_t *src_st, const int64_t *dims, int rank);
+void cg_emit_transpose(CgCtx *c, int node);
+void cg_emit_slice(CgCtx *c, int node);
+void cg_emit_concat(CgCtx *c, int node);
+void cg_emit_split(CgCtx *c, int node);
+void cg_emit_expand(CgCtx *c, int node);
 int cg_einsum_sums(IrGraph *g, int node);
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_conv_ws(IrGraph *g, int node);
