@@ -37,6 +37,11 @@ static const char usage[] =
     "                       lower; train and remat for --mode train)\n"
     "  --no-fuse-attention  keep attention as the model writes it (MatMul, scale,\n"
     "                       mask, Softmax, MatMul) instead of one loom.Attention\n"
+    "  --precision P        fp32 (the default), or bf16: matrix products read\n"
+    "                       bfloat16 copies of their float32 operands, accumulate in\n"
+    "                       float32 and write bfloat16 results that are widened back;\n"
+    "                       weights, optimizer state, norms, softmax and the loss stay\n"
+    "                       float32\n"
     "\n"
     "Memory (--mode train):\n"
     "  --budget BYTES       device memory for the program (weights, optimizer state\n"
@@ -85,6 +90,7 @@ typedef struct {
 /* ---- plan.json ---- */
 
 static const char *g_target = "cpu"; /* --target, for plan.json */
+static const char *g_precision = "fp32"; /* --precision, for plan.json */
 
 static void json_plan(CliJson *j, const IrGraph *g, const OptMemPlan *p, const CgSelect *sel, int train)
 {
@@ -92,6 +98,7 @@ static void json_plan(CliJson *j, const IrGraph *g, const OptMemPlan *p, const C
     cli_json_str(j, "model", g->path);
     cli_json_str(j, "mode", train ? "train" : "infer");
     cli_json_str(j, "target", g_target);
+    cli_json_str(j, "precision", g_precision);
     cli_json_int(j, "arena_bytes", p->arena_bytes);
     cli_json_int(j, "lower_bound", p->lower_bound);
     cli_json_int(j, "weights_bytes", p->weights_bytes);
@@ -239,7 +246,8 @@ static int run_passes(IrGraph *g, const Options *o)
     if (opt_fuse_gelu(g) || (!o->no_fuse && opt_fuse_attention(g)) || cli_checkpoint(g, &o->m, "fuse")) return -1;
     if (train) {
         if (ir_build_training(g, &o->t) || cli_checkpoint(g, &o->m, "train") || check_batched(g)) return -1;
-    } else if (opt_lower_infer(g) || cli_checkpoint(g, &o->m, "lower")) {
+    } else if (opt_lower_infer(g) || (o->t.precision && ir_autocast(g, o->t.precision)) ||
+               cli_checkpoint(g, &o->m, "lower")) {
         return -1;
     }
     if (o->p.report) return cli_plan_report(g, &o->p);
@@ -388,6 +396,12 @@ static int parse_args(int argc, char **argv, Options *o)
             if (rc != CLI_OK) return rc;
         } else if (!strcmp(a, "--no-fuse-attention")) {
             o->no_fuse = 1;
+        } else if ((r = cli_flag_value(argc, argv, &i, "--precision", &val)) != 0) {
+            if (r < 0) return cli_usage(o->p.report ? "plan" : "compile", "--precision needs a value: fp32 or bf16");
+            if (!strcmp(val, "bf16")) o->t.precision = IR_BF16;
+            else if (!strcmp(val, "fp32")) o->t.precision = 0;
+            else return cli_usage(o->p.report ? "plan" : "compile", "unknown precision '%s' (fp32, bf16)", val);
+            g_precision = o->t.precision ? "bf16" : "fp32";
         } else if ((r = cli_flag_value(argc, argv, &i, "--mode", &val)) != 0) {
             if (r < 0) return cli_usage("compile", "--mode needs a value: infer or train");
             o->mode = val;

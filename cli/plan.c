@@ -42,6 +42,8 @@ const char cli_plan_usage[] =
     "                     best schedule found (default 300)\n"
     "  --no-fuse-attention  plan the model's attention as it writes it (MatMul,\n"
     "                     scale, mask, Softmax, MatMul) instead of loom.Attention\n"
+    "  --precision P      fp32 (default) or bf16: plan the step with matrix products\n"
+    "                     in bfloat16, as `loom compile --precision bf16` builds it\n"
     "\n"
     "A budget below the least feasible one is refused with that budget named (exit 1).\n";
 

@@ -141,6 +141,7 @@ typedef struct {
     int nesterov;
     float beta1, beta2, eps;
     float clip_norm;           /* clip gradients to this global L2 norm; 0: no clipping */
+    IrDType precision;         /* IR_BF16: matrix products in bfloat16 (ir_autocast); 0: float32 */
 } IrTrainOptions;
 
 /* PyTorch's defaults: IR_LOSS_MODEL, target "target", AdamW with lr 1e-3,
@@ -160,6 +161,13 @@ int ir_build_training(IrGraph *g, const IrTrainOptions *o);
 int ir_add_loss(IrGraph *g, const IrTrainOptions *o);            /* loss.c */
 int ir_autodiff(IrGraph *g, const char *freeze_regex);           /* autodiff.c */
 int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
+
+/* Mixed precision (autocast.c): every float32 MatMul and Gemm reads bf16
+ * casts of its operands and writes a bf16 result widened back to float32;
+ * loom.LinearCrossEntropy gets compute = 16. ir_build_training runs it between
+ * the loss and autodiff when opts.precision is IR_BF16; compile runs it on an
+ * inference graph. low must be IR_BF16. Returns 0. */
+int ir_autocast(IrGraph *g, IrDType low);
 
 /* Which ops autodiff differentiates (autodiff.c's gradient table, which
  * `loom ops` and docs/ops.md print): ir_op_has_grad says that op has a

@@ -49,20 +49,29 @@ static void bf16_to_f32_chunk(void *arg, int64_t lo, int64_t hi, int tid)
 /* Round to nearest even, NaN kept NaN (quiet, with its sign): the rounding
  * of lm_f32_to_bf16 in the fused loops' header (cg_elemwise.c) and of the
  * constant folder (ir/eval.c), so every bfloat16 a program stores agrees. */
+static uint16_t bf16_rne(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)(u >> 16 & 0x8000) | 0x7fc0;
+    uint32_t h = u >> 16, rem = u & 0xffff;
+    return (uint16_t)(h + (rem > 0x8000 || (rem == 0x8000 && (h & 1))));
+}
+
 static void f32_to_bf16_chunk(void *arg, int64_t lo, int64_t hi, int tid)
 {
     const Conv *p = arg;
     const float *x = p->x;
     uint16_t *y = p->y;
+    for (int64_t i = lo; i < hi; i++) y[i] = bf16_rne(x[i]);
+}
+
+static void round_chunk(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    float *x = ((const Conv *)arg)->y;
     for (int64_t i = lo; i < hi; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        if ((u & 0x7fffffff) > 0x7f800000) {
-            y[i] = (uint16_t)(u >> 16 & 0x8000) | 0x7fc0;
-            continue;
-        }
-        uint32_t h = u >> 16, rem = u & 0xffff;
-        y[i] = (uint16_t)(h + (rem > 0x8000 || (rem == 0x8000 && (h & 1))));
+        uint32_t u = (uint32_t)bf16_rne(x[i]) << 16;
+        memcpy(&x[i], &u, sizeof u);
     }
 }
 
@@ -76,4 +85,10 @@ void k_f32_to_bf16(uint16_t *y, const float *x, int64_t n)
 {
     Conv p = {y, x};
     k_par_for(n, n, f32_to_bf16_chunk, &p);
+}
+
+void k_bf16_round(float *x, int64_t n)
+{
+    Conv p = {x, x};
+    k_par_for(n, n, round_chunk, &p);
 }

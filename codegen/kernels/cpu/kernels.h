@@ -70,6 +70,8 @@ int k_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * rounded to nearest even with NaN kept NaN (the fused loops' lm_f32_to_bf16). */
 void k_bf16_to_f32(float *y, const uint16_t *x, int64_t n);
 void k_f32_to_bf16(uint16_t *y, const float *x, int64_t n);
+/* x rounded in place to the nearest bfloat16 values, kept as float32. */
+void k_bf16_round(float *x, int64_t n);
 
 /* ---- data movement (any dtype, by bytes): kmove.c ---- */
 
@@ -371,6 +373,13 @@ size_t k_linear_ce_f32_ws(int64_t N, int64_t C);
 int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
                     const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
                     int64_t ignore_index, int has_ignore, void *ws);
+/* The same with the products' operands (x, w and the logits' gradient)
+ * rounded to bfloat16 and float32 sums (--precision bf16).
+ * ws: k_linear_ce_bf16_ws(N, D, C) bytes. */
+size_t k_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C);
+int k_linear_ce_bf16(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                     const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
+                     int64_t ignore_index, int has_ignore, void *ws);
 /* loom.SoftmaxCrossEntropyLossGrad: dx [N, C, d] from dloss (a scalar for
  * reduction 1 sum and 2 mean, [N, d] for 0 none) and the forward's operands;
  * log_prob (the forward's output) may be NULL. -1 on a target out of range. */

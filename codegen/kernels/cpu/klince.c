@@ -8,7 +8,13 @@
  *                                           the same whatever the threads)
  * coeff is 1 / (rows not ignored) for the mean, 1 for the sum: the
  * gradients for an upstream gradient of 1. Products through k_sgemm, so
- * the results are independent of the thread count. */
+ * the results are independent of the thread count.
+ *
+ * k_linear_ce_bf16 (--precision bf16: ir/autocast.c's compute = 16) rounds
+ * the operands of the three products to bfloat16 (x_b, W, and g after the
+ * softmax), as the cuda kernel's tensor-core products read them, and
+ * accumulates in float32 as they do: dW's sums over blocks stay float32. The
+ * rounded copies of W and x_b are in the workspace, after the logits. */
 #include <math.h>
 #include <string.h>
 
@@ -32,6 +38,11 @@ size_t k_linear_ce_f32_ws(int64_t N, int64_t C)
 {
     int64_t r = block_rows(N, C);
     return rowloss_bytes(r) + (size_t)(r * C) * sizeof(float);
+}
+
+size_t k_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C)
+{
+    return k_linear_ce_f32_ws(N, C) + (size_t)((block_rows(N, C) + C) * D) * sizeof(float);
 }
 
 typedef struct {
@@ -67,9 +78,9 @@ static void rows_body(void *arg, int64_t lo, int64_t hi, int tid)
     }
 }
 
-int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
-                    const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
-                    int64_t ignore_index, int has_ignore, void *ws)
+static int linear_ce(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                     const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
+                     int64_t ignore_index, int has_ignore, void *ws, int bf16)
 {
     if (k_check_targets("LinearCrossEntropy", target, N, C, ignore_index, has_ignore) < 0) return -1;
     int64_t counted = 0;
@@ -78,6 +89,12 @@ int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const flo
     int64_t R = block_rows(N, C);
     double *rowloss = ws;
     float *l = (float *)((char *)ws + rowloss_bytes(R));
+    float *xr = l + R * C, *wr = xr + R * D; /* bf16: x_b and W rounded */
+    if (bf16) {
+        memcpy(wr, w, (size_t)(C * D) * sizeof *wr);
+        k_bf16_round(wr, C * D);
+        w = wr;
+    }
     /* W is [D, C] (ldw C) or, trans_w, [C, D] (ldw D) */
     int64_t ldw = trans_w ? D : C;
     double total = 0;
@@ -85,9 +102,15 @@ int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const flo
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t rows = N - r0 < R ? N - r0 : R;
         const float *xb = x + r0 * D;
+        if (bf16) {
+            memcpy(xr, xb, (size_t)(rows * D) * sizeof *xr);
+            k_bf16_round(xr, rows * D);
+            xb = xr;
+        }
         k_sgemm(0, trans_w, rows, C, D, 1.0f, xb, D, w, ldw, 0.0f, l, C);
         Rows a = {l, rowloss, target + r0, C, ignore_index, has_ignore, coeff};
         k_par_for(rows, rows * C * 8, rows_body, &a);
+        if (bf16) k_bf16_round(l, rows * C);
         for (int64_t i = 0; i < rows; i++) total += rowloss[i];
         /* dx_b = g W^T: [rows, C] x [C, D] */
         k_sgemm(0, !trans_w, rows, D, C, 1.0f, l, C, w, ldw, 0.0f, dx + r0 * D, D);
@@ -99,4 +122,18 @@ int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const flo
     }
     loss[0] = (float)(total * coeff);
     return 0;
+}
+
+int k_linear_ce_f32(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                    const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
+                    int64_t ignore_index, int has_ignore, void *ws)
+{
+    return linear_ce(loss, dx, dw, x, w, trans_w, target, N, D, C, reduction_mean, ignore_index, has_ignore, ws, 0);
+}
+
+int k_linear_ce_bf16(float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                     const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean,
+                     int64_t ignore_index, int has_ignore, void *ws)
+{
+    return linear_ce(loss, dx, dw, x, w, trans_w, target, N, D, C, reduction_mean, ignore_index, has_ignore, ws, 1);
 }

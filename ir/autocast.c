@@ -1,0 +1,128 @@
+/* Mixed precision (`--precision bf16`): matrix products in bfloat16.
+ *
+ * Every MatMul and Gemm whose operands are float32 reads bfloat16 copies of
+ * them (a Cast node per value, shared by all the products that read it; a
+ * constant is converted here instead) and writes a bfloat16 result that a
+ * Cast widens back to the float32 value the rest of the graph reads. The
+ * kernels accumulate in float32 (tensor cores, or sgemm on the cpu target),
+ * so a product's only roundings are its operands' and its result's, as under
+ * PyTorch's autocast. Everything else stays float32: normalizations, softmax,
+ * the loss, the optimizer state and the master weights, which the casts read
+ * anew every step. Gemm's C leaves the product and is added, in float32, to
+ * the widened result (so its gradient is a float32 sum too).
+ *
+ * The pass runs on the forward graph, before autodiff (ir_build_training
+ * calls it between the loss and the gradients), so the gradients follow from
+ * the Casts' rule: a backward product runs in bf16 on bf16 gradients, and a
+ * weight's bf16 gradient is widened into its float32 gradient. What backward
+ * saves of a product is its bf16 operands: half the bytes of float32.
+ *
+ * loom.LinearCrossEntropy (a language model's head fused with its loss)
+ * keeps float32 operands: it gets the attribute compute = 16 and its kernels
+ * round the operands of its three products to bf16 themselves, accumulating
+ * the weight's gradient in float32 across row blocks (codegen/kernels). The
+ * fused loom.Attention stays float32. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops_impl.h"
+#include "train.h"
+
+#define V(id) (&g->values[id])
+
+static int is_product(const IrGraph *g, int n)
+{
+    const IrNode *nd = &g->nodes[n];
+    if (nd->op != IR_OP_MatMul && nd->op != IR_OP_Gemm) return 0;
+    for (int j = 0; j < nd->nin; j++)
+        if (nd->in[j] >= 0 && V(nd->in[j])->dtype != IR_F32) return 0;
+    return V(nd->out[0])->dtype == IR_F32;
+}
+
+/* A new value shaped like v with dtype dt, named after v. */
+static int value_like(IrGraph *g, int v, IrDType dt, const char *suffix)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", V(v)->name, suffix);
+    int w = ir_value_new(g, ir_unique_name(g, name), IR_ACTIVATION);
+    ir_value_set_shape(V(w), dt, V(v)->rank, V(v)->dims);
+    return w;
+}
+
+/* Cast node from `in` to the existing value `out`; its id. */
+static int cast_node(IrGraph *g, int in, int out)
+{
+    char name[512];
+    snprintf(name, sizeof name, "Cast_%s", V(out)->name);
+    int n = ir_node_new(g, IR_OP_Cast, ir_unique_name(g, name), 1, &in, 1, &out);
+    ir_attr_set_int(g, n, "to", V(out)->dtype);
+    return n;
+}
+
+/* The bf16 copy of v: a Cast node appended to order, or for a constant its
+ * contents converted now by the folder (eval.c's rounding, the kernels'). */
+static int low_copy(IrGraph *g, int v, int *order, int *count)
+{
+    int w = value_like(g, v, IR_BF16, "/bf16"), n = cast_node(g, v, w);
+    if (V(v)->role != IR_CONST || !V(v)->data) {
+        order[(*count)++] = n;
+        return w;
+    }
+    IR_ASSERT(ir_ops[IR_OP_Cast].eval(g, n) == 0);
+    V(w)->role = IR_CONST;
+    g->nodes[n].dead = 1;
+    return w;
+}
+
+int ir_autocast(IrGraph *g, IrDType low)
+{
+    IR_ASSERT(low == IR_BF16);
+    int n0 = g->nnodes, nv0 = g->nvalues;
+    int *order = ir_xmalloc((size_t)(6 * n0 + 8) * sizeof *order), count = 0;
+    int *low_of = ir_xmalloc((size_t)(nv0 + 1) * sizeof *low_of);
+    for (int v = 0; v < nv0; v++) low_of[v] = -1;
+    for (int i = 0; i < n0; i++) {
+        if (g->nodes[i].dead) continue;
+        if (g->nodes[i].op == IR_OP_LinearCrossEntropy && V(g->nodes[i].in[0])->dtype == IR_F32)
+            ir_attr_set_int(g, i, "compute", IR_BF16); /* ONNX's number for bfloat16 */
+        if (!is_product(g, i)) {
+            order[count++] = i;
+            continue;
+        }
+        for (int j = 0; j < 2; j++) {
+            int v = g->nodes[i].in[j];
+            if (low_of[v] < 0) low_of[v] = low_copy(g, v, order, &count);
+            g->nodes[i].in[j] = low_of[v];
+        }
+        int y = g->nodes[i].out[0], c = ir_in(&g->nodes[i], 2);
+        float beta = ir_attr_float(&g->nodes[i], "beta", 1);
+        int y16 = value_like(g, y, IR_BF16, "/bf16");
+        g->nodes[i].out[0] = y16;
+        if (c >= 0) g->nodes[i].in[2] = -1;
+        order[count++] = i;
+        if (c < 0 || beta == 0) {
+            order[count++] = cast_node(g, y16, y);
+            continue;
+        }
+        /* y = widen(A B) + beta C, in float32 */
+        int yf = value_like(g, y, IR_F32, "/f32");
+        order[count++] = cast_node(g, y16, yf);
+        if (beta != 1) {
+            int b = ir_value_new(g, ir_unique_name(g, "autocast/beta"), IR_CONST);
+            ir_value_set_shape(V(b), IR_F32, 0, NULL);
+            float *p = ir_xmalloc(sizeof *p);
+            *p = beta;
+            ir_value_set_data(g, b, p);
+            int cb = value_like(g, c, IR_F32, "/beta");
+            order[count++] = ir_node_new(g, IR_OP_Mul, ir_unique_name(g, "Mul_beta"), 2, (int[]){c, b}, 1, &cb);
+            c = cb;
+        }
+        order[count++] = ir_node_new(g, IR_OP_Add, ir_unique_name(g, "Add_bias"), 2, (int[]){yf, c}, 1, &y);
+    }
+    free(low_of);
+    ir_reorder(g, order, count);
+    free(order);
+    /* the constants a conversion replaced, if nothing else reads them, go */
+    ir_compact(g);
+    return 0;
+}

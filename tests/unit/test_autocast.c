@@ -1,0 +1,168 @@
+/* Mixed precision (ir/autocast.c) on a hand-built graph and on the zoo's
+ * language model: every float32 product reads bf16 casts of its operands
+ * (one cast per value however many products read it; a constant converted,
+ * not cast), writes bf16 that one Cast widens to the value the graph read
+ * before, and a Gemm's C is added afterwards in float32 (scaled by beta).
+ * After autodiff the backward products are bf16 too, the parameters'
+ * gradients float32, and the graph verifies. A fused head gets compute = 16
+ * and keeps float32 operands. Numerics are the kernels' tests' and the
+ * train tier's (tests/train). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "frontend.h"
+#include "ir.h"
+#include "train.h"
+
+#define V(id) (&g->values[id])
+
+static int value(IrGraph *g, const char *name, IrRole role, int rank, const int64_t *dims)
+{
+    int v = ir_value_new(g, name, role);
+    ir_value_set_shape(V(v), IR_F32, rank, dims);
+    if (role == IR_PARAM || role == IR_CONST) {
+        int64_t n = ir_value_numel(V(v));
+        float *p = malloc((size_t)n * sizeof *p);
+        for (int64_t i = 0; i < n; i++) p[i] = (float)((i * 37 % 11) - 5) / 7.0f;
+        ir_value_set_data(g, v, p);
+    }
+    return v;
+}
+
+static int node(IrGraph *g, IrOp op, int nin, const int *in)
+{
+    int out = ir_value_new(g, ir_unique_name(g, "y"), IR_ACTIVATION);
+    int n = ir_node_new(g, op, NULL, nin, in, 1, &out);
+    IR_ASSERT(ir_infer_node(g, n) == 0 || !"shape");
+    return out;
+}
+
+/* readers of v among live nodes with op `op` (-1: any op) */
+static int readers(const IrGraph *g, int v, int op)
+{
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i].nin; j++)
+            k += !g->nodes[i].dead && g->nodes[i].in[j] == v && (op < 0 || (int)g->nodes[i].op == op);
+    return k;
+}
+
+/* Every product is bf16 throughout with no C; each forward product's result
+ * is read by exactly one Cast to float32 and nothing else. */
+static void check_products(const IrGraph *g, int *nfwd, int *nbwd)
+{
+    *nfwd = *nbwd = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || (n->op != IR_OP_MatMul && n->op != IR_OP_Gemm)) continue;
+        CHECK(V(n->in[0])->dtype == IR_BF16 && V(n->in[1])->dtype == IR_BF16 && V(n->out[0])->dtype == IR_BF16);
+        CHECK(ir_in(n, 2) < 0);
+        if (n->phase == IR_FORWARD) {
+            (*nfwd)++;
+            int y = n->out[0];
+            CHECK(readers(g, y, -1) >= 1 && readers(g, y, IR_OP_Cast) == 1);
+        } else {
+            (*nbwd)++;
+        }
+    }
+}
+
+static void test_graph(void)
+{
+    IrGraph *g = ir_graph_new("autocast.onnx");
+    g->opset = 17;
+    int x = value(g, "x", IR_INPUT, 2, (int64_t[]){4, 8});
+    g->inputs = malloc(sizeof(int));
+    g->inputs[g->ninputs++] = x;
+    int w1 = value(g, "w1", IR_PARAM, 2, (int64_t[]){8, 6}), w3 = value(g, "w3", IR_PARAM, 2, (int64_t[]){8, 6});
+    int w2 = value(g, "w2", IR_PARAM, 2, (int64_t[]){3, 6}), bias = value(g, "bias", IR_PARAM, 1, (int64_t[]){3});
+    int k = value(g, "k", IR_CONST, 2, (int64_t[]){3, 3});
+    /* x read by two products; a Gemm with transB, C and beta 0.5; a product by a constant */
+    int h = node(g, IR_OP_Add, 2, (int[]){node(g, IR_OP_MatMul, 2, (int[]){x, w1}), node(g, IR_OP_MatMul, 2, (int[]){x, w3})});
+    int r = node(g, IR_OP_Relu, 1, &h);
+    int yv = ir_value_new(g, "gemm_y", IR_ACTIVATION);
+    int gm = ir_node_new(g, IR_OP_Gemm, "gemm", 3, (int[]){r, w2, bias}, 1, &yv);
+    ir_attr_set_int(g, gm, "transB", 1);
+    ir_attr_set_float(g, gm, "beta", 0.5f);
+    CHECK(ir_infer_node(g, gm) == 0);
+    int z = node(g, IR_OP_MatMul, 2, (int[]){yv, k});
+    int loss = node(g, IR_OP_ReduceSum, 1, (int[]){node(g, IR_OP_Mul, 2, (int[]){z, z})});
+    ir_attr_set_int(g, g->nnodes - 1, "keepdims", 0);
+    CHECK(ir_infer_node(g, g->nnodes - 1) == 0);
+    g->outputs = malloc(sizeof(int));
+    g->outputs[g->noutputs++] = loss;
+    V(loss)->is_output = 1;
+
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.precision = IR_BF16;
+    if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+        ir_graph_free(g);
+        return;
+    }
+    int nf, nb;
+    check_products(g, &nf, &nb);
+    CHECK_EQ_INT(nf, 4);
+    CHECK_EQ_INT(nb, 5); /* dx and dw of each product, less the constant's and the input's */
+    x = ir_value_find(g, "x");
+    CHECK_EQ_INT(readers(g, x, IR_OP_Cast), 1); /* one bf16 copy of x for both products */
+    CHECK_EQ_INT(readers(g, x, -1), 1);
+    CHECK(ir_value_find(g, "k") < 0);            /* the constant is converted, not cast */
+    int kb = -1;
+    for (int v = 0; v < g->nvalues; v++)
+        if (!strncmp(V(v)->name, "k/bf16", 6)) kb = v;
+    CHECK(kb >= 0 && V(kb)->role == IR_CONST && V(kb)->dtype == IR_BF16 && ((const uint16_t *)V(kb)->data)[0] == 0xbf37); /* -5/7 = -0.714286: 0xbf36db6e rounds up */
+    /* beta C in float32 after the product, and the gradients of float32 parameters float32 */
+    int y = ir_value_find(g, "gemm_y");
+    CHECK(y >= 0 && g->nodes[V(y)->producer].op == IR_OP_Add && V(y)->dtype == IR_F32);
+    CHECK_EQ_INT(readers(g, ir_value_find(g, "bias"), IR_OP_Mul), 1);
+    for (const char *const *p = (const char *const[]){"w1", "w2", "w3", "bias", NULL}; *p; p++) {
+        int gr = ir_param_grad(g, ir_value_find(g, *p));
+        CHECK(gr >= 0 && V(gr)->dtype == IR_F32);
+    }
+    /* what backward keeps of the products is their bf16 operands */
+    int *saved, ns = ir_saved_values(g, &saved), low = 0;
+    for (int i = 0; i < ns; i++) low += V(saved[i])->dtype == IR_BF16;
+    CHECK(low >= 3);
+    free(saved);
+    ir_graph_free(g);
+}
+
+/* gpt2_tiny with cross-entropy: its head stays one float32 LinearCrossEntropy
+ * marked compute = 16; every other product is bf16. */
+static void test_gpt2_tiny(void)
+{
+    IrGraph *g = ir_graph_new("models/gpt2_tiny/model.onnx");
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.loss_kind = IR_LOSS_CE;
+    o.precision = IR_BF16;
+    if (onnx_load(g, NULL, 0) < 0 || onnx_fold_infer(g) < 0 || ir_build_training(g, &o) < 0 ||
+        ir_verify(g) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+        ir_graph_free(g);
+        return;
+    }
+    int nf, nb, nce = 0;
+    check_products(g, &nf, &nb);
+    CHECK(nf >= 8 && nb >= 2 * nf - 2);
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->op != IR_OP_LinearCrossEntropy) continue;
+        nce++;
+        CHECK(ir_attr_int(n, "compute", 0) == IR_BF16 && V(n->in[0])->dtype == IR_F32 && V(n->in[1])->dtype == IR_F32);
+    }
+    CHECK_EQ_INT(nce, 1);
+    ir_graph_free(g);
+}
+
+int main(void)
+{
+    RUN(test_graph);
+    RUN(test_gpt2_tiny);
+    return CHECK_DONE();
+}
