@@ -26,9 +26,20 @@ static void i64_list(FILE *f, const int64_t *v, int n)
 const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n)
 {
     IrDType t = g->values[g->nodes[node].in[0]].dtype;
-    if (t == IR_F32 || t == IR_F64 || t == IR_I32 || t == IR_I64 || t == IR_U32 || t == IR_U64) return NULL;
-    snprintf(why, n, "MatMul of %s (float32, float64, int32, int64, uint32, uint64 only)", ir_dtype_name(t));
+    if (t == IR_F32 || t == IR_F64 || t == IR_BF16 || t == IR_I32 || t == IR_I64 || t == IR_U32 || t == IR_U64)
+        return NULL;
+    snprintf(why, n, "MatMul of %s (float32, float64, bfloat16, int32, int64, uint32, uint64 only)",
+             ir_dtype_name(t));
     return why;
+}
+
+/* bfloat16: float32 copies of the operands and the result (k_matmul_bf16) */
+int64_t cg_cpu_matmul_ws(IrGraph *g, int node)
+{
+    const IrNode *n = &g->nodes[node];
+    if (g->values[n->in[0]].dtype != IR_BF16) return 0;
+    return (int64_t)k_matmul_bf16_ws(ir_value_numel(&g->values[n->in[0]]), ir_value_numel(&g->values[n->in[1]]),
+                                     ir_value_numel(&g->values[n->out[0]]));
 }
 
 /* Per output batch, the element offset of operand v's matrix (v's batch dims
@@ -86,7 +97,14 @@ void cg_cpu_matmul_emit(CgCtx *c, int node)
         if (!bdense) cg_i64_array(c, node, "b_off", boff, (int)nb, bn, sizeof bn);
     }
     if (ir_value_numel(y) > 0) {
-        if (a->dtype == IR_F32 || a->dtype == IR_F64)
+        char ws[64];
+        if (a->dtype == IR_BF16) {
+            cg_ws_expr(c, node, ws, sizeof ws);
+            fprintf(c->f, "    k_matmul_bf16(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %s);\n",
+                    c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)nb, (long long)M,
+                    (long long)N, (long long)K, an, bn, (long long)ir_value_numel(a), (long long)ir_value_numel(b),
+                    ws);
+        } else if (a->dtype == IR_F32 || a->dtype == IR_F64)
             fprintf(c->f, "    k_matmul_%s(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s);\n",
                     a->dtype == IR_F32 ? "f32" : "f64", c->var[n->out[0]], c->var[n->in[0]],
                     c->var[n->in[1]], (long long)nb, (long long)M, (long long)N, (long long)K, an, bn);
@@ -104,28 +122,55 @@ void cg_cpu_matmul_emit(CgCtx *c, int node)
 const char *cg_cpu_gemm_check(IrGraph *g, int node, char *why, size_t n)
 {
     IrDType t = g->values[g->nodes[node].in[0]].dtype;
-    if (t == IR_F32) return NULL;
-    snprintf(why, n, "Gemm of %s (float32 only)", ir_dtype_name(t));
+    if (t == IR_F32 || t == IR_BF16) return NULL;
+    snprintf(why, n, "Gemm of %s (float32 and bfloat16 only)", ir_dtype_name(t));
     return why;
+}
+
+/* Gemm's (M, N, K) and the [rows, cols] its C broadcasts from (1, 1 without C). */
+static void gemm_sizes(IrGraph *g, const IrNode *n, int64_t *M, int64_t *N, int64_t *K, int64_t *cr, int64_t *cc)
+{
+    const IrValue *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+    int ta = ir_attr_int(n, "transA", 0) != 0, tb = ir_attr_int(n, "transB", 0) != 0;
+    *M = a->dims[ta], *K = a->dims[!ta], *N = b->dims[!tb];
+    *cr = *cc = 1;
+    if (ir_in(n, 2) >= 0) {
+        const IrValue *cv = &g->values[n->in[2]];
+        if (cv->rank == 1) *cc = cv->dims[0];
+        if (cv->rank == 2) *cr = cv->dims[0], *cc = cv->dims[1];
+    }
+}
+
+/* bfloat16: float32 copies of the operands, C and the result (k_gemm_bf16) */
+int64_t cg_cpu_gemm_ws(IrGraph *g, int node)
+{
+    const IrNode *n = &g->nodes[node];
+    if (g->values[n->in[0]].dtype != IR_BF16) return 0;
+    int64_t M, N, K, cr, cc;
+    gemm_sizes(g, n, &M, &N, &K, &cr, &cc);
+    return (int64_t)k_gemm_bf16_ws(M, N, K, ir_in(n, 2) >= 0 ? cr * cc : 0);
 }
 
 void cg_cpu_gemm_emit(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
-    const IrValue *a = VAL(c, n->in[0]), *b = VAL(c, n->in[1]);
     int ta = ir_attr_int(n, "transA", 0) != 0, tb = ir_attr_int(n, "transB", 0) != 0;
-    int64_t M = a->dims[ta], K = a->dims[!ta], N = b->dims[!tb];
-    int64_t cr = 1, cc = 1;
-    if (ir_in(n, 2) >= 0) {
-        const IrValue *cv = VAL(c, n->in[2]);
-        if (cv->rank == 1) cc = cv->dims[0];
-        if (cv->rank == 2) cr = cv->dims[0], cc = cv->dims[1];
+    int64_t M, N, K, cr, cc;
+    gemm_sizes(c->g, n, &M, &N, &K, &cr, &cc);
+    int bf16 = VAL(c, n->in[0])->dtype == IR_BF16;
+    char ws[72] = "";
+    if (bf16 && c->plan->ws_offset[node] >= 0) { // none when every operand is empty
+        ws[0] = ',', ws[1] = ' ';
+        cg_ws_expr(c, node, ws + 2, sizeof ws - 2);
+    } else if (bf16) {
+        snprintf(ws, sizeof ws, ", NULL");
     }
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_gemm_f32(%s, %s, %s, %s, %lld, %lld, %lld, %d, %d, %s, %s, %lld, %lld);\n",
+    fprintf(c->f, "    k_gemm_%s(%s, %s, %s, %s, %lld, %lld, %lld, %d, %d, %s, %s, %lld, %lld%s);\n", bf16 ? "bf16" : "f32",
             c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
             IN_OR_NULL(c, n, 2), (long long)M, (long long)N, (long long)K, ta, tb,
-            CG_FLT(ir_attr_float(n, "alpha", 1.0f)), CG_FLT(ir_attr_float(n, "beta", 1.0f)), (long long)cr, (long long)cc);
+            CG_FLT(ir_attr_float(n, "alpha", 1.0f)), CG_FLT(ir_attr_float(n, "beta", 1.0f)), (long long)cr, (long long)cc,
+            ws);
 }
 
 /* ---- Einsum ----

@@ -472,8 +472,8 @@ static void emit_loss(CgCtx *c, int node)
 #define ELEM_ROW(op) [IR_OP_##op] = {cg_elemwise_check, NULL, cg_elemwise_emit, 0},
 
 static const CgOpEmitter cpu_ops[IR_NOPS] = {
-    [IR_OP_MatMul] = {cg_cpu_matmul_check, NULL, cg_cpu_matmul_emit, 0},
-    [IR_OP_Gemm] = {cg_cpu_gemm_check, NULL, cg_cpu_gemm_emit, 0},
+    [IR_OP_MatMul] = {cg_cpu_matmul_check, cg_cpu_matmul_ws, cg_cpu_matmul_emit, 0},
+    [IR_OP_Gemm] = {cg_cpu_gemm_check, cg_cpu_gemm_ws, cg_cpu_gemm_emit, 0},
     [IR_OP_Einsum] = {cg_cpu_einsum_check, cg_cpu_einsum_ws, cg_cpu_einsum_emit, 0},
     [IR_OP_Conv] = {cg_cpu_conv_check, cg_cpu_conv_ws, cg_cpu_conv_emit, 0},
     [IR_OP_ConvTranspose] = {cg_cpu_conv_check, cg_cpu_conv_ws, cg_cpu_conv_emit, 0},

@@ -112,8 +112,10 @@ void cg_cpu_kpool_decl(CgCtx *c, int node, const KPool *p);
  * nearest rounding as k_resize_f32 numbers them. */
 void cg_cpu_resize_modes(const IrNode *n, int *mode, int *coord_mode, int *nearest_mode);
 const char *cg_cpu_matmul_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_matmul_ws(IrGraph *g, int node);
 void cg_cpu_matmul_emit(CgCtx *c, int node);
 const char *cg_cpu_gemm_check(IrGraph *g, int node, char *why, size_t n);
+int64_t cg_cpu_gemm_ws(IrGraph *g, int node);
 void cg_cpu_gemm_emit(CgCtx *c, int node);
 const char *cg_cpu_einsum_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_einsum_ws(IrGraph *g, int node);

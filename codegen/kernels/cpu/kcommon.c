@@ -1,4 +1,7 @@
-/* What the cpu kernels share: the run-time error message. A kernel that meets
+/* What the cpu kernels share: the run-time error message, and the bfloat16
+ * array conversions of the kernels that compute a bfloat16 op in float32.
+ *
+ * A kernel that meets
  * bad data (an index out of range) records a message with k_fail and returns -1;
  * the generated program reads it back with k_error and decides what to do. The
  * buffer is thread-local so that kernels run from different threads (or the
@@ -9,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #define K_ERR_LEN 512
 
@@ -22,4 +26,54 @@ int k_fail(const char *fmt, ...) {
     vsnprintf(k_err_buf, sizeof k_err_buf, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* ---- bfloat16 <-> float32 arrays ---- */
+
+typedef struct {
+    void *y;
+    const void *x;
+} Conv;
+
+static void bf16_to_f32_chunk(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Conv *p = arg;
+    const uint16_t *x = p->x;
+    float *y = p->y;
+    for (int64_t i = lo; i < hi; i++) { // bf16 is float32's upper half: widening is exact
+        uint32_t u = (uint32_t)x[i] << 16;
+        memcpy(&y[i], &u, sizeof u);
+    }
+}
+
+/* Round to nearest even, NaN kept NaN (quiet, with its sign): the rounding
+ * of lm_f32_to_bf16 in the fused loops' header (cg_elemwise.c) and of the
+ * constant folder (ir/eval.c), so every bfloat16 a program stores agrees. */
+static void f32_to_bf16_chunk(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Conv *p = arg;
+    const float *x = p->x;
+    uint16_t *y = p->y;
+    for (int64_t i = lo; i < hi; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        if ((u & 0x7fffffff) > 0x7f800000) {
+            y[i] = (uint16_t)(u >> 16 & 0x8000) | 0x7fc0;
+            continue;
+        }
+        uint32_t h = u >> 16, rem = u & 0xffff;
+        y[i] = (uint16_t)(h + (rem > 0x8000 || (rem == 0x8000 && (h & 1))));
+    }
+}
+
+void k_bf16_to_f32(float *y, const uint16_t *x, int64_t n)
+{
+    Conv p = {y, x};
+    k_par_for(n, n, bf16_to_f32_chunk, &p);
+}
+
+void k_f32_to_bf16(uint16_t *y, const float *x, int64_t n)
+{
+    Conv p = {y, x};
+    k_par_for(n, n, f32_to_bf16_chunk, &p);
 }

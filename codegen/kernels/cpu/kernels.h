@@ -66,6 +66,11 @@ void k_set_threads(int n);
 const char *k_error(void);
 int k_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* bfloat16 (uint16_t, float32's upper half) arrays: widened exactly, or
+ * rounded to nearest even with NaN kept NaN (the fused loops' lm_f32_to_bf16). */
+void k_bf16_to_f32(float *y, const uint16_t *x, int64_t n);
+void k_f32_to_bf16(uint16_t *y, const float *x, int64_t n);
+
 /* ---- data movement (any dtype, by bytes): kmove.c ---- */
 
 /* dst[i] = src[i] for every index i of `dims`, the element at index i being
@@ -100,7 +105,7 @@ int k_gather_elements(void *y, const void *x, const int64_t *x_dims, const void 
 int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx, int64_t n_updates,
                 int k, const void *updates, int64_t slice, int reduction, int dtype);
 
-/* ---- linear algebra (float32; float64 where noted): klinalg.c ---- */
+/* ---- linear algebra (float32; float64 and bfloat16 where noted): klinalg.c ---- */
 
 /* y = alpha * op(a) * op(b) + beta * y, row-major with leading dimensions, op
  * transposing when trans_*; beta 0: y is not read. Small products (op(a) in
@@ -126,6 +131,21 @@ void k_matmul_int(void *y, const void *a, const void *b, int64_t batch, int64_t 
 void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_t M, int64_t N,
                 int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t c_rows,
                 int64_t c_cols);
+
+/* bfloat16 MatMul and Gemm (uint16_t arrays): the operands widened exactly
+ * into float32 copies in ws, the product k_matmul_f32's / k_gemm_f32's (float32
+ * accumulation), the result rounded to bfloat16 (k_f32_to_bf16). a_numel and
+ * b_numel: the elements of a and b (a_off / b_off index into them); y_numel:
+ * y's (batch * M * N); c_numel: Gemm's c's (0 without c). ws: the *_ws
+ * function's bytes. */
+size_t k_matmul_bf16_ws(int64_t a_numel, int64_t b_numel, int64_t y_numel);
+void k_matmul_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M, int64_t N,
+                   int64_t K, const int64_t *a_off, const int64_t *b_off, int64_t a_numel, int64_t b_numel,
+                   void *ws);
+size_t k_gemm_bf16_ws(int64_t M, int64_t N, int64_t K, int64_t c_numel);
+void k_gemm_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, const uint16_t *c, int64_t M, int64_t N,
+                 int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t c_rows, int64_t c_cols,
+                 void *ws);
 
 /* ---- convolution and pooling (float32, 1 to 3 spatial dims): kconv.c, kpool.c ---- */
 

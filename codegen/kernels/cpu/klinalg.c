@@ -1,5 +1,5 @@
-/* Matrix products for the cpu target: MatMul (float32, float64 and wrapping
- * integers) and Gemm. The float forms go through OpenBLAS, always on the
+/* Matrix products for the cpu target: MatMul (float32, float64, bfloat16 and
+ * wrapping integers) and Gemm (float32, bfloat16). The float forms go through OpenBLAS, always on the
  * calling thread: one thread pool (kpar.c) does all of a program's threading.
  * A large product is split over the pool's threads by blocks of rows, one
  * OpenBLAS call per block; a batch of small
@@ -278,4 +278,47 @@ void k_gemm_f32(float *y, const float *a, const float *b, const float *c, int64_
         return;
     }
     k_sgemm(trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, gbeta, y, N);
+}
+
+/* ---- bfloat16: float32 copies in the workspace, the float32 kernels ---- */
+
+/* bytes of n floats, kept 64-byte aligned within ws */
+static size_t f32_bytes(int64_t n) { return ((size_t)(n > 0 ? n : 0) * sizeof(float) + 63) / 64 * 64; }
+
+size_t k_matmul_bf16_ws(int64_t a_numel, int64_t b_numel, int64_t y_numel)
+{
+    return f32_bytes(a_numel) + f32_bytes(b_numel) + f32_bytes(y_numel);
+}
+
+void k_matmul_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M, int64_t N,
+                   int64_t K, const int64_t *a_off, const int64_t *b_off, int64_t a_numel, int64_t b_numel,
+                   void *ws)
+{
+    // ws holds a32 (a_numel), b32 (b_numel), y32 (batch, M, N)
+    float *a32 = ws, *b32 = (float *)((char *)a32 + f32_bytes(a_numel)),
+          *y32 = (float *)((char *)b32 + f32_bytes(b_numel));
+    k_bf16_to_f32(a32, a, a_numel);
+    k_bf16_to_f32(b32, b, b_numel);
+    k_matmul_f32(y32, a32, b32, batch, M, N, K, a_off, b_off);
+    k_f32_to_bf16(y, y32, batch * M * N);
+}
+
+size_t k_gemm_bf16_ws(int64_t M, int64_t N, int64_t K, int64_t c_numel)
+{
+    return f32_bytes(M * K) + f32_bytes(K * N) + f32_bytes(c_numel) + f32_bytes(M * N);
+}
+
+void k_gemm_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, const uint16_t *c, int64_t M, int64_t N,
+                 int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t c_rows, int64_t c_cols,
+                 void *ws)
+{
+    // ws holds a32 (M*K), b32 (K*N), c32 (c_rows*c_cols, when c), y32 (M, N)
+    int64_t c_numel = c ? c_rows * c_cols : 0;
+    float *a32 = ws, *b32 = (float *)((char *)a32 + f32_bytes(M * K)),
+          *c32 = (float *)((char *)b32 + f32_bytes(K * N)), *y32 = (float *)((char *)c32 + f32_bytes(c_numel));
+    k_bf16_to_f32(a32, a, M * K);
+    k_bf16_to_f32(b32, b, K * N);
+    if (c) k_bf16_to_f32(c32, c, c_numel);
+    k_gemm_f32(y32, a32, b32, c ? c32 : NULL, M, N, K, trans_a, trans_b, alpha, beta, c_rows, c_cols);
+    k_f32_to_bf16(y, y32, M * N);
 }
