@@ -1,6 +1,6 @@
-"""compare.py KIND CUDA CPU: a cuda program's results against the cpu
+"""compare.py KIND CUDA CPU [TOL]: a cuda program's results against the cpu
 program's (tests/cuda, tests/gpu). KIND out: two .npy outputs, normalized
-error under 1e-5; grads: two --dump-grads files, every tensor under 1e-5;
+error under TOL (default 1e-5); grads: two --dump-grads files, every tensor under 1e-5;
 curve: two --log files, every step's loss within 1e-4 relative. Exit 0 when
 they agree; prints the figures."""
 import sys, json, numpy as np
@@ -12,7 +12,8 @@ def nerr(x, y):
     d = np.linalg.norm(y)
     return np.linalg.norm(x - y) / (d if d > 0 else 1)
 if kind == 'out':
-    e = nerr(np.load(a), np.load(b)); print(f'normalized error {e:.3g}'); sys.exit(int(e >= 1e-5))
+    tol = float(sys.argv[4]) if len(sys.argv) > 4 else 1e-5
+    e = nerr(np.load(a), np.load(b)); print(f'normalized error {e:.3g}'); sys.exit(int(e >= tol))
 if kind == 'grads':
     ta, tb = safetensors_np.read(a)[0], safetensors_np.read(b)[0]
     if set(ta) != set(tb): print('tensors differ:', sorted(set(ta) ^ set(tb))); sys.exit(1)

@@ -17,7 +17,12 @@
 #     within a normalized error of 1e-5; training's first-step loss and
 #     --dump-grads gradients within 1e-5, and 5 steps of loss within 1e-4;
 #     gpt2_tiny's training also with --no-fuse-attention (Softmax and its
-#     gradient, batched MatMul).
+#     gradient, batched MatMul);
+#  5. bfloat16 products (tests/cuda/bf16_graph.py: MatMul, batched MatMul
+#     of a Transpose, Gemm with transA / transB, a Sum and Casts of bf16
+#     values, a float16 Mul): compiled for both targets, the nvcc build, and
+#     the emulated program's outputs within a normalized error of 1e-2 of
+#     the cpu program's.
 # The kernels, rt_cuda and the emulator are compiled once (nvcc and g++)
 # and linked by every program (LOOM_PREBUILT). Env: LOOM, LOOM_ROOT, CUDA.
 set -u
@@ -184,6 +189,36 @@ if "$loom" "${uargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
     else fail "cuda_emu_unfused_attention_$m" "$r ${r2:-}"; fi
 else
     fail "cuda_emu_unfused_attention_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
+fi
+
+# ---- 5: bfloat16 products and elementwise loops, cpu and cuda programs ----
+b=$out/bf16 d=$out/bf16.cuda c=$out/bf16.cpu
+if "$py" tests/cuda/bf16_graph.py "$b" > "$b.log" 2>&1 &&
+   "$loom" compile "$b/model.onnx" --mode infer --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+   "$loom" compile "$b/model.onnx" --mode infer --target cpu -o "$c" > "$c.compile.log" 2>&1; then
+    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/infer" ]; then
+        pass cuda_nvcc_bf16
+    else
+        fail cuda_nvcc_bf16 "$(tail -c 1200 "$d.build.log")"
+    fi
+    rm -f "$d"/*.o "$d"/infer
+    if make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+       make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1; then
+        for o in y z u; do
+            r=""
+            if "$d/infer" --input "x=$b/x.npy" --output "$o=$d.$o.npy" > "$d.run.log" 2>&1 &&
+               "$c/infer" --input "x=$b/x.npy" --output "$o=$c.$o.npy" > "$c.run.log" 2>&1 &&
+               r=$("$py" tests/cuda/compare.py out "$d.$o.npy" "$c.$o.npy" 1e-2 2>&1); then
+                pass "cuda_emu_bf16_$o ($r)"
+            else
+                fail "cuda_emu_bf16_$o" "${r:-} $(tail -c 400 "$d.run.log" "$c.run.log")"
+            fi
+        done
+    else
+        fail cuda_emu_build_bf16 "$(tail -c 1200 "$d.emu.log" "$c.build.log")"
+    fi
+else
+    fail cuda_compile_bf16 "$(tail -c 1200 "$b.log" "$d.compile.log" "$c.compile.log" 2>/dev/null)"
 fi
 
 # ---- the program's refusal of a device too small (cudaMemGetInfo, emulated) ----

@@ -1,7 +1,8 @@
 /* Every cuda kernel (codegen/kernels/cuda/lk.cuh) against its cpu kernel
  * (codegen/kernels/cpu/kernels.h) on random inputs, in the manner of ggml's
  * test-backend-ops: the normalized error ||gpu - cpu|| / ||cpu|| of each
- * output must be under 1e-5 (fp32). Built with nvcc and run on a GPU by
+ * output must be under 1e-5 (fp32), or 1e-2 where a result is stored in
+ * bfloat16 (one rounding, 2^-9 relative, apart from the order of the sums). Built with nvcc and run on a GPU by
  * tests/gpu/run.sh; built with g++ -DLOOM_EMU and run on the host emulator
  * by tests/cuda/run.sh. Prints one PASS/FAIL line per case with its error. */
 #include "lk.cuh"
@@ -57,7 +58,8 @@ template <class T> static std::vector<T> back(const T *d, size_t n)
     return v;
 }
 
-static void compare(const char *name, int rc, const std::vector<float> &gpu, const std::vector<float> &cpu)
+static void compare_tol(const char *name, int rc, const std::vector<float> &gpu, const std::vector<float> &cpu,
+                        double tol)
 {
     double num = 0, den = 0;
     for (size_t i = 0; i < cpu.size(); i++) {
@@ -65,9 +67,30 @@ static void compare(const char *name, int rc, const std::vector<float> &gpu, con
         num += d * d, den += (double)cpu[i] * cpu[i];
     }
     double err = den > 0 ? sqrt(num / den) : sqrt(num);
-    int ok = rc == 0 && err < 1e-5 && !isnan(err);
+    int ok = rc == 0 && err < tol && !isnan(err);
     printf("%s %s (normalized error %.3g)%s%s\n", ok ? "PASS" : "FAIL", name, err, rc ? ": " : "", rc ? rt_error() : "");
     failures += !ok;
+}
+
+static void compare(const char *name, int rc, const std::vector<float> &gpu, const std::vector<float> &cpu)
+{
+    compare_tol(name, rc, gpu, cpu, 1e-5);
+}
+
+/* bfloat16 data: random values rounded (k_f32_to_bf16), and widened back for comparisons */
+static std::vector<uint16_t> rand_bf16(size_t n)
+{
+    auto f = rand_vec(n);
+    std::vector<uint16_t> h(n);
+    k_f32_to_bf16(h.data(), f.data(), (int64_t)n);
+    return h;
+}
+
+static std::vector<float> widen(const std::vector<uint16_t> &h)
+{
+    std::vector<float> f(h.size());
+    k_bf16_to_f32(f.data(), h.data(), (int64_t)h.size());
+    return f;
 }
 
 static void test_gemm(int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb, int bias, float alpha, float beta,
@@ -93,6 +116,50 @@ static void test_gemm(int64_t batch, int64_t M, int64_t N, int64_t K, int ta, in
              bcast_b ? " b broadcast" : "");
     compare(name, rc, back(dy, want.size()), want);
     cudaFree(da), cudaFree(db), cudaFree(dy), cudaFree(dbias);
+}
+
+/* lk_gemm_bf16 (y bfloat16: against k_gemm_bf16 per batch, beta's y as its C)
+ * or lk_gemm_bf16_f32out (y fp32: against k_sgemm on the widened operands) */
+static void test_gemm_bf16(int64_t batch, int64_t M, int64_t N, int64_t K, int ta, int tb, float alpha, float beta,
+                           int bcast_b, int f32out)
+{
+    cudaStream_t s = rt_cuda_stream();
+    int64_t sa = M * K, sb = bcast_b ? 0 : K * N, sy = M * N;
+    auto a = rand_bf16((size_t)(batch * sa)), b = rand_bf16((size_t)(bcast_b ? K * N : batch * sb));
+    auto y0 = rand_bf16((size_t)(batch * sy));
+    auto a32 = widen(a), b32 = widen(b), y32 = widen(y0);
+    std::vector<float> want = y32;
+    std::vector<uint16_t> wantb((size_t)(batch * sy));
+    std::vector<char> ws(k_gemm_bf16_ws(M, N, K, M * N));
+    for (int64_t i = 0; i < batch; i++) {
+        if (f32out)
+            k_sgemm(ta, tb, M, N, K, alpha, a32.data() + i * sa, ta ? M : K, b32.data() + i * sb, tb ? K : N, beta,
+                    want.data() + i * sy, N);
+        else
+            k_gemm_bf16(wantb.data() + i * sy, a.data() + i * sa, b.data() + i * sb, beta != 0 ? y0.data() + i * sy : NULL,
+                        M, N, K, ta, tb, alpha, beta, M, N, ws.data());
+    }
+    uint16_t *da = dev(a), *db = dev(b);
+    std::vector<float> got;
+    int rc;
+    if (f32out) {
+        float *dy = dev(y32);
+        rc = lk_gemm_bf16_f32out(s, dy, da, db, batch, M, N, K, ta, tb, alpha, beta, sa, sb, sy);
+        got = back(dy, want.size());
+        cudaFree(dy);
+    } else {
+        uint16_t *dy = dev(y0);
+        rc = lk_gemm_bf16(s, dy, da, db, batch, M, N, K, ta, tb, alpha, beta, sa, sb, sy);
+        got = widen(back(dy, wantb.size()));
+        want = widen(wantb);
+        cudaFree(dy);
+    }
+    char name[160];
+    snprintf(name, sizeof name, "%s batch %lld %lldx%lldx%lld ta %d tb %d alpha %g beta %g%s",
+             f32out ? "lk_gemm_bf16_f32out" : "lk_gemm_bf16", (long long)batch, (long long)M, (long long)N,
+             (long long)K, ta, tb, alpha, beta, bcast_b ? " b broadcast" : "");
+    compare_tol(name, rc, got, want, 1e-2);
+    cudaFree(da), cudaFree(db);
 }
 
 static void test_broadcast(int64_t M, int64_t N, int64_t cr, int64_t cc)
@@ -184,6 +251,15 @@ static void test_copy(void)
     int rc = lk_copy_nd(rt_cuda_stream(), dy, dx, &p);
     compare("lk_copy_nd transpose (3,5,7) perm (2,0,1)", rc, back(dy, 105), want);
     cudaFree(dx), cudaFree(dy);
+    // the same transpose of bfloat16 (2-byte elements): exact
+    auto h = rand_bf16(105);
+    std::vector<uint16_t> wanth(105);
+    k_copy_nd(wanth.data(), ys, h.data(), xs, dims, 3, 2);
+    p.esize = 2;
+    uint16_t *dh = dev(h), *dyh = dev(std::vector<uint16_t>(105, 0xffff));
+    rc = lk_copy_nd(rt_cuda_stream(), dyh, dh, &p);
+    compare("lk_copy_nd bfloat16 transpose (3,5,7) perm (2,0,1)", rc, widen(back(dyh, 105)), widen(wanth));
+    cudaFree(dh), cudaFree(dyh);
 }
 
 static void test_pad(int mode)
@@ -535,6 +611,15 @@ int main(void)
     test_gemm(1, 33, 17, 29, 1, 1, 0, 0.5f, 0.25f, 0);   /* alpha, beta, odd sizes */
     test_gemm(3, 16, 24, 8, 0, 0, 0, 1.0f, 0.0f, 0);     /* strided batches */
     test_gemm(3, 16, 24, 8, 0, 1, 0, 1.0f, 0.0f, 1);     /* one matrix for every batch */
+    for (int ta = 0; ta < 2; ta++) /* bfloat16: every transpose, strided batches, both outputs */
+        for (int tb = 0; tb < 2; tb++)
+            for (int f32out = 0; f32out < 2; f32out++) {
+                test_gemm_bf16(3, 16, 24, 40, ta, tb, 1.0f, 0.0f, 0, f32out);
+                test_gemm_bf16(1, 33, 17, 29, ta, tb, 0.5f, 0.25f, 0, f32out);
+            }
+    test_gemm_bf16(3, 16, 24, 8, 0, 1, 1.0f, 0.0f, 1, 0); /* one matrix for every batch */
+    test_gemm_bf16(1, 64, 96, 128, 1, 0, 1.0f, 1.0f, 0, 1); /* a weight gradient accumulated into fp32 */
+    test_gemm_bf16(1, 1, 7, 5, 0, 0, 1.0f, 0.0f, 0, 0);     /* one row */
     test_broadcast(5, 7, 5, 1);
     test_broadcast(5, 7, 1, 1);
     test_reduce(1, 4, 128, 0);

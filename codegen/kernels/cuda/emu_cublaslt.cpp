@@ -3,8 +3,11 @@
  * told, and cublasLtMatmul computes the product as cuBLASLt defines it
  * (column-major, op(A) * op(B), alpha, beta, strided batches, the DEFAULT
  * and BIAS epilogues) in double, so that the row-major/column-major and
- * transpose bookkeeping of the callers runs for real. Anything else is
- * refused with CUBLAS_STATUS_NOT_SUPPORTED. */
+ * transpose bookkeeping of the callers runs for real. Types: all fp32, or
+ * A and B bf16 (widened exactly) with C and D both bf16 (rounded to
+ * nearest even on store, as the GPU's epilogue) or both fp32; the BIAS
+ * epilogue with fp32 D only. Anything else is refused with
+ * CUBLAS_STATUS_NOT_SUPPORTED. */
 #include "emu.h"
 
 #include <cublasLt.h>
@@ -104,7 +107,7 @@ cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d)
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType type, uint64_t rows, uint64_t cols,
                                           int64_t ld)
 {
-    if (type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (type != CUDA_R_32F && type != CUDA_R_16BF) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (ld < (int64_t)(rows ? rows : 1)) return CUBLAS_STATUS_INVALID_VALUE; /* column-major: ld >= rows */
     *l = (cublasLtMatrixLayout_t)calloc(1, sizeof **l);
     if (!*l) return CUBLAS_STATUS_ALLOC_FAILED;
@@ -162,6 +165,40 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p)
 
 } /* extern "C" */
 
+/* The types are a combination the emulator computes (the file's comment). */
+static int types_ok(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t A, cublasLtMatrixLayout_t B,
+                    cublasLtMatrixLayout_t C, cublasLtMatrixLayout_t D)
+{
+    uint64_t ab = A->data[L_TYPE], y = D->data[L_TYPE];
+    if (B->data[L_TYPE] != ab || C->data[L_TYPE] != y) return 0;
+    if (d->data[D_EPILOGUE] == CUBLASLT_EPILOGUE_BIAS && y != CUDA_R_32F) return 0;
+    return ab == CUDA_R_32F ? y == CUDA_R_32F : ab == CUDA_R_16BF && (y == CUDA_R_16BF || y == CUDA_R_32F);
+}
+
+/* bf16 <-> float: the upper half of a float; stores round to nearest even, NaN stays NaN */
+static double bf16_load(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint16_t bf16_store(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)(u >> 16 & 0x8000) | 0x7fc0;
+    uint32_t h = u >> 16, rem = u & 0xffff;
+    return (uint16_t)(h + (rem > 0x8000 || (rem == 0x8000 && (h & 1))));
+}
+
+/* element i of a matrix of type t (fp32 or bf16) */
+static double load(const void *p, uint64_t t, int64_t i)
+{
+    return t == CUDA_R_16BF ? bf16_load(((const uint16_t *)p)[i]) : (double)((const float *)p)[i];
+}
+
 /* The shapes agree as cuBLASLt requires: op(A) m x k, op(B) k x n, C and D m x n, one batch count. */
 static int shapes_ok(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t A, cublasLtMatrixLayout_t B,
                      cublasLtMatrixLayout_t C, cublasLtMatrixLayout_t D)
@@ -185,7 +222,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
     (void)h, (void)p;
     *returned = 0;
     if (requested < 1) return CUBLAS_STATUS_INVALID_VALUE;
-    if (!shapes_ok(d, A, B, C, D)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (!shapes_ok(d, A, B, C, D) || !types_ok(d, A, B, C, D)) return CUBLAS_STATUS_NOT_SUPPORTED;
     memset(&results[0], 0, sizeof results[0]);
     results[0].state = CUBLAS_STATUS_SUCCESS;
     results[0].wavesCount = 1;
@@ -200,6 +237,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
 {
     (void)h, (void)algo, (void)ws, (void)ws_bytes, (void)s;
     if (!shapes_ok(d, Ad, Bd, Cd, Dd)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!types_ok(d, Ad, Bd, Cd, Dd)) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (Cd->data[L_LD] != Dd->data[L_LD] && C == D) return CUBLAS_STATUS_INVALID_VALUE;
     float al, be;
     memcpy(&al, alpha, sizeof al);
@@ -209,23 +247,26 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     int64_t k = (int64_t)(ta ? Ad->data[L_ROWS] : Ad->data[L_COLS]);
     int64_t lda = (int64_t)Ad->data[L_LD], ldb = (int64_t)Bd->data[L_LD], ldc = (int64_t)Cd->data[L_LD],
             ldd = (int64_t)Dd->data[L_LD];
+    uint64_t ab = Ad->data[L_TYPE], yt = Dd->data[L_TYPE];
+    size_t abs = ab == CUDA_R_16BF ? 2 : 4, ys = yt == CUDA_R_16BF ? 2 : 4;
     const float *bias = (const float *)(uintptr_t)d->data[D_BIAS];
     if (d->data[D_EPILOGUE] == CUBLASLT_EPILOGUE_BIAS && !bias) return CUBLAS_STATUS_INVALID_VALUE;
     loom_emu_device_enter();
     for (int64_t b = 0; b < batch; b++) {
-        const float *a = (const float *)A + b * (int64_t)Ad->data[L_STRIDE];
-        const float *bb = (const float *)B + b * (int64_t)Bd->data[L_STRIDE];
-        const float *c = (const float *)C + b * (int64_t)Cd->data[L_STRIDE];
-        float *y = (float *)D + b * (int64_t)Dd->data[L_STRIDE];
+        const char *a = (const char *)A + b * (int64_t)Ad->data[L_STRIDE] * abs;
+        const char *bb = (const char *)B + b * (int64_t)Bd->data[L_STRIDE] * abs;
+        const char *c = (const char *)C + b * (int64_t)Cd->data[L_STRIDE] * ys;
+        char *y = (char *)D + b * (int64_t)Dd->data[L_STRIDE] * ys;
         for (int64_t j = 0; j < n; j++)
             for (int64_t i = 0; i < m; i++) {
                 double acc = 0;
                 for (int64_t q = 0; q < k; q++)
-                    acc += (double)(ta ? a[q + i * lda] : a[i + q * lda]) * (double)(tb ? bb[j + q * ldb] : bb[q + j * ldb]);
+                    acc += load(a, ab, ta ? q + i * lda : i + q * lda) * load(bb, ab, tb ? j + q * ldb : q + j * ldb);
                 double r = (double)al * acc;
-                if (be != 0) r += (double)be * (double)c[i + j * ldc];
+                if (be != 0) r += (double)be * load(c, yt, i + j * ldc);
                 if (d->data[D_EPILOGUE] == CUBLASLT_EPILOGUE_BIAS) r += (double)bias[i];
-                y[i + j * ldd] = (float)r;
+                if (yt == CUDA_R_16BF) ((uint16_t *)y)[i + j * ldd] = bf16_store((float)r);
+                else ((float *)y)[i + j * ldd] = (float)r;
             }
     }
     loom_emu_device_leave();

@@ -74,6 +74,16 @@ static __host__ __device__ inline float k_erff(float x) { return erff(x); }
 int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const float *bias, int64_t batch,
                 int64_t M, int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta,
                 int64_t stride_a, int64_t stride_b, int64_t stride_y);
+/* The same product on bfloat16 (uint16_t) a and b, accumulated in fp32
+ * (alpha and beta fp32), y rounded to bfloat16 (lk_gemm_bf16: as
+ * k_matmul_bf16 and k_gemm_bf16 without c) or kept fp32 (lk_gemm_bf16_f32out,
+ * beta 1 accumulating into an fp32 buffer); no bias. */
+int lk_gemm_bf16(cudaStream_t s, uint16_t *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M,
+                 int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t stride_a,
+                 int64_t stride_b, int64_t stride_y);
+int lk_gemm_bf16_f32out(cudaStream_t s, float *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M,
+                        int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t stride_a,
+                        int64_t stride_b, int64_t stride_y);
 /* y (M x N) = c broadcast from [c_rows, c_cols] (each 1 or M / N): the C of a Gemm. */
 int lk_broadcast2d_f32(cudaStream_t s, float *y, const float *c, int64_t M, int64_t N, int64_t c_rows,
                        int64_t c_cols);

@@ -3,7 +3,8 @@
  * is the column-major y^T (N x M) = op(b)^T * op(a)^T, so b's buffer is
  * cuBLASLt's A and a's its B, each transposed exactly when loom's is, and a
  * bias over y's columns is the BIAS epilogue's per-row vector of y^T.
- * fp32 in and out, fp32 compute (CUBLAS_COMPUTE_32F: no TF32), with a
+ * fp32 in and out, or bf16 in and bf16 or fp32 out; fp32 compute
+ * (CUBLAS_COMPUTE_32F: no TF32, and bf16 products accumulated in fp32), with a
  * workspace of RT_CUDA_GEMM_WS_BYTES made at the first product (without one
  * cuBLASLt has no split-K: GPT-2 124M's weight gradients, 768 wide with K
  * 8192, ran at 22-36 TFLOP/s on an H200). The heuristic's choice depends only
@@ -34,11 +35,12 @@ static int gemm_init(void)
     return LT(cublasLtCreate(&handle));
 }
 
-/* A column-major layout of rows x cols (ld = rows) repeated batch times at stride. */
-static int layout(cublasLtMatrixLayout_t *l, int64_t rows, int64_t cols, int64_t batch, int64_t stride)
+/* A column-major layout of rows x cols (ld = rows) of type t repeated batch times at stride. */
+static int layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows, int64_t cols, int64_t batch,
+                  int64_t stride)
 {
     int32_t b = (int32_t)batch;
-    return LT(cublasLtMatrixLayoutCreate(l, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, rows)) ||
+    return LT(cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, rows)) ||
                    (batch > 1 && (LT(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof b)) ||
                                   LT(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                                       &stride, sizeof stride))))
@@ -46,11 +48,13 @@ static int layout(cublasLtMatrixLayout_t *l, int64_t rows, int64_t cols, int64_t
                : 0;
 }
 
-int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const float *bias, int64_t batch,
-                int64_t M, int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta,
-                int64_t stride_a, int64_t stride_b, int64_t stride_y)
+/* Every product: a and b of type ab, y of type yt (fp32 compute and scale
+ * whatever the types); `name` is the launcher's, for its messages. */
+static int gemm(const char *name, cudaStream_t s, cudaDataType_t ab, cudaDataType_t yt, void *y, const void *a,
+                const void *b, const float *bias, int64_t batch, int64_t M, int64_t N, int64_t K, int trans_a,
+                int trans_b, float alpha, float beta, int64_t stride_a, int64_t stride_b, int64_t stride_y)
 {
-    if (batch > INT32_MAX) return rt_fail("lk_gemm_f32: %lld matrices in one batch (cuBLASLt takes 2^31 - 1)", (long long)batch);
+    if (batch > INT32_MAX) return rt_fail("%s: %lld matrices in one batch (cuBLASLt takes 2^31 - 1)", name, (long long)batch);
     if (M == 0 || N == 0) return 0;
     if (gemm_init()) return -1;
     cublasLtMatmulDesc_t desc = NULL;
@@ -67,15 +71,15 @@ int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const 
              LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) ||
              LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) ||
              (bias && LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
-             layout(&la, trans_b ? K : N, trans_b ? N : K, batch, stride_b) ||
-             layout(&lb, trans_a ? M : K, trans_a ? K : M, batch, stride_a) ||
-             layout(&ly, N, M, batch, stride_y) ||
+             layout(&la, ab, trans_b ? K : N, trans_b ? N : K, batch, stride_b) ||
+             layout(&lb, ab, trans_a ? M : K, trans_a ? K : M, batch, stride_a) ||
+             layout(&ly, yt, N, M, batch, stride_y) ||
              LT(cublasLtMatmulPreferenceCreate(&pref)) ||
              LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) ||
              LT(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ly, ly, pref, 1, &heur, &found))
                  ? -1 : 0;
     if (!rc && !found)
-        rc = rt_fail("lk_gemm_f32: cuBLASLt has no algorithm for [%lld] x (%lld x %lld) * (%lld x %lld)",
+        rc = rt_fail("%s: cuBLASLt has no algorithm for [%lld] x (%lld x %lld) * (%lld x %lld)", name,
                      (long long)batch, (long long)M, (long long)K, (long long)K, (long long)N);
     if (!rc)
         rc = LT(cublasLtMatmul(handle, desc, &alpha, b, la, a, lb, &beta, y, ly, y, ly, &heur.algo, workspace, (size_t)ws, s));
@@ -85,6 +89,30 @@ int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const 
     if (la) cublasLtMatrixLayoutDestroy(la);
     if (desc) cublasLtMatmulDescDestroy(desc);
     return rc;
+}
+
+int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const float *bias, int64_t batch,
+                int64_t M, int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta,
+                int64_t stride_a, int64_t stride_b, int64_t stride_y)
+{
+    return gemm("lk_gemm_f32", s, CUDA_R_32F, CUDA_R_32F, y, a, b, bias, batch, M, N, K, trans_a, trans_b, alpha,
+                beta, stride_a, stride_b, stride_y);
+}
+
+int lk_gemm_bf16(cudaStream_t s, uint16_t *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M,
+                 int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t stride_a,
+                 int64_t stride_b, int64_t stride_y)
+{
+    return gemm("lk_gemm_bf16", s, CUDA_R_16BF, CUDA_R_16BF, y, a, b, NULL, batch, M, N, K, trans_a, trans_b, alpha,
+                beta, stride_a, stride_b, stride_y);
+}
+
+int lk_gemm_bf16_f32out(cudaStream_t s, float *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M,
+                        int64_t N, int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t stride_a,
+                        int64_t stride_b, int64_t stride_y)
+{
+    return gemm("lk_gemm_bf16_f32out", s, CUDA_R_16BF, CUDA_R_32F, y, a, b, NULL, batch, M, N, K, trans_a, trans_b,
+                alpha, beta, stride_a, stride_b, stride_y);
 }
 
 /* y (M x N) = c broadcast from [c_rows, c_cols] */

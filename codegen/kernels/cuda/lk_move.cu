@@ -27,6 +27,7 @@ template <class I> static __global__ void copy_nd(char *dst, const char *src, Lk
         char *d = dst + (int64_t)od * p.esize;
         if (p.esize == 4) *(uint32_t *)d = *(const uint32_t *)s;
         else if (p.esize == 8) *(uint64_t *)d = *(const uint64_t *)s;
+        else if (p.esize == 2) *(uint16_t *)d = *(const uint16_t *)s; /* bfloat16, float16 */
         else
             for (int b = 0; b < p.esize; b++) d[b] = s[b];
     }
