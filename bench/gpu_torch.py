@@ -15,8 +15,9 @@ target computes: CUBLAS_COMPUTE_32F). Times --steps steps after --warmup
 with CUDA events and prints the median, for PyTorch eager and for
 torch.compile (the model's forward and loss compiled; the first compiled
 steps, which compile, are warm-up; --compile names the models it runs for,
-default all). GPT-2 124M also in bf16 autocast, for
-reference (loom has no bf16 yet). --out writes lines "MODEL VARIANT MS".
+default all). GPT-2 124M also in bf16 autocast (eager, and compiled when
+compiled), against loom's --precision bf16. --out writes lines "MODEL
+VARIANT MS".
 """
 import argparse
 import importlib.util
@@ -122,6 +123,8 @@ def main():
         variants = [("eager", False, False)] + ([("compile", True, False)] if compiled else [])
         if name == "gpt2_124m":
             variants.append(("eager_bf16", False, True))
+            if compiled:
+                variants.append(("compile_bf16", True, True))
         for variant, compiled, bf16 in variants:
             try:
                 model, inputs, target, kind = load_gpt2_124m() if name == "gpt2_124m" else load_zoo(name)

@@ -888,7 +888,12 @@ static int64_t linear_ce_ws(IrGraph *g, int node)
     r = ((int64_t)1 << 23) / (C > 0 ? C : 1); /* lk_lince.cu's block_rows: rows of a block */
     r = r < 1024 ? 1024 : r;
     r = r < N ? r : N;
-    return ((r + 2) * 8 + 255) / 256 * 256 + r * C * 4;
+    int64_t f32 = ((r + 2) * 8 + 255) / 256 * 256 + r * C * 4;
+    if (ir_attr_int(&g->nodes[node], "compute", IR_F32) != IR_BF16) return f32;
+    /* lk_linear_ce_bf16_ws: then g and x_b of a block and W, in bfloat16, each at 256 bytes */
+#define UP256(n) (((n) + 255) / 256 * 256)
+    return UP256(f32) + UP256(r * C * 2) + UP256(r * D * 2) + C * D * 2;
+#undef UP256
 }
 
 static void emit_linear_ce(CgCtx *c, int node)
@@ -899,8 +904,8 @@ static void emit_linear_ce(CgCtx *c, int node)
     linear_ce_dims(c->g, n, &N, &D, &C);
     cg_ws_expr(c, node, ws, sizeof ws);
     cg_declare_outputs(c, node);
-    snprintf(call, sizeof call, "lk_linear_ce_f32(STREAM, %s, %s, %s, %s, %s, %d, %s, %lld, %lld, %lld, %d, %lld, %d, %s)",
-             c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
+    snprintf(call, sizeof call, "lk_linear_ce_%s(STREAM, %s, %s, %s, %s, %s, %d, %s, %lld, %lld, %lld, %d, %lld, %d, %s)",
+             ir_attr_int(n, "compute", IR_F32) == IR_BF16 ? "bf16" : "f32", c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
              (int)(ir_attr_int(n, "trans_w", 0) != 0), c->var[n->in[2]], (long long)N, (long long)D, (long long)C,
              strcmp(ir_attr_string(n, "reduction", "mean"), "sum") != 0, (long long)ir_attr_int(n, "ignore_index", 0),
              ir_attr_find(n, "ignore_index") != NULL, ws);

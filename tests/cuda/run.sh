@@ -22,7 +22,9 @@
 #     of a Transpose, Gemm with transA / transB, a Sum and Casts of bf16
 #     values, a float16 Mul): compiled for both targets, the nvcc build, and
 #     the emulated program's outputs within a normalized error of 1e-2 of
-#     the cpu program's.
+#     the cpu program's; and gpt2_tiny trained with --precision bf16 (its
+#     head lk_linear_ce_bf16) beside the cpu program: gradients and 3 steps
+#     of loss within 1e-2.
 # The kernels, rt_cuda and the emulator are compiled once (nvcc and g++)
 # and linked by every program (LOOM_PREBUILT). Env: LOOM, LOOM_ROOT, CUDA.
 set -u
@@ -219,6 +221,25 @@ if "$py" tests/cuda/bf16_graph.py "$b" > "$b.log" 2>&1 &&
     fi
 else
     fail cuda_compile_bf16 "$(tail -c 1200 "$b.log" "$d.compile.log" "$c.compile.log" 2>/dev/null)"
+fi
+
+# ---- gpt2_tiny trained with --precision bf16 (bf16 products, the bf16 head) on both targets ----
+m=gpt2_tiny d=$out/$m.bf16 c=$out/$m.bf16.cpu
+mapfile -t data < <(data "$m")
+bargs=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y --precision bf16)
+if "$loom" "${bargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+   "$loom" "${bargs[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
+   grep -q lk_linear_ce_bf16 "$d/model.cu" &&
+   make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+   make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
+   "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+   "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1; then
+    if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 1e-2 2>&1) &&
+       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 1e-2 2>&1); then
+        pass "cuda_emu_bf16_train_$m ($r; $r2)"
+    else fail "cuda_emu_bf16_train_$m" "$r ${r2:-}"; fi
+else
+    fail "cuda_emu_bf16_train_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
 fi
 
 # ---- the program's refusal of a device too small (cudaMemGetInfo, emulated) ----

@@ -15,14 +15,17 @@
 #     "built"), beside the cpu program of the same model: inference outputs
 #     within 1e-5 (normalized); training's first-step loss and gradients
 #     within 1e-5 and the 10-step loss curve within 1e-4 relative
-#     (tests/cuda/compare.py);
+#     (tests/cuda/compare.py); and the matmul models (BF16_MODELS) compiled
+#     with --precision bf16 on both targets: gradients and 10-step losses
+#     within 1e-2 (cuBLASLt's bf16 products against the cpu's rounding);
 #  3. training step times, median of 20 steps after 3 warm-up steps: each zoo
 #     model and GPT-2 124M (batch 8 x 1024, fp32; the ONNX file written by
 #     `python models/gpt2_124m.py`, skipped when absent), against PyTorch
 #     eager and torch.compile on the same model, batch and precision
 #     (bench/gpu_torch.py), and GPT-2 124M again compiled with --budget half
 #     the store-all activation memory (DEVICE: the cost model's profile,
-#     default h100-sxm); prints one table and writes it to
+#     default h100-sxm) and with --precision bf16 (against PyTorch's bf16
+#     autocast); prints one table and writes it to
 #     $RESULTS (default bench/results/gpu.md) with the GPU named.
 # Env: LOOM (build/rel/loom), PREBUILT (build/rel: libloomrt.a,
 # libloomk_cpu.a), CUDA (/usr/local/cuda), ARCH (the GPU's; sm_90 when
@@ -62,6 +65,7 @@ K=codegen/kernels/cuda
 loss_of() { case $1 in unet_small|fno_small) echo mse ;; *) echo ce ;; esac; }
 built_models() { awk '$3 == "built" { print $1, $2 }' tests/cuda/expected.txt; }
 mode_bin() { [ "$1" = train ] && echo train || echo infer; }
+BF16_MODELS=${BF16_MODELS:-mlp gpt2_tiny llama_tiny vit_tiny}
 
 prepare() {
     rm -rf "$out" && mkdir -p "$out/nv"
@@ -108,6 +112,20 @@ prepare() {
                 fail "gpu_cpu_run_${m}_$mode" "$(tail -c 400 "$c.run.log")"
         fi
     done < <(built_models)
+    # the matmul models in bf16, cuda and cpu, and the cpu program's results
+    for m in $BF16_MODELS; do
+        d=$out/$m.bf16.train c=$out/$m.bf16.train.cpu
+        extra=(--mode train --precision bf16 --loss "$(loss_of "$m")" --loss-target target_y)
+        mapfile -t data < <(data "$m")
+        ( "$loom" compile "models/$m/model.onnx" --target cuda -o "$d" "${extra[@]}" > "$d.compile.log" 2>&1 &&
+            make -s -C "$d" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 &&
+            "$loom" compile "models/$m/model.onnx" --target cpu -o "$c" "${extra[@]}" > "$c.compile.log" 2>&1 &&
+            make -s -C "$c" LOOM_PREBUILT="$root/$PREBUILT" > "$c.build.log" 2>&1 && rm -f "$d"/*.o "$c"/*.o &&
+            "$c/train" "${data[@]}" --steps 10 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1 ||
+            { echo "FAIL gpu_build_${m}_bf16"; tail -c 800 "$d.compile.log" "$d.build.log" "$c.compile.log" "$c.build.log" "$c.run.log" 2> /dev/null; } ) &
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+    done
+    wait
     # GPT-2 124M, for timing only (its cpu program would take minutes a step)
     if [ -f "$GPT2" ]; then
         d=$out/gpt2_124m.train
@@ -129,6 +147,15 @@ for n in ('input_ids', 'target_y'): np.save(f'{sys.argv[1]}/{n}.npy', r.integers
                 make -s -C "$h" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$h.build.log" 2>&1 && rm -f "$h"/*.o &&
                 cp "$d"/*.npy "$h/" && pass "gpu_build_gpt2_124m_half (--budget $budget)" ||
                 fail gpu_build_gpt2_124m_half "$(tail -c 800 "$h.compile.log" "$h.build.log" 2> /dev/null)"
+            # and in bf16, timed and profiled
+            local b=$out/gpt2_124m_bf16.train
+            "$loom" compile "$GPT2" --mode train --target cuda --precision bf16 --loss ce --loss-target target_y -o "$b" \
+                > "$b.compile.log" 2>&1 &&
+                make -s -C "$b" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" PROFILE=1 > "$b.build.log" 2>&1 &&
+                mv "$b/train" "$b/train.profile" && rm -f "$b"/*.o &&
+                make -s -C "$b" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$b.build.log" 2>&1 && rm -f "$b"/*.o &&
+                cp "$d"/*.npy "$b/" && pass gpu_build_gpt2_124m_bf16 ||
+                fail gpu_build_gpt2_124m_bf16 "$(tail -c 800 "$b.compile.log" "$b.build.log" 2> /dev/null)"
         else
             fail gpu_build_gpt2_124m "$(tail -c 800 "$d.compile.log" "$d.build.log")"
         fi
@@ -184,6 +211,25 @@ run() {
             echo "$m loom $(median_ms "$d.time.jsonl" 4)" >> "$times"
         echo "$m cpu $(median_ms "$c.log.jsonl" 2)" >> "$times"
     done < <(built_models)
+    for m in $BF16_MODELS; do
+        d=$out/$m.bf16.train c=$out/$m.bf16.train.cpu
+        [ -x "$d/train" ] && [ -f "$c.grads.st" ] || { fail "gpu_run_${m}_bf16" "not built"; continue; }
+        mapfile -t data < <(data "$m")
+        if "$d/train" "${data[@]}" --steps 10 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1; then
+            r=$("$PY" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 1e-2 2>&1) && pass "gpu_grads_${m}_bf16 ($r)" || fail "gpu_grads_${m}_bf16" "$r"
+            r=$("$PY" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 1e-2 2>&1) && pass "gpu_losses_${m}_bf16 ($r)" || fail "gpu_losses_${m}_bf16" "$r"
+        else
+            fail "gpu_train_${m}_bf16" "$(tail -c 600 "$d.run.log")"
+        fi
+    done
+    b=$out/gpt2_124m_bf16.train
+    if [ -x "$b/train" ]; then
+        "$b/train" --data "input_ids=$b/input_ids.npy" --data "target_y=$b/target_y.npy" --steps 23 --print-every 100 \
+            --log "$b.time.jsonl" > "$b.run.log" 2>&1 && echo "gpt2_124m_bf16 loom $(median_ms "$b.time.jsonl" 4)" >> "$times" ||
+            fail gpu_train_gpt2_124m_bf16 "$(tail -c 600 "$b.run.log")"
+        [ -x "$b/train.profile" ] && "$b/train.profile" --data "input_ids=$b/input_ids.npy" --data "target_y=$b/target_y.npy" \
+            --steps 4 --print-every 100 --profile "$b.profile.json" > "$b.profile.log" 2>&1
+    fi
     d=$out/gpt2_124m.train
     if [ -x "$d/train" ]; then
         if "$d/train" --data "input_ids=$d/input_ids.npy" --data "target_y=$d/target_y.npy" --steps 23 --print-every 1 \
@@ -208,7 +254,7 @@ run() {
     PYTHONUNBUFFERED=1 "$PY" bench/gpu_torch.py --steps 20 --warmup 3 "${tm[@]}" --out "$out/torch.txt" $(built_models | awk '$2 == "train" { print $1 }') 2>&1 |
         tee "$out/torch.log"
     [ "${PIPESTATUS[0]}" = 0 ] || fail gpu_torch "$(tail -c 800 "$out/torch.log")"
-    "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" | tee "${RESULTS:-bench/results/gpu.md}"
+    "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" "$b.profile.json" | tee "${RESULTS:-bench/results/gpu.md}"
 }
 
 case $phase in

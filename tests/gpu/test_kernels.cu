@@ -392,27 +392,31 @@ static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D
     cudaFree(gk), cudaFree(gv), cudaFree(dm), cudaFree(dws);
 }
 
-static void test_linear_ce(int64_t N, int64_t D, int64_t C, int trans_w, int mean, int ignore)
+/* bf16: k_linear_ce_bf16 against lk_linear_ce_bf16 (bf16 products, fp32 sums) within 1e-2 */
+static void test_linear_ce(int64_t N, int64_t D, int64_t C, int trans_w, int mean, int ignore, int bf16 = 0)
 {
     auto x = rand_vec((size_t)(N * D)), w = rand_vec((size_t)(D * C));
     std::vector<int64_t> t((size_t)N);
     for (int64_t i = 0; i < N; i++) t[(size_t)i] = (i * 7 + 3) % C;
     if (ignore) t[1] = -100;
     std::vector<float> loss(1), dx(x.size()), dw(w.size());
-    std::vector<char> ws(k_linear_ce_f32_ws(N, C));
-    k_linear_ce_f32(loss.data(), dx.data(), dw.data(), x.data(), w.data(), trans_w, t.data(), N, D, C, mean, -100,
-                    ignore, ws.data());
+    std::vector<char> ws(bf16 ? k_linear_ce_bf16_ws(N, D, C) : k_linear_ce_f32_ws(N, C));
+    (bf16 ? k_linear_ce_bf16 : k_linear_ce_f32)(loss.data(), dx.data(), dw.data(), x.data(), w.data(), trans_w,
+                                                t.data(), N, D, C, mean, -100, ignore, ws.data());
     float *dxv = dev(x), *dwv = dev(w), *dl = out_like(loss), *ddx = out_like(dx), *ddw = out_like(dw);
     int64_t *dt = dev(t);
     void *dws;
-    if (RT_CUDA(cudaMalloc(&dws, lk_linear_ce_f32_ws(N, C)))) exit(1);
-    int rc = lk_linear_ce_f32(rt_cuda_stream(), dl, ddx, ddw, dxv, dwv, trans_w, dt, N, D, C, mean, -100, ignore, dws);
+    if (RT_CUDA(cudaMalloc(&dws, bf16 ? lk_linear_ce_bf16_ws(N, D, C) : lk_linear_ce_f32_ws(N, C)))) exit(1);
+    int rc = (bf16 ? lk_linear_ce_bf16 : lk_linear_ce_f32)(rt_cuda_stream(), dl, ddx, ddw, dxv, dwv, trans_w, dt, N, D,
+                                                          C, mean, -100, ignore, dws);
     char name[128];
-    snprintf(name, sizeof name, "lk_linear_ce_f32 N %lld D %lld C %lld%s %s%s loss", (long long)N, (long long)D,
-             (long long)C, trans_w ? " trans_w" : "", mean ? "mean" : "sum", ignore ? " ignore_index" : "");
-    compare(name, rc, back(dl, 1), loss);
-    compare("  its dx", rc, back(ddx, dx.size()), dx);
-    compare("  its dw", rc, back(ddw, dw.size()), dw);
+    snprintf(name, sizeof name, "lk_linear_ce_%s N %lld D %lld C %lld%s %s%s loss", bf16 ? "bf16" : "f32",
+             (long long)N, (long long)D, (long long)C, trans_w ? " trans_w" : "", mean ? "mean" : "sum",
+             ignore ? " ignore_index" : "");
+    double tol = bf16 ? 1e-2 : 1e-5;
+    compare_tol(name, rc, back(dl, 1), loss, tol);
+    compare_tol("  its dx", rc, back(ddx, dx.size()), dx, tol);
+    compare_tol("  its dw", rc, back(ddw, dw.size()), dw, tol);
     cudaFree(dxv), cudaFree(dwv), cudaFree(dl), cudaFree(ddx), cudaFree(ddw), cudaFree(dt), cudaFree(dws);
 }
 
@@ -641,6 +645,8 @@ int main(void)
     test_linear_ce(37, 16, 300, 1, 0, 1);
     test_linear_ce(100, 4, 100000, 1, 1, 1); /* a wide vocabulary: one block of rows (at least 1024) */
     test_linear_ce(2500, 8, 5000, 0, 1, 1);  /* two blocks of rows (1677 + 823): dW summed over them */
+    test_linear_ce(128, 64, 96, 1, 1, 0, 1); /* bf16 products */
+    test_linear_ce(2500, 8, 5000, 0, 0, 1, 1);
     test_reduce_axes();
     test_softmax(16, 300, 1, 0);
     test_softmax(16, 300, 1, 1);

@@ -250,6 +250,12 @@ size_t lk_linear_ce_f32_ws(int64_t N, int64_t C);
 int lk_linear_ce_f32(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
                      const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
                      int has_ignore, void *ws);
+/* The same with bfloat16 products, fp32 accumulation (k_linear_ce_bf16).
+ * ws: lk_linear_ce_bf16_ws(N, D, C) bytes. */
+size_t lk_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C);
+int lk_linear_ce_bf16(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                      const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
+                      int has_ignore, void *ws);
 
 /* ---- optimizer updates: lk_optim.cu ---- */
 

@@ -8,7 +8,15 @@
  *   one block adds the rows' losses to the total, in order.
  * coeff (1 / rows not ignored for the mean, 1 for the sum) is counted on
  * the device first. A target out of range makes its row's loss and
- * gradient NaN (the train driver names the node on a NaN loss). */
+ * gradient NaN (the train driver names the node on a NaN loss).
+ *
+ * lk_linear_ce_bf16 (--precision bf16) runs the three products on bfloat16
+ * operands with fp32 accumulation (tensor cores): W and each x_b are
+ * rounded into the workspace, the rows' kernel writes g rounded, and the
+ * logits, dx_b and dW stay fp32 (dW accumulates over blocks in fp32), as
+ * klince.c's k_linear_ce_bf16 computes them. */
+#include <string.h>
+
 #include "lk_block.cuh"
 
 #define LINCE_WS_FLOATS ((int64_t)1 << 23)
@@ -35,6 +43,32 @@ size_t lk_linear_ce_f32_ws(int64_t N, int64_t C)
     return head_bytes(r) + (size_t)(r * C) * sizeof(float);
 }
 
+/* the f32 workspace, then g, x_b and W in bfloat16, each at 256 bytes */
+static size_t up256(size_t n) { return (n + 255) / 256 * 256; }
+
+size_t lk_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C)
+{
+    int64_t r = block_rows(N, C);
+    return up256(lk_linear_ce_f32_ws(N, C)) + up256((size_t)(r * C) * 2) + up256((size_t)(r * D) * 2) +
+           (size_t)(C * D) * 2;
+}
+
+static __device__ inline uint16_t bf16_rne(float f)
+{
+    // round to nearest even, NaN kept quiet NaN (k_f32_to_bf16's rounding)
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16 & 0x8000u) | 0x7fc0u);
+    uint32_t h = x >> 16, rem = x & 0xffffu;
+    return (uint16_t)(h + (rem > 0x8000u || (rem == 0x8000u && (h & 1u))));
+}
+
+static __global__ void to_bf16(uint16_t *y, const float *x, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = bf16_rne(x[i]);
+}
+
 static __global__ void lince_count(double *st, const int64_t *target, int64_t N, int mean, int64_t ignore_index,
                                    int has_ignore)
 {
@@ -46,17 +80,21 @@ static __global__ void lince_count(double *st, const int64_t *target, int64_t N,
     if (threadIdx.x == 0) st[0] = mean ? 1.0 / cnt : 1.0, st[1] = 0;
 }
 
-static __global__ void lince_rows(float *l, double *rowloss, const double *st, const int64_t *target, int64_t rows,
-                                  int64_t C, int64_t ignore_index, int has_ignore)
+static __global__ void lince_rows(float *l, uint16_t *g16, double *rowloss, const double *st, const int64_t *target,
+                                  int64_t rows, int64_t C, int64_t ignore_index, int has_ignore)
 {
-    // l (rows, C): the logits, replaced by their gradient; block b takes row b
+    // l (rows, C): the logits, replaced by their gradient (g16 not NULL: the
+    // gradient rounded to bfloat16 there instead); block b takes row b
     __shared__ double dpart[32];
     __shared__ float fpart[32];
     for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) {
         float *lr = l + i * C;
         int64_t t = target[i];
         if (has_ignore && t == ignore_index) {
-            for (int64_t c = threadIdx.x; c < C; c += blockDim.x) lr[c] = 0.0f;
+            for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+                if (g16) g16[i * C + c] = 0;
+                else lr[c] = 0.0f;
+            }
             if (threadIdx.x == 0) rowloss[i] = 0;
             continue;
         }
@@ -71,8 +109,11 @@ static __global__ void lince_rows(float *l, double *rowloss, const double *st, c
         __syncthreads(); // every thread has read l[t] before it is overwritten
         if (threadIdx.x == 0) rowloss[i] = bad ? NAN : (double)m + log(s) - (double)lt;
         float inv = (float)(1.0 / s), co = bad ? NAN : (float)st[0];
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-            lr[c] = co * (expf(lr[c] - m) * inv) - (c == t ? co : 0.0f);
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+            float gc = co * (expf(lr[c] - m) * inv) - (c == t ? co : 0.0f);
+            if (g16) g16[i * C + c] = bf16_rne(gc);
+            else lr[c] = gc;
+        }
     }
 }
 
@@ -89,33 +130,68 @@ static __global__ void lince_total(double *st, float *loss, const double *rowlos
     }
 }
 
-int lk_linear_ce_f32(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+static int linear_ce(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
                      const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
-                     int has_ignore, void *ws)
+                     int has_ignore, void *ws, int bf16)
 {
     int64_t R = block_rows(N, C);
     double *st = (double *)ws, *rowloss = st + 2;
     float *l = (float *)((char *)ws + head_bytes(R));
+    uint16_t *g16 = NULL, *x16 = NULL, *w16 = NULL;
+    if (bf16) {
+        g16 = (uint16_t *)((char *)ws + up256(lk_linear_ce_f32_ws(N, C)));
+        x16 = (uint16_t *)((char *)g16 + up256((size_t)(R * C) * 2));
+        w16 = (uint16_t *)((char *)x16 + up256((size_t)(R * D) * 2));
+    }
     if (LOOM_LAUNCH(lince_count, 1, ROW_THREADS, 0, s, st, target, N, reduction_mean, ignore_index, has_ignore))
         return -1;
     if (N == 0) // no rows: the loss is the total 0 times the coefficient, dW zero
         return RT_CUDA(cudaMemsetAsync(dw, 0, (size_t)(D * C) * sizeof(float), s)) ||
                LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, 0, 1);
+    if (bf16 && LOOM_LAUNCH(to_bf16, lk_blocks(C * D), LK_THREADS, 0, s, w16, w, C * D)) return -1;
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t rows = N - r0 < R ? N - r0 : R;
         const float *xb = x + r0 * D;
         unsigned blocks = (unsigned)(rows < 65535 ? rows : 65535);
-        // logits (rows, C) = x_b W, W [D, C] or (trans_w) [C, D]
-        if (lk_gemm_f32(s, l, xb, w, NULL, 1, rows, C, D, 0, trans_w, 1.0f, 0.0f, 0, 0, 0) ||
-            LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, rowloss, st, target + r0, rows, C, ignore_index,
-                        has_ignore) ||
-            LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, rows, r0 + rows >= N) ||
-            // dx_b (rows, D) = g W^T
-            lk_gemm_f32(s, dx + r0 * D, l, w, NULL, 1, rows, D, C, 0, !trans_w, 1.0f, 0.0f, 0, 0, 0) ||
-            // dW += x_b^T g ([D, C]) or g^T x_b ([C, D])
-            (trans_w ? lk_gemm_f32(s, dw, l, xb, NULL, 1, C, D, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)
-                     : lk_gemm_f32(s, dw, xb, l, NULL, 1, D, C, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)))
-            return -1;
+        int rc;
+        if (!bf16) {
+            // logits (rows, C) = x_b W, W [D, C] or (trans_w) [C, D]
+            rc = lk_gemm_f32(s, l, xb, w, NULL, 1, rows, C, D, 0, trans_w, 1.0f, 0.0f, 0, 0, 0) ||
+                 LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, (uint16_t *)NULL, rowloss, st, target + r0,
+                             rows, C, ignore_index, has_ignore) ||
+                 LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, rows, r0 + rows >= N) ||
+                 // dx_b (rows, D) = g W^T
+                 lk_gemm_f32(s, dx + r0 * D, l, w, NULL, 1, rows, D, C, 0, !trans_w, 1.0f, 0.0f, 0, 0, 0) ||
+                 // dW += x_b^T g ([D, C]) or g^T x_b ([C, D])
+                 (trans_w ? lk_gemm_f32(s, dw, l, xb, NULL, 1, C, D, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)
+                          : lk_gemm_f32(s, dw, xb, l, NULL, 1, D, C, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0));
+        } else {
+            // the same on x_b, W and g rounded to bfloat16, fp32 results
+            rc = LOOM_LAUNCH(to_bf16, lk_blocks(rows * D), LK_THREADS, 0, s, x16, xb, rows * D) ||
+                 lk_gemm_bf16_f32out(s, l, x16, w16, 1, rows, C, D, 0, trans_w, 1.0f, 0.0f, 0, 0, 0) ||
+                 LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, g16, rowloss, st, target + r0, rows, C,
+                             ignore_index, has_ignore) ||
+                 LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, rows, r0 + rows >= N) ||
+                 lk_gemm_bf16_f32out(s, dx + r0 * D, g16, w16, 1, rows, D, C, 0, !trans_w, 1.0f, 0.0f, 0, 0, 0) ||
+                 (trans_w
+                      ? lk_gemm_bf16_f32out(s, dw, g16, x16, 1, C, D, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)
+                      : lk_gemm_bf16_f32out(s, dw, x16, g16, 1, D, C, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0));
+        }
+        if (rc) return -1;
     }
     return 0;
+}
+
+int lk_linear_ce_f32(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                     const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
+                     int has_ignore, void *ws)
+{
+    return linear_ce(s, loss, dx, dw, x, w, trans_w, target, N, D, C, reduction_mean, ignore_index, has_ignore, ws, 0);
+}
+
+int lk_linear_ce_bf16(cudaStream_t s, float *loss, float *dx, float *dw, const float *x, const float *w, int trans_w,
+                      const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
+                      int has_ignore, void *ws)
+{
+    return linear_ce(s, loss, dx, dw, x, w, trans_w, target, N, D, C, reduction_mean, ignore_index, has_ignore, ws, 1);
 }
