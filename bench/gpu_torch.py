@@ -38,6 +38,7 @@ def load_zoo(name):
     sys.path.insert(0, os.path.join(ROOT, "models"))
     spec = importlib.util.spec_from_file_location(f"zoo_export_{name}", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # torch.compile's guards import the model's module by name
     spec.loader.exec_module(mod)
     torch.manual_seed(0)
     model = mod.build()

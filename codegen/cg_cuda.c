@@ -774,13 +774,14 @@ static void emit_attention(CgCtx *c, int node)
     fprintf(c->f, "}};\n");
     char call[768], ws[64];
     const char *mask = mi >= 0 ? c->var[mi] : "NULL";
+    const char *prec = ir_attr_int(n, "compute", IR_F32) == IR_BF16 ? "bf16" : "f32"; /* ir/autocast.c */
     if (grad) {
         cg_ws_expr(c, node, ws, sizeof ws);
-        snprintf(call, sizeof call, "lk_attention_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, &attn_%d, %s)",
-                 c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
+        snprintf(call, sizeof call, "lk_attention_grad_%s(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, &attn_%d, %s)",
+                 prec, c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
                  c->var[n->in[2]], c->var[n->in[3]], c->var[n->in[4]], c->var[n->in[5]], mask, node, ws);
     } else {
-        snprintf(call, sizeof call, "lk_attention_f32(STREAM, %s, %s, %s, %s, %s, %s, &attn_%d)", c->var[n->out[0]],
+        snprintf(call, sizeof call, "lk_attention_%s(STREAM, %s, %s, %s, %s, %s, %s, &attn_%d)", prec, c->var[n->out[0]],
                  c->var[n->out[1]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], mask, node);
     }
     launch_check(c, node, call);

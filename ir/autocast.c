@@ -20,8 +20,10 @@
  * loom.LinearCrossEntropy (a language model's head fused with its loss)
  * keeps float32 operands: it gets the attribute compute = 16 and its kernels
  * round the operands of its three products to bf16 themselves, accumulating
- * the weight's gradient in float32 across row blocks (codegen/kernels). The
- * fused loom.Attention stays float32. */
+ * the weight's gradient in float32 across row blocks (codegen/kernels).
+ * The fused loom.Attention keeps float32 operands too and gets compute = 16
+ * (its gradient copies it): the cuda target's kernels run its products on
+ * bf16 tensor cores (lk_attention_bf16), the cpu target's stay float32. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +85,8 @@ int ir_autocast(IrGraph *g, IrDType low)
     for (int v = 0; v < nv0; v++) low_of[v] = -1;
     for (int i = 0; i < n0; i++) {
         if (g->nodes[i].dead) continue;
-        if (g->nodes[i].op == IR_OP_LinearCrossEntropy && V(g->nodes[i].in[0])->dtype == IR_F32)
+        if ((g->nodes[i].op == IR_OP_LinearCrossEntropy || g->nodes[i].op == IR_OP_Attention) &&
+            V(g->nodes[i].in[0])->dtype == IR_F32)
             ir_attr_set_int(g, i, "compute", IR_BF16); /* ONNX's number for bfloat16 */
         if (!is_product(g, i)) {
             order[count++] = i;

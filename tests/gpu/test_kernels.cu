@@ -349,7 +349,9 @@ static void test_layernorm(int64_t rows, int64_t cols, int stats)
 }
 
 /* mask: 0 none, 1 additive [T, S] over every matrix, 2 boolean [B, 1, T, S] (per batch, broadcast over heads) */
-static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, int mask)
+/* bf16: lk_attention_bf16 (tensor cores) against the float32 cpu kernel within 1e-2 */
+static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, int mask,
+                           int bf16 = 0)
 {
     int64_t BH = B * H;
     auto q = rand_vec((size_t)(BH * T * D)), k = rand_vec((size_t)(BH * S * D)), v = rand_vec((size_t)(BH * S * Dv));
@@ -375,19 +377,21 @@ static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D
     void *dm = mask == 1 ? (void *)dev(madd) : mask == 2 ? (void *)dev(mkeep) : NULL, *dws;
     if (RT_CUDA(cudaMalloc(&dws, lk_attention_grad_f32_ws(&lp) + 4))) exit(1);
     char name[160];
-    snprintf(name, sizeof name, "lk_attention_f32 B %lld H %lld T %lld S %lld D %lld Dv %lld%s%s", (long long)B,
-             (long long)H, (long long)T, (long long)S, (long long)D, (long long)Dv, causal ? " causal" : "",
+    snprintf(name, sizeof name, "lk_attention_%s B %lld H %lld T %lld S %lld D %lld Dv %lld%s%s", bf16 ? "bf16" : "f32",
+             (long long)B, (long long)H, (long long)T, (long long)S, (long long)D, (long long)Dv, causal ? " causal" : "",
              mask == 1 ? " additive mask" : mask == 2 ? " boolean mask" : "");
-    int rc = lk_attention_f32(rt_cuda_stream(), dov, dl, dqv, dkv, dvv, dm, &lp);
-    compare(name, rc, back(dov, o.size()), o);
+    double tol = bf16 ? 1e-2 : 1e-5;
+    int rc = (bf16 ? lk_attention_bf16 : lk_attention_f32)(rt_cuda_stream(), dov, dl, dqv, dkv, dvv, dm, &lp);
+    compare_tol(name, rc, back(dov, o.size()), o, tol);
     std::vector<float> lg = back(dl, lse.size()), lw = lse;
     for (size_t i = 0; i < lw.size(); i++) // rows that see no key: -inf in both
         if (isinf(lw[i]) && lg[i] == lw[i]) lg[i] = lw[i] = 0;
-    compare("  its lse", rc, lg, lw);
-    rc = lk_attention_grad_f32(rt_cuda_stream(), gq, gk, gv, ddo, dqv, dkv, dvv, dov, dl, dm, &lp, dws);
-    compare("  its dq", rc, back(gq, dq.size()), dq);
-    compare("  its dk", rc, back(gk, dk.size()), dk);
-    compare("  its dv", rc, back(gv, dv.size()), dv);
+    compare_tol("  its lse", rc, lg, lw, tol);
+    rc = (bf16 ? lk_attention_grad_bf16 : lk_attention_grad_f32)(rt_cuda_stream(), gq, gk, gv, ddo, dqv, dkv, dvv, dov,
+                                                                 dl, dm, &lp, dws);
+    compare_tol("  its dq", rc, back(gq, dq.size()), dq, tol);
+    compare_tol("  its dk", rc, back(gk, dk.size()), dk, tol);
+    compare_tol("  its dv", rc, back(gv, dv.size()), dv, tol);
     cudaFree(dqv), cudaFree(dkv), cudaFree(dvv), cudaFree(ddo), cudaFree(dov), cudaFree(dl), cudaFree(gq);
     cudaFree(gk), cudaFree(gv), cudaFree(dm), cudaFree(dws);
 }
@@ -681,5 +685,9 @@ int main(void)
     test_attention(2, 1, 70, 150, 40, 40, 0, 0);  /* T != S, not causal */
     test_attention(1, 2, 100, 60, 16, 16, 1, 0);  /* causal S < T: the first 40 rows see no key */
     test_attention(1, 1, 20, 90, 64, 64, 1, 0);   /* causal S > T: every row sees the first 70 keys */
+    test_attention(1, 2, 130, 130, 64, 64, 1, 0, 1); /* the same on bf16 tensor cores */
+    test_attention(2, 1, 70, 150, 40, 40, 0, 0, 1);
+    test_attention(1, 2, 100, 60, 16, 16, 1, 0, 1);
+    test_attention(1, 1, 20, 90, 64, 64, 1, 0, 1);
     return failures ? 1 : 0;
 }

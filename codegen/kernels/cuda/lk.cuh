@@ -219,6 +219,14 @@ size_t lk_attention_grad_f32_ws(const LkAttn *p);
 int lk_attention_grad_f32(cudaStream_t s, float *dq, float *dk, float *dv, const float *dout, const float *q,
                           const float *k, const float *v, const float *o, const float *lse, const void *mask,
                           const LkAttn *p, void *ws);
+/* The same with the products on bf16 tensor cores (float in and out, float
+ * softmax and sums; --precision bf16) where the tiled kernels serve (no
+ * mask, D = Dv <= 64), else the float32 kernels. ws: lk_attention_grad_f32_ws. */
+int lk_attention_bf16(cudaStream_t s, float *o, float *lse, const float *q, const float *k, const float *v,
+                      const void *mask, const LkAttn *p);
+int lk_attention_grad_bf16(cudaStream_t s, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *o, const float *lse, const void *mask,
+                           const LkAttn *p, void *ws);
 
 /* ---- spectral: lk_dft.cu ---- */
 

@@ -23,6 +23,11 @@
  * instead, where a block shares each K/V tile among 64 query rows. */
 #include "lk_block.cuh"
 
+#ifndef LOOM_EMU
+#include <cuda_bf16.h>
+#include <mma.h>
+#endif
+
 #define ATT_TILE 64
 
 /* the mask's offset for matrix bh (its leading dims' broadcast strides) */
@@ -300,6 +305,231 @@ static __global__ void attn_bwd_q_tiled(float *dq, const float *di, const float 
     }
 }
 
+
+/* ---- Tensor-core attention (lk_attention_bf16, lk_attention_grad_bf16:
+ * loom.Attention with compute = 16, --precision bf16): the tiled kernels'
+ * plan with the products on bf16 tensor cores (nvcuda::wmma 16x16x16, float
+ * accumulators). Q, K, V and dO are read as float and rounded to bf16 into
+ * shared memory, P and dS are rounded before the products that read them;
+ * softmax, its statistics and every sum over tiles stay float. A block of
+ * 4 warps takes 64 rows; each warp owns 16 of them and walks the other
+ * side's tiles of 64. A warp's scores go through its own shared tile,
+ * where two lanes a row apply the mask and the softmax; the forward's
+ * output accumulates in shared memory too (rows rescale there), the
+ * backward's dK, dV and dQ in fragments. The same cases as the tiled
+ * kernels (no mask, D = Dv <= 64, padded to 64 with zeros). ---- */
+
+#define TC_LD (TT + 8) /* a bf16 tile's row stride: a multiple of 8 elements, as wmma wants */
+#define TC_THREADS 128
+
+typedef __nv_bfloat16 bf16;
+using namespace nvcuda;
+typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
+typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBt;
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
+
+static __device__ inline void tc_load(bf16 *dst, const float *src, int64_t rows, int64_t D)
+{
+    // dst[r][d] (stride TC_LD) = src[r * D + d] rounded to bf16, zero past rows or D
+    for (int e = threadIdx.x; e < TT * TT; e += TC_THREADS) {
+        int r = e / TT, d = e % TT;
+        dst[r * TC_LD + d] = __float2bfloat16(r < rows && d < D ? src[(int64_t)r * D + d] : 0.0f);
+    }
+}
+
+/* c[n] = A (16 x 64, row-major at a) times the n-th 16 columns of B^T, B
+ * row-major [64][TC_LD] at b (scores: A = the warp's rows, B = the other side) */
+static __device__ inline void tc_abt(float *c, const bf16 *a, const bf16 *b)
+{
+    for (int n = 0; n < 4; n++) {
+        FragC acc;
+        wmma::fill_fragment(acc, 0.0f);
+        for (int k = 0; k < 4; k++) {
+            FragA fa;
+            FragBt fb;
+            wmma::load_matrix_sync(fa, a + 16 * k, TC_LD);
+            wmma::load_matrix_sync(fb, b + 16 * n * TC_LD + 16 * k, TC_LD);
+            wmma::mma_sync(acc, fa, fb, acc);
+        }
+        wmma::store_matrix_sync(c + 16 * n, acc, TLD, wmma::mem_row_major);
+    }
+}
+
+/* acc[n] += A (16 x 64 at a) times B (64 x 64, row-major at b), 16 columns per n */
+static __device__ inline void tc_ab(FragC acc[4], const bf16 *a, const bf16 *b)
+{
+    for (int k = 0; k < 4; k++) {
+        FragA fa;
+        wmma::load_matrix_sync(fa, a + 16 * k, TC_LD);
+        for (int n = 0; n < 4; n++) {
+            FragB fb;
+            wmma::load_matrix_sync(fb, b + 16 * k * TC_LD + 16 * n, TC_LD);
+            wmma::mma_sync(acc[n], fa, fb, acc[n]);
+        }
+    }
+}
+
+/* rows r0.. of an output (stride ld, d < D valid) = scale * a warp's fragments, through its float tile */
+static __device__ inline void tc_store_rows(float *out, int64_t ld, int64_t rows, int64_t D, float scale, FragC acc[4],
+                                            float *tile)
+{
+    for (int n = 0; n < 4; n++) wmma::store_matrix_sync(tile + 16 * n, acc[n], TLD, wmma::mem_row_major);
+    __syncwarp();
+    int lane = threadIdx.x % 32;
+    for (int e = lane; e < 16 * TT; e += 32) {
+        int r = e / TT, d = e % TT;
+        if (r < rows && d < D) out[(int64_t)r * ld + d] = scale * tile[r * TLD + d];
+    }
+    __syncwarp();
+}
+
+static __global__ void attn_fwd_tc(float *o, float *lse, const float *q, const float *k, const float *v, LkAttn p)
+{
+    LOOM_DYN_SHARED(float, sm);
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
+    float *st = sm + w * 16 * TLD, *os = sm + 4 * 16 * TLD + w * 16 * TLD; // the warp's scores, output
+    bf16 *qs = (bf16 *)(sm + 8 * 16 * TLD), *ks = qs + TT * TC_LD, *vs = ks + TT * TC_LD,
+         *ps = vs + TT * TC_LD + w * 16 * TC_LD; // the warp's probabilities
+    int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
+    tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    for (int c = half * 32; c < half * 32 + 32; c++) os[r * TLD + c] = 0.0f;
+    int64_t i = i0 + 16 * w + r; // this lane's row (two lanes a row, 32 columns each)
+    float m = -INFINITY, l = 0;
+    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
+    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    for (int64_t j0 = 0; j0 < lim; j0 += TT) {
+        __syncthreads(); // the previous tile's readers of ks, vs are done
+        tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        tc_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        __syncthreads();
+        tc_abt(st, qs + 16 * w * TC_LD, ks); // S = Q_w K^T
+        __syncwarp();
+        float mt = -INFINITY;
+        for (int c = half * 32; c < half * 32 + 32; c++) {
+            float x = sees(p, i, j0 + c) ? st[r * TLD + c] * p.scale : -INFINITY;
+            st[r * TLD + c] = x;
+            mt = x > mt ? x : mt;
+        }
+        float u = __shfl_xor_sync(0xffffffffu, mt, 1);
+        mt = u > mt ? u : mt;
+        float mn = mt > m ? mt : m, alpha = m > -INFINITY ? expf(m - mn) : 0.0f, rs = 0;
+        for (int c = half * 32; c < half * 32 + 32; c++) {
+            float x = st[r * TLD + c], e = x > -INFINITY ? expf(x - mn) : 0.0f;
+            ps[r * TC_LD + c] = __float2bfloat16(e);
+            rs += e;
+            os[r * TLD + c] *= alpha;
+        }
+        l = l * alpha + rs + __shfl_xor_sync(0xffffffffu, rs, 1);
+        m = mn;
+        __syncwarp();
+        for (int n = 0; n < 4; n++) { // O_w += P V
+            FragC acc;
+            wmma::load_matrix_sync(acc, os + 16 * n, TLD, wmma::mem_row_major);
+            for (int kk = 0; kk < 4; kk++) {
+                FragA fa;
+                FragB fb;
+                wmma::load_matrix_sync(fa, ps + 16 * kk, TC_LD);
+                wmma::load_matrix_sync(fb, vs + 16 * kk * TC_LD + 16 * n, TC_LD);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(os + 16 * n, acc, TLD, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    if (i < p.T) {
+        float inv = l > 0 ? 1.0f / l : 0.0f;
+        for (int c = half * 32; c < half * 32 + 32; c++)
+            if (c < p.D) o[(bh * p.T + i) * p.D + c] = os[r * TLD + c] * inv;
+        if (half == 0) lse[bh * p.T + i] = l > 0 ? m + logf(l) : -INFINITY;
+    }
+}
+
+static __global__ void attn_bwd_kv_tc(float *dk, float *dv, const float *di, const float *dout, const float *q,
+                                      const float *k, const float *v, const float *lse, LkAttn p)
+{
+    // block: keys j0 .. j0+63 of matrix bh; warp w: keys j0+16w ..; rows are keys, columns queries or d
+    LOOM_DYN_SHARED(float, sm);
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
+    float *pt = sm + w * 16 * TLD, *dpt = sm + 4 * 16 * TLD + w * 16 * TLD, *ls = sm + 8 * 16 * TLD, *ds = ls + TT;
+    bf16 *ks = (bf16 *)(ds + TT), *vs = ks + TT * TC_LD, *qs = vs + TT * TC_LD, *dos = qs + TT * TC_LD,
+         *pb = dos + TT * TC_LD + w * 16 * TC_LD, *dsb = pb + 4 * 16 * TC_LD;
+    int64_t ntile = (p.S + TT - 1) / TT, bh = blockIdx.x / ntile, j0 = blockIdx.x % ntile * TT;
+    tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+    tc_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+    FragC ak[4], av[4];
+    for (int n = 0; n < 4; n++) wmma::fill_fragment(ak[n], 0.0f), wmma::fill_fragment(av[n], 0.0f);
+    int64_t j = j0 + 16 * w + r;
+    int64_t ilo = p.causal ? j0 - (p.S - p.T) : 0;
+    ilo = ilo < 0 ? 0 : ilo / TT * TT;
+    for (int64_t i0 = ilo; i0 < p.T; i0 += TT) {
+        __syncthreads();
+        tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+        tc_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+        for (int e = threadIdx.x; e < TT; e += TC_THREADS) {
+            int64_t row = bh * p.T + i0 + e;
+            ls[e] = i0 + e < p.T ? lse[row] : 0.0f, ds[e] = i0 + e < p.T ? di[row] : 0.0f;
+        }
+        __syncthreads();
+        tc_abt(pt, ks + 16 * w * TC_LD, qs);   // S^T [key][query]
+        tc_abt(dpt, vs + 16 * w * TC_LD, dos); // dP^T = V dO^T
+        __syncwarp();
+        for (int c = half * 32; c < half * 32 + 32; c++) {
+            float lq = ls[c];
+            float P = sees(p, i0 + c, j) && lq > -INFINITY ? expf(pt[r * TLD + c] * p.scale - lq) : 0.0f;
+            pb[r * TC_LD + c] = __float2bfloat16(P);
+            dsb[r * TC_LD + c] = __float2bfloat16(P * (dpt[r * TLD + c] - ds[c]));
+        }
+        __syncwarp();
+        tc_ab(av, pb, dos); // dV += P^T dO
+        tc_ab(ak, dsb, qs); // dK += dS^T Q
+    }
+    int64_t rows = p.S - (j0 + 16 * w);
+    tc_store_rows(dv + (bh * p.S + j0 + 16 * w) * p.D, p.D, rows, p.D, 1.0f, av, pt);
+    tc_store_rows(dk + (bh * p.S + j0 + 16 * w) * p.D, p.D, rows, p.D, p.scale, ak, pt);
+}
+
+static __global__ void attn_bwd_q_tc(float *dq, const float *di, const float *dout, const float *q, const float *k,
+                                     const float *v, const float *lse, LkAttn p)
+{
+    // block: query rows i0 .. i0+63 of matrix bh; warp w: rows i0+16w .., over the key tiles they see
+    LOOM_DYN_SHARED(float, sm);
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
+    float *st = sm + w * 16 * TLD, *dpt = sm + 4 * 16 * TLD + w * 16 * TLD;
+    bf16 *qs = (bf16 *)(sm + 8 * 16 * TLD), *dos = qs + TT * TC_LD, *ks = dos + TT * TC_LD, *vs = ks + TT * TC_LD,
+         *dsb = vs + TT * TC_LD + w * 16 * TC_LD;
+    int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
+    tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    tc_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    int64_t i = i0 + 16 * w + r;
+    float lq = i < p.T ? lse[bh * p.T + i] : -INFINITY, dq_ = i < p.T ? di[bh * p.T + i] : 0.0f;
+    FragC acc[4];
+    for (int n = 0; n < 4; n++) wmma::fill_fragment(acc[n], 0.0f);
+    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
+    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    for (int64_t j0 = 0; j0 < lim; j0 += TT) {
+        __syncthreads();
+        tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        tc_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+        __syncthreads();
+        tc_abt(st, qs + 16 * w * TC_LD, ks);   // S
+        tc_abt(dpt, dos + 16 * w * TC_LD, vs); // dP = dO V^T
+        __syncwarp();
+        for (int c = half * 32; c < half * 32 + 32; c++) {
+            float P = sees(p, i, j0 + c) && lq > -INFINITY ? expf(st[r * TLD + c] * p.scale - lq) : 0.0f;
+            dsb[r * TC_LD + c] = __float2bfloat16(P * (dpt[r * TLD + c] - dq_));
+        }
+        __syncwarp();
+        tc_ab(acc, dsb, ks); // dQ += dS K
+    }
+    tc_store_rows(dq + (bh * p.T + i0 + 16 * w) * p.D, p.D, p.T - (i0 + 16 * w), p.D, p.scale, acc, st);
+}
+
+/* shared bytes: the forward's 8 float tiles of 16 rows and 4 + 4 bf16 tiles; the backward's
+ * 8 float tiles of 16 rows, two rows of statistics, and 4 + 8 bf16 tiles */
+#define TC_FWD_BYTES ((size_t)(8 * 16 * TLD) * sizeof(float) + (size_t)(3 * TT + 4 * 16) * TC_LD * sizeof(bf16))
+#define TC_BWD_BYTES ((size_t)(8 * 16 * TLD + 2 * TT) * sizeof(float) + (size_t)(4 * TT + 8 * 16) * TC_LD * sizeof(bf16))
+
 static int tiled(const LkAttn *p) { return p->mask_kind == LK_ATTN_MASK_NONE && p->D == p->Dv && p->D <= TT; }
 
 static __global__ void attn_fwd(float *o, float *lse, const float *q, const float *k, const float *v, const void *mask,
@@ -484,4 +714,38 @@ int lk_attention_grad_f32(cudaStream_t s, float *dq, float *dk, float *dv, const
     if (p->BH * p->S == 0) return 0;
     return LOOM_LAUNCH(attn_bwd_kv, grid_of(p->BH * p->S), ATT_TILE, (size_t)(2 * ATT_TILE) * sizeof(float), s, dk,
                        dv, di, dout, q, k, v, lse, mask, *p);
+}
+
+/* bf16 tensor cores where the tiled kernels would run (else the float32 kernels) */
+int lk_attention_bf16(cudaStream_t s, float *o, float *lse, const float *q, const float *k, const float *v,
+                      const void *mask, const LkAttn *p)
+{
+    if (!tiled(p) || p->BH * p->T == 0) return lk_attention_f32(s, o, lse, q, k, v, mask, p);
+    int64_t blocks = p->BH * ((p->T + TT - 1) / TT);
+    if (blocks > 0x7fffffff)
+        return rt_fail("lk_attention_bf16: %lld tiles of query rows, over a grid's 2^31 - 1", (long long)blocks);
+    return lk_smem_optin((const void *)attn_fwd_tc, TC_FWD_BYTES) ||
+           LOOM_LAUNCH(attn_fwd_tc, (unsigned)blocks, TC_THREADS, TC_FWD_BYTES, s, o, lse, q, k, v, *p);
+}
+
+int lk_attention_grad_bf16(cudaStream_t s, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                           const float *k, const float *v, const float *o, const float *lse, const void *mask,
+                           const LkAttn *p, void *ws)
+{
+    if (!tiled(p)) return lk_attention_grad_f32(s, dq, dk, dv, dout, q, k, v, o, lse, mask, p, ws);
+    float *di = (float *)ws;
+    int64_t qb = p->BH * ((p->T + TT - 1) / TT), kb = p->BH * ((p->S + TT - 1) / TT);
+    if (qb > 0x7fffffff || kb > 0x7fffffff)
+        return rt_fail("lk_attention_grad_bf16: %lld tiles of rows, over a grid's 2^31 - 1",
+                       (long long)(qb > kb ? qb : kb));
+    if (p->BH * p->T > 0 &&
+        LOOM_LAUNCH(attn_bwd_di, lk_blocks(p->BH * p->T), LK_THREADS, 0, s, di, dout, o, p->BH * p->T, p->D))
+        return -1;
+    if (kb > 0 && (lk_smem_optin((const void *)attn_bwd_kv_tc, TC_BWD_BYTES) ||
+                   LOOM_LAUNCH(attn_bwd_kv_tc, (unsigned)kb, TC_THREADS, TC_BWD_BYTES, s, dk, dv, di, dout, q, k, v,
+                               lse, *p)))
+        return -1;
+    return qb > 0 && (lk_smem_optin((const void *)attn_bwd_q_tc, TC_BWD_BYTES) ||
+                      LOOM_LAUNCH(attn_bwd_q_tc, (unsigned)qb, TC_THREADS, TC_BWD_BYTES, s, dq, di, dout, q, k, v, lse,
+                                  *p));
 }
