@@ -7,6 +7,7 @@
  *   nvcc -std=c++17 -O2 -arch=sm_90 -Icodegen/kernels/cuda -Iruntime bench/gpu_attn.cu \
  *        codegen/kernels/cuda/lk_attn.cu runtime/rt_cuda.cu build/rel/libloomrt.a -lcudart -o gpu_attn
  *   ./gpu_attn [B H T D causal reps]      (default 8 12 1024 64 1 20: GPT-2 124M's)
+ * Both the float32 kernels and the bf16 tensor-core ones (--precision bf16).
  */
 #include <cstdio>
 #include <cstdlib>
@@ -41,20 +42,24 @@ int main(int argc, char **argv)
     cudaEvent_t a, b;
     cudaEventCreate(&a), cudaEventCreate(&b);
     double frac = causal ? (T + 64.0) / (2.0 * T) : 1.0, prod = 2.0 * B * H * T * T * D * frac;
-    float ms[2];
-    for (int which = 0; which < 2; which++) {
-        for (long long r = -2; r < reps; r++) {
-            if (r == 0) cudaEventRecord(a, rt_cuda_stream());
-            int rc = which == 0 ? lk_attention_f32(rt_cuda_stream(), o, lse, q, k, v, NULL, &p)
-                                : lk_attention_grad_f32(rt_cuda_stream(), dq, dk, dv, dout, q, k, v, o, lse, NULL, &p, ws);
-            if (rc) return fprintf(stderr, "gpu_attn: %s\n", rt_error()), 1;
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        float ms[2];
+        for (int which = 0; which < 2; which++) {
+            for (long long r = -2; r < reps; r++) {
+                if (r == 0) cudaEventRecord(a, rt_cuda_stream());
+                int rc = which == 0 ? (bf16 ? lk_attention_bf16 : lk_attention_f32)(rt_cuda_stream(), o, lse, q, k, v, NULL, &p)
+                                    : (bf16 ? lk_attention_grad_bf16 : lk_attention_grad_f32)(rt_cuda_stream(), dq, dk, dv,
+                                                                                             dout, q, k, v, o, lse, NULL, &p, ws);
+                if (rc) return fprintf(stderr, "gpu_attn: %s\n", rt_error()), 1;
+            }
+            cudaEventRecord(b, rt_cuda_stream());
+            if (RT_CUDA(cudaEventSynchronize(b))) return 1;
+            cudaEventElapsedTime(&ms[which], a, b);
+            ms[which] /= (float)reps;
         }
-        cudaEventRecord(b, rt_cuda_stream());
-        if (RT_CUDA(cudaEventSynchronize(b))) return 1;
-        cudaEventElapsedTime(&ms[which], a, b);
-        ms[which] /= (float)reps;
+        printf("attention %s B %lld H %lld T %lld D %lld%s: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms (%.1f TFLOP/s)\n",
+               bf16 ? "bf16" : "fp32", B, H, T, D, causal ? " causal" : "", ms[0], 2 * prod / ms[0] / 1e9, ms[1],
+               7 * prod / ms[1] / 1e9);
     }
-    printf("attention B %lld H %lld T %lld D %lld%s: forward %.3f ms (%.1f TFLOP/s), backward %.3f ms (%.1f TFLOP/s)\n", B, H,
-           T, D, causal ? " causal" : "", ms[0], 2 * prod / ms[0] / 1e9, ms[1], 7 * prod / ms[1] / 1e9);
     return 0;
 }

@@ -891,9 +891,12 @@ static int64_t linear_ce_ws(IrGraph *g, int node)
     r = r < N ? r : N;
     int64_t f32 = ((r + 2) * 8 + 255) / 256 * 256 + r * C * 4;
     if (ir_attr_int(&g->nodes[node], "compute", IR_F32) != IR_BF16) return f32;
-    /* lk_linear_ce_bf16_ws: then g and x_b of a block and W, in bfloat16, each at 256 bytes */
+    /* lk_linear_ce_bf16_ws: Cp classes; the statistics, the logits, g, x_b,
+     * W (bf16), and dW's padded accumulator when Cp > C, each at 256 bytes */
 #define UP256(n) (((n) + 255) / 256 * 256)
-    return UP256(f32) + UP256(r * C * 2) + UP256(r * D * 2) + C * D * 2;
+    int64_t Cp = (C + 7) / 8 * 8;
+    return ((r + 2) * 8 + 255) / 256 * 256 + UP256(r * Cp * 4) + UP256(r * Cp * 2) + UP256(r * D * 2) +
+           UP256(Cp * D * 2) + (Cp > C ? Cp * D * 4 : 0);
 #undef UP256
 }
 

@@ -93,6 +93,10 @@ done
 if $NV_CXX bench/gpu_attn.cu $K/lk_attn.cu runtime/rt_cuda.cu "$RT" -lcudart \
         -o "$out/gpu_attn" > "$out/gpu_attn.log" 2>&1; then pass gpu_attn_nvcc
 else fail gpu_attn_nvcc "$(head -c 1500 "$out/gpu_attn.log")"; fi
+# and bench/gpu_lince.cu (the fused head and its products)
+if $NV_CXX bench/gpu_lince.cu $K/lk_lince.cu $K/lk_gemm.cu runtime/rt_cuda.cu "$RT" -lcublasLt -lcudart \
+        -o "$out/gpu_lince" > "$out/gpu_lince.log" 2>&1; then pass gpu_lince_nvcc
+else fail gpu_lince_nvcc "$(head -c 1500 "$out/gpu_lince.log")"; fi
 
 # ---- 3, 4: the zoo ----
 loss_of() { case $1 in unet_small|fno_small) echo mse ;; *) echo ce ;; esac; }

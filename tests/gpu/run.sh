@@ -87,6 +87,8 @@ prepare() {
     else
         fail gpu_test_kernels_build "$(head -c 1500 "$out/test_kernels.build.log")"
     fi
+    $NV bench/gpu_attn.cu $K/lk_attn.cu runtime/rt_cuda.cu "$PREBUILT/libloomrt.a" -lcudart -o "$out/gpu_attn" \
+        > "$out/gpu_attn.build.log" 2>&1 || fail gpu_attn_build "$(head -c 800 "$out/gpu_attn.build.log")"
     # every built zoo model, cuda and cpu, compiled and built (in parallel);
     # then the cpu program's results, the reference of the --run phase
     local m mode d c extra
@@ -254,7 +256,10 @@ run() {
     PYTHONUNBUFFERED=1 "$PY" bench/gpu_torch.py --steps 20 --warmup 3 "${tm[@]}" --out "$out/torch.txt" $(built_models | awk '$2 == "train" { print $1 }') 2>&1 |
         tee "$out/torch.log"
     [ "${PIPESTATUS[0]}" = 0 ] || fail gpu_torch "$(tail -c 800 "$out/torch.log")"
-    "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" "$b.profile.json" | tee "${RESULTS:-bench/results/gpu.md}"
+    [ -x "$out/gpu_attn" ] && "$out/gpu_attn" > "$out/attn.txt" 2>&1
+    { "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" "$b.profile.json"
+      [ -s "$out/attn.txt" ] && printf '\nThe attention kernels alone (bench/gpu_attn.cu, GPT-2 124M'"'"'s shape):\n\n' &&
+          sed 's/^/    /' "$out/attn.txt"; } | tee "${RESULTS:-bench/results/gpu.md}"
 }
 
 case $phase in

@@ -651,6 +651,8 @@ int main(void)
     test_linear_ce(2500, 8, 5000, 0, 1, 1);  /* two blocks of rows (1677 + 823): dW summed over them */
     test_linear_ce(128, 64, 96, 1, 1, 0, 1); /* bf16 products */
     test_linear_ce(2500, 8, 5000, 0, 0, 1, 1);
+    test_linear_ce(300, 24, 1001, 1, 1, 1, 1); /* classes not a multiple of 8: rows padded */
+    test_linear_ce(300, 24, 1001, 0, 1, 0, 1);
     test_reduce_axes();
     test_softmax(16, 300, 1, 0);
     test_softmax(16, 300, 1, 1);

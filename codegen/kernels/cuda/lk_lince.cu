@@ -14,7 +14,12 @@
  * operands with fp32 accumulation (tensor cores): W and each x_b are
  * rounded into the workspace, the rows' kernel writes g rounded, and the
  * logits, dx_b and dW stay fp32 (dW accumulates over blocks in fp32), as
- * klince.c's k_linear_ce_bf16 computes them. */
+ * klince.c's k_linear_ce_bf16 computes them. The class dimension is padded
+ * to Cp, a multiple of 8, with zeros (W's extra rows, g's extra columns),
+ * and dW accumulates in a padded scratch copied out at the end: cuBLASLt's
+ * tensor-core kernels want every dimension so aligned. At GPT-2 124M's
+ * 50257 classes they ran at 94-130 TFLOP/s; at 50304, 450-800 (H200,
+ * bench/gpu_lince.cu). */
 #include <string.h>
 
 #include "lk_block.cuh"
@@ -43,14 +48,18 @@ size_t lk_linear_ce_f32_ws(int64_t N, int64_t C)
     return head_bytes(r) + (size_t)(r * C) * sizeof(float);
 }
 
-/* the f32 workspace, then g, x_b and W in bfloat16, each at 256 bytes */
+/* bf16: the classes padded to Cp; the workspace: the statistics, the
+ * logits (f32, R x Cp), then g (R x Cp), x_b and W (Cp x D) in bf16, then
+ * (Cp > C) dW's padded accumulator (f32, Cp x D), each at 256 bytes */
 static size_t up256(size_t n) { return (n + 255) / 256 * 256; }
+static unsigned grid_of(int64_t rows) { return (unsigned)(rows < 65535 ? (rows ? rows : 1) : 65535); }
+static int64_t padded(int64_t C) { return (C + 7) / 8 * 8; }
 
 size_t lk_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C)
 {
-    int64_t r = block_rows(N, C);
-    return up256(lk_linear_ce_f32_ws(N, C)) + up256((size_t)(r * C) * 2) + up256((size_t)(r * D) * 2) +
-           (size_t)(C * D) * 2;
+    int64_t r = block_rows(N, C), Cp = padded(C);
+    return head_bytes(r) + up256((size_t)(r * Cp) * 4) + up256((size_t)(r * Cp) * 2) + up256((size_t)(r * D) * 2) +
+           up256((size_t)(Cp * D) * 2) + (Cp > C ? (size_t)(Cp * D) * 4 : 0);
 }
 
 static __device__ inline uint16_t bf16_rne(float f)
@@ -63,10 +72,18 @@ static __device__ inline uint16_t bf16_rne(float f)
     return (uint16_t)(h + (rem > 0x8000u || (rem == 0x8000u && (h & 1u))));
 }
 
-static __global__ void to_bf16(uint16_t *y, const float *x, int64_t n)
+static __global__ void to_bf16(uint16_t *y, int64_t ldy, const float *x, int64_t rows, int64_t cols)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = bf16_rne(x[i]);
+    // y (rows, at row stride ldy) = x (rows, cols) rounded; zeros in a row's columns past cols; a block a row
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x)
+        for (int64_t c = threadIdx.x; c < ldy; c += blockDim.x) y[r * ldy + c] = c < cols ? bf16_rne(x[r * cols + c]) : 0;
+}
+
+static __global__ void copy_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols)
+{
+    // y (rows, cols at stride ldy) = x (the same at stride ldx); a block a row
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x)
+        for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) y[r * ldy + c] = x[r * ldx + c];
 }
 
 static __global__ void lince_count(double *st, const int64_t *target, int64_t N, int mean, int64_t ignore_index,
@@ -80,19 +97,22 @@ static __global__ void lince_count(double *st, const int64_t *target, int64_t N,
     if (threadIdx.x == 0) st[0] = mean ? 1.0 / cnt : 1.0, st[1] = 0;
 }
 
-static __global__ void lince_rows(float *l, uint16_t *g16, double *rowloss, const double *st, const int64_t *target,
-                                  int64_t rows, int64_t C, int64_t ignore_index, int has_ignore)
+static __global__ void lince_rows(float *l, uint16_t *g16, int64_t ld, double *rowloss, const double *st,
+                                  const int64_t *target, int64_t rows, int64_t C, int64_t ignore_index, int has_ignore)
 {
-    // l (rows, C): the logits, replaced by their gradient (g16 not NULL: the
-    // gradient rounded to bfloat16 there instead); block b takes row b
+    // l (rows, C at row stride ld): the logits, replaced by their gradient
+    // (g16 not NULL: the gradient rounded to bfloat16 there instead, the
+    // columns from C to ld zero); block b takes row b
     __shared__ double dpart[32];
     __shared__ float fpart[32];
     for (int64_t i = blockIdx.x; i < rows; i += gridDim.x) {
-        float *lr = l + i * C;
+        float *lr = l + i * ld;
+        if (g16)
+            for (int64_t c = C + threadIdx.x; c < ld; c += blockDim.x) g16[i * ld + c] = 0;
         int64_t t = target[i];
         if (has_ignore && t == ignore_index) {
             for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-                if (g16) g16[i * C + c] = 0;
+                if (g16) g16[i * ld + c] = 0;
                 else lr[c] = 0.0f;
             }
             if (threadIdx.x == 0) rowloss[i] = 0;
@@ -111,7 +131,7 @@ static __global__ void lince_rows(float *l, uint16_t *g16, double *rowloss, cons
         float inv = (float)(1.0 / s), co = bad ? NAN : (float)st[0];
         for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
             float gc = co * (expf(lr[c] - m) * inv) - (c == t ? co : 0.0f);
-            if (g16) g16[i * C + c] = bf16_rne(gc);
+            if (g16) g16[i * ld + c] = bf16_rne(gc);
             else lr[c] = gc;
         }
     }
@@ -134,21 +154,26 @@ static int linear_ce(cudaStream_t s, float *loss, float *dx, float *dw, const fl
                      const int64_t *target, int64_t N, int64_t D, int64_t C, int reduction_mean, int64_t ignore_index,
                      int has_ignore, void *ws, int bf16)
 {
-    int64_t R = block_rows(N, C);
+    int64_t R = block_rows(N, C), Cp = bf16 ? padded(C) : C;
     double *st = (double *)ws, *rowloss = st + 2;
-    float *l = (float *)((char *)ws + head_bytes(R));
+    float *l = (float *)((char *)ws + head_bytes(R)), *dwp = dw;
     uint16_t *g16 = NULL, *x16 = NULL, *w16 = NULL;
     if (bf16) {
-        g16 = (uint16_t *)((char *)ws + up256(lk_linear_ce_f32_ws(N, C)));
-        x16 = (uint16_t *)((char *)g16 + up256((size_t)(R * C) * 2));
+        g16 = (uint16_t *)((char *)l + up256((size_t)(R * Cp) * 4));
+        x16 = (uint16_t *)((char *)g16 + up256((size_t)(R * Cp) * 2));
         w16 = (uint16_t *)((char *)x16 + up256((size_t)(R * D) * 2));
+        if (Cp > C) dwp = (float *)((char *)w16 + up256((size_t)(Cp * D) * 2));
     }
     if (LOOM_LAUNCH(lince_count, 1, ROW_THREADS, 0, s, st, target, N, reduction_mean, ignore_index, has_ignore))
         return -1;
     if (N == 0) // no rows: the loss is the total 0 times the coefficient, dW zero
         return RT_CUDA(cudaMemsetAsync(dw, 0, (size_t)(D * C) * sizeof(float), s)) ||
                LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, 0, 1);
-    if (bf16 && LOOM_LAUNCH(to_bf16, lk_blocks(C * D), LK_THREADS, 0, s, w16, w, C * D)) return -1;
+    // bf16: W16 [Cp, D] (trans_w; rows past C zero) or [D, Cp] (columns past C zero)
+    if (bf16 && ((trans_w && RT_CUDA(cudaMemsetAsync(w16 + C * D, 0, (size_t)((Cp - C) * D) * 2, s))) ||
+                 LOOM_LAUNCH(to_bf16, grid_of(trans_w ? C : D), ROW_THREADS, 0, s, w16, trans_w ? D : Cp, w,
+                             trans_w ? C : D, trans_w ? D : C)))
+        return -1;
     for (int64_t r0 = 0; r0 < N; r0 += R) {
         int64_t rows = N - r0 < R ? N - r0 : R;
         const float *xb = x + r0 * D;
@@ -157,7 +182,7 @@ static int linear_ce(cudaStream_t s, float *loss, float *dx, float *dw, const fl
         if (!bf16) {
             // logits (rows, C) = x_b W, W [D, C] or (trans_w) [C, D]
             rc = lk_gemm_f32(s, l, xb, w, NULL, 1, rows, C, D, 0, trans_w, 1.0f, 0.0f, 0, 0, 0) ||
-                 LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, (uint16_t *)NULL, rowloss, st, target + r0,
+                 LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, (uint16_t *)NULL, C, rowloss, st, target + r0,
                              rows, C, ignore_index, has_ignore) ||
                  LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, rows, r0 + rows >= N) ||
                  // dx_b (rows, D) = g W^T
@@ -166,19 +191,22 @@ static int linear_ce(cudaStream_t s, float *loss, float *dx, float *dw, const fl
                  (trans_w ? lk_gemm_f32(s, dw, l, xb, NULL, 1, C, D, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)
                           : lk_gemm_f32(s, dw, xb, l, NULL, 1, D, C, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0));
         } else {
-            // the same on x_b, W and g rounded to bfloat16, fp32 results
-            rc = LOOM_LAUNCH(to_bf16, lk_blocks(rows * D), LK_THREADS, 0, s, x16, xb, rows * D) ||
-                 lk_gemm_bf16_f32out(s, l, x16, w16, 1, rows, C, D, 0, trans_w, 1.0f, 0.0f, 0, 0, 0) ||
-                 LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, g16, rowloss, st, target + r0, rows, C,
+            // the same on x_b, W and g rounded to bfloat16 with Cp classes, fp32 results
+            rc = LOOM_LAUNCH(to_bf16, grid_of(rows), ROW_THREADS, 0, s, x16, D, xb, rows, D) ||
+                 lk_gemm_bf16_f32out(s, l, x16, w16, 1, rows, Cp, D, 0, trans_w, 1.0f, 0.0f, 0, 0, 0) ||
+                 LOOM_LAUNCH(lince_rows, blocks, ROW_THREADS, 0, s, l, g16, Cp, rowloss, st, target + r0, rows, C,
                              ignore_index, has_ignore) ||
                  LOOM_LAUNCH(lince_total, 1, ROW_THREADS, 0, s, st, loss, rowloss, rows, r0 + rows >= N) ||
-                 lk_gemm_bf16_f32out(s, dx + r0 * D, g16, w16, 1, rows, D, C, 0, !trans_w, 1.0f, 0.0f, 0, 0, 0) ||
-                 (trans_w
-                      ? lk_gemm_bf16_f32out(s, dw, g16, x16, 1, C, D, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)
-                      : lk_gemm_bf16_f32out(s, dw, x16, g16, 1, D, C, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0));
+                 lk_gemm_bf16_f32out(s, dx + r0 * D, g16, w16, 1, rows, D, Cp, 0, !trans_w, 1.0f, 0.0f, 0, 0, 0) ||
+                 (trans_w ? lk_gemm_bf16_f32out(s, dwp, g16, x16, 1, Cp, D, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0)
+                          : lk_gemm_bf16_f32out(s, dwp, x16, g16, 1, D, Cp, rows, 1, 0, 1.0f, r0 ? 1.0f : 0.0f, 0, 0, 0));
         }
         if (rc) return -1;
     }
+    // the padded dW's first C classes
+    if (dwp != dw && (trans_w ? RT_CUDA(cudaMemcpyAsync(dw, dwp, (size_t)(C * D) * sizeof(float), cudaMemcpyDeviceToDevice, s))
+                              : LOOM_LAUNCH(copy_rows, grid_of(D), ROW_THREADS, 0, s, dw, C, dwp, Cp, D, C)))
+        return -1;
     return 0;
 }
 
