@@ -24,7 +24,7 @@
 #     the emulated program's outputs within a normalized error of 1e-2 of
 #     the cpu program's; and gpt2_tiny trained with --precision bf16 (its
 #     head lk_linear_ce_bf16) beside the cpu program: gradients and 3 steps
-#     of loss within 1e-2.
+#     of loss within 1e-2, and its bf16 inference program's logits within 1e-2.
 # The kernels, rt_cuda and the emulator are compiled once (nvcc and g++)
 # and linked by every program (LOOM_PREBUILT). Env: LOOM, LOOM_ROOT, CUDA.
 set -u
@@ -244,6 +244,21 @@ if "$loom" "${bargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
     else fail "cuda_emu_bf16_train_$m" "$r ${r2:-}"; fi
 else
     fail "cuda_emu_bf16_train_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
+fi
+
+# ---- and its inference program in bf16 on both targets ----
+d=$out/$m.bf16.infer c=$out/$m.bf16.infer.cpu
+iargs=(compile "models/$m/model.onnx" --mode infer --precision bf16)
+if "$loom" "${iargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+   "$loom" "${iargs[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
+   make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+   make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
+   "$d/infer" --input "input_ids=models/$m/input_ids.npy" --output "logits=$d.out.npy" > "$d.run.log" 2>&1 &&
+   "$c/infer" --input "input_ids=models/$m/input_ids.npy" --output "logits=$c.out.npy" > "$c.run.log" 2>&1; then
+    if r=$("$py" tests/cuda/compare.py out "$d.out.npy" "$c.out.npy" 1e-2 2>&1); then pass "cuda_emu_bf16_infer_$m ($r)"
+    else fail "cuda_emu_bf16_infer_$m" "$r"; fi
+else
+    fail "cuda_emu_bf16_infer_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" "$c.run.log" 2>/dev/null)"
 fi
 
 # ---- the program's refusal of a device too small (cudaMemGetInfo, emulated) ----
