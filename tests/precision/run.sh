@@ -12,6 +12,9 @@
 #    also be over 1e-4, the float32 program's bound: the products did round.
 #  - inference: the outputs against the committed float32 ones
 #    (expected_*.npy), normalized error under 2e-2, and over 1e-6.
+#  - recomputation: gpt2_tiny's bf16 step at its least feasible budget has
+#    the gradients and losses of the unlimited bf16 step, bit for bit, and a
+#    peak within the budget;
 #  - a bad --precision is refused naming the choices.
 # That backward keeps the products' bf16 operands is test_autocast's; the
 # memory it saves on GPT-2 124M is bench/results/gpu.md's. The cuda target's
@@ -88,6 +91,33 @@ for model in mlp gpt2_tiny llama_tiny vit_tiny; do
     if [ $ok = 1 ]; then pass "precision_${model}_infer (normalized error: $msgs)"
     else fail "precision_${model}_infer" "normalized error not in (1e-6, 2e-2): $msgs"; fi
 done
+
+# ---- recomputation under a budget changes no bit of a bf16 step either ----
+m=gpt2_tiny
+mapfile -t args < <(data "$m")
+if least=$("$loom" plan "models/$m/model.onnx" --loss ce --loss-target target_y --precision bf16 --json 2>&1 |
+           "$py" -c "import json, sys; print(json.load(sys.stdin)['min_feasible_bytes'])"); then
+    ok=1
+    for b in none "$least"; do
+        d=$out/$m.remat.$b
+        extra=()
+        [ "$b" != none ] && extra=(--budget "$b")
+        "$loom" compile "models/$m/model.onnx" --mode train --target cpu --precision bf16 --loss ce \
+            --loss-target target_y -o "$d" "${extra[@]}" > "$d.compile.log" 2>&1 &&
+            make -s -C "$d" LOOM_PREBUILT="$root/build/rel" > "$d.build.log" 2>&1 &&
+            "$d/train" "${args[@]}" --steps 2 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 || ok=0
+    done
+    a=$out/$m.remat.none b=$out/$m.remat.$least
+    peak=$(sed -n 's/.*"peak_device_bytes": \([0-9]*\).*/\1/p' "$b.log.jsonl" | sort -n | tail -1)
+    if [ $ok = 1 ] && cmp -s "$a.grads.st" "$b.grads.st" && [ "$(losses "$a.log.jsonl")" = "$(losses "$b.log.jsonl")" ] &&
+       [ -n "$peak" ] && [ "$peak" -le "$least" ]; then
+        pass "precision_remat_$m (bf16 at its least feasible budget $least bytes: gradients and 2 losses identical, peak $peak)"
+    else
+        fail "precision_remat_$m" "ok $ok, peak ${peak:-?} of $least: $(tail -c 400 "$b.compile.log" "$b.run.log" 2>/dev/null)"
+    fi
+else
+    fail "precision_remat_$m" "loom plan failed: $least"
+fi
 
 expect precision_bad_flag 2 "unknown precision 'fp8' (fp32, bf16)" \
     "$loom" compile models/mlp/model.onnx --mode infer --target cpu --precision fp8 -o "$out/bad"
