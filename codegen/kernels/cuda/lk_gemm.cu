@@ -8,11 +8,15 @@
  * workspace of RT_CUDA_GEMM_WS_BYTES made at the first product (without one
  * cuBLASLt has no split-K: GPT-2 124M's weight gradients, 768 wide with K
  * 8192, ran at 22-36 TFLOP/s on an H200). The heuristic's choice depends only
- * on the shapes, so results are the same from run to run. Descriptors are
- * made per call (a later step: cache them per call site). */
+ * on the shapes, so results are the same from run to run. A product's
+ * descriptors and the heuristic's algorithm are made at its first call and
+ * kept, per shape (types, sizes, transposes, strides, epilogue), for the
+ * program's life: a training step repeats the same few dozen shapes, and
+ * the heuristic query costs host time at every call otherwise. */
 #include "lk.cuh"
 
 #include <cublasLt.h>
+#include <string.h>
 
 static cublasLtHandle_t handle;
 static void *workspace;
@@ -48,6 +52,63 @@ static int layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows, int
                : 0;
 }
 
+/* A product's shape, and what cuBLASLt was told of it: the descriptor, the
+ * layouts and the algorithm the heuristic chose. */
+typedef struct {
+    cudaDataType_t ab, yt;
+    int64_t batch, M, N, K, stride_a, stride_b, stride_y;
+    int trans_a, trans_b, bias;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, ly;
+    cublasLtMatmulAlgo_t algo;
+} Plan;
+
+#define PLANS 256 /* past this many shapes, products plan per call */
+static Plan plans[PLANS];
+static int nplans;
+
+static void plan_free(Plan *p)
+{
+    if (p->ly) cublasLtMatrixLayoutDestroy(p->ly);
+    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+}
+
+/* p's descriptors and algorithm, from its shape fields; `name` for messages */
+static int plan_make(const char *name, Plan *p)
+{
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasOperation_t opa = p->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opb = p->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = p->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    uint64_t ws = (uint64_t)RT_CUDA_GEMM_WS_BYTES;
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    int64_t M = p->M, N = p->N, K = p->K;
+    /* cuBLASLt's A: b's buffer, (N x K) after its op; B: a's, (K x M) after its op */
+    int rc = LT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) ||
+             LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
+             LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) ||
+             LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) ||
+             layout(&p->la, p->ab, p->trans_b ? K : N, p->trans_b ? N : K, p->batch, p->stride_b) ||
+             layout(&p->lb, p->ab, p->trans_a ? M : K, p->trans_a ? K : M, p->batch, p->stride_a) ||
+             layout(&p->ly, p->yt, N, M, p->batch, p->stride_y) ||
+             LT(cublasLtMatmulPreferenceCreate(&pref)) ||
+             LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) ||
+             LT(cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->la, p->lb, p->ly, p->ly, pref, 1, &heur, &found))
+                 ? -1 : 0;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (!rc && !found)
+        rc = rt_fail("%s: cuBLASLt has no algorithm for [%lld] x (%lld x %lld) * (%lld x %lld)", name,
+                     (long long)p->batch, (long long)M, (long long)K, (long long)K, (long long)N);
+    if (rc) {
+        plan_free(p);
+        return -1;
+    }
+    p->algo = heur.algo;
+    return 0;
+}
+
 /* Every product: a and b of type ab, y of type yt (fp32 compute and scale
  * whatever the types); `name` is the launcher's, for its messages. */
 static int gemm(const char *name, cudaStream_t s, cudaDataType_t ab, cudaDataType_t yt, void *y, const void *a,
@@ -57,38 +118,29 @@ static int gemm(const char *name, cudaStream_t s, cudaDataType_t ab, cudaDataTyp
     if (batch > INT32_MAX) return rt_fail("%s: %lld matrices in one batch (cuBLASLt takes 2^31 - 1)", name, (long long)batch);
     if (M == 0 || N == 0) return 0;
     if (gemm_init()) return -1;
-    cublasLtMatmulDesc_t desc = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, ly = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    cublasOperation_t opa = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opb = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    uint64_t ws = (uint64_t)RT_CUDA_GEMM_WS_BYTES;
-    cublasLtMatmulHeuristicResult_t heur;
-    int found = 0;
-    /* cuBLASLt's A: b's buffer, (N x K) after its op; B: a's, (K x M) after its op */
-    int rc = LT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F)) ||
-             LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) ||
-             LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) ||
-             LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) ||
-             (bias && LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
-             layout(&la, ab, trans_b ? K : N, trans_b ? N : K, batch, stride_b) ||
-             layout(&lb, ab, trans_a ? M : K, trans_a ? K : M, batch, stride_a) ||
-             layout(&ly, yt, N, M, batch, stride_y) ||
-             LT(cublasLtMatmulPreferenceCreate(&pref)) ||
-             LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) ||
-             LT(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ly, ly, pref, 1, &heur, &found))
-                 ? -1 : 0;
-    if (!rc && !found)
-        rc = rt_fail("%s: cuBLASLt has no algorithm for [%lld] x (%lld x %lld) * (%lld x %lld)", name,
-                     (long long)batch, (long long)M, (long long)K, (long long)K, (long long)N);
-    if (!rc)
-        rc = LT(cublasLtMatmul(handle, desc, &alpha, b, la, a, lb, &beta, y, ly, y, ly, &heur.algo, workspace, (size_t)ws, s));
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (ly) cublasLtMatrixLayoutDestroy(ly);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (desc) cublasLtMatmulDescDestroy(desc);
-    return rc;
+    Plan key, own, *p = NULL;
+    memset(&key, 0, sizeof key);
+    key.ab = ab, key.yt = yt, key.batch = batch, key.M = M, key.N = N, key.K = K;
+    key.stride_a = stride_a, key.stride_b = stride_b, key.stride_y = stride_y;
+    key.trans_a = trans_a, key.trans_b = trans_b, key.bias = bias != NULL;
+    for (int i = 0; i < nplans && !p; i++) {
+        Plan *q = &plans[i];
+        if (q->ab == ab && q->yt == yt && q->batch == batch && q->M == M && q->N == N && q->K == K &&
+            q->stride_a == stride_a && q->stride_b == stride_b && q->stride_y == stride_y && q->trans_a == trans_a &&
+            q->trans_b == trans_b && q->bias == key.bias)
+            p = q;
+    }
+    if (!p) {
+        p = nplans < PLANS ? &plans[nplans] : &own;
+        *p = key;
+        if (plan_make(name, p)) return -1;
+        if (p != &own) nplans++;
+    }
+    int rc = (bias && LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias))) ||
+             LT(cublasLtMatmul(handle, p->desc, &alpha, b, p->la, a, p->lb, &beta, y, p->ly, y, p->ly, &p->algo,
+                               workspace, (size_t)RT_CUDA_GEMM_WS_BYTES, s));
+    if (p == &own) plan_free(p);
+    return rc ? -1 : 0;
 }
 
 int lk_gemm_f32(cudaStream_t s, float *y, const float *a, const float *b, const float *bias, int64_t batch,
