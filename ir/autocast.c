@@ -23,7 +23,14 @@
  * the weight's gradient in float32 across row blocks (codegen/kernels).
  * The fused loom.Attention keeps float32 operands too and gets compute = 16
  * (its gradient copies it): the cuda target's kernels run its products on
- * bf16 tensor cores (lk_attention_bf16), the cpu target's stay float32. */
+ * bf16 tensor cores (lk_attention_bf16), the cpu target's stay float32.
+ *
+ * After autodiff, ir_autocast_saved stores the widened results that
+ * backward reads (a GELU's input is a product's result) as their bf16
+ * sources: each backward reader gets a Cast of the bf16 value of its own,
+ * placed before the first such reader, so the float32 value dies after the
+ * forward and backward keeps half the bytes. Widening is exact: the
+ * gradients do not change by a bit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,5 +134,38 @@ int ir_autocast(IrGraph *g, IrDType low)
     free(order);
     /* the constants a conversion replaced, if nothing else reads them, go */
     ir_compact(g);
+    return 0;
+}
+
+int ir_autocast_saved(IrGraph *g)
+{
+    int n0 = g->nnodes, nv0 = g->nvalues, count = 0, changed = 0;
+    int *order = ir_xmalloc((size_t)(2 * n0 + 1) * sizeof *order);
+    int *again = ir_xmalloc((size_t)(nv0 + 1) * sizeof *again); /* the backward widening of a value, or -1 */
+    for (int v = 0; v < nv0; v++) again[v] = -1;
+    for (int i = 0; i < n0; i++) {
+        if (g->nodes[i].dead) continue;
+        if (g->nodes[i].phase == IR_BACKWARD)
+            for (int j = 0; j < g->nodes[i].nin; j++) {
+                int v = g->nodes[i].in[j], c = v >= 0 ? V(v)->producer : -1;
+                if (c < 0 || g->nodes[c].op != IR_OP_Cast || g->nodes[c].phase != IR_FORWARD ||
+                    V(v)->dtype != IR_F32 || V(g->nodes[c].in[0])->dtype != IR_BF16 || V(v)->is_output)
+                    continue;
+                if (again[v] < 0) {
+                    int w = value_like(g, v, IR_F32, "/again");
+                    int n = cast_node(g, g->nodes[c].in[0], w);
+                    g->nodes[n].phase = IR_BACKWARD;
+                    g->nodes[n].fwd = c;
+                    order[count++] = n;
+                    again[v] = w;
+                    changed++;
+                }
+                g->nodes[i].in[j] = again[v];
+            }
+        order[count++] = i;
+    }
+    if (changed) ir_reorder(g, order, count);
+    free(order);
+    free(again);
     return 0;
 }

@@ -168,6 +168,11 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
  * the loss and autodiff when opts.precision is IR_BF16; compile runs it on an
  * inference graph. low must be IR_BF16. Returns 0. */
 int ir_autocast(IrGraph *g, IrDType low);
+/* After autodiff (ir_build_training runs it with ir_autocast): a float32
+ * value that a forward Cast widened from bf16 and a backward node reads is
+ * read there through a backward Cast of the bf16 value instead, so backward
+ * saves the bf16 bytes. Returns 0. */
+int ir_autocast_saved(IrGraph *g);
 
 /* Which ops autodiff differentiates (autodiff.c's gradient table, which
  * `loom ops` and docs/ops.md print): ir_op_has_grad says that op has a

@@ -5,8 +5,10 @@
  * before, and a Gemm's C is added afterwards in float32 (scaled by beta).
  * After autodiff the backward products are bf16 too, the parameters'
  * gradients float32, and the graph verifies. A fused head gets compute = 16
- * and keeps float32 operands. Numerics are the kernels' tests' and the
- * train tier's (tests/train). */
+ * and keeps float32 operands. A widened product result that backward reads
+ * (a Sin's input) is read there through a backward Cast of the bf16
+ * value, so backward saves that and not the float32 one. Numerics are the
+ * kernels' tests' and the precision tier's (tests/precision). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +51,8 @@ static int readers(const IrGraph *g, int v, int op)
 }
 
 /* Every product is bf16 throughout with no C; each forward product's result
- * is read by exactly one Cast to float32 and nothing else. */
+ * is read by exactly one forward Cast to float32, and otherwise only by
+ * backward Casts (ir_autocast_saved). */
 static void check_products(const IrGraph *g, int *nfwd, int *nbwd)
 {
     *nfwd = *nbwd = 0;
@@ -61,7 +64,11 @@ static void check_products(const IrGraph *g, int *nfwd, int *nbwd)
         if (n->phase == IR_FORWARD) {
             (*nfwd)++;
             int y = n->out[0];
-            CHECK(readers(g, y, -1) >= 1 && readers(g, y, IR_OP_Cast) == 1);
+            int fwd_casts = 0;
+            for (int k = 0; k < g->nnodes; k++)
+                fwd_casts += !g->nodes[k].dead && g->nodes[k].phase == IR_FORWARD && g->nodes[k].op == IR_OP_Cast &&
+                             g->nodes[k].in[0] == y;
+            CHECK(fwd_casts == 1 && readers(g, y, -1) == readers(g, y, IR_OP_Cast));
         } else {
             (*nbwd)++;
         }
@@ -160,9 +167,54 @@ static void test_gpt2_tiny(void)
     ir_graph_free(g);
 }
 
+/* y = Sin(x W): Sin's gradient reads its input, the widened product */
+static void test_saved_widening(void)
+{
+    IrGraph *g = ir_graph_new("autocast.onnx");
+    g->opset = 17;
+    int x = value(g, "x", IR_INPUT, 2, (int64_t[]){4, 8});
+    g->inputs = malloc(sizeof(int));
+    g->inputs[g->ninputs++] = x;
+    int w = value(g, "w", IR_PARAM, 2, (int64_t[]){8, 6});
+    int h = node(g, IR_OP_MatMul, 2, (int[]){x, w});
+    int y = node(g, IR_OP_Sin, 1, &h);
+    int loss = node(g, IR_OP_ReduceSum, 1, (int[]){node(g, IR_OP_Mul, 2, (int[]){y, y})});
+    ir_attr_set_int(g, g->nnodes - 1, "keepdims", 0);
+    CHECK(ir_infer_node(g, g->nnodes - 1) == 0);
+    g->outputs = malloc(sizeof(int));
+    g->outputs[g->noutputs++] = loss;
+    V(loss)->is_output = 1;
+    const char *hname = V(h)->name;
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.precision = IR_BF16;
+    if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+        ir_graph_free(g);
+        return;
+    }
+    h = ir_value_find(g, hname);
+    int again = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->phase != IR_BACKWARD) continue;
+        for (int j = 0; j < n->nin; j++) CHECK(n->in[j] != h); /* the float32 product is not saved */
+        again += n->op == IR_OP_Cast && V(n->in[0])->dtype == IR_BF16 && V(n->out[0])->dtype == IR_F32 &&
+                 g->nodes[V(n->in[0])->producer].op == IR_OP_MatMul;
+    }
+    CHECK_EQ_INT(again, 1);
+    int *saved, ns = ir_saved_values(g, &saved), low = 0;
+    for (int i = 0; i < ns; i++) low += V(saved[i])->dtype == IR_BF16 && g->nodes[V(saved[i])->producer].op == IR_OP_MatMul;
+    CHECK_EQ_INT(low, 1);
+    free(saved);
+    ir_graph_free(g);
+}
+
 int main(void)
 {
     RUN(test_graph);
+    RUN(test_saved_widening);
     RUN(test_gpt2_tiny);
     return CHECK_DONE();
 }
