@@ -9,7 +9,6 @@
 #include "lk.cuh"
 
 #ifndef LOOM_EMU
-#include <cuda_bf16.h>
 #include <mma.h>
 #endif
 #include <stdio.h>

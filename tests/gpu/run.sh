@@ -128,42 +128,42 @@ prepare() {
         while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
     done
     wait
-    # GPT-2 124M, for timing only (its cpu program would take minutes a step)
+    # GPT-2 124M, for timing only (its cpu program would take minutes a step):
+    # store-all, under half the store-all activation memory (weights and
+    # optimizer state whole), and in bf16
     if [ -f "$GPT2" ]; then
-        d=$out/gpt2_124m.train
-        if "$loom" compile "$GPT2" --mode train --target cuda --loss ce --loss-target target_y -o "$d" > "$d.compile.log" 2>&1 &&
-            make -s -C "$d" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1; then
-            cp "$d/train" "$d/train.timed" && rm -f "$d"/*.o "$d/train" &&
-                make -s -C "$d" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" PROFILE=1 > "$d.build.log" 2>&1 &&
-                mv "$d/train" "$d/train.profile" && mv "$d/train.timed" "$d/train" && rm -f "$d"/*.o
-            "$PY" -c "import numpy as np, sys
+        local d=$out/gpt2_124m.train budget
+        if gpt2_build gpt2_124m 1 && "$PY" -c "import numpy as np, sys
 r = np.random.default_rng(0)
-for n in ('input_ids', 'target_y'): np.save(f'{sys.argv[1]}/{n}.npy', r.integers(0, 50257, (8, 1024), dtype=np.int64))" "$d" &&
-                pass gpu_build_gpt2_124m
-            # the same under half the store-all activation memory (weights and optimizer state whole)
-            local h=$out/gpt2_124m_half.train budget
+for n in ('input_ids', 'target_y'): np.save(f'{sys.argv[1]}/{n}.npy', r.integers(0, 50257, (8, 1024), dtype=np.int64))" "$d"; then
+            pass gpu_build_gpt2_124m
             budget=$("$loom" plan "$GPT2" --mode train --target cuda --device "${DEVICE:-h100-sxm}" --loss ce --loss-target target_y --json |
                 "$PY" -c "import json, sys; d = json.load(sys.stdin); print(d['weights_bytes'] + d['store_all_arena_bytes'] // 2)") &&
-                "$loom" compile "$GPT2" --mode train --target cuda --device "${DEVICE:-h100-sxm}" --budget "$budget" --loss ce \
-                    --loss-target target_y -o "$h" > "$h.compile.log" 2>&1 &&
-                make -s -C "$h" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$h.build.log" 2>&1 && rm -f "$h"/*.o &&
-                cp "$d"/*.npy "$h/" && pass "gpu_build_gpt2_124m_half (--budget $budget)" ||
-                fail gpu_build_gpt2_124m_half "$(tail -c 800 "$h.compile.log" "$h.build.log" 2> /dev/null)"
-            # and in bf16, timed and profiled
-            local b=$out/gpt2_124m_bf16.train
-            "$loom" compile "$GPT2" --mode train --target cuda --precision bf16 --loss ce --loss-target target_y -o "$b" \
-                > "$b.compile.log" 2>&1 &&
-                make -s -C "$b" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" PROFILE=1 > "$b.build.log" 2>&1 &&
-                mv "$b/train" "$b/train.profile" && rm -f "$b"/*.o &&
-                make -s -C "$b" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$b.build.log" 2>&1 && rm -f "$b"/*.o &&
-                cp "$d"/*.npy "$b/" && pass gpu_build_gpt2_124m_bf16 ||
-                fail gpu_build_gpt2_124m_bf16 "$(tail -c 800 "$b.compile.log" "$b.build.log" 2> /dev/null)"
-        else
-            fail gpu_build_gpt2_124m "$(tail -c 800 "$d.compile.log" "$d.build.log")"
+                gpt2_build gpt2_124m_half 0 --device "${DEVICE:-h100-sxm}" --budget "$budget" &&
+                pass "gpu_build_gpt2_124m_half (--budget $budget)"
+            gpt2_build gpt2_124m_bf16 1 --precision bf16 && pass gpu_build_gpt2_124m_bf16
         fi
     else
         echo "no $GPT2 (python models/gpt2_124m.py writes it): GPT-2 124M is left out"
     fi
+}
+
+# gpt2_build NAME PROFILE [FLAG...]: GPT-2 124M compiled for cuda with the
+# flags into $out/NAME.train and built (PROFILE 1: the PROFILE=1 build too, as
+# train.profile); the batch copied from gpt2_124m's folder where it is there
+gpt2_build() {
+    local name=$1 p=$out/$1.train prof=$2
+    shift 2
+    if "$loom" compile "$GPT2" --mode train --target cuda --loss ce --loss-target target_y -o "$p" "$@" \
+            > "$p.compile.log" 2>&1 &&
+        { [ "$prof" = 0 ] || { make -s -C "$p" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" PROFILE=1 > "$p.build.log" 2>&1 &&
+                                mv "$p/train" "$p/train.profile" && rm -f "$p"/*.o; }; } &&
+        make -s -C "$p" ARCH="$ARCH" LOOM_PREBUILT="$root/$out" > "$p.build.log" 2>&1 && rm -f "$p"/*.o; then
+        [ "$name" = gpt2_124m ] || cp "$out/gpt2_124m.train"/*.npy "$p/"
+        return 0
+    fi
+    fail "gpu_build_$name" "$(tail -c 800 "$p.compile.log" "$p.build.log" 2> /dev/null)"
+    return 1
 }
 
 # run_infer MODEL DIR: runs DIR/infer on the model's committed inputs, output to DIR.out.npy
@@ -182,6 +182,19 @@ median_ms() { # FILE FIRST: the median step_ms of a --log file from step FIRST o
     "$PY" -c "import json, sys, statistics as s
 v = [json.loads(l) for l in open(sys.argv[1])]
 print(f\"{s.median(x['step_ms'] for x in v if x['step'] >= int(sys.argv[2])):.3f}\")" "$1" "$2"
+}
+
+# gpt2_run NAME: GPT-2 124M's program $out/NAME.train timed (23 steps; the
+# median from step 4 into $times) and, where its PROFILE=1 build is, profiled
+gpt2_run() {
+    local p=$out/$1.train
+    [ -x "$p/train" ] || return 0
+    local in=(--data "input_ids=$p/input_ids.npy" --data "target_y=$p/target_y.npy")
+    "$p/train" "${in[@]}" --steps 23 --print-every 100 --log "$p.time.jsonl" > "$p.run.log" 2>&1 &&
+        echo "$1 loom $(median_ms "$p.time.jsonl" 4)" >> "$times" || fail "gpu_train_$1" "$(tail -c 600 "$p.run.log")"
+    [ -x "$p/train.profile" ] && "$p/train.profile" "${in[@]}" --steps 4 --print-every 100 --profile "$p.profile.json" \
+        > "$p.profile.log" 2>&1
+    return 0
 }
 
 run() {
@@ -224,32 +237,10 @@ run() {
             fail "gpu_train_${m}_bf16" "$(tail -c 600 "$d.run.log")"
         fi
     done
-    b=$out/gpt2_124m_bf16.train
-    if [ -x "$b/train" ]; then
-        "$b/train" --data "input_ids=$b/input_ids.npy" --data "target_y=$b/target_y.npy" --steps 23 --print-every 100 \
-            --log "$b.time.jsonl" > "$b.run.log" 2>&1 && echo "gpt2_124m_bf16 loom $(median_ms "$b.time.jsonl" 4)" >> "$times" ||
-            fail gpu_train_gpt2_124m_bf16 "$(tail -c 600 "$b.run.log")"
-        [ -x "$b/train.profile" ] && "$b/train.profile" --data "input_ids=$b/input_ids.npy" --data "target_y=$b/target_y.npy" \
-            --steps 4 --print-every 100 --profile "$b.profile.json" > "$b.profile.log" 2>&1
-    fi
-    d=$out/gpt2_124m.train
-    if [ -x "$d/train" ]; then
-        if "$d/train" --data "input_ids=$d/input_ids.npy" --data "target_y=$d/target_y.npy" --steps 23 --print-every 1 \
-                --log "$d.time.jsonl" > "$d.run.log" 2>&1; then
-            echo "gpt2_124m loom $(median_ms "$d.time.jsonl" 4)" >> "$times"
-            tail -n 3 "$d.run.log"
-        else
-            fail gpu_train_gpt2_124m "$(tail -c 600 "$d.run.log")"
-        fi
-        h=$out/gpt2_124m_half.train
-        if [ -x "$h/train" ]; then
-            "$h/train" --data "input_ids=$h/input_ids.npy" --data "target_y=$h/target_y.npy" --steps 23 --print-every 100 \
-                --log "$h.time.jsonl" > "$h.run.log" 2>&1 && echo "gpt2_124m_half loom $(median_ms "$h.time.jsonl" 4)" >> "$times" ||
-                fail gpu_train_gpt2_124m_half "$(tail -c 600 "$h.run.log")"
-        fi
-        [ -x "$d/train.profile" ] && "$d/train.profile" --data "input_ids=$d/input_ids.npy" --data "target_y=$d/target_y.npy" \
-            --steps 4 --print-every 100 --profile "$d.profile.json" > "$d.profile.log" 2>&1
-    fi
+    b=$out/gpt2_124m_bf16.train d=$out/gpt2_124m.train
+    gpt2_run gpt2_124m
+    gpt2_run gpt2_124m_half
+    gpt2_run gpt2_124m_bf16
     local tm=()
     [ -x "$d/train" ] && tm+=(--gpt2-124m)
     tm+=(--compile "${TORCH_COMPILE:-all}")

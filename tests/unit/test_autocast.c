@@ -75,13 +75,47 @@ static void check_products(const IrGraph *g, int *nfwd, int *nbwd)
     }
 }
 
-static void test_graph(void)
+/* A graph with one input x [4, 8] (its id in *x). */
+static IrGraph *graph_with_input(int *x)
 {
     IrGraph *g = ir_graph_new("autocast.onnx");
     g->opset = 17;
-    int x = value(g, "x", IR_INPUT, 2, (int64_t[]){4, 8});
+    *x = value(g, "x", IR_INPUT, 2, (int64_t[]){4, 8});
     g->inputs = malloc(sizeof(int));
-    g->inputs[g->ninputs++] = x;
+    g->inputs[g->ninputs++] = *x;
+    return g;
+}
+
+/* The model's loss: sum(y * y), its one output. */
+static void sum_of_squares_output(IrGraph *g, int y)
+{
+    int loss = node(g, IR_OP_ReduceSum, 1, (int[]){node(g, IR_OP_Mul, 2, (int[]){y, y})});
+    ir_attr_set_int(g, g->nnodes - 1, "keepdims", 0);
+    CHECK(ir_infer_node(g, g->nnodes - 1) == 0);
+    g->outputs = malloc(sizeof(int));
+    g->outputs[g->noutputs++] = loss;
+    V(loss)->is_output = 1;
+}
+
+/* The bf16 training graph (loss kind as given) built and verified; on a
+ * failure the message is printed, g freed and -1 returned. */
+static int train_bf16(IrGraph *g, IrLossKind kind)
+{
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.loss_kind = kind;
+    o.precision = IR_BF16;
+    if (ir_build_training(g, &o) == 0 && ir_verify(g) == 0) return 0;
+    fprintf(stderr, "  %s\n", g->err);
+    check_failed_ = 1;
+    ir_graph_free(g);
+    return -1;
+}
+
+static void test_graph(void)
+{
+    int x;
+    IrGraph *g = graph_with_input(&x);
     int w1 = value(g, "w1", IR_PARAM, 2, (int64_t[]){8, 6}), w3 = value(g, "w3", IR_PARAM, 2, (int64_t[]){8, 6});
     int w2 = value(g, "w2", IR_PARAM, 2, (int64_t[]){3, 6}), bias = value(g, "bias", IR_PARAM, 1, (int64_t[]){3});
     int k = value(g, "k", IR_CONST, 2, (int64_t[]){3, 3});
@@ -93,23 +127,8 @@ static void test_graph(void)
     ir_attr_set_int(g, gm, "transB", 1);
     ir_attr_set_float(g, gm, "beta", 0.5f);
     CHECK(ir_infer_node(g, gm) == 0);
-    int z = node(g, IR_OP_MatMul, 2, (int[]){yv, k});
-    int loss = node(g, IR_OP_ReduceSum, 1, (int[]){node(g, IR_OP_Mul, 2, (int[]){z, z})});
-    ir_attr_set_int(g, g->nnodes - 1, "keepdims", 0);
-    CHECK(ir_infer_node(g, g->nnodes - 1) == 0);
-    g->outputs = malloc(sizeof(int));
-    g->outputs[g->noutputs++] = loss;
-    V(loss)->is_output = 1;
-
-    IrTrainOptions o;
-    ir_train_defaults(&o);
-    o.precision = IR_BF16;
-    if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
-        fprintf(stderr, "  %s\n", g->err);
-        check_failed_ = 1;
-        ir_graph_free(g);
-        return;
-    }
+    sum_of_squares_output(g, node(g, IR_OP_MatMul, 2, (int[]){yv, k}));
+    if (train_bf16(g, IR_LOSS_MODEL) < 0) return;
     int nf, nb;
     check_products(g, &nf, &nb);
     CHECK_EQ_INT(nf, 4);
@@ -143,17 +162,13 @@ static void test_graph(void)
 static void test_gpt2_tiny(void)
 {
     IrGraph *g = ir_graph_new("models/gpt2_tiny/model.onnx");
-    IrTrainOptions o;
-    ir_train_defaults(&o);
-    o.loss_kind = IR_LOSS_CE;
-    o.precision = IR_BF16;
-    if (onnx_load(g, NULL, 0) < 0 || onnx_fold_infer(g) < 0 || ir_build_training(g, &o) < 0 ||
-        ir_verify(g) < 0) {
+    if (onnx_load(g, NULL, 0) < 0 || onnx_fold_infer(g) < 0) {
         fprintf(stderr, "  %s\n", g->err);
         check_failed_ = 1;
         ir_graph_free(g);
         return;
     }
+    if (train_bf16(g, IR_LOSS_CE) < 0) return;
     int nf, nb, nce = 0;
     check_products(g, &nf, &nb);
     CHECK(nf >= 8 && nb >= 2 * nf - 2);
@@ -170,30 +185,13 @@ static void test_gpt2_tiny(void)
 /* y = Sin(x W): Sin's gradient reads its input, the widened product */
 static void test_saved_widening(void)
 {
-    IrGraph *g = ir_graph_new("autocast.onnx");
-    g->opset = 17;
-    int x = value(g, "x", IR_INPUT, 2, (int64_t[]){4, 8});
-    g->inputs = malloc(sizeof(int));
-    g->inputs[g->ninputs++] = x;
+    int x;
+    IrGraph *g = graph_with_input(&x);
     int w = value(g, "w", IR_PARAM, 2, (int64_t[]){8, 6});
     int h = node(g, IR_OP_MatMul, 2, (int[]){x, w});
-    int y = node(g, IR_OP_Sin, 1, &h);
-    int loss = node(g, IR_OP_ReduceSum, 1, (int[]){node(g, IR_OP_Mul, 2, (int[]){y, y})});
-    ir_attr_set_int(g, g->nnodes - 1, "keepdims", 0);
-    CHECK(ir_infer_node(g, g->nnodes - 1) == 0);
-    g->outputs = malloc(sizeof(int));
-    g->outputs[g->noutputs++] = loss;
-    V(loss)->is_output = 1;
+    sum_of_squares_output(g, node(g, IR_OP_Sin, 1, &h));
     const char *hname = V(h)->name;
-    IrTrainOptions o;
-    ir_train_defaults(&o);
-    o.precision = IR_BF16;
-    if (ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
-        fprintf(stderr, "  %s\n", g->err);
-        check_failed_ = 1;
-        ir_graph_free(g);
-        return;
-    }
+    if (train_bf16(g, IR_LOSS_MODEL) < 0) return;
     h = ir_value_find(g, hname);
     int again = 0;
     for (int i = 0; i < g->nnodes; i++) {

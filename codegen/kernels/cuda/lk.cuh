@@ -28,6 +28,7 @@
                   __FILE__, __LINE__, #kernel "<<<...>>>")
 #define LOOM_DYN_SHARED(type, name) type *name = (type *)loom_emu_dyn_smem()
 #else
+#include <cuda_bf16.h> /* __nv_bfloat16 (emu.h includes it for the emulator) */
 #include <cuda_runtime.h>
 #define LOOM_LAUNCH(kernel, grid, block, smem, stream, ...)                                           \
     (kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__),                                      \

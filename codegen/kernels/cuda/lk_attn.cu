@@ -24,7 +24,6 @@
 #include "lk_block.cuh"
 
 #ifndef LOOM_EMU
-#include <cuda_bf16.h>
 #include <mma.h>
 #endif
 
@@ -148,6 +147,30 @@ static __device__ inline int sees(const LkAttn &p, int64_t i, int64_t j)
     return j < p.S && i < p.T && (!p.causal || j <= i + p.S - p.T);
 }
 
+/* the keys a tile of query rows from i0 may see: [0, key_limit) (causal rows see j <= i + S - T) */
+static __device__ inline int64_t key_limit(const LkAttn &p, int64_t i0)
+{
+    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
+    return lim < 0 ? 0 : lim > p.S ? p.S : lim;
+}
+
+/* the first tile of query rows that sees key j0 */
+static __device__ inline int64_t first_query_tile(const LkAttn &p, int64_t j0)
+{
+    int64_t ilo = p.causal ? j0 - (p.S - p.T) : 0;
+    return ilo < 0 ? 0 : ilo / TT * TT;
+}
+
+/* ls, ds [TT]: LSE and Di of the query rows from i0 of matrix bh (0 past T), the block's threads together */
+static __device__ inline void stats_load(float *ls, float *ds, const float *lse, const float *di, const LkAttn &p,
+                                         int64_t bh, int64_t i0)
+{
+    for (int e = threadIdx.x; e < TT; e += blockDim.x) {
+        int64_t r = bh * p.T + i0 + e;
+        ls[e] = i0 + e < p.T ? lse[r] : 0.0f, ds[e] = i0 + e < p.T ? di[r] : 0.0f;
+    }
+}
+
 static __global__ void attn_fwd_tiled(float *o, float *lse, const float *q, const float *k, const float *v, LkAttn p)
 {
     LOOM_DYN_SHARED(float, sm);
@@ -158,8 +181,7 @@ static __global__ void attn_fwd_tiled(float *o, float *lse, const float *q, cons
     float acc[4][4] = {}, m[4], l[4] = {};
     for (int a = 0; a < 4; a++) m[a] = -INFINITY;
     // the keys the tile's last row sees
-    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
-    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    int64_t lim = key_limit(p, i0);
     for (int64_t j0 = 0; j0 < lim; j0 += TT) {
         __syncthreads(); // the previous tile's readers of ks, vs, ps are done
         tile_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
@@ -223,17 +245,11 @@ static __global__ void attn_bwd_kv_tiled(float *dk, float *dv, const float *di, 
     tile_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
     tile_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
     float ak[4][4] = {}, av[4][4] = {};
-    // the first query row that sees key j0: causal rows see j <= i + S - T
-    int64_t ilo = p.causal ? j0 - (p.S - p.T) : 0;
-    ilo = ilo < 0 ? 0 : ilo / TT * TT;
-    for (int64_t i0 = ilo; i0 < p.T; i0 += TT) {
+    for (int64_t i0 = first_query_tile(p, j0); i0 < p.T; i0 += TT) {
         __syncthreads();
         tile_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
         tile_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
-        for (int e = threadIdx.x; e < TT; e += TTHREADS) {
-            int64_t r = bh * p.T + i0 + e;
-            ls[e] = i0 + e < p.T ? lse[r] : 0.0f, ds[e] = i0 + e < p.T ? di[r] : 0.0f;
-        }
+        stats_load(ls, ds, lse, di, p, bh, i0);
         __syncthreads();
         float s[4][4] = {}, dp[4][4] = {};
         tile_abt(s, ks, qs);   // s[key][query]
@@ -276,8 +292,7 @@ static __global__ void attn_bwd_q_tiled(float *dq, const float *di, const float 
         lq[a] = i < p.T ? lse[bh * p.T + i] : -INFINITY, dq_[a] = i < p.T ? di[bh * p.T + i] : 0.0f;
     }
     float acc[4][4] = {};
-    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
-    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    int64_t lim = key_limit(p, i0);
     for (int64_t j0 = 0; j0 < lim; j0 += TT) {
         __syncthreads();
         tile_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
@@ -396,8 +411,7 @@ static __global__ void attn_fwd_tc(float *o, float *lse, const float *q, const f
     for (int c = half * 32; c < half * 32 + 32; c++) os[r * TLD + c] = 0.0f;
     int64_t i = i0 + 16 * w + r; // this lane's row (two lanes a row, 32 columns each)
     float m = -INFINITY, l = 0;
-    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
-    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    int64_t lim = key_limit(p, i0);
     for (int64_t j0 = 0; j0 < lim; j0 += TT) {
         __syncthreads(); // the previous tile's readers of ks, vs are done
         tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
@@ -460,16 +474,11 @@ static __global__ void attn_bwd_kv_tc(float *dk, float *dv, const float *di, con
     FragC ak[4], av[4];
     for (int n = 0; n < 4; n++) wmma::fill_fragment(ak[n], 0.0f), wmma::fill_fragment(av[n], 0.0f);
     int64_t j = j0 + 16 * w + r;
-    int64_t ilo = p.causal ? j0 - (p.S - p.T) : 0;
-    ilo = ilo < 0 ? 0 : ilo / TT * TT;
-    for (int64_t i0 = ilo; i0 < p.T; i0 += TT) {
+    for (int64_t i0 = first_query_tile(p, j0); i0 < p.T; i0 += TT) {
         __syncthreads();
         tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
         tc_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
-        for (int e = threadIdx.x; e < TT; e += TC_THREADS) {
-            int64_t row = bh * p.T + i0 + e;
-            ls[e] = i0 + e < p.T ? lse[row] : 0.0f, ds[e] = i0 + e < p.T ? di[row] : 0.0f;
-        }
+        stats_load(ls, ds, lse, di, p, bh, i0);
         __syncthreads();
         tc_abt(pt, ks + 16 * w * TC_LD, qs);   // S^T [key][query]
         tc_abt(dpt, vs + 16 * w * TC_LD, dos); // dP^T = V dO^T
@@ -505,8 +514,7 @@ static __global__ void attn_bwd_q_tc(float *dq, const float *di, const float *do
     float lq = i < p.T ? lse[bh * p.T + i] : -INFINITY, dq_ = i < p.T ? di[bh * p.T + i] : 0.0f;
     FragC acc[4];
     for (int n = 0; n < 4; n++) wmma::fill_fragment(acc[n], 0.0f);
-    int64_t lim = p.causal ? i0 + TT - 1 + p.S - p.T + 1 : p.S;
-    lim = lim < 0 ? 0 : lim > p.S ? p.S : lim;
+    int64_t lim = key_limit(p, i0);
     for (int64_t j0 = 0; j0 < lim; j0 += TT) {
         __syncthreads();
         tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);

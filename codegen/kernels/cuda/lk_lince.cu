@@ -62,14 +62,14 @@ size_t lk_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C)
            up256((size_t)(Cp * D) * 2) + (Cp > C ? (size_t)(Cp * D) * 4 : 0);
 }
 
+/* f rounded to nearest even (the toolkit's conversion), as the bits the
+ * bf16 buffers (uint16_t, lk_gemm_bf16's type) hold */
 static __device__ inline uint16_t bf16_rne(float f)
 {
-    // round to nearest even, NaN kept quiet NaN (k_f32_to_bf16's rounding)
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16 & 0x8000u) | 0x7fc0u);
-    uint32_t h = x >> 16, rem = x & 0xffffu;
-    return (uint16_t)(h + (rem > 0x8000u || (rem == 0x8000u && (h & 1u))));
+    __nv_bfloat16 h = __float2bfloat16(f);
+    uint16_t u;
+    memcpy(&u, &h, sizeof u);
+    return u;
 }
 
 static __global__ void to_bf16(uint16_t *y, int64_t ldy, const float *x, int64_t rows, int64_t cols)
