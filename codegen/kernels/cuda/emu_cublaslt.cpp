@@ -175,22 +175,19 @@ static int types_ok(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t A, cublasLtMa
     return ab == CUDA_R_32F ? y == CUDA_R_32F : ab == CUDA_R_16BF && (y == CUDA_R_16BF || y == CUDA_R_32F);
 }
 
-/* bf16 <-> float: the upper half of a float; stores round to nearest even, NaN stays NaN */
+/* bf16 <-> float through the toolkit's conversions (emu.h includes
+ * cuda_bf16.h): stores round to nearest even, as the device does */
 static double bf16_load(uint16_t h)
 {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    __nv_bfloat16_raw r;
+    r.x = h;
+    return __bfloat162float(__nv_bfloat16(r));
 }
 
 static uint16_t bf16_store(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)(u >> 16 & 0x8000) | 0x7fc0;
-    uint32_t h = u >> 16, rem = u & 0xffff;
-    return (uint16_t)(h + (rem > 0x8000 || (rem == 0x8000 && (h & 1))));
+    __nv_bfloat16_raw r = __float2bfloat16(f);
+    return r.x;
 }
 
 /* element i of a matrix of type t (fp32 or bf16) */

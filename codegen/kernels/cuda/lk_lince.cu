@@ -20,7 +20,6 @@
  * tensor-core kernels want every dimension so aligned. At GPT-2 124M's
  * 50257 classes they ran at 94-130 TFLOP/s; at 50304, 450-800 (H200,
  * bench/gpu_lince.cu). */
-#include <string.h>
 
 #include "lk_block.cuh"
 
@@ -66,10 +65,8 @@ size_t lk_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C)
  * bf16 buffers (uint16_t, lk_gemm_bf16's type) hold */
 static __device__ inline uint16_t bf16_rne(float f)
 {
-    __nv_bfloat16 h = __float2bfloat16(f);
-    uint16_t u;
-    memcpy(&u, &h, sizeof u);
-    return u;
+    __nv_bfloat16_raw r = __float2bfloat16(f);
+    return r.x;
 }
 
 static __global__ void to_bf16(uint16_t *y, int64_t ldy, const float *x, int64_t rows, int64_t cols)
