@@ -319,7 +319,8 @@ def write_results(rows, a, cmdline, load):
             f"{mib(mem[False]['total'])} / {mib(mem[False]['transient'])} | {note} |")
     lines += ["", "What is counted:", "",
               "- loom total: `peak_device_bytes` of `train --log` = arena (the batch, activations, "
-              "gradients, kernel workspaces such as the convolutions' im2col buffers, recomputed "
+              "gradients, kernel workspaces such as the convolutions' padded copies and column "
+              "blocks, recomputed "
               "values) + weights blob (parameters, constants, AdamW's m and v); loom arena: "
               "plan.json's `arena_bytes`.",
               "- torch transient: the batch + the peak, over one training step (zero_grad to "
@@ -333,8 +334,9 @@ def write_results(rows, a, cmdline, load):
               "bound. PyTorch's CPU convolutions run on oneDNN (direct kernels, no im2col tensor); "
               "the bytes below also give the checkpointed transient with oneDNN switched off "
               "(torch.backends.mkldnn.flags(enabled=False): PyTorch's own im2col convolution, "
-              "whose column buffers the allocator does see). loom's convolutions take an im2col "
-              "workspace for the whole batch, which rematerialization cannot shrink.",
+              "whose column buffers the allocator does see). loom's convolutions take a workspace "
+              "per thread slot (a padded copy of the image, or blocks of columns: kwindow.h), "
+              "which rematerialization cannot shrink.",
               "- The persistent parts agree to within 5% (bytes below; loom's weights blob also "
               "holds the constants it folded, e.g. llama's rotary tables), so the budget is set "
               "so that both loom's total and its arena are at most PyTorch-checkpoint's.",

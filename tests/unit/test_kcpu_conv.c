@@ -3,7 +3,11 @@
  * Conv and ConvTranspose in 1, 2 and 3 spatial dims with groups (depthwise
  * included), dilations, strides larger than the kernel, asymmetric pads,
  * size-1 dims, pointwise forms and ConvTranspose output_padding; fixed edge
- * cases and random ones. Error measure: |got - want| / (|want| + 1) < 1e-5.
+ * cases and random ones; the weight gradient (kgrad_nn.c) where its columns
+ * take several blocks (its error against its largest value). Elsewhere the
+ * error measure is |got - want| / (|want| + 1) < 1e-5.
+ * Workspaces hold column blocks and padded copies, not a whole image's
+ * columns (checked on large images).
  * The fused epilogue (k_conv_post_f32) must equal the unfused kernels bit
  * for bit. */
 #include <math.h>
@@ -11,6 +15,7 @@
 
 #include "check.h"
 #include "kernels.h"
+#include "kwindow.h"
 
 #define KRAND_SEED 0x9E3779B97F4A7C15ull
 #include "krand.h"
@@ -256,6 +261,131 @@ static void test_conv_transpose_random(void)
     }
 }
 
+/* ConvTranspose over larger images: its columns in several blocks of
+ * input rows (stride 1 and 2, groups, dilation, 1-D to 3-D). */
+static void test_conv_transpose_wide(void)
+{
+    Case cs[] = {
+        mk(2, 2, 16, 16, 1, 32, 3, 1, 1, 1, 1, 1), // resnet_small's 3x3 gradient
+        mk(2, 1, 5, 7, 1, 20, 3, 1, 2, 2, 0, 1),   // dilation 2
+        mk(2, 2, 8, 12, 4, 14, 3, 1, 1, 1, 0, 0),  // groups
+        mk(2, 1, 6, 6, 6, 12, 3, 1, 1, 0, 0, 1),   // depthwise, no pad: the output grows
+        mk(1, 2, 3, 5, 1, 40, 5, 1, 1, 2, 0, 1),   // 1-D
+        mk(3, 1, 2, 3, 1, 9, 3, 1, 1, 1, 0, 1),    // 3-D
+        mk(2, 1, 3, 4, 1, 16, 2, 1, 1, 1, 0, 0),   // even kernel
+        mk(2, 1, 3, 4, 1, 16, 3, 1, 1, 3, 0, 1),   // pad 3 > k - 1
+        mk(2, 2, 16, 16, 1, 30, 3, 2, 1, 1, 1, 1), // stride 2
+        mk(2, 1, 8, 24, 2, 40, 3, 1, 1, 4, 0, 0),  // pad 4, groups
+        mk(2, 1, 16, 64, 1, 40, 3, 1, 1, 1, 1, 1), // 64 * 9 * 40 floats a row: blocks of 2 rows
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) CHECK(run_case(&cs[i], 1));
+    for (int t = 0; t < 30; t++) {
+        Case c = random_case(1);
+        c.s[c.nd - 1] = 1, c.pe[c.nd - 1] = 0;
+        c.in[c.nd - 1] = irand(8, 24);
+        CHECK(run_case(&c, 1));
+    }
+}
+
+/* The im2col path (rows under 8 wide) over a tall image: several blocks of
+ * output rows, each its own product. */
+static void test_conv_col_blocks(void)
+{
+    Case c = mk(2, 2, 16, 12, 1, 0, 3, 1, 1, 1, 1, 1);
+    c.in[0] = 70, c.in[1] = 6;
+    CHECK(run_case(&c, 0));
+    c.group = 4, c.s[0] = 2, c.d[1] = 2, c.pb[1] = c.pe[1] = 2;
+    CHECK(run_case(&c, 0));
+}
+
+/* dw[m,c,t] = sum over n and o of dy[n,m,o] x[n, g*Cg + c, o*s + t*d - p]. */
+static void ref_grad_weight(double *dw, const float *dy, const float *x, const KConv *p)
+{
+    int nd = p->nd;
+    int64_t Cg = p->C / p->group, Mg = p->M / p->group;
+    int64_t pin = prod(p->in, nd), pout = prod(p->out, nd), kp = prod(p->k, nd);
+    for (int64_t m = 0; m < p->M; m++)
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t t = 0; t < kp; t++) {
+                double s = 0;
+                int64_t tc[3], oc[3];
+                unflat(t, p->k, nd, tc);
+                for (int64_t n = 0; n < p->N; n++)
+                    for (int64_t o = 0; o < pout; o++) {
+                        unflat(o, p->out, nd, oc);
+                        int64_t xi = 0, ok = 1;
+                        for (int i = 0; i < nd; i++) {
+                            int64_t v = oc[i] * p->stride[i] + tc[i] * p->dilation[i] - p->pad[i];
+                            ok &= v >= 0 && v < p->in[i];
+                            xi = xi * p->in[i] + v;
+                        }
+                        if (ok)
+                            s += (double)dy[(n * p->M + m) * pout + o] *
+                                 x[(n * p->C + m / Mg * Cg + c) * pin + xi];
+                    }
+                dw[(m * Cg + c) * kp + t] = s;
+            }
+}
+
+/* The weight gradient over images whose columns take several blocks. */
+static void test_conv_grad_weight_blocks(void)
+{
+    Case cs[] = {mk(2, 1, 16, 8, 1, 64, 3, 1, 1, 1, 1, 0), mk(2, 2, 32, 8, 2, 80, 3, 2, 1, 1, 1, 0),
+                 mk(2, 1, 6, 4, 1, 0, 5, 1, 2, 4, 4, 0)};
+    cs[2].in[0] = 1200, cs[2].in[1] = 9; // tall and narrow: several blocks
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
+        const Case *cc = &cs[ci];
+        KConv p = {.nd = cc->nd, .N = cc->N, .C = cc->C, .M = cc->M, .group = cc->group};
+        for (int i = 0; i < cc->nd; i++) {
+            p.in[i] = cc->in[i], p.k[i] = cc->k[i], p.stride[i] = cc->s[i];
+            p.dilation[i] = cc->d[i], p.pad[i] = cc->pb[i];
+            p.out[i] = (cc->in[i] + cc->pb[i] + cc->pe[i] - (cc->k[i] - 1) * cc->d[i] - 1) / cc->s[i] + 1;
+        }
+        int64_t kp = prod(p.k, p.nd), wn = p.M * (p.C / p.group) * kp;
+        KGeo g;
+        k_geo_set(&g, p.nd, p.in, p.out, p.k, p.stride, p.dilation, p.pad);
+        CHECK(g.out[0] * g.out[1] > k_col_block(p.C * kp, g.out[2], g.out[0] * g.out[1], K_COL_GRAD_FLOATS)); // blocks
+        float *x = rand_f(p.N * p.C * g.pin), *dy = rand_f(p.N * p.M * g.pout), *dw = rand_f(wn);
+        double *want = malloc((size_t)wn * sizeof *want);
+        void *ws = malloc(k_conv_grad_weight_f32_ws(&p));
+        k_conv_grad_weight_f32(dw, dy, x, &p, ws);
+        ref_grad_weight(want, dy, x, &p);
+        double e = 0, top = 0; // the largest error against the largest gradient (long sums)
+        for (int64_t i = 0; i < wn; i++) {
+            double d = fabs(dw[i] - want[i]);
+            e = d > e ? d : e, top = fabs(want[i]) > top ? fabs(want[i]) : top;
+        }
+        e /= top;
+        if (e >= 1e-5) fprintf(stderr, "  grad weight case %zu err %g\n", ci, e);
+        CHECK(e < 1e-5);
+        free(x), free(dy), free(dw), free(want), free(ws);
+    }
+}
+
+/* On a large image (64 channels, 56x56, batch 8) the workspaces of Conv,
+ * ConvTranspose and the weight gradient are well below one image's columns
+ * (64 * 9 * 56 * 56 floats, 7.2 MB), whichever path the processor takes:
+ * what is left is the in-place path's padded copy per thread slot (about an
+ * input image each) and column blocks. */
+static void test_conv_workspace_bounded(void)
+{
+    for (int s = 1; s <= 2; s++) {
+        KConv p = {.nd = 2, .N = 8, .C = 64, .M = 64, .group = 1};
+        for (int i = 0; i < 2; i++) {
+            p.in[i] = 56, p.k[i] = 3, p.stride[i] = s, p.dilation[i] = 1, p.pad[i] = 1;
+            p.out[i] = (56 + 2 - 3) / s + 1;
+        }
+        size_t cols = (size_t)64 * 9 * 56 * 56 * sizeof(float);
+        size_t f = k_conv_f32_ws(&p), gw = k_conv_grad_weight_f32_ws(&p);
+        KConv t = p; // its transpose, back to 56x56
+        for (int i = 0; i < 2; i++) t.in[i] = p.out[i], t.out[i] = 56;
+        size_t tr = k_conv_transpose_f32_ws(&t);
+        if (f > cols / 2 || gw > cols / 4 || tr > cols / 2)
+            fprintf(stderr, "  stride %d: conv %zu, grad weight %zu, transpose %zu bytes\n", s, f, gw, tr);
+        CHECK(f <= cols / 2 && gw <= cols / 4 && tr <= cols / 2);
+    }
+}
+
 /* The same bits whatever the thread count: a grouped conv small enough for
  * the per-group threads and a large one, both directions. */
 static void test_conv_threads_bitwise(void)
@@ -358,6 +488,10 @@ int main(void)
     RUN(test_conv_random_wide);
     RUN(test_conv_transpose_fixed);
     RUN(test_conv_transpose_random);
+    RUN(test_conv_transpose_wide);
+    RUN(test_conv_col_blocks);
+    RUN(test_conv_grad_weight_blocks);
+    RUN(test_conv_workspace_bounded);
     RUN(test_conv_threads_bitwise);
     RUN(test_conv_post);
     return CHECK_DONE();

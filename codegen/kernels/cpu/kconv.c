@@ -1,10 +1,13 @@
 /* Convolution and transposed convolution (float32, 1 to 3 spatial dims) for
  * the cpu target. Conv reads a padded copy of the image in place through the
  * register tiles of ktile.h where the processor has AVX2 (below), else
- * im2col into the caller's workspace and one sgemm per group; a pointwise
+ * im2col into the caller's workspace, a block of output rows at a time
+ * (kwindow.h), and one sgemm per group and block; a pointwise
  * conv (1x1..., stride 1, no padding) is already in column form and
  * multiplies x directly. ConvTranspose is the adjoint: one sgemm per group
- * into columns, then col2im scatters them into y.
+ * into columns for a block of input rows, which col2im scatters into y.
+ * Workspaces are sized by the largest path, whatever the processor, and so
+ * stay a few column blocks and padded copies, never a whole batch's columns.
  * Every shape is handled as 3-D with leading spatial dims of size 1, so one
  * code path serves Conv1d..Conv3d. Threads take whole images of the batch;
  * with one image, output rows, im2col and col2im rows, whole groups, or
@@ -73,6 +76,7 @@ typedef struct {
     const float *a, *b;
     float *c;
     int64_t as, bs, cs;
+    int64_t ldb, ldc; /* b's and c's row strides (n when 0) */
 } GroupGemms;
 
 static void group_gemms_run(void *arg, int64_t lo, int64_t hi, int tid)
@@ -80,7 +84,7 @@ static void group_gemms_run(void *arg, int64_t lo, int64_t hi, int tid)
     const GroupGemms *q = arg;
     for (int64_t gi = lo; gi < hi; gi++)
         k_sgemm(q->ta, 0, q->m, q->n, q->k, 1.0f, q->a + gi * q->as, q->ta ? q->m : q->k, q->b + gi * q->bs,
-                q->n, 0.0f, q->c + gi * q->cs, q->n);
+                q->ldb ? q->ldb : q->n, 0.0f, q->c + gi * q->cs, q->ldc ? q->ldc : q->n);
 }
 
 /* All G groups; side by side when par (a grouped conv's small gemms; a
@@ -427,17 +431,24 @@ static void conv_direct(float *y, const float *x, const float *w, const KTilePos
 #endif
 }
 
+/* Output rows (of out0 * out1) in one block of columns (kwindow.h). */
+static int64_t cols_block(const KConv *p, const KGeo *g)
+{
+    return k_col_block(p->C * g->kp, g->out[2], g->out[0] * g->out[1], K_COL_FLOATS);
+}
+
 /* Bytes of the workspace before the epilogue's factors: the larger of the
  * two paths' (the one taken depends on the processor it runs on). */
 static int64_t main_bytes(const KConv *p, const KGeo *g)
 {
     if (pointwise(g)) return 0;
-    int64_t cols = conv_images(p) * p->C * g->kp * g->pout * (int64_t)sizeof(float);
+    int64_t cols = conv_images(p) * p->C * g->kp * cols_block(p, g) * g->out[2] * (int64_t)sizeof(float);
     int64_t direct = direct_table_bytes(p, g) + conv_images(p) * direct_image(p, g) * (int64_t)sizeof(float);
     return ((direct > cols ? direct : cols) + 63) / 64 * 64;
 }
 
-/* A convolution through im2col (or, pointwise, x itself) and k_sgemm. */
+/* A convolution through im2col, a block of output rows at a time (or,
+ * pointwise, x itself), and k_sgemm. */
 typedef struct {
     float *y;
     const float *x, *w;
@@ -445,7 +456,7 @@ typedef struct {
     const KGeo *g;
     const KTilePost *post;
     void *ws;
-    int64_t colsize;
+    int64_t colsize, blk;
     int pw, one, gpar;
 } Cols;
 
@@ -454,15 +465,22 @@ static void cols_images(void *arg, int64_t lo, int64_t hi, int tid)
     const Cols *c = arg;
     const KConv *p = c->p;
     const KGeo *g = c->g;
-    int64_t G = p->group, Mg = p->M / G, Kg = p->C / G * g->kp;
+    int64_t G = p->group, Mg = p->M / G, Kg = p->C / G * g->kp, rows = g->out[0] * g->out[1];
     float *col = (float *)c->ws + slot_of(p, tid) * c->colsize;
     for (int64_t n = lo; n < hi; n++) {
         const float *xn = c->x + n * p->C * g->pin;
         float *yn = c->y + n * p->M * g->pout;
-        if (!c->pw) k_im2col(col, xn, p->C, g, c->one && c->colsize >= PAR_ELEMS);
-        // group gi's rows of yn [Mg, pout] = w_gi [Mg, Kg] * src_gi [Kg, pout] (src: x when pointwise)
-        GroupGemms q = {0, Mg, g->pout, Kg, c->w, c->pw ? xn : col, yn, Mg * Kg, Kg * g->pout, Mg * g->pout};
-        group_gemms(G, &q, c->gpar);
+        if (c->pw) { // group gi's rows of yn [Mg, pout] = w_gi [Mg, Kg] * x_gi [Kg, pout]
+            GroupGemms q = {0, Mg, g->pout, Kg, c->w, xn, yn, Mg * Kg, Kg * g->pout, Mg * g->pout, 0, 0};
+            group_gemms(G, &q, c->gpar);
+        }
+        for (int64_t q0 = 0; !c->pw && q0 < rows; q0 += c->blk) {
+            int64_t q1 = q0 + c->blk < rows ? q0 + c->blk : rows, w = (q1 - q0) * g->out[2];
+            k_im2col_block(col, xn, p->C, g, q0, q1, c->one && p->C * g->kp * w >= PAR_ELEMS);
+            // the block's columns of group gi's rows: yn_gi [Mg, w] = w_gi [Mg, Kg] * col_gi [Kg, w]
+            GroupGemms q = {0, Mg, w, Kg, c->w, col, yn + q0 * g->out[2], Mg * Kg, Kg * w, Mg * g->pout, w, g->pout};
+            group_gemms(G, &q, c->gpar);
+        }
         if (c->post) post_image(yn, c->post, p->M, g->pout);
     }
 }
@@ -488,7 +506,7 @@ void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, c
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Kg = Cg * g.kp;
     if (g.pout <= 0 || Mg <= 0) return;
     int pw = pointwise(&g);
-    int64_t imgs = conv_images(p), colsize = p->C * g.kp * g.pout;
+    int64_t imgs = conv_images(p), blk = cols_block(p, &g), colsize = p->C * g.kp * blk * g.out[2];
     KTilePost t;
     int epi = post_of(&t, y, b, post, p->M, (float *)((char *)ws + main_bytes(p, &g)));
     // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
@@ -498,8 +516,22 @@ void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, c
         conv_direct(y, x, w, epi ? &t : NULL, p, &g, ws, ipar);
         return;
     }
-    Cols c = {y, x, w, p, &g, epi ? &t : NULL, ws, colsize, pw, one, gpar};
+    Cols c = {y, x, w, p, &g, epi ? &t : NULL, ws, colsize, blk, pw, one, gpar};
     for_images(p, ipar, cols_images, &c);
+}
+
+/* ---- ConvTranspose ----
+ * Each image takes blocks of input rows: one sgemm per group into columns
+ * [M * kp, block], which col2im scatters into y (initialized to the bias
+ * first). (Running a stride-1 one as a convolution in place with flipped
+ * weights was tried: faster, but one fused multiply-add chain over C * kp
+ * terms had about 3x the rounding error of a sum over C per tap, and
+ * unet_small's ten training steps then left the parity tier's 1e-4.) */
+
+/* Input rows (of in0 * in1) in one block of columns. */
+static int64_t convt_block(const KConv *p, const KGeo *g)
+{
+    return k_col_block(p->M * g->kp, g->in[2], g->in[0] * g->in[1], K_COL_FLOATS);
 }
 
 size_t k_conv_transpose_f32_ws(const KConv *p)
@@ -507,66 +539,60 @@ size_t k_conv_transpose_f32_ws(const KConv *p)
     KGeo g;
     geo_of(p, &g);
     if (pointwise(&g)) return 0;
-    return (size_t)(conv_images(p) * p->M * g.kp * g.pin) * sizeof(float);
+    return (size_t)(conv_images(p) * p->M * g.kp * convt_block(p, &g) * g.in[2]) * sizeof(float);
 }
 
-/* y [M, pout] of one image from col [M*kp, pin]: each input position, through
- * each kernel tap, adds to the output position it lands on. One thread per
- * output channel, taps and positions in a fixed order: a deterministic sum. */
+/* y [M, pout] of one image += the columns col [M * kp, (r1 - r0) * in2] of its
+ * input rows [r0, r1): each input position, through each kernel tap, adds to
+ * the output position it lands on. One thread per output channel, taps and
+ * positions in a fixed order: a deterministic sum. */
 typedef struct {
     float *y;
-    const float *col, *b;
+    const float *col;
     const KGeo *g;
+    int64_t r0, r1;
 } Col2im;
 
 static void col2im_rows(void *arg, int64_t m0, int64_t m1, int tid)
 {
     const Col2im *a = arg;
-    float *y = a->y;
-    const float *col = a->col, *b = a->b;
     const KGeo *g = a->g;
-    int64_t k12 = g->k[1] * g->k[2];
+    int64_t k12 = g->k[1] * g->k[2], width = (a->r1 - a->r0) * g->in[2];
     for (int64_t m = m0; m < m1; m++) {
-        float *ym = y + m * g->pout;
-        float bm = b ? b[m] : 0.0f;
-        for (int64_t i = 0; i < g->pout; i++) ym[i] = bm;
+        float *ym = a->y + m * g->pout;
         for (int64_t kk = 0; kk < g->kp; kk++) {
-            const float *src = col + (m * g->kp + kk) * g->pin;
+            const float *src = a->col + (m * g->kp + kk) * width;
             int64_t off0 = (kk / k12) * g->d[0] - g->p[0];
             int64_t off1 = (kk / g->k[2] % g->k[1]) * g->d[1] - g->p[1];
             int64_t off2 = (kk % g->k[2]) * g->d[2] - g->p[2];
             int64_t lo, hi;
             k_valid_range(g->in[2], g->out[2], g->s[2], off2, &lo, &hi);
-            for (int64_t i0 = 0; i0 < g->in[0]; i0++) {
-                int64_t o0 = i0 * g->s[0] + off0;
-                if (o0 < 0 || o0 >= g->out[0]) continue;
-                for (int64_t i1 = 0; i1 < g->in[1]; i1++) {
-                    int64_t o1 = i1 * g->s[1] + off1;
-                    if (o1 < 0 || o1 >= g->out[1]) continue;
-                    const float *sr = src + (i0 * g->in[1] + i1) * g->in[2];
-                    float *yr = ym + (o0 * g->out[1] + o1) * g->out[2];
-                    for (int64_t i2 = lo; i2 < hi; i2++) yr[i2 * g->s[2] + off2] += sr[i2];
-                }
+            for (int64_t r = a->r0, i0 = r / g->in[1], i1 = r % g->in[1]; r < a->r1; r++, src += g->in[2]) {
+                int64_t o0 = i0 * g->s[0] + off0, o1 = i1 * g->s[1] + off1;
+                if (++i1 == g->in[1]) i1 = 0, i0++;
+                if (o0 < 0 || o0 >= g->out[0] || o1 < 0 || o1 >= g->out[1]) continue;
+                float *yr = ym + (o0 * g->out[1] + o1) * g->out[2];
+                for (int64_t i2 = lo; i2 < hi; i2++) yr[i2 * g->s[2] + off2] += src[i2];
             }
         }
     }
 }
 
-static void col2im(float *y, const float *col, const float *b, int64_t M, const KGeo *g, int par)
+static void col2im(float *y, const float *col, int64_t M, const KGeo *g, int64_t r0, int64_t r1, int par)
 {
-    Col2im a = {y, col, b, g};
-    k_par_for(M, par ? M * g->kp * g->pin : 0, col2im_rows, &a);
+    Col2im a = {y, col, g, r0, r1};
+    k_par_for(M, par ? M * g->kp * (r1 - r0) * g->in[2] : 0, col2im_rows, &a);
 }
 
-/* ConvTranspose: the images n0 + [lo, hi) of a block of at most
- * conv_images, image j of the block with workspace slot j. */
+/* ConvTranspose through columns: images [lo, hi), each with the workspace
+ * slot of its thread. */
 typedef struct {
     float *y;
     const float *x, *w, *b;
     const KConv *p;
     const KGeo *g;
     void *ws;
-    int64_t colsize, n0;
+    int64_t colsize, blk;
     int pw, one, gpar;
 } ConvT;
 
@@ -575,17 +601,26 @@ static void convt_images(void *arg, int64_t lo, int64_t hi, int tid)
     const ConvT *c = arg;
     const KConv *p = c->p;
     const KGeo *g = c->g;
-    int64_t G = p->group, Rg = p->M / G * g->kp, Cg = p->C / G;
-    for (int64_t j = lo; j < hi; j++) {
-        int64_t n = c->n0 + j;
+    int64_t G = p->group, Rg = p->M / G * g->kp, Cg = p->C / G, rows = g->in[0] * g->in[1];
+    float *col = (float *)c->ws + slot_of(p, tid) * c->colsize;
+    for (int64_t n = lo; n < hi; n++) {
         float *yn = c->y + n * p->M * g->pout;
-        // pointwise, the columns are y itself
-        float *col = c->pw ? yn : (float *)c->ws + j * c->colsize;
-        // columns [Mg*kp, pin] of group gi = w_gi^T [Mg*kp, Cg] * x_gi [Cg, pin]
-        GroupGemms q = {1, Rg, g->pin, Cg, c->w, c->x + n * p->C * g->pin, col, Cg * Rg, Cg * g->pin, Rg * g->pin};
-        group_gemms(G, &q, c->gpar);
-        if (!c->pw) col2im(yn, col, c->b, p->M, g, c->one && c->colsize >= PAR_ELEMS);
-        else if (c->b) add_bias(yn, c->b, p->M, g->pout);
+        const float *xn = c->x + n * p->C * g->pin;
+        if (c->pw) { // the columns are y itself: yn_gi [Mg, pin] = w_gi^T [Mg, Cg] * x_gi [Cg, pin]
+            GroupGemms q = {1, Rg, g->pin, Cg, c->w, xn, yn, Cg * Rg, Cg * g->pin, Rg * g->pin, 0, 0};
+            group_gemms(G, &q, c->gpar);
+            if (c->b) add_bias(yn, c->b, p->M, g->pout);
+            continue;
+        }
+        for (int64_t m = 0; m < p->M; m++)
+            for (int64_t i = 0; i < g->pout; i++) yn[m * g->pout + i] = c->b ? c->b[m] : 0.0f;
+        for (int64_t r0 = 0; r0 < rows; r0 += c->blk) {
+            int64_t r1 = r0 + c->blk < rows ? r0 + c->blk : rows, w = (r1 - r0) * g->in[2];
+            // columns [Mg*kp, w] of group gi = w_gi^T [Mg*kp, Cg] * the block of x_gi [Cg, w]
+            GroupGemms q = {1, Rg, w, Cg, c->w, xn + r0 * g->in[2], col, Cg * Rg, Cg * g->pin, Rg * w, g->pin, w};
+            group_gemms(G, &q, c->gpar);
+            col2im(yn, col, p->M, g, r0, r1, c->one && p->M * g->kp * w >= PAR_ELEMS);
+        }
     }
 }
 
@@ -597,12 +632,9 @@ void k_conv_transpose_f32(float *y, const float *x, const float *w, const float 
     geo_of(p, &g);
     int64_t G = p->group, Cg = p->C / G, Mg = p->M / G, Rg = Mg * g.kp;
     int pw = pointwise(&g);
-    int64_t imgs = conv_images(p), colsize = p->M * g.kp * g.pin;
-    int one = imgs <= 1, gpar = one && G > 1 && Rg * g.pin * Cg < SMALL_GEMM && G * Rg * g.pin * Cg >= SMALL_GEMM;
+    int64_t blk = convt_block(p, &g), colsize = p->M * g.kp * blk * g.in[2];
+    int one = conv_images(p) <= 1, gpar = one && G > 1 && Rg * g.pin * Cg < SMALL_GEMM && G * Rg * g.pin * Cg >= SMALL_GEMM;
     int ipar = !one && p->N * p->M * g.kp * g.pin * Cg >= SMALL_GEMM; // images side by side
-    ConvT c = {y, x, w, b, p, &g, ws, colsize, 0, pw, one, gpar};
-    for (c.n0 = 0; c.n0 < p->N; c.n0 += imgs) {
-        int64_t cnt = p->N - c.n0 < imgs ? p->N - c.n0 : imgs;
-        k_par_split(cnt, ipar ? cnt : 1, 0, convt_images, &c);
-    }
+    ConvT c = {y, x, w, b, p, &g, ws, colsize, blk, pw, one, gpar};
+    for_images(p, ipar, convt_images, &c);
 }

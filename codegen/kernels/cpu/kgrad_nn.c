@@ -8,7 +8,7 @@
  * per-axis taps. Determinism: every output element is written
  * by one thread, its contributions added in a fixed order (threads split
  * images' channels, pooling rows, gather outer blocks or inner columns, never
- * one sum); the conv weight gradient adds the images' gemms in order. */
+ * one sum); the conv weight gradient adds the gemms of the images' column blocks in order. */
 #include <math.h>
 #include <string.h>
 
@@ -20,11 +20,17 @@
 /* ---- ConvGradWeight ---- */
 
 
+/* The output rows of one block of columns (kwindow.h). */
+static int64_t grad_weight_block(const KConv *p, const KGeo *g)
+{
+    return k_col_block(p->C * g->kp, g->out[2], g->out[0] * g->out[1], K_COL_GRAD_FLOATS);
+}
+
 size_t k_conv_grad_weight_f32_ws(const KConv *p)
 {
     KGeo g;
     k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
-    return (size_t)(p->C * g.kp * g.pout) * sizeof(float);
+    return (size_t)(p->C * g.kp * grad_weight_block(p, &g) * g.out[2]) * sizeof(float);
 }
 
 void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws)
@@ -38,13 +44,16 @@ void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KC
         return;
     }
     float *col = ws;
-    for (int64_t n = 0; n < p->N; n++) {
-        k_im2col(col, x + n * p->C * g.pin, p->C, &g, p->C * g.kp * g.pout >= K_PAR_WORK);
-        // dw_g [Mg, Kg] (+)= dy_g [Mg, pout] * col_g^T [pout, Kg], images added in order
-        for (int64_t gi = 0; gi < G; gi++)
-            k_sgemm(0, 1, Mg, Kg, g.pout, 1.0f, dy + (n * p->M + gi * Mg) * g.pout, g.pout,
-                    col + gi * Kg * g.pout, g.pout, n ? 1.0f : 0.0f, dw + gi * Mg * Kg, Kg);
-    }
+    int64_t rows = g.out[0] * g.out[1], blk = grad_weight_block(p, &g);
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t q0 = 0; q0 < rows; q0 += blk) {
+            int64_t q1 = q0 + blk < rows ? q0 + blk : rows, w = (q1 - q0) * g.out[2];
+            k_im2col_block(col, x + n * p->C * g.pin, p->C, &g, q0, q1, p->C * g.kp * w >= K_PAR_WORK);
+            // dw_g [Mg, Kg] (+)= dy_g [Mg, w] * col_g^T [w, Kg]: images, then blocks, added in order
+            for (int64_t gi = 0; gi < G; gi++)
+                k_sgemm(0, 1, Mg, Kg, w, 1.0f, dy + (n * p->M + gi * Mg) * g.pout + q0 * g.out[2], g.pout,
+                        col + gi * Kg * w, w, n || q0 ? 1.0f : 0.0f, dw + gi * Mg * Kg, Kg);
+        }
 }
 
 /* ---- pooling ---- */

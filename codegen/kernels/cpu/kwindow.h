@@ -50,16 +50,16 @@ typedef struct {
     float *col;
     const float *x;
     const KGeo *g;
+    int64_t q0, q1; /* output rows (o0, o1) flattened: the block [q0, q1) */
 } KIm2col;
 
-/* Rows [r0, r1) of k_im2col. */
+/* Rows [r0, r1) of k_im2col_block. */
 static inline void k_im2col_rows(void *arg, int64_t r0, int64_t r1, int tid)
 {
     const KIm2col *a = arg;
     const KGeo *g = a->g;
     const float *x = a->x;
-    float *col = a->col;
-    int64_t k12 = g->k[1] * g->k[2];
+    int64_t k12 = g->k[1] * g->k[2], width = (a->q1 - a->q0) * g->out[2];
     for (int64_t r = r0; r < r1; r++) {
         int64_t c = r / g->kp, kk = r % g->kp;
         int64_t off0 = (kk / k12) * g->d[0] - g->p[0];
@@ -68,33 +68,54 @@ static inline void k_im2col_rows(void *arg, int64_t r0, int64_t r1, int tid)
         int64_t lo, hi;
         k_valid_range(g->out[2], g->in[2], g->s[2], off2, &lo, &hi);
         const float *xc = x + c * g->pin;
-        float *dst = col + r * g->pout;
-        for (int64_t o0 = 0; o0 < g->out[0]; o0++) {
-            int64_t i0 = o0 * g->s[0] + off0;
-            for (int64_t o1 = 0; o1 < g->out[1]; o1++, dst += g->out[2]) {
-                int64_t i1 = o1 * g->s[1] + off1;
-                if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) {
-                    memset(dst, 0, (size_t)g->out[2] * sizeof *dst);
-                    continue;
-                }
-                const float *xr = xc + (i0 * g->in[1] + i1) * g->in[2];
-                for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;
-                if (g->s[2] == 1 && hi > lo)
-                    memcpy(dst + lo, xr + lo + off2, (size_t)(hi - lo) * sizeof *dst);
-                else
-                    for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = xr[o2 * g->s[2] + off2];
-                for (int64_t o2 = hi; o2 < g->out[2]; o2++) dst[o2] = 0;
+        float *dst = a->col + r * width;
+        for (int64_t q = a->q0, o0 = q / g->out[1], o1 = q % g->out[1]; q < a->q1; q++, dst += g->out[2]) {
+            int64_t i0 = o0 * g->s[0] + off0, i1 = o1 * g->s[1] + off1;
+            if (++o1 == g->out[1]) o1 = 0, o0++;
+            if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) {
+                memset(dst, 0, (size_t)g->out[2] * sizeof *dst);
+                continue;
             }
+            const float *xr = xc + (i0 * g->in[1] + i1) * g->in[2];
+            for (int64_t o2 = 0; o2 < lo; o2++) dst[o2] = 0;
+            if (g->s[2] == 1 && hi > lo)
+                memcpy(dst + lo, xr + lo + off2, (size_t)(hi - lo) * sizeof *dst);
+            else
+                for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] = xr[o2 * g->s[2] + off2];
+            for (int64_t o2 = hi; o2 < g->out[2]; o2++) dst[o2] = 0;
         }
     }
 }
 
-/* col [C*kp, pout] from one image x [C, pin]: row (c, kernel offset) holds the
- * input value each output position sees through that kernel tap, 0 in padding. */
-static inline void k_im2col(float *col, const float *x, int64_t C, const KGeo *g, int par)
+/* col [C*kp, (q1 - q0) * out2] from one image x [C, pin], for the output
+ * rows [q0, q1) of out0 * out1: row (c, kernel offset) holds the input value
+ * each of those output positions sees through that kernel tap, 0 in padding. */
+static inline void k_im2col_block(float *col, const float *x, int64_t C, const KGeo *g, int64_t q0,
+                                  int64_t q1, int par)
 {
-    KIm2col a = {col, x, g};
-    k_par_for(C * g->kp, par ? C * g->kp * g->pout : 0, k_im2col_rows, &a);
+    KIm2col a = {col, x, g, q0, q1};
+    k_par_for(C * g->kp, par ? C * g->kp * (q1 - q0) * g->out[2] : 0, k_im2col_rows, &a);
+}
+
+/* The column buffers of convolution and its gradients hold a block of rows
+ * at a time (kconv.c, kgrad_nn.c): about `floats` floats, and at least
+ * K_COL_MIN positions wide so that each block's product stays efficient (a
+ * whole image when that is smaller). Conv and ConvTranspose take blocks of
+ * K_COL_FLOATS (256 KiB), one per thread slot; the weight gradient's
+ * product is a dot product over the block's positions, which short blocks
+ * slow down (16K floats: +25% on resnet_small's), so it takes one buffer of
+ * K_COL_GRAD_FLOATS (1 MiB). */
+#define K_COL_FLOATS 65536
+#define K_COL_GRAD_FLOATS 262144
+#define K_COL_MIN 64
+
+/* Rows of `rows` (each `width` positions, `per_pos` floats a position) in
+ * one block of about `floats` floats. */
+static inline int64_t k_col_block(int64_t per_pos, int64_t width, int64_t rows, int64_t floats)
+{
+    int64_t b = floats / (per_pos * width > 0 ? per_pos * width : 1), least = (K_COL_MIN + width - 1) / width;
+    if (b < least) b = least;
+    return b < rows ? b : rows > 0 ? rows : 1;
 }
 
 /* Where output coordinate o of one axis reads: indices i0, i1 with weight
