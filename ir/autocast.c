@@ -26,14 +26,18 @@
  * bf16 tensor cores (lk_attention_bf16), the cpu target's stay float32.
  *
  * After autodiff, ir_autocast_saved stores the widened results that
- * backward reads (a GELU's input is a product's result) as their bf16
- * sources: each backward reader gets a Cast of the bf16 value of its own,
- * placed before the first such reader, so the float32 value dies after the
- * forward and backward keeps half the bytes. Widening is exact: the
- * gradients do not change by a bit. */
+ * backward reads (llama's SiLU input is a product's result) as their bf16
+ * sources: backward reads a Cast of the bf16 value of its own, placed before
+ * the first such reader, so the float32 value dies after the forward and
+ * backward keeps half the bytes. A widened result plus a parameter or a
+ * constant (GPT-2's GELU input: a Gemm's product plus its bias) is computed
+ * again the same way in backward, that Add over the backward Cast, so it is
+ * the bias and the bf16 product that backward keeps. The same operations on
+ * the same operands: the gradients do not change by a bit. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "grad.h"
 #include "ops_impl.h"
 #include "train.h"
 
@@ -137,30 +141,82 @@ int ir_autocast(IrGraph *g, IrDType low)
     return 0;
 }
 
+/* The forward Cast that widens a bf16 value into v (float32), or -1. */
+static int widening(const IrGraph *g, int v)
+{
+    int c = v >= 0 ? V(v)->producer : -1;
+    if (c < 0 || g->nodes[c].op != IR_OP_Cast || g->nodes[c].phase != IR_FORWARD || V(v)->dtype != IR_F32 ||
+        V(g->nodes[c].in[0])->dtype != IR_BF16 || V(v)->is_output)
+        return -1;
+    return c;
+}
+
+static int persistent(const IrGraph *g, int v)
+{
+    return v < 0 || V(v)->role == IR_PARAM || V(v)->role == IR_CONST;
+}
+
+/* Whether backward can compute v (float32) again from bf16 bytes and
+ * values still there in backward: v is a widening, or a widened-again
+ * value plus a parameter or a constant (a Gemm's bias added to its
+ * product's result), or a view (Reshape...) of such a value. */
+static int again_ok(const IrGraph *g, int v)
+{
+    if (widening(g, v) >= 0) return 1;
+    int a = v >= 0 ? V(v)->producer : -1;
+    if (a < 0 || g->nodes[a].phase != IR_FORWARD || V(v)->dtype != IR_F32 || V(v)->is_output) return 0;
+    const IrNode *n = &g->nodes[a];
+    if (n->op == IR_OP_Add && n->nin == 2)
+        return (again_ok(g, n->in[0]) && persistent(g, n->in[1])) ||
+               (again_ok(g, n->in[1]) && persistent(g, n->in[0]));
+    if (!(ir_ops[n->op].flags & OPF_VIEW) || n->nout != 1 || !again_ok(g, n->in[0])) return 0;
+    for (int j = 1; j < n->nin; j++)
+        if (!persistent(g, n->in[j])) return 0;
+    return 1;
+}
+
+/* Backward's copy of v (again_ok), memoized in again: a widening Cast of
+ * its bf16 source, or v's Add or view run again over backward's copies.
+ * The same operations on the same operands: the same bits. */
+static int again_of(IrGraph *g, int v, int *again, int *order, int *count)
+{
+    if (again[v] >= 0) return again[v];
+    int c = widening(g, v), n, w = value_like(g, v, IR_F32, "/again");
+    if (c >= 0) {
+        n = cast_node(g, g->nodes[c].in[0], w);
+    } else {
+        c = V(v)->producer;
+        int nin = g->nodes[c].nin, in[8];
+        IR_ASSERT(nin <= 8); /* an Add or a view */
+        for (int j = 0; j < nin; j++) {
+            int u = g->nodes[c].in[j];
+            in[j] = u >= 0 && !persistent(g, u) ? again_of(g, u, again, order, count) : u;
+        }
+        char name[512];
+        snprintf(name, sizeof name, "%s/again", g->nodes[c].name);
+        n = ir_node_new(g, g->nodes[c].op, ir_unique_name(g, name), nin, in, 1, &w);
+        grad_copy_attrs(g, n, c);
+    }
+    g->nodes[n].phase = IR_BACKWARD;
+    g->nodes[n].fwd = c;
+    order[(*count)++] = n;
+    return again[v] = w;
+}
+
 int ir_autocast_saved(IrGraph *g)
 {
     int n0 = g->nnodes, nv0 = g->nvalues, count = 0, changed = 0;
-    int *order = ir_xmalloc((size_t)(2 * n0 + 1) * sizeof *order);
-    int *again = ir_xmalloc((size_t)(nv0 + 1) * sizeof *again); /* the backward widening of a value, or -1 */
+    int *order = ir_xmalloc((size_t)(3 * n0 + 1) * sizeof *order);
+    int *again = ir_xmalloc((size_t)(nv0 + 1) * sizeof *again); /* backward's copy of a value, or -1 */
     for (int v = 0; v < nv0; v++) again[v] = -1;
     for (int i = 0; i < n0; i++) {
         if (g->nodes[i].dead) continue;
         if (g->nodes[i].phase == IR_BACKWARD)
             for (int j = 0; j < g->nodes[i].nin; j++) {
-                int v = g->nodes[i].in[j], c = v >= 0 ? V(v)->producer : -1;
-                if (c < 0 || g->nodes[c].op != IR_OP_Cast || g->nodes[c].phase != IR_FORWARD ||
-                    V(v)->dtype != IR_F32 || V(g->nodes[c].in[0])->dtype != IR_BF16 || V(v)->is_output)
-                    continue;
-                if (again[v] < 0) {
-                    int w = value_like(g, v, IR_F32, "/again");
-                    int n = cast_node(g, g->nodes[c].in[0], w);
-                    g->nodes[n].phase = IR_BACKWARD;
-                    g->nodes[n].fwd = c;
-                    order[count++] = n;
-                    again[v] = w;
-                    changed++;
-                }
-                g->nodes[i].in[j] = again[v];
+                int v = g->nodes[i].in[j];
+                if (!again_ok(g, v)) continue;
+                g->nodes[i].in[j] = again_of(g, v, again, order, &count);
+                changed++;
             }
         order[count++] = i;
     }

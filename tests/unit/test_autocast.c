@@ -7,7 +7,9 @@
  * gradients float32, and the graph verifies. A fused head gets compute = 16
  * and keeps float32 operands. A widened product result that backward reads
  * (a Sin's input) is read there through a backward Cast of the bf16
- * value, so backward saves that and not the float32 one. Numerics are the
+ * value, so backward saves that and not the float32 one; a product plus
+ * its bias (through a view) is computed again in backward from the bf16
+ * product and the bias, an Add with an activation is not. Numerics are the
  * kernels' tests' and the precision tier's (tests/precision). */
 #include <stdlib.h>
 #include <string.h>
@@ -209,10 +211,66 @@ static void test_saved_widening(void)
     ir_graph_free(g);
 }
 
+/* Node i is an Add run again in backward over a backward Cast of a bf16
+ * value (a gradient's sum reads no such Cast). */
+static int again_add(const IrGraph *g, int i)
+{
+    const IrNode *n = &g->nodes[i];
+    if (n->dead || n->op != IR_OP_Add || n->phase != IR_BACKWARD) return 0;
+    int c = V(n->in[0])->producer;
+    return c >= 0 && g->nodes[c].op == IR_OP_Cast && g->nodes[c].phase == IR_BACKWARD &&
+           V(g->nodes[c].in[0])->dtype == IR_BF16;
+}
+
+/* y = Sin(Reshape(Gemm(x, W, b))): Sin's gradient reads the product plus
+ * its bias through a view. Backward computes that Add again from the bf16
+ * product and b (and the Reshape over it), so it saves neither float32
+ * value; an Add of a widened product and an activation is left alone. */
+static void test_saved_bias(void)
+{
+    int x;
+    IrGraph *g = graph_with_input(&x);
+    int w = value(g, "w", IR_PARAM, 2, (int64_t[]){8, 6}), b = value(g, "b", IR_PARAM, 1, (int64_t[]){6});
+    int shape = ir_value_new(g, "shape", IR_CONST);
+    ir_value_set_shape(V(shape), IR_I64, 1, (int64_t[]){2});
+    int64_t *sd = malloc(2 * sizeof *sd);
+    sd[0] = 2, sd[1] = 12;
+    ir_value_set_data(g, shape, sd);
+    int h = node(g, IR_OP_Gemm, 3, (int[]){x, w, b}), r = node(g, IR_OP_Reshape, 2, (int[]){h, shape});
+    /* a second product plus an activation (Cos of the first): computed once, saved */
+    int w2 = value(g, "w2", IR_PARAM, 2, (int64_t[]){8, 6});
+    int k = node(g, IR_OP_Add, 2, (int[]){node(g, IR_OP_MatMul, 2, (int[]){x, w2}), node(g, IR_OP_Cos, 1, &h)});
+    int s = node(g, IR_OP_Add, 2, (int[]){node(g, IR_OP_Sin, 1, &r), node(g, IR_OP_Reshape, 2, (int[]){node(g, IR_OP_Sin, 1, &k), shape})});
+    sum_of_squares_output(g, s);
+    const char *hname = V(h)->name, *rname = V(r)->name, *kname = V(k)->name;
+    if (train_bf16(g, IR_LOSS_MODEL) < 0) return;
+    h = ir_value_find(g, hname), r = ir_value_find(g, rname), k = ir_value_find(g, kname);
+    int adds = 0, views = 0, k_read = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->phase != IR_BACKWARD) continue;
+        for (int j = 0; j < n->nin; j++) {
+            CHECK(n->in[j] != h && n->in[j] != r); /* neither float32 value is saved */
+            k_read += n->in[j] == k;
+        }
+        if (again_add(g, i)) {
+            adds++;
+            CHECK(n->fwd == V(h)->producer && V(n->in[1])->role == IR_PARAM);
+        }
+        views += n->op == IR_OP_Reshape && n->fwd == V(r)->producer && V(n->in[0])->producer >= 0 &&
+                 again_add(g, V(n->in[0])->producer);
+    }
+    CHECK_EQ_INT(adds, 1);
+    CHECK_EQ_INT(views, 1);
+    CHECK(k_read > 0); /* the Add of a product and an activation is saved as it was */
+    ir_graph_free(g);
+}
+
 int main(void)
 {
     RUN(test_graph);
     RUN(test_saved_widening);
+    RUN(test_saved_bias);
     RUN(test_gpt2_tiny);
     return CHECK_DONE();
 }
