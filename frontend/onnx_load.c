@@ -75,12 +75,15 @@ static int read_file(IrGraph *g, const char *path, uint8_t **out, size_t *len)
 
 /* ---- tensors ---- */
 
+/* The element count, or -1 for a negative dim or when the non-zero dims
+ * multiply past 2^50 (an empty tensor's strides must stay in range too). */
 static int64_t checked_numel(int rank, const int64_t *dims)
 {
-    int64_t n = 1;
+    int64_t n = 1, nz = 1;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0) return -1;
-        if (dims[i] && n > (INT64_C(1) << 50) / dims[i]) return -1;
+        if (dims[i] && nz > (INT64_C(1) << 50) / dims[i]) return -1;
+        if (dims[i]) nz *= dims[i];
         n *= dims[i];
     }
     return n;
@@ -325,6 +328,10 @@ static int read_type(Loader *L, const Onnx__ValueInfoProto *vi, int is_input, Ir
             dims[i] = -1;
         }
     }
+    int known = 1;
+    for (int i = 0; i < *rank; i++) known &= dims[i] >= 0;
+    if (known && checked_numel(*rank, dims) < 0)
+        return ir_fail(g, -1, "'%s' is declared with more than 2^50 elements (its non-zero dims)", name);
     return 0;
 }
 

@@ -50,12 +50,12 @@ int ir_shape_out(IrGraph *g, int node, int i, IrDType dt, int rank, const int64_
     if (rank < 0 || rank > IR_MAX_RANK)
         return ir_fail(g, node, "output %d would have rank %d; loom supports ranks 0 to %d", i,
                        rank, IR_MAX_RANK);
-    int64_t numel = 1;
+    int64_t numel = 1; /* of the non-zero dims: an empty tensor's strides stay in range too */
     for (int d = 0; d < rank; d++) {
         if (dims[d] < 0)
             return ir_fail(g, node, "output %d would have a negative dimension (%lld at axis %d)",
                            i, (long long)dims[d], d);
-        if (__builtin_mul_overflow(numel, dims[d], &numel) || numel > MAX_NUMEL)
+        if (dims[d] && (__builtin_mul_overflow(numel, dims[d], &numel) || numel > MAX_NUMEL))
             return ir_fail(g, node, "output %d would have more than 2^56 elements", i);
     }
     ir_value_set_shape(V(n->out[i]), dt, rank, dims);

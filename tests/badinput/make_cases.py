@@ -117,6 +117,13 @@ bad_raw.raw_data = bad_raw.raw_data[:5]
 case("raw_data_size", "raw_data has 5 bytes", model=model(good.graph.node, [X], [Y], inits=[bad_raw]))
 neg = TensorProto(name="n", data_type=TensorProto.FLOAT, dims=[-1])
 case("negative_dim", "invalid dims", model=model(good.graph.node, [X], [Y], inits=[neg]))
+# empty, but its other dims multiply past 2^63: the folder's strides once overflowed (a fuzz find)
+empty_huge = TensorProto(name="e", data_type=TensorProto.FLOAT, dims=[0, 1 << 32, 1 << 32])
+case("empty_huge_dims", "invalid dims",
+     model=model([helper.make_node("Mean", ["e", "e"], ["m"], name="mean"),
+                  helper.make_node("Identity", ["x"], ["y"], name="id")], [X], [Y], inits=[empty_huge]))
+XH = helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 1 << 40, 1 << 40])
+case("declared_huge_dims", "more than 2^50 elements", model=model(good.graph.node, [XH], [Y]))
 
 # symbolic dims
 XS = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
