@@ -31,6 +31,19 @@ static void unflat(int64_t f, const int64_t *d, int nd, int64_t *c)
     for (int i = nd - 1; i >= 0; i--) c[i] = f % d[i], f /= d[i];
 }
 
+/* The flat input position that output coordinates oc read through tap tc
+ * (o*s + t*d - p per dim), or -1 in the padding. */
+static int64_t conv_input(const KConv *p, const int64_t *oc, const int64_t *tc)
+{
+    int64_t xi = 0;
+    for (int i = 0; i < p->nd; i++) {
+        int64_t v = oc[i] * p->stride[i] + tc[i] * p->dilation[i] - p->pad[i];
+        if (v < 0 || v >= p->in[i]) return -1;
+        xi = xi * p->in[i] + v;
+    }
+    return xi;
+}
+
 /* ONNX Conv, literally: y[n,m,o] = b[m] + sum_{c,t} w[m,c,t] x[n, g*Cg + c, o*s + t*d - p]. */
 static void ref_conv(double *y, const float *x, const float *w, const float *b, const KConv *p)
 {
@@ -47,13 +60,8 @@ static void ref_conv(double *y, const float *x, const float *w, const float *b, 
                 for (int64_t c = 0; c < Cg; c++)
                     for (int64_t t = 0; t < kp; t++) {
                         unflat(t, p->k, nd, tc);
-                        int64_t xi = 0, ok = 1;
-                        for (int i = 0; i < nd; i++) {
-                            int64_t v = oc[i] * p->stride[i] + tc[i] * p->dilation[i] - p->pad[i];
-                            ok &= v >= 0 && v < p->in[i];
-                            xi = xi * p->in[i] + v;
-                        }
-                        if (ok)
+                        int64_t xi = conv_input(p, oc, tc);
+                        if (xi >= 0)
                             s += (double)w[(m * Cg + c) * kp + t] *
                                  x[(n * p->C + gi * Cg + c) * pin + xi];
                     }
@@ -139,6 +147,18 @@ static int run_case(const Case *cs, int transpose)
     }
     free(x), free(w), free(b), free(y), free(want), free(ws);
     return ok;
+}
+
+/* The Conv of a case (its output size from ONNX's formula). */
+static KConv conv_of(const Case *cc)
+{
+    KConv p = {.nd = cc->nd, .N = cc->N, .C = cc->C, .M = cc->M, .group = cc->group};
+    for (int i = 0; i < cc->nd; i++) {
+        p.in[i] = cc->in[i], p.k[i] = cc->k[i], p.stride[i] = cc->s[i];
+        p.dilation[i] = cc->d[i], p.pad[i] = cc->pb[i];
+        p.out[i] = (cc->in[i] + cc->pb[i] + cc->pe[i] - (cc->k[i] - 1) * cc->d[i] - 1) / cc->s[i] + 1;
+    }
+    return p;
 }
 
 /* A case with the same k, s, d, pads on every dim. */
@@ -313,13 +333,8 @@ static void ref_grad_weight(double *dw, const float *dy, const float *x, const K
                 for (int64_t n = 0; n < p->N; n++)
                     for (int64_t o = 0; o < pout; o++) {
                         unflat(o, p->out, nd, oc);
-                        int64_t xi = 0, ok = 1;
-                        for (int i = 0; i < nd; i++) {
-                            int64_t v = oc[i] * p->stride[i] + tc[i] * p->dilation[i] - p->pad[i];
-                            ok &= v >= 0 && v < p->in[i];
-                            xi = xi * p->in[i] + v;
-                        }
-                        if (ok)
+                        int64_t xi = conv_input(p, oc, tc);
+                        if (xi >= 0)
                             s += (double)dy[(n * p->M + m) * pout + o] *
                                  x[(n * p->C + m / Mg * Cg + c) * pin + xi];
                     }
@@ -334,13 +349,7 @@ static void test_conv_grad_weight_blocks(void)
                  mk(2, 1, 6, 4, 1, 0, 5, 1, 2, 4, 4, 0)};
     cs[2].in[0] = 1200, cs[2].in[1] = 9; // tall and narrow: several blocks
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++) {
-        const Case *cc = &cs[ci];
-        KConv p = {.nd = cc->nd, .N = cc->N, .C = cc->C, .M = cc->M, .group = cc->group};
-        for (int i = 0; i < cc->nd; i++) {
-            p.in[i] = cc->in[i], p.k[i] = cc->k[i], p.stride[i] = cc->s[i];
-            p.dilation[i] = cc->d[i], p.pad[i] = cc->pb[i];
-            p.out[i] = (cc->in[i] + cc->pb[i] + cc->pe[i] - (cc->k[i] - 1) * cc->d[i] - 1) / cc->s[i] + 1;
-        }
+        KConv p = conv_of(&cs[ci]);
         int64_t kp = prod(p.k, p.nd), wn = p.M * (p.C / p.group) * kp;
         KGeo g;
         k_geo_set(&g, p.nd, p.in, p.out, p.k, p.stride, p.dilation, p.pad);
@@ -439,12 +448,7 @@ static void test_conv_post(void)
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
         for (int mode = 0; mode < 6; mode++) { // BN + Relu, BN, Relu, bare BN + Relu, BN + Add + Relu, Add
             const Case *cc = &cs[ci];
-            KConv p = {.nd = cc->nd, .N = cc->N, .C = cc->C, .M = cc->M, .group = cc->group};
-            for (int i = 0; i < cc->nd; i++) {
-                p.in[i] = cc->in[i], p.k[i] = cc->k[i], p.stride[i] = cc->s[i];
-                p.dilation[i] = cc->d[i], p.pad[i] = cc->pb[i];
-                p.out[i] = (cc->in[i] + cc->pb[i] + cc->pe[i] - (cc->k[i] - 1) * cc->d[i] - 1) / cc->s[i] + 1;
-            }
+            KConv p = conv_of(cc);
             int64_t sp = 1, kp = 1;
             for (int i = 0; i < cc->nd; i++) sp *= p.out[i], kp *= p.k[i];
             int64_t xn = p.N * p.C, yn = p.N * p.M * sp;
