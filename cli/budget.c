@@ -5,12 +5,12 @@
  * The budget is the device's bytes for the whole program: the weights blob
  * (parameters, optimizer state) and the arena (activations, gradients,
  * workspaces). The weights are fixed, so the arena gets the rest. The remat
- * solver (optimizer/remat.c) proposes the fastest schedule whose simulated
- * arena peak fits; the schedule is then tried on a copy of the graph with the
- * real selection and memory planner, and when the planner's placement comes
- * out above the budget, the solver is asked again for that much less. The
- * most frugal schedule the solver knows is the last resort; when even that
- * does not fit, the budget is refused naming the least feasible one. */
+ * solver (optimizer/remat.c) knows candidate schedules with their simulated
+ * arena peaks; those that fit are tried in order of simulated time on a copy
+ * of the graph with the real selection and memory planner, and the first
+ * whose placement fits is taken. The most frugal schedule the solver knows
+ * is the last resort; when even that does not fit, the budget is refused
+ * naming the least feasible one. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,26 +155,22 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
     return 0;
 }
 
-/* The fastest schedule among the solver's candidates (refined: every one;
- * 0: the tables' own) that the planner places within room: the fastest by
- * simulation first; while the planner's arena comes out above the room, one
- * that peaks that much lower, or, when no candidate peaks that low, halfway
- * back to the last one tried. 0 with out's schedule, simulation and arena
- * set, 1 when none of FIT_TRIES placements fits, -1 on error. */
-enum { FIT_TRIES = 8 };
-static int fit_from(CliFit *f, int64_t room, int refined, CliFitResult *out)
+/* The fastest schedule among the solver's candidates that the planner
+ * places within room: the candidates peaking (simulated) within room, in
+ * order of simulated time, placed one after another until one fits (a
+ * placement is never below the simulated peak, often a little above). So a
+ * larger room, which admits a superset, never gets a slower schedule, as
+ * long as fewer than FIT_TRIES faster ones fail to place. 0 with out's
+ * schedule, simulation and arena set, 1 when none of the first FIT_TRIES
+ * fits, -1 on error. */
+enum { FIT_TRIES = 256 };
+static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
 {
-    int64_t target = room, below = room; /* below: under the last peak tried */
-    for (int placed = 0, solves = 0; placed < FIT_TRIES && solves < 4 * FIT_TRIES && target > 0; solves++) {
+    for (int k = 0; k < FIT_TRIES; k++) {
         OptSchedule s;
         OptSimResult sim;
         int64_t arena;
-        if (opt_remat_solve(table(f), target, refined, &s, &sim)) {
-            if (below - target < 2) break;
-            target += (below - target) / 2;
-            continue;
-        }
-        placed++;
+        if (opt_remat_ranked(table(f), room, 1, k, &s, &sim)) return 1;
         if (real_arena(f->g, &s, &arena)) {
             opt_schedule_free(&s);
             return -1;
@@ -186,8 +182,6 @@ static int fit_from(CliFit *f, int64_t room, int refined, CliFitResult *out)
             return 0;
         }
         opt_schedule_free(&s);
-        below = sim.peak_bytes - 1;
-        target = sim.peak_bytes - (arena - room); /* a schedule that peaks that much lower */
     }
     return 1;
 }
@@ -209,28 +203,7 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         out->solve_s = cpu_now() - t0 + f->table_s;
         return 0;
     }
-    /* every candidate; then the tables' own, as before refinement, when
-     * their fastest could beat that (the planner may place a refined
-     * schedule worse than its simulated peak): the faster that fits */
-    int rc = fit_from(f, room, 1, out);
-    OptSchedule s;
-    OptSimResult sim;
-    if (rc >= 0 && !opt_remat_solve(table(f), room, 0, &s, &sim)) {
-        opt_schedule_free(&s);
-        CliFitResult alt;
-        memset(&alt, 0, sizeof alt);
-        alt.budget = budget;
-        int rt = rc == 0 && out->sim.step_s <= sim.step_s ? 1 : fit_from(f, room, 0, &alt);
-        if (rt == 0 && (rc != 0 || alt.sim.step_s < out->sim.step_s)) {
-            if (rc == 0) cli_fit_result_free(out);
-            *out = alt;
-            rc = 0;
-        } else if (rt == 0) {
-            cli_fit_result_free(&alt);
-        } else if (rt < 0) {
-            rc = -1;
-        }
-    }
+    int rc = fit_from(f, room, out);
     if (rc < 0) {
         cli_fit_result_free(out);
         return -1;

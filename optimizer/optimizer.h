@@ -231,6 +231,9 @@ int opt_remat_stages(const OptRemat *r); /* the most stages one of its tables ha
  * (0: without opt_refine_descend's steps); 0, or 1 when none fits (out
  * untouched). */
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, int refined, OptSchedule *out, OptSimResult *sim);
+/* The k-th (from 0) of those schedules in order of simulated time (then
+ * peak): opt_remat_solve is k = 0. 0, or 1 past the last. */
+int opt_remat_ranked(OptRemat *r, int64_t arena_bytes, int refined, int k, OptSchedule *out, OptSimResult *sim);
 /* The least simulated arena peak among the schedules the solver knows. */
 int64_t opt_remat_min_peak(const OptRemat *r);
 /* The k-th schedule in order of simulated peak (the tables' before the

@@ -1094,17 +1094,38 @@ int opt_remat_frugal(const OptRemat *r, int k, OptSchedule *out, OptSimResult *s
     return 0;
 }
 
+/* Candidate order for a budget: time, then peak, then index. */
+typedef struct {
+    double step_s;
+    int64_t peak;
+    int i;
+} Ranked;
+
+static int by_time(const void *a, const void *b)
+{
+    const Ranked *x = a, *y = b;
+    if (x->step_s != y->step_s) return x->step_s < y->step_s ? -1 : 1;
+    if (x->peak != y->peak) return x->peak < y->peak ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+int opt_remat_ranked(OptRemat *r, int64_t arena_bytes, int refined, int k, OptSchedule *out, OptSimResult *sim)
+{
+    int n = refined ? r->ncand : r->ntable, m = 0;
+    Ranked *fit = ir_xmalloc((size_t)(n ? n : 1) * sizeof *fit);
+    for (int i = 0; i < n; i++)
+        if (r->cand_sim[i].peak_bytes <= arena_bytes) fit[m++] = (Ranked){r->cand_sim[i].step_s, r->cand_sim[i].peak_bytes, i};
+    if (k < 0 || k >= m) {
+        free(fit);
+        return 1;
+    }
+    qsort(fit, (size_t)m, sizeof *fit, by_time);
+    copy_candidate(r, fit[k].i, out, sim);
+    free(fit);
+    return 0;
+}
+
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, int refined, OptSchedule *out, OptSimResult *sim)
 {
-    int best = -1, n = refined ? r->ncand : r->ntable;
-    for (int i = 0; i < n; i++) {
-        const OptSimResult *c = &r->cand_sim[i];
-        if (c->peak_bytes > arena_bytes) continue;
-        if (best < 0 || c->step_s < r->cand_sim[best].step_s ||
-            (c->step_s == r->cand_sim[best].step_s && c->peak_bytes < r->cand_sim[best].peak_bytes))
-            best = i;
-    }
-    if (best < 0) return 1;
-    copy_candidate(r, best, out, sim);
-    return 0;
+    return opt_remat_ranked(r, arena_bytes, refined, 0, out, sim);
 }

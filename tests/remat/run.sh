@@ -140,6 +140,30 @@ else
     fail "remat_sweep_monotone" "$(tail -3 "$out/sweep.err")" "${msg:-}"
 fi
 
+# ---- independent plans: more budget never a slower step (cli/budget.c places
+# the candidates within the room in order of time) ----
+if msg=$("$py" - "$loom" models/llama_tiny/model.onnx <<'PY'
+import json, subprocess, sys
+loom, model = sys.argv[1], sys.argv[2]
+base = [loom, "plan", model, "--mode", "train", "--loss", "ce", "--loss-target", "target_y", "--json"]
+p = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
+lo, hi = p["min_feasible_bytes"], p["budget_bytes"]
+prev = None
+for i in range(9):
+    b = lo + (hi - lo) * i // 8
+    q = json.loads(subprocess.run(base + ["--budget", str(b)], capture_output=True, text=True, check=True).stdout)
+    assert q["budget_bytes"] == b and q["arena_bytes"] <= b, q
+    if prev:
+        assert q["predicted_step_s"] <= prev[1], f"budget {b}: {q['predicted_step_s']} s, slower than {prev}"
+    prev = (b, q["predicted_step_s"])
+print(f"9 budgets {lo} -> {hi} bytes")
+PY
+    ); then
+    pass "remat_budgets_monotone ($msg)"
+else
+    fail "remat_budgets_monotone" "${msg:-}"
+fi
+
 # ---- refusals ----
 least=$("$py" "$out/field.py" "$out/gpt2_tiny.plan.json" min_feasible_bytes 2>/dev/null || echo 0)
 expect remat_budget_below_least 1 "below the least feasible one for this model: .*($least bytes" \

@@ -15,7 +15,9 @@
  * refinement's own rules: every step lowers the simulated peak or moves it
  * at equal height, never runs faster than its seed, and its schedules
  * apply to the graph; pruning removes a rerun nothing reads and keeps one
- * that is read; more budget never gives a slower schedule. */
+ * that is read; more budget never gives a slower schedule; the candidates
+ * within a budget come in order of time (opt_remat_ranked, which `loom
+ * plan --budget` places one after another). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,6 +251,27 @@ static void test_monotone(void)
         opt_schedule_free(&s);
     }
     CHECK(prev == asim.step_s);
+    /* opt_remat_ranked: at a middle budget, the candidates that fit in
+     * order of time, the first opt_remat_solve's, then 1 past the last */
+    int64_t mid = lo + (hi - lo) / 2;
+    double last = 0;
+    int k = 0;
+    for (;; k++) {
+        OptSchedule s;
+        OptSimResult sim;
+        if (opt_remat_ranked(r, mid, 1, k, &s, &sim)) break;
+        CHECK(sim.peak_bytes <= mid && sim.step_s >= last);
+        if (k == 0) {
+            OptSchedule s0;
+            OptSimResult sim0;
+            CHECK_EQ_INT(opt_remat_solve(r, mid, 1, &s0, &sim0), 0);
+            CHECK(sim0.step_s == sim.step_s && sim0.peak_bytes == sim.peak_bytes);
+            opt_schedule_free(&s0);
+        }
+        last = sim.step_s;
+        opt_schedule_free(&s);
+    }
+    CHECK(k >= 2);
     opt_schedule_free(&all);
     opt_remat_free(r);
     fixture_free(&f);
