@@ -1062,45 +1062,26 @@ static void copy_candidate(const OptRemat *r, int i, OptSchedule *out, OptSimRes
     *sim = r->cand_sim[i];
 }
 
-/* opt_remat_frugal's order: simulated peak, the tables' before the
- * refined, then time, then index. */
+/* A candidate as the orders below see it. */
 typedef struct {
     int64_t peak;
     int refined;
     double step_s;
     int i;
-} Frugal;
+} Ranked;
 
+/* opt_remat_frugal's order: simulated peak, the tables' before the
+ * refined, then time, then index. */
 static int by_frugal(const void *a, const void *b)
 {
-    const Frugal *x = a, *y = b;
+    const Ranked *x = a, *y = b;
     if (x->peak != y->peak) return x->peak < y->peak ? -1 : 1;
     if (x->refined != y->refined) return x->refined - y->refined;
     if (x->step_s != y->step_s) return x->step_s < y->step_s ? -1 : 1;
     return (x->i > y->i) - (x->i < y->i);
 }
 
-int opt_remat_frugal(const OptRemat *r, int k, OptSchedule *out, OptSimResult *sim, int *refined)
-{
-    if (k < 0 || k >= r->ncand) return 1;
-    Frugal *order = ir_xmalloc((size_t)r->ncand * sizeof *order);
-    for (int i = 0; i < r->ncand; i++)
-        order[i] = (Frugal){r->cand_sim[i].peak_bytes, i >= r->ntable, r->cand_sim[i].step_s, i};
-    qsort(order, (size_t)r->ncand, sizeof *order, by_frugal);
-    int i = order[k].i;
-    free(order);
-    copy_candidate(r, i, out, sim);
-    *refined = i >= r->ntable;
-    return 0;
-}
-
-/* Candidate order for a budget: time, then peak, then index. */
-typedef struct {
-    double step_s;
-    int64_t peak;
-    int i;
-} Ranked;
-
+/* opt_remat_ranked's order: time, then peak, then index. */
 static int by_time(const void *a, const void *b)
 {
     const Ranked *x = a, *y = b;
@@ -1109,12 +1090,30 @@ static int by_time(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
+static Ranked ranked(const OptRemat *r, int i)
+{
+    return (Ranked){r->cand_sim[i].peak_bytes, i >= r->ntable, r->cand_sim[i].step_s, i};
+}
+
+int opt_remat_frugal(const OptRemat *r, int k, OptSchedule *out, OptSimResult *sim, int *refined)
+{
+    if (k < 0 || k >= r->ncand) return 1;
+    Ranked *order = ir_xmalloc((size_t)r->ncand * sizeof *order);
+    for (int i = 0; i < r->ncand; i++) order[i] = ranked(r, i);
+    qsort(order, (size_t)r->ncand, sizeof *order, by_frugal);
+    int i = order[k].i;
+    free(order);
+    copy_candidate(r, i, out, sim);
+    *refined = i >= r->ntable;
+    return 0;
+}
+
 int opt_remat_ranked(OptRemat *r, int64_t arena_bytes, int refined, int k, OptSchedule *out, OptSimResult *sim)
 {
     int n = refined ? r->ncand : r->ntable, m = 0;
     Ranked *fit = ir_xmalloc((size_t)(n ? n : 1) * sizeof *fit);
     for (int i = 0; i < n; i++)
-        if (r->cand_sim[i].peak_bytes <= arena_bytes) fit[m++] = (Ranked){r->cand_sim[i].step_s, r->cand_sim[i].peak_bytes, i};
+        if (r->cand_sim[i].peak_bytes <= arena_bytes) fit[m++] = ranked(r, i);
     if (k < 0 || k >= m) {
         free(fit);
         return 1;

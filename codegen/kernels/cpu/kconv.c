@@ -473,13 +473,14 @@ static void cols_images(void *arg, int64_t lo, int64_t hi, int tid)
         if (c->pw) { // group gi's rows of yn [Mg, pout] = w_gi [Mg, Kg] * x_gi [Kg, pout]
             GroupGemms q = {0, Mg, g->pout, Kg, c->w, xn, yn, Mg * Kg, Kg * g->pout, Mg * g->pout, 0, 0};
             group_gemms(G, &q, c->gpar);
-        }
-        for (int64_t q0 = 0; !c->pw && q0 < rows; q0 += c->blk) {
-            int64_t q1 = q0 + c->blk < rows ? q0 + c->blk : rows, w = (q1 - q0) * g->out[2];
-            k_im2col_block(col, xn, p->C, g, q0, q1, c->one && p->C * g->kp * w >= PAR_ELEMS);
-            // the block's columns of group gi's rows: yn_gi [Mg, w] = w_gi [Mg, Kg] * col_gi [Kg, w]
-            GroupGemms q = {0, Mg, w, Kg, c->w, col, yn + q0 * g->out[2], Mg * Kg, Kg * w, Mg * g->pout, w, g->pout};
-            group_gemms(G, &q, c->gpar);
+        } else {
+            for (int64_t q0 = 0; q0 < rows; q0 += c->blk) {
+                int64_t q1 = q0 + c->blk < rows ? q0 + c->blk : rows, w = (q1 - q0) * g->out[2];
+                k_im2col_block(col, xn, p->C, g, q0, q1, c->one && p->C * g->kp * w >= PAR_ELEMS);
+                // the block's columns of group gi's rows: yn_gi [Mg, w] = w_gi [Mg, Kg] * col_gi [Kg, w]
+                GroupGemms q = {0, Mg, w, Kg, c->w, col, yn + q0 * g->out[2], Mg * Kg, Kg * w, Mg * g->pout, w, g->pout};
+                group_gemms(G, &q, c->gpar);
+            }
         }
         if (c->post) post_image(yn, c->post, p->M, g->pout);
     }
