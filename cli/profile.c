@@ -205,13 +205,12 @@ static double median(double *x, int n)
 }
 
 /* The nodes that start a step, in the program's step order (what PROF_STEP
- * numbers: codegen's forward and backward steps, then the update's). */
+ * numbers: codegen's steps in the stored order, the updates among them). */
 static int step_roots(const IrGraph *g, const int *run_at, int *roots)
 {
     int n = 0;
-    for (int update = 0; update < 2; update++)
-        for (int i = 0; i < g->nnodes; i++)
-            if (!g->nodes[i].dead && run_at[i] == i && (g->nodes[i].phase == IR_UPDATE) == update) roots[n++] = i;
+    for (int i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i].dead && run_at[i] == i) roots[n++] = i;
     return n;
 }
 

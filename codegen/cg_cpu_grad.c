@@ -417,8 +417,9 @@ void cg_cpu_sgd_emit(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     char lr[160];
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_sgd_f32(%s, %s, %s, %s, %s, %lld, %s, %s, %d);\n", c->var[n->out[0]],
-            OUT_OR_NULL(c, n, 1), c->var[n->in[1]], scalar_arg(c, n, 2, lr, sizeof lr), IN_OR_NULL(c, n, 4),
+    fprintf(c->f, "    if (isfinite(%s[0])) // no update when the loss is not finite\n", c->var[n->in[3]]);
+    fprintf(c->f, "        k_sgd_f32(%s, %s, %s, %s, %s, %lld, %s, %s, %d);\n", c->var[n->out[0]],
+            OUT_OR_NULL(c, n, 1), c->var[n->in[1]], scalar_arg(c, n, 2, lr, sizeof lr), IN_OR_NULL(c, n, 5),
             (long long)ir_value_numel(VAL(c, n->in[0])), CG_FLT(ir_attr_float(n, "momentum", 0)),
             CG_FLT(ir_attr_float(n, "weight_decay", 0)), ir_attr_int(n, "nesterov", 0) != 0);
 }
@@ -428,9 +429,10 @@ void cg_cpu_adamw_emit(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     char lr[160], step[160];
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_adamw_f32(%s, %s, %s, %s, %s, %s, %s, %lld, %s, %s, %s, %s);\n", c->var[n->out[0]],
+    fprintf(c->f, "    if (isfinite(%s[0])) // no update when the loss is not finite\n", c->var[n->in[6]]);
+    fprintf(c->f, "        k_adamw_f32(%s, %s, %s, %s, %s, %s, %s, %lld, %s, %s, %s, %s);\n", c->var[n->out[0]],
             c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[1]], scalar_arg(c, n, 4, lr, sizeof lr),
-            scalar_arg(c, n, 5, step, sizeof step), IN_OR_NULL(c, n, 6),
+            scalar_arg(c, n, 5, step, sizeof step), IN_OR_NULL(c, n, 7),
             (long long)ir_value_numel(VAL(c, n->in[0])), CG_FLT(ir_attr_float(n, "beta1", 0.9f)),
             CG_FLT(ir_attr_float(n, "beta2", 0.999f)), CG_FLT(ir_attr_float(n, "epsilon", 1e-8f)),
             CG_FLT(ir_attr_float(n, "weight_decay", 0.01f)));

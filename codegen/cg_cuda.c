@@ -974,9 +974,9 @@ static void emit_adamw(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     char call[768];
     cg_declare_outputs(c, node);
-    snprintf(call, sizeof call, "lk_adamw_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %lld, %s, %s, %s, %s)",
+    snprintf(call, sizeof call, "lk_adamw_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %s, %s, %s, %s)",
              c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[1]], c->var[n->in[4]],
-             c->var[n->in[5]], IN_OR_NULL(c, n, 6), (long long)ir_value_numel(VAL(c, n->in[0])),
+             c->var[n->in[5]], c->var[n->in[6]], IN_OR_NULL(c, n, 7), (long long)ir_value_numel(VAL(c, n->in[0])),
              CG_FLT(ir_attr_float(n, "beta1", 0.9f)), CG_FLT(ir_attr_float(n, "beta2", 0.999f)),
              CG_FLT(ir_attr_float(n, "epsilon", 1e-8f)), CG_FLT(ir_attr_float(n, "weight_decay", 0.01f)));
     launch_check(c, node, call);
@@ -987,8 +987,8 @@ static void emit_sgd(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     char call[768];
     cg_declare_outputs(c, node);
-    snprintf(call, sizeof call, "lk_sgd_f32(STREAM, %s, %s, %s, %s, %s, %lld, %s, %s, %d)", c->var[n->out[0]],
-             OUT_OR_NULL(c, n, 1), c->var[n->in[1]], c->var[n->in[2]], IN_OR_NULL(c, n, 4),
+    snprintf(call, sizeof call, "lk_sgd_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %s, %s, %d)", c->var[n->out[0]],
+             OUT_OR_NULL(c, n, 1), c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]], IN_OR_NULL(c, n, 5),
              (long long)ir_value_numel(VAL(c, n->in[0])), CG_FLT(ir_attr_float(n, "momentum", 0)),
              CG_FLT(ir_attr_float(n, "weight_decay", 0)), ir_attr_int(n, "nesterov", 0) != 0);
     launch_check(c, node, call);

@@ -30,6 +30,46 @@ static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
     return 1;
 }
 
+/* The group ending at `root` as single nodes again. */
+static void split_group(const IrGraph *g, int *run_at, int root)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (run_at[i] == root) run_at[i] = i;
+}
+
+/* Splits the groups that end after update node `up` while holding a node
+ * that reads value v (or a view of it), which the update overwrites. */
+static void split_readers(const IrGraph *g, const IrUses *u, int *run_at, int up, int v)
+{
+    for (int k = u->start[v]; k < u->start[v + 1]; k++) {
+        int r = u->node[k];
+        const IrNode *n = &g->nodes[r];
+        if (r < up && run_at[r] > up) split_group(g, run_at, run_at[r]);
+        if ((ir_ops[n->op].flags & OPF_VIEW) && n->in[0] == v && n->out[0] >= 0)
+            split_readers(g, u, run_at, up, n->out[0]);
+    }
+}
+
+/* An update runs right after the last node it depends on (ir_update_order
+ * places it among nodes, not groups), so a group that would run after it
+ * while holding such a node (one writing what the update reads, or reading
+ * what it overwrites) is split into single nodes. */
+static void split_for_updates(const IrGraph *g, const IrUses *u, int *run_at)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->phase != IR_UPDATE) continue;
+        for (int j = 0; j < n->nin; j++) {
+            int p = n->in[j] >= 0 ? g->values[n->in[j]].producer : -1;
+            if (p >= 0 && p < i && run_at[p] > i) split_group(g, run_at, run_at[p]);
+        }
+        for (int j = 0; j < n->nout; j++) {
+            int a = n->out[j] >= 0 ? g->values[n->out[j]].alias : -1;
+            if (a >= 0) split_readers(g, u, run_at, i, a);
+        }
+    }
+}
+
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
 {
     memset(sel, 0, sizeof *sel);
@@ -70,6 +110,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
         sel->run_at[i] = fuses_into(g, &u, i, &c) ? sel->run_at[c] : i;
     }
     if (t->fuse) t->fuse(g, &u, sel->run_at);
+    split_for_updates(g, &u, sel->run_at);
     ir_uses_free(&u);
     for (int i = 0; i < nn; i++) {
         if (sel->run_at[i] == i) continue;
@@ -208,7 +249,7 @@ static const char *const reserved[] = {
     "int32_t", "uint32_t", "int64_t", "uint64_t", "size_t", "exp", "log", "sin", "cos", "tanh",
     "erf", "sqrt", "fabs", "floor", "ceil", "rint", "fmax", "fmin", "log1p", "pow", "fmod",
     "isnan", "arena", "weights", "model_run", "main", "NULL", "NAN", "INFINITY", "errno",
-    "probe", "model_forward_backward", "model_update", "threadIdx", "blockIdx", "blockDim", "gridDim",
+    "probe", "grad", "model_step", "threadIdx", "blockIdx", "blockDim", "gridDim",
     "warpSize", "stream",
 };
 

@@ -78,13 +78,15 @@ static void write_model_h(CgCtx *c, FILE *f)
             fprintf(f, "#define WOFF_%s %lldLL\n", c->var[v], (long long)s->offset);
     }
     if (c->train)
-        fprintf(f, "\n/* One training step (model.c): the batch in the arena at the inputs' offsets,\n"
-                   " * the loss and the gradients there after model_forward_backward (probe, when\n"
-                   " * not NULL, runs after every step and stops the pass, which then returns 1,\n"
-                   " * by returning non-zero); model_update then writes the parameters and the\n"
-                   " * optimizer state in the weights blob. Return 0, or -1 with rt_error(). */\n"
-                   "int model_forward_backward(char *arena, char *weights, int (*probe)(int step));\n"
-                   "int model_update(char *arena, char *weights);\n\n#endif\n");
+        fprintf(f, "\n/* One training step (model.c): the batch in the arena at the inputs' offsets;\n"
+                   " * forward, the loss (in the arena after), backward, and each parameter's update\n"
+                   " * in the weights blob as soon as backward is done with it (none when the loss\n"
+                   " * is not finite). probe, when not NULL, runs after every step that writes\n"
+                   " * float32 values; grad, when not NULL, runs just before the update of trained\n"
+                   " * parameter `param` (main.c's params order), while its gradient is in the\n"
+                   " * arena. Either stops the step, which then returns 1, by returning non-zero.\n"
+                   " * Returns 0, or -1 with rt_error(). */\n"
+                   "int model_step(char *arena, char *weights, int (*probe)(int step), int (*grad)(int param));\n\n#endif\n");
     else
         fprintf(f, "\n/* Runs the model: inputs in the arena at their offsets, outputs there after.\n"
                    " * Returns 0, or -1 with the message in rt_error(). */\n"

@@ -1,40 +1,35 @@
-/* A training program (`DIR/train`): model.c with one training step as two
- * straight-line functions, and main.c, the tables that describe the model
+/* A training program (`DIR/train`): model.c with one training step as one
+ * straight-line function, and main.c, the tables that describe the model
  * to the runtime's training driver (runtime/rt_train.h).
  *
- * model_forward_backward runs the forward and backward nodes of the
- * training graph (ir/train.h) in their stored order, one step per node or
- * fused group as for inference; after every step that writes float32
- * values it gives the driver's probe a chance to look at them (only when a
- * loss came out non-finite, to name the first bad tensor). model_update runs
- * the update nodes: gradient clipping, then one SGD or AdamW call per
- * parameter, writing the parameter and its state in place in the weights
- * blob. The gradients stay in the arena between the two calls, which is
- * when --dump-grads reads them. */
+ * model_step runs the nodes of the training graph (ir/train.h) in their
+ * stored order, one step per node or fused group as for inference: forward
+ * and loss, backward (with the recomputations a budget adds), and each
+ * parameter's update (clipping first, when asked) where the schedule put
+ * it: right after backward's last use of the parameter and of its gradient
+ * (ir_update_order), so a gradient's bytes are free from there. The update
+ * writes the parameter and its state in place in the weights blob, and
+ * nothing when the loss is not finite. After every step that writes float32
+ * values the driver's probe may look at them (only when a loss came out
+ * non-finite, to name the first bad tensor); just before each update its
+ * `grad` hook may read the gradient (--dump-grads). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cg_impl.h"
 #include "train.h"
 
-/* Whether node i (the root of its step) runs in model_update. */
-static int in_update(const IrGraph *g, int i) { return g->nodes[i].phase == IR_UPDATE; }
-
-/* Declares, once each, the values the steps of one function read but do
- * not write: graph inputs, weights-blob values, and (for model_update) the
- * arena values the forward and backward steps left, such as the gradients. */
-static void declare_reads(CgCtx *c, int update, unsigned char *declared)
+/* Declares, once each, the values the steps read but do not write: graph
+ * inputs and weights-blob values. */
+static void declare_reads(CgCtx *c, unsigned char *declared)
 {
     const IrGraph *g = c->g;
     for (int i = 0; i < g->nnodes; i++) {
-        int root = c->sel->run_at[i];
-        if (in_update(g, root) != update) continue;
         const IrNode *n = &g->nodes[i];
         for (int j = 0; j < n->nin; j++) {
             int v = n->in[j];
-            if (v < 0 || declared[v] || c->plan->values[v].pool == OPT_POOL_NONE) continue;
-            int p = g->values[v].producer;
-            if (p >= 0 && in_update(g, c->sel->run_at[p]) == update) continue; /* written here */
+            if (v < 0 || declared[v] || c->plan->values[v].pool == OPT_POOL_NONE || g->values[v].producer >= 0)
+                continue;
             declared[v] = 1;
             cg_declare_value(c, v, "");
         }
@@ -56,39 +51,45 @@ static int step_checkable(const CgCtx *c, int node)
     return 0;
 }
 
+/* Per value: a trained parameter's index in main.c's params table, or -1. */
+static int *param_index(const IrGraph *g)
+{
+    int *idx = ir_xmalloc((size_t)(g->nvalues ? g->nvalues : 1) * sizeof *idx);
+    for (int v = 0, k = 0; v < g->nvalues; v++)
+        idx[v] = g->values[v].role == IR_PARAM && ir_param_grad(g, v) >= 0 ? k++ : -1;
+    return idx;
+}
+
 void cg_train_write_model(CgCtx *c, const CgTarget *t)
 {
     IrGraph *g = c->g;
     FILE *f = c->f;
     unsigned char *declared = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), 1);
+    int *pidx = param_index(g);
     cg_model_prelude(c, t, "One training step");
-    fprintf(f, "int model_forward_backward(char *arena, char *weights, int (*probe)(int step))\n{\n");
-    fprintf(f, "    (void)arena;\n    (void)weights;\n    (void)probe;\n");
-    fprintf(f, "    // inputs, parameters, constants\n");
-    declare_reads(c, 0, declared);
+    fprintf(f, "int model_step(char *arena, char *weights, int (*probe)(int step), int (*grad)(int param))\n{\n");
+    fprintf(f, "    (void)arena;\n    (void)weights;\n    (void)probe;\n    (void)grad;\n");
+    fprintf(f, "    // inputs, parameters, constants, optimizer state\n");
+    declare_reads(c, declared);
     fprintf(f, "    PROF_START();\n");
     int step = 0, phase = -1;
     for (int i = 0; i < g->nnodes; i++) {
-        if (c->sel->run_at[i] != i || in_update(g, i)) continue;
-        if ((int)g->nodes[i].phase != phase) {
-            phase = (int)g->nodes[i].phase;
+        const IrNode *n = &g->nodes[i];
+        if (c->sel->run_at[i] != i) continue;
+        if (n->phase != IR_UPDATE && (int)n->phase != phase) {
+            phase = (int)n->phase;
             fprintf(f, "\n    // ---- %s ----\n", phase == IR_FORWARD ? "forward and loss"
                        : phase == IR_RECOMPUTE ? "recompute (remat: the schedule runs these forward nodes again)"
-                       : "backward");
+                       : "backward, each parameter updated once backward is done with it");
         }
+        int p = n->phase == IR_UPDATE && n->nout > 0 && n->out[0] >= 0 && g->values[n->out[0]].alias >= 0
+                    ? pidx[g->values[n->out[0]].alias] : -1;
+        if (p >= 0) fprintf(f, "    if (grad && grad(%d)) return 1; // the gradient before the update (--dump-grads)\n", p);
         cg_emit_step(c, t, i, step++);
-        if (step_checkable(c, i)) fprintf(f, "    if (probe && probe(%d)) return 1;\n", i);
+        if (n->phase != IR_UPDATE && step_checkable(c, i)) fprintf(f, "    if (probe && probe(%d)) return 1;\n", i);
     }
-    fprintf(f, "    return 0;\n}\n\n");
-    memset(declared, 0, (size_t)g->nvalues);
-    fprintf(f, "int model_update(char *arena, char *weights)\n{\n");
-    fprintf(f, "    (void)arena;\n    (void)weights;\n");
-    fprintf(f, "    // gradients, parameters and optimizer state\n");
-    declare_reads(c, 1, declared);
-    fprintf(f, "    PROF_START();\n");
-    for (int i = 0; i < g->nnodes; i++)
-        if (c->sel->run_at[i] == i && in_update(g, i)) cg_emit_step(c, t, i, step++);
     fprintf(f, "    return 0;\n}\n");
+    free(pidx);
     free(declared);
 }
 
@@ -196,7 +197,7 @@ void cg_train_write_main(CgCtx *c, FILE *f)
     else fprintf(f, "    .step_offset = -1,\n");
     fprintf(f, "    .lr = %s,\n    .schedule = %d,\n    .warmup = %lld,\n", CG_FLT(tr->lr), tr->schedule,
             (long long)tr->warmup);
-    fprintf(f, "    .forward_backward = model_forward_backward,\n    .update = model_update,\n"
+    fprintf(f, "    .step = model_step,\n"
                "    .device = &%s,\n};\n\n", c->t->device);
     fprintf(f, "int main(int argc, char **argv) { return rt_train_main(&model, argc, argv); }\n");
 }

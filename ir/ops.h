@@ -153,8 +153,8 @@
     OP(SoftmaxCrossEntropyLossGrad, "loom.SoftmaxCrossEntropyLossGrad", 3, 5, 1, 1, shape_loss_grad, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "ignore_index:i reduction:s") \
     OP(NegativeLogLikelihoodLossGrad, "loom.NegativeLogLikelihoodLossGrad", 2, 3, 1, 1, shape_loss_grad, NULL, 1, OPF_INTERNAL | OPF_NO_GRAD, "ignore_index:i reduction:s shape:I") \
     OP(GlobalNorm, "loom.GlobalNorm", 1, -1, 1, 1, shape_global_norm, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "") \
-    OP(SGD, "loom.SGD", 3, 5, 1, 2, shape_opt_update, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "momentum:f nesterov:i weight_decay:f") \
-    OP(AdamW, "loom.AdamW", 6, 7, 3, 3, shape_opt_update, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "beta1:f beta2:f epsilon:f weight_decay:f") \
+    OP(SGD, "loom.SGD", 4, 6, 1, 2, shape_opt_update, NULL, 4, OPF_INTERNAL | OPF_NO_GRAD, "momentum:f nesterov:i weight_decay:f") \
+    OP(AdamW, "loom.AdamW", 7, 8, 3, 3, shape_opt_update, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "beta1:f beta2:f epsilon:f weight_decay:f") \
     /* internal: fused forward ops and their gradients (optimizer/fuse_attention.c builds them) */ \
     OP(Attention, "loom.Attention", 3, 4, 2, 2, shape_attention, NULL, 0, OPF_INTERNAL, "scale:f causal:i fill:f") \
     OP(AttentionGrad, "loom.AttentionGrad", 6, 7, 3, 3, shape_attention_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "scale:f causal:i fill:f") \

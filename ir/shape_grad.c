@@ -202,29 +202,31 @@ static int check_scalar(IrGraph *g, int node, int i, int want_int)
     return 0;
 }
 
-/* SGD (param, grad, lr, [momentum_buf], [grad_scale]) -> param', [buf'];
- * AdamW (param, grad, m, v, lr, step, [grad_scale]) -> param', m', v'. */
+/* SGD (param, grad, lr, loss, [momentum_buf], [grad_scale]) -> param', [buf'];
+ * AdamW (param, grad, m, v, lr, step, loss, [grad_scale]) -> param', m', v'. */
 int shape_opt_update(IrGraph *g, int node)
 {
     const IrNode *n = NODE;
     const IrValue *p = V(n->in[0]);
     int adam = n->op == IR_OP_AdamW;
-    int nstate = adam ? 2 : ir_in(n, 3) >= 0;
+    int nstate = adam ? 2 : ir_in(n, 4) >= 0;
     if (!ir_dtype_is_float(p->dtype))
         return ir_fail(g, node, "parameter %s is not a float tensor", IR_SHP(g, n->in[0]));
     for (int i = 1; i < 2 + nstate; i++) {
-        int k = i == 1 ? 1 : (adam ? i : 3);
+        int k = i == 1 ? 1 : (adam ? i : 4);
         if (!same_shape(V(n->in[k]), p) || !ir_dtype_is_float(V(n->in[k])->dtype))
             return ir_fail(g, node, "input %d %s must be shaped like the parameter %s", k,
                            IR_SHP(g, n->in[k]), IR_SHP(g, n->in[0]));
     }
     if (check_scalar(g, node, adam ? 4 : 2, 0) < 0 || (adam && check_scalar(g, node, 5, 1) < 0) ||
-        check_scalar(g, node, adam ? 6 : 4, 0) < 0)
+        check_scalar(g, node, adam ? 6 : 3, 0) < 0 || check_scalar(g, node, adam ? 7 : 5, 0) < 0)
         return -1;
+    if (ir_in(n, adam ? 6 : 3) < 0)
+        return ir_fail(g, node, "has no loss input (the update is skipped when the loss is not finite)");
     if (n->nout != 1 + nstate)
         return ir_fail(g, node, "has %d outputs; this update writes %d", n->nout, 1 + nstate);
     for (int i = 0; i <= nstate; i++) {
-        const IrValue *s = V(n->in[i == 0 ? 0 : adam ? 1 + i : 3]);
+        const IrValue *s = V(n->in[i == 0 ? 0 : adam ? 1 + i : 4]);
         if (ir_shape_out(g, node, i, s->dtype, s->rank, s->dims) < 0) return -1;
     }
     return 0;

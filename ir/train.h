@@ -27,6 +27,9 @@
  *   update     nodes of phase IR_UPDATE, one per parameter (loom.SGD or
  *              loom.AdamW), after an optional gradient clipping by global norm
  *              (loom.GlobalNorm, then a scale factor every update reads).
+ *              Each reads the loss and writes nothing when it is not finite.
+ *              They are stored among the backward nodes, each right after the
+ *              last node it depends on (ir_update_order).
  *              Update nodes overwrite in place: each output is a new value
  *              "next/X" (role IR_ACTIVATION) whose `alias` is the value X it
  *              overwrites (the parameter or a state value), so a program
@@ -70,11 +73,11 @@
  *   loom.SoftmaxCrossEntropyLossGrad (dloss, scores, labels, [weight], [log_prob])
  *   loom.NegativeLogLikelihoodLossGrad (dloss, labels, [weight]) -> dinput
  *   loom.GlobalNorm (g1, ..., gn) -> float32 scalar sqrt(sum of squares)
- *   loom.SGD (param, grad, lr, [momentum_buf], [grad_scale]) -> param', [buf']
+ *   loom.SGD (param, grad, lr, loss, [momentum_buf], [grad_scale]) -> param', [buf']
  *        g = grad * grad_scale + weight_decay * param; buf' = momentum * buf + g;
  *        g = nesterov ? g + momentum * buf' : buf' (momentum != 0);
  *        param' = param - lr * g                         (torch.optim.SGD)
- *   loom.AdamW (param, grad, m, v, lr, step, [grad_scale]) -> param', m', v'
+ *   loom.AdamW (param, grad, m, v, lr, step, loss, [grad_scale]) -> param', m', v'
  *        g = grad * grad_scale; p = param * (1 - lr * weight_decay);
  *        m' = b1 m + (1 - b1) g; v' = b2 v + (1 - b2) g^2;
  *        param' = p - lr * (m' / (1 - b1^step)) / (sqrt(v' / (1 - b2^step)) + eps)
@@ -191,5 +194,19 @@ int ir_param_grad(const IrGraph *g, int param);
  * read by backward nodes, in value-id order. Returns the count and, when out
  * is not NULL, sets *out to a malloc'ed array (free it). */
 int ir_saved_values(const IrGraph *g, int **out);
+
+/* Where the update nodes run: each as early as it may, right after the last
+ * of the nodes that write its inputs (its gradient, clipping's scale) and of
+ * those that read a value it overwrites (its parameter or state, or a view
+ * of one), so that a parameter is updated as soon as backward is done with
+ * it and its gradient's bytes are free from there. nodes[0..n) is a run
+ * order (a recomputed node appears again); perm[0..n) gets the new order as
+ * positions in nodes: the other nodes in their order, the updates of one
+ * anchor in theirs. ir_add_update stores the graph's nodes in this order
+ * (ir_place_updates); the schedule optimizer places its schedules' updates
+ * the same way. With clipping, every update follows the global norm, so
+ * all of them come after the whole backward. */
+void ir_update_order(const IrGraph *g, const int *nodes, int n, int *perm);
+void ir_place_updates(IrGraph *g);
 
 #endif

@@ -7,7 +7,9 @@
  * state values the program sets before each step, so a schedule (constant,
  * cosine with warm-up) changes no node. Each update writes the parameter
  * and its state in place: its outputs are new values whose `alias` names
- * what they overwrite. */
+ * what they overwrite. It also reads the loss, so that a step whose loss is
+ * not finite updates nothing. The updates are stored as early as they may
+ * run (ir_update_order), so that each gradient dies at its update. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +93,8 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o)
         params[np] = v;
         grads[np++] = gv;
     }
-    int adam = o->optimizer == IR_OPTIM_ADAMW;
+    int adam = o->optimizer == IR_OPTIM_ADAMW, loss = ir_loss_value(g);
+    IR_ASSERT(loss >= 0);
     int lr = state_value(g, "opt/lr", -1, IR_F32);
     if (lr < 0) goto out;
     float *lrv = ir_xmalloc(sizeof *lrv);
@@ -115,8 +118,8 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o)
             if (v < 0) goto out;
             snprintf(names[1], sizeof names[1], "next/%s", sn[0]);
             snprintf(names[2], sizeof names[2], "next/%s", sn[1]);
-            int in[7] = {p, gv, m, v, lr, step, scale};
-            if (update_node(g, IR_OP_AdamW, un, scale >= 0 ? 7 : 6, in, 3,
+            int in[8] = {p, gv, m, v, lr, step, loss, scale};
+            if (update_node(g, IR_OP_AdamW, un, scale >= 0 ? 8 : 7, in, 3,
                             (const char *[]){names[0], names[1], names[2]}, (int[]){p, m, v},
                             &node) < 0)
                 goto out;
@@ -131,8 +134,8 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o)
                 if ((buf = state_value(g, sn[0], p, IR_UNDEF)) < 0) goto out;
                 snprintf(names[1], sizeof names[1], "next/%s", sn[0]);
             }
-            int in[5] = {p, gv, lr, buf, scale};
-            if (update_node(g, IR_OP_SGD, un, scale >= 0 ? 5 : buf >= 0 ? 4 : 3, in,
+            int in[6] = {p, gv, lr, loss, buf, scale};
+            if (update_node(g, IR_OP_SGD, un, scale >= 0 ? 6 : buf >= 0 ? 5 : 4, in,
                             buf >= 0 ? 2 : 1, (const char *[]){names[0], names[1]},
                             (int[]){p, buf}, &node) < 0)
                 goto out;
@@ -142,9 +145,97 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o)
         }
         if (ir_infer_node(g, node) < 0) goto out;
     }
+    ir_place_updates(g);
     rc = 0;
 out:
     free(params);
     free(grads);
     return rc;
+}
+
+/* The bytes value v is: v itself, or for a view (Reshape, Identity, ...)
+ * the value it views, transitively. */
+static int storage_of(const IrGraph *g, int v)
+{
+    for (int p; (p = g->values[v].producer) >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) &&
+                g->nodes[p].out[0] == v && g->nodes[p].in[0] >= 0;)
+        v = g->nodes[p].in[0];
+    return v;
+}
+
+void ir_update_order(const IrGraph *g, const int *nodes, int n, int *perm)
+{
+    int nv = g->nvalues;
+    /* per value: the last position (among the other nodes) that writes it,
+     * and the last that reads its storage; -1: none */
+    int *wrote = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *wrote);
+    int *read = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *read);
+    int *store = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *store);
+    /* per position of an update node: the position it follows */
+    int *after = ir_xmalloc((size_t)(n ? n : 1) * sizeof *after);
+    for (int v = 0; v < nv; v++) wrote[v] = read[v] = -1, store[v] = storage_of(g, v);
+    for (int k = 0; k < n; k++) {
+        const IrNode *nd = &g->nodes[nodes[k]];
+        after[k] = -2; /* not an update */
+        if (nd->phase == IR_UPDATE || nd->dead) continue;
+        for (int j = 0; j < nd->nin; j++)
+            if (nd->in[j] >= 0) read[store[nd->in[j]]] = k;
+        for (int j = 0; j < nd->nout; j++)
+            if (nd->out[j] >= 0) wrote[nd->out[j]] = k;
+    }
+    /* the updates in their given order (an update may read another's output:
+     * clipping's scale), each after what it reads and after the last read of
+     * what it overwrites; the positions of updates count as their anchors */
+    for (int k = 0; k < n; k++) {
+        const IrNode *nd = &g->nodes[nodes[k]];
+        if (nd->phase != IR_UPDATE || nd->dead) continue;
+        int at = -1;
+        for (int j = 0; j < nd->nin; j++) {
+            int v = nd->in[j];
+            if (v >= 0 && wrote[v] > at) at = wrote[v];
+        }
+        for (int j = 0; j < nd->nout; j++) {
+            int a = nd->out[j] >= 0 ? g->values[nd->out[j]].alias : -1;
+            if (a >= 0 && read[store[a]] > at) at = read[store[a]];
+        }
+        after[k] = at;
+        for (int j = 0; j < nd->nout; j++)
+            if (nd->out[j] >= 0) wrote[nd->out[j]] = at;
+        for (int j = 0; j < nd->nin; j++)
+            if (nd->in[j] >= 0 && read[store[nd->in[j]]] < at) read[store[nd->in[j]]] = at;
+    }
+    /* the others in their order, each update right after its anchor (in the
+     * given order among those of one anchor): a counting sort by anchor */
+    int *first = ir_xcalloc((size_t)n + 2, sizeof *first), *byanchor = ir_xmalloc((size_t)(n ? n : 1) * sizeof *byanchor);
+    for (int k = 0; k < n; k++)
+        if (after[k] != -2) first[after[k] + 2]++;
+    for (int k = 1; k <= n + 1; k++) first[k] += first[k - 1];
+    for (int k = 0; k < n; k++)
+        if (after[k] != -2) byanchor[first[after[k] + 1]++] = k;
+    /* first[a + 1] is now the end of anchor a's run, first[a] its start */
+    int m = 0;
+    for (int q = 0; q < first[0]; q++) perm[m++] = byanchor[q];
+    for (int k = 0; k < n; k++) {
+        if (after[k] != -2) continue;
+        perm[m++] = k;
+        for (int q = first[k]; q < first[k + 1]; q++) perm[m++] = byanchor[q];
+    }
+    free(first);
+    free(byanchor);
+    IR_ASSERT(m == n);
+    free(wrote);
+    free(read);
+    free(store);
+    free(after);
+}
+
+void ir_place_updates(IrGraph *g)
+{
+    int n = g->nnodes;
+    int *nodes = ir_xmalloc((size_t)(n ? n : 1) * sizeof *nodes), *perm = ir_xmalloc((size_t)(n ? n : 1) * sizeof *perm);
+    for (int i = 0; i < n; i++) nodes[i] = i;
+    ir_update_order(g, nodes, n, perm);
+    ir_reorder(g, perm, n);
+    free(nodes);
+    free(perm);
 }

@@ -551,6 +551,7 @@ int opt_remat_ilp(const IrGraph *g, const double *node_s, const OptMemRequest *r
             stage_clear(&m, n);
         }
         free(runs);
+        opt_schedule_place_updates(g, out);
         IR_ASSERT(opt_schedule_simulate(g, out, node_s, req, sim) == 0);
         IR_ASSERT(sim->peak_bytes <= arena_budget);
         double best = get_objective(lp);

@@ -179,6 +179,11 @@ int opt_persistent(const IrGraph *g, const OptMemRequest *req, int v);
 void opt_schedule_free(OptSchedule *s);
 /* Every live node once, in the stored order: the store-all schedule. */
 void opt_schedule_store_all(const IrGraph *g, OptSchedule *s);
+/* Moves s's update nodes (IR_UPDATE) to where ir_update_order puts them:
+ * each right after the last instruction it depends on, recomputations
+ * reading its parameter included. Every schedule a solver makes ends
+ * with this, so that a gradient dies at its parameter's update. */
+void opt_schedule_place_updates(const IrGraph *g, OptSchedule *s);
 
 /* What a schedule costs: the step time over per-node seconds (a rerun costs
  * its node's time), and the most arena bytes live at once, counted the way

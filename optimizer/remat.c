@@ -747,6 +747,7 @@ static void schedule_at(OptRemat *r, int m, OptSchedule *s)
     extract(r, s, 0, r->L - 1, m);
     for (int i = 0; i < r->g->nnodes; i++)
         if (!r->g->nodes[i].dead && r->g->nodes[i].phase == IR_UPDATE) opt_schedule_push(s, i, OPT_RUN);
+    opt_schedule_place_updates(r->g, s);
 }
 
 static void build_partition(OptRemat *r, int rule);
@@ -869,6 +870,7 @@ static void segments(OptRemat *r, const unsigned char *ends, OptSchedule *s)
     }
     for (int i = 0; i < r->g->nnodes; i++)
         if (!r->g->nodes[i].dead && r->g->nodes[i].phase == IR_UPDATE) opt_schedule_push(s, i, OPT_RUN);
+    opt_schedule_place_updates(r->g, s);
 }
 
 const char *opt_remat_baseline_name(OptRematBaseline b)

@@ -195,6 +195,7 @@ static void insert_reruns(const Scan *sc, const OptSchedule *s, int q, OptSchedu
     for (int i = 0; i < sc->g->nnodes; i++)
         if (sc->mark[i]) opt_schedule_push(out, i, OPT_RERUN);
     for (int k = q; k < s->n; k++) opt_schedule_push(out, s->ins[k].node, s->ins[k].kind);
+    opt_schedule_place_updates(sc->g, out); /* a rerun may read a parameter updated before q */
 }
 
 /* Removes the reruns none of whose outputs is read. Last to first, so that

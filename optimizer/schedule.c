@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "optimizer.h"
+#include "train.h"
 
 void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind)
 {
@@ -36,6 +37,21 @@ void opt_schedule_store_all(const IrGraph *g, OptSchedule *s)
     memset(s, 0, sizeof *s);
     for (int i = 0; i < g->nnodes; i++)
         if (!g->nodes[i].dead) opt_schedule_push(s, i, OPT_RUN);
+    opt_schedule_place_updates(g, s);
+}
+
+void opt_schedule_place_updates(const IrGraph *g, OptSchedule *s)
+{
+    int n = s->n;
+    int *nodes = ir_xmalloc((size_t)(n ? n : 1) * sizeof *nodes), *perm = ir_xmalloc((size_t)(n ? n : 1) * sizeof *perm);
+    for (int k = 0; k < n; k++) nodes[k] = s->ins[k].node;
+    ir_update_order(g, nodes, n, perm);
+    OptInstr *ins = ir_xmalloc((size_t)(s->cap ? s->cap : 1) * sizeof *ins);
+    for (int k = 0; k < n; k++) ins[k] = s->ins[perm[k]];
+    free(s->ins);
+    s->ins = ins;
+    free(nodes);
+    free(perm);
 }
 
 int opt_persistent(const IrGraph *g, const OptMemRequest *req, int v)

@@ -341,8 +341,8 @@ static int load_tensors(const rt_train_model *m, const char *path, const rt_trai
 
 /* A host copy of the n tensors t (their bytes at pool + offset) in one
  * buffer, which the caller frees; ptr[i] points at tensor i's. */
-static char *download_all(const rt_train_model *m, const rt_train_tensor *t, const int64_t *offset, int n,
-                          const char *pool, const void **ptr)
+static char *download_all(const rt_train_model *m, const rt_train_tensor *t, int n, const char *pool,
+                          const void **ptr)
 {
     size_t total = 0;
     for (int i = 0; i < n; i++) total += (size_t)rt_nbytes(t[i].dtype, t[i].rank, t[i].dims);
@@ -354,7 +354,7 @@ static char *download_all(const rt_train_model *m, const rt_train_tensor *t, con
     size_t at = 0;
     for (int i = 0; i < n; i++) {
         size_t k = (size_t)rt_nbytes(t[i].dtype, t[i].rank, t[i].dims);
-        if (DEV(m)->download(h + at, pool + (offset ? offset[i] : t[i].offset), k)) {
+        if (DEV(m)->download(h + at, pool + t[i].offset, k)) {
             free(h);
             return NULL;
         }
@@ -377,7 +377,7 @@ static int save(const rt_train_model *m, const char *path, const char *weights, 
 {
     rt_st_tensor *t = calloc((size_t)m->nstate + 2, sizeof *t);
     const void **ptr = calloc((size_t)m->nstate + 1, sizeof *ptr);
-    char *host = t && ptr ? download_all(m, m->state, NULL, m->nstate, weights, ptr) : NULL;
+    char *host = t && ptr ? download_all(m, m->state, m->nstate, weights, ptr) : NULL;
     if (!host) {
         free(t);
         free(ptr);
@@ -416,27 +416,70 @@ static int resume(const rt_train_model *m, const char *path, char *weights, int6
     return rc;
 }
 
-static int dump_grads(const rt_train_model *m, const char *path, const char *arena)
+/* --dump-grads: each gradient is read by the step's grad hook just before
+ * its parameter's update (its bytes are reused after that), into one host
+ * buffer; the file is written once the step's loss is known to be finite. */
+static struct {
+    const rt_train_model *m;
+    const char *arena;
+    char *host;
+    size_t *at;   /* per parameter: its gradient's place in host */
+    int missing;  /* gradients not read yet */
+} grads_at;
+
+static int grads_begin(const rt_train_model *m, const char *arena)
 {
+    size_t total = 0;
+    grads_at.at = malloc(((size_t)m->nparams + 1) * sizeof *grads_at.at);
+    for (int i = 0; grads_at.at && i < m->nparams; i++) {
+        grads_at.at[i] = total;
+        total += (size_t)rt_nbytes(m->params[i].dtype, m->params[i].rank, m->params[i].dims);
+    }
+    grads_at.host = grads_at.at ? malloc(total ? total : 1) : NULL;
+    if (!grads_at.host) {
+        free(grads_at.at);
+        return rt_fail("out of memory (%zu bytes of gradients)", total);
+    }
+    grads_at.m = m;
+    grads_at.arena = arena;
+    grads_at.missing = m->nparams;
+    return 0;
+}
+
+static int grad_hook(int i)
+{
+    const rt_train_model *m = grads_at.m;
+    if (i < 0 || i >= m->nparams) return rt_fail("the step read the gradient of parameter %d of %d", i, m->nparams);
+    grads_at.missing--;
+    return DEV(m)->download(grads_at.host + grads_at.at[i], grads_at.arena + m->grad_offset[i],
+                            (size_t)rt_nbytes(m->params[i].dtype, m->params[i].rank, m->params[i].dims));
+}
+
+static int grads_write(const char *path, float loss)
+{
+    const rt_train_model *m = grads_at.m;
     rt_st_tensor *t = calloc((size_t)m->nparams + 1, sizeof *t);
-    const void **ptr = calloc((size_t)m->nparams + 1, sizeof *ptr);
-    char *host = t && ptr ? download_all(m, m->params, m->grad_offset, m->nparams, arena, ptr) : NULL;
-    float loss;
-    if (!host || DEV(m)->download(&loss, arena + m->loss_offset, sizeof loss)) {
+    if (!t) return rt_fail("out of memory");
+    if (grads_at.missing) {
         free(t);
-        free(ptr);
-        free(host);
-        return t && ptr ? -1 : rt_fail("out of memory");
+        return rt_fail("the step updated %d of %d parameters without reading their gradients",
+                       grads_at.missing, m->nparams);
     }
     t[0] = st_of("loss", RT_F32, 0, NULL, &loss);
     for (int i = 0; i < m->nparams; i++)
-        t[i + 1] = st_of(m->params[i].name, m->params[i].dtype, m->params[i].rank, m->params[i].dims, ptr[i]);
+        t[i + 1] = st_of(m->params[i].name, m->params[i].dtype, m->params[i].rank, m->params[i].dims,
+                         grads_at.host + grads_at.at[i]);
     rt_st_meta meta = {"producer", "loom train"};
     int rc = rt_st_write(path, t, m->nparams + 1, &meta, 1);
     free(t);
-    free(ptr);
-    free(host);
     return rc;
+}
+
+static void grads_end(void)
+{
+    free(grads_at.host);
+    free(grads_at.at);
+    memset(&grads_at, 0, sizeof grads_at);
 }
 
 /* ---- a non-finite loss ---- */
@@ -526,7 +569,7 @@ static int diagnose(const rt_train_model *m, char *arena, char *weights, int64_t
     probe_at.arena = arena;
     probe_at.next = 0;
     probe_at.found = -1;
-    int rc = m->forward_backward(arena, weights, probe);
+    int rc = m->step(arena, weights, probe, NULL); /* the loss is not finite: no update runs */
     if (rc < 0) return error("step %lld: %s", (long long)step, rt_error());
     if (probe_at.found == -2) return error("step %lld: %s", (long long)step, rt_error());
     if (probe_at.found < 0)
@@ -609,7 +652,12 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             goto out;
         }
         rt_train_rng_key = seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)step * 0xd1b54a32d192ed03ull;
-        if (m->forward_backward(arena, weights, NULL)) {
+        int dump = k == 0 && a.dump_grads;
+        if (dump && grads_begin(m, arena)) {
+            error("--dump-grads: %s", rt_error());
+            goto out;
+        }
+        if (m->step(arena, weights, NULL, dump ? grad_hook : NULL)) {
             error("step %lld: %s", (long long)step, rt_error());
             goto out;
         }
@@ -618,17 +666,13 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
             error("step %lld: %s", (long long)step, rt_error());
             goto out;
         }
-        if (!isfinite(loss)) {
+        if (!isfinite(loss)) { /* the step updated nothing: run it again to find the first bad value */
             if (fill_batch(m, d, n, &a, seed, &order, step - 1, arena)) error("step %lld: %s", (long long)step, rt_error());
             else diagnose(m, arena, weights, step, loss);
             goto out;
         }
-        if (k == 0 && a.dump_grads && dump_grads(m, a.dump_grads, arena)) {
+        if (dump && grads_write(a.dump_grads, loss)) {
             error("--dump-grads: %s", rt_error());
-            goto out;
-        }
-        if (m->update(arena, weights)) {
-            error("step %lld: %s", (long long)step, rt_error());
             goto out;
         }
         double ms = (rt_now() - t0) * 1e3, sps = ms > 0 ? (double)m->batch * 1e3 / ms : 0;
@@ -663,6 +707,7 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
     }
     rc = 0;
 out:
+    grads_end();
     if (log && fclose(log) && rc == 0) rc = error("cannot write the log %s: %s", a.log, strerror(errno));
     for (int i = 0; d && i < m->ninputs; i++) rt_tensor_free(&d[i].t);
     if (a.data != paths) free(a.data);

@@ -75,11 +75,14 @@ typedef struct {
     float lr;                       /* compiled defaults, overridable at run time */
     int schedule;
     int64_t warmup;
-    /* model.c: forward and backward of one batch (probe, when not NULL, is
-     * called after every step and stops the pass by returning non-zero; the
-     * pass then returns 1); the optimizer update. 0, or -1 with rt_error(). */
-    int (*forward_backward)(char *arena, char *weights, int (*probe)(int step));
-    int (*update)(char *arena, char *weights);
+    /* model.c: one training step on the batch in the arena: forward, loss,
+     * backward, and each parameter's update as soon as backward is done with
+     * it (none when the loss is not finite). probe, when not NULL, is called
+     * after every step that writes float32 values; grad, when not NULL, just
+     * before the update of params[param], whose gradient is then in the arena
+     * at grad_offset[param]. Either stops the pass by returning non-zero (the
+     * pass then returns 1). 0, or -1 with rt_error(). */
+    int (*step)(char *arena, char *weights, int (*probe)(int step), int (*grad)(int param));
     /* where the arena and the weights blob live (rt.h); NULL: rt_device_host */
     const rt_device *device;
 } rt_train_model;

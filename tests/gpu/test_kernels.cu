@@ -223,20 +223,28 @@ static void test_optim(int64_t n)
 {
     auto p = rand_vec((size_t)n), g = rand_vec((size_t)n), m = rand_vec((size_t)n), v = rand_vec((size_t)n);
     for (auto &e : v) e = fabsf(e);
-    std::vector<float> lr = {3e-3f}, scale = {0.5f};
+    std::vector<float> lr = {3e-3f}, scale = {0.5f}, loss = {2.5f}, nan_loss = {NAN};
     std::vector<int64_t> step = {7};
     float *dp = dev(p), *dg = dev(g), *dm = dev(m), *dv = dev(v), *dlr = dev(lr), *dsc = dev(scale);
+    float *dl = dev(loss), *dnan = dev(nan_loss);
     int64_t *dst = dev(step);
     k_adamw_f32(p.data(), m.data(), v.data(), g.data(), lr[0], step[0], scale.data(), n, 0.9f, 0.999f, 1e-8f, 0.01f);
-    int rc = lk_adamw_f32(rt_cuda_stream(), dp, dm, dv, dg, dlr, dst, dsc, n, 0.9f, 0.999f, 1e-8f, 0.01f);
+    int rc = lk_adamw_f32(rt_cuda_stream(), dp, dm, dv, dg, dlr, dst, dl, dsc, n, 0.9f, 0.999f, 1e-8f, 0.01f);
     compare("lk_adamw_f32 param", rc, back(dp, (size_t)n), p);
     compare("lk_adamw_f32 m", rc, back(dm, (size_t)n), m);
     compare("lk_adamw_f32 v", rc, back(dv, (size_t)n), v);
+    // a non-finite loss: nothing written
+    rc = lk_adamw_f32(rt_cuda_stream(), dp, dm, dv, dg, dlr, dst, dnan, dsc, n, 0.9f, 0.999f, 1e-8f, 0.01f);
+    compare("lk_adamw_f32 param, loss NaN", rc, back(dp, (size_t)n), p);
+    compare("lk_adamw_f32 v, loss NaN", rc, back(dv, (size_t)n), v);
     k_sgd_f32(p.data(), m.data(), g.data(), lr[0], NULL, n, 0.9f, 1e-4f, 1);
-    rc = lk_sgd_f32(rt_cuda_stream(), dp, dm, dg, dlr, NULL, n, 0.9f, 1e-4f, 1);
+    rc = lk_sgd_f32(rt_cuda_stream(), dp, dm, dg, dlr, dl, NULL, n, 0.9f, 1e-4f, 1);
     compare("lk_sgd_f32 nesterov param", rc, back(dp, (size_t)n), p);
     compare("lk_sgd_f32 nesterov buf", rc, back(dm, (size_t)n), m);
+    rc = lk_sgd_f32(rt_cuda_stream(), dp, dm, dg, dlr, dnan, NULL, n, 0.9f, 1e-4f, 1);
+    compare("lk_sgd_f32 param, loss NaN", rc, back(dp, (size_t)n), p);
     cudaFree(dp), cudaFree(dg), cudaFree(dm), cudaFree(dv), cudaFree(dlr), cudaFree(dsc), cudaFree(dst);
+    cudaFree(dl), cudaFree(dnan);
 }
 
 static void test_copy(void)

@@ -195,6 +195,7 @@ np.save(f"{d}/x_shape.npy", np.zeros((4, 785), np.float32))
 np.save(f"{d}/x_dtype.npy", np.zeros((4, 784), np.float64))
 np.save(f"{d}/y_count.npy", np.zeros((3,), np.int64))
 np.save(f"{d}/y_range.npy", np.full((4,), 99, np.int64))
+np.save(f"{d}/x_huge.npy", np.full((4, 784), 3e38, np.float32))
 PY
     y=--data=target_y=models/mlp/target_y.npy
     expect train_wrong_shape 1 "expected float32\[784\] per sample" "$mlp/train" --data "x=$out/x_shape.npy" "$y"
@@ -203,6 +204,11 @@ PY
     expect train_sample_count 1 "holds 3 samples" "$mlp/train" --data x=models/mlp/x.npy --data "target_y=$out/y_count.npy"
     expect train_target_range 1 "out of range" "$mlp/train" --data x=models/mlp/x.npy --data "target_y=$out/y_range.npy" --steps 1
     expect train_nonfinite 1 "first non-finite tensor is" "$mlp/train" "${mlp_args[@]}" --steps 5 --lr 1e30
+    # finite data whose first product overflows: the step's updates (run
+    # inside backward) write nothing, so the re-run names that product, not
+    # a parameter made non-finite by the failed step
+    expect train_nonfinite_no_update 1 "'/fc1/Gemm_output_0' float32\[4,.*computed by node" "$mlp/train" \
+        --data "x=$out/x_huge.npy" "$y" --steps 1
     expect train_bad_flag 2 "unknown argument" "$mlp/train" --bogus
     expect train_bad_lr 2 "--lr needs" "$mlp/train" "${mlp_args[@]}" --lr -1
     expect train_bad_print_every 2 "--print-every needs a whole number from 1" "$mlp/train" "${mlp_args[@]}" --print-every 0

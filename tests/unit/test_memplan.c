@@ -6,7 +6,9 @@
  * lower bound, which is the brute-force peak. On zoo training graphs
  * (ir/train.h) as codegen selects them: parameters and optimizer state
  * persist in the weights blob without sharing a byte, and every update's
- * output is its parameter's or state's bytes. */
+ * output is its parameter's or state's bytes. An update stored between a
+ * fused group's nodes that read its parameter splits the group (cg_select),
+ * so that no read of the parameter runs after the update. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,8 +339,64 @@ static void test_training(void)
     train_plan("resnet_small", IR_LOSS_CE, IR_OPTIM_SGD, 0.9f, 0);
 }
 
+/* y = Mul(x, W) fuses into z = Relu(y) (one use, one shape), and the
+ * update of W comes between (update_at 1) or after (2); W's update must
+ * not run before the loop at the Relu reads W. */
+static void fused_around_update(int update_at, int *mul_at, int *relu_at)
+{
+    IrGraph *g = ir_graph_new(NULL);
+    int64_t n = 8;
+    int x = value(g, "x", IR_INPUT, n), w = value(g, "W", IR_PARAM, n), gw = value(g, "grad/W", IR_INPUT, n);
+    int m = value(g, "m/W", IR_OPT_STATE, n), v = value(g, "v/W", IR_OPT_STATE, n);
+    int lr = ir_value_new(g, "opt/lr", IR_OPT_STATE), step = ir_value_new(g, "opt/step", IR_OPT_STATE);
+    int loss = ir_value_new(g, "loss", IR_INPUT);
+    ir_value_set_shape(&g->values[lr], IR_F32, 0, NULL);
+    ir_value_set_shape(&g->values[step], IR_I64, 0, NULL);
+    ir_value_set_shape(&g->values[loss], IR_F32, 0, NULL);
+    add_input(g, x), add_input(g, gw), add_input(g, loss);
+    int y = value(g, "y", IR_ACTIVATION, n), z = value(g, "z", IR_ACTIVATION, n);
+    int nw = value(g, "next/W", IR_ACTIVATION, n), nm = value(g, "next/m/W", IR_ACTIVATION, n),
+        nv = value(g, "next/v/W", IR_ACTIVATION, n);
+    g->values[nw].alias = w, g->values[nm].alias = m, g->values[nv].alias = v;
+    int order[3], nodes = 0;
+    *mul_at = node(g, IR_OP_Mul, x, w, y);
+    order[nodes++] = *mul_at;
+    int in[7] = {w, gw, m, v, lr, step, loss}, out[3] = {nw, nm, nv};
+    int up = ir_node_new(g, IR_OP_AdamW, "update/W", 7, in, 3, out);
+    g->nodes[up].phase = IR_UPDATE;
+    *relu_at = node(g, IR_OP_Relu, y, -1, z);
+    if (update_at == 1) order[nodes++] = up, order[nodes++] = *relu_at;
+    else order[nodes++] = *relu_at, order[nodes++] = up;
+    ir_reorder(g, order, 3);
+    *mul_at = 0;
+    *relu_at = update_at == 1 ? 2 : 1;
+    add_output(g, z);
+    CgSelect sel;
+    if (cg_select(g, &cg_target_cpu, &sel)) {
+        fprintf(stderr, "  %s\n", g->err);
+        check_failed_ = 1;
+    } else {
+        *mul_at = sel.run_at[*mul_at];
+        *relu_at = sel.run_at[*relu_at];
+        cg_select_free(&sel);
+    }
+    ir_graph_free(g);
+}
+
+static void test_update_splits_group(void)
+{
+    int mul, relu;
+    fused_around_update(2, &mul, &relu); /* the update after the group: fused */
+    CHECK_EQ_INT(mul, 1);
+    CHECK_EQ_INT(relu, 1);
+    fused_around_update(1, &mul, &relu); /* between: the Mul runs alone, before the update */
+    CHECK_EQ_INT(mul, 0);
+    CHECK_EQ_INT(relu, 2);
+}
+
 int main(void)
 {
+    RUN(test_update_splits_group);
     RUN(test_chain_and_view);
     RUN(test_request);
     RUN(test_random_dags);

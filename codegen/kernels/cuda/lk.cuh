@@ -268,12 +268,14 @@ int lk_linear_ce_bf16(cudaStream_t s, float *loss, float *dx, float *dw, const f
 
 /* ---- optimizer updates: lk_optim.cu ---- */
 
-/* loom.AdamW (k_adamw_f32), in place; lr and step read on the device. */
+/* loom.AdamW (k_adamw_f32), in place; lr, step and the loss read on the
+ * device: nothing is written when the loss is not finite. */
 int lk_adamw_f32(cudaStream_t s, float *param, float *m, float *v, const float *grad, const float *lr,
-                 const int64_t *step, const float *grad_scale, int64_t n, float beta1, float beta2, float eps,
-                 float weight_decay);
-/* loom.SGD (k_sgd_f32), in place; buf NULL when momentum is 0. */
-int lk_sgd_f32(cudaStream_t s, float *param, float *buf, const float *grad, const float *lr,
+                 const int64_t *step, const float *loss, const float *grad_scale, int64_t n, float beta1, float beta2,
+                 float eps, float weight_decay);
+/* loom.SGD (k_sgd_f32), in place; buf NULL when momentum is 0; nothing
+ * written when the loss is not finite. */
+int lk_sgd_f32(cudaStream_t s, float *param, float *buf, const float *grad, const float *lr, const float *loss,
                const float *grad_scale, int64_t n, float momentum, float weight_decay, int nesterov);
 
 #endif
