@@ -120,11 +120,19 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
         for (int k = 0; k < i && first; k++) first = sel->run_at[k] != sel->run_at[i];
         sel->ngroups += first;
     }
-    /* in place: only a node that runs alone (a group's loop writes as it reads) */
+    /* in place: only a node that runs alone (a group's loop writes as it reads);
+     * an elementwise node over its first input that has the output's dtype
+     * and element count (so element k of one is element k of the other:
+     * each is read just before it is written) */
     for (int i = 0; i < nn; i++) sel->inplace_in[i] = -1;
     for (int i = 0; i < nn; i++) {
-        int j = t->ops[g->nodes[i].op].inplace - 1;
-        if (j >= 0 && j < g->nodes[i].nin && g->nodes[i].in[j] >= 0) sel->inplace_in[i] = j;
+        const IrNode *n = &g->nodes[i];
+        int j = t->ops[n->op].inplace - 1;
+        for (int k = 0; j < 0 && cg_is_elemwise(n) && n->nout == 1 && n->out[0] >= 0 && k < n->nin; k++) {
+            const IrValue *a = n->in[k] >= 0 ? &g->values[n->in[k]] : NULL, *y = &g->values[n->out[0]];
+            if (a && a->dtype == y->dtype && ir_value_numel(a) == ir_value_numel(y)) j = k;
+        }
+        if (j >= 0 && j < n->nin && n->in[j] >= 0) sel->inplace_in[i] = j;
     }
     for (int i = 0; i < nn; i++)
         if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = -1;

@@ -15,9 +15,12 @@
  * after the other in the weights blob, followed by the optimizer state of a
  * training graph (moments, momentum buffers, learning rate, step), which must
  * persist from one step to the next. An optimizer update writes in place:
- * its output "next/X" (IrValue.alias = X) is given X's bytes. So does a node
+ * its output "next/X" (IrValue.alias = X) is given X's bytes. So may a node
  * whose kernel can write over an input (OptMemRequest.inplace_in: a loss
- * gradient over the logits) when that input dies there. */
+ * gradient over the logits, an elementwise op over an operand of its
+ * output's dtype and size) when that input dies there: the arena is placed
+ * with those outputs merged into their inputs and without, and the smaller
+ * placement is kept. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +96,54 @@ static int64_t lower_bound(const Buffer *bufs, int n, int nsteps)
     }
     free(delta);
     return best;
+}
+
+/* In place (inplace[i] >= 0): node i's first output takes the bytes of that
+ * input when node i reads its buffer last, the two intervals merged.
+ * Returns how many outputs were merged. */
+static int merge_inplace(const IrGraph *g, const int *inplace, const int *run_at, OptSlice *vals)
+{
+    int merged = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || inplace[i] < 0 || n->out[0] < 0 || n->in[inplace[i]] < 0) continue;
+        int root = n->in[inplace[i]], step = run_at ? run_at[i] : i;
+        while (vals[root].alias >= 0) root = vals[root].alias;
+        OptSlice *r = &vals[root], *s = &vals[n->out[0]];
+        if (r->pool != OPT_POOL_ARENA || s->pool != OPT_POOL_ARENA || s->alias >= 0 ||
+            g->values[root].producer < 0 || r->last != step || align_up(s->size) > align_up(r->size))
+            continue;
+        s->alias = root;
+        if (s->last > r->last) r->last = s->last;
+        merged++;
+    }
+    for (int i = 0; merged && i < g->nvalues; i++) /* views of such an output: to the root */
+        while (vals[i].alias >= 0 && vals[vals[i].alias].alias >= 0) vals[i].alias = vals[vals[i].alias].alias;
+    return merged;
+}
+
+/* Places the arena roots of vals and the workspaces (ws_offset): the arena
+ * and the lower bound. */
+static void place_all(const IrGraph *g, const int64_t *ws, const int *run_at, OptSlice *vals, int64_t *ws_offset,
+                      int64_t *arena, int64_t *lb)
+{
+    int nv = g->nvalues, nn = g->nnodes;
+    Buffer *bufs = ir_xmalloc((size_t)(nv + nn + 1) * sizeof *bufs);
+    int nb = 0;
+    for (int i = 0; i < nv; i++) {
+        OptSlice *s = &vals[i];
+        if (s->pool != OPT_POOL_ARENA || s->alias >= 0) continue;
+        bufs[nb++] = (Buffer){align_up(s->size), s->first, s->last, &s->offset};
+    }
+    for (int i = 0; i < nn; i++) {
+        ws_offset[i] = -1;
+        if (ws && ws[i] > 0 && !g->nodes[i].dead)
+            bufs[nb++] = (Buffer){align_up(ws[i]), run_at ? run_at[i] : i, run_at ? run_at[i] : i, &ws_offset[i]};
+    }
+    qsort(bufs, (size_t)nb, sizeof *bufs, by_size_desc);
+    *arena = place(bufs, nb);
+    *lb = lower_bound(bufs, nb, nn ? nn : 1);
+    free(bufs);
 }
 
 int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
@@ -172,43 +223,32 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
         s->last = nsteps - 1;
     }
 
-    /* in place (req->inplace_in): a node's first output takes the bytes of an
-     * input whose buffer it reads last, the two intervals merged */
-    const int *inplace = req ? req->inplace_in : NULL;
-    for (int i = 0; inplace && i < nn; i++) {
-        const IrNode *n = &g->nodes[i];
-        if (n->dead || inplace[i] < 0 || n->out[0] < 0 || n->in[inplace[i]] < 0) continue;
-        int root = n->in[inplace[i]];
-        while (plan->values[root].alias >= 0) root = plan->values[root].alias;
-        OptSlice *r = &plan->values[root], *s = &plan->values[n->out[0]];
-        if (r->pool != OPT_POOL_ARENA || s->pool != OPT_POOL_ARENA || s->alias >= 0 ||
-            g->values[root].producer < 0 || r->last != STEP(i) || align_up(s->size) > align_up(r->size))
-            continue;
-        s->alias = root;
-        if (s->last > r->last) r->last = s->last;
-    }
-    for (int i = 0; inplace && i < nv; i++) /* views of such an output: to the root */
-        while (plan->values[i].alias >= 0 && plan->values[plan->values[i].alias].alias >= 0)
-            plan->values[i].alias = plan->values[plan->values[i].alias].alias;
-
-    /* the buffers: arena roots and workspaces */
-    Buffer *bufs = ir_xmalloc((size_t)(nv + nn + 1) * sizeof *bufs);
-    int nb = 0;
-    for (int i = 0; i < nv; i++) {
-        OptSlice *s = &plan->values[i];
-        if (s->pool != OPT_POOL_ARENA || s->alias >= 0) continue;
-        bufs[nb++] = (Buffer){align_up(s->size), s->first, s->last, &s->offset};
-    }
-    for (int i = 0; i < nn; i++) {
-        plan->ws_offset[i] = -1;
-        if (ws && ws[i] > 0 && !g->nodes[i].dead)
-            bufs[nb++] = (Buffer){align_up(ws[i]), STEP(i), STEP(i), &plan->ws_offset[i]};
-    }
 #undef STEP
-    qsort(bufs, (size_t)nb, sizeof *bufs, by_size_desc);
-    plan->arena_bytes = place(bufs, nb);
-    plan->lower_bound = lower_bound(bufs, nb, nsteps);
-    free(bufs);
+    /* in place (req->inplace_in) or not: merging an output into its input's
+     * buffer lowers the bytes live at once, but the longer buffer can place
+     * worse (vit_tiny's inference arena: 153 KiB merged, 138 not), so both
+     * are placed and the smaller arena is kept; the lower bound is the
+     * merged one, the lower of the two */
+    const int *inplace = req ? req->inplace_in : NULL;
+    int64_t lb;
+    place_all(g, ws, run_at, plan->values, plan->ws_offset, &plan->arena_bytes, &plan->lower_bound);
+    if (inplace) {
+        OptSlice *merged = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *merged);
+        int64_t *ws_offset = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *ws_offset), arena;
+        memcpy(merged, plan->values, (size_t)nv * sizeof *merged);
+        if (merge_inplace(g, inplace, run_at, merged)) {
+            place_all(g, ws, run_at, merged, ws_offset, &arena, &lb);
+            if (lb < plan->lower_bound) plan->lower_bound = lb;
+            if (arena <= plan->arena_bytes) {
+                OptSlice *t = plan->values;
+                int64_t *tw = plan->ws_offset;
+                plan->values = merged, plan->ws_offset = ws_offset, plan->arena_bytes = arena;
+                merged = t, ws_offset = tw;
+            }
+        }
+        free(merged);
+        free(ws_offset);
+    }
     /* views take their root's offset now that roots are placed */
     for (int i = 0; i < nv; i++) {
         OptSlice *s = &plan->values[i];

@@ -70,6 +70,29 @@ typedef struct {
     int outside_read; /* read by a node outside that group */
 } SimBuf;
 
+/* The most bytes of bufs live at one instruction, workspaces included, and
+ * where (r->peak_bytes, r->peak_at). */
+static void peak_of(const SimBuf *buf, int nb, const int64_t *ws_at, int nsteps, OptSimResult *r)
+{
+    int64_t *delta = ir_xcalloc((size_t)nsteps + 1, sizeof *delta);
+    for (int b = 0; b < nb; b++) {
+        if (!buf[b].outside_read) continue; /* kept in registers by its fused loop */
+        delta[buf[b].first] += buf[b].size;
+        delta[buf[b].last + 1] -= buf[b].size;
+    }
+    int64_t live = 0;
+    r->peak_bytes = 0;
+    r->peak_at = 0;
+    for (int k = 0; k < nsteps; k++) {
+        live += delta[k];
+        if (live + ws_at[k] > r->peak_bytes) {
+            r->peak_bytes = live + ws_at[k];
+            r->peak_at = k;
+        }
+    }
+    free(delta);
+}
+
 int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *node_s,
                           const OptMemRequest *req, OptSimResult *r)
 {
@@ -136,8 +159,11 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
         int v = g->outputs[i];
         if (cur[v] >= 0) buf[cur[v]].last = nsteps - 1;
     }
-    /* in place, as the memory planner does it: the output's buffer joins the
-     * input's when that input is last read here */
+    /* the peak without in place, then with, as the memory planner does it
+     * (the output's buffer joins the input's when that input is last read
+     * here); the planner keeps the placement of either, so the lower peak
+     * counts */
+    peak_of(buf, nb, ws_at, nsteps, r);
     for (int k = 0; inplace && k < s->n; k++) {
         int bi = in_buf[k], bo = out_buf[k];
         if (bi < 0 || bo < 0 || buf[bi].last != k || buf[bo].size > buf[bi].size) continue;
@@ -146,21 +172,11 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
         for (int q = k + 1; q < s->n; q++) /* a later in-place read of the output reads bi */
             if (in_buf[q] == bo) in_buf[q] = bi;
     }
-    int64_t *delta = ir_xcalloc((size_t)nsteps + 1, sizeof *delta);
-    for (int b = 0; b < nb; b++) {
-        if (!buf[b].outside_read) continue; /* kept in registers by its fused loop */
-        delta[buf[b].first] += buf[b].size;
-        delta[buf[b].last + 1] -= buf[b].size;
+    if (inplace) {
+        OptSimResult merged = *r;
+        peak_of(buf, nb, ws_at, nsteps, &merged);
+        if (merged.peak_bytes < r->peak_bytes) r->peak_bytes = merged.peak_bytes, r->peak_at = merged.peak_at;
     }
-    int64_t live = 0;
-    for (int k = 0; k < nsteps; k++) {
-        live += delta[k];
-        if (live + ws_at[k] > r->peak_bytes) {
-            r->peak_bytes = live + ws_at[k];
-            r->peak_at = k;
-        }
-    }
-    free(delta);
 out:
 #undef NEWBUF
     free(in_buf);
