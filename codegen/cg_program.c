@@ -187,7 +187,7 @@ static const char main_body[] =
     "        if (params_only && !t->param) continue;\n"
     "        size_t n = (size_t)rt_nbytes(t->dtype, t->rank, t->dims);\n"
     "        void *h = malloc(n ? n : 1);\n"
-    "        int rc = !h ? rt_fail(\"out of memory\") : rt_st_load(st, t->name, t->dtype, t->rank, t->dims, h) ? -1\n"
+    "        int rc = !h ? rt_fail(\"out of memory\") : rt_st_load_weight(st, t->name, t->dtype, t->rank, t->dims, h) ? -1\n"
     "                 : DEVICE->upload(blob + t->offset, h, n);\n"
     "        free(h);\n"
     "        if (rc) {\n"

@@ -141,6 +141,43 @@ int ir_autocast(IrGraph *g, IrDType low)
     return 0;
 }
 
+int ir_autocast_weights(IrGraph *g)
+{
+    IrUses u = ir_uses_build(g);
+    int converted = 0;
+    for (int p = 0; p < g->nvalues; p++) {
+        IrValue *pv = V(p);
+        if (pv->role != IR_PARAM || pv->dtype != IR_F32 || !pv->data || pv->is_output || u.start[p] == u.start[p + 1])
+            continue;
+        int only_casts = 1;
+        for (int k = u.start[p]; k < u.start[p + 1] && only_casts; k++) {
+            const IrNode *n = &g->nodes[u.node[k]];
+            only_casts = !n->dead && n->op == IR_OP_Cast && V(n->out[0])->dtype == IR_BF16;
+        }
+        if (!only_casts) continue;
+        /* the first Cast's result, computed by the folder, becomes p's contents */
+        int c = u.node[u.start[p]], w = g->nodes[c].out[0];
+        IR_ASSERT(ir_ops[IR_OP_Cast].eval(g, c) == 0 && V(w)->data);
+        void *data = V(w)->data;
+        V(w)->data = NULL;
+        ir_value_set_shape(pv, IR_BF16, pv->rank, pv->dims);
+        ir_value_set_data(g, p, data);
+        /* every Cast's readers read p */
+        for (int k = u.start[p]; k < u.start[p + 1]; k++) {
+            IrNode *n = &g->nodes[u.node[k]];
+            int out = n->out[0];
+            for (int i = 0; i < g->nnodes; i++)
+                for (int j = 0; j < g->nodes[i].nin; j++)
+                    if (g->nodes[i].in[j] == out) g->nodes[i].in[j] = p;
+            n->dead = 1;
+        }
+        converted++;
+    }
+    ir_uses_free(&u);
+    if (converted) ir_compact(g);
+    return converted;
+}
+
 /* The forward Cast that widens a bf16 value into v (float32), or -1. */
 static int widening(const IrGraph *g, int v)
 {

@@ -171,6 +171,13 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
  * the loss and autodiff when opts.precision is IR_BF16; compile runs it on an
  * inference graph. low must be IR_BF16. Returns 0. */
 int ir_autocast(IrGraph *g, IrDType low);
+/* On an inference graph after ir_autocast: a float32 parameter that only
+ * bf16 Casts read becomes a bf16 parameter holding the Casts' result (the
+ * folder's rounding, the kernels'), the Casts gone: the weights are stored
+ * and cast once, at compile time, instead of on every run. It keeps its
+ * name (a program's --weights converts a float32 tensor of that name the
+ * same way). Returns how many parameters it converted. */
+int ir_autocast_weights(IrGraph *g);
 /* After autodiff (ir_build_training runs it with ir_autocast): a float32
  * value that a forward Cast widened from bf16 and a backward node reads is
  * read there through a backward Cast of the bf16 value instead, so backward

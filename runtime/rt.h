@@ -203,6 +203,12 @@ const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name);
  * shape; the message names the file, the tensor and the mismatch. */
 int rt_st_load(const rt_st_file *f, const char *name, rt_dtype dtype, int rank,
                const int64_t *dims, void *dst);
+/* rt_st_load for a program's weight: where the program holds a bfloat16
+ * copy of a float32 parameter (compiled with --precision bf16), a float32
+ * tensor of that name and shape is also taken, rounded to the nearest
+ * bfloat16 (ties to even, NaN kept NaN), as the compiler rounded it. */
+int rt_st_load_weight(const rt_st_file *f, const char *name, rt_dtype dtype, int rank,
+                      const int64_t *dims, void *dst);
 int rt_st_meta_count(const rt_st_file *f);
 const rt_st_meta *rt_st_meta_at(const rt_st_file *f, int i);
 /* NULL when absent. */

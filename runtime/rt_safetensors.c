@@ -559,6 +559,31 @@ int rt_st_load(const rt_st_file *f, const char *name, rt_dtype dtype, int rank, 
     return 0;
 }
 
+/* float32 -> bfloat16, round to nearest even, NaN kept a quiet NaN: the
+ * rounding of ir/eval.c's Cast and of the kernels (k_f32_to_bf16). */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16 & 0x8000u) | 0x7fc0u);
+    return (uint16_t)((x + 0x7fffu + (x >> 16 & 1u)) >> 16);
+}
+
+int rt_st_load_weight(const rt_st_file *f, const char *name, rt_dtype dtype, int rank, const int64_t *dims,
+                      void *dst) {
+    const rt_st_tensor *t = rt_st_find(f, name);
+    int widened = t && dtype == RT_BF16 && t->dtype == RT_F32 && t->rank == rank;
+    for (int i = 0; widened && i < rank; i++) widened = t->dims[i] == dims[i];
+    if (!widened) return rt_st_load(f, name, dtype, rank, dims, dst);
+    size_t n = t->nbytes / 4;
+    uint16_t *y = dst;
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, (const char *)t->data + 4 * i, sizeof v);
+        y[i] = f32_to_bf16(v);
+    }
+    return 0;
+}
+
 int rt_st_meta_count(const rt_st_file *f) { return f->nmeta; }
 
 const rt_st_meta *rt_st_meta_at(const rt_st_file *f, int i) { return i >= 0 && i < f->nmeta ? &f->meta[i] : NULL; }

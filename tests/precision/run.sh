@@ -11,7 +11,9 @@
 #    are a few times what the models show. The worst gradient error must
 #    also be over 1e-4, the float32 program's bound: the products did round.
 #  - inference: the outputs against the committed float32 ones
-#    (expected_*.npy), normalized error under 2e-2, and over 1e-6.
+#    (expected_*.npy), normalized error under 2e-2, and over 1e-6; gpt2_tiny's
+#    weights file holds bf16 tensors, and a float32 one given with --weights
+#    gives the same outputs bit for bit (rounded at load as at compile);
 #  - recomputation: gpt2_tiny's bf16 step at its least feasible budget has
 #    the gradients and losses of the unlimited bf16 step, bit for bit, and a
 #    peak within the budget;
@@ -90,6 +92,21 @@ for model in mlp gpt2_tiny llama_tiny vit_tiny; do
     done
     if [ $ok = 1 ]; then pass "precision_${model}_infer (normalized error: $msgs)"
     else fail "precision_${model}_infer" "normalized error not in (1e-6, 2e-2): $msgs"; fi
+    # the products' weights are stored in bf16, cast once by the compiler; a
+    # float32 weights file (the float32 program's) is rounded the same way
+    # at load: the same outputs, bit for bit
+    [ "$model" = gpt2_tiny ] || continue
+    f32=$out/$model.infer32
+    if ! head -c 65536 "$dir/weights.safetensors" | grep -q '"BF16"'; then
+        fail precision_${model}_infer_weights "weights.safetensors holds no bfloat16 tensor"
+    elif ! "$loom" compile "$ref/model.onnx" --mode infer --target cpu -o "$f32" > "$f32.compile.log" 2>&1 ||
+         ! "$dir/infer" "${in[@]}" --output "$out/w32.npy" --weights "$f32/weights.safetensors" > "$f32.run.log" 2>&1; then
+        fail precision_${model}_infer_weights "$(tail -c 600 "$f32.compile.log" "$f32.run.log")"
+    elif cmp -s "$out/w32.npy" "$dir/$(basename "$(ls "$ref"/expected_*.npy | head -1)" .npy | sed 's/^expected_//').npy"; then
+        pass precision_${model}_infer_weights
+    else
+        fail precision_${model}_infer_weights "--weights with float32 tensors gave other outputs than the compiled bf16 weights"
+    fi
 done
 
 # ---- recomputation under a budget changes no bit of a bf16 step either ----

@@ -9,8 +9,11 @@
  * (a Sin's input) is read there through a backward Cast of the bf16
  * value, so backward saves that and not the float32 one; a product plus
  * its bias (through a view) is computed again in backward from the bf16
- * product and the bias, an Add with an activation is not. Numerics are the
- * kernels' tests' and the precision tier's (tests/precision). */
+ * product and the bias, an Add with an activation is not. On an inference
+ * graph, a parameter only products read is stored in bf16 (cast once, at
+ * compile time) and read by them directly; one read in float32 too keeps
+ * its Cast. Numerics are the kernels' tests' and the precision tier's
+ * (tests/precision). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,8 +269,39 @@ static void test_saved_bias(void)
     ir_graph_free(g);
 }
 
+/* Inference: w1 only a product reads becomes a bf16 parameter; w2, read by
+ * a product and by a float32 Relu, keeps its Cast. */
+static void test_inference_weights(void)
+{
+    int x;
+    IrGraph *g = graph_with_input(&x);
+    int w1 = value(g, "w1", IR_PARAM, 2, (int64_t[]){8, 6}), w2 = value(g, "w2", IR_PARAM, 2, (int64_t[]){6, 6});
+    int h = node(g, IR_OP_MatMul, 2, (int[]){x, w1});
+    int y = node(g, IR_OP_MatMul, 2, (int[]){h, w2}), r = node(g, IR_OP_Relu, 1, &w2);
+    g->outputs = malloc(2 * sizeof(int));
+    g->outputs[g->noutputs++] = y;
+    g->outputs[g->noutputs++] = r;
+    V(y)->is_output = V(r)->is_output = 1;
+    CHECK_EQ_INT(ir_autocast(g, IR_BF16), 0);
+    CHECK_EQ_INT(ir_autocast_weights(g), 1);
+    CHECK(ir_verify(g) == 0);
+    w1 = ir_value_find(g, "w1"), w2 = ir_value_find(g, "w2");
+    CHECK(w1 >= 0 && V(w1)->role == IR_PARAM && V(w1)->dtype == IR_BF16);
+    CHECK(((const uint16_t *)V(w1)->data)[0] == 0xbf37); /* -5/7 rounded as the folder and kernels round it */
+    CHECK_EQ_INT(readers(g, w1, IR_OP_MatMul), 1);
+    CHECK_EQ_INT(readers(g, w1, -1), 1);
+    CHECK(w2 >= 0 && V(w2)->dtype == IR_F32);
+    CHECK_EQ_INT(readers(g, w2, IR_OP_Cast), 1);
+    CHECK_EQ_INT(readers(g, w2, IR_OP_Relu), 1);
+    int casts = 0;
+    for (int i = 0; i < g->nnodes; i++) casts += !g->nodes[i].dead && g->nodes[i].op == IR_OP_Cast;
+    CHECK_EQ_INT(casts, 5); /* x, h (widened, then narrowed for the second product) and w2 to bf16; two widenings */
+    ir_graph_free(g);
+}
+
 int main(void)
 {
+    RUN(test_inference_weights);
     RUN(test_graph);
     RUN(test_saved_widening);
     RUN(test_saved_bias);

@@ -2,7 +2,8 @@
  * file built by hand from the format's description, round trips of every dtype with
  * metadata and awkward names, atomic writes that leave no temporary file and never a
  * half-written one, and malformed files (bad JSON, offsets out of range, overlapping,
- * the wrong size, a header length past the end) refused with a message. */
+ * the wrong size, a header length past the end) refused with a message. A program's
+ * bfloat16 weight loads a float32 tensor rounded to nearest even, NaN kept NaN. */
 #include "check.h"
 #include "rt.h"
 #include "tfiles.h"
@@ -363,8 +364,38 @@ static void test_malformed(void) {
     rt_st_close(f);
 }
 
+static void test_load_weight(void) {
+    /* 1 + 2^-8 and 1 + 3*2^-8 are ties (to 1 and to 1 + 2^-6: even), 1 + 2^-8 + 2^-20
+     * rounds up, FLT_MAX overflows to inf, NaN stays NaN (sign kept), -0 and -inf pass */
+    uint32_t bits[8] = {0x3f800000, 0x3f808000, 0x3f818000, 0x3f808008, 0x7f7fffff, 0xffc00001, 0x80000000, 0xff800000};
+    uint16_t want[8] = {0x3f80, 0x3f80, 0x3f82, 0x3f81, 0x7f80, 0xffc0, 0x8000, 0xff80};
+    float x[8];
+    memcpy(x, bits, sizeof x);
+    int32_t ints[8] = {0};
+    rt_st_tensor t[2] = {{.name = "w", .dtype = RT_F32, .rank = 2, .dims = {2, 4}, .data = x, .nbytes = 32},
+                         {.name = "n", .dtype = RT_I32, .rank = 2, .dims = {2, 4}, .data = ints, .nbytes = 32}};
+    CHECK(rt_st_write(tmp("w.safetensors"), t, 2, NULL, 0) == 0);
+    rt_st_file *f;
+    CHECK(rt_st_open(tmp("w.safetensors"), &f) == 0);
+    if (!f) return;
+    uint16_t got[8] = {0};
+    int64_t dims[2] = {2, 4}, wrong[2] = {4, 2};
+    CHECK_EQ_INT(rt_st_load_weight(f, "w", RT_BF16, 2, dims, got), 0);
+    CHECK(memcmp(got, want, sizeof want) == 0);
+    float back[8];
+    CHECK_EQ_INT(rt_st_load_weight(f, "w", RT_F32, 2, dims, back), 0); /* its own dtype: as it is */
+    CHECK(memcmp(back, x, sizeof x) == 0);
+    CHECK_EQ_INT(rt_st_load_weight(f, "w", RT_BF16, 2, wrong, got), -1); /* another shape */
+    CHECK_STR_CONTAINS(rt_error(), "expected bfloat16 [4,2]");
+    CHECK_EQ_INT(rt_st_load_weight(f, "n", RT_BF16, 2, dims, got), -1); /* only float32 converts */
+    CHECK_STR_CONTAINS(rt_error(), "tensor 'n' is int32");
+    CHECK_EQ_INT(rt_st_load(f, "w", RT_BF16, 2, dims, got), -1); /* rt_st_load stays exact */
+    rt_st_close(f);
+}
+
 int main(void) {
     if (tfiles_init("loom_rt_st") < 0) return 1;
+    RUN(test_load_weight);
     RUN(test_write_matches_hand_built);
     RUN(test_roundtrip_every_dtype);
     RUN(test_names_and_metadata_escaped);
