@@ -2,8 +2,13 @@
  * mixed integer program (Jain et al., "Checkmate: Breaking the Memory Wall
  * with Optimal Tensor Rematerialization", MLSys 2020), solved by lp_solve.
  *
- * Stages. The live nodes in their stored order are the stages t = 0..T-1;
- * stage t runs node t and, before it, any forward nodes again. Binaries:
+ * Stages. The live nodes but the updates, in their stored order, are the
+ * stages t = 0..T-1; stage t runs node t and, before it, any forward nodes
+ * again, and after it the parameter updates anchored there: an update runs
+ * after its gradient's writer and after the last stage that may read its
+ * parameter (a rerun's included), as opt_schedule_place_updates places it
+ * then. (Updates as stages of their own made the program twice as large:
+ * every copy held across one needed a column there.) Binaries:
  * R[t][j], node j runs in stage t (R[j][j] = 1; a backward or update node
  * runs only in its own stage; a forward node may run again in any later
  * stage up to the last one that could read what it writes), and S[t][v],
@@ -81,7 +86,12 @@ typedef struct {
     int *r_col;     /* forward nodes: R[t][j] is column r_col + t - pos - 1 for t in (pos, late] */
     int nbin;       /* R and S columns: 1..nbin */
     int *list, *idx; /* scratch: a stage's nodes; node -> index in it or -1 */
+    int *ustart, *unodes; /* the updates anchored at stage t: unodes[ustart[t] .. ustart[t+1]) */
 } Model;
+
+/* The nodes stage t runs for certain, in order: node t, then its updates. */
+static int own_count(const Model *m, int t) { return 1 + (m->ustart ? m->ustart[t + 1] - m->ustart[t] : 0); }
+static int own_node(const Model *m, int t, int i) { return i ? m->unodes[m->ustart[t] + i - 1] : m->node_at[t]; }
 
 static int recomputable(const Model *m, int j) { return m->g->nodes[j].phase == IR_FORWARD; }
 
@@ -165,28 +175,89 @@ static void readers(Model *m)
             m->use = ir_xmalloc((size_t)(m->use_start[nv] + 1) * sizeof *m->use);
         }
         for (int t = 0; t < m->T; t++) {
-            int j = m->node_at[t];
-            const IrNode *n = &g->nodes[j];
-            for (int a = 0; a < n->nin; a++) {
-                int v = n->in[a], dup_v = 0, dup_o = 0;
-                if (v < 0) continue;
-                for (int b = 0; b < a; b++) {
-                    dup_v |= n->in[b] == v;
-                    dup_o |= n->in[b] >= 0 && m->owner[n->in[b]] == m->owner[v];
-                }
-                if (!dup_v) {
-                    if (pass) m->rd[rfill[v]++] = j;
-                    else m->rd_start[v + 1]++;
-                }
-                if (m->owner[v] >= 0 && !dup_o) {
-                    if (pass) m->use[ufill[m->owner[v]]++] = j;
-                    else m->use_start[m->owner[v] + 1]++;
+            for (int q = 0; q < own_count(m, t); q++) {
+                int j = own_node(m, t, q);
+                const IrNode *n = &g->nodes[j];
+                for (int a = 0; a < n->nin; a++) {
+                    int v = n->in[a], dup_v = 0, dup_o = 0;
+                    if (v < 0) continue;
+                    for (int b = 0; b < a; b++) {
+                        dup_v |= n->in[b] == v;
+                        dup_o |= n->in[b] >= 0 && m->owner[n->in[b]] == m->owner[v];
+                    }
+                    if (!dup_v) {
+                        if (pass) m->rd[rfill[v]++] = j;
+                        else m->rd_start[v + 1]++;
+                    }
+                    if (m->owner[v] >= 0 && !dup_o) {
+                        if (pass) m->use[ufill[m->owner[v]]++] = j;
+                        else m->use_start[m->owner[v] + 1]++;
+                    }
                 }
             }
         }
     }
     free(rfill);
     free(ufill);
+}
+
+static void readers_free(Model *m)
+{
+    free(m->rd_start), free(m->rd), free(m->use_start), free(m->use);
+    m->rd_start = m->rd = m->use_start = m->use = NULL;
+}
+
+/* Anchors each update at the stage after which it runs: the latest of its
+ * inputs' writers (an update before it for clipping's scale) and of the
+ * last stages the readers of what it overwrites may run in (late, so a
+ * rerun reading the parameter comes before the update). */
+static void anchor_updates(Model *m)
+{
+    const IrGraph *g = m->g;
+    int nn = g->nnodes, nv = g->nvalues;
+    int *store = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *store), *lastread = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *lastread);
+    for (int v = 0; v < nv; v++) {
+        int s = v;
+        for (int p; (p = g->values[s].producer) >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) &&
+                    g->nodes[p].out[0] == s && g->nodes[p].in[0] >= 0;)
+            s = g->nodes[p].in[0];
+        store[v] = s;
+        lastread[v] = -1;
+    }
+    for (int t = 0; t < m->T; t++) {
+        const IrNode *n = &g->nodes[m->node_at[t]];
+        for (int a = 0; a < n->nin; a++) {
+            int v = n->in[a] >= 0 ? store[n->in[a]] : -1;
+            if (v >= 0 && m->late[m->node_at[t]] > lastread[v]) lastread[v] = m->late[m->node_at[t]];
+        }
+    }
+    m->ustart = ir_xcalloc((size_t)m->T + 2, sizeof *m->ustart);
+    m->unodes = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *m->unodes);
+    int nu = 0;
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->phase != IR_UPDATE) continue;
+        int at = 0;
+        for (int a = 0; a < n->nin; a++) {
+            int p = n->in[a] >= 0 ? g->values[n->in[a]].producer : -1;
+            if (p >= 0 && m->pos[p] > at) at = m->pos[p];
+        }
+        for (int o = 0; o < n->nout; o++) {
+            int w = n->out[o] >= 0 ? g->values[n->out[o]].alias : -1;
+            if (w >= 0 && lastread[store[w]] > at) at = lastread[store[w]];
+        }
+        m->pos[i] = m->late[i] = at;
+        m->unodes[nu++] = i;
+        m->ustart[at + 2]++;
+    }
+    /* a counting sort by anchor, stable (stored order within an anchor) */
+    for (int t = 0; t <= m->T; t++) m->ustart[t + 1] += m->ustart[t];
+    int *sorted = ir_xmalloc((size_t)(nu ? nu : 1) * sizeof *sorted);
+    for (int k = 0; k < nu; k++) sorted[m->ustart[m->pos[m->unodes[k]] + 1]++] = m->unodes[k];
+    memcpy(m->unodes, sorted, (size_t)nu * sizeof *sorted);
+    free(sorted);
+    free(store);
+    free(lastread);
 }
 
 static int last_reader(const Model *m, const int *start, const int *list, int v)
@@ -207,7 +278,7 @@ static void model_init(Model *m, const IrGraph *g, const OptMemRequest *req)
     m->pos = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *m->pos);
     for (int i = 0; i < nn; i++) {
         m->pos[i] = -1;
-        if (!g->nodes[i].dead) m->pos[i] = m->T, m->node_at[m->T++] = i;
+        if (!g->nodes[i].dead && g->nodes[i].phase != IR_UPDATE) m->pos[i] = m->T, m->node_at[m->T++] = i;
     }
     /* the simulator's buffers: views share their input's, the weights pool none */
     m->owner = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *m->owner);
@@ -245,7 +316,12 @@ static void model_init(Model *m, const IrGraph *g, const OptMemRequest *req)
             if (last > m->late[j]) m->late[j] = last;
         }
     }
-    m->list = ir_xmalloc((size_t)(m->T ? m->T : 1) * sizeof *m->list);
+    /* the updates read no forward value, so late holds without them; then
+     * the readers again, the updates among them */
+    anchor_updates(m);
+    readers_free(m);
+    readers(m);
+    m->list = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *m->list);
     m->idx = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *m->idx);
     for (int i = 0; i < nn; i++) m->idx[i] = -1;
 }
@@ -289,6 +365,10 @@ static int stage_nodes(Model *m, int t)
         int j = m->node_at[s];
         if (s == t || (recomputable(m, j) && m->late[j] >= t)) m->idx[j] = n, m->list[n++] = j;
     }
+    for (int q = 1; q < own_count(m, t); q++) {
+        int j = own_node(m, t, q);
+        m->idx[j] = n, m->list[n++] = j;
+    }
     return n;
 }
 
@@ -298,13 +378,14 @@ static void stage_clear(Model *m, int n)
 }
 
 /* Whether v may be freed after its writer or reader k in stage t: not
- * when node t, which runs for certain, reads it later. */
+ * when a node that runs for certain after k in the stage (node t, its
+ * updates) reads it. */
 static int may_free(const Model *m, int t, int v, int k)
 {
-    int j = m->node_at[t];
-    if (k == j) return 1;
-    for (int u = m->use_start[v]; u < m->use_start[v + 1]; u++)
-        if (m->use[u] == j) return 0;
+    for (int u = m->use_start[v]; u < m->use_start[v + 1]; u++) {
+        int j = m->use[u];
+        if (m->pos[j] == t && m->idx[j] > m->idx[k]) return 0; /* node t or one of its updates */
+    }
     return 1;
 }
 
@@ -379,6 +460,7 @@ static void model_free(Model *m)
     free(m->node_at), free(m->pos), free(m->late), free(m->owner), free(m->units), free(m->held_out);
     free(m->rd_start), free(m->rd), free(m->use_start), free(m->use);
     free(m->s_first), free(m->s_last), free(m->s_col), free(m->r_col), free(m->list), free(m->idx);
+    free(m->ustart), free(m->unodes);
 }
 
 /* ---- the program ---- */

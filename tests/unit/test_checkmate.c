@@ -138,12 +138,13 @@ static void test_unlimited(void)
  * stage's own node needs is infeasible. */
 static void test_tight(void)
 {
-    /* 3 layers: lp_solve proves the optimum in about 0.1 s. At 4 it found
+    /* 3 layers: lp_solve proves the optimum in about 0.02 s. At 4 it found
      * it in 0.2 s while the updates ran after the whole backward; since
      * each runs where backward is done with its parameter (ir_update_order),
-     * the gradients die early, rotor's least budget is tighter, and at 4
-     * lp_solve finds no schedule in 120 s (at 5 it found none in minutes
-     * before either) */
+     * the gradients die early and rotor's least budget is tighter: at 4
+     * layers lp_solve then finds no schedule there in 120 s (halfway to
+     * store-all it proves the optimum in 0.1 s; at 5 layers it found none
+     * in minutes before either) */
     Fixture f;
     fixture(&f, 3, widths);
     OptRemat *r = opt_remat_new(f.g, f.costs.seconds, &f.req);
