@@ -58,7 +58,8 @@ def main():
             continue
         w, arena, t0 = base["weights_bytes"], base["store_all_arena_bytes"], base["store_all_step_s"]
         least = base["min_feasible_bytes"]
-        row = {"model": name, "arena": arena, "weights": w, "least": least, "step": t0, "cells": [], "base": []}
+        row = {"model": name, "arena": arena, "weights": w, "least": least, "step": t0, "cells": [], "base": [],
+               "saved": base.get("store_all_saved_bytes", 0)}
         for f, label in FRACTIONS:
             budget = int(w + f * arena)
             r = plan(m, dict(extra, args=["--budget", str(budget)]))
@@ -79,10 +80,12 @@ def main():
                "against store-all's; `-` where the budget is below the least feasible one")
     out.append("- predictions: loom's analytic roofline for the profile; memory: the planner's arena for "
                "the chosen schedule; solve: CPU seconds building the solver's tables and fitting, "
-               "the most over the three budgets\n")
-    out.append("| model | store-all arena | weights+state | least feasible (arena share) | "
+               "the most over the three budgets")
+    out.append("- saved for backward: the part of the store-all arena that is activations backward reads "
+               "(`store_all_saved_bytes`); the rest is gradients and workspaces\n")
+    out.append("| model | store-all arena | saved for backward | weights+state | least feasible (arena share) | "
                "1/2 | 1/3 | 1/5 | solve s | blocks: arena share, overhead | sqrt(n): arena share, overhead |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         cells, solve = [], 0.0
         for label, c in r["cells"]:
@@ -98,7 +101,7 @@ def main():
                 continue
             bases.append(f"{c['arena_bytes'] / r['arena']:.2f}, {c['overhead_pct']:+.1f}%")
         share = (r["least"] - r["weights"]) / r["arena"]
-        out.append(f"| {r['model']} | {mib(r['arena'])} | {mib(r['weights'])} | {mib(r['least'])} ({share:.2f}) | "
+        out.append(f"| {r['model']} | {mib(r['arena'])} | {mib(r['saved'])} | {mib(r['weights'])} | {mib(r['least'])} ({share:.2f}) | "
                    + " | ".join(cells) + f" | {solve:.2f} | " + " | ".join(bases) + " |")
     if notes:
         out.append("\nNot measured:\n" + "\n".join(notes))

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "codegen.h"
 #include "optimizer.h"
+#include "train.h"
 
 /* Solve times are this process's CPU seconds (the solver runs on one
  * thread), so that a loaded machine does not inflate them. */
@@ -67,6 +68,22 @@ int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit 
     f->weights_bytes = p.weights_bytes;
     f->store_all_arena = p.arena_bytes;
     opt_memplan_free(&p);
+    /* the activation memory store-all keeps for backward: the saved values'
+     * buffers (a view's is its root's), each once, parameters and
+     * constants not counted */
+    int *saved, ns = ir_saved_values(g, &saved);
+    unsigned char *seen = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), 1);
+    for (int i = 0; i < ns; i++) {
+        int v = saved[i];
+        for (int pr; (pr = g->values[v].producer) >= 0 && (ir_ops[g->nodes[pr].op].flags & OPF_VIEW) &&
+                     g->nodes[pr].out[0] == v && g->nodes[pr].in[0] >= 0;)
+            v = g->nodes[pr].in[0];
+        if (seen[v] || opt_persistent(g, &f->req, v)) continue;
+        seen[v] = 1;
+        f->saved_bytes += (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
+    }
+    free(seen);
+    free(saved);
     OptSchedule all;
     OptSimResult sim;
     opt_schedule_store_all(g, &all);

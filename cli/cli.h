@@ -116,6 +116,7 @@ typedef struct {
     OptMemRequest req;
     int64_t weights_bytes;    /* parameters, constants, optimizer state */
     int64_t store_all_arena;  /* the planner's arena keeping everything */
+    int64_t saved_bytes;      /* the activations backward reads (ir_saved_values): aligned, each buffer once */
     double store_all_step_s;  /* simulated */
     OptRemat *remat;          /* the solver's tables, built when a budget needs them */
     double table_s;           /* building the solver's table */

@@ -192,6 +192,7 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
     if (full) {
         cli_json_int(j, "weights_bytes", f->weights_bytes);
         cli_json_int(j, "store_all_arena_bytes", f->store_all_arena);
+        cli_json_int(j, "store_all_saved_bytes", f->saved_bytes);
         cli_json_int(j, "min_feasible_bytes", least);
         cli_json_num(j, "store_all_step_s", f->store_all_step_s);
         cli_json_num(j, "overhead_pct", 100.0 * (r->sim.step_s / f->store_all_step_s - 1));
@@ -230,8 +231,9 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     const IrGraph *g = f->g;
     printf("%-10s %s (train, %s costs: %s)\n", "model", g->path, f->device.name, f->costs.source);
     printf("%-10s %s (solver %s)\n", "budget", cli_fmt_bytes((double)r->budget, a, sizeof a), solver);
-    printf("%-10s arena %s + weights and optimizer state %s; step %.4g ms (predicted)\n", "store-all",
-           cli_fmt_bytes((double)f->store_all_arena, a, sizeof a), cli_fmt_bytes((double)f->weights_bytes, b, sizeof b),
+    printf("%-10s arena %s (%s of it activations saved for backward) + weights and optimizer state %s; "
+           "step %.4g ms (predicted)\n", "store-all", cli_fmt_bytes((double)f->store_all_arena, a, sizeof a),
+           cli_fmt_bytes((double)f->saved_bytes, c, sizeof c), cli_fmt_bytes((double)f->weights_bytes, b, sizeof b),
            1e3 * f->store_all_step_s);
     printf("%-10s arena %s (device %s); step %.4g ms (predicted, %+.1f%%)\n", "plan",
            cli_fmt_bytes((double)r->arena, a, sizeof a), cli_fmt_bytes((double)(f->weights_bytes + r->arena), b, sizeof b),

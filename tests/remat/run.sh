@@ -55,7 +55,14 @@ for model in mlp gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small
     fi
     least=$("$py" "$out/field.py" "$out/$model.plan.json" min_feasible_bytes)
     top=$("$py" "$out/field.py" "$out/$model.plan.json" budget_bytes)
-    pass "remat_${model}_plan (least feasible $least, store-all $top bytes)"
+    # the activations saved for backward are part of the store-all arena, and not none of it
+    saved=$("$py" "$out/field.py" "$out/$model.plan.json" store_all_saved_bytes)
+    sa=$("$py" "$out/field.py" "$out/$model.plan.json" store_all_arena_bytes)
+    if [ "${saved:-0}" -gt 0 ] && [ "$saved" -le "${sa:-0}" ]; then
+        pass "remat_${model}_plan (least feasible $least, store-all $top bytes, $saved of its arena $sa saved for backward)"
+    else
+        fail "remat_${model}_plan" "store_all_saved_bytes '$saved' not in (0, store_all_arena_bytes $sa]"
+    fi
     base=$out/$model.all
     if ! "$loom" compile "$m" "${flags[@]}" -o "$base" > "$base.compile.log" 2>&1 || ! run_prog "$model" "$base"; then
         fail "remat_${model}_store_all" "$(tail -3 "$base.compile.log" "$base.build.log" "$base.run.log" 2>/dev/null)"
