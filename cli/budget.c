@@ -74,10 +74,7 @@ int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit 
     int *saved, ns = ir_saved_values(g, &saved);
     unsigned char *seen = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), 1);
     for (int i = 0; i < ns; i++) {
-        int v = saved[i];
-        for (int pr; (pr = g->values[v].producer) >= 0 && (ir_ops[g->nodes[pr].op].flags & OPF_VIEW) &&
-                     g->nodes[pr].out[0] == v && g->nodes[pr].in[0] >= 0;)
-            v = g->nodes[pr].in[0];
+        int v = ir_view_root(g, saved[i]);
         if (seen[v] || opt_persistent(g, &f->req, v)) continue;
         seen[v] = 1;
         f->saved_bytes += (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;

@@ -144,8 +144,10 @@ int ir_autocast(IrGraph *g, IrDType low)
 int ir_autocast_weights(IrGraph *g)
 {
     IrUses u = ir_uses_build(g);
-    int converted = 0;
-    for (int p = 0; p < g->nvalues; p++) {
+    int converted = 0, nv0 = g->nvalues;
+    int *read_as = ir_xmalloc((size_t)(nv0 ? nv0 : 1) * sizeof *read_as); /* a Cast's result: the parameter */
+    for (int v = 0; v < nv0; v++) read_as[v] = v;
+    for (int p = 0; p < nv0; p++) {
         IrValue *pv = V(p);
         if (pv->role != IR_PARAM || pv->dtype != IR_F32 || !pv->data || pv->is_output || u.start[p] == u.start[p + 1])
             continue;
@@ -165,16 +167,19 @@ int ir_autocast_weights(IrGraph *g)
         /* every Cast's readers read p */
         for (int k = u.start[p]; k < u.start[p + 1]; k++) {
             IrNode *n = &g->nodes[u.node[k]];
-            int out = n->out[0];
-            for (int i = 0; i < g->nnodes; i++)
-                for (int j = 0; j < g->nodes[i].nin; j++)
-                    if (g->nodes[i].in[j] == out) g->nodes[i].in[j] = p;
+            read_as[n->out[0]] = p;
             n->dead = 1;
         }
         converted++;
     }
     ir_uses_free(&u);
-    if (converted) ir_compact(g);
+    if (converted) {
+        for (int i = 0; i < g->nnodes; i++)
+            for (int j = 0; j < g->nodes[i].nin; j++)
+                if (g->nodes[i].in[j] >= 0) g->nodes[i].in[j] = read_as[g->nodes[i].in[j]];
+        ir_compact(g);
+    }
+    free(read_as);
     return converted;
 }
 

@@ -466,6 +466,14 @@ int ir_topo_order(IrGraph *g, int *order)
     return rc;
 }
 
+int ir_view_root(const IrGraph *g, int v)
+{
+    for (int p; (p = g->values[v].producer) >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) &&
+                g->nodes[p].out[0] == v && g->nodes[p].in[0] >= 0;)
+        v = g->nodes[p].in[0];
+    return v;
+}
+
 void ir_reorder(IrGraph *g, const int *order, int count)
 {
     IrNode *nodes = ir_xmalloc((g->cap_nodes ? g->cap_nodes : 1) * sizeof *nodes);

@@ -199,6 +199,10 @@ static inline int ir_in(const IrNode *n, int i) { return i < n->nin ? n->in[i] :
 /* Drop dead nodes and the values nothing references; renumbers ids. */
 void ir_compact(IrGraph *g);
 
+/* The value whose bytes v is: v itself, or for the output of a view op
+ * (Reshape, Identity, ...: OPF_VIEW) the value it views, transitively. */
+int ir_view_root(const IrGraph *g, int v);
+
 /* Store the nodes order[0..count) in that order (the others are dropped) and
  * set every value's producer anew. */
 void ir_reorder(IrGraph *g, const int *order, int count);

@@ -153,16 +153,6 @@ out:
     return rc;
 }
 
-/* The bytes value v is: v itself, or for a view (Reshape, Identity, ...)
- * the value it views, transitively. */
-static int storage_of(const IrGraph *g, int v)
-{
-    for (int p; (p = g->values[v].producer) >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) &&
-                g->nodes[p].out[0] == v && g->nodes[p].in[0] >= 0;)
-        v = g->nodes[p].in[0];
-    return v;
-}
-
 void ir_update_order(const IrGraph *g, const int *nodes, int n, int *perm)
 {
     int nv = g->nvalues;
@@ -173,7 +163,7 @@ void ir_update_order(const IrGraph *g, const int *nodes, int n, int *perm)
     int *store = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *store);
     /* per position of an update node: the position it follows */
     int *after = ir_xmalloc((size_t)(n ? n : 1) * sizeof *after);
-    for (int v = 0; v < nv; v++) wrote[v] = read[v] = -1, store[v] = storage_of(g, v);
+    for (int v = 0; v < nv; v++) wrote[v] = read[v] = -1, store[v] = ir_view_root(g, v);
     for (int k = 0; k < n; k++) {
         const IrNode *nd = &g->nodes[nodes[k]];
         after[k] = -2; /* not an update */

@@ -216,14 +216,7 @@ static void anchor_updates(Model *m)
     const IrGraph *g = m->g;
     int nn = g->nnodes, nv = g->nvalues;
     int *store = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *store), *lastread = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *lastread);
-    for (int v = 0; v < nv; v++) {
-        int s = v;
-        for (int p; (p = g->values[s].producer) >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) &&
-                    g->nodes[p].out[0] == s && g->nodes[p].in[0] >= 0;)
-            s = g->nodes[p].in[0];
-        store[v] = s;
-        lastread[v] = -1;
-    }
+    for (int v = 0; v < nv; v++) store[v] = ir_view_root(g, v), lastread[v] = -1;
     for (int t = 0; t < m->T; t++) {
         const IrNode *n = &g->nodes[m->node_at[t]];
         for (int a = 0; a < n->nin; a++) {

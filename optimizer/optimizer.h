@@ -177,7 +177,8 @@ void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind);
  * (req->static_only; req may be NULL). */
 int opt_persistent(const IrGraph *g, const OptMemRequest *req, int v);
 void opt_schedule_free(OptSchedule *s);
-/* Every live node once, in the stored order: the store-all schedule. */
+/* Every live node once, in the stored order: the store-all schedule (the
+ * training graph is stored with its updates placed, ir_place_updates). */
 void opt_schedule_store_all(const IrGraph *g, OptSchedule *s);
 /* Moves s's update nodes (IR_UPDATE) to where ir_update_order puts them:
  * each right after the last instruction it depends on, recomputations

@@ -37,7 +37,6 @@ void opt_schedule_store_all(const IrGraph *g, OptSchedule *s)
     memset(s, 0, sizeof *s);
     for (int i = 0; i < g->nnodes; i++)
         if (!g->nodes[i].dead) opt_schedule_push(s, i, OPT_RUN);
-    opt_schedule_place_updates(g, s);
 }
 
 void opt_schedule_place_updates(const IrGraph *g, OptSchedule *s)
