@@ -612,11 +612,39 @@ void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind)
     free(reg);
 }
 
-/* A loop of at least K_PAR_WORK elements, the kernels' thread threshold
- * (kernels.h), runs on the kernels' thread pool: vectorized, a fused loop
- * costs about one element operation per element whatever the nodes in it (a
- * GELU of eight nodes over 32768 floats took 12 us on one core), so its
- * length is its work. Its body becomes a function ew_loop_<root> of the
+/* Element operations per element of a fused loop, its work for the thread
+ * threshold: one, plus EW_CALL_WORK for each member whose float expression
+ * calls exp, tanh, erf or another libm function. Vectorized, a loop of plain
+ * arithmetic costs about one element operation per element whatever its
+ * length in nodes (an add over 32768 floats took 5.6 us on one core), and
+ * each such call about six (k_expf, k_tanhf or a GELU over the same floats:
+ * 32 to 34 us). */
+enum { EW_CALL_WORK = 5 };
+
+static int calls_fn(const char *t)
+{
+    static const char *fn[] = {"%E", "%H", "%R", "log", "sin(", "cos(", "pow(", "fmod("};
+    for (size_t k = 0; t && k < sizeof fn / sizeof *fn; k++)
+        if (strstr(t, fn[k])) return 1;
+    return 0;
+}
+
+static int64_t ew_elem_work(const IrGraph *g, const CgEwPlan *p)
+{
+    int64_t w = 1;
+    for (int m = 0; m < p->nmem; m++) {
+        const IrNode *n = &g->nodes[p->mem[m]];
+        const char *t = exprs[n->op].f;
+        if (n->op == IR_OP_Gelu && !strcmp(ir_attr_string(n, "approximate", "none"), "tanh"))
+            t = exprs[n->op].f_alt;
+        if (calls_fn(t)) w += EW_CALL_WORK;
+    }
+    return w;
+}
+
+/* A loop of at least K_PAR_WORK element operations (ew_elem_work per element),
+ * the kernels' thread threshold (kernels.h), runs on the kernels' thread
+ * pool. Its body becomes a function ew_loop_<root> of the
  * outer index range [_lo, _hi) in the target's loop file (c->kf, loops.h,
  * included by model.c), called through k_par_for with the pointers of its
  * leaves and output; a shorter loop stays inline. */
@@ -627,7 +655,8 @@ void cg_elemwise_emit(CgCtx *c, int root)
     CgEwPlan p;
     cg_ew_plan(c, root, &p);
     cg_declare_outputs(c, root);
-    int par = p.numel >= K_PAR_WORK && c->kf;
+    int64_t work = p.numel * ew_elem_work(g, &p);
+    int par = work >= K_PAR_WORK && c->kf;
     int ov = g->nodes[root].out[0];
     long long n = (long long)(p.r == 1 ? p.numel : p.outer);
     char hi[32];
@@ -636,7 +665,7 @@ void cg_elemwise_emit(CgCtx *c, int root)
         fprintf(f, "    {\n        void *const _args[] = {");
         for (int k = 0; k < p.nleaf; k++) fprintf(f, "(void *)%s, ", c->var[p.leaf[k].vid]);
         fprintf(f, "%s};\n        k_par_for(%lld, %lld, ew_loop_%d, (void *)_args);\n    }\n", c->var[ov], n,
-                (long long)p.numel, root);
+                (long long)work, root);
         c->f = c->kf;
         fprintf(c->f, "\n/* %s [_lo, _hi) of the fused loop whose step in %s calls it */\n"
                       "static void ew_loop_%d(void *_arg, int64_t _lo, int64_t _hi, int _tid)\n{\n"

@@ -189,7 +189,8 @@ static void test_gemm_f32(void)
 /* The same bits whatever the thread count, on the batch-threaded path. */
 static void test_matmul_threads_bitwise(void)
 {
-    int64_t batch = 12, M = 60, N = 90, K = 80; // over K_PAR_MACS in all, each product under
+    int64_t batch = 12, M = 40, N = 60, K = 80; // over K_PAR_MACS in all, each product under
+    CHECK(M * N * K < K_PAR_MACS && batch * M * N * K >= K_PAR_MACS);
     float *a = rand_f(batch * M * K), *b = rand_f(K * N), *y1 = rand_f(batch * M * N);
     float *y2 = rand_f(batch * M * N);
     int64_t ao[12], bo[12];
@@ -207,10 +208,12 @@ static void test_matmul_threads_bitwise(void)
  * transposed or not: the same bits at 1 and 3 threads. */
 static void test_gemm_split_bitwise(void)
 {
-    // each at least K_PAR_MACS multiply-adds, so that 3 threads do split it
+    // each at least K_PAR_MACS multiply-adds, so that 3 threads do split it: by rows, or
+    // (few rows through the register tiles) by columns, 4 x 301 one block and a partial one
     int64_t shapes[][3] = {{400, 150, 100}, {48, 1400, 64}, {9, 4000, 130}, {1000, 17, 260},
-                           {16, 5000, 60}, {40, 1030, 110}};
-    for (int s = 0; s < 6; s++)
+                           {16, 5000, 60}, {40, 1030, 110}, {4, 301, 784}, {70, 90, 50}};
+    for (int s = 0; s < 8; s++) {
+        CHECK(shapes[s][0] * shapes[s][1] * shapes[s][2] >= K_PAR_MACS);
         for (int tr = 0; tr < 4; tr++) {
             int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
             int ta = tr & 1, tb = tr >> 1;
@@ -223,6 +226,7 @@ static void test_gemm_split_bitwise(void)
             CHECK(memcmp(y1, y2, (size_t)(M * N) * sizeof *y1) == 0);
             free(a), free(b), free(c), free(y1), free(y2);
         }
+    }
     k_set_threads(0);
 }
 
@@ -244,6 +248,27 @@ static void test_sgemm_rows_bitwise(void)
     }
 }
 
+/* Any block of columns computed alone has the bits of the same columns of the
+ * whole product, for operands the register tiles take (a product of few rows
+ * is split over threads that way). */
+static void test_sgemm_cols_bitwise(void)
+{
+    for (int t = 0; t < 40; t++) {
+        int64_t M = irand(1, 12), N = irand(1, 90), K = irand(1, 300);
+        int tb = t & 1;
+        float beta = t % 3 == 0 ? 0.0f : 0.5f;
+        int64_t ldb = tb ? K : N;
+        float *a = rand_f(M * K), *b = rand_f(K * N), *y = rand_f(M * N), *part = rand_f(M * N);
+        memcpy(part, y, (size_t)(M * N) * sizeof *y);
+        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, ldb, beta, y, N);
+        int64_t lo = irand(0, N - 1), hi = irand(lo + 1, N);
+        k_sgemm(0, tb, M, hi - lo, K, 1.25f, a, K, tb ? b + lo * ldb : b + lo, ldb, beta, part + lo, N);
+        for (int64_t r = 0; r < M; r++)
+            CHECK(memcmp(y + r * N + lo, part + r * N + lo, (size_t)(hi - lo) * sizeof *y) == 0);
+        free(a), free(b), free(y), free(part);
+    }
+}
+
 int main(void)
 {
     RUN(test_matmul_f32);
@@ -253,5 +278,6 @@ int main(void)
     RUN(test_matmul_threads_bitwise);
     RUN(test_gemm_split_bitwise);
     RUN(test_sgemm_rows_bitwise);
+    RUN(test_sgemm_cols_bitwise);
     return CHECK_DONE();
 }

@@ -27,14 +27,18 @@
 
 /* Threads: a kernel splits its work over the pool's threads (kpar.c) only
  * when it has at least K_PAR_WORK element operations (a product: K_PAR_MACS
- * multiply-adds), about 100 microseconds on one core. Waking a sleeping worker
- * costs tens of microseconds on an idle machine and far more on a busy one, so
- * the steps of a small model run on the calling thread (llama_tiny ran 0.78 ms
- * on one thread against 2.7 ms on two, with other work on the machine's two
- * cores). A parallel step is cut into chunks of about K_PAR_GRAIN operations,
- * at most K_PAR_CHUNKS. */
-#define K_PAR_WORK ((int64_t)1 << 18)
-#define K_PAR_MACS ((int64_t)1 << 22)
+ * multiply-adds), about 5 to 10 microseconds on one core of the 2-core
+ * machine loom is tested on (an add of 2^14 floats 3 us, a product of 2^18
+ * multiply-adds 9 us). The pool's workers spin between steps, so a split
+ * costs about a microsecond, and a worker that another process holds off its
+ * core costs at most the chunk it took (kpar.c). At 2^18 / 2^22 (about
+ * 100 us) every step of the small zoo models ran on one thread: lowering the
+ * thresholds to these took gpt2_tiny's inference 0.52 -> 0.46 ms and
+ * llama_tiny's 0.54 -> 0.40 ms on 2 threads (bench/results/infer_cpu.md).
+ * A parallel step is cut into chunks of about K_PAR_GRAIN operations, at most
+ * K_PAR_CHUNKS. */
+#define K_PAR_WORK ((int64_t)1 << 14)
+#define K_PAR_MACS ((int64_t)1 << 18)
 #define K_PAR_GRAIN (K_PAR_WORK / 8)
 #define K_PAR_CHUNKS 64
 /* A product's multiply-adds as k_par_for's work (K_PAR_MACS of them is K_PAR_WORK). */

@@ -48,6 +48,14 @@ static void blas_serial(void)
  * cache blocking (320 columns here), too coarse to split on. */
 enum { ROW_BLOCK = 24 };
 
+/* The register-tiled kernels compute every element of y alike wherever its
+ * tile falls (ktile.h), so their products may also be split by blocks of
+ * columns: a product of fewer than COL_SPLIT_ROWS rows (a batch of a few
+ * samples through a linear layer: mlp's 4 x 784 times 784 x 128) has too few
+ * row blocks to share, and is cut into blocks of COL_BLOCK columns instead
+ * (a multiple of both tile widths, 16 and 4). */
+enum { COL_BLOCK = 16, COL_SPLIT_ROWS = 4 * ROW_BLOCK };
+
 /* A product's operands and sizes, for its blocks of rows. */
 typedef struct {
     int trans_a, trans_b;
@@ -95,6 +103,18 @@ static void tiled_rows(void *arg, int64_t b0, int64_t b1, int tid)
         tiled_nn(hi - lo, g->N, g->K, g->alpha, g->a + lo * g->lda, g->lda, g->b, g->ldb, g->beta,
                  g->y + lo * g->ldy, g->ldy);
 }
+
+/* Blocks [b0, b1) of COL_BLOCK columns through the register tiles. */
+static void tiled_cols(void *arg, int64_t b0, int64_t b1, int tid)
+{
+    const Gemm *g = arg;
+    int64_t lo = b0 * COL_BLOCK, hi = b1 * COL_BLOCK < g->N ? b1 * COL_BLOCK : g->N;
+    if (g->trans_b)
+        k_tiled_nt(g->M, hi - lo, g->K, g->alpha, g->a, g->lda, g->b + lo * g->ldb, g->ldb, g->beta, g->y + lo,
+                   g->ldy);
+    else
+        tiled_nn(g->M, hi - lo, g->K, g->alpha, g->a, g->lda, g->b + lo, g->ldb, g->beta, g->y + lo, g->ldy);
+}
 #endif
 
 /* Blocks [b0, b1) of rows through OpenBLAS: rows lo..hi of op(a) and y. */
@@ -116,7 +136,10 @@ void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float al
     Gemm g = {trans_a, trans_b, M, N, K, alpha, beta, a, b, y, lda, ldb, ldy};
 #if K_TILED
     if (K > 0 && !trans_a && k_tiled_ok(M * K)) {
-        gemm_par(&g, tiled_rows);
+        if (M < COL_SPLIT_ROWS && N >= 2 * COL_BLOCK)
+            k_par_for((N + COL_BLOCK - 1) / COL_BLOCK, K_MACS_WORK(M * N * K), tiled_cols, &g);
+        else
+            gemm_par(&g, tiled_rows);
         return;
     }
 #endif
