@@ -34,7 +34,8 @@
  * core costs at most the chunk it took (kpar.c). At 2^18 / 2^22 (about
  * 100 us) every step of the small zoo models ran on one thread: lowering the
  * thresholds to these took gpt2_tiny's inference 0.52 -> 0.46 ms and
- * llama_tiny's 0.54 -> 0.40 ms on 2 threads (bench/results/infer_cpu.md).
+ * llama_tiny's 0.54 -> 0.40 ms on 2 threads, and their training steps
+ * 3.2 -> 2.1 ms and 2.5 -> 1.7 ms (alternating runs of both builds).
  * A parallel step is cut into chunks of about K_PAR_GRAIN operations, at most
  * K_PAR_CHUNKS. */
 #define K_PAR_WORK ((int64_t)1 << 14)
