@@ -7,8 +7,9 @@ generated Makefile's default flags (or --cflags), one run of each to check
 that loom's outputs equal onnxruntime's (rtol 1e-3, atol 1e-5, as the zoo
 tier; the script fails loudly if not), then ROUNDS alternating rounds
 (onnxruntime, loom, onnxruntime, loom, ...) of REPEAT runs each. A round's
-figure is the median per-run latency; a model's figure is the median over
-rounds of those medians.
+figure is the median per-run latency; a model's times are the medians over
+rounds of those medians, and its loom/ORT ratio the median over rounds of
+each loom round's figure over the onnxruntime round's just before it.
 
   loom:         `infer --repeat REPEAT` in its own process, which times each
                 model_run alone (after one warm-up run) on the monotonic clock
@@ -159,9 +160,13 @@ def bench_model(name, a):
         ort_ms.append(ort_run.time_round(n))
         loom_ms.append(loom_round(infer, args, n, env))
     lm, om = statistics.median(loom_ms), statistics.median(ort_ms)
-    row = dict(model=name, loom=lm, ort=om, ratio=lm / om, abs=max_abs, rel=max_rel, runs=n,
-               loom_spread=(min(loom_ms), max(loom_ms)), ort_spread=(min(ort_ms), max(ort_ms)))
-    print(f"{name:14s} loom {lm:9.4f} ms  ort {om:9.4f} ms  ratio {lm / om:6.2f}  "
+    # the ratio of each round to the onnxruntime round just before it: the machine's speed
+    # drifts (the same program reads 0.73 or 1.0 ms minutes apart), a pair of rounds shares it
+    pairs = [l / o for l, o in zip(loom_ms, ort_ms)]
+    ratio = statistics.median(pairs)
+    row = dict(model=name, loom=lm, ort=om, ratio=ratio, ratio_spread=(min(pairs), max(pairs)), abs=max_abs,
+               rel=max_rel, runs=n, loom_spread=(min(loom_ms), max(loom_ms)), ort_spread=(min(ort_ms), max(ort_ms)))
+    print(f"{name:14s} loom {lm:9.4f} ms  ort {om:9.4f} ms  ratio {ratio:6.2f}  "
           f"max abs diff {max_abs:.2g}  ({a.rounds} rounds x {n} runs)", flush=True)
     return row
 
@@ -184,16 +189,18 @@ def write_results(rows, floor, a, cmdline):
         f"- onnxruntime {ort.__version__}, numpy {np.__version__}, Python {platform.python_version()}",
         f"- loom's CFLAGS: {cflags}",
         f"- environment: {env_notes}",
-        f"- {a.rounds} alternating rounds per model; a figure is the median over rounds of a "
-        "round's median per-run latency",
+        f"- {a.rounds} alternating rounds per model; a time is the median over rounds of a "
+        "round's median per-run latency; loom/ORT is the median over rounds of a loom round's time "
+        "over the onnxruntime round just before it (range: the lowest and highest of those)",
         f"- ORT floor (one Identity node through run_with_iobinding): {floor:.4f} ms",
         f"- command: `{cmdline}`",
         "",
-        "| model | loom ms | ORT ms | loom/ORT | max abs diff | max rel diff | runs/round |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | loom ms | ORT ms | loom/ORT | (range) | max abs diff | max rel diff | runs/round |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['loom']:.4f} | {r['ort']:.4f} | {r['ratio']:.2f} | "
+        lo, hi = r["ratio_spread"]
+        lines.append(f"| {r['model']} | {r['loom']:.4f} | {r['ort']:.4f} | {r['ratio']:.2f} | {lo:.2f}-{hi:.2f} | "
                      f"{r['abs']:.2g} | {r['rel']:.2g} | {r['runs']} |")
     text = "\n".join(lines) + "\n"
     if a.out:
