@@ -8,8 +8,10 @@ step of the store-all schedule and of the schedule for a budget halfway
 between the least feasible one and store-all (with recomputation); both
 programs are compiled (`loom compile [--budget B --costs F]`), built and
 trained for --steps steps, and the median step_ms of the log after 5 warm-up
-steps is a run's time; --rounds rounds run every model's two programs in
-turn, and the median over rounds is the measured time. The issue's bar:
+steps is a run's time. Each of --rounds rounds profiles every model again and
+runs its two programs right after (the machine's speed drifts within
+minutes; a prediction and the step it predicts share it); the error is the
+median over rounds of each round's predicted over measured. The issue's bar:
 predicted within 15% of measured.
 """
 import argparse
@@ -52,22 +54,34 @@ def main():
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     plans = {}
-    for m in a.models:
-        flags = ["--loss", LOSS[m], "--loss-target", "target_y"]
+
+    def predict(m, flags, budget):
+        """`loom profile` now, then `loom plan --costs` of store-all and of the budget (None: find it)."""
         onnx = os.path.join(ROOT, "models", m, "model.onnx")
         costs = os.path.join(WORK, f"{m}.costs.json")
         sh([LOOM, "profile", onnx, "--mode", "train", "--target", "cpu", "-o", costs, "--repeat", "20"] + flags)
         allp = json.loads(sh([LOOM, "plan", onnx, "--costs", costs, "--json"] + flags))
-        least, top = allp["min_feasible_bytes"], allp["budget_bytes"]
-        budget = (least + top) // 2
+        if budget is None:
+            budget = (allp["min_feasible_bytes"] + allp["budget_bytes"]) // 2
         half = json.loads(sh([LOOM, "plan", onnx, "--costs", costs, "--json", "--budget", str(budget)] + flags))
-        plans[m] = (allp, half, budget, build(m, flags, None, costs), build(m, flags, budget, costs))
+        return allp, half, budget, costs
+
+    for m in a.models:
+        flags = ["--loss", LOSS[m], "--loss-target", "target_y"]
+        allp, half, budget, costs = predict(m, flags, None)
+        plans[m] = (allp, half, budget, build(m, flags, None, costs), build(m, flags, budget, costs), flags)
         print(f"{m}: profiled and built", file=sys.stderr)
-    # rounds: every model's two programs one after the other, the models in turn,
-    # so that a slow minute of the machine reaches one round, not one model
+    # rounds: each model profiled again and its two programs run right after, the models
+    # in turn, so that a prediction and the step it predicts share the machine's state
+    # (its speed drifts by a third within minutes) and a slow minute reaches one round
     runs = {m: ([], []) for m in a.models}
+    preds = {m: ([], []) for m in a.models}
     for r in range(a.rounds):
         for m in a.models:
+            budget, flags = plans[m][2], plans[m][5]
+            pa, pb = predict(m, flags, budget)[:2]
+            preds[m][0].append(pa["predicted_step_s"])
+            preds[m][1].append(pb["predicted_step_s"])
             runs[m][0].append(measure(m, plans[m][3], a.steps))
             runs[m][1].append(measure(m, plans[m][4], a.steps))
         print(f"round {r + 1}: done", file=sys.stderr)
@@ -77,20 +91,25 @@ def main():
            f"- command: `python bench/sim_cpu.py --steps {a.steps} --rounds {a.rounds}` (bin/loom built with `make`)",
            "- predicted: `loom plan --costs` over the per-node times `loom profile --mode train` measured "
            "(a recomputation costs its forward node); measured: the median `step_ms` of a `train` run "
-           f"after 5 warm-up steps of {a.steps}, the median over {a.rounds} rounds (each round runs every "
-           "model's two programs in turn; the range is the rounds' lowest and highest); budget: halfway "
-           "between the least feasible and store-all\n",
+           f"after 5 warm-up steps of {a.steps}; each of {a.rounds} rounds profiles every model again and "
+           "runs its two programs right after; a figure is the median over rounds (the range: the rounds' "
+           "lowest and highest measured), the error the median over rounds of each round's predicted over "
+           "measured; budget: halfway between the least feasible and store-all (the budget program is "
+           "built from a first profile's costs; a round's prediction is the plan its own costs "
+           "choose at that budget)\n",
            "| model | store-all predicted ms | measured ms (range) | error | budget bytes | recomputations | "
            "predicted ms | measured ms (range) | error |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in a.models:
         allp, half, budget = plans[m][:3]
         ta, tb = statistics.median(runs[m][0]), statistics.median(runs[m][1])
-        pa, pb = allp["predicted_step_s"], half["predicted_step_s"]
+        pa, pb = statistics.median(preds[m][0]), statistics.median(preds[m][1])
+        ea = statistics.median(p / t - 1 for p, t in zip(preds[m][0], runs[m][0]))
+        eb = statistics.median(p / t - 1 for p, t in zip(preds[m][1], runs[m][1]))
         rng = lambda xs: f"{min(xs) * 1e3:.2f}-{max(xs) * 1e3:.2f}"
-        out.append(f"| {m} | {pa * 1e3:.3f} | {ta * 1e3:.3f} ({rng(runs[m][0])}) | {100 * (pa / ta - 1):+.1f}% | "
+        out.append(f"| {m} | {pa * 1e3:.3f} | {ta * 1e3:.3f} ({rng(runs[m][0])}) | {100 * ea:+.1f}% | "
                    f"{budget} | {half['recomputed_nodes']} | {pb * 1e3:.3f} | {tb * 1e3:.3f} ({rng(runs[m][1])}) | "
-                   f"{100 * (pb / tb - 1):+.1f}% |")
+                   f"{100 * eb:+.1f}% |")
     text = "\n".join(out) + "\n"
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
