@@ -30,8 +30,8 @@
  * multiply-adds), about 5 to 10 microseconds on one core of the 2-core
  * machine loom is tested on (an add of 2^14 floats 3 us, a product of 2^18
  * multiply-adds 9 us). The pool's workers spin between steps, so a split
- * costs about a microsecond, and a worker that another process holds off its
- * core costs at most the chunk it took (kpar.c). At 2^18 / 2^22 (about
+ * does not wait for a wake-up, and a worker that another process holds off
+ * its core costs at most the chunk it took (kpar.c). At 2^18 / 2^22 (about
  * 100 us) every step of the small zoo models ran on one thread: lowering the
  * thresholds to these took gpt2_tiny's inference 0.52 -> 0.46 ms and
  * llama_tiny's 0.54 -> 0.40 ms on 2 threads, and their training steps
