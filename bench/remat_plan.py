@@ -6,9 +6,10 @@ For each model (default: GPT-2 124M at batch 8 x 1024 and a ResNet-50-sized
 CNN at batch 32 x 224, written by models/gpt2_124m.py and models/resnet50.py
 into build/models/, plus the zoo), `loom plan --json` gives the store-all
 arena; then the rotor solver is asked for budgets that leave 1/2, 1/3 and 1/5
-of that arena (weights and optimizer state on top), and the baselines
-(checkpoint per block, sqrt(n) segments) say what memory they need and at
-what predicted cost. Figures are predictions of loom's cost model for the
+of that arena (weights and optimizer state on top), with recomputation
+alone (`--offload off`) and with offload as the profile has it (`--offload
+auto`: on for the GPU profiles), and the baselines (checkpoint per block,
+sqrt(n) segments) say what memory they need and at what predicted cost. Figures are predictions of loom's cost model for the
 device profile (the analytic roofline) and the memory planner's arena bytes.
 """
 import argparse
@@ -62,8 +63,9 @@ def main():
                "saved": base.get("store_all_saved_bytes", 0)}
         for f, label in FRACTIONS:
             budget = int(w + f * arena)
-            r = plan(m, dict(extra, args=["--budget", str(budget)]))
-            row["cells"].append((label, r))
+            r = plan(m, dict(extra, args=["--budget", str(budget), "--offload", "off"]))
+            o = plan(m, dict(extra, args=["--budget", str(budget)]))
+            row["cells"].append((label, r, o))
         for solver in ["blocks", "sqrt"]:
             row["base"].append((solver, plan(m, dict(extra, args=["--solver", solver]))))
         rows.append(row)
@@ -82,18 +84,26 @@ def main():
                "the chosen schedule; solve: CPU seconds building the solver's tables and fitting, "
                "the most over the three budgets")
     out.append("- saved for backward: the part of the store-all arena that is activations backward reads "
-               "(`store_all_saved_bytes`); the rest is gradients and workspaces\n")
+               "(`store_all_saved_bytes`); the rest is gradients and workspaces")
+    out.append("- each budget cell: recomputation alone (`--offload off`) / with offload (`--offload auto`, "
+               "the profile's default), and in brackets what offload copies to host memory and back; "
+               "least feasible: with offload\n")
     out.append("| model | store-all arena | saved for backward | weights+state | least feasible (arena share) | "
                "1/2 | 1/3 | 1/5 | solve s | blocks: arena share, overhead | sqrt(n): arena share, overhead |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def pct(c):
+        return "-" if "error" in c else f"{c['overhead_pct']:+.1f}%"
+
     for r in rows:
         cells, solve = [], 0.0
-        for label, c in r["cells"]:
-            if "error" in c:
+        for label, c, o in r["cells"]:
+            if "error" in c and "error" in o:
                 cells.append("-")
                 continue
-            cells.append(f"{c['overhead_pct']:+.1f}%")
-            solve = max(solve, c["solve_s"])
+            moved = f" ({mib(o['host_bytes'])})" if "error" not in o and o.get("host_bytes") else ""
+            cells.append(f"{pct(c)} / {pct(o)}{moved}")
+            solve = max([solve] + [x["solve_s"] for x in (c, o) if "error" not in x])
         bases = []
         for solver, c in r["base"]:
             if "error" in c:

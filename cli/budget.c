@@ -50,7 +50,7 @@ static int real_arena(IrGraph *g, const OptSchedule *s, int64_t *arena)
     return rc;
 }
 
-int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit *f)
+int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, int offload, CliFit *f)
 {
     memset(f, 0, sizeof *f);
     f->g = g;
@@ -59,6 +59,9 @@ int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit 
     char err[512];
     if (opt_device_lookup(device ? device : "cpu", &f->device, err, sizeof err))
         return ir_fail(g, -1, "--device: %s", err);
+    f->link = opt_device_link(&f->device);
+    f->offload_only = offload == CLI_OFFLOAD_ONLY;
+    f->offload = f->offload_only || offload == CLI_OFFLOAD_ON || (offload == CLI_OFFLOAD_AUTO && f->link.overlap);
     if (costs_path ? opt_costs_load(g, costs_path, &f->device, f->sel.run_at, &f->costs)
                    : opt_costs_analytic(g, &f->device, f->sel.run_at, &f->costs))
         return -1;
@@ -119,6 +122,9 @@ void cli_fit_free(CliFit *f)
  * LEAST_TRIES, and the tables' own most frugal one always (the least
  * budget before refinement, so refinement never raises it). */
 enum { LEAST_TRIES = 4 };
+/* The most values one offload plan copies out (GPT-2 124M saves about ten
+ * per block). */
+enum { OFFLOAD_MOVES = 1024 };
 int cli_fit_least(CliFit *f, int64_t *bytes)
 {
     if (f->least_bytes) {
@@ -129,7 +135,12 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
     OptSimResult sim, best_sim = {0};
     int64_t arena, best_arena = INT64_MAX;
     int refined, tries = 0, table_tried = 0;
-    for (int k = 0; !opt_remat_frugal(table(f), k, &s, &sim, &refined); k++) {
+    if (f->offload_only) { /* store-all is where the copies start from */
+        opt_schedule_store_all(f->g, &best);
+        opt_schedule_simulate(f->g, &best, f->node_s, &f->req, &best_sim);
+        best_arena = f->store_all_arena;
+    }
+    for (int k = 0; !f->offload_only && !opt_remat_frugal(table(f), k, &s, &sim, &refined); k++) {
         if (sim.peak_bytes >= best_arena) { /* none further on could place lower */
             opt_schedule_free(&s);
             break;
@@ -154,6 +165,24 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
         }
     }
     s = best, sim = best_sim, arena = best_arena;
+    if (f->offload) { /* the most frugal schedule's copies out, as many as lower its peak */
+        OptSchedule o;
+        OptSimResult osim;
+        int64_t oarena;
+        if (!opt_offload(f->g, f->node_s, &f->req, &f->link, &s, 0, OFFLOAD_MOVES, &o, &osim)) {
+            if (real_arena(f->g, &o, &oarena)) {
+                opt_schedule_free(&o);
+                opt_schedule_free(&s);
+                return -1;
+            }
+            if (oarena < arena) {
+                opt_schedule_free(&s);
+                s = o, sim = osim, arena = oarena;
+            } else {
+                opt_schedule_free(&o);
+            }
+        }
+    }
     if (arena >= f->store_all_arena) { /* no schedule beats keeping everything */
         opt_schedule_free(&s);
         opt_schedule_store_all(f->g, &s);
@@ -200,6 +229,67 @@ static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
     return 1;
 }
 
+/* Offload on top of recomputation: seeds that peak above room get copies
+ * out until they fit (opt_offload); each result whose simulated time beats
+ * out's (when out has a schedule) is placed, and when the planner places it
+ * above room, made again for a target lowered by the overshoot; the fastest
+ * placed within room replaces out's. The seeds are store-all and the
+ * solver's plans for the rooms of one fixed grid (store-all's arena times
+ * SEED_STEP^j) above room, up to SEED_SPAN times room. The grid does not
+ * move with the budget, so a larger budget keeps every seed of a smaller
+ * one that is above it, and the copies a seed needs for the larger budget
+ * are the first of those it needs for the smaller (the greedy is the same
+ * until it stops); a seed below the larger budget is one of the plans the
+ * solver already offers there. So more budget does not get a slower plan.
+ * 0 (out replaced or not), -1 on error. */
+#define SEED_STEP 0.85
+#define SEED_SPAN 3.0
+enum { MAX_SEEDS = 16 };
+static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
+{
+    OptSchedule seeds[1 + MAX_SEEDS];
+    double seed_s[1 + MAX_SEEDS];
+    int nseeds = 0, rc = 0;
+    seed_s[nseeds] = f->store_all_step_s;
+    opt_schedule_store_all(f->g, &seeds[nseeds++]);
+    double sr = (double)f->store_all_arena;
+    for (int j = 1; !f->offload_only && nseeds < 1 + MAX_SEEDS; j++) {
+        sr *= SEED_STEP;
+        if (sr <= (double)room) break;
+        OptSimResult sim;
+        if (sr <= SEED_SPAN * (double)room && !opt_remat_solve(table(f), (int64_t)sr, 1, &seeds[nseeds], &sim))
+            seed_s[nseeds++] = sim.step_s;
+    }
+    for (int i = 0; i < nseeds && rc == 0; i++) {
+        int64_t target = room;
+        if (out->sched.n && seed_s[i] >= out->sim.step_s) continue; /* copies never make a plan faster */
+        for (int attempt = 0; attempt < 3 && target > 0; attempt++) {
+            OptSchedule s;
+            OptSimResult sim;
+            int64_t arena;
+            if (opt_offload(f->g, f->node_s, &f->req, &f->link, &seeds[i], target, OFFLOAD_MOVES, &s, &sim)) break;
+            if (out->sched.n && sim.step_s >= out->sim.step_s) {
+                opt_schedule_free(&s);
+                break;
+            }
+            if (real_arena(f->g, &s, &arena)) {
+                opt_schedule_free(&s);
+                rc = -1;
+                break;
+            }
+            if (arena <= room) {
+                opt_schedule_free(&out->sched);
+                out->sched = s, out->sim = sim, out->arena = arena;
+                break;
+            }
+            opt_schedule_free(&s);
+            target = (sim.peak_bytes < target ? sim.peak_bytes : target) - (arena - room);
+        }
+    }
+    for (int i = 0; i < nseeds; i++) opt_schedule_free(&seeds[i]);
+    return rc;
+}
+
 static int refuse(CliFit *f, int64_t budget, int64_t least);
 
 int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
@@ -217,7 +307,12 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         out->solve_s = cpu_now() - t0 + f->table_s;
         return 0;
     }
-    int rc = fit_from(f, room, out);
+    int rc = f->offload_only ? 1 : fit_from(f, room, out);
+    if (rc == 1) memset(&out->sched, 0, sizeof out->sched);
+    if (rc >= 0 && f->offload) {
+        if (fit_offload(f, room, out)) rc = -1;
+        else if (out->sched.n) rc = 0;
+    }
     if (rc < 0) {
         cli_fit_result_free(out);
         return -1;

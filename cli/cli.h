@@ -124,6 +124,9 @@ typedef struct {
     int64_t least_bytes, least_arena;
     OptSchedule *least;
     OptSimResult least_sim;
+    int offload;              /* plans may copy saved values to host memory and back */
+    int offload_only;         /* ... and never recompute */
+    OptLink link;
 } CliFit;
 
 typedef struct {
@@ -137,7 +140,12 @@ typedef struct {
 
 /* The store-all selection and plan of g, its costs on the device profile
  * (NULL: cpu) or from a `loom profile` file (NULL: analytic), the table. */
-int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, CliFit *f);
+/* offload: CLI_OFFLOAD_AUTO (where the device's copies overlap compute: a
+ * GPU profile), _ON, _OFF, or _ONLY (offload without recomputation: the
+ * baseline that shows what copies alone do, and what tests the copies on a
+ * cpu target, where they are never faster). */
+enum { CLI_OFFLOAD_AUTO = 0, CLI_OFFLOAD_ON, CLI_OFFLOAD_OFF, CLI_OFFLOAD_ONLY };
+int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, int offload, CliFit *f);
 /* 0 with the schedule; -1 with g->err (a budget below the least feasible
  * one names it). */
 int cli_fit(CliFit *f, int64_t budget, CliFitResult *out);
@@ -169,6 +177,7 @@ typedef struct {
     int baseline;          /* --solver: -1 rotor (default), else an OptRematBaseline */
     int ilp;               /* --solver ilp */
     double ilp_seconds;    /* --ilp-seconds; 0: CLI_ILP_SECONDS */
+    int offload;           /* --offload: CLI_OFFLOAD_AUTO, _ON, _OFF */
 } CliPlanOptions;
 extern const char cli_plan_usage[];
 /* When argv[*i] is one of the flags above, consumes it and returns 1 with

@@ -50,6 +50,9 @@ static const char usage[] =
     "  --device PROFILE     the hardware profile the cost model uses (`loom plan\n"
     "                       --help` lists them) or a JSON file; default cpu\n"
     "  --costs FILE         measured costs from `loom profile` instead\n"
+    "  --offload M          auto (default: on for GPU profiles), on, off or only (no\n"
+    "                       recomputation): saved activations may go to host\n"
+    "                       memory and back to fit\n"
     "\n"
     "Training (--mode train; defaults are PyTorch's):\n"
     "  --loss KIND          model: the model's own scalar output (the default);\n"
@@ -435,6 +438,8 @@ static int parse_args(int argc, char **argv, Options *o)
     if (!o->p.report && !o->p.budget && (o->p.device || o->p.costs))
         return cli_usage(cmd, "%s weighs what to recompute under --budget; give a --budget too",
                          o->p.device ? "--device" : "--costs");
+    if (!o->p.report && !o->p.budget && o->p.offload)
+        return cli_usage(cmd, "--offload says how to fit a --budget; give a --budget too");
     if (!strcmp(o->mode, "infer") && (o->p.budget > 0 || o->p.report))
         return cli_usage(cmd, "%s plans a training step; it needs --mode train",
                          o->p.report ? "plan" : "--budget");

@@ -40,6 +40,12 @@ const char cli_plan_usage[] =
     "                     the budget (lp_solve; small graphs)\n"
     "  --ilp-seconds N    with --solver ilp: stop lp_solve after N seconds with the\n"
     "                     best schedule found (default 300)\n"
+    "  --offload M        auto (default), on, off or only: whether a plan may copy\n"
+    "                     saved activations to host memory after forward and back\n"
+    "                     before backward; auto: where the profile's copies overlap\n"
+    "                     compute (GPUs); only: copies and no recomputation. On the\n"
+    "                     cpu target host memory is the same memory, so `on` and\n"
+    "                     `only` there test the mechanism, nothing more\n"
     "  --no-fuse-attention  plan the model's attention as it writes it (MatMul,\n"
     "                     scale, mask, Softmax, MatMul) instead of loom.Attention\n"
     "  --precision P      fp32 (default) or bf16: plan the step with matrix products\n"
@@ -93,6 +99,13 @@ int cli_plan_arg(const char *cmd, int argc, char **argv, int *i, CliPlanOptions 
             *rc = cli_usage(cmd, "--ilp-seconds needs a number of seconds, at least 1");
         return 1;
     }
+    if ((r = cli_flag_value(argc, argv, i, "--offload", &val)) != 0) {
+        if (r < 0 || (strcmp(val, "auto") && strcmp(val, "on") && strcmp(val, "off") && strcmp(val, "only")))
+            *rc = cli_usage(cmd, "--offload needs auto, on, off or only, not '%s'", r < 0 ? "" : val);
+        else p->offload = val[1] == 'u' ? CLI_OFFLOAD_AUTO : val[1] == 'n' ? (val[2] ? CLI_OFFLOAD_ONLY : CLI_OFFLOAD_ON)
+                                                            : CLI_OFFLOAD_OFF;
+        return 1;
+    }
     if ((r = cli_flag_value(argc, argv, i, "--svg", &val)) != 0) {
         if (r < 0) *rc = cli_usage(cmd, "--svg needs a file name");
         else if (!p->report) *rc = cli_usage(cmd, "--svg is loom plan's (with --sweep)");
@@ -117,6 +130,17 @@ static int recomputed(const IrGraph *g, const OptSchedule *s, const char ***name
         }
     }
     free(seen);
+    *names = out;
+    return n;
+}
+
+/* The values the schedule copies to host memory, in schedule order. */
+static int offloaded(const IrGraph *g, const OptSchedule *s, const char ***names)
+{
+    const char **out = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *out);
+    int n = 0;
+    for (int k = 0; k < s->n; k++)
+        if (s->ins[k].kind == OPT_TO_HOST) out[n++] = g->values[s->ins[k].value].name;
     *names = out;
     return n;
 }
@@ -152,7 +176,7 @@ static int reruns_by_op(const IrGraph *g, const OptSchedule *s, const double *no
 
 static int fit_setup(IrGraph *g, const CliPlanOptions *p, CliFit *f)
 {
-    if (cli_fit_init(g, p->device, p->costs, f)) {
+    if (cli_fit_init(g, p->device, p->costs, p->offload, f)) {
         cli_fit_free(f);
         return -1;
     }
@@ -167,11 +191,16 @@ int cli_plan_budget(IrGraph *g, const CliPlanOptions *p)
     int rc = cli_fit(&f, p->budget, &r);
     if (rc == 0) {
         char a[32], b[32];
-        int nrerun = r.sim.reruns;
+        int nrerun = r.sim.reruns, ncopy = opt_schedule_copies(&r.sched) / 2;
         double over = f.store_all_step_s > 0 ? 100.0 * (r.sim.step_s / f.store_all_step_s - 1) : 0;
-        printf("%-9s %s: %s (%d node run%s recomputed, predicted step %+.1f%%; store-all needs %s)\n",
+        char h[32], off[96] = "";
+        if (ncopy)
+            snprintf(off, sizeof off, ", %d value%s (%s) offloaded to host memory", ncopy, ncopy == 1 ? "" : "s",
+                     cli_fmt_bytes((double)r.sim.host_bytes, h, sizeof h));
+        printf("%-9s %s: %s (%d node run%s recomputed%s, predicted step %+.1f%%; store-all needs %s)\n",
                "budget", cli_fmt_bytes((double)p->budget, a, sizeof a),
-               nrerun ? "recompute in backward" : "everything kept", nrerun, nrerun == 1 ? "" : "s", over,
+               nrerun || ncopy ? "recompute or offload in backward" : "everything kept", nrerun,
+               nrerun == 1 ? "" : "s", off, over,
                cli_fmt_bytes((double)(f.weights_bytes + f.store_all_arena), b, sizeof b));
         rc = opt_schedule_apply(g, &r.sched);
         cli_fit_result_free(&r);
@@ -221,6 +250,14 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         }
         cli_json_close(j);
         free(ops);
+        cli_json_str(j, "offload", f->offload ? "on" : "off");
+        n = offloaded(f->g, &r->sched, &names);
+        cli_json_array(j, "offloaded", 0);
+        for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
+        cli_json_close(j);
+        free(names);
+        cli_json_int(j, "host_bytes", r->sim.host_bytes);
+        cli_json_num(j, "copy_stall_s", r->sim.stall_s);
     }
     cli_json_close(j);
 }
@@ -252,8 +289,17 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
         printf("%s%s %d (%.3g ms)", i ? ", " : " ", ir_ops[ops[i].op].name, ops[i].runs, 1e3 * ops[i].s);
     if (nops) printf("\n");
     free(ops);
+    n = offloaded(g, &r->sched, &names);
+    if (n || f->offload) {
+        printf("%-10s %d value%s, %s to host memory and back (stalls %.3g ms, predicted)", "offload", n,
+               n == 1 ? "" : "s", cli_fmt_bytes((double)r->sim.host_bytes, a, sizeof a), 1e3 * r->sim.stall_s);
+        for (int i = 0; i < n && i < 8; i++) printf("%s%s", i ? ", " : ": ", names[i]);
+        printf("%s\n", n > 8 ? ", ..." : "");
+    }
+    free(names);
     printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
-           least == f->weights_bytes + f->store_all_arena ? "store-all" : "with recomputation");
+           least == f->weights_bytes + f->store_all_arena ? "store-all"
+           : f->offload ? "with recomputation and offload" : "with recomputation");
     printf("%-10s %.3g s (%d stages; %d took an identical stage's options)\n", "solve", r->solve_s,
            (f->remat ? opt_remat_stages(f->remat) : 0), (f->remat ? opt_remat_copied(f->remat) : 0));
     if (r->note[0]) printf("%-10s %s\n", "ilp", r->note);

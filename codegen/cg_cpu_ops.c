@@ -467,6 +467,19 @@ static void emit_loss(CgCtx *c, int node)
     cg_check_call(c, node, call);
 }
 
+/* loom.ToHost, loom.FromHost: on the cpu target host and "device" memory are
+ * the same memory, so a copy is a copy, in the step the schedule puts it. */
+static void emit_host_copy(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int64_t dims[1] = {ir_value_numel(VAL(c, n->out[0]))}, st[1] = {1};
+    cg_declare_outputs(c, node);
+    fprintf(c->f, n->op == IR_OP_ToHost ? "    // offload: to host memory; %s's arena bytes are free after this step\n"
+                                        : "    // offload: back from host memory for backward (was %s)\n",
+            c->var[n->op == IR_OP_ToHost ? n->in[0] : n->out[0]]);
+    if (dims[0] > 0) cg_copy_values(c, node, 0, n->out[0], 0, st, n->in[0], 0, st, dims, 1);
+}
+
 /* ---- the table ---- */
 
 #define ELEM_ROW(op) [IR_OP_##op] = {cg_elemwise_check, NULL, cg_elemwise_emit, 0},
@@ -541,6 +554,8 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_Attention] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
     [IR_OP_AttentionGrad] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
     [IR_OP_LinearCrossEntropy] = {cg_cpu_linear_ce_check, cg_cpu_linear_ce_ws, cg_cpu_linear_ce_emit, 0},
+    [IR_OP_ToHost] = {NULL, NULL, emit_host_copy, 0},
+    [IR_OP_FromHost] = {NULL, NULL, emit_host_copy, 0},
 };
 
 static const char cpu_prelude[] =
@@ -554,4 +569,4 @@ static const char cpu_prelude[] =
     "#else\n#define PROF_START() ((void)0)\n#define PROF_STEP(k, name, op) ((void)0)\n#endif\n\n";
 
 const CgTarget cg_target_cpu = {"cpu", cpu_ops, cg_cpu_conv_fuse, "rt_device_host", "kernels/", "model.c",
-                                cpu_prelude, cg_cpu_makefile, "loops.h", cg_cpu_copy_expr};
+                                cpu_prelude, cg_cpu_makefile, "loops.h", cg_cpu_copy_expr, NULL, NULL};

@@ -998,7 +998,64 @@ static void emit_sgd(CgCtx *c, int node)
 
 #define ELEM_ROW(op) [IR_OP_##op] = {check_elemwise, NULL, emit_elemwise, 0},
 
+/* ---- offload: copies on their own streams (rt_cuda_copy_*), timed as the schedule's simulator times them ---- */
+
+static void host_call(CgCtx *c, int node, const char *call)
+{
+    fprintf(c->f, "    if (%s)\n        return node_fail(", call);
+    cg_cstr(c->f, NODE(c, node)->name);
+    fprintf(c->f, ", \"%s\");\n", ir_ops[NODE(c, node)->op].name);
+}
+
+/* after the step that writes loom.ToHost h's input: its copy out starts */
+static void copy_out(CgCtx *c, int h)
+{
+    const IrNode *n = NODE(c, h);
+    char host[256], dev[256], call[768];
+    cg_ptr_expr(c, n->out[0], host, sizeof host);
+    cg_ptr_expr(c, n->in[0], dev, sizeof dev);
+    fprintf(c->f, "    // offload: %s starts on its way to host memory (copy out %d)\n", c->var[n->in[0]],
+            cg_copy_index(c->g, h));
+    snprintf(call, sizeof call, "rt_cuda_copy_out(%d, %s, %s, %lld)", cg_copy_index(c->g, h), host, dev,
+             (long long)ir_value_bytes(VAL(c, n->in[0])));
+    host_call(c, h, call);
+}
+
+/* before the first step that reads loom.FromHost h's output */
+static void copy_wait(CgCtx *c, int h)
+{
+    char call[64];
+    fprintf(c->f, "    // offload: %s must be back (copy in %d)\n", c->var[NODE(c, h)->out[0]], cg_copy_index(c->g, h));
+    snprintf(call, sizeof call, "rt_cuda_copy_in_wait(%d)", cg_copy_index(c->g, h));
+    host_call(c, h, call);
+}
+
+static void emit_to_host(CgCtx *c, int node)
+{
+    char call[64];
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    // offload: compute waits for the copy out; %s's device bytes are free after this step\n",
+            c->var[NODE(c, node)->in[0]]);
+    snprintf(call, sizeof call, "rt_cuda_copy_out_wait(%d)", cg_copy_index(c->g, node));
+    host_call(c, node, call);
+}
+
+static void emit_from_host(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int src = c->g->values[n->in[0]].producer;
+    char call[768];
+    IR_ASSERT(src >= 0 && c->g->nodes[src].op == IR_OP_ToHost);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    // offload: the copy back in starts (its readers wait for it)\n");
+    snprintf(call, sizeof call, "rt_cuda_copy_in(%d, %d, %s, %s, %lld)", cg_copy_index(c->g, node),
+             cg_copy_index(c->g, src), c->var[n->out[0]], c->var[n->in[0]], (long long)ir_value_bytes(VAL(c, n->out[0])));
+    host_call(c, node, call);
+}
+
 static const CgOpEmitter cuda_ops[IR_NOPS] = {
+    [IR_OP_ToHost] = {NULL, NULL, emit_to_host, 0},
+    [IR_OP_FromHost] = {NULL, NULL, emit_from_host, 0},
     [IR_OP_MatMul] = {check_matmul, NULL, emit_matmul, 0},
     [IR_OP_Gemm] = {check_gemm, NULL, emit_gemm, 0},
     CG_ELEMWISE_OPS(ELEM_ROW)
@@ -1128,4 +1185,4 @@ static void cuda_makefile(CgCtx *c, FILE *f)
 }
 
 const CgTarget cg_target_cuda = {"cuda", cuda_ops, NULL, "rt_device_cuda", "cuda/", "model.cu",
-                                 cuda_prelude, cuda_makefile, "fused.cuh", copy_expr};
+                                 cuda_prelude, cuda_makefile, "fused.cuh", copy_expr, copy_out, copy_wait};

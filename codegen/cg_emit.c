@@ -205,6 +205,8 @@ void cg_ptr_expr(CgCtx *c, int vid, char *buf, size_t n)
     const char *t = cg_ctype(c->g->values[vid].dtype);
     if (s->pool == OPT_POOL_WEIGHTS)
         snprintf(buf, n, "(%s%s *)(weights + WOFF_%s)", c->train ? "" : "const ", t, c->var[vid]);
+    else if (s->pool == OPT_POOL_HOST)
+        snprintf(buf, n, "(%s *)(model_host + HOFF_%s)", t, c->var[vid]);
     else
         snprintf(buf, n, "(%s *)(arena + OFF_%s)", t, c->var[vid]);
 }

@@ -73,7 +73,20 @@ struct CgTarget {
      * them; dst, src pointer expressions; tag numbers a node's copies) */
     void (*copy)(CgCtx *c, int node, int tag, const char *dst, const int64_t *dst_st, const char *src,
                  const int64_t *src_st, const int64_t *dims, int rank, int esize);
+    /* Offload on a target with copy streams (NULL: each copy is its node's
+     * own step): copy_out starts loom.ToHost node h's copy, written right
+     * after the step that writes its input; copy_wait waits for loom.FromHost
+     * node h's copy, written before the first step that reads it. */
+    void (*copy_out)(CgCtx *c, int h);
+    void (*copy_wait)(CgCtx *c, int h);
 };
+
+/* The k of loom.ToHost or loom.FromHost node h: how many nodes of its op come
+ * before it (rt_cuda_copy_out's and rt_cuda_copy_in's copy numbers). */
+int cg_copy_index(const IrGraph *g, int h);
+/* The step that writes the bytes loom.ToHost node h reads (views followed to
+ * their root's writer). */
+int cg_copy_writer_step(const CgCtx *c, int h);
 
 /* Shorthands of the emitters: a node and a value of the graph being
  * written; the C identifier of node n's input i or output j, or NULL when

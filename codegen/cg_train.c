@@ -46,6 +46,7 @@ static int checkable(const CgCtx *c, int v)
 static int step_checkable(const CgCtx *c, int node)
 {
     const IrNode *n = &c->g->nodes[node];
+    if (n->phase == IR_OFFLOAD) return 0; /* a copy back may still be on its way */
     for (int j = 0; j < n->nout; j++)
         if (n->out[j] >= 0 && checkable(c, n->out[j])) return 1;
     return 0;
@@ -60,23 +61,60 @@ static int *param_index(const IrGraph *g)
     return idx;
 }
 
+int cg_copy_index(const IrGraph *g, int h)
+{
+    int k = 0;
+    for (int i = 0; i < h; i++) k += g->nodes[i].op == g->nodes[h].op;
+    return k;
+}
+
+int cg_copy_writer_step(const CgCtx *c, int h)
+{
+    const IrGraph *g = c->g;
+    int v = g->nodes[h].in[0], p = g->values[v].producer;
+    while (p >= 0 && (ir_ops[g->nodes[p].op].flags & OPF_VIEW) && g->nodes[p].in[0] >= 0)
+        v = g->nodes[p].in[0], p = g->values[v].producer;
+    return p >= 0 ? c->sel->run_at[p] : -1;
+}
+
+/* Before step i on a target with copy streams: the waits for the copies
+ * back that a node of the step reads first (waited marks them). */
+static void copy_waits(CgCtx *c, const CgTarget *t, int i, unsigned char *waited)
+{
+    const IrGraph *g = c->g;
+    for (int k = 0; k <= i; k++) {
+        if (c->sel->run_at[k] != i) continue;
+        const IrNode *n = &g->nodes[k];
+        for (int j = 0; j < n->nin; j++) {
+            int p = n->in[j] >= 0 ? g->values[n->in[j]].producer : -1;
+            if (p < 0 || g->nodes[p].op != IR_OP_FromHost || waited[p]) continue;
+            waited[p] = 1;
+            t->copy_wait(c, p);
+        }
+    }
+}
+
 void cg_train_write_model(CgCtx *c, const CgTarget *t)
 {
     IrGraph *g = c->g;
     FILE *f = c->f;
     unsigned char *declared = ir_xcalloc((size_t)(g->nvalues ? g->nvalues : 1), 1);
+    unsigned char *waited = ir_xcalloc((size_t)(g->nnodes ? g->nnodes : 1), 1);
     int *pidx = param_index(g);
     cg_model_prelude(c, t, "One training step");
+    fprintf(f, "char *model_host; /* the host pool (MODEL_HOST_BYTES), set by the driver */\n\n");
     fprintf(f, "int model_step(char *arena, char *weights, int (*probe)(int step), int (*grad)(int param))\n{\n");
     fprintf(f, "    (void)arena;\n    (void)weights;\n    (void)probe;\n    (void)grad;\n");
     fprintf(f, "    // inputs, parameters, constants, optimizer state\n");
     declare_reads(c, declared);
     fprintf(f, "    PROF_START();\n");
     int step = 0, phase = -1;
+    for (int h = 0; t->copy_out && h < g->nnodes; h++) /* copies of graph inputs start first */
+        if (g->nodes[h].op == IR_OP_ToHost && cg_copy_writer_step(c, h) < 0) t->copy_out(c, h);
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (c->sel->run_at[i] != i) continue;
-        if (n->phase != IR_UPDATE && (int)n->phase != phase) {
+        if (n->phase != IR_UPDATE && n->phase != IR_OFFLOAD && (int)n->phase != phase) {
             phase = (int)n->phase;
             fprintf(f, "\n    // ---- %s ----\n", phase == IR_FORWARD ? "forward and loss"
                        : phase == IR_RECOMPUTE ? "recompute (remat: the schedule runs these forward nodes again)"
@@ -85,12 +123,16 @@ void cg_train_write_model(CgCtx *c, const CgTarget *t)
         int p = n->phase == IR_UPDATE && n->nout > 0 && n->out[0] >= 0 && g->values[n->out[0]].alias >= 0
                     ? pidx[g->values[n->out[0]].alias] : -1;
         if (p >= 0) fprintf(f, "    if (grad && grad(%d)) return 1; // the gradient before the update (--dump-grads)\n", p);
+        if (t->copy_wait) copy_waits(c, t, i, waited);
         cg_emit_step(c, t, i, step++);
+        for (int h = i + 1; t->copy_out && h < g->nnodes; h++)
+            if (g->nodes[h].op == IR_OP_ToHost && cg_copy_writer_step(c, h) == i) t->copy_out(c, h);
         if (n->phase != IR_UPDATE && step_checkable(c, i)) fprintf(f, "    if (probe && probe(%d)) return 1;\n", i);
     }
     fprintf(f, "    return 0;\n}\n");
     free(pidx);
     free(declared);
+    free(waited);
 }
 
 /* ---- main.c ---- */
@@ -163,7 +205,7 @@ void cg_train_write_main(CgCtx *c, FILE *f)
                "static const rt_train_check checks[] = {\n");
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
-        if (c->sel->run_at[i] != i || n->phase == IR_UPDATE) continue;
+        if (c->sel->run_at[i] != i || n->phase == IR_UPDATE || !step_checkable(c, i)) continue;
         for (int j = 0; j < n->nout; j++) {
             int v = n->out[j];
             if (v < 0 || !checkable(c, v)) continue;
@@ -187,6 +229,7 @@ void cg_train_write_main(CgCtx *c, FILE *f)
     fprintf(f, ",\n    .optimizer = ");
     cg_cstr(f, tr->optimizer);
     fprintf(f, ",\n    .arena_bytes = MODEL_ARENA_BYTES,\n    .weights_bytes = MODEL_WEIGHTS_BYTES,\n"
+               "    .host_bytes = MODEL_HOST_BYTES,\n    .host = &model_host,\n"
                "    .batch = %lld,\n", (long long)g->values[g->inputs[0]].dims[0]);
     fprintf(f, "    .inputs = inputs,\n    .ninputs = %d,\n    .weights = weights,\n    .nweights = %d,\n"
                "    .state = state,\n    .nstate = %d,\n    .params = params,\n    .grad_offset = grad_offset,\n"

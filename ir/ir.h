@@ -117,6 +117,7 @@ typedef enum {
     IR_BACKWARD,
     IR_UPDATE,
     IR_RECOMPUTE, /* a forward node run again in backward (remat: optimizer/schedule.c) */
+    IR_OFFLOAD,   /* a copy to host memory or back (loom.ToHost, loom.FromHost: schedule.c) */
 } IrPhase;
 
 typedef struct {

@@ -159,7 +159,10 @@
     OP(Attention, "loom.Attention", 3, 4, 2, 2, shape_attention, NULL, 0, OPF_INTERNAL, "scale:f causal:i fill:f") \
     OP(AttentionGrad, "loom.AttentionGrad", 6, 7, 3, 3, shape_attention_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "scale:f causal:i fill:f") \
     /* internal: a language model's head and its cross-entropy in one (ir/loss.c builds it) */ \
-    OP(LinearCrossEntropy, "loom.LinearCrossEntropy", 3, 3, 3, 3, shape_linear_ce, NULL, 0, OPF_INTERNAL, "trans_w:i ignore_index:i reduction:s")
+    OP(LinearCrossEntropy, "loom.LinearCrossEntropy", 3, 3, 3, 3, shape_linear_ce, NULL, 0, OPF_INTERNAL, "trans_w:i ignore_index:i reduction:s") \
+    /* internal: offload (optimizer/schedule.c): a saved value's copy to host memory and back */ \
+    OP(ToHost, "loom.ToHost", 1, 1, 1, 1, shape_host_copy, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "") \
+    OP(FromHost, "loom.FromHost", 1, 1, 1, 1, shape_host_copy, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "")
 
 typedef enum {
 #define OP_ENUM(e, ...) IR_OP_##e,

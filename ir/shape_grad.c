@@ -51,6 +51,13 @@ int shape_grad_like(IrGraph *g, int node)
     return ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims);
 }
 
+/* loom.ToHost, loom.FromHost: x -> a copy of x in the other memory */
+int shape_host_copy(IrGraph *g, int node)
+{
+    const IrValue *x = V(NODE->in[0]);
+    return ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims);
+}
+
 /* (dy, x, scale, [mean], [inv_std]) -> dx, dscale, dbias; the parameter
  * gradients have the normalized dims x.dims[axis:] (autodiff reduces them to
  * a broadcast scale's shape). */

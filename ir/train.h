@@ -108,7 +108,15 @@
  *        mean over the rows not ignored, or sum; ignore_index); dx and dw its
  *        gradients for an upstream gradient of 1, computed in the same pass
  *        a block of rows at a time, so the logits are never held whole. Its
- *        gradient rule scales dx and dw by the loss's gradient (two Mul). */
+ *        gradient rule scales dx and dw by the loss's gradient (two Mul).
+ * Offload (optimizer/schedule.c writes them from a schedule's copies; phase
+ * IR_OFFLOAD, no gradient):
+ *   loom.ToHost (x) -> h       h, in host memory (OPT_POOL_HOST), holds x's
+ *        bytes once the node is done; the copy may start as soon as x is
+ *        written (the cuda target issues it on a copy stream right after x's
+ *        writer), the node is where the device copy's bytes may be reused
+ *   loom.FromHost (h) -> x'    a new device copy of the value h holds; the
+ *        copy starts at the node, the first reader of x' waits for it */
 #ifndef LOOM_TRAIN_H
 #define LOOM_TRAIN_H
 

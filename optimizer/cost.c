@@ -66,6 +66,8 @@ static double roofline(const IrGraph *g, int id, const OptDevice *d, const int *
 {
     const IrNode *n = &g->nodes[id];
     if (n->dead || (ir_ops[n->op].flags & OPF_VIEW)) return 0;
+    if (n->op == IR_OP_ToHost || n->op == IR_OP_FromHost) /* the link's time, or a copy engine's */
+        return d->launch_s + (d->copy_overlap ? 0 : (double)ir_value_bytes(&g->values[n->out[0]]) / d->link_bw);
     /* an element written costs an instruction even where no FLOP is counted (a
      * Cast, a copy): what keeps a conversion inside a fused loop from costing 0 */
     double elems = 0;

@@ -30,17 +30,17 @@
 
 static const OptDevice devices[] = {
     {"cpu", "this machine: AMD EPYC (Zen 3), 2 threads, measured by bench/cpu_device.c",
-     75.2 * G, 75.2 * G, 75.2 * G, 47.5 * G, 75.2 * G, 24.3 * G, 12.7 * G, 9.94 * G, 0.67e-6, 25276063744},
+     75.2 * G, 75.2 * G, 75.2 * G, 47.5 * G, 75.2 * G, 24.3 * G, 12.7 * G, 9.94 * G, 0.67e-6, 25276063744, 0},
     {"a100-40gb", "NVIDIA A100 SXM4 40GB, datasheet (dense), HBM2, PCIe Gen4",
-     19.5 * T, 312 * T, 312 * T, 19.5 * T, 624 * T, 19.5 * T, 1555 * G, 32 * G, 5e-6, 40 * GIB},
+     19.5 * T, 312 * T, 312 * T, 19.5 * T, 624 * T, 19.5 * T, 1555 * G, 32 * G, 5e-6, 40 * GIB, 1},
     {"a100-80gb", "NVIDIA A100 SXM4 80GB, datasheet (dense), HBM2e, PCIe Gen4",
-     19.5 * T, 312 * T, 312 * T, 19.5 * T, 624 * T, 19.5 * T, 2039 * G, 32 * G, 5e-6, 80 * GIB},
+     19.5 * T, 312 * T, 312 * T, 19.5 * T, 624 * T, 19.5 * T, 2039 * G, 32 * G, 5e-6, 80 * GIB, 1},
     {"h100-sxm", "NVIDIA H100 SXM5 80GB, datasheet (dense), HBM3, PCIe Gen5",
-     67 * T, 989.5 * T, 989.5 * T, 67 * T, 1979 * T, 67 * T, 3350 * G, 64 * G, 5e-6, 80 * GIB},
+     67 * T, 989.5 * T, 989.5 * T, 67 * T, 1979 * T, 67 * T, 3350 * G, 64 * G, 5e-6, 80 * GIB, 1},
     {"h100-pcie", "NVIDIA H100 PCIe 80GB, datasheet (dense), HBM2e, PCIe Gen5",
-     51 * T, 756 * T, 756 * T, 51 * T, 1513 * T, 51 * T, 2000 * G, 64 * G, 5e-6, 80 * GIB},
+     51 * T, 756 * T, 756 * T, 51 * T, 1513 * T, 51 * T, 2000 * G, 64 * G, 5e-6, 80 * GIB, 1},
     {"h200", "NVIDIA H200 SXM 141GB, datasheet (dense), HBM3e, PCIe Gen5",
-     67 * T, 989.5 * T, 989.5 * T, 67 * T, 1979 * T, 67 * T, 4800 * G, 64 * G, 5e-6, 141 * GIB},
+     67 * T, 989.5 * T, 989.5 * T, 67 * T, 1979 * T, 67 * T, 4800 * G, 64 * G, 5e-6, 141 * GIB, 1},
 };
 enum { NDEVICES = sizeof devices / sizeof *devices };
 
@@ -71,7 +71,7 @@ static const struct {
     {"flops_f16", offsetof(OptDevice, flops_f16)},   {"flops_f64", offsetof(OptDevice, flops_f64)},
     {"flops_i8", offsetof(OptDevice, flops_i8)},     {"vec_flops_f32", offsetof(OptDevice, vec_flops_f32)},
     {"mem_bw", offsetof(OptDevice, mem_bw)},         {"link_bw", offsetof(OptDevice, link_bw)},
-    {"launch_s", offsetof(OptDevice, launch_s)},
+    {"launch_s", offsetof(OptDevice, launch_s)},     {"copy_overlap", offsetof(OptDevice, copy_overlap)},
 };
 
 /* One member of an override file into d; -1 with the message in err. */
@@ -101,7 +101,7 @@ static int set_field(const char *path, const OptJson *m, OptDevice *d, char *err
         return -1;
     }
     /* launch_s may be 0; every rate and the memory size must be positive */
-    int zero_ok = !strcmp(m->key, "launch_s");
+    int zero_ok = !strcmp(m->key, "launch_s") || !strcmp(m->key, "copy_overlap");
     if (m->kind != OPT_JSON_NUM || m->num < 0 || (!zero_ok && m->num == 0) || (mem && m->num >= 9.2e18) ||
         (mem && m->num != (double)(int64_t)m->num)) {
         char got[64];
@@ -109,7 +109,7 @@ static int set_field(const char *path, const OptJson *m, OptDevice *d, char *err
         else snprintf(got, sizeof got, "a%s %s", m->kind == OPT_JSON_ARR || m->kind == OPT_JSON_OBJ ? "n" : "",
                       opt_json_kind_name(m->kind));
         snprintf(err, nerr, "%s: line %d: \"%s\" must be a %s, not %s", path, m->line, m->key,
-                 mem ? "positive whole number of bytes" : zero_ok ? "number of seconds >= 0" : "positive number", got);
+                 mem ? "positive whole number of bytes" : zero_ok ? "number >= 0" : "positive number", got);
         return -1;
     }
     if (mem) d->mem_bytes = (int64_t)m->num;

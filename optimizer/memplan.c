@@ -28,7 +28,7 @@
 
 const char *opt_pool_name(OptPool p)
 {
-    static const char *const names[] = {"none", "arena", "weights"};
+    static const char *const names[] = {"none", "arena", "weights", "host"};
     return (unsigned)p < sizeof names / sizeof *names ? names[p] : "?";
 }
 
@@ -174,6 +174,10 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
             plan->weights_bytes += align_up(s->size);
         } else if (v->alias >= 0) {
             s->pool = OPT_POOL_NONE; /* an in-place update's output: resolved below */
+        } else if (v->producer >= 0 && g->nodes[v->producer].op == IR_OP_ToHost) {
+            s->pool = OPT_POOL_HOST; /* no reuse: offload copies are few and large */
+            s->offset = plan->host_bytes;
+            plan->host_bytes += align_up(s->size);
         } else if (v->producer < 0) {
             s->pool = OPT_POOL_ARENA; /* a graph input */
             s->first = s->last = 0;

@@ -1,7 +1,7 @@
-/* The optimizer: passes over the IR that decide how a program runs (today the
- * inference lowering and the memory plan; later the cost model, remat, offload
- * and the schedule). Each pass takes the graph and returns 0, or -1 with the
- * message in g->err. */
+/* The optimizer: passes over the IR that decide how a program runs: the
+ * inference lowering and fusions, the cost model, the memory plan, the
+ * schedule and its simulator, remat and offload. Each pass takes the graph
+ * and returns 0, or -1 with the message in g->err. */
 #ifndef LOOM_OPTIMIZER_H
 #define LOOM_OPTIMIZER_H
 
@@ -42,6 +42,8 @@ typedef struct {
     double link_bw;          /* host<->device, bytes/s each way (cpu: memcpy bandwidth) */
     double launch_s;         /* fixed cost per kernel */
     int64_t mem_bytes;       /* device memory */
+    double copy_overlap;     /* 1: host copies run on copy engines beside compute (GPUs);
+                              * 0: on the compute thread (cpu: "host" is the same memory) */
 } OptDevice;
 
 int opt_device_count(void);
@@ -101,9 +103,10 @@ typedef enum {
     OPT_POOL_NONE = 0, /* no bytes: a fused intermediate kept in registers, a static constant */
     OPT_POOL_ARENA,    /* activations and graph inputs, reused over time */
     OPT_POOL_WEIGHTS,  /* parameters, constants and optimizer state: persistent */
+    OPT_POOL_HOST,     /* host copies of offloaded values (loom.ToHost's outputs) */
 } OptPool;
 
-const char *opt_pool_name(OptPool p); /* "none", "arena", "weights" */
+const char *opt_pool_name(OptPool p); /* "none", "arena", "weights", "host" */
 
 typedef struct {
     OptPool pool;
@@ -139,6 +142,7 @@ typedef struct {
     int64_t arena_bytes;
     int64_t lower_bound; /* the most aligned bytes live at any step */
     int64_t weights_bytes;
+    int64_t host_bytes;  /* the host pool: each loom.ToHost output its own slice */
 } OptMemPlan;
 
 /* Plan g, whose nodes must be stored in topological order (as onnx_fold_infer
@@ -156,14 +160,26 @@ void opt_memplan_free(OptMemPlan *plan);
  * each input, the copy its latest run wrote, so a schedule fixes both the
  * order and which copy each read sees. Frees are implicit: a copy dies after
  * its last read (opt_schedule_simulate; the memory planner later places
- * the buffers of the materialized graph). Copies to the host, events and
- * communication are the kinds later work adds. */
+ * the buffers of the materialized graph). Copies to the host and back are
+ * offload's kinds (below); communication is for later work. */
 
-typedef enum { OPT_RUN = 0, OPT_RERUN } OptInstrKind;
+typedef enum { OPT_RUN = 0, OPT_RERUN, OPT_TO_HOST, OPT_FROM_HOST } OptInstrKind;
 
+/* Offload (DESIGN.md: Optimizer) adds two kinds that name a value, not a
+ * node (node -1):
+ *   OPT_TO_HOST v    the host copy of v's latest device copy is complete
+ *                    here. The copy starts right after the instruction that
+ *                    wrote that device copy (on a copy stream of its own
+ *                    where the device has one: OptLink.overlap), so this is
+ *                    where compute waits for it, and after it the device
+ *                    copy may die.
+ *   OPT_FROM_HOST v  a new device copy of v from its host copy starts here;
+ *                    reads after it see that copy and wait for it.
+ * The solvers' schedules have none; opt_offload adds them last. */
 typedef struct {
     int node;
     OptInstrKind kind;
+    int value; /* OPT_TO_HOST, OPT_FROM_HOST: the value; else -1 */
 } OptInstr;
 
 typedef struct {
@@ -172,6 +188,9 @@ typedef struct {
 } OptSchedule;
 
 void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind);
+void opt_schedule_push_copy(OptSchedule *s, OptInstrKind kind, int value);
+/* The copies of s (OPT_TO_HOST and OPT_FROM_HOST instructions). */
+int opt_schedule_copies(const OptSchedule *s);
 /* A value that takes no arena bytes: weights-pool values (parameters,
  * constants, optimizer state), in-place updates, compile-time constants
  * (req->static_only; req may be NULL). */
@@ -196,10 +215,34 @@ typedef struct {
     int64_t peak_bytes;
     int peak_at;   /* the instruction where the peak is reached */
     int reruns;    /* OPT_RERUN instructions */
+    int64_t host_bytes; /* bytes copied to the host (each OPT_TO_HOST's value) */
+    double stall_s;     /* compute time spent waiting for copies */
 } OptSimResult;
 
 int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *node_s,
                           const OptMemRequest *req, OptSimResult *r);
+
+/* The link between device and host memory, for schedules with copies:
+ * bytes per second each way, and whether copies run on copy engines beside
+ * compute (a GPU: one stream each way, ordered with compute by events) or
+ * on the compute thread (the cpu target, where they are memcpy). */
+typedef struct {
+    double bw;
+    int overlap;
+} OptLink;
+OptLink opt_device_link(const OptDevice *d);
+
+/* opt_schedule_simulate for a schedule that may hold copies (link NULL: it
+ * must not). With overlap a copy to the host runs on its stream from the
+ * end of its value's writer, one after another in that order; compute
+ * waits for it at its OPT_TO_HOST; a copy back runs on the other stream
+ * from its OPT_FROM_HOST (once its copy out is done), and the first read
+ * waits for it; without, each copy is bytes / bw of compute time at its
+ * instruction. start_s, when not NULL (s->n entries), gets the time each
+ * instruction starts at, end_s (may be NULL) the time it ends. A host
+ * copy's bytes are not device memory. */
+int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *node_s, const OptMemRequest *req,
+                          const OptLink *link, OptSimResult *r, double *start_s, double *end_s);
 
 /* Rewrite g so that its stored node order is the schedule: each OPT_RERUN
  * becomes a new node (phase IR_RECOMPUTE, fwd = the node it recomputes, the
@@ -207,7 +250,10 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
  * rewired to the copy the schedule says it reads. Codegen and the memory
  * planner then need nothing new. Returns 0, or -1 with g->err when the
  * schedule is not valid for g (a node missing or run twice, a read before
- * any copy exists). */
+ * any copy exists). An OPT_TO_HOST of v becomes a loom.ToHost node (phase
+ * IR_OFFLOAD) reading v's latest copy and writing "host/NAME" (host pool),
+ * an OPT_FROM_HOST a loom.FromHost node writing a new device copy
+ * "offload/NAME" that later reads see (ir/train.h). */
 int opt_schedule_apply(IrGraph *g, const OptSchedule *s);
 
 /* ---- rematerialization (remat.c) ----
@@ -280,6 +326,19 @@ void opt_refine_prune(OptRefine *f, OptSchedule *s);
 typedef enum { OPT_BASE_STORE_ALL = 0, OPT_BASE_BLOCKS, OPT_BASE_SQRT } OptRematBaseline;
 const char *opt_remat_baseline_name(OptRematBaseline b);
 void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim);
+
+/* ---- offload (offload.c) ----
+ * Adds copies to host memory and back (OPT_TO_HOST, OPT_FROM_HOST) to seed,
+ * a schedule without any, until its simulated peak is at most room: at
+ * the peak, a value's device copy idle across it leaves after its last
+ * read before and comes back before its next read, its copies placed on
+ * the link's streams so that compute waits as little as the link allows
+ * (offload.c says how). At most max_moves values leave. 0 with out and
+ * sim (opt_schedule_timeline's), or 1 when the peak cannot reach room that
+ * way (out untouched). room <= 0: as low as it goes, the schedule of the
+ * lowest peak found (1 only when seed cannot be timed). */
+int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
+                const OptSchedule *seed, int64_t room, int max_moves, OptSchedule *out, OptSimResult *sim);
 
 /* ---- the exact baseline (checkmate.c) ----
  * Checkmate's whole-graph integer program (Jain et al., MLSys 2020) over the

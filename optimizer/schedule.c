@@ -23,8 +23,23 @@ void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind)
         s->cap = s->cap ? 2 * s->cap : 256;
         s->ins = ir_xrealloc(s->ins, (size_t)s->cap * sizeof *s->ins);
     }
-    s->ins[s->n++] = (OptInstr){node, kind};
+    s->ins[s->n++] = (OptInstr){node, kind, -1};
 }
+
+void opt_schedule_push_copy(OptSchedule *s, OptInstrKind kind, int value)
+{
+    opt_schedule_push(s, -1, kind);
+    s->ins[s->n - 1].value = value;
+}
+
+int opt_schedule_copies(const OptSchedule *s)
+{
+    int n = 0;
+    for (int k = 0; k < s->n; k++) n += s->ins[k].kind == OPT_TO_HOST || s->ins[k].kind == OPT_FROM_HOST;
+    return n;
+}
+
+OptLink opt_device_link(const OptDevice *d) { return (OptLink){d->link_bw, d->copy_overlap != 0}; }
 
 void opt_schedule_free(OptSchedule *s)
 {
@@ -67,6 +82,7 @@ typedef struct {
     int first, last;
     int group;        /* the fused group of its writer (run_at), or -1 */
     int outside_read; /* read by a node outside that group */
+    double ready;     /* a copy back from the host: when it is done (0: at once) */
 } SimBuf;
 
 /* The most bytes of bufs live at one instruction, workspaces included, and
@@ -95,6 +111,12 @@ static void peak_of(const SimBuf *buf, int nb, const int64_t *ws_at, int nsteps,
 int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *node_s,
                           const OptMemRequest *req, OptSimResult *r)
 {
+    return opt_schedule_timeline(g, s, node_s, req, NULL, r, NULL, NULL);
+}
+
+int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *node_s, const OptMemRequest *req,
+                          const OptLink *link, OptSimResult *r, double *start_s, double *end_s)
+{
     memset(r, 0, sizeof *r);
     enum { NONE = -1, PERSISTENT = -2 };
     int nv = g->nvalues, nsteps = s->n ? s->n : 1;
@@ -105,7 +127,7 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
     for (int v = 0; v < nv; v++) cur[v] = opt_persistent(g, req, v) ? PERSISTENT : NONE;
 #define NEWBUF(bytes, at, grp)                                                       \
     (nb == capb ? (buf = ir_xrealloc(buf, (size_t)(capb *= 2) * sizeof *buf)) : buf, \
-     buf[nb] = (SimBuf){align_up(bytes), (at), (at), (grp), 0}, nb++)
+     buf[nb] = (SimBuf){align_up(bytes), (at), (at), (grp), 0, 0}, nb++)
     for (int i = 0; i < g->ninputs; i++) {
         int v = g->inputs[i];
         if (cur[v] == NONE) cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), 0, -1);
@@ -116,18 +138,91 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
     const int *inplace = req ? req->inplace_in : NULL;
     int *in_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *in_buf) : NULL;
     int *out_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *out_buf) : NULL;
-    int rc = 0;
+    /* copies: per value, when its host copy is complete (-1: none); with
+     * overlap, the copies out that start after each instruction (a list
+     * threaded through next_out, by the writer of the copied buffer) */
+    int ncopies = opt_schedule_copies(s), rc = 0;
+    double *host_done = NULL, t = 0, d2h_free = 0, h2d_free = 0;
+    int *first_out = NULL, *next_out = NULL;
+    if (ncopies) {
+        if (!link || !(link->bw > 0)) {
+            rc = ir_fail((IrGraph *)g, -1, "schedule: %d copies to or from the host, but no host link to time them",
+                         ncopies);
+            goto out;
+        }
+        host_done = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *host_done);
+        for (int v = 0; v < nv; v++) host_done[v] = -1;
+        first_out = ir_xmalloc((size_t)nsteps * sizeof *first_out);
+        next_out = ir_xmalloc((size_t)nsteps * sizeof *next_out);
+        for (int k = 0; k < nsteps; k++) first_out[k] = next_out[k] = -1;
+        if (link->overlap) { /* who wrote each copy out's buffer: the issue points */
+            int *wrote = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *wrote);
+            for (int v = 0; v < nv; v++) wrote[v] = -1;
+            for (int k = 0; k < s->n; k++) {
+                const OptInstr *in = &s->ins[k];
+                if (in->kind == OPT_FROM_HOST) {
+                    continue; /* the value's bytes are those its host copy came from */
+                } else if (in->kind == OPT_TO_HOST) {
+                    int w = wrote[in->value];
+                    if (w >= 0) { /* append: the stream runs them in issue order, then schedule order */
+                        int *at = &first_out[w];
+                        while (*at >= 0) at = &next_out[*at];
+                        *at = k;
+                    }
+                } else {
+                    const IrNode *n = &g->nodes[in->node];
+                    for (int j = 0; j < n->nout; j++)
+                        if (n->out[j] >= 0)
+                            wrote[n->out[j]] = j == 0 && (ir_ops[n->op].flags & OPF_VIEW) && n->in[0] >= 0
+                                                   ? wrote[n->in[0]] : k;
+                }
+            }
+            free(wrote);
+        }
+    }
     for (int k = 0; k < s->n; k++) {
-        int node = s->ins[k].node;
+        const OptInstr *ins = &s->ins[k];
+        if (inplace) in_buf[k] = out_buf[k] = -1;
+        if (ins->kind == OPT_TO_HOST || ins->kind == OPT_FROM_HOST) {
+            int v = ins->value;
+            if (v < 0 || v >= nv || cur[v] < 0 || (ins->kind == OPT_FROM_HOST && host_done[v] < 0)) {
+                rc = ir_fail((IrGraph *)g, -1, "schedule: instruction %d copies '%s' %s, which %s", k,
+                             v >= 0 && v < nv ? g->values[v].name : "?",
+                             ins->kind == OPT_TO_HOST ? "to the host" : "from the host",
+                             ins->kind == OPT_TO_HOST ? "has no device copy there" : "has no host copy there");
+                goto out;
+            }
+            double dur = (double)ir_value_bytes(&g->values[v]) / link->bw;
+            if (start_s) start_s[k] = t;
+            if (ins->kind == OPT_TO_HOST) {
+                SimBuf *b = &buf[cur[v]];
+                b->last = k;
+                r->host_bytes += ir_value_bytes(&g->values[v]);
+                if (!link->overlap) host_done[v] = t += dur;
+                else if (host_done[v] < 0) host_done[v] = t; /* its writer ran before the link was known */
+                if (host_done[v] > t) r->stall_s += host_done[v] - t, t = host_done[v];
+            } else {
+                cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, -1);
+                buf[cur[v]].outside_read = 1;
+                if (link->overlap) {
+                    double at = t > h2d_free ? t : h2d_free;
+                    if (host_done[v] > at) at = host_done[v];
+                    buf[cur[v]].ready = h2d_free = at + dur;
+                } else {
+                    t += dur;
+                }
+            }
+            if (end_s) end_s[k] = t;
+            continue;
+        }
+        int node = ins->node;
         const IrNode *n = &g->nodes[node];
         int group = req && req->run_at ? req->run_at[node] : node;
         if (inplace) {
             int j = inplace[node], v = j >= 0 ? n->in[j] : -1;
             in_buf[k] = v >= 0 && cur[v] >= ninput_bufs ? cur[v] : -1;
-            out_buf[k] = -1;
         }
-        if (s->ins[k].kind == OPT_RERUN) r->reruns++;
-        if (node_s) r->step_s += node_s[node];
+        if (ins->kind == OPT_RERUN) r->reruns++;
         for (int j = 0; j < n->nin; j++) {
             int v = n->in[j];
             if (v < 0 || cur[v] == PERSISTENT) continue;
@@ -139,7 +234,10 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
             SimBuf *b = &buf[cur[v]];
             b->last = k;
             b->outside_read |= b->group != group;
+            if (b->ready > t) r->stall_s += b->ready - t, t = b->ready; /* a copy back not done yet */
         }
+        if (start_s) start_s[k] = t;
+        if (node_s) t += node_s[node];
         if (req && req->ws_bytes) ws_at[k] += align_up(req->ws_bytes[node]);
         for (int j = 0; j < n->nout; j++) {
             int v = n->out[j];
@@ -153,7 +251,14 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
             if (!fused) buf[cur[v]].outside_read = 1;
             if (inplace && j == 0) out_buf[k] = cur[v];
         }
+        if (end_s) end_s[k] = t;
+        for (int q = first_out ? first_out[k] : -1; q >= 0; q = next_out[q]) { /* copies out start */
+            int v = s->ins[q].value;
+            double at = t > d2h_free ? t : d2h_free;
+            host_done[v] = d2h_free = at + (double)ir_value_bytes(&g->values[v]) / link->bw;
+        }
     }
+    r->step_s = t;
     for (int i = 0; i < g->noutputs; i++) {
         int v = g->outputs[i];
         if (cur[v] >= 0) buf[cur[v]].last = nsteps - 1;
@@ -183,12 +288,55 @@ out:
     free(cur);
     free(buf);
     free(ws_at);
+    free(host_done);
+    free(first_out);
+    free(next_out);
     return rc;
+}
+
+/* A new value like v named PREFIX/NAME; the per-value arrays grown to cover it. */
+static int copy_value(IrGraph *g, int v, const char *prefix, int **cur, unsigned char **written, int **host, int *nv)
+{
+    char base[512];
+    snprintf(base, sizeof base, "%s/%s", prefix, g->values[v].name);
+    const char *name = ir_value_find(g, base) < 0 ? base : ir_unique_name(g, base);
+    int c = ir_value_new(g, name, IR_ACTIVATION);
+    const IrValue *src = &g->values[v];
+    ir_value_set_shape(&g->values[c], src->dtype, src->rank, src->dims);
+    *cur = ir_xrealloc(*cur, (size_t)g->nvalues * sizeof **cur);
+    *written = ir_xrealloc(*written, (size_t)g->nvalues);
+    *host = ir_xrealloc(*host, (size_t)g->nvalues * sizeof **host);
+    for (int i = *nv; i < g->nvalues; i++) (*cur)[i] = i, (*written)[i] = 1, (*host)[i] = -1;
+    *nv = g->nvalues;
+    return c;
+}
+
+/* An OPT_TO_HOST or OPT_FROM_HOST as a loom.ToHost or loom.FromHost node:
+ * its id, or -1 with g->err. host[v]: the host copy of v, or -1. */
+static int apply_copy(IrGraph *g, const OptInstr *ins, int k, int **cur, unsigned char **written, int **host,
+                      int *nv)
+{
+    int v = ins->value, to = ins->kind == OPT_TO_HOST;
+    if (v < 0 || v >= *nv || (to ? !(*written)[(*cur)[v]] : (*host)[v] < 0))
+        return ir_fail(g, -1, "schedule: instruction %d copies %s %s, which has no %s copy there", k,
+                       v >= 0 && v < *nv ? g->values[v].name : "a value that does not exist",
+                       to ? "to the host" : "from the host", to ? "device" : "host");
+    char name[512];
+    snprintf(name, sizeof name, "%s/%s", to ? "to_host" : "from_host", g->values[v].name);
+    int in = to ? (*cur)[v] : (*host)[v];
+    int out = copy_value(g, v, to ? "host" : "offload", cur, written, host, nv);
+    int id = ir_node_new(g, to ? IR_OP_ToHost : IR_OP_FromHost, name, 1, &in, 1, &out);
+    g->nodes[id].phase = IR_OFFLOAD;
+    if (to) (*host)[v] = out;
+    else (*cur)[v] = out;
+    return id;
 }
 
 int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
 {
     int nv = g->nvalues, nn = g->nnodes, rc = -1;
+    int *host = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *host);
+    for (int v = 0; v < nv; v++) host[v] = -1;
     int *cur = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *cur);
     unsigned char *written = ir_xcalloc((size_t)(nv ? nv : 1), 1);
     int *runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *runs);
@@ -199,6 +347,12 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
     }
     for (int k = 0; k < s->n; k++) {
         int node = s->ins[k].node;
+        if (s->ins[k].kind == OPT_TO_HOST || s->ins[k].kind == OPT_FROM_HOST) {
+            int id = apply_copy(g, &s->ins[k], k, &cur, &written, &host, &nv);
+            if (id < 0) goto out;
+            order[k] = id;
+            continue;
+        }
         if (node < 0 || node >= nn || g->nodes[node].dead) {
             ir_fail(g, -1, "schedule: instruction %d runs node %d, which does not exist", k, node);
             goto out;
@@ -229,25 +383,8 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
             order[k] = node;
             continue;
         }
-        for (int j = 0; j < n.nout; j++) {
-            int v = n.out[j];
-            if (v < 0) {
-                out[j] = -1;
-                continue;
-            }
-            char base[512];
-            snprintf(base, sizeof base, "remat/%s", g->values[v].name);
-            const char *name = ir_value_find(g, base) < 0 ? base : ir_unique_name(g, base);
-            int c = ir_value_new(g, name, IR_ACTIVATION);
-            const IrValue *src = &g->values[v];
-            ir_value_set_shape(&g->values[c], src->dtype, src->rank, src->dims);
-            out[j] = c;
-        }
-        /* the per-value arrays cover the values made here too */
-        cur = ir_xrealloc(cur, (size_t)g->nvalues * sizeof *cur);
-        written = ir_xrealloc(written, (size_t)g->nvalues);
-        for (int v = nv; v < g->nvalues; v++) cur[v] = v, written[v] = 1;
-        nv = g->nvalues;
+        for (int j = 0; j < n.nout; j++)
+            out[j] = n.out[j] < 0 ? -1 : copy_value(g, n.out[j], "remat", &cur, &written, &host, &nv);
         int id = ir_node_new(g, n.op, n.name, n.nin, in, n.nout, out);
         IrNode *c = &g->nodes[id];
         c->nattr = n.nattr;
@@ -268,6 +405,7 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
     rc = 0;
 out:
     free(cur);
+    free(host);
     free(written);
     free(runs);
     free(order);

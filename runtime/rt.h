@@ -64,6 +64,10 @@ typedef struct {
     int (*upload)(char *dst, const void *src, size_t n);
     int (*download)(void *dst, const char *src, size_t n);
     int (*sync)(void); /* returns when the device has done all it was given */
+    /* zeroed host memory the device copies to and from at the link's full rate
+     * (pinned on a GPU): offload's host pool; NULL with rt_error() */
+    char *(*alloc_host)(int64_t bytes);
+    void (*release_host)(char *p);
 } rt_device;
 
 extern const rt_device rt_device_host;

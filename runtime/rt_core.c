@@ -236,4 +236,4 @@ static int host_download(void *dst, const char *src, size_t n)
 static int host_sync(void) { return 0; }
 
 const rt_device rt_device_host = {"cpu", host_init, rt_memory_check, host_alloc, host_release, host_upload,
-                                  host_download, host_sync};
+                                  host_download, host_sync, host_alloc, host_release};

@@ -3,9 +3,10 @@
  * the check of every CUDA call with a hint. Host code only. */
 #include "rt_cuda.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-static cudaStream_t compute, copy;
+static cudaStream_t compute, copy, copy_out, copy_in;
 static cudaEvent_t computed, copied; /* compute reached an upload; the upload is done */
 
 static const char *hint(cudaError_t e)
@@ -52,6 +53,8 @@ static int cuda_init(void)
     if (n < 1) return rt_cuda_check((int)cudaErrorNoDevice, __FILE__, __LINE__, "cudaGetDeviceCount");
     if (RT_CUDA(cudaSetDevice(0)) || RT_CUDA(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking)) ||
         RT_CUDA(cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking)) ||
+        RT_CUDA(cudaStreamCreateWithFlags(&copy_out, cudaStreamNonBlocking)) ||
+        RT_CUDA(cudaStreamCreateWithFlags(&copy_in, cudaStreamNonBlocking)) ||
         RT_CUDA(cudaEventCreateWithFlags(&computed, cudaEventDisableTiming)) ||
         RT_CUDA(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming)))
         return -1;
@@ -106,8 +109,80 @@ static int cuda_download(void *dst, const char *src, size_t n)
 
 static int cuda_sync(void)
 {
-    return RT_CUDA(cudaStreamSynchronize(copy)) || RT_CUDA(cudaStreamSynchronize(compute)) ? -1 : 0;
+    return RT_CUDA(cudaStreamSynchronize(copy)) || RT_CUDA(cudaStreamSynchronize(copy_out)) ||
+                   RT_CUDA(cudaStreamSynchronize(copy_in)) || RT_CUDA(cudaStreamSynchronize(compute))
+               ? -1
+               : 0;
 }
 
+static char *cuda_alloc_host(int64_t bytes)
+{
+    void *p = NULL;
+    size_t n = (size_t)(bytes + 63) / 64 * 64;
+    if (RT_CUDA(cudaHostAlloc(&p, n ? n : 64, cudaHostAllocDefault))) return NULL;
+    memset(p, 0, n ? n : 64);
+    return (char *)p;
+}
+
+static void cuda_release_host(char *p) { cudaFreeHost(p); }
+
 const rt_device rt_device_cuda = {"cuda", cuda_init, cuda_memory_check, cuda_alloc, cuda_release,
-                                  cuda_upload, cuda_download, cuda_sync};
+                                  cuda_upload, cuda_download, cuda_sync, cuda_alloc_host, cuda_release_host};
+
+/* ---- offload's copies: per copy an event that marks it done, made at its first use ---- */
+
+typedef struct {
+    cudaEvent_t *ev;
+    int n;
+} Events;
+static Events out_done, in_done;
+
+static cudaEvent_t *event(Events *e, int k)
+{
+    if (k < 0) return NULL;
+    if (k >= e->n) {
+        int n = k + 16;
+        cudaEvent_t *ev = (cudaEvent_t *)realloc(e->ev, (size_t)n * sizeof *ev);
+        if (!ev) {
+            rt_fail("out of memory (the events of %d copies)", n);
+            return NULL;
+        }
+        for (int i = e->n; i < n; i++) ev[i] = NULL;
+        e->ev = ev, e->n = n;
+    }
+    if (!e->ev[k] && RT_CUDA(cudaEventCreateWithFlags(&e->ev[k], cudaEventDisableTiming))) return NULL;
+    return &e->ev[k];
+}
+
+int rt_cuda_copy_out(int k, void *host, const void *dev, size_t n)
+{
+    cudaEvent_t *done = event(&out_done, k);
+    return !done || RT_CUDA(cudaEventRecord(computed, compute)) || RT_CUDA(cudaStreamWaitEvent(copy_out, computed, 0)) ||
+                   RT_CUDA(cudaMemcpyAsync(host, dev, n, cudaMemcpyDeviceToHost, copy_out)) ||
+                   RT_CUDA(cudaEventRecord(*done, copy_out))
+               ? -1
+               : 0;
+}
+
+int rt_cuda_copy_out_wait(int k)
+{
+    cudaEvent_t *done = event(&out_done, k);
+    return !done || RT_CUDA(cudaStreamWaitEvent(compute, *done, 0)) ? -1 : 0;
+}
+
+int rt_cuda_copy_in(int k, int after, void *dev, const void *host, size_t n)
+{
+    cudaEvent_t *done = event(&in_done, k), *out = event(&out_done, after);
+    return !done || !out || RT_CUDA(cudaEventRecord(computed, compute)) ||
+                   RT_CUDA(cudaStreamWaitEvent(copy_in, computed, 0)) || RT_CUDA(cudaStreamWaitEvent(copy_in, *out, 0)) ||
+                   RT_CUDA(cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, copy_in)) ||
+                   RT_CUDA(cudaEventRecord(*done, copy_in))
+               ? -1
+               : 0;
+}
+
+int rt_cuda_copy_in_wait(int k)
+{
+    cudaEvent_t *done = event(&in_done, k);
+    return !done || RT_CUDA(cudaStreamWaitEvent(compute, *done, 0)) ? -1 : 0;
+}

@@ -5,8 +5,8 @@
  * The device: cudaSetDevice(0); a compute stream that every kernel and
  * product runs on in order, and a copy stream for uploads, ordered with the
  * compute stream by two events both ways (an upload waits for the steps
- * queued before it, the steps after it wait for the upload), which later
- * offload copies will use as they are. The arena and the weights blob are
+ * queued before it, the steps after it wait for the upload); offload's
+ * copies out and in run on two more streams, one each way (below). The arena and the weights blob are
  * two cudaMalloc blocks, made once; memory_check asks cudaMemGetInfo and
  * refuses, naming the bytes needed and free, when they do not fit.
  *
@@ -34,6 +34,20 @@ extern const rt_device rt_device_cuda;
 
 /* The compute stream (after rt_device_cuda.init). */
 cudaStream_t rt_cuda_stream(void);
+
+/* Offload's copies, which a training step with loom.ToHost and loom.FromHost
+ * nodes calls (optimizer/schedule.c times them the same way): copy out k
+ * (device -> pinned host, n bytes) runs on the copy-out stream once the
+ * compute stream has done what was queued before the call; compute waits
+ * for it at rt_cuda_copy_out_wait(k). Copy in k (host -> device) runs on the
+ * copy-in stream once compute has done what was queued before it and copy
+ * out `after` (of the same value) is done; compute waits for it at
+ * rt_cuda_copy_in_wait(k), before the first kernel that reads it. Each copy
+ * has its own event, made at its first use. 0, or -1 with rt_error(). */
+int rt_cuda_copy_out(int k, void *host, const void *dev, size_t n);
+int rt_cuda_copy_out_wait(int k);
+int rt_cuda_copy_in(int k, int after, void *dev, const void *host, size_t n);
+int rt_cuda_copy_in_wait(int k);
 
 /* 0 when err is cudaSuccess; else -1 with rt_error() naming file:line, the
  * call, the CUDA error and a hint of what to do. */

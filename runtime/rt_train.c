@@ -113,9 +113,12 @@ static void help(const rt_train_model *m)
            "           --warmup override; cosine decays to 0 at --total-steps, by default the\n"
            "           last step of this run)\n",
            (double)m->lr, m->schedule == RT_SCHEDULE_COSINE ? "cosine" : "constant", (long long)m->warmup);
-    printf("parameters %d trained; memory %lld bytes (arena %lld, weights and optimizer state %lld)\n\n",
+    printf("parameters %d trained; memory %lld bytes (arena %lld, weights and optimizer state %lld)\n",
            m->nparams, (long long)(m->arena_bytes + m->weights_bytes), (long long)m->arena_bytes,
            (long long)m->weights_bytes);
+    if (m->host_bytes > 0)
+        printf("host pool  %lld bytes of host memory for the values the schedule offloads\n", (long long)m->host_bytes);
+    printf("\n");
     printf("  --steps N          steps to run (default 10)\n"
            "  --lr X             base learning rate (0 allowed)\n"
            "  --seed N           the seed of the shuffle and of Dropout masks (default 0; a\n"
@@ -603,6 +606,8 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
     a.data = m->ninputs <= 64 ? paths : calloc((size_t)m->ninputs, sizeof *a.data);
     Data *d = calloc((size_t)m->ninputs + 1, sizeof *d);
     char *arena = dev->alloc(m->arena_bytes), *weights = arena ? dev->alloc(m->weights_bytes) : NULL;
+    char *host = weights && m->host_bytes > 0 ? dev->alloc_host(m->host_bytes) : NULL;
+    if (m->host) *m->host = host;
     char *wpath = default_weights(argv[0]);
     Order order = {NULL, -1};
     FILE *log = NULL;
@@ -613,6 +618,10 @@ int rt_train_main(const rt_train_model *m, int argc, char **argv)
     rc = 1;
     if (!arena || !weights) {
         error("%s", rt_error());
+        goto out;
+    }
+    if (m->host_bytes > 0 && !host) {
+        error("the host pool for offloaded values (%lld bytes): %s", (long long)m->host_bytes, rt_error());
         goto out;
     }
     if (!a.data || !d || !wpath) {
@@ -715,6 +724,7 @@ out:
     free(order.perm);
     if (arena) dev->release(arena);
     if (weights) dev->release(weights);
+    if (host) dev->release_host(host);
     free(wpath);
     return rc;
 }

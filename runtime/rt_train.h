@@ -57,6 +57,8 @@ typedef struct {
     const char *loss;        /* how the loss is made, for --help */
     const char *optimizer;   /* the update and its hyperparameters, for --help */
     int64_t arena_bytes, weights_bytes;
+    int64_t host_bytes;      /* offload's host pool (0: none), allocated into *host */
+    char **host;
     int64_t batch;           /* samples per step: the first dim of every data input */
     const rt_train_tensor *inputs; /* data inputs (arena), each [batch, ...] */
     int ninputs;

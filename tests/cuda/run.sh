@@ -18,6 +18,9 @@
 #     --dump-grads gradients within 1e-5, and 5 steps of loss within 1e-4;
 #     gpt2_tiny's training also with --no-fuse-attention (Softmax and its
 #     gradient, batched MatMul);
+#  4b. gpt2_tiny with --offload only under a budget: its copies to host
+#     memory and back on the copy streams, built by nvcc, and emulated
+#     beside the cpu program: gradients and 3 steps within 1e-5 / 1e-4;
 #  5. bfloat16 products (tests/cuda/bf16_graph.py: MatMul, batched MatMul
 #     of a Transpose, Gemm with transA / transB, a Sum and Casts of bf16
 #     values, a float16 Mul): compiled for both targets, the nvcc build, and
@@ -195,6 +198,37 @@ if "$loom" "${uargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
     else fail "cuda_emu_unfused_attention_$m" "$r ${r2:-}"; fi
 else
     fail "cuda_emu_unfused_attention_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
+fi
+
+# ---- offload: gpt2_tiny compiled with --offload only under a budget: loom.ToHost and
+# loom.FromHost on the copy streams (rt_cuda_copy_*), built by nvcc, and on the
+# emulator beside the cpu program of the same schedule ----
+m=gpt2_tiny d=$out/$m.offload c=$out/$m.offload.cpu
+mapfile -t data < <(data "$m")
+oargs=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y --offload only)
+budget=$("$loom" plan "models/$m/model.onnx" --loss ce --loss-target target_y --offload only --json 2>/dev/null |
+    "$py" -c "import json, sys; d = json.load(sys.stdin); print((d['min_feasible_bytes'] + d['budget_bytes']) // 2)")
+if "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+   "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
+   grep -q rt_cuda_copy_out "$d/model.cu" && grep -q rt_cuda_copy_in_wait "$d/model.cu"; then
+    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
+        pass cuda_nvcc_offload_$m
+    else
+        fail cuda_nvcc_offload_$m "$(tail -c 1200 "$d.build.log")"
+    fi
+    rm -f "$d"/*.o "$d"/train
+    if make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+       make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
+       "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+       "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1 &&
+       r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
+       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then
+        pass "cuda_emu_offload_$m ($r; $r2)"
+    else
+        fail "cuda_emu_offload_$m" "${r:-} ${r2:-} $(tail -c 800 "$d.emu.log" "$d.run.log" "$c.run.log" 2>/dev/null)"
+    fi
+else
+    fail "cuda_compile_offload_$m" "budget '${budget:-}': $(tail -c 1200 "$d.compile.log" "$c.compile.log" 2>/dev/null)"
 fi
 
 # ---- 5: bfloat16 products and elementwise loops, cpu and cuda programs ----

@@ -125,6 +125,75 @@ PY
     done
 done
 
+# ---- offload: copies to host memory and back (--offload only: no recomputation),
+# at a budget halfway from offload's least to store-all: the same bits as the
+# unlimited program, the program's peak within the budget ----
+for model in gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small; do
+    flags=(--mode train --target cpu --loss "${loss_of[$model]}" --loss-target target_y --offload only)
+    m=models/$model/model.onnx base=$out/$model.all dir=$out/$model.offload name="remat_${model}_offload"
+    mapfile -t args < <(data "$model")
+    [ -f "$base/grads.safetensors" ] || continue # its store-all program failed above
+    if ! "$loom" plan "$m" "${flags[@]}" --json > "$dir.least.json" 2> "$dir.plan.err"; then
+        fail "${name}_plan" "$(tail -3 "$dir.plan.err")"
+        continue
+    fi
+    least=$("$py" "$out/field.py" "$dir.least.json" min_feasible_bytes)
+    top=$("$py" "$out/field.py" "$dir.least.json" budget_bytes)
+    budget=$(((least + top) / 2))
+    if ! "$loom" plan "$m" "${flags[@]}" --budget "$budget" --json > "$dir.plan.json" 2> "$dir.plan.err" ||
+        ! msg=$("$py" - "$dir.plan.json" "$budget" <<'PY'
+import sys, json
+d = json.load(open(sys.argv[1]))
+ok = d["offloaded"] and d["recomputed_nodes"] == 0 and d["device_bytes"] <= int(sys.argv[2]) and d["host_bytes"] > 0
+print(f"{len(d['offloaded'])} values, {d['host_bytes']} bytes to the host, device {d['device_bytes']}")
+sys.exit(0 if ok else 1)
+PY
+        ); then
+        fail "${name}_plan" "least $least, store-all $top, budget $budget: ${msg:-$(tail -3 "$dir.plan.err")}"
+        continue
+    fi
+    if "$loom" compile "$m" "${flags[@]}" --budget "$budget" -o "$dir" > "$dir.compile.log" 2>&1 &&
+        grep -q 'loom.ToHost' "$dir/model.c" && run_prog "$model" "$dir"; then
+        if cmp -s "$base/grads.safetensors" "$dir/grads.safetensors" &&
+            [ "$(losses "$base/log.jsonl")" = "$(losses "$dir/log.jsonl")" ]; then
+            pass "${name}_bit_exact ($msg)"
+        else
+            fail "${name}_bit_exact" "losses or gradients differ from the unlimited program's"
+        fi
+        if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
+            pass "${name}_peak_within_budget ($peak <= $budget)"
+        else
+            fail "${name}_peak_within_budget" "peak_device_bytes $peak, budget $budget"
+        fi
+    else
+        fail "${name}_run" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
+    fi
+done
+# with a GPU profile offload is on by default: never slower than recomputation alone
+m=models/gpt2_tiny/model.onnx
+gflags=(--mode train --loss ce --loss-target target_y --device h100-sxm --json)
+if "$loom" plan "$m" "${gflags[@]}" > "$out/gpu.json" 2> "$out/gpu.err" &&
+    budget=$("$py" -c "import json; d = json.load(open('$out/gpu.json')); print((d['min_feasible_bytes'] + d['budget_bytes']) // 2)") &&
+    "$loom" plan "$m" "${gflags[@]}" --budget "$budget" > "$out/gpu.on.json" 2>> "$out/gpu.err" &&
+    "$loom" plan "$m" "${gflags[@]}" --budget "$budget" --offload off > "$out/gpu.off.json" 2>> "$out/gpu.err" &&
+    msg=$("$py" - "$out/gpu.on.json" "$out/gpu.off.json" <<'PY'
+import sys, json
+on, off = (json.load(open(f)) for f in sys.argv[1:3])
+assert on["offload"] == "on" and off["offload"] == "off" and not off["offloaded"], (on["offload"], off["offload"])
+assert on["offloaded"], "nothing offloaded at half the activation memory"
+assert on["predicted_step_s"] <= off["predicted_step_s"], (on["predicted_step_s"], off["predicted_step_s"])
+assert on["copy_stall_s"] >= 0 and on["arena_bytes"] <= on["budget_bytes"]
+print(f"{len(on['offloaded'])} values offloaded, {on['predicted_step_s'] * 1e3:.4f} ms against {off['predicted_step_s'] * 1e3:.4f} recomputing")
+PY
+    ); then
+    pass "remat_offload_gpu_profile ($msg)"
+else
+    fail "remat_offload_gpu_profile" "$(tail -3 "$out/gpu.err")" "${msg:-}"
+fi
+expect remat_offload_bad_flag 2 "--offload needs auto, on, off or only" "$loom" plan "$m" --offload sometimes
+expect remat_offload_without_budget 2 "give a --budget too" "$loom" compile "$m" --mode train --target cpu \
+    --loss ce --loss-target target_y --offload on -o "$out/x"
+
 # ---- the frontier: predicted time never grows with the budget; the plot ----
 m=models/gpt2_tiny/model.onnx
 flags=(--loss ce --loss-target target_y)
@@ -152,18 +221,20 @@ fi
 if msg=$("$py" - "$loom" models/llama_tiny/model.onnx <<'PY'
 import json, subprocess, sys
 loom, model = sys.argv[1], sys.argv[2]
-base = [loom, "plan", model, "--mode", "train", "--loss", "ce", "--loss-target", "target_y", "--json"]
-p = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
-lo, hi = p["min_feasible_bytes"], p["budget_bytes"]
-prev = None
-for i in range(9):
-    b = lo + (hi - lo) * i // 8
-    q = json.loads(subprocess.run(base + ["--budget", str(b)], capture_output=True, text=True, check=True).stdout)
-    assert q["budget_bytes"] == b and q["arena_bytes"] <= b, q
-    if prev:
-        assert q["predicted_step_s"] <= prev[1], f"budget {b}: {q['predicted_step_s']} s, slower than {prev}"
-    prev = (b, q["predicted_step_s"])
-print(f"9 budgets {lo} -> {hi} bytes")
+for dev in ["cpu", "h100-sxm"]:  # h100-sxm: recomputation and offload
+    base = [loom, "plan", model, "--mode", "train", "--loss", "ce", "--loss-target", "target_y", "--json",
+            "--device", dev]
+    p = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
+    lo, hi = p["min_feasible_bytes"], p["budget_bytes"]
+    prev = None
+    for i in range(9):
+        b = lo + (hi - lo) * i // 8
+        q = json.loads(subprocess.run(base + ["--budget", str(b)], capture_output=True, text=True, check=True).stdout)
+        assert q["budget_bytes"] == b and q["arena_bytes"] + q["weights_bytes"] <= b, q
+        if prev:
+            assert q["predicted_step_s"] <= prev[1], f"{dev}, budget {b}: {q['predicted_step_s']} s, slower than {prev}"
+        prev = (b, q["predicted_step_s"])
+print(f"9 budgets {lo} -> {hi} bytes, cpu and h100-sxm")
 PY
     ); then
     pass "remat_budgets_monotone ($msg)"

@@ -172,6 +172,20 @@ cudaError_t cudaMalloc(void **p, size_t size)
     return cudaSuccess;
 }
 
+/* pinned host memory: host memory (the emulator's copies are memmove) */
+cudaError_t cudaHostAlloc(void **p, size_t size, unsigned flags)
+{
+    (void)flags;
+    *p = malloc(size ? size : 1);
+    return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaFreeHost(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+
 cudaError_t cudaFree(void *p)
 {
     if (!p) return cudaSuccess;

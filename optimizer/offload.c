@@ -1,0 +1,308 @@
+/* Offload (optimizer.h, "offload"): copies of saved values to host memory
+ * and back, added to a schedule so that its device memory peak falls to a
+ * budget, in the style of pofo (Beaumont et al., "Optimal GPU-CPU
+ * offloading strategies for deep neural network training").
+ *
+ * A value's device copy that is idle across the peak (written before it,
+ * read again only after it) can leave: its copy out starts when it is
+ * written, and its bytes are free from the first instruction whose start
+ * finds that copy done (and that comes after the copy's last read before
+ * the gap); its copy back starts as late as lets it arrive before the read
+ * after the gap, the copies back queued on their stream latest first. On a
+ * device whose copies run beside compute (OptLink.overlap) that costs no
+ * compute time while the link keeps up; on one where they do not (the cpu
+ * target), a copy out right after the last read and a copy back right
+ * before the next, each bytes / bw of compute.
+ *
+ * The greedy: simulate; at the peak, of the idle device copies whose gap
+ * holds both copies at the link's rate, take the largest (else the one
+ * whose gap comes nearest), place every chosen copy's transfers again, and
+ * repeat until the peak fits or no copy at the peak can leave. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "optimizer.h"
+
+/* A device copy of the seed: the value its later reads name (itself or one
+ * view of it), what it weighs, who wrote it and the seed instructions that
+ * read it, in order. */
+typedef struct {
+    int value, writer, nreads, cap;
+    int *reads;
+    int64_t bytes;
+    int ok; /* can be offloaded at all */
+} Copy;
+
+/* A chosen offload: copy, the gap (after seed instruction a, before d), and
+ * where its two instructions go (TO_HOST after seed instruction b,
+ * FROM_HOST before seed instruction c). */
+typedef struct {
+    int copy, a, d, b, c;
+    double dur;
+} Move;
+
+struct Ctx {
+    const IrGraph *g;
+    const double *node_s;
+    const OptMemRequest *req;
+    const OptLink *link;
+    const OptSchedule *seed;
+    double *start, *end; /* the seed's timeline */
+    Copy *copies;
+    int ncopies;
+    Move *moves;
+    int nmoves;
+};
+
+static void add_read(Copy *c, int k)
+{
+    if (c->nreads && c->reads[c->nreads - 1] == k) return;
+    if (c->nreads == c->cap) c->reads = ir_xrealloc(c->reads, (size_t)(c->cap = c->cap ? 2 * c->cap : 8) * sizeof *c->reads);
+    c->reads[c->nreads++] = k;
+}
+
+/* The device copies of the seed and their reads. A copy whose reads name
+ * more than one value (itself and a view, two views) cannot leave: a copy
+ * back is one value's, and the other names would still read the old bytes. */
+static void find_copies(struct Ctx *x)
+{
+    const IrGraph *g = x->g;
+    const OptSchedule *s = x->seed;
+    int nv = g->nvalues;
+    int *cur = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *cur);
+    for (int v = 0; v < nv; v++) cur[v] = -1;
+    int cap = 256;
+    x->copies = ir_xcalloc((size_t)cap, sizeof *x->copies);
+    x->ncopies = 0;
+    unsigned char *is_out = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    for (int i = 0; i < g->noutputs; i++) is_out[g->outputs[i]] = 1;
+    for (int k = 0; k < s->n; k++) {
+        const IrNode *n = &g->nodes[s->ins[k].node];
+        int node = s->ins[k].node;
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j];
+            if (v < 0 || cur[v] < 0) continue;
+            Copy *c = &x->copies[cur[v]];
+            if (c->value < 0) c->value = v;
+            else if (c->value != v) c->ok = 0;
+            add_read(c, k);
+        }
+        int fused = x->req && x->req->run_at && x->req->run_at[node] != node;
+        for (int j = 0; j < n->nout; j++) {
+            int v = n->out[j];
+            if (v < 0 || opt_persistent(g, x->req, v)) continue;
+            if (j == 0 && (ir_ops[n->op].flags & OPF_VIEW) && n->in[0] >= 0) {
+                cur[v] = cur[n->in[0]];
+                continue;
+            }
+            if (x->ncopies == cap)
+                x->copies = ir_xrealloc(x->copies, (size_t)(cap *= 2) * sizeof *x->copies);
+            Copy *c = &x->copies[x->ncopies];
+            *c = (Copy){-1, k, 0, 0, NULL, ir_value_bytes(&g->values[v]), !fused && !is_out[v]};
+            cur[v] = x->ncopies++;
+        }
+    }
+    free(is_out);
+    free(cur);
+}
+
+/* Where each move's instructions go, from the seed's timeline: copies out
+ * in the order their values were written, each done at (and freeing from)
+ * the first instruction after its gap opens that ends no sooner; copies
+ * back latest first, each as late as lets it end before its read and
+ * before the next one on the stream starts. A move whose copy cannot be out
+ * before its gap closes gets b = -1 (dropped). */
+static void place_moves(struct Ctx *x)
+{
+    int n = x->nmoves, ns = x->seed->n;
+    if (!x->link->overlap) {
+        for (int i = 0; i < n; i++) x->moves[i].b = x->moves[i].a, x->moves[i].c = x->moves[i].d;
+        return;
+    }
+    Move *m = x->moves;
+    for (int i = 1; i < n; i++) /* by writer, then gap: the order the copies out start in */
+        for (int j = i; j > 0; j--) {
+            int wa = x->copies[m[j - 1].copy].writer, wb = x->copies[m[j].copy].writer;
+            if (wa < wb || (wa == wb && m[j - 1].a <= m[j].a)) break;
+            Move t = m[j];
+            m[j] = m[j - 1], m[j - 1] = t;
+        }
+    double free_t = 0;
+    for (int i = 0; i < n; i++) {
+        int w = x->copies[m[i].copy].writer;
+        double at = x->end[w] > free_t ? x->end[w] : free_t, fin = at + m[i].dur;
+        free_t = fin;
+        int lo = m[i].a, hi = m[i].d - 1; /* the first b in [a, d - 1) whose end is >= fin (times only grow) */
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if (x->end[mid] < fin) lo = mid + 1;
+            else hi = mid;
+        }
+        m[i].b = lo < m[i].d - 1 ? lo : -1;
+    }
+    /* copies back: latest read first */
+    int *order = ir_xmalloc((size_t)(n ? n : 1) * sizeof *order);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort by d descending: n is small */
+        for (int j = i; j > 0 && m[order[j]].d > m[order[j - 1]].d; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    double next_start = x->end[ns - 1] + 1e30;
+    for (int q = 0; q < n; q++) {
+        Move *mv = &m[order[q]];
+        if (mv->b < 0) continue;
+        double fin = x->start[mv->d] < next_start ? x->start[mv->d] : next_start, latest = fin - mv->dur;
+        int lo = mv->b + 1, hi = mv->d; /* the last c in (b, d] that starts by latest, else b + 1 */
+        while (lo < hi) {
+            int mid = lo + (hi - lo + 1) / 2;
+            if (x->start[mid] > latest) hi = mid - 1;
+            else lo = mid;
+        }
+        int c = lo;
+        mv->c = c;
+        next_start = x->start[c] < latest ? x->start[c] : latest;
+    }
+    free(order);
+}
+
+/* The seed with the moves' instructions; map[k]: the seed instruction at or
+ * before instruction k of the result. */
+static void build(const struct Ctx *x, OptSchedule *out, int *map)
+{
+    const OptSchedule *s = x->seed;
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < s->n; k++) {
+        for (int i = 0; i < x->nmoves; i++)
+            if (x->moves[i].b >= 0 && x->moves[i].c == k) {
+                if (map) map[out->n] = k;
+                opt_schedule_push_copy(out, OPT_FROM_HOST, x->copies[x->moves[i].copy].value);
+            }
+        if (map) map[out->n] = k;
+        opt_schedule_push(out, s->ins[k].node, s->ins[k].kind);
+        for (int i = 0; i < x->nmoves; i++)
+            if (x->moves[i].b == k) {
+                if (map) map[out->n] = k;
+                opt_schedule_push_copy(out, OPT_TO_HOST, x->copies[x->moves[i].copy].value);
+            }
+    }
+}
+
+/* Whether move m is away from the device at seed instruction p: its copy
+ * out done before p, its copy back started after. */
+static int away(const Move *m, int p) { return m->b >= 0 && m->b < p && m->c > p; }
+
+static int by_bytes_desc(const void *pa, const void *pb)
+{
+    const Move *a = pa, *b = pb;
+    return a->dur != b->dur ? (a->dur < b->dur) - (a->dur > b->dur) : a->copy - b->copy;
+}
+
+/* The candidates one greedy step tries, largest first. */
+enum { MAX_TRIES = 64 };
+
+/* The gap of copy c around seed instruction p: the read (or write) before
+ * p and the read after it; 0 when c is not idle across p. */
+static int gap_at(const Copy *c, int p, int *a, int *d)
+{
+    if (!c->ok || c->value < 0 || c->writer >= p) return 0;
+    int before = c->writer;
+    for (int i = 0; i < c->nreads; i++) {
+        if (c->reads[i] == p) return 0;
+        if (c->reads[i] > p) {
+            *a = before, *d = c->reads[i];
+            return 1;
+        }
+        before = c->reads[i];
+    }
+    return 0; /* dead at p */
+}
+
+int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
+                const OptSchedule *seed, int64_t room, int max_moves, OptSchedule *out, OptSimResult *sim)
+{
+    if (!seed->n || !link || !(link->bw > 0)) return 1;
+    for (int k = 0; k < seed->n; k++)
+        if (seed->ins[k].kind != OPT_RUN && seed->ins[k].kind != OPT_RERUN) return 1;
+    struct Ctx x = {g, node_s, req, link, seed, NULL, NULL, NULL, 0, NULL, 0};
+    x.start = ir_xmalloc((size_t)seed->n * sizeof *x.start);
+    x.end = ir_xmalloc((size_t)seed->n * sizeof *x.end);
+    OptSimResult r;
+    int rc = 1;
+    if (opt_schedule_timeline(g, seed, node_s, req, link, &r, x.start, x.end)) goto done;
+    find_copies(&x);
+    unsigned char *taken = ir_xcalloc((size_t)(x.ncopies ? x.ncopies : 1), 1);
+    x.moves = ir_xmalloc((size_t)(max_moves > 0 ? max_moves : 1) * sizeof *x.moves);
+    int *map = ir_xmalloc((size_t)(2 * max_moves + seed->n + 1) * sizeof *map);
+    Move *cand = ir_xmalloc((size_t)(x.ncopies ? x.ncopies : 1) * sizeof *cand);
+    unsigned char *was_away = ir_xcalloc((size_t)(x.ncopies ? x.ncopies : 1), 1);
+    OptSchedule s = {0}, low = {0};
+    OptSimResult low_sim = {0};
+    for (;;) {
+        place_moves(&x);
+        opt_schedule_free(&s);
+        build(&x, &s, map);
+        if (opt_schedule_timeline(g, &s, node_s, req, link, &r, NULL, NULL)) break;
+        if (r.peak_bytes <= room) {
+            *out = s;
+            *sim = r;
+            s.ins = NULL;
+            rc = 0;
+            break;
+        }
+        if (room <= 0 && (!low.n || r.peak_bytes < low_sim.peak_bytes)) { /* as low as it goes */
+            opt_schedule_free(&low);
+            low = s, low_sim = r;
+            s = (OptSchedule){0};
+        }
+        if (x.nmoves == max_moves) break;
+        /* the copies idle across the peak, largest first */
+        int p = map[r.peak_at], ncand = 0;
+        for (int i = 0; i < x.ncopies; i++) {
+            int a, d;
+            if (taken[i] || !gap_at(&x.copies[i], p, &a, &d)) continue;
+            cand[ncand++] = (Move){i, a, d, 0, 0, (double)x.copies[i].bytes / link->bw};
+        }
+        qsort(cand, (size_t)ncand, sizeof *cand, by_bytes_desc);
+        int took = 0;
+        if (!link->overlap) { /* every copy costs its time: the largest */
+            took = ncand > 0;
+            if (took) x.moves[x.nmoves++] = cand[0];
+        }
+        /* with overlap: the largest that is away at the peak (out before, back
+         * after) with the link as the moves already taken load it, and that
+         * leaves every move away at the peak still away */
+        for (int j = 0; j < x.nmoves; j++) was_away[x.moves[j].copy] = away(&x.moves[j], p);
+        for (int q = 0; link->overlap && q < ncand && q < MAX_TRIES && !took; q++) {
+            x.moves[x.nmoves++] = cand[q];
+            place_moves(&x);
+            int ok = 1, at = -1;
+            for (int j = 0; j < x.nmoves && ok; j++) {
+                if (x.moves[j].copy == cand[q].copy) at = j, ok = away(&x.moves[j], p);
+                else ok = !was_away[x.moves[j].copy] || away(&x.moves[j], p);
+            }
+            if (ok) took = 1;
+            else x.moves[at < 0 ? x.nmoves - 1 : at] = x.moves[x.nmoves - 1], x.nmoves--;
+        }
+        if (!took) break;
+        for (int j = 0; j < x.nmoves; j++) taken[x.moves[j].copy] = 1;
+    }
+    opt_schedule_free(&s);
+    if (rc && room <= 0 && low.n) {
+        *out = low, *sim = low_sim;
+        low.ins = NULL;
+        rc = 0;
+    }
+    opt_schedule_free(&low);
+    free(map);
+    free(cand);
+    free(was_away);
+    free(taken);
+    for (int i = 0; i < x.ncopies; i++) free(x.copies[i].reads);
+    free(x.copies);
+    free(x.moves);
+done:
+    free(x.start);
+    free(x.end);
+    return rc;
+}

@@ -1,0 +1,284 @@
+/* Unit tests of offload (optimizer.h: OPT_TO_HOST / OPT_FROM_HOST in a
+ * schedule, opt_schedule_timeline, opt_schedule_apply, the host pool of
+ * opt_memplan, and the greedy opt_offload) on the zoo's gpt2_tiny, trained
+ * with cross-entropy and AdamW, selected for the cpu target and costed by
+ * the cpu roofline.
+ *
+ * One saved value moved by hand checks the timing rules exactly: with
+ * copies on the compute thread (the cpu target) each copy costs bytes / bw
+ * of step time; with copy engines a copy out that starts at the value's
+ * writer is free when the compute before its OPT_TO_HOST outlasts it, and
+ * a copy back issued just before its read stalls compute by its whole
+ * duration. The value's buffer leaves the device between the two, and the
+ * rewritten graph holds a loom.ToHost into the host pool and a
+ * loom.FromHost whose output backward reads. Then the greedy: it reaches a
+ * room between its least and store-all, with a fast link without any
+ * stall (the step time is store-all's), a smaller room needs at least as
+ * many copies, and a link too slow for any copy to be out by the peak
+ * leaves it nothing to do. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "codegen.h"
+#include "frontend.h"
+#include "ir.h"
+#include "optimizer.h"
+#include "train.h"
+
+typedef struct {
+    IrGraph *g;
+    CgSelect sel;
+    OptMemRequest req;
+    OptCosts costs;
+} Fixture;
+
+static int fixture(Fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->g = ir_graph_new("models/gpt2_tiny/model.onnx");
+    IrTrainOptions o;
+    ir_train_defaults(&o);
+    o.loss_kind = IR_LOSS_CE;
+    o.target = "target_y";
+    if (onnx_load(f->g, NULL, 0) || onnx_fold_infer(f->g) || ir_build_training(f->g, &o) || cg_select(f->g, &cg_target_cpu, &f->sel)) {
+        fprintf(stderr, "  gpt2_tiny: %s\n", f->g->err);
+        check_failed_ = 1;
+        ir_graph_free(f->g);
+        return -1;
+    }
+    f->req = cg_mem_request(&f->sel);
+    OptDevice d;
+    char err[256];
+    IR_ASSERT(opt_device_lookup("cpu", &d, err, sizeof err) == 0);
+    IR_ASSERT(opt_costs_analytic(f->g, &d, f->sel.run_at, &f->costs) == 0);
+    return 0;
+}
+
+static void fixture_free(Fixture *f)
+{
+    opt_costs_free(&f->costs);
+    cg_select_free(&f->sel);
+    ir_graph_free(f->g);
+}
+
+/* The largest saved value that is a node's own buffer (not a view, not
+ * fused, not an output), read once in forward after its writer and later in
+ * backward: its value id, and in store-all order the index of its writer,
+ * its last forward read and its first backward read. */
+static int pick_saved(const Fixture *f, const OptSchedule *s, int *w, int *last_fwd, int *first_bwd)
+{
+    const IrGraph *g = f->g;
+    int best = -1;
+    int64_t best_bytes = 0;
+    for (int v = 0; v < g->nvalues; v++) {
+        int p = g->values[v].producer;
+        if (p < 0 || g->nodes[p].phase != IR_FORWARD || f->sel.run_at[p] != p || opt_persistent(g, &f->req, v) ||
+            (ir_ops[g->nodes[p].op].flags & OPF_VIEW))
+            continue;
+        int kw = -1, kf = -1, kb = -1, other_name = 0;
+        for (int k = 0; k < s->n; k++) {
+            const IrNode *n = &g->nodes[s->ins[k].node];
+            if (s->ins[k].node == p) kw = k;
+            for (int j = 0; j < n->nin; j++) {
+                int u = n->in[j];
+                if (u < 0) continue;
+                int r = u; /* a view of v names v's bytes too: such values are skipped */
+                while (g->values[r].producer >= 0 && (ir_ops[g->nodes[g->values[r].producer].op].flags & OPF_VIEW))
+                    r = g->nodes[g->values[r].producer].in[0];
+                if (r != v) continue;
+                other_name |= u != v;
+                if (n->phase == IR_FORWARD) kf = k;
+                else if (kb < 0) kb = k;
+            }
+        }
+        int64_t bytes = ir_value_bytes(&g->values[v]);
+        if (!other_name && kw >= 0 && kf > kw && kb > kf + 2 && bytes > best_bytes)
+            best = v, best_bytes = bytes, *w = kw, *last_fwd = kf, *first_bwd = kb;
+    }
+    return best;
+}
+
+/* s with TO_HOST v after instruction `out_after` and FROM_HOST v before `back_before`. */
+static void with_copy(const OptSchedule *s, int v, int out_after, int back_before, OptSchedule *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int k = 0; k < s->n; k++) {
+        if (k == back_before) opt_schedule_push_copy(o, OPT_FROM_HOST, v);
+        opt_schedule_push(o, s->ins[k].node, s->ins[k].kind);
+        if (k == out_after) opt_schedule_push_copy(o, OPT_TO_HOST, v);
+    }
+}
+
+static void test_timeline(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    const IrGraph *g = f.g;
+    OptSchedule all, s;
+    OptSimResult base, r;
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, f.costs.seconds, &f.req, &base) == 0);
+    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
+    CHECK(v >= 0);
+    if (v < 0) goto out;
+    int64_t bytes = ir_value_bytes(&g->values[v]);
+    with_copy(&all, v, kf, kb, &s);
+    CHECK_EQ_INT(opt_schedule_copies(&s), 2);
+    /* no link: refused, naming the copies */
+    CHECK(opt_schedule_simulate(g, &s, f.costs.seconds, &f.req, &r) == -1);
+    CHECK_STR_CONTAINS(g->err, "no host link");
+    /* copies on the compute thread: each costs its time */
+    OptLink sync = {1e9, 0};
+    double *start = malloc((size_t)s.n * sizeof *start);
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &sync, &r, start, NULL) == 0);
+    double dur = (double)bytes / sync.bw;
+    CHECK(fabs(r.step_s - (base.step_s + 2 * dur)) <= 1e-12 * base.step_s + 1e-15);
+    CHECK_EQ_INT(r.host_bytes, bytes);
+    CHECK(r.stall_s == 0);
+    CHECK(r.peak_bytes <= base.peak_bytes);
+    /* copy engines, a link fast enough that the copy out is done before its
+     * TO_HOST: only the copy back stalls, its read waiting all of it */
+    double fwd = start[kf + 1] - start[w + 1]; /* compute between the writer's end and the TO_HOST */
+    OptLink fast = {(double)bytes / (0.5 * fwd), 1};
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &fast, &r, NULL, NULL) == 0);
+    dur = (double)bytes / fast.bw;
+    CHECK(fabs(r.stall_s - dur) <= 1e-9 * dur);
+    CHECK(fabs(r.step_s - (base.step_s + dur)) <= 1e-9 * base.step_s);
+    /* a link so slow that the TO_HOST waits for the copy out too */
+    OptLink slow = {(double)bytes / (4 * fwd), 1};
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &slow, &r, NULL, NULL) == 0);
+    CHECK(r.stall_s > (double)bytes / slow.bw);
+    free(start);
+    opt_schedule_free(&s);
+    /* a copy back with no copy out before it is refused */
+    memset(&s, 0, sizeof s);
+    for (int k = 0; k < all.n; k++) {
+        if (k == kb) opt_schedule_push_copy(&s, OPT_FROM_HOST, v);
+        opt_schedule_push(&s, all.ins[k].node, all.ins[k].kind);
+    }
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &sync, &r, NULL, NULL) == -1);
+    CHECK_STR_CONTAINS(g->err, "has no host copy there");
+    opt_schedule_free(&s);
+out:
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+static void test_apply(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    IrGraph *g = f.g;
+    OptSchedule all, s;
+    opt_schedule_store_all(g, &all);
+    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
+    CHECK(v >= 0);
+    if (v < 0) {
+        opt_schedule_free(&all);
+        fixture_free(&f);
+        return;
+    }
+    with_copy(&all, v, kf, kb, &s);
+    char name[512];
+    snprintf(name, sizeof name, "%s", g->values[v].name);
+    CHECK(opt_schedule_apply(g, &s) == 0);
+    CHECK(ir_verify(g) == 0);
+    int to = -1, from = -1;
+    for (int i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i].op == IR_OP_ToHost) to = i;
+        if (g->nodes[i].op == IR_OP_FromHost) from = i;
+    }
+    CHECK(to >= 0 && from > to);
+    if (to >= 0 && from > to) {
+        CHECK(g->nodes[to].phase == IR_OFFLOAD && g->nodes[from].phase == IR_OFFLOAD);
+        CHECK_EQ_INT(g->nodes[to].in[0], v);
+        int h = g->nodes[to].out[0], back = g->nodes[from].out[0];
+        CHECK_EQ_INT(g->nodes[from].in[0], h);
+        char want[600];
+        snprintf(want, sizeof want, "offload/%s", name);
+        CHECK(!strcmp(g->values[back].name, want));
+        /* backward reads the copy back; nothing after the ToHost reads the value */
+        int reads_back = 0, reads_v = 0;
+        for (int i = to + 1; i < g->nnodes; i++)
+            for (int j = 0; j < g->nodes[i].nin; j++) {
+                reads_back |= g->nodes[i].in[j] == back && g->nodes[i].phase == IR_BACKWARD;
+                reads_v |= g->nodes[i].in[j] == v;
+            }
+        CHECK(reads_back && !reads_v);
+        /* the planner: the host copy in the host pool, the value's buffer
+         * free from the step after its ToHost */
+        CgSelect sel;
+        CHECK(cg_select(g, &cg_target_cpu, &sel) == 0);
+        OptMemRequest req = cg_mem_request(&sel);
+        OptMemPlan p;
+        CHECK(opt_memplan(g, &req, &p) == 0);
+        CHECK(p.values[h].pool == OPT_POOL_HOST && p.values[h].offset == 0);
+        CHECK_EQ_INT(p.host_bytes, (ir_value_bytes(&g->values[v]) + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN);
+        CHECK(!strcmp(opt_pool_name(OPT_POOL_HOST), "host"));
+        CHECK(p.values[back].pool == OPT_POOL_ARENA);
+        CHECK_EQ_INT(p.values[v].last, to);
+        opt_memplan_free(&p);
+        cg_select_free(&sel);
+    }
+    opt_schedule_free(&s);
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+static void test_greedy(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    const IrGraph *g = f.g;
+    const double *node_s = f.costs.seconds;
+    OptSchedule all, s, s2;
+    OptSimResult base, r, r2;
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
+    OptLink fast = {1e15, 1}; /* every copy done at once */
+    /* as low as it goes */
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, 0, 1024, &s, &r) == 0);
+    int64_t least = r.peak_bytes;
+    CHECK(least < base.peak_bytes);
+    CHECK(opt_schedule_copies(&s) > 0 && opt_schedule_copies(&s) % 2 == 0);
+    opt_schedule_free(&s);
+    /* halfway: reached, no stall, store-all's time */
+    int64_t room = (least + base.peak_bytes) / 2;
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, room, 1024, &s, &r) == 0);
+    CHECK(r.peak_bytes <= room);
+    CHECK(r.stall_s == 0);
+    CHECK(fabs(r.step_s - base.step_s) <= 1e-9 * base.step_s);
+    OptSimResult again;
+    CHECK(opt_schedule_timeline(g, &s, node_s, &f.req, &fast, &again, NULL, NULL) == 0);
+    CHECK_EQ_INT(again.peak_bytes, r.peak_bytes);
+    /* less room: at least as many copies */
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, (least + room) / 2, 1024, &s2, &r2) == 0);
+    CHECK(opt_schedule_copies(&s2) >= opt_schedule_copies(&s));
+    CHECK(r2.peak_bytes <= (least + room) / 2);
+    opt_schedule_free(&s2);
+    /* the schedule applies and verifies */
+    IrGraph *c = ir_graph_copy(g);
+    CHECK(opt_schedule_apply(c, &s) == 0 && ir_verify(c) == 0);
+    ir_graph_free(c);
+    opt_schedule_free(&s);
+    /* a link that moves nothing in time: no copy can be away at the peak */
+    OptLink crawl = {1.0, 1};
+    CHECK(opt_offload(g, node_s, &f.req, &crawl, &all, room, 1024, &s, &r) == 1);
+    /* on the compute thread every copy fits, at its cost */
+    OptLink sync = {1e9, 0};
+    CHECK(opt_offload(g, node_s, &f.req, &sync, &all, room, 1024, &s, &r) == 0);
+    CHECK(r.peak_bytes <= room && r.step_s > base.step_s);
+    opt_schedule_free(&s);
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    RUN(test_timeline);
+    RUN(test_apply);
+    RUN(test_greedy);
+    return CHECK_DONE();
+}
