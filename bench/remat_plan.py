@@ -72,7 +72,7 @@ def main():
         print(f"{name}: done", file=sys.stderr)
 
     out = []
-    out.append(f"# Remat: predicted step-time overhead under memory budgets ({a.device})\n")
+    out.append(f"# Remat and offload: predicted step-time overhead under memory budgets ({a.device})\n")
     out.append(f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}")
     out.append(f"- command: `python bench/remat_plan.py --device {a.device}` (bin/loom; the big models "
                "written first by `python models/gpt2_124m.py` and `python models/resnet50.py`, which need "
@@ -101,7 +101,8 @@ def main():
             if "error" in c and "error" in o:
                 cells.append("-")
                 continue
-            moved = f" ({mib(o['host_bytes'])})" if "error" not in o and o.get("host_bytes") else ""
+            hb = o.get("host_bytes", 0) if "error" not in o else 0
+            moved = (f" ({mib(hb)})" if hb >= 2**20 else f" ({hb / 1024:,.0f} KiB)") if hb else ""
             cells.append(f"{pct(c)} / {pct(o)}{moved}")
             solve = max([solve] + [x["solve_s"] for x in (c, o) if "error" not in x])
         bases = []
