@@ -1,6 +1,6 @@
 """The remat solver's predicted overheads under memory budgets, with the baselines.
 
-usage: python bench/remat_plan.py [--device h100-sxm] [--out bench/results/remat.md] [MODEL.onnx ...]
+usage: python bench/remat_plan.py [--device h100-sxm] [--target cuda] [--out bench/results/remat.md] [MODEL.onnx ...]
 
 For each model (default: GPT-2 124M at batch 8 x 1024 and a ResNet-50-sized
 CNN at batch 32 x 224, written by models/gpt2_124m.py and models/resnet50.py
@@ -26,7 +26,7 @@ ZOO = ["gpt2_tiny", "llama_tiny", "vit_tiny", "resnet_small", "unet_small", "fno
 
 def plan(model, extra):
     cmd = [LOOM, "plan", model, "--loss", extra["loss"], "--loss-target", "target_y", "--device", extra["device"],
-           "--json"] + extra.get("args", [])
+           "--target", extra["target"], "--json"] + extra.get("args", [])
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
@@ -41,18 +41,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*")
     ap.add_argument("--device", default="h100-sxm")
+    ap.add_argument("--target", default=None, help="the program planned for (default: cuda for a GPU profile)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "remat.md"))
     a = ap.parse_args()
     models = a.models or [os.path.join(ROOT, "build", "models", "gpt2_124m", "model.onnx"),
                           os.path.join(ROOT, "build", "models", "resnet50", "model.onnx")] + \
         [os.path.join(ROOT, "models", m, "model.onnx") for m in ZOO]
+    target = a.target or ("cpu" if a.device == "cpu" else "cuda")
     rows, notes = [], []
     for m in models:
         if not os.path.exists(m):
             notes.append(f"- {os.path.relpath(m, ROOT)}: not found (write it with the models/ script named above)")
             continue
         name = os.path.basename(os.path.dirname(m))
-        extra = {"loss": LOSS.get(name, "ce"), "device": a.device}
+        extra = {"loss": LOSS.get(name, "ce"), "device": a.device, "target": target}
         base = plan(m, extra)
         if "error" in base:
             notes.append(f"- {name}: {base['error']}")
@@ -74,9 +76,10 @@ def main():
     out = []
     out.append(f"# Remat and offload: predicted step-time overhead under memory budgets ({a.device})\n")
     out.append(f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}")
-    out.append(f"- command: `python bench/remat_plan.py --device {a.device}` (bin/loom; the big models "
+    out.append(f"- command: `python bench/remat_plan.py --device {a.device} --target {target}` (bin/loom; the big models "
                "written first by `python models/gpt2_124m.py` and `python models/resnet50.py`, which need "
                "PyTorch: `scripts/setup.sh models`)")
+    out.append(f"- plans for the {target} target's program (its fusion and workspaces place the arena)")
     out.append("- a budget leaves 1/2, 1/3 or 1/5 of the store-all arena for activations, gradients and "
                "workspaces (weights and optimizer state on top); the overhead is the predicted step time "
                "against store-all's; `-` where the budget is below the least feasible one")

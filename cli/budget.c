@@ -7,7 +7,7 @@
  * workspaces). The weights are fixed, so the arena gets the rest. The remat
  * solver (optimizer/remat.c) knows candidate schedules with their simulated
  * arena peaks; those that fit are tried in order of simulated time on a copy
- * of the graph with the real selection and memory planner, and the first
+ * of the graph with the target's selection and the memory planner, and the first
  * whose placement fits is taken. The most frugal schedule the solver knows
  * is the last resort; when even that does not fit, the budget is refused
  * naming the least feasible one. */
@@ -30,13 +30,14 @@ static double cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The real arena bytes of schedule s on g (tried on a copy). */
-static int real_arena(IrGraph *g, const OptSchedule *s, int64_t *arena)
+/* The real arena bytes of schedule s on f's graph (tried on a copy), as the
+ * target's selection (its fusion, its workspaces) and the planner place it. */
+static int real_arena(const CliFit *f, const OptSchedule *s, int64_t *arena)
 {
-    IrGraph *c = ir_graph_copy(g);
+    IrGraph *g = f->g, *c = ir_graph_copy(g);
     CgSelect sel;
     int rc = opt_schedule_apply(c, s);
-    if (rc == 0) rc = cg_select(c, &cg_target_cpu, &sel);
+    if (rc == 0) rc = cg_select(c, f->target, &sel);
     if (rc == 0) {
         OptMemRequest req = cg_mem_request(&sel);
         OptMemPlan p;
@@ -50,11 +51,13 @@ static int real_arena(IrGraph *g, const OptSchedule *s, int64_t *arena)
     return rc;
 }
 
-int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, int offload, CliFit *f)
+int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const char *costs_path, int offload,
+                 CliFit *f)
 {
     memset(f, 0, sizeof *f);
     f->g = g;
-    if (cg_select(g, &cg_target_cpu, &f->sel)) return -1;
+    f->target = target ? target : &cg_target_cpu;
+    if (cg_select(g, f->target, &f->sel)) return -1;
     f->req = cg_mem_request(&f->sel);
     char err[512];
     if (opt_device_lookup(device ? device : "cpu", &f->device, err, sizeof err))
@@ -152,7 +155,7 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
         }
         tries++;
         table_tried |= !refined;
-        if (real_arena(f->g, &s, &arena)) {
+        if (real_arena(f, &s, &arena)) {
             opt_schedule_free(&s);
             opt_schedule_free(&best);
             return -1;
@@ -170,7 +173,7 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
         OptSimResult osim;
         int64_t oarena;
         if (!opt_offload(f->g, f->node_s, &f->req, &f->link, &s, 0, OFFLOAD_MOVES, &o, &osim)) {
-            if (real_arena(f->g, &o, &oarena)) {
+            if (real_arena(f, &o, &oarena)) {
                 opt_schedule_free(&o);
                 opt_schedule_free(&s);
                 return -1;
@@ -214,7 +217,7 @@ static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
         OptSimResult sim;
         int64_t arena;
         if (opt_remat_ranked(table(f), room, 1, k, &s, &sim)) return 1;
-        if (real_arena(f->g, &s, &arena)) {
+        if (real_arena(f, &s, &arena)) {
             opt_schedule_free(&s);
             return -1;
         }
@@ -272,7 +275,7 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
                 opt_schedule_free(&s);
                 break;
             }
-            if (real_arena(f->g, &s, &arena)) {
+            if (real_arena(f, &s, &arena)) {
                 opt_schedule_free(&s);
                 rc = -1;
                 break;
@@ -344,7 +347,7 @@ int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out)
     memset(out, 0, sizeof *out);
     double t0 = cpu_now();
     opt_remat_baseline(table(f), b, &out->sched, &out->sim);
-    if (real_arena(f->g, &out->sched, &out->arena)) return -1;
+    if (real_arena(f, &out->sched, &out->arena)) return -1;
     out->budget = f->weights_bytes + out->arena;
     out->solve_s = cpu_now() - t0 + f->table_s;
     return 0;
@@ -366,7 +369,7 @@ int cli_fit_ilp(CliFit *f, int64_t budget, double time_limit_s, CliFitResult *ou
                                &out->sched, &out->sim, out->note, sizeof out->note);
         if (rc < 0) return ir_fail(f->g, -1, "--solver ilp: %s", out->note);
         if (!out->sched.n) break;
-        if (real_arena(f->g, &out->sched, &out->arena)) return -1;
+        if (real_arena(f, &out->sched, &out->arena)) return -1;
         out->solve_s = cpu_now() - t0;
         if (out->arena <= room) return 0;
         target = out->sim.peak_bytes - (out->arena - room);

@@ -109,6 +109,7 @@ void cli_json_end(CliJson *j); /* after the top-level value: a newline */
  * of a training graph, the remat solver's table, and fitting a budget. */
 typedef struct {
     IrGraph *g;
+    const CgTarget *target;   /* whose selection (fusion, workspaces) the plans are placed with */
     OptDevice device;
     OptCosts costs;
     const double *node_s;     /* seconds per node of g (costs.seconds) */
@@ -145,7 +146,8 @@ typedef struct {
  * baseline that shows what copies alone do, and what tests the copies on a
  * cpu target, where they are never faster). */
 enum { CLI_OFFLOAD_AUTO = 0, CLI_OFFLOAD_ON, CLI_OFFLOAD_OFF, CLI_OFFLOAD_ONLY };
-int cli_fit_init(IrGraph *g, const char *device, const char *costs_path, int offload, CliFit *f);
+int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const char *costs_path, int offload,
+                 CliFit *f);
 /* 0 with the schedule; -1 with g->err (a budget below the least feasible
  * one names it). */
 int cli_fit(CliFit *f, int64_t budget, CliFitResult *out);
@@ -178,6 +180,7 @@ typedef struct {
     int ilp;               /* --solver ilp */
     double ilp_seconds;    /* --ilp-seconds; 0: CLI_ILP_SECONDS */
     int offload;           /* --offload: CLI_OFFLOAD_AUTO, _ON, _OFF */
+    const CgTarget *target; /* --target (NULL: cpu): the program the plan is for */
 } CliPlanOptions;
 extern const char cli_plan_usage[];
 /* When argv[*i] is one of the flags above, consumes it and returns 1 with

@@ -253,10 +253,12 @@ static int run_passes(IrGraph *g, const Options *o)
                cli_checkpoint(g, &o->m, "lower")) {
         return -1;
     }
-    if (o->p.report) return cli_plan_report(g, &o->p);
-    if (o->p.budget > 0 && (cli_plan_budget(g, &o->p) || cli_checkpoint(g, &o->m, "remat"))) return -1;
-    CgSelect sel;
     const CgTarget *target = !strcmp(o->target, "cuda") ? &cg_target_cuda : &cg_target_cpu;
+    CliPlanOptions p = o->p;
+    p.target = target;
+    if (p.report) return cli_plan_report(g, &p);
+    if (p.budget > 0 && (cli_plan_budget(g, &p) || cli_checkpoint(g, &o->m, "remat"))) return -1;
+    CgSelect sel;
     g_target = o->target;
     if (cg_select(g, target, &sel)) {
         cg_select_free(&sel);

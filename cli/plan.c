@@ -13,15 +13,19 @@
 #include "cli.h"
 
 const char cli_plan_usage[] =
-    "usage: loom plan MODEL.onnx [--mode train] [--target cpu] [--budget BYTES]\n"
+    "usage: loom plan MODEL.onnx [--mode train] [--target cpu|cuda] [--budget BYTES]\n"
     "                 [--device PROFILE | --costs FILE] [--json] [--sweep [--svg FILE]]\n"
     "                 [--solver rotor|store-all|blocks|sqrt|ilp [--ilp-seconds N]]\n"
-    "                 [--dim NAME=N]... [training flags, as loom compile takes them]\n"
+    "                 [--offload auto|on|off|only] [--dim NAME=N]...\n"
+    "                 [training flags, as loom compile takes them]\n"
     "\n"
     "Plan one training step under a device memory budget: which activations are\n"
-    "recomputed in backward instead of kept, the predicted step time and the arena\n"
-    "the memory planner places, against keeping everything (store-all).\n"
+    "recomputed in backward or offloaded to host memory instead of kept, the\n"
+    "predicted step time and the arena the memory planner places, against keeping\n"
+    "everything (store-all).\n"
     "\n"
+    "  --target T         the program planned for (default cpu): its selection and\n"
+    "                     workspaces place the arena, as `loom compile --target T`\n"
     "  --budget BYTES     device memory for weights, optimizer state and activations:\n"
     "                     6GiB, 512MB, 123456789 (default: what store-all needs)\n"
     "  --device PROFILE   hardware profile for the cost model (default cpu), or a JSON\n"
@@ -176,7 +180,7 @@ static int reruns_by_op(const IrGraph *g, const OptSchedule *s, const double *no
 
 static int fit_setup(IrGraph *g, const CliPlanOptions *p, CliFit *f)
 {
-    if (cli_fit_init(g, p->device, p->costs, p->offload, f)) {
+    if (cli_fit_init(g, p->target, p->device, p->costs, p->offload, f)) {
         cli_fit_free(f);
         return -1;
     }
@@ -299,7 +303,7 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     free(names);
     printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
            least == f->weights_bytes + f->store_all_arena ? "store-all"
-           : f->offload ? "with recomputation and offload" : "with recomputation");
+           : f->offload_only ? "with offload" : f->offload ? "with recomputation and offload" : "with recomputation");
     printf("%-10s %.3g s (%d stages; %d took an identical stage's options)\n", "solve", r->solve_s,
            (f->remat ? opt_remat_stages(f->remat) : 0), (f->remat ? opt_remat_copied(f->remat) : 0));
     if (r->note[0]) printf("%-10s %s\n", "ilp", r->note);

@@ -211,6 +211,12 @@ budget=$("$loom" plan "models/$m/model.onnx" --loss ce --loss-target target_y --
 if "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
    "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
    grep -q rt_cuda_copy_out "$d/model.cu" && grep -q rt_cuda_copy_in_wait "$d/model.cu"; then
+    # the plan is placed with the cuda target's selection: its program fits the budget
+    if r=$("$py" -c "import json; p = json.load(open('$d/plan.json')); n = p['arena_bytes'] + p['weights_bytes']; print(n); assert n <= ${budget:-0}" 2>&1); then
+        pass "cuda_offload_within_budget_$m ($r <= $budget)"
+    else
+        fail "cuda_offload_within_budget_$m" "$r"
+    fi
     if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
         pass cuda_nvcc_offload_$m
     else
