@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "train_fixture.h"
 #include "codegen.h"
 #include "ir.h"
 #include "optimizer.h"
@@ -62,26 +63,9 @@ static IrGraph *chain(int nlayers, const int64_t *widths)
     return g;
 }
 
-typedef struct {
-    IrGraph *g;
-    CgSelect sel;
-    OptMemRequest req;
-    OptCosts costs;
-} Fixture;
-
 static void fixture(Fixture *f, int nlayers, const int64_t *widths)
 {
-    f->g = chain(nlayers, widths);
-    IR_ASSERT(cg_select(f->g, &cg_target_cpu, &f->sel) == 0);
-    f->req = cg_mem_request(&f->sel);
-    IR_ASSERT(opt_costs_analytic(f->g, opt_device_at(0), f->sel.run_at, &f->costs) == 0);
-}
-
-static void fixture_free(Fixture *f)
-{
-    opt_costs_free(&f->costs);
-    cg_select_free(&f->sel);
-    ir_graph_free(f->g);
+    IR_ASSERT(fixture_of(f, chain(nlayers, widths)) == 0);
 }
 
 static const int64_t widths[] = {32, 128, 64, 128, 32, 96, 16};

@@ -21,47 +21,14 @@
 #include <string.h>
 
 #include "check.h"
+#include "train_fixture.h"
 #include "codegen.h"
 #include "frontend.h"
 #include "ir.h"
 #include "optimizer.h"
 #include "train.h"
 
-typedef struct {
-    IrGraph *g;
-    CgSelect sel;
-    OptMemRequest req;
-    OptCosts costs;
-} Fixture;
-
-static int fixture(Fixture *f)
-{
-    memset(f, 0, sizeof *f);
-    f->g = ir_graph_new("models/gpt2_tiny/model.onnx");
-    IrTrainOptions o;
-    ir_train_defaults(&o);
-    o.loss_kind = IR_LOSS_CE;
-    o.target = "target_y";
-    if (onnx_load(f->g, NULL, 0) || onnx_fold_infer(f->g) || ir_build_training(f->g, &o) || cg_select(f->g, &cg_target_cpu, &f->sel)) {
-        fprintf(stderr, "  gpt2_tiny: %s\n", f->g->err);
-        check_failed_ = 1;
-        ir_graph_free(f->g);
-        return -1;
-    }
-    f->req = cg_mem_request(&f->sel);
-    OptDevice d;
-    char err[256];
-    IR_ASSERT(opt_device_lookup("cpu", &d, err, sizeof err) == 0);
-    IR_ASSERT(opt_costs_analytic(f->g, &d, f->sel.run_at, &f->costs) == 0);
-    return 0;
-}
-
-static void fixture_free(Fixture *f)
-{
-    opt_costs_free(&f->costs);
-    cg_select_free(&f->sel);
-    ir_graph_free(f->g);
-}
+static int fixture(Fixture *f) { return fixture_zoo(f, "models/gpt2_tiny/model.onnx"); }
 
 /* The largest saved value that is a node's own buffer (not a view, not
  * fused, not an output), read once in forward after its writer and later in
