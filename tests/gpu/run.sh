@@ -24,7 +24,9 @@
 #     eager and torch.compile on the same model, batch and precision
 #     (bench/gpu_torch.py), and GPT-2 124M again compiled with --budget half
 #     the store-all activation memory (DEVICE: the cost model's profile,
-#     default h100-sxm) and with --precision bf16 (against PyTorch's bf16
+#     default h100-sxm; with offload, its default there, and with
+#     --offload off: recomputation alone; each one's 23-step loss curve
+#     against store-all's within 1e-4) and with --precision bf16 (against PyTorch's bf16
 #     autocast); prints one table and writes it to
 #     $RESULTS (default bench/results/gpu.md) with the GPU named.
 # Env: LOOM (build/rel/loom), PREBUILT (build/rel: libloomrt.a,
@@ -140,7 +142,9 @@ for n in ('input_ids', 'target_y'): np.save(f'{sys.argv[1]}/{n}.npy', r.integers
             budget=$("$loom" plan "$GPT2" --mode train --target cuda --device "${DEVICE:-h100-sxm}" --loss ce --loss-target target_y --json |
                 "$PY" -c "import json, sys; d = json.load(sys.stdin); print(d['weights_bytes'] + d['store_all_arena_bytes'] // 2)") &&
                 gpt2_build gpt2_124m_half 0 --device "${DEVICE:-h100-sxm}" --budget "$budget" &&
-                pass "gpu_build_gpt2_124m_half (--budget $budget)"
+                pass "gpu_build_gpt2_124m_half (--budget $budget)" &&
+                gpt2_build gpt2_124m_half_remat 0 --device "${DEVICE:-h100-sxm}" --budget "$budget" --offload off &&
+                pass "gpu_build_gpt2_124m_half_remat (--budget $budget --offload off)"
             gpt2_build gpt2_124m_bf16 1 --precision bf16 && pass gpu_build_gpt2_124m_bf16
         fi
     else
@@ -240,7 +244,15 @@ run() {
     b=$out/gpt2_124m_bf16.train d=$out/gpt2_124m.train
     gpt2_run gpt2_124m
     gpt2_run gpt2_124m_half
+    gpt2_run gpt2_124m_half_remat
     gpt2_run gpt2_124m_bf16
+    # the budget's plans (offload by default on a GPU profile, and recomputation
+    # alone) train the same model on the same batches as store-all
+    for h in gpt2_124m_half gpt2_124m_half_remat; do
+        [ -f "$out/$h.train.time.jsonl" ] && [ -f "$d.time.jsonl" ] || continue
+        if r=$("$PY" tests/cuda/compare.py curve "$out/$h.train.time.jsonl" "$d.time.jsonl" 2>&1); then pass "gpu_losses_$h ($r)"
+        else fail "gpu_losses_$h" "$r"; fi
+    done
     local tm=()
     [ -x "$d/train" ] && tm+=(--gpt2-124m)
     tm+=(--compile "${TORCH_COMPILE:-all}")

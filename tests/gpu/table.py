@@ -45,7 +45,7 @@ def f(x, fmt="{:.3f}"):
 
 
 for m in models:
-    if m in ("gpt2_124m_half", "gpt2_124m_bf16"):
+    if m in ("gpt2_124m_half", "gpt2_124m_half_remat", "gpt2_124m_bf16"):
         continue
     lo, ea, co, cp = (t.get((m, v)) for v in ("loom", "eager", "compile", "cpu"))
     r1 = lo / ea if lo and ea else None
@@ -59,9 +59,12 @@ if lo:
           f"{flops / lo / 1e9:.1f} model TFLOP/s ({flops / 1e12:.2f} TFLOP a step)", end="")
     print(".")
     half = t.get(("gpt2_124m_half", "loom"))
+    remat = t.get(("gpt2_124m_half_remat", "loom"))
     if half:
         print(f"\nGPT-2 124M with --budget half the store-all activation memory: {half:.3f} ms a step, "
-              f"{100 * (half / lo - 1):+.1f}% against store-all.")
+              f"{100 * (half / lo - 1):+.1f}% against store-all (recomputation and offload, the plan "
+              f"`loom plan --device h100-sxm` makes)" + (f"; with --offload off (recomputation alone) "
+              f"{remat:.3f} ms, {100 * (remat / lo - 1):+.1f}%." if remat else "."))
 
 lb = t.get(("gpt2_124m_bf16", "loom"))
 eb, cb = t.get(("gpt2_124m", "eager_bf16")), t.get(("gpt2_124m", "compile_bf16"))
