@@ -108,8 +108,10 @@ const char *cg_cpu_layernorm_grad_check(IrGraph *g, int node, char *why, size_t 
     const IrNode *nd = &g->nodes[node];
     const IrValue *x = &g->values[nd->in[1]];
     int a = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
-    if (ir_value_numel(&g->values[nd->in[2]]) != cg_prod(x->dims, a, x->rank))
-        return "loom.LayerNormGrad with a broadcast scale";
+    if (ir_value_numel(&g->values[nd->in[2]]) != cg_prod(x->dims, a, x->rank)) {
+        snprintf(why, n, "%s with a broadcast scale", ir_ops[nd->op].name);
+        return why;
+    }
     return cg_cpu_grad_f32_check(g, node, why, n);
 }
 
@@ -131,6 +133,19 @@ void cg_cpu_layernorm_grad_emit(CgCtx *c, int node)
     fprintf(c->f, "    k_layernorm_grad_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %s, %s);\n",
             c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
             c->var[n->in[1]], c->var[n->in[2]], IN_OR_NULL(c, n, 3), IN_OR_NULL(c, n, 4),
+            (long long)cg_prod(x->dims, 0, a), (long long)cg_prod(x->dims, a, x->rank),
+            CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws_arg(c, node, ws, sizeof ws));
+}
+
+void cg_cpu_rmsnorm_grad_emit(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[1]);
+    int a = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
+    char ws[64];
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_rmsnorm_grad_f32(%s, %s, %s, %s, %s, %lld, %lld, %s, %s);\n", c->var[n->out[0]],
+            OUT_OR_NULL(c, n, 1), c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]],
             (long long)cg_prod(x->dims, 0, a), (long long)cg_prod(x->dims, a, x->rank),
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws_arg(c, node, ws, sizeof ws));
 }

@@ -229,9 +229,22 @@ static const char *check_layernorm(IrGraph *g, int node, char *why, size_t n)
     int axis = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
     int64_t cols = cg_prod(x->dims, axis, x->rank);
     for (int j = 1; j < nd->nin; j++)
-        if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols)
-            return "LayerNormalization with a broadcast scale or bias";
+        if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols) {
+            snprintf(why, n, "%s with a broadcast scale or bias", ir_ops[nd->op].name);
+            return why;
+        }
     return float32_only(g, node, why, n);
+}
+
+static void emit_rmsnorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    const IrValue *x = VAL(c, n->in[0]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
+    cg_declare_outputs(c, node);
+    fprintf(c->f, "    k_rmsnorm_f32(%s, %s, %s, %lld, %lld, %s);\n", c->var[n->out[0]], c->var[n->in[0]],
+            c->var[n->in[1]], (long long)cg_prod(x->dims, 0, axis), (long long)cg_prod(x->dims, axis, x->rank),
+            CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
 }
 
 static void emit_layernorm(CgCtx *c, int node)
@@ -554,6 +567,8 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_Attention] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
     [IR_OP_AttentionGrad] = {cg_cpu_attention_check, cg_cpu_attention_ws, cg_cpu_attention_emit, 0},
     [IR_OP_LinearCrossEntropy] = {cg_cpu_linear_ce_check, cg_cpu_linear_ce_ws, cg_cpu_linear_ce_emit, 0},
+    [IR_OP_RMSNorm] = {check_layernorm, NULL, emit_rmsnorm, 0},
+    [IR_OP_RMSNormGrad] = {cg_cpu_layernorm_grad_check, cg_cpu_layernorm_grad_ws, cg_cpu_rmsnorm_grad_emit, 0},
     [IR_OP_ToHost] = {NULL, NULL, emit_host_copy, 0},
     [IR_OP_FromHost] = {NULL, NULL, emit_host_copy, 0},
 };

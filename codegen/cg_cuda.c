@@ -655,13 +655,15 @@ static void emit_gather(CgCtx *c, int node)
 static const char *check_layernorm(IrGraph *g, int node, char *why, size_t n)
 {
     const IrNode *nd = &g->nodes[node];
-    int grad = nd->op == IR_OP_LayerNormGrad;
+    int grad = nd->op == IR_OP_LayerNormGrad || nd->op == IR_OP_RMSNormGrad;
     const IrValue *x = &g->values[nd->in[grad]];
     int axis = ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank);
     int64_t cols = cg_prod(x->dims, axis, x->rank);
     for (int j = grad ? 2 : 1; j < (grad ? 3 : nd->nin); j++)
-        if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols)
-            return "LayerNormalization with a broadcast scale or bias (not yet by the cuda target)";
+        if (nd->in[j] >= 0 && ir_value_numel(&g->values[nd->in[j]]) != cols) {
+            snprintf(why, n, "%s with a broadcast scale or bias (not yet by the cuda target)", ir_ops[nd->op].name);
+            return why;
+        }
     return f32_only(g, node, why, n);
 }
 
@@ -691,6 +693,27 @@ static void emit_layernorm(CgCtx *c, int node)
         snprintf(call, sizeof call, "lk_layernorm_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %s)",
                  c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
                  IN_OR_NULL(c, n, 2), rows, cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    }
+    launch_check(c, node, call);
+}
+
+static void emit_rmsnorm(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    int grad = n->op == IR_OP_RMSNormGrad;
+    const IrValue *x = VAL(c, n->in[grad]);
+    int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
+    long long rows = (long long)cg_prod(x->dims, 0, axis), cols = (long long)cg_prod(x->dims, axis, x->rank);
+    char call[768], ws[64];
+    cg_declare_outputs(c, node);
+    if (grad) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_rmsnorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %lld, %lld, %s, %s)",
+                 c->var[n->out[0]], OUT_OR_NULL(c, n, 1), c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], rows,
+                 cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws);
+    } else {
+        snprintf(call, sizeof call, "lk_rmsnorm_f32(STREAM, %s, %s, %s, %lld, %lld, %s)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], rows, cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
     }
     launch_check(c, node, call);
 }
@@ -1084,6 +1107,8 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
     [IR_OP_LayerNormGrad] = {check_layernorm, layernorm_grad_ws, emit_layernorm, 0},
+    [IR_OP_RMSNorm] = {check_layernorm, NULL, emit_rmsnorm, 0},
+    [IR_OP_RMSNormGrad] = {check_layernorm, layernorm_grad_ws, emit_rmsnorm, 0},
     [IR_OP_Softmax] = {f32_only, NULL, emit_softmax, 0},
     [IR_OP_LogSoftmax] = {f32_only, NULL, emit_softmax, 0},
     [IR_OP_SoftmaxGrad] = {f32_only, NULL, emit_softmax, 0},

@@ -185,6 +185,8 @@ void cg_cpu_softmax_grad_emit(CgCtx *c, int node);
 const char *cg_cpu_layernorm_grad_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_layernorm_grad_ws(IrGraph *g, int node);
 void cg_cpu_layernorm_grad_emit(CgCtx *c, int node);
+/* loom.RMSNormGrad: cg_cpu_layernorm_grad_check and _ws serve it too */
+void cg_cpu_rmsnorm_grad_emit(CgCtx *c, int node);
 void cg_cpu_batchnorm_grad_emit(CgCtx *c, int node);
 const char *cg_cpu_groupnorm_grad_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_groupnorm_grad_ws(IrGraph *g, int node);

@@ -51,6 +51,7 @@ static const GradEntry grad_table[IR_NOPS] = {
     [IR_OP_ConvTranspose] = {grad_rule_conv, GRAD_ALL},
     [IR_OP_BatchNormalization] = {grad_rule_norm, 7}, /* x, scale, bias */
     [IR_OP_LayerNormalization] = {grad_rule_norm, GRAD_ALL},
+    [IR_OP_RMSNorm] = {grad_rule_norm, GRAD_ALL},
     [IR_OP_GroupNormalization] = {grad_rule_norm, GRAD_ALL},
     [IR_OP_InstanceNormalization] = {grad_rule_norm, GRAD_ALL},
     [IR_OP_Add] = {grad_rule_binary, GRAD_ALL},

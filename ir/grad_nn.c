@@ -70,6 +70,11 @@ GRAD_RULE(norm)
         ir_attr_set_float(G, n, "epsilon", ir_attr_float(&G->nodes[fwd], "epsilon", 1e-5f));
         break;
     }
+    case IR_OP_RMSNorm:
+        n = grad_begin(c, IR_OP_RMSNormGrad, 3, (int[]){dy[0], in[0], in[1]}, nout);
+        ir_attr_set_int(G, n, "axis", ir_norm_axis(ir_attr_int(&G->nodes[fwd], "axis", -1), V(in[0])->rank));
+        ir_attr_set_float(G, n, "epsilon", ir_attr_float(&G->nodes[fwd], "epsilon", 1e-5f));
+        break;
     case IR_OP_BatchNormalization:
         n = grad_begin(c, IR_OP_BatchNormGrad, 5, (int[]){dy[0], in[0], in[1], in[3], in[4]}, nout);
         ir_attr_set_float(G, n, "epsilon", ir_attr_float(&G->nodes[fwd], "epsilon", 1e-5f));

@@ -158,6 +158,9 @@
     /* internal: fused forward ops and their gradients (optimizer/fuse_attention.c builds them) */ \
     OP(Attention, "loom.Attention", 3, 4, 2, 2, shape_attention, NULL, 0, OPF_INTERNAL, "scale:f causal:i fill:f") \
     OP(AttentionGrad, "loom.AttentionGrad", 6, 7, 3, 3, shape_attention_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "scale:f causal:i fill:f") \
+    /* internal: RMS normalization (optimizer/fuse_rmsnorm.c builds it from its elementwise form) */ \
+    OP(RMSNorm, "loom.RMSNorm", 2, 2, 1, 1, shape_rmsnorm, NULL, 4, OPF_INTERNAL, "axis:i epsilon:f") \
+    OP(RMSNormGrad, "loom.RMSNormGrad", 3, 3, 1, 2, shape_rmsnorm, NULL, 8, OPF_INTERNAL | OPF_NO_GRAD, "axis:i epsilon:f") \
     /* internal: a language model's head and its cross-entropy in one (ir/loss.c builds it) */ \
     OP(LinearCrossEntropy, "loom.LinearCrossEntropy", 3, 3, 3, 3, shape_linear_ce, NULL, 0, OPF_INTERNAL, "trans_w:i ignore_index:i reduction:s") \
     /* internal: offload (optimizer/schedule.c): a saved value's copy to host memory and back */ \

@@ -52,6 +52,7 @@ int shape_attention(IrGraph *g, int node);
 /* internal backward and optimizer-update ops: shape_grad.c */
 int shape_grad_like(IrGraph *g, int node);
 int shape_host_copy(IrGraph *g, int node);
+int shape_rmsnorm(IrGraph *g, int node);
 int shape_layernorm_grad(IrGraph *g, int node);
 int shape_channel_norm_grad(IrGraph *g, int node);
 int shape_conv_grad_weight(IrGraph *g, int node);

@@ -51,6 +51,29 @@ int shape_grad_like(IrGraph *g, int node)
     return ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims);
 }
 
+/* loom.RMSNorm (x, scale) -> y and loom.RMSNormGrad (dy, x, scale) -> dx,
+ * dscale: scale holds one float per element of x.dims[axis:] (its shape,
+ * or those elements flattened). */
+int shape_rmsnorm(IrGraph *g, int node)
+{
+    int grad = NODE->op == IR_OP_RMSNormGrad;
+    const IrValue *x = V(NODE->in[grad]), *s = V(NODE->in[grad + 1]);
+    int axis = ir_norm_axis(ir_attr_int(NODE, "axis", -1), x->rank);
+    if (!ir_dtype_is_float(x->dtype) || s->dtype != x->dtype)
+        return ir_fail(g, node, "%s takes float x and scale of one dtype; got %s and %s", OPNAME,
+                       IR_SHP(g, NODE->in[grad]), IR_SHP(g, NODE->in[grad + 1]));
+    if (axis < 0) return ir_fail(g, node, "axis is out of range for %s", IR_SHP(g, NODE->in[grad]));
+    int64_t cols = 1;
+    for (int d = axis; d < x->rank; d++) cols *= x->dims[d];
+    if (ir_value_numel(s) != cols)
+        return ir_fail(g, node, "%s's scale %s must hold the %lld elements of x's dims from axis %d (x %s)", OPNAME,
+                       IR_SHP(g, NODE->in[grad + 1]), (long long)cols, axis, IR_SHP(g, NODE->in[grad]));
+    if (grad && check_like(g, node, 0, 1) < 0) return -1;
+    if (ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims)) return -1;
+    if (grad && NODE->nout > 1 && ir_shape_out(g, node, 1, s->dtype, s->rank, s->dims)) return -1;
+    return 0;
+}
+
 /* loom.ToHost, loom.FromHost: x -> a copy of x in the other memory */
 int shape_host_copy(IrGraph *g, int node)
 {

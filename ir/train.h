@@ -109,6 +109,14 @@
  *        gradients for an upstream gradient of 1, computed in the same pass
  *        a block of rows at a time, so the logits are never held whole. Its
  *        gradient rule scales dx and dw by the loss's gradient (two Mul).
+ * RMS normalization (optimizer/fuse_rmsnorm.c builds it from x * (1 /
+ * sqrt(mean(x^2) + eps)) * scale written out in elementwise ops, as LLaMA
+ * exports it; phase IR_FORWARD, with a gradient):
+ *   loom.RMSNorm (x, scale) -> y      y = x * r * scale over the last dims from
+ *        axis, r = 1 / sqrt(mean(x^2) + epsilon) per row (the mean in double)
+ *   loom.RMSNormGrad (dy, x, scale) -> dx, [dscale]
+ *        dx = r * (g - xhat * mean(g * xhat)), g = dy * scale, xhat = x * r;
+ *        dscale = the sum over rows of dy * xhat
  * Offload (optimizer/schedule.c writes them from a schedule's copies; phase
  * IR_OFFLOAD, no gradient):
  *   loom.ToHost (x) -> h       h, in host memory (OPT_POOL_HOST), holds x's

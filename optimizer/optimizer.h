@@ -20,6 +20,11 @@ int opt_fuse_attention(IrGraph *g);
  * GELU written out in elementwise ops (its tanh and erf forms, as PyTorch
  * exports them before opset 20) becomes one Gelu node; run with it. */
 int opt_fuse_gelu(IrGraph *g);
+/* ---- RMSNorm fusion (fuse_rmsnorm.c) ----
+ * x * (1 / sqrt(mean(x^2) + eps)) * weight over the last axis, written out
+ * in elementwise ops (LLaMA's RMSNorm as PyTorch exports it), becomes one
+ * loom.RMSNorm; run with opt_fuse_gelu. */
+int opt_fuse_rmsnorm(IrGraph *g);
 
 /* ---- cost model (hwprofile.c, cost.c) ----
  * Seconds per node on a device, which the schedule optimizer adds up. Two

@@ -356,6 +356,27 @@ static void test_layernorm(int64_t rows, int64_t cols, int stats)
     cudaFree(ddx), cudaFree(dds), cudaFree(ddb), cudaFree(dws);
 }
 
+static void test_rmsnorm(int64_t rows, int64_t cols)
+{
+    auto x = rand_vec((size_t)(rows * cols)), sc = rand_vec((size_t)cols), dy = rand_vec((size_t)(rows * cols));
+    std::vector<float> y(x.size()), dx(x.size()), ds((size_t)cols);
+    std::vector<char> ws(k_layernorm_grad_f32_ws(rows));
+    k_rmsnorm_f32(y.data(), x.data(), sc.data(), rows, cols, 1e-5f);
+    k_rmsnorm_grad_f32(dx.data(), ds.data(), dy.data(), x.data(), sc.data(), rows, cols, 1e-5f, ws.data());
+    float *dxv = dev(x), *dsc = dev(sc), *ddy = dev(dy), *dyv = out_like(y), *ddx = out_like(dx), *dds = out_like(ds);
+    void *dws;
+    if (RT_CUDA(cudaMalloc(&dws, lk_layernorm_grad_f32_ws(rows)))) exit(1);
+    char name[96];
+    snprintf(name, sizeof name, "lk_rmsnorm_f32 [%lld,%lld]", (long long)rows, (long long)cols);
+    int rc = lk_rmsnorm_f32(rt_cuda_stream(), dyv, dxv, dsc, rows, cols, 1e-5f);
+    compare(name, rc, back(dyv, y.size()), y);
+    rc = lk_rmsnorm_grad_f32(rt_cuda_stream(), ddx, dds, ddy, dxv, dsc, rows, cols, 1e-5f, dws);
+    snprintf(name, sizeof name, "lk_rmsnorm_grad_f32 [%lld,%lld] dx", (long long)rows, (long long)cols);
+    compare(name, rc, back(ddx, dx.size()), dx);
+    compare("  its dscale", rc, back(dds, ds.size()), ds);
+    cudaFree(dxv), cudaFree(dsc), cudaFree(ddy), cudaFree(dyv), cudaFree(ddx), cudaFree(dds), cudaFree(dws);
+}
+
 /* mask: 0 none, 1 additive [T, S] over every matrix, 2 boolean [B, 1, T, S] (per batch, broadcast over heads) */
 /* bf16: lk_attention_bf16 (tensor cores) against the float32 cpu kernel within 1e-2 */
 static void test_attention(int64_t B, int64_t H, int64_t T, int64_t S, int64_t D, int64_t Dv, int causal, int mask,
@@ -687,6 +708,8 @@ int main(void)
     test_gather(3, 7, 5, 4);
     test_layernorm(128, 64, 1);
     test_layernorm(5, 300, 0);
+    test_rmsnorm(128, 64);
+    test_rmsnorm(5, 300);
     test_attention(2, 2, 32, 32, 16, 16, 1, 0);   /* a causal decoder */
     test_attention(1, 3, 70, 130, 24, 40, 0, 1);  /* T != S, D != Dv, several key tiles, additive mask */
     test_attention(2, 2, 65, 40, 8, 8, 1, 2);     /* causal S < T (rows that see no key), boolean mask */

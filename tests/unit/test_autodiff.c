@@ -292,6 +292,7 @@ static int kernel_checked(IrOp op)
     case IR_OP_AveragePoolGrad: case IR_OP_ResizeGrad: case IR_OP_GatherGrad:
     case IR_OP_GatherElementsGrad: case IR_OP_SliceGrad: case IR_OP_SoftmaxCrossEntropyLossGrad:
     case IR_OP_NegativeLogLikelihoodLossGrad:
+    case IR_OP_RMSNormGrad:
     case IR_OP_AttentionGrad: /* test_attn.c */
         return 1;
     default: return 0;
@@ -792,6 +793,9 @@ static void test_internal_grads(void)
     y = OP(Reshape, y, INTS(2, 2, 16));
     int ls = PARAM("ln.s", 0.5, 16), lb = PARAM("ln.b", -0.5, 16);
     y = OP(LayerNormalization, y, ls, lb);
+    int rs = PARAM("rms.s", 0.5, 16);
+    y = OP(RMSNorm, y, rs);
+    ir_attr_set_int(g, last_node, "axis", -1);
     y = OP(Softmax, y);
     int emb = PARAM("emb", -0.5, 10, 16);
     int ids = ir_value_new(g, "ids", IR_CONST);
@@ -811,7 +815,7 @@ static void test_internal_grads(void)
     }
     CHECK(ir_verify(g) == 0);
     static const char *trained[] = {"conv.w", "conv.b", "bn.s", "bn.b", "convt.w", "ln.s",
-                                    "ln.b", "emb"};
+                                    "ln.b", "rms.s", "emb"};
     for (size_t i = 0; i < sizeof trained / sizeof *trained; i++) {
         int p = ir_value_find(g, trained[i]), gv = ir_param_grad(g, p);
         CHECK(gv >= 0);
@@ -833,7 +837,7 @@ static void test_internal_grads(void)
     CHECK(seen[IR_OP_ActivationGrad] == 1 && seen[IR_OP_MaxPoolGrad] == 1);
     CHECK(seen[IR_OP_AveragePoolGrad] == 1 && seen[IR_OP_LayerNormGrad] == 1);
     CHECK(seen[IR_OP_SoftmaxGrad] == 1 && seen[IR_OP_LogSoftmaxGrad] == 1);
-    CHECK(seen[IR_OP_GatherGrad] == 1 && seen[IR_OP_AdamW] == 8);
+    CHECK(seen[IR_OP_GatherGrad] == 1 && seen[IR_OP_AdamW] == 9 && seen[IR_OP_RMSNormGrad] == 1);
     /* the input gradient of the ConvTranspose is a Conv, of the Conv nothing (x is constant) */
     CHECK(seen[IR_OP_Conv] == 2);
     int *saved, ns = ir_saved_values(g, &saved);

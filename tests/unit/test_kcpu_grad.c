@@ -203,6 +203,38 @@ static void test_layernorm_grad(void)
         }
 }
 
+static void rms_fwd(float *y, const float *p, void *vc)
+{
+    NormCtx *c = vc;
+    const float *x, *s, *b;
+    pick(c, p, &x, &s, &b);
+    k_rmsnorm_f32(y, x, s, c->a, c->b, 1e-5f);
+}
+
+/* loom.RMSNormGrad: dx and dscale against finite differences of k_rmsnorm_f32 */
+static void test_rmsnorm_grad(void)
+{
+    /* not one column: y = sign(x) * scale there, whose slope (eps / |x|^3) is
+     * below float rounding, so finite differences see only noise */
+    static const int64_t shapes[][2] = {{3, 8}, {1, 2}, {5, 3}, {2, 300}, {4, 33}};
+    for (int s = 0; s < 5; s++) {
+        int64_t R = shapes[s][0], L = shapes[s][1], n = R * L;
+        float *x = frand(n, -2, 3), *sc = frand(L, 0.5, 1.5);
+        float *dy = frand(n, -1, 1), *dx = frand(n, 0, 0), *ds = frand(L, 0, 0), *dx2 = frand(n, 0, 0);
+        void *ws = malloc(k_layernorm_grad_f32_ws(R));
+        k_rmsnorm_grad_f32(dx, ds, dy, x, sc, R, L, 1e-5f, ws);
+        k_rmsnorm_grad_f32(dx2, NULL, dy, x, sc, R, L, 1e-5f, ws); /* dscale not wanted: the same dx */
+        CHECK(!memcmp(dx, dx2, (size_t)n * sizeof *dx));
+        NormCtx c = {x, sc, NULL, NULL, NULL, R, L, 0, 0, 0, 0};
+        const float *args[2] = {x, sc}, *grads[2] = {dx, ds};
+        for (int w = 0; w < 2; w++) {
+            c.which = w;
+            CHECK_GRAD(rms_fwd, &c, args[w], w ? L : n, n, grads[w], dy, 1e-2);
+        }
+        free(x), free(sc), free(dy), free(dx), free(ds), free(dx2), free(ws);
+    }
+}
+
 static void test_batchnorm_grad(void)
 {
     static const int64_t shapes[][3] = {{2, 3, 5}, {1, 1, 4}, {4, 2, 1}, {3, 4, 7}};
@@ -729,6 +761,7 @@ int main(void)
     RUN(test_activation_grad);
     RUN(test_softmax_grad);
     RUN(test_layernorm_grad);
+    RUN(test_rmsnorm_grad);
     RUN(test_batchnorm_grad);
     RUN(test_groupnorm_grad);
     RUN(test_conv_grad_weight);

@@ -2,7 +2,7 @@
  * here in double from the ONNX formulas: BatchNorm inference and training
  * (running statistics, population variance), LayerNorm with rows = 1 and
  * cols = 1 and its Mean / InvStdDev outputs, GroupNorm with groups = 1, = C and
- * between. Data sits on an offset so that a cancelling formula would show.
+ * between, loom.RMSNorm (rows, cols 1 and a row of zeros). Data sits on an offset so that a cancelling formula would show.
  * Tolerance: |a - b| / (|b| + 1) < 1e-5; results must not depend on threads. */
 #include "check.h"
 #include "kernels.h"
@@ -128,6 +128,30 @@ static void test_layernorm(void) {
     }
 }
 
+static void test_rmsnorm(void) {
+    for (int t = 0; t < 300; t++) {
+        int64_t rows = rnd_in(1, 6), cols = rnd_in(1, 40);
+        if (t % 10 == 1) rows = 1;
+        if (t % 10 == 2) cols = 1;
+        if (t == 0) rows = 512, cols = 768;
+        float *x = rnd_vec(rows * cols, t % 2 ? 3 : 0, 1), *sc = rnd_vec(cols, 1, 0.5f);
+        if (t % 7 == 3)
+            for (int64_t j = 0; j < cols; j++) x[j] = 0; /* a row of zeros: y = 0, r = 1 / sqrt(eps) */
+        float *y = malloc(sizeof(float) * (size_t)(rows * cols));
+        double *r = malloc(sizeof(double) * (size_t)(rows * cols));
+        float eps = 1e-5f;
+        k_rmsnorm_f32(y, x, sc, rows, cols, eps);
+        for (int64_t i = 0; i < rows; i++) {
+            double q = 0;
+            for (int64_t j = 0; j < cols; j++) q += (double)x[i * cols + j] * x[i * cols + j];
+            double inv = 1 / sqrt(q / (double)cols + eps);
+            for (int64_t j = 0; j < cols; j++) r[i * cols + j] = x[i * cols + j] * inv * sc[j];
+        }
+        CHECK(close_all(y, r, rows * cols, "y"));
+        free(x), free(sc), free(y), free(r);
+    }
+}
+
 static void test_groupnorm(void) {
     for (int t = 0; t < 300; t++) {
         int64_t N = rnd_in(1, 3), G = rnd_in(1, 4), cpg = rnd_in(1, 3), S = rnd_in(1, 10);
@@ -182,6 +206,11 @@ static void test_thread_invariance(void) {
     }
     CHECK(memcmp(y[0], y[1], sizeof(float) * (size_t)n) == 0);
     CHECK(memcmp(mu[0], mu[1], sizeof(float) * (size_t)(N * C)) == 0);
+    for (int k = 0; k < 2; k++) {
+        k_set_threads(k == 0 ? 1 : (nt > 1 ? nt : 4));
+        k_rmsnorm_f32(y[k], x, sc, N * C, S, 1e-5f);
+    }
+    CHECK(memcmp(y[0], y[1], sizeof(float) * (size_t)n) == 0);
     k_set_threads(nt);
     for (int k = 0; k < 2; k++) free(y[k]), free(rm[k]), free(rv[k]), free(mu[k]), free(is[k]), free(g[k]);
     free(x), free(sc), free(b), free(m), free(v);
@@ -191,6 +220,7 @@ int main(void) {
     RUN(test_batchnorm);
     RUN(test_batchnorm_train);
     RUN(test_layernorm);
+    RUN(test_rmsnorm);
     RUN(test_groupnorm);
     RUN(test_thread_invariance);
     return CHECK_DONE();

@@ -237,6 +237,10 @@ void k_batchnorm_train_f32(float *y, float *run_mean, float *run_var, const floa
  * (bias may be NULL) have cols elements; mean and inv_std (may be NULL) get one per row. */
 void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, const float *scale,
                      const float *bias, int64_t rows, int64_t cols, float eps);
+/* loom.RMSNorm over the last `cols` elements of each of `rows` rows: y = x * r
+ * * scale, r = 1 / sqrt(mean(x^2) + eps) (the mean in double); scale has cols
+ * elements. */
+void k_rmsnorm_f32(float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps);
 /* GroupNorm / InstanceNorm (groups = C): x [N, C, spatial]; statistics per
  * (n, group); scale and bias per channel. */
 void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *bias, int64_t N,
@@ -357,6 +361,10 @@ size_t k_layernorm_grad_f32_ws(int64_t rows);
 void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *inv_std,
                           int64_t rows, int64_t cols, float eps, void *ws);
+/* loom.RMSNormGrad: x, dy, dx [rows, cols]; scale, dscale [cols] (dscale may
+ * be NULL); r recomputed from x. ws: k_layernorm_grad_f32_ws(rows) bytes. */
+void k_rmsnorm_grad_f32(float *dx, float *dscale, const float *dy, const float *x, const float *scale,
+                        int64_t rows, int64_t cols, float eps, void *ws);
 /* loom.BatchNormGrad: x, dy, dx [N, C, spatial]; scale, mean, var, dscale,
  * dbias [C] (scale may be NULL: 1; dx, dscale, dbias may be NULL). training 1:
  * the batch statistics of x (mean, var unused); 0: the given mean and var. */

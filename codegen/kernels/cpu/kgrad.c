@@ -29,6 +29,7 @@ typedef struct {
     int64_t N, C, groups, spatial, rows, cols, inner, len;
     float alpha, beta, gamma, eps;
     int act, log, training;
+    int rms; /* layernorm_grad_*: loom.RMSNormGrad (no mean, no mean(g) term) */
 } Grad;
 
 /* ---- activations ---- */
@@ -156,7 +157,11 @@ static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int tid)
     for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double m, is;
-        if (mean && inv_std) {
+        if (p->rms) { /* r as k_rmsnorm_f32 rounds it */
+            double q = 0;
+            for (int64_t i = 0; i < cols; i++) q += (double)xr[i] * xr[i];
+            m = 0, is = (float)(1.0 / sqrt((cols ? q / (double)cols : 0) + (double)eps));
+        } else if (mean && inv_std) {
             m = mean[r], is = inv_std[r];
         } else {
             double v;
@@ -170,7 +175,7 @@ static void layernorm_grad_rows(void *arg, int64_t lo, int64_t hi, int tid)
             double g = (double)dyr[i] * scale[i];
             sg += g, sgx += g * (xr[i] - m) * is;
         }
-        double mg = sg / (double)cols, mgx = sgx / (double)cols;
+        double mg = p->rms ? 0 : sg / (double)cols, mgx = sgx / (double)cols;
         if (dx)
             for (int64_t i = 0; i < cols; i++) {
                 double g = (double)dyr[i] * scale[i], xh = (xr[i] - m) * is;
@@ -217,6 +222,15 @@ void k_layernorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
     k_par_for(rows, rows * cols, layernorm_grad_rows, &p);
     if (!dscale && !dbias) return;
     k_par_for((cols + COLS_BLOCK - 1) / COLS_BLOCK, rows * cols, layernorm_grad_params, &p);
+}
+
+void k_rmsnorm_grad_f32(float *dx, float *dscale, const float *dy, const float *x, const float *scale,
+                        int64_t rows, int64_t cols, float eps, void *ws)
+{
+    Grad p = {.dx = dx, .dscale = dscale, .dy = dy, .x = x, .scale = scale, .st = ws, .rows = rows, .cols = cols,
+              .eps = eps, .rms = 1};
+    k_par_for(rows, rows * cols, layernorm_grad_rows, &p);
+    if (dscale) k_par_for((cols + COLS_BLOCK - 1) / COLS_BLOCK, rows * cols, layernorm_grad_params, &p);
 }
 
 /* Channels [lo, hi), each with its sums over (N, spatial). */

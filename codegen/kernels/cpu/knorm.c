@@ -1,6 +1,7 @@
 /* Normalization kernels (float32): BatchNormalization in inference and
- * training mode, LayerNormalization with its Mean and InvStdDev outputs, and
- * GroupNormalization (InstanceNormalization is the case groups = C).
+ * training mode, LayerNormalization with its Mean and InvStdDev outputs,
+ * GroupNormalization (InstanceNormalization is the case groups = C), and
+ * loom.RMSNorm (the mean of squares, no mean subtracted).
  *
  * Statistics are two-pass (the mean, then the mean squared deviation), both
  * accumulated in double and rounded once: the one-pass E[x^2] - E[x]^2 form
@@ -162,6 +163,35 @@ void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, cons
     Norm p = {.y = y, .mean_out = mean, .inv_std = inv_std, .x = x, .scale = scale, .bias = bias,
               .rows = rows, .cols = cols, .eps = eps};
     k_par_for(rows, rows * cols, layernorm_rows, &p);
+}
+
+/* The mean of x^2 over n floats, in double (LANES partial sums). */
+static double mean_square(const float *x, int64_t n)
+{
+    double s[LANES] = {0}, t = 0;
+    int64_t nv = n - n % LANES;
+    for (int64_t i = 0; i < nv; i += LANES)
+        for (int l = 0; l < LANES; l++) s[l] += (double)x[i + l] * x[i + l];
+    for (int64_t i = nv; i < n; i++) t += (double)x[i] * x[i];
+    for (int l = 0; l < LANES; l++) t += s[l];
+    return n ? t / (double)n : 0;
+}
+
+static void rmsnorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const Norm *p = arg;
+    int64_t cols = p->cols;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *xr = p->x + r * cols;
+        float *yr = p->y + r * cols, is = (float)(1.0 / sqrt(mean_square(xr, cols) + (double)p->eps));
+        for (int64_t i = 0; i < cols; i++) yr[i] = xr[i] * is * p->scale[i];
+    }
+}
+
+void k_rmsnorm_f32(float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps)
+{
+    Norm p = {.y = y, .x = x, .scale = scale, .rows = rows, .cols = cols, .eps = eps};
+    k_par_for(rows, rows * cols, rmsnorm_rows, &p);
 }
 
 /* Groups [lo, hi) of the N * groups. */

@@ -170,6 +170,11 @@ int lk_maxpool_grad_f32(cudaStream_t s, float *dx, const float *dy, const float 
 /* LayerNormalization over the last cols of each of rows rows (k_layernorm_f32). */
 int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, const float *x, const float *scale,
                      const float *bias, int64_t rows, int64_t cols, float eps);
+/* loom.RMSNorm (k_rmsnorm_f32) and loom.RMSNormGrad (k_rmsnorm_grad_f32; ws:
+ * lk_layernorm_grad_f32_ws(rows) bytes; dscale may be NULL). */
+int lk_rmsnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps);
+int lk_rmsnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, const float *dy, const float *x, const float *scale,
+                        int64_t rows, int64_t cols, float eps, void *ws);
 /* loom.LayerNormGrad (k_layernorm_grad_f32). ws: lk_layernorm_grad_f32_ws(rows) bytes. */
 size_t lk_layernorm_grad_f32_ws(int64_t rows);
 int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,

@@ -1,4 +1,4 @@
-/* LayerNormalization and its gradient (lk.cuh): a block per row, the row's
+/* LayerNormalization and loom.RMSNorm (the same kernels, no mean) and their gradients (lk.cuh): a block per row, the row's
  * sums in double through lk_block_sum, with knorm.c's and kgrad.c's
  * formulas (the mean split into a float and its remainder, so x - mean is
  * exact near the mean). The gradient's dscale and dbias are sums over rows:
@@ -8,6 +8,14 @@
 #include "lk_block.cuh"
 
 #define NORM_THREADS 128
+
+/* the row's mean of squares in double, in every thread (loom.RMSNorm) */
+static __device__ double row_mean_square(const float *xr, int64_t cols, double *part)
+{
+    double q = 0;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) q += (double)xr[i] * xr[i];
+    return lk_block_sum(q, part) / (double)cols;
+}
 
 /* the row's mean and variance in double, in every thread */
 static __device__ void row_moments(const float *xr, int64_t cols, double *m, double *v, double *part)
@@ -23,15 +31,17 @@ static __device__ void row_moments(const float *xr, int64_t cols, double *m, dou
 }
 
 static __global__ void layernorm(float *y, float *mean, float *inv_std, const float *x, const float *scale,
-                                 const float *bias, int64_t rows, int64_t cols, float eps)
+                                 const float *bias, int64_t rows, int64_t cols, float eps, int rms)
 {
-    // x, y are (rows, cols); scale, bias (cols); mean, inv_std (rows); block b normalizes row b
+    // x, y are (rows, cols); scale, bias (cols); mean, inv_std (rows); block b normalizes row b;
+    // rms: loom.RMSNorm (no mean subtracted)
     __shared__ double part[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
-        double m, v;
-        row_moments(xr, cols, &m, &v, part);
+        double m = 0, v;
+        if (rms) v = row_mean_square(xr, cols, part);
+        else row_moments(xr, cols, &m, &v, part);
         float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
         for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
             float n = ((xr[i] - mf) - ml) * is;
@@ -49,21 +59,31 @@ int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, cons
 {
     if (rows * cols == 0) return 0;
     return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, y, mean, inv_std, x, scale, bias, rows,
-                       cols, eps);
+                       cols, eps, 0);
+}
+
+int lk_rmsnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps)
+{
+    if (rows * cols == 0) return 0;
+    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, y, (float *)NULL, (float *)NULL, x, scale,
+                       (const float *)NULL, rows, cols, eps, 1);
 }
 
 size_t lk_layernorm_grad_f32_ws(int64_t rows) { return (size_t)(2 * rows) * sizeof(double); }
 
 static __global__ void layernorm_grad_rows(float *dx, double *st, const float *dy, const float *x, const float *scale,
                                            const float *mean, const float *inv_std, int64_t rows, int64_t cols,
-                                           float eps)
+                                           float eps, int rms)
 {
-    // x, dy, dx are (rows, cols); st (rows, 2) gets each row's mean and 1 / std
+    // x, dy, dx are (rows, cols); st (rows, 2) gets each row's mean and 1 / std;
+    // rms: loom.RMSNormGrad (mean 0, no mean(g) term)
     __shared__ double part[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double m, is;
-        if (mean && inv_std) {
+        if (rms) {
+            m = 0, is = (float)(1.0 / sqrt(row_mean_square(xr, cols, part) + (double)eps));
+        } else if (mean && inv_std) {
             m = mean[r], is = inv_std[r];
         } else {
             double v;
@@ -77,6 +97,7 @@ static __global__ void layernorm_grad_rows(float *dx, double *st, const float *d
             sg += g, sgx += g * (xr[i] - m) * is;
         }
         double mg = lk_block_sum(sg, part) / (double)cols, mgx = lk_block_sum(sgx, part) / (double)cols;
+        if (rms) mg = 0;
         if (dx)
             for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
                 double g = (double)dyr[i] * scale[i], xh = (xr[i] - m) * is;
@@ -113,13 +134,28 @@ int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
     if (rows * cols == 0) return 0;
     double *st = (double *)ws;
     if (LOOM_LAUNCH(layernorm_grad_rows, row_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale, mean, inv_std,
-                    rows, cols, eps))
+                    rows, cols, eps, 0))
         return -1;
     if (!dscale && !dbias) return 0;
     int64_t blocks = (cols + 31) / 32;
     if (blocks > 0x7fffffff) return rt_fail("lk_layernorm_grad_f32: %lld columns, over a grid", (long long)cols);
     return LOOM_LAUNCH(layernorm_grad_params, (unsigned)blocks, 32 * LK_COL_LANES, 0, s, dscale, dbias, st, dy, x,
                        rows, cols);
+}
+
+int lk_rmsnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, const float *dy, const float *x, const float *scale,
+                        int64_t rows, int64_t cols, float eps, void *ws)
+{
+    if (rows * cols == 0) return 0;
+    double *st = (double *)ws;
+    if (LOOM_LAUNCH(layernorm_grad_rows, row_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale,
+                    (const float *)NULL, (const float *)NULL, rows, cols, eps, 1))
+        return -1;
+    if (!dscale) return 0;
+    int64_t blocks = (cols + 31) / 32;
+    if (blocks > 0x7fffffff) return rt_fail("lk_rmsnorm_grad_f32: %lld columns, over a grid", (long long)cols);
+    return LOOM_LAUNCH(layernorm_grad_params, (unsigned)blocks, 32 * LK_COL_LANES, 0, s, dscale, (float *)NULL, st,
+                       dy, x, rows, cols);
 }
 
 static __global__ void batchnorm(float *y, const float *x, const float *scale, const float *bias, const float *mean,
