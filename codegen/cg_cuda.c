@@ -674,46 +674,37 @@ static int64_t layernorm_grad_ws(IrGraph *g, int node)
     return (int64_t)(2 * cg_prod(x->dims, 0, ir_norm_axis(ir_attr_int(nd, "axis", -1), x->rank))) * 8; /* lk_layernorm_grad_f32_ws */
 }
 
+/* LayerNormalization, loom.RMSNorm and their gradients */
 static void emit_layernorm(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
-    int grad = n->op == IR_OP_LayerNormGrad;
+    int grad = n->op == IR_OP_LayerNormGrad || n->op == IR_OP_RMSNormGrad;
     const IrValue *x = VAL(c, n->in[grad]);
     int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
     long long rows = (long long)cg_prod(x->dims, 0, axis), cols = (long long)cg_prod(x->dims, axis, x->rank);
+    const char *eps = CG_FLT(ir_attr_float(n, "epsilon", 1e-5f));
     char call[768], ws[64];
     cg_declare_outputs(c, node);
-    if (grad) {
-        cg_ws_expr(c, node, ws, sizeof ws);
+    if (grad) cg_ws_expr(c, node, ws, sizeof ws);
+    switch (n->op) {
+    case IR_OP_LayerNormGrad:
         snprintf(call, sizeof call, "lk_layernorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %s, %s)",
                  c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
-                 c->var[n->in[2]], IN_OR_NULL(c, n, 3), IN_OR_NULL(c, n, 4), rows, cols,
-                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws);
-    } else {
-        snprintf(call, sizeof call, "lk_layernorm_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %s)",
-                 c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
-                 IN_OR_NULL(c, n, 2), rows, cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
-    }
-    launch_check(c, node, call);
-}
-
-static void emit_rmsnorm(CgCtx *c, int node)
-{
-    const IrNode *n = NODE(c, node);
-    int grad = n->op == IR_OP_RMSNormGrad;
-    const IrValue *x = VAL(c, n->in[grad]);
-    int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
-    long long rows = (long long)cg_prod(x->dims, 0, axis), cols = (long long)cg_prod(x->dims, axis, x->rank);
-    char call[768], ws[64];
-    cg_declare_outputs(c, node);
-    if (grad) {
-        cg_ws_expr(c, node, ws, sizeof ws);
+                 c->var[n->in[2]], IN_OR_NULL(c, n, 3), IN_OR_NULL(c, n, 4), rows, cols, eps, ws);
+        break;
+    case IR_OP_RMSNormGrad:
         snprintf(call, sizeof call, "lk_rmsnorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %lld, %lld, %s, %s)",
                  c->var[n->out[0]], OUT_OR_NULL(c, n, 1), c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], rows,
-                 cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), ws);
-    } else {
+                 cols, eps, ws);
+        break;
+    case IR_OP_RMSNorm:
         snprintf(call, sizeof call, "lk_rmsnorm_f32(STREAM, %s, %s, %s, %lld, %lld, %s)", c->var[n->out[0]],
-                 c->var[n->in[0]], c->var[n->in[1]], rows, cols, CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+                 c->var[n->in[0]], c->var[n->in[1]], rows, cols, eps);
+        break;
+    default:
+        snprintf(call, sizeof call, "lk_layernorm_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %s)",
+                 c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
+                 IN_OR_NULL(c, n, 2), rows, cols, eps);
     }
     launch_check(c, node, call);
 }
@@ -1107,8 +1098,8 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
     [IR_OP_LayerNormGrad] = {check_layernorm, layernorm_grad_ws, emit_layernorm, 0},
-    [IR_OP_RMSNorm] = {check_layernorm, NULL, emit_rmsnorm, 0},
-    [IR_OP_RMSNormGrad] = {check_layernorm, layernorm_grad_ws, emit_rmsnorm, 0},
+    [IR_OP_RMSNorm] = {check_layernorm, NULL, emit_layernorm, 0},
+    [IR_OP_RMSNormGrad] = {check_layernorm, layernorm_grad_ws, emit_layernorm, 0},
     [IR_OP_Softmax] = {f32_only, NULL, emit_softmax, 0},
     [IR_OP_LogSoftmax] = {f32_only, NULL, emit_softmax, 0},
     [IR_OP_SoftmaxGrad] = {f32_only, NULL, emit_softmax, 0},

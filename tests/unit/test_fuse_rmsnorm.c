@@ -9,20 +9,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "hand_graph.h"
 #include "ir.h"
 #include "optimizer.h"
-
-static IrGraph *g;
-
-static int scalar(double v)
-{
-    int id = ir_value_new(g, ir_unique_name(g, "c"), IR_CONST);
-    ir_value_set_shape(&g->values[id], IR_F32, 0, NULL);
-    float *p = malloc(sizeof *p);
-    *p = (float)v;
-    ir_value_set_data(g, id, p);
-    return id;
-}
 
 static int weight(int64_t n)
 {
@@ -34,13 +23,6 @@ static int weight(int64_t n)
     return id;
 }
 
-static int op(IrOp o, int a, int b)
-{
-    int out = ir_value_new(g, ir_unique_name(g, "t"), IR_ACTIVATION), in[2] = {a, b};
-    ir_node_new(g, o, ir_unique_name(g, "n"), b >= 0 ? 2 : 1, in, 1, &out);
-    return out;
-}
-
 static int start(void)
 {
     g = ir_graph_new("rmsnorm.onnx");
@@ -50,13 +32,6 @@ static int start(void)
     g->inputs = malloc(sizeof(int));
     g->inputs[g->ninputs++] = x;
     return x;
-}
-
-static void output(int y)
-{
-    g->outputs = realloc(g->outputs, (size_t)(g->noutputs + 1) * sizeof(int));
-    g->outputs[g->noutputs++] = y;
-    g->values[y].is_output = 1;
 }
 
 /* form 0: Pow, Div(1, .), Mul, Identity; 1: Mul(x, x), Reciprocal, Mul; 2: Div(x, .).
