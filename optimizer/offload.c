@@ -14,10 +14,14 @@
  * target), a copy out right after the last read and a copy back right
  * before the next, each bytes / bw of compute.
  *
- * The greedy: simulate; at the peak, of the idle device copies whose gap
- * holds both copies at the link's rate, take the largest (else the one
- * whose gap comes nearest), place every chosen copy's transfers again, and
- * repeat until the peak fits or no copy at the peak can leave. */
+ * The greedy: simulate; at the peak, try the idle device copies largest
+ * first (at most MAX_TRIES) and take the first that, with every chosen
+ * copy's transfers placed again, is away at the peak (out before it, back
+ * after it) while every copy that was away there still is; repeat until
+ * the peak fits or none can be taken (the link is full up to the peak).
+ * Without overlap, the largest each time. The greedy is the same whatever
+ * the room until it stops, so the copies for a larger room are the first
+ * of those for a smaller one. */
 #include <stdlib.h>
 #include <string.h>
 
