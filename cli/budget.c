@@ -245,9 +245,9 @@ static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
  * until it stops); a seed below the larger budget is one of the plans the
  * solver already offers there. So more budget does not get a slower plan.
  * 0 (out replaced or not), -1 on error. */
-#define SEED_STEP 0.92
+#define SEED_STEP 0.96
 #define SEED_SPAN 3.0
-enum { MAX_SEEDS = 16 };
+enum { MAX_SEEDS = 32 };
 static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
 {
     OptSchedule seeds[1 + MAX_SEEDS];
