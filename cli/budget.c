@@ -310,8 +310,7 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         out->solve_s = cpu_now() - t0 + f->table_s;
         return 0;
     }
-    int rc = f->offload_only ? 1 : fit_from(f, room, out);
-    if (rc == 1) memset(&out->sched, 0, sizeof out->sched);
+    int rc = f->offload_only ? 1 : fit_from(f, room, out); /* 1: out untouched, no schedule */
     if (rc >= 0 && f->offload) {
         if (fit_offload(f, room, out)) rc = -1;
         else if (out->sched.n) rc = 0;

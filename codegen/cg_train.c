@@ -109,8 +109,18 @@ void cg_train_write_model(CgCtx *c, const CgTarget *t)
     declare_reads(c, declared);
     fprintf(f, "    PROF_START();\n");
     int step = 0, phase = -1;
-    for (int h = 0; t->copy_out && h < g->nnodes; h++) /* copies of graph inputs start first */
-        if (g->nodes[h].op == IR_OP_ToHost && cg_copy_writer_step(c, h) < 0) t->copy_out(c, h);
+    /* offload on a target with copy streams: each loom.ToHost's copy starts
+     * after its input's writer step (to_at; graph inputs' first), and the
+     * steps reading a loom.FromHost's output wait for it (copy_waits) */
+    int nto = 0, nfrom = 0, *to = ir_xmalloc((size_t)(g->nnodes ? g->nnodes : 1) * sizeof *to);
+    int *to_at = ir_xmalloc((size_t)(g->nnodes ? g->nnodes : 1) * sizeof *to_at);
+    for (int h = 0; t->copy_out && h < g->nnodes; h++) {
+        nfrom += g->nodes[h].op == IR_OP_FromHost;
+        if (g->nodes[h].op != IR_OP_ToHost) continue;
+        to[nto] = h, to_at[nto] = cg_copy_writer_step(c, h);
+        if (to_at[nto] < 0) t->copy_out(c, h);
+        nto++;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (c->sel->run_at[i] != i) continue;
@@ -123,16 +133,18 @@ void cg_train_write_model(CgCtx *c, const CgTarget *t)
         int p = n->phase == IR_UPDATE && n->nout > 0 && n->out[0] >= 0 && g->values[n->out[0]].alias >= 0
                     ? pidx[g->values[n->out[0]].alias] : -1;
         if (p >= 0) fprintf(f, "    if (grad && grad(%d)) return 1; // the gradient before the update (--dump-grads)\n", p);
-        if (t->copy_wait) copy_waits(c, t, i, waited);
+        if (nfrom && t->copy_wait) copy_waits(c, t, i, waited);
         cg_emit_step(c, t, i, step++);
-        for (int h = i + 1; t->copy_out && h < g->nnodes; h++)
-            if (g->nodes[h].op == IR_OP_ToHost && cg_copy_writer_step(c, h) == i) t->copy_out(c, h);
+        for (int k = 0; k < nto; k++)
+            if (to_at[k] == i) t->copy_out(c, to[k]);
         if (n->phase != IR_UPDATE && step_checkable(c, i)) fprintf(f, "    if (probe && probe(%d)) return 1;\n", i);
     }
     fprintf(f, "    return 0;\n}\n");
     free(pidx);
     free(declared);
     free(waited);
+    free(to);
+    free(to_at);
 }
 
 /* ---- main.c ---- */

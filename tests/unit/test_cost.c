@@ -90,6 +90,7 @@ static void test_builtin_devices(void)
         CHECK(d.flops_f32 > 0 && d.flops_bf16 >= d.flops_f32 && d.vec_flops_f32 > 0 && d.mem_bw > 0);
         CHECK(d.link_bw > 0 && d.launch_s > 0 && d.mem_bytes > 0);
         CHECK(opt_device_at(i) != NULL);
+        CHECK(opt_device_link(&d).overlap == (i > 0)); /* copies beside compute on the GPUs, not on cpu */
     }
     CHECK(opt_device_at(6) == NULL);
     CHECK(opt_device_lookup("tpu", &d, err, sizeof err) == -1);
@@ -111,6 +112,9 @@ static void test_device_files(void)
                       &d, err, sizeof err) == 0);
     CHECK(!strcmp(d.name, "mine") && d.mem_bw == 2e12 && d.launch_s == 0 && d.flops_bf16 == 989.5e12);
     CHECK_STR_CONTAINS(d.what, "h100-sxm, overridden by");
+    CHECK(lookup_text("sync.json", "{\"base\": \"h100-sxm\", \"copy_overlap\": 0, \"link_bw\": 5e10}", &d, err,
+                      sizeof err) == 0);
+    CHECK(!opt_device_link(&d).overlap && opt_device_link(&d).bw == 5e10);
     CHECK(lookup_text("unknown.json", "{\"base\": \"cpu\",\n \"mem_bandwidth\": 1}", &d, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "line 2: unknown field \"mem_bandwidth\" (known: base, name");
     CHECK(lookup_text("neg.json", "{\"base\": \"cpu\", \"flops_f32\": -1}", &d, err, sizeof err) == -1);
