@@ -171,6 +171,13 @@ static Case mk(int nd, int64_t N, int64_t C, int64_t M, int64_t G, int64_t in, i
     return c;
 }
 
+/* c with a 2-D input of in0 x in1. */
+static Case in2(Case c, int64_t in0, int64_t in1)
+{
+    c.in[0] = in0, c.in[1] = in1;
+    return c;
+}
+
 static Case random_case(int transpose)
 {
     Case c = {.nd = (int)irand(1, 3), .N = irand(1, 2), .bias = (int)irand(0, 1)};
@@ -226,6 +233,7 @@ static void test_conv_fixed(void)
         mk(3, 1, 2, 3, 1, 19, 3, 2, 1, 1, 1, 1),  // 3-D stride 2
         mk(1, 2, 3, 4, 1, 90, 9, 4, 2, 3, 4, 1),  // 1-D stride 4 dilation 2: two phases
         mk(2, 1, 2, 3, 1, 40, 3, 2, 1, 5, 5, 0),  // pads wider than the kernel reaches
+        mk(1, 1, 2, 3, 1, 2100, 3, 2, 1, 1, 1, 1), // rows of over 1024 floats: padded 8 lanes at a time
     };
     Case odd = mk(2, 1, 3, 5, 1, 0, 0, 0, 0, 0, 0, 1); // unequal dims
     odd.in[0] = 1, odd.in[1] = 11, odd.k[0] = 1, odd.k[1] = 4, odd.s[0] = 1, odd.s[1] = 2;
@@ -431,7 +439,8 @@ static void test_conv_threads_bitwise(void)
  * after another: the same bits, on every path (in place, strided, im2col
  * rows under 8 wide, pointwise, groups), with BatchNormalization alone, Relu
  * alone, both, BatchNormalization without scale and bias, all with the
- * residual Add, and the Add alone; and at 1 and 3 threads. */
+ * residual Add, and the Add alone; at 1 thread with the register tiles in
+ * AVX-512 (where the processor has it) and at 3 in AVX2 (ktile.h). */
 static void test_conv_post(void)
 {
     Case cs[] = {
@@ -442,6 +451,7 @@ static void test_conv_post(void)
         mk(2, 1, 6, 13, 1, 12, 3, 1, 1, 1, 1, 1),   // 13 channels: a tile of one row
         mk(2, 2, 8, 12, 4, 10, 3, 1, 1, 1, 1, 1),   // groups
         mk(2, 2, 3, 5, 1, 6, 3, 1, 1, 1, 1, 1),     // rows under 8 wide: im2col
+        in2(mk(2, 1, 4, 9, 1, 0, 3, 1, 1, 1, 1, 0), 6, 8), // 6 rows 8 wide: pairs in AVX2, rows in AVX-512
         mk(2, 2, 6, 7, 1, 9, 1, 1, 1, 0, 0, 1),     // pointwise: sgemm on x
         mk(1, 3, 4, 6, 2, 30, 3, 1, 2, 2, 2, 0),    // 1-D, groups, dilation
     };
@@ -472,10 +482,13 @@ static void test_conv_post(void)
                 for (int64_t i = 0; i < yn; i++) want[i] = want[i] + res[i];
             if (relu)
                 for (int64_t i = 0; i < yn; i++) want[i] = want[i] > 0 ? want[i] : (float)0;
-            k_set_threads(1);
+            k_set_threads(1); // and the tiles in AVX-512 where the processor has it
+            k_tiles_set_avx512(1);
             k_conv_post_f32(got, x, w, b, &post, &p, ws);
-            k_set_threads(3);
+            k_set_threads(3); // and in AVX2
+            k_tiles_set_avx512(0);
             k_conv_post_f32(got3, x, w, b, &post, &p, ws);
+            k_tiles_set_avx512(-1);
             int same = !memcmp(got, want, (size_t)yn * sizeof *got) && !memcmp(got3, want, (size_t)yn * sizeof *got);
             if (!same) fprintf(stderr, "  post case %zu mode %d differs\n", ci, mode);
             CHECK(same);

@@ -269,6 +269,28 @@ static void test_sgemm_cols_bitwise(void)
     }
 }
 
+/* The AVX-512 tiles give the AVX2 tiles' bits (ktile.h): random small
+ * products, b transposed or not, with beta 0 and not. Where the processor lacks AVX-512 both runs are AVX2. */
+static void test_sgemm_avx512_bitwise(void)
+{
+    int wide = k_tiles_set_avx512(1);
+    if (!wide) printf("  (no AVX-512 on this processor: AVX2 against itself)\n");
+    for (int t = 0; t < 60; t++) {
+        int64_t M = irand(1, 30), N = irand(1, 100), K = irand(1, 200);
+        int tb = t & 1;
+        float beta = t % 3 == 0 ? 0.0f : 0.5f;
+        float *a = rand_f(M * K), *b = rand_f(K * N), *y = rand_f(M * N), *y2 = rand_f(M * N);
+        memcpy(y2, y, (size_t)(M * N) * sizeof *y);
+        k_tiles_set_avx512(1);
+        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, tb ? K : N, beta, y, N);
+        k_tiles_set_avx512(0);
+        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, tb ? K : N, beta, y2, N);
+        CHECK(memcmp(y, y2, (size_t)(M * N) * sizeof *y) == 0);
+        free(a), free(b), free(y), free(y2);
+    }
+    k_tiles_set_avx512(-1);
+}
+
 int main(void)
 {
     RUN(test_matmul_f32);
@@ -279,5 +301,6 @@ int main(void)
     RUN(test_gemm_split_bitwise);
     RUN(test_sgemm_rows_bitwise);
     RUN(test_sgemm_cols_bitwise);
+    RUN(test_sgemm_avx512_bitwise);
     return CHECK_DONE();
 }

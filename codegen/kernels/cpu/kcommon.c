@@ -1,5 +1,5 @@
-/* What the cpu kernels share: the run-time error message, and the bfloat16
- * array conversions of the kernels that compute a bfloat16 op in float32.
+/* What the cpu kernels share: the run-time error message, which vector
+ * instructions the register tiles use, and the bfloat16 array conversions of the kernels that compute a bfloat16 op in float32.
  *
  * A kernel that meets
  * bad data (an index out of range) records a message with k_fail and returns -1;
@@ -9,8 +9,11 @@
  * deliberately does not use libloomrt: the kernels are copied into generated
  * programs and stand alone. */
 #include "kernels.h"
+#include "ktile.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +30,34 @@ int k_fail(const char *fmt, ...) {
     va_end(ap);
     return -1;
 }
+
+#if K_TILED
+static atomic_int tiles512 = -1; // -1: not decided yet (two threads deciding at once agree)
+
+int k_tiles_avx512(void)
+{
+    int v = atomic_load_explicit(&tiles512, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("LOOM_CPU_AVX512");
+        v = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "0") == 0);
+        atomic_store_explicit(&tiles512, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+int k_tiles_set_avx512(int on)
+{
+    int v = on < 0 ? -1 : on && __builtin_cpu_supports("avx512f");
+    atomic_store_explicit(&tiles512, v, memory_order_relaxed);
+    return v;
+}
+#else
+int k_tiles_set_avx512(int on)
+{
+    (void)on;
+    return 0;
+}
+#endif
 
 /* ---- bfloat16 <-> float32 arrays ---- */
 

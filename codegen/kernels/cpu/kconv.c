@@ -1,6 +1,6 @@
 /* Convolution and transposed convolution (float32, 1 to 3 spatial dims) for
  * the cpu target. Conv reads a padded copy of the image in place through the
- * register tiles of ktile.h where the processor has AVX2 (below), else
+ * register tiles of ktile.h where the processor has AVX2 or AVX-512 (below), else
  * im2col into the caller's workspace, a block of output rows at a time
  * (kwindow.h), and one sgemm per group and block; a pointwise
  * conv (1x1..., stride 1, no padding) is already in column form and
@@ -156,7 +156,7 @@ static void post_image(float *y, const KTilePost *t, int64_t M, int64_t len)
     }
 }
 
-/* ---- convolution read in place (AVX2 + FMA) ----
+/* ---- convolution read in place (AVX2 + FMA, or AVX-512) ----
  * A convolution needs no im2col: with stride 1, the inputs that a tile of
  * output positions along the last axis reads through tap (c, k0, k1, k2) are
  * one contiguous run of a zero-padded copy of the image, at a fixed offset
@@ -181,7 +181,7 @@ static void post_image(float *y, const KTilePost *t, int64_t M, int64_t len)
  * (the residues mod s that taps read, ascending) of len[i] positions each. */
 typedef struct {
     int64_t len[3], nph[3], res[3][MAX_PHASES];
-    int64_t row, phase, plane; /* row: len[2]; phase: len0 * len1 rows and 8 floats; plane: a channel's phases */
+    int64_t row, phase, plane; /* row: len[2]; phase: len0 * len1 rows and 16 floats; plane: a channel's phases */
 } Padded;
 
 /* Fills q; 0 when a dim's taps read more than MAX_PHASES phases. */
@@ -200,7 +200,7 @@ static int padded_of(const KGeo *g, Padded *q)
         }
     }
     q->row = q->len[2];
-    q->phase = q->len[0] * q->len[1] * q->row + 8; // + slack: pad_image's whole vectors
+    q->phase = q->len[0] * q->len[1] * q->row + 16; // + slack: pad_image's whole vectors
     q->plane = q->nph[0] * q->nph[1] * q->nph[2] * q->phase;
     return 1;
 }
@@ -276,17 +276,70 @@ static AVX2 void pad_row(float *const *dst, const float *src, int64_t n, int64_t
         if (dst[1]) _mm256_storeu_ps(dst[1] + j, o);
     }
 }
+
+/* pad_row in AVX-512, with what every row of an image shares worked out
+ * once: vector v of a padded row (16 floats, up to 15 past len) reads the
+ * input row from index t[v] under the mask ma[v] (its lanes inside [0, n))
+ * and, with stride 2, t[v] + 16 under mb[v]. */
+#define ROW16_MAX 64
+typedef struct {
+    int64_t nv, s, t[ROW16_MAX];
+    __mmask16 ma[ROW16_MAX], mb[ROW16_MAX];
+} Row16;
+
+/* The lanes l of 16 with i + l in [0, n). */
+static __mmask16 inside16(int64_t i, int64_t n)
+{
+    int64_t lo = i < 0 ? -i : 0, hi = n - i;
+    if (hi > 16) hi = 16;
+    if (lo >= hi) return 0;
+    return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+/* 0 when a row has more than ROW16_MAX vectors. */
+static int row16_of(Row16 *rp, int64_t n, int64_t pad, int64_t s, int64_t len)
+{
+    rp->nv = (len + 15) / 16, rp->s = s;
+    if (rp->nv > ROW16_MAX) return 0;
+    for (int64_t v = 0; v < rp->nv; v++) {
+        rp->t[v] = 16 * v * s - pad; // src index of P[16 v s]
+        rp->ma[v] = inside16(rp->t[v], n);
+        rp->mb[v] = s == 2 ? inside16(rp->t[v] + 16, n) : 0;
+    }
+    return 1;
+}
+
+static AVX512 void pad_row16(float *const *dst, const float *src, const Row16 *rp)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t v = 0; v < rp->nv; v++) {
+        __m512 a = src ? _mm512_maskz_loadu_ps(rp->ma[v], src + rp->t[v]) : zero;
+        if (rp->s == 1) {
+            _mm512_storeu_ps(dst[0] + 16 * v, a);
+            continue;
+        }
+        __m512 b = src ? _mm512_maskz_loadu_ps(rp->mb[v], src + rp->t[v] + 16) : zero;
+        if (dst[0]) _mm512_storeu_ps(dst[0] + 16 * v, _mm512_permutex2var_ps(a, even, b));
+        if (dst[1]) _mm512_storeu_ps(dst[1] + 16 * v, _mm512_permutex2var_ps(a, odd, b));
+    }
+}
 #endif
 
 /* xp (C, phases, len...) from x (C, in...): the padded image (zeros around x
  * behind the begin pads) split by phase as Padded describes. With s2 of 1 or
- * 2 (AVX2), each input row fills its row of every column phase in one pass,
- * in whole vectors: a row's spill past its end lands in the next row of its
- * phase, written after it, or in the phase's slack (Padded.phase). */
+ * 2 (AVX2 or AVX-512), each input row fills its row of every column phase in
+ * one pass, in whole vectors: a row's spill past its end lands in the next
+ * rows of its phase, written after it, or in the phase's slack (Padded.phase). */
 static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g, const Padded *q)
 {
     // pad_row's lane indices are 32-bit
     int vec = K_TILED && g->s[2] <= 2 && g->in[2] + g->p[2] + 2 * q->row + 16 < INT32_MAX;
+#if K_TILED
+    Row16 rp;
+    int wide = vec && k_tiles_avx512() && row16_of(&rp, g->in[2], g->p[2], g->s[2], q->row);
+#endif
     for (int64_t c = 0; c < C; c++)
         for (int64_t a0 = 0; a0 < q->nph[0]; a0++)
             for (int64_t a1 = 0; a1 < q->nph[1]; a1++) {
@@ -305,7 +358,8 @@ static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g, const
 #if K_TILED
                         if (vec) {
                             float *row[2] = {dst[0] ? dst[0] + r * q->row : NULL, dst[1] ? dst[1] + r * q->row : NULL};
-                            pad_row(row, src, g->in[2], g->p[2], g->s[2], q->row);
+                            if (wide) pad_row16(row, src, &rp);
+                            else pad_row(row, src, g->in[2], g->p[2], g->s[2], q->row);
                             continue;
                         }
 #endif
@@ -338,6 +392,25 @@ static AVX2 void direct_pair(int64_t Mg, int64_t Kg, const float *w, const float
     if (post) k_tiled_pair(Mg, Kg, w, Kg, xrow, next, boff, y, ldy, post);
     else k_tiled_pair(Mg, Kg, w, Kg, xrow, next, boff, y, ldy, NULL);
 }
+
+/* direct_rows in AVX-512. */
+static AVX512 void direct_rows16(int64_t Mg, int64_t width, int64_t Kg, const float *w,
+                                 const float *xrow, const int64_t *boff, float *y, int64_t ldy,
+                                 const KTilePost *post)
+{
+    if (post) k_tiled_nn16(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, post);
+    else k_tiled_nn16(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, NULL);
+}
+
+/* AVX-512: 32 outputs at once, two rows 16 wide or (half) four rows 8 wide,
+ * each row's inputs `next` floats after the one before. */
+static AVX512 void direct_runs16(int half, int64_t Mg, int64_t Kg, const float *w, const float *xrow,
+                                 int64_t next, const int64_t *boff, float *y, int64_t ldy,
+                                 const KTilePost *post)
+{
+    if (post) k_tiled_runs16(half, Mg, Kg, w, Kg, xrow, next, boff, y, ldy, post);
+    else k_tiled_runs16(half, Mg, Kg, w, Kg, xrow, next, boff, y, ldy, NULL);
+}
 #endif
 
 #if K_TILED
@@ -352,7 +425,7 @@ typedef struct {
     const int64_t *boff;
     float *pads;
     int64_t img, G, Cg, Mg, Kg, steps;
-    int pairs, rpar;
+    int per, wide, rpar; /* per: output rows a step computes (1, 2 or 4); wide: AVX-512 */
 } Direct;
 
 /* One image's row steps [s0, s1) from its padded copy xp into yn. */
@@ -369,14 +442,17 @@ static void direct_steps(void *arg, int64_t s0, int64_t s1, int tid)
     const KGeo *g = d->g;
     int64_t G = d->G, Cg = d->Cg, Mg = d->Mg, Kg = d->Kg;
     for (int64_t st = s0; st < s1; st++) {
-        int64_t r = d->pairs ? 2 * st : st, o0 = r / g->out[1], o1 = r % g->out[1];
+        int64_t r = st * d->per, o0 = r / g->out[1], o1 = r % g->out[1];
         const float *xr = di->xp + (o0 * d->q.len[1] + o1) * d->q.row;
         for (int64_t gi = 0; gi < G; gi++) {
             const float *wg = d->w + gi * Mg * Kg, *xg = xr + gi * Cg * d->q.plane;
             float *yg = di->yn + gi * Mg * g->pout + r * g->out[2];
             KTilePost pg = d->post ? post_rows(d->post, gi * Mg) : (KTilePost){0};
-            if (d->pairs) direct_pair(Mg, Kg, wg, xg, d->q.row, d->boff, yg, g->pout, d->post ? &pg : NULL);
-            else direct_rows(Mg, g->out[2], Kg, wg, xg, d->boff, yg, g->pout, d->post ? &pg : NULL);
+            const KTilePost *pp = d->post ? &pg : NULL;
+            if (d->wide && d->per > 1) direct_runs16(d->per == 4, Mg, Kg, wg, xg, d->q.row, d->boff, yg, g->pout, pp);
+            else if (d->wide) direct_rows16(Mg, g->out[2], Kg, wg, xg, d->boff, yg, g->pout, pp);
+            else if (d->per > 1) direct_pair(Mg, Kg, wg, xg, d->q.row, d->boff, yg, g->pout, pp);
+            else direct_rows(Mg, g->out[2], Kg, wg, xg, d->boff, yg, g->pout, pp);
         }
     }
 }
@@ -420,10 +496,13 @@ static void conv_direct(float *y, const float *x, const float *w, const KTilePos
                     boff[k++] = c * q->plane + ph * q->phase +
                                 (t0 / g->s[0] * q->len[1] + t1 / g->s[1]) * q->row + t2 / g->s[2];
                 }
-    // rows 8 wide go in pairs within a plane (o1, o1 + 1), as 16-lane tiles
-    d.pairs = g->out[2] == 8 && g->out[1] % 2 == 0;
-    int64_t rows = g->out[0] * g->out[1];
-    d.steps = d.pairs ? rows / 2 : rows;
+    // rows narrower than a tile go several at a time within a plane (o1, o1 + 1, ...):
+    // AVX2 tiles are 16 wide (rows 8 wide in pairs), AVX-512 ones 32 (16 in pairs, 8 in fours)
+    int64_t w2 = g->out[2], o1 = g->out[1];
+    d.wide = k_tiles_avx512();
+    if (d.wide) d.per = w2 == 8 && o1 % 4 == 0 ? 4 : w2 == 16 && o1 % 2 == 0 ? 2 : 1;
+    else d.per = w2 == 8 && o1 % 2 == 0 ? 2 : 1;
+    d.steps = g->out[0] * o1 / d.per;
     d.rpar = conv_images(p) <= 1; // one image: its rows take the threads
     for_images(p, ipar, direct_images, &d);
 #else

@@ -114,11 +114,17 @@ int k_scatternd(void *y, const int64_t *data_dims, int rank, const int64_t *idx,
 
 /* ---- linear algebra (float32; float64 and bfloat16 where noted): klinalg.c ---- */
 
+/* For tests: the register tiles in AVX-512 (on: where the processor has it)
+ * or in AVX2 (off); -1 goes back to the default (AVX-512 where the processor
+ * has it, unless LOOM_CPU_AVX512=0 is in the environment). Returns whether
+ * they now run in AVX-512 (0 for -1: decided again at the next product). */
+int k_tiles_set_avx512(int on);
+
 /* y = alpha * op(a) * op(b) + beta * y, row-major with leading dimensions, op
  * transposing when trans_*; beta 0: y is not read. Small products (op(a) in
- * the L2 cache, a not transposed) run register-tiled AVX2/FMA kernels where
- * the processor has them, the others a cblas_sgemm on the calling thread;
- * either is split over the pool's threads by blocks of rows of y when large
+ * the L2 cache, a not transposed) run register-tiled kernels (ktile.h: AVX-512
+ * or AVX2 and FMA, the same bits either way) where the processor has them,
+ * the others a cblas_sgemm on the calling thread; either is split over the pool's threads by blocks of rows of y when large
  * (same bits either way). Every float product of the kernels goes through it. */
 void k_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
              const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *y,

@@ -82,10 +82,38 @@ static void gemm_par(const Gemm *g, KParBody rows)
 }
 
 #if K_TILED
-static AVX2 void tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
-                          const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
+static AVX2 void tiled_nn8(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+                           const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
 {
     k_tiled_nn(M, N, K, alpha, a, lda, b, ldb, NULL, beta, y, ldy, NULL);
+}
+
+static AVX512 void tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+                              const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
+{
+    k_tiled_nn16(M, N, K, alpha, a, lda, b, ldb, NULL, beta, y, ldy, NULL);
+}
+
+static AVX512 void tiled_nt16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+                              const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
+{
+    k_tiled_nt16(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
+}
+
+/* y = alpha a b^T + beta y through the tiles of this processor (the same bits either way). */
+static void tiled_nt(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
+{
+    if (k_tiles_avx512()) tiled_nt16(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
+    else k_tiled_nt(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
+}
+
+/* y = alpha a b + beta y through the tiles of this processor (the same bits either way). */
+static void tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
+{
+    if (k_tiles_avx512()) tiled_nn16(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
+    else tiled_nn8(M, N, K, alpha, a, lda, b, ldb, beta, y, ldy);
 }
 #endif
 
@@ -97,8 +125,8 @@ static void tiled_rows(void *arg, int64_t b0, int64_t b1, int tid)
     int64_t lo, hi;
     rows_of(g->M, b0, b1, &lo, &hi);
     if (g->trans_b)
-        k_tiled_nt(hi - lo, g->N, g->K, g->alpha, g->a + lo * g->lda, g->lda, g->b, g->ldb, g->beta,
-                   g->y + lo * g->ldy, g->ldy);
+        tiled_nt(hi - lo, g->N, g->K, g->alpha, g->a + lo * g->lda, g->lda, g->b, g->ldb, g->beta,
+                 g->y + lo * g->ldy, g->ldy);
     else
         tiled_nn(hi - lo, g->N, g->K, g->alpha, g->a + lo * g->lda, g->lda, g->b, g->ldb, g->beta,
                  g->y + lo * g->ldy, g->ldy);
@@ -110,8 +138,8 @@ static void tiled_cols(void *arg, int64_t b0, int64_t b1, int tid)
     const Gemm *g = arg;
     int64_t lo = b0 * COL_BLOCK, hi = b1 * COL_BLOCK < g->N ? b1 * COL_BLOCK : g->N;
     if (g->trans_b)
-        k_tiled_nt(g->M, hi - lo, g->K, g->alpha, g->a, g->lda, g->b + lo * g->ldb, g->ldb, g->beta, g->y + lo,
-                   g->ldy);
+        tiled_nt(g->M, hi - lo, g->K, g->alpha, g->a, g->lda, g->b + lo * g->ldb, g->ldb, g->beta, g->y + lo,
+                 g->ldy);
     else
         tiled_nn(g->M, hi - lo, g->K, g->alpha, g->a, g->lda, g->b + lo, g->ldb, g->beta, g->y + lo, g->ldy);
 }

@@ -1,5 +1,6 @@
-/* Register-tiled float products for small operands (AVX2 + FMA), internal to
- * the cpu kernels: k_sgemm (klinalg.c) and the stride-1 convolution (kconv.c).
+/* Register-tiled float products for small operands (AVX2 + FMA, and
+ * AVX-512 below), internal to the cpu kernels: k_sgemm (klinalg.c) and the
+ * convolution read in place (kconv.c).
  *
  * OpenBLAS packs both operands into its own layout on every call; for the
  * products of a small model (a few hundred rows, K and N up to about a
@@ -16,7 +17,8 @@
  * pairwise in a fixed order), then alpha * sum, plus beta * y unless beta is 0
  * (y is then not read). So a split of the rows over threads, or any tiling,
  * gives the same bits. Used when the processor has AVX2 and FMA (checked
- * once at run time); otherwise every product goes to OpenBLAS. */
+ * once at run time), in AVX-512 where it has AVX-512F (the same bits);
+ * otherwise every product goes to OpenBLAS. */
 #ifndef LOOM_KTILE_H
 #define LOOM_KTILE_H
 
@@ -264,6 +266,233 @@ static inline AVX2 void k_tiled_nt(int64_t M, int64_t N, int64_t K, float alpha,
         }
     }
 }
+
+/* ---- the same products in AVX-512 ----
+ * Where the processor has AVX-512F, 16-lane vectors: tiles of up to 8 rows
+ * by 32 columns, 16 of the 32 registers accumulating. Each element is the
+ * arithmetic of the AVX2 tiles above (the same fused multiply-add chain over
+ * k from 0, the same epilogue, one operation at a time), so both give the
+ * same bits. a b^T (k_tiled_nt16) keeps the AVX2 tiles' 8 lanes over k
+ * for every element (its lanes split the sum): a register holds two rows of
+ * a, one in each half. Masked lanes are neither read nor written (AVX-512
+ * masks suppress their faults). */
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define K_ROWS16 8
+
+/* lanes [0, n) of 16 set, n in 1..16 */
+static inline AVX512 __mmask16 mask16(int64_t n)
+{
+    return (__mmask16)((1u << n) - 1u);
+}
+
+/* store_lanes with 16 lanes: y[r][lanes of m] = alpha * acc + beta * y, or acc through post's row r. */
+static inline AVX512 __attribute__((always_inline)) void
+store16(float *y, __m512 acc, __mmask16 m, float alpha, float beta, const KTilePost *post, int64_t r)
+{
+    __m512 v;
+    if (post) {
+        v = acc;
+        if (post->bias) v = _mm512_add_ps(v, _mm512_set1_ps(post->bias[r]));
+        if (post->mean)
+            v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(post->mean[r])),
+                                            _mm512_set1_ps(post->scale[r])),
+                              _mm512_set1_ps(post->shift[r]));
+        if (post->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, post->res + (y - post->y)));
+        if (post->relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); // as store_lanes
+    } else {
+        v = _mm512_mul_ps(_mm512_set1_ps(alpha), acc);
+        if (beta != 0.0f)
+            v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, y)));
+    }
+    _mm512_mask_storeu_ps(y, m, v);
+}
+
+/* Vector w of b's row k (bk): its 16 floats at bk + w * b2 (the last vector
+ * masked to m), or with half, two runs of 8: at bk + 2w * b2 and bk + (2w+1) * b2. */
+static inline AVX512 __attribute__((always_inline)) __m512
+load16(const float *bk, int w, int last, int half, int64_t b2, __mmask16 m)
+{
+    if (half) {
+        __m256 lo = _mm256_loadu_ps(bk + 2 * w * b2), hi = _mm256_loadu_ps(bk + (2 * w + 1) * b2);
+        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                   _mm256_castps_pd(hi), 1));
+    }
+    return last ? _mm512_maskz_loadu_ps(m, bk + w * b2) : _mm512_loadu_ps(bk + w * b2);
+}
+
+/* tile_nn with 16 lanes: y (R rows, 16*W columns, the last vector masked to
+ * m) = a b, b's rows as load16 reads them. R <= K_ROWS16, W <= 2. */
+static inline AVX512 __attribute__((always_inline)) void
+tile16(int R, int W, int half, int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb,
+       const int64_t *boff, int64_t b2, float *y, int64_t ldy, __mmask16 m, float alpha, float beta,
+       const KTilePost *post, int64_t i0)
+{
+    __m512 acc[K_ROWS16][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int w = 0; w < W; w++) acc[r][w] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < K; k++) {
+        const float *bk = boff ? b + boff[k] : b + k * ldb;
+        __m512 bv[2];
+#pragma GCC unroll 2
+        for (int w = 0; w < W; w++) bv[w] = load16(bk, w, w == W - 1, half, b2, m);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[r * lda + k]);
+#pragma GCC unroll 2
+            for (int w = 0; w < W; w++) acc[r][w] = _mm512_fmadd_ps(av, bv[w], acc[r][w]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int w = 0; w < W; w++)
+            store16(y + r * ldy + 16 * w, acc[r][w], w == W - 1 ? m : (__mmask16)0xffff, alpha, beta,
+                    post, i0 + r);
+}
+
+/* Rows [0, M) of one strip: tiles of K_ROWS16 rows, then the rest. */
+#define STRIP16(W, HALF, MASK, B, Y)                                                               \
+    do {                                                                                           \
+        int64_t i = 0;                                                                             \
+        for (; i + K_ROWS16 <= M; i += K_ROWS16) TILE16(K_ROWS16, W, HALF, MASK, B, Y);            \
+        switch (M - i) {                                                                           \
+        case 7: TILE16(7, W, HALF, MASK, B, Y); break;                                             \
+        case 6: TILE16(6, W, HALF, MASK, B, Y); break;                                             \
+        case 5: TILE16(5, W, HALF, MASK, B, Y); break;                                             \
+        case 4: TILE16(4, W, HALF, MASK, B, Y); break;                                             \
+        case 3: TILE16(3, W, HALF, MASK, B, Y); break;                                             \
+        case 2: TILE16(2, W, HALF, MASK, B, Y); break;                                             \
+        case 1: TILE16(1, W, HALF, MASK, B, Y); break;                                             \
+        default: break;                                                                            \
+        }                                                                                          \
+    } while (0)
+#define TILE16(R, W, HALF, MASK, B, Y)                                                             \
+    tile16(R, W, HALF, K, a + i * lda, lda, B, ldb, boff, b2, (Y) + i * ldy, ldy, MASK, alpha,     \
+           beta, post, i)
+
+/* k_tiled_nn in AVX-512: strips of 32 columns. */
+static inline AVX512 __attribute__((always_inline)) void
+k_tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+             const KTilePost *post)
+{
+    const int64_t b2 = 16;
+    int64_t j = 0;
+    for (; j + 32 <= N; j += 32) STRIP16(2, 0, (__mmask16)0xffff, b + j, y + j);
+    if (N - j > 16) STRIP16(2, 0, mask16(N - j - 16), b + j, y + j);
+    else if (N - j == 16) STRIP16(1, 0, (__mmask16)0xffff, b + j, y + j);
+    else if (N - j > 0) STRIP16(1, 0, mask16(N - j), b + j, y + j);
+}
+
+/* y (M, 32) = a b for a b whose 32 columns are runs b2 apart in each row k
+ * (at b + boff[k]): two runs of 16 floats, or with half four runs of 8 (the
+ * output rows 16 or 8 wide of a convolution, contiguous in y); post as in
+ * k_tiled_nn. */
+static inline AVX512 __attribute__((always_inline)) void
+k_tiled_runs16(int half, int64_t M, int64_t K, const float *a, int64_t lda, const float *b, int64_t b2,
+               const int64_t *boff, float *y, int64_t ldy, const KTilePost *post)
+{
+    const int64_t ldb = 0;
+    const float alpha = 1.0f, beta = 0.0f;
+    if (half) STRIP16(2, 1, (__mmask16)0xffff, b, y);
+    else STRIP16(2, 0, (__mmask16)0xffff, b, y);
+}
+#undef STRIP16
+#undef TILE16
+
+/* tile_nt in AVX-512 for rows in pairs: y (2P rows, C columns) = a b^T, P,
+ * C <= 4. Register (p, c) holds the 8 lanes of tile_nt's element (2p, c) in
+ * its low half and of (2p + 1, c) in its high half: the same sums, then the
+ * same hsum of each half. */
+static inline AVX512 __attribute__((always_inline)) void
+tile_nt16(int P, int C, int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb, float *y,
+          int64_t ldy, float alpha, float beta)
+{
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[p][c] = _mm512_setzero_ps();
+    int64_t k = 0;
+    __m256i m = _mm256_set1_epi32(-1);
+    for (;;) {
+        int tail = k + 8 > K;
+        if (tail && k >= K) break;
+        if (tail) m = lane_mask(K - k);
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) { // b's row c in both halves
+            __m256 h = tail ? _mm256_maskload_ps(b + c * ldb + k, m) : _mm256_loadu_ps(b + c * ldb + k);
+            bv[c] = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(h)));
+        }
+#pragma GCC unroll 4
+        for (int p = 0; p < P; p++) {
+            const float *a0 = a + 2 * p * lda + k, *a1 = a0 + lda;
+            __m256 lo = tail ? _mm256_maskload_ps(a0, m) : _mm256_loadu_ps(a0);
+            __m256 hi = tail ? _mm256_maskload_ps(a1, m) : _mm256_loadu_ps(a1);
+            __m512 av = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                            _mm256_castps_pd(hi), 1));
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) acc[p][c] = _mm512_fmadd_ps(av, bv[c], acc[p][c]);
+        }
+        if (tail) break;
+        k += 8;
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256 half = _mm512_castps512_ps256(acc[p][c]);
+                if (h) half = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[p][c]), 1));
+                float v = alpha * hsum(half);
+                float *yo = y + (2 * p + h) * ldy + c;
+                *yo = beta != 0.0f ? v + beta * *yo : v;
+            }
+}
+
+/* k_tiled_nt in AVX-512: tiles of 8 rows (4 pairs) by 4 columns; an odd last
+ * row goes through tile_nt. */
+static inline AVX512 void k_tiled_nt16(int64_t M, int64_t N, int64_t K, float alpha, const float *a,
+                                       int64_t lda, const float *b, int64_t ldb, float beta, float *y,
+                                       int64_t ldy)
+{
+    for (int64_t j = 0; j < N; j += 4) {
+        int C = N - j < 4 ? (int)(N - j) : 4;
+        const float *bj = b + j * ldb;
+        for (int64_t i = 0; i + 1 < M; i += 8) {
+            int P = (M - i) / 2 < 4 ? (int)((M - i) / 2) : 4;
+            const float *ai = a + i * lda;
+            float *yi = y + i * ldy + j;
+#define NT16(p, c) tile_nt16(p, c, K, ai, lda, bj, ldb, yi, ldy, alpha, beta)
+            switch (P * 4 + C) { // every (P, C) its own unrolled copy
+            case 20: NT16(4, 4); break; case 19: NT16(4, 3); break; case 18: NT16(4, 2); break; case 17: NT16(4, 1); break;
+            case 16: NT16(3, 4); break; case 15: NT16(3, 3); break; case 14: NT16(3, 2); break; case 13: NT16(3, 1); break;
+            case 12: NT16(2, 4); break; case 11: NT16(2, 3); break; case 10: NT16(2, 2); break; case 9: NT16(2, 1); break;
+            case 8: NT16(1, 4); break; case 7: NT16(1, 3); break; case 6: NT16(1, 2); break; default: NT16(1, 1); break;
+            }
+#undef NT16
+        }
+        if (M % 2) {
+            const float *al = a + (M - 1) * lda;
+            float *yl = y + (M - 1) * ldy + j;
+            switch (C) {
+            case 4: tile_nt(1, 4, K, al, lda, bj, ldb, yl, ldy, alpha, beta); break;
+            case 3: tile_nt(1, 3, K, al, lda, bj, ldb, yl, ldy, alpha, beta); break;
+            case 2: tile_nt(1, 2, K, al, lda, bj, ldb, yl, ldy, alpha, beta); break;
+            default: tile_nt(1, 1, K, al, lda, bj, ldb, yl, ldy, alpha, beta); break;
+            }
+        }
+    }
+}
+
+/* Whether the tiles run in AVX-512 (kcommon.c: the processor has AVX-512F,
+ * and LOOM_CPU_AVX512=0 is not in the environment; read once). */
+int k_tiles_avx512(void);
 
 /* Whether the processor has AVX2 and FMA and a of a_elems floats fits
  * K_TILED_A_BYTES (the same answer for every row block of a product).
