@@ -309,7 +309,8 @@ static int row16_of(Row16 *rp, int64_t n, int64_t pad, int64_t s, int64_t len)
     return 1;
 }
 
-static AVX512 void pad_row16(float *const *dst, const float *src, const Row16 *rp)
+static inline AVX512 __attribute__((always_inline)) void pad_row16(float *const *dst, const float *src,
+                                                                     const Row16 *rp)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -325,6 +326,32 @@ static AVX512 void pad_row16(float *const *dst, const float *src, const Row16 *r
         if (dst[1]) _mm512_storeu_ps(dst[1] + 16 * v, _mm512_permutex2var_ps(a, odd, b));
     }
 }
+
+/* pad_image's loops with AVX-512 rows, in one function so that the row
+ * copies are inlined (a call per row cost as much as its copying). */
+static AVX512 void pad_image16(float *xp, const float *x, int64_t C, const KGeo *g, const Padded *q,
+                               const Row16 *rp)
+{
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t a0 = 0; a0 < q->nph[0]; a0++)
+            for (int64_t a1 = 0; a1 < q->nph[1]; a1++) {
+                float *dst[2] = {0}; // row 0 of the column phase of residue 0 and 1 (NULL if not read)
+                float *base = xp + c * q->plane + (a0 * q->nph[1] + a1) * q->nph[2] * q->phase;
+                for (int64_t a2 = 0; a2 < q->nph[2]; a2++) dst[q->res[2][a2]] = base + a2 * q->phase;
+                for (int64_t j0 = 0; j0 < q->len[0]; j0++) {
+                    int64_t i0 = j0 * g->s[0] + q->res[0][a0] - g->p[0];
+                    for (int64_t j1 = 0; j1 < q->len[1]; j1++) {
+                        int64_t i1 = j1 * g->s[1] + q->res[1][a1] - g->p[1];
+                        const float *src = i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]
+                                               ? NULL
+                                               : x + ((c * g->in[0] + i0) * g->in[1] + i1) * g->in[2];
+                        pad_row16(dst, src, rp);
+                        for (int h = 0; h < 2; h++)
+                            if (dst[h]) dst[h] += q->row;
+                    }
+                }
+            }
+}
 #endif
 
 /* xp (C, phases, len...) from x (C, in...): the padded image (zeros around x
@@ -338,7 +365,10 @@ static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g, const
     int vec = K_TILED && g->s[2] <= 2 && g->in[2] + g->p[2] + 2 * q->row + 16 < INT32_MAX;
 #if K_TILED
     Row16 rp;
-    int wide = vec && k_tiles_avx512() && row16_of(&rp, g->in[2], g->p[2], g->s[2], q->row);
+    if (vec && k_tiles_avx512() && row16_of(&rp, g->in[2], g->p[2], g->s[2], q->row)) {
+        pad_image16(xp, x, C, g, q, &rp);
+        return;
+    }
 #endif
     for (int64_t c = 0; c < C; c++)
         for (int64_t a0 = 0; a0 < q->nph[0]; a0++)
@@ -358,8 +388,7 @@ static void pad_image(float *xp, const float *x, int64_t C, const KGeo *g, const
 #if K_TILED
                         if (vec) {
                             float *row[2] = {dst[0] ? dst[0] + r * q->row : NULL, dst[1] ? dst[1] + r * q->row : NULL};
-                            if (wide) pad_row16(row, src, &rp);
-                            else pad_row(row, src, g->in[2], g->p[2], g->s[2], q->row);
+                            pad_row(row, src, g->in[2], g->p[2], g->s[2], q->row);
                             continue;
                         }
 #endif
