@@ -352,28 +352,93 @@ int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out)
     return 0;
 }
 
+/* Rotor's recomputation plan at the budget (no offload: the program has
+ * none), or 1 when it has none. */
+static int rotor_plan(CliFit *f, int64_t budget, CliFitResult *out)
+{
+    int offload = f->offload, only = f->offload_only;
+    f->offload = f->offload_only = 0;
+    char saved[sizeof f->g->err];
+    memcpy(saved, f->g->err, sizeof saved);
+    int rc = cli_fit(f, budget, out);
+    f->offload = offload, f->offload_only = only;
+    memcpy(f->g->err, saved, sizeof saved); // its refusal is not this command's
+    return rc ? 1 : 0;
+}
+
 /* As cli_fit, with the exact program in place of the table: while the
  * planner's arena comes out above the room, the program is solved again for
- * a peak that much lower. */
+ * a peak that much lower. Rotor's plan at the budget is the incumbent: the
+ * program looks only for schedules whose reruns cost less than rotor's by
+ * more than CLI_ILP_TOL of rotor's step, and when lp_solve proves there is
+ * none, the result is rotor's plan, proven within that of the optimum. */
 int cli_fit_ilp(CliFit *f, int64_t budget, double time_limit_s, CliFitResult *out)
 {
     memset(out, 0, sizeof *out);
     double t0 = cpu_now();
-    out->budget = budget;
     int64_t room = budget - f->weights_bytes, target = room;
     char b[32];
+    CliFitResult rot;
+    double bound_us = 0, rot_us = 0;
+    int have_rot = rotor_plan(f, budget, &rot) == 0;
+    if (have_rot) {
+        rot_us = opt_remat_ilp_cost(&rot.sched, f->node_s);
+        bound_us = rot_us - CLI_ILP_TOL * 1e6 * rot.sim.step_s;
+        if (bound_us <= 0) { /* no schedule reruns less than nothing */
+            *out = rot;
+            out->solve_s = cpu_now() - t0;
+            if (rot_us == 0)
+                snprintf(out->note, sizeof out->note, "optimal: rotor's plan reruns nothing (no program solved)");
+            else
+                snprintf(out->note, sizeof out->note,
+                         "optimal within %.0f%%: rotor's plan reruns %.4g us, under %.0f%% of its step (no program "
+                         "solved)", 100 * CLI_ILP_TOL, rot_us, 100 * CLI_ILP_TOL);
+            return 0;
+        }
+    }
+    out->budget = budget;
     snprintf(out->note, sizeof out->note, "the weights and optimizer state alone need more");
     for (int attempt = 0; attempt < 4 && target > 0; attempt++) {
         int rc = opt_remat_ilp(f->g, f->node_s, &f->req, target, time_limit_s > 0 ? time_limit_s : CLI_ILP_SECONDS,
-                               &out->sched, &out->sim, out->note, sizeof out->note);
-        if (rc < 0) return ir_fail(f->g, -1, "--solver ilp: %s", out->note);
+                               bound_us, &out->sched, &out->sim, out->note, sizeof out->note);
+        if (rc < 0) {
+            if (have_rot) cli_fit_result_free(&rot);
+            return ir_fail(f->g, -1, "--solver ilp: %s", out->note);
+        }
+        if (rc == 1 && have_rot) { /* proven: nothing beats rotor's plan by more than the tolerance */
+            char why[sizeof out->note];
+            snprintf(why, sizeof why, "%s", out->note);
+            opt_schedule_free(&out->sched);
+            *out = rot;
+            out->solve_s = cpu_now() - t0;
+            snprintf(out->note, sizeof out->note,
+                     "optimal within %.0f%%: rotor's plan (%.4g us of reruns), proven: %.380s", 100 * CLI_ILP_TOL,
+                     rot_us, why);
+            return 0;
+        }
+        if (rc == 2 && !out->sched.n && have_rot) { /* nothing better found, nothing proven */
+            double secs = time_limit_s > 0 ? time_limit_s : CLI_ILP_SECONDS;
+            *out = rot;
+            out->solve_s = cpu_now() - t0;
+            snprintf(out->note, sizeof out->note,
+                     "time limit of %.0f s hit: no schedule faster than rotor's plan (%.4g us of reruns) by over "
+                     "%.0f%% found, none ruled out; the plan is rotor's", secs, rot_us, 100 * CLI_ILP_TOL);
+            return 0;
+        }
         if (!out->sched.n) break;
-        if (real_arena(f, &out->sched, &out->arena)) return -1;
+        if (real_arena(f, &out->sched, &out->arena)) {
+            if (have_rot) cli_fit_result_free(&rot);
+            return -1;
+        }
         out->solve_s = cpu_now() - t0;
-        if (out->arena <= room) return 0;
+        if (out->arena <= room) {
+            if (have_rot) cli_fit_result_free(&rot);
+            return 0;
+        }
         target = out->sim.peak_bytes - (out->arena - room);
         opt_schedule_free(&out->sched);
     }
+    if (have_rot) cli_fit_result_free(&rot);
     return ir_fail(f->g, -1, "--solver ilp: no schedule for a budget of %s: %s",
                    cli_fmt_bytes((double)budget, b, sizeof b), out->note);
 }

@@ -458,7 +458,7 @@ static void model_free(Model *m)
 
 /* ---- the program ---- */
 
-static void add_rows(Model *m, lprec *lp, const double *node_s, int64_t budget_units)
+static void add_rows(Model *m, lprec *lp, const double *node_s, int64_t budget_units, double bound_us)
 {
     const IrGraph *g = m->g;
     const int64_t *ws = m->req ? m->req->ws_bytes : NULL;
@@ -471,6 +471,9 @@ static void add_rows(Model *m, lprec *lp, const double *node_s, int64_t budget_u
             row_add(&row, m->r_col[j] + s - t - 1, 1e6 * (node_s ? node_s[j] : 0) + ILP_EPS_US);
     }
     set_obj_fnex(lp, row.n, row.val, row.col);
+    /* a bound on it as a row (lp_solve's set_obj_bound ended in its
+     * ACCURACYERROR where the bound was below the relaxation's optimum) */
+    if (bound_us > 0) add_constraintex(lp, row.n, row.val, row.col, LE, bound_us);
     row.n = 0;
     for (int c = 1; c <= m->nbin; c++) set_binary(lp, c, TRUE);
     /* the inputs of each node that may run in each stage */
@@ -569,8 +572,17 @@ static int64_t continuous_count(Model *m)
     return c;
 }
 
+double opt_remat_ilp_cost(const OptSchedule *s, const double *node_s)
+{
+    double us = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->ins[i].kind == OPT_RERUN) us += 1e6 * (node_s ? node_s[s->ins[i].node] : 0) + ILP_EPS_US;
+    return us;
+}
+
 int opt_remat_ilp(const IrGraph *g, const double *node_s, const OptMemRequest *req, int64_t arena_budget,
-                  double time_limit_s, OptSchedule *out, OptSimResult *sim, char *why, size_t nwhy)
+                  double time_limit_s, double bound_us, OptSchedule *out, OptSimResult *sim, char *why,
+                  size_t nwhy)
 {
     /* no rerun is the least any schedule costs: when store-all fits, it is optimal */
     opt_schedule_store_all(g, out);
@@ -596,7 +608,7 @@ int opt_remat_ilp(const IrGraph *g, const double *node_s, const OptMemRequest *r
     IR_ASSERT(lp);
     set_verbose(lp, NEUTRAL);
     set_add_rowmode(lp, TRUE);
-    add_rows(&m, lp, node_s, arena_budget / OPT_ALIGN);
+    add_rows(&m, lp, node_s, arena_budget / OPT_ALIGN, bound_us);
     set_add_rowmode(lp, FALSE);
     set_minim(lp);
     set_break_at_first(lp, FALSE);
@@ -608,7 +620,11 @@ int opt_remat_ilp(const IrGraph *g, const double *node_s, const OptMemRequest *r
     int st = solve(lp), rc;
     double secs = time_elapsed(lp);
     int rows = get_Nrows(lp);
-    if (st == INFEASIBLE) {
+    if (st == INFEASIBLE && bound_us > 0) {
+        snprintf(why, nwhy, "no schedule fits %lld arena bytes with reruns under %.4g us (%lld variables, %d rows, "
+                 "%.3g s)", (long long)arena_budget, bound_us, (long long)nvars, rows, secs);
+        rc = 1;
+    } else if (st == INFEASIBLE) {
         snprintf(why, nwhy, "no schedule fits %lld arena bytes (%lld variables, %d rows, %.3g s)",
                  (long long)arena_budget, (long long)nvars, rows, secs);
         rc = 1;

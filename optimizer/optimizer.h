@@ -355,8 +355,14 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
  * fits), 2 (time limit hit: the best schedule found, or out->n == 0 when
  * none was), -1 (the program is too large to build, or lp_solve failed);
  * why says which, with the program's size, and for 2 the gap to the LP
- * bound. */
+ * bound. bound_us > 0: only schedules whose reruns cost less than bound_us
+ * microseconds (the objective's units) are looked for, which prunes the
+ * search; 1 then means that none exists (a schedule known to cost
+ * bound_us plus a tolerance is then within that tolerance of the optimum). */
 int opt_remat_ilp(const IrGraph *g, const double *node_s, const OptMemRequest *req, int64_t arena_budget,
-                  double time_limit_s, OptSchedule *out, OptSimResult *sim, char *why, size_t nwhy);
+                  double time_limit_s, double bound_us, OptSchedule *out, OptSimResult *sim, char *why,
+                  size_t nwhy);
+/* A schedule's objective in opt_remat_ilp's units: microseconds of its reruns. */
+double opt_remat_ilp_cost(const OptSchedule *s, const double *node_s);
 
 #endif

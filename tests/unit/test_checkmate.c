@@ -10,6 +10,7 @@
  * is within 1% of it (the issue's bar); a budget
  * nothing fits is infeasible; a graph too large is refused before the
  * program is built. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,11 +73,12 @@ static const int64_t widths[] = {32, 128, 64, 128, 32, 96, 16};
 
 /* The program's answer at one budget within `secs`: any schedule it gives
  * applies and fits by the simulator. Returns its status. */
-static int ilp_at(Fixture *f, int64_t budget, double secs, OptSimResult *sim)
+static int ilp_bounded(Fixture *f, int64_t budget, double secs, double bound_us, OptSimResult *sim,
+                       OptSchedule *keep)
 {
     OptSchedule s;
     char why[512];
-    int rc = opt_remat_ilp(f->g, f->costs.seconds, &f->req, budget, secs, &s, sim, why, sizeof why);
+    int rc = opt_remat_ilp(f->g, f->costs.seconds, &f->req, budget, secs, bound_us, &s, sim, why, sizeof why);
     printf("  budget %lld: status %d, step %.4g ms, peak %lld, %d reruns: %s\n", (long long)budget, rc,
            1e3 * sim->step_s, (long long)sim->peak_bytes, sim->reruns, why);
     if (s.n) {
@@ -89,8 +91,14 @@ static int ilp_at(Fixture *f, int64_t budget, double secs, OptSimResult *sim)
         CHECK_EQ_INT(ir_verify(c), 0);
         ir_graph_free(c);
     }
-    opt_schedule_free(&s);
+    if (keep) *keep = s;
+    else opt_schedule_free(&s);
     return rc;
+}
+
+static int ilp_at(Fixture *f, int64_t budget, double secs, OptSimResult *sim)
+{
+    return ilp_bounded(f, budget, secs, 0, sim, NULL);
 }
 
 static void test_unlimited(void)
@@ -140,8 +148,18 @@ static void test_tight(void)
     CHECK(least < sa.peak_bytes);
     CHECK_EQ_INT(opt_remat_solve(r, least, 1, &rs, &rsim), 0);
     printf("  rotor at %lld: step %.4g ms, %d reruns\n", (long long)least, 1e3 * rsim.step_s, rsim.reruns);
-    CHECK_EQ_INT(ilp_at(&f, least, 120, &sim), 0);
+    OptSchedule best;
+    CHECK_EQ_INT(ilp_bounded(&f, least, 120, 0, &sim, &best), 0);
     CHECK(sim.step_s <= rsim.step_s * (1 + 1e-9));
+    /* with an objective bound: just above the optimum's cost it is found
+     * again; just below, lp_solve proves that nothing is under it */
+    double opt_us = opt_remat_ilp_cost(&best, f.costs.seconds);
+    CHECK(opt_us > 0 && opt_us <= opt_remat_ilp_cost(&rs, f.costs.seconds) * (1 + 1e-9));
+    OptSimResult bsim;
+    CHECK_EQ_INT(ilp_bounded(&f, least, 120, opt_us * 1.001, &bsim, NULL), 0);
+    CHECK(fabs(bsim.step_s - sim.step_s) <= 1e-9 * sim.step_s);
+    CHECK_EQ_INT(ilp_bounded(&f, least, 120, opt_us * 0.999, &bsim, NULL), 1);
+    opt_schedule_free(&best);
     /* and rotor is within 1% of the proven optimum (its tables alone were
      * 8% above it: a re-forward wrote a product nothing read, 112 us) */
     CHECK(rsim.step_s <= sim.step_s * 1.01);
@@ -163,7 +181,7 @@ static void test_too_large(void)
     OptSchedule s;
     OptSimResult sim;
     char why[512];
-    CHECK_EQ_INT(opt_remat_ilp(f.g, f.costs.seconds, &f.req, 1 << 20, 1, &s, &sim, why, sizeof why), -1);
+    CHECK_EQ_INT(opt_remat_ilp(f.g, f.costs.seconds, &f.req, 1 << 20, 1, 0, &s, &sim, why, sizeof why), -1);
     CHECK_STR_CONTAINS(why, "variables");
     CHECK_STR_CONTAINS(why, "use the default solver");
     CHECK_EQ_INT(s.n, 0);
