@@ -159,9 +159,11 @@ int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out);
  * placed; lp_solve stops after time_limit_s (0: CLI_ILP_SECONDS) with the
  * best schedule found, noted. It looks only for schedules faster than
  * rotor's plan at the budget by more than CLI_ILP_TOL of its step; when
- * there is none, the result is rotor's plan, noted as proven within that
- * of the optimum. -1 with g->err when the program is refused (too large),
- * nothing fits, or the time ran out before any schedule. */
+ * it proves there is none, the result is rotor's plan, noted as within that
+ * of the optimum, and when it finds none in the time (or none that fits
+ * once placed), rotor's plan, so noted. -1 with g->err when the program is
+ * refused (too large), or when rotor has no plan at the budget and the
+ * program finds none. */
 #define CLI_ILP_SECONDS 300
 #define CLI_ILP_TOL 0.01
 int cli_fit_ilp(CliFit *f, int64_t budget, double time_limit_s, CliFitResult *out);

@@ -49,7 +49,7 @@ int k_tiles_set_avx512(int on)
 {
     int v = on < 0 ? -1 : on && __builtin_cpu_supports("avx512f");
     atomic_store_explicit(&tiles512, v, memory_order_relaxed);
-    return v;
+    return v > 0;
 }
 #else
 int k_tiles_set_avx512(int on)
