@@ -578,6 +578,14 @@ static int residual_add(const IrGraph *g, const IrUses *u, const int *run_at, in
  * the first takes it. */
 void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at)
 {
+    /* a BatchNormalization that a conv's epilogue can take leaves the
+     * elementwise group it opened: the conv takes it (and what follows) */
+    for (int i = 0; i < g->nnodes; i++) {
+        if (g->nodes[i].op != IR_OP_Conv || g->nodes[i].dead || run_at[i] != i) continue;
+        int bn = sole_reader(g, u, i, IR_OP_BatchNormalization);
+        if (bn >= 0 && g->nodes[bn].nout == 1 && !ir_attr_int(&g->nodes[bn], "training_mode", 0))
+            run_at[bn] = bn;
+    }
     for (int i = 0; i < g->nnodes; i++) {
         if (g->nodes[i].op != IR_OP_Conv || g->nodes[i].dead || run_at[i] != i) continue;
         int last = i, bn = sole_reader(g, u, i, IR_OP_BatchNormalization), add = -1;

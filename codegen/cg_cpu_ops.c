@@ -274,6 +274,10 @@ static const char *check_batchnorm(IrGraph *g, int node, char *why, size_t n)
 static void emit_batchnorm(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
+    if (n->op != IR_OP_BatchNormalization) { // it opens node's fused group
+        cg_elemwise_emit(c, node);
+        return;
+    }
     const IrValue *x = VAL(c, n->in[0]);
     long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
     long long spatial = (long long)cg_prod(x->dims, 2, x->rank);

@@ -51,7 +51,8 @@ static void emit_elemwise(CgCtx *c, int root)
                   "static __global__ void ew_%d(%s *%s", root, ir_ops[g->nodes[root].op].name, root,
             cg_ctype(g->values[out].dtype), c->var[out]);
     for (int k = 0; k < p.nleaf; k++)
-        fprintf(c->f, ", const %s *%s", cg_ctype(g->values[p.leaf[k].vid].dtype), c->var[p.leaf[k].vid]);
+        if (p.leaf[k].first)
+            fprintf(c->f, ", const %s *%s", cg_ctype(g->values[p.leaf[k].vid].dtype), c->var[p.leaf[k].vid]);
     fprintf(c->f, ")\n{\n    for (int64_t _i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; _i < %lld;\n"
                   "         _i += (int64_t)gridDim.x * blockDim.x) {\n", (long long)p.numel);
     if (p.r > 1) {
@@ -67,7 +68,7 @@ static void emit_elemwise(CgCtx *c, int root)
     size_t k = (size_t)snprintf(call, sizeof call, "LOOM_LAUNCH(ew_%d, lk_blocks(%lld), LK_THREADS, 0, STREAM, %s", root,
                                 (long long)p.numel, c->var[out]);
     for (int l = 0; l < p.nleaf && k < sizeof call; l++)
-        k += (size_t)snprintf(call + k, sizeof call - k, ", %s", c->var[p.leaf[l].vid]);
+        if (p.leaf[l].first) k += (size_t)snprintf(call + k, sizeof call - k, ", %s", c->var[p.leaf[l].vid]);
     if (k < sizeof call) snprintf(call + k, sizeof call - k, ")");
     IR_ASSERT(k < sizeof call - 1);
     launch_check(c, root, call);
@@ -452,6 +453,10 @@ static const char *check_batchnorm(IrGraph *g, int node, char *why, size_t n)
 static void emit_batchnorm(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
+    if (n->op != IR_OP_BatchNormalization && n->op != IR_OP_BatchNormGrad) { // it opens node's group
+        emit_elemwise(c, node);
+        return;
+    }
     int grad = n->op == IR_OP_BatchNormGrad;
     const IrValue *x = VAL(c, n->in[grad]);
     long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);

@@ -243,6 +243,17 @@ int cg_is_elemwise(const IrNode *n)
     return !(f & OPF_VIEW) && ((f & (OPF_ELEMWISE | OPF_BROADCAST)) || n->op == IR_OP_Clip);
 }
 
+int cg_ew_batchnorm(const IrGraph *g, const IrNode *n)
+{
+    if (n->op != IR_OP_BatchNormalization || n->nout != 1 || n->out[0] < 0 || n->nin < 5 ||
+        ir_attr_int(n, "training_mode", 0))
+        return 0;
+    for (int j = 0; j < 5; j++)
+        if (n->in[j] < 0 || g->values[n->in[j]].dtype != IR_F32) return 0;
+    const IrValue *x = &g->values[n->in[0]];
+    return x->rank >= 2 && g->values[n->out[0]].dtype == IR_F32;
+}
+
 const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t len)
 {
     const IrNode *n = &g->nodes[node];
@@ -429,7 +440,15 @@ static void node_stmt(CgCtx *c, int node, const char **opnd, const char *dst, in
         return;
     }
     fprintf(f, "%sconst %s %s = %s(", ind, reg_type(ko), dst, wrap);
-    if (n->op == IR_OP_Cast) {
+    if (n->op == IR_OP_BatchNormalization) {
+        /* k_batchnorm_f32's arithmetic, operation for operation: (x - mean) *
+         * a + bias, a = scale / sqrt(var + eps) (opnd[5]: a, computed once
+         * per row by cg_ew_index, or NULL) */
+        if (opnd[5]) fprintf(f, "(%s - %s) * %s + %s", opnd[0], opnd[3], opnd[5], opnd[2]);
+        else
+            fprintf(f, "(%s - %s) * (%s / sqrt(%s + %s)) + %s", opnd[0], opnd[3], opnd[1], opnd[4],
+                    CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), opnd[2]);
+    } else if (n->op == IR_OP_Cast) {
         char buf[160];
         fputs(convert(buf, sizeof buf, opnd[0], reg_kind(g->values[n->in[0]].dtype), out), f);
     } else if (n->op == IR_OP_Clip) {
@@ -503,19 +522,29 @@ void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p)
     for (int m = 0; m < p->nmem; m++) {
         const IrNode *n = &g->nodes[p->mem[m]];
         for (int j = 0; j < n->nin; j++) {
-            int v = n->in[j], pr = g->values[v < 0 ? 0 : v].producer, known = 0;
+            int v = n->in[j], pr = g->values[v < 0 ? 0 : v].producer, known = 0, first = 1;
             if (v < 0 || (pr >= 0 && c->sel->run_at[pr] == root)) continue;
             if (n->op == IR_OP_Clip && g->opset < 11 && j > 0) continue;
-            for (int k = 0; k < nleaf; k++) known |= leaf[k].vid == v;
+            int chan = n->op == IR_OP_BatchNormalization && j > 0;
+            for (int k = 0; k < nleaf; k++) {
+                known |= leaf[k].vid == v && leaf[k].chan == chan;
+                first &= leaf[k].vid != v;
+            }
             if (known) continue;
             const IrValue *lv = &g->values[v];
             leaf[nleaf].vid = v;
-            int64_t st = 1;
-            for (int d = rank - 1; d >= 0; d--) {
-                int ld = d - (rank - lv->rank);
-                int64_t size = ld >= 0 ? lv->dims[ld] : 1;
-                leaf[nleaf].stride[d] = size == 1 ? 0 : st;
-                st *= size;
+            leaf[nleaf].chan = chan;
+            leaf[nleaf].first = first;
+            if (chan) { // one per channel, the output's dim 1
+                for (int d = 0; d < rank; d++) leaf[nleaf].stride[d] = d == 1 && dims[1] > 1;
+            } else {
+                int64_t st = 1;
+                for (int d = rank - 1; d >= 0; d--) {
+                    int ld = d - (rank - lv->rank);
+                    int64_t size = ld >= 0 ? lv->dims[ld] : 1;
+                    leaf[nleaf].stride[d] = size == 1 ? 0 : st;
+                    st *= size;
+                }
             }
             nleaf++;
         }
@@ -554,6 +583,42 @@ void cg_ew_plan_free(CgEwPlan *p)
     free(p->leaf);
 }
 
+/* Whether leaf k is the same for a whole inner loop (loaded once per outer
+ * row by cg_ew_index: the compiler cannot hoist a load past the stores,
+ * which may alias it). */
+static int row_invariant(const CgEwPlan *p, int k)
+{
+    return p->r > 1 && !p->leaf[k].stride[p->r - 1];
+}
+
+/* The leaf of input j of member node n (BatchNormalization's parameters are
+ * per-channel leaves of their own), or -1. */
+static int leaf_of(const CgEwPlan *p, const IrNode *n, int j)
+{
+    int chan = n->op == IR_OP_BatchNormalization && j > 0;
+    for (int k = 0; k < p->nleaf; k++)
+        if (p->leaf[k].vid == n->in[j] && p->leaf[k].chan == chan) return k;
+    return -1;
+}
+
+/* Whether member m is a BatchNormalization whose factor scale / sqrt(var +
+ * eps) is the same for a whole inner loop (cg_ew_index computes it). */
+static int bn_factor_hoisted(const IrGraph *g, const CgEwPlan *p, int m)
+{
+    const IrNode *n = &g->nodes[p->mem[m]];
+    if (n->op != IR_OP_BatchNormalization) return 0;
+    int s = leaf_of(p, n, 1), v = leaf_of(p, n, 4);
+    return s >= 0 && v >= 0 && row_invariant(p, s) && row_invariant(p, v);
+}
+
+static void leaf_load(CgCtx *c, const CgEwPlan *p, int k, const char *idx, const char *ind)
+{
+    const IrValue *lv = &c->g->values[p->leaf[k].vid];
+    fprintf(c->f, "%sconst %s _l%d = ", ind, reg_type(reg_kind(lv->dtype)), k);
+    fprintf(c->f, load_fmt(lv->dtype), c->var[p->leaf[k].vid], idx);
+    fprintf(c->f, ";\n");
+}
+
 void cg_ew_index(CgCtx *c, const CgEwPlan *p, const char *ind)
 {
     FILE *f = c->f;
@@ -571,6 +636,18 @@ void cg_ew_index(CgCtx *c, const CgEwPlan *p, const char *ind)
             if (p->leaf[k].stride[d]) fprintf(f, " + _d%d * %lld", d, (long long)p->leaf[k].stride[d]);
         fprintf(f, ";\n");
     }
+    for (int k = 0; k < p->nleaf; k++) {
+        if (!row_invariant(p, k)) continue;
+        char idx[32];
+        snprintf(idx, sizeof idx, "_b%d", k);
+        leaf_load(c, p, k, idx, ind);
+    }
+    for (int m = 0; m < p->nmem; m++) {
+        if (!bn_factor_hoisted(c->g, p, m)) continue;
+        const IrNode *n = &c->g->nodes[p->mem[m]];
+        fprintf(f, "%sconst float _a%d = _l%d / sqrt(_l%d + %s);\n", ind, m, leaf_of(p, n, 1),
+                leaf_of(p, n, 4), CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    }
 }
 
 void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind)
@@ -579,30 +656,27 @@ void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind)
     FILE *f = c->f;
     const IrValue *out = &g->values[g->nodes[p->root].out[0]];
     for (int k = 0; k < p->nleaf; k++) {
-        const IrValue *lv = &g->values[p->leaf[k].vid];
+        if (row_invariant(p, k)) continue; // loaded by cg_ew_index
         char idx[64];
         if (p->r == 1) snprintf(idx, sizeof idx, "%s", p->leaf[k].stride[0] ? "_i" : "0");
-        else snprintf(idx, sizeof idx, p->leaf[k].stride[p->r - 1] ? "_b%d + _j" : "_b%d", k);
-        fprintf(f, "%sconst %s _l%d = ", ind, reg_type(reg_kind(lv->dtype)), k);
-        fprintf(f, load_fmt(lv->dtype), c->var[p->leaf[k].vid], idx);
-        fprintf(f, ";\n");
+        else snprintf(idx, sizeof idx, "_b%d + _j", k);
+        leaf_load(c, p, k, idx, ind);
     }
     char (*reg)[16] = ir_xmalloc((size_t)p->nmem * sizeof *reg);
     for (int m = 0; m < p->nmem; m++) {
         const IrNode *n = &g->nodes[p->mem[m]];
         const char *opnd[IR_MAX_RANK];
-        char names[IR_MAX_RANK][16];
-        int nop = n->nin < IR_MAX_RANK ? n->nin : IR_MAX_RANK;
+        char names[IR_MAX_RANK][16], factor[16];
         IR_ASSERT(n->nin <= IR_MAX_RANK);
-        for (int j = 0; j < nop; j++) {
-            int v = n->in[j];
-            opnd[j] = "0";
-            if (v < 0) continue;
-            for (int k = 0; k < p->nleaf; k++)
-                if (p->leaf[k].vid == v) snprintf(names[j], sizeof names[j], "_l%d", k), opnd[j] = names[j];
-            for (int q = 0; q < m; q++)
+        for (int j = 0; j < IR_MAX_RANK; j++) opnd[j] = j < n->nin ? "0" : NULL;
+        for (int j = 0; j < n->nin; j++) {
+            int v = n->in[j], k = v >= 0 ? leaf_of(p, n, j) : -1;
+            if (k >= 0) snprintf(names[j], sizeof names[j], "_l%d", k), opnd[j] = names[j];
+            for (int q = 0; q < m && v >= 0; q++)
                 if (g->nodes[p->mem[q]].out[0] == v) opnd[j] = reg[q];
         }
+        if (n->op == IR_OP_BatchNormalization)
+            opnd[5] = bn_factor_hoisted(g, p, m) ? (snprintf(factor, sizeof factor, "_a%d", m), factor) : NULL;
         snprintf(reg[m], sizeof reg[m], "_t%d", m);
         node_stmt(c, p->mem[m], opnd, reg[m], m == p->nmem - 1, ind);
     }
@@ -672,8 +746,9 @@ void cg_elemwise_emit(CgCtx *c, int root)
                       "    void *const *_args = _arg;\n    (void)_tid;\n",
                 p.r == 1 ? "elements" : "outer rows", c->t->model_name, root);
         for (int k = 0; k < p.nleaf; k++)
-            fprintf(c->f, "    const %s *%s = _args[%d];\n", cg_ctype(g->values[p.leaf[k].vid].dtype),
-                    c->var[p.leaf[k].vid], k);
+            if (p.leaf[k].first)
+                fprintf(c->f, "    const %s *%s = _args[%d];\n", cg_ctype(g->values[p.leaf[k].vid].dtype),
+                        c->var[p.leaf[k].vid], k);
         fprintf(c->f, "    %s *%s = _args[%d];\n", cg_ctype(g->values[ov].dtype), c->var[ov], p.nleaf);
         snprintf(hi, sizeof hi, "_hi");
     }

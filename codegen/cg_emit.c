@@ -13,11 +13,14 @@
 
 /* ---- selection ---- */
 
-/* Whether p's only output can live in a register of its one consumer's loop. */
+/* Whether p's only output can live in a register of its one consumer's loop.
+ * An inference BatchNormalization may join its consumer's loop too (a CNN's
+ * BatchNormalization and ReLU in one pass, forward and when rerun), though
+ * nothing joins it: it opens its group. */
 static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
 {
     const IrNode *n = &g->nodes[p];
-    if (!cg_is_elemwise(n) || n->nout != 1) return 0;
+    if (!(cg_is_elemwise(n) || cg_ew_batchnorm(g, n)) || n->nout != 1) return 0;
     int v = n->out[0];
     if (g->values[v].is_output || u->start[v + 1] - u->start[v] != 1) return 0;
     int c = u->node[u->start[v]];

@@ -220,6 +220,10 @@ void cg_cpu_linear_ce_emit(CgCtx *c, int node);
 /* Whether node is an elementwise op that fused loops handle, and whether its
  * dtypes are supported (NULL) or why not. */
 int cg_is_elemwise(const IrNode *n);
+/* Whether node is an inference BatchNormalization (running statistics, one
+ * output) of a float32 tensor with a channel dim: such a node may open a
+ * fused group (its consumer elementwise), its parameters read per channel. */
+int cg_ew_batchnorm(const IrGraph *g, const IrNode *n);
 const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t n);
 /* The loop of the fused group whose last node is root. */
 void cg_elemwise_emit(CgCtx *c, int root);
@@ -232,6 +236,8 @@ void cg_elemwise_emit(CgCtx *c, int root);
  * at _i), each line prefixed by ind, written to c->f. */
 typedef struct {
     int vid;
+    int chan;  /* a BatchNormalization's parameter: indexed by the output's dim 1 */
+    int first; /* the first leaf of its value (a value may be two leaves: a parameter and an operand) */
     int64_t stride[IR_MAX_RANK]; /* over the merged output dims, in elements */
 } CgEwLeaf;
 typedef struct {

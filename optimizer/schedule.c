@@ -81,7 +81,8 @@ typedef struct {
     int64_t size;
     int first, last;
     int group;        /* the fused group of its writer (run_at), or -1 */
-    int outside_read; /* read by a node outside that group */
+    int until;        /* the instruction of that group's last node (the loop's run) */
+    int outside_read; /* read by a node outside that run of the group */
     double ready;     /* a copy back from the host: when it is done (0: at once) */
 } SimBuf;
 
@@ -127,7 +128,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     for (int v = 0; v < nv; v++) cur[v] = opt_persistent(g, req, v) ? PERSISTENT : NONE;
 #define NEWBUF(bytes, at, grp)                                                       \
     (nb == capb ? (buf = ir_xrealloc(buf, (size_t)(capb *= 2) * sizeof *buf)) : buf, \
-     buf[nb] = (SimBuf){align_up(bytes), (at), (at), (grp), 0, 0}, nb++)
+     buf[nb] = (SimBuf){align_up(bytes), (at), (at), (grp), (at), 0, 0}, nb++)
     for (int i = 0; i < g->ninputs; i++) {
         int v = g->inputs[i];
         if (cur[v] == NONE) cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), 0, -1);
@@ -143,7 +144,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
      * threaded through next_out, by the writer of the copied buffer) */
     int ncopies = opt_schedule_copies(s), rc = 0;
     double *host_done = NULL, t = 0, d2h_free = 0, h2d_free = 0;
-    int *first_out = NULL, *next_out = NULL;
+    int *first_out = NULL, *next_out = NULL, *group_end = NULL;
     if (ncopies) {
         if (!link || !(link->bw > 0)) {
             rc = ir_fail((IrGraph *)g, -1, "schedule: %d copies to or from the host, but no host link to time them",
@@ -179,6 +180,25 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             }
             free(wrote);
         }
+    }
+    /* per instruction of a fused node: the instruction of its group's last
+     * node that follows (where the loop runs); a value it writes is in
+     * registers only for readers up to there (a later run of the group, a
+     * rerun, reads a copy in memory) */
+    if (req && req->run_at) {
+        int nn = g->nnodes;
+        int *next = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *next);
+        group_end = ir_xmalloc((size_t)nsteps * sizeof *group_end);
+        for (int i = 0; i < nn; i++) next[i] = -1;
+        for (int k = s->n - 1; k >= 0; k--) {
+            const OptInstr *in = &s->ins[k];
+            group_end[k] = k;
+            if (in->kind == OPT_TO_HOST || in->kind == OPT_FROM_HOST) continue;
+            int root = req->run_at[in->node];
+            if (root != in->node && next[root] >= 0) group_end[k] = next[root];
+            next[in->node] = k;
+        }
+        free(next);
     }
     for (int k = 0; k < s->n; k++) {
         const OptInstr *ins = &s->ins[k];
@@ -233,7 +253,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             }
             SimBuf *b = &buf[cur[v]];
             b->last = k;
-            b->outside_read |= b->group != group;
+            b->outside_read |= b->group != group || k > b->until;
             if (b->ready > t) r->stall_s += b->ready - t, t = b->ready; /* a copy back not done yet */
         }
         if (start_s) start_s[k] = t;
@@ -249,6 +269,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             int fused = req && req->run_at && req->run_at[node] != node;
             cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, fused ? group : -1);
             if (!fused) buf[cur[v]].outside_read = 1;
+            else if (group_end) buf[cur[v]].until = group_end[k];
             if (inplace && j == 0) out_buf[k] = cur[v];
         }
         if (end_s) end_s[k] = t;
@@ -283,6 +304,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     }
 out:
 #undef NEWBUF
+    free(group_end);
     free(in_buf);
     free(out_buf);
     free(cur);

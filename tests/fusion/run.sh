@@ -10,7 +10,8 @@
 # order (docs/cli.md). GELU written out must be one Gelu (gpt2_tiny's tanh
 # form, vit_tiny's erf form). Then the head: gpt2_tiny's and llama_tiny's logits
 # product and cross-entropy as one loom.LinearCrossEntropy, against
-# --no-fuse-head the same way.
+# --no-fuse-head the same way. Last, an inference BatchNormalization in a
+# fused loop with a Relu (and an Add): bit for bit the kernel's.
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
 set -u
 root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -226,3 +227,61 @@ for model in gpt2_tiny llama_tiny; do
     fi
     matches "fusion_${model}_head_matches_unfused" "$out/$model.fused" "$dir"
 done
+
+# BatchNormalization in a fused loop (codegen/cg_elemwise.c): an inference
+# BatchNormalization opens its consumer's elementwise loop (a CNN's BN+ReLU
+# in one pass). bn.py writes a model whose BN -> Relu and BN -> Add -> Relu
+# fuse, and the same BNs again as graph outputs (not fused: k_batchnorm_f32);
+# the fused outputs must be the kernel's followed by the same Add and Relu,
+# bit for bit. (The cuda tier runs resnet_small's training program, whose
+# BN+ReLU loops these are, on the emulator beside the cpu program.)
+cat > "$out/bn.py" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper as h, numpy_helper as nh, TensorProto as tp
+r = np.random.default_rng(7)
+C = 6
+inits = []
+for b in ("a", "b"):
+    inits += [nh.from_array(r.standard_normal(C).astype(np.float32), f"{b}_scale"),
+              nh.from_array(r.standard_normal(C).astype(np.float32), f"{b}_bias"),
+              nh.from_array(r.standard_normal(C).astype(np.float32), f"{b}_mean"),
+              nh.from_array((r.random(C) + 0.1).astype(np.float32), f"{b}_var")]
+bn = lambda b, x, y: h.make_node("BatchNormalization", [x, f"{b}_scale", f"{b}_bias", f"{b}_mean", f"{b}_var"],
+                                 [y], epsilon=1e-3)
+n = [bn("a", "x", "t1"), h.make_node("Relu", ["t1"], ["y1"]),
+     bn("b", "x", "t2"), h.make_node("Add", ["t2", "x"], ["t3"]), h.make_node("Relu", ["t3"], ["y2"]),
+     bn("a", "x", "ra"), bn("b", "x", "rb")]
+shape = [3, C, 5, 7]
+vi = lambda name: h.make_tensor_value_info(name, tp.FLOAT, shape)
+g = h.make_graph(n, "bn", [vi("x")], [vi("y1"), vi("y2"), vi("ra"), vi("rb")], inits)
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), sys.argv[1] + "/model.onnx")
+np.save(sys.argv[1] + "/x.npy", (r.standard_normal(shape) * 3).astype(np.float32))
+PY
+cat > "$out/bn_check.py" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+x, y1, y2, ra, rb = (np.load(f"{d}/{k}.npy") for k in ("x", "y1", "y2", "ra", "rb"))
+relu = lambda t: np.where(t > 0, t, np.float32(0))
+bits = lambda a, b: a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+ok1, ok2 = bits(y1, relu(ra)), bits(y2, relu(rb + x))
+print(f"BN+Relu {'same bits' if ok1 else 'differs'}, BN+Add+Relu {'same bits' if ok2 else 'differs'}")
+sys.exit(0 if ok1 and ok2 else 1)
+PY
+bd=$out/bn
+mkdir -p "$bd"
+if "$py" "$out/bn.py" "$bd" > "$bd.log" 2>&1 &&
+    "$loom" compile "$bd/model.onnx" --mode infer --target cpu -o "$bd/infer" >> "$bd.log" 2>&1 &&
+    make -s -C "$bd/infer" LOOM_PREBUILT="$root/build/rel" >> "$bd.log" 2>&1 &&
+    "$bd/infer/infer" --input "x=$bd/x.npy" --output "y1=$bd/y1.npy" --output "y2=$bd/y2.npy" \
+        --output "ra=$bd/ra.npy" --output "rb=$bd/rb.npy" >> "$bd.log" 2>&1; then
+    nf=$(grep -c 'PROF_STEP([0-9]*, "[^"]*", "BatchNormalization+' "$bd/infer/model.c")
+    if [ "$nf" != 2 ]; then
+        fail "fusion_batchnorm_loops" "$nf fused BatchNormalization steps in model.c, want 2"
+    elif msg=$("$py" "$out/bn_check.py" "$bd" 2>&1); then
+        pass "fusion_batchnorm_loops ($msg)"
+    else
+        fail "fusion_batchnorm_loops" "$msg"
+    fi
+else
+    fail "fusion_batchnorm_loops" "$(tail -3 "$bd.log")"
+fi

@@ -396,8 +396,55 @@ static void test_update_splits_group(void)
     CHECK_EQ_INT(relu, 2);
 }
 
+/* A fused group's intermediate is in registers only for its own run: a
+ * rerun of the group's last node that reads it keeps it in memory from the
+ * first run, and the simulator counts it as the planner of the program
+ * that schedule becomes (where the node no longer fuses: two readers). */
+static void test_rerun_reads_fused(void)
+{
+    IrGraph *g = ir_graph_new("rerun");
+    int x = value(g, "x", IR_INPUT, 64), a = value(g, "a", IR_ACTIVATION, 1024); /* a: 4096 bytes */
+    int y = value(g, "y", IR_ACTIVATION, 64), z = value(g, "z", IR_ACTIVATION, 64);
+    add_input(g, x);
+    int n0 = node(g, IR_OP_Relu, x, -1, a); /* fused into n1 */
+    int n1 = node(g, IR_OP_Neg, a, -1, y);
+    int n2 = node(g, IR_OP_Mul, y, x, z);
+    add_output(g, z);
+    int run_at[3] = {n1, n1, n2};
+    OptMemRequest req = {.run_at = run_at};
+    OptSchedule s = {0};
+    OptSimResult sim;
+    opt_schedule_push(&s, n0, OPT_RUN);
+    opt_schedule_push(&s, n1, OPT_RUN);
+    opt_schedule_push(&s, n2, OPT_RUN);
+    CHECK_EQ_INT(opt_schedule_simulate(g, &s, NULL, &req, &sim), 0);
+    CHECK_EQ_INT(sim.peak_bytes, 3 * 256); /* x, y, z: a in registers */
+    opt_schedule_free(&s);
+    s = (OptSchedule){0};
+    opt_schedule_push(&s, n0, OPT_RUN);
+    opt_schedule_push(&s, n1, OPT_RUN);
+    opt_schedule_push(&s, n1, OPT_RERUN); /* reads a after the group ran */
+    opt_schedule_push(&s, n2, OPT_RUN);
+    CHECK_EQ_INT(opt_schedule_simulate(g, &s, NULL, &req, &sim), 0);
+    CHECK_EQ_INT(sim.peak_bytes, 4096 + 2 * 256); /* a held from its write to the rerun, with x and y */
+    IrGraph *c = ir_graph_copy(g);
+    CgSelect sel;
+    CHECK_EQ_INT(opt_schedule_apply(c, &s), 0);
+    CHECK_EQ_INT(cg_select(c, &cg_target_cpu, &sel), 0);
+    OptMemRequest creq = cg_mem_request(&sel);
+    OptMemPlan p;
+    CHECK_EQ_INT(opt_memplan(c, &creq, &p), 0);
+    CHECK_EQ_INT(p.lower_bound, sim.peak_bytes);
+    opt_memplan_free(&p);
+    cg_select_free(&sel);
+    ir_graph_free(c);
+    opt_schedule_free(&s);
+    ir_graph_free(g);
+}
+
 int main(void)
 {
+    RUN(test_rerun_reads_fused);
     RUN(test_update_splits_group);
     RUN(test_chain_and_view);
     RUN(test_request);
