@@ -29,6 +29,17 @@ static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
     const IrValue *a = &g->values[v], *b = &g->values[cn->out[0]];
     if (a->rank != b->rank || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims)) return 0;
     /* Clip's bounds of opset < 11 are attributes; its bound inputs are scalars anyway */
+    /* reruns (a schedule applied) fuse as the nodes they run again do: a
+     * rerun whose output lost its other readers (they read the forward
+     * copy) could join a longer loop than the schedule's simulator counts,
+     * holding every input of the chain at once (ResNet-50: a block's rerun
+     * output joining the next block's Add held three 98 MiB inputs) */
+    if (n->phase == IR_RECOMPUTE || cn->phase == IR_RECOMPUTE) {
+        int fc;
+        if (n->phase != IR_RECOMPUTE || cn->phase != IR_RECOMPUTE || n->fwd < 0 || cn->fwd < 0 ||
+            !fuses_into(g, u, n->fwd, &fc) || fc != cn->fwd)
+            return 0;
+    }
     *consumer = c;
     return 1;
 }

@@ -182,7 +182,9 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
         }
     }
     /* per instruction of a fused node: the instruction of its group's last
-     * node that follows (where the loop runs); a value it writes is in
+     * node that follows (where the loop runs, and so where the node reads
+     * its inputs: a schedule may put other instructions between a group's
+     * nodes, its inputs live across them); a value it writes is in
      * registers only for readers up to there (a later run of the group, a
      * rerun, reads a copy in memory) */
     if (req && req->run_at) {
@@ -252,7 +254,9 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
                 goto out;
             }
             SimBuf *b = &buf[cur[v]];
-            b->last = k;
+            /* a fused node reads when its group's loop runs */
+            int at = group_end && group_end[k] > k ? group_end[k] : k;
+            if (at > b->last) b->last = at;
             b->outside_read |= b->group != group || k > b->until;
             if (b->ready > t) r->stall_s += b->ready - t, t = b->ready; /* a copy back not done yet */
         }

@@ -563,6 +563,9 @@ static void test_batchnorm(int64_t N, int64_t C, int64_t sp)
     compare("  lk_batchnorm_grad_f32 dx", rc, back(ddx, dx.size()), dx);
     compare("  its dscale", rc, back(dds, ds.size()), ds);
     compare("  its dbias", rc, back(ddb, db.size()), db);
+    rc = lk_batchnorm_grad_f32(rt_cuda_stream(), ddy, dds, ddb, ddy, dxv, dsc, dm, dvar, N, C, sp, 1e-5f);
+    compare("  lk_batchnorm_grad_f32 dx over dy", rc, back(ddy, dx.size()), dx);
+    compare("  its dscale", rc, back(dds, ds.size()), ds);
     cudaFree(dxv), cudaFree(ddy), cudaFree(dsc), cudaFree(dbv), cudaFree(dm), cudaFree(dvar), cudaFree(dyv);
     cudaFree(ddx), cudaFree(dds), cudaFree(ddb);
 }

@@ -442,8 +442,41 @@ static void test_rerun_reads_fused(void)
     ir_graph_free(g);
 }
 
+/* A fused node reads its inputs when its group's loop runs, at the group's
+ * last node: with another node scheduled between the two (as remat's
+ * reruns interleave), the input lives across it, in the simulator as in the
+ * planner. */
+static void test_group_apart(void)
+{
+    IrGraph *g = ir_graph_new("apart");
+    int x = value(g, "x", IR_INPUT, 64), p = value(g, "p", IR_ACTIVATION, 1024);
+    int a = value(g, "a", IR_ACTIVATION, 1024), q = value(g, "q", IR_ACTIVATION, 1024);
+    int y = value(g, "y", IR_ACTIVATION, 64);
+    add_input(g, x);
+    int n0 = node(g, IR_OP_Relu, x, -1, p);
+    node(g, IR_OP_Neg, p, -1, a); /* node 1, fused into n3 */
+    int n2 = node(g, IR_OP_Sigmoid, x, -1, q);
+    int n3 = node(g, IR_OP_Add, a, q, y);
+    add_output(g, y);
+    int run_at[4] = {n0, n3, n2, n3}; /* node 1 runs at n3 */
+    OptMemRequest req = {.run_at = run_at};
+    OptMemPlan plan;
+    CHECK_EQ_INT(opt_memplan(g, &req, &plan), 0);
+    CHECK_EQ_INT(plan.values[p].last, n3);
+    OptSchedule s;
+    OptSimResult sim;
+    opt_schedule_store_all(g, &s);
+    CHECK_EQ_INT(opt_schedule_simulate(g, &s, NULL, &req, &sim), 0);
+    CHECK_EQ_INT(sim.peak_bytes, 4096 + 4096 + 256); /* p, q and y at n3 (x is last read at n2) */
+    CHECK_EQ_INT(sim.peak_bytes, plan.lower_bound);
+    opt_schedule_free(&s);
+    opt_memplan_free(&plan);
+    ir_graph_free(g);
+}
+
 int main(void)
 {
+    RUN(test_group_apart);
     RUN(test_rerun_reads_fused);
     RUN(test_update_splits_group);
     RUN(test_chain_and_view);

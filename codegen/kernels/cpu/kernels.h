@@ -373,7 +373,8 @@ void k_rmsnorm_grad_f32(float *dx, float *dscale, const float *dy, const float *
                         int64_t rows, int64_t cols, float eps, void *ws);
 /* loom.BatchNormGrad: x, dy, dx [N, C, spatial]; scale, mean, var, dscale,
  * dbias [C] (scale may be NULL: 1; dx, dscale, dbias may be NULL). training 1:
- * the batch statistics of x (mean, var unused); 0: the given mean and var. */
+ * the batch statistics of x (mean, var unused); 0: the given mean and var.
+ * dx may be dy: each channel's sums read its dy before its dx is written. */
 void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N,
                           int64_t C, int64_t spatial, float eps, int training);

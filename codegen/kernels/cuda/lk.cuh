@@ -184,7 +184,8 @@ int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
 /* BatchNormalization in inference form (k_batchnorm_f32): x, y [N, C, spatial]. */
 int lk_batchnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias,
                      const float *mean, const float *var, int64_t N, int64_t C, int64_t spatial, float eps);
-/* loom.BatchNormGrad with the given statistics (k_batchnorm_grad_f32, training 0); dx, dscale, dbias may be NULL. */
+/* loom.BatchNormGrad with the given statistics (k_batchnorm_grad_f32, training 0); dx, dscale, dbias may be NULL;
+ * dx may be dy (the sums run first). */
 int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
                           int64_t spatial, float eps);

@@ -213,12 +213,13 @@ int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
 {
     int64_t total = N * C * spatial;
     if (total == 0) return 0;
-    if (dx && LOOM_LAUNCH(batchnorm_grad_dx, lk_blocks(total), LK_THREADS, 0, s, dx, dy, scale, var, C, spatial, total,
-                          eps))
+    // the sums first: dx may be written over dy (the program's arena does that when dy dies here)
+    if ((dscale || dbias) && LOOM_LAUNCH(batchnorm_grad_params, lk_blocks(C), LK_THREADS, 0, s, dscale, dbias, dy, x,
+                                         mean, var, N, C, spatial, eps))
         return -1;
-    if (!dscale && !dbias) return 0;
-    return LOOM_LAUNCH(batchnorm_grad_params, lk_blocks(C), LK_THREADS, 0, s, dscale, dbias, dy, x, mean, var, N, C,
-                       spatial, eps);
+    if (!dx) return 0;
+    return LOOM_LAUNCH(batchnorm_grad_dx, lk_blocks(total), LK_THREADS, 0, s, dx, dy, scale, var, C, spatial, total,
+                       eps);
 }
 
 static __global__ void activation_grad(float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
