@@ -236,13 +236,14 @@ static void test_sgemm_rows_bitwise(void)
 {
     for (int t = 0; t < 40; t++) {
         int64_t M = irand(1, 40), N = irand(1, 70), K = irand(1, 90);
-        int tb = t & 1;
+        int tb = t % 3 == 1, ta = t % 3 == 2; /* a^T b: a (K, M), rows lo.. of y its columns lo.. */
         float beta = t % 3 == 0 ? 0.0f : 0.5f;
         float *a = rand_f(M * K), *b = rand_f(K * N), *y = rand_f(M * N), *part = rand_f(M * N);
         memcpy(part, y, (size_t)(M * N) * sizeof *y);
-        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, tb ? K : N, beta, y, N);
+        k_sgemm(ta, tb, M, N, K, 1.25f, a, ta ? M : K, b, tb ? K : N, beta, y, N);
         int64_t lo = irand(0, M - 1), hi = irand(lo + 1, M);
-        k_sgemm(0, tb, hi - lo, N, K, 1.25f, a + lo * K, K, b, tb ? K : N, beta, part + lo * N, N);
+        k_sgemm(ta, tb, hi - lo, N, K, 1.25f, ta ? a + lo : a + lo * K, ta ? M : K, b, tb ? K : N, beta,
+                part + lo * N, N);
         CHECK(memcmp(y + lo * N, part + lo * N, (size_t)((hi - lo) * N) * sizeof *y) == 0);
         free(a), free(b), free(y), free(part);
     }
@@ -277,14 +278,14 @@ static void test_sgemm_avx512_bitwise(void)
     if (!wide) printf("  (no AVX-512 on this processor: AVX2 against itself)\n");
     for (int t = 0; t < 60; t++) {
         int64_t M = irand(1, 30), N = irand(1, 100), K = irand(1, 200);
-        int tb = t & 1;
+        int tb = t % 4 == 1, ta = t % 4 == 2; /* a^T b: a (K, M) read in place */
         float beta = t % 3 == 0 ? 0.0f : 0.5f;
         float *a = rand_f(M * K), *b = rand_f(K * N), *y = rand_f(M * N), *y2 = rand_f(M * N);
         memcpy(y2, y, (size_t)(M * N) * sizeof *y);
         k_tiles_set_avx512(1);
-        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, tb ? K : N, beta, y, N);
+        k_sgemm(ta, tb, M, N, K, 1.25f, a, ta ? M : K, b, tb ? K : N, beta, y, N);
         k_tiles_set_avx512(0);
-        k_sgemm(0, tb, M, N, K, 1.25f, a, K, b, tb ? K : N, beta, y2, N);
+        k_sgemm(ta, tb, M, N, K, 1.25f, a, ta ? M : K, b, tb ? K : N, beta, y2, N);
         CHECK(memcmp(y, y2, (size_t)(M * N) * sizeof *y) == 0);
         free(a), free(b), free(y), free(y2);
     }

@@ -1,6 +1,7 @@
 /* Register-tiled float products for small operands (AVX2 + FMA, and
- * AVX-512 below), internal to the cpu kernels: k_sgemm (klinalg.c) and the
- * convolution read in place (kconv.c).
+ * AVX-512 below), internal to the cpu kernels: k_sgemm (klinalg.c: a b,
+ * a b^T, and a^T b, whose a is read in place with its strides swapped) and
+ * the convolution read in place (kconv.c).
  *
  * OpenBLAS packs both operands into its own layout on every call; for the
  * products of a small model (a few hundred rows, K and N up to about a
@@ -87,12 +88,13 @@ store_lanes(float *y, __m256 acc, __m256i m, int full, float alpha, float beta, 
 }
 
 /* y (R rows, 8*W columns, the last vector masked to `m` lanes when !full) = a b:
- * a (R,K) row-major with lda; row k of b at b + k * ldb, or at b + boff[k]
+ * a's element (r, k) at a + r * lda + k * aks (aks 1: a (R,K) row-major; lda 1
+ * and aks the row length: a^T read in place); row k of b at b + k * ldb, or at b + boff[k]
  * when boff is not NULL (a convolution reading its input in place); its
  * second 8 columns start b2 floats after its first (8 for a plain matrix).
  * R <= 6, W <= 2. post (may be NULL): the epilogue of rows i0.. */
 static inline AVX2 __attribute__((always_inline)) void
-tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb,
+tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, int64_t aks, const float *b, int64_t ldb,
         const int64_t *boff, int64_t b2, float *y, int64_t ldy, __m256i m, int full, float alpha,
         float beta, const KTilePost *post, int64_t i0)
 {
@@ -109,7 +111,7 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
         if (W == 2) bv[1] = full ? _mm256_loadu_ps(bk + b2) : _mm256_maskload_ps(bk + b2, m);
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
-            __m256 av = _mm256_broadcast_ss(a + r * lda + k);
+            __m256 av = _mm256_broadcast_ss(a + r * lda + k * aks);
 #pragma GCC unroll 2
             for (int w = 0; w < W; w++) acc[r][w] = _mm256_fmadd_ps(av, bv[w], acc[r][w]);
         }
@@ -140,17 +142,18 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, const float *b, in
         }                                                                                          \
     } while (0)
 #define STRIP_TILE(R, W, FULL)                                                                     \
-    tile_nn(R, W, K, a + i * lda, lda, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL, alpha,  \
-            beta, post, i)
+    tile_nn(R, W, K, a + i * lda, lda, aks, b + j, ldb, boff, 8, y + i * ldy + j, ldy, m, FULL,     \
+            alpha, beta, post, i)
 
-/* y (M,N) = alpha a b + beta y: a (M,K) with lda; b's rows as in tile_nn;
- * post (may be NULL): an epilogue of its rows instead of alpha and beta.
- * Inlined into an AVX2 function of the caller's, so that a constant boff
- * and post (NULL for a plain product) specialize the inner loop. */
+/* y (M,N) = alpha a b + beta y: a's element (i, k) at a + i * lda + k * aks
+ * (as in tile_nn); b's rows as in tile_nn; post (may be NULL): an epilogue
+ * of its rows instead of alpha and beta. Inlined into an AVX2 function of
+ * the caller's, so that a constant aks, boff and post (1, NULL, NULL for a
+ * plain product) specialize the inner loop. */
 static inline AVX2 __attribute__((always_inline)) void
-k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
-           const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
-           const KTilePost *post)
+k_tiled_nn_s(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda, int64_t aks,
+             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+             const KTilePost *post)
 {
     __m256i m = _mm256_set1_epi32(-1);
     int64_t j = 0;
@@ -166,6 +169,15 @@ k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t
     }
 }
 
+/* k_tiled_nn_s of a row-major a (M,K) with lda. */
+static inline AVX2 __attribute__((always_inline)) void
+k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+           const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+           const KTilePost *post)
+{
+    k_tiled_nn_s(M, N, K, alpha, a, lda, 1, b, ldb, boff, beta, y, ldy, post);
+}
+
 /* y (M, 16) = a b for a b whose 16 columns are two runs of 8 floats, b2
  * apart: row k at b + boff[k] and b + boff[k] + b2 (two output rows of a
  * convolution 8 wide, whose outputs are contiguous in y); post as in
@@ -177,9 +189,9 @@ k_tiled_pair(int64_t M, int64_t K, const float *a, int64_t lda, const float *b, 
     const __m256i m = _mm256_set1_epi32(-1);
     int64_t i = 0;
     for (; i + 6 <= M; i += 6)
-        tile_nn(6, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f, post, i);
+        tile_nn(6, 2, K, a + i * lda, lda, 1, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f, post, i);
     switch (M - i) {
-#define PAIR(r) tile_nn(r, 2, K, a + i * lda, lda, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f, post, i)
+#define PAIR(r) tile_nn(r, 2, K, a + i * lda, lda, 1, b, 0, boff, b2, y + i * ldy, ldy, m, 1, 1.0f, 0.0f, post, i)
     case 5: PAIR(5); break;
     case 4: PAIR(4); break;
     case 3: PAIR(3); break;
@@ -323,7 +335,7 @@ load16(const float *bk, int w, int last, int half, int64_t b2, __mmask16 m)
 /* tile_nn with 16 lanes: y (R rows, 16*W columns, the last vector masked to
  * m) = a b, b's rows as load16 reads them. R <= K_ROWS16, W <= 2. */
 static inline AVX512 __attribute__((always_inline)) void
-tile16(int R, int W, int half, int64_t K, const float *a, int64_t lda, const float *b, int64_t ldb,
+tile16(int R, int W, int half, int64_t K, const float *a, int64_t lda, int64_t aks, const float *b, int64_t ldb,
        const int64_t *boff, int64_t b2, float *y, int64_t ldy, __mmask16 m, float alpha, float beta,
        const KTilePost *post, int64_t i0)
 {
@@ -340,7 +352,7 @@ tile16(int R, int W, int half, int64_t K, const float *a, int64_t lda, const flo
         for (int w = 0; w < W; w++) bv[w] = load16(bk, w, w == W - 1, half, b2, m);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            __m512 av = _mm512_set1_ps(a[r * lda + k]);
+            __m512 av = _mm512_set1_ps(a[r * lda + k * aks]);
 #pragma GCC unroll 2
             for (int w = 0; w < W; w++) acc[r][w] = _mm512_fmadd_ps(av, bv[w], acc[r][w]);
         }
@@ -370,14 +382,14 @@ tile16(int R, int W, int half, int64_t K, const float *a, int64_t lda, const flo
         }                                                                                          \
     } while (0)
 #define TILE16(R, W, HALF, MASK, B, Y)                                                             \
-    tile16(R, W, HALF, K, a + i * lda, lda, B, ldb, boff, b2, (Y) + i * ldy, ldy, MASK, alpha,     \
+    tile16(R, W, HALF, K, a + i * lda, lda, aks, B, ldb, boff, b2, (Y) + i * ldy, ldy, MASK, alpha, \
            beta, post, i)
 
-/* k_tiled_nn in AVX-512: strips of 32 columns. */
+/* k_tiled_nn_s in AVX-512: strips of 32 columns. */
 static inline AVX512 __attribute__((always_inline)) void
-k_tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
-             const KTilePost *post)
+k_tiled_nn16_s(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda, int64_t aks,
+               const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+               const KTilePost *post)
 {
     const int64_t b2 = 16;
     int64_t j = 0;
@@ -385,6 +397,15 @@ k_tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64
     if (N - j > 16) STRIP16(2, 0, mask16(N - j - 16), b + j, y + j);
     else if (N - j == 16) STRIP16(1, 0, (__mmask16)0xffff, b + j, y + j);
     else if (N - j > 0) STRIP16(1, 0, mask16(N - j), b + j, y + j);
+}
+
+/* k_tiled_nn in AVX-512. */
+static inline AVX512 __attribute__((always_inline)) void
+k_tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
+             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+             const KTilePost *post)
+{
+    k_tiled_nn16_s(M, N, K, alpha, a, lda, 1, b, ldb, boff, beta, y, ldy, post);
 }
 
 /* y (M, 32) = a b for a b whose 32 columns are runs b2 apart in each row k
@@ -395,7 +416,7 @@ static inline AVX512 __attribute__((always_inline)) void
 k_tiled_runs16(int half, int64_t M, int64_t K, const float *a, int64_t lda, const float *b, int64_t b2,
                const int64_t *boff, float *y, int64_t ldy, const KTilePost *post)
 {
-    const int64_t ldb = 0;
+    const int64_t ldb = 0, aks = 1;
     const float alpha = 1.0f, beta = 0.0f;
     if (half) STRIP16(2, 1, (__mmask16)0xffff, b, y);
     else STRIP16(2, 0, (__mmask16)0xffff, b, y);
