@@ -576,23 +576,25 @@ static int residual_add(const IrGraph *g, const IrUses *u, const int *run_at, in
  * nothing is folded. A Relu already inside a larger elementwise group stays
  * there. Of two convs that meet at an Add (a residual block's two branches),
  * the first takes it. */
+/* The inference BatchNormalization that alone reads conv i's output, or -1. */
+static int epilogue_bn(const IrGraph *g, const IrUses *u, int i)
+{
+    int bn = sole_reader(g, u, i, IR_OP_BatchNormalization);
+    return bn >= 0 && g->nodes[bn].nout == 1 && !ir_attr_int(&g->nodes[bn], "training_mode", 0) ? bn : -1;
+}
+
 void cg_cpu_conv_fuse(IrGraph *g, const IrUses *u, int *run_at)
 {
     /* a BatchNormalization that a conv's epilogue can take leaves the
      * elementwise group it opened: the conv takes it (and what follows) */
     for (int i = 0; i < g->nnodes; i++) {
         if (g->nodes[i].op != IR_OP_Conv || g->nodes[i].dead || run_at[i] != i) continue;
-        int bn = sole_reader(g, u, i, IR_OP_BatchNormalization);
-        if (bn >= 0 && g->nodes[bn].nout == 1 && !ir_attr_int(&g->nodes[bn], "training_mode", 0))
-            run_at[bn] = bn;
+        int bn = epilogue_bn(g, u, i);
+        if (bn >= 0) run_at[bn] = bn;
     }
     for (int i = 0; i < g->nnodes; i++) {
         if (g->nodes[i].op != IR_OP_Conv || g->nodes[i].dead || run_at[i] != i) continue;
-        int last = i, bn = sole_reader(g, u, i, IR_OP_BatchNormalization), add = -1;
-        if (bn >= 0 && g->nodes[bn].nout == 1 && !ir_attr_int(&g->nodes[bn], "training_mode", 0))
-            last = bn;
-        else
-            bn = -1;
+        int bn = epilogue_bn(g, u, i), last = bn >= 0 ? bn : i, add = -1;
         int relu = sole_reader(g, u, last, IR_OP_Relu);
         if (relu >= 0 && run_at[relu] == relu) last = relu;
         else if ((add = residual_add(g, u, run_at, last)) >= 0) last = run_at[add];

@@ -58,11 +58,17 @@ struct Ctx {
     int nmoves;
 };
 
+/* A read at seed instruction k (where the reader's loop runs), the reads
+ * kept in order, each once. */
 static void add_read(Copy *c, int k)
 {
-    if (c->nreads && c->reads[c->nreads - 1] == k) return;
+    int i = c->nreads;
+    while (i > 0 && c->reads[i - 1] > k) i--;
+    if (i > 0 && c->reads[i - 1] == k) return;
     if (c->nreads == c->cap) c->reads = ir_xrealloc(c->reads, (size_t)(c->cap = c->cap ? 2 * c->cap : 8) * sizeof *c->reads);
-    c->reads[c->nreads++] = k;
+    memmove(c->reads + i + 1, c->reads + i, (size_t)(c->nreads - i) * sizeof *c->reads);
+    c->reads[i] = k;
+    c->nreads++;
 }
 
 /* The device copies of the seed and their reads. A copy whose reads name
@@ -80,6 +86,7 @@ static void find_copies(struct Ctx *x)
     x->ncopies = 0;
     unsigned char *is_out = ir_xcalloc((size_t)(nv ? nv : 1), 1);
     for (int i = 0; i < g->noutputs; i++) is_out[g->outputs[i]] = 1;
+    int *runs_at = opt_schedule_group_ends(g, s, x->req); /* where a fused node reads */
     for (int k = 0; k < s->n; k++) {
         const IrNode *n = &g->nodes[s->ins[k].node];
         int node = s->ins[k].node;
@@ -89,7 +96,7 @@ static void find_copies(struct Ctx *x)
             Copy *c = &x->copies[cur[v]];
             if (c->value < 0) c->value = v;
             else if (c->value != v) c->ok = 0;
-            add_read(c, k);
+            add_read(c, runs_at ? runs_at[k] : k);
         }
         int fused = x->req && x->req->run_at && x->req->run_at[node] != node;
         for (int j = 0; j < n->nout; j++) {
@@ -106,6 +113,7 @@ static void find_copies(struct Ctx *x)
             cur[v] = x->ncopies++;
         }
     }
+    free(runs_at);
     free(is_out);
     free(cur);
 }

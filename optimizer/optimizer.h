@@ -196,6 +196,12 @@ void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind);
 void opt_schedule_push_copy(OptSchedule *s, OptInstrKind kind, int value);
 /* The copies of s (OPT_TO_HOST and OPT_FROM_HOST instructions). */
 int opt_schedule_copies(const OptSchedule *s);
+/* Per instruction of s: the instruction where its node runs, which for a
+ * node of a fused group (req->run_at) is that of the group's last node
+ * after it (where the loop reads the node's inputs; a schedule may put
+ * other instructions between a group's nodes); else itself. NULL when req
+ * has no run_at; the caller frees it. */
+int *opt_schedule_group_ends(const IrGraph *g, const OptSchedule *s, const OptMemRequest *req);
 /* A value that takes no arena bytes: weights-pool values (parameters,
  * constants, optimizer state), in-place updates, compile-time constants
  * (req->static_only; req may be NULL). */

@@ -115,6 +115,25 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
     return opt_schedule_timeline(g, s, node_s, req, NULL, r, NULL, NULL);
 }
 
+int *opt_schedule_group_ends(const IrGraph *g, const OptSchedule *s, const OptMemRequest *req)
+{
+    if (!req || !req->run_at) return NULL;
+    int nn = g->nnodes;
+    int *next = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *next);
+    int *end = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *end);
+    for (int i = 0; i < nn; i++) next[i] = -1;
+    for (int k = s->n - 1; k >= 0; k--) {
+        const OptInstr *in = &s->ins[k];
+        end[k] = k;
+        if (in->kind == OPT_TO_HOST || in->kind == OPT_FROM_HOST) continue;
+        int root = req->run_at[in->node];
+        if (root != in->node && next[root] >= 0) end[k] = next[root];
+        next[in->node] = k;
+    }
+    free(next);
+    return end;
+}
+
 int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *node_s, const OptMemRequest *req,
                           const OptLink *link, OptSimResult *r, double *start_s, double *end_s)
 {
@@ -181,27 +200,11 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             free(wrote);
         }
     }
-    /* per instruction of a fused node: the instruction of its group's last
-     * node that follows (where the loop runs, and so where the node reads
-     * its inputs: a schedule may put other instructions between a group's
-     * nodes, its inputs live across them); a value it writes is in
-     * registers only for readers up to there (a later run of the group, a
-     * rerun, reads a copy in memory) */
-    if (req && req->run_at) {
-        int nn = g->nnodes;
-        int *next = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *next);
-        group_end = ir_xmalloc((size_t)nsteps * sizeof *group_end);
-        for (int i = 0; i < nn; i++) next[i] = -1;
-        for (int k = s->n - 1; k >= 0; k--) {
-            const OptInstr *in = &s->ins[k];
-            group_end[k] = k;
-            if (in->kind == OPT_TO_HOST || in->kind == OPT_FROM_HOST) continue;
-            int root = req->run_at[in->node];
-            if (root != in->node && next[root] >= 0) group_end[k] = next[root];
-            next[in->node] = k;
-        }
-        free(next);
-    }
+    /* where each fused node's loop runs: its reads are there (its inputs
+     * live across whatever the schedule puts between a group's nodes), and
+     * a value it writes is in registers only for readers up to there (a
+     * later run of the group, a rerun, reads a copy in memory) */
+    group_end = opt_schedule_group_ends(g, s, req);
     for (int k = 0; k < s->n; k++) {
         const OptInstr *ins = &s->ins[k];
         if (inplace) in_buf[k] = out_buf[k] = -1;
@@ -218,7 +221,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             if (start_s) start_s[k] = t;
             if (ins->kind == OPT_TO_HOST) {
                 SimBuf *b = &buf[cur[v]];
-                b->last = k;
+                if (k > b->last) b->last = k;
                 r->host_bytes += ir_value_bytes(&g->values[v]);
                 if (!link->overlap) host_done[v] = t += dur;
                 else if (host_done[v] < 0) host_done[v] = t; /* its writer ran before the link was known */

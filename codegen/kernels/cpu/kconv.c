@@ -408,8 +408,8 @@ static AVX2 void direct_rows(int64_t Mg, int64_t width, int64_t Kg, const float 
                              const float *xrow, const int64_t *boff, float *y, int64_t ldy,
                              const KTilePost *post)
 {
-    if (post) k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, post);
-    else k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, NULL);
+    if (post) k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, 1, xrow, 0, boff, 0.0f, y, ldy, post);
+    else k_tiled_nn(Mg, width, Kg, 1.0f, w, Kg, 1, xrow, 0, boff, 0.0f, y, ldy, NULL);
 }
 
 /* Two output rows 8 wide at once (a whole 16-lane tile): the second row's
@@ -427,8 +427,8 @@ static AVX512 void direct_rows16(int64_t Mg, int64_t width, int64_t Kg, const fl
                                  const float *xrow, const int64_t *boff, float *y, int64_t ldy,
                                  const KTilePost *post)
 {
-    if (post) k_tiled_nn16(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, post);
-    else k_tiled_nn16(Mg, width, Kg, 1.0f, w, Kg, xrow, 0, boff, 0.0f, y, ldy, NULL);
+    if (post) k_tiled_nn16(Mg, width, Kg, 1.0f, w, Kg, 1, xrow, 0, boff, 0.0f, y, ldy, post);
+    else k_tiled_nn16(Mg, width, Kg, 1.0f, w, Kg, 1, xrow, 0, boff, 0.0f, y, ldy, NULL);
 }
 
 /* AVX-512: 32 outputs at once, two rows 16 wide or (half) four rows 8 wide,

@@ -85,26 +85,26 @@ static void gemm_par(const Gemm *g, KParBody rows)
 static AVX2 void tiled_nn8(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
                            const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
 {
-    k_tiled_nn(M, N, K, alpha, a, lda, b, ldb, NULL, beta, y, ldy, NULL);
+    k_tiled_nn(M, N, K, alpha, a, lda, 1, b, ldb, NULL, beta, y, ldy, NULL);
 }
 
 static AVX512 void tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
                               const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
 {
-    k_tiled_nn16(M, N, K, alpha, a, lda, b, ldb, NULL, beta, y, ldy, NULL);
+    k_tiled_nn16(M, N, K, alpha, a, lda, 1, b, ldb, NULL, beta, y, ldy, NULL);
 }
 
 /* a^T b: a (K, M) with lda read in place, its rows' elements broadcast */
 static AVX2 void tiled_tn8(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
                            const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
 {
-    k_tiled_nn_s(M, N, K, alpha, a, 1, lda, b, ldb, NULL, beta, y, ldy, NULL);
+    k_tiled_nn(M, N, K, alpha, a, 1, lda, b, ldb, NULL, beta, y, ldy, NULL);
 }
 
 static AVX512 void tiled_tn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
                               const float *b, int64_t ldb, float beta, float *y, int64_t ldy)
 {
-    k_tiled_nn16_s(M, N, K, alpha, a, 1, lda, b, ldb, NULL, beta, y, ldy, NULL);
+    k_tiled_nn16(M, N, K, alpha, a, 1, lda, b, ldb, NULL, beta, y, ldy, NULL);
 }
 
 /* y = alpha a^T b + beta y, a (K, M), through the tiles of this processor. */

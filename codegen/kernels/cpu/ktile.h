@@ -151,9 +151,9 @@ tile_nn(int R, int W, int64_t K, const float *a, int64_t lda, int64_t aks, const
  * the caller's, so that a constant aks, boff and post (1, NULL, NULL for a
  * plain product) specialize the inner loop. */
 static inline AVX2 __attribute__((always_inline)) void
-k_tiled_nn_s(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda, int64_t aks,
-             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
-             const KTilePost *post)
+k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda, int64_t aks,
+           const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+           const KTilePost *post)
 {
     __m256i m = _mm256_set1_epi32(-1);
     int64_t j = 0;
@@ -167,15 +167,6 @@ k_tiled_nn_s(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64
         m = lane_mask(N - j);
         STRIP_NN(1, 0);
     }
-}
-
-/* k_tiled_nn_s of a row-major a (M,K) with lda. */
-static inline AVX2 __attribute__((always_inline)) void
-k_tiled_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
-           const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
-           const KTilePost *post)
-{
-    k_tiled_nn_s(M, N, K, alpha, a, lda, 1, b, ldb, boff, beta, y, ldy, post);
 }
 
 /* y (M, 16) = a b for a b whose 16 columns are two runs of 8 floats, b2
@@ -385,11 +376,11 @@ tile16(int R, int W, int half, int64_t K, const float *a, int64_t lda, int64_t a
     tile16(R, W, HALF, K, a + i * lda, lda, aks, B, ldb, boff, b2, (Y) + i * ldy, ldy, MASK, alpha, \
            beta, post, i)
 
-/* k_tiled_nn_s in AVX-512: strips of 32 columns. */
+/* k_tiled_nn in AVX-512: strips of 32 columns. */
 static inline AVX512 __attribute__((always_inline)) void
-k_tiled_nn16_s(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda, int64_t aks,
-               const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
-               const KTilePost *post)
+k_tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda, int64_t aks,
+             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
+             const KTilePost *post)
 {
     const int64_t b2 = 16;
     int64_t j = 0;
@@ -397,15 +388,6 @@ k_tiled_nn16_s(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int
     if (N - j > 16) STRIP16(2, 0, mask16(N - j - 16), b + j, y + j);
     else if (N - j == 16) STRIP16(1, 0, (__mmask16)0xffff, b + j, y + j);
     else if (N - j > 0) STRIP16(1, 0, mask16(N - j), b + j, y + j);
-}
-
-/* k_tiled_nn in AVX-512. */
-static inline AVX512 __attribute__((always_inline)) void
-k_tiled_nn16(int64_t M, int64_t N, int64_t K, float alpha, const float *a, int64_t lda,
-             const float *b, int64_t ldb, const int64_t *boff, float beta, float *y, int64_t ldy,
-             const KTilePost *post)
-{
-    k_tiled_nn16_s(M, N, K, alpha, a, lda, 1, b, ldb, boff, beta, y, ldy, post);
 }
 
 /* y (M, 32) = a b for a b whose 32 columns are runs b2 apart in each row k
