@@ -1,16 +1,13 @@
 /* The host emulator (codegen/kernels/cuda/emu.h) against plain loops:
  * kernels that use __shared__ arrays, __syncthreads, every warp shuffle,
- * dynamic shared memory, atomicAdd and the tensor cores (wmma: a product of
- * bf16 tiles accumulated twice into a tile in shared memory, loaded and
- * stored back by the warp) must compute what the loop computes,
- * and host code that touches device memory must be stopped. Built by
+ * dynamic shared memory and atomicAdd must compute what the loop computes,
+ * and host code that touches device memory must be stopped (the tensor
+ * cores' products, lk_mma.cuh, are shuffles the emulator runs as any:
+ * tests/gpu/test_kernels.cu checks their layout against a GPU's). Built by
  * tests/cuda/run.sh with g++ -DLOOM_EMU (and by nvcc, compile only, so the
  * kernels stay real CUDA). Prints PASS/FAIL lines. */
 #include "lk.cuh"
 
-#ifndef LOOM_EMU
-#include <mma.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -87,32 +84,6 @@ template <class T> static void host(T *h, const T *d, size_t n)
     if (cudaMemcpy(h, d, n * sizeof(T), cudaMemcpyDeviceToHost)) abort();
 }
 
-/* c (32 x 16 floats, two warps' 16 x 16 tiles) += a b twice: a row-major
- * [32][16] bf16, b col-major (b^T row-major [16][16]); the tile goes
- * through shared memory between the two */
-static __global__ void tensor_cores(float *c, const float *a, const float *bt)
-{
-    using namespace nvcuda;
-    __shared__ __nv_bfloat16 as[32 * 16], bs[16 * 16];
-    __shared__ float cs[32 * 16];
-    for (int i = threadIdx.x; i < 32 * 16; i += blockDim.x) as[i] = __float2bfloat16(a[i]), cs[i] = c[i];
-    for (int i = threadIdx.x; i < 16 * 16; i += blockDim.x) bs[i] = __float2bfloat16(bt[i]);
-    __syncthreads();
-    int w = threadIdx.x / 32;
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
-    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    wmma::load_matrix_sync(fa, as + 16 * 16 * w, 16);
-    wmma::load_matrix_sync(fb, bs, 16);
-    for (int rep = 0; rep < 2; rep++) {
-        wmma::load_matrix_sync(acc, cs + 16 * 16 * w, 16, wmma::mem_row_major);
-        wmma::mma_sync(acc, fa, fb, acc);
-        wmma::store_matrix_sync(cs + 16 * 16 * w, acc, 16, wmma::mem_row_major);
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < 32 * 16; i += blockDim.x) c[i] = cs[i];
-}
-
 int main(void)
 {
     cudaStream_t s = 0;
@@ -171,21 +142,6 @@ int main(void)
     for (int k = 0; k < K; k++) ok &= hist[k] == want[k];
     check("emu_atomic_add", ok);
 
-    /* small integers: exact in bf16 and in every float sum */
-    float ta[32 * 16], tb[16 * 16], tc[32 * 16];
-    for (int i = 0; i < 32 * 16; i++) ta[i] = (float)(i * 5 % 7) - 3, tc[i] = (float)(i % 3);
-    for (int i = 0; i < 16 * 16; i++) tb[i] = (float)(i * 3 % 5) - 2;
-    float *dta = dev(ta, 32 * 16), *dtb = dev(tb, 16 * 16), *dtc = dev(tc, 32 * 16);
-    ok = LOOM_LAUNCH(tensor_cores, 1, 64, 0, s, dtc, dta, dtb) == 0;
-    float got[32 * 16];
-    host(got, dtc, 32 * 16);
-    for (int r = 0; r < 32; r++)
-        for (int j = 0; j < 16; j++) {
-            float p = 0;
-            for (int k = 0; k < 16; k++) p += ta[r * 16 + k] * tb[j * 16 + k];
-            ok &= got[r * 16 + j] == tc[r * 16 + j] + 2 * p;
-        }
-    check("emu_tensor_cores", ok);
 
 #ifdef LOOM_EMU
     /* host code reading device memory is stopped, as a GPU program would crash */

@@ -6,6 +6,7 @@
  * tests/gpu/run.sh; built with g++ -DLOOM_EMU and run on the host emulator
  * by tests/cuda/run.sh. Prints one PASS/FAIL line per case with its error. */
 #include "lk.cuh"
+#include "lk_mma.cuh"
 
 extern "C" {
 #include "kernels.h"
@@ -268,6 +269,38 @@ static void test_copy(void)
     rc = lk_copy_nd(rt_cuda_stream(), dyh, dh, &p);
     compare("lk_copy_nd bfloat16 transpose (3,5,7) perm (2,0,1)", rc, widen(back(dyh, 105)), widen(wanth));
     cudaFree(dh), cudaFree(dyh);
+    // the copies around attention: (2, 3, 4, L) by perm (0, 2, 1, 3), the last axis contiguous on both
+    // sides (moved 16, 8 or 4 bytes at a time: L 8, 6 and 3 floats, 6 bfloat16), and one at an offset of
+    // one element (4-byte aligned only)
+    const int64_t Ls[] = {8, 6, 3};
+    for (int64_t L : Ls)
+        for (int es = 2; es <= 4; es += 2)
+            for (int off = 0; off < 2; off++) {
+                int64_t d4[4] = {2, 4, 3, L}, y4[4] = {12 * L, 3 * L, L, 1}, x4[4] = {12 * L, L, 4 * L, 1}, n = 24 * L;
+                auto xf = rand_vec((size_t)(n + 1));
+                std::vector<float> w((size_t)n);
+                std::vector<uint16_t> xh((size_t)(n + 1)), wh((size_t)n);
+                k_f32_to_bf16(xh.data(), xf.data(), n + 1);
+                LkNd q = {{2, 4, 3, L}, {12 * L, 3 * L, L, 1}, {12 * L, L, 4 * L, 1}, 4, es};
+                char name[96];
+                snprintf(name, sizeof name, "lk_copy_nd %s (2,3,4,%lld) perm (0,2,1,3)%s", es == 4 ? "float" : "bfloat16",
+                         (long long)L, off ? " at an offset" : "");
+                if (es == 4) {
+                    k_copy_nd(w.data(), y4, xf.data() + off, x4, d4, 4, 4);
+                    float *a = dev(xf), *b = dev(std::vector<float>((size_t)n + 1, NAN));
+                    rc = lk_copy_nd(rt_cuda_stream(), b + off, a + off, &q);
+                    auto got = back(b, (size_t)n + 1);
+                    compare(name, rc, std::vector<float>(got.begin() + off, got.begin() + off + n), w);
+                    cudaFree(a), cudaFree(b);
+                } else {
+                    k_copy_nd(wh.data(), y4, xh.data() + off, x4, d4, 4, 2);
+                    uint16_t *a = dev(xh), *b = dev(std::vector<uint16_t>((size_t)n + 1, 0xffff));
+                    rc = lk_copy_nd(rt_cuda_stream(), b + off, a + off, &q);
+                    auto got = back(b, (size_t)n + 1);
+                    compare(name, rc, widen(std::vector<uint16_t>(got.begin() + off, got.begin() + off + n)), widen(wh));
+                    cudaFree(a), cudaFree(b);
+                }
+            }
 }
 
 static void test_pad(int mode)
@@ -339,7 +372,7 @@ static void test_layernorm(int64_t rows, int64_t cols, int stats)
     float *dxv = dev(x), *dsc = dev(sc), *dbv = dev(b), *ddy = dev(dy), *dyv = out_like(y), *dm = out_like(mean), *dis = out_like(is);
     float *ddx = out_like(dx), *dds = out_like(ds), *ddb = out_like(db);
     void *dws;
-    if (RT_CUDA(cudaMalloc(&dws, lk_layernorm_grad_f32_ws(rows)))) exit(1);
+    if (RT_CUDA(cudaMalloc(&dws, lk_layernorm_grad_f32_ws(rows, cols)))) exit(1);
     char name[96];
     snprintf(name, sizeof name, "lk_layernorm_f32 [%lld,%lld]", (long long)rows, (long long)cols);
     int rc = lk_layernorm_f32(rt_cuda_stream(), dyv, dm, dis, dxv, dsc, dbv, rows, cols, 1e-5f);
@@ -365,7 +398,7 @@ static void test_rmsnorm(int64_t rows, int64_t cols)
     k_rmsnorm_grad_f32(dx.data(), ds.data(), dy.data(), x.data(), sc.data(), rows, cols, 1e-5f, ws.data());
     float *dxv = dev(x), *dsc = dev(sc), *ddy = dev(dy), *dyv = out_like(y), *ddx = out_like(dx), *dds = out_like(ds);
     void *dws;
-    if (RT_CUDA(cudaMalloc(&dws, lk_layernorm_grad_f32_ws(rows)))) exit(1);
+    if (RT_CUDA(cudaMalloc(&dws, lk_layernorm_grad_f32_ws(rows, cols)))) exit(1);
     char name[96];
     snprintf(name, sizeof name, "lk_rmsnorm_f32 [%lld,%lld]", (long long)rows, (long long)cols);
     int rc = lk_rmsnorm_f32(rt_cuda_stream(), dyv, dxv, dsc, rows, cols, 1e-5f);
@@ -640,12 +673,57 @@ static void test_maxpool(int64_t NC, int64_t in, int64_t k, int64_t stride, int6
     cudaFree(dxv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddx), cudaFree(dws);
 }
 
+/* lk_mma_bf16 (mma.sync on a GPU) and lk_mma_bf16_shfl (the shuffles the
+ * emulator runs) against a double-precision product, on operands loaded by
+ * the fragment layout of lk_mma.cuh: a layout the tensor cores read
+ * otherwise fails the first */
+static __global__ void mma_probe(float *d, const uint16_t *A, const uint16_t *B, const float *C)
+{
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#define MMA_PAIR(lo, hi) ((uint32_t)(lo) | (uint32_t)(hi) << 16)
+    uint32_t a[4] = {MMA_PAIR(A[g * 16 + 2 * t], A[g * 16 + 2 * t + 1]),
+                     MMA_PAIR(A[(g + 8) * 16 + 2 * t], A[(g + 8) * 16 + 2 * t + 1]),
+                     MMA_PAIR(A[g * 16 + 2 * t + 8], A[g * 16 + 2 * t + 9]),
+                     MMA_PAIR(A[(g + 8) * 16 + 2 * t + 8], A[(g + 8) * 16 + 2 * t + 9])};
+    uint32_t b[2] = {MMA_PAIR(B[2 * t * 8 + g], B[(2 * t + 1) * 8 + g]),
+                     MMA_PAIR(B[(2 * t + 8) * 8 + g], B[(2 * t + 9) * 8 + g])};
+#undef MMA_PAIR
+    int at[4] = {g * 8 + 2 * t, g * 8 + 2 * t + 1, (g + 8) * 8 + 2 * t, (g + 8) * 8 + 2 * t + 1};
+    float c[4], e[4];
+    for (int i = 0; i < 4; i++) c[i] = e[i] = C[at[i]];
+    lk_mma_bf16(c, a, b);
+    lk_mma_bf16_shfl(e, a, b);
+    for (int i = 0; i < 4; i++) d[at[i]] = c[i], d[128 + at[i]] = e[i];
+}
+
+static void test_mma(void)
+{
+    auto A = rand_bf16(16 * 16), B = rand_bf16(16 * 8);
+    auto C = rand_vec(16 * 8);
+    auto fa = widen(A), fb = widen(B);
+    std::vector<float> ref(16 * 8);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 8; j++) {
+            double s = C[i * 8 + j];
+            for (int k = 0; k < 16; k++) s += (double)fa[i * 16 + k] * fb[k * 8 + j];
+            ref[i * 8 + j] = (float)s;
+        }
+    uint16_t *dA = dev(A), *dB = dev(B);
+    float *dC = dev(C), *dd = dev(std::vector<float>(256, NAN));
+    int rc = LOOM_LAUNCH(mma_probe, 1, 32, 0, rt_cuda_stream(), dd, dA, dB, dC);
+    auto d = back(dd, 256);
+    compare("lk_mma_bf16 m16n8k16", rc, std::vector<float>(d.begin(), d.begin() + 128), ref);
+    compare("lk_mma_bf16_shfl m16n8k16", rc, std::vector<float>(d.begin() + 128, d.end()), ref);
+    cudaFree(dA), cudaFree(dB), cudaFree(dC), cudaFree(dd);
+}
+
 int main(void)
 {
     if (rt_device_cuda.init()) {
         fprintf(stderr, "test_kernels: %s\n", rt_error());
         return 1;
     }
+    test_mma();
     test_gemm(1, 4, 128, 784, 0, 1, 1, 1.0f, 0.0f, 0);   /* a Linear layer: x w^T + b */
     test_gemm(1, 10, 64, 4, 1, 0, 0, 1.0f, 0.0f, 0);     /* its weight gradient */
     test_gemm(1, 33, 17, 29, 1, 1, 0, 0.5f, 0.25f, 0);   /* alpha, beta, odd sizes */
@@ -711,8 +789,10 @@ int main(void)
     test_gather(3, 7, 5, 4);
     test_layernorm(128, 64, 1);
     test_layernorm(5, 300, 0);
+    test_layernorm(300, 40, 1); /* three chunks of rows for dscale, dbias, the last partial */
     test_rmsnorm(128, 64);
     test_rmsnorm(5, 300);
+    test_rmsnorm(260, 33);
     test_attention(2, 2, 32, 32, 16, 16, 1, 0);   /* a causal decoder */
     test_attention(1, 3, 70, 130, 24, 40, 0, 1);  /* T != S, D != Dv, several key tiles, additive mask */
     test_attention(2, 2, 65, 40, 8, 8, 1, 2);     /* causal S < T (rows that see no key), boolean mask */

@@ -8,13 +8,8 @@
  * __syncwarp; the warp shuffles __shfl_sync, __shfl_xor_sync,
  * __shfl_down_sync and __shfl_up_sync with a full mask; atomicAdd; launches
  * only through LOOM_LAUNCH (lk.cuh); __nv_bfloat16 with __float2bfloat16
- * and __bfloat162float; and the tensor-core API nvcuda::wmma for 16x16x16
- * bf16 products with float accumulators (fill, load, mma, store: a fragment
- * is the whole tile in each thread, so kernels that touch fragments only
- * through those calls compute what a GPU computes, up to the order of the
- * float sums; each load and store is a warp barrier first, as the warp's
- * collective operation is, so a tile loaded, accumulated into and stored
- * back is read by every lane before any lane writes it).
+ * and __bfloat162float. The tensor cores' products (lk_mma.cuh) have a
+ * shuffle form that this runs like any other code.
  *
  * How it runs (emu.cpp): the blocks of a launch one after another; the
  * threads of a block as fibers (ucontext), so that __syncthreads is a real
@@ -54,7 +49,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <type_traits>
 
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
@@ -128,71 +122,20 @@ template <class T> static inline T atomicAdd(T *p, T v)
     return old;
 }
 
-/* ---- bfloat16 and the tensor cores (nvcuda::wmma, 16x16x16, bf16 in, float out) ---- */
+/* ---- bfloat16 ---- */
 
 /* __nv_bfloat16 and its conversions: the toolkit's header, which serves host code too */
 #include <cuda_bf16.h>
-
-namespace nvcuda {
-namespace wmma {
-struct matrix_a {};
-struct matrix_b {};
-struct accumulator {};
-struct row_major {};
-struct col_major {};
-enum layout_t { mem_row_major, mem_col_major };
-template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
-    static_assert(M == 16 && N == 16 && K == 16, "the emulator has 16x16x16 products only");
-    float v[256]; /* element (r, c) of the tile at v[16 r + c] */
-};
-template <class Use, class T, class L> static inline void fill_fragment(fragment<Use, 16, 16, 16, T, L> &f, float x)
-{
-    for (int i = 0; i < 256; i++) f.v[i] = x;
-}
-/* a: element (i, k) at p[i ldm + k] (row_major) or p[i + k ldm]; b: (k, j) at p[k ldm + j] or p[k + j ldm] */
-template <class Use, class L> static inline void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, L> &f,
-                                                                 const __nv_bfloat16 *p, unsigned ldm)
-{
-    const bool row = std::is_same<L, row_major>::value;
-    __syncwarp();
-    for (int r = 0; r < 16; r++)
-        for (int c = 0; c < 16; c++) f.v[16 * r + c] = __bfloat162float(row ? p[r * ldm + c] : p[r + c * ldm]);
-}
-static inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &f, const float *p, unsigned ldm,
-                                    layout_t l)
-{
-    __syncwarp();
-    for (int r = 0; r < 16; r++)
-        for (int c = 0; c < 16; c++) f.v[16 * r + c] = l == mem_row_major ? p[r * ldm + c] : p[r + c * ldm];
-}
-static inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm,
-                                     layout_t l)
-{
-    __syncwarp();
-    for (int r = 0; r < 16; r++)
-        for (int c = 0; c < 16; c++) (l == mem_row_major ? p[r * ldm + c] : p[r + c * ldm]) = f.v[16 * r + c];
-}
-template <class LA, class LB>
-static inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
-                            const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA> &a,
-                            const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB> &b,
-                            const fragment<accumulator, 16, 16, 16, float> &c)
-{
-    float t[256];
-    for (int i = 0; i < 16; i++)
-        for (int j = 0; j < 16; j++) {
-            float s = c.v[16 * i + j];
-            for (int k = 0; k < 16; k++) s += a.v[16 * i + k] * b.v[16 * k + j];
-            t[16 * i + j] = s;
-        }
-    memcpy(d.v, t, sizeof t);
-}
-} // namespace wmma
-} // namespace nvcuda
 
 /* ---- device intrinsics used by the kernels ---- */
 
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 template <class T> static inline T __ldg(const T *p) { return *p; }
+static inline float __uint_as_float(unsigned x)
+{
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
 
 #endif

@@ -48,6 +48,15 @@ static inline int lk_smem_optin(const void *kernel, size_t bytes)
                          __FILE__, __LINE__, "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
 }
 
+/* A loop unrolled by nvcc (g++ runs it as written): the loops over a
+ * register array, which stays in registers only where every index into it
+ * is a constant. */
+#ifdef LOOM_EMU
+#define LK_UNROLL
+#else
+#define LK_UNROLL _Pragma("unroll")
+#endif
+
 /* Threads per block of the one-thread-per-element kernels, and their grid:
  * enough blocks to fill the device, each thread then striding over the rest. */
 #define LK_THREADS 256
@@ -171,12 +180,12 @@ int lk_maxpool_grad_f32(cudaStream_t s, float *dx, const float *dy, const float 
 int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, const float *x, const float *scale,
                      const float *bias, int64_t rows, int64_t cols, float eps);
 /* loom.RMSNorm (k_rmsnorm_f32) and loom.RMSNormGrad (k_rmsnorm_grad_f32; ws:
- * lk_layernorm_grad_f32_ws(rows) bytes; dscale may be NULL). */
+ * lk_layernorm_grad_f32_ws(rows, cols) bytes; dscale may be NULL). */
 int lk_rmsnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps);
 int lk_rmsnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, const float *dy, const float *x, const float *scale,
                         int64_t rows, int64_t cols, float eps, void *ws);
-/* loom.LayerNormGrad (k_layernorm_grad_f32). ws: lk_layernorm_grad_f32_ws(rows) bytes. */
-size_t lk_layernorm_grad_f32_ws(int64_t rows);
+/* loom.LayerNormGrad (k_layernorm_grad_f32). ws: lk_layernorm_grad_f32_ws(rows, cols) bytes. */
+size_t lk_layernorm_grad_f32_ws(int64_t rows, int64_t cols);
 int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *inv_std, int64_t rows, int64_t cols,
                           float eps, void *ws);

@@ -23,9 +23,7 @@
  * instead, where a block shares each K/V tile among 64 query rows. */
 #include "lk_block.cuh"
 
-#ifndef LOOM_EMU
-#include <mma.h>
-#endif
+#include "lk_mma.cuh"
 
 #define ATT_TILE 64
 
@@ -323,220 +321,291 @@ static __global__ void attn_bwd_q_tiled(float *dq, const float *di, const float 
 
 /* ---- Tensor-core attention (lk_attention_bf16, lk_attention_grad_bf16:
  * loom.Attention with compute = 16, --precision bf16): the tiled kernels'
- * plan with the products on bf16 tensor cores (nvcuda::wmma 16x16x16, float
- * accumulators). Q, K, V and dO are read as float and rounded to bf16 into
- * shared memory, P and dS are rounded before the products that read them;
- * softmax, its statistics and every sum over tiles stay float. A block of
- * 4 warps takes 64 rows; each warp owns 16 of them and walks the other
- * side's tiles of 64. A warp's scores go through its own shared tile,
- * where two lanes a row apply the mask and the softmax; the forward's
- * output accumulates in shared memory too (rows rescale there), the
- * backward's dK, dV and dQ in fragments. The same cases as the tiled
+ * plan in the manner of flash-attention 2, with every product on the bf16
+ * tensor cores in registers (lk_mma.cuh, m16n8k16, float accumulators). A
+ * block of 4 warps takes 64 rows, each warp 16 of them, and walks the other
+ * side's tiles of 64, which the block rounds from float to bf16 into shared
+ * memory. A warp's scores stay in its registers: each lane holds 2 rows of
+ * them (g and g + 8) and 16 columns, the row statistics reduce over the 4
+ * lanes of a row by shuffles, and a score fragment, rounded to bf16, is the
+ * next product's A operand as it stands. Softmax, its statistics and every
+ * sum over tiles stay float; P and dS are rounded before the products that
+ * read them. The backward is two kernels, as the float32 tiled ones, so
+ * that every sum has one owner and a fixed order (no atomics): a block of
+ * keys forms dK and dV, a block of queries dQ. The same cases as the tiled
  * kernels (no mask, D = Dv <= 64, padded to 64 with zeros). ---- */
 
-#define TC_LD (TT + 8) /* a bf16 tile's row stride: a multiple of 8 elements, as wmma wants */
+#define TC_LD (TT + 8) /* a bf16 tile's row stride: 36 words, so a fragment's 32 loads hit 32 banks */
 #define TC_THREADS 128
 
 typedef __nv_bfloat16 bf16;
-using namespace nvcuda;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBt;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
+/* dst[r][d] (stride TC_LD) = src[r * D + d] rounded to bf16, zero past rows or D; the block's threads together */
 static __device__ inline void tc_load(bf16 *dst, const float *src, int64_t rows, int64_t D)
 {
-    // dst[r][d] (stride TC_LD) = src[r * D + d] rounded to bf16, zero past rows or D
+    if (D == TT && ((uintptr_t)src & 15) == 0) { /* whole rows of 64: a float4 in, two words out */
+        for (int e = threadIdx.x; e < TT * TT / 4; e += TC_THREADS) {
+            int r = e / (TT / 4), c = e % (TT / 4) * 4;
+            float4 x = r < rows ? *(const float4 *)(src + (int64_t)r * TT + c) : make_float4(0, 0, 0, 0);
+            uint32_t *d = (uint32_t *)(dst + r * TC_LD + c);
+            d[0] = lk_pack_bf2(x.x, x.y), d[1] = lk_pack_bf2(x.z, x.w);
+        }
+        return;
+    }
     for (int e = threadIdx.x; e < TT * TT; e += TC_THREADS) {
         int r = e / TT, d = e % TT;
         dst[r * TC_LD + d] = __float2bfloat16(r < rows && d < D ? src[(int64_t)r * D + d] : 0.0f);
     }
 }
 
-/* c[n] = A (16 x 64, row-major at a) times the n-th 16 columns of B^T, B
- * row-major [64][TC_LD] at b (scores: A = the warp's rows, B = the other side) */
-static __device__ inline void tc_abt(float *c, const bf16 *a, const bf16 *b)
+static __device__ inline uint32_t ld_bf2(const bf16 *p) { return *(const uint32_t *)p; }
+
+/* two bf16 a row apart (p[0], p[TC_LD]) packed: a B operand's k pair read down a row-major tile */
+static __device__ inline uint32_t ld_bf2_col(const bf16 *p)
 {
-    for (int n = 0; n < 4; n++) {
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
-        for (int k = 0; k < 4; k++) {
-            FragA fa;
-            FragBt fb;
-            wmma::load_matrix_sync(fa, a + 16 * k, TC_LD);
-            wmma::load_matrix_sync(fb, b + 16 * n * TC_LD + 16 * k, TC_LD);
-            wmma::mma_sync(acc, fa, fb, acc);
+    return (uint32_t)__bfloat16_as_ushort(p[0]) | (uint32_t)__bfloat16_as_ushort(p[TC_LD]) << 16;
+}
+
+/* a[kk]: the A fragments of 16 rows x 64 columns at t (stride TC_LD), 16 columns per kk */
+static __device__ inline void frag_rows(uint32_t a[4][4], const bf16 *t)
+{
+    int lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    LK_UNROLL
+    for (int kk = 0; kk < 4; kk++) {
+        const bf16 *x = t + 16 * kk + c;
+        a[kk][0] = ld_bf2(x + g * TC_LD), a[kk][1] = ld_bf2(x + (g + 8) * TC_LD);
+        a[kk][2] = ld_bf2(x + g * TC_LD + 8), a[kk][3] = ld_bf2(x + (g + 8) * TC_LD + 8);
+    }
+}
+
+/* s[n] = A (16 x 64, fragments a) times the rows 8n .. 8n+7 of b (64 x 64, row-major: s = A b^T). (ldmatrix
+ * for these operands and mma_pb's was measured too: 6-10% slower on an H100, with more registers.) */
+static __device__ inline void mma_abt(float s[8][4], const uint32_t a[4][4], const bf16 *b)
+{
+    int lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    LK_UNROLL
+    for (int n = 0; n < 8; n++) {
+        s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        const bf16 *x = b + (8 * n + g) * TC_LD + c;
+        LK_UNROLL
+        for (int kk = 0; kk < 4; kk++) {
+            uint32_t f[2] = {ld_bf2(x + 16 * kk), ld_bf2(x + 16 * kk + 8)};
+            lk_mma_bf16(s[n], a[kk], f);
         }
-        wmma::store_matrix_sync(c + 16 * n, acc, TLD, wmma::mem_row_major);
     }
 }
 
-/* acc[n] += A (16 x 64 at a) times B (64 x 64, row-major at b), 16 columns per n */
-static __device__ inline void tc_ab(FragC acc[4], const bf16 *a, const bf16 *b)
+/* acc[n] += P (16 x 64: the score-layout fragments p, rounded to bf16 here) times b (64 x 64, row-major), 8 columns per n */
+static __device__ inline void mma_pb(float acc[8][4], const float p[8][4], const bf16 *b)
 {
-    for (int k = 0; k < 4; k++) {
-        FragA fa;
-        wmma::load_matrix_sync(fa, a + 16 * k, TC_LD);
-        for (int n = 0; n < 4; n++) {
-            FragB fb;
-            wmma::load_matrix_sync(fb, b + 16 * k * TC_LD + 16 * n, TC_LD);
-            wmma::mma_sync(acc[n], fa, fb, acc[n]);
+    int lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    LK_UNROLL
+    for (int kk = 0; kk < 4; kk++) {
+        uint32_t a[4] = {lk_pack_bf2(p[2 * kk][0], p[2 * kk][1]), lk_pack_bf2(p[2 * kk][2], p[2 * kk][3]),
+                         lk_pack_bf2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                         lk_pack_bf2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+        const bf16 *x = b + (16 * kk + c) * TC_LD + g;
+        LK_UNROLL
+        for (int n = 0; n < 8; n++) {
+            uint32_t f[2] = {ld_bf2_col(x + 8 * n), ld_bf2_col(x + 8 * TC_LD + 8 * n)};
+            lk_mma_bf16(acc[n], a, f);
         }
     }
 }
 
-/* rows r0.. of an output (stride ld, d < D valid) = scale * a warp's fragments, through its float tile */
-static __device__ inline void tc_store_rows(float *out, int64_t ld, int64_t rows, int64_t D, float scale, FragC acc[4],
-                                            float *tile)
+/* the max and the sum over the 4 lanes of a fragment row */
+static __device__ inline float quad_max(float v)
 {
-    for (int n = 0; n < 4; n++) wmma::store_matrix_sync(tile + 16 * n, acc[n], TLD, wmma::mem_row_major);
-    __syncwarp();
-    int lane = threadIdx.x % 32;
-    for (int e = lane; e < 16 * TT; e += 32) {
-        int r = e / TT, d = e % TT;
-        if (r < rows && d < D) out[(int64_t)r * ld + d] = scale * tile[r * TLD + d];
+    LK_UNROLL
+    for (int o = 1; o < 4; o <<= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = u > v ? u : v;
     }
-    __syncwarp();
+    return v;
+}
+static __device__ inline float quad_sum(float v)
+{
+    LK_UNROLL
+    for (int o = 1; o < 4; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
 }
 
-static __global__ void attn_fwd_tc(float *o, float *lse, const float *q, const float *k, const float *v, LkAttn p)
+/* rows r0 .. r0+15 of an output (stride ld, columns d < D, rows < rows) = scale * acc, from the fragments */
+static __device__ inline void frag_store(float *out, int64_t ld, int64_t rows, int64_t D, float scale,
+                                         const float acc[8][4])
+{
+    int lane = threadIdx.x & 31, g = lane >> 2, c = 2 * (lane & 3);
+    LK_UNROLL
+    for (int n = 0; n < 8; n++)
+        LK_UNROLL
+        for (int e = 0; e < 4; e++) {
+            int r = g + 8 * (e >> 1), d = 8 * n + c + (e & 1);
+            if (r < rows && d < D) out[(int64_t)r * ld + d] = scale * acc[n][e];
+        }
+}
+
+static __global__ void __launch_bounds__(TC_THREADS) attn_fwd_tc(float *o, float *lse, const float *q,
+                                                                  const float *k, const float *v, LkAttn p)
 {
     LOOM_DYN_SHARED(float, sm);
-    int w = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
-    float *st = sm + w * 16 * TLD, *os = sm + 4 * 16 * TLD + w * 16 * TLD; // the warp's scores, output
-    bf16 *qs = (bf16 *)(sm + 8 * 16 * TLD), *ks = qs + TT * TC_LD, *vs = ks + TT * TC_LD,
-         *ps = vs + TT * TC_LD + w * 16 * TC_LD; // the warp's probabilities
+    bf16 *qs = (bf16 *)sm, *ks = qs + TT * TC_LD, *vs = ks + TT * TC_LD;
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = 2 * (lane & 3);
     int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
     tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
-    for (int c = half * 32; c < half * 32 + 32; c++) os[r * TLD + c] = 0.0f;
-    int64_t i = i0 + 16 * w + r; // this lane's row (two lanes a row, 32 columns each)
-    float m = -INFINITY, l = 0;
+    __syncthreads();
+    uint32_t qa[4][4];
+    frag_rows(qa, qs + 16 * w * TC_LD);
+    float acc[8][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}; // l: this lane's part of the row sum
+    int64_t row[2] = {i0 + 16 * w + g, i0 + 16 * w + g + 8};
     int64_t lim = key_limit(p, i0);
     for (int64_t j0 = 0; j0 < lim; j0 += TT) {
         __syncthreads(); // the previous tile's readers of ks, vs are done
         tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
         tc_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
         __syncthreads();
-        tc_abt(st, qs + 16 * w * TC_LD, ks); // S = Q_w K^T
-        __syncwarp();
-        float mt = -INFINITY;
-        for (int c = half * 32; c < half * 32 + 32; c++) {
-            float x = sees(p, i, j0 + c) ? st[r * TLD + c] * p.scale : -INFINITY;
-            st[r * TLD + c] = x;
-            mt = x > mt ? x : mt;
+        float s[8][4];
+        mma_abt(s, qa, ks); // S = Q_w K^T
+        int full = j0 + TT <= p.S && (!p.causal || j0 + TT - 1 <= i0 + 16 * w + p.S - p.T); // the warp sees the tile
+        LK_UNROLL
+        for (int h = 0; h < 2; h++) {
+            float mt = -INFINITY;
+            LK_UNROLL
+            for (int n = 0; n < 8; n++)
+                LK_UNROLL
+                for (int e = 2 * h; e < 2 * h + 2; e++) {
+                    float x = full || sees(p, row[h], j0 + 8 * n + c + (e & 1)) ? s[n][e] * p.scale : -INFINITY;
+                    s[n][e] = x;
+                    mt = x > mt ? x : mt;
+                }
+            mt = quad_max(mt);
+            float mn = mt > m[h] ? mt : m[h], alpha = m[h] > -INFINITY ? expf(m[h] - mn) : 0.0f, rs = 0;
+            LK_UNROLL
+            for (int n = 0; n < 8; n++)
+                LK_UNROLL
+                for (int e = 2 * h; e < 2 * h + 2; e++) {
+                    float x = s[n][e] > -INFINITY ? expf(s[n][e] - mn) : 0.0f;
+                    s[n][e] = x;
+                    rs += x;
+                    acc[n][e] *= alpha;
+                }
+            l[h] = l[h] * alpha + rs;
+            m[h] = mn;
         }
-        float u = __shfl_xor_sync(0xffffffffu, mt, 1);
-        mt = u > mt ? u : mt;
-        float mn = mt > m ? mt : m, alpha = m > -INFINITY ? expf(m - mn) : 0.0f, rs = 0;
-        for (int c = half * 32; c < half * 32 + 32; c++) {
-            float x = st[r * TLD + c], e = x > -INFINITY ? expf(x - mn) : 0.0f;
-            ps[r * TC_LD + c] = __float2bfloat16(e);
-            rs += e;
-            os[r * TLD + c] *= alpha;
-        }
-        l = l * alpha + rs + __shfl_xor_sync(0xffffffffu, rs, 1);
-        m = mn;
-        __syncwarp();
-        for (int n = 0; n < 4; n++) { // O_w += P V
-            FragC acc;
-            wmma::load_matrix_sync(acc, os + 16 * n, TLD, wmma::mem_row_major);
-            for (int kk = 0; kk < 4; kk++) {
-                FragA fa;
-                FragB fb;
-                wmma::load_matrix_sync(fa, ps + 16 * kk, TC_LD);
-                wmma::load_matrix_sync(fb, vs + 16 * kk * TC_LD + 16 * n, TC_LD);
-                wmma::mma_sync(acc, fa, fb, acc);
-            }
-            wmma::store_matrix_sync(os + 16 * n, acc, TLD, wmma::mem_row_major);
-        }
-        __syncwarp();
+        mma_pb(acc, s, vs); // O_w += P V
     }
-    if (i < p.T) {
-        float inv = l > 0 ? 1.0f / l : 0.0f;
-        for (int c = half * 32; c < half * 32 + 32; c++)
-            if (c < p.D) o[(bh * p.T + i) * p.D + c] = os[r * TLD + c] * inv;
-        if (half == 0) lse[bh * p.T + i] = l > 0 ? m + logf(l) : -INFINITY;
+    LK_UNROLL
+    for (int h = 0; h < 2; h++) {
+        float lt = quad_sum(l[h]);
+        if (row[h] >= p.T) continue;
+        float inv = lt > 0 ? 1.0f / lt : 0.0f;
+        LK_UNROLL
+        for (int n = 0; n < 8; n++)
+            LK_UNROLL
+            for (int e = 2 * h; e < 2 * h + 2; e++) {
+                int d = 8 * n + c + (e & 1);
+                if (d < p.D) o[(bh * p.T + row[h]) * p.D + d] = acc[n][e] * inv;
+            }
+        if ((lane & 3) == 0) lse[bh * p.T + row[h]] = lt > 0 ? m[h] + logf(lt) : -INFINITY;
     }
 }
 
-static __global__ void attn_bwd_kv_tc(float *dk, float *dv, const float *di, const float *dout, const float *q,
-                                      const float *k, const float *v, const float *lse, LkAttn p)
+static __global__ void __launch_bounds__(TC_THREADS) attn_bwd_kv_tc(float *dk, float *dv, const float *di,
+                                                                     const float *dout, const float *q,
+                                                                     const float *k, const float *v,
+                                                                     const float *lse, LkAttn p)
 {
-    // block: keys j0 .. j0+63 of matrix bh; warp w: keys j0+16w ..; rows are keys, columns queries or d
+    // block: keys j0 .. j0+63 of matrix bh; warp w: keys j0+16w ..; fragment rows are keys, columns queries or d
     LOOM_DYN_SHARED(float, sm);
-    int w = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
-    float *pt = sm + w * 16 * TLD, *dpt = sm + 4 * 16 * TLD + w * 16 * TLD, *ls = sm + 8 * 16 * TLD, *ds = ls + TT;
-    bf16 *ks = (bf16 *)(ds + TT), *vs = ks + TT * TC_LD, *qs = vs + TT * TC_LD, *dos = qs + TT * TC_LD,
-         *pb = dos + TT * TC_LD + w * 16 * TC_LD, *dsb = pb + 4 * 16 * TC_LD;
+    float *ls = sm, *ds = ls + TT;
+    bf16 *qs = (bf16 *)(ds + TT), *dos = qs + TT * TC_LD;
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = 2 * (lane & 3);
     int64_t ntile = (p.S + TT - 1) / TT, bh = blockIdx.x / ntile, j0 = blockIdx.x % ntile * TT;
-    tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
-    tc_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
-    FragC ak[4], av[4];
-    for (int n = 0; n < 4; n++) wmma::fill_fragment(ak[n], 0.0f), wmma::fill_fragment(av[n], 0.0f);
-    int64_t j = j0 + 16 * w + r;
+    uint32_t ka[4][4], va[4][4];
+    tc_load(qs, k + (bh * p.S + j0) * p.D, p.S - j0, p.D); // K and V's tiles pass through qs and dos
+    tc_load(dos, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
+    __syncthreads();
+    frag_rows(ka, qs + 16 * w * TC_LD);
+    frag_rows(va, dos + 16 * w * TC_LD);
+    float ak[8][4] = {}, av[8][4] = {};
+    int64_t key[2] = {j0 + 16 * w + g, j0 + 16 * w + g + 8};
     for (int64_t i0 = first_query_tile(p, j0); i0 < p.T; i0 += TT) {
         __syncthreads();
         tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
         tc_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
         stats_load(ls, ds, lse, di, p, bh, i0);
         __syncthreads();
-        tc_abt(pt, ks + 16 * w * TC_LD, qs);   // S^T [key][query]
-        tc_abt(dpt, vs + 16 * w * TC_LD, dos); // dP^T = V dO^T
-        __syncwarp();
-        for (int c = half * 32; c < half * 32 + 32; c++) {
-            float lq = ls[c];
-            float P = sees(p, i0 + c, j) && lq > -INFINITY ? expf(pt[r * TLD + c] * p.scale - lq) : 0.0f;
-            pb[r * TC_LD + c] = __float2bfloat16(P);
-            dsb[r * TC_LD + c] = __float2bfloat16(P * (dpt[r * TLD + c] - ds[c]));
-        }
-        __syncwarp();
-        tc_ab(av, pb, dos); // dV += P^T dO
-        tc_ab(ak, dsb, qs); // dK += dS^T Q
+        float pt[8][4], dpt[8][4];
+        mma_abt(pt, ka, qs);   // S^T = K_w Q^T
+        mma_abt(dpt, va, dos); // dP^T = V_w dO^T
+        int full = i0 + TT <= p.T && (!p.causal || j0 + 16 * w + 15 <= i0 + p.S - p.T); // every query sees the warp's keys
+        LK_UNROLL
+        for (int n = 0; n < 8; n++)
+            LK_UNROLL
+            for (int e = 0; e < 4; e++) {
+                int qc = 8 * n + c + (e & 1);
+                float lq = ls[qc];
+                float P = full || (sees(p, i0 + qc, key[e >> 1]) && lq > -INFINITY) ? expf(pt[n][e] * p.scale - lq)
+                                                                                    : 0.0f;
+                pt[n][e] = P;
+                dpt[n][e] = P * (dpt[n][e] - ds[qc]);
+            }
+        mma_pb(av, pt, dos); // dV += P^T dO
+        mma_pb(ak, dpt, qs); // dK += dS^T Q
     }
     int64_t rows = p.S - (j0 + 16 * w);
-    tc_store_rows(dv + (bh * p.S + j0 + 16 * w) * p.D, p.D, rows, p.D, 1.0f, av, pt);
-    tc_store_rows(dk + (bh * p.S + j0 + 16 * w) * p.D, p.D, rows, p.D, p.scale, ak, pt);
+    frag_store(dv + (bh * p.S + j0 + 16 * w) * p.D, p.D, rows, p.D, 1.0f, av);
+    frag_store(dk + (bh * p.S + j0 + 16 * w) * p.D, p.D, rows, p.D, p.scale, ak);
 }
 
-static __global__ void attn_bwd_q_tc(float *dq, const float *di, const float *dout, const float *q, const float *k,
-                                     const float *v, const float *lse, LkAttn p)
+static __global__ void __launch_bounds__(TC_THREADS) attn_bwd_q_tc(float *dq, const float *di, const float *dout,
+                                                                    const float *q, const float *k, const float *v,
+                                                                    const float *lse, LkAttn p)
 {
     // block: query rows i0 .. i0+63 of matrix bh; warp w: rows i0+16w .., over the key tiles they see
     LOOM_DYN_SHARED(float, sm);
-    int w = threadIdx.x / 32, lane = threadIdx.x % 32, r = lane / 2, half = lane % 2;
-    float *st = sm + w * 16 * TLD, *dpt = sm + 4 * 16 * TLD + w * 16 * TLD;
-    bf16 *qs = (bf16 *)(sm + 8 * 16 * TLD), *dos = qs + TT * TC_LD, *ks = dos + TT * TC_LD, *vs = ks + TT * TC_LD,
-         *dsb = vs + TT * TC_LD + w * 16 * TC_LD;
+    bf16 *ks = (bf16 *)sm, *vs = ks + TT * TC_LD;
+    int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = 2 * (lane & 3);
     int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
-    tc_load(qs, q + (bh * p.T + i0) * p.D, p.T - i0, p.D);
-    tc_load(dos, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
-    int64_t i = i0 + 16 * w + r;
-    float lq = i < p.T ? lse[bh * p.T + i] : -INFINITY, dq_ = i < p.T ? di[bh * p.T + i] : 0.0f;
-    FragC acc[4];
-    for (int n = 0; n < 4; n++) wmma::fill_fragment(acc[n], 0.0f);
+    uint32_t qa[4][4], da[4][4];
+    tc_load(ks, q + (bh * p.T + i0) * p.D, p.T - i0, p.D); // Q and dO's tiles pass through ks and vs
+    tc_load(vs, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
+    __syncthreads();
+    frag_rows(qa, ks + 16 * w * TC_LD);
+    frag_rows(da, vs + 16 * w * TC_LD);
+    int64_t row[2] = {i0 + 16 * w + g, i0 + 16 * w + g + 8};
+    float lq[2], dd[2];
+    LK_UNROLL
+    for (int h = 0; h < 2; h++)
+        lq[h] = row[h] < p.T ? lse[bh * p.T + row[h]] : 0.0f, dd[h] = row[h] < p.T ? di[bh * p.T + row[h]] : 0.0f;
+    float acc[8][4] = {};
     int64_t lim = key_limit(p, i0);
     for (int64_t j0 = 0; j0 < lim; j0 += TT) {
         __syncthreads();
         tc_load(ks, k + (bh * p.S + j0) * p.D, p.S - j0, p.D);
         tc_load(vs, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
         __syncthreads();
-        tc_abt(st, qs + 16 * w * TC_LD, ks);   // S
-        tc_abt(dpt, dos + 16 * w * TC_LD, vs); // dP = dO V^T
-        __syncwarp();
-        for (int c = half * 32; c < half * 32 + 32; c++) {
-            float P = sees(p, i, j0 + c) && lq > -INFINITY ? expf(st[r * TLD + c] * p.scale - lq) : 0.0f;
-            dsb[r * TC_LD + c] = __float2bfloat16(P * (dpt[r * TLD + c] - dq_));
-        }
-        __syncwarp();
-        tc_ab(acc, dsb, ks); // dQ += dS K
+        float s[8][4], dp[8][4];
+        mma_abt(s, qa, ks);  // S = Q_w K^T
+        mma_abt(dp, da, vs); // dP = dO_w V^T
+        int full = j0 + TT <= p.S && (!p.causal || j0 + TT - 1 <= i0 + 16 * w + p.S - p.T); // the warp sees the tile
+        LK_UNROLL
+        for (int n = 0; n < 8; n++)
+            LK_UNROLL
+            for (int e = 0; e < 4; e++) {
+                int h = e >> 1;
+                float P = full || (sees(p, row[h], j0 + 8 * n + c + (e & 1)) && lq[h] > -INFINITY)
+                              ? expf(s[n][e] * p.scale - lq[h])
+                              : 0.0f;
+                s[n][e] = P * (dp[n][e] - dd[h]);
+            }
+        mma_pb(acc, s, ks); // dQ += dS K
     }
-    tc_store_rows(dq + (bh * p.T + i0 + 16 * w) * p.D, p.D, p.T - (i0 + 16 * w), p.D, p.scale, acc, st);
+    frag_store(dq + (bh * p.T + i0 + 16 * w) * p.D, p.D, p.T - (i0 + 16 * w), p.D, p.scale, acc);
 }
 
-/* shared bytes: the forward's 8 float tiles of 16 rows and 4 + 4 bf16 tiles; the backward's
- * 8 float tiles of 16 rows, two rows of statistics, and 4 + 8 bf16 tiles */
-#define TC_FWD_BYTES ((size_t)(8 * 16 * TLD) * sizeof(float) + (size_t)(3 * TT + 4 * 16) * TC_LD * sizeof(bf16))
-#define TC_BWD_BYTES ((size_t)(8 * 16 * TLD + 2 * TT) * sizeof(float) + (size_t)(4 * TT + 8 * 16) * TC_LD * sizeof(bf16))
+/* shared bytes: the forward's three bf16 tiles; the backward's two and two rows of statistics */
+#define TC_FWD_BYTES ((size_t)(3 * TT * TC_LD) * sizeof(bf16))
+#define TC_BWD_BYTES ((size_t)(2 * TT) * sizeof(float) + (size_t)(2 * TT * TC_LD) * sizeof(bf16))
 
 static int tiled(const LkAttn *p) { return p->mask_kind == LK_ATTN_MASK_NONE && p->D == p->Dv && p->D <= TT; }
 

@@ -35,11 +35,12 @@ static __device__ inline float lk_block_max(float v, float *part)
 }
 
 /* Column sums: a block of 32 x LK_COL_LANES threads takes 32 adjacent
- * columns, thread t their column t % 32 and every LK_COL_LANES-th row from
- * t / 32 on (a warp reads 32 adjacent floats of one row). lk_col_sum adds
- * the row lanes' partials of each column in lane order, a fixed order; the
- * sum is in the threads of lane 0 (t < 32). part: LK_COL_LANES * 32 doubles
- * of shared memory. */
+ * columns (of all rows, lk_reduce.cu, or of a chunk of them, lk_norm.cu),
+ * thread t their column t % 32 and every LK_COL_LANES-th row from t / 32 on
+ * (a warp reads 32 adjacent floats of one row). lk_col_sum adds the row
+ * lanes' partials of each column in lane order, a fixed order; the sum is
+ * in the threads of lane 0 (t < 32). part: LK_COL_LANES * 32 doubles of
+ * shared memory. */
 #define LK_COL_LANES 32
 static __device__ inline double lk_col_sum(double v, double *part)
 {

@@ -13,8 +13,11 @@
 
 /* one element of the copy per thread: its index from the flat position, in
  * I (int when every offset fits: 64-bit division is several times slower,
- * and the copies around attention were 6.8 ms of GPT-2 124M's step) */
-template <class I> static __global__ void copy_nd(char *dst, const char *src, LkNd p, I n)
+ * and the copies around attention were 6.8 ms of GPT-2 124M's step), moved
+ * as one T (lk_copy_nd makes an element of up to 16 bytes where the last
+ * axis is contiguous on both sides: the index math once per 16 bytes, and
+ * 16-byte loads and stores) */
+template <class I, class T> static __global__ void copy_nd(char *dst, const char *src, LkNd p, I n)
 {
     for (I e = blockIdx.x * (I)blockDim.x + threadIdx.x; e < n; e += (I)gridDim.x * blockDim.x) {
         I rem = e, od = 0, os = 0;
@@ -23,31 +26,76 @@ template <class I> static __global__ void copy_nd(char *dst, const char *src, Lk
             rem /= d;
             od += i * (I)p.dst_stride[k], os += i * (I)p.src_stride[k];
         }
-        const char *s = src + (int64_t)os * p.esize;
-        char *d = dst + (int64_t)od * p.esize;
-        if (p.esize == 4) *(uint32_t *)d = *(const uint32_t *)s;
-        else if (p.esize == 8) *(uint64_t *)d = *(const uint64_t *)s;
-        else if (p.esize == 2) *(uint16_t *)d = *(const uint16_t *)s; /* bfloat16, float16 */
-        else
-            for (int b = 0; b < p.esize; b++) d[b] = s[b];
+        *(T *)(dst + (int64_t)od * sizeof(T)) = *(const T *)(src + (int64_t)os * sizeof(T));
     }
 }
 
-int lk_copy_nd(cudaStream_t s, void *dst, const void *src, const LkNd *p)
+/* any other element size, a byte at a time */
+template <class I> static __global__ void copy_nd_bytes(char *dst, const char *src, LkNd p, I n)
+{
+    for (I e = blockIdx.x * (I)blockDim.x + threadIdx.x; e < n; e += (I)gridDim.x * blockDim.x) {
+        I rem = e, od = 0, os = 0;
+        for (int k = p.rank - 1; k >= 0; k--) {
+            I d = (I)p.dims[k], i = rem % d;
+            rem /= d;
+            od += i * (I)p.dst_stride[k], os += i * (I)p.src_stride[k];
+        }
+        for (int b = 0; b < p.esize; b++) dst[(int64_t)od * p.esize + b] = src[(int64_t)os * p.esize + b];
+    }
+}
+
+template <class I> static int copy_launch(cudaStream_t s, void *dst, const void *src, const LkNd &p, I n)
+{
+    char *d = (char *)dst;
+    const char *c = (const char *)src;
+    unsigned b = lk_blocks((int64_t)n);
+    switch (p.esize) {
+    case 16: return LOOM_LAUNCH((copy_nd<I, uint4>), b, LK_THREADS, 0, s, d, c, p, n);
+    case 8: return LOOM_LAUNCH((copy_nd<I, uint2>), b, LK_THREADS, 0, s, d, c, p, n);
+    case 4: return LOOM_LAUNCH((copy_nd<I, uint32_t>), b, LK_THREADS, 0, s, d, c, p, n);
+    case 2: return LOOM_LAUNCH((copy_nd<I, uint16_t>), b, LK_THREADS, 0, s, d, c, p, n);
+    case 1: return LOOM_LAUNCH((copy_nd<I, uint8_t>), b, LK_THREADS, 0, s, d, c, p, n);
+    default: return LOOM_LAUNCH(copy_nd_bytes<I>, b, LK_THREADS, 0, s, d, c, p, n);
+    }
+}
+
+/* p with its last axis, where both sides walk it contiguously, taken V bytes
+ * at a time: the widest V of 16, 8 and 4 that the row's bytes, both
+ * pointers and every other stride in bytes are multiples of (else p) */
+static LkNd widen_last(const LkNd *p, const void *dst, const void *src)
+{
+    LkNd q = *p;
+    int r = p->rank - 1;
+    if (r < 0 || p->dst_stride[r] != 1 || p->src_stride[r] != 1) return q;
+    for (int64_t V = 16; V > p->esize && V >= 4; V /= 2) {
+        int ok = (p->dims[r] * p->esize) % V == 0 && (uintptr_t)dst % V == 0 && (uintptr_t)src % V == 0;
+        for (int k = 0; k < r && ok; k++) ok = (p->dst_stride[k] * p->esize) % V == 0 && (p->src_stride[k] * p->esize) % V == 0;
+        if (!ok) continue;
+        int64_t f = V / p->esize;
+        q.dims[r] = p->dims[r] / f;
+        for (int k = 0; k < r; k++) q.dst_stride[k] = p->dst_stride[k] / f, q.src_stride[k] = p->src_stride[k] / f;
+        q.esize = (int)V;
+        return q;
+    }
+    return q;
+}
+
+int lk_copy_nd(cudaStream_t s, void *dst, const void *src, const LkNd *p0)
 {
     int64_t n = 1, reach = 0;
-    for (int k = 0; k < p->rank; k++) n *= p->dims[k];
+    for (int k = 0; k < p0->rank; k++) n *= p0->dims[k];
     if (n == 0) return 0;
+    LkNd p = widen_last(p0, dst, src);
+    n = 1;
+    for (int k = 0; k < p.rank; k++) n *= p.dims[k];
     // the largest offset either side reaches (strides may be negative or 0)
-    for (int k = 0; k < p->rank; k++) {
-        int64_t a = p->dst_stride[k] < 0 ? -p->dst_stride[k] : p->dst_stride[k];
-        int64_t b = p->src_stride[k] < 0 ? -p->src_stride[k] : p->src_stride[k];
-        reach += (p->dims[k] - 1) * (a > b ? a : b);
+    for (int k = 0; k < p.rank; k++) {
+        int64_t a = p.dst_stride[k] < 0 ? -p.dst_stride[k] : p.dst_stride[k];
+        int64_t b = p.src_stride[k] < 0 ? -p.src_stride[k] : p.src_stride[k];
+        reach += (p.dims[k] - 1) * (a > b ? a : b);
     }
-    if (n < INT32_MAX && reach < INT32_MAX)
-        return LOOM_LAUNCH(copy_nd<int32_t>, lk_blocks(n), LK_THREADS, 0, s, (char *)dst, (const char *)src, *p,
-                           (int32_t)n);
-    return LOOM_LAUNCH(copy_nd<int64_t>, lk_blocks(n), LK_THREADS, 0, s, (char *)dst, (const char *)src, *p, n);
+    if (n < INT32_MAX && reach < INT32_MAX) return copy_launch<int32_t>(s, dst, src, p, (int32_t)n);
+    return copy_launch<int64_t>(s, dst, src, p, n);
 }
 
 static __device__ int64_t index_at(const void *idx, int is_i32, int64_t t, int64_t len)

@@ -1,58 +1,74 @@
-/* LayerNormalization and loom.RMSNorm (the same kernels, no mean) and their gradients (lk.cuh): a block per row, the row's
- * sums in double through lk_block_sum, with knorm.c's and kgrad.c's
- * formulas (the mean split into a float and its remainder, so x - mean is
- * exact near the mean). The gradient's dscale and dbias are sums over rows:
- * a thread per column adds the rows in order from the per-row statistics
- * the first kernel leaves in the workspace (no atomics, so the same bits on
- * every run). */
+/* LayerNormalization and loom.RMSNorm (the same kernels, no mean) and their
+ * gradients (lk.cuh): a warp per row, the row's sums in double (each lane's
+ * elements in order, then the lanes by shuffles: no barrier), with knorm.c's
+ * and kgrad.c's formulas (the mean split into a float and its remainder, so
+ * x - mean is exact near the mean). The gradient's dscale and dbias are sums
+ * over rows, in two kernels with no atomics (the same bits on every run):
+ * blocks of NORM_CHUNK rows by 32 columns leave their partial sums in the
+ * workspace, then a thread per column adds its chunks in order. */
 #include "lk_block.cuh"
 
-#define NORM_THREADS 128
+#define NORM_THREADS 128 /* 4 warps: 4 rows a block */
+#define NORM_CHUNK 128   /* rows per partial sum of dscale, dbias */
 
-/* the row's mean of squares in double, in every thread (loom.RMSNorm) */
-static __device__ double row_mean_square(const float *xr, int64_t cols, double *part)
+static __device__ inline double warp_sum(double v)
 {
-    double q = 0;
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) q += (double)xr[i] * xr[i];
-    return lk_block_sum(q, part) / (double)cols;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
 }
 
-/* the row's mean and variance in double, in every thread */
-static __device__ void row_moments(const float *xr, int64_t cols, double *m, double *v, double *part)
+/* the row's mean of squares in double, in every lane (loom.RMSNorm) */
+static __device__ double row_mean_square(const float *xr, int64_t cols)
+{
+    double q = 0;
+    for (int64_t i = threadIdx.x & 31; i < cols; i += 32) q += (double)xr[i] * xr[i];
+    return warp_sum(q) / (double)cols;
+}
+
+/* the row's mean and variance in double, in every lane */
+static __device__ void row_moments(const float *xr, int64_t cols, double *m, double *v)
 {
     double s = 0;
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += xr[i];
-    double mean = lk_block_sum(s, part) / (double)cols, q = 0;
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+    for (int64_t i = threadIdx.x & 31; i < cols; i += 32) s += xr[i];
+    double mean = warp_sum(s) / (double)cols, q = 0;
+    for (int64_t i = threadIdx.x & 31; i < cols; i += 32) {
         double d = xr[i] - mean;
         q += d * d;
     }
-    *m = mean, *v = lk_block_sum(q, part) / (double)cols;
+    *m = mean, *v = warp_sum(q) / (double)cols;
 }
+
+/* the first row of this warp, and the stride over rows of the grid's warps */
+#define WARP_ROW ((int64_t)blockIdx.x * (NORM_THREADS / 32) + threadIdx.x / 32)
+#define WARP_ROWS ((int64_t)gridDim.x * (NORM_THREADS / 32))
 
 static __global__ void layernorm(float *y, float *mean, float *inv_std, const float *x, const float *scale,
                                  const float *bias, int64_t rows, int64_t cols, float eps, int rms)
 {
-    // x, y are (rows, cols); scale, bias (cols); mean, inv_std (rows); block b normalizes row b;
+    // x, y are (rows, cols); scale, bias (cols); mean, inv_std (rows); a warp normalizes a row;
     // rms: loom.RMSNorm (no mean subtracted)
-    __shared__ double part[32];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    int lane = threadIdx.x & 31;
+    for (int64_t r = WARP_ROW; r < rows; r += WARP_ROWS) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         double m = 0, v;
-        if (rms) v = row_mean_square(xr, cols, part);
-        else row_moments(xr, cols, &m, &v, part);
+        if (rms) v = row_mean_square(xr, cols);
+        else row_moments(xr, cols, &m, &v);
         float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
-        for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        for (int64_t i = lane; i < cols; i += 32) {
             float n = ((xr[i] - mf) - ml) * is;
             yr[i] = bias ? n * scale[i] + bias[i] : n * scale[i];
         }
-        if (threadIdx.x == 0 && mean) mean[r] = mf;
-        if (threadIdx.x == 0 && inv_std) inv_std[r] = is;
+        if (lane == 0 && mean) mean[r] = mf;
+        if (lane == 0 && inv_std) inv_std[r] = is;
     }
 }
 
-static unsigned row_blocks(int64_t rows) { return (unsigned)(rows < 65535 ? (rows ? rows : 1) : 65535); }
+static unsigned row_blocks(int64_t rows)
+{
+    int64_t b = (rows + NORM_THREADS / 32 - 1) / (NORM_THREADS / 32);
+    return (unsigned)(b < 1 ? 1 : b > 65535 ? 65535 : b);
+}
 
 int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, const float *x, const float *scale,
                      const float *bias, int64_t rows, int64_t cols, float eps)
@@ -69,62 +85,94 @@ int lk_rmsnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale,
                        (const float *)NULL, rows, cols, eps, 1);
 }
 
-size_t lk_layernorm_grad_f32_ws(int64_t rows) { return (size_t)(2 * rows) * sizeof(double); }
+/* the workspace: each row's mean and 1 / std, then dscale's and dbias's partial sums, [chunks][cols] each */
+static __host__ __device__ int64_t norm_chunks(int64_t rows) { return (rows + NORM_CHUNK - 1) / NORM_CHUNK; }
+size_t lk_layernorm_grad_f32_ws(int64_t rows, int64_t cols)
+{
+    return (size_t)(2 * rows + 2 * norm_chunks(rows) * cols) * sizeof(double);
+}
 
 static __global__ void layernorm_grad_rows(float *dx, double *st, const float *dy, const float *x, const float *scale,
                                            const float *mean, const float *inv_std, int64_t rows, int64_t cols,
                                            float eps, int rms)
 {
-    // x, dy, dx are (rows, cols); st (rows, 2) gets each row's mean and 1 / std;
+    // x, dy, dx are (rows, cols); st (rows, 2) gets each row's mean and 1 / std; a warp a row;
     // rms: loom.RMSNormGrad (mean 0, no mean(g) term)
-    __shared__ double part[32];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    int lane = threadIdx.x & 31;
+    for (int64_t r = WARP_ROW; r < rows; r += WARP_ROWS) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double m, is;
         if (rms) {
-            m = 0, is = (float)(1.0 / sqrt(row_mean_square(xr, cols, part) + (double)eps));
+            m = 0, is = (float)(1.0 / sqrt(row_mean_square(xr, cols) + (double)eps));
         } else if (mean && inv_std) {
             m = mean[r], is = inv_std[r];
         } else {
             double v;
-            row_moments(xr, cols, &m, &v, part);
+            row_moments(xr, cols, &m, &v);
             is = 1.0 / sqrt(v + (double)eps);
         }
-        if (threadIdx.x == 0) st[2 * r] = m, st[2 * r + 1] = is;
+        if (lane == 0) st[2 * r] = m, st[2 * r + 1] = is;
         double sg = 0, sgx = 0;
-        for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        for (int64_t i = lane; i < cols; i += 32) {
             double g = (double)dyr[i] * scale[i];
             sg += g, sgx += g * (xr[i] - m) * is;
         }
-        double mg = lk_block_sum(sg, part) / (double)cols, mgx = lk_block_sum(sgx, part) / (double)cols;
+        double mg = warp_sum(sg) / (double)cols, mgx = warp_sum(sgx) / (double)cols;
         if (rms) mg = 0;
         if (dx)
-            for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+            for (int64_t i = lane; i < cols; i += 32) {
                 double g = (double)dyr[i] * scale[i], xh = (xr[i] - m) * is;
                 dx[r * cols + i] = (float)(is * (g - mg - xh * mgx));
             }
     }
 }
 
-static __global__ void layernorm_grad_params(float *dscale, float *dbias, const double *st, const float *dy,
-                                             const float *x, int64_t rows, int64_t cols)
+static __global__ void layernorm_grad_part(double *part, const double *st, const float *dy, const float *x,
+                                           int64_t rows, int64_t cols)
 {
-    // 32 columns per block, their sums over rows in LK_COL_LANES lanes (lk_col_sum)
-    __shared__ double part[LK_COL_LANES * 32];
-    int64_t j = blockIdx.x * 32 + threadIdx.x % 32;
+    // block (bx, by): columns 32 bx .. of rows NORM_CHUNK by .. (lk_col_sum), into part [2][chunks][cols]
+    __shared__ double ps[LK_COL_LANES * 32];
+    int64_t j = blockIdx.x * 32 + threadIdx.x % 32, r0 = (int64_t)blockIdx.y * NORM_CHUNK;
+    int64_t r1 = r0 + NORM_CHUNK < rows ? r0 + NORM_CHUNK : rows;
     double ss = 0, sb = 0;
     if (j < cols)
-        for (int64_t r = threadIdx.x / 32; r < rows; r += LK_COL_LANES) {
+        for (int64_t r = r0 + threadIdx.x / 32; r < r1; r += LK_COL_LANES) {
             double d = dy[r * cols + j];
             ss += d * ((x[r * cols + j] - st[2 * r]) * st[2 * r + 1]);
             sb += d;
         }
-    ss = lk_col_sum(ss, part);
-    sb = lk_col_sum(sb, part);
+    ss = lk_col_sum(ss, ps);
+    sb = lk_col_sum(sb, ps);
     if (threadIdx.x < 32 && j < cols) {
+        part[blockIdx.y * cols + j] = ss;
+        part[(norm_chunks(rows) + blockIdx.y) * cols + j] = sb;
+    }
+}
+
+static __global__ void layernorm_grad_params(float *dscale, float *dbias, const double *part, int64_t rows,
+                                             int64_t cols)
+{
+    // a thread per column: its chunks' partial sums in order
+    int64_t nc = norm_chunks(rows);
+    for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < cols; j += (int64_t)gridDim.x * blockDim.x) {
+        double ss = 0, sb = 0;
+        for (int64_t c = 0; c < nc; c++) ss += part[c * cols + j], sb += part[(nc + c) * cols + j];
         if (dscale) dscale[j] = (float)ss;
         if (dbias) dbias[j] = (float)sb;
     }
+}
+
+static int grad_params(cudaStream_t s, const char *who, float *dscale, float *dbias, double *st, const float *dy,
+                       const float *x, int64_t rows, int64_t cols)
+{
+    if (!dscale && !dbias) return 0;
+    int64_t bx = (cols + 31) / 32, by = norm_chunks(rows);
+    if (bx > 0x7fffffff || by > 65535)
+        return rt_fail("%s: %lld rows by %lld columns, over a grid", who, (long long)rows, (long long)cols);
+    double *part = st + 2 * rows;
+    return LOOM_LAUNCH(layernorm_grad_part, dim3((unsigned)bx, (unsigned)by), 32 * LK_COL_LANES, 0, s, part, st, dy, x, rows,
+                       cols) ||
+           LOOM_LAUNCH(layernorm_grad_params, lk_blocks(cols), LK_THREADS, 0, s, dscale, dbias, part, rows, cols);
 }
 
 int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
@@ -136,11 +184,7 @@ int lk_layernorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
     if (LOOM_LAUNCH(layernorm_grad_rows, row_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale, mean, inv_std,
                     rows, cols, eps, 0))
         return -1;
-    if (!dscale && !dbias) return 0;
-    int64_t blocks = (cols + 31) / 32;
-    if (blocks > 0x7fffffff) return rt_fail("lk_layernorm_grad_f32: %lld columns, over a grid", (long long)cols);
-    return LOOM_LAUNCH(layernorm_grad_params, (unsigned)blocks, 32 * LK_COL_LANES, 0, s, dscale, dbias, st, dy, x,
-                       rows, cols);
+    return grad_params(s, "lk_layernorm_grad_f32", dscale, dbias, st, dy, x, rows, cols);
 }
 
 int lk_rmsnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, const float *dy, const float *x, const float *scale,
@@ -151,11 +195,7 @@ int lk_rmsnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, const float *d
     if (LOOM_LAUNCH(layernorm_grad_rows, row_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale,
                     (const float *)NULL, (const float *)NULL, rows, cols, eps, 1))
         return -1;
-    if (!dscale) return 0;
-    int64_t blocks = (cols + 31) / 32;
-    if (blocks > 0x7fffffff) return rt_fail("lk_rmsnorm_grad_f32: %lld columns, over a grid", (long long)cols);
-    return LOOM_LAUNCH(layernorm_grad_params, (unsigned)blocks, 32 * LK_COL_LANES, 0, s, dscale, (float *)NULL, st,
-                       dy, x, rows, cols);
+    return grad_params(s, "lk_rmsnorm_grad_f32", dscale, (float *)NULL, st, dy, x, rows, cols);
 }
 
 static __global__ void batchnorm(float *y, const float *x, const float *scale, const float *bias, const float *mean,
@@ -225,8 +265,19 @@ int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
 static __global__ void activation_grad(float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
                                        float beta, float gamma)
 {
-    // dx = dy * f'(x), the derivative in double as kgrad.c's (LK_ACT_* as K_ACT_*)
+    // dx = dy * f'(x), the derivative in double as kgrad.c's (LK_ACT_* as K_ACT_*); GELU's in float, as
+    // kgrad.c's gelu_grad (its double erf and tanh were 180 us for GPT-2's [8192, 3072] on an H100)
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        if (act == 6) {
+            float v = x[i];
+            dx[i] = dy[i] * (0.5f * (1 + erff(v * 0.70710678f)) + v * 0.39894228f * expf(-0.5f * v * v));
+            continue;
+        }
+        if (act == 7) {
+            float v = x[i], u = 0.7978845608f * (v + 0.044715f * v * v * v), t = tanhf(u);
+            dx[i] = dy[i] * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * 0.7978845608f * (1 + 3 * 0.044715f * v * v));
+            continue;
+        }
         double v = x[i], d;
         switch (act) {
         case 0: d = v > 0; break;                                     // Relu
@@ -239,12 +290,7 @@ static __global__ void activation_grad(float *dx, const float *dy, const float *
             break;
         }
         case 5: d = v < -3 ? 0 : v > 3 ? 1 : v / 3 + 0.5; break;      // HardSwish
-        case 6: d = 0.5 * (1 + erf(v * 0.7071067811865476)) + v * 0.3989422804014327 * exp(-0.5 * v * v); break;
-        default: {                                                    // Gelu, tanh form
-            double u = 0.7978845608028654 * (v + 0.044715 * v * v * v), t = tanh(u);
-            d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
-            break;
-        }
+        default: d = 0; break; // GELU: above
         }
         dx[i] = (float)(dy[i] * d);
     }
@@ -257,7 +303,22 @@ int lk_activation_grad_f32(cudaStream_t s, float *dx, const float *dy, const flo
     return LOOM_LAUNCH(activation_grad, lk_blocks(n), LK_THREADS, 0, s, dx, dy, x, n, act, alpha, beta, gamma);
 }
 
-/* ---- GroupNormalization and InstanceNormalization (groups = C) ---- */
+/* ---- GroupNormalization and InstanceNormalization (groups = C): a block per group ---- */
+
+/* the group's mean and variance in double, in every thread of the block */
+static __device__ void block_moments(const float *xg, int64_t len, double *m, double *v, double *part)
+{
+    double s = 0;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += xg[i];
+    double mean = lk_block_sum(s, part) / (double)len, q = 0;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+        double d = xg[i] - mean;
+        q += d * d;
+    }
+    *m = mean, *v = lk_block_sum(q, part) / (double)len;
+}
+
+static unsigned group_blocks(int64_t rows) { return (unsigned)(rows < 65535 ? (rows ? rows : 1) : 65535); }
 
 static __global__ void groupnorm(float *y, const float *x, const float *scale, const float *bias, int64_t C,
                                  int64_t groups, int64_t spatial, int64_t rows, float eps)
@@ -269,7 +330,7 @@ static __global__ void groupnorm(float *y, const float *x, const float *scale, c
         const float *xg = x + r * len;
         float *yg = y + r * len;
         double m, v;
-        row_moments(xg, len, &m, &v, part);
+        block_moments(xg, len, &m, &v, part);
         float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
         for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
             int64_t c = r % groups * cpg + i / spatial;
@@ -284,7 +345,7 @@ int lk_groupnorm_f32(cudaStream_t s, float *y, const float *x, const float *scal
 {
     int64_t rows = N * groups;
     if (rows * (C / groups) * spatial == 0) return 0;
-    return LOOM_LAUNCH(groupnorm, row_blocks(rows), NORM_THREADS, 0, s, y, x, scale, bias, C, groups, spatial, rows,
+    return LOOM_LAUNCH(groupnorm, group_blocks(rows), NORM_THREADS, 0, s, y, x, scale, bias, C, groups, spatial, rows,
                        eps);
 }
 
@@ -300,7 +361,7 @@ static __global__ void groupnorm_grad_rows(float *dx, double *st, const float *d
         const float *xg = x + r * len, *dyg = dy + r * len;
         const float *sc = scale ? scale + r % groups * cpg : NULL;
         double m, v;
-        row_moments(xg, len, &m, &v, part);
+        block_moments(xg, len, &m, &v, part);
         double is = 1.0 / sqrt(v + (double)eps);
         if (threadIdx.x == 0) st[2 * r] = m, st[2 * r + 1] = is;
         double sg = 0, sgx = 0;
@@ -342,7 +403,7 @@ int lk_groupnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
     int64_t rows = N * groups;
     if (rows * (C / groups) * spatial == 0) return 0;
     double *st = (double *)ws;
-    if (LOOM_LAUNCH(groupnorm_grad_rows, row_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale, C, groups,
+    if (LOOM_LAUNCH(groupnorm_grad_rows, group_blocks(rows), NORM_THREADS, 0, s, dx, st, dy, x, scale, C, groups,
                     spatial, rows, eps))
         return -1;
     if (!dscale && !dbias) return 0;
