@@ -250,7 +250,7 @@ static int run_passes(IrGraph *g, const Options *o)
     if (train) {
         if (ir_build_training(g, &o->t) || cli_checkpoint(g, &o->m, "train") || check_batched(g)) return -1;
     } else if (opt_lower_infer(g) || (o->t.precision && (ir_autocast(g, o->t.precision) || ir_autocast_weights(g) < 0)) ||
-               cli_checkpoint(g, &o->m, "lower")) {
+               ir_sink_reshapes(g) < 0 || cli_checkpoint(g, &o->m, "lower")) {
         return -1;
     }
     const CgTarget *target = !strcmp(o->target, "cuda") ? &cg_target_cuda : &cg_target_cpu;

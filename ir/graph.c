@@ -176,6 +176,16 @@ int ir_value_new(IrGraph *g, const char *name, IrRole role)
     return id;
 }
 
+void ir_value_swap_names(IrGraph *g, int a, int b)
+{
+    const char *t = g->values[a].name;
+    g->values[a].name = g->values[b].name;
+    g->values[b].name = t;
+    struct IrNameMap *m = g->names;
+    memset(m->slot, -1, m->cap * sizeof *m->slot);
+    for (int i = 0; i < g->nvalues; i++) names_insert(g, i);
+}
+
 const char *ir_unique_name(IrGraph *g, const char *base)
 {
     size_t n = strlen(base) + 24;

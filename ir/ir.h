@@ -208,6 +208,16 @@ int ir_view_root(const IrGraph *g, int v);
  * set every value's producer anew. */
 void ir_reorder(IrGraph *g, const int *order, int count);
 
+/* Values a and b trade names (a pass that moves a value to another node keeps
+ * each node's output named after it). */
+void ir_value_swap_names(IrGraph *g, int a, int b);
+
+/* Every Reshape whose output only a unary elementwise op reads moves below
+ * that op (sink_reshape.c), so that codegen can fuse the elementwise ops on
+ * either side of it; the values computed are the same. Returns how many
+ * moved, or -1 (g->err) on a cycle. */
+int ir_sink_reshapes(IrGraph *g);
+
 /* A copy of g to try a rewrite on (selection, memory planning): values,
  * nodes, inputs and outputs are its own, and the contents of constants and
  * parameters up to IR_COPY_DATA_MAX bytes (the scalars, shapes and axes those

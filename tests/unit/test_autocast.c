@@ -225,10 +225,12 @@ static int again_add(const IrGraph *g, int i)
            V(g->nodes[c].in[0])->dtype == IR_BF16;
 }
 
-/* y = Sin(Reshape(Gemm(x, W, b))): Sin's gradient reads the product plus
- * its bias through a view. Backward computes that Add again from the bf16
- * product and b (and the Reshape over it), so it saves neither float32
- * value; an Add of a widened product and an activation is left alone. */
+/* y = Mul(r, r), r = Reshape(Gemm(x, W, b)): Mul's gradient reads the
+ * product plus its bias through a view (a binary op: ir_sink_reshapes moves
+ * the Reshape below unary ops only). Backward computes that Add again from
+ * the bf16 product and b (and the Reshape over it), so it saves neither
+ * float32 value; an Add of a widened product and an activation is left
+ * alone. */
 static void test_saved_bias(void)
 {
     int x;
@@ -243,7 +245,7 @@ static void test_saved_bias(void)
     /* a second product plus an activation (Cos of the first): computed once, saved */
     int w2 = value(g, "w2", IR_PARAM, 2, (int64_t[]){8, 6});
     int k = node(g, IR_OP_Add, 2, (int[]){node(g, IR_OP_MatMul, 2, (int[]){x, w2}), node(g, IR_OP_Cos, 1, &h)});
-    int s = node(g, IR_OP_Add, 2, (int[]){node(g, IR_OP_Sin, 1, &r), node(g, IR_OP_Reshape, 2, (int[]){node(g, IR_OP_Sin, 1, &k), shape})});
+    int s = node(g, IR_OP_Add, 2, (int[]){node(g, IR_OP_Mul, 2, (int[]){r, r}), node(g, IR_OP_Reshape, 2, (int[]){node(g, IR_OP_Sin, 1, &k), shape})});
     sum_of_squares_output(g, s);
     const char *hname = V(h)->name, *rname = V(r)->name, *kname = V(k)->name;
     if (train_bf16(g, IR_LOSS_MODEL) < 0) return;
