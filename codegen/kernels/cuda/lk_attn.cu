@@ -378,6 +378,19 @@ static __device__ inline void frag_rows(uint32_t a[4][4], const bf16 *t)
     }
 }
 
+/* a and b: the A fragments of this warp's 16 rows of the tiles x and y ([rows, D] from row 0), rounded
+ * into the shared tiles tx and ty by the block (the backward's fixed side: K and V, or Q and dO) */
+static __device__ inline void frag_two(uint32_t a[4][4], uint32_t b[4][4], bf16 *tx, bf16 *ty, const float *x,
+                                       const float *y, int64_t rows, int64_t D)
+{
+    tc_load(tx, x, rows, D);
+    tc_load(ty, y, rows, D);
+    __syncthreads();
+    int w = threadIdx.x / 32;
+    frag_rows(a, tx + 16 * w * TC_LD);
+    frag_rows(b, ty + 16 * w * TC_LD);
+}
+
 /* s[n] = A (16 x 64, fragments a) times the rows 8n .. 8n+7 of b (64 x 64, row-major: s = A b^T). (ldmatrix
  * for these operands and mma_pb's was measured too: 6-10% slower on an H100, with more registers.) */
 static __device__ inline void mma_abt(float s[8][4], const uint32_t a[4][4], const bf16 *b)
@@ -521,11 +534,7 @@ static __global__ void __launch_bounds__(TC_THREADS) attn_bwd_kv_tc(float *dk, f
     int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = 2 * (lane & 3);
     int64_t ntile = (p.S + TT - 1) / TT, bh = blockIdx.x / ntile, j0 = blockIdx.x % ntile * TT;
     uint32_t ka[4][4], va[4][4];
-    tc_load(qs, k + (bh * p.S + j0) * p.D, p.S - j0, p.D); // K and V's tiles pass through qs and dos
-    tc_load(dos, v + (bh * p.S + j0) * p.D, p.S - j0, p.D);
-    __syncthreads();
-    frag_rows(ka, qs + 16 * w * TC_LD);
-    frag_rows(va, dos + 16 * w * TC_LD);
+    frag_two(ka, va, qs, dos, k + (bh * p.S + j0) * p.D, v + (bh * p.S + j0) * p.D, p.S - j0, p.D); // via qs, dos
     float ak[8][4] = {}, av[8][4] = {};
     int64_t key[2] = {j0 + 16 * w + g, j0 + 16 * w + g + 8};
     for (int64_t i0 = first_query_tile(p, j0); i0 < p.T; i0 += TT) {
@@ -567,11 +576,7 @@ static __global__ void __launch_bounds__(TC_THREADS) attn_bwd_q_tc(float *dq, co
     int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = 2 * (lane & 3);
     int64_t ntile = (p.T + TT - 1) / TT, bh = blockIdx.x / ntile, i0 = blockIdx.x % ntile * TT;
     uint32_t qa[4][4], da[4][4];
-    tc_load(ks, q + (bh * p.T + i0) * p.D, p.T - i0, p.D); // Q and dO's tiles pass through ks and vs
-    tc_load(vs, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D);
-    __syncthreads();
-    frag_rows(qa, ks + 16 * w * TC_LD);
-    frag_rows(da, vs + 16 * w * TC_LD);
+    frag_two(qa, da, ks, vs, q + (bh * p.T + i0) * p.D, dout + (bh * p.T + i0) * p.D, p.T - i0, p.D); // via ks, vs
     int64_t row[2] = {i0 + 16 * w + g, i0 + 16 * w + g + 8};
     float lq[2], dd[2];
     LK_UNROLL

@@ -17,15 +17,23 @@
  * as one T (lk_copy_nd makes an element of up to 16 bytes where the last
  * axis is contiguous on both sides: the index math once per 16 bytes, and
  * 16-byte loads and stores) */
+/* element e's offsets in dst and src, in elements */
+template <class I> static __device__ inline void nd_offsets(const LkNd &p, I e, I *od, I *os)
+{
+    I rem = e, d0 = 0, s0 = 0;
+    for (int k = p.rank - 1; k >= 0; k--) {
+        I d = (I)p.dims[k], i = rem % d;
+        rem /= d;
+        d0 += i * (I)p.dst_stride[k], s0 += i * (I)p.src_stride[k];
+    }
+    *od = d0, *os = s0;
+}
+
 template <class I, class T> static __global__ void copy_nd(char *dst, const char *src, LkNd p, I n)
 {
     for (I e = blockIdx.x * (I)blockDim.x + threadIdx.x; e < n; e += (I)gridDim.x * blockDim.x) {
-        I rem = e, od = 0, os = 0;
-        for (int k = p.rank - 1; k >= 0; k--) {
-            I d = (I)p.dims[k], i = rem % d;
-            rem /= d;
-            od += i * (I)p.dst_stride[k], os += i * (I)p.src_stride[k];
-        }
+        I od, os;
+        nd_offsets(p, e, &od, &os);
         *(T *)(dst + (int64_t)od * sizeof(T)) = *(const T *)(src + (int64_t)os * sizeof(T));
     }
 }
@@ -34,12 +42,8 @@ template <class I, class T> static __global__ void copy_nd(char *dst, const char
 template <class I> static __global__ void copy_nd_bytes(char *dst, const char *src, LkNd p, I n)
 {
     for (I e = blockIdx.x * (I)blockDim.x + threadIdx.x; e < n; e += (I)gridDim.x * blockDim.x) {
-        I rem = e, od = 0, os = 0;
-        for (int k = p.rank - 1; k >= 0; k--) {
-            I d = (I)p.dims[k], i = rem % d;
-            rem /= d;
-            od += i * (I)p.dst_stride[k], os += i * (I)p.src_stride[k];
-        }
+        I od, os;
+        nd_offsets(p, e, &od, &os);
         for (int b = 0; b < p.esize; b++) dst[(int64_t)od * p.esize + b] = src[(int64_t)os * p.esize + b];
     }
 }
