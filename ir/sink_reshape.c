@@ -25,13 +25,6 @@
 #include "ir.h"
 #include "ops.h"
 
-static int is_output(const IrGraph *g, int v)
-{
-    for (int i = 0; i < g->noutputs; i++)
-        if (g->outputs[i] == v) return 1;
-    return g->values[v].is_output;
-}
-
 /* Whether unary elementwise node c can run on x, the input of the Reshape that feeds it y */
 static int sinkable(const IrGraph *g, int c, int y, int x)
 {
@@ -59,7 +52,7 @@ static int sink_one(IrGraph *g)
         if (R->dead || R->op != IR_OP_Reshape || R->nout != 1 || R->nin < 1 || R->in[0] < 0 || R->out[0] < 0)
             continue;
         int x = R->in[0], y = R->out[0];
-        if (g->values[x].rank < 0 || is_output(g, y) || u.start[y + 1] - u.start[y] != 1) continue;
+        if (g->values[x].rank < 0 || g->values[y].is_output || u.start[y + 1] - u.start[y] != 1) continue;
         int c = u.node[u.start[y]];
         if (!sinkable(g, c, y, x)) continue;
         IrNode *U = &g->nodes[c];
@@ -69,7 +62,7 @@ static int sink_one(IrGraph *g)
         yv->decl_rank = -1;
         U->in[0] = x, U->out[0] = y, yv->producer = c;
         R->in[0] = y, R->out[0] = z, g->values[z].producer = r;
-        if (!is_output(g, z)) ir_value_swap_names(g, y, z); /* each node's output keeps its name; an output's stays */
+        if (!g->values[z].is_output) ir_value_swap_names(g, y, z); /* each node's output keeps its name; an output's stays */
         moved = 1;
     }
     ir_uses_free(&u);

@@ -49,7 +49,6 @@
 #include <stdint.h>
 #include <string.h>
 
-
 extern uint3 threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 static const int warpSize = 32;

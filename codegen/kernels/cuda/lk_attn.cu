@@ -92,7 +92,7 @@ static __device__ inline float4 ld4(const float *p) { return *(const float4 *)p;
 
 /* acc[a][b] += sum_k A[ty+16a][k] * B[tx+16b][k]: both tiles row-major over k;
  * the columns a thread owns are 16 apart (a row's 64 are in the 16 threads
- * of a half warp, for row16_max and row16_sum) */
+ * of a half warp, for lk_lanes_max and lk_lanes_sum) */
 static __device__ inline void tile_abt(float acc[4][4], const float *A, const float *B)
 {
     int ty = threadIdx.x / 16, tx = threadIdx.x % 16;
@@ -122,21 +122,6 @@ static __device__ inline void tile_ab(float acc[4][4], const float *A, const flo
             }
         }
     }
-}
-
-/* max and sum over the 16 threads that share a row (lanes differing in their low 4 bits) */
-static __device__ inline float row16_max(float v)
-{
-    for (int o = 8; o > 0; o >>= 1) {
-        float u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u > v ? u : v;
-    }
-    return v;
-}
-static __device__ inline float row16_sum(float v)
-{
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
 }
 
 /* may query row i see key j (no mask: only causality) */
@@ -194,7 +179,7 @@ static __global__ void attn_fwd_tiled(float *o, float *lse, const float *q, cons
                 s[a][b] = sees(p, i, j0 + tx + 16 * b) ? s[a][b] * p.scale : -INFINITY;
                 mt = s[a][b] > mt ? s[a][b] : mt;
             }
-            mt = row16_max(mt);
+            mt = lk_lanes_max(mt, 16); // the 16 threads of a row
             float mn = mt > m[a] ? mt : m[a];
             float alpha = m[a] > -INFINITY ? expf(m[a] - mn) : 0.0f, rs = 0;
             for (int b = 0; b < 4; b++) {
@@ -202,7 +187,7 @@ static __global__ void attn_fwd_tiled(float *o, float *lse, const float *q, cons
                 ps[(ty + 16 * a) * TLD + tx + 16 * b] = e;
                 rs += e;
             }
-            l[a] = l[a] * alpha + row16_sum(rs);
+            l[a] = l[a] * alpha + lk_lanes_sum(rs, 16);
             for (int b = 0; b < 4; b++) acc[a][b] *= alpha;
             m[a] = mn;
         }
@@ -426,23 +411,6 @@ static __device__ inline void mma_pb(float acc[8][4], const float p[8][4], const
     }
 }
 
-/* the max and the sum over the 4 lanes of a fragment row */
-static __device__ inline float quad_max(float v)
-{
-    LK_UNROLL
-    for (int o = 1; o < 4; o <<= 1) {
-        float u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u > v ? u : v;
-    }
-    return v;
-}
-static __device__ inline float quad_sum(float v)
-{
-    LK_UNROLL
-    for (int o = 1; o < 4; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 /* rows r0 .. r0+15 of an output (stride ld, columns d < D, rows < rows) = scale * acc, from the fragments */
 static __device__ inline void frag_store(float *out, int64_t ld, int64_t rows, int64_t D, float scale,
                                          const float acc[8][4])
@@ -490,7 +458,7 @@ static __global__ void __launch_bounds__(TC_THREADS) attn_fwd_tc(float *o, float
                     s[n][e] = x;
                     mt = x > mt ? x : mt;
                 }
-            mt = quad_max(mt);
+            mt = lk_lanes_max(mt, 4); // the 4 lanes of a fragment row
             float mn = mt > m[h] ? mt : m[h], alpha = m[h] > -INFINITY ? expf(m[h] - mn) : 0.0f, rs = 0;
             LK_UNROLL
             for (int n = 0; n < 8; n++)
@@ -508,7 +476,7 @@ static __global__ void __launch_bounds__(TC_THREADS) attn_fwd_tc(float *o, float
     }
     LK_UNROLL
     for (int h = 0; h < 2; h++) {
-        float lt = quad_sum(l[h]);
+        float lt = lk_lanes_sum(l[h], 4);
         if (row[h] >= p.T) continue;
         float inv = lt > 0 ? 1.0f / lt : 0.0f;
         LK_UNROLL

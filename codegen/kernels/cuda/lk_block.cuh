@@ -1,4 +1,7 @@
-/* Reductions across the threads of a block, for the kernels that give one
+/* Reductions across lanes of a warp and across the threads of a block.
+ * lk_lanes_sum and lk_lanes_max: over the n lanes (a power of two up to 32)
+ * that differ only in their low bits, by shuffles, the result in each of
+ * them. lk_block_sum and lk_block_max, for the kernels that give one
  * block to a row: warp shuffles, then the warps' partials through shared
  * memory, summed by every thread in warp order, so the result is the same
  * in every thread and depends only on the block size. blockDim.x must be a
@@ -9,9 +12,24 @@
 
 #include "lk.cuh"
 
+template <class T> static __device__ inline T lk_lanes_sum(T v, int n)
+{
+    for (int o = n / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <class T> static __device__ inline T lk_lanes_max(T v, int n)
+{
+    for (int o = n / 2; o > 0; o >>= 1) {
+        T u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = u > v ? u : v;
+    }
+    return v;
+}
+
 static __device__ inline double lk_block_sum(double v, double *part)
 {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    v = lk_lanes_sum(v, 32);
     __syncthreads(); /* part may still be read by a previous call */
     if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
     __syncthreads();
@@ -22,10 +40,7 @@ static __device__ inline double lk_block_sum(double v, double *part)
 
 static __device__ inline float lk_block_max(float v, float *part)
 {
-    for (int o = 16; o > 0; o >>= 1) {
-        float u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u > v ? u : v;
-    }
+    v = lk_lanes_max(v, 32);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
     __syncthreads();

@@ -11,12 +11,6 @@
  * driver's loss check, or the output, shows it. */
 #include "lk.cuh"
 
-/* one element of the copy per thread: its index from the flat position, in
- * I (int when every offset fits: 64-bit division is several times slower,
- * and the copies around attention were 6.8 ms of GPT-2 124M's step), moved
- * as one T (lk_copy_nd makes an element of up to 16 bytes where the last
- * axis is contiguous on both sides: the index math once per 16 bytes, and
- * 16-byte loads and stores) */
 /* element e's offsets in dst and src, in elements */
 template <class I> static __device__ inline void nd_offsets(const LkNd &p, I e, I *od, I *os)
 {
@@ -29,6 +23,12 @@ template <class I> static __device__ inline void nd_offsets(const LkNd &p, I e, 
     *od = d0, *os = s0;
 }
 
+/* one element of the copy per thread: its index from the flat position, in
+ * I (int when every offset fits: 64-bit division is several times slower,
+ * and the copies around attention were 6.8 ms of GPT-2 124M's step), moved
+ * as one T (lk_copy_nd makes an element of up to 16 bytes where the last
+ * axis is contiguous on both sides: the index math once per 16 bytes, and
+ * 16-byte loads and stores) */
 template <class I, class T> static __global__ void copy_nd(char *dst, const char *src, LkNd p, I n)
 {
     for (I e = blockIdx.x * (I)blockDim.x + threadIdx.x; e < n; e += (I)gridDim.x * blockDim.x) {
@@ -73,7 +73,8 @@ static LkNd widen_last(const LkNd *p, const void *dst, const void *src)
     if (r < 0 || p->dst_stride[r] != 1 || p->src_stride[r] != 1) return q;
     for (int64_t V = 16; V > p->esize && V >= 4; V /= 2) {
         int ok = (p->dims[r] * p->esize) % V == 0 && (uintptr_t)dst % V == 0 && (uintptr_t)src % V == 0;
-        for (int k = 0; k < r && ok; k++) ok = (p->dst_stride[k] * p->esize) % V == 0 && (p->src_stride[k] * p->esize) % V == 0;
+        for (int k = 0; k < r && ok; k++)
+            ok = (p->dst_stride[k] * p->esize) % V == 0 && (p->src_stride[k] * p->esize) % V == 0;
         if (!ok) continue;
         int64_t f = V / p->esize;
         q.dims[r] = p->dims[r] / f;
@@ -86,12 +87,10 @@ static LkNd widen_last(const LkNd *p, const void *dst, const void *src)
 
 int lk_copy_nd(cudaStream_t s, void *dst, const void *src, const LkNd *p0)
 {
-    int64_t n = 1, reach = 0;
-    for (int k = 0; k < p0->rank; k++) n *= p0->dims[k];
-    if (n == 0) return 0;
     LkNd p = widen_last(p0, dst, src);
-    n = 1;
+    int64_t n = 1, reach = 0;
     for (int k = 0; k < p.rank; k++) n *= p.dims[k];
+    if (n == 0) return 0;
     // the largest offset either side reaches (strides may be negative or 0)
     for (int k = 0; k < p.rank; k++) {
         int64_t a = p.dst_stride[k] < 0 ? -p.dst_stride[k] : p.dst_stride[k];

@@ -11,31 +11,32 @@
 #define NORM_THREADS 128 /* 4 warps: 4 rows a block */
 #define NORM_CHUNK 128   /* rows per partial sum of dscale, dbias */
 
-static __device__ inline double warp_sum(double v)
+/* a sum over a warp's lanes (part NULL: a row to a warp) or over the block (a group to a block) */
+static __device__ inline double norm_sum(double v, double *part)
 {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    return part ? lk_block_sum(v, part) : lk_lanes_sum(v, 32);
 }
 
-/* the row's mean of squares in double, in every lane (loom.RMSNorm) */
+/* the row's mean of squares in double, in every lane (loom.RMSNorm; a warp a row) */
 static __device__ double row_mean_square(const float *xr, int64_t cols)
 {
     double q = 0;
     for (int64_t i = threadIdx.x & 31; i < cols; i += 32) q += (double)xr[i] * xr[i];
-    return warp_sum(q) / (double)cols;
+    return norm_sum(q, NULL) / (double)cols;
 }
 
-/* the row's mean and variance in double, in every lane */
-static __device__ void row_moments(const float *xr, int64_t cols, double *m, double *v)
+/* the mean and variance of x[0, len) in double, in every thread: a warp's (part NULL) or the block's */
+static __device__ void moments(const float *x, int64_t len, double *m, double *v, double *part)
 {
+    int64_t first = part ? threadIdx.x : threadIdx.x & 31, step = part ? blockDim.x : 32;
     double s = 0;
-    for (int64_t i = threadIdx.x & 31; i < cols; i += 32) s += xr[i];
-    double mean = warp_sum(s) / (double)cols, q = 0;
-    for (int64_t i = threadIdx.x & 31; i < cols; i += 32) {
-        double d = xr[i] - mean;
+    for (int64_t i = first; i < len; i += step) s += x[i];
+    double mean = norm_sum(s, part) / (double)len, q = 0;
+    for (int64_t i = first; i < len; i += step) {
+        double d = x[i] - mean;
         q += d * d;
     }
-    *m = mean, *v = warp_sum(q) / (double)cols;
+    *m = mean, *v = norm_sum(q, part) / (double)len;
 }
 
 /* the first row of this warp, and the stride over rows of the grid's warps */
@@ -53,7 +54,7 @@ static __global__ void layernorm(float *y, float *mean, float *inv_std, const fl
         float *yr = y + r * cols;
         double m = 0, v;
         if (rms) v = row_mean_square(xr, cols);
-        else row_moments(xr, cols, &m, &v);
+        else moments(xr, cols, &m, &v, NULL);
         float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
         for (int64_t i = lane; i < cols; i += 32) {
             float n = ((xr[i] - mf) - ml) * is;
@@ -108,7 +109,7 @@ static __global__ void layernorm_grad_rows(float *dx, double *st, const float *d
             m = mean[r], is = inv_std[r];
         } else {
             double v;
-            row_moments(xr, cols, &m, &v);
+            moments(xr, cols, &m, &v, NULL);
             is = 1.0 / sqrt(v + (double)eps);
         }
         if (lane == 0) st[2 * r] = m, st[2 * r + 1] = is;
@@ -117,7 +118,7 @@ static __global__ void layernorm_grad_rows(float *dx, double *st, const float *d
             double g = (double)dyr[i] * scale[i];
             sg += g, sgx += g * (xr[i] - m) * is;
         }
-        double mg = warp_sum(sg) / (double)cols, mgx = warp_sum(sgx) / (double)cols;
+        double mg = norm_sum(sg, NULL) / (double)cols, mgx = norm_sum(sgx, NULL) / (double)cols;
         if (rms) mg = 0;
         if (dx)
             for (int64_t i = lane; i < cols; i += 32) {
@@ -170,8 +171,8 @@ static int grad_params(cudaStream_t s, const char *who, float *dscale, float *db
     if (bx > 0x7fffffff || by > 65535)
         return rt_fail("%s: %lld rows by %lld columns, over a grid", who, (long long)rows, (long long)cols);
     double *part = st + 2 * rows;
-    return LOOM_LAUNCH(layernorm_grad_part, dim3((unsigned)bx, (unsigned)by), 32 * LK_COL_LANES, 0, s, part, st, dy, x, rows,
-                       cols) ||
+    return LOOM_LAUNCH(layernorm_grad_part, dim3((unsigned)bx, (unsigned)by), 32 * LK_COL_LANES, 0, s, part, st, dy,
+                       x, rows, cols) ||
            LOOM_LAUNCH(layernorm_grad_params, lk_blocks(cols), LK_THREADS, 0, s, dscale, dbias, part, rows, cols);
 }
 
@@ -305,19 +306,6 @@ int lk_activation_grad_f32(cudaStream_t s, float *dx, const float *dy, const flo
 
 /* ---- GroupNormalization and InstanceNormalization (groups = C): a block per group ---- */
 
-/* the group's mean and variance in double, in every thread of the block */
-static __device__ void block_moments(const float *xg, int64_t len, double *m, double *v, double *part)
-{
-    double s = 0;
-    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += xg[i];
-    double mean = lk_block_sum(s, part) / (double)len, q = 0;
-    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
-        double d = xg[i] - mean;
-        q += d * d;
-    }
-    *m = mean, *v = lk_block_sum(q, part) / (double)len;
-}
-
 static unsigned group_blocks(int64_t rows) { return (unsigned)(rows < 65535 ? (rows ? rows : 1) : 65535); }
 
 static __global__ void groupnorm(float *y, const float *x, const float *scale, const float *bias, int64_t C,
@@ -330,7 +318,7 @@ static __global__ void groupnorm(float *y, const float *x, const float *scale, c
         const float *xg = x + r * len;
         float *yg = y + r * len;
         double m, v;
-        block_moments(xg, len, &m, &v, part);
+        moments(xg, len, &m, &v, part);
         float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
         for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
             int64_t c = r % groups * cpg + i / spatial;
@@ -361,7 +349,7 @@ static __global__ void groupnorm_grad_rows(float *dx, double *st, const float *d
         const float *xg = x + r * len, *dyg = dy + r * len;
         const float *sc = scale ? scale + r % groups * cpg : NULL;
         double m, v;
-        block_moments(xg, len, &m, &v, part);
+        moments(xg, len, &m, &v, part);
         double is = 1.0 / sqrt(v + (double)eps);
         if (threadIdx.x == 0) st[2 * r] = m, st[2 * r + 1] = is;
         double sg = 0, sgx = 0;
