@@ -4,7 +4,8 @@
  * chunk runs on that chunk's thread; a step from a second thread while the
  * pool is busy runs on that thread; small steps never leave the caller; a
  * chunk held up (its thread off the core) still leaves every iteration run
- * once when the step returns. */
+ * once when the step returns; once the workers start, OpenBLAS's own idle
+ * pool is shut down. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -171,8 +172,31 @@ static void test_par_held_and_concurrent(void)
     seen_free(s), seen_free(a), seen_free(b);
 }
 
+/* OpenBLAS's own thread pool (started when the library loads, where the
+ * machine has more than one core) is shut down when this pool's workers
+ * start (klinalg.c, k_blas_serial): its flag blas_server_avail, which its
+ * shutdown clears, reads 0 after a parallel step on two threads. Skipped
+ * where the library exports no such flag (another BLAS). */
+extern int blas_server_avail __attribute__((weak));
+
+static void test_par_blas_pool_shut(void)
+{
+    if (!&blas_server_avail) {
+        printf("  (this BLAS has no blas_server_avail: skipped)\n");
+        return;
+    }
+    k_set_threads(2);
+    Seen *s = seen_new(4096);
+    k_par_for(s->n, 64 * K_PAR_WORK, body, s);
+    CHECK(all_once(s));
+    CHECK(blas_server_avail == 0);
+    seen_free(s);
+    k_set_threads(0);
+}
+
 int main(void)
 {
+    RUN(test_par_blas_pool_shut);
     RUN(test_par_every_iteration_once);
     RUN(test_par_split_fixed);
     RUN(test_par_small_stays);

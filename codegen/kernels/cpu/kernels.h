@@ -66,6 +66,10 @@ void k_par_split(int64_t n, int64_t chunks, int slots, KParBody body, void *arg)
  * give the same bits); 0 sets the default again. */
 int k_threads(void);
 void k_set_threads(int n);
+/* OpenBLAS on the calling thread from now on, and its own idle thread pool
+ * shut down (klinalg.c): called by the first product and when this pool's
+ * workers start. Idempotent, thread-safe. */
+void k_blas_serial(void);
 
 /* The last run-time error of a kernel that returned -1. */
 const char *k_error(void);

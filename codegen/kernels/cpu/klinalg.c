@@ -31,13 +31,30 @@ static int64_t off_of(const int64_t *off, int64_t i, int64_t dense)
     return off ? off[i] : i * dense;
 }
 
-/* OpenBLAS on the calling thread from the first product on (the OPENBLAS_NUM_THREADS
- * a user may set would only bring back the second pool). */
-static void blas_serial(void)
+/* OpenBLAS's pthreads build starts its pool when the library loads (one
+ * thread per core but one, or OPENBLAS_NUM_THREADS - 1) and its idle threads
+ * spin on sched_yield for about 0.1 s before they sleep. The kernels never
+ * hand it work (every product runs on the calling thread:
+ * openblas_set_num_threads(1)), so those threads only take cycles from this
+ * pool's workers: under perf, 11% of a short resnet_small `infer --repeat
+ * 600` on 2 cores went to one of them, and a one-shot `infer` runs entirely
+ * inside that window. So the pool is shut down too, through the
+ * library's own blas_thread_shutdown_ (exported by Debian's 0.3.21 pthreads
+ * build, which is what the setup installs; not in cblas.h, hence the weak
+ * reference: a BLAS without it keeps its pool as before). A later product
+ * runs serially and does not restart it. Called by the first product and
+ * when kpar.c's workers start. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+void k_blas_serial(void)
 {
     static atomic_int done;
-    if (!atomic_exchange(&done, 1)) openblas_set_num_threads(1);
+    if (atomic_exchange(&done, 1)) return;
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
 }
+
+#define blas_serial k_blas_serial
 
 /* A large product is split by blocks of ROW_BLOCK rows of y, never by columns
  * and never along k. OpenBLAS computes the edge tiles of a product with other

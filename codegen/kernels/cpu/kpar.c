@@ -164,9 +164,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Workers up to thread id n - 1 (under lock); fewer if the system refuses. */
+/* Workers up to thread id n - 1 (under lock); fewer if the system refuses.
+ * OpenBLAS's own idle pool goes first (k_blas_serial): it would spin beside them. */
 static void start_workers(int n)
 {
+    if (nstarted < n - 1) k_blas_serial();
     while (nstarted < n - 1) {
         pthread_attr_t a;
         pthread_t t;
