@@ -4,8 +4,8 @@
  * chunk runs on that chunk's thread; a step from a second thread while the
  * pool is busy runs on that thread; small steps never leave the caller; a
  * chunk held up (its thread off the core) still leaves every iteration run
- * once when the step returns; once the workers start, OpenBLAS's own idle
- * pool is shut down. */
+ * once when the step returns; the caller's chunks are the step's first;
+ * once the workers start, OpenBLAS's own idle pool is shut down. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@ typedef struct {
     int64_t n;
     _Atomic int *hits;      /* per iteration: times run */
     _Atomic int64_t *lo_of; /* per iteration: lo of the chunk that ran it */
+    _Atomic int *tid_of;    /* per iteration: the thread that ran it */
     _Atomic int max_tid;
     int nested;             /* run a nested step from each chunk */
     _Atomic int nested_bad;
@@ -40,6 +41,7 @@ static void body(void *arg, int64_t lo, int64_t hi, int tid)
     for (int64_t i = lo; i < hi; i++) {
         atomic_fetch_add(&s->hits[i], 1);
         atomic_store(&s->lo_of[i], lo);
+        atomic_store(&s->tid_of[i], tid);
     }
     int m = atomic_load(&s->max_tid);
     while (tid > m && !atomic_compare_exchange_weak(&s->max_tid, &m, tid)) {}
@@ -56,10 +58,11 @@ static Seen *seen_new(int64_t n)
     s->n = n;
     s->hits = calloc((size_t)n, sizeof *s->hits);
     s->lo_of = calloc((size_t)n, sizeof *s->lo_of);
+    s->tid_of = calloc((size_t)n, sizeof *s->tid_of);
     return s;
 }
 
-static void seen_free(Seen *s) { free(s->hits), free(s->lo_of), free(s); }
+static void seen_free(Seen *s) { free(s->hits), free(s->lo_of), free(s->tid_of), free(s); }
 
 static int all_once(const Seen *s)
 {
@@ -106,6 +109,27 @@ static void test_par_split_fixed(void)
         }
     }
     free(lo1);
+}
+
+/* The caller claims chunks from the front and the workers from the back
+ * (kpar.c: consecutive steps keep their chunks on the same cores), so
+ * whatever the timing, the iterations the caller ran are a prefix of the
+ * step and the workers' the rest. */
+static void test_par_caller_front(void)
+{
+    k_set_threads(3);
+    for (int rep = 0; rep < 50; rep++) {
+        Seen *s = seen_new(4000);
+        k_par_split(s->n, 40, 0, body, s);
+        CHECK(all_once(s));
+        int64_t i = 0;
+        while (i < s->n && atomic_load(&s->tid_of[i]) == 0) i++;
+        int suffix = 1;
+        for (; i < s->n; i++) suffix &= atomic_load(&s->tid_of[i]) != 0;
+        CHECK(suffix);
+        seen_free(s);
+    }
+    k_set_threads(0);
 }
 
 static void test_par_small_stays(void)
@@ -199,6 +223,7 @@ int main(void)
     RUN(test_par_blas_pool_shut);
     RUN(test_par_every_iteration_once);
     RUN(test_par_split_fixed);
+    RUN(test_par_caller_front);
     RUN(test_par_small_stays);
     RUN(test_par_slots);
     RUN(test_par_nested);

@@ -4,8 +4,9 @@
  * A parallel step is cut into a fixed list of chunks (how many depends on
  * the step's size, never on the thread count or on who runs which chunk, so
  * results are the same bits on any number of threads). The calling thread
- * and the workers claim chunks one at a time from one atomic word; the
- * caller runs chunks like any worker and, when none is left to claim, waits
+ * and the workers claim chunks one at a time from one atomic word (the
+ * caller from the front, the workers from the back); the caller runs
+ * chunks like any worker and, when none is left to claim, waits
  * only for the chunks another thread has claimed and not finished. A worker
  * that another process holds off its core therefore costs at most the chunk
  * it is in (the caller takes every chunk it has not started), where an
@@ -43,11 +44,17 @@
 #define MAX_CHUNKS 0xffff
 
 /* The state word: generation (24 bits) | threads that may claim (8) |
- * chunks (16) | next chunk to claim (16). A claim is a compare-and-swap
- * that adds 1, so it can only take a chunk of the step that is current when
- * it succeeds; the step's other fields are read after the claim. */
-#define ST_NEXT(s) ((int64_t)((s) & 0xffff))
-#define ST_NCHUNK(s) ((int64_t)(((s) >> 16) & 0xffff))
+ * the chunks not yet claimed, [lo, hi) (16 bits each). The calling thread
+ * claims from the front (lo + 1), the workers from the back (hi - 1): on
+ * two threads the caller runs the first chunks and the worker the last ones
+ * of every step, so consecutive steps over the same images or rows find
+ * them in the same core's cache (when both claimed from the front, which
+ * thread got which chunk changed from step to step, and a small conv's two
+ * threads ran no faster than one). A claim is a compare-and-swap, so it can
+ * only take a chunk of the step that is current when it succeeds; the
+ * step's other fields are read after the claim. */
+#define ST_HI(s) ((int64_t)((s) & 0xffff))
+#define ST_LO(s) ((int64_t)(((s) >> 16) & 0xffff))
 #define ST_LIMIT(s) ((int)(((s) >> 32) & 0xff))
 #define ST_GEN(s) ((uint32_t)((s) >> 40))
 
@@ -59,7 +66,7 @@ static atomic_flag busy = ATOMIC_FLAG_INIT;
 /* The current step, written by its caller before it publishes the state. */
 static KParBody job_body;
 static void *job_arg;
-static int64_t job_n;
+static int64_t job_n, job_chunks;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -118,17 +125,19 @@ void k_set_threads(int n)
     pthread_mutex_unlock(&lock);
 }
 
-/* Claims the next chunk that thread tid may take and runs it, chunk c of
+/* Claims the next chunk that thread tid may take (the caller: the first
+ * left; a worker: the last) and runs it, chunk c of
  * the step being [n * c / chunks, n * (c + 1) / chunks); 0 when none is
  * left to it. */
 static int run_next(int tid)
 {
     uint64_t s = atomic_load_explicit(&state, memory_order_acquire);
-    while (tid < ST_LIMIT(s) && ST_NEXT(s) < ST_NCHUNK(s)) {
-        if (atomic_compare_exchange_weak_explicit(&state, &s, s + 1, memory_order_acquire,
+    while (tid < ST_LIMIT(s) && ST_LO(s) < ST_HI(s)) {
+        uint64_t claimed = tid == 0 ? s + ((uint64_t)1 << 16) : s - 1;
+        if (atomic_compare_exchange_weak_explicit(&state, &s, claimed, memory_order_acquire,
                                                   memory_order_acquire)) {
             // the step cannot end (nor its fields change) before this chunk is done
-            int64_t c = ST_NEXT(s), chunks = ST_NCHUNK(s), n = job_n;
+            int64_t c = tid == 0 ? ST_LO(s) : ST_HI(s) - 1, chunks = job_chunks, n = job_n;
             job_body(job_arg, n * c / chunks, n * (c + 1) / chunks, tid);
             atomic_fetch_add_explicit(&done, 1, memory_order_release);
             return 1;
@@ -209,10 +218,10 @@ void k_par_split(int64_t n, int64_t chunks, int slots, KParBody body, void *arg)
         run_serial(n, chunks, body, arg);
         return;
     }
-    job_body = body, job_arg = arg, job_n = n;
+    job_body = body, job_arg = arg, job_n = n, job_chunks = chunks;
     atomic_store_explicit(&done, 0, memory_order_relaxed);
     generation = (generation + 1) & 0xffffff;
-    atomic_store(&state, (uint64_t)generation << 40 | (uint64_t)limit << 32 | (uint64_t)chunks << 16);
+    atomic_store(&state, (uint64_t)generation << 40 | (uint64_t)limit << 32 | (uint64_t)chunks);
     if (atomic_load(&sleepers) > 0) {
         pthread_mutex_lock(&lock);
         pthread_cond_broadcast(&wake);
