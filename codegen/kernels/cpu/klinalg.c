@@ -14,7 +14,7 @@
  * took turns on the cores (a 2-layer transformer ran 7x slower on 2 threads
  * than on 1). */
 #include <cblas.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -46,12 +46,18 @@ static int64_t off_of(const int64_t *off, int64_t i, int64_t dense)
  * when kpar.c's workers start. */
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 
-void k_blas_serial(void)
+static void blas_serial_once(void)
 {
-    static atomic_int done;
-    if (atomic_exchange(&done, 1)) return;
     openblas_set_num_threads(1);
     if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+
+/* Once per process; a second caller waits until it is done (pthread_once),
+ * so no product runs on OpenBLAS's pool while the pool is shut down. */
+void k_blas_serial(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_serial_once);
 }
 
 #define blas_serial k_blas_serial
