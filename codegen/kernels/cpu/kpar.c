@@ -49,8 +49,9 @@
  * two threads the caller runs the first chunks and the worker the last ones
  * of every step, so consecutive steps over the same images or rows find
  * them in the same core's cache (when both claimed from the front, which
- * thread got which chunk changed from step to step, and a small conv's two
- * threads ran no faster than one). A claim is a compare-and-swap, so it can
+ * thread got which chunk changed from step to step: whole resnet_small runs
+ * took 0.97x the time, a median over 20 noisy pairs). A claim is a
+ * compare-and-swap, so it can
  * only take a chunk of the step that is current when it succeeds; the
  * step's other fields are read after the claim. */
 #define ST_HI(s) ((int64_t)((s) & 0xffff))
