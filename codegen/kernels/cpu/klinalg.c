@@ -60,8 +60,6 @@ void k_blas_serial(void)
     pthread_once(&once, blas_serial_once);
 }
 
-#define blas_serial k_blas_serial
-
 /* A large product is split by blocks of ROW_BLOCK rows of y, never by columns
  * and never along k. OpenBLAS computes the edge tiles of a product with other
  * kernels that sum in another order, so a split point must fall on a whole
@@ -100,7 +98,7 @@ static void rows_of(int64_t M, int64_t b0, int64_t b1, int64_t *lo, int64_t *hi)
  * calling thread when small or inside a parallel step). */
 static void gemm_par(const Gemm *g, KParBody rows)
 {
-    blas_serial();
+    k_blas_serial();
     k_par_for((g->M + ROW_BLOCK - 1) / ROW_BLOCK, K_MACS_WORK(g->M * g->N * g->K), rows, (void *)g);
 }
 
@@ -245,7 +243,7 @@ static void dgemm_rows(void *arg, int64_t b0, int64_t b1, int tid)
 static void dgemm(int64_t M, int64_t N, int64_t K, const double *a, const double *b, double *y)
 {
     DGemm g = {M, N, K, a, b, y};
-    blas_serial();
+    k_blas_serial();
     k_par_for((M + ROW_BLOCK - 1) / ROW_BLOCK, K_MACS_WORK(M * N * K), dgemm_rows, &g);
 }
 
@@ -287,7 +285,7 @@ void k_matmul_f32(float *y, const float *a, const float *b, int64_t batch, int64
         memset(y, 0, (size_t)(batch * M * N) * sizeof *y);
         return;
     }
-    blas_serial();
+    k_blas_serial();
     // a batch of small products, one whole product per thread, when the batch has the work
     // (a large product splits its own rows)
     Batch p = {y, a, b, M, N, K, a_off, b_off};
@@ -302,7 +300,7 @@ void k_matmul_f64(double *y, const double *a, const double *b, int64_t batch, in
         memset(y, 0, (size_t)(batch * M * N) * sizeof *y);
         return;
     }
-    blas_serial();
+    k_blas_serial();
     // a batch of small products, one whole product per thread, when the batch has the work
     Batch p = {y, a, b, M, N, K, a_off, b_off};
     k_par_for(batch, M * N * K < SMALL_GEMM ? K_MACS_WORK(batch * M * N * K) : 0, matmul_f64_batch, &p);

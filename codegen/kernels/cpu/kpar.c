@@ -51,9 +51,8 @@
  * them in the same core's cache (when both claimed from the front, which
  * thread got which chunk changed from step to step: whole resnet_small runs
  * took 0.97x the time, a median over 20 noisy pairs). A claim is a
- * compare-and-swap, so it can
- * only take a chunk of the step that is current when it succeeds; the
- * step's other fields are read after the claim. */
+ * compare-and-swap, so it can only take a chunk of the step that is current
+ * when it succeeds; the step's other fields are read after the claim. */
 #define ST_HI(s) ((int64_t)((s) & 0xffff))
 #define ST_LO(s) ((int64_t)(((s) >> 16) & 0xffff))
 #define ST_LIMIT(s) ((int)(((s) >> 32) & 0xff))
