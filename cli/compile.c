@@ -64,6 +64,10 @@ static const char usage[] =
     "  --no-fuse-head       ce: keep the logits' product and the loss apart (by default\n"
     "                       a product x W whose result only the loss reads becomes one\n"
     "                       loom.LinearCrossEntropy, which never holds the logits)\n"
+    "  --no-fold-bn-relu    keep the ReLU outputs a CNN's backward reads (by default the\n"
+    "                       gradients of a BatchNormalization and the ReLU after it, and\n"
+    "                       the next convolution's weight gradient, compute the ReLU's\n"
+    "                       output from the normalization's input; same bits)\n"
     "  --freeze REGEX       parameters whose names match (POSIX extended) stay fixed\n"
     "  --optimizer OPT      adamw (default) or sgd\n"
     "  --lr X               learning rate (default 0.001; the program may override)\n"
@@ -327,6 +331,11 @@ static int train_arg(int argc, char **argv, int *i, Options *o, int *rc)
     }
     if (!strcmp(a, "--no-fuse-head")) {
         o->t.no_fuse_head = 1;
+        o->train_flag = o->train_flag ? o->train_flag : a;
+        return 1;
+    }
+    if (!strcmp(a, "--no-fold-bn-relu")) {
+        o->t.no_fold_bn_relu = 1;
         o->train_flag = o->train_flag ? o->train_flag : a;
         return 1;
     }

@@ -155,6 +155,14 @@ void cg_cpu_batchnorm_grad_emit(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[1]);
     cg_declare_outputs(c, node);
+    if (ir_attr_int(n, "relu", 0)) { // the gradient of Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
+        fprintf(c->f, "    k_batchnorm_relu_grad_f32(%s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s);\n",
+                c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
+                c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[5]], c->var[n->in[3]], c->var[n->in[4]],
+                (long long)x->dims[0], (long long)x->dims[1], (long long)cg_prod(x->dims, 2, x->rank),
+                CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+        return;
+    }
     fprintf(c->f, "    k_batchnorm_grad_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s, %d);\n",
             c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
             c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]], c->var[n->in[4]], (long long)x->dims[0],
@@ -231,7 +239,7 @@ int64_t cg_cpu_conv_grad_weight_ws(IrGraph *g, int node)
 {
     KConv p;
     conv_grad_params(g, node, &p);
-    return (int64_t)k_conv_grad_weight_f32_ws(&p);
+    return (int64_t)(g->nodes[node].nin == 6 ? k_conv_grad_weight_bn_relu_f32_ws(&p) : k_conv_grad_weight_f32_ws(&p));
 }
 
 void cg_cpu_conv_grad_weight_emit(CgCtx *c, int node)
@@ -242,8 +250,14 @@ void cg_cpu_conv_grad_weight_emit(CgCtx *c, int node)
     conv_grad_params(c->g, node, &p);
     cg_declare_outputs(c, node);
     cg_cpu_kconv_decl(c, node, &p);
-    fprintf(c->f, "    k_conv_grad_weight_f32(%s, %s, %s, &conv_%d, %s);\n", c->var[n->out[0]],
-            c->var[n->in[0]], c->var[n->in[1]], node, ws_arg(c, node, ws, sizeof ws));
+    if (n->nin == 6) // x's place taken by Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
+        fprintf(c->f, "    k_conv_grad_weight_bn_relu_f32(%s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s);\n",
+                c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
+                c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node,
+                ws_arg(c, node, ws, sizeof ws));
+    else
+        fprintf(c->f, "    k_conv_grad_weight_f32(%s, %s, %s, &conv_%d, %s);\n", c->var[n->out[0]],
+                c->var[n->in[0]], c->var[n->in[1]], node, ws_arg(c, node, ws, sizeof ws));
 }
 
 /* The forward pooling window of a MaxPoolGrad (x = input 1) or an

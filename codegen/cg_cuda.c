@@ -437,7 +437,11 @@ static void emit_conv(CgCtx *c, int node)
         fprintf(c->f, k < 5 ? ", " : "};\n");
     }
     char call[512];
-    if (n->op == IR_OP_ConvGradWeight)
+    if (n->op == IR_OP_ConvGradWeight && n->nin == 6) // x read as Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
+        snprintf(call, sizeof call, "lk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d)",
+                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
+                 c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node);
+    else if (n->op == IR_OP_ConvGradWeight)
         snprintf(call, sizeof call, "lk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d)", c->var[n->out[0]],
                  c->var[n->in[0]], c->var[n->in[1]], node);
     else
@@ -472,7 +476,13 @@ static void emit_batchnorm(CgCtx *c, int node)
     long long sp = (long long)cg_prod(x->dims, 2, x->rank);
     char call[768];
     cg_declare_outputs(c, node);
-    if (grad)
+    if (grad && ir_attr_int(n, "relu", 0)) // dy is Relu's (ir_fold_bn_relu_grad)
+        snprintf(call, sizeof call,
+                 "lk_batchnorm_relu_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)",
+                 OUT_OR_NULL(c, n, 0), OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
+                 c->var[n->in[2]], c->var[n->in[5]], c->var[n->in[3]], c->var[n->in[4]], N, C, sp,
+                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+    else if (grad)
         snprintf(call, sizeof call, "lk_batchnorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)",
                  OUT_OR_NULL(c, n, 0), OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
                  IN_OR_NULL(c, n, 2), c->var[n->in[3]], c->var[n->in[4]], N, C, sp,

@@ -96,6 +96,18 @@ int shape_layernorm_grad(IrGraph *g, int node)
     return 0;
 }
 
+/* Inputs [lo, hi) of node: vectors of x's channel count (x [N, C, ...]), of x's type. */
+static int channel_vectors(IrGraph *g, int node, int lo, int hi, const IrValue *x)
+{
+    for (int j = lo; j < hi; j++) {
+        const IrValue *v = NODE->in[j] >= 0 ? V(NODE->in[j]) : NULL;
+        if (!v || v->dtype != x->dtype || v->rank != 1 || v->dims[0] != x->dims[1])
+            return ir_fail(g, node, "input %d must be a vector of the %lld channels of x %s; got %s", j,
+                           (long long)x->dims[1], IR_SHP(g, ir_in(NODE, 1)), v ? IR_SHP(g, NODE->in[j]) : "none");
+    }
+    return 0;
+}
+
 /* Batch, group and instance norm: (dy, x, scale, ...) -> dx, dscale, dbias
  * with the parameter gradients shaped like scale. */
 int shape_channel_norm_grad(IrGraph *g, int node)
@@ -105,6 +117,11 @@ int shape_channel_norm_grad(IrGraph *g, int node)
     if (x->rank < 2 || s->rank != 1)
         return ir_fail(g, node, "needs x [N,C,...] and a scale vector; got %s and %s",
                        IR_SHP(g, NODE->in[1]), IR_SHP(g, NODE->in[2]));
+    if (NODE->op == IR_OP_BatchNormGrad && (ir_attr_int(NODE, "relu", 0) != 0) != (NODE->nin > 5 && NODE->in[5] >= 0))
+        return ir_fail(g, node, "relu 1 takes the forward's bias as input 5, and only relu 1 does");
+    if (NODE->op == IR_OP_BatchNormGrad && ir_attr_int(NODE, "relu", 0) && ir_attr_int(NODE, "training_mode", 0))
+        return ir_fail(g, node, "relu 1 is for the given statistics (training_mode 0)");
+    if (NODE->nin > 5 && channel_vectors(g, node, 5, 6, x) < 0) return -1;
     if (ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims) < 0) return -1;
     for (int i = 1; i < 3; i++)
         if (ir_shape_out(g, node, i, s->dtype, 1, s->dims) < 0) return -1;
@@ -124,6 +141,9 @@ int shape_conv_grad_weight(IrGraph *g, int node)
         return ir_fail(g, node, "needs dy and x [N,C,spatial...] of one float type and a weight "
                        "shape of their rank; got %s and %s", IR_SHP(g, NODE->in[0]),
                        IR_SHP(g, NODE->in[1]));
+    /* (dy, x, scale, bias, mean, var): the operand is Relu(BatchNormalization(x)) */
+    if (NODE->nin > 2 && (NODE->nin != 6 || channel_vectors(g, node, 2, 6, x) < 0))
+        return NODE->nin != 6 ? ir_fail(g, node, "takes 2 inputs, or 6 (a BatchNormalization's four after x)") : -1;
     return ir_shape_out(g, node, 0, x->dtype, r, d);
 }
 

@@ -56,11 +56,22 @@
  *                                              statistics recomputed from x when
  *                                              mean/inv_std are omitted; dscale,
  *                                              dbias have the dims x.dims[axis:]
- *   loom.BatchNormGrad (dy, x, scale, mean, var) -> dx, dscale, dbias
+ *   loom.BatchNormGrad (dy, x, scale, mean, var, [bias]) -> dx, dscale, dbias
  *                                              training_mode 1: batch statistics
- *                                              of x; 0: the given mean and var
+ *                                              of x; 0: the given mean and var.
+ *                                              relu 1 (training_mode 0, bias
+ *                                              given): dy is the gradient of
+ *                                              Relu(BatchNormalization(x)),
+ *                                              masked where the normalization
+ *                                              is not positive
  *   loom.GroupNormGrad / loom.InstanceNormGrad (dy, x, scale) -> dx, dscale, dbias
- *   loom.ConvGradWeight (dy, x) -> dw          explicit pads, shape = w's dims
+ *   loom.ConvGradWeight (dy, x, [scale, bias, mean, var]) -> dw
+ *                                              explicit pads, shape = w's dims;
+ *                                              with the four vectors (and
+ *                                              epsilon) the forward read
+ *                                              Relu(BatchNormalization(x)),
+ *                                              training_mode 0, and the kernel
+ *                                              computes it from x as it reads it
  *   loom.MaxPoolGrad (dy, x, [indices]) -> dx  dy to each window's maximum
  *   loom.AveragePoolGrad (dy) -> dx            shape = x's dims
  *   loom.ResizeGrad (dy) -> dx                 the adjoint of the nearest/linear
@@ -152,6 +163,7 @@ typedef struct {
     const char *target;        /* CE/MSE: name of the target input to add ("target") */
     int use_ignore_index;      /* CE: skip samples whose target is ignore_index */
     int no_fuse_head;          /* CE: never fuse the logits' product into the loss (ir/loss.c) */
+    int no_fold_bn_relu;       /* keep the ReLU outputs a CNN's backward reads (ir_fold_bn_relu_grad) */
     int64_t ignore_index;
     const char *freeze_regex;  /* POSIX extended regex over parameter names, or NULL */
     IrOptimizer optimizer;
@@ -167,7 +179,8 @@ typedef struct {
  * betas 0.9/0.999, eps 1e-8, weight decay 0.01; SGD momentum 0, no clipping. */
 void ir_train_defaults(IrTrainOptions *o);
 
-/* The whole construction: ir_add_loss, ir_autodiff, ir_add_update. The graph
+/* The whole construction: ir_add_loss, ir_autodiff, ir_fold_bn_relu_grad
+ * (unless no_fold_bn_relu), ir_add_update. The graph
  * must be shape-inferred with nodes in topological order (onnx_fold_infer).
  * The loss is then the graph's one output: a training program writes none of
  * the model's outputs, so they die after their last read (a language
@@ -180,6 +193,13 @@ int ir_build_training(IrGraph *g, const IrTrainOptions *o);
 int ir_add_loss(IrGraph *g, const IrTrainOptions *o);            /* loss.c */
 int ir_autodiff(IrGraph *g, const char *freeze_regex);           /* autodiff.c */
 int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
+/* A CNN's backward reads a BatchNormalization's input where it read the
+ * ReLU after it: loom.BatchNormGrad with relu 1 takes the ReLU's gradient,
+ * loom.ConvGradWeight (dy, x, scale, bias, mean, var) the ReLU's output as
+ * it computes it, so that the ReLU's output need not be kept for backward
+ * (grad_bn_relu.c says when it applies). Values and gradients do not change
+ * by a bit. */
+int ir_fold_bn_relu_grad(IrGraph *g);                             /* grad_bn_relu.c */
 
 /* Mixed precision (autocast.c): every float32 MatMul and Gemm reads bf16
  * casts of its operands and writes a bf16 result widened back to float32;

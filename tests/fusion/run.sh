@@ -285,3 +285,30 @@ if "$py" "$out/bn.py" "$bd" > "$bd.log" 2>&1 &&
 else
     fail "fusion_batchnorm_loops" "$(tail -3 "$bd.log")"
 fi
+
+# The backward of BatchNormalization + ReLU (ir_fold_bn_relu_grad, ir/grad_bn_relu.c):
+# resnet_small's training program reads the convolutions' outputs where it read
+# the ReLUs inside its blocks (k_batchnorm_relu_grad_f32, k_conv_grad_weight_bn_relu_f32),
+# and must train bit for bit like --no-fold-bn-relu (first-step gradients and
+# 10 losses), in a smaller arena (plan.json).
+fold=$out/resnet_small.fold
+nofold=$out/resnet_small.nofold
+if train_zoo resnet_small "$fold" && train_zoo resnet_small "$nofold" --no-fold-bn-relu; then
+    nk=$(grep -c 'k_batchnorm_relu_grad_f32(' "$fold/model.c")
+    nc=$(grep -c 'k_conv_grad_weight_bn_relu_f32(' "$fold/model.c")
+    n0=$(grep -c '_bn_relu_\|_relu_grad_f32(' "$nofold/model.c")
+    a1=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["arena_bytes"])' "$fold/plan.json")
+    a0=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["arena_bytes"])' "$nofold/plan.json")
+    if [ "$nk" -lt 1 ] || [ "$nc" -lt 1 ] || [ "$n0" != 0 ]; then
+        fail "fusion_bn_relu_grad_kernels" "$nk k_batchnorm_relu_grad_f32 and $nc k_conv_grad_weight_bn_relu_f32 calls folded, $n0 with --no-fold-bn-relu"
+    elif ! cmp -s "$fold.grads.safetensors" "$nofold.grads.safetensors" ||
+        [ "$(losses "$fold.jsonl")" != "$(losses "$nofold.jsonl")" ] || [ "$(losses "$fold.jsonl" | wc -l)" != 10 ]; then
+        fail "fusion_bn_relu_grad_bits" "gradients or losses differ from --no-fold-bn-relu's"
+    elif [ "$a1" -ge "$a0" ]; then
+        fail "fusion_bn_relu_grad_arena" "arena $a1 bytes folded, $a0 with --no-fold-bn-relu"
+    else
+        pass "fusion_bn_relu_grad ($nk BatchNormGrad and $nc ConvGradWeight read the normalization's input; same bits; arena $a0 -> $a1 bytes)"
+    fi
+else
+    fail "fusion_bn_relu_grad" "$(tail -3 "$fold.compile.log" "$fold.build.log" "$fold.run.log" "$nofold.run.log" 2>/dev/null)"
+fi

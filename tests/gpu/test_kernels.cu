@@ -531,7 +531,17 @@ static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, in
     compare(name, rc, back(dyv, y.size()), y);
     rc = lk_conv_grad_weight_f32(rt_cuda_stream(), ddw, ddy, dxv, &lp);
     compare("  lk_conv_grad_weight_f32", rc, back(ddw, dw.size()), dw);
+    // x read as Relu(BatchNormalization(x)): about half the values cut to 0
+    auto sc = rand_vec((size_t)C), bi = rand_vec((size_t)C), mean = rand_vec((size_t)C), var = rand_vec((size_t)C);
+    for (auto &v : var) v = fabsf(v) + 0.1f;
+    std::vector<char> bws(k_conv_grad_weight_bn_relu_f32_ws(&kp) + 64);
+    k_conv_grad_weight_bn_relu_f32(dw.data(), dy.data(), x.data(), sc.data(), bi.data(), mean.data(), var.data(), 1e-5f,
+                                   &kp, bws.data());
+    float *dsc = dev(sc), *dbi = dev(bi), *dm = dev(mean), *dvar = dev(var);
+    rc = lk_conv_grad_weight_bn_relu_f32(rt_cuda_stream(), ddw, ddy, dxv, dsc, dbi, dm, dvar, 1e-5f, &lp);
+    compare("  lk_conv_grad_weight_bn_relu_f32", rc, back(ddw, dw.size()), dw);
     cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddw);
+    cudaFree(dsc), cudaFree(dbi), cudaFree(dm), cudaFree(dvar);
 }
 
 static void test_softmax(int64_t outer, int64_t len, int64_t inner, int is_log)
@@ -599,6 +609,16 @@ static void test_batchnorm(int64_t N, int64_t C, int64_t sp)
     rc = lk_batchnorm_grad_f32(rt_cuda_stream(), ddy, dds, ddb, ddy, dxv, dsc, dm, dvar, N, C, sp, 1e-5f);
     compare("  lk_batchnorm_grad_f32 dx over dy", rc, back(ddy, dx.size()), dx);
     compare("  its dscale", rc, back(dds, ds.size()), ds);
+    // dy the gradient of Relu(BatchNormalization(x)) (ddy was overwritten: upload it again)
+    k_batchnorm_relu_grad_f32(dx.data(), ds.data(), db.data(), dy.data(), x.data(), sc.data(), b.data(), mean.data(),
+                              var.data(), N, C, sp, 1e-5f);
+    cudaMemcpy(ddy, dy.data(), dy.size() * sizeof(float), cudaMemcpyHostToDevice);
+    rc = lk_batchnorm_relu_grad_f32(rt_cuda_stream(), ddx, dds, ddb, ddy, dxv, dsc, dbv, dm, dvar, N, C, sp, 1e-5f);
+    compare("  lk_batchnorm_relu_grad_f32 dx", rc, back(ddx, dx.size()), dx);
+    compare("  its dscale", rc, back(dds, ds.size()), ds);
+    compare("  its dbias", rc, back(ddb, db.size()), db);
+    rc = lk_batchnorm_relu_grad_f32(rt_cuda_stream(), ddy, dds, ddb, ddy, dxv, dsc, dbv, dm, dvar, N, C, sp, 1e-5f);
+    compare("  lk_batchnorm_relu_grad_f32 dx over dy", rc, back(ddy, dx.size()), dx);
     cudaFree(dxv), cudaFree(ddy), cudaFree(dsc), cudaFree(dbv), cudaFree(dm), cudaFree(dvar), cudaFree(dyv);
     cudaFree(ddx), cudaFree(dds), cudaFree(ddb);
 }

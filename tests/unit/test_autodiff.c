@@ -1046,6 +1046,92 @@ static void test_every_grad_checked(void)
     CHECK(ir_grad_input(IR_OP_Concat, 40) && !ir_op_has_grad(IR_OP_Mod));
 }
 
+/* A float32 value of `role`, zeros for a parameter (shapes are all the fold reads). */
+static int f32v(IrGraph *g, const char *name, IrRole role, int rank, const int64_t *dims)
+{
+    int v = ir_value_new(g, name, role);
+    ir_value_set_shape(&g->values[v], IR_F32, rank, dims);
+    if (role == IR_PARAM) ir_value_set_data(g, v, calloc((size_t)ir_value_numel(&g->values[v]), sizeof(float)));
+    return v;
+}
+
+/* x -> Conv -> BatchNormalization (inference form) -> Relu -> `after`: the
+ * Relu's output; *z the Conv's output, *bias the BatchNormalization's */
+static int conv_bn_relu(IrGraph *g, int x, int c, int m, const char *tag, int *z, int *bias)
+{
+    char nm[32];
+    snprintf(nm, sizeof nm, "%s.w", tag);
+    int w = f32v(g, nm, IR_PARAM, 4, D(m, c, 3, 3));
+    *z = OP(Conv, x, w);
+    ATTR_IS("pads", 1, 1, 1, 1);
+    int v[4];
+    for (int k = 0; k < 4; k++) {
+        snprintf(nm, sizeof nm, "%s.bn%d", tag, k);
+        v[k] = f32v(g, nm, IR_PARAM, 1, D(m));
+    }
+    *bias = v[1];
+    return OP(Relu, OP(BatchNormalization, *z, v[0], v[1], v[2], v[3]));
+}
+
+/* ir_fold_bn_relu_grad on two float32 chains: A, Conv -> BN -> Relu -> Conv,
+ * folds (no backward node reads the Relu's output; BatchNormGrad has relu 1
+ * and A's bias, and the second Conv's weight gradient reads A's Conv output
+ * and the four vectors); B, whose Relu a MaxPool reads, keeps its Relu output
+ * and its ActivationGrad. no_fold_bn_relu leaves both as autodiff made them. */
+static void test_fold_bn_relu(void)
+{
+    for (int nofold = 0; nofold < 2; nofold++) {
+        IrGraph *g = G();
+        int x = f32v(g, "x", IR_INPUT, 4, D(2, 3, 6, 6)), za, zb, ba, bb;
+        g->inputs = realloc(g->inputs, sizeof(int));
+        g->inputs[g->ninputs++] = x;
+        int ya = conv_bn_relu(g, x, 3, 4, "a", &za, &ba), yb = conv_bn_relu(g, x, 3, 4, "b", &zb, &bb);
+        int ua = OP(Conv, ya, f32v(g, "a.w2", IR_PARAM, 4, D(5, 4, 3, 3)));
+        int pb = OP(MaxPool, yb);
+        ATTR_IS("kernel_shape", 2, 2);
+        ATTR_IS("strides", 2, 2);
+        int ub = OP(Conv, pb, f32v(g, "b.w2", IR_PARAM, 4, D(5, 4, 1, 1)));
+        set_loss(g, OP(Add, OP(ReduceSum, ua), OP(ReduceSum, ub)));
+        const char *za_name = g->values[za].name, *ba_name = g->values[ba].name;
+        const char *ya_name = g->values[ya].name, *yb_name = g->values[yb].name;
+        IrTrainOptions o;
+        ir_train_defaults(&o);
+        o.optimizer = IR_OPTIM_NONE;
+        o.no_fold_bn_relu = nofold;
+        if (infer_all(g) < 0 || ir_build_training(g, &o) < 0 || ir_verify(g) < 0) {
+            fprintf(stderr, "  %s\n", g->err);
+            CHECK(0);
+            ir_graph_free(g);
+            return;
+        }
+        int acts = 0, relu_bng = 0, conv6 = 0, bwd_reads_ya = 0, bwd_reads_yb = 0;
+        int va = ir_value_find(g, za_name), vb = ir_value_find(g, ba_name);
+        int vya = ir_value_find(g, ya_name), vyb = ir_value_find(g, yb_name);
+        for (int i = 0; i < g->nnodes; i++) {
+            const IrNode *n = &g->nodes[i];
+            if (n->dead) continue;
+            acts += n->op == IR_OP_ActivationGrad;
+            if (n->op == IR_OP_BatchNormGrad && ir_attr_int(n, "relu", 0)) {
+                relu_bng++;
+                CHECK(n->nin == 6 && n->in[1] == va && n->in[5] == vb);
+            }
+            if (n->op == IR_OP_ConvGradWeight && n->nin == 6) {
+                conv6++;
+                CHECK(n->in[1] == va && n->in[3] == vb);
+            }
+            for (int j = 0; n->phase != IR_FORWARD && j < n->nin; j++)
+                bwd_reads_ya += n->in[j] == vya, bwd_reads_yb += n->in[j] == vyb;
+        }
+        CHECK(va >= 0 && vb >= 0 && vya >= 0 && vyb >= 0);
+        CHECK_EQ_INT(acts, nofold ? 2 : 1);
+        CHECK_EQ_INT(relu_bng, nofold ? 0 : 1);
+        CHECK_EQ_INT(conv6, nofold ? 0 : 1);
+        CHECK_EQ_INT(bwd_reads_ya, nofold ? 2 : 0);
+        CHECK(bwd_reads_yb >= 1);
+        ir_graph_free(g);
+    }
+}
+
 static void test_update(void)
 {
     for (int opt = 0; opt < 2; opt++) {
@@ -1251,6 +1337,7 @@ int main(void)
     RUN(test_internal_grads);
     RUN(test_internal_more);
     RUN(test_attention_grad);
+    RUN(test_fold_bn_relu);
     RUN(test_linear_ce_head);
     RUN(test_update);
     RUN(test_zoo);

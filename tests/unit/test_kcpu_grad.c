@@ -258,6 +258,51 @@ static void test_batchnorm_grad(void)
         }
 }
 
+/* y = Relu(BatchNormalization(x)) as the forward program computes it: the
+ * kernel, then Relu's t > 0 ? t : 0 */
+static float *bn_relu_fwd(const float *x, const float *sc, const float *bi, const float *mean, const float *var,
+                          int64_t N, int64_t C, int64_t S)
+{
+    float *y = frand(N * C * S, 0, 0);
+    k_batchnorm_f32(y, x, sc, bi, mean, var, N, C, S, 1e-5f);
+    for (int64_t i = 0; i < N * C * S; i++) y[i] = y[i] > 0 ? y[i] : 0.0f;
+    return y;
+}
+
+/* BatchNormGrad with relu 1 (ir_fold_bn_relu_grad): bit for bit the
+ * ActivationGrad of the Relu on the forward's output, then BatchNormGrad;
+ * with dx written over dy, and without dx */
+static void test_batchnorm_relu_grad(void)
+{
+    static const int64_t shapes[][3] = {{2, 3, 5}, {1, 1, 4}, {4, 2, 1}, {3, 4, 7}};
+    for (int s = 0; s < 4; s++) {
+        int64_t N = shapes[s][0], C = shapes[s][1], S = shapes[s][2], n = N * C * S;
+        float *x = frand(n, -2, 3), *sc = frand(C, 0.5, 1.5), *bi = frand(C, -1, 1);
+        float *mean = frand(C, -0.5, 0.5), *var = frand(C, 0.5, 2), *dy = frand(n, -1, 1);
+        float *y = bn_relu_fwd(x, sc, bi, mean, var, N, C, S), *db_in = frand(n, 0, 0);
+        float *want = frand(n, 0, 0), *wds = frand(C, 0, 0), *wdb = frand(C, 0, 0);
+        k_activation_grad_f32(db_in, dy, y, n, K_ACT_RELU, 0, 0, 0);
+        k_batchnorm_grad_f32(want, wds, wdb, db_in, x, sc, mean, var, N, C, S, 1e-5f, 0);
+        int zeros = 0;
+        for (int64_t i = 0; i < n; i++) zeros += y[i] == 0;
+        CHECK(n < 8 || (zeros > 0 && zeros < n)); /* the mask cuts some, not all */
+        float *dx = frand(n, 0, 0), *ds = frand(C, 0, 0), *db = frand(C, 0, 0);
+        k_batchnorm_relu_grad_f32(dx, ds, db, dy, x, sc, bi, mean, var, N, C, S, 1e-5f);
+        CHECK(!memcmp(dx, want, (size_t)n * sizeof *dx) && !memcmp(ds, wds, (size_t)C * sizeof *ds) &&
+              !memcmp(db, wdb, (size_t)C * sizeof *db));
+        float *io = malloc((size_t)n * sizeof *io);
+        memcpy(io, dy, (size_t)n * sizeof *io);
+        memset(ds, 0, (size_t)C * sizeof *ds), memset(db, 0, (size_t)C * sizeof *db);
+        k_batchnorm_relu_grad_f32(io, ds, db, io, x, sc, bi, mean, var, N, C, S, 1e-5f);
+        CHECK(!memcmp(io, want, (size_t)n * sizeof *io) && !memcmp(ds, wds, (size_t)C * sizeof *ds));
+        memset(ds, 0, (size_t)C * sizeof *ds), memset(db, 0, (size_t)C * sizeof *db);
+        k_batchnorm_relu_grad_f32(NULL, ds, db, dy, x, sc, bi, mean, var, N, C, S, 1e-5f);
+        CHECK(!memcmp(ds, wds, (size_t)C * sizeof *ds) && !memcmp(db, wdb, (size_t)C * sizeof *db));
+        free(x), free(sc), free(bi), free(mean), free(var), free(dy), free(y), free(db_in), free(want), free(wds);
+        free(wdb), free(dx), free(ds), free(db), free(io);
+    }
+}
+
 static void test_groupnorm_grad(void)
 {
     // groups 1 (LayerNorm over C), 2, and C (InstanceNorm)
@@ -309,7 +354,17 @@ static void test_conv_grad_weight(void)
         k_conv_grad_weight_f32(dw, dy, x, &p, ws);
         ConvCtx c = {&p, x, ws};
         CHECK_GRAD(conv_fwd, &c, w, nw, ny, dw, dy, 1e-2);
+        /* x read as Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad): bit
+         * for bit the gradient over the forward's Relu output */
+        float *sc = frand(p.C, 0.5, 1.5), *bi = frand(p.C, -1, 1), *mean = frand(p.C, -0.5, 0.5);
+        float *var = frand(p.C, 0.5, 2), *y = bn_relu_fwd(x, sc, bi, mean, var, p.N, p.C, pin);
+        float *want = frand(nw, 0, 0), *got = frand(nw, 0, 0);
+        void *bws = malloc(k_conv_grad_weight_bn_relu_f32_ws(&p));
+        k_conv_grad_weight_f32(want, dy, y, &p, ws);
+        k_conv_grad_weight_bn_relu_f32(got, dy, x, sc, bi, mean, var, 1e-5f, &p, bws);
+        CHECK(!memcmp(got, want, (size_t)nw * sizeof *got));
         free(x), free(w), free(dy), free(dw), free(ws);
+        free(sc), free(bi), free(mean), free(var), free(y), free(want), free(got), free(bws);
     }
 }
 
@@ -770,6 +825,7 @@ int main(void)
     RUN(test_layernorm_grad);
     RUN(test_rmsnorm_grad);
     RUN(test_batchnorm_grad);
+    RUN(test_batchnorm_relu_grad);
     RUN(test_groupnorm_grad);
     RUN(test_conv_grad_weight);
     RUN(test_pool_grad);

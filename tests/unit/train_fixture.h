@@ -41,14 +41,15 @@ static inline int fixture_of(Fixture *f, IrGraph *g)
 }
 
 /* A zoo model (models/NAME/model.onnx) trained with cross-entropy against
- * target_y and AdamW. */
-static inline int fixture_zoo(Fixture *f, const char *path)
+ * target_y and AdamW; no_fold_bn_relu as --no-fold-bn-relu. */
+static inline int fixture_zoo_as(Fixture *f, const char *path, int no_fold_bn_relu)
 {
     IrGraph *g = ir_graph_new(path);
     IrTrainOptions o;
     ir_train_defaults(&o);
     o.loss_kind = IR_LOSS_CE;
     o.target = "target_y";
+    o.no_fold_bn_relu = no_fold_bn_relu;
     if (onnx_load(g, NULL, 0) || onnx_fold_infer(g) || ir_build_training(g, &o)) {
         fprintf(stderr, "  %s: %s\n", path, g->err);
         check_failed_ = 1;
@@ -58,6 +59,8 @@ static inline int fixture_zoo(Fixture *f, const char *path)
     }
     return fixture_of(f, g);
 }
+
+static inline int fixture_zoo(Fixture *f, const char *path) { return fixture_zoo_as(f, path, 0); }
 
 static inline void fixture_free(Fixture *f)
 {

@@ -382,6 +382,13 @@ void k_rmsnorm_grad_f32(float *dx, float *dscale, const float *dy, const float *
 void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N,
                           int64_t C, int64_t spatial, float eps, int training);
+/* loom.BatchNormGrad with relu 1: as k_batchnorm_grad_f32 with the given
+ * statistics, dy the gradient of Relu(BatchNormalization(x)): it counts
+ * where the normalization (kmath.h, k_bn_relu, with bias [C]) is positive,
+ * as loom.ActivationGrad of the Relu did. scale, bias, mean, var non-NULL. */
+void k_batchnorm_relu_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                               const float *scale, const float *bias, const float *mean, const float *var,
+                               int64_t N, int64_t C, int64_t spatial, float eps);
 /* loom.GroupNormGrad / InstanceNormGrad (groups = C): as k_groupnorm_f32;
  * scale, dscale, dbias per channel. ws: k_groupnorm_grad_f32_ws(N, groups) bytes. */
 size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups);
@@ -430,6 +437,14 @@ void k_adamw_f32(float *param, float *m, float *v, const float *grad, float lr, 
  * and x [N, C, in...]. ws: k_conv_grad_weight_f32_ws(p) bytes. */
 size_t k_conv_grad_weight_f32_ws(const KConv *p);
 void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws);
+/* loom.ConvGradWeight (dy, x, scale, bias, mean, var): as k_conv_grad_weight_f32
+ * with x's place taken by Relu(BatchNormalization(x)) in inference form, which
+ * it computes an image at a time (kmath.h, k_bn_relu); scale, bias, mean, var
+ * [C]. ws: k_conv_grad_weight_bn_relu_f32_ws(p) bytes. */
+size_t k_conv_grad_weight_bn_relu_f32_ws(const KConv *p);
+void k_conv_grad_weight_bn_relu_f32(float *dw, const float *dy, const float *x, const float *scale,
+                                    const float *bias, const float *mean, const float *var, float eps,
+                                    const KConv *p, void *ws);
 /* loom.MaxPoolGrad: dx [NC, in...] gets each dy at its window's first maximum
  * in x (k_maxpool_f32's rule). ws: k_maxpool_grad_f32_ws(p) bytes. */
 size_t k_maxpool_grad_f32_ws(const KPool *p);

@@ -25,11 +25,12 @@
 /* The operands of a gradient kernel, for its rows (columns, channels) [lo, hi). */
 typedef struct {
     float *dx, *dscale, *dbias;
-    const float *dy, *x, *y, *scale, *mean, *var, *inv_std;
+    const float *dy, *x, *y, *scale, *bias, *mean, *var, *inv_std;
     double *st;
     int64_t N, C, groups, spatial, rows, cols, inner, len;
     float alpha, beta, gamma, eps;
     int act, log, training;
+    int relu; /* batchnorm_grad_channels: dy is Relu's, masked where the normalization of x is not positive */
     int rms; /* layernorm_grad_*: loom.RMSNormGrad (no mean, no mean(g) term) */
 } Grad;
 
@@ -279,9 +280,22 @@ static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid)
         }
         double is = 1.0 / sqrt(v + (double)eps), sc = scale ? scale[c] : 1.0f;
         double sg = 0, sgx = 0;
+        /* relu: dy * (y > 0) as ActivationGrad computed it, y the forward's
+         * Relu output; written into dx first (then dx over dy as usual), or
+         * made as it is read when dx is not wanted */
+        float fm = 0, fa = 0, fb = 0;
+        if (p->relu) fm = mean[c], fa = k_bn_factor(scale[c], var[c], eps), fb = p->bias[c];
+        if (p->relu && dx) {
+            float *dbc = dx + c * spatial;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t i = 0; i < spatial; i++)
+                    dbc[n * gap + i] = dyc[n * gap + i] * (float)(k_bn_relu(xc[n * gap + i], fm, fa, fb) > 0);
+            dyc = dbc;
+        }
+#define DY(e) (p->relu && !dx ? dyc[e] * (float)(k_bn_relu(xc[e], fm, fa, fb) > 0) : dyc[e])
         for (int64_t n = 0; n < N; n++)
             for (int64_t i = 0; i < spatial; i++) {
-                double g = dyc[n * gap + i];
+                double g = DY(n * gap + i);
                 sg += g, sgx += g * (xc[n * gap + i] - m) * is;
             }
         if (dscale) dscale[c] = (float)sgx;
@@ -295,6 +309,7 @@ static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid)
                 for (int64_t i = 0; i < spatial; i++)
                     dx[c * spatial + n * gap + i] = (float)(dyc[n * gap + i] * sc * is);
         }
+#undef DY
     }
 }
 
@@ -305,6 +320,15 @@ void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
     // x, dy, dx are (N, C, spatial)
     Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .mean = mean,
               .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .training = training};
+    k_par_for(C, N * C * spatial, batchnorm_grad_channels, &p);
+}
+
+void k_batchnorm_relu_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                               const float *scale, const float *bias, const float *mean, const float *var,
+                               int64_t N, int64_t C, int64_t spatial, float eps)
+{
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .bias = bias,
+              .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .relu = 1};
     k_par_for(C, N * C * spatial, batchnorm_grad_channels, &p);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "kmath.h"
 #include "kwindow.h"
 
 
@@ -33,7 +34,36 @@ size_t k_conv_grad_weight_f32_ws(const KConv *p)
     return (size_t)(p->C * g.kp * grad_weight_block(p, &g) * g.out[2]) * sizeof(float);
 }
 
-void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws)
+size_t k_conv_grad_weight_bn_relu_f32_ws(const KConv *p)
+{
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    return k_conv_grad_weight_f32_ws(p) + (size_t)(p->C * g.pin) * sizeof(float);
+}
+
+/* Relu(BatchNormalization(x)) of one image, channels [lo, hi) of x [C, pin] into y. */
+typedef struct {
+    float *y;
+    const float *x, *scale, *bias, *mean, *var;
+    int64_t pin;
+    float eps;
+} BnRelu;
+
+static void bn_relu_channels(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    const BnRelu *b = arg;
+    for (int64_t c = lo; c < hi; c++) {
+        float m = b->mean[c], a = k_bn_factor(b->scale[c], b->var[c], b->eps), bias = b->bias[c];
+        const float *xc = b->x + c * b->pin;
+        float *yc = b->y + c * b->pin;
+        for (int64_t i = 0; i < b->pin; i++) yc[i] = k_bn_relu(xc[i], m, a, bias);
+    }
+}
+
+/* bn: x's place is taken by Relu(BatchNormalization(x)), made an image at a
+ * time into the workspace after the columns (the columns of a 3x3 window
+ * would compute each value nine times) */
+static void grad_weight(float *dw, const float *dy, const float *x, const KConv *p, void *ws, BnRelu *bn)
 {
     // dy is (N,M,out...), x is (N,C,in...), dw is (M,C/group,k...)
     KGeo g;
@@ -45,15 +75,36 @@ void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KC
     }
     float *col = ws;
     int64_t rows = g.out[0] * g.out[1], blk = grad_weight_block(p, &g);
-    for (int64_t n = 0; n < p->N; n++)
+    if (bn) bn->y = col + p->C * g.kp * blk * g.out[2], bn->pin = g.pin;
+    for (int64_t n = 0; n < p->N; n++) {
+        const float *xn = x + n * p->C * g.pin;
+        if (bn) {
+            bn->x = xn;
+            k_par_for(p->C, p->C * g.pin, bn_relu_channels, bn);
+            xn = bn->y;
+        }
         for (int64_t q0 = 0; q0 < rows; q0 += blk) {
             int64_t q1 = q0 + blk < rows ? q0 + blk : rows, w = (q1 - q0) * g.out[2];
-            k_im2col_block(col, x + n * p->C * g.pin, p->C, &g, q0, q1, p->C * g.kp * w >= K_PAR_WORK);
+            k_im2col_block(col, xn, p->C, &g, q0, q1, p->C * g.kp * w >= K_PAR_WORK);
             // dw_g [Mg, Kg] (+)= dy_g [Mg, w] * col_g^T [w, Kg]: images, then blocks, added in order
             for (int64_t gi = 0; gi < G; gi++)
                 k_sgemm(0, 1, Mg, Kg, w, 1.0f, dy + (n * p->M + gi * Mg) * g.pout + q0 * g.out[2], g.pout,
                         col + gi * Kg * w, w, n || q0 ? 1.0f : 0.0f, dw + gi * Mg * Kg, Kg);
         }
+    }
+}
+
+void k_conv_grad_weight_f32(float *dw, const float *dy, const float *x, const KConv *p, void *ws)
+{
+    grad_weight(dw, dy, x, p, ws, NULL);
+}
+
+void k_conv_grad_weight_bn_relu_f32(float *dw, const float *dy, const float *x, const float *scale,
+                                    const float *bias, const float *mean, const float *var, float eps,
+                                    const KConv *p, void *ws)
+{
+    BnRelu bn = {.scale = scale, .bias = bias, .mean = mean, .var = var, .eps = eps};
+    grad_weight(dw, dy, x, p, ws, &bn);
 }
 
 /* ---- pooling ---- */

@@ -74,6 +74,16 @@ static __host__ __device__ inline float k_expf(float x) { return expf(x); }
 static __host__ __device__ inline float k_tanhf(float x) { return tanhf(x); }
 static __host__ __device__ inline float k_erff(float x) { return erff(x); }
 
+/* Relu(BatchNormalization(x)) in inference form with the forward's float
+ * operations (kmath.h's k_bn_factor, k_bn_relu): the kernels that make a
+ * ReLU's output again from the normalization's input (ir_fold_bn_relu_grad). */
+static __host__ __device__ inline float lk_bn_factor(float scale, float var, float eps) { return scale / sqrtf(var + eps); }
+static __host__ __device__ inline float lk_bn_relu(float x, float mean, float a, float bias)
+{
+    float t = (x - mean) * a + bias;
+    return t > 0 ? t : 0.0f;
+}
+
 /* ---- linear algebra: lk_gemm.cu (cuBLASLt) ---- */
 
 /* Row-major y (batch of M x N) = alpha * op(a) * op(b) + beta * y, op
@@ -157,6 +167,10 @@ typedef struct {
 int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
 /* loom.ConvGradWeight (k_conv_grad_weight_f32): dw [M, C/group, k...] from dy and x. */
 int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p);
+/* loom.ConvGradWeight (dy, x, scale, bias, mean, var) (k_conv_grad_weight_bn_relu_f32): x's place taken by
+ * Relu(BatchNormalization(x)), computed as it is read. */
+int lk_conv_grad_weight_bn_relu_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const float *scale,
+                                    const float *bias, const float *mean, const float *var, float eps, const LkConv *p);
 /* ConvTranspose (k_conv_transpose_f32): y [N, M, out...] from x [N, C, in...], w [C, M/group, k...];
  * in is x's spatial size, out y's, pad the cropped start. Also a Conv's input gradient. */
 int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
@@ -198,6 +212,11 @@ int lk_batchnorm_f32(cudaStream_t s, float *y, const float *x, const float *scal
 int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
                           int64_t spatial, float eps);
+/* loom.BatchNormGrad with relu 1 (k_batchnorm_relu_grad_f32): dy is the gradient of Relu(BatchNormalization(x)),
+ * counted where the normalization is positive; dx may be dy. */
+int lk_batchnorm_relu_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                               const float *scale, const float *bias, const float *mean, const float *var, int64_t N,
+                               int64_t C, int64_t spatial, float eps);
 /* GroupNormalization / InstanceNormalization (groups = C; k_groupnorm_f32):
  * x, y [N, C, spatial], statistics per (n, group), scale and bias per channel. */
 int lk_groupnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias, int64_t N,

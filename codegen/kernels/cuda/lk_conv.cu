@@ -80,17 +80,26 @@ int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const 
     return LOOM_LAUNCH(conv, lk_blocks(total), LK_THREADS, 0, s, y, x, w, b, *p, total);
 }
 
-static __global__ void conv_grad_weight(float *dw, const float *dy, const float *x, LkConv p, int64_t total)
+/* A BatchNormalization's vectors and epsilon, by value: the weight
+ * gradient's x is Relu(BatchNormalization(x)) when scale is not NULL. */
+struct BnRelu {
+    const float *scale, *bias, *mean, *var;
+    float eps;
+};
+
+static __global__ void conv_grad_weight(float *dw, const float *dy, const float *x, LkConv p, int64_t total, BnRelu bn)
 {
     // dw (M, C/group, k...): one element per thread, summed over n and the output positions in order
     const Geo3 g = geo3(p);
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t kk = e % g.ksz, c = e / g.ksz % g.cg, m = e / (g.ksz * g.cg);
         int64_t q = kk % g.k[2], bb = kk / g.k[2] % g.k[1], a = kk / (g.k[2] * g.k[1]);
-        int64_t gi = m / g.mg;
+        int64_t gi = m / g.mg, ci = gi * g.cg + c;
+        float bm = 0, ba = 0, bb0 = 0;
+        if (bn.scale) bm = bn.mean[ci], ba = lk_bn_factor(bn.scale[ci], bn.var[ci], bn.eps), bb0 = bn.bias[ci];
         double s = 0;
         for (int64_t n = 0; n < p.N; n++) {
-            const float *xc = x + (n * p.C + gi * g.cg + c) * g.isz, *dyc = dy + (n * p.M + m) * g.osz;
+            const float *xc = x + (n * p.C + ci) * g.isz, *dyc = dy + (n * p.M + m) * g.osz;
             for (int64_t o0 = 0; o0 < g.out[0]; o0++) {
                 int64_t i0 = tap(p, 0, o0, a);
                 if (i0 < 0 || i0 >= g.in[0]) continue;
@@ -100,7 +109,9 @@ static __global__ void conv_grad_weight(float *dw, const float *dy, const float 
                     for (int64_t o2 = 0; o2 < g.out[2]; o2++) {
                         int64_t i2 = tap(p, 2, o2, q);
                         if (i2 < 0 || i2 >= g.in[2]) continue;
-                        s += (double)dyc[(o0 * g.out[1] + o1) * g.out[2] + o2] * xc[(i0 * g.in[1] + i1) * g.in[2] + i2];
+                        float xv = xc[(i0 * g.in[1] + i1) * g.in[2] + i2];
+                        if (bn.scale) xv = lk_bn_relu(xv, bm, ba, bb0);
+                        s += (double)dyc[(o0 * g.out[1] + o1) * g.out[2] + o2] * xv;
                     }
                 }
             }
@@ -109,12 +120,25 @@ static __global__ void conv_grad_weight(float *dw, const float *dy, const float 
     }
 }
 
-int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p)
+static int grad_weight(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p, BnRelu bn)
 {
     int64_t total = p->M * (p->group ? p->C / p->group : 0);
     for (int d = 0; d < p->nd; d++) total *= p->k[d];
     if (total == 0) return 0;
-    return LOOM_LAUNCH(conv_grad_weight, lk_blocks(total), LK_THREADS, 0, s, dw, dy, x, *p, total);
+    return LOOM_LAUNCH(conv_grad_weight, lk_blocks(total), LK_THREADS, 0, s, dw, dy, x, *p, total, bn);
+}
+
+int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p)
+{
+    BnRelu none = {NULL, NULL, NULL, NULL, 0.0f};
+    return grad_weight(s, dw, dy, x, p, none);
+}
+
+int lk_conv_grad_weight_bn_relu_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const float *scale,
+                                    const float *bias, const float *mean, const float *var, float eps, const LkConv *p)
+{
+    BnRelu bn = {scale, bias, mean, var, eps};
+    return grad_weight(s, dw, dy, x, p, bn);
 }
 
 static __global__ void conv_transpose(float *y, const float *x, const float *w, const float *b, LkConv p,

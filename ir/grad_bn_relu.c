@@ -1,0 +1,136 @@
+/* The backward of a CNN's BatchNormalization and ReLU reads the
+ * normalization's input, not the ReLU's output (ir_fold_bn_relu_grad,
+ * train.h).
+ *
+ * A convolution block's forward is z = Conv(..), y = Relu(BatchNormalization
+ * (z)) with the statistics given (inference form, training_mode 0), and y
+ * feeds the next convolution. Autodiff's backward reads y twice: the ReLU's
+ * gradient (loom.ActivationGrad, whose slope is y > 0) and the next
+ * convolution's weight gradient (loom.ConvGradWeight (dy, y)); the
+ * BatchNormalization's gradient reads z. So the store-all program keeps both
+ * z and y of every block, two tensors of one size, for backward.
+ *
+ * y is a per-element function of z and four per-channel vectors that are
+ * parameters, so backward can make it again as it reads it:
+ *   - loom.BatchNormGrad with relu 1 and the forward's bias as input 5 takes
+ *     the ReLU's output gradient and masks it where BatchNormalization(z) is
+ *     not positive, as ActivationGrad did (the ActivationGrad goes);
+ *   - loom.ConvGradWeight (dy, z, scale, bias, mean, var) reads
+ *     Relu(BatchNormalization(z)) for its x, computed as its columns are
+ *     gathered.
+ * Then nothing in backward reads y: it dies after the next convolution's
+ * forward, and the saved activations of a ResNet lose one tensor in three of
+ * a bottleneck's (what the ReLUs inside a block write; a block's output is a
+ * ReLU of an Add and stays). The kernels compute BatchNormalization and
+ * ReLU with the forward's float operations (kmath.h, k_bn_relu), so on the
+ * cpu target every value and gradient is bit for bit the unfolded graph's
+ * (tests/fusion/run.sh checks it; --no-fold-bn-relu keeps the graph as
+ * autodiff made it).
+ *
+ * The fold applies to a Relu whose input is a float32 BatchNormalization of
+ * that form read by nothing else, when every backward node that reads the
+ * Relu's output is its ActivationGrad (whose output only the
+ * BatchNormalization's gradient reads) or a ConvGradWeight reading it as x;
+ * anything else (a MaxPoolGrad, say) needs y kept, and the graph stays. */
+#include <string.h>
+
+#include "ir.h"
+#include "ops.h"
+#include "train.h"
+
+#define V(v) (&g->values[v])
+
+static int is_f32(const IrGraph *g, int v) { return v >= 0 && V(v)->dtype == IR_F32; }
+
+/* How many nodes read v (uses u). */
+static int nreaders(const IrUses *u, int v) { return u->start[v + 1] - u->start[v]; }
+
+/* Node ids read from u for v: u->node[u->start[v] .. start[v+1]). */
+#define READERS(u, v, k) for (int k##_i = (u)->start[v], k; k##_i < (u)->start[(v) + 1] && ((k = (u)->node[k##_i]), 1); k##_i++)
+
+/* The BatchNormalization whose output Relu r reads, when the fold's
+ * conditions on the forward side hold; else -1. */
+static int folded_bn(const IrGraph *g, const IrUses *u, int r)
+{
+    const IrNode *R = &g->nodes[r];
+    if (R->op != IR_OP_Relu || R->phase != IR_FORWARD || R->nin != 1 || R->nout != 1) return -1;
+    int t = R->in[0], y = R->out[0];
+    if (t < 0 || y < 0 || V(t)->is_output || V(y)->is_output || nreaders(u, t) != 1) return -1;
+    int b = V(t)->producer;
+    const IrNode *B = b >= 0 ? &g->nodes[b] : NULL;
+    if (!B || B->op != IR_OP_BatchNormalization || B->phase != IR_FORWARD || B->nout != 1 || B->nin != 5 ||
+        ir_attr_int(B, "training_mode", 0) || !is_f32(g, t) || !is_f32(g, y))
+        return -1;
+    for (int j = 0; j < 5; j++)
+        if (!is_f32(g, B->in[j]) || (j > 0 && V(B->in[j])->rank != 1)) return -1;
+    return V(B->in[0])->rank >= 3 ? b : -1;
+}
+
+/* Relu r over BatchNormalization b: its ActivationGrad (set *act, -1 if
+ * none) and BatchNormGrad (*bng), and the count of ConvGradWeight readers;
+ * -1 when a backward reader of y is something else. */
+static int backward_readers(const IrGraph *g, const IrUses *u, int r, int b, int *act, int *bng)
+{
+    int y = g->nodes[r].out[0], convs = 0;
+    *act = *bng = -1;
+    READERS(u, y, k) {
+        const IrNode *K = &g->nodes[k];
+        if (K->phase == IR_FORWARD) continue;
+        if (K->op == IR_OP_ConvGradWeight && K->nin == 2 && K->in[1] == y && K->in[0] != y) {
+            convs++;
+            continue;
+        }
+        if (K->op != IR_OP_ActivationGrad || K->fwd != r || K->in[1] != y || K->in[0] == y ||
+            strcmp(ir_attr_string(K, "act", ""), "Relu") || *act >= 0)
+            return -1;
+        int d = K->out[0];
+        if (d < 0 || V(d)->is_output || nreaders(u, d) != 1) return -1;
+        int q = u->node[u->start[d]];
+        const IrNode *Q = &g->nodes[q];
+        if (Q->op != IR_OP_BatchNormGrad || Q->fwd != b || Q->nin != 5 || Q->in[0] != d ||
+            Q->in[1] != g->nodes[b].in[0] || ir_attr_int(Q, "training_mode", 0) || ir_attr_int(Q, "relu", 0))
+            return -1;
+        *act = k, *bng = q;
+    }
+    return *act >= 0 ? convs : -1;
+}
+
+/* node's inputs replaced by the n in `in` */
+static void set_inputs(IrGraph *g, int node, int n, const int *in)
+{
+    IrNode *N = &g->nodes[node];
+    if (n > N->nin) N->in = ir_alloc(g, (size_t)n * sizeof(int));
+    memcpy(N->in, in, (size_t)n * sizeof(int));
+    N->nin = n;
+}
+
+int ir_fold_bn_relu_grad(IrGraph *g)
+{
+    IrUses u = ir_uses_build(g);
+    int folded = 0, rc = 0;
+    for (int r = 0; r < g->nnodes && !rc; r++) {
+        if (g->nodes[r].dead) continue;
+        int b = folded_bn(g, &u, r), act, bng;
+        if (b < 0 || backward_readers(g, &u, r, b, &act, &bng) < 0) continue;
+        const IrNode *B = &g->nodes[b];
+        int z = B->in[0], y = g->nodes[r].out[0];
+        const int *p = B->in; /* x, scale, bias, mean, var */
+        float eps = ir_attr_float(B, "epsilon", 1e-5f);
+        READERS(&u, y, k) {
+            IrNode *K = &g->nodes[k];
+            if (K->phase == IR_FORWARD || K->op != IR_OP_ConvGradWeight) continue;
+            set_inputs(g, k, 6, (int[]){K->in[0], z, p[1], p[2], p[3], p[4]});
+            ir_attr_set_float(g, k, "epsilon", eps);
+            if (ir_infer_node(g, k) < 0) rc = -1;
+        }
+        const IrNode *Q = &g->nodes[bng];
+        set_inputs(g, bng, 6, (int[]){g->nodes[act].in[0], Q->in[1], Q->in[2], Q->in[3], Q->in[4], p[2]});
+        ir_attr_set_int(g, bng, "relu", 1);
+        g->nodes[act].dead = 1;
+        if (ir_infer_node(g, bng) < 0) rc = -1;
+        folded++;
+    }
+    ir_uses_free(&u);
+    if (folded) ir_compact(g);
+    return rc;
+}
