@@ -276,7 +276,7 @@ int64_t cg_cpu_maxpool_grad_ws(IrGraph *g, int node)
 {
     KPool p;
     pool_grad_params(g, node, &p);
-    return (int64_t)k_maxpool_grad_f32_ws(&p);
+    return (int64_t)(g->nodes[node].nin == 7 ? k_maxpool_grad_bn_relu_f32_ws(&p) : k_maxpool_grad_f32_ws(&p));
 }
 
 void cg_cpu_pool_grad_emit(CgCtx *c, int node)
@@ -287,7 +287,12 @@ void cg_cpu_pool_grad_emit(CgCtx *c, int node)
     pool_grad_params(c->g, node, &p);
     cg_declare_outputs(c, node);
     cg_cpu_kpool_decl(c, node, &p);
-    if (n->op == IR_OP_MaxPoolGrad)
+    if (n->op == IR_OP_MaxPoolGrad && n->nin == 7) // maxima of Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
+        fprintf(c->f, "    k_maxpool_grad_bn_relu_f32(%s, %s, %s, %s, %s, %s, %s, %s, %lld, &pool_%d, %s);\n",
+                c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[3]], c->var[n->in[4]],
+                c->var[n->in[5]], c->var[n->in[6]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)),
+                (long long)VAL(c, n->in[1])->dims[1], node, ws_arg(c, node, ws, sizeof ws));
+    else if (n->op == IR_OP_MaxPoolGrad)
         fprintf(c->f, "    k_maxpool_grad_f32(%s, %s, %s, &pool_%d, %s);\n", c->var[n->out[0]],
                 c->var[n->in[0]], c->var[n->in[1]], node, ws_arg(c, node, ws, sizeof ws));
     else

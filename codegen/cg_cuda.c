@@ -436,7 +436,7 @@ static void emit_conv(CgCtx *c, int node)
         i64_list(c->f, f[k], p.nd);
         fprintf(c->f, k < 5 ? ", " : "};\n");
     }
-    char call[512];
+    char call[2048];
     if (n->op == IR_OP_ConvGradWeight && n->nin == 6) // x read as Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
         snprintf(call, sizeof call, "lk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d)",
                  c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
@@ -474,7 +474,7 @@ static void emit_batchnorm(CgCtx *c, int node)
     const IrValue *x = VAL(c, n->in[grad]);
     long long N = (long long)x->dims[0], C = (long long)(x->rank > 1 ? x->dims[1] : 1);
     long long sp = (long long)cg_prod(x->dims, 2, x->rank);
-    char call[768];
+    char call[2048];
     cg_declare_outputs(c, node);
     if (grad && ir_attr_int(n, "relu", 0)) // dy is Relu's (ir_fold_bn_relu_grad)
         snprintf(call, sizeof call,
@@ -544,6 +544,7 @@ static const char *check_maxpool(IrGraph *g, int node, char *why, size_t n)
     if (nd->op == IR_OP_MaxPool && nd->nout > 1 && nd->out[1] >= 0)
         return "MaxPool with its Indices output (not yet by the cuda target)";
     if (x->rank < 3 || x->rank > 5) return "pooling over other than 1 to 3 spatial dims";
+    if (cg_prod(x->dims, 2, x->rank) > INT32_MAX) return "pooling over 2^31 or more elements per (n, c)";
     return f32_only(g, node, why, n);
 }
 
@@ -561,14 +562,14 @@ static int64_t maxpool_grad_ws(IrGraph *g, int node)
     maxpool_params(g, node, &p);
     int64_t n = p.NC;
     for (int d = 0; d < p.nd; d++) n *= p.out[d];
-    return n * 8; /* lk_maxpool_grad_f32_ws: an index per output */
+    return n * 4; /* lk_maxpool_grad_f32_ws: an int32 offset in its row per output */
 }
 
 static void emit_maxpool(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
     KPool p;
-    char call[512], ws[64];
+    char call[2048], ws[64];
     maxpool_params(c->g, node, &p);
     cg_declare_outputs(c, node);
     fprintf(c->f, "    static const LkPool pool_%d = {%d, %lld, ", node, p.nd, (long long)p.NC);
@@ -577,7 +578,13 @@ static void emit_maxpool(CgCtx *c, int node)
         i64_list(c->f, f[k], p.nd);
         fprintf(c->f, k < 5 ? ", " : "};\n");
     }
-    if (n->op == IR_OP_MaxPoolGrad) {
+    if (n->op == IR_OP_MaxPoolGrad && n->nin == 7) { // maxima of Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_maxpool_grad_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, &pool_%d, %s)",
+                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[3]], c->var[n->in[4]],
+                 c->var[n->in[5]], c->var[n->in[6]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)),
+                 (long long)VAL(c, n->in[1])->dims[1], node, ws);
+    } else if (n->op == IR_OP_MaxPoolGrad) {
         cg_ws_expr(c, node, ws, sizeof ws);
         snprintf(call, sizeof call, "lk_maxpool_grad_f32(STREAM, %s, %s, %s, &pool_%d, %s)", c->var[n->out[0]],
                  c->var[n->in[0]], c->var[n->in[1]], node, ws);

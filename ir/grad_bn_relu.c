@@ -17,7 +17,9 @@
  *     not positive, as ActivationGrad did (the ActivationGrad goes);
  *   - loom.ConvGradWeight (dy, z, scale, bias, mean, var) reads
  *     Relu(BatchNormalization(z)) for its x, computed as its columns are
- *     gathered.
+ *     gathered, and loom.MaxPoolGrad (dy, z, -1, scale, bias, mean, var)
+ *     finds the maxima of its windows in it (a ResNet's stem pools its
+ *     first ReLU).
  * Then nothing in backward reads y: it dies after the next convolution's
  * forward, and the saved activations of a ResNet lose one tensor in three of
  * a bottleneck's (what the ReLUs inside a block write; a block's output is a
@@ -30,8 +32,9 @@
  * The fold applies to a Relu whose input is a float32 BatchNormalization of
  * that form read by nothing else, when every backward node that reads the
  * Relu's output is its ActivationGrad (whose output only the
- * BatchNormalization's gradient reads) or a ConvGradWeight reading it as x;
- * anything else (a MaxPoolGrad, say) needs y kept, and the graph stays. */
+ * BatchNormalization's gradient reads), a ConvGradWeight or a MaxPoolGrad
+ * (without indices) reading it as x; anything else (an AveragePool's
+ * gradient reads no x, but a Mul's does) needs y kept, and the graph stays. */
 #include <string.h>
 
 #include "ir.h"
@@ -66,9 +69,9 @@ static int folded_bn(const IrGraph *g, const IrUses *u, int r)
     return V(B->in[0])->rank >= 3 ? b : -1;
 }
 
-/* Relu r over BatchNormalization b: its ActivationGrad (set *act, -1 if
- * none) and BatchNormGrad (*bng), and the count of ConvGradWeight readers;
- * -1 when a backward reader of y is something else. */
+/* Relu r over BatchNormalization b: its ActivationGrad (set *act) and
+ * BatchNormGrad (*bng), and the count of ConvGradWeight and MaxPoolGrad
+ * readers; -1 when a backward reader of y is something else. */
 static int backward_readers(const IrGraph *g, const IrUses *u, int r, int b, int *act, int *bng)
 {
     int y = g->nodes[r].out[0], convs = 0;
@@ -76,7 +79,9 @@ static int backward_readers(const IrGraph *g, const IrUses *u, int r, int b, int
     READERS(u, y, k) {
         const IrNode *K = &g->nodes[k];
         if (K->phase == IR_FORWARD) continue;
-        if (K->op == IR_OP_ConvGradWeight && K->nin == 2 && K->in[1] == y && K->in[0] != y) {
+        if (((K->op == IR_OP_ConvGradWeight && K->nin == 2) ||
+             (K->op == IR_OP_MaxPoolGrad && (K->nin == 2 || (K->nin == 3 && K->in[2] < 0)))) &&
+            K->in[1] == y && K->in[0] != y) {
             convs++;
             continue;
         }
@@ -118,8 +123,9 @@ int ir_fold_bn_relu_grad(IrGraph *g)
         float eps = ir_attr_float(B, "epsilon", 1e-5f);
         READERS(&u, y, k) {
             IrNode *K = &g->nodes[k];
-            if (K->phase == IR_FORWARD || K->op != IR_OP_ConvGradWeight) continue;
-            set_inputs(g, k, 6, (int[]){K->in[0], z, p[1], p[2], p[3], p[4]});
+            if (K->phase == IR_FORWARD || K->op == IR_OP_ActivationGrad) continue;
+            if (K->op == IR_OP_MaxPoolGrad) set_inputs(g, k, 7, (int[]){K->in[0], z, -1, p[1], p[2], p[3], p[4]});
+            else set_inputs(g, k, 6, (int[]){K->in[0], z, p[1], p[2], p[3], p[4]});
             ir_attr_set_float(g, k, "epsilon", eps);
             if (ir_infer_node(g, k) < 0) rc = -1;
         }

@@ -144,7 +144,7 @@
     OP(GroupNormGrad, "loom.GroupNormGrad", 3, 3, 1, 3, shape_channel_norm_grad, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "epsilon:f num_groups:i") \
     OP(InstanceNormGrad, "loom.InstanceNormGrad", 3, 3, 1, 3, shape_channel_norm_grad, NULL, 12, OPF_INTERNAL | OPF_NO_GRAD, "epsilon:f") \
     OP(ConvGradWeight, "loom.ConvGradWeight", 2, 6, 1, 1, shape_conv_grad_weight, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "dilations:I epsilon:f group:i pads:I shape:I strides:I") \
-    OP(MaxPoolGrad, "loom.MaxPoolGrad", 2, 3, 1, 1, shape_pool_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "auto_pad:s ceil_mode:i dilations:I kernel_shape:I pads:I storage_order:i strides:I") \
+    OP(MaxPoolGrad, "loom.MaxPoolGrad", 2, 7, 1, 1, shape_pool_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "auto_pad:s ceil_mode:i dilations:I epsilon:f kernel_shape:I pads:I storage_order:i strides:I") \
     OP(AveragePoolGrad, "loom.AveragePoolGrad", 1, 1, 1, 1, shape_pool_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "auto_pad:s ceil_mode:i count_include_pad:i dilations:I kernel_shape:I pads:I shape:I strides:I") \
     OP(ResizeGrad, "loom.ResizeGrad", 1, 1, 1, 1, shape_scatter_grad, NULL, 0, OPF_INTERNAL | OPF_NO_GRAD, "coordinate_transformation_mode:s cubic_coeff_a:f exclude_outside:i mode:s nearest_mode:s scales:F shape:I") \
     OP(GatherGrad, "loom.GatherGrad", 2, 2, 1, 1, shape_scatter_grad, NULL, 1, OPF_INTERNAL | OPF_NO_GRAD, "axis:i shape:I") \

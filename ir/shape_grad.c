@@ -163,6 +163,11 @@ int shape_pool_grad(IrGraph *g, int node)
         if (ix >= 0 && (V(ix)->dtype != IR_I64 || !same_shape(V(ix), dy)))
             return ir_fail(g, node, "indices %s must be int64 shaped like dy %s", IR_SHP(g, ix),
                            IR_SHP(g, NODE->in[0]));
+        /* (dy, x, -1, scale, bias, mean, var): the forward pooled Relu(BatchNormalization(x)) */
+        if (NODE->nin > 3 && (NODE->nin != 7 || ix >= 0 || channel_vectors(g, node, 3, 7, x) < 0))
+            return NODE->nin != 7 || ix >= 0
+                       ? ir_fail(g, node, "takes 2 or 3 inputs, or 7 (no indices, a BatchNormalization's four after)")
+                       : -1;
         return ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims);
     }
     int64_t d[IR_MAX_RANK];

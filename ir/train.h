@@ -72,7 +72,11 @@
  *                                              Relu(BatchNormalization(x)),
  *                                              training_mode 0, and the kernel
  *                                              computes it from x as it reads it
- *   loom.MaxPoolGrad (dy, x, [indices]) -> dx  dy to each window's maximum
+ *   loom.MaxPoolGrad (dy, x, [indices], [scale, bias, mean, var]) -> dx
+ *                                              dy to each window's maximum; with
+ *                                              the four vectors (no indices) the
+ *                                              forward pooled Relu(Batch-
+ *                                              Normalization(x)), as ConvGradWeight
  *   loom.AveragePoolGrad (dy) -> dx            shape = x's dims
  *   loom.ResizeGrad (dy) -> dx                 the adjoint of the nearest/linear
  *                                              interpolation; scales resolved

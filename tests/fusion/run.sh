@@ -312,3 +312,50 @@ if train_zoo resnet_small "$fold" && train_zoo resnet_small "$nofold" --no-fold-
 else
     fail "fusion_bn_relu_grad" "$(tail -3 "$fold.compile.log" "$fold.build.log" "$fold.run.log" "$nofold.run.log" 2>/dev/null)"
 fi
+
+# The same with a ResNet's stem: Conv -> BatchNormalization -> Relu -> MaxPool
+# (stem.py), whose MaxPoolGrad finds its maxima in the Relu output made again
+# (k_maxpool_grad_bn_relu_f32): bit for bit --no-fold-bn-relu's training.
+cat > "$out/stem.py" <<'PY'
+import sys, numpy as np, onnx
+from onnx import helper as h, numpy_helper as nh, TensorProto as tp
+r = np.random.default_rng(11)
+f = lambda name, *shape: nh.from_array((r.standard_normal(shape) * 0.3).astype(np.float32), name)
+inits = [f("w1", 8, 3, 3, 3), f("w2", 4, 8, 3, 3), f("fc", 4 * 4 * 4, 5)]
+for b, c in (("a", 8), ("b", 4)):
+    inits += [f(f"{b}_scale", c), f(f"{b}_bias", c), f(f"{b}_mean", c),
+              nh.from_array((r.random(c) + 0.5).astype(np.float32), f"{b}_var")]
+bn = lambda b, x, y: h.make_node("BatchNormalization", [x, f"{b}_scale", f"{b}_bias", f"{b}_mean", f"{b}_var"], [y])
+n = [h.make_node("Conv", ["x", "w1"], ["z1"], pads=[1, 1, 1, 1]), bn("a", "z1", "t1"), h.make_node("Relu", ["t1"], ["y1"]),
+     h.make_node("MaxPool", ["y1"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+     h.make_node("Conv", ["p1", "w2"], ["z2"], pads=[1, 1, 1, 1], strides=[2, 2]), bn("b", "z2", "t2"),
+     h.make_node("Relu", ["t2"], ["y2"]), h.make_node("Flatten", ["y2"], ["v"]), h.make_node("MatMul", ["v", "fc"], ["logits"])]
+g = h.make_graph(n, "stem", [h.make_tensor_value_info("x", tp.FLOAT, [6, 3, 16, 16])],
+                 [h.make_tensor_value_info("logits", tp.FLOAT, [6, 5])], inits)
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), sys.argv[1] + "/model.onnx")
+np.save(sys.argv[1] + "/x.npy", r.standard_normal((6, 3, 16, 16)).astype(np.float32))
+np.save(sys.argv[1] + "/target_y.npy", r.integers(0, 5, 6).astype(np.int64))
+PY
+sd=$out/stem
+mkdir -p "$sd"
+stem_train() { # DIR FLAG...: stem.py's model trained 10 steps into DIR
+    local dir=$1
+    shift
+    "$loom" compile "$sd/model.onnx" --mode train --target cpu -o "$dir" --loss ce --loss-target target_y "$@" \
+        > "$dir.compile.log" 2>&1 && make -s -C "$dir" LOOM_PREBUILT="$root/build/rel" > "$dir.build.log" 2>&1 &&
+        "$dir/train" --data "x=$sd/x.npy" --data "target_y=$sd/target_y.npy" --steps 10 --log "$dir.jsonl" \
+            --dump-grads "$dir.grads.safetensors" > "$dir.run.log" 2>&1
+}
+if "$py" "$out/stem.py" "$sd" > "$sd.log" 2>&1 && stem_train "$sd/fold" && stem_train "$sd/nofold" --no-fold-bn-relu; then
+    np=$(grep -c 'k_maxpool_grad_bn_relu_f32(' "$sd/fold/model.c")
+    if [ "$np" != 1 ] || grep -q 'k_maxpool_grad_bn_relu_f32(' "$sd/nofold/model.c"; then
+        fail "fusion_bn_relu_grad_maxpool" "$np k_maxpool_grad_bn_relu_f32 calls folded; want 1, and none with --no-fold-bn-relu"
+    elif cmp -s "$sd/fold.grads.safetensors" "$sd/nofold.grads.safetensors" &&
+        [ "$(losses "$sd/fold.jsonl")" = "$(losses "$sd/nofold.jsonl")" ] && [ "$(losses "$sd/fold.jsonl" | wc -l)" = 10 ]; then
+        pass "fusion_bn_relu_grad_maxpool (the stem's MaxPoolGrad reads the conv output; same bits)"
+    else
+        fail "fusion_bn_relu_grad_maxpool" "gradients or losses differ from --no-fold-bn-relu's"
+    fi
+else
+    fail "fusion_bn_relu_grad_maxpool" "$(tail -3 "$sd.log" "$sd"/*.log 2>/dev/null)"
+fi

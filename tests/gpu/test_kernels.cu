@@ -690,7 +690,18 @@ static void test_maxpool(int64_t NC, int64_t in, int64_t k, int64_t stride, int6
     compare(name, rc, back(dyv, y.size()), y);
     rc = lk_maxpool_grad_f32(rt_cuda_stream(), ddx, ddy, dxv, &lp, dws);
     compare("  lk_maxpool_grad_f32", rc, back(ddx, dx.size()), dx);
+    // the maxima of Relu(BatchNormalization(x)), NC as 2 images of NC / 2 channels (or one of NC)
+    int64_t C = NC % 2 ? NC : NC / 2;
+    auto sc = rand_vec((size_t)C), bi = rand_vec((size_t)C), mean = rand_vec((size_t)C), var = rand_vec((size_t)C);
+    for (auto &v : var) v = fabsf(v) + 0.1f;
+    std::vector<char> bws(k_maxpool_grad_bn_relu_f32_ws(&kp) + 64);
+    k_maxpool_grad_bn_relu_f32(dx.data(), dy.data(), x.data(), sc.data(), bi.data(), mean.data(), var.data(), 1e-5f, C,
+                               &kp, bws.data());
+    float *dsc = dev(sc), *dbi = dev(bi), *dm = dev(mean), *dvar = dev(var);
+    rc = lk_maxpool_grad_bn_relu_f32(rt_cuda_stream(), ddx, ddy, dxv, dsc, dbi, dm, dvar, 1e-5f, C, &lp, dws);
+    compare("  lk_maxpool_grad_bn_relu_f32", rc, back(ddx, dx.size()), dx);
     cudaFree(dxv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddx), cudaFree(dws);
+    cudaFree(dsc), cudaFree(dbi), cudaFree(dm), cudaFree(dvar);
 }
 
 /* lk_mma_bf16 (mma.sync on a GPU) and lk_mma_bf16_shfl (the shuffles the

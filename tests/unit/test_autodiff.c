@@ -1073,11 +1073,13 @@ static int conv_bn_relu(IrGraph *g, int x, int c, int m, const char *tag, int *z
     return OP(Relu, OP(BatchNormalization, *z, v[0], v[1], v[2], v[3]));
 }
 
-/* ir_fold_bn_relu_grad on two float32 chains: A, Conv -> BN -> Relu -> Conv,
- * folds (no backward node reads the Relu's output; BatchNormGrad has relu 1
- * and A's bias, and the second Conv's weight gradient reads A's Conv output
- * and the four vectors); B, whose Relu a MaxPool reads, keeps its Relu output
- * and its ActivationGrad. no_fold_bn_relu leaves both as autodiff made them. */
+/* ir_fold_bn_relu_grad on three float32 chains: A, Conv -> BN -> Relu ->
+ * Conv, and B, Conv -> BN -> Relu -> MaxPool -> Conv, fold (no backward node
+ * reads their Relu outputs; each BatchNormGrad has relu 1 and its bias, A's
+ * second Conv's weight gradient and B's MaxPoolGrad read the first Conv's
+ * output and the four vectors); C, whose Relu output a Mul by itself reads,
+ * keeps it and its ActivationGrad. no_fold_bn_relu leaves all three as
+ * autodiff made them. */
 static void test_fold_bn_relu(void)
 {
     for (int nofold = 0; nofold < 2; nofold++) {
@@ -1085,15 +1087,17 @@ static void test_fold_bn_relu(void)
         int x = f32v(g, "x", IR_INPUT, 4, D(2, 3, 6, 6)), za, zb, ba, bb;
         g->inputs = realloc(g->inputs, sizeof(int));
         g->inputs[g->ninputs++] = x;
-        int ya = conv_bn_relu(g, x, 3, 4, "a", &za, &ba), yb = conv_bn_relu(g, x, 3, 4, "b", &zb, &bb);
+        int ya = conv_bn_relu(g, x, 3, 4, "a", &za, &ba), yb = conv_bn_relu(g, x, 3, 4, "b", &zb, &bb), zc, bc;
+        int yc = conv_bn_relu(g, x, 3, 4, "c", &zc, &bc);
         int ua = OP(Conv, ya, f32v(g, "a.w2", IR_PARAM, 4, D(5, 4, 3, 3)));
         int pb = OP(MaxPool, yb);
         ATTR_IS("kernel_shape", 2, 2);
         ATTR_IS("strides", 2, 2);
         int ub = OP(Conv, pb, f32v(g, "b.w2", IR_PARAM, 4, D(5, 4, 1, 1)));
-        set_loss(g, OP(Add, OP(ReduceSum, ua), OP(ReduceSum, ub)));
+        set_loss(g, OP(Add, OP(Add, OP(ReduceSum, ua), OP(ReduceSum, ub)), OP(ReduceSum, OP(Mul, yc, yc))));
         const char *za_name = g->values[za].name, *ba_name = g->values[ba].name;
-        const char *ya_name = g->values[ya].name, *yb_name = g->values[yb].name;
+        const char *zb_name = g->values[zb].name, *bb_name = g->values[bb].name;
+        const char *ya_name = g->values[ya].name, *yb_name = g->values[yb].name, *yc_name = g->values[yc].name;
         IrTrainOptions o;
         ir_train_defaults(&o);
         o.optimizer = IR_OPTIM_NONE;
@@ -1104,30 +1108,37 @@ static void test_fold_bn_relu(void)
             ir_graph_free(g);
             return;
         }
-        int acts = 0, relu_bng = 0, conv6 = 0, bwd_reads_ya = 0, bwd_reads_yb = 0;
+        int acts = 0, relu_bng = 0, conv6 = 0, pool7 = 0, reads_ya = 0, reads_yb = 0, reads_yc = 0;
         int va = ir_value_find(g, za_name), vb = ir_value_find(g, ba_name);
-        int vya = ir_value_find(g, ya_name), vyb = ir_value_find(g, yb_name);
+        int vzb = ir_value_find(g, zb_name), vbb = ir_value_find(g, bb_name);
+        int vya = ir_value_find(g, ya_name), vyb = ir_value_find(g, yb_name), vyc = ir_value_find(g, yc_name);
         for (int i = 0; i < g->nnodes; i++) {
             const IrNode *n = &g->nodes[i];
             if (n->dead) continue;
             acts += n->op == IR_OP_ActivationGrad;
             if (n->op == IR_OP_BatchNormGrad && ir_attr_int(n, "relu", 0)) {
                 relu_bng++;
-                CHECK(n->nin == 6 && n->in[1] == va && n->in[5] == vb);
+                CHECK(n->nin == 6 && ((n->in[1] == va && n->in[5] == vb) || (n->in[1] == vzb && n->in[5] == vbb)));
             }
             if (n->op == IR_OP_ConvGradWeight && n->nin == 6) {
                 conv6++;
                 CHECK(n->in[1] == va && n->in[3] == vb);
             }
+            if (n->op == IR_OP_MaxPoolGrad && n->nin == 7) {
+                pool7++;
+                CHECK(n->in[1] == vzb && n->in[2] < 0 && n->in[4] == vbb);
+            }
             for (int j = 0; n->phase != IR_FORWARD && j < n->nin; j++)
-                bwd_reads_ya += n->in[j] == vya, bwd_reads_yb += n->in[j] == vyb;
+                reads_ya += n->in[j] == vya, reads_yb += n->in[j] == vyb, reads_yc += n->in[j] == vyc;
         }
-        CHECK(va >= 0 && vb >= 0 && vya >= 0 && vyb >= 0);
-        CHECK_EQ_INT(acts, nofold ? 2 : 1);
-        CHECK_EQ_INT(relu_bng, nofold ? 0 : 1);
+        CHECK(va >= 0 && vb >= 0 && vzb >= 0 && vbb >= 0 && vya >= 0 && vyb >= 0 && vyc >= 0);
+        CHECK_EQ_INT(acts, nofold ? 3 : 1);
+        CHECK_EQ_INT(relu_bng, nofold ? 0 : 2);
         CHECK_EQ_INT(conv6, nofold ? 0 : 1);
-        CHECK_EQ_INT(bwd_reads_ya, nofold ? 2 : 0);
-        CHECK(bwd_reads_yb >= 1);
+        CHECK_EQ_INT(pool7, nofold ? 0 : 1);
+        CHECK_EQ_INT(reads_ya, nofold ? 2 : 0);
+        CHECK_EQ_INT(reads_yb, nofold ? 2 : 0);
+        CHECK(reads_yc >= 2);
         ir_graph_free(g);
     }
 }

@@ -407,6 +407,38 @@ static void test_pool_grad(void)
         }
 }
 
+/* MaxPoolGrad with the maxima found in Relu(BatchNormalization(x))
+ * (ir_fold_bn_relu_grad): bit for bit k_maxpool_grad_f32 over the forward's
+ * Relu output, whose zeros tie; the last case pools 300x300 images, more
+ * than one block of rows. */
+static void test_maxpool_grad_bn_relu(void)
+{
+    // nd, N, C, in, k, stride, pad
+    static const int64_t cs[][7] = {{2, 1, 3, 6, 3, 1, 1}, {2, 2, 2, 7, 3, 2, 1}, {1, 2, 3, 9, 2, 2, 0},
+                                    {3, 1, 2, 4, 2, 1, 0}, {2, 3, 2, 300, 3, 2, 1}};
+    for (int t = 0; t < 5; t++) {
+        const int64_t *q = cs[t];
+        int64_t N = q[1], C = q[2];
+        KPool p = {.nd = (int)q[0], .NC = N * C};
+        int64_t pin = 1, pout = 1;
+        for (int i = 0; i < p.nd; i++) {
+            p.in[i] = q[3], p.k[i] = q[4], p.stride[i] = q[5], p.dilation[i] = 1, p.pad[i] = q[6];
+            p.out[i] = (p.in[i] + 2 * q[6] - q[4]) / q[5] + 1;
+            pin *= p.in[i], pout *= p.out[i];
+        }
+        int64_t nx = p.NC * pin, ny = p.NC * pout;
+        float *x = frand(nx, -2, 3), *dy = frand(ny, -1, 1), *sc = frand(C, 0.5, 1.5), *bi = frand(C, -1, 1);
+        float *mean = frand(C, -0.5, 0.5), *var = frand(C, 0.5, 2), *y = bn_relu_fwd(x, sc, bi, mean, var, N, C, pin);
+        float *want = frand(nx, 0, 0), *got = frand(nx, 0, 0);
+        void *ws = malloc(k_maxpool_grad_f32_ws(&p)), *bws = malloc(k_maxpool_grad_bn_relu_f32_ws(&p));
+        if (t == 4) CHECK(k_maxpool_grad_bn_relu_f32_ws(&p) < (size_t)nx * sizeof(float)); /* blocks, not a copy of x */
+        k_maxpool_grad_f32(want, dy, y, &p, ws);
+        k_maxpool_grad_bn_relu_f32(got, dy, x, sc, bi, mean, var, 1e-5f, C, &p, bws);
+        CHECK(!memcmp(got, want, (size_t)nx * sizeof *got));
+        free(x), free(dy), free(sc), free(bi), free(mean), free(var), free(y), free(want), free(got), free(ws), free(bws);
+    }
+}
+
 static void test_maxpool_grad_ties(void)
 {
     // all-equal input, overlapping 2x2 windows at stride 1: each window's
@@ -826,6 +858,7 @@ int main(void)
     RUN(test_rmsnorm_grad);
     RUN(test_batchnorm_grad);
     RUN(test_batchnorm_relu_grad);
+    RUN(test_maxpool_grad_bn_relu);
     RUN(test_groupnorm_grad);
     RUN(test_conv_grad_weight);
     RUN(test_pool_grad);

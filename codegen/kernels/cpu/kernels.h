@@ -449,6 +449,14 @@ void k_conv_grad_weight_bn_relu_f32(float *dw, const float *dy, const float *x, 
  * in x (k_maxpool_f32's rule). ws: k_maxpool_grad_f32_ws(p) bytes. */
 size_t k_maxpool_grad_f32_ws(const KPool *p);
 void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool *p, void *ws);
+/* loom.MaxPoolGrad (dy, x, -1, scale, bias, mean, var): as k_maxpool_grad_f32
+ * with the maxima found in Relu(BatchNormalization(x)) (kmath.h, k_bn_relu),
+ * made a block of rows at a time; x's rows are (n, c) of C channels, the four
+ * vectors [C]. ws: k_maxpool_grad_bn_relu_f32_ws(p) bytes. */
+size_t k_maxpool_grad_bn_relu_f32_ws(const KPool *p);
+void k_maxpool_grad_bn_relu_f32(float *dx, const float *dy, const float *x, const float *scale, const float *bias,
+                                const float *mean, const float *var, float eps, int64_t C, const KPool *p,
+                                void *ws);
 /* loom.AveragePoolGrad: dx [NC, in...], the adjoint of k_avgpool_f32. */
 void k_avgpool_grad_f32(float *dx, const float *dy, const KPool *p);
 /* loom.ResizeGrad: dx (in_dims), the adjoint of k_resize_f32 (mode 0 nearest,

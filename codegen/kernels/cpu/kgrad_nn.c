@@ -41,22 +41,24 @@ size_t k_conv_grad_weight_bn_relu_f32_ws(const KConv *p)
     return k_conv_grad_weight_f32_ws(p) + (size_t)(p->C * g.pin) * sizeof(float);
 }
 
-/* Relu(BatchNormalization(x)) of one image, channels [lo, hi) of x [C, pin] into y. */
+/* Relu(BatchNormalization(x)) (kmath.h, k_bn_relu) of rows [lo, hi) of x
+ * [rows, pin] into y; row r is of channel (r0 + r) % C. */
 typedef struct {
     float *y;
     const float *x, *scale, *bias, *mean, *var;
-    int64_t pin;
+    int64_t pin, C, r0;
     float eps;
 } BnRelu;
 
-static void bn_relu_channels(void *arg, int64_t lo, int64_t hi, int tid)
+static void bn_relu_rows(void *arg, int64_t lo, int64_t hi, int tid)
 {
     const BnRelu *b = arg;
-    for (int64_t c = lo; c < hi; c++) {
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t c = (b->r0 + r) % b->C;
         float m = b->mean[c], a = k_bn_factor(b->scale[c], b->var[c], b->eps), bias = b->bias[c];
-        const float *xc = b->x + c * b->pin;
-        float *yc = b->y + c * b->pin;
-        for (int64_t i = 0; i < b->pin; i++) yc[i] = k_bn_relu(xc[i], m, a, bias);
+        const float *xr = b->x + r * b->pin;
+        float *yr = b->y + r * b->pin;
+        for (int64_t i = 0; i < b->pin; i++) yr[i] = k_bn_relu(xr[i], m, a, bias);
     }
 }
 
@@ -75,12 +77,12 @@ static void grad_weight(float *dw, const float *dy, const float *x, const KConv 
     }
     float *col = ws;
     int64_t rows = g.out[0] * g.out[1], blk = grad_weight_block(p, &g);
-    if (bn) bn->y = col + p->C * g.kp * blk * g.out[2], bn->pin = g.pin;
+    if (bn) bn->y = col + p->C * g.kp * blk * g.out[2], bn->pin = g.pin, bn->C = p->C, bn->r0 = 0;
     for (int64_t n = 0; n < p->N; n++) {
         const float *xn = x + n * p->C * g.pin;
         if (bn) {
             bn->x = xn;
-            k_par_for(p->C, p->C * g.pin, bn_relu_channels, bn);
+            k_par_for(p->C, p->C * g.pin, bn_relu_rows, bn);
             xn = bn->y;
         }
         for (int64_t q0 = 0; q0 < rows; q0 += blk) {
@@ -151,6 +153,48 @@ void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool 
     k_maxpool_f32(y, idx, x, &q);
     PoolGrad a = {dx, dy, idx, p, &g};
     k_par_for(p->NC, p->NC * g.pin, maxpool_grad_rows, &a);
+}
+
+/* The rows of NC that k_maxpool_grad_bn_relu_f32 pools at a time: about
+ * 256K floats of x (1 MiB), at least one row. */
+static int64_t bn_pool_rows(const KPool *p, const KGeo *g)
+{
+    int64_t r = g->pin ? 262144 / g->pin : p->NC;
+    return r < 1 ? 1 : r < p->NC ? r : p->NC > 0 ? p->NC : 1;
+}
+
+size_t k_maxpool_grad_bn_relu_f32_ws(const KPool *p)
+{
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    int64_t r = bn_pool_rows(p, &g);
+    return (size_t)(r * g.pin) * sizeof(float) + (size_t)(r * g.pout) * (sizeof(int64_t) + sizeof(float));
+}
+
+void k_maxpool_grad_bn_relu_f32(float *dx, const float *dy, const float *x, const float *scale, const float *bias,
+                                const float *mean, const float *var, float eps, int64_t C, const KPool *p,
+                                void *ws)
+{
+    // a block of rows at a time: Relu(BatchNormalization(x)) into the workspace, its
+    // maxima (k_maxpool_f32, as the forward found them), then dy to them
+    KGeo g;
+    k_geo_set(&g, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    int64_t blk = bn_pool_rows(p, &g);
+    float *xb = ws;
+    int64_t *idx = (int64_t *)(xb + blk * g.pin);
+    float *y = (float *)(idx + blk * g.pout);
+    BnRelu bn = {.y = xb, .scale = scale, .bias = bias, .mean = mean, .var = var, .pin = g.pin, .C = C, .eps = eps};
+    for (int64_t r0 = 0; r0 < p->NC; r0 += blk) {
+        int64_t rows = r0 + blk < p->NC ? blk : p->NC - r0;
+        bn.x = x + r0 * g.pin, bn.r0 = r0;
+        k_par_for(rows, rows * g.pin, bn_relu_rows, &bn);
+        KPool q = *p;
+        q.NC = rows;
+        q.storage_order = 0; // row-major flat indices: r * pin + offset in the row
+        k_maxpool_f32(y, idx, xb, &q);
+        PoolGrad a = {dx + r0 * g.pin, dy + r0 * g.pout, idx, p, &g};
+        k_par_for(rows, rows * g.pin, maxpool_grad_rows, &a);
+    }
 }
 
 static void avgpool_grad_rows(void *arg, int64_t lo, int64_t hi, int tid)

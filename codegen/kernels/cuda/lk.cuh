@@ -187,6 +187,11 @@ int lk_maxpool_f32(cudaStream_t s, float *y, const float *x, const LkPool *p);
 /* loom.MaxPoolGrad (k_maxpool_grad_f32). ws: lk_maxpool_grad_f32_ws(p) bytes. */
 size_t lk_maxpool_grad_f32_ws(const LkPool *p);
 int lk_maxpool_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, const LkPool *p, void *ws);
+/* loom.MaxPoolGrad (dy, x, -1, scale, bias, mean, var) (k_maxpool_grad_bn_relu_f32): the maxima found in
+ * Relu(BatchNormalization(x)), x's rows (n, c) of C channels. ws: lk_maxpool_grad_f32_ws(p) bytes. */
+int lk_maxpool_grad_bn_relu_f32(cudaStream_t s, float *dx, const float *dy, const float *x, const float *scale,
+                                const float *bias, const float *mean, const float *var, float eps, int64_t C,
+                                const LkPool *p, void *ws);
 
 /* ---- normalization: lk_norm.cu ---- */
 

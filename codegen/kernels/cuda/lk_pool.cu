@@ -1,14 +1,31 @@
 /* MaxPool and its gradient (lk.cuh), kpool.c's and kgrad_nn.c's rule: the
  * first maximum in window order wins (padding taps skipped). The forward is
  * a thread per output; the gradient finds every output's maximum the same
- * way (a thread per output, into the workspace), then a thread per (n, c)
+ * way (a thread per output, its offset in the row as an int32 into the
+ * workspace: half the bytes of an int64 index), then a thread per (n, c)
  * row zeroes its dx and adds the row's dy at those places in output order,
  * so overlapping windows sum without atomics and in the cpu's order. */
 #include "lk.cuh"
 
-/* the flat offset in x's row of output o's first maximum (-1: every tap padding), and its value */
-static __device__ int64_t window_max(const LkPool &p, const float *xr, int64_t o, float *best)
+/* A BatchNormalization's vectors and epsilon, by value, and the row's
+ * channel: the gradient's maxima are found in Relu(BatchNormalization(x))
+ * when scale is not NULL (ir_fold_bn_relu_grad). */
+struct PoolBn {
+    const float *scale, *bias, *mean, *var;
+    float eps;
+    int64_t C;
+};
+
+/* the flat offset in x's row of output o's first maximum (-1: every tap padding), and its value;
+ * bn: of Relu(BatchNormalization(x)), row r's channel r % bn.C */
+static __device__ int64_t window_max(const LkPool &p, const float *xr, int64_t o, float *best, const PoolBn &bn,
+                                     int64_t r)
 {
+    float bm = 0, ba = 0, bb = 0;
+    if (bn.scale) {
+        int64_t c = r % bn.C;
+        bm = bn.mean[c], ba = lk_bn_factor(bn.scale[c], bn.var[c], bn.eps), bb = bn.bias[c];
+    }
     int64_t in[3], out[3], k[3], st[3], dl[3], pd[3];
     for (int d = 0; d < 3; d++) {
         int on = d < p.nd;
@@ -27,6 +44,7 @@ static __device__ int64_t window_max(const LkPool &p, const float *xr, int64_t o
                 int64_t i2 = od[2] * st[2] + t2 * dl[2] - pd[2];
                 if (i2 < 0 || i2 >= in[2]) continue;
                 float v = xr[(i0 * in[1] + i1) * in[2] + i2];
+                if (bn.scale) v = lk_bn_relu(v, bm, ba, bb);
                 if (v > b || at < 0) b = v, at = (i0 * in[1] + i1) * in[2] + i2;
             }
         }
@@ -48,7 +66,8 @@ static __global__ void maxpool(float *y, const float *x, LkPool p, int64_t pin, 
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < p.NC * pout;
          e += (int64_t)gridDim.x * blockDim.x) {
         float b;
-        window_max(p, x + e / pout * pin, e % pout, &b);
+        PoolBn none = {NULL, NULL, NULL, NULL, 0.0f, 1};
+        window_max(p, x + e / pout * pin, e % pout, &b, none, 0);
         y[e] = b;
     }
 }
@@ -63,19 +82,19 @@ int lk_maxpool_f32(cudaStream_t s, float *y, const float *x, const LkPool *p)
 size_t lk_maxpool_grad_f32_ws(const LkPool *p)
 {
     int64_t pin, pout;
-    return (size_t)sizes(p, &pin, &pout) * sizeof(int64_t);
+    return (size_t)sizes(p, &pin, &pout) * sizeof(int32_t);
 }
 
-static __global__ void maxpool_argmax(int64_t *at, const float *x, LkPool p, int64_t pin, int64_t pout)
+static __global__ void maxpool_argmax(int32_t *at, const float *x, LkPool p, int64_t pin, int64_t pout, PoolBn bn)
 {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < p.NC * pout;
          e += (int64_t)gridDim.x * blockDim.x) {
         float b;
-        at[e] = window_max(p, x + e / pout * pin, e % pout, &b);
+        at[e] = (int32_t)window_max(p, x + e / pout * pin, e % pout, &b, bn, e / pout);
     }
 }
 
-static __global__ void maxpool_grad_rows(float *dx, const float *dy, const int64_t *at, int64_t NC, int64_t pin,
+static __global__ void maxpool_grad_rows(float *dx, const float *dy, const int32_t *at, int64_t NC, int64_t pin,
                                          int64_t pout)
 {
     // a thread per (n, c) row: dx zero, then each output's dy added at its maximum, in output order
@@ -87,11 +106,26 @@ static __global__ void maxpool_grad_rows(float *dx, const float *dy, const int64
     }
 }
 
-int lk_maxpool_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, const LkPool *p, void *ws)
+static int maxpool_grad(cudaStream_t s, float *dx, const float *dy, const float *x, const LkPool *p, void *ws,
+                        PoolBn bn)
 {
     int64_t pin, pout, n = sizes(p, &pin, &pout);
     if (p->NC * pin == 0) return 0;
-    int64_t *at = (int64_t *)ws;
-    return (n && LOOM_LAUNCH(maxpool_argmax, lk_blocks(n), LK_THREADS, 0, s, at, x, *p, pin, pout)) ||
+    int32_t *at = (int32_t *)ws; /* offsets in a row: the cuda target refuses rows of 2^31 elements or more */
+    return (n && LOOM_LAUNCH(maxpool_argmax, lk_blocks(n), LK_THREADS, 0, s, at, x, *p, pin, pout, bn)) ||
            LOOM_LAUNCH(maxpool_grad_rows, lk_blocks(p->NC), LK_THREADS, 0, s, dx, dy, at, p->NC, pin, pout);
+}
+
+int lk_maxpool_grad_f32(cudaStream_t s, float *dx, const float *dy, const float *x, const LkPool *p, void *ws)
+{
+    PoolBn none = {NULL, NULL, NULL, NULL, 0.0f, 1};
+    return maxpool_grad(s, dx, dy, x, p, ws, none);
+}
+
+int lk_maxpool_grad_bn_relu_f32(cudaStream_t s, float *dx, const float *dy, const float *x, const float *scale,
+                                const float *bias, const float *mean, const float *var, float eps, int64_t C,
+                                const LkPool *p, void *ws)
+{
+    PoolBn bn = {scale, bias, mean, var, eps, C};
+    return maxpool_grad(s, dx, dy, x, p, ws, bn);
 }
