@@ -8,6 +8,7 @@
 # than rotor's by over 1% of its step (loom plan --solver ilp): "optimal within
 # 1% ... proven" is a proof that rotor's plan is that close to the optimum.
 #   bench/remat_ilp.sh [ILP_SECONDS (default 300)] > bench/results/remat_ilp.md
+#   MODELS="resnet_small unet_small" bench/remat_ilp.sh 60   (some of the models)
 set -u
 cd "$(dirname "$0")/.."
 loom=${LOOM:-bin/loom}
@@ -25,7 +26,7 @@ echo
 echo "| model | budget | rotor step ms | rotor solve s | ILP step ms | ILP vs rotor | ILP solve s | ILP status |"
 echo "|---|---|---|---|---|---|---|---|"
 declare -A loss_of=([mlp]=ce [gpt2_tiny]=ce [llama_tiny]=ce [resnet_small]=ce [vit_tiny]=ce [unet_small]=mse [fno_small]=mse)
-for model in mlp resnet_small vit_tiny gpt2_tiny unet_small fno_small llama_tiny; do
+for model in ${MODELS:-mlp resnet_small vit_tiny gpt2_tiny unet_small fno_small llama_tiny}; do
     flags=(models/$model/model.onnx --mode train --loss "${loss_of[$model]}" --loss-target target_y)
     "$loom" plan "${flags[@]}" --json > "$tmp/all.json" || continue
     least=$(field "$tmp/all.json" min_feasible_bytes)
