@@ -159,8 +159,9 @@ void k_maxpool_grad_f32(float *dx, const float *dy, const float *x, const KPool 
  * 256K floats of x (1 MiB), at least one row. */
 static int64_t bn_pool_rows(const KPool *p, const KGeo *g)
 {
-    int64_t r = g->pin ? 262144 / g->pin : p->NC;
-    return r < 1 ? 1 : r < p->NC ? r : p->NC > 0 ? p->NC : 1;
+    int64_t r = g->pin > 0 ? 262144 / g->pin : p->NC;
+    if (r > p->NC) r = p->NC;
+    return r > 0 ? r : 1;
 }
 
 size_t k_maxpool_grad_bn_relu_f32_ws(const KPool *p)

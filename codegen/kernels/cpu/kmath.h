@@ -18,17 +18,19 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Relu(BatchNormalization(x)) in inference form, with the forward's float
- * operations (k_batchnorm_f32 and the fused loops of cg_elemwise.c): the
- * factor a = scale / sqrtf(var + eps) once per channel, t = (x - mean) * a +
- * bias, then Relu's t > 0 ? t : 0. The kernels that make a ReLU's output again
- * from the normalization's input (ir_fold_bn_relu_grad: the weight gradient's
- * columns, BatchNormGrad's mask) compute it so, bit for bit the value the
+/* BatchNormalization in inference form, operation for operation as
+ * k_batchnorm_f32 computes it (and the fused loops of cg_elemwise.c write it
+ * out): the factor a = scale / sqrtf(var + eps) once per channel, then
+ * (x - mean) * a + bias. k_bn_relu adds Relu's t > 0 ? t : 0: the kernels that
+ * make a ReLU's output again from the normalization's input
+ * (ir_fold_bn_relu_grad: the weight gradient's and the max-pool gradient's
+ * copies of x, BatchNormGrad's mask) compute it so, bit for bit the value the
  * forward wrote. */
 static inline float k_bn_factor(float scale, float var, float eps) { return scale / sqrtf(var + eps); }
+static inline float k_bn(float x, float mean, float a, float bias) { return (x - mean) * a + bias; }
 static inline float k_bn_relu(float x, float mean, float a, float bias)
 {
-    float t = (x - mean) * a + bias;
+    float t = k_bn(x, mean, a, bias);
     return t > 0 ? t : 0.0f;
 }
 

@@ -12,6 +12,7 @@
  * split rows, channels or groups, never one sum), so results do not depend on
  * the thread count. */
 #include "kernels.h"
+#include "kmath.h"
 
 #include <math.h>
 
@@ -68,11 +69,11 @@ static void batchnorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
     int64_t C = p->C, spatial = p->spatial;
     for (int64_t r = lo; r < hi; r++) {
         int64_t c = r % C;
-        float a = (scale ? scale[c] : 1.0f) / sqrtf(var[c] + eps);
+        float a = k_bn_factor(scale ? scale[c] : 1.0f, var[c], eps);
         float m = mean[c], b = bias ? bias[c] : 0.0f;
         const float *xr = x + r * spatial;
         float *yr = y + r * spatial;
-        for (int64_t i = 0; i < spatial; i++) yr[i] = (xr[i] - m) * a + b;
+        for (int64_t i = 0; i < spatial; i++) yr[i] = k_bn(xr[i], m, a, b);
     }
 }
 

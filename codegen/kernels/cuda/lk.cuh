@@ -74,13 +74,15 @@ static __host__ __device__ inline float k_expf(float x) { return expf(x); }
 static __host__ __device__ inline float k_tanhf(float x) { return tanhf(x); }
 static __host__ __device__ inline float k_erff(float x) { return erff(x); }
 
-/* Relu(BatchNormalization(x)) in inference form with the forward's float
- * operations (kmath.h's k_bn_factor, k_bn_relu): the kernels that make a
- * ReLU's output again from the normalization's input (ir_fold_bn_relu_grad). */
+/* BatchNormalization in inference form, and Relu after it, with kmath.h's
+ * float operations (k_bn_factor, k_bn, k_bn_relu): the forward kernel
+ * (lk_batchnorm_f32) and the kernels that make a ReLU's output again from the
+ * normalization's input (ir_fold_bn_relu_grad). */
 static __host__ __device__ inline float lk_bn_factor(float scale, float var, float eps) { return scale / sqrtf(var + eps); }
+static __host__ __device__ inline float lk_bn(float x, float mean, float a, float bias) { return (x - mean) * a + bias; }
 static __host__ __device__ inline float lk_bn_relu(float x, float mean, float a, float bias)
 {
-    float t = (x - mean) * a + bias;
+    float t = lk_bn(x, mean, a, bias);
     return t > 0 ? t : 0.0f;
 }
 

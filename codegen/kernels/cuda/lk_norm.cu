@@ -205,8 +205,7 @@ static __global__ void batchnorm(float *y, const float *x, const float *scale, c
     // x, y (N, C, spatial): y = (x - mean) * scale / sqrt(var + eps) + bias, knorm.c's float operations
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t c = e / spatial % C;
-        float a = (scale ? scale[c] : 1.0f) / sqrtf(var[c] + eps);
-        y[e] = (x[e] - mean[c]) * a + (bias ? bias[c] : 0.0f);
+        y[e] = lk_bn(x[e], mean[c], lk_bn_factor(scale ? scale[c] : 1.0f, var[c], eps), bias ? bias[c] : 0.0f);
     }
 }
 
