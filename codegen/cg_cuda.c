@@ -654,7 +654,25 @@ static const char *check_index(IrGraph *g, int node, char *why, size_t n)
         snprintf(why, n, "%s with %s indices (int32 and int64 only)", ir_ops[nd->op].name, ir_dtype_name(t));
         return why;
     }
-    return nd->op == IR_OP_GatherGrad ? f32_only(g, node, why, n) : sized_only(g, node, why, n);
+    if (nd->op != IR_OP_GatherGrad) return sized_only(g, node, why, n);
+    int64_t xd[IR_MAX_RANK];
+    int r = shape_attr(nd, xd);
+    int64_t len = xd[ir_norm_axis(ir_attr_int(nd, "axis", 0), r)], nidx = ir_value_numel(&g->values[nd->in[1]]);
+    if (len >= INT32_MAX || nidx >= INT32_MAX) { // lk_gather_grad_f32 groups the indices by row in int32
+        snprintf(why, n, "%s with %lld rows and %lld indices (under 2^31 each on the cuda target)",
+                 ir_ops[nd->op].name, (long long)len, (long long)nidx);
+        return why;
+    }
+    return f32_only(g, node, why, n);
+}
+
+static int64_t gather_grad_ws(IrGraph *g, int node)
+{
+    const IrNode *nd = &g->nodes[node];
+    int64_t xd[IR_MAX_RANK];
+    int r = shape_attr(nd, xd);
+    int64_t len = xd[ir_norm_axis(ir_attr_int(nd, "axis", 0), r)], nidx = ir_value_numel(&g->values[nd->in[1]]);
+    return (2 * len + 2 + 2 * nidx) * 4; /* lk_gather_grad_f32_ws */
 }
 
 static void emit_gather(CgCtx *c, int node)
@@ -666,13 +684,15 @@ static void emit_gather(CgCtx *c, int node)
     if (grad) r = shape_attr(n, xd);
     else r = VAL(c, n->in[0])->rank, memcpy(xd, VAL(c, n->in[0])->dims, (size_t)r * sizeof *xd);
     int axis = ir_norm_axis(ir_attr_int(n, "axis", 0), r);
-    char call[512];
+    char call[640], ws[128];
     cg_declare_outputs(c, node);
-    if (grad)
-        snprintf(call, sizeof call, "lk_gather_grad_f32(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld)",
+    if (grad) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(call, sizeof call, "lk_gather_grad_f32(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld, %s)",
                  c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32,
                  (long long)cg_prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
-                 (long long)cg_prod(xd, axis + 1, r));
+                 (long long)cg_prod(xd, axis + 1, r), ws);
+    }
     else
         snprintf(call, sizeof call, "lk_gather(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld, %d)", c->var[n->out[0]],
                  c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32, (long long)cg_prod(xd, 0, axis),
@@ -941,7 +961,7 @@ static int64_t linear_ce_ws(IrGraph *g, int node)
     /* lk_linear_ce_bf16_ws: Cp classes; the statistics, the logits, g, x_b,
      * W (bf16), and dW's padded accumulator when Cp > C, each at 256 bytes */
 #define UP256(n) (((n) + 255) / 256 * 256)
-    int64_t Cp = (C + 7) / 8 * 8;
+    int64_t Cp = (C + 127) / 128 * 128;
     return ((r + 2) * 8 + 255) / 256 * 256 + UP256(r * Cp * 4) + UP256(r * Cp * 2) + UP256(r * D * 2) +
            UP256(Cp * D * 2) + (Cp > C ? Cp * D * 4 : 0);
 #undef UP256
@@ -1129,7 +1149,7 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_GroupNormGrad] = {check_groupnorm, groupnorm_grad_ws, emit_groupnorm, 0},
     [IR_OP_InstanceNormGrad] = {check_groupnorm, groupnorm_grad_ws, emit_groupnorm, 0},
     [IR_OP_Gather] = {check_index, NULL, emit_gather, 0},
-    [IR_OP_GatherGrad] = {check_index, NULL, emit_gather, 0},
+    [IR_OP_GatherGrad] = {check_index, gather_grad_ws, emit_gather, 0},
     [IR_OP_LayerNormalization] = {check_layernorm, NULL, emit_layernorm, 0},
     [IR_OP_LayerNormGrad] = {check_layernorm, layernorm_grad_ws, emit_layernorm, 0},
     [IR_OP_RMSNorm] = {check_layernorm, NULL, emit_layernorm, 0},

@@ -78,6 +78,17 @@ static void compare(const char *name, int rc, const std::vector<float> &gpu, con
     compare_tol(name, rc, gpu, cpu, 1e-5);
 }
 
+/* for kernels that do the cpu kernel's float operations in its order: every bit equal */
+static void compare_exact(const char *name, int rc, const std::vector<float> &gpu, const std::vector<float> &cpu)
+{
+    size_t differ = 0;
+    for (size_t i = 0; i < cpu.size(); i++) differ += memcmp(&gpu[i], &cpu[i], sizeof(float)) != 0;
+    int ok = rc == 0 && gpu.size() == cpu.size() && differ == 0;
+    printf("%s %s (%zu of %zu elements differ in a bit)%s%s\n", ok ? "PASS" : "FAIL", name, differ, cpu.size(),
+           rc ? ": " : "", rc ? rt_error() : "");
+    failures += !ok;
+}
+
 /* bfloat16 data: random values rounded (k_f32_to_bf16), and widened back for comparisons */
 static std::vector<uint16_t> rand_bf16(size_t n)
 {
@@ -220,32 +231,42 @@ static void test_sce(int64_t N, int64_t C, int reduction, int ignore)
     cudaFree(dxv), cudaFree(dl), cudaFree(ddl), cudaFree(ddx), cudaFree(dt), cudaFree(ws);
 }
 
-static void test_optim(int64_t n)
+/* off: the arrays start off floats into their buffers (1: 4-byte aligned only, the kernels' scalar
+ * loop; 0: 16-byte aligned, four floats at a time and the rest one by one) */
+static void test_optim(int64_t n, int off)
 {
     auto p = rand_vec((size_t)n), g = rand_vec((size_t)n), m = rand_vec((size_t)n), v = rand_vec((size_t)n);
     for (auto &e : v) e = fabsf(e);
     std::vector<float> lr = {3e-3f}, scale = {0.5f}, loss = {2.5f}, nan_loss = {NAN};
     std::vector<int64_t> step = {7};
-    float *dp = dev(p), *dg = dev(g), *dm = dev(m), *dv = dev(v), *dlr = dev(lr), *dsc = dev(scale);
+    auto at = [&](const std::vector<float> &h) {
+        std::vector<float> b((size_t)off, 0.0f);
+        b.insert(b.end(), h.begin(), h.end());
+        return dev(b) + off;
+    };
+    float *dp = at(p), *dg = at(g), *dm = at(m), *dv = at(v), *dlr = dev(lr), *dsc = dev(scale);
     float *dl = dev(loss), *dnan = dev(nan_loss);
     int64_t *dst = dev(step);
+    char name[96];
+#define OPT_NAME(what) (snprintf(name, sizeof name, "%s (n %lld, offset %d)", what, (long long)n, off), name)
     k_adamw_f32(p.data(), m.data(), v.data(), g.data(), lr[0], step[0], scale.data(), n, 0.9f, 0.999f, 1e-8f, 0.01f);
     int rc = lk_adamw_f32(rt_cuda_stream(), dp, dm, dv, dg, dlr, dst, dl, dsc, n, 0.9f, 0.999f, 1e-8f, 0.01f);
-    compare("lk_adamw_f32 param", rc, back(dp, (size_t)n), p);
-    compare("lk_adamw_f32 m", rc, back(dm, (size_t)n), m);
-    compare("lk_adamw_f32 v", rc, back(dv, (size_t)n), v);
+    compare(OPT_NAME("lk_adamw_f32 param"), rc, back(dp, (size_t)n), p);
+    compare(OPT_NAME("lk_adamw_f32 m"), rc, back(dm, (size_t)n), m);
+    compare(OPT_NAME("lk_adamw_f32 v"), rc, back(dv, (size_t)n), v);
     // a non-finite loss: nothing written
     rc = lk_adamw_f32(rt_cuda_stream(), dp, dm, dv, dg, dlr, dst, dnan, dsc, n, 0.9f, 0.999f, 1e-8f, 0.01f);
-    compare("lk_adamw_f32 param, loss NaN", rc, back(dp, (size_t)n), p);
-    compare("lk_adamw_f32 v, loss NaN", rc, back(dv, (size_t)n), v);
+    compare(OPT_NAME("lk_adamw_f32 param, loss NaN"), rc, back(dp, (size_t)n), p);
+    compare(OPT_NAME("lk_adamw_f32 v, loss NaN"), rc, back(dv, (size_t)n), v);
     k_sgd_f32(p.data(), m.data(), g.data(), lr[0], NULL, n, 0.9f, 1e-4f, 1);
     rc = lk_sgd_f32(rt_cuda_stream(), dp, dm, dg, dlr, dl, NULL, n, 0.9f, 1e-4f, 1);
-    compare("lk_sgd_f32 nesterov param", rc, back(dp, (size_t)n), p);
-    compare("lk_sgd_f32 nesterov buf", rc, back(dm, (size_t)n), m);
+    compare(OPT_NAME("lk_sgd_f32 nesterov param"), rc, back(dp, (size_t)n), p);
+    compare(OPT_NAME("lk_sgd_f32 nesterov buf"), rc, back(dm, (size_t)n), m);
     rc = lk_sgd_f32(rt_cuda_stream(), dp, dm, dg, dlr, dnan, NULL, n, 0.9f, 1e-4f, 1);
-    compare("lk_sgd_f32 param, loss NaN", rc, back(dp, (size_t)n), p);
-    cudaFree(dp), cudaFree(dg), cudaFree(dm), cudaFree(dv), cudaFree(dlr), cudaFree(dsc), cudaFree(dst);
-    cudaFree(dl), cudaFree(dnan);
+    compare(OPT_NAME("lk_sgd_f32 param, loss NaN"), rc, back(dp, (size_t)n), p);
+#undef OPT_NAME
+    cudaFree(dp - off), cudaFree(dg - off), cudaFree(dm - off), cudaFree(dv - off), cudaFree(dlr), cudaFree(dsc);
+    cudaFree(dst), cudaFree(dl), cudaFree(dnan);
 }
 
 static void test_copy(void)
@@ -339,9 +360,24 @@ static void test_gather(int64_t outer, int64_t len, int64_t nidx, int64_t inner)
     compare(name, rc, back(dyv, want.size()), want);
     snprintf(name, sizeof name, "lk_gather_grad_f32 [%lld,%lld,%lld] %lld indices", (long long)outer, (long long)len,
              (long long)inner, (long long)nidx);
-    rc = lk_gather_grad_f32(rt_cuda_stream(), ddx, ddy, di, 0, outer, len, nidx, inner);
-    compare(name, rc, back(ddx, dwant.size()), dwant);
-    cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(ddx), cudaFree(di);
+    void *ws = NULL;
+    if (RT_CUDA(cudaMalloc(&ws, lk_gather_grad_f32_ws(len, nidx)))) exit(1);
+    rc = lk_gather_grad_f32(rt_cuda_stream(), ddx, ddy, di, 0, outer, len, nidx, inner, ws);
+    // each row's sum in index order, as the cpu kernel adds: the same bits
+    compare_exact(name, rc, back(ddx, dwant.size()), dwant);
+    // an index out of range: all of dx NaN
+    std::vector<int64_t> badidx = idx;
+    badidx[(size_t)nidx / 2] = len;
+    int64_t *dbad = dev(badidx);
+    rc = lk_gather_grad_f32(rt_cuda_stream(), ddx, ddy, dbad, 0, outer, len, nidx, inner, ws);
+    auto got = back(ddx, dwant.size());
+    int all_nan = 1;
+    for (float e : got) all_nan &= isnan(e) != 0;
+    snprintf(name, sizeof name, "lk_gather_grad_f32 [%lld,%lld,%lld] an index out of range: dx NaN", (long long)outer,
+             (long long)len, (long long)inner);
+    printf("%s %s%s%s\n", rc == 0 && all_nan ? "PASS" : "FAIL", name, rc ? ": " : "", rc ? rt_error() : "");
+    failures += !(rc == 0 && all_nan);
+    cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(ddx), cudaFree(di), cudaFree(dbad), cudaFree(ws);
 }
 
 static void test_dft(int64_t outer, int64_t n_in, int64_t inner, int cin, int64_t L, int onesided, int inverse)
@@ -785,14 +821,17 @@ int main(void)
     test_sce(4, 10, 2, 0);
     test_sce(37, 300, 1, 0);
     test_sce(8, 96, 2, 1);
-    test_optim(1000);
+    test_optim(1000, 0);
+    test_optim(1003, 0);
+    test_optim(1003, 1);
     test_linear_ce(128, 64, 96, 0, 1, 0); /* gpt2_tiny's head */
     test_linear_ce(37, 16, 300, 1, 0, 1);
     test_linear_ce(100, 4, 100000, 1, 1, 1); /* a wide vocabulary: one block of rows (at least 1024) */
     test_linear_ce(2500, 8, 5000, 0, 1, 1);  /* two blocks of rows (1677 + 823): dW summed over them */
+    test_linear_ce(50, 8, 333, 0, 1, 1);     /* rows not a multiple of 4 floats: the rows' kernel reads l thrice */
     test_linear_ce(128, 64, 96, 1, 1, 0, 1); /* bf16 products */
     test_linear_ce(2500, 8, 5000, 0, 0, 1, 1);
-    test_linear_ce(300, 24, 1001, 1, 1, 1, 1); /* classes not a multiple of 8: rows padded */
+    test_linear_ce(300, 24, 1001, 1, 1, 1, 1); /* classes not a multiple of 128: rows padded */
     test_linear_ce(300, 24, 1001, 0, 1, 0, 1);
     test_reduce_axes();
     test_softmax(16, 300, 1, 0);
@@ -818,6 +857,7 @@ int main(void)
     test_pad(3);
     test_gather(1, 96, 128, 64);  /* an embedding: repeated and negative indices */
     test_gather(3, 7, 5, 4);
+    test_gather(1, 50, 700, 300); /* rows of many indices (14 each), columns past a block's threads */
     test_layernorm(128, 64, 1);
     test_layernorm(5, 300, 0);
     test_layernorm(300, 40, 1); /* three chunks of rows for dscale, dbias, the last partial */

@@ -136,9 +136,12 @@ int lk_pad(cudaStream_t s, void *y, const void *x, const LkPad *p, const void *v
 int lk_gather(cudaStream_t s, void *y, const void *x, const void *idx, int idx_is_i32, int64_t outer,
               int64_t axis_len, int64_t nidx, int64_t inner, int esize);
 /* loom.GatherGrad (k_gather_grad_f32): dx = scatter-add of dy, in index
- * order (deterministic); an index out of range makes its columns NaN. */
+ * order (deterministic); an index out of range makes all of dx NaN. ws:
+ * lk_gather_grad_f32_ws bytes (the indices grouped by row; axis_len and
+ * nidx under 2^31, which cg_cuda.c checks). */
+size_t lk_gather_grad_f32_ws(int64_t axis_len, int64_t nidx);
 int lk_gather_grad_f32(cudaStream_t s, float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
-                       int64_t axis_len, int64_t nidx, int64_t inner);
+                       int64_t axis_len, int64_t nidx, int64_t inner, void *ws);
 
 /* ---- reductions: lk_reduce.cu ---- */
 

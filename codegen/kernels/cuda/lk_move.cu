@@ -3,9 +3,9 @@
  * thread per element of the copy; Gather (kindex.c's k_gather), one thread
  * per element of y; and Gather's gradient, a scatter-add (kgrad_nn.c's
  * k_gather_grad_f32) that stays deterministic without atomics: a thread per
- * piece of a column of dx (an outer block and an inner element, a range of
- * its rows) walks the indices in order, as the cpu kernel does, so every
- * element of dx gets the same sum in the same order. An index out of range cannot be reported from the
+ * row of dx adds the rows of dy that its indices name in their order (the
+ * indices grouped by row first, below), so every element of dx gets the
+ * cpu kernel's sum in the same order. An index out of range cannot be reported from the
  * device without a host synchronization: Gather writes all-ones bytes there
  * (NaN in floats, -1 in integers) and its gradient NaN, so that the train
  * driver's loss check, or the output, shows it. */
@@ -131,42 +131,103 @@ int lk_gather(cudaStream_t s, void *y, const void *x, const void *idx, int idx_i
                        axis_len, nidx, inner, esize);
 }
 
-static __global__ void gather_grad(float *dx, const float *dy, const void *idx, int is_i32, int64_t outer,
-                                   int64_t len, int64_t nidx, int64_t inner, int64_t rows)
+/* Gather's gradient through the indices grouped by row of dx (the
+ * workspace, int32): cnt[len + 1] (each row's count, then its start),
+ * fill[len], the flag of an index out of range, then list[nidx] (the
+ * positions t of each row, unordered) and sorted[nidx] (the same in
+ * increasing t). dx's rows sum their dy rows in increasing t, as
+ * k_gather_grad_f32 adds them: the same sums, bit for bit, with no float
+ * atomics. The old kernel (a thread per piece of a column walking every
+ * index) took 0.77 ms for GPT-2's embedding on an H100. */
+static __global__ void gg_count(int *cnt, int *bad, const void *idx, int is_i32, int64_t nidx, int64_t len)
 {
-    // dx is (outer, len, inner), dy (outer, nidx, inner): rows [lo, lo + rows) of column (o, c) of dx are
-    // this thread's alone; it walks every index in order and adds the ones that land there
-    int64_t chunks = (len + rows - 1) / rows;
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < outer * inner * chunks;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t col = e % (outer * inner), o = col / inner, c = col % inner, lo = e / (outer * inner) * rows;
-        int64_t hi = lo + rows < len ? lo + rows : len;
-        float *dc = dx + o * len * inner + c;
-        for (int64_t r = lo; r < hi; r++) dc[r * inner] = 0.0f;
-        for (int64_t t = 0; t < nidx; t++) {
-            int64_t i = index_at(idx, is_i32, t, len);
-            // an index out of range: the whole column NaN (nothing else can say it); every chunk sees it
-            if (i < 0) {
-                for (int64_t r = lo; r < hi; r++) dc[r * inner] = NAN;
-                break;
-            }
-            if (i >= lo && i < hi) dc[i * inner] += dy[(o * nidx + t) * inner + c];
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < nidx; t += (int64_t)gridDim.x * blockDim.x) {
+        int64_t i = index_at(idx, is_i32, t, len);
+        if (i < 0) *bad = 1;
+        else atomicAdd(&cnt[i], 1);
+    }
+}
+
+static __global__ void gg_scan(int *cnt, int64_t len)
+{
+    // one block: cnt[0, len) counts -> cnt[0, len] starts (exclusive prefix sums); a thread a range
+    __shared__ int part[1024];
+    int64_t per = (len + blockDim.x - 1) / blockDim.x, lo = threadIdx.x * per, hi = lo + per < len ? lo + per : len;
+    int sum = 0;
+    for (int64_t r = lo; r < hi; r++) sum += cnt[r];
+    part[threadIdx.x] = sum;
+    __syncthreads();
+    for (unsigned d = 1; d < blockDim.x; d *= 2) { // inclusive scan of the ranges' sums
+        int add = threadIdx.x >= d ? part[threadIdx.x - d] : 0;
+        __syncthreads();
+        part[threadIdx.x] += add;
+        __syncthreads();
+    }
+    int run = part[threadIdx.x] - sum;
+    for (int64_t r = lo; r < hi; r++) {
+        int c = cnt[r];
+        cnt[r] = run;
+        run += c;
+    }
+    if (threadIdx.x == blockDim.x - 1) cnt[len] = part[threadIdx.x];
+}
+
+static __global__ void gg_fill(int *list, int *fill, const int *start, const void *idx, int is_i32, int64_t nidx,
+                               int64_t len)
+{
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < nidx; t += (int64_t)gridDim.x * blockDim.x) {
+        int64_t i = index_at(idx, is_i32, t, len);
+        if (i >= 0) list[start[i] + atomicAdd(&fill[i], 1)] = (int)t;
+    }
+}
+
+static __global__ void gg_sort(int *sorted, const int *list, const int *start, int64_t len)
+{
+    // a block a row: each of its positions goes where its rank among the row's puts it (they are distinct)
+    for (int64_t r = blockIdx.x; r < len; r += gridDim.x) {
+        int lo = start[r], c = start[r + 1] - lo;
+        for (int j = threadIdx.x; j < c; j += blockDim.x) {
+            int t = list[lo + j], rank = 0;
+            for (int k = 0; k < c; k++) rank += list[lo + k] < t;
+            sorted[lo + rank] = t;
         }
     }
 }
 
+static __global__ void gg_sum(float *dx, const float *dy, const int *sorted, const int *start, const int *bad,
+                              int64_t outer, int64_t len, int64_t nidx, int64_t inner)
+{
+    // dx is (outer, len, inner), dy (outer, nidx, inner); a block a row of dx, its threads along inner
+    int nan = *bad;
+    for (int64_t b = blockIdx.x; b < outer * len; b += gridDim.x) {
+        int64_t o = b / len, r = b % len;
+        int lo = start[r], hi = start[r + 1];
+        const float *dyo = dy + o * nidx * inner;
+        float *d = dx + b * inner;
+        for (int64_t c = threadIdx.x; c < inner; c += blockDim.x) {
+            float acc = 0.0f;
+            for (int k = lo; k < hi; k++) acc += dyo[(int64_t)sorted[k] * inner + c];
+            d[c] = nan ? NAN : acc;
+        }
+    }
+}
+
+size_t lk_gather_grad_f32_ws(int64_t axis_len, int64_t nidx) { return (size_t)(2 * axis_len + 2 + 2 * nidx) * 4; }
+
 int lk_gather_grad_f32(cudaStream_t s, float *dx, const float *dy, const void *idx, int idx_is_i32, int64_t outer,
-                       int64_t axis_len, int64_t nidx, int64_t inner)
+                       int64_t axis_len, int64_t nidx, int64_t inner, void *ws)
 {
     if (outer * inner == 0 || axis_len == 0) return 0;
-    // split each column's rows so that some 64K threads share the work (a thread per column alone was
-    // 768 threads for GPT-2's embedding: 5.4 ms a step)
-    int64_t chunks = ((int64_t)1 << 16) / (outer * inner);
-    chunks = chunks < 1 ? 1 : chunks > axis_len ? axis_len : chunks;
-    int64_t rows = (axis_len + chunks - 1) / chunks;
-    chunks = (axis_len + rows - 1) / rows;
-    return LOOM_LAUNCH(gather_grad, lk_blocks(outer * inner * chunks), LK_THREADS, 0, s, dx, dy, idx, idx_is_i32,
-                       outer, axis_len, nidx, inner, rows);
+    int *cnt = (int *)ws, *fill = cnt + axis_len + 1, *bad = fill + axis_len, *list = bad + 1, *sorted = list + nidx;
+    unsigned rows = (unsigned)(outer * axis_len < 65535 ? outer * axis_len : 65535);
+    unsigned threads = (unsigned)(inner >= LK_THREADS ? LK_THREADS : (inner + 31) / 32 * 32);
+    return RT_CUDA(cudaMemsetAsync(cnt, 0, (size_t)(2 * axis_len + 2) * 4, s)) ||
+           LOOM_LAUNCH(gg_count, lk_blocks(nidx), LK_THREADS, 0, s, cnt, bad, idx, idx_is_i32, nidx, axis_len) ||
+           LOOM_LAUNCH(gg_scan, 1, 1024, 0, s, cnt, axis_len) ||
+           LOOM_LAUNCH(gg_fill, lk_blocks(nidx), LK_THREADS, 0, s, list, fill, cnt, idx, idx_is_i32, nidx, axis_len) ||
+           LOOM_LAUNCH(gg_sort, (unsigned)(axis_len < 65535 ? axis_len : 65535), 128, 0, s, sorted, list, cnt,
+                       axis_len) ||
+           LOOM_LAUNCH(gg_sum, rows, threads, 0, s, dx, dy, sorted, cnt, bad, outer, axis_len, nidx, inner);
 }
 
 /* kmove.c's pad_map: negative pads crop to the window [lo, lo + n) of each
