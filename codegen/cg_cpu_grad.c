@@ -65,6 +65,10 @@ const char *cg_cpu_activation_grad_check(IrGraph *g, int node, char *why, size_t
 void cg_cpu_activation_grad_emit(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
+    if (n->op != IR_OP_ActivationGrad) { // it opens node's fused group (cg_ew_act_grad)
+        cg_elemwise_emit(c, node);
+        return;
+    }
     const char *act = ir_attr_string(n, "act", "");
     const char *kind = "K_ACT_RELU";
     /* ONNX's attribute defaults, as the forward loops (cg_elemwise.c) use them */

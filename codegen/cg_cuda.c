@@ -498,6 +498,10 @@ static void emit_batchnorm(CgCtx *c, int node)
 static void emit_activation_grad(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
+    if (n->op != IR_OP_ActivationGrad) { // it opens node's fused group (cg_ew_act_grad)
+        emit_elemwise(c, node);
+        return;
+    }
     const char *act = ir_attr_string(n, "act", "");
     int kind = K_ACT_RELU;
     float alpha = 0, beta = 0, gamma = 0;

@@ -254,6 +254,20 @@ int cg_ew_batchnorm(const IrGraph *g, const IrNode *n)
     return x->rank >= 2 && g->values[n->out[0]].dtype == IR_F32;
 }
 
+int cg_ew_act_grad(const IrGraph *g, const IrNode *n)
+{
+    if (n->op != IR_OP_ActivationGrad || n->nin != 2 || n->nout != 1 || n->out[0] < 0 || n->in[0] < 0 ||
+        n->in[1] < 0 || strcmp(ir_attr_string(n, "act", ""), "Gelu"))
+        return 0;
+    const IrValue *y = &g->values[n->out[0]];
+    for (int j = 0; j < 2; j++) {
+        const IrValue *a = &g->values[n->in[j]];
+        if (a->dtype != IR_F32 || a->rank != y->rank || memcmp(a->dims, y->dims, (size_t)a->rank * sizeof *a->dims))
+            return 0;
+    }
+    return y->dtype == IR_F32;
+}
+
 const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t len)
 {
     const IrNode *n = &g->nodes[node];
@@ -440,7 +454,11 @@ static void node_stmt(CgCtx *c, int node, const char **opnd, const char *dst, in
         return;
     }
     fprintf(f, "%sconst %s %s = %s(", ind, reg_type(ko), dst, wrap);
-    if (n->op == IR_OP_BatchNormalization) {
+    if (n->op == IR_OP_ActivationGrad) {
+        /* GELU's gradient, the kernels' k_gelu_grad: dy * f'(x) */
+        fprintf(f, "%s * k_gelu_grad(%s, %d)", opnd[0], opnd[1],
+                !strcmp(ir_attr_string(n, "approximate", "none"), "tanh"));
+    } else if (n->op == IR_OP_BatchNormalization) {
         /* k_batchnorm_f32's arithmetic, operation for operation: (x - mean) *
          * a + bias, a = scale / sqrt(var + eps) (opnd[5]: a, computed once
          * per row by cg_ew_index, or NULL) */
@@ -708,6 +726,10 @@ static int64_t ew_elem_work(const IrGraph *g, const CgEwPlan *p)
     int64_t w = 1;
     for (int m = 0; m < p->nmem; m++) {
         const IrNode *n = &g->nodes[p->mem[m]];
+        if (n->op == IR_OP_ActivationGrad) { // k_gelu_grad: an exp, erf or tanh
+            w += EW_CALL_WORK;
+            continue;
+        }
         const char *t = exprs[n->op].f;
         if (n->op == IR_OP_Gelu && !strcmp(ir_attr_string(n, "approximate", "none"), "tanh"))
             t = exprs[n->op].f_alt;

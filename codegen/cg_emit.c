@@ -16,16 +16,17 @@
 /* Whether p's only output can live in a register of its one consumer's loop.
  * An inference BatchNormalization may join its consumer's loop too (a CNN's
  * BatchNormalization and ReLU in one pass, forward and when rerun), though
- * nothing joins it: it opens its group. */
+ * nothing joins it: it opens its group. GELU's ActivationGrad joins and is
+ * joined as an elementwise op (cg_ew_act_grad). */
 static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
 {
     const IrNode *n = &g->nodes[p];
-    if (!(cg_is_elemwise(n) || cg_ew_batchnorm(g, n)) || n->nout != 1) return 0;
+    if (!(cg_is_elemwise(n) || cg_ew_batchnorm(g, n) || cg_ew_act_grad(g, n)) || n->nout != 1) return 0;
     int v = n->out[0];
     if (g->values[v].is_output || u->start[v + 1] - u->start[v] != 1) return 0;
     int c = u->node[u->start[v]];
     const IrNode *cn = &g->nodes[c];
-    if (!cg_is_elemwise(cn)) return 0;
+    if (!cg_is_elemwise(cn) && !cg_ew_act_grad(g, cn)) return 0;
     const IrValue *a = &g->values[v], *b = &g->values[cn->out[0]];
     if (a->rank != b->rank || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims)) return 0;
     /* Clip's bounds of opset < 11 are attributes; its bound inputs are scalars anyway */

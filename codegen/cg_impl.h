@@ -224,6 +224,11 @@ int cg_is_elemwise(const IrNode *n);
  * output) of a float32 tensor with a channel dim: such a node may open a
  * fused group (its consumer elementwise), its parameters read per channel. */
 int cg_ew_batchnorm(const IrGraph *g, const IrNode *n);
+/* Whether node is a loom.ActivationGrad of GELU over float32 values of one
+ * shape: such a node joins fused groups as an elementwise op does (a bf16
+ * program's backward casts and the GELU input made again, then the
+ * gradient, in one loop), computed by the kernels' k_gelu_grad. */
+int cg_ew_act_grad(const IrGraph *g, const IrNode *n);
 const char *cg_elemwise_check(IrGraph *g, int node, char *why, size_t n);
 /* The loop of the fused group whose last node is root. */
 void cg_elemwise_emit(CgCtx *c, int root);

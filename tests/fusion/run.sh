@@ -11,7 +11,8 @@
 # form, vit_tiny's erf form). Then the head: gpt2_tiny's and llama_tiny's logits
 # product and cross-entropy as one loom.LinearCrossEntropy, against
 # --no-fuse-head the same way. Last, an inference BatchNormalization in a
-# fused loop with a Relu (and an Add): bit for bit the kernel's.
+# fused loop with a Relu (and an Add): bit for bit the kernel's. And GELU's
+# gradient in a bf16 step's backward as one loop with the casts before it.
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
 set -u
 root=${LOOM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -358,4 +359,25 @@ if "$py" "$out/stem.py" "$sd" > "$sd.log" 2>&1 && stem_train "$sd/fold" && stem_
     fi
 else
     fail "fusion_bn_relu_grad_maxpool" "$(tail -3 "$sd.log" "$sd"/*.log 2>/dev/null)"
+fi
+
+# GELU's gradient in a bf16 program's backward: the Cast of the product's
+# gradient, the GELU input made again from the bf16 product and the bias
+# (Cast, Add) and loom.ActivationGrad are one loop (cg_ew_act_grad), one per
+# layer, with no ActivationGrad kernel call left; the program trains. (Its
+# numbers are the precision tier's, against PyTorch.)
+gd=$out/gelu_grad
+if "$loom" compile models/gpt2_tiny/model.onnx --mode train --target cpu --precision bf16 -o "$gd" --loss ce \
+        --loss-target target_y > "$gd.compile.log" 2>&1 && make -s -C "$gd" LOOM_PREBUILT="$root/build/rel" > "$gd.build.log" 2>&1; then
+    mapfile -t gdata < <(data gpt2_tiny)
+    nf=$(grep -c '"Cast+Cast+Add+loom.ActivationGrad")' "$gd/model.c")
+    if [ "$nf" != 2 ] || grep -q 'k_activation_grad_f32(' "$gd/model.c"; then
+        fail "fusion_gelu_grad" "$nf fused GELU gradient loops in gpt2_tiny's bf16 step; want 2 and no kernel call"
+    elif "$gd/train" "${gdata[@]}" --steps 3 --log "$gd.jsonl" > "$gd.run.log" 2>&1 && [ "$(losses "$gd.jsonl" | wc -l)" = 3 ]; then
+        pass "fusion_gelu_grad (2 loops of Cast+Cast+Add+ActivationGrad; trains)"
+    else
+        fail "fusion_gelu_grad" "$(tail -3 "$gd.run.log")"
+    fi
+else
+    fail "fusion_gelu_grad" "$(tail -3 "$gd.compile.log" "$gd.build.log" 2>/dev/null)"
 fi

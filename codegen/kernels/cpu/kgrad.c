@@ -42,19 +42,10 @@ typedef struct {
  * its training step (356 us each for 32768 elements on 2 threads). */
 static void gelu_grad(float *dx, const float *dy, const float *x, int64_t lo, int64_t hi, int tanh_form)
 {
-    if (tanh_form) {
-        for (int64_t i = lo; i < hi; i++) { // 0.5 (1 + t) + 0.5 x (1 - t^2) u', u = k (x + 0.044715 x^3)
-            float v = x[i], u = 0.7978845608f * (v + 0.044715f * v * v * v), t = k_tanhf(u);
-            float d = 0.5f * (1 + t) + 0.5f * v * (1 - t * t) * 0.7978845608f * (1 + 3 * 0.044715f * v * v);
-            dx[i] = dy[i] * d;
-        }
-        return;
-    }
-    for (int64_t i = lo; i < hi; i++) { // Phi(x) + x phi(x)
-        float v = x[i];
-        float d = 0.5f * (1 + k_erff(v * 0.70710678f)) + v * 0.39894228f * k_expf(-0.5f * v * v);
-        dx[i] = dy[i] * d;
-    }
+    if (tanh_form)
+        for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * k_gelu_grad(x[i], 1);
+    else
+        for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * k_gelu_grad(x[i], 0);
 }
 
 static void activation_grad_elems(void *arg, int64_t lo, int64_t hi, int tid)

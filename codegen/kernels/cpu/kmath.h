@@ -96,4 +96,17 @@ static inline float k_erff(float x)
     return x != x ? x : p / q;
 }
 
+/* GELU's derivative at v, in float: Phi(v) + v phi(v), or (tanh_form) the
+ * derivative of 0.5 v (1 + tanh(u)), u = k (v + 0.044715 v^3). The one
+ * formula of kgrad.c's ActivationGrad kernel and of the fused loops that
+ * hold an ActivationGrad (cg_elemwise.c); lk.cuh has the device's. */
+static inline float k_gelu_grad(float v, int tanh_form)
+{
+    if (tanh_form) {
+        float u = 0.7978845608f * (v + 0.044715f * v * v * v), t = k_tanhf(u);
+        return 0.5f * (1 + t) + 0.5f * v * (1 - t * t) * 0.7978845608f * (1 + 3 * 0.044715f * v * v);
+    }
+    return 0.5f * (1 + k_erff(v * 0.70710678f)) + v * 0.39894228f * k_expf(-0.5f * v * v);
+}
+
 #endif

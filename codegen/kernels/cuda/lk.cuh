@@ -74,6 +74,18 @@ static __host__ __device__ inline float k_expf(float x) { return expf(x); }
 static __host__ __device__ inline float k_tanhf(float x) { return tanhf(x); }
 static __host__ __device__ inline float k_erff(float x) { return erff(x); }
 
+/* GELU's derivative, kmath.h's k_gelu_grad on the device's expf, tanhf and
+ * erff: lk_activation_grad_f32 and the fused loops that hold an
+ * ActivationGrad (cg_elemwise.c) */
+static __host__ __device__ inline float k_gelu_grad(float v, int tanh_form)
+{
+    if (tanh_form) {
+        float u = 0.7978845608f * (v + 0.044715f * v * v * v), t = k_tanhf(u);
+        return 0.5f * (1 + t) + 0.5f * v * (1 - t * t) * 0.7978845608f * (1 + 3 * 0.044715f * v * v);
+    }
+    return 0.5f * (1 + k_erff(v * 0.70710678f)) + v * 0.39894228f * k_expf(-0.5f * v * v);
+}
+
 /* BatchNormalization in inference form, and Relu after it, with kmath.h's
  * float operations (k_bn_factor, k_bn, k_bn_relu): the forward kernel
  * (lk_batchnorm_f32) and the kernels that make a ReLU's output again from the

@@ -294,14 +294,8 @@ static __global__ void activation_grad(float *dx, const float *dy, const float *
     // dx = dy * f'(x), the derivative in double as kgrad.c's (LK_ACT_* as K_ACT_*); GELU's in float, as
     // kgrad.c's gelu_grad (its double erf and tanh were 180 us for GPT-2's [8192, 3072] on an H100)
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        if (act == 6) {
-            float v = x[i];
-            dx[i] = dy[i] * (0.5f * (1 + erff(v * 0.70710678f)) + v * 0.39894228f * expf(-0.5f * v * v));
-            continue;
-        }
-        if (act == 7) {
-            float v = x[i], u = 0.7978845608f * (v + 0.044715f * v * v * v), t = tanhf(u);
-            dx[i] = dy[i] * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * 0.7978845608f * (1 + 3 * 0.044715f * v * v));
+        if (act == 6 || act == 7) {
+            dx[i] = dy[i] * k_gelu_grad(x[i], act == 7);
             continue;
         }
         double v = x[i], d;
