@@ -416,6 +416,41 @@ static const char *check_conv(IrGraph *g, int node, char *why, size_t n)
     return f32_only(g, node, why, n);
 }
 
+/* The products' form (lk_conv.cu) for group 1: the columns of nb images at
+ * a time, as many as fit CONV_COLS_CAP floats (4 MiB; at least one image:
+ * with 16 MiB, ResNet-50's least feasible budget rose from 715 to 777 MiB,
+ * `loom plan --target cuda`; at 4 MiB it stays 715); none needed
+ * for a 1x1 window at stride 1 with no pad (the weight gradient: unless it
+ * applies a BatchNormalization and ReLU to x). Grouped convolutions keep
+ * the direct kernels (nb 0): a product per group would be tiny. The floats
+ * of columns an image: LkConv's comment in lk.cuh. */
+#define CONV_COLS_CAP ((int64_t)1 << 20)
+static int64_t conv_cols(IrGraph *g, int node, int64_t *nb)
+{
+    const IrNode *n = &g->nodes[node];
+    KConv p;
+    conv_params(g, node, &p);
+    *nb = 0;
+    if (p.group != 1 || p.N == 0) return 0;
+    int64_t ksz = 1, isz = 1, osz = 1;
+    int pointwise = 1;
+    for (int d = 0; d < p.nd; d++) {
+        ksz *= p.k[d], isz *= p.in[d], osz *= p.out[d];
+        pointwise &= p.k[d] == 1 && p.stride[d] == 1 && p.pad[d] == 0 && p.in[d] == p.out[d];
+    }
+    if (n->op == IR_OP_ConvGradWeight && n->nin == 6) pointwise = 0;
+    int64_t per = pointwise ? 0 : n->op == IR_OP_ConvTranspose ? p.M * ksz * isz : p.C * ksz * osz;
+    *nb = per ? CONV_COLS_CAP / per : p.N;
+    *nb = *nb < 1 ? 1 : *nb > p.N ? p.N : *nb;
+    return *nb * per;
+}
+
+static int64_t conv_ws(IrGraph *g, int node)
+{
+    int64_t nb;
+    return conv_cols(g, node, &nb) * 4;
+}
+
 static void i64_list(FILE *f, const int64_t *v, int n)
 {
     fprintf(f, "{");
@@ -434,20 +469,24 @@ static void emit_conv(CgCtx *c, int node)
     const int64_t *f[6] = {p.in, p.out, p.k, p.stride, p.dilation, p.pad};
     for (int k = 0; k < 6; k++) {
         i64_list(c->f, f[k], p.nd);
-        fprintf(c->f, k < 5 ? ", " : "};\n");
+        fprintf(c->f, ", ");
     }
+    int64_t nb;
+    char ws[128] = "NULL";
+    if (conv_cols(c->g, node, &nb)) cg_ws_expr(c, node, ws, sizeof ws);
+    fprintf(c->f, "%lld};\n", (long long)nb);
     char call[2048];
     if (n->op == IR_OP_ConvGradWeight && n->nin == 6) // x read as Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
-        snprintf(call, sizeof call, "lk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d)",
+        snprintf(call, sizeof call, "lk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s)",
                  c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
-                 c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node);
+                 c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node, ws);
     else if (n->op == IR_OP_ConvGradWeight)
-        snprintf(call, sizeof call, "lk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d)", c->var[n->out[0]],
-                 c->var[n->in[0]], c->var[n->in[1]], node);
+        snprintf(call, sizeof call, "lk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d, %s)", c->var[n->out[0]],
+                 c->var[n->in[0]], c->var[n->in[1]], node, ws);
     else
-        snprintf(call, sizeof call, "lk_conv%s_f32(STREAM, %s, %s, %s, %s, &conv_%d)",
+        snprintf(call, sizeof call, "lk_conv%s_f32(STREAM, %s, %s, %s, %s, &conv_%d, %s)",
                  n->op == IR_OP_ConvTranspose ? "_transpose" : "", c->var[n->out[0]], c->var[n->in[0]],
-                 c->var[n->in[1]], IN_OR_NULL(c, n, 2), node);
+                 c->var[n->in[1]], IN_OR_NULL(c, n, 2), node, ws);
     launch_check(c, node, call);
 }
 
@@ -1138,9 +1177,9 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_Expand] = {sized_only, NULL, cg_emit_expand, 2},
     [IR_OP_Pad] = {sized_only, NULL, emit_pad, 2 | 8},
     [IR_OP_SliceGrad] = {f32_only, NULL, emit_slice_grad, 0},
-    [IR_OP_Conv] = {check_conv, NULL, emit_conv, 0},
-    [IR_OP_ConvGradWeight] = {check_conv, NULL, emit_conv, 0},
-    [IR_OP_ConvTranspose] = {check_conv, NULL, emit_conv, 0},
+    [IR_OP_Conv] = {check_conv, conv_ws, emit_conv, 0},
+    [IR_OP_ConvGradWeight] = {check_conv, conv_ws, emit_conv, 0},
+    [IR_OP_ConvTranspose] = {check_conv, conv_ws, emit_conv, 0},
     [IR_OP_BatchNormalization] = {check_batchnorm, NULL, emit_batchnorm, 0},
     /* dx over dy: lk_batchnorm_grad_f32 sums dy before it writes dx */
     [IR_OP_BatchNormGrad] = {check_batchnorm, NULL, emit_batchnorm, 0, 1},

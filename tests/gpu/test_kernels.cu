@@ -522,23 +522,28 @@ static void test_linear_ce(int64_t N, int64_t D, int64_t C, int trans_w, int mea
     cudaFree(dxv), cudaFree(dwv), cudaFree(dl), cudaFree(ddx), cudaFree(ddw), cudaFree(dt), cudaFree(dws);
 }
 
-static void test_reduce_axes(void)
+/* x [d0, d1, d2, d3] summed (kind 0) or averaged (1) over the axes where axes[k] is 1, as k_reduce does */
+static void test_reduce_axes(const int64_t *dims, const int *axes, int kind)
 {
-    // [3, 4, 5, 6] over axes 0, 2, 3 (a conv bias's gradient)
-    auto x = rand_vec(360);
-    std::vector<float> want(4);
-    int64_t dims[4] = {3, 4, 5, 6};
-    int axes[4] = {1, 0, 1, 1};
-    k_reduce(want.data(), x.data(), dims, 4, axes, 0, 1);
-    LkNd p = {{3, 4, 5, 6}, {1, 0, 1, 1}, {0}, 4, 4};
+    int64_t n = dims[0] * dims[1] * dims[2] * dims[3], nout = 1;
+    for (int k = 0; k < 4; k++) nout *= axes[k] ? 1 : dims[k];
+    auto x = rand_vec((size_t)n);
+    std::vector<float> want((size_t)nout);
+    k_reduce(want.data(), x.data(), dims, 4, axes, kind, 1);
+    LkNd p = {{dims[0], dims[1], dims[2], dims[3]}, {axes[0], axes[1], axes[2], axes[3]}, {0}, 4, 4};
     float *dx = dev(x), *dy = out_like(want);
-    int rc = lk_reduce_axes_f32(rt_cuda_stream(), dy, dx, &p, 0);
-    compare("lk_reduce_axes_f32 sum [3,4,5,6] over 0,2,3", rc, back(dy, 4), want);
+    int rc = lk_reduce_axes_f32(rt_cuda_stream(), dy, dx, &p, kind);
+    char name[128];
+    snprintf(name, sizeof name, "lk_reduce_axes_f32 %s [%lld,%lld,%lld,%lld] over %d%d%d%d", kind ? "mean" : "sum",
+             (long long)dims[0], (long long)dims[1], (long long)dims[2], (long long)dims[3], axes[0], axes[1], axes[2],
+             axes[3]);
+    compare(name, rc, back(dy, want.size()), want);
     cudaFree(dx), cudaFree(dy);
 }
 
+/* nb 0: the direct kernels; else (group 1) the products over nb images' columns at a time */
 static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, int64_t in, int64_t k, int64_t stride,
-                      int64_t dil, int64_t pad)
+                      int64_t dil, int64_t pad, int64_t nb = 0)
 {
     KConv kp = {};
     kp.nd = nd, kp.N = N, kp.C = C, kp.M = M, kp.group = group;
@@ -548,10 +553,13 @@ static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, in
         kp.out[d] = (kp.in[d] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
         sp_in *= kp.in[d], sp_out *= kp.out[d], ks *= k;
     }
-    LkConv lp = {nd, N, C, M, group, {0}, {0}, {0}, {0}, {0}, {0}};
+    LkConv lp = {nd, N, C, M, group, {0}, {0}, {0}, {0}, {0}, {0}, nb};
     memcpy(lp.in, kp.in, sizeof lp.in), memcpy(lp.out, kp.out, sizeof lp.out), memcpy(lp.k, kp.k, sizeof lp.k);
     memcpy(lp.stride, kp.stride, sizeof lp.stride), memcpy(lp.dilation, kp.dilation, sizeof lp.dilation);
     memcpy(lp.pad, kp.pad, sizeof lp.pad);
+    float *dws = NULL; // the columns of nb images (lk.cuh's count), NaN-filled: every column element is written
+    if (nb && RT_CUDA(cudaMalloc((void **)&dws, (size_t)(nb * C * ks * sp_out) * sizeof(float) + 4))) exit(1);
+    if (nb) cudaMemset(dws, 0xff, (size_t)(nb * C * ks * sp_out) * sizeof(float) + 4);
     auto x = rand_vec((size_t)(N * C * sp_in)), w = rand_vec((size_t)(M * (C / group) * ks)), b = rand_vec((size_t)M);
     auto dy = rand_vec((size_t)(N * M * sp_out));
     std::vector<float> y(dy.size()), dw(w.size());
@@ -560,12 +568,12 @@ static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, in
     k_conv_grad_weight_f32(dw.data(), dy.data(), x.data(), &kp, ws.data());
     float *dxv = dev(x), *dwv = dev(w), *dbv = dev(b), *ddy = dev(dy), *dyv = out_like(y), *ddw = out_like(dw);
     char name[128];
-    snprintf(name, sizeof name, "lk_conv_f32 %dd N %lld C %lld M %lld group %lld in %lld k %lld stride %lld dil %lld pad %lld",
+    snprintf(name, sizeof name, "lk_conv_f32 %dd N %lld C %lld M %lld group %lld in %lld k %lld stride %lld dil %lld pad %lld%s",
              nd, (long long)N, (long long)C, (long long)M, (long long)group, (long long)in, (long long)k,
-             (long long)stride, (long long)dil, (long long)pad);
-    int rc = lk_conv_f32(rt_cuda_stream(), dyv, dxv, dwv, dbv, &lp);
+             (long long)stride, (long long)dil, (long long)pad, nb ? " (products)" : "");
+    int rc = lk_conv_f32(rt_cuda_stream(), dyv, dxv, dwv, dbv, &lp, dws);
     compare(name, rc, back(dyv, y.size()), y);
-    rc = lk_conv_grad_weight_f32(rt_cuda_stream(), ddw, ddy, dxv, &lp);
+    rc = lk_conv_grad_weight_f32(rt_cuda_stream(), ddw, ddy, dxv, &lp, dws);
     compare("  lk_conv_grad_weight_f32", rc, back(ddw, dw.size()), dw);
     // x read as Relu(BatchNormalization(x)): about half the values cut to 0
     auto sc = rand_vec((size_t)C), bi = rand_vec((size_t)C), mean = rand_vec((size_t)C), var = rand_vec((size_t)C);
@@ -574,10 +582,10 @@ static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, in
     k_conv_grad_weight_bn_relu_f32(dw.data(), dy.data(), x.data(), sc.data(), bi.data(), mean.data(), var.data(), 1e-5f,
                                    &kp, bws.data());
     float *dsc = dev(sc), *dbi = dev(bi), *dm = dev(mean), *dvar = dev(var);
-    rc = lk_conv_grad_weight_bn_relu_f32(rt_cuda_stream(), ddw, ddy, dxv, dsc, dbi, dm, dvar, 1e-5f, &lp);
+    rc = lk_conv_grad_weight_bn_relu_f32(rt_cuda_stream(), ddw, ddy, dxv, dsc, dbi, dm, dvar, 1e-5f, &lp, dws);
     compare("  lk_conv_grad_weight_bn_relu_f32", rc, back(ddw, dw.size()), dw);
     cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(ddy), cudaFree(dyv), cudaFree(ddw);
-    cudaFree(dsc), cudaFree(dbi), cudaFree(dm), cudaFree(dvar);
+    cudaFree(dsc), cudaFree(dbi), cudaFree(dm), cudaFree(dvar), cudaFree(dws);
 }
 
 static void test_softmax(int64_t outer, int64_t len, int64_t inner, int is_log)
@@ -600,7 +608,7 @@ static void test_softmax(int64_t outer, int64_t len, int64_t inner, int is_log)
 }
 
 static void test_conv_transpose(int64_t N, int64_t C, int64_t M, int64_t group, int64_t in, int64_t k, int64_t stride,
-                                int64_t pad, int64_t out_pad)
+                                int64_t pad, int64_t out_pad, int64_t nb = 0)
 {
     // 2d; out = (in - 1) * stride - 2 pad + k + out_pad
     KConv kp = {};
@@ -608,19 +616,22 @@ static void test_conv_transpose(int64_t N, int64_t C, int64_t M, int64_t group, 
     for (int d = 0; d < 2; d++)
         kp.in[d] = in, kp.k[d] = k, kp.stride[d] = stride, kp.dilation[d] = 1, kp.pad[d] = pad,
         kp.out[d] = (in - 1) * stride - 2 * pad + k + out_pad;
-    LkConv lp = {2, N, C, M, group, {in, in}, {kp.out[0], kp.out[1]}, {k, k}, {stride, stride}, {1, 1}, {pad, pad}};
+    LkConv lp = {2, N, C, M, group, {in, in}, {kp.out[0], kp.out[1]}, {k, k}, {stride, stride}, {1, 1}, {pad, pad}, nb};
+    float *dws = NULL; // the columns of nb images: M k in floats each
+    if (nb && RT_CUDA(cudaMalloc((void **)&dws, (size_t)(nb * M * k * k * in * in) * sizeof(float) + 4))) exit(1);
+    if (nb) cudaMemset(dws, 0xff, (size_t)(nb * M * k * k * in * in) * sizeof(float) + 4);
     auto x = rand_vec((size_t)(N * C * in * in)), w = rand_vec((size_t)(C * (M / group) * k * k)), b = rand_vec((size_t)M);
     std::vector<float> y((size_t)(N * M * kp.out[0] * kp.out[1]));
     std::vector<char> ws(k_conv_transpose_f32_ws(&kp) + 64);
     k_conv_transpose_f32(y.data(), x.data(), w.data(), b.data(), &kp, ws.data());
     float *dxv = dev(x), *dwv = dev(w), *dbv = dev(b), *dyv = out_like(y);
     char name[128];
-    snprintf(name, sizeof name, "lk_conv_transpose_f32 N %lld C %lld M %lld group %lld in %lld k %lld stride %lld pad %lld out_pad %lld",
+    snprintf(name, sizeof name, "lk_conv_transpose_f32 N %lld C %lld M %lld group %lld in %lld k %lld stride %lld pad %lld out_pad %lld%s",
              (long long)N, (long long)C, (long long)M, (long long)group, (long long)in, (long long)k, (long long)stride,
-             (long long)pad, (long long)out_pad);
-    int rc = lk_conv_transpose_f32(rt_cuda_stream(), dyv, dxv, dwv, dbv, &lp);
+             (long long)pad, (long long)out_pad, nb ? " (products)" : "");
+    int rc = lk_conv_transpose_f32(rt_cuda_stream(), dyv, dxv, dwv, dbv, &lp, dws);
     compare(name, rc, back(dyv, y.size()), y);
-    cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(dyv);
+    cudaFree(dxv), cudaFree(dwv), cudaFree(dbv), cudaFree(dyv), cudaFree(dws);
 }
 
 static void test_batchnorm(int64_t N, int64_t C, int64_t sp)
@@ -833,7 +844,15 @@ int main(void)
     test_linear_ce(2500, 8, 5000, 0, 0, 1, 1);
     test_linear_ce(300, 24, 1001, 1, 1, 1, 1); /* classes not a multiple of 128: rows padded */
     test_linear_ce(300, 24, 1001, 0, 1, 0, 1);
-    test_reduce_axes();
+    {
+        /* a conv bias's gradient: a thread per output ([3,4,5,6]), a block per output (long sums) */
+        const int64_t d0[4] = {3, 4, 5, 6}, d1[4] = {4, 16, 32, 32}, d2[4] = {2, 3, 40, 7};
+        const int a0[4] = {1, 0, 1, 1}, a1[4] = {0, 1, 0, 1};
+        test_reduce_axes(d0, a0, 0);
+        test_reduce_axes(d1, a0, 0);
+        test_reduce_axes(d1, a0, 1);
+        test_reduce_axes(d2, a1, 0);
+    }
     test_softmax(16, 300, 1, 0);
     test_softmax(16, 300, 1, 1);
     test_softmax(3, 7, 5, 0);
@@ -844,6 +863,16 @@ int main(void)
     test_conv(3, 1, 2, 2, 1, 5, 2, 1, 1, 0);
     test_conv_transpose(2, 4, 6, 2, 5, 3, 2, 1, 1); /* a Conv's input gradient: groups, stride, pads */
     test_conv_transpose(1, 3, 2, 1, 7, 3, 1, 1, 0);
+    /* the products' form (group 1): 2 of 3 images a chunk (the last chunk short), strides, dilation, pads */
+    test_conv(2, 3, 3, 8, 1, 16, 4, 4, 1, 0, 2);
+    test_conv(2, 3, 5, 6, 1, 9, 3, 2, 2, 1, 2);
+    test_conv(1, 3, 3, 4, 1, 11, 3, 1, 1, 1, 1);
+    test_conv(3, 2, 2, 3, 1, 5, 2, 1, 1, 0, 2);
+    test_conv(2, 3, 6, 5, 1, 7, 1, 1, 1, 0, 3); /* 1x1: the columns are x itself */
+    test_conv(2, 2, 6, 5, 1, 7, 1, 2, 1, 0, 1); /* 1x1 at stride 2: columns */
+    test_conv_transpose(3, 4, 6, 1, 5, 3, 2, 1, 1, 2);
+    test_conv_transpose(2, 3, 2, 1, 7, 3, 1, 1, 0, 1);
+    test_conv_transpose(3, 5, 4, 1, 6, 1, 1, 0, 0, 2); /* 1x1: y = w^T x, no columns */
     test_batchnorm(4, 16, 64);
     test_activation_grad();
     test_groupnorm(2, 8, 8, 100);  /* instance norm */

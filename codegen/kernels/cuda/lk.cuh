@@ -174,23 +174,33 @@ int lk_softmax_grad_f32(cudaStream_t s, float *dx, const float *dy, const float 
 
 /* ---- convolution: lk_conv.cu ---- */
 
-/* As KConv (kernels.h), passed by value: 1 to 3 spatial dims. */
+/* As KConv (kernels.h), passed by value: 1 to 3 spatial dims. nb: 0, the
+ * direct kernels (a thread per output element, its window summed in
+ * place; ws unused); else (group 1) products through cuBLASLt over the
+ * columns of nb images at a time in ws: C k out floats an image for Conv
+ * and its weight gradient, M k in for ConvTranspose (k the window's
+ * elements), and none where the columns are the input itself (a 1x1
+ * window, stride 1, no pad; for the weight gradient, no BatchNormalization
+ * to apply). cg_cuda.c's conv_ws counts the same. */
 typedef struct {
     int nd;
     int64_t N, C, M, group;
     int64_t in[3], out[3], k[3], stride[3], dilation[3], pad[3];
+    int64_t nb;
 } LkConv;
 /* Conv (k_conv_f32): y [N, M, out...] = x [N, C, in...] * w [M, C/group, k...] + b [M] (b may be NULL). */
-int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
+int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p, void *ws);
 /* loom.ConvGradWeight (k_conv_grad_weight_f32): dw [M, C/group, k...] from dy and x. */
-int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p);
+int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p, void *ws);
 /* loom.ConvGradWeight (dy, x, scale, bias, mean, var) (k_conv_grad_weight_bn_relu_f32): x's place taken by
  * Relu(BatchNormalization(x)), computed as it is read. */
 int lk_conv_grad_weight_bn_relu_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const float *scale,
-                                    const float *bias, const float *mean, const float *var, float eps, const LkConv *p);
+                                    const float *bias, const float *mean, const float *var, float eps, const LkConv *p,
+                                    void *ws);
 /* ConvTranspose (k_conv_transpose_f32): y [N, M, out...] from x [N, C, in...], w [C, M/group, k...];
  * in is x's spatial size, out y's, pad the cropped start. Also a Conv's input gradient. */
-int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p);
+int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p,
+                          void *ws);
 
 /* ---- pooling: lk_pool.cu ---- */
 

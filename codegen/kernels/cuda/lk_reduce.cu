@@ -62,26 +62,50 @@ int lk_reduce_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64
                        32 * LK_COL_LANES, 0, s, y, x, outer, len, inner, kind);
 }
 
+/* x's offset of element r of output o's reduction: o's base (its kept
+ * axes) plus r's index on the reduced axes */
+static __device__ inline int64_t axes_offset(const LkNd &p, int64_t base, int64_t r)
+{
+    int64_t off = base, st = 1;
+    for (int k = p.rank - 1; k >= 0; k--) {
+        if (p.dst_stride[k]) off += r % p.dims[k] * st, r /= p.dims[k];
+        st *= p.dims[k];
+    }
+    return off;
+}
+
+static __device__ inline int64_t axes_base(const LkNd &p, int64_t o)
+{
+    int64_t base = 0, st = 1;
+    for (int k = p.rank - 1; k >= 0; k--) { // the kept axes' index from o
+        if (!p.dst_stride[k]) base += o % p.dims[k] * st, o /= p.dims[k];
+        st *= p.dims[k];
+    }
+    return base;
+}
+
 static __global__ void reduce_axes(float *y, const float *x, LkNd p, int64_t nout, int64_t len, int kind)
 {
     // x (dims); p.dst_stride[k] is 1 on a reduced axis: a thread per output walks its len elements in order
     for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < nout; o += (int64_t)gridDim.x * blockDim.x) {
-        int64_t base = 0, rem = o, st = 1;
-        for (int k = p.rank - 1; k >= 0; k--) { // the kept axes' index from o
-            if (!p.dst_stride[k]) base += rem % p.dims[k] * st, rem /= p.dims[k];
-            st *= p.dims[k];
-        }
+        int64_t base = axes_base(p, o);
         double s = 0;
-        for (int64_t r = 0; r < len; r++) {
-            int64_t off = base, rr = r;
-            st = 1;
-            for (int k = p.rank - 1; k >= 0; k--) {
-                if (p.dst_stride[k]) off += rr % p.dims[k] * st, rr /= p.dims[k];
-                st *= p.dims[k];
-            }
-            s += (double)x[off];
-        }
+        for (int64_t r = 0; r < len; r++) s += (double)x[axes_offset(p, base, r)];
         y[o] = (float)(kind == 1 ? s / (double)len : s);
+    }
+}
+
+static __global__ void reduce_axes_block(float *y, const float *x, LkNd p, int64_t nout, int64_t len, int kind)
+{
+    // a block per output, its len elements split over the block's threads (a conv bias's gradient: a
+    // channel's sum over the batch and the positions)
+    __shared__ double part[32];
+    for (int64_t o = blockIdx.x; o < nout; o += gridDim.x) {
+        int64_t base = axes_base(p, o);
+        double s = 0;
+        for (int64_t r = threadIdx.x; r < len; r += blockDim.x) s += (double)x[axes_offset(p, base, r)];
+        s = lk_block_sum(s, part);
+        if (threadIdx.x == 0) y[o] = (float)(kind == 1 ? s / (double)len : s);
     }
 }
 
@@ -93,7 +117,12 @@ int lk_reduce_axes_f32(cudaStream_t s, float *y, const float *x, const LkNd *p, 
         else nout *= p->dims[k];
     }
     if (nout == 0) return 0;
-    return LOOM_LAUNCH(reduce_axes, lk_blocks(nout), LK_THREADS, 0, s, y, x, *p, nout, len, kind);
+    // a thread per output where the outputs fill the GPU or the reductions are short; else a block per
+    // output (a thread each for unet_small's 16 conv biases, summing 4096 values, took 2.45 ms on an H100)
+    if (len < 256 || nout >= ((int64_t)1 << 16))
+        return LOOM_LAUNCH(reduce_axes, lk_blocks(nout), LK_THREADS, 0, s, y, x, *p, nout, len, kind);
+    return LOOM_LAUNCH(reduce_axes_block, (unsigned)(nout < 65535 ? nout : 65535), ROW_THREADS, 0, s, y, x, *p, nout,
+                       len, kind);
 }
 
 /* ---- Softmax, LogSoftmax and their gradients over the middle axis of [outer, len, inner] ---- */
