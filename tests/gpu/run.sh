@@ -29,7 +29,8 @@
 #     default h100-sxm; with offload, its default there, and with
 #     --offload off: recomputation alone; each one's 23-step loss curve
 #     against store-all's within 1e-4) and with --precision bf16 (against PyTorch's bf16
-#     autocast); prints one table and writes it to
+#     autocast; and under half the bf16 store-all activation memory, the same two
+#     ways, its curve against the bf16 store-all's); prints one table and writes it to
 #     $RESULTS (default bench/results/gpu.md) with the GPU named.
 # Env: LOOM (build/rel/loom), PREBUILT (build/rel: libloomrt.a,
 # libloomk_cpu.a), CUDA (/usr/local/cuda), ARCH (the GPU's; sm_90 when
@@ -148,6 +149,14 @@ for n in ('input_ids', 'target_y'): np.save(f'{sys.argv[1]}/{n}.npy', r.integers
                 gpt2_build gpt2_124m_half_remat 0 --device "${DEVICE:-h100-sxm}" --budget "$budget" --offload off &&
                 pass "gpu_build_gpt2_124m_half_remat (--budget $budget --offload off)"
             gpt2_build gpt2_124m_bf16 1 --precision bf16 && pass gpu_build_gpt2_124m_bf16
+            # and bf16 under half its own store-all activation memory (the goal: within 5%)
+            budget=$("$loom" plan "$GPT2" --mode train --target cuda --device "${DEVICE:-h100-sxm}" --loss ce --loss-target target_y \
+                        --precision bf16 --json |
+                "$PY" -c "import json, sys; d = json.load(sys.stdin); print(d['weights_bytes'] + d['store_all_arena_bytes'] // 2)") &&
+                gpt2_build gpt2_124m_bf16_half 0 --precision bf16 --device "${DEVICE:-h100-sxm}" --budget "$budget" &&
+                pass "gpu_build_gpt2_124m_bf16_half (--budget $budget)" &&
+                gpt2_build gpt2_124m_bf16_half_remat 0 --precision bf16 --device "${DEVICE:-h100-sxm}" --budget "$budget" \
+                    --offload off && pass "gpu_build_gpt2_124m_bf16_half_remat (--budget $budget --offload off)"
         fi
     else
         echo "no $GPT2 (python models/gpt2_124m.py writes it): GPT-2 124M is left out"
@@ -250,11 +259,15 @@ run() {
     gpt2_run gpt2_124m_half
     gpt2_run gpt2_124m_half_remat
     gpt2_run gpt2_124m_bf16
+    gpt2_run gpt2_124m_bf16_half
+    gpt2_run gpt2_124m_bf16_half_remat
     # the budget's plans (offload by default on a GPU profile, and recomputation
     # alone) train the same model on the same batches as store-all
-    for h in gpt2_124m_half gpt2_124m_half_remat; do
-        [ -f "$out/$h.train.time.jsonl" ] && [ -f "$d.time.jsonl" ] || continue
-        if r=$("$PY" tests/cuda/compare.py curve "$out/$h.train.time.jsonl" "$d.time.jsonl" 2>&1); then pass "gpu_losses_$h ($r)"
+    for h in gpt2_124m_half gpt2_124m_half_remat gpt2_124m_bf16_half gpt2_124m_bf16_half_remat; do
+        local ref=$d
+        case $h in *bf16*) ref=$b ;; esac
+        [ -f "$out/$h.train.time.jsonl" ] && [ -f "$ref.time.jsonl" ] || continue
+        if r=$("$PY" tests/cuda/compare.py curve "$out/$h.train.time.jsonl" "$ref.time.jsonl" 2>&1); then pass "gpu_losses_$h ($r)"
         else fail "gpu_losses_$h" "$r"; fi
     done
     local tm=()

@@ -45,7 +45,7 @@ def f(x, fmt="{:.3f}"):
 
 
 for m in models:
-    if m in ("gpt2_124m_half", "gpt2_124m_half_remat", "gpt2_124m_bf16"):
+    if m.startswith("gpt2_124m_"):
         continue
     lo, ea, co, cp = (t.get((m, v)) for v in ("loom", "eager", "compile", "cpu"))
     r1 = lo / ea if lo and ea else None
@@ -80,6 +80,11 @@ if lb or eb:
             print(f"| {name} | {ms:.3f} | {8192 / ms * 1e3:,.0f} | {flops / ms / 1e9:.1f} | {mfu} |")
     if lb and eb:
         print(f"\nloom / eager bf16: {lb / eb:.2f}" + (f"; loom / torch.compile bf16: {lb / cb:.2f}" if cb else ""))
+    bh, br = t.get(("gpt2_124m_bf16_half", "loom")), t.get(("gpt2_124m_bf16_half_remat", "loom"))
+    if lb and bh:
+        print(f"\nGPT-2 124M bf16 with --budget half its store-all activation memory: {bh:.3f} ms a step, "
+              f"{100 * (bh / lb - 1):+.1f}% against bf16 store-all (recomputation and offload)" +
+              (f"; with --offload off {br:.3f} ms, {100 * (br / lb - 1):+.1f}%." if br else "."))
 
 
 def profile(path, title):
