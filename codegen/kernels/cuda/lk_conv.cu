@@ -52,6 +52,21 @@ static __device__ int64_t tap(const LkConv &p, int d, int64_t o, int64_t a)
     return o * (d < p.nd ? p.stride[d] : 1) - (d < p.nd ? p.pad[d] : 0) + a * (d < p.nd ? p.dilation[d] : 1);
 }
 
+/* ConvTranspose: the offset in an input plane of the element that reaches
+ * output position od through tap kk (i stride + kk dilation - pad = o on
+ * every dim), or -1 where none does */
+static __device__ int64_t transpose_tap(const LkConv &p, const Geo3 &g, const int64_t *od, int64_t kk)
+{
+    int64_t kd[3] = {kk / (g.k[2] * g.k[1]), kk / g.k[2] % g.k[1], kk % g.k[2]}, off = 0;
+    for (int d = 0; d < 3; d++) {
+        int64_t st = d < p.nd ? p.stride[d] : 1, dil = d < p.nd ? p.dilation[d] : 1;
+        int64_t t = od[d] + (d < p.nd ? p.pad[d] : 0) - kd[d] * dil;
+        if (t < 0 || t % st || t / st >= g.in[d]) return -1;
+        off = off * g.in[d] + t / st;
+    }
+    return off;
+}
+
 /* The elements of y (N, M, out...): the launchers' thread count. */
 static int64_t out_elems(const LkConv *p)
 {
@@ -175,15 +190,8 @@ static __global__ void conv_transpose(float *y, const float *x, const float *w, 
         for (int64_t c = 0; c < g.cg; c++) {
             const float *xc = x + (n * p.C + gi * g.cg + c) * g.isz, *wc = w + ((gi * g.cg + c) * g.mg + mm) * g.ksz;
             for (int64_t kk = 0; kk < g.ksz; kk++) {
-                int64_t kd[3] = {kk / (g.k[2] * g.k[1]), kk / g.k[2] % g.k[1], kk % g.k[2]}, off = 0;
-                int ok = 1;
-                for (int d = 0; d < 3 && ok; d++) {
-                    int64_t st = d < p.nd ? p.stride[d] : 1, dil = d < p.nd ? p.dilation[d] : 1;
-                    int64_t t = od[d] + (d < p.nd ? p.pad[d] : 0) - kd[d] * dil;
-                    if (t < 0 || t % st || t / st >= g.in[d]) ok = 0;
-                    else off = off * g.in[d] + t / st;
-                }
-                if (ok) s += xc[off] * wc[kk];
+                int64_t off = transpose_tap(p, g, od, kk);
+                if (off >= 0) s += xc[off] * wc[kk];
             }
         }
         y[e] = b ? s + b[m] : s;
@@ -303,15 +311,8 @@ static __global__ void col2im(float *y, const float *cols, LkConv p, int64_t n0,
         const float *cb = cols + (b * p.M + m) * g.ksz * g.isz;
         float s = 0;
         for (int64_t kk = 0; kk < g.ksz; kk++) {
-            int64_t kd[3] = {kk / (g.k[2] * g.k[1]), kk / g.k[2] % g.k[1], kk % g.k[2]}, off = 0;
-            int ok = 1;
-            for (int d = 0; d < 3 && ok; d++) {
-                int64_t st = d < p.nd ? p.stride[d] : 1, dil = d < p.nd ? p.dilation[d] : 1;
-                int64_t t = od[d] + (d < p.nd ? p.pad[d] : 0) - kd[d] * dil;
-                if (t < 0 || t % st || t / st >= g.in[d]) ok = 0;
-                else off = off * g.in[d] + t / st;
-            }
-            if (ok) s += cb[kk * g.isz + off];
+            int64_t off = transpose_tap(p, g, od, kk);
+            if (off >= 0) s += cb[kk * g.isz + off];
         }
         y[(n0 * p.M) * g.osz + e] = s;
     }
