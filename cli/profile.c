@@ -1,5 +1,10 @@
 /* `loom profile MODEL.onnx --mode train|infer --target cpu -o costs.json`:
  * measure what every node of the compiled program costs on this machine.
+ * With --from PROFILE.json (the cuda target's way, whose program runs on a
+ * GPU machine): the step profile that the program, compiled with the same
+ * flags and built with `make PROFILE=1`, wrote there with --profile, read
+ * instead of building and running here; --device names the GPU's profile
+ * the costs are for (`loom plan --device D --costs F` checks it).
  * The model is compiled by compile's own pipeline (compile.c; every compile
  * flag means the same here) into a temporary folder, built with `make
  * PROFILE=1` (each kernel call and fused loop timed, runtime/rt_prof.c), fed
@@ -26,6 +31,8 @@
 static const char usage[] =
     "usage: loom profile MODEL.onnx --mode infer|train --target cpu -o COSTS.json [--repeat N]\n"
     "                    [--dim NAME=N]... [compile's training and memory flags]\n"
+    "       loom profile MODEL.onnx --mode infer|train --target cuda --from PROFILE.json --device D\n"
+    "                    -o COSTS.json [compile's flags, as the program was compiled]\n"
     "\n"
     "Measure the time of every node of the compiled program on this machine: compile\n"
     "the model as `loom compile` does (the same flags) into a temporary folder, build\n"
@@ -38,6 +45,11 @@ static const char usage[] =
     "analytic roofline. A failing build or run keeps the folder and names its log.\n"
     "\n"
     "  -o, --output FILE    the costs file to write\n"
+    "  --from FILE          the step profile (train/infer --profile FILE of a program\n"
+    "                       built with make PROFILE=1) measured on another machine, such\n"
+    "                       as a GPU's: read instead of building and running here\n"
+    "  --device D           with --from: the device profile the costs are for (h100-sxm,\n"
+    "                       h200, ...; loom plan --device D --costs FILE checks it)\n"
     "  --repeat N           timed runs after the warm-up (default 20)\n"
     "  (see `loom compile --help` for --mode, --target, --dim and the training flags;\n"
     "  their errors are reported as compile's)\n";
@@ -46,6 +58,9 @@ typedef struct {
     const char *out;
     int repeat;
     int keep;      /* the folder holds a log worth keeping */
+    const char *from;   /* --from: a step profile measured elsewhere */
+    const char *target; /* cpu or cuda */
+    const char *device; /* the costs' device: cpu, or --device with --from */
 } Profile;
 
 /* ---- processes and files ---- */
@@ -224,6 +239,14 @@ static int label_fits(const IrGraph *g, const int *run_at, int root, const char 
     return plus + 1 == members && !strcmp(last ? last + 1 : label, ir_ops[g->nodes[root].op].name);
 }
 
+/* Whether the step rooted at root runs only views (Reshape and the like: no work) */
+static int view_only(const IrGraph *g, const int *run_at, int root)
+{
+    for (int i = 0; i < g->nnodes; i++)
+        if (!g->nodes[i].dead && run_at[i] == root && !(ir_ops[g->nodes[i].op].flags & OPF_VIEW)) return 0;
+    return 1;
+}
+
 /* What the runs measured. step_s is the sum of the steps' medians plus the
  * median time outside them (batch copies, the loop): on a busy machine a run
  * loses time to other processes in one step or another, which each step's
@@ -233,8 +256,10 @@ typedef struct {
     double step_s, median_run_s;
 } Measured;
 
-/* profile.json (rt_prof_write) -> seconds per node and the step. */
-static int node_seconds(IrGraph *g, const int *run_at, const char *path, int repeat, double *sec, Measured *m)
+/* profile.json (rt_prof_write) -> seconds per node and the step; sync: a
+ * program that synchronizes a device at every profiled step (cuda) */
+static int node_seconds(IrGraph *g, const int *run_at, const char *path, int repeat, int sync, double *sec,
+                        Measured *m)
 {
     char err[512];
     OptJson *j = opt_json_read_file(path, err, sizeof err);
@@ -255,7 +280,19 @@ static int node_seconds(IrGraph *g, const int *run_at, const char *path, int rep
     OptDevice cpu;
     IR_ASSERT(opt_device_lookup("cpu", &cpu, err, sizeof err) == 0);
     opt_costs_analytic(g, &cpu, run_at, &weights);
-    int k = 0;
+    /* sync: what a step costs that does nothing (a Reshape's: a view), the
+     * timing itself, taken off every step: a cuda program synchronizes the
+     * device at every step when profiled (about 6 us a step on an H100),
+     * which it does not when it trains (a cpu program's timing costs next
+     * to nothing, and is left alone) */
+    double *views = ir_xmalloc((size_t)(nroots ? nroots : 1) * sizeof *views), idle = 0;
+    int nviews = 0, k = 0;
+    for (const OptJson *s = steps->child; s && sync; s = s->next, k++)
+        if (view_only(g, run_at, roots[k]) && !numbers(opt_json_get(s, "seconds"), repeat, x))
+            views[nviews++] = median(x, repeat);
+    if (nviews) idle = median(views, nviews);
+    free(views);
+    k = 0;
     for (const OptJson *s = steps->child; s; s = s->next, k++) {
         const OptJson *op = opt_json_get(s, "op");
         if (!op || op->kind != OPT_JSON_STR || !label_fits(g, run_at, roots[k], op->str) ||
@@ -265,7 +302,7 @@ static int node_seconds(IrGraph *g, const int *run_at, const char *path, int rep
             break;
         }
         for (int r = 0; r < repeat; r++) outside[r] -= x[r];
-        double t = median(x, repeat), total = 0;
+        double t = fmax(median(x, repeat) - idle, 0), total = 0;
         int members = 0;
         steps_s += t;
         for (int i = 0; i < g->nnodes; i++)
@@ -300,8 +337,8 @@ static int write_costs(IrGraph *g, const int *run_at, const Profile *p, int trai
     cli_json_object(&j, NULL, 0);
     cli_json_str(&j, "model", g->path);
     cli_json_str(&j, "mode", train ? "train" : "infer");
-    cli_json_str(&j, "target", "cpu");
-    cli_json_str(&j, "device", "cpu");
+    cli_json_str(&j, "target", p->target);
+    cli_json_str(&j, "device", p->device);
     cli_json_int(&j, "repeat", p->repeat);
     cli_json_num(&j, "step_s", m->step_s);
     cli_json_num(&j, "median_run_s", m->median_run_s);
@@ -340,12 +377,38 @@ static int run_step(IrGraph *g, Profile *p, char **argv, const char *log, const 
                    last[0] ? last : "(no output)", log);
 }
 
+/* --from: the step profile a GPU machine wrote for this program (its runs:
+ * the file's run count); the costs written as measure's */
+static int measured_elsewhere(IrGraph *g, const int *run_at, Profile *p, int train)
+{
+    char err[512];
+    OptJson *j = opt_json_read_file(p->from, err, sizeof err);
+    if (!j) return ir_fail(g, -1, "--from: %s", err);
+    const OptJson *runs = opt_json_get(j, "runs");
+    int n = runs && runs->kind == OPT_JSON_NUM && runs->num >= 1 && runs->num <= 100000 ? (int)runs->num : 0;
+    opt_json_free(j);
+    if (!n)
+        return ir_fail(g, -1, "%s: not a step profile (no \"runs\"): give the file a PROFILE=1 program wrote with "
+                              "--profile", p->from);
+    p->repeat = n;
+    double *sec = ir_xcalloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof *sec);
+    Measured m = {0, 0};
+    int rc = node_seconds(g, run_at, p->from, n, strcmp(p->target, "cpu") != 0, sec, &m);
+    if (rc == 0) rc = write_costs(g, run_at, p, train, sec, &m);
+    if (rc == 0)
+        printf("%-9s %s: %d runs of %s on %s, %.4f ms a %s\n%-9s %s\n", "measured", p->from, n, p->target, p->device,
+               m.step_s * 1e3, train ? "step" : "forward pass", "costs", p->out);
+    free(sec);
+    return rc;
+}
+
 /* What runs once compile has written the program folder. */
 static int measure(IrGraph *g, const int *run_at, const char *dir, void *arg)
 {
     Profile *p = arg;
     int train = 0, rc = 0;
     for (int i = 0; i < g->nnodes; i++) train |= g->nodes[i].phase == IR_UPDATE || g->nodes[i].phase == IR_BACKWARD;
+    if (p->from) return measured_elsewhere(g, run_at, p, train);
     char *build_log = join(dir, "build.log"), *run_log = join(dir, "run.log"), *prof = join(dir, "profile.json");
     char **argv = ir_xcalloc((size_t)(2 * g->ninputs + 16), sizeof *argv);
     char **owned = ir_xcalloc((size_t)(g->ninputs + 1), sizeof *owned);
@@ -384,7 +447,7 @@ static int measure(IrGraph *g, const int *run_at, const char *dir, void *arg)
     if (rc == 0) rc = run_step(g, p, argv, run_log, "running the program");
     double *sec = ir_xcalloc((size_t)(g->nnodes ? g->nnodes : 1), sizeof *sec);
     Measured m = {0, 0};
-    if (rc == 0 && (rc = node_seconds(g, run_at, prof, p->repeat, sec, &m))) p->keep = 1;
+    if (rc == 0 && (rc = node_seconds(g, run_at, prof, p->repeat, 0, sec, &m))) p->keep = 1;
     if (rc == 0) rc = write_costs(g, run_at, p, train, sec, &m);
     if (rc == 0) {
         double sum = 0;
@@ -416,7 +479,7 @@ int cli_profile(int argc, char **argv)
             fputs(usage, stdout);
             return CLI_OK;
         }
-    Profile p = {.repeat = 20};
+    Profile p = {.repeat = 20, .target = "cpu"};
     /* compile's argv: every flag but ours, then -o the temporary folder */
     char **cargv = ir_xcalloc((size_t)argc + 3, sizeof *cargv);
     int cargc = 0;
@@ -435,14 +498,30 @@ int cli_profile(int argc, char **argv)
                 return free(cargv), cli_usage("profile", "--repeat needs a count from 1 to 100000%s%s%s",
                                               r > 0 ? ", not '" : "", r > 0 ? val : "", r > 0 ? "'" : "");
             p.repeat = (int)n;
-        } else if (!strcmp(argv[i], "--target") && i + 1 < argc && !strcmp(argv[i + 1], "cuda")) {
-            return free(cargv), cli_error("--target cuda: loom profile runs the program here, and profiling "
-                                          "the cuda target comes with a later release; use --target cpu");
+        } else if ((r = cli_flag_value(argc, argv, &i, "--from", &val)) != 0) {
+            if (r < 0) return free(cargv), cli_usage("profile", "--from needs the step profile a program wrote");
+            p.from = val;
+        } else if ((r = cli_flag_value(argc, argv, &i, "--device", &val)) != 0) {
+            if (r < 0) return free(cargv), cli_usage("profile", "--device needs a device profile's name");
+            p.device = val;
         } else {
+            if (!strcmp(argv[i], "--target") && i + 1 < argc) p.target = argv[i + 1];
             cargv[cargc++] = argv[i];
         }
     }
     if (!p.out) return free(cargv), cli_usage("profile", "no output file given (-o COSTS.json)");
+    if (strcmp(p.target, "cpu") && !p.from)
+        return free(cargv), cli_usage("profile", "--target %s: loom profile runs only cpu programs here; run the "
+                                      "program built with make PROFILE=1 on its machine with --profile FILE and give "
+                                      "FILE with --from", p.target);
+    if (p.from && !p.device)
+        return free(cargv), cli_usage("profile", "--from needs --device: the profile the measured costs are for "
+                                      "(h100-sxm, h200, ...)");
+    if (!p.device) p.device = "cpu";
+    char derr[512];
+    OptDevice dev;
+    if (opt_device_lookup(p.device, &dev, derr, sizeof derr))
+        return free(cargv), cli_usage("profile", "--device: %s", derr);
     const char *tmp = getenv("TMPDIR");
     char *dir = join(tmp && *tmp ? tmp : "/tmp", "loom-profile-XXXXXX");
     if (!mkdtemp(dir)) {

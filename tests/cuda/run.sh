@@ -27,7 +27,10 @@
 #     the emulated program's outputs within a normalized error of 1e-2 of
 #     the cpu program's; and gpt2_tiny trained with --precision bf16 (its
 #     head lk_linear_ce_bf16) beside the cpu program: gradients and 3 steps
-#     of loss within 1e-2, and its bf16 inference program's logits within 1e-2.
+#     of loss within 1e-2, and its bf16 inference program's logits within 1e-2;
+#  6. measured costs: mlp's PROFILE=1 training program, emulated, its step
+#     profile turned into an h100-sxm costs file by `loom profile --target
+#     cuda --from`, which `loom plan --costs` takes.
 # The kernels, rt_cuda and the emulator are compiled once (nvcc and g++)
 # and linked by every program (LOOM_PREBUILT). Env: LOOM, LOOM_ROOT, CUDA.
 set -u
@@ -307,4 +310,35 @@ if [ -d "$t" ] && make -s -C "$t" EMU=1 LOOM_PREBUILT="$root/$out" > /dev/null 2
     mapfile -t data < <(data mlp)
     LOOM_EMU_DEVICE_BYTES=100000 expect cuda_device_too_small 1 "needs [0-9]* bytes of GPU memory.*has [0-9]* bytes free" \
         "$t/train" "${data[@]}" --steps 1
+fi
+
+# ---- measured costs for the cuda target: loom profile --from ----
+# mlp's training program built with PROFILE=1 (emulated here, as on a GPU
+# machine), its step profile read by `loom profile --target cuda --from`:
+# a costs file for h100-sxm with every node, the views' steps at about zero
+# (the profiled step's device sync, the views' median, taken off every
+# step), and `loom plan --costs` takes it
+p=$out/mlp.prof
+mapfile -t data < <(data mlp)
+if "$loom" compile models/mlp/model.onnx --mode train --target cuda --loss ce --loss-target target_y -o "$p" > /dev/null 2>&1 &&
+    make -s -C "$p" EMU=1 PROFILE=1 LOOM_PREBUILT="$root/$out" > "$p.emu.log" 2>&1 &&
+    "$p/train" "${data[@]}" --steps 3 --print-every 10 --profile "$p.json" > "$p.run.log" 2>&1 &&
+    "$loom" profile models/mlp/model.onnx --mode train --target cuda --loss ce --loss-target target_y --from "$p.json" \
+        --device h100-sxm -o "$p.costs.json" > "$p.costs.log" 2>&1 &&
+    r=$("$py" - "$p.costs.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["target"] == "cuda" and d["device"] == "h100-sxm" and d["mode"] == "train" and d["repeat"] == 2, d
+views = [n for n in d["nodes"] if n["op"] in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")]
+work = [n for n in d["nodes"] if n not in views]
+vs, ws = sum(n["seconds"] for n in views), sum(n["seconds"] for n in work)
+assert work and views and all(n["seconds"] >= 0 for n in d["nodes"]) and ws > 0 and vs < 0.001 * ws, d["nodes"]
+print(f"{len(d['nodes'])} nodes, {len(views)} views at {vs * 1e6:.3f} us in all")
+PY
+    ) &&
+    "$loom" plan models/mlp/model.onnx --mode train --target cuda --loss ce --loss-target target_y --device h100-sxm \
+        --costs "$p.costs.json" > "$p.plan.log" 2>&1 && grep -q "measured, $p.costs.json" "$p.plan.log"; then
+    pass "cuda_profile_from ($r)"
+else
+    fail cuda_profile_from "$(tail -c 1200 "$p.emu.log" "$p.run.log" "$p.costs.log" "$p.plan.log" 2>/dev/null) ${r:-}"
 fi

@@ -5,9 +5,12 @@
 # prebuilt -O2 kernels and runtime: costs.json holds every node with positive
 # seconds summing to within 25% of the measured step, and the temporary
 # folder is gone. Then the refusals: loom's flags (exit 2) and bad input
-# (exit 1, one line): no -o, a bad --repeat, the cuda target, a missing
-# model, a build that fails (the folder and its log kept and named); and the
-# programs' --profile flag: not a PROFILE=1 build, --steps 1, no --repeat.
+# (exit 1, one line): no -o, a bad --repeat, the cuda target without --from,
+# a missing model, a build that fails (the folder and its log kept and
+# named); and the programs' --profile flag: not a PROFILE=1 build, --steps
+# 1, no --repeat. Last, --from: the step profile of a PROFILE=1 program run
+# elsewhere read instead of building and running (the cuda target's way;
+# its emulated round trip is the cuda tier's), and its refusals.
 # Checks behaviour, not speed.
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
 set -u
@@ -21,13 +24,14 @@ export TMPDIR=$out/tmp LOOM_PREBUILT=$root/build/rel
 
 . "$root/tests/lib.sh"
 
-# costs_ok.py FILE MODE: the file's shape, positive seconds, sum within 25% of step_s
+# costs_ok.py FILE MODE [TARGET DEVICE]: the file's shape, positive seconds, sum within 25% of step_s
 cat > "$out/costs_ok.py" <<'PY'
 import sys, json
 d = json.load(open(sys.argv[1]))
 for k in ("model", "mode", "target", "device", "repeat", "step_s", "median_run_s", "nodes"):
     if k not in d: sys.exit(f"no '{k}'")
-if d["mode"] != sys.argv[2] or d["device"] != "cpu" or d["target"] != "cpu": sys.exit(f"header: {d}")
+target, device = (sys.argv[3], sys.argv[4]) if len(sys.argv) > 4 else ("cpu", "cpu")
+if d["mode"] != sys.argv[2] or d["device"] != device or d["target"] != target: sys.exit(f"header: {d}")
 nodes = d["nodes"]
 for n in nodes:
     if set(n) != {"name", "op", "seconds", "step", "flops", "bytes"}: sys.exit(f"fields of {n}")
@@ -65,7 +69,7 @@ expect profile_repeat_missing 2 "--repeat needs a count" "$loom" profile $m --mo
 expect profile_o_missing 2 "-o needs a file" "$loom" profile $m --mode infer --target cpu -o
 expect profile_no_mode 2 "no --mode given" "$loom" profile $m --target cpu -o "$out/x.json"
 expect profile_unknown_flag 2 "unknown flag '--bogus'" "$loom" profile $m --mode infer --target cpu -o "$out/x.json" --bogus
-expect profile_cuda 1 "the cuda target comes with a later release" "$loom" profile $m --mode infer --target cuda -o "$out/x.json"
+expect profile_cuda 2 "--target cuda: loom profile runs only cpu programs here" "$loom" profile $m --mode infer --target cuda -o "$out/x.json"
 expect profile_missing_model 1 "cannot open" "$loom" profile "$out/none.onnx" --mode infer --target cpu -o "$out/x.json"
 expect profile_unwritable 1 "cannot write $out/no/such/x.json" "$loom" profile $m --mode infer --target cpu -o "$out/no/such/x.json"
 # a build that fails keeps the folder and names the log
@@ -90,3 +94,24 @@ expect train_profile_plain_build 1 "not built with make PROFILE=1" "$out/mlp_tra
 expect train_profile_one_step 2 "--profile needs --steps 2 or more" "$out/mlp_train_prof/train" "${td[@]}" --steps 1 --profile "$out/p.json"
 expect infer_profile_plain_build 1 "not built with make PROFILE=1" "$out/mlp_infer_plain/infer" --input models/mlp/x.npy --repeat 2 --profile "$out/p.json"
 expect infer_profile_no_repeat 2 "--profile needs --repeat N" "$out/mlp_infer_prof/infer" --input models/mlp/x.npy --profile "$out/p.json"
+
+# --from: the train program's step profile (4 steps: 3 runs) read instead of a build and a run here
+pj=$out/mlp_train_prof.profile.json
+if "$out/mlp_train_prof/train" "${td[@]}" --steps 4 --profile "$pj" > /dev/null 2>&1 &&
+    "$loom" profile $m --mode train --target cpu --loss ce --loss-target target_y --from "$pj" --device cpu \
+        -o "$out/from.json" > "$out/from.out" 2> "$out/from.err" &&
+    "$py" "$out/costs_ok.py" "$out/from.json" train cpu cpu > "$out/from.check" 2>&1 &&
+    grep -q "^measured .*3 runs of cpu on cpu" "$out/from.out" && "$py" -c "import json, sys
+sys.exit(json.load(open(sys.argv[1]))['repeat'] != 3)" "$out/from.json"; then
+    pass "profile_from ($(cat "$out/from.check"))"
+else
+    fail profile_from "$(cat "$out/from.err" "$out/from.check" 2>/dev/null | head -c 600)"
+fi
+tf=(--mode train --target cpu --loss ce --loss-target target_y -o "$out/x.json")
+expect profile_from_no_device 2 "--from needs --device" "$loom" profile $m "${tf[@]}" --from "$pj"
+expect profile_from_bad_device 2 "--device: " "$loom" profile $m "${tf[@]}" --from "$pj" --device no-such-gpu
+expect profile_from_missing 1 "--from: " "$loom" profile $m "${tf[@]}" --from "$out/none.json" --device cpu
+expect profile_from_no_runs 1 "not a step profile" "$loom" profile $m "${tf[@]}" --from "$out/from.json" --device cpu
+# the inference program's profile is not this training graph's
+"$out/mlp_infer_prof/infer" --input models/mlp/x.npy --repeat 3 --profile "$out/pi.json" > /dev/null 2>&1
+expect profile_from_other_program 1 "not the step profile of this program" "$loom" profile $m "${tf[@]}" --from "$out/pi.json" --device cpu
