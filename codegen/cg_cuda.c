@@ -731,7 +731,9 @@ static void emit_gather(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     if (grad) {
         cg_ws_expr(c, node, ws, sizeof ws);
-        snprintf(call, sizeof call, "lk_gather_grad_f32(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld, %s)",
+        snprintf(call, sizeof call, "lk_ws_check(lk_gather_grad_f32_ws(%lld, %lld), %lld) ||\n        "
+                 "lk_gather_grad_f32(STREAM, %s, %s, %s, %d, %lld, %lld, %lld, %lld, %s)",
+                 (long long)xd[axis], (long long)ir_value_numel(idx), (long long)c->sel->ws_bytes[node],
                  c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], idx->dtype == IR_I32,
                  (long long)cg_prod(xd, 0, axis), (long long)xd[axis], (long long)ir_value_numel(idx),
                  (long long)cg_prod(xd, axis + 1, r), ws);
@@ -1014,12 +1016,17 @@ static void emit_linear_ce(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
     int64_t N, D, C;
-    char ws[64], call[768];
+    char ws[64], call[1024];
     linear_ce_dims(c->g, n, &N, &D, &C);
     cg_ws_expr(c, node, ws, sizeof ws);
     cg_declare_outputs(c, node);
-    snprintf(call, sizeof call, "lk_linear_ce_%s(STREAM, %s, %s, %s, %s, %s, %d, %s, %lld, %lld, %lld, %d, %lld, %d, %s)",
-             ir_attr_int(n, "compute", IR_F32) == IR_BF16 ? "bf16" : "f32", c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
+    int bf16 = ir_attr_int(n, "compute", IR_F32) == IR_BF16;
+    char need[160];
+    if (bf16) snprintf(need, sizeof need, "lk_linear_ce_bf16_ws(%lld, %lld, %lld)", (long long)N, (long long)D, (long long)C);
+    else snprintf(need, sizeof need, "lk_linear_ce_f32_ws(%lld, %lld)", (long long)N, (long long)C);
+    snprintf(call, sizeof call, "lk_ws_check(%s, %lld) ||\n        "
+             "lk_linear_ce_%s(STREAM, %s, %s, %s, %s, %s, %d, %s, %lld, %lld, %lld, %d, %lld, %d, %s)",
+             need, (long long)c->sel->ws_bytes[node], bf16 ? "bf16" : "f32", c->var[n->out[0]], c->var[n->out[1]], c->var[n->out[2]], c->var[n->in[0]], c->var[n->in[1]],
              (int)(ir_attr_int(n, "trans_w", 0) != 0), c->var[n->in[2]], (long long)N, (long long)D, (long long)C,
              strcmp(ir_attr_string(n, "reduction", "mean"), "sum") != 0, (long long)ir_attr_int(n, "ignore_index", 0),
              ir_attr_find(n, "ignore_index") != NULL, ws);

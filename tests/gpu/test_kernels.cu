@@ -802,6 +802,13 @@ int main(void)
         return 1;
     }
     test_mma();
+    {
+        /* the generated programs' workspace check: enough passes, too little fails naming both counts */
+        int ok = lk_ws_check(4096, 4096) == 0 && lk_ws_check(4097, 4096) != 0 &&
+                 strstr(rt_error(), "needs 4097 bytes of workspace and the plan gave 4096") != NULL;
+        printf("%s lk_ws_check\n", ok ? "PASS" : "FAIL");
+        failures += !ok;
+    }
     test_gemm(1, 4, 128, 784, 0, 1, 1, 1.0f, 0.0f, 0);   /* a Linear layer: x w^T + b */
     test_gemm(1, 10, 64, 4, 1, 0, 0, 1.0f, 0.0f, 0);     /* its weight gradient */
     test_gemm(1, 33, 17, 29, 1, 1, 0, 0.5f, 0.25f, 0);   /* alpha, beta, odd sizes */

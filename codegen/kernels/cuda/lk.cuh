@@ -48,6 +48,17 @@ static inline int lk_smem_optin(const void *kernel, size_t bytes)
                          __FILE__, __LINE__, "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
 }
 
+/* The workspace a kernel's size function asks (need) against what the
+ * memory plan gave its node (have, cg_cuda.c's count of the same): the
+ * generated program checks it before the call, so that two counts that
+ * drift apart stop the program instead of overrunning the arena. */
+static inline int lk_ws_check(size_t need, size_t have)
+{
+    if (need <= have) return 0;
+    return rt_fail("the kernel needs %zu bytes of workspace and the plan gave %zu: a loom bug; please report it "
+                   "with the model", need, have);
+}
+
 /* A loop unrolled by nvcc (g++ runs it as written): the loops over a
  * register array, which stays in registers only where every index into it
  * is a constant. */
