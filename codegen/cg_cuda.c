@@ -423,7 +423,8 @@ static const char *check_conv(IrGraph *g, int node, char *why, size_t n)
  * for a 1x1 window at stride 1 with no pad (the weight gradient: unless it
  * applies a BatchNormalization and ReLU to x). Grouped convolutions keep
  * the direct kernels (nb 0): a product per group would be tiny. The floats
- * of columns an image: LkConv's comment in lk.cuh. */
+ * of columns an image: LkConv's comment in lk.cuh; lk_conv_f32_ws counts
+ * them on the kernels' side, checked against this count by lk_ws_check. */
 #define CONV_COLS_CAP ((int64_t)1 << 20)
 static int64_t conv_cols(IrGraph *g, int node, int64_t *nb)
 {
@@ -472,19 +473,24 @@ static void emit_conv(CgCtx *c, int node)
         fprintf(c->f, ", ");
     }
     int64_t nb;
-    char ws[128] = "NULL";
-    if (conv_cols(c->g, node, &nb)) cg_ws_expr(c, node, ws, sizeof ws);
+    char ws[128] = "NULL", check[160] = "";
+    if (conv_cols(c->g, node, &nb)) {
+        cg_ws_expr(c, node, ws, sizeof ws);
+        snprintf(check, sizeof check, "lk_ws_check(lk_conv_f32_ws(&conv_%d, %d, %d), %lld) ||\n        ", node,
+                 n->op == IR_OP_ConvTranspose, n->op == IR_OP_ConvGradWeight && n->nin == 6,
+                 (long long)c->sel->ws_bytes[node]);
+    }
     fprintf(c->f, "%lld};\n", (long long)nb);
     char call[2048];
     if (n->op == IR_OP_ConvGradWeight && n->nin == 6) // x read as Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
-        snprintf(call, sizeof call, "lk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s)",
-                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
+        snprintf(call, sizeof call, "%slk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s)",
+                 check, c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
                  c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node, ws);
     else if (n->op == IR_OP_ConvGradWeight)
-        snprintf(call, sizeof call, "lk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d, %s)", c->var[n->out[0]],
+        snprintf(call, sizeof call, "%slk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d, %s)", check, c->var[n->out[0]],
                  c->var[n->in[0]], c->var[n->in[1]], node, ws);
     else
-        snprintf(call, sizeof call, "lk_conv%s_f32(STREAM, %s, %s, %s, %s, &conv_%d, %s)",
+        snprintf(call, sizeof call, "%slk_conv%s_f32(STREAM, %s, %s, %s, %s, &conv_%d, %s)", check,
                  n->op == IR_OP_ConvTranspose ? "_transpose" : "", c->var[n->out[0]], c->var[n->in[0]],
                  c->var[n->in[1]], IN_OR_NULL(c, n, 2), node, ws);
     launch_check(c, node, call);
@@ -689,6 +695,15 @@ static void emit_groupnorm(CgCtx *c, int node)
 
 /* ---- indexing ---- */
 
+/* loom.GatherGrad: the rows of dx along the gathered axis, and the indices */
+static void gather_grad_rows(const IrGraph *g, const IrNode *nd, int64_t *len, int64_t *nidx)
+{
+    int64_t xd[IR_MAX_RANK];
+    int r = shape_attr(nd, xd);
+    *len = xd[ir_norm_axis(ir_attr_int(nd, "axis", 0), r)];
+    *nidx = ir_value_numel(&g->values[nd->in[1]]);
+}
+
 static const char *check_index(IrGraph *g, int node, char *why, size_t n)
 {
     const IrNode *nd = &g->nodes[node];
@@ -698,9 +713,8 @@ static const char *check_index(IrGraph *g, int node, char *why, size_t n)
         return why;
     }
     if (nd->op != IR_OP_GatherGrad) return sized_only(g, node, why, n);
-    int64_t xd[IR_MAX_RANK];
-    int r = shape_attr(nd, xd);
-    int64_t len = xd[ir_norm_axis(ir_attr_int(nd, "axis", 0), r)], nidx = ir_value_numel(&g->values[nd->in[1]]);
+    int64_t len, nidx;
+    gather_grad_rows(g, nd, &len, &nidx);
     if (len >= INT32_MAX || nidx >= INT32_MAX) { // lk_gather_grad_f32 groups the indices by row in int32
         snprintf(why, n, "%s with %lld rows and %lld indices (under 2^31 each on the cuda target)",
                  ir_ops[nd->op].name, (long long)len, (long long)nidx);
@@ -711,10 +725,8 @@ static const char *check_index(IrGraph *g, int node, char *why, size_t n)
 
 static int64_t gather_grad_ws(IrGraph *g, int node)
 {
-    const IrNode *nd = &g->nodes[node];
-    int64_t xd[IR_MAX_RANK];
-    int r = shape_attr(nd, xd);
-    int64_t len = xd[ir_norm_axis(ir_attr_int(nd, "axis", 0), r)], nidx = ir_value_numel(&g->values[nd->in[1]]);
+    int64_t len, nidx;
+    gather_grad_rows(g, &g->nodes[node], &len, &nidx);
     return (2 * len + 2 + 2 * nidx) * 4; /* lk_gather_grad_f32_ws */
 }
 

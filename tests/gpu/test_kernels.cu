@@ -557,9 +557,16 @@ static void test_conv(int nd, int64_t N, int64_t C, int64_t M, int64_t group, in
     memcpy(lp.in, kp.in, sizeof lp.in), memcpy(lp.out, kp.out, sizeof lp.out), memcpy(lp.k, kp.k, sizeof lp.k);
     memcpy(lp.stride, kp.stride, sizeof lp.stride), memcpy(lp.dilation, kp.dilation, sizeof lp.dilation);
     memcpy(lp.pad, kp.pad, sizeof lp.pad);
-    float *dws = NULL; // the columns of nb images (lk.cuh's count), NaN-filled: every column element is written
-    if (nb && RT_CUDA(cudaMalloc((void **)&dws, (size_t)(nb * C * ks * sp_out) * sizeof(float) + 4))) exit(1);
-    if (nb) cudaMemset(dws, 0xff, (size_t)(nb * C * ks * sp_out) * sizeof(float) + 4);
+    // the columns of nb images (the weight gradient's BatchNormalization form needs the most), NaN-filled:
+    // every column element is written; the count against what the direct formula gives
+    size_t wsb = lk_conv_f32_ws(&lp, 0, 1);
+    float *dws = NULL;
+    if (nb && (wsb != (size_t)(nb * C * ks * sp_out) * sizeof(float) || lk_conv_f32_ws(&lp, 0, 0) > wsb)) {
+        printf("FAIL lk_conv_f32_ws: %zu bytes for %lld images of %lld x %lld columns\n", wsb, (long long)nb,
+               (long long)(C * ks), (long long)sp_out);
+        failures++;
+    }
+    if (nb && (RT_CUDA(cudaMalloc((void **)&dws, wsb + 4)) || RT_CUDA(cudaMemset(dws, 0xff, wsb + 4)))) exit(1);
     auto x = rand_vec((size_t)(N * C * sp_in)), w = rand_vec((size_t)(M * (C / group) * ks)), b = rand_vec((size_t)M);
     auto dy = rand_vec((size_t)(N * M * sp_out));
     std::vector<float> y(dy.size()), dw(w.size());
@@ -617,9 +624,13 @@ static void test_conv_transpose(int64_t N, int64_t C, int64_t M, int64_t group, 
         kp.in[d] = in, kp.k[d] = k, kp.stride[d] = stride, kp.dilation[d] = 1, kp.pad[d] = pad,
         kp.out[d] = (in - 1) * stride - 2 * pad + k + out_pad;
     LkConv lp = {2, N, C, M, group, {in, in}, {kp.out[0], kp.out[1]}, {k, k}, {stride, stride}, {1, 1}, {pad, pad}, nb};
-    float *dws = NULL; // the columns of nb images: M k in floats each
-    if (nb && RT_CUDA(cudaMalloc((void **)&dws, (size_t)(nb * M * k * k * in * in) * sizeof(float) + 4))) exit(1);
-    if (nb) cudaMemset(dws, 0xff, (size_t)(nb * M * k * k * in * in) * sizeof(float) + 4);
+    size_t wsb = lk_conv_f32_ws(&lp, 1, 0); // the columns of nb images (none for 1x1), NaN-filled
+    float *dws = NULL;
+    if (nb && wsb != (k == 1 && stride == 1 && pad == 0 && out_pad == 0 ? 0 : (size_t)(nb * M * k * k * in * in) * 4)) {
+        printf("FAIL lk_conv_f32_ws (transpose): %zu bytes\n", wsb);
+        failures++;
+    }
+    if (nb && (RT_CUDA(cudaMalloc((void **)&dws, wsb + 4)) || RT_CUDA(cudaMemset(dws, 0xff, wsb + 4)))) exit(1);
     auto x = rand_vec((size_t)(N * C * in * in)), w = rand_vec((size_t)(C * (M / group) * k * k)), b = rand_vec((size_t)M);
     std::vector<float> y((size_t)(N * M * kp.out[0] * kp.out[1]));
     std::vector<char> ws(k_conv_transpose_f32_ws(&kp) + 64);

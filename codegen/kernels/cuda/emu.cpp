@@ -245,15 +245,15 @@ cudaError_t cudaGetDevice(int *d)
 
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 
-/* an H100's figures for the attributes the kernels ask (any other: invalid) */
+/* an H100's figure for the one attribute the kernels ask (lk_lince.cu: the
+ * shared memory a block may opt into, cudaFuncSetAttribute's limit below);
+ * any other: invalid */
 cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr attr, int d)
 {
     if (d != 0) return fail(cudaErrorInvalidDevice);
-    switch (attr) {
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = 227 * 1024; return cudaSuccess;
-    case cudaDevAttrMultiProcessorCount: *v = 132; return cudaSuccess;
-    default: return fail(cudaErrorInvalidValue);
-    }
+    if (attr != cudaDevAttrMaxSharedMemoryPerBlockOptin) return fail(cudaErrorInvalidValue);
+    *v = 227 * 1024;
+    return cudaSuccess;
 }
 
 cudaError_t cudaRuntimeGetVersion(int *v)

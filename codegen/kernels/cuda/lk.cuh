@@ -192,13 +192,16 @@ int lk_softmax_grad_f32(cudaStream_t s, float *dx, const float *dy, const float 
  * and its weight gradient, M k in for ConvTranspose (k the window's
  * elements), and none where the columns are the input itself (a 1x1
  * window, stride 1, no pad; for the weight gradient, no BatchNormalization
- * to apply). cg_cuda.c's conv_ws counts the same. */
+ * to apply): lk_conv_f32_ws bytes (transpose: ConvTranspose's; bn: the weight
+ * gradient's Relu(BatchNormalization(x)) form), which cg_cuda.c's conv_ws
+ * counts apart and the generated program checks (lk_ws_check). */
 typedef struct {
     int nd;
     int64_t N, C, M, group;
     int64_t in[3], out[3], k[3], stride[3], dilation[3], pad[3];
     int64_t nb;
 } LkConv;
+size_t lk_conv_f32_ws(const LkConv *p, int transpose, int bn);
 /* Conv (k_conv_f32): y [N, M, out...] = x [N, C, in...] * w [M, C/group, k...] + b [M] (b may be NULL). */
 int lk_conv_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p, void *ws);
 /* loom.ConvGradWeight (k_conv_grad_weight_f32): dw [M, C/group, k...] from dy and x. */

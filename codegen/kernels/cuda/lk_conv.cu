@@ -335,3 +335,10 @@ static int transpose_products(cudaStream_t s, float *y, const float *x, const fl
     }
     return b ? LOOM_LAUNCH(add_bias, lk_blocks(p->N * p->M * P), LK_THREADS, 0, s, y, b, p->M, P, p->N * p->M * P) : 0;
 }
+
+size_t lk_conv_f32_ws(const LkConv *p, int transpose, int bn)
+{
+    if (p->nb <= 0 || (pointwise(p) && !bn)) return 0;
+    int64_t per = transpose ? p->M * window(p) * plane(p->in, p->nd) : p->C * window(p) * plane(p->out, p->nd);
+    return (size_t)(p->nb * per) * sizeof(float);
+}

@@ -95,6 +95,12 @@ static __global__ void lince_count(double *st, const int64_t *target, int64_t N,
     if (threadIdx.x == 0) st[0] = mean ? 1.0 / cnt : 1.0, st[1] = 0;
 }
 
+/* one logit's gradient: coeff * (softmax - onehot(t)) at class c */
+static __device__ inline float lince_grad(float l, float m, float inv, float co, int64_t c, int64_t t)
+{
+    return co * (expf(l - m) * inv) - (c == t ? co : 0.0f);
+}
+
 /* the rows' kernel, a block a row (block b takes rows b, b + grid, ...):
  * loss_i = max + log(sum of exps) - l[t] (the sum in double), and the
  * logits of row i (C at row stride ld) replaced by their gradient
@@ -165,7 +171,7 @@ static __global__ void lince_rows(float *l, uint16_t *g16, int64_t ld, double *r
                 uint32_t h[4];
                 for (int k = 0; k < 4; k++) {
                     int64_t c = 4 * q + k;
-                    h[k] = c < C ? bf16_rne(co * (expf(row[c] - m) * inv) - (c == t ? co : 0.0f)) : 0;
+                    h[k] = c < C ? bf16_rne(lince_grad(row[c], m, inv, co, c, t)) : 0;
                 }
                 g4[q] = make_uint2(h[0] | h[1] << 16, h[2] | h[3] << 16);
             }
@@ -173,7 +179,7 @@ static __global__ void lince_rows(float *l, uint16_t *g16, int64_t ld, double *r
             if (g16)
                 for (int64_t c = C + threadIdx.x; c < ld; c += blockDim.x) g16[i * ld + c] = 0;
             for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-                float gc = co * (expf(src[c] - m) * inv) - (c == t ? co : 0.0f);
+                float gc = lince_grad(src[c], m, inv, co, c, t);
                 if (g16) g16[i * ld + c] = bf16_rne(gc);
                 else lr[c] = gc;
             }
