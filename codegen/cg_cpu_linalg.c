@@ -797,19 +797,30 @@ const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n)
     return why;
 }
 
+void cg_dft_shape(IrGraph *g, int node, CgDft *d)
+{
+    const IrNode *n = &g->nodes[node];
+    const IrValue *x = &g->values[n->in[0]];
+    int64_t axis = ir_attr_int(n, "axis", 1);
+    const int64_t *v;
+    if (g->opset >= 20) axis = ir_in(n, 2) >= 0 && ir_const_ints(g, n->in[2], &v) == 1 ? v[0] : -2;
+    int a = ir_norm_axis(axis, x->rank);
+    d->outer = cg_prod(x->dims, 0, a);
+    d->n_in = x->dims[a];
+    d->inner = cg_prod(x->dims, a + 1, x->rank - 1);
+    d->cin = (int)x->dims[x->rank - 1];
+    d->length = x->dims[a];
+    if (ir_in(n, 1) >= 0 && ir_const_ints(g, n->in[1], &v) == 1) d->length = v[0];
+    d->onesided = ir_attr_int(n, "onesided", 0) != 0;
+    d->inverse = ir_attr_int(n, "inverse", 0) != 0;
+}
+
 void cg_dft_args(CgCtx *c, int node, char *buf, size_t size)
 {
-    const IrNode *n = NODE(c, node);
-    const IrValue *x = VAL(c, n->in[0]);
-    int64_t axis = ir_attr_int(n, "axis", 1), len;
-    const int64_t *v;
-    if (c->g->opset >= 20) axis = ir_in(n, 2) >= 0 && ir_const_ints(c->g, n->in[2], &v) == 1 ? v[0] : -2;
-    int a = ir_norm_axis(axis, x->rank);
-    len = x->dims[a];
-    if (ir_in(n, 1) >= 0 && ir_const_ints(c->g, n->in[1], &v) == 1) len = v[0];
-    snprintf(buf, size, "%lld, %lld, %lld, %d, %lld, %d, %d", (long long)cg_prod(x->dims, 0, a), (long long)x->dims[a],
-             (long long)cg_prod(x->dims, a + 1, x->rank - 1), (int)x->dims[x->rank - 1], (long long)len,
-             ir_attr_int(n, "onesided", 0) != 0, ir_attr_int(n, "inverse", 0) != 0);
+    CgDft d;
+    cg_dft_shape(c->g, node, &d);
+    snprintf(buf, size, "%lld, %lld, %lld, %d, %lld, %d, %d", (long long)d.outer, (long long)d.n_in,
+             (long long)d.inner, d.cin, (long long)d.length, d.onesided, d.inverse);
 }
 
 void cg_cpu_dft_emit(CgCtx *c, int node)

@@ -1078,13 +1078,33 @@ static void emit_einsum(CgCtx *c, int node)
 
 /* ---- DFT (lk_dft.cu) ---- */
 
+/* cuFFT's work area, as lk_dft_f32_ws counts it (the generated program checks
+ * the two agree): the zero-padded signal where it is shorter than the
+ * transform (256-byte aligned), then, from a 256-byte boundary, the
+ * transform's complex data, four times over for a length with a prime
+ * factor above 7 (Bluestein's algorithm in cuFFT); none for complex input with onesided set, which the
+ * direct sum computes. */
+static int64_t dft_ws(IrGraph *g, int node)
+{
+    CgDft d;
+    cg_dft_shape(g, node, &d);
+    if (d.cin == 2 && d.onesided) return 0;
+    int64_t rest = d.length;
+    for (int f = 2; f <= 7; f++)
+        while (rest % f == 0) rest /= f;
+    int64_t pad = d.n_in < d.length ? (d.outer * d.length * d.inner * d.cin * 4 + 255) / 256 * 256 : 0;
+    return pad + 256 + d.outer * d.inner * d.length * 8 * (rest == 1 ? 1 : 4);
+}
+
 static void emit_dft(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
-    char args[256], call[640];
+    char args[256], call[1024], ws[128];
     cg_dft_args(c, node, args, sizeof args);
+    cg_ws_expr(c, node, ws, sizeof ws);
     cg_declare_outputs(c, node);
-    snprintf(call, sizeof call, "lk_dft_f32(STREAM, %s, %s, %s)", c->var[n->out[0]], c->var[n->in[0]], args);
+    snprintf(call, sizeof call, "lk_ws_check(lk_dft_f32_ws(%s), %lld) ||\n        lk_dft_f32(STREAM, %s, %s, %s, %s)",
+             args, (long long)c->sel->ws_bytes[node], c->var[n->out[0]], c->var[n->in[0]], args, ws);
     launch_check(c, node, call);
 }
 
@@ -1227,7 +1247,7 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_SoftmaxCrossEntropyLoss] = {check_sce, sce_ws, emit_sce, 0},
     [IR_OP_SoftmaxCrossEntropyLossGrad] = {check_sce, sce_ws, emit_sce, 0},
     [IR_OP_LinearCrossEntropy] = {check_linear_ce, linear_ce_ws, emit_linear_ce, 0},
-    [IR_OP_DFT] = {cg_cpu_dft_check, NULL, emit_dft, 2 | 4},
+    [IR_OP_DFT] = {cg_cpu_dft_check, dft_ws, emit_dft, 2 | 4},
     [IR_OP_Einsum] = {check_einsum, cg_cpu_einsum_ws, emit_einsum, 0},
     [IR_OP_SGD] = {check_update, NULL, emit_sgd, 0},
     [IR_OP_AdamW] = {check_update, NULL, emit_adamw, 0},
@@ -1285,13 +1305,13 @@ static void cuda_makefile(CgCtx *c, FILE *f)
             "LIBS := $(patsubst %%.c,%%.o,$(wildcard runtime/*.c))\n"
             "endif\n"
             "ifdef EMU\n"
-            "CU_OBJ := $(CU_SRC:.cu=.emu.o) $(if $(LOOM_PREBUILT),,kernels/emu.emu.o kernels/emu_cublaslt.emu.o)\n"
+            "CU_OBJ := $(CU_SRC:.cu=.emu.o) $(if $(LOOM_PREBUILT),,kernels/emu.emu.o kernels/emu_cublaslt.emu.o kernels/emu_cufft.emu.o)\n"
             "LINK := $(CXX)\n"
             "LDLIBS := -lm\n"
             "else\n"
             "CU_OBJ := $(CU_SRC:.cu=.o)\n"
             "LINK := $(NVCC) $(GENCODE)\n"
-            "LDLIBS := -L$(CUDA)/lib64 -lcublasLt -lcudart -lm\n"
+            "LDLIBS := -L$(CUDA)/lib64 -lcublasLt -lcufft -lcudart -lm\n"
             "endif\n"
             "C_OBJ := main.o\n"
             "\n"

@@ -173,8 +173,15 @@ const char *cg_cpu_resize_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_resize_emit(CgCtx *c, int node);
 const char *cg_cpu_dft_check(IrGraph *g, int node, char *why, size_t n);
 void cg_cpu_dft_emit(CgCtx *c, int node);
+/* A DFT node as the kernels see it: x [outer, n_in, inner, cin] transformed
+ * along n_in at length (k_dft_f32, lk_dft_f32). */
+typedef struct {
+    int64_t outer, n_in, inner, length;
+    int cin, onesided, inverse;
+} CgDft;
+void cg_dft_shape(IrGraph *g, int node, CgDft *d);
 /* DFT's kernel arguments after its pointers, for both targets: "outer, n_in,
- * inner, cin, length, onesided, inverse" (k_dft_f32, lk_dft_f32). */
+ * inner, cin, length, onesided, inverse" */
 void cg_dft_args(CgCtx *c, int node, char *buf, size_t size);
 
 /* cg_cpu_grad.c: loom's internal backward and optimizer-update ops */

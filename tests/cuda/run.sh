@@ -62,7 +62,7 @@ prebuilt() {
         b=$(basename "$f" .cu)
         $EMU_CXX -x c++ -c "$f" -o "$out/emu/$b.o" 2> "$out/emu/$b.log" || ok=0
     done
-    for f in $K/emu.cpp $K/emu_cublaslt.cpp; do
+    for f in $K/emu.cpp $K/emu_cublaslt.cpp $K/emu_cufft.cpp; do
         b=$(basename "$f" .cpp)
         $EMU_CXX -c "$f" -o "$out/emu/$b.o" 2> "$out/emu/$b.log" || ok=0
     done

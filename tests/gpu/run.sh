@@ -87,7 +87,7 @@ prepare() {
     [ $ok = 1 ] || { fail gpu_kernels_build "$(cat "$out"/nv/*.log | head -c 1500)"; return 1; }
     if $NV -x cu -c tests/gpu/test_kernels.cu -o "$out/nv/test_kernels.o" > "$out/test_kernels.build.log" 2>&1 &&
         $NV "$out/nv/test_kernels.o" "$out/libloomk_cuda.a" "$PREBUILT/libloomrt.a" "$PREBUILT/libloomk_cpu.a" \
-            -L"$CUDA/lib64" -lcublasLt -lcudart ${BLAS_LIBS:--lopenblas} -lpthread -o "$out/test_kernels" >> "$out/test_kernels.build.log" 2>&1; then
+            -L"$CUDA/lib64" -lcublasLt -lcufft -lcudart ${BLAS_LIBS:--lopenblas} -lpthread -o "$out/test_kernels" >> "$out/test_kernels.build.log" 2>&1; then
         pass gpu_test_kernels_build
     else
         fail gpu_test_kernels_build "$(head -c 1500 "$out/test_kernels.build.log")"

@@ -10,6 +10,9 @@
 
 extern "C" {
 #include "kernels.h"
+#ifdef LOOM_EMU
+long loom_emu_cufft_execs(void); /* emu_cufft.cpp */
+#endif
 }
 
 #include <math.h>
@@ -380,19 +383,40 @@ static void test_gather(int64_t outer, int64_t len, int64_t nidx, int64_t inner)
     cudaFree(dxv), cudaFree(dyv), cudaFree(ddy), cudaFree(ddx), cudaFree(di), cudaFree(dbad), cudaFree(ws);
 }
 
-static void test_dft(int64_t outer, int64_t n_in, int64_t inner, int cin, int64_t L, int onesided, int inverse)
+/* ws_short: give the kernel its workspace but make the (emulated) cuFFT plan
+ * want more than the reserve in it, so that the direct sum runs (on a GPU,
+ * the real cuFFT answers and the test is the cuFFT one again) */
+static void test_dft(int64_t outer, int64_t n_in, int64_t inner, int cin, int64_t L, int onesided, int inverse,
+                     int ws_short = 0)
 {
     auto x = rand_vec((size_t)(outer * n_in * inner * cin));
     int64_t n_out = onesided ? L / 2 + 1 : L;
     std::vector<float> want((size_t)(outer * n_out * inner * 2));
     k_dft_f32(want.data(), x.data(), outer, n_in, inner, cin, L, onesided, inverse);
     float *dxv = dev(x), *dyv = out_like(want);
-    char name[128];
-    snprintf(name, sizeof name, "lk_dft_f32 [%lld,%lld,%lld,%d] length %lld%s%s", (long long)outer, (long long)n_in,
-             (long long)inner, cin, (long long)L, onesided ? " onesided" : "", inverse ? " inverse" : "");
-    int rc = lk_dft_f32(rt_cuda_stream(), dyv, dxv, outer, n_in, inner, cin, L, onesided, inverse);
+    size_t wsb = lk_dft_f32_ws(outer, n_in, inner, cin, L, onesided, inverse);
+    void *ws = NULL;
+    if (wsb && cudaMalloc(&ws, wsb)) ws = NULL;
+    char name[160];
+    snprintf(name, sizeof name, "lk_dft_f32 [%lld,%lld,%lld,%d] length %lld%s%s%s", (long long)outer, (long long)n_in,
+             (long long)inner, cin, (long long)L, onesided ? " onesided" : "", inverse ? " inverse" : "",
+             ws_short ? " (plan over its reserve: the direct sum)" : "");
+#ifdef LOOM_EMU
+    if (ws_short) setenv("LOOM_EMU_CUFFT_WORK", "1000000000", 1);
+    long execs = loom_emu_cufft_execs();
+#endif
+    int rc = wsb && !ws ? -1 : lk_dft_f32(rt_cuda_stream(), dyv, dxv, outer, n_in, inner, cin, L, onesided, inverse, ws);
+#ifdef LOOM_EMU
+    unsetenv("LOOM_EMU_CUFFT_WORK");
+    /* cuFFT ran exactly where it should: not for complex onesided input, nor over the reserve */
+    int fft = !(cin == 2 && onesided) && !ws_short;
+    if ((loom_emu_cufft_execs() > execs) != fft) {
+        printf("FAIL %s: cuFFT %s\n", name, fft ? "did not run" : "ran");
+        failures++;
+    }
+#endif
     compare(name, rc, back(dyv, want.size()), want);
-    cudaFree(dxv), cudaFree(dyv);
+    cudaFree(dxv), cudaFree(dyv), cudaFree(ws);
 }
 
 static void test_layernorm(int64_t rows, int64_t cols, int stats)
@@ -846,6 +870,17 @@ int main(void)
     test_dft(1, 12, 2, 2, 12, 0, 1); /* not a power of two, inverse */
     test_dft(1, 10, 4, 1, 16, 0, 0); /* zero-padded to 16 */
     test_dft(2, 20, 1, 2, 16, 0, 1); /* truncated to 16, inverse */
+    /* the cuFFT forms: batches over outer (inner <= outer) and over inner */
+    test_dft(4, 32, 1, 1, 32, 1, 0);  /* R2C onesided, fno_small's first */
+    test_dft(8, 32, 3, 2, 32, 0, 0);  /* C2C along a middle axis */
+    test_dft(2, 32, 17, 2, 32, 0, 1); /* C2C inverse, batch over inner */
+    test_dft(3, 15, 5, 1, 15, 0, 0);  /* real, every bin: R2C, then the mirror */
+    test_dft(2, 14, 3, 1, 14, 0, 1);  /* real inverse: the conjugate of R2C, mirrored */
+    test_dft(5, 7, 2, 1, 9, 1, 0);    /* zero-padded R2C, odd length */
+    test_dft(2, 11, 6, 2, 11, 0, 0);  /* a prime length (Bluestein's reserve) */
+    test_dft(3, 9, 2, 2, 8, 0, 1);    /* truncated, batch over inner */
+    test_dft(2, 6, 2, 2, 6, 1, 0);    /* complex onesided: always the direct sum */
+    test_dft(3, 24, 2, 2, 24, 0, 0, 1); /* a plan over its reserve: the direct sum */
     test_reduce(3, 200, 33, 1);
     test_sce(4, 10, 2, 0);
     test_sce(37, 300, 1, 0);

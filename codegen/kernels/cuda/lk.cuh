@@ -313,9 +313,12 @@ int lk_attention_grad_bf16(cudaStream_t s, float *dq, float *dk, float *dv, cons
 
 /* DFT along the middle axis of x [outer, n_in, inner, cin] into y [outer,
  * n_out, inner, 2] (k_dft_f32: cin 1 real or 2 complex; length zero-pads or
- * truncates; onesided keeps length / 2 + 1 bins; inverse scales by 1/length). */
+ * truncates; onesided keeps length / 2 + 1 bins; inverse scales by 1/length),
+ * through cuFFT with ws: lk_dft_f32_ws(...) bytes as cuFFT's work area (and
+ * the zero-padded signal), or by the direct sum where cuFFT wants more. */
+size_t lk_dft_f32_ws(int64_t outer, int64_t n_in, int64_t inner, int cin, int64_t length, int onesided, int inverse);
 int lk_dft_f32(cudaStream_t s, float *y, const float *x, int64_t outer, int64_t n_in, int64_t inner, int cin,
-               int64_t length, int onesided, int inverse);
+               int64_t length, int onesided, int inverse, void *ws);
 
 /* ---- losses: lk_loss.cu ---- */
 
