@@ -103,6 +103,10 @@ else fail gpu_attn_nvcc "$(head -c 1500 "$out/gpu_attn.log")"; fi
 if $NV_CXX bench/gpu_lince.cu $K/lk_lince.cu $K/lk_gemm.cu runtime/rt_cuda.cu "$RT" -lcublasLt -lcudart \
         -o "$out/gpu_lince" > "$out/gpu_lince.log" 2>&1; then pass gpu_lince_nvcc
 else fail gpu_lince_nvcc "$(head -c 1500 "$out/gpu_lince.log")"; fi
+# and bench/gpu_device.cu (a GPU's measured profile, for --device)
+if $NV_CXX bench/gpu_device.cu $K/lk_gemm.cu runtime/rt_cuda.cu "$RT" -lcublasLt -lcudart \
+        -o "$out/gpu_device" > "$out/gpu_device.log" 2>&1; then pass gpu_device_nvcc
+else fail gpu_device_nvcc "$(head -c 1500 "$out/gpu_device.log")"; fi
 
 # ---- 3, 4: the zoo ----
 loss_of() { case $1 in unet_small|fno_small) echo mse ;; *) echo ce ;; esac; }

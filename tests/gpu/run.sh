@@ -26,7 +26,8 @@
 #     eager and torch.compile on the same model, batch and precision
 #     (bench/gpu_torch.py), and GPT-2 124M again compiled with --budget half
 #     the store-all activation memory (DEVICE: the cost model's profile,
-#     default h100-sxm; with offload, its default there, and with
+#     default h100-sxm, or where --prepare finds a GPU, the profile
+#     bench/gpu_device.cu measures on it; with offload, its default there, and with
 #     --offload off: recomputation alone; each one's 23-step loss curve
 #     against store-all's within 1e-4) and with --precision bf16 (against PyTorch's bf16
 #     autocast; and under half the bf16 store-all activation memory, the same two
@@ -94,6 +95,16 @@ prepare() {
     fi
     $NV bench/gpu_attn.cu $K/lk_attn.cu runtime/rt_cuda.cu "$PREBUILT/libloomrt.a" -lcudart -o "$out/gpu_attn" \
         > "$out/gpu_attn.build.log" 2>&1 || fail gpu_attn_build "$(head -c 800 "$out/gpu_attn.build.log")"
+    $NV bench/gpu_device.cu $K/lk_gemm.cu runtime/rt_cuda.cu "$PREBUILT/libloomrt.a" -lcublasLt -lcudart \
+        -o "$out/gpu_device" > "$out/gpu_device.build.log" 2>&1 ||
+        fail gpu_device_build "$(head -c 800 "$out/gpu_device.build.log")"
+    # the budgets' plans: on DEVICE's profile, or, on a machine with a GPU, on
+    # the profile bench/gpu_device.cu measures on it (its host link above all)
+    if [ -z "${DEVICE:-}" ] && has_gpu && [ -x "$out/gpu_device" ] &&
+        "$out/gpu_device" > "$out/device.json" 2> "$out/device.txt"; then
+        DEVICE=$out/device.json
+    fi
+    echo "${DEVICE:-h100-sxm}" > "$out/plan_device.txt"
     # every built zoo model, cuda and cpu, compiled and built (in parallel);
     # then the cpu program's results, the reference of the --run phase
     local m mode d c extra
@@ -277,9 +288,17 @@ run() {
         tee "$out/torch.log"
     [ "${PIPESTATUS[0]}" = 0 ] || fail gpu_torch "$(tail -c 800 "$out/torch.log")"
     [ -x "$out/gpu_attn" ] && "$out/gpu_attn" > "$out/attn.txt" 2>&1
+    # this GPU's measured profile (a device file for --device; the budgets
+    # above were planned on the profile in plan_device.txt)
+    [ -x "$out/gpu_device" ] && { "$out/gpu_device" > "$out/device.measured.json" 2> "$out/device.measured.txt" ||
+        fail gpu_device "$(tail -c 400 "$out/device.measured.txt")"; }
     { "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" "$b.profile.json"
       [ -s "$out/attn.txt" ] && printf '\nThe attention kernels alone (bench/gpu_attn.cu, GPT-2 124M'"'"'s shape):\n\n' &&
-          sed 's/^/    /' "$out/attn.txt"; } | tee "${RESULTS:-bench/results/gpu.md}"
+          sed 's/^/    /' "$out/attn.txt"
+      [ -s "$out/device.measured.json" ] &&
+          printf '\nThis GPU measured (bench/gpu_device.cu; the budgets were planned on %s):\n\n' \
+              "$(cat "$out/plan_device.txt" 2> /dev/null || echo "${DEVICE:-h100-sxm}")" &&
+          sed 's/^/    /' "$out/device.measured.txt" "$out/device.measured.json"; } | tee "${RESULTS:-bench/results/gpu.md}"
 }
 
 case $phase in
