@@ -38,6 +38,9 @@ int64_t cg_cpu_matmul_ws(IrGraph *g, int node)
 {
     const IrNode *n = &g->nodes[node];
     if (g->values[n->in[0]].dtype != IR_BF16) return 0;
+    if (g->values[n->out[0]].dtype == IR_F32) /* autocast's float32 result (k_matmul_bf16_f32out) */
+        return (int64_t)k_matmul_bf16_f32out_ws(ir_value_numel(&g->values[n->in[0]]),
+                                                ir_value_numel(&g->values[n->in[1]]));
     return (int64_t)k_matmul_bf16_ws(ir_value_numel(&g->values[n->in[0]]), ir_value_numel(&g->values[n->in[1]]),
                                      ir_value_numel(&g->values[n->out[0]]));
 }
@@ -100,8 +103,8 @@ void cg_cpu_matmul_emit(CgCtx *c, int node)
         char ws[64];
         if (a->dtype == IR_BF16) {
             cg_ws_expr(c, node, ws, sizeof ws);
-            fprintf(c->f, "    k_matmul_bf16(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %s);\n",
-                    c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)nb, (long long)M,
+            fprintf(c->f, "    k_matmul_bf16%s(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %s);\n",
+                    y->dtype == IR_F32 ? "_f32out" : "", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)nb, (long long)M,
                     (long long)N, (long long)K, an, bn, (long long)ir_value_numel(a), (long long)ir_value_numel(b),
                     ws);
         } else if (a->dtype == IR_F32 || a->dtype == IR_F64)
@@ -148,6 +151,7 @@ int64_t cg_cpu_gemm_ws(IrGraph *g, int node)
     if (g->values[n->in[0]].dtype != IR_BF16) return 0;
     int64_t M, N, K, cr, cc;
     gemm_sizes(g, n, &M, &N, &K, &cr, &cc);
+    if (g->values[n->out[0]].dtype == IR_F32) return (int64_t)k_gemm_bf16_f32out_ws(M, N, K); /* no C */
     return (int64_t)k_gemm_bf16_ws(M, N, K, ir_in(n, 2) >= 0 ? cr * cc : 0);
 }
 
@@ -166,6 +170,12 @@ void cg_cpu_gemm_emit(CgCtx *c, int node)
         snprintf(ws, sizeof ws, ", NULL");
     }
     cg_declare_outputs(c, node);
+    if (bf16 && VAL(c, n->out[0])->dtype == IR_F32) { /* autocast's float32 result, no C (ir_autocast_wide_results) */
+        fprintf(c->f, "    k_gemm_bf16_f32out(%s, %s, %s, %lld, %lld, %lld, %d, %d, %s%s);\n", c->var[n->out[0]],
+                c->var[n->in[0]], c->var[n->in[1]], (long long)M, (long long)N, (long long)K, ta, tb,
+                CG_FLT(ir_attr_float(n, "alpha", 1.0f)), ws);
+        return;
+    }
     fprintf(c->f, "    k_gemm_%s(%s, %s, %s, %s, %lld, %lld, %lld, %d, %d, %s, %s, %lld, %lld%s);\n", bf16 ? "bf16" : "f32",
             c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
             IN_OR_NULL(c, n, 2), (long long)M, (long long)N, (long long)K, ta, tb,

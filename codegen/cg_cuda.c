@@ -110,13 +110,15 @@ typedef struct {
 
 /* ---- products ---- */
 
-/* float32 operands (as f32_only), or bfloat16 ones throughout (lk_gemm_bf16) */
+/* float32 operands (as f32_only), or bfloat16 ones throughout (lk_gemm_bf16)
+ * but for a float32 result autocast kept (lk_gemm_bf16_f32out) */
 static const char *f32_or_bf16(IrGraph *g, int node, char *why, size_t n)
 {
     const IrNode *nd = &g->nodes[node];
     if (g->values[nd->in[0]].dtype != IR_BF16) return f32_only(g, node, why, n);
     for (int j = 0; j < nd->nin + nd->nout; j++) {
         int v = j < nd->nin ? nd->in[j] : nd->out[j - nd->nin];
+        if (j == nd->nin && g->values[v].dtype == IR_F32 && ir_attr_int(nd, "out_dtype", IR_BF16) == IR_F32) continue;
         if (v >= 0 && g->values[v].dtype != IR_BF16) {
             snprintf(why, n, "%s of bfloat16 with a %s operand", ir_ops[nd->op].name, ir_dtype_name(g->values[v].dtype));
             return why;
@@ -145,8 +147,8 @@ static void emit_gemm(CgCtx *c, int node)
     char call[768];
     if (a->dtype == IR_BF16) { // no C (check_gemm)
         cg_declare_outputs(c, node);
-        snprintf(call, sizeof call, "lk_gemm_bf16(STREAM, %s, %s, %s, 1, %lld, %lld, %lld, %d, %d, %s, 0.0f, 0, 0, 0)",
-                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)M, (long long)N, (long long)K, ta,
+        snprintf(call, sizeof call, "lk_gemm_bf16%s(STREAM, %s, %s, %s, 1, %lld, %lld, %lld, %d, %d, %s, 0.0f, 0, 0, 0)",
+                 VAL(c, n->out[0])->dtype == IR_F32 ? "_f32out" : "", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)M, (long long)N, (long long)K, ta,
                  tb, CG_FLT(alpha));
         launch_check(c, node, call);
         return;
@@ -217,7 +219,7 @@ static void emit_matmul(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     int bf16 = a->dtype == IR_BF16;
     snprintf(call, sizeof call, "lk_gemm_%s(STREAM, %s, %s, %s, %s%lld, %lld, %lld, %lld, 0, 0, 1.0f, 0.0f, %lld, "
-             "%lld, %lld)", bf16 ? "bf16" : "f32", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
+             "%lld, %lld)", !bf16 ? "f32" : y->dtype == IR_F32 ? "bf16_f32out" : "bf16", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
              bf16 ? "" : "NULL, ", (long long)batch, (long long)M, (long long)N, (long long)K, (long long)sa,
              (long long)sb, (long long)(M * N));
     launch_check(c, node, call);

@@ -267,3 +267,61 @@ int ir_autocast_saved(IrGraph *g)
     free(again);
     return 0;
 }
+
+/* Whether a reader of v, looking through views, is an elementwise op (which
+ * codegen fuses with the widening Cast: there the Cast costs nothing). */
+static int read_elementwise(const IrGraph *g, const IrUses *u, int v, int depth)
+{
+    for (int k = u->start[v]; k < u->start[v + 1]; k++) {
+        const IrNode *n = &g->nodes[u->node[k]];
+        if (n->dead) continue;
+        unsigned f = ir_ops[n->op].flags;
+        if ((f & (OPF_ELEMWISE | OPF_BROADCAST)) || n->op == IR_OP_ActivationGrad) return 1;
+        if ((f & OPF_VIEW) && n->in[0] == v && depth < 8 && read_elementwise(g, u, n->out[0], depth + 1)) return 1;
+    }
+    return 0;
+}
+
+int ir_autocast_wide_results(IrGraph *g)
+{
+    IrUses u = ir_uses_build(g);
+    int widened = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        IrNode *p = &g->nodes[i];
+        if (p->dead || p->phase != IR_BACKWARD || (p->op != IR_OP_MatMul && p->op != IR_OP_Gemm) || ir_in(p, 2) >= 0)
+            continue;
+        int y = p->out[0];
+        if (V(p->in[0])->dtype != IR_BF16 || V(y)->dtype != IR_BF16 || V(y)->is_output ||
+            u.start[y + 1] - u.start[y] != 1)
+            continue;
+        /* the Cast reads y, or views of y that only the next reads (a gradient's Reshapes back to its input's shape) */
+        int c = u.node[u.start[y]], chain[8], nchain = 0, last = y, ok = 1;
+        while (ok && (ir_ops[g->nodes[c].op].flags & OPF_VIEW) && g->nodes[c].in[0] == last && g->nodes[c].nout == 1) {
+            last = g->nodes[c].out[0];
+            ok = nchain < 8 && !V(last)->is_output && u.start[last + 1] - u.start[last] == 1;
+            if (ok) chain[nchain++] = c, c = u.node[u.start[last]];
+        }
+        int z = g->nodes[c].out[0];
+        if (!ok || g->nodes[c].dead || g->nodes[c].op != IR_OP_Cast || V(z)->dtype != IR_F32 ||
+            read_elementwise(g, &u, z, 0))
+            continue;
+        ir_attr_set_int(g, i, "out_dtype", IR_F32);
+        if (!nchain) {
+            g->nodes[i].out[0] = z;
+            V(z)->producer = i;
+        } else { /* product -> y -> views -> z, all float32 */
+            ir_value_set_shape(V(y), IR_F32, V(y)->rank, V(y)->dims);
+            for (int k = 0; k + 1 < nchain; k++) {
+                IrValue *m = V(g->nodes[chain[k]].out[0]);
+                ir_value_set_shape(m, IR_F32, m->rank, m->dims);
+            }
+            g->nodes[chain[nchain - 1]].out[0] = z;
+            V(z)->producer = chain[nchain - 1];
+        }
+        g->nodes[c].dead = 1;
+        widened++;
+    }
+    ir_uses_free(&u);
+    if (widened) ir_compact(g);
+    return widened;
+}

@@ -30,6 +30,15 @@ static int same_type(IrGraph *g, int node, int a, int b)
 
 /* ---- matrix products ---- */
 
+/* A product's result type: its operands', or float32 where autocast let a
+ * bf16 product keep its float32 accumulation (out_dtype, set only by
+ * ir_autocast_wide_results: the importer refuses attributes a model sets
+ * that the op table does not list). */
+static IrDType product_dtype(const IrNode *n, IrDType operands)
+{
+    return operands == IR_BF16 && ir_attr_int(n, "out_dtype", IR_BF16) == IR_F32 ? IR_F32 : operands;
+}
+
 int shape_matmul(IrGraph *g, int node)
 {
     const IrValue *a = V(NODE->in[0]), *b = V(NODE->in[1]);
@@ -50,7 +59,7 @@ int shape_matmul(IrGraph *g, int node)
                        IR_SHP(g, NODE->in[0]), IR_SHP(g, NODE->in[1]));
     if (a->rank >= 2) d[r++] = a->dims[a->rank - 2];
     if (b->rank >= 2) d[r++] = b->dims[b->rank - 1];
-    return ir_shape_out(g, node, 0, a->dtype, r, d);
+    return ir_shape_out(g, node, 0, product_dtype(NODE, a->dtype), r, d);
 }
 
 int shape_gemm(IrGraph *g, int node)
@@ -73,7 +82,7 @@ int shape_gemm(IrGraph *g, int node)
               t[1] != n))
         return ir_fail(g, node, "C %s does not broadcast to the result [%lld,%lld]",
                        IR_SHP(g, NODE->in[2]), (long long)m, (long long)n);
-    return ir_shape_out(g, node, 0, a->dtype, 2, d);
+    return ir_shape_out(g, node, 0, product_dtype(NODE, a->dtype), 2, d);
 }
 
 /* ---- Einsum ---- */

@@ -223,6 +223,15 @@ int ir_autocast_weights(IrGraph *g);
  * read there through a backward Cast of the bf16 value instead, so backward
  * saves the bf16 bytes. Returns 0. */
 int ir_autocast_saved(IrGraph *g);
+/* After ir_autocast_saved: a backward product (MatMul, or Gemm without C)
+ * whose bf16 result only a Cast to float32 reads, and whose widened value no
+ * elementwise op reads (one would fuse the Cast into its loop for free), writes
+ * the float32 result itself (attribute out_dtype = float32, the Cast gone):
+ * a transformer's input and weight gradients, read by LayerNormGrad, a
+ * transpose or the optimizer. The product accumulates in float32 either way,
+ * so this only skips its result's rounding to bf16 (the gradient is no less
+ * exact than before) and a pass over its bytes. Returns how many. */
+int ir_autocast_wide_results(IrGraph *g);
 
 /* Which ops autodiff differentiates (autodiff.c's gradient table, which
  * `loom ops` and docs/ops.md print): ir_op_has_grad says that op has a

@@ -12,7 +12,8 @@
  * product and the bias, an Add with an activation is not. On an inference
  * graph, a parameter only products read is stored in bf16 (cast once, at
  * compile time) and read by them directly; one read in float32 too keeps
- * its Cast. Numerics are the kernels' tests' and the precision tier's
+ * its Cast. A backward product whose result only a Cast widens, for no
+ * elementwise op, writes float32 itself. Numerics are the kernels' tests' and the precision tier's
  * (tests/precision). */
 #include <stdlib.h>
 #include <string.h>
@@ -55,17 +56,39 @@ static int readers(const IrGraph *g, int v, int op)
     return k;
 }
 
-/* Every product is bf16 throughout with no C; each forward product's result
- * is read by exactly one forward Cast to float32, and otherwise only by
- * backward Casts (ir_autocast_saved). */
-static void check_products(const IrGraph *g, int *nfwd, int *nbwd)
+/* Whether v, or a view of it, is read by an elementwise op. */
+static int read_elementwise(const IrGraph *g, int v)
 {
-    *nfwd = *nbwd = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->nin < 1) continue;
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] == v && ((ir_ops[n->op].flags & (OPF_ELEMWISE | OPF_BROADCAST)) || n->op == IR_OP_ActivationGrad))
+                return 1;
+        if ((ir_ops[n->op].flags & OPF_VIEW) && n->in[0] == v && read_elementwise(g, n->out[0])) return 1;
+    }
+    return 0;
+}
+
+/* Every product reads bf16 and has no C; each forward product's result is
+ * bf16, read by exactly one forward Cast to float32, and otherwise only by
+ * backward Casts (ir_autocast_saved). A backward product writes bf16, or
+ * float32 (out_dtype, ir_autocast_wide_results) that no Cast and no
+ * elementwise op reads; *nwide counts those. */
+static void check_products(const IrGraph *g, int *nfwd, int *nbwd, int *nwide)
+{
+    *nfwd = *nbwd = *nwide = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (n->dead || (n->op != IR_OP_MatMul && n->op != IR_OP_Gemm)) continue;
-        CHECK(V(n->in[0])->dtype == IR_BF16 && V(n->in[1])->dtype == IR_BF16 && V(n->out[0])->dtype == IR_BF16);
+        int wide = ir_attr_int(n, "out_dtype", IR_BF16) == IR_F32;
+        CHECK(V(n->in[0])->dtype == IR_BF16 && V(n->in[1])->dtype == IR_BF16);
+        CHECK(V(n->out[0])->dtype == (wide ? IR_F32 : IR_BF16));
         CHECK(ir_in(n, 2) < 0);
+        if (wide) {
+            (*nwide)++;
+            CHECK(n->phase == IR_BACKWARD && readers(g, n->out[0], IR_OP_Cast) == 0 && !read_elementwise(g, n->out[0]));
+        }
         if (n->phase == IR_FORWARD) {
             (*nfwd)++;
             int y = n->out[0];
@@ -134,10 +157,17 @@ static void test_graph(void)
     CHECK(ir_infer_node(g, gm) == 0);
     sum_of_squares_output(g, node(g, IR_OP_MatMul, 2, (int[]){yv, k}));
     if (train_bf16(g, IR_LOSS_MODEL) < 0) return;
-    int nf, nb;
-    check_products(g, &nf, &nb);
+    int nf, nb, nw;
+    check_products(g, &nf, &nb, &nw);
     CHECK_EQ_INT(nf, 4);
     CHECK_EQ_INT(nb, 5); /* dx and dw of each product, less the constant's and the input's */
+    /* the weights' gradients come out of their products in float32 (no Cast); the
+     * gradient the ReLU's reads stays bf16, its Cast fused into the ReLU's loop */
+    CHECK_EQ_INT(nw, 3);
+    for (const char *const *p = (const char *const[]){"w1", "w2", "w3", NULL}; *p; p++) {
+        int gr = ir_param_grad(g, ir_value_find(g, *p)), pr = gr >= 0 ? V(gr)->producer : -1;
+        CHECK(pr >= 0 && (g->nodes[pr].op == IR_OP_MatMul || g->nodes[pr].op == IR_OP_Gemm));
+    }
     x = ir_value_find(g, "x");
     CHECK_EQ_INT(readers(g, x, IR_OP_Cast), 1); /* one bf16 copy of x for both products */
     CHECK_EQ_INT(readers(g, x, -1), 1);
@@ -174,9 +204,18 @@ static void test_gpt2_tiny(void)
         return;
     }
     if (train_bf16(g, IR_LOSS_CE) < 0) return;
-    int nf, nb, nce = 0;
-    check_products(g, &nf, &nb);
+    int nf, nb, nw, nce = 0;
+    check_products(g, &nf, &nb, &nw);
     CHECK(nf >= 8 && nb >= 2 * nf - 2);
+    /* per block at least the four weights' gradients and the input gradients that
+     * LayerNormGrad and the attention's transpose read; not the MLP's hidden one,
+     * which GELU's gradient reads */
+    CHECK(nw >= 2 * 7 && nb - nw >= 2);
+    for (int v = 0; v < g->nvalues; v++) {
+        if (V(v)->role != IR_PARAM || V(v)->rank != 2 || !strstr(V(v)->name, "c_")) continue;
+        int gr = ir_param_grad(g, v), pr = gr >= 0 ? V(gr)->producer : -1;
+        CHECK(pr >= 0 && g->nodes[pr].op == IR_OP_Gemm && ir_attr_int(&g->nodes[pr], "out_dtype", 0) == IR_F32);
+    }
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (n->op != IR_OP_LinearCrossEntropy) continue;

@@ -158,6 +158,12 @@ static void one_matmul(int64_t ab0, int64_t ab1, int64_t bb0, int64_t bb1, int64
     snprintf(what, sizeof what, "matmul [%lld,%lld]x[%lld,%lld] M%lld N%lld K%lld", (long long)ab0, (long long)ab1,
              (long long)bb0, (long long)bb1, (long long)M, (long long)N, (long long)K);
     CHECK(check_product(what, y, y32, want, mag, ny, K));
+    /* the float32 result autocast may keep: the same sums, not rounded */
+    float *yw = malloc((size_t)(ny + 1) * sizeof *yw);
+    void *ws2 = malloc(k_matmul_bf16_f32out_ws(na, nb) + 1);
+    k_matmul_bf16_f32out(yw, a, b, batch, M, N, K, ao, bo, na, nb, ws2);
+    CHECK(memcmp(yw, y32, (size_t)ny * sizeof *yw) == 0);
+    free(yw), free(ws2);
     free(a), free(b), free(y), free(a32), free(b32), free(y32), free(want), free(mag), free(ws);
 }
 
@@ -206,6 +212,13 @@ static void one_gemm(int64_t M, int64_t N, int64_t K, int ta, int tb, float alph
     snprintf(what, sizeof what, "gemm M%lld N%lld K%lld ta%d tb%d alpha %g beta %g c[%lld,%lld]", (long long)M,
              (long long)N, (long long)K, ta, tb, alpha, beta, (long long)cr, (long long)cc);
     CHECK(check_product(what, y, y32, want, mag, M * N, K + 2));
+    if (!c) { /* the float32 result autocast may keep (no C): k_gemm_f32's, not rounded */
+        float *yw = malloc((size_t)(M * N + 1) * sizeof *yw);
+        void *ws2 = malloc(k_gemm_bf16_f32out_ws(M, N, K) + 1);
+        k_gemm_bf16_f32out(yw, a, b, M, N, K, ta, tb, alpha, ws2);
+        CHECK(memcmp(yw, y32, (size_t)(M * N) * sizeof *yw) == 0);
+        free(yw), free(ws2);
+    }
     free(a), free(b), free(c), free(y), free(a32), free(b32), free(c32), free(y32), free(want), free(mag), free(ws);
 }
 

@@ -163,6 +163,15 @@ size_t k_gemm_bf16_ws(int64_t M, int64_t N, int64_t K, int64_t c_numel);
 void k_gemm_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, const uint16_t *c, int64_t M, int64_t N,
                  int64_t K, int trans_a, int trans_b, float alpha, float beta, int64_t c_rows, int64_t c_cols,
                  void *ws);
+/* The same products with the float32 result kept (a product autocast lets
+ * write float32: ir_autocast_wide_results), Gemm without C. */
+size_t k_matmul_bf16_f32out_ws(int64_t a_numel, int64_t b_numel);
+void k_matmul_bf16_f32out(float *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M, int64_t N,
+                          int64_t K, const int64_t *a_off, const int64_t *b_off, int64_t a_numel, int64_t b_numel,
+                          void *ws);
+size_t k_gemm_bf16_f32out_ws(int64_t M, int64_t N, int64_t K);
+void k_gemm_bf16_f32out(float *y, const uint16_t *a, const uint16_t *b, int64_t M, int64_t N, int64_t K, int trans_a,
+                        int trans_b, float alpha, void *ws);
 
 /* ---- convolution and pooling (float32, 1 to 3 spatial dims): kconv.c, kpool.c ---- */
 

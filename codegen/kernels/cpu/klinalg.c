@@ -404,6 +404,22 @@ void k_matmul_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, int64_t ba
     k_f32_to_bf16(y, y32, batch * M * N);
 }
 
+size_t k_matmul_bf16_f32out_ws(int64_t a_numel, int64_t b_numel)
+{
+    return f32_bytes(a_numel) + f32_bytes(b_numel);
+}
+
+void k_matmul_bf16_f32out(float *y, const uint16_t *a, const uint16_t *b, int64_t batch, int64_t M, int64_t N,
+                          int64_t K, const int64_t *a_off, const int64_t *b_off, int64_t a_numel, int64_t b_numel,
+                          void *ws)
+{
+    // ws holds a32 (a_numel), b32 (b_numel); the product is k_matmul_bf16's, not rounded
+    float *a32 = ws, *b32 = (float *)((char *)a32 + f32_bytes(a_numel));
+    k_bf16_to_f32(a32, a, a_numel);
+    k_bf16_to_f32(b32, b, b_numel);
+    k_matmul_f32(y, a32, b32, batch, M, N, K, a_off, b_off);
+}
+
 size_t k_gemm_bf16_ws(int64_t M, int64_t N, int64_t K, int64_t c_numel)
 {
     return f32_bytes(M * K) + f32_bytes(K * N) + f32_bytes(c_numel) + f32_bytes(M * N);
@@ -422,4 +438,19 @@ void k_gemm_bf16(uint16_t *y, const uint16_t *a, const uint16_t *b, const uint16
     if (c) k_bf16_to_f32(c32, c, c_numel);
     k_gemm_f32(y32, a32, b32, c ? c32 : NULL, M, N, K, trans_a, trans_b, alpha, beta, c_rows, c_cols);
     k_f32_to_bf16(y, y32, M * N);
+}
+
+size_t k_gemm_bf16_f32out_ws(int64_t M, int64_t N, int64_t K)
+{
+    return f32_bytes(M * K) + f32_bytes(K * N);
+}
+
+void k_gemm_bf16_f32out(float *y, const uint16_t *a, const uint16_t *b, int64_t M, int64_t N, int64_t K, int trans_a,
+                        int trans_b, float alpha, void *ws)
+{
+    // ws holds a32 (M*K), b32 (K*N); the product is k_gemm_bf16's without C, not rounded
+    float *a32 = ws, *b32 = (float *)((char *)a32 + f32_bytes(M * K));
+    k_bf16_to_f32(a32, a, M * K);
+    k_bf16_to_f32(b32, b, K * N);
+    k_gemm_f32(y, a32, b32, NULL, M, N, K, trans_a, trans_b, alpha, 0.0f, 1, 1);
 }
