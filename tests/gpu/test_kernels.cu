@@ -345,24 +345,28 @@ static void test_pad(int mode)
     cudaFree(dx), cudaFree(dy);
 }
 
-static void test_gather(int64_t outer, int64_t len, int64_t nidx, int64_t inner)
+/* pad: three indices in four the same one, as a batch padded with one token */
+static void test_gather(int64_t outer, int64_t len, int64_t nidx, int64_t inner, int pad = 0)
 {
     auto x = rand_vec((size_t)(outer * len * inner)), dy = rand_vec((size_t)(outer * nidx * inner));
     std::vector<int64_t> idx((size_t)nidx);
     for (int64_t t = 0; t < nidx; t++) idx[(size_t)t] = (t * 5 + 1) % len - (t % 3 == 0 ? len : 0); // repeats, negatives
+    if (pad)
+        for (int64_t t = 0; t < nidx; t++)
+            if (t % 4) idx[(size_t)t] = 3;
     std::vector<float> want((size_t)(outer * nidx * inner)), dwant((size_t)(outer * len * inner));
     k_gather(want.data(), x.data(), idx.data(), 0, outer, len, nidx, inner, 4);
     k_gather_grad_f32(dwant.data(), dy.data(), idx.data(), 0, outer, len, nidx, inner);
     float *dxv = dev(x), *dyv = out_like(want), *ddy = dev(dy);
     float *ddx = dev(std::vector<float>(dwant.size(), 7.0f)); // the kernel must zero it
     int64_t *di = dev(idx);
-    char name[96];
-    snprintf(name, sizeof name, "lk_gather [%lld,%lld,%lld] %lld indices", (long long)outer, (long long)len,
-             (long long)inner, (long long)nidx);
+    char name[128];
+    snprintf(name, sizeof name, "lk_gather [%lld,%lld,%lld] %lld indices%s", (long long)outer, (long long)len,
+             (long long)inner, (long long)nidx, pad ? ", three in four the same" : "");
     int rc = lk_gather(rt_cuda_stream(), dyv, dxv, di, 0, outer, len, nidx, inner, 4);
     compare(name, rc, back(dyv, want.size()), want);
-    snprintf(name, sizeof name, "lk_gather_grad_f32 [%lld,%lld,%lld] %lld indices", (long long)outer, (long long)len,
-             (long long)inner, (long long)nidx);
+    snprintf(name, sizeof name, "lk_gather_grad_f32 [%lld,%lld,%lld] %lld indices%s", (long long)outer,
+             (long long)len, (long long)inner, (long long)nidx, pad ? ", three in four the same" : "");
     void *ws = NULL;
     if (RT_CUDA(cudaMalloc(&ws, lk_gather_grad_f32_ws(len, nidx)))) exit(1);
     rc = lk_gather_grad_f32(rt_cuda_stream(), ddx, ddy, di, 0, outer, len, nidx, inner, ws);
@@ -940,6 +944,7 @@ int main(void)
     test_gather(1, 96, 128, 64);  /* an embedding: repeated and negative indices */
     test_gather(3, 7, 5, 4);
     test_gather(1, 50, 700, 300); /* rows of many indices (14 each), columns past a block's threads */
+    test_gather(2, 64, 3000, 40, 1); /* one row of 2250 indices (padding) */
     test_layernorm(128, 64, 1);
     test_layernorm(5, 300, 0);
     test_layernorm(300, 40, 1); /* three chunks of rows for dscale, dbias, the last partial */

@@ -181,16 +181,18 @@ static __global__ void gg_fill(int *list, int *fill, const int *start, const voi
     }
 }
 
-static __global__ void gg_sort(int *sorted, const int *list, const int *start, int64_t len)
+static __global__ void gg_sort(int *sorted, const int *list, const int *start, const void *idx, int is_i32,
+                               int64_t nidx, int64_t len)
 {
-    // a block a row: each of its positions goes where its rank among the row's puts it (they are distinct)
-    for (int64_t r = blockIdx.x; r < len; r += gridDim.x) {
-        int lo = start[r], c = start[r + 1] - lo;
-        for (int j = threadIdx.x; j < c; j += blockDim.x) {
-            int t = list[lo + j], rank = 0;
-            for (int k = 0; k < c; k++) rank += list[lo + k] < t;
-            sorted[lo + rank] = t;
-        }
+    // a thread a position t: its rank among its row's positions (distinct) places it. A row that
+    // one index fills (a padding token thousands of times) is read by all of its warps at once,
+    // the same entry in every lane: a block a row sorting it took time quadratic in its count
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < nidx; t += (int64_t)gridDim.x * blockDim.x) {
+        int64_t i = index_at(idx, is_i32, t, len);
+        if (i < 0) continue;
+        int lo = start[i], c = start[i + 1] - lo, rank = 0;
+        for (int k = 0; k < c; k++) rank += list[lo + k] < (int)t;
+        sorted[lo + rank] = (int)t;
     }
 }
 
@@ -225,7 +227,7 @@ int lk_gather_grad_f32(cudaStream_t s, float *dx, const float *dy, const void *i
            LOOM_LAUNCH(gg_count, lk_blocks(nidx), LK_THREADS, 0, s, cnt, bad, idx, idx_is_i32, nidx, axis_len) ||
            LOOM_LAUNCH(gg_scan, 1, 1024, 0, s, cnt, axis_len) ||
            LOOM_LAUNCH(gg_fill, lk_blocks(nidx), LK_THREADS, 0, s, list, fill, cnt, idx, idx_is_i32, nidx, axis_len) ||
-           LOOM_LAUNCH(gg_sort, (unsigned)(axis_len < 65535 ? axis_len : 65535), 128, 0, s, sorted, list, cnt,
+           LOOM_LAUNCH(gg_sort, lk_blocks(nidx), LK_THREADS, 0, s, sorted, list, cnt, idx, idx_is_i32, nidx,
                        axis_len) ||
            LOOM_LAUNCH(gg_sum, rows, threads, 0, s, dx, dy, sorted, cnt, bad, outer, axis_len, nidx, inner);
 }
