@@ -253,7 +253,7 @@ static int run_passes(IrGraph *g, const Options *o)
     if (opt_fuse_gelu(g) || opt_fuse_rmsnorm(g) || (!o->no_fuse && opt_fuse_attention(g)) || cli_checkpoint(g, &o->m, "fuse")) return -1;
     if (train) {
         if (ir_build_training(g, &o->t) || cli_checkpoint(g, &o->m, "train") || check_batched(g)) return -1;
-    } else if (opt_lower_infer(g) || (o->t.precision && (ir_autocast(g, o->t.precision) || ir_autocast_weights(g) < 0)) ||
+    } else if (opt_lower_infer(g) || (o->t.precision && (ir_autocast(g, o->t.precision) || ir_autocast_weights(g) < 0 || ir_autocast_narrow_norms(g) < 0)) ||
                ir_sink_reshapes(g) < 0 || cli_checkpoint(g, &o->m, "lower")) {
         return -1;
     }

@@ -242,7 +242,8 @@ static void emit_rmsnorm(CgCtx *c, int node)
     const IrValue *x = VAL(c, n->in[0]);
     int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_rmsnorm_f32(%s, %s, %s, %lld, %lld, %s);\n", c->var[n->out[0]], c->var[n->in[0]],
+    fprintf(c->f, "    k_rmsnorm_f32%s(%s, %s, %s, %lld, %lld, %s);\n",
+            VAL(c, n->out[0])->dtype == IR_BF16 ? "_bf16out" : "", c->var[n->out[0]], c->var[n->in[0]],
             c->var[n->in[1]], (long long)cg_prod(x->dims, 0, axis), (long long)cg_prod(x->dims, axis, x->rank),
             CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
 }
@@ -253,7 +254,8 @@ static void emit_layernorm(CgCtx *c, int node)
     const IrValue *x = VAL(c, n->in[0]);
     int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
     cg_declare_outputs(c, node);
-    fprintf(c->f, "    k_layernorm_f32(%s, %s, %s, %s, %s, %s, %lld, %lld, %s);\n", c->var[n->out[0]],
+    fprintf(c->f, "    k_layernorm_f32%s(%s, %s, %s, %s, %s, %s, %lld, %lld, %s);\n",
+            VAL(c, n->out[0])->dtype == IR_BF16 ? "_bf16out" : "", c->var[n->out[0]],
             OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2),
             c->var[n->in[0]], c->var[n->in[1]], IN_OR_NULL(c, n, 2),
             (long long)cg_prod(x->dims, 0, axis), (long long)cg_prod(x->dims, axis, x->rank),

@@ -795,6 +795,7 @@ static void emit_layernorm(CgCtx *c, int node)
     int axis = ir_norm_axis(ir_attr_int(n, "axis", -1), x->rank);
     long long rows = (long long)cg_prod(x->dims, 0, axis), cols = (long long)cg_prod(x->dims, axis, x->rank);
     const char *eps = CG_FLT(ir_attr_float(n, "epsilon", 1e-5f));
+    const char *bf16out = VAL(c, n->out[0])->dtype == IR_BF16 ? "_bf16out" : ""; /* ir_autocast_narrow_norms */
     char call[768], ws[64];
     cg_declare_outputs(c, node);
     if (grad) cg_ws_expr(c, node, ws, sizeof ws);
@@ -810,11 +811,11 @@ static void emit_layernorm(CgCtx *c, int node)
                  cols, eps, ws);
         break;
     case IR_OP_RMSNorm:
-        snprintf(call, sizeof call, "lk_rmsnorm_f32(STREAM, %s, %s, %s, %lld, %lld, %s)", c->var[n->out[0]],
-                 c->var[n->in[0]], c->var[n->in[1]], rows, cols, eps);
+        snprintf(call, sizeof call, "lk_rmsnorm_f32%s(STREAM, %s, %s, %s, %lld, %lld, %s)", bf16out,
+                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], rows, cols, eps);
         break;
     default:
-        snprintf(call, sizeof call, "lk_layernorm_f32(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %s)",
+        snprintf(call, sizeof call, "lk_layernorm_f32%s(STREAM, %s, %s, %s, %s, %s, %s, %lld, %lld, %s)", bf16out,
                  c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
                  IN_OR_NULL(c, n, 2), rows, cols, eps);
     }

@@ -282,46 +282,81 @@ static int read_elementwise(const IrGraph *g, const IrUses *u, int v, int depth)
     return 0;
 }
 
+/* The Cast to `to` that alone reads node i's output y, directly or through
+ * views each of which only the next reads (a gradient's Reshape back to its
+ * input's shape, a product's operand reshaped), or -1; and not one whose
+ * result an elementwise op reads when `fusable_ok` is 0. */
+static int sole_cast(const IrGraph *g, const IrUses *u, int y, IrDType to, int fusable_ok, int *chain, int *nchain)
+{
+    *nchain = 0;
+    if (V(y)->is_output || u->start[y + 1] - u->start[y] != 1) return -1;
+    int c = u->node[u->start[y]], last = y;
+    while ((ir_ops[g->nodes[c].op].flags & OPF_VIEW) && g->nodes[c].in[0] == last && g->nodes[c].nout == 1) {
+        last = g->nodes[c].out[0];
+        if (*nchain == 8 || V(last)->is_output || u->start[last + 1] - u->start[last] != 1) return -1;
+        chain[(*nchain)++] = c, c = u->node[u->start[last]];
+    }
+    int z = g->nodes[c].out[0];
+    if (g->nodes[c].dead || g->nodes[c].op != IR_OP_Cast || V(z)->dtype != to) return -1;
+    return fusable_ok || !read_elementwise(g, u, z, 0) ? c : -1;
+}
+
+/* Node i writes the Cast c's result z itself, in its type (out_dtype): i's
+ * output and the views between take z's type, the last view (or i) writes
+ * z, and the Cast goes. */
+static void absorb_cast(IrGraph *g, int i, int c, const int *chain, int nchain)
+{
+    int y = g->nodes[i].out[0], z = g->nodes[c].out[0];
+    IrDType t = V(z)->dtype;
+    ir_attr_set_int(g, i, "out_dtype", t);
+    if (!nchain) {
+        g->nodes[i].out[0] = z;
+        V(z)->producer = i;
+    } else {
+        ir_value_set_shape(V(y), t, V(y)->rank, V(y)->dims);
+        for (int k = 0; k + 1 < nchain; k++) {
+            IrValue *m = V(g->nodes[chain[k]].out[0]);
+            ir_value_set_shape(m, t, m->rank, m->dims);
+        }
+        g->nodes[chain[nchain - 1]].out[0] = z;
+        V(z)->producer = chain[nchain - 1];
+    }
+    g->nodes[c].dead = 1;
+}
+
 int ir_autocast_wide_results(IrGraph *g)
 {
     IrUses u = ir_uses_build(g);
-    int widened = 0;
+    int widened = 0, chain[8], nchain;
     for (int i = 0; i < g->nnodes; i++) {
-        IrNode *p = &g->nodes[i];
-        if (p->dead || p->phase != IR_BACKWARD || (p->op != IR_OP_MatMul && p->op != IR_OP_Gemm) || ir_in(p, 2) >= 0)
+        const IrNode *p = &g->nodes[i];
+        if (p->dead || p->phase != IR_BACKWARD || (p->op != IR_OP_MatMul && p->op != IR_OP_Gemm) || ir_in(p, 2) >= 0 ||
+            V(p->in[0])->dtype != IR_BF16 || V(p->out[0])->dtype != IR_BF16)
             continue;
-        int y = p->out[0];
-        if (V(p->in[0])->dtype != IR_BF16 || V(y)->dtype != IR_BF16 || V(y)->is_output ||
-            u.start[y + 1] - u.start[y] != 1)
-            continue;
-        /* the Cast reads y, or views of y that only the next reads (a gradient's Reshapes back to its input's shape) */
-        int c = u.node[u.start[y]], chain[8], nchain = 0, last = y, ok = 1;
-        while (ok && (ir_ops[g->nodes[c].op].flags & OPF_VIEW) && g->nodes[c].in[0] == last && g->nodes[c].nout == 1) {
-            last = g->nodes[c].out[0];
-            ok = nchain < 8 && !V(last)->is_output && u.start[last + 1] - u.start[last] == 1;
-            if (ok) chain[nchain++] = c, c = u.node[u.start[last]];
-        }
-        int z = g->nodes[c].out[0];
-        if (!ok || g->nodes[c].dead || g->nodes[c].op != IR_OP_Cast || V(z)->dtype != IR_F32 ||
-            read_elementwise(g, &u, z, 0))
-            continue;
-        ir_attr_set_int(g, i, "out_dtype", IR_F32);
-        if (!nchain) {
-            g->nodes[i].out[0] = z;
-            V(z)->producer = i;
-        } else { /* product -> y -> views -> z, all float32 */
-            ir_value_set_shape(V(y), IR_F32, V(y)->rank, V(y)->dims);
-            for (int k = 0; k + 1 < nchain; k++) {
-                IrValue *m = V(g->nodes[chain[k]].out[0]);
-                ir_value_set_shape(m, IR_F32, m->rank, m->dims);
-            }
-            g->nodes[chain[nchain - 1]].out[0] = z;
-            V(z)->producer = chain[nchain - 1];
-        }
-        g->nodes[c].dead = 1;
+        int c = sole_cast(g, &u, p->out[0], IR_F32, 0, chain, &nchain);
+        if (c < 0) continue;
+        absorb_cast(g, i, c, chain, nchain);
         widened++;
     }
     ir_uses_free(&u);
     if (widened) ir_compact(g);
     return widened;
+}
+
+int ir_autocast_narrow_norms(IrGraph *g)
+{
+    IrUses u = ir_uses_build(g);
+    int narrowed = 0, chain[8], nchain;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *p = &g->nodes[i];
+        if (p->dead || (p->op != IR_OP_LayerNormalization && p->op != IR_OP_RMSNorm) || V(p->out[0])->dtype != IR_F32)
+            continue;
+        int c = sole_cast(g, &u, p->out[0], IR_BF16, 1, chain, &nchain);
+        if (c < 0) continue;
+        absorb_cast(g, i, c, chain, nchain);
+        narrowed++;
+    }
+    ir_uses_free(&u);
+    if (narrowed) ir_compact(g);
+    return narrowed;
 }

@@ -229,7 +229,7 @@ int ir_add_loss(IrGraph *g, const IrTrainOptions *o)
 int ir_build_training(IrGraph *g, const IrTrainOptions *o)
 {
     if (ir_add_loss(g, o) < 0 || (o->precision && ir_autocast(g, o->precision) < 0) || ir_sink_reshapes(g) < 0 ||
-        ir_autodiff(g, o->freeze_regex) < 0 || (!o->no_fold_bn_relu && ir_fold_bn_relu_grad(g) < 0) || (o->precision && (ir_autocast_saved(g) < 0 || ir_autocast_wide_results(g) < 0)))
+        ir_autodiff(g, o->freeze_regex) < 0 || (!o->no_fold_bn_relu && ir_fold_bn_relu_grad(g) < 0) || (o->precision && (ir_autocast_saved(g) < 0 || ir_autocast_wide_results(g) < 0 || ir_autocast_narrow_norms(g) < 0)))
         return -1;
     int trained = 0;
     for (int v = 0; v < g->nvalues; v++)

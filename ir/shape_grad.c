@@ -69,7 +69,9 @@ int shape_rmsnorm(IrGraph *g, int node)
         return ir_fail(g, node, "%s's scale %s must hold the %lld elements of x's dims from axis %d (x %s)", OPNAME,
                        IR_SHP(g, NODE->in[grad + 1]), (long long)cols, axis, IR_SHP(g, NODE->in[grad]));
     if (grad && check_like(g, node, 0, 1) < 0) return -1;
-    if (ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims)) return -1;
+    /* out_dtype bfloat16 (loom.RMSNorm): autocast's rounding of the result (ir_autocast_narrow_norms) */
+    IrDType yt = !grad && x->dtype == IR_F32 && ir_attr_int(NODE, "out_dtype", IR_F32) == IR_BF16 ? IR_BF16 : x->dtype;
+    if (ir_shape_out(g, node, 0, yt, x->rank, x->dims)) return -1;
     if (grad && NODE->nout > 1 && ir_shape_out(g, node, 1, s->dtype, s->rank, s->dims)) return -1;
     return 0;
 }

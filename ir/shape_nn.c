@@ -524,7 +524,9 @@ int shape_layernorm(IrGraph *g, int node)
     int64_t st = ir_attr_int(NODE, "stash_type", 1);
     if (st != IR_F32 && st != IR_F64 && st != IR_F16 && st != IR_BF16)
         return ir_fail(g, node, "stash_type %lld is not a float type", (long long)st);
-    if (ir_shape_out(g, node, 0, x->dtype, x->rank, x->dims) < 0) return -1;
+    /* out_dtype bfloat16: autocast's rounding of the result (ir_autocast_narrow_norms; not an ONNX attribute) */
+    IrDType yt = x->dtype == IR_F32 && ir_attr_int(NODE, "out_dtype", IR_F32) == IR_BF16 ? IR_BF16 : x->dtype;
+    if (ir_shape_out(g, node, 0, yt, x->rank, x->dims) < 0) return -1;
     int64_t d[IR_MAX_RANK];
     for (int i = 0; i < x->rank; i++) d[i] = i < a ? x->dims[i] : 1;
     if (ir_shape_out(g, node, 1, (IrDType)st, x->rank, d) < 0) return -1;

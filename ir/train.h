@@ -232,6 +232,14 @@ int ir_autocast_saved(IrGraph *g);
  * so this only skips its result's rounding to bf16 (the gradient is no less
  * exact than before) and a pass over its bytes. Returns how many. */
 int ir_autocast_wide_results(IrGraph *g);
+/* A LayerNormalization or loom.RMSNorm whose float32 output only a Cast to
+ * bf16 reads (through views: a product's operand) writes the bf16 result
+ * itself (out_dtype = bfloat16, the Cast gone): the norm computes each
+ * element in float32 as before and rounds it as the Cast did, so no value
+ * changes, and a pass over the row's bytes goes. ir_build_training runs it
+ * after ir_autocast_wide_results, compile on an inference graph after
+ * ir_autocast_weights. Returns how many. */
+int ir_autocast_narrow_norms(IrGraph *g);
 
 /* Which ops autodiff differentiates (autodiff.c's gradient table, which
  * `loom ops` and docs/ops.md print): ir_op_has_grad says that op has a

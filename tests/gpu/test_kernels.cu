@@ -423,6 +423,19 @@ static void test_dft(int64_t outer, int64_t n_in, int64_t inner, int cin, int64_
     cudaFree(dxv), cudaFree(dyv), cudaFree(ws);
 }
 
+/* A norm's bfloat16 output (the *_bf16out kernels) against the cpu's float32
+ * one: within the bf16 tolerance, the device buffer read as uint16_t. */
+static void compare_bf16out(const char *name, int rc, const float *d, const std::vector<float> &want)
+{
+    auto h = back((const uint16_t *)d, want.size());
+    std::vector<float> got(want.size());
+    for (size_t i = 0; i < want.size(); i++) {
+        uint32_t u = (uint32_t)h[i] << 16;
+        memcpy(&got[i], &u, sizeof u);
+    }
+    compare_tol(name, rc, got, want, 1e-2);
+}
+
 static void test_layernorm(int64_t rows, int64_t cols, int stats)
 {
     auto x = rand_vec((size_t)(rows * cols)), sc = rand_vec((size_t)cols), b = rand_vec((size_t)cols);
@@ -442,6 +455,8 @@ static void test_layernorm(int64_t rows, int64_t cols, int stats)
     int rc = lk_layernorm_f32(rt_cuda_stream(), dyv, dm, dis, dxv, dsc, dbv, rows, cols, 1e-5f);
     compare(name, rc, back(dyv, y.size()), y);
     compare("  its inv_std", rc, back(dis, is.size()), is);
+    compare_bf16out("  written in bfloat16", lk_layernorm_f32_bf16out(rt_cuda_stream(), (uint16_t *)dyv, dm, dis, dxv, dsc,
+                                                                     dbv, rows, cols, 1e-5f), dyv, y);
     rc = lk_layernorm_grad_f32(rt_cuda_stream(), ddx, dds, ddb, ddy, dxv, dsc, stats ? dm : NULL, stats ? dis : NULL,
                                rows, cols, 1e-5f, dws);
     snprintf(name, sizeof name, "lk_layernorm_grad_f32 [%lld,%lld]%s dx", (long long)rows, (long long)cols,
@@ -467,6 +482,8 @@ static void test_rmsnorm(int64_t rows, int64_t cols)
     snprintf(name, sizeof name, "lk_rmsnorm_f32 [%lld,%lld]", (long long)rows, (long long)cols);
     int rc = lk_rmsnorm_f32(rt_cuda_stream(), dyv, dxv, dsc, rows, cols, 1e-5f);
     compare(name, rc, back(dyv, y.size()), y);
+    compare_bf16out("  written in bfloat16", lk_rmsnorm_f32_bf16out(rt_cuda_stream(), (uint16_t *)dyv, dxv, dsc, rows, cols,
+                                                                   1e-5f), dyv, y);
     rc = lk_rmsnorm_grad_f32(rt_cuda_stream(), ddx, dds, ddy, dxv, dsc, rows, cols, 1e-5f, dws);
     snprintf(name, sizeof name, "lk_rmsnorm_grad_f32 [%lld,%lld] dx", (long long)rows, (long long)cols);
     compare(name, rc, back(ddx, dx.size()), dx);

@@ -223,6 +223,18 @@ static void test_gpt2_tiny(void)
         CHECK(ir_attr_int(n, "compute", 0) == IR_BF16 && V(n->in[0])->dtype == IR_F32 && V(n->in[1])->dtype == IR_F32);
     }
     CHECK_EQ_INT(nce, 1);
+    /* the blocks' LayerNorms write the bf16 their products read (no Cast between);
+     * the last one, which the fused head reads in float32, stays float32 */
+    int nln = 0, nbf = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->op != IR_OP_LayerNormalization) continue;
+        nln++;
+        int bf = V(n->out[0])->dtype == IR_BF16;
+        nbf += bf;
+        CHECK(bf == (ir_attr_int(n, "out_dtype", IR_F32) == IR_BF16) && readers(g, n->out[0], IR_OP_Cast) == 0);
+    }
+    CHECK(nln == 5 && nbf == 4);
     ir_graph_free(g);
 }
 

@@ -243,10 +243,34 @@ static void test_gemm_bf16(void)
     }
 }
 
+/* A norm written in bfloat16 is the float32 kernel's result rounded, bit
+ * for bit (the statistics too): what the bf16 Cast it replaces stored. */
+static void test_norm_bf16out(void)
+{
+    const int64_t rows = 37, cols = 129;
+    float *x = malloc(rows * cols * sizeof *x), *sc = malloc(cols * sizeof *sc), *b = malloc(cols * sizeof *b);
+    float *y = malloc(rows * cols * sizeof *y), *m = malloc(rows * sizeof *m), *is = malloc(rows * sizeof *is);
+    float *m2 = malloc(rows * sizeof *m2), *is2 = malloc(rows * sizeof *is2);
+    uint16_t *want = malloc(rows * cols * sizeof *want), *got = malloc(rows * cols * sizeof *got);
+    for (int64_t i = 0; i < rows * cols; i++) x[i] = widen((uint16_t)(0x3f00 + (i * 2654435761u >> 20) % 0x900)) - 3.0f;
+    for (int64_t i = 0; i < cols; i++) sc[i] = 0.5f + (float)(i % 7) / 5.0f, b[i] = (float)(i % 5) / 3.0f - 0.6f;
+    k_layernorm_f32(y, m, is, x, sc, b, rows, cols, 1e-5f);
+    k_f32_to_bf16(want, y, rows * cols);
+    k_layernorm_f32_bf16out(got, m2, is2, x, sc, b, rows, cols, 1e-5f);
+    CHECK(memcmp(got, want, rows * cols * sizeof *got) == 0);
+    CHECK(memcmp(m, m2, rows * sizeof *m) == 0 && memcmp(is, is2, rows * sizeof *is) == 0);
+    k_rmsnorm_f32(y, x, sc, rows, cols, 1e-6f);
+    k_f32_to_bf16(want, y, rows * cols);
+    k_rmsnorm_f32_bf16out(got, x, sc, rows, cols, 1e-6f);
+    CHECK(memcmp(got, want, rows * cols * sizeof *got) == 0);
+    free(x), free(sc), free(b), free(y), free(m), free(is), free(m2), free(is2), free(want), free(got);
+}
+
 int main(void)
 {
     RUN(test_convert);
     RUN(test_matmul_bf16);
     RUN(test_gemm_bf16);
+    RUN(test_norm_bf16out);
     return CHECK_DONE();
 }

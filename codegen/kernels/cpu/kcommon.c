@@ -80,7 +80,7 @@ static void bf16_to_f32_chunk(void *arg, int64_t lo, int64_t hi, int tid)
 /* Round to nearest even, NaN kept NaN (quiet, with its sign): the rounding
  * of lm_f32_to_bf16 in the fused loops' header (cg_elemwise.c) and of the
  * constant folder (ir/eval.c), so every bfloat16 a program stores agrees. */
-static uint16_t bf16_rne(float f)
+uint16_t k_bf16_rne(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -94,14 +94,14 @@ static void f32_to_bf16_chunk(void *arg, int64_t lo, int64_t hi, int tid)
     const Conv *p = arg;
     const float *x = p->x;
     uint16_t *y = p->y;
-    for (int64_t i = lo; i < hi; i++) y[i] = bf16_rne(x[i]);
+    for (int64_t i = lo; i < hi; i++) y[i] = k_bf16_rne(x[i]);
 }
 
 static void round_chunk(void *arg, int64_t lo, int64_t hi, int tid)
 {
     float *x = ((const Conv *)arg)->y;
     for (int64_t i = lo; i < hi; i++) {
-        uint32_t u = (uint32_t)bf16_rne(x[i]) << 16;
+        uint32_t u = (uint32_t)k_bf16_rne(x[i]) << 16;
         memcpy(&x[i], &u, sizeof u);
     }
 }

@@ -81,6 +81,8 @@ void k_bf16_to_f32(float *y, const uint16_t *x, int64_t n);
 void k_f32_to_bf16(uint16_t *y, const float *x, int64_t n);
 /* x rounded in place to the nearest bfloat16 values, kept as float32. */
 void k_bf16_round(float *x, int64_t n);
+/* One float rounded so (k_f32_to_bf16's rounding). */
+uint16_t k_bf16_rne(float f);
 
 /* ---- data movement (any dtype, by bytes): kmove.c ---- */
 
@@ -260,6 +262,12 @@ void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, cons
  * * scale, r = 1 / sqrt(mean(x^2) + eps) (the mean in double); scale has cols
  * elements. */
 void k_rmsnorm_f32(float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps);
+/* The same two with y rounded to bfloat16 as it is stored (k_bf16_rne):
+ * the float32 kernels' values, then k_f32_to_bf16's rounding of them (a
+ * norm whose output only a bf16 Cast read: ir_autocast_narrow_norms). */
+void k_layernorm_f32_bf16out(uint16_t *y, float *mean, float *inv_std, const float *x, const float *scale,
+                             const float *bias, int64_t rows, int64_t cols, float eps);
+void k_rmsnorm_f32_bf16out(uint16_t *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps);
 /* GroupNorm / InstanceNorm (groups = C): x [N, C, spatial]; statistics per
  * (n, group); scale and bias per channel. */
 void k_groupnorm_f32(float *y, const float *x, const float *scale, const float *bias, int64_t N,

@@ -56,6 +56,7 @@ static void split_mean(double m, float *hi, float *lo) {
 /* The operands of a normalization, for its rows (or channels) [lo, hi). */
 typedef struct {
     float *y, *run_mean, *run_var, *mean_out, *inv_std;
+    uint16_t *y16; /* layer and RMS norm: y in bfloat16 instead */
     const float *x, *scale, *bias, *mean, *var;
     int64_t N, C, groups, spatial, rows, cols;
     float eps, momentum;
@@ -144,14 +145,22 @@ static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
     int64_t cols = p->cols;
     for (int64_t r = lo; r < hi; r++) {
         const float *xr = x + r * cols;
-        float *yr = y + r * cols;
         double m, v;
         moments(xr, cols, &m, &v);
         float mf, ml, is = (float)(1.0 / sqrt(v + (double)eps));
         split_mean(m, &mf, &ml);
-        for (int64_t i = 0; i < cols; i++) {
-            float n = ((xr[i] - mf) - ml) * is;
-            yr[i] = bias ? n * scale[i] + bias[i] : n * scale[i];
+        if (p->y16) {
+            uint16_t *yr = p->y16 + r * cols;
+            for (int64_t i = 0; i < cols; i++) {
+                float n = ((xr[i] - mf) - ml) * is;
+                yr[i] = k_bf16_rne(bias ? n * scale[i] + bias[i] : n * scale[i]);
+            }
+        } else {
+            float *yr = y + r * cols;
+            for (int64_t i = 0; i < cols; i++) {
+                float n = ((xr[i] - mf) - ml) * is;
+                yr[i] = bias ? n * scale[i] + bias[i] : n * scale[i];
+            }
         }
         if (mean) mean[r] = mf;
         if (inv_std) inv_std[r] = is;
@@ -162,6 +171,14 @@ void k_layernorm_f32(float *y, float *mean, float *inv_std, const float *x, cons
                      const float *bias, int64_t rows, int64_t cols, float eps) {
     // x, y are (rows, cols); scale, bias are (cols); mean, inv_std are (rows)
     Norm p = {.y = y, .mean_out = mean, .inv_std = inv_std, .x = x, .scale = scale, .bias = bias,
+              .rows = rows, .cols = cols, .eps = eps};
+    k_par_for(rows, rows * cols, layernorm_rows, &p);
+}
+
+void k_layernorm_f32_bf16out(uint16_t *y, float *mean, float *inv_std, const float *x, const float *scale,
+                             const float *bias, int64_t rows, int64_t cols, float eps)
+{
+    Norm p = {.y16 = y, .mean_out = mean, .inv_std = inv_std, .x = x, .scale = scale, .bias = bias,
               .rows = rows, .cols = cols, .eps = eps};
     k_par_for(rows, rows * cols, layernorm_rows, &p);
 }
@@ -184,14 +201,23 @@ static void rmsnorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
     int64_t cols = p->cols;
     for (int64_t r = lo; r < hi; r++) {
         const float *xr = p->x + r * cols;
-        float *yr = p->y + r * cols, is = (float)(1.0 / sqrt(mean_square(xr, cols) + (double)p->eps));
-        for (int64_t i = 0; i < cols; i++) yr[i] = xr[i] * is * p->scale[i];
+        float is = (float)(1.0 / sqrt(mean_square(xr, cols) + (double)p->eps));
+        if (p->y16)
+            for (int64_t i = 0; i < cols; i++) p->y16[r * cols + i] = k_bf16_rne(xr[i] * is * p->scale[i]);
+        else
+            for (int64_t i = 0; i < cols; i++) p->y[r * cols + i] = xr[i] * is * p->scale[i];
     }
 }
 
 void k_rmsnorm_f32(float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps)
 {
     Norm p = {.y = y, .x = x, .scale = scale, .rows = rows, .cols = cols, .eps = eps};
+    k_par_for(rows, rows * cols, rmsnorm_rows, &p);
+}
+
+void k_rmsnorm_f32_bf16out(uint16_t *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps)
+{
+    Norm p = {.y16 = y, .x = x, .scale = scale, .rows = rows, .cols = cols, .eps = eps};
     k_par_for(rows, rows * cols, rmsnorm_rows, &p);
 }
 

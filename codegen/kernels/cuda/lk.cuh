@@ -77,6 +77,14 @@ static inline unsigned lk_blocks(int64_t n)
     return (unsigned)(b < 1 ? 1 : b > 4096 ? 4096 : b);
 }
 
+/* f rounded to nearest even (the toolkit's conversion), as the bits the
+ * bf16 buffers (uint16_t, lk_gemm_bf16's type) hold */
+static __device__ inline uint16_t lk_bf16_rne(float f)
+{
+    __nv_bfloat16_raw r = __float2bfloat16(f);
+    return r.x;
+}
+
 /* ---- device math of the generated elementwise kernels (elemwise.h's helpers) ---- */
 
 #define LM_FN static __host__ __device__ inline
@@ -242,6 +250,11 @@ int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, cons
 /* loom.RMSNorm (k_rmsnorm_f32) and loom.RMSNormGrad (k_rmsnorm_grad_f32; ws:
  * lk_layernorm_grad_f32_ws(rows, cols) bytes; dscale may be NULL). */
 int lk_rmsnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps);
+/* The same two with y rounded to bfloat16 as it is stored (k_layernorm_f32_bf16out, k_rmsnorm_f32_bf16out). */
+int lk_layernorm_f32_bf16out(cudaStream_t s, uint16_t *y, float *mean, float *inv_std, const float *x,
+                             const float *scale, const float *bias, int64_t rows, int64_t cols, float eps);
+int lk_rmsnorm_f32_bf16out(cudaStream_t s, uint16_t *y, const float *x, const float *scale, int64_t rows, int64_t cols,
+                           float eps);
 int lk_rmsnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, const float *dy, const float *x, const float *scale,
                         int64_t rows, int64_t cols, float eps, void *ws);
 /* loom.LayerNormGrad (k_layernorm_grad_f32). ws: lk_layernorm_grad_f32_ws(rows, cols) bytes. */

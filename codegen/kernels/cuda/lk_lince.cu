@@ -62,19 +62,11 @@ size_t lk_linear_ce_bf16_ws(int64_t N, int64_t D, int64_t C)
            up256((size_t)(Cp * D) * 2) + (Cp > C ? (size_t)(Cp * D) * 4 : 0);
 }
 
-/* f rounded to nearest even (the toolkit's conversion), as the bits the
- * bf16 buffers (uint16_t, lk_gemm_bf16's type) hold */
-static __device__ inline uint16_t bf16_rne(float f)
-{
-    __nv_bfloat16_raw r = __float2bfloat16(f);
-    return r.x;
-}
-
 static __global__ void to_bf16(uint16_t *y, int64_t ldy, const float *x, int64_t rows, int64_t cols)
 {
     // y (rows, at row stride ldy) = x (rows, cols) rounded; zeros in a row's columns past cols; a block a row
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x)
-        for (int64_t c = threadIdx.x; c < ldy; c += blockDim.x) y[r * ldy + c] = c < cols ? bf16_rne(x[r * cols + c]) : 0;
+        for (int64_t c = threadIdx.x; c < ldy; c += blockDim.x) y[r * ldy + c] = c < cols ? lk_bf16_rne(x[r * cols + c]) : 0;
 }
 
 static __global__ void copy_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols)
@@ -171,7 +163,7 @@ static __global__ void lince_rows(float *l, uint16_t *g16, int64_t ld, double *r
                 uint32_t h[4];
                 for (int k = 0; k < 4; k++) {
                     int64_t c = 4 * q + k;
-                    h[k] = c < C ? bf16_rne(lince_grad(row[c], m, inv, co, c, t)) : 0;
+                    h[k] = c < C ? lk_bf16_rne(lince_grad(row[c], m, inv, co, c, t)) : 0;
                 }
                 g4[q] = make_uint2(h[0] | h[1] << 16, h[2] | h[3] << 16);
             }
@@ -180,7 +172,7 @@ static __global__ void lince_rows(float *l, uint16_t *g16, int64_t ld, double *r
                 for (int64_t c = C + threadIdx.x; c < ld; c += blockDim.x) g16[i * ld + c] = 0;
             for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
                 float gc = lince_grad(src[c], m, inv, co, c, t);
-                if (g16) g16[i * ld + c] = bf16_rne(gc);
+                if (g16) g16[i * ld + c] = lk_bf16_rne(gc);
                 else lr[c] = gc;
             }
         }

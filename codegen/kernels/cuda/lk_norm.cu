@@ -43,22 +43,22 @@ static __device__ void moments(const float *x, int64_t len, double *m, double *v
 #define WARP_ROW ((int64_t)blockIdx.x * (NORM_THREADS / 32) + threadIdx.x / 32)
 #define WARP_ROWS ((int64_t)gridDim.x * (NORM_THREADS / 32))
 
-static __global__ void layernorm(float *y, float *mean, float *inv_std, const float *x, const float *scale,
-                                 const float *bias, int64_t rows, int64_t cols, float eps, int rms)
+static __global__ void layernorm(float *y, uint16_t *y16, float *mean, float *inv_std, const float *x,
+                                 const float *scale, const float *bias, int64_t rows, int64_t cols, float eps, int rms)
 {
     // x, y are (rows, cols); scale, bias (cols); mean, inv_std (rows); a warp normalizes a row;
-    // rms: loom.RMSNorm (no mean subtracted)
+    // rms: loom.RMSNorm (no mean subtracted); y16 (y NULL): the result rounded to bfloat16
     int lane = threadIdx.x & 31;
     for (int64_t r = WARP_ROW; r < rows; r += WARP_ROWS) {
         const float *xr = x + r * cols;
-        float *yr = y + r * cols;
         double m = 0, v;
         if (rms) v = row_mean_square(xr, cols);
         else moments(xr, cols, &m, &v, NULL);
         float mf = (float)m, ml = (float)(m - (double)mf), is = (float)(1.0 / sqrt(v + (double)eps));
         for (int64_t i = lane; i < cols; i += 32) {
-            float n = ((xr[i] - mf) - ml) * is;
-            yr[i] = bias ? n * scale[i] + bias[i] : n * scale[i];
+            float n = ((xr[i] - mf) - ml) * is, o = bias ? n * scale[i] + bias[i] : n * scale[i];
+            if (y16) y16[r * cols + i] = lk_bf16_rne(o);
+            else y[r * cols + i] = o;
         }
         if (lane == 0 && mean) mean[r] = mf;
         if (lane == 0 && inv_std) inv_std[r] = is;
@@ -75,15 +75,31 @@ int lk_layernorm_f32(cudaStream_t s, float *y, float *mean, float *inv_std, cons
                      const float *bias, int64_t rows, int64_t cols, float eps)
 {
     if (rows * cols == 0) return 0;
-    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, y, mean, inv_std, x, scale, bias, rows,
-                       cols, eps, 0);
+    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, y, (uint16_t *)NULL, mean, inv_std, x, scale,
+                       bias, rows, cols, eps, 0);
+}
+
+int lk_layernorm_f32_bf16out(cudaStream_t s, uint16_t *y, float *mean, float *inv_std, const float *x,
+                             const float *scale, const float *bias, int64_t rows, int64_t cols, float eps)
+{
+    if (rows * cols == 0) return 0;
+    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, (float *)NULL, y, mean, inv_std, x, scale,
+                       bias, rows, cols, eps, 0);
 }
 
 int lk_rmsnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, int64_t rows, int64_t cols, float eps)
 {
     if (rows * cols == 0) return 0;
-    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, y, (float *)NULL, (float *)NULL, x, scale,
-                       (const float *)NULL, rows, cols, eps, 1);
+    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, y, (uint16_t *)NULL, (float *)NULL,
+                       (float *)NULL, x, scale, (const float *)NULL, rows, cols, eps, 1);
+}
+
+int lk_rmsnorm_f32_bf16out(cudaStream_t s, uint16_t *y, const float *x, const float *scale, int64_t rows, int64_t cols,
+                           float eps)
+{
+    if (rows * cols == 0) return 0;
+    return LOOM_LAUNCH(layernorm, row_blocks(rows), NORM_THREADS, 0, s, (float *)NULL, y, (float *)NULL,
+                       (float *)NULL, x, scale, (const float *)NULL, rows, cols, eps, 1);
 }
 
 /* the workspace: each row's mean and 1 / std, then dscale's and dbias's partial sums, [chunks][cols] each */
