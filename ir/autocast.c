@@ -324,39 +324,37 @@ static void absorb_cast(IrGraph *g, int i, int c, const int *chain, int nchain)
     g->nodes[c].dead = 1;
 }
 
-int ir_autocast_wide_results(IrGraph *g)
+/* Every node `candidate` accepts whose output alone a Cast to `to` reads
+ * (sole_cast) absorbs that Cast; how many. */
+static int absorb_casts(IrGraph *g, int (*candidate)(const IrGraph *, const IrNode *), IrDType to, int fusable_ok)
 {
     IrUses u = ir_uses_build(g);
-    int widened = 0, chain[8], nchain;
+    int n = 0, chain[8], nchain;
     for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *p = &g->nodes[i];
-        if (p->dead || p->phase != IR_BACKWARD || (p->op != IR_OP_MatMul && p->op != IR_OP_Gemm) || ir_in(p, 2) >= 0 ||
-            V(p->in[0])->dtype != IR_BF16 || V(p->out[0])->dtype != IR_BF16)
-            continue;
-        int c = sole_cast(g, &u, p->out[0], IR_F32, 0, chain, &nchain);
+        if (g->nodes[i].dead || !candidate(g, &g->nodes[i])) continue;
+        int c = sole_cast(g, &u, g->nodes[i].out[0], to, fusable_ok, chain, &nchain);
         if (c < 0) continue;
         absorb_cast(g, i, c, chain, nchain);
-        widened++;
+        n++;
     }
     ir_uses_free(&u);
-    if (widened) ir_compact(g);
-    return widened;
+    if (n) ir_compact(g);
+    return n;
 }
 
-int ir_autocast_narrow_norms(IrGraph *g)
+/* a backward bf16 product without C */
+static int bf16_backward_product(const IrGraph *g, const IrNode *p)
 {
-    IrUses u = ir_uses_build(g);
-    int narrowed = 0, chain[8], nchain;
-    for (int i = 0; i < g->nnodes; i++) {
-        const IrNode *p = &g->nodes[i];
-        if (p->dead || (p->op != IR_OP_LayerNormalization && p->op != IR_OP_RMSNorm) || V(p->out[0])->dtype != IR_F32)
-            continue;
-        int c = sole_cast(g, &u, p->out[0], IR_BF16, 1, chain, &nchain);
-        if (c < 0) continue;
-        absorb_cast(g, i, c, chain, nchain);
-        narrowed++;
-    }
-    ir_uses_free(&u);
-    if (narrowed) ir_compact(g);
-    return narrowed;
+    return p->phase == IR_BACKWARD && (p->op == IR_OP_MatMul || p->op == IR_OP_Gemm) && ir_in(p, 2) < 0 &&
+           V(p->in[0])->dtype == IR_BF16 && V(p->out[0])->dtype == IR_BF16;
 }
+
+/* a float32 layer or RMS norm */
+static int f32_norm(const IrGraph *g, const IrNode *p)
+{
+    return (p->op == IR_OP_LayerNormalization || p->op == IR_OP_RMSNorm) && V(p->out[0])->dtype == IR_F32;
+}
+
+int ir_autocast_wide_results(IrGraph *g) { return absorb_casts(g, bf16_backward_product, IR_F32, 0); }
+
+int ir_autocast_narrow_norms(IrGraph *g) { return absorb_casts(g, f32_norm, IR_BF16, 1); }
