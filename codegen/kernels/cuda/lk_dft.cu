@@ -181,6 +181,7 @@ static Plan *plan_for(const Plan *key, size_t reserve)
         r = cufftMakePlanMany64(p->h, 1, &n, &inembed, p->istride, p->idist, &onembed, p->ostride, p->odist, p->type,
                                 p->batch, &p->work);
     p->ok = r == CUFFT_SUCCESS;
+    if (!p->ok && p->h != CUFFT_PLAN_NULL) cufftDestroy(p->h), p->h = CUFFT_PLAN_NULL;
     if (!p->ok)
         fprintf(stderr, "loom: DFT of length %lld x %lld: cuFFT could not plan it (%s); the direct sum runs instead\n",
                 n, p->batch, fft_error(r));
