@@ -104,9 +104,9 @@ void cg_cpu_matmul_emit(CgCtx *c, int node)
         if (a->dtype == IR_BF16) {
             cg_ws_expr(c, node, ws, sizeof ws);
             fprintf(c->f, "    k_matmul_bf16%s(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s, %lld, %lld, %s);\n",
-                    y->dtype == IR_F32 ? "_f32out" : "", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)nb, (long long)M,
-                    (long long)N, (long long)K, an, bn, (long long)ir_value_numel(a), (long long)ir_value_numel(b),
-                    ws);
+                    y->dtype == IR_F32 ? "_f32out" : "", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
+                    (long long)nb, (long long)M, (long long)N, (long long)K, an, bn, (long long)ir_value_numel(a),
+                    (long long)ir_value_numel(b), ws);
         } else if (a->dtype == IR_F32 || a->dtype == IR_F64)
             fprintf(c->f, "    k_matmul_%s(%s, %s, %s, %lld, %lld, %lld, %lld, %s, %s);\n",
                     a->dtype == IR_F32 ? "f32" : "f64", c->var[n->out[0]], c->var[n->in[0]],

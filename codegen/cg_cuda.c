@@ -148,8 +148,8 @@ static void emit_gemm(CgCtx *c, int node)
     if (a->dtype == IR_BF16) { // no C (check_gemm)
         cg_declare_outputs(c, node);
         snprintf(call, sizeof call, "lk_gemm_bf16%s(STREAM, %s, %s, %s, 1, %lld, %lld, %lld, %d, %d, %s, 0.0f, 0, 0, 0)",
-                 VAL(c, n->out[0])->dtype == IR_F32 ? "_f32out" : "", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], (long long)M, (long long)N, (long long)K, ta,
-                 tb, CG_FLT(alpha));
+                 VAL(c, n->out[0])->dtype == IR_F32 ? "_f32out" : "", c->var[n->out[0]], c->var[n->in[0]],
+                 c->var[n->in[1]], (long long)M, (long long)N, (long long)K, ta, tb, CG_FLT(alpha));
         launch_check(c, node, call);
         return;
     }
@@ -219,7 +219,8 @@ static void emit_matmul(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     int bf16 = a->dtype == IR_BF16;
     snprintf(call, sizeof call, "lk_gemm_%s(STREAM, %s, %s, %s, %s%lld, %lld, %lld, %lld, 0, 0, 1.0f, 0.0f, %lld, "
-             "%lld, %lld)", !bf16 ? "f32" : y->dtype == IR_F32 ? "bf16_f32out" : "bf16", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]],
+             "%lld, %lld)", !bf16 ? "f32" : y->dtype == IR_F32 ? "bf16_f32out" : "bf16", c->var[n->out[0]],
+             c->var[n->in[0]], c->var[n->in[1]],
              bf16 ? "" : "NULL, ", (long long)batch, (long long)M, (long long)N, (long long)K, (long long)sa,
              (long long)sb, (long long)(M * N));
     launch_check(c, node, call);
@@ -1085,8 +1086,8 @@ static void emit_einsum(CgCtx *c, int node)
  * the two agree): the zero-padded signal where it is shorter than the
  * transform (256-byte aligned), then, from a 256-byte boundary, the
  * transform's complex data, four times over for a length with a prime
- * factor above 7 (Bluestein's algorithm in cuFFT); none for complex input with onesided set, which the
- * direct sum computes. */
+ * factor above 7 (Bluestein's algorithm in cuFFT); none for complex input
+ * with onesided set, which the direct sum computes. */
 static int64_t dft_ws(IrGraph *g, int node)
 {
     CgDft d;
@@ -1102,9 +1103,9 @@ static int64_t dft_ws(IrGraph *g, int node)
 static void emit_dft(CgCtx *c, int node)
 {
     const IrNode *n = NODE(c, node);
-    char args[256], call[1024], ws[128];
+    char args[256], call[1024], ws[128] = "NULL"; /* none: complex onesided input, the direct sum */
     cg_dft_args(c, node, args, sizeof args);
-    cg_ws_expr(c, node, ws, sizeof ws);
+    if (c->sel->ws_bytes[node] > 0) cg_ws_expr(c, node, ws, sizeof ws);
     cg_declare_outputs(c, node);
     snprintf(call, sizeof call, "lk_ws_check(lk_dft_f32_ws(%s), %lld) ||\n        lk_dft_f32(STREAM, %s, %s, %s, %s)",
              args, (long long)c->sel->ws_bytes[node], c->var[n->out[0]], c->var[n->in[0]], args, ws);

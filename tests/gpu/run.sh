@@ -101,8 +101,8 @@ prepare() {
     # the budgets' plans: on DEVICE's profile, or, on a machine with a GPU, on
     # the profile bench/gpu_device.cu measures on it (its host link above all)
     if [ -z "${DEVICE:-}" ] && has_gpu && [ -x "$out/gpu_device" ] &&
-        "$out/gpu_device" > "$out/device.json" 2> "$out/device.txt"; then
-        DEVICE=$out/device.json
+        "$out/gpu_device" > "$out/device.measured.json" 2> "$out/device.measured.txt"; then
+        DEVICE=$out/device.measured.json
     fi
     echo "${DEVICE:-h100-sxm}" > "$out/plan_device.txt"
     # every built zoo model, cuda and cpu, compiled and built (in parallel);
@@ -289,9 +289,11 @@ run() {
     [ "${PIPESTATUS[0]}" = 0 ] || fail gpu_torch "$(tail -c 800 "$out/torch.log")"
     [ -x "$out/gpu_attn" ] && "$out/gpu_attn" > "$out/attn.txt" 2>&1
     # this GPU's measured profile (a device file for --device; the budgets
-    # above were planned on the profile in plan_device.txt)
-    [ -x "$out/gpu_device" ] && { "$out/gpu_device" > "$out/device.measured.json" 2> "$out/device.measured.txt" ||
-        fail gpu_device "$(tail -c 400 "$out/device.measured.txt")"; }
+    # above were planned on the profile in plan_device.txt), measured here
+    # unless --prepare already did on this machine
+    [ -x "$out/gpu_device" ] && [ ! -s "$out/device.measured.json" ] &&
+        { "$out/gpu_device" > "$out/device.measured.json" 2> "$out/device.measured.txt" ||
+            fail gpu_device "$(tail -c 400 "$out/device.measured.txt")"; }
     { "$PY" tests/gpu/table.py "$gpu" "$times" "$out/torch.txt" "$d.profile.json" "$b.profile.json"
       [ -s "$out/attn.txt" ] && printf '\nThe attention kernels alone (bench/gpu_attn.cu, GPT-2 124M'"'"'s shape):\n\n' &&
           sed 's/^/    /' "$out/attn.txt"

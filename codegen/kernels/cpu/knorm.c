@@ -149,18 +149,10 @@ static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
         moments(xr, cols, &m, &v);
         float mf, ml, is = (float)(1.0 / sqrt(v + (double)eps));
         split_mean(m, &mf, &ml);
-        if (p->y16) {
-            uint16_t *yr = p->y16 + r * cols;
-            for (int64_t i = 0; i < cols; i++) {
-                float n = ((xr[i] - mf) - ml) * is;
-                yr[i] = k_bf16_rne(bias ? n * scale[i] + bias[i] : n * scale[i]);
-            }
-        } else {
-            float *yr = y + r * cols;
-            for (int64_t i = 0; i < cols; i++) {
-                float n = ((xr[i] - mf) - ml) * is;
-                yr[i] = bias ? n * scale[i] + bias[i] : n * scale[i];
-            }
+        for (int64_t i = 0; i < cols; i++) {
+            float n = ((xr[i] - mf) - ml) * is, o = bias ? n * scale[i] + bias[i] : n * scale[i];
+            if (p->y16) p->y16[r * cols + i] = k_bf16_rne(o);
+            else y[r * cols + i] = o;
         }
         if (mean) mean[r] = mf;
         if (inv_std) inv_std[r] = is;
@@ -202,10 +194,11 @@ static void rmsnorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
     for (int64_t r = lo; r < hi; r++) {
         const float *xr = p->x + r * cols;
         float is = (float)(1.0 / sqrt(mean_square(xr, cols) + (double)p->eps));
-        if (p->y16)
-            for (int64_t i = 0; i < cols; i++) p->y16[r * cols + i] = k_bf16_rne(xr[i] * is * p->scale[i]);
-        else
-            for (int64_t i = 0; i < cols; i++) p->y[r * cols + i] = xr[i] * is * p->scale[i];
+        for (int64_t i = 0; i < cols; i++) {
+            float o = xr[i] * is * p->scale[i];
+            if (p->y16) p->y16[r * cols + i] = k_bf16_rne(o);
+            else p->y[r * cols + i] = o;
+        }
     }
 }
 
