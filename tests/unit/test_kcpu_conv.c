@@ -16,6 +16,7 @@
 #include "check.h"
 #include "kernels.h"
 #include "kwindow.h"
+#include "kwino.h"
 
 #define KRAND_SEED 0x9E3779B97F4A7C15ull
 #include "krand.h"
@@ -379,6 +380,65 @@ static void test_conv_grad_weight_blocks(void)
     }
 }
 
+/* A 2-D 3x3 stride-1 case of h x w with pads (top, left) and (bottom, right). */
+static Case wino_case(int64_t N, int64_t C, int64_t M, int64_t h, int64_t w, int64_t pt, int64_t pl,
+                      int64_t pb, int64_t pr)
+{
+    Case c = mk(2, N, C, M, 1, 0, 3, 1, 1, 0, 0, 1);
+    c.in[0] = h, c.in[1] = w, c.pb[0] = pt, c.pb[1] = pl, c.pe[0] = pb, c.pe[1] = pr;
+    return c;
+}
+
+/* The Winograd product (kwino.c) against the double reference, on the shapes
+ * its lanes treat differently: rows of 16 tiles (one vector a row), of 5 to
+ * 8 (two rows a vector) and of 4 (four), of 20 (two vectors, the second
+ * partly empty); odd output sizes (a last tile half outside); asymmetric
+ * and wide pads; a last block of fewer rows; output channels not a multiple
+ * of a register tile's 8; few tiles; and the same bits at 1 and 3 threads.
+ * A conv takes it with its weights prepared (p.packed, KConvPost.wpack);
+ * without them, the direct path. Where the processor has no AVX-512 the
+ * direct path runs these too, and the test says so. */
+static void test_conv_winograd(void)
+{
+    Case cs[] = {
+        wino_case(4, 16, 16, 32, 32, 1, 1, 1, 1), // resnet_small's first stage: rows of 16 tiles
+        wino_case(3, 9, 13, 16, 16, 1, 1, 1, 1),  // rows of 8 tiles: two a vector; 13 channels
+        wino_case(5, 8, 8, 8, 8, 1, 1, 1, 1),     // rows of 4: four a vector; a short last block
+        wino_case(1, 8, 9, 13, 40, 0, 2, 1, 0),   // rows of 20 tiles; asymmetric pads
+        wino_case(2, 10, 8, 15, 9, 1, 1, 1, 1),   // odd output: 15 x 9
+        wino_case(2, 8, 8, 10, 10, 2, 2, 2, 2),   // pads of 2: rows of zeros in the patches
+        wino_case(1, 8, 8, 9, 9, 0, 0, 0, 0),     // no pads, 7 x 7: 16 tiles
+        wino_case(1, 64, 24, 8, 12, 1, 1, 1, 1),  // many channels, one image
+    };
+    int wide = k_tiles_avx512();
+    if (!wide) fprintf(stderr, "  no AVX-512 here: the direct path runs these cases\n");
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        KConv p = conv_of(&cs[i]);
+        p.packed = 1;
+        KGeo g;
+        k_geo_set(&g, p.nd, p.in, p.out, p.k, p.stride, p.dilation, p.pad);
+        CHECK(!wide || k_wino_ok(&p, &g));
+        int64_t xn = p.N * p.C * p.in[0] * p.in[1], yn = p.N * p.M * p.out[0] * p.out[1];
+        float *x = rand_f(xn), *w = rand_f(p.M * p.C * 9), *b = rand_f(p.M), *y1 = rand_f(yn), *y3 = rand_f(yn);
+        double *want = malloc((size_t)yn * sizeof *want);
+        void *ws = malloc(k_conv_f32_ws(&p)), *pack = malloc(k_conv_pack_f32_bytes(&p));
+        CHECK(k_conv_pack_f32_bytes(&p) > 0);
+        k_conv_pack_f32(pack, w, &p);
+        KConvPost post = {.wpack = pack};
+        ref_conv(want, x, w, b, &p);
+        k_set_threads(1);
+        k_conv_post_f32(y1, x, w, b, &post, &p, ws);
+        double e = max_err_f(y1, want, yn);
+        if (e >= 1e-5) fprintf(stderr, "  case %zu: error %g\n", i, e);
+        CHECK(e < 1e-5);
+        k_set_threads(3);
+        k_conv_post_f32(y3, x, w, b, &post, &p, ws);
+        CHECK(memcmp(y1, y3, (size_t)yn * sizeof *y1) == 0);
+        free(x), free(w), free(b), free(y1), free(y3), free(want), free(ws), free(pack);
+    }
+    k_set_threads(0);
+}
+
 /* On a large image (64 channels, 56x56, batch 8) the workspaces of Conv,
  * ConvTranspose and the weight gradient are well below one image's columns
  * (64 * 9 * 56 * 56 floats, 7.2 MB), whichever path the processor takes:
@@ -440,7 +500,9 @@ static void test_conv_threads_bitwise(void)
  * rows under 8 wide, pointwise, groups), with BatchNormalization alone, Relu
  * alone, both, BatchNormalization without scale and bias, all with the
  * residual Add, and the Add alone; at 1 thread with the register tiles in
- * AVX-512 (where the processor has it) and at 3 in AVX2 (ktile.h). */
+ * AVX-512 (where the processor has it) and at 3 in AVX2 (ktile.h); and for
+ * the 3x3 stride-1 cases with their weights prepared, the Winograd path
+ * (kwino.c) at 1 and 3 threads. */
 static void test_conv_post(void)
 {
     Case cs[] = {
@@ -454,6 +516,7 @@ static void test_conv_post(void)
         in2(mk(2, 1, 4, 9, 1, 0, 3, 1, 1, 1, 1, 0), 6, 8), // 6 rows 8 wide: pairs in AVX2, rows in AVX-512
         mk(2, 2, 6, 7, 1, 9, 1, 1, 1, 0, 0, 1),     // pointwise: sgemm on x
         mk(1, 3, 4, 6, 2, 30, 3, 1, 2, 2, 2, 0),    // 1-D, groups, dilation
+        mk(2, 5, 9, 13, 1, 8, 3, 1, 1, 1, 1, 1),    // Winograd: four rows of tiles a vector, 13 channels
     };
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
         for (int mode = 0; mode < 6; mode++) { // BN + Relu, BN, Relu, bare BN + Relu, BN + Add + Relu, Add
@@ -467,33 +530,44 @@ static void test_conv_post(void)
             float *sc = rand_f(p.M), *bi = rand_f(p.M), *mu = rand_f(p.M), *var = rand_f(p.M);
             for (int64_t m = 0; m < p.M; m++) var[m] = var[m] * var[m] + 0.1f;
             float *want = rand_f(yn), *tmp = rand_f(yn), *got = rand_f(yn), *got3 = rand_f(yn);
-            size_t wsz = k_conv_f32_ws(&p);
-            void *ws = malloc(wsz);
             int bn = mode != 2 && mode != 5, relu = mode != 1 && mode != 5, bare = mode == 3;
             float *res = mode >= 4 ? rand_f(yn) : NULL;
             KConvPost post = {.bn_scale = bare ? NULL : sc, .bn_bias = bare ? NULL : bi,
                               .bn_mean = bn ? mu : NULL, .bn_var = var, .bn_eps = 1e-5f,
                               .residual = res, .relu = relu};
-            // the unfused steps
-            k_conv_f32(tmp, x, w, b, &p, ws);
-            if (bn) k_batchnorm_f32(want, tmp, post.bn_scale, post.bn_bias, mu, var, p.N, p.M, sp, 1e-5f);
-            else memcpy(want, tmp, (size_t)yn * sizeof *want);
-            if (res)
-                for (int64_t i = 0; i < yn; i++) want[i] = want[i] + res[i];
-            if (relu)
-                for (int64_t i = 0; i < yn; i++) want[i] = want[i] > 0 ? want[i] : (float)0;
-            k_set_threads(1); // and the tiles in AVX-512 where the processor has it
-            k_tiles_set_avx512(1);
-            k_conv_post_f32(got, x, w, b, &post, &p, ws);
-            k_set_threads(3); // and in AVX2
-            k_tiles_set_avx512(0);
-            k_conv_post_f32(got3, x, w, b, &post, &p, ws);
-            k_tiles_set_avx512(-1);
-            int same = !memcmp(got, want, (size_t)yn * sizeof *got) && !memcmp(got3, want, (size_t)yn * sizeof *got);
-            if (!same) fprintf(stderr, "  post case %zu mode %d differs\n", ci, mode);
-            CHECK(same);
+            // the unfused steps; with its weights prepared, a 3x3 stride-1 conv takes
+            // the Winograd path (kwino.c) in both, and differs from the direct bits
+            KConv pp = p;
+            pp.packed = k_conv_pack_f32_bytes(&p) > 0 && k_tiles_avx512();
+            void *pack = pp.packed ? malloc(k_conv_pack_f32_bytes(&p)) : NULL;
+            if (pack) k_conv_pack_f32(pack, w, &pp);
+            for (int packed = 0; packed <= pp.packed; packed++) {
+                const KConv *q = packed ? &pp : &p;
+                KConvPost alone = {.wpack = packed ? pack : NULL};
+                post.wpack = alone.wpack;
+                void *wsq = malloc(k_conv_f32_ws(q));
+                k_conv_post_f32(tmp, x, w, b, &alone, q, wsq);
+                if (bn) k_batchnorm_f32(want, tmp, post.bn_scale, post.bn_bias, mu, var, p.N, p.M, sp, 1e-5f);
+                else memcpy(want, tmp, (size_t)yn * sizeof *want);
+                if (res)
+                    for (int64_t i = 0; i < yn; i++) want[i] = want[i] + res[i];
+                if (relu)
+                    for (int64_t i = 0; i < yn; i++) want[i] = want[i] > 0 ? want[i] : (float)0;
+                k_set_threads(1); // and the tiles in AVX-512 where the processor has it
+                k_tiles_set_avx512(1);
+                k_conv_post_f32(got, x, w, b, &post, q, wsq);
+                k_set_threads(3); // and in AVX2 (direct: the unprepared bits), or prepared at 3 threads
+                k_tiles_set_avx512(packed);
+                k_conv_post_f32(got3, x, w, b, &post, q, wsq);
+                k_tiles_set_avx512(-1);
+                int same = !memcmp(got, want, (size_t)yn * sizeof *got) && !memcmp(got3, want, (size_t)yn * sizeof *got);
+                if (!same) fprintf(stderr, "  post case %zu mode %d%s differs\n", ci, mode, packed ? " prepared" : "");
+                CHECK(same);
+                free(wsq);
+            }
+            free(pack);
             free(x), free(w), free(b), free(sc), free(bi), free(mu), free(var);
-            free(want), free(tmp), free(got), free(got3), free(ws), free(res);
+            free(want), free(tmp), free(got), free(got3), free(res);
         }
     k_set_threads(0);
 }
@@ -508,6 +582,7 @@ int main(void)
     RUN(test_conv_transpose_wide);
     RUN(test_conv_col_blocks);
     RUN(test_conv_grad_weight_blocks);
+    RUN(test_conv_winograd);
     RUN(test_conv_workspace_bounded);
     RUN(test_conv_threads_bitwise);
     RUN(test_conv_post);

@@ -19,6 +19,7 @@
 #include "kernels.h"
 #include "ktile.h"
 #include "kwindow.h"
+#include "kwino.h"
 
 /* Below this m*n*k k_sgemm keeps a gemm on one thread, so it pays to run the
  * groups of a grouped conv side by side; a whole conv of fewer multiply-adds
@@ -552,7 +553,8 @@ static int64_t main_bytes(const KConv *p, const KGeo *g)
     if (pointwise(g)) return 0;
     int64_t cols = conv_images(p) * p->C * g->kp * cols_block(p, g) * g->out[2] * (int64_t)sizeof(float);
     int64_t direct = direct_table_bytes(p, g) + conv_images(p) * direct_image(p, g) * (int64_t)sizeof(float);
-    return ((direct > cols ? direct : cols) + 63) / 64 * 64;
+    int64_t wino = p->packed ? k_wino_bytes(p, g) : 0, most = direct > cols ? direct : cols;
+    return ((wino > most ? wino : most) + 63) / 64 * 64;
 }
 
 /* A convolution through im2col, a block of output rows at a time (or,
@@ -601,6 +603,20 @@ size_t k_conv_f32_ws(const KConv *p)
     return (size_t)(main_bytes(p, &g) + post_bytes(p));
 }
 
+size_t k_conv_pack_f32_bytes(const KConv *p)
+{
+    KGeo g;
+    geo_of(p, &g);
+    return (size_t)k_wino_pack_bytes(p, &g);
+}
+
+void k_conv_pack_f32(void *pack, const float *w, const KConv *p)
+{
+    KGeo g;
+    geo_of(p, &g);
+    k_wino_pack(pack, w, p, &g);
+}
+
 void k_conv_f32(float *y, const float *x, const float *w, const float *b, const KConv *p, void *ws)
 {
     k_conv_post_f32(y, x, w, b, NULL, p, ws);
@@ -621,6 +637,10 @@ void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, c
     // one image alone: its im2col and groups take the threads (gemms split in k_sgemm)
     int one = imgs <= 1, gpar = one && G > 1 && Mg * g.pout * Kg < SMALL_GEMM && G * Mg * g.pout * Kg >= SMALL_GEMM;
     int ipar = !one && p->N * p->M * g.pout * Kg >= SMALL_GEMM; // images side by side
+    if (p->packed && post && post->wpack && k_wino_ok(p, &g)) {
+        k_wino_conv(y, x, post->wpack, epi ? &t : NULL, p, &g, ws, ipar || (one && p->M * g.pout * Kg >= SMALL_GEMM));
+        return;
+    }
     if (direct_ok(p, &g)) {
         conv_direct(y, x, w, epi ? &t : NULL, p, &g, ws, ipar);
         return;

@@ -185,6 +185,7 @@ typedef struct {
     int64_t k[3];          /* kernel */
     int64_t stride[3], dilation[3];
     int64_t pad[3];        /* padding at the start of each spatial dim (the end follows from sizes) */
+    int packed;            /* Conv: called with its weights prepared (KConvPost.wpack) */
 } KConv;
 
 /* Conv: y [N, M, out...] = x [N, C, in...] * w [M, C/group, k...] + b [M] (b may be NULL). */
@@ -201,10 +202,20 @@ typedef struct {
     float bn_eps;
     const float *residual; /* [N, M, out...] */
     int relu;
+    const void *wpack; /* w as k_conv_pack_f32 prepared it, or NULL */
 } KConvPost;
 /* k_conv_f32 followed by post (NULL: none); the same workspace. */
 void k_conv_post_f32(float *y, const float *x, const float *w, const float *b, const KConvPost *post,
                      const KConv *p, void *ws);
+/* Weights prepared once for every later call, where they do not change (an
+ * inference program's): a 3x3 stride-1 conv's Winograd transform, whose
+ * path (kwino.c) a conv takes only with them. k_conv_pack_f32_bytes is 0 for
+ * a conv with no prepared form; k_conv_pack_f32 fills that many bytes at
+ * pack from w. A conv with p->packed set sizes its workspace for that path,
+ * and takes it when post->wpack is pack (and the processor has AVX-512;
+ * else the direct conv runs, the workspace being large enough for both). */
+size_t k_conv_pack_f32_bytes(const KConv *p);
+void k_conv_pack_f32(void *pack, const float *w, const KConv *p);
 /* ConvTranspose: y [N, M, out...] from x [N, C, in...], w [C, M/group, k...]; here
  * `in` is x's spatial size, `out` y's, and pad the cropped start (output_padding is in out). */
 size_t k_conv_transpose_f32_ws(const KConv *p);
