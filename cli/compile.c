@@ -109,6 +109,7 @@ static void json_plan(CliJson *j, const IrGraph *g, const OptMemPlan *p, const C
     cli_json_int(j, "arena_bytes", p->arena_bytes);
     cli_json_int(j, "lower_bound", p->lower_bound);
     cli_json_int(j, "weights_bytes", p->weights_bytes);
+    cli_json_int(j, "prepared_bytes", p->pack_bytes);
     cli_json_int(j, "alignment", OPT_ALIGN);
     cli_json_array(j, "values", 0);
     for (int v = 0; v < g->nvalues; v++) {
@@ -192,7 +193,9 @@ static void summary(const IrGraph *g, const Options *o, const OptMemPlan *p, con
         printf("%-9s %s (%d parameters trained; optimizer state %s)\n", "weights",
                cli_fmt_bytes((double)p->weights_bytes, w, sizeof w), trained, cli_fmt_bytes((double)state, a, sizeof a));
     } else {
-        printf("%-9s %s\n", "weights", cli_fmt_bytes((double)p->weights_bytes, w, sizeof w));
+        printf("%-9s %s", "weights", cli_fmt_bytes((double)p->weights_bytes, w, sizeof w));
+        if (p->pack_bytes) printf(" (%s of them prepared at start)", cli_fmt_bytes((double)p->pack_bytes, a, sizeof a));
+        printf("\n");
     }
     printf("build with: make -C %s\n", o->out);
 }

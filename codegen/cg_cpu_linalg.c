@@ -475,6 +475,20 @@ void cg_cpu_window(const IrNode *n, int k, const int64_t *in, const int64_t *out
     }
 }
 
+/* Whether conv node's weights never change while the program runs: an
+ * inference graph's parameters and constants (a training graph's are
+ * updated, or frozen among updated ones: not prepared either). They are then
+ * prepared once at start (model_prepare, k_conv_pack_f32). */
+static int conv_weights_fixed(const IrGraph *g, int node)
+{
+    const IrNode *n = &g->nodes[node];
+    IrRole r = g->values[n->in[1]].role;
+    if (r != IR_PARAM && r != IR_CONST) return 0;
+    for (int v = 0; v < g->nvalues; v++)
+        if (g->values[v].alias >= 0 || g->values[v].role == IR_LOSS || g->values[v].role == IR_GRAD) return 0;
+    return 1;
+}
+
 static void conv_params(IrGraph *g, int node, KConv *p)
 {
     const IrNode *n = &g->nodes[node];
@@ -491,6 +505,7 @@ static void conv_params(IrGraph *g, int node, KConv *p)
         p->k[i] = w->dims[2 + i];
     }
     cg_cpu_window(n, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
+    if (n->op == IR_OP_Conv && k_conv_pack_f32_bytes(p) > 0) p->packed = conv_weights_fixed(g, node);
 }
 
 /* ".in = {..}, .out = {..}, .k = {..},\n .stride = {..}, .dilation = {..}, .pad = {..}":
@@ -519,7 +534,7 @@ void cg_cpu_kconv_decl(CgCtx *c, int node, const KConv *p)
                "        ", node, p->nd, (long long)p->N, (long long)p->C, (long long)p->M,
             (long long)p->group);
     window_fields(f, p->nd, p->in, p->out, p->k, p->stride, p->dilation, p->pad);
-    fprintf(f, "};\n");
+    fprintf(f, "%s};\n", p->packed ? ", .packed = 1" : "");
 }
 
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n)
@@ -539,6 +554,25 @@ int64_t cg_cpu_conv_ws(IrGraph *g, int node)
     KConv p;
     conv_params(g, node, &p);
     return (int64_t)(g->nodes[node].op == IR_OP_Conv ? k_conv_f32_ws(&p) : k_conv_transpose_f32_ws(&p));
+}
+
+int64_t cg_cpu_conv_pack(IrGraph *g, int node)
+{
+    if (g->nodes[node].op != IR_OP_Conv) return 0;
+    KConv p;
+    conv_params(g, node, &p);
+    return p.packed ? (int64_t)k_conv_pack_f32_bytes(&p) : 0;
+}
+
+void cg_cpu_conv_emit_pack(CgCtx *c, int node)
+{
+    const IrNode *n = NODE(c, node);
+    KConv p;
+    conv_params(c->g, node, &p);
+    fprintf(c->f, "    // node '%s': the Winograd transform of %s\n", n->name, c->var[n->in[1]]);
+    cg_cpu_kconv_decl(c, node, &p);
+    fprintf(c->f, "    k_conv_pack_f32(weights + WOFF_PACK_%d, (const float *)(weights + WOFF_%s), &conv_%d);\n", node,
+            c->var[n->in[1]], node);
 }
 
 /* The node that alone reads node's one output, as its input 0, if it has
@@ -633,9 +667,11 @@ void cg_cpu_conv_emit(CgCtx *c, int node)
     cg_cpu_kconv_decl(c, conv, &p);
     if (c->plan->ws_offset[conv] >= 0) cg_ws_expr(c, conv, ws, sizeof ws);
     else snprintf(ws, sizeof ws, "NULL");
-    if (conv != node) { // the epilogue: BatchNormalization's inputs x, scale, bias, mean, var
+    int64_t pack = c->plan->pack_offset[conv];
+    if (conv != node || pack >= 0) { // the epilogue: BatchNormalization's inputs x, scale, bias, mean, var
         const IrNode *b = bn >= 0 ? NODE(c, bn) : NULL;
         fprintf(f, "    const KConvPost post_%d = {", conv);
+        if (pack >= 0) fprintf(f, ".wpack = weights + WOFF_PACK_%d, ", conv);
         if (b)
             fprintf(f, ".bn_scale = %s, .bn_bias = %s, .bn_mean = %s, .bn_var = %s, .bn_eps = %s, ",
                     c->var[b->in[1]], c->var[b->in[2]], c->var[b->in[3]], c->var[b->in[4]],

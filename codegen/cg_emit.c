@@ -93,6 +93,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     sel->ws_bytes = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *sel->ws_bytes);
     sel->static_only = ir_xcalloc((size_t)(nv ? nv : 1), 1);
     sel->inplace_in = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *sel->inplace_in);
+    sel->pack_bytes = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *sel->pack_bytes);
     unsigned char *runtime = ir_xcalloc((size_t)(nv ? nv : 1), 1);
     char why[256];
     for (int i = 0; i < nn; i++) {
@@ -109,6 +110,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
             return ir_fail(g, i, "not supported by the %s target: %s", t->name, no);
         }
         if (e->workspace) sel->ws_bytes[i] = e->workspace(g, i);
+        if (e->pack && !n->dead) sel->pack_bytes[i] = e->pack(g, i);
         for (int j = 0; j < n->nin; j++)
             if (n->in[j] >= 0 && !(j < 32 && (e->static_in >> j & 1))) runtime[n->in[j]] = 1;
     }
@@ -160,12 +162,13 @@ void cg_select_free(CgSelect *sel)
     free(sel->ws_bytes);
     free(sel->static_only);
     free(sel->inplace_in);
+    free(sel->pack_bytes);
     memset(sel, 0, sizeof *sel);
 }
 
 OptMemRequest cg_mem_request(const CgSelect *sel)
 {
-    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only, sel->inplace_in};
+    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only, sel->inplace_in, sel->pack_bytes};
 }
 
 /* ---- C text ---- */
@@ -273,7 +276,7 @@ static const char *const reserved[] = {
     "union", "unsigned", "void", "volatile", "while", "int8_t", "uint8_t", "int16_t", "uint16_t",
     "int32_t", "uint32_t", "int64_t", "uint64_t", "size_t", "exp", "log", "sin", "cos", "tanh",
     "erf", "sqrt", "fabs", "floor", "ceil", "rint", "fmax", "fmin", "log1p", "pow", "fmod",
-    "isnan", "arena", "weights", "model_run", "main", "NULL", "NAN", "INFINITY", "errno",
+    "isnan", "arena", "weights", "model_run", "model_prepare", "main", "NULL", "NAN", "INFINITY", "errno",
     "probe", "grad", "model_step", "threadIdx", "blockIdx", "blockDim", "gridDim",
     "warpSize", "stream",
 };
@@ -398,6 +401,11 @@ static void write_model(CgCtx *c, const CgTarget *t)
     int step = 0;
     for (int i = 0; i < g->nnodes; i++)
         if (c->sel->run_at[i] == i) cg_emit_step(c, t, i, step++);
+    fprintf(f, "    return 0;\n}\n");
+    if (c->train) return;
+    fprintf(f, "\nint model_prepare(char *weights)\n{\n    (void)weights;\n");
+    for (int i = 0; i < g->nnodes; i++)
+        if (c->plan->pack_offset[i] >= 0) t->ops[g->nodes[i].op].emit_pack(c, i);
     fprintf(f, "    return 0;\n}\n");
 }
 

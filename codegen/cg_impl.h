@@ -34,6 +34,11 @@ typedef struct {
      * last read here (the kernel reads each element before it writes the
      * same one); 0: none */
     int inplace;
+    /* An inference program's weights input 1 in another layout, prepared
+     * once at start into the weights blob (model_prepare): its bytes (0:
+     * none; NULL: the op has none), and the call that prepares them. */
+    int64_t (*pack)(IrGraph *g, int node);
+    void (*emit_pack)(CgCtx *c, int node);
 } CgOpEmitter;
 
 /* The ops every target runs as fused elementwise groups (cg_elemwise.c has
@@ -160,6 +165,8 @@ void cg_emit_expand(CgCtx *c, int node);
 int cg_einsum_sums(IrGraph *g, int node);
 const char *cg_cpu_conv_check(IrGraph *g, int node, char *why, size_t n);
 int64_t cg_cpu_conv_ws(IrGraph *g, int node);
+int64_t cg_cpu_conv_pack(IrGraph *g, int node);
+void cg_cpu_conv_emit_pack(CgCtx *c, int node);
 /* Conv (or a Conv group's root: see cg_cpu_conv_fuse). */
 void cg_cpu_conv_emit(CgCtx *c, int node);
 /* The cpu target's fuse: a Conv and the BatchNormalization (inference),

@@ -82,6 +82,10 @@ static void write_model_h(CgCtx *c, FILE *f)
         else if (s->pool == OPT_POOL_HOST)
             fprintf(f, "#define HOFF_%s %lldLL\n", c->var[v], (long long)s->offset);
     }
+    for (int i = 0; i < g->nnodes; i++)
+        if (c->plan->pack_offset[i] >= 0)
+            fprintf(f, "#define WOFF_PACK_%d %lldLL /* node %d's weights prepared (model_prepare) */\n", i,
+                    (long long)c->plan->pack_offset[i], i);
     if (c->train)
         fprintf(f, "\n/* One training step (model.c): the batch in the arena at the inputs' offsets;\n"
                    " * forward, the loss (in the arena after), backward, and each parameter's update\n"
@@ -93,7 +97,10 @@ static void write_model_h(CgCtx *c, FILE *f)
                    " * Returns 0, or -1 with rt_error(). */\n"
                    "int model_step(char *arena, char *weights, int (*probe)(int step), int (*grad)(int param));\n\n#endif\n");
     else
-        fprintf(f, "\n/* Runs the model: inputs in the arena at their offsets, outputs there after.\n"
+        fprintf(f, "\n/* Writes what the steps read of the weights in another layout (WOFF_PACK_n)\n"
+                   " * into the weights blob: once, after the weights are loaded. Returns 0. */\n"
+                   "int model_prepare(char *weights);\n"
+                   "/* Runs the model: inputs in the arena at their offsets, outputs there after.\n"
                    " * Returns 0, or -1 with the message in rt_error(). */\n"
                    "int model_run(char *arena, const char *weights);\n\n#endif\n");
 }
@@ -342,6 +349,7 @@ static const char main_body[] =
     "    CHECK(wdefault ? load_weights(wdefault, blob, 0) : rt_fail(\"out of memory\"));\n"
     "    free(wdefault);\n"
     "    if (wpath) CHECK(load_weights(wpath, blob, 1));\n"
+    "    CHECK(model_prepare(blob));\n"
     "    rt_tensor x[NINPUTS + 1];\n"
     "    memset(x, 0, sizeof x);\n"
     "    for (int i = 0; i < NINPUTS; i++) CHECK(read_input(&inputs[i], in_path[i], &x[i]));\n"

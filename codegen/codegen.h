@@ -25,6 +25,7 @@ typedef struct {
     int ngroups;          /* fused groups of two or more nodes */
     int nfused;           /* nodes inside those groups */
     int *inplace_in;      /* per node: the input whose bytes its output may take (OptMemRequest), or -1 */
+    int64_t *pack_bytes;  /* per node: bytes of its weights prepared at start (OptMemRequest), or 0 */
 } CgSelect;
 
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel);

@@ -186,6 +186,15 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
             s->first = s->last = STEP(v->producer);
         }
     }
+    /* prepared weights (req->pack_bytes): after every value of the pool */
+    plan->pack_offset = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *plan->pack_offset);
+    for (int i = 0; i < nn; i++) {
+        plan->pack_offset[i] = -1;
+        if (!req || !req->pack_bytes || req->pack_bytes[i] <= 0 || g->nodes[i].dead) continue;
+        plan->pack_offset[i] = plan->weights_bytes;
+        plan->pack_bytes += align_up(req->pack_bytes[i]);
+        plan->weights_bytes += align_up(req->pack_bytes[i]);
+    }
     /* in-place updates: "next/X" is X's bytes (X persists: weights pool) */
     for (int i = 0; i < nv; i++) {
         int root = g->values[i].alias;
@@ -270,5 +279,6 @@ void opt_memplan_free(OptMemPlan *plan)
 {
     free(plan->values);
     free(plan->ws_offset);
+    free(plan->pack_offset);
     memset(plan, 0, sizeof *plan);
 }

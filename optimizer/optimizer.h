@@ -138,6 +138,10 @@ typedef struct {
      * this node and is at least as large (the kernel supports it), or -1. A
      * graph input is never written over. */
     const int *inplace_in;
+    /* Per node, may be NULL: bytes of its constant weights in another layout,
+     * prepared once when the program starts (a conv's Winograd transform);
+     * they go in the weights pool after every value. */
+    const int64_t *pack_bytes;
 } OptMemRequest;
 
 typedef struct {
@@ -146,8 +150,10 @@ typedef struct {
     int64_t *ws_offset; /* nnodes: arena offset of each node's workspace, -1 if none */
     int64_t arena_bytes;
     int64_t lower_bound; /* the most aligned bytes live at any step */
-    int64_t weights_bytes;
+    int64_t weights_bytes; /* packs included */
     int64_t host_bytes;  /* the host pool: each loom.ToHost output its own slice */
+    int64_t *pack_offset; /* nnodes: weights-pool offset of each node's prepared weights, -1 if none */
+    int64_t pack_bytes;   /* their bytes in all (aligned) */
 } OptMemPlan;
 
 /* Plan g, whose nodes must be stored in topological order (as onnx_fold_infer

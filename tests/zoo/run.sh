@@ -84,7 +84,8 @@ done
 # steps (k_conv_post_f32) read the BatchNormalization parameters at run time,
 # so other weights (every parameter perturbed, as training would) give the
 # result of the unfused graph: onnx's reference evaluator (numpy) on the model
-# with those weights ----
+# with those weights; its 3x3 stride-1 convs' Winograd transforms
+# (model_prepare) are made from the weights given ----
 rn=$out/resnet_small
 if [ -x "$rn/infer" ]; then
     "$py" - "$out" <<'PY'
@@ -117,7 +118,8 @@ h = json.dumps(hdr).encode()
 h += b" " * (-len(h) % 8)
 open(f"{d}/rn_altered.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + data)
 PY
-    if grep -q k_conv_post_f32 "$rn/model.c" &&
+    # fused epilogues, and Winograd weights prepared after --weights replaced the compiled ones
+    if grep -q k_conv_post_f32 "$rn/model.c" && grep -q k_conv_pack_f32 "$rn/model.c" &&
         "$rn/infer" --input models/resnet_small/x.npy --output "$out/rn_w.npy" --weights "$out/rn_altered.safetensors" 2> "$out/rn_w.err" &&
         msg=$("$py" "$out/compare.py" "$out/rn_w.npy" "$out/rn_altered_logits.npy" 2>&1); then
         pass infer_weights_fused_conv
