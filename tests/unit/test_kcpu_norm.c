@@ -10,6 +10,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rnd(void) {
@@ -128,6 +130,37 @@ static void test_layernorm(void) {
     }
 }
 
+/* LayerNormalization's rows four at a time (knorm.c's moments4, AVX-512)
+ * give the bits of one row at a time (the AVX2/scalar statistics): every
+ * row count around the groups of 4, widths with and without a tail past 8
+ * lanes, and a large mean; at 1 and 3 threads (other row splits). */
+static void test_layernorm_rows4_bits(void) {
+    int64_t shapes[][2] = {{68, 64}, {5, 8}, {7, 13}, {3, 40}, {9, 1}, {12, 100}, {4, 7}};
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
+        int64_t rows = shapes[t][0], cols = shapes[t][1], n = rows * cols;
+        float *x = rnd_vec(n, t % 2 ? 300 : 0, 1), *sc = rnd_vec(cols, 1, 0.5f), *b = rnd_vec(cols, 0, 1);
+        float *y[3], *mu[3], *is[3];
+        for (int k = 0; k < 3; k++) { // AVX-512 at 1 and 3 threads, then one row at a time
+            y[k] = malloc(sizeof(float) * (size_t)n), mu[k] = malloc(sizeof(float) * (size_t)rows);
+            is[k] = malloc(sizeof(float) * (size_t)rows);
+            k_set_threads(k == 1 ? 3 : 1);
+            k_tiles_set_avx512(k < 2 ? 1 : 0);
+            k_layernorm_f32(y[k], mu[k], is[k], x, sc, b, rows, cols, 1e-5f);
+        }
+        k_tiles_set_avx512(-1);
+        k_set_threads(0);
+        for (int k = 1; k < 3; k++) {
+            int same = !memcmp(y[0], y[k], sizeof(float) * (size_t)n) &&
+                       !memcmp(mu[0], mu[k], sizeof(float) * (size_t)rows) &&
+                       !memcmp(is[0], is[k], sizeof(float) * (size_t)rows);
+            if (!same) fprintf(stderr, "  %lld x %lld: run %d differs\n", (long long)rows, (long long)cols, k);
+            CHECK(same);
+        }
+        for (int k = 0; k < 3; k++) free(y[k]), free(mu[k]), free(is[k]);
+        free(x), free(sc), free(b);
+    }
+}
+
 static void test_rmsnorm(void) {
     for (int t = 0; t < 300; t++) {
         int64_t rows = rnd_in(1, 6), cols = rnd_in(1, 40);
@@ -220,6 +253,7 @@ int main(void) {
     RUN(test_batchnorm);
     RUN(test_batchnorm_train);
     RUN(test_layernorm);
+    RUN(test_layernorm_rows4_bits);
     RUN(test_rmsnorm);
     RUN(test_groupnorm);
     RUN(test_thread_invariance);
