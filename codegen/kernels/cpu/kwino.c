@@ -169,26 +169,27 @@ static inline AVX512 __attribute__((always_inline)) void
 wino_vector(int P, const Wino *z, const float *const row[4][4], const int in[4][4], __mmask16 ma, __mmask16 mb,
             __mmask16 mc, __mmask16 md, __mmask16 lanes, float *vc)
 {
-    const WGeo *q = &z->q;
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
-    int64_t plane = q->H * q->W;
-    for (int64_t c = 0; c < z->p->C; c++, vc += q->vstr) {
+    // locals: the stores through vc could alias z's fields, which would be reloaded after each
+    const int64_t plane = z->q.H * z->q.W, tb = z->q.TB, vstr = z->q.vstr, C = z->p->C;
+    const int full = lanes == 0xffff;
+    for (int64_t c = 0, off = 0; c < C; c++, vc += vstr, off += plane) {
         __m512 t[4][4];
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
-            const float *r0 = row[i][0] + in[i][0] * c * plane;
+            const float *r0 = row[i][0] + (in[i][0] ? off : 0);
             __m512 a, b, cc, d;
             if (P == 1) {
                 a = _mm512_maskz_loadu_ps(ma, r0), b = _mm512_maskz_loadu_ps(mb, r0 + 16);
                 cc = _mm512_maskz_loadu_ps(mc, r0 + 2), d = _mm512_maskz_loadu_ps(md, r0 + 18);
             } else if (P == 2) {
-                const float *r1 = row[i][1] + in[i][1] * c * plane;
+                const float *r1 = row[i][1] + (in[i][1] ? off : 0);
                 a = _mm512_maskz_loadu_ps(ma, r0), b = _mm512_maskz_loadu_ps(ma, r1);
                 cc = _mm512_maskz_loadu_ps(mc, r0 + 2), d = _mm512_maskz_loadu_ps(mc, r1 + 2);
             } else { // 8 floats of each row: lanes 8..15 loaded from 8 floats before
-                const float *r1 = row[i][1] + in[i][1] * c * plane - 8, *r2 = row[i][2] + in[i][2] * c * plane,
-                            *r3 = row[i][3] + in[i][3] * c * plane - 8;
+                const float *r1 = row[i][1] + (in[i][1] ? off : 0) - 8, *r2 = row[i][2] + (in[i][2] ? off : 0),
+                            *r3 = row[i][3] + (in[i][3] ? off : 0) - 8;
                 __mmask16 ha = (__mmask16)(ma << 8), hc = (__mmask16)(mc << 8);
                 a = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(ma, r0), ha, r1);
                 b = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(ma, r2), ha, r3);
@@ -208,7 +209,7 @@ wino_vector(int P, const Wino *z, const float *const row[4][4], const int in[4][
                            _mm512_sub_ps(t[2][j], t[1][j]), _mm512_sub_ps(t[1][j], t[3][j])};
 #pragma GCC unroll 4
             for (int a = 0; a < 4; a++)
-                _mm512_storeu_ps(vc + (4 * a + j) * q->TB, lanes == 0xffff ? e[a] : _mm512_maskz_mov_ps(lanes, e[a]));
+                _mm512_storeu_ps(vc + (4 * a + j) * tb, full ? e[a] : _mm512_maskz_mov_ps(lanes, e[a]));
         }
     }
 }
