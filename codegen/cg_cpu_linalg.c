@@ -11,6 +11,7 @@
 #include "cg_impl.h"
 #include "kernels/cpu/kernels.h"
 #include "ops_impl.h"
+#include "train.h"
 
 static int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
 
@@ -476,17 +477,13 @@ void cg_cpu_window(const IrNode *n, int k, const int64_t *in, const int64_t *out
 }
 
 /* Whether conv node's weights never change while the program runs: an
- * inference graph's parameters and constants (a training graph's are
- * updated, or frozen among updated ones: not prepared either). They are then
+ * inference graph's parameters and constants (a training graph, one with a
+ * loss, prepares none, not even a frozen parameter's). They are then
  * prepared once at start (model_prepare, k_conv_pack_f32). */
 static int conv_weights_fixed(const IrGraph *g, int node)
 {
-    const IrNode *n = &g->nodes[node];
-    IrRole r = g->values[n->in[1]].role;
-    if (r != IR_PARAM && r != IR_CONST) return 0;
-    for (int v = 0; v < g->nvalues; v++)
-        if (g->values[v].alias >= 0 || g->values[v].role == IR_LOSS || g->values[v].role == IR_GRAD) return 0;
-    return 1;
+    IrRole r = g->values[g->nodes[node].in[1]].role;
+    return (r == IR_PARAM || r == IR_CONST) && ir_loss_value(g) < 0;
 }
 
 static void conv_params(IrGraph *g, int node, KConv *p)

@@ -288,15 +288,6 @@ typedef struct {
     __mmask16 ma[ROW16_MAX], mb[ROW16_MAX];
 } Row16;
 
-/* The lanes l of 16 with i + l in [0, n). */
-static __mmask16 inside16(int64_t i, int64_t n)
-{
-    int64_t lo = i < 0 ? -i : 0, hi = n - i;
-    if (hi > 16) hi = 16;
-    if (lo >= hi) return 0;
-    return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-}
-
 /* 0 when a row has more than ROW16_MAX vectors. */
 static int row16_of(Row16 *rp, int64_t n, int64_t pad, int64_t s, int64_t len)
 {
@@ -304,8 +295,8 @@ static int row16_of(Row16 *rp, int64_t n, int64_t pad, int64_t s, int64_t len)
     if (rp->nv > ROW16_MAX) return 0;
     for (int64_t v = 0; v < rp->nv; v++) {
         rp->t[v] = 16 * v * s - pad; // src index of P[16 v s]
-        rp->ma[v] = inside16(rp->t[v], n);
-        rp->mb[v] = s == 2 ? inside16(rp->t[v] + 16, n) : 0;
+        rp->ma[v] = k_inside16(rp->t[v], n);
+        rp->mb[v] = s == 2 ? k_inside16(rp->t[v] + 16, n) : 0;
     }
     return 1;
 }

@@ -46,15 +46,15 @@ static void moments(const float *x, int64_t n, double *mean, double *var) {
 }
 
 #if K_TILED
-/* moments of 4 rows at once, rows `stride` floats apart: per row the same
+/* moments of 4 consecutive rows of n floats at once: per row the same
  * operations in the same order (LANES = 8 partial sums, one vector of
  * doubles; the tail, then the lanes in order), so the same bits; the four
  * rows' chains side by side hide the adds' latency, which a row alone waits
  * on (vit_tiny's LayerNormalization of 68 rows of 64: 6-7 us, a third of
  * them the serial lane sums). */
-static AVX512 void moments4(const float *x, int64_t stride, int64_t n, double *mean, double *var)
+static AVX512 void moments4(const float *x, int64_t n, double *mean, double *var)
 {
-    int64_t nv = n - n % LANES;
+    int64_t nv = n - n % LANES, stride = n;
     __m512d s[4], q[4];
     double st[4], qt[4], m[4], sl[4][LANES], ql[4][LANES];
     for (int r = 0; r < 4; r++) s[r] = q[r] = _mm512_setzero_pd();
@@ -194,7 +194,7 @@ static void layernorm_rows(void *arg, int64_t lo, int64_t hi, int tid)
         int64_t k = (r - lo) % 4; // r's place in its group of 4 rows
 #if K_TILED
         int four = hi - (r - k) >= 4 && k_tiles_avx512();
-        if (four && k == 0) moments4(xr, cols, cols, m4, v4);
+        if (four && k == 0) moments4(xr, cols, m4, v4);
 #else
         int four = 0;
 #endif

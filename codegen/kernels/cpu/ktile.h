@@ -288,6 +288,15 @@ static inline AVX512 __mmask16 mask16(int64_t n)
     return (__mmask16)((1u << n) - 1u);
 }
 
+/* The lanes l of 16 with i + l in [0, n): a load at x + i masked to x's extent. */
+static inline __mmask16 k_inside16(int64_t i, int64_t n)
+{
+    int64_t lo = i < 0 ? -i : 0, hi = n - i;
+    if (hi > 16) hi = 16;
+    if (lo >= hi) return 0;
+    return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
 /* store_lanes with 16 lanes: y[r][lanes of m] = alpha * acc + beta * y, or acc through post's row r. */
 static inline AVX512 __attribute__((always_inline)) void
 store16(float *y, __m512 acc, __mmask16 m, float alpha, float beta, const KTilePost *post, int64_t r)

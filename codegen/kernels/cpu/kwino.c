@@ -49,7 +49,7 @@ typedef struct {
     int64_t ustr;                 /* floats from U[e] to U[e + 1] */
 } WGeo;
 
-static int wgeo_of(const KConv *p, const KGeo *g, WGeo *q)
+static void wgeo_of(const KConv *p, const KGeo *g, WGeo *q)
 {
     q->H = g->in[1], q->W = g->in[2], q->Ho = g->out[1], q->Wo = g->out[2];
     q->pt = g->p[1], q->pl = g->p[2];
@@ -68,7 +68,6 @@ static int wgeo_of(const KConv *p, const KGeo *g, WGeo *q)
     q->vfl = p->C * q->vstr;
     q->pfl = p->M * q->pstr;
     q->ustr = (p->M * p->C + 15) / 16 * 16 + 16; // an odd number of 64-byte lines: the 16 in distinct sets
-    return 1;
 }
 
 /* A 2-D 3x3 conv, stride 1, no dilation, one group, enough channels, and
@@ -148,15 +147,6 @@ static AVX512 void wino_weights(const Wino *z, float *u, int64_t j0, int64_t j1)
     }
 }
 
-/* The lanes [0, 16) of a load at x + s, of n lanes at most, inside [0, W). */
-static inline __mmask16 inside(int64_t s, int64_t n, int64_t W)
-{
-    __mmask16 m = 0;
-    for (int64_t l = 0; l < n; l++)
-        if (s + l >= 0 && s + l < W) m |= (__mmask16)(1u << l);
-    return m;
-}
-
 /* V for one vector of tiles and every channel: P = 16 / TXp rows of tiles
  * (1, 2 or 4; with 1, tiles k0.. of its row) whose input rows i = 0..3 of
  * channel 0 start at row[i][seg] (a zero row, not advanced per channel,
@@ -222,8 +212,9 @@ static AVX512 void wino_input(const Wino *z, float *v, int64_t r0)
     int64_t P = q->TXp >= 16 ? 1 : 16 / q->TXp, L = P == 4 ? 8 : 16;
     for (int64_t k0 = 0; k0 < q->TX; k0 += 16) { // chunks of 16 tiles of a row (P = 1)
         int64_t s = 2 * k0 - q->pl;
-        __mmask16 ma = inside(s, L, q->W), mb = inside(s + 16, 16, q->W), mc = inside(s + 2, L, q->W),
-                  md = inside(s + 18, 16, q->W), lanes = 0; // lanes: the tiles', TX of each row's TXp
+        __mmask16 ma = k_inside16(s, q->W) & mask16(L), mb = k_inside16(s + 16, q->W),
+                  mc = k_inside16(s + 2, q->W) & mask16(L), md = k_inside16(s + 18, q->W),
+                  lanes = 0; // lanes: the tiles', TX of each row's TXp
         for (int64_t j = 0; j < 16; j++)
             if ((P > 1 ? j % q->TXp : k0 + j) < q->TX) lanes |= (__mmask16)(1u << j);
         for (int64_t r = r0; r < r0 + q->R; r += P) {
@@ -252,21 +243,6 @@ static AVX512 void wino_products(const Wino *z, const float *v, float *pm)
     for (int e = 0; e < 16; e++)
         k_tiled_nn16(M, q->TB, C, 1.0f, z->u + e * q->ustr, C, 1, v + e * q->TB, q->vstr, NULL, 0.0f,
                      pm + e * q->TB, q->pstr, NULL);
-}
-
-/* The epilogue of output channel m on v, stored to y's lanes [0, n). */
-static inline AVX512 __attribute__((always_inline)) void
-wino_store(float *y, __m512 v, __mmask16 n, const KTilePost *t, int64_t m)
-{
-    if (t) {
-        if (t->bias) v = _mm512_add_ps(v, _mm512_set1_ps(t->bias[m]));
-        if (t->mean)
-            v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(t->mean[m])), _mm512_set1_ps(t->scale[m])),
-                              _mm512_set1_ps(t->shift[m]));
-        if (t->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(n, t->res + (y - t->y)));
-        if (t->relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-    }
-    _mm512_mask_storeu_ps(y, n, v);
 }
 
 /* Where a run of one row of tiles goes: the interleaved output rows' half
@@ -331,8 +307,9 @@ static AVX512 void wino_output(const Wino *z, const float *pm, int64_t r0, int64
                         __m512i ix = _mm512_add_epi32(iota, _mm512_set1_epi32(w->f));
                         v0 = _mm512_permutexvar_ps(ix, v0), v1 = _mm512_permutexvar_ps(ix, v1);
                     }
-                    wino_store(ym + w->off, v0, w->cnt, z->post, m);
-                    if (w->rows > 1) wino_store(ym + w->off + q->Wo, v1, w->cnt, z->post, m);
+                    // through the epilogue (ktile.h: the tiles' own store, alpha 1 when there is none)
+                    store16(ym + w->off, v0, w->cnt, 1.0f, 0.0f, z->post, m);
+                    if (w->rows > 1) store16(ym + w->off + q->Wo, v1, w->cnt, 1.0f, 0.0f, z->post, m);
                 }
             }
         }
