@@ -7,8 +7,9 @@ CNN at batch 32 x 224, written by models/gpt2_124m.py and models/resnet50.py
 into build/models/, plus the zoo), `loom plan --json` gives the store-all
 arena; then the rotor solver is asked for budgets that leave 1/2, 1/3 and 1/5
 of that arena (weights and optimizer state on top), with recomputation
-alone (`--offload off`) and with offload as the profile has it (`--offload
-auto`: on for the GPU profiles), and the baselines (checkpoint per block,
+alone (`--offload off`), with offload as the profile has it (`--offload
+auto`: on for the GPU profiles) and with bfloat16 storage of activations
+besides (`--lowbit bf16`), and the baselines (checkpoint per block,
 sqrt(n) segments) say what memory they need and at what predicted cost. Figures are predictions of loom's cost model for the
 device profile (the analytic roofline) and the memory planner's arena bytes.
 """
@@ -61,20 +62,24 @@ def main():
             continue
         w, arena, t0 = base["weights_bytes"], base["store_all_arena_bytes"], base["store_all_step_s"]
         least = base["min_feasible_bytes"]
-        row = {"model": name, "arena": arena, "weights": w, "least": least, "step": t0, "cells": [], "base": [],
+        lb = plan(m, dict(extra, args=["--lowbit", "bf16"]))
+        least_lb = lb.get("min_feasible_bytes", least)
+        row = {"model": name, "arena": arena, "weights": w, "least": least, "least_lb": least_lb, "step": t0,
+               "cells": [], "base": [],
                "saved": base.get("store_all_saved_bytes", 0)}
         for f, label in FRACTIONS:
             budget = int(w + f * arena)
             r = plan(m, dict(extra, args=["--budget", str(budget), "--offload", "off"]))
             o = plan(m, dict(extra, args=["--budget", str(budget)]))
-            row["cells"].append((label, r, o))
+            q = plan(m, dict(extra, args=["--budget", str(budget), "--lowbit", "bf16"]))
+            row["cells"].append((label, r, o, q))
         for solver in ["blocks", "sqrt"]:
             row["base"].append((solver, plan(m, dict(extra, args=["--solver", solver]))))
         rows.append(row)
         print(f"{name}: done", file=sys.stderr)
 
     out = []
-    out.append(f"# Remat and offload: predicted step-time overhead under memory budgets ({a.device})\n")
+    out.append(f"# Remat, offload and low-bit storage: predicted step-time overhead under memory budgets ({a.device})\n")
     out.append(f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}")
     out.append(f"- command: `python bench/remat_plan.py --device {a.device} --target {target}` (bin/loom; the big models "
                "written first by `python models/gpt2_124m.py` and `python models/resnet50.py`, which need "
@@ -89,8 +94,10 @@ def main():
     out.append("- saved for backward: the part of the store-all arena that is activations backward reads "
                "(`store_all_saved_bytes`); the rest is gradients and workspaces")
     out.append("- each budget cell: recomputation alone (`--offload off`) / with offload (`--offload auto`, "
-               "the profile's default), and in brackets what offload copies to host memory and back; "
-               "least feasible: with offload\n")
+               "the profile's default), in brackets what offload copies to host memory and back / with "
+               "offload and bfloat16 storage (`--lowbit bf16`: changes the gradients by bfloat16's rounding "
+               "of the values it stores), in brackets the float32 bytes it stores as bfloat16; least "
+               "feasible: with offload / with offload and bfloat16 storage\n")
     out.append("| model | store-all arena | saved for backward | weights+state | least feasible (arena share) | "
                "1/2 | 1/3 | 1/5 | solve s | blocks: arena share, overhead | sqrt(n): arena share, overhead |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -100,14 +107,17 @@ def main():
 
     for r in rows:
         cells, solve = [], 0.0
-        for label, c, o in r["cells"]:
-            if "error" in c and "error" in o:
+        def size(b):
+            return f" ({mib(b)})" if b >= 2**20 else f" ({b / 1024:,.0f} KiB)" if b else ""
+
+        for label, c, o, q in r["cells"]:
+            if "error" in c and "error" in o and "error" in q:
                 cells.append("-")
                 continue
             hb = o.get("host_bytes", 0) if "error" not in o else 0
-            moved = (f" ({mib(hb)})" if hb >= 2**20 else f" ({hb / 1024:,.0f} KiB)") if hb else ""
-            cells.append(f"{pct(c)} / {pct(o)}{moved}")
-            solve = max([solve] + [x["solve_s"] for x in (c, o) if "error" not in x])
+            lbb = q.get("lowbit_bytes", 0) if "error" not in q else 0
+            cells.append(f"{pct(c)} / {pct(o)}{size(hb)} / {pct(q)}{size(lbb)[:-1] + ' as bf16)' if lbb else ''}")
+            solve = max([solve] + [x["solve_s"] for x in (c, o, q) if "error" not in x])
         bases = []
         for solver, c in r["base"]:
             if "error" in c:
@@ -115,7 +125,9 @@ def main():
                 continue
             bases.append(f"{c['arena_bytes'] / r['arena']:.2f}, {c['overhead_pct']:+.1f}%")
         share = (r["least"] - r["weights"]) / r["arena"]
-        out.append(f"| {r['model']} | {mib(r['arena'])} | {mib(r['saved'])} | {mib(r['weights'])} | {mib(r['least'])} ({share:.2f}) | "
+        share_lb = (r["least_lb"] - r["weights"]) / r["arena"]
+        out.append(f"| {r['model']} | {mib(r['arena'])} | {mib(r['saved'])} | {mib(r['weights'])} | "
+                   f"{mib(r['least'])} ({share:.2f}) / {mib(r['least_lb'])} ({share_lb:.2f}) | "
                    + " | ".join(cells) + f" | {solve:.2f} | " + " | ".join(bases) + " |")
     if notes:
         out.append("\nNot measured:\n" + "\n".join(notes))

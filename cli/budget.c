@@ -51,8 +51,61 @@ static int real_arena(const CliFit *f, const OptSchedule *s, int64_t *arena)
     return rc;
 }
 
+int cli_fit_peak(const CliFit *f, const OptSchedule *s, CliPeak *out)
+{
+    static const char *phases[] = {"forward", "backward", "update", "recompute", "offload", "low-bit"};
+    memset(out, 0, sizeof *out);
+    IrGraph *c = ir_graph_copy(f->g);
+    CgSelect sel;
+    OptMemPlan p;
+    int rc = opt_schedule_apply(c, s), planned = 0;
+    if (rc == 0 && (rc = cg_select(c, f->target, &sel)) == 0) {
+        OptMemRequest req = cg_mem_request(&sel);
+        planned = (rc = opt_memplan(c, &req, &p)) == 0;
+        if (planned) { /* the step of the most bytes live: buffers (roots) and its workspace */
+            int nn = c->nnodes, at = 0;
+            int64_t *live = ir_xcalloc((size_t)(nn ? nn : 1) + 1, sizeof *live), best = -1, run = 0;
+            for (int v = 0; v < c->nvalues; v++) {
+                const OptSlice *sl = &p.values[v];
+                if (sl->pool != OPT_POOL_ARENA || sl->alias >= 0 || sl->size <= 0) continue;
+                live[sl->first] += (sl->size + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
+                live[sl->last + 1] -= (sl->size + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
+            }
+            for (int k = 0; k < nn; k++) {
+                run += live[k];
+                int64_t ws = req.ws_bytes && p.ws_offset[k] >= 0 ? req.ws_bytes[k] : 0;
+                if (run + ws > best) best = run + ws, at = k, out->ws_bytes = ws;
+            }
+            free(live);
+            const IrNode *n = &c->nodes[at];
+            snprintf(out->node, sizeof out->node, "%s", n->name ? n->name : ir_ops[n->op].name);
+            out->phase = (unsigned)n->phase < sizeof phases / sizeof *phases ? phases[n->phase] : "";
+            out->live_bytes = best;
+            for (int v = 0; v < c->nvalues; v++) { /* the largest live there, kept sorted */
+                const OptSlice *sl = &p.values[v];
+                if (sl->pool != OPT_POOL_ARENA || sl->alias >= 0 || sl->size <= 0 || sl->first > at || sl->last < at)
+                    continue;
+                int i = out->n < CLI_PEAK_TOP ? out->n++ : CLI_PEAK_TOP;
+                if (i == CLI_PEAK_TOP) {
+                    out->more++;
+                    if (sl->size <= out->top[CLI_PEAK_TOP - 1].bytes) continue;
+                    i = CLI_PEAK_TOP - 1;
+                }
+                for (; i > 0 && out->top[i - 1].bytes < sl->size; i--) out->top[i] = out->top[i - 1];
+                snprintf(out->top[i].name, sizeof out->top[i].name, "%s", c->values[v].name);
+                out->top[i].bytes = sl->size;
+            }
+            opt_memplan_free(&p);
+        }
+        cg_select_free(&sel);
+    }
+    if (rc) memcpy(f->g->err, c->err, sizeof f->g->err);
+    ir_graph_free(c);
+    return rc;
+}
+
 int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const char *costs_path, int offload,
-                 CliFit *f)
+                 int lowbit, CliFit *f)
 {
     memset(f, 0, sizeof *f);
     f->g = g;
@@ -65,6 +118,7 @@ int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const c
     f->link = opt_device_link(&f->device);
     f->offload_only = offload == CLI_OFFLOAD_ONLY;
     f->offload = f->offload_only || offload == CLI_OFFLOAD_ON || (offload == CLI_OFFLOAD_AUTO && f->link.overlap);
+    f->lowbit = lowbit != 0;
     if (costs_path ? opt_costs_load(g, costs_path, &f->device, f->sel.run_at, &f->costs)
                    : opt_costs_analytic(g, &f->device, f->sel.run_at, &f->costs))
         return -1;
@@ -125,6 +179,11 @@ void cli_fit_free(CliFit *f)
  * LEAST_TRIES, and the tables' own most frugal one always (the least
  * budget before refinement, so refinement never raises it). */
 enum { LEAST_TRIES = 4 };
+/* What opt_offload may add to f's plans. */
+static unsigned fit_moves(const CliFit *f)
+{
+    return (f->offload ? OPT_MOVE_HOST : 0u) | (f->lowbit ? OPT_MOVE_BF16 : 0u);
+}
 /* The most values one offload plan copies out (GPT-2 124M saves about ten
  * per block). */
 enum { OFFLOAD_MOVES = 1024 };
@@ -168,11 +227,11 @@ int cli_fit_least(CliFit *f, int64_t *bytes)
         }
     }
     s = best, sim = best_sim, arena = best_arena;
-    if (f->offload) { /* the most frugal schedule's copies out, as many as lower its peak */
+    if (fit_moves(f)) { /* the most frugal schedule's copies out, as many as lower its peak */
         OptSchedule o;
         OptSimResult osim;
         int64_t oarena;
-        if (!opt_offload(f->g, f->node_s, &f->req, &f->link, &s, 0, OFFLOAD_MOVES, &o, &osim)) {
+        if (!opt_offload(f->g, f->node_s, &f->req, &f->link, &s, 0, OFFLOAD_MOVES, fit_moves(f), &o, &osim)) {
             if (real_arena(f, &o, &oarena)) {
                 opt_schedule_free(&o);
                 opt_schedule_free(&s);
@@ -270,7 +329,9 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
             OptSchedule s;
             OptSimResult sim;
             int64_t arena;
-            if (opt_offload(f->g, f->node_s, &f->req, &f->link, &seeds[i], target, OFFLOAD_MOVES, &s, &sim)) break;
+            if (opt_offload(f->g, f->node_s, &f->req, &f->link, &seeds[i], target, OFFLOAD_MOVES, fit_moves(f), &s,
+                            &sim))
+                break;
             if (out->sched.n && sim.step_s >= out->sim.step_s) {
                 opt_schedule_free(&s);
                 break;
@@ -311,7 +372,7 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         return 0;
     }
     int rc = f->offload_only ? 1 : fit_from(f, room, out); /* 1: out untouched, no schedule */
-    if (rc >= 0 && f->offload) {
+    if (rc >= 0 && fit_moves(f)) {
         if (fit_offload(f, room, out)) rc = -1;
         else if (out->sched.n) rc = 0;
     }
@@ -356,12 +417,12 @@ int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out)
  * none), or 1 when it has none. */
 static int rotor_plan(CliFit *f, int64_t budget, CliFitResult *out)
 {
-    int offload = f->offload, only = f->offload_only;
-    f->offload = f->offload_only = 0;
+    int offload = f->offload, only = f->offload_only, lowbit = f->lowbit;
+    f->offload = f->offload_only = f->lowbit = 0;
     char saved[sizeof f->g->err];
     memcpy(saved, f->g->err, sizeof saved);
     int rc = cli_fit(f, budget, out);
-    f->offload = offload, f->offload_only = only;
+    f->offload = offload, f->offload_only = only, f->lowbit = lowbit;
     memcpy(f->g->err, saved, sizeof saved); // its refusal is not this command's
     return rc ? 1 : 0;
 }

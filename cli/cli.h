@@ -127,6 +127,7 @@ typedef struct {
     OptSimResult least_sim;
     int offload;              /* plans may copy saved values to host memory and back */
     int offload_only;         /* ... and never recompute */
+    int lowbit;               /* plans may store saved float32 values as bfloat16 (--lowbit bf16) */
     OptLink link;
 } CliFit;
 
@@ -146,8 +147,11 @@ typedef struct {
  * baseline that shows what copies alone do, and what tests the copies on a
  * cpu target, where they are never faster). */
 enum { CLI_OFFLOAD_AUTO = 0, CLI_OFFLOAD_ON, CLI_OFFLOAD_OFF, CLI_OFFLOAD_ONLY };
+/* lowbit: 1 lets plans store saved float32 activations as bfloat16 between
+ * their forward and backward reads (opt_offload's OPT_MOVE_BF16), which
+ * changes the gradients by bfloat16's rounding of those values. */
 int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const char *costs_path, int offload,
-                 CliFit *f);
+                 int lowbit, CliFit *f);
 /* 0 with the schedule; -1 with g->err (a budget below the least feasible
  * one names it). */
 int cli_fit(CliFit *f, int64_t budget, CliFitResult *out);
@@ -167,6 +171,21 @@ int cli_fit_baseline(CliFit *f, OptRematBaseline b, CliFitResult *out);
 #define CLI_ILP_SECONDS 300
 #define CLI_ILP_TOL 0.01
 int cli_fit_ilp(CliFit *f, int64_t budget, double time_limit_s, CliFitResult *out);
+/* What is live where schedule s, placed by the memory planner, holds the
+ * most bytes: that step's node (name, phase), the bytes live there (buffers
+ * and the step's workspace) and the largest buffers, largest first. */
+enum { CLI_PEAK_TOP = 8 };
+typedef struct {
+    char node[160];
+    const char *phase;        /* "forward", "backward", "update", "recompute", "offload", "low-bit" */
+    int64_t live_bytes, ws_bytes;
+    int n, more;              /* buffers listed in top; live beside them */
+    struct {
+        char name[160];
+        int64_t bytes;
+    } top[CLI_PEAK_TOP];
+} CliPeak;
+int cli_fit_peak(const CliFit *f, const OptSchedule *s, CliPeak *out);
 /* The least feasible budget: the most frugal schedule the solver knows,
  * placed by the memory planner, plus the weights. */
 int cli_fit_least(CliFit *f, int64_t *bytes);
@@ -186,6 +205,7 @@ typedef struct {
     int ilp;               /* --solver ilp */
     double ilp_seconds;    /* --ilp-seconds; 0: CLI_ILP_SECONDS */
     int offload;           /* --offload: CLI_OFFLOAD_AUTO, _ON, _OFF */
+    int lowbit;            /* --lowbit bf16: 1; off: 0 */
     const CgTarget *target; /* --target (NULL: cpu): the program the plan is for */
 } CliPlanOptions;
 extern const char cli_plan_usage[];

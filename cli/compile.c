@@ -53,6 +53,10 @@ static const char usage[] =
     "  --offload M          auto (default: on for GPU profiles), on, off or only (no\n"
     "                       recomputation): saved activations may go to host\n"
     "                       memory and back to fit\n"
+    "  --lowbit M           off (default) or bf16: saved float32 activations may be\n"
+    "                       stored as bfloat16 between forward and backward to fit\n"
+    "                       (half their bytes, two conversions each; the gradients\n"
+    "                       change by bfloat16's rounding of those values)\n"
     "\n"
     "Training (--mode train; defaults are PyTorch's):\n"
     "  --loss KIND          model: the model's own scalar output (the default);\n"
@@ -454,6 +458,8 @@ static int parse_args(int argc, char **argv, Options *o)
                          o->p.device ? "--device" : "--costs");
     if (!o->p.report && !o->p.budget && o->p.offload)
         return cli_usage(cmd, "--offload says how to fit a --budget; give a --budget too");
+    if (!o->p.report && !o->p.budget && o->p.lowbit)
+        return cli_usage(cmd, "--lowbit says how to fit a --budget; give a --budget too");
     if (!strcmp(o->mode, "infer") && (o->p.budget > 0 || o->p.report))
         return cli_usage(cmd, "%s plans a training step; it needs --mode train",
                          o->p.report ? "plan" : "--budget");

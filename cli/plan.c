@@ -16,7 +16,7 @@ const char cli_plan_usage[] =
     "usage: loom plan MODEL.onnx [--mode train] [--target cpu|cuda] [--budget BYTES]\n"
     "                 [--device PROFILE | --costs FILE] [--json] [--sweep [--svg FILE]]\n"
     "                 [--solver rotor|store-all|blocks|sqrt|ilp [--ilp-seconds N]]\n"
-    "                 [--offload auto|on|off|only] [--dim NAME=N]...\n"
+    "                 [--offload auto|on|off|only] [--lowbit off|bf16] [--dim NAME=N]...\n"
     "                 [training flags, as loom compile takes them]\n"
     "\n"
     "Plan one training step under a device memory budget: which activations are\n"
@@ -52,6 +52,11 @@ const char cli_plan_usage[] =
     "                     compute (GPUs); only: copies and no recomputation. On the\n"
     "                     cpu target host memory is the same memory, so `on` and\n"
     "                     `only` there test the mechanism, nothing more\n"
+    "  --lowbit M         off (default) or bf16: whether a plan may store saved\n"
+    "                     float32 activations as bfloat16 between forward and\n"
+    "                     backward (half the bytes, a conversion each way on\n"
+    "                     compute; the gradients change by bfloat16's rounding),\n"
+    "                     where recomputation and offload cost more\n"
     "  --no-fuse-attention  plan the model's attention as it writes it (MatMul,\n"
     "                     scale, mask, Softmax, MatMul) instead of loom.Attention\n"
     "  --precision P      fp32 (default) or bf16: plan the step with matrix products\n"
@@ -112,6 +117,12 @@ int cli_plan_arg(const char *cmd, int argc, char **argv, int *i, CliPlanOptions 
                                                             : CLI_OFFLOAD_OFF;
         return 1;
     }
+    if ((r = cli_flag_value(argc, argv, i, "--lowbit", &val)) != 0) {
+        if (r < 0 || (strcmp(val, "off") && strcmp(val, "bf16")))
+            *rc = cli_usage(cmd, "--lowbit needs off or bf16, not '%s'", r < 0 ? "" : val);
+        else p->lowbit = !strcmp(val, "bf16");
+        return 1;
+    }
     if ((r = cli_flag_value(argc, argv, i, "--svg", &val)) != 0) {
         if (r < 0) *rc = cli_usage(cmd, "--svg needs a file name");
         else if (!p->report) *rc = cli_usage(cmd, "--svg is loom plan's (with --sweep)");
@@ -140,13 +151,14 @@ static int recomputed(const IrGraph *g, const OptSchedule *s, const char ***name
     return n;
 }
 
-/* The values the schedule copies to host memory, in schedule order. */
-static int offloaded(const IrGraph *g, const OptSchedule *s, const char ***names)
+/* The values the schedule copies to host memory (kind OPT_TO_HOST) or
+ * stores as bfloat16 (OPT_NARROW), in schedule order. */
+static int moved(const IrGraph *g, const OptSchedule *s, OptInstrKind kind, const char ***names)
 {
     const char **out = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *out);
     int n = 0;
     for (int k = 0; k < s->n; k++)
-        if (s->ins[k].kind == OPT_TO_HOST) out[n++] = g->values[s->ins[k].value].name;
+        if (s->ins[k].kind == kind) out[n++] = g->values[s->ins[k].value].name;
     *names = out;
     return n;
 }
@@ -182,7 +194,7 @@ static int reruns_by_op(const IrGraph *g, const OptSchedule *s, const double *no
 
 static int fit_setup(IrGraph *g, const CliPlanOptions *p, CliFit *f)
 {
-    if (cli_fit_init(g, p->target, p->device, p->costs, p->offload, f)) {
+    if (cli_fit_init(g, p->target, p->device, p->costs, p->offload, p->lowbit, f)) {
         cli_fit_free(f);
         return -1;
     }
@@ -198,14 +210,21 @@ int cli_plan_budget(IrGraph *g, const CliPlanOptions *p)
     if (rc == 0) {
         char a[32], b[32];
         int nrerun = r.sim.reruns, ncopy = opt_schedule_copies(&r.sched) / 2;
+        const char **names;
+        int nlow = moved(g, &r.sched, OPT_NARROW, &names);
+        free(names);
         double over = f.store_all_step_s > 0 ? 100.0 * (r.sim.step_s / f.store_all_step_s - 1) : 0;
-        char h[32], off[96] = "";
+        char h[32], off[192] = "";
+        int k = 0;
         if (ncopy)
-            snprintf(off, sizeof off, ", %d value%s (%s) offloaded to host memory", ncopy, ncopy == 1 ? "" : "s",
-                     cli_fmt_bytes((double)r.sim.host_bytes, h, sizeof h));
+            k = snprintf(off, sizeof off, ", %d value%s (%s) offloaded to host memory", ncopy, ncopy == 1 ? "" : "s",
+                         cli_fmt_bytes((double)r.sim.host_bytes, h, sizeof h));
+        if (nlow)
+            snprintf(off + k, sizeof off - (size_t)k, ", %d value%s (%s) stored as bfloat16", nlow,
+                     nlow == 1 ? "" : "s", cli_fmt_bytes((double)r.sim.lowbit_bytes, h, sizeof h));
         printf("%-9s %s: %s (%d node run%s recomputed%s, predicted step %+.1f%%; store-all needs %s)\n",
                "budget", cli_fmt_bytes((double)p->budget, a, sizeof a),
-               nrerun || ncopy ? "recompute or offload in backward" : "everything kept", nrerun,
+               nrerun || ncopy || nlow ? "recompute or offload in backward" : "everything kept", nrerun,
                nrerun == 1 ? "" : "s", off, over,
                cli_fmt_bytes((double)(f.weights_bytes + f.store_all_arena), b, sizeof b));
         rc = opt_schedule_apply(g, &r.sched);
@@ -257,13 +276,39 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         cli_json_close(j);
         free(ops);
         cli_json_str(j, "offload", f->offload ? "on" : "off");
-        n = offloaded(f->g, &r->sched, &names);
+        n = moved(f->g, &r->sched, OPT_TO_HOST, &names);
         cli_json_array(j, "offloaded", 0);
         for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
         cli_json_close(j);
         free(names);
         cli_json_int(j, "host_bytes", r->sim.host_bytes);
         cli_json_num(j, "copy_stall_s", r->sim.stall_s);
+        cli_json_str(j, "lowbit", f->lowbit ? "bf16" : "off");
+        n = moved(f->g, &r->sched, OPT_NARROW, &names);
+        cli_json_array(j, "lowbit_values", 0);
+        for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
+        cli_json_close(j);
+        free(names);
+        cli_json_int(j, "lowbit_bytes", r->sim.lowbit_bytes);
+        cli_json_num(j, "lowbit_s", r->sim.lowbit_s);
+        CliPeak pk;
+        if (!cli_fit_peak(f, &r->sched, &pk)) {
+            cli_json_object(j, "peak", 0);
+            cli_json_str(j, "node", pk.node);
+            cli_json_str(j, "phase", pk.phase);
+            cli_json_int(j, "live_bytes", pk.live_bytes);
+            cli_json_int(j, "workspace_bytes", pk.ws_bytes);
+            cli_json_array(j, "largest", 0);
+            for (int i = 0; i < pk.n; i++) {
+                cli_json_object(j, NULL, 1);
+                cli_json_str(j, "value", pk.top[i].name);
+                cli_json_int(j, "bytes", pk.top[i].bytes);
+                cli_json_close(j);
+            }
+            cli_json_close(j);
+            cli_json_int(j, "others", pk.more);
+            cli_json_close(j);
+        }
     }
     cli_json_close(j);
 }
@@ -295,7 +340,7 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
         printf("%s%s %d (%.3g ms)", i ? ", " : " ", ir_ops[ops[i].op].name, ops[i].runs, 1e3 * ops[i].s);
     if (nops) printf("\n");
     free(ops);
-    n = offloaded(g, &r->sched, &names);
+    n = moved(g, &r->sched, OPT_TO_HOST, &names);
     if (n || f->offload) {
         printf("%-10s %d value%s, %s to host memory and back (stalls %.3g ms, predicted)", "offload", n,
                n == 1 ? "" : "s", cli_fmt_bytes((double)r->sim.host_bytes, a, sizeof a), 1e3 * r->sim.stall_s);
@@ -303,9 +348,30 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
         printf("%s\n", n > 8 ? ", ..." : "");
     }
     free(names);
+    n = moved(g, &r->sched, OPT_NARROW, &names);
+    if (n || f->lowbit) {
+        printf("%-10s %d value%s, %s stored as bfloat16 between forward and backward (conversions %.3g ms, "
+               "predicted)", "lowbit", n, n == 1 ? "" : "s", cli_fmt_bytes((double)r->sim.lowbit_bytes, a, sizeof a),
+               1e3 * r->sim.lowbit_s);
+        for (int i = 0; i < n && i < 8; i++) printf("%s%s", i ? ", " : ": ", names[i]);
+        printf("%s\n", n > 8 ? ", ..." : "");
+    }
+    free(names);
+    CliPeak pk;
+    if (!cli_fit_peak(f, &r->sched, &pk)) {
+        printf("%-10s %s live at %s (%s)", "peak", cli_fmt_bytes((double)pk.live_bytes, a, sizeof a), pk.node,
+               pk.phase);
+        for (int i = 0; i < pk.n; i++)
+            printf("%s%s %s", i ? ", " : ": ", pk.top[i].name, cli_fmt_bytes((double)pk.top[i].bytes, b, sizeof b));
+        if (pk.more) printf(" and %d more", pk.more);
+        if (pk.ws_bytes) printf("; workspace %s", cli_fmt_bytes((double)pk.ws_bytes, b, sizeof b));
+        printf("\n");
+    }
     printf("%-10s %s (device %s)\n", "least", cli_fmt_bytes((double)least, c, sizeof c),
            least == f->weights_bytes + f->store_all_arena ? "store-all"
-           : f->offload_only ? "with offload" : f->offload ? "with recomputation and offload" : "with recomputation");
+           : f->offload_only ? (f->lowbit ? "with offload and bfloat16 storage" : "with offload")
+           : f->offload ? (f->lowbit ? "with recomputation, offload and bfloat16 storage" : "with recomputation and offload")
+           : f->lowbit ? "with recomputation and bfloat16 storage" : "with recomputation");
     printf("%-10s %.3g s (%d stages; %d took an identical stage's options)\n", "solve", r->solve_s,
            (f->remat ? opt_remat_stages(f->remat) : 0), (f->remat ? opt_remat_copied(f->remat) : 0));
     if (r->note[0]) printf("%-10s %s\n", "ilp", r->note);

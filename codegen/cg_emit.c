@@ -27,6 +27,9 @@ static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
     int c = u->node[u->start[v]];
     const IrNode *cn = &g->nodes[c];
     if (!cg_is_elemwise(cn) && !cg_ew_act_grad(g, cn)) return 0;
+    /* a low-bit storage conversion is a pass of its own, as the schedule's
+     * simulator counts it: its copy is in memory across the gap */
+    if (n->phase == IR_LOWBIT || cn->phase == IR_LOWBIT) return 0;
     const IrValue *a = &g->values[v], *b = &g->values[cn->out[0]];
     if (a->rank != b->rank || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims)) return 0;
     /* Clip's bounds of opset < 11 are attributes; its bound inputs are scalars anyway */
@@ -375,6 +378,10 @@ void cg_emit_step(CgCtx *c, const CgTarget *t, int node, int step)
             node_comment(c, k, fused++ ? "       " : "fused: ");
         }
     node_comment(c, node, fused ? "       " : "");
+    if (n->phase == IR_LOWBIT && n->nout == 1 && n->out[0] >= 0)
+        fprintf(f, "    // low-bit storage: %s\n", g->values[n->out[0]].dtype == IR_BF16
+                    ? "the value is kept as bfloat16 until backward reads it (its float32 copy is free after this)"
+                    : "widened back to float32 for backward (the bfloat16 copy's rounding stays in it)");
     t->ops[g->nodes[lead].op].emit(c, node);
     fprintf(f, "    PROF_STEP(%d, ", step);
     cg_cstr(f, n->name);

@@ -124,7 +124,7 @@ void cg_train_write_model(CgCtx *c, const CgTarget *t)
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (c->sel->run_at[i] != i) continue;
-        if (n->phase != IR_UPDATE && n->phase != IR_OFFLOAD && (int)n->phase != phase) {
+        if (n->phase != IR_UPDATE && n->phase != IR_OFFLOAD && n->phase != IR_LOWBIT && (int)n->phase != phase) {
             phase = (int)n->phase;
             fprintf(f, "\n    // ---- %s ----\n", phase == IR_FORWARD ? "forward and loss"
                        : phase == IR_RECOMPUTE ? "recompute (remat: the schedule runs these forward nodes again)"

@@ -118,6 +118,7 @@ typedef enum {
     IR_UPDATE,
     IR_RECOMPUTE, /* a forward node run again in backward (remat: optimizer/schedule.c) */
     IR_OFFLOAD,   /* a copy to host memory or back (loom.ToHost, loom.FromHost: schedule.c) */
+    IR_LOWBIT,    /* a saved value's Cast to bfloat16 or back (low-bit storage: schedule.c) */
 } IrPhase;
 
 typedef struct {

@@ -231,7 +231,7 @@ static void put_attr(const IrGraph *g, FILE *f, const IrAttr *a)
 
 static void put_node(const IrGraph *g, FILE *f, int id)
 {
-    static const char *phase[] = {"", ", backward", ", update", ", recompute", ", offload"};
+    static const char *phase[] = {"", ", backward", ", update", ", recompute", ", offload", ", low-bit"};
     const IrNode *n = &g->nodes[id];
     for (int j = 0; j < n->nout; j++) {
         if (j) fputs(", ", f);
@@ -254,7 +254,7 @@ static void put_node(const IrGraph *g, FILE *f, int id)
     if (n->nattr) fputc('}', f);
     fputs("  # node ", f);
     put_quoted(f, n->name, 0);
-    fprintf(f, "%s\n", (unsigned)n->phase <= IR_OFFLOAD ? phase[n->phase] : "");
+    fprintf(f, "%s\n", (unsigned)n->phase <= IR_LOWBIT ? phase[n->phase] : "");
 }
 
 /* ---- the graph ---- */

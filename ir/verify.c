@@ -70,7 +70,7 @@ static int verify_nodes(IrGraph *g, int *made_by)
                            op->min_out, op->max_out);
         if ((n->nin && !n->in) || (n->nout && !n->out) || (n->nattr && !n->attr))
             return ir_fail(g, i, "invalid IR: operand or attribute list missing");
-        if ((unsigned)n->phase > IR_OFFLOAD)
+        if ((unsigned)n->phase > IR_LOWBIT)
             return ir_fail(g, i, "invalid IR: phase %d, out of range", (int)n->phase);
         if (n->fwd < -1 || n->fwd >= g->nnodes || (n->fwd >= 0 && n->phase != IR_BACKWARD && n->phase != IR_RECOMPUTE))
             return ir_fail(g, i, "invalid IR: differentiates or recomputes node %d, out of "

@@ -21,7 +21,17 @@
  * the peak fits or none can be taken (the link is full up to the peak).
  * Without overlap, the largest each time. The greedy is the same whatever
  * the room until it stops, so the copies for a larger room are the first
- * of those for a smaller one. */
+ * of those for a smaller one.
+ *
+ * Low-bit storage (OPT_MOVE_BF16) is the fallback of each step: when no
+ * copy to the host can be taken (the link is full up to the peak, or
+ * offload is off), the largest float32 activation (a forward node's
+ * output, first run or rerun) idle across the peak is
+ * narrowed to bfloat16 right after its last read before the gap and
+ * widened right before its next read: half its bytes stay on the device,
+ * and the two conversions cost compute (opt_lowbit_s). Every such copy
+ * costs the same seconds per byte it saves, so the largest first takes
+ * the fewest. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,17 +42,21 @@
  * read it, in order. */
 typedef struct {
     int value, writer, nreads, cap;
-    int *reads;
+    int *reads;  /* where each read runs (its group's last instruction) */
+    int *raw;    /* the first instruction of each read (a node of the group) */
     int64_t bytes;
-    int ok; /* can be offloaded at all */
+    int ok;      /* can be offloaded at all */
+    int f32;     /* a float32 activation: can be stored as bfloat16 */
 } Copy;
 
-/* A chosen offload: copy, the gap (after seed instruction a, before d), and
- * where its two instructions go (TO_HOST after seed instruction b,
- * FROM_HOST before seed instruction c). */
+/* A chosen offload: copy, the gap (after seed instruction a, before d, the
+ * first instruction of the read after it: a node of that reader's group),
+ * and where its two instructions go (TO_HOST or NARROW after seed
+ * instruction b, FROM_HOST or WIDEN before seed instruction c). */
 typedef struct {
     int copy, a, d, b, c;
     double dur;
+    int bf16; /* stored as bfloat16 on the device, not copied to the host */
 } Move;
 
 struct Ctx {
@@ -60,14 +74,23 @@ struct Ctx {
 
 /* A read at seed instruction k (where the reader's loop runs), the reads
  * kept in order, each once. */
-static void add_read(Copy *c, int k)
+static void add_read(Copy *c, int k, int raw)
 {
     int i = c->nreads;
     while (i > 0 && c->reads[i - 1] > k) i--;
-    if (i > 0 && c->reads[i - 1] == k) return;
-    if (c->nreads == c->cap) c->reads = ir_xrealloc(c->reads, (size_t)(c->cap = c->cap ? 2 * c->cap : 8) * sizeof *c->reads);
+    if (i > 0 && c->reads[i - 1] == k) {
+        if (raw < c->raw[i - 1]) c->raw[i - 1] = raw;
+        return;
+    }
+    if (c->nreads == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 8;
+        c->reads = ir_xrealloc(c->reads, (size_t)c->cap * sizeof *c->reads);
+        c->raw = ir_xrealloc(c->raw, (size_t)c->cap * sizeof *c->raw);
+    }
     memmove(c->reads + i + 1, c->reads + i, (size_t)(c->nreads - i) * sizeof *c->reads);
+    memmove(c->raw + i + 1, c->raw + i, (size_t)(c->nreads - i) * sizeof *c->raw);
     c->reads[i] = k;
+    c->raw[i] = raw;
     c->nreads++;
 }
 
@@ -96,7 +119,7 @@ static void find_copies(struct Ctx *x)
             Copy *c = &x->copies[cur[v]];
             if (c->value < 0) c->value = v;
             else if (c->value != v) c->ok = 0;
-            add_read(c, runs_at ? runs_at[k] : k);
+            add_read(c, runs_at ? runs_at[k] : k, k);
         }
         int fused = x->req && x->req->run_at && x->req->run_at[node] != node;
         for (int j = 0; j < n->nout; j++) {
@@ -109,7 +132,9 @@ static void find_copies(struct Ctx *x)
             if (x->ncopies == cap)
                 x->copies = ir_xrealloc(x->copies, (size_t)(cap *= 2) * sizeof *x->copies);
             Copy *c = &x->copies[x->ncopies];
-            *c = (Copy){-1, k, 0, 0, NULL, ir_value_bytes(&g->values[v]), !fused && !is_out[v]};
+            /* stored as bfloat16: only an activation, a forward node's float32 output */
+            int act = n->phase == IR_FORWARD && g->values[v].dtype == IR_F32;
+            *c = (Copy){-1, k, 0, 0, NULL, NULL, ir_value_bytes(&g->values[v]), !fused && !is_out[v], act};
             cur[v] = x->ncopies++;
         }
     }
@@ -127,10 +152,9 @@ static void find_copies(struct Ctx *x)
 static void place_moves(struct Ctx *x)
 {
     int n = x->nmoves, ns = x->seed->n;
-    if (!x->link->overlap) {
-        for (int i = 0; i < n; i++) x->moves[i].b = x->moves[i].a, x->moves[i].c = x->moves[i].d;
-        return;
-    }
+    for (int i = 0; i < n; i++) /* on compute, where the gap is */
+        if (x->moves[i].bf16 || !x->link->overlap) x->moves[i].b = x->moves[i].a, x->moves[i].c = x->moves[i].d;
+    if (!x->link->overlap) return;
     Move *m = x->moves;
     for (int i = 1; i < n; i++) /* by writer, then gap: the order the copies out start in */
         for (int j = i; j > 0; j--) {
@@ -141,6 +165,7 @@ static void place_moves(struct Ctx *x)
         }
     double free_t = 0;
     for (int i = 0; i < n; i++) {
+        if (m[i].bf16) continue;
         int w = x->copies[m[i].copy].writer;
         double at = x->end[w] > free_t ? x->end[w] : free_t, fin = at + m[i].dur;
         free_t = fin;
@@ -163,9 +188,10 @@ static void place_moves(struct Ctx *x)
     double next_start = x->end[ns - 1] + 1e30;
     for (int q = 0; q < n; q++) {
         Move *mv = &m[order[q]];
-        if (mv->b < 0) continue;
-        double fin = x->start[mv->d] < next_start ? x->start[mv->d] : next_start, latest = fin - mv->dur;
-        int lo = mv->b + 1, hi = mv->d; /* the last c in (b, d] that starts by latest, else b + 1 */
+        if (mv->b < 0 || mv->bf16) continue;
+        int d = mv->d;
+        double fin = x->start[d] < next_start ? x->start[d] : next_start, latest = fin - mv->dur;
+        int lo = mv->b + 1, hi = d; /* the last c in (b, d] that starts by latest, else b + 1 */
         while (lo < hi) {
             int mid = lo + (hi - lo + 1) / 2;
             if (x->start[mid] > latest) hi = mid - 1;
@@ -188,14 +214,16 @@ static void build(const struct Ctx *x, OptSchedule *out, int *map)
         for (int i = 0; i < x->nmoves; i++)
             if (x->moves[i].b >= 0 && x->moves[i].c == k) {
                 if (map) map[out->n] = k;
-                opt_schedule_push_copy(out, OPT_FROM_HOST, x->copies[x->moves[i].copy].value);
+                opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_WIDEN : OPT_FROM_HOST,
+                                       x->copies[x->moves[i].copy].value);
             }
         if (map) map[out->n] = k;
         opt_schedule_push(out, s->ins[k].node, s->ins[k].kind);
         for (int i = 0; i < x->nmoves; i++)
             if (x->moves[i].b == k) {
                 if (map) map[out->n] = k;
-                opt_schedule_push_copy(out, OPT_TO_HOST, x->copies[x->moves[i].copy].value);
+                opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_NARROW : OPT_TO_HOST,
+                                       x->copies[x->moves[i].copy].value);
             }
     }
 }
@@ -214,7 +242,8 @@ static int by_bytes_desc(const void *pa, const void *pb)
 enum { MAX_TRIES = 64 };
 
 /* The gap of copy c around seed instruction p: the read (or write) before
- * p and the read after it; 0 when c is not idle across p. */
+ * p (where it runs) and the first instruction of the read after it; 0 when
+ * c is not idle across p. */
 static int gap_at(const Copy *c, int p, int *a, int *d)
 {
     if (!c->ok || c->value < 0 || c->writer >= p) return 0;
@@ -222,7 +251,8 @@ static int gap_at(const Copy *c, int p, int *a, int *d)
     for (int i = 0; i < c->nreads; i++) {
         if (c->reads[i] == p) return 0;
         if (c->reads[i] > p) {
-            *a = before, *d = c->reads[i];
+            if (c->raw[i] <= p) return 0; /* a group reading it runs across p */
+            *a = before, *d = c->raw[i];
             return 1;
         }
         before = c->reads[i];
@@ -231,9 +261,12 @@ static int gap_at(const Copy *c, int p, int *a, int *d)
 }
 
 int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
-                const OptSchedule *seed, int64_t room, int max_moves, OptSchedule *out, OptSimResult *sim)
+                const OptSchedule *seed, int64_t room, int max_moves, unsigned moves, OptSchedule *out,
+                OptSimResult *sim)
 {
-    if (!seed->n || !link || !(link->bw > 0)) return 1;
+    int to_host = (moves & OPT_MOVE_HOST) && link && link->bw > 0;
+    int to_bf16 = (moves & OPT_MOVE_BF16) && link && link->mem_bw > 0;
+    if (!seed->n || (!to_host && !to_bf16)) return 1;
     for (int k = 0; k < seed->n; k++)
         if (seed->ins[k].kind != OPT_RUN && seed->ins[k].kind != OPT_RERUN) return 1;
     struct Ctx x = {g, node_s, req, link, seed, NULL, NULL, NULL, 0, NULL, 0};
@@ -273,11 +306,11 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
         for (int i = 0; i < x.ncopies; i++) {
             int a, d;
             if (taken[i] || !gap_at(&x.copies[i], p, &a, &d)) continue;
-            cand[ncand++] = (Move){i, a, d, 0, 0, (double)x.copies[i].bytes / link->bw};
+            cand[ncand++] = (Move){i, a, d, 0, 0, (double)x.copies[i].bytes / (to_host ? link->bw : 1), 0};
         }
         qsort(cand, (size_t)ncand, sizeof *cand, by_bytes_desc);
         int took = 0;
-        if (!link->overlap) { /* every copy costs its time: the largest */
+        if (to_host && !link->overlap) { /* every copy costs its time: the largest */
             took = ncand > 0;
             if (took) x.moves[x.nmoves++] = cand[0];
         }
@@ -285,7 +318,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
          * after) with the link as the moves already taken load it, and that
          * leaves every move away at the peak still away */
         for (int j = 0; j < x.nmoves; j++) was_away[x.moves[j].copy] = away(&x.moves[j], p);
-        for (int q = 0; link->overlap && q < ncand && q < MAX_TRIES && !took; q++) {
+        for (int q = 0; to_host && link->overlap && q < ncand && q < MAX_TRIES && !took; q++) {
             x.moves[x.nmoves++] = cand[q];
             place_moves(&x);
             int ok = 1, at = -1;
@@ -296,6 +329,11 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
             if (ok) took = 1;
             else x.moves[at < 0 ? x.nmoves - 1 : at] = x.moves[x.nmoves - 1], x.nmoves--;
         }
+        for (int q = 0; to_bf16 && !took && q < ncand; q++) /* the largest float32 copy, as bfloat16 */
+            if (x.copies[cand[q].copy].f32) {
+                cand[q].bf16 = took = 1;
+                x.moves[x.nmoves++] = cand[q];
+            }
         if (!took) break;
         for (int j = 0; j < x.nmoves; j++) taken[x.moves[j].copy] = 1;
     }
@@ -310,7 +348,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
     free(cand);
     free(was_away);
     free(taken);
-    for (int i = 0; i < x.ncopies; i++) free(x.copies[i].reads);
+    for (int i = 0; i < x.ncopies; i++) free(x.copies[i].reads), free(x.copies[i].raw);
     free(x.copies);
     free(x.moves);
 done:

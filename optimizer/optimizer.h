@@ -172,9 +172,10 @@ void opt_memplan_free(OptMemPlan *plan);
  * order and which copy each read sees. Frees are implicit: a copy dies after
  * its last read (opt_schedule_simulate; the memory planner later places
  * the buffers of the materialized graph). Copies to the host and back are
- * offload's kinds (below); communication is for later work. */
+ * offload's kinds, bfloat16 copies on the device low-bit storage's (below);
+ * communication is for later work. */
 
-typedef enum { OPT_RUN = 0, OPT_RERUN, OPT_TO_HOST, OPT_FROM_HOST } OptInstrKind;
+typedef enum { OPT_RUN = 0, OPT_RERUN, OPT_TO_HOST, OPT_FROM_HOST, OPT_NARROW, OPT_WIDEN } OptInstrKind;
 
 /* Offload (DESIGN.md: Optimizer) adds two kinds that name a value, not a
  * node (node -1):
@@ -186,11 +187,20 @@ typedef enum { OPT_RUN = 0, OPT_RERUN, OPT_TO_HOST, OPT_FROM_HOST } OptInstrKind
  *                    copy may die.
  *   OPT_FROM_HOST v  a new device copy of v from its host copy starts here;
  *                    reads after it see that copy and wait for it.
+ * Low-bit storage (DESIGN.md: Optimizer) adds two more, run on compute:
+ *   OPT_NARROW v     a bfloat16 copy of v's latest device copy (a float32
+ *                    value) is written here, half its bytes; after it the
+ *                    float32 copy may die.
+ *   OPT_WIDEN v      a new float32 device copy of v from its bfloat16 copy
+ *                    is written here; reads after it see that copy.
+ * Each costs a pass over both copies (OptLink.mem_bw) and changes v's bits
+ * by bfloat16's rounding (round to nearest even: a relative error of at
+ * most 2^-9), so a plan has them only when asked (`--lowbit bf16`).
  * The solvers' schedules have none; opt_offload adds them last. */
 typedef struct {
     int node;
     OptInstrKind kind;
-    int value; /* OPT_TO_HOST, OPT_FROM_HOST: the value; else -1 */
+    int value; /* OPT_TO_HOST, OPT_FROM_HOST, OPT_NARROW, OPT_WIDEN: the value; else -1 */
 } OptInstr;
 
 typedef struct {
@@ -202,6 +212,9 @@ void opt_schedule_push(OptSchedule *s, int node, OptInstrKind kind);
 void opt_schedule_push_copy(OptSchedule *s, OptInstrKind kind, int value);
 /* The copies of s (OPT_TO_HOST and OPT_FROM_HOST instructions). */
 int opt_schedule_copies(const OptSchedule *s);
+/* Whether instruction kind k names a value, not a node (the copies, the
+ * low-bit conversions). */
+int opt_instr_is_move(OptInstrKind k);
 /* Per instruction of s: the instruction where its node runs, which for a
  * node of a fused group (req->run_at) is that of the group's last node
  * after it (where the loop reads the node's inputs; a schedule may put
@@ -234,6 +247,8 @@ typedef struct {
     int reruns;    /* OPT_RERUN instructions */
     int64_t host_bytes; /* bytes copied to the host (each OPT_TO_HOST's value) */
     double stall_s;     /* compute time spent waiting for copies */
+    int64_t lowbit_bytes; /* float32 bytes stored as bfloat16 (each OPT_NARROW's value) */
+    double lowbit_s;      /* compute time spent narrowing and widening */
 } OptSimResult;
 
 int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *node_s,
@@ -246,8 +261,15 @@ int opt_schedule_simulate(const IrGraph *g, const OptSchedule *s, const double *
 typedef struct {
     double bw;
     int overlap;
+    /* the device's memory rate, vector rate and launch cost, at which a
+     * low-bit conversion (OPT_NARROW, OPT_WIDEN) runs on compute: as the
+     * analytic roofline prices a Cast; 0: schedules may not have them */
+    double mem_bw, vec_flops, launch_s;
 } OptLink;
 OptLink opt_device_link(const OptDevice *d);
+/* The seconds one conversion of a float32 value of numel elements to
+ * bfloat16 or back takes on compute (link->mem_bw > 0). */
+double opt_lowbit_s(const OptLink *link, int64_t numel);
 
 /* opt_schedule_simulate for a schedule that may hold copies (link NULL: it
  * must not). With overlap a copy to the host runs on its stream from the
@@ -257,7 +279,9 @@ OptLink opt_device_link(const OptDevice *d);
  * waits for it; without, each copy is bytes / bw of compute time at its
  * instruction. start_s, when not NULL (s->n entries), gets the time each
  * instruction starts at, end_s (may be NULL) the time it ends. A host
- * copy's bytes are not device memory. */
+ * copy's bytes are not device memory; a bfloat16 copy's are (half of its
+ * value's), from its OPT_NARROW to its last OPT_WIDEN, and each conversion
+ * costs opt_lowbit_s of compute. */
 int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *node_s, const OptMemRequest *req,
                           const OptLink *link, OptSimResult *r, double *start_s, double *end_s);
 
@@ -270,7 +294,10 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
  * any copy exists). An OPT_TO_HOST of v becomes a loom.ToHost node (phase
  * IR_OFFLOAD) reading v's latest copy and writing "host/NAME" (host pool),
  * an OPT_FROM_HOST a loom.FromHost node writing a new device copy
- * "offload/NAME" that later reads see (ir/train.h). */
+ * "offload/NAME" that later reads see (ir/train.h). An OPT_NARROW of v
+ * becomes a Cast to bfloat16 (phase IR_LOWBIT, named "narrow/NAME")
+ * writing "bf16/NAME", an OPT_WIDEN a Cast back to float32 ("widen/NAME")
+ * writing a new device copy "lowbit/NAME" that later reads see. */
 int opt_schedule_apply(IrGraph *g, const OptSchedule *s);
 
 /* ---- rematerialization (remat.c) ----
@@ -344,18 +371,25 @@ typedef enum { OPT_BASE_STORE_ALL = 0, OPT_BASE_BLOCKS, OPT_BASE_SQRT } OptRemat
 const char *opt_remat_baseline_name(OptRematBaseline b);
 void opt_remat_baseline(OptRemat *r, OptRematBaseline b, OptSchedule *s, OptSimResult *sim);
 
-/* ---- offload (offload.c) ----
- * Adds copies to host memory and back (OPT_TO_HOST, OPT_FROM_HOST) to seed,
- * a schedule without any, until its simulated peak is at most room: at
- * the peak, a value's device copy idle across it leaves after its last
- * read before and comes back before its next read, its copies placed on
- * the link's streams so that compute waits as little as the link allows
- * (offload.c says how). At most max_moves values leave. 0 with out and
- * sim (opt_schedule_timeline's), or 1 when the peak cannot reach room that
- * way (out untouched). room <= 0: as low as it goes, the schedule of the
+/* ---- offload and low-bit storage (offload.c) ----
+ * Adds copies to host memory and back (OPT_TO_HOST, OPT_FROM_HOST; moves
+ * OPT_MOVE_HOST) or bfloat16 copies on the device (OPT_NARROW, OPT_WIDEN;
+ * moves OPT_MOVE_BF16) to seed, a schedule without any, until its
+ * simulated peak is at most room: at the peak, a value's device copy idle
+ * across it leaves after its last read before and comes back before its
+ * next read. A copy to the host is placed on the link's streams so that
+ * compute waits as little as the link allows, and is taken while the link
+ * can have it away at the peak; where it cannot, a float32 activation (a
+ * forward node's output) gets a bfloat16 copy instead (half the bytes, two
+ * conversions of compute) (offload.c says how). At
+ * most max_moves values leave. 0 with out and sim
+ * (opt_schedule_timeline's), or 1 when the peak cannot reach room that way
+ * (out untouched). room <= 0: as low as it goes, the schedule of the
  * lowest peak found (1 only when seed cannot be timed). */
+enum { OPT_MOVE_HOST = 1, OPT_MOVE_BF16 = 2 };
 int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
-                const OptSchedule *seed, int64_t room, int max_moves, OptSchedule *out, OptSimResult *sim);
+                const OptSchedule *seed, int64_t room, int max_moves, unsigned moves, OptSchedule *out,
+                OptSimResult *sim);
 
 /* ---- the exact baseline (checkmate.c) ----
  * Checkmate's whole-graph integer program (Jain et al., MLSys 2020) over the

@@ -10,6 +10,7 @@
  * code generator treat a recomputed value like any other. On the cpu target
  * a rerun executes the same kernel on the same bits as the first run, so
  * recomputation changes no bit of the result. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,23 @@ int opt_schedule_copies(const OptSchedule *s)
     return n;
 }
 
-OptLink opt_device_link(const OptDevice *d) { return (OptLink){d->link_bw, d->copy_overlap != 0}; }
+int opt_instr_is_move(OptInstrKind k)
+{
+    return k == OPT_TO_HOST || k == OPT_FROM_HOST || k == OPT_NARROW || k == OPT_WIDEN;
+}
+
+OptLink opt_device_link(const OptDevice *d)
+{
+    return (OptLink){d->link_bw, d->copy_overlap != 0, d->mem_bw, d->vec_flops_f32, d->launch_s};
+}
+
+double opt_lowbit_s(const OptLink *link, int64_t numel)
+{
+    /* a Cast's roofline (cost.c): an instruction per element written, or
+     * the bytes of both copies (4 + 2 per element), and a launch */
+    double n = (double)numel, work = link->vec_flops > 0 ? n / link->vec_flops : 0;
+    return fmax(work, 6.0 * n / link->mem_bw) + link->launch_s;
+}
 
 void opt_schedule_free(OptSchedule *s)
 {
@@ -125,7 +142,7 @@ int *opt_schedule_group_ends(const IrGraph *g, const OptSchedule *s, const OptMe
     for (int k = s->n - 1; k >= 0; k--) {
         const OptInstr *in = &s->ins[k];
         end[k] = k;
-        if (in->kind == OPT_TO_HOST || in->kind == OPT_FROM_HOST) continue;
+        if (opt_instr_is_move(in->kind)) continue;
         int root = req->run_at[in->node];
         if (root != in->node && next[root] >= 0) end[k] = next[root];
         next[in->node] = k;
@@ -141,6 +158,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     enum { NONE = -1, PERSISTENT = -2 };
     int nv = g->nvalues, nsteps = s->n ? s->n : 1;
     int *cur = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *cur);
+    int *low = NULL; /* per value: its bfloat16 copy's buffer, or -1 (low-bit storage) */
     int nb = 0, capb = 256;
     SimBuf *buf = ir_xmalloc((size_t)capb * sizeof *buf);
     int64_t *ws_at = ir_xcalloc((size_t)nsteps, sizeof *ws_at);
@@ -180,8 +198,10 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             for (int v = 0; v < nv; v++) wrote[v] = -1;
             for (int k = 0; k < s->n; k++) {
                 const OptInstr *in = &s->ins[k];
-                if (in->kind == OPT_FROM_HOST) {
-                    continue; /* the value's bytes are those its host copy came from */
+                if (in->kind == OPT_FROM_HOST || in->kind == OPT_NARROW) {
+                    continue; /* the value's bytes are those its host copy came from; a narrowing writes another */
+                } else if (in->kind == OPT_WIDEN) {
+                    wrote[in->value] = k;
                 } else if (in->kind == OPT_TO_HOST) {
                     int w = wrote[in->value];
                     if (w >= 0) { /* append: the stream runs them in issue order, then schedule order */
@@ -208,6 +228,40 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     for (int k = 0; k < s->n; k++) {
         const OptInstr *ins = &s->ins[k];
         if (inplace) in_buf[k] = out_buf[k] = -1;
+        if (ins->kind == OPT_NARROW || ins->kind == OPT_WIDEN) {
+            int v = ins->value, narrow = ins->kind == OPT_NARROW;
+            if (!low) {
+                low = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *low);
+                for (int i = 0; i < nv; i++) low[i] = -1;
+            }
+            if (v < 0 || v >= nv || (narrow ? cur[v] < 0 : low[v] < 0) || g->values[v].dtype != IR_F32 ||
+                !link || !(link->mem_bw > 0)) {
+                rc = ir_fail((IrGraph *)g, -1, "schedule: instruction %d %s '%s', which %s", k,
+                             narrow ? "narrows" : "widens", v >= 0 && v < nv ? g->values[v].name : "?",
+                             !link || !(link->mem_bw > 0) ? "no device memory rate times"
+                             : v >= 0 && v < nv && g->values[v].dtype != IR_F32 ? "is not float32"
+                             : narrow ? "has no device copy there" : "has no bfloat16 copy there");
+                goto out;
+            }
+            SimBuf *b = &buf[narrow ? cur[v] : low[v]];
+            if (k > b->last) b->last = k;
+            b->outside_read = 1;
+            if (b->ready > t) r->stall_s += b->ready - t, t = b->ready;
+            if (start_s) start_s[k] = t;
+            int64_t numel = ir_value_numel(&g->values[v]);
+            double dur = opt_lowbit_s(link, numel);
+            t += dur, r->lowbit_s += dur;
+            if (narrow) {
+                low[v] = NEWBUF(2 * numel, k, -1);
+                buf[low[v]].outside_read = 1;
+                r->lowbit_bytes += ir_value_bytes(&g->values[v]);
+            } else {
+                cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, -1);
+                buf[cur[v]].outside_read = 1;
+            }
+            if (end_s) end_s[k] = t;
+            continue;
+        }
         if (ins->kind == OPT_TO_HOST || ins->kind == OPT_FROM_HOST) {
             int v = ins->value;
             if (v < 0 || v >= nv || cur[v] < 0 || (ins->kind == OPT_FROM_HOST && host_done[v] < 0)) {
@@ -312,6 +366,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
 out:
 #undef NEWBUF
     free(group_end);
+    free(low);
     free(in_buf);
     free(out_buf);
     free(cur);
@@ -323,61 +378,87 @@ out:
     return rc;
 }
 
-/* A new value like v named PREFIX/NAME; the per-value arrays grown to cover it. */
-static int copy_value(IrGraph *g, int v, const char *prefix, int **cur, unsigned char **written, int **host, int *nv)
+/* opt_schedule_apply's state: per value of the growing graph, its latest
+ * device copy (cur), whether that has been written, and its host and
+ * bfloat16 copies (-1: none). */
+typedef struct {
+    int *cur, *host, *low;
+    unsigned char *written;
+    int nv;
+} Apply;
+
+/* A new value like v named PREFIX/NAME (of dtype dt); the arrays grown to cover it. */
+static int copy_value(IrGraph *g, int v, const char *prefix, IrDType dt, Apply *a)
 {
     char base[512];
     snprintf(base, sizeof base, "%s/%s", prefix, g->values[v].name);
     const char *name = ir_value_find(g, base) < 0 ? base : ir_unique_name(g, base);
     int c = ir_value_new(g, name, IR_ACTIVATION);
     const IrValue *src = &g->values[v];
-    ir_value_set_shape(&g->values[c], src->dtype, src->rank, src->dims);
-    *cur = ir_xrealloc(*cur, (size_t)g->nvalues * sizeof **cur);
-    *written = ir_xrealloc(*written, (size_t)g->nvalues);
-    *host = ir_xrealloc(*host, (size_t)g->nvalues * sizeof **host);
-    for (int i = *nv; i < g->nvalues; i++) (*cur)[i] = i, (*written)[i] = 1, (*host)[i] = -1;
-    *nv = g->nvalues;
+    ir_value_set_shape(&g->values[c], dt, src->rank, src->dims);
+    size_t n = (size_t)g->nvalues;
+    a->cur = ir_xrealloc(a->cur, n * sizeof *a->cur);
+    a->written = ir_xrealloc(a->written, n);
+    a->host = ir_xrealloc(a->host, n * sizeof *a->host);
+    a->low = ir_xrealloc(a->low, n * sizeof *a->low);
+    for (int i = a->nv; i < g->nvalues; i++) a->cur[i] = i, a->written[i] = 1, a->host[i] = a->low[i] = -1;
+    a->nv = g->nvalues;
     return c;
 }
 
-/* An OPT_TO_HOST or OPT_FROM_HOST as a loom.ToHost or loom.FromHost node:
- * its id, or -1 with g->err. host[v]: the host copy of v, or -1. */
-static int apply_copy(IrGraph *g, const OptInstr *ins, int k, int **cur, unsigned char **written, int **host,
-                      int *nv)
+/* An OPT_TO_HOST or OPT_FROM_HOST as a loom.ToHost or loom.FromHost node,
+ * an OPT_NARROW or OPT_WIDEN as a Cast: its id, or -1 with g->err. */
+static int apply_move(IrGraph *g, const OptInstr *ins, int k, Apply *a)
 {
-    int v = ins->value, to = ins->kind == OPT_TO_HOST;
-    if (v < 0 || v >= *nv || (to ? !(*written)[(*cur)[v]] : (*host)[v] < 0))
+    int v = ins->value, to = ins->kind == OPT_TO_HOST, narrow = ins->kind == OPT_NARROW;
+    if (ins->kind == OPT_NARROW || ins->kind == OPT_WIDEN) {
+        if (v < 0 || v >= a->nv || (narrow ? !a->written[a->cur[v]] : a->low[v] < 0) || g->values[v].dtype != IR_F32)
+            return ir_fail(g, -1, "schedule: instruction %d %s %s, which %s", k,
+                           narrow ? "narrows" : "widens", v >= 0 && v < a->nv ? g->values[v].name : "a value that does not exist",
+                           v >= 0 && v < a->nv && g->values[v].dtype != IR_F32 ? "is not float32"
+                           : narrow ? "has no device copy there" : "has no bfloat16 copy there");
+        char name[512];
+        snprintf(name, sizeof name, "%s/%s", narrow ? "narrow" : "widen", g->values[v].name);
+        int in = narrow ? a->cur[v] : a->low[v];
+        int out = copy_value(g, v, narrow ? "bf16" : "lowbit", narrow ? IR_BF16 : IR_F32, a);
+        int id = ir_node_new(g, IR_OP_Cast, name, 1, &in, 1, &out);
+        ir_attr_set_int(g, id, "to", narrow ? 16 : 1); /* TensorProto: BFLOAT16, FLOAT */
+        g->nodes[id].phase = IR_LOWBIT;
+        if (narrow) a->low[v] = out;
+        else a->cur[v] = out;
+        return id;
+    }
+    if (v < 0 || v >= a->nv || (to ? !a->written[a->cur[v]] : a->host[v] < 0))
         return ir_fail(g, -1, "schedule: instruction %d copies %s %s, which has no %s copy there", k,
-                       v >= 0 && v < *nv ? g->values[v].name : "a value that does not exist",
+                       v >= 0 && v < a->nv ? g->values[v].name : "a value that does not exist",
                        to ? "to the host" : "from the host", to ? "device" : "host");
     char name[512];
     snprintf(name, sizeof name, "%s/%s", to ? "to_host" : "from_host", g->values[v].name);
-    int in = to ? (*cur)[v] : (*host)[v];
-    int out = copy_value(g, v, to ? "host" : "offload", cur, written, host, nv);
+    int in = to ? a->cur[v] : a->host[v];
+    int out = copy_value(g, v, to ? "host" : "offload", g->values[v].dtype, a);
     int id = ir_node_new(g, to ? IR_OP_ToHost : IR_OP_FromHost, name, 1, &in, 1, &out);
     g->nodes[id].phase = IR_OFFLOAD;
-    if (to) (*host)[v] = out;
-    else (*cur)[v] = out;
+    if (to) a->host[v] = out;
+    else a->cur[v] = out;
     return id;
 }
 
 int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
 {
     int nv = g->nvalues, nn = g->nnodes, rc = -1;
-    int *host = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *host);
-    for (int v = 0; v < nv; v++) host[v] = -1;
-    int *cur = ir_xmalloc((size_t)(nv ? nv : 1) * sizeof *cur);
-    unsigned char *written = ir_xcalloc((size_t)(nv ? nv : 1), 1);
+    Apply a = {ir_xmalloc((size_t)(nv ? nv : 1) * sizeof(int)), ir_xmalloc((size_t)(nv ? nv : 1) * sizeof(int)),
+               ir_xmalloc((size_t)(nv ? nv : 1) * sizeof(int)), ir_xcalloc((size_t)(nv ? nv : 1), 1), nv};
     int *runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *runs);
     int *order = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *order);
     for (int v = 0; v < nv; v++) {
-        cur[v] = v;
-        written[v] = g->values[v].producer < 0;
+        a.cur[v] = v;
+        a.host[v] = a.low[v] = -1;
+        a.written[v] = g->values[v].producer < 0;
     }
     for (int k = 0; k < s->n; k++) {
         int node = s->ins[k].node;
-        if (s->ins[k].kind == OPT_TO_HOST || s->ins[k].kind == OPT_FROM_HOST) {
-            int id = apply_copy(g, &s->ins[k], k, &cur, &written, &host, &nv);
+        if (opt_instr_is_move(s->ins[k].kind)) {
+            int id = apply_move(g, &s->ins[k], k, &a);
             if (id < 0) goto out;
             order[k] = id;
             continue;
@@ -398,8 +479,8 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
         IR_ASSERT(n.nin <= 64 && n.nout <= 64);
         for (int j = 0; j < n.nin; j++) {
             int v = n.in[j];
-            in[j] = v < 0 ? v : cur[v];
-            if (v >= 0 && !written[in[j]]) {
+            in[j] = v < 0 ? v : a.cur[v];
+            if (v >= 0 && !a.written[in[j]]) {
                 ir_fail(g, node, "schedule: instruction %d reads '%s' before any instruction writes it",
                         k, g->values[v].name);
                 goto out;
@@ -408,12 +489,12 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
         if (!rerun) {
             memcpy(g->nodes[node].in, in, (size_t)n.nin * sizeof *in);
             for (int j = 0; j < n.nout; j++)
-                if (n.out[j] >= 0) written[n.out[j]] = 1;
+                if (n.out[j] >= 0) a.written[n.out[j]] = 1;
             order[k] = node;
             continue;
         }
         for (int j = 0; j < n.nout; j++)
-            out[j] = n.out[j] < 0 ? -1 : copy_value(g, n.out[j], "remat", &cur, &written, &host, &nv);
+            out[j] = n.out[j] < 0 ? -1 : copy_value(g, n.out[j], "remat", g->values[n.out[j]].dtype, &a);
         int id = ir_node_new(g, n.op, n.name, n.nin, in, n.nout, out);
         IrNode *c = &g->nodes[id];
         c->nattr = n.nattr;
@@ -422,7 +503,7 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
         c->fwd = node;
         c->onnx_index = n.onnx_index;
         for (int j = 0; j < n.nout; j++)
-            if (n.out[j] >= 0) cur[n.out[j]] = out[j];
+            if (n.out[j] >= 0) a.cur[n.out[j]] = out[j];
         order[k] = id;
     }
     for (int i = 0; i < nn; i++)
@@ -433,9 +514,10 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
     ir_reorder(g, order, s->n);
     rc = 0;
 out:
-    free(cur);
-    free(host);
-    free(written);
+    free(a.cur);
+    free(a.host);
+    free(a.low);
+    free(a.written);
     free(runs);
     free(order);
     return rc;

@@ -21,6 +21,9 @@
 #  4b. gpt2_tiny with --offload only under a budget: its copies to host
 #     memory and back on the copy streams, built by nvcc, and emulated
 #     beside the cpu program: gradients and 3 steps within 1e-5 / 1e-4;
+#  4c. gpt2_tiny with --lowbit bf16 under a budget: its Casts to bfloat16 and
+#     back, built by nvcc, and emulated: gradients within 2e-2 of the float32
+#     cpu program's, 3 steps of loss within 1e-3;
 #  5. bfloat16 products (tests/cuda/bf16_graph.py: MatMul, batched MatMul
 #     of a Transpose, Gemm with transA / transB, a Sum and Casts of bf16
 #     values, a float16 Mul): compiled for both targets, the nvcc build, and
@@ -242,6 +245,48 @@ if "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cuda -o "$d" > "$d.com
     fi
 else
     fail "cuda_compile_offload_$m" "budget '${budget:-}': $(tail -c 1200 "$d.compile.log" "$c.compile.log" 2>/dev/null)"
+fi
+
+# ---- low-bit storage: gpt2_tiny compiled with --lowbit bf16 (no offload) at the
+# first of eight budgets from its least toward store-all whose plan stores
+# activations as bfloat16: the Casts built by nvcc, and on the emulator its
+# gradients within the stated bound (2e-2, tests/remat) of the float32 cpu
+# program's and 3 steps of loss within 1e-3 ----
+m=gpt2_tiny d=$out/$m.lowbit c=$out/$m.train.cpu
+mapfile -t data < <(data "$m")
+largs=(--loss ce --loss-target target_y --target cuda --offload off --lowbit bf16)
+budget=""
+if lim=$("$loom" plan "models/$m/model.onnx" "${largs[@]}" --json 2>/dev/null |
+         "$py" -c "import json, sys; d = json.load(sys.stdin); print(d['min_feasible_bytes'], d['budget_bytes'])"); then
+    read -r least top <<< "$lim"
+    for i in 0 1 2 3 4 5 6 7; do
+        b=$((least + (top - least) * i / 8))
+        if "$loom" plan "models/$m/model.onnx" "${largs[@]}" --budget "$b" --json 2>/dev/null |
+           "$py" -c "import json, sys; sys.exit(0 if json.load(sys.stdin)['lowbit_values'] else 1)"; then
+            budget=$b
+            break
+        fi
+    done
+fi
+if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${largs[@]}" --budget "$budget" -o "$d" \
+       > "$d.compile.log" 2>&1 && grep -q 'low-bit storage' "$d/model.cu"; then
+    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
+        pass cuda_nvcc_lowbit_$m
+    else
+        fail cuda_nvcc_lowbit_$m "$(tail -c 1200 "$d.build.log")"
+    fi
+    rm -f "$d"/*.o "$d"/train
+    if [ -f "$c.grads.st" ] && make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+       "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+       head -3 "$c.log.jsonl" > "$d.cpu3.jsonl" &&
+       r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2e-2 2>&1) &&
+       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$d.cpu3.jsonl" 1e-3 2>&1); then
+        pass "cuda_emu_lowbit_$m (budget $budget: $r; $r2)"
+    else
+        fail "cuda_emu_lowbit_$m" "${r:-} ${r2:-} $(tail -c 800 "$d.emu.log" "$d.run.log" 2>/dev/null)"
+    fi
+else
+    fail "cuda_compile_lowbit_$m" "budget '${budget:-none stores a value as bfloat16}': $(tail -c 1200 "$d.compile.log" 2>/dev/null)"
 fi
 
 # ---- 5: bfloat16 products and elementwise loops, cpu and cuda programs ----

@@ -9,7 +9,8 @@
 # the plan below store-all must recompute something. Then: `plan --sweep`
 # predicts a step time that never grows with the budget and writes its plot;
 # a budget below the least feasible is refused naming it; bad --budget flags;
-# --device without --budget; a program refuses to start, naming the bytes,
+# --device without --budget; low-bit storage within its stated error bound;
+# a program refuses to start, naming the bytes,
 # where the machine lacks them; and --solver ilp proves rotor's plan within
 # 1% of the optimum where lp_solve can.
 # Env: LOOM (the loom binary), LOOM_ROOT (repo root).
@@ -98,6 +99,20 @@ sys.exit(0 if ok else 1)
 PY
         ); then pass "${name}_reruns_by_op ($msg)"
         elif [ $which = least ]; then fail "${name}_reruns_by_op" "$msg"; fi
+        # where the placed plan peaks: no more than the arena, its largest buffers within it, largest first
+        if msg=$("$py" - "$dir.plan.json" <<'PY'
+import sys, json
+d = json.load(open(sys.argv[1]))
+p = d["peak"]
+sizes = [b["bytes"] for b in p["largest"]]
+ok = p["node"] and p["phase"] in ("forward", "backward", "update", "recompute", "offload", "low-bit") \
+    and 0 < p["live_bytes"] <= d["arena_bytes"] and 0 < len(sizes) <= 8 and sizes == sorted(sizes, reverse=True) \
+    and sum(sizes) + p["workspace_bytes"] <= p["live_bytes"] and (p["others"] == 0 or len(sizes) == 8)
+print(f"{p['live_bytes']} of {d['arena_bytes']} bytes live at {p['node']} ({p['phase']}), {len(sizes)} + {p['others']} buffers")
+sys.exit(0 if ok else 1)
+PY
+        ); then pass "${name}_peak_report ($msg)"
+        else fail "${name}_peak_report" "$msg"; fi
         if [ "$dev" -le "$budget" ] && { [ "$budget" -ge "$top" ] || [ "$nre" -gt 0 ]; }; then
             pass "${name}_plan_fits ($dev <= $budget bytes, $nre recomputations)"
         else
@@ -170,6 +185,65 @@ PY
         fail "${name}_run" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
     fi
 done
+# ---- low-bit storage (--lowbit bf16, recomputation and bfloat16 copies, no
+# offload) at the first of eight budgets from the least feasible toward
+# store-all whose plan stores some activations as bfloat16 (recomputing is
+# cheaper at some, so not every one does); model.c says so; the program's
+# first loss is the unlimited program's (forward is untouched), every
+# gradient within 2e-2 of the unlimited program's (DESIGN.md's stated bound:
+# bfloat16 rounds each stored element by at most 2^-9 of it, which a
+# gradient's sums and ReLU masks amplify), and its peak within the budget ----
+for model in resnet_small unet_small vit_tiny gpt2_tiny; do
+    flags=(--mode train --target cpu --loss "${loss_of[$model]}" --loss-target target_y --offload off --lowbit bf16)
+    m=models/$model/model.onnx base=$out/$model.all dir=$out/$model.lowbit name="remat_${model}_lowbit"
+    mapfile -t args < <(data "$model")
+    [ -f "$base/grads.safetensors" ] || continue # its store-all program failed above
+    if ! "$loom" plan "$m" "${flags[@]}" --json > "$dir.least.json" 2> "$dir.plan.err"; then
+        fail "${name}_plan" "$(tail -3 "$dir.plan.err")"
+        continue
+    fi
+    least=$("$py" "$out/field.py" "$dir.least.json" min_feasible_bytes)
+    top=$("$py" "$out/field.py" "$dir.least.json" budget_bytes)
+    msg="" budget=0 r=""
+    for i in 0 1 2 3 4 5 6 7; do
+        budget=$((least + (top - least) * i / 8))
+        "$loom" plan "$m" "${flags[@]}" --budget "$budget" --json > "$dir.plan.json" 2> "$dir.plan.err" || break
+        if msg=$("$py" - "$dir.plan.json" "$budget" <<'PY'
+import sys, json
+d = json.load(open(sys.argv[1]))
+ok = d["lowbit"] == "bf16" and d["lowbit_values"] and d["lowbit_bytes"] > 0 and d["lowbit_s"] > 0 \
+    and not d["offloaded"] and d["device_bytes"] <= int(sys.argv[2])
+print(f"{len(d['lowbit_values'])} values, {d['lowbit_bytes']} bytes as bfloat16, device {d['device_bytes']}")
+sys.exit(0 if ok else 1)
+PY
+        ); then break; fi
+        msg=""
+    done
+    if [ -z "$msg" ]; then
+        fail "${name}_plan" "no plan from $least to $top bytes stores a value as bfloat16 $(tail -3 "$dir.plan.err")"
+        continue
+    fi
+    pass "${name}_plan ($msg)"
+    if "$loom" compile "$m" "${flags[@]}" --budget "$budget" -o "$dir" > "$dir.compile.log" 2>&1 &&
+        grep -q 'low-bit storage' "$dir/model.c" && run_prog "$model" "$dir"; then
+        if [ "$(losses "$base/log.jsonl" | head -1)" = "$(losses "$dir/log.jsonl" | head -1)" ] &&
+            r=$("$py" tests/parity/compare.py grads "$dir/grads.safetensors" "$base/grads.safetensors" 2e-2 2>&1); then
+            pass "${name}_within_bound ($r)"
+        else
+            fail "${name}_within_bound" "${r:-first losses differ: $(losses "$base/log.jsonl" | head -1) vs $(losses "$dir/log.jsonl" | head -1)}"
+        fi
+        if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
+            pass "${name}_peak_within_budget ($peak <= $budget)"
+        else
+            fail "${name}_peak_within_budget" "peak_device_bytes $peak, budget $budget"
+        fi
+    else
+        fail "${name}_run" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
+    fi
+done
+expect remat_lowbit_bad_flag 2 "--lowbit needs off or bf16" "$loom" plan models/gpt2_tiny/model.onnx --lowbit fp8
+expect remat_lowbit_without_budget 2 "give a --budget too" "$loom" compile models/gpt2_tiny/model.onnx --mode train \
+    --target cpu --loss ce --loss-target target_y --lowbit bf16 -o "$out/x"
 # with a GPU profile offload is on by default: never slower than recomputation alone
 m=models/gpt2_tiny/model.onnx
 gflags=(--mode train --loss ce --loss-target target_y --device h100-sxm --json)

@@ -15,7 +15,14 @@
  * room between its least and store-all, with a fast link without any
  * stall (the step time is store-all's), a smaller room needs at least as
  * many copies, and a link too slow for any copy to be out by the peak
- * leaves it nothing to do. */
+ * leaves it nothing to do.
+ *
+ * Low-bit storage (OPT_NARROW / OPT_WIDEN) the same way: by hand, each
+ * conversion costs opt_lowbit_s of compute and the value's bytes give way
+ * to a bfloat16 copy of half of them across the gap; the rewritten graph
+ * holds two Casts (phase IR_LOWBIT) that codegen runs as passes of their
+ * own; and the greedy with OPT_MOVE_BF16 alone reaches a room between its
+ * least and store-all, narrowing float32 activations only, at a cost. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,15 +74,20 @@ static int pick_saved(const Fixture *f, const OptSchedule *s, int *w, int *last_
     return best;
 }
 
-/* s with TO_HOST v after instruction `out_after` and FROM_HOST v before `back_before`. */
-static void with_copy(const OptSchedule *s, int v, int out_after, int back_before, OptSchedule *o)
+/* s with TO_HOST v after instruction `out_after` and FROM_HOST v before
+ * `back_before` (bf16: NARROW and WIDEN instead). */
+static void with_move(const OptSchedule *s, int v, int out_after, int back_before, int bf16, OptSchedule *o)
 {
     memset(o, 0, sizeof *o);
     for (int k = 0; k < s->n; k++) {
-        if (k == back_before) opt_schedule_push_copy(o, OPT_FROM_HOST, v);
+        if (k == back_before) opt_schedule_push_copy(o, bf16 ? OPT_WIDEN : OPT_FROM_HOST, v);
         opt_schedule_push(o, s->ins[k].node, s->ins[k].kind);
-        if (k == out_after) opt_schedule_push_copy(o, OPT_TO_HOST, v);
+        if (k == out_after) opt_schedule_push_copy(o, bf16 ? OPT_NARROW : OPT_TO_HOST, v);
     }
+}
+static void with_copy(const OptSchedule *s, int v, int out_after, int back_before, OptSchedule *o)
+{
+    with_move(s, v, out_after, back_before, 0, o);
 }
 
 static void test_timeline(void)
@@ -206,14 +218,14 @@ static void test_greedy(void)
     CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
     OptLink fast = {1e15, 1}; /* every copy done at once */
     /* as low as it goes */
-    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, 0, 1024, &s, &r) == 0);
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, 0, 1024, OPT_MOVE_HOST, &s, &r) == 0);
     int64_t least = r.peak_bytes;
     CHECK(least < base.peak_bytes);
     CHECK(opt_schedule_copies(&s) > 0 && opt_schedule_copies(&s) % 2 == 0);
     opt_schedule_free(&s);
     /* halfway: reached, no stall, store-all's time */
     int64_t room = (least + base.peak_bytes) / 2;
-    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, room, 1024, &s, &r) == 0);
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, room, 1024, OPT_MOVE_HOST, &s, &r) == 0);
     CHECK(r.peak_bytes <= room);
     CHECK(r.stall_s == 0);
     CHECK(fabs(r.step_s - base.step_s) <= 1e-9 * base.step_s);
@@ -221,7 +233,7 @@ static void test_greedy(void)
     CHECK(opt_schedule_timeline(g, &s, node_s, &f.req, &fast, &again, NULL, NULL) == 0);
     CHECK_EQ_INT(again.peak_bytes, r.peak_bytes);
     /* less room: at least as many copies */
-    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, (least + room) / 2, 1024, &s2, &r2) == 0);
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &all, (least + room) / 2, 1024, OPT_MOVE_HOST, &s2, &r2) == 0);
     CHECK(opt_schedule_copies(&s2) >= opt_schedule_copies(&s));
     CHECK(r2.peak_bytes <= (least + room) / 2);
     opt_schedule_free(&s2);
@@ -232,11 +244,192 @@ static void test_greedy(void)
     opt_schedule_free(&s);
     /* a link that moves nothing in time: no copy can be away at the peak */
     OptLink crawl = {1.0, 1};
-    CHECK(opt_offload(g, node_s, &f.req, &crawl, &all, room, 1024, &s, &r) == 1);
+    CHECK(opt_offload(g, node_s, &f.req, &crawl, &all, room, 1024, OPT_MOVE_HOST, &s, &r) == 1);
     /* on the compute thread every copy fits, at its cost */
     OptLink sync = {1e9, 0};
-    CHECK(opt_offload(g, node_s, &f.req, &sync, &all, room, 1024, &s, &r) == 0);
+    CHECK(opt_offload(g, node_s, &f.req, &sync, &all, room, 1024, OPT_MOVE_HOST, &s, &r) == 0);
     CHECK(r.peak_bytes <= room && r.step_s > base.step_s);
+    opt_schedule_free(&s);
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+static int64_t aligned(int64_t n) { return (n + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN; }
+
+/* The device's memory for low-bit conversions: 100 GB/s, 1 TFLOP/s, 5 us. */
+static const OptLink lowbit_link = {1e9, 0, 1e11, 1e12, 5e-6};
+
+static void test_lowbit_timeline(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    const IrGraph *g = f.g;
+    OptSchedule all, s;
+    OptSimResult base, r;
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, f.costs.seconds, &f.req, &base) == 0);
+    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
+    CHECK(v >= 0);
+    if (v < 0) goto out;
+    int64_t bytes = ir_value_bytes(&g->values[v]), numel = ir_value_numel(&g->values[v]);
+    CHECK(g->values[v].dtype == IR_F32);
+    with_move(&all, v, kf, kb, 1, &s);
+    CHECK_EQ_INT(opt_schedule_copies(&s), 0); /* no host copies */
+    /* no device memory rate: refused */
+    OptLink none = {1e9, 0};
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &none, &r, NULL, NULL) == -1);
+    CHECK_STR_CONTAINS(g->err, "no device memory rate");
+    CHECK(opt_schedule_simulate(g, &s, f.costs.seconds, &f.req, &r) == -1);
+    /* two conversions of compute, each a Cast's roofline */
+    double conv = opt_lowbit_s(&lowbit_link, numel);
+    CHECK(fabs(conv - (fmax((double)numel / 1e12, 6.0 * (double)numel / 1e11) + 5e-6)) <= 1e-15);
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == 0);
+    CHECK(fabs(r.step_s - (base.step_s + 2 * conv)) <= 1e-12 * base.step_s + 1e-15);
+    CHECK(fabs(r.lowbit_s - 2 * conv) <= 1e-15);
+    CHECK_EQ_INT(r.lowbit_bytes, bytes);
+    CHECK_EQ_INT(r.host_bytes, 0);
+    CHECK(r.stall_s == 0);
+    /* where store-all peaks with v live and idle, half of v's bytes are gone */
+    if (base.peak_at > kf && base.peak_at < kb)
+        CHECK(r.peak_bytes <= base.peak_bytes - aligned(bytes) + aligned(2 * numel));
+    CHECK(r.peak_bytes <= base.peak_bytes);
+    opt_schedule_free(&s);
+    /* a widening with no narrowing before it is refused */
+    memset(&s, 0, sizeof s);
+    for (int k = 0; k < all.n; k++) {
+        if (k == kb) opt_schedule_push_copy(&s, OPT_WIDEN, v);
+        opt_schedule_push(&s, all.ins[k].node, all.ins[k].kind);
+    }
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == -1);
+    CHECK_STR_CONTAINS(g->err, "has no bfloat16 copy there");
+    opt_schedule_free(&s);
+    /* only float32 values narrow: gpt2_tiny's token ids are int64 */
+    int ids = g->inputs[0];
+    CHECK(g->values[ids].dtype != IR_F32);
+    with_move(&all, ids, 0, all.n - 1, 1, &s);
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == -1);
+    CHECK_STR_CONTAINS(g->err, "is not float32");
+    opt_schedule_free(&s);
+out:
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+static void test_lowbit_apply(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    IrGraph *g = f.g;
+    OptSchedule all, s;
+    opt_schedule_store_all(g, &all);
+    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
+    CHECK(v >= 0);
+    if (v < 0) {
+        opt_schedule_free(&all);
+        fixture_free(&f);
+        return;
+    }
+    with_move(&all, v, kf, kb, 1, &s);
+    char name[512];
+    snprintf(name, sizeof name, "%s", g->values[v].name);
+    int64_t bytes = ir_value_bytes(&g->values[v]);
+    CHECK(opt_schedule_apply(g, &s) == 0);
+    CHECK(ir_verify(g) == 0);
+    int nar = -1, wid = -1;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i].op == IR_OP_Cast && g->nodes[i].phase == IR_LOWBIT) {
+            if (nar < 0) nar = i;
+            else wid = i;
+        }
+    CHECK(nar >= 0 && wid > nar);
+    if (nar >= 0 && wid > nar) {
+        int low = g->nodes[nar].out[0], back = g->nodes[wid].out[0];
+        char want[600];
+        snprintf(want, sizeof want, "narrow/%s", name);
+        CHECK(!strcmp(g->nodes[nar].name, want));
+        CHECK_EQ_INT(g->nodes[nar].in[0], v);
+        CHECK(g->values[low].dtype == IR_BF16 && ir_value_bytes(&g->values[low]) == bytes / 2);
+        CHECK_EQ_INT(ir_attr_int(&g->nodes[nar], "to", 0), 16);
+        CHECK_EQ_INT(g->nodes[wid].in[0], low);
+        CHECK_EQ_INT(ir_attr_int(&g->nodes[wid], "to", 0), 1);
+        snprintf(want, sizeof want, "lowbit/%s", name);
+        CHECK(!strcmp(g->values[back].name, want) && g->values[back].dtype == IR_F32);
+        /* backward reads the widened copy; nothing after the narrowing reads v */
+        int reads_back = 0, reads_v = 0;
+        for (int i = nar + 1; i < g->nnodes; i++)
+            for (int j = 0; j < g->nodes[i].nin; j++) {
+                reads_back |= g->nodes[i].in[j] == back && g->nodes[i].phase == IR_BACKWARD;
+                reads_v |= g->nodes[i].in[j] == v;
+            }
+        CHECK(reads_back && !reads_v);
+        /* both Casts run as steps of their own; v's buffer dies at the
+         * narrowing, the bfloat16 copy at the widening */
+        CgSelect sel;
+        CHECK(cg_select(g, &cg_target_cpu, &sel) == 0);
+        CHECK_EQ_INT(sel.run_at[nar], nar);
+        CHECK_EQ_INT(sel.run_at[wid], wid);
+        OptMemRequest req = cg_mem_request(&sel);
+        OptMemPlan p;
+        CHECK(opt_memplan(g, &req, &p) == 0);
+        CHECK(p.values[low].pool == OPT_POOL_ARENA && p.values[back].pool == OPT_POOL_ARENA);
+        CHECK_EQ_INT(p.values[v].last, nar);
+        CHECK_EQ_INT(p.values[low].first, nar);
+        CHECK_EQ_INT(p.values[low].last, wid);
+        opt_memplan_free(&p);
+        cg_select_free(&sel);
+    }
+    opt_schedule_free(&s);
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+static void test_lowbit_greedy(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    const IrGraph *g = f.g;
+    const double *node_s = f.costs.seconds;
+    OptSchedule all, s;
+    OptSimResult base, r;
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
+    /* without a device memory rate there is nothing it may do */
+    OptLink none = {1e9, 0};
+    CHECK(opt_offload(g, node_s, &f.req, &none, &all, 0, 1024, OPT_MOVE_BF16, &s, &r) == 1);
+    /* as low as it goes, then halfway to store-all */
+    CHECK(opt_offload(g, node_s, &f.req, &lowbit_link, &all, 0, 1024, OPT_MOVE_BF16, &s, &r) == 0);
+    int64_t least = r.peak_bytes;
+    CHECK(least < base.peak_bytes);
+    opt_schedule_free(&s);
+    int64_t room = (least + base.peak_bytes) / 2;
+    CHECK(opt_offload(g, node_s, &f.req, &lowbit_link, &all, room, 1024, OPT_MOVE_BF16, &s, &r) == 0);
+    CHECK(r.peak_bytes <= room && r.step_s > base.step_s && r.lowbit_s > 0);
+    CHECK_EQ_INT(opt_schedule_copies(&s), 0);
+    int narrow = 0, widen = 0;
+    int64_t moved = 0;
+    for (int k = 0; k < s.n; k++) {
+        if (s.ins[k].kind == OPT_WIDEN) widen++;
+        if (s.ins[k].kind != OPT_NARROW) continue;
+        narrow++;
+        const IrValue *val = &g->values[s.ins[k].value];
+        moved += ir_value_bytes(val);
+        /* a float32 activation: a forward node's output */
+        CHECK(val->dtype == IR_F32 && val->producer >= 0 && g->nodes[val->producer].phase == IR_FORWARD);
+    }
+    CHECK(narrow > 0 && narrow == widen);
+    CHECK_EQ_INT(r.lowbit_bytes, moved);
+    OptSimResult again;
+    CHECK(opt_schedule_timeline(g, &s, node_s, &f.req, &lowbit_link, &again, NULL, NULL) == 0);
+    CHECK_EQ_INT(again.peak_bytes, r.peak_bytes);
+    IrGraph *c = ir_graph_copy(g);
+    CHECK(opt_schedule_apply(c, &s) == 0 && ir_verify(c) == 0);
+    ir_graph_free(c);
+    opt_schedule_free(&s);
+    /* copies to the host first: with a link that has everything away at
+     * once, the same room needs no bfloat16 copy */
+    OptLink both = {1e15, 1, 1e11, 1e12, 5e-6};
+    CHECK(opt_offload(g, node_s, &f.req, &both, &all, room, 1024, OPT_MOVE_HOST | OPT_MOVE_BF16, &s, &r) == 0);
+    CHECK(r.peak_bytes <= room && r.lowbit_bytes == 0 && r.host_bytes > 0);
     opt_schedule_free(&s);
     opt_schedule_free(&all);
     fixture_free(&f);
@@ -247,5 +440,8 @@ int main(void)
     RUN(test_timeline);
     RUN(test_apply);
     RUN(test_greedy);
+    RUN(test_lowbit_timeline);
+    RUN(test_lowbit_apply);
+    RUN(test_lowbit_greedy);
     return CHECK_DONE();
 }
