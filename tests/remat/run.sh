@@ -38,6 +38,24 @@ print(worst)
 sys.exit(0 if recs and worst <= int(sys.argv[2]) else 1)
 PY
 
+# check_peak NAME DIR BUDGET: the program's peak_device_bytes within BUDGET
+check_peak() {
+    local peak
+    if peak=$("$py" "$out/peak.py" "$2/log.jsonl" "$3" 2>&1); then pass "$1_peak_within_budget ($peak <= $3)"
+    else fail "$1_peak_within_budget" "peak_device_bytes $peak, budget $3"; fi
+}
+
+# least_top NAME DIR: least and top, the least feasible and the store-all
+# budgets of the plan with $m and ${flags[@]} (DIR.least.json); 1 when refused
+least_top() {
+    if ! "$loom" plan "$m" "${flags[@]}" --json > "$2.least.json" 2> "$2.plan.err"; then
+        fail "$1_plan" "$(tail -3 "$2.plan.err")"
+        return 1
+    fi
+    least=$("$py" "$out/field.py" "$2.least.json" min_feasible_bytes)
+    top=$("$py" "$out/field.py" "$2.least.json" budget_bytes)
+}
+
 # run_prog NAME DIR: 2 steps with the log and the gradients
 run_prog() {
     local name=$1 dir=$2
@@ -133,11 +151,7 @@ PY
             fail "${name}_bit_exact" "losses or gradients differ from the unlimited program's" \
                 "$(losses "$base/log.jsonl" | tr '\n' ' ') vs $(losses "$dir/log.jsonl" | tr '\n' ' ')"
         fi
-        if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
-            pass "${name}_peak_within_budget ($peak <= $budget)"
-        else
-            fail "${name}_peak_within_budget" "peak_device_bytes $peak, budget $budget"
-        fi
+        check_peak "$name" "$dir" "$budget"
     done
 done
 
@@ -149,12 +163,7 @@ for model in gpt2_tiny llama_tiny resnet_small unet_small vit_tiny fno_small; do
     m=models/$model/model.onnx base=$out/$model.all dir=$out/$model.offload name="remat_${model}_offload"
     mapfile -t args < <(data "$model")
     [ -f "$base/grads.safetensors" ] || continue # its store-all program failed above
-    if ! "$loom" plan "$m" "${flags[@]}" --json > "$dir.least.json" 2> "$dir.plan.err"; then
-        fail "${name}_plan" "$(tail -3 "$dir.plan.err")"
-        continue
-    fi
-    least=$("$py" "$out/field.py" "$dir.least.json" min_feasible_bytes)
-    top=$("$py" "$out/field.py" "$dir.least.json" budget_bytes)
+    least_top "$name" "$dir" || continue
     budget=$(((least + top) / 2))
     if ! "$loom" plan "$m" "${flags[@]}" --budget "$budget" --json > "$dir.plan.json" 2> "$dir.plan.err" ||
         ! msg=$("$py" - "$dir.plan.json" "$budget" <<'PY'
@@ -176,11 +185,7 @@ PY
         else
             fail "${name}_bit_exact" "losses or gradients differ from the unlimited program's"
         fi
-        if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
-            pass "${name}_peak_within_budget ($peak <= $budget)"
-        else
-            fail "${name}_peak_within_budget" "peak_device_bytes $peak, budget $budget"
-        fi
+        check_peak "$name" "$dir" "$budget"
     else
         fail "${name}_run" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
     fi
@@ -198,12 +203,7 @@ for model in resnet_small unet_small vit_tiny gpt2_tiny; do
     m=models/$model/model.onnx base=$out/$model.all dir=$out/$model.lowbit name="remat_${model}_lowbit"
     mapfile -t args < <(data "$model")
     [ -f "$base/grads.safetensors" ] || continue # its store-all program failed above
-    if ! "$loom" plan "$m" "${flags[@]}" --json > "$dir.least.json" 2> "$dir.plan.err"; then
-        fail "${name}_plan" "$(tail -3 "$dir.plan.err")"
-        continue
-    fi
-    least=$("$py" "$out/field.py" "$dir.least.json" min_feasible_bytes)
-    top=$("$py" "$out/field.py" "$dir.least.json" budget_bytes)
+    least_top "$name" "$dir" || continue
     msg="" budget=0 r=""
     for i in 0 1 2 3 4 5 6 7; do
         budget=$((least + (top - least) * i / 8))
@@ -232,11 +232,7 @@ PY
         else
             fail "${name}_within_bound" "${r:-first losses differ: $(losses "$base/log.jsonl" | head -1) vs $(losses "$dir/log.jsonl" | head -1)}"
         fi
-        if peak=$("$py" "$out/peak.py" "$dir/log.jsonl" "$budget" 2>&1); then
-            pass "${name}_peak_within_budget ($peak <= $budget)"
-        else
-            fail "${name}_peak_within_budget" "peak_device_bytes $peak, budget $budget"
-        fi
+        check_peak "$name" "$dir" "$budget"
     else
         fail "${name}_run" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
     fi

@@ -90,18 +90,30 @@ static void with_copy(const OptSchedule *s, int v, int out_after, int back_befor
     with_move(s, v, out_after, back_before, 0, o);
 }
 
+/* The fixture, its store-all schedule and pick_saved's value; -1 (a
+ * failure recorded, the fixture and schedule freed) when there is none. */
+static int saved_setup(Fixture *f, OptSchedule *all, int *w, int *kf, int *kb)
+{
+    if (fixture(f)) return -1;
+    opt_schedule_store_all(f->g, all);
+    int v = pick_saved(f, all, w, kf, kb);
+    CHECK(v >= 0);
+    if (v < 0) {
+        opt_schedule_free(all);
+        fixture_free(f);
+    }
+    return v;
+}
+
 static void test_timeline(void)
 {
     Fixture f;
-    if (fixture(&f)) return;
-    const IrGraph *g = f.g;
     OptSchedule all, s;
     OptSimResult base, r;
-    opt_schedule_store_all(g, &all);
+    int w, kf, kb, v = saved_setup(&f, &all, &w, &kf, &kb);
+    if (v < 0) return;
+    const IrGraph *g = f.g;
     CHECK(opt_schedule_simulate(g, &all, f.costs.seconds, &f.req, &base) == 0);
-    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
-    CHECK(v >= 0);
-    if (v < 0) goto out;
     int64_t bytes = ir_value_bytes(&g->values[v]);
     with_copy(&all, v, kf, kb, &s);
     CHECK_EQ_INT(opt_schedule_copies(&s), 2);
@@ -109,7 +121,7 @@ static void test_timeline(void)
     CHECK(opt_schedule_simulate(g, &s, f.costs.seconds, &f.req, &r) == -1);
     CHECK_STR_CONTAINS(g->err, "no host link");
     /* copies on the compute thread: each costs its time */
-    OptLink sync = {1e9, 0};
+    OptLink sync = {.bw = 1e9, .overlap = 0};
     double *start = malloc((size_t)s.n * sizeof *start);
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &sync, &r, start, NULL) == 0);
     double dur = (double)bytes / sync.bw;
@@ -120,13 +132,13 @@ static void test_timeline(void)
     /* copy engines, a link fast enough that the copy out is done before its
      * TO_HOST: only the copy back stalls, its read waiting all of it */
     double fwd = start[kf + 1] - start[w + 1]; /* compute between the writer's end and the TO_HOST */
-    OptLink fast = {(double)bytes / (0.5 * fwd), 1};
+    OptLink fast = {.bw = (double)bytes / (0.5 * fwd), .overlap = 1};
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &fast, &r, NULL, NULL) == 0);
     dur = (double)bytes / fast.bw;
     CHECK(fabs(r.stall_s - dur) <= 1e-9 * dur);
     CHECK(fabs(r.step_s - (base.step_s + dur)) <= 1e-9 * base.step_s);
     /* a link so slow that the TO_HOST waits for the copy out too */
-    OptLink slow = {(double)bytes / (4 * fwd), 1};
+    OptLink slow = {.bw = (double)bytes / (4 * fwd), .overlap = 1};
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &slow, &r, NULL, NULL) == 0);
     CHECK(r.stall_s > (double)bytes / slow.bw);
     free(start);
@@ -140,7 +152,6 @@ static void test_timeline(void)
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &sync, &r, NULL, NULL) == -1);
     CHECK_STR_CONTAINS(g->err, "has no host copy there");
     opt_schedule_free(&s);
-out:
     opt_schedule_free(&all);
     fixture_free(&f);
 }
@@ -148,17 +159,10 @@ out:
 static void test_apply(void)
 {
     Fixture f;
-    if (fixture(&f)) return;
-    IrGraph *g = f.g;
     OptSchedule all, s;
-    opt_schedule_store_all(g, &all);
-    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
-    CHECK(v >= 0);
-    if (v < 0) {
-        opt_schedule_free(&all);
-        fixture_free(&f);
-        return;
-    }
+    int w, kf, kb, v = saved_setup(&f, &all, &w, &kf, &kb);
+    if (v < 0) return;
+    IrGraph *g = f.g;
     with_copy(&all, v, kf, kb, &s);
     char name[512];
     snprintf(name, sizeof name, "%s", g->values[v].name);
@@ -216,7 +220,7 @@ static void test_greedy(void)
     OptSimResult base, r, r2;
     opt_schedule_store_all(g, &all);
     CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
-    OptLink fast = {1e15, 1}; /* every copy done at once */
+    OptLink fast = {.bw = 1e15, .overlap = 1}; /* every copy done at once */
     /* as low as it goes */
     CHECK(opt_offload(g, node_s, &f.req, &fast, &all, 0, 1024, OPT_MOVE_HOST, &s, &r) == 0);
     int64_t least = r.peak_bytes;
@@ -243,10 +247,10 @@ static void test_greedy(void)
     ir_graph_free(c);
     opt_schedule_free(&s);
     /* a link that moves nothing in time: no copy can be away at the peak */
-    OptLink crawl = {1.0, 1};
+    OptLink crawl = {.bw = 1.0, .overlap = 1};
     CHECK(opt_offload(g, node_s, &f.req, &crawl, &all, room, 1024, OPT_MOVE_HOST, &s, &r) == 1);
     /* on the compute thread every copy fits, at its cost */
-    OptLink sync = {1e9, 0};
+    OptLink sync = {.bw = 1e9, .overlap = 0};
     CHECK(opt_offload(g, node_s, &f.req, &sync, &all, room, 1024, OPT_MOVE_HOST, &s, &r) == 0);
     CHECK(r.peak_bytes <= room && r.step_s > base.step_s);
     opt_schedule_free(&s);
@@ -257,26 +261,23 @@ static void test_greedy(void)
 static int64_t aligned(int64_t n) { return (n + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN; }
 
 /* The device's memory for low-bit conversions: 100 GB/s, 1 TFLOP/s, 5 us. */
-static const OptLink lowbit_link = {1e9, 0, 1e11, 1e12, 5e-6};
+static const OptLink lowbit_link = {.bw = 1e9, .overlap = 0, .mem_bw = 1e11, .vec_flops = 1e12, .launch_s = 5e-6};
 
 static void test_lowbit_timeline(void)
 {
     Fixture f;
-    if (fixture(&f)) return;
-    const IrGraph *g = f.g;
     OptSchedule all, s;
     OptSimResult base, r;
-    opt_schedule_store_all(g, &all);
+    int w, kf, kb, v = saved_setup(&f, &all, &w, &kf, &kb);
+    if (v < 0) return;
+    const IrGraph *g = f.g;
     CHECK(opt_schedule_simulate(g, &all, f.costs.seconds, &f.req, &base) == 0);
-    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
-    CHECK(v >= 0);
-    if (v < 0) goto out;
     int64_t bytes = ir_value_bytes(&g->values[v]), numel = ir_value_numel(&g->values[v]);
     CHECK(g->values[v].dtype == IR_F32);
     with_move(&all, v, kf, kb, 1, &s);
     CHECK_EQ_INT(opt_schedule_copies(&s), 0); /* no host copies */
     /* no device memory rate: refused */
-    OptLink none = {1e9, 0};
+    OptLink none = {.bw = 1e9, .overlap = 0};
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &none, &r, NULL, NULL) == -1);
     CHECK_STR_CONTAINS(g->err, "no device memory rate");
     CHECK(opt_schedule_simulate(g, &s, f.costs.seconds, &f.req, &r) == -1);
@@ -310,7 +311,6 @@ static void test_lowbit_timeline(void)
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == -1);
     CHECK_STR_CONTAINS(g->err, "is not float32");
     opt_schedule_free(&s);
-out:
     opt_schedule_free(&all);
     fixture_free(&f);
 }
@@ -318,17 +318,10 @@ out:
 static void test_lowbit_apply(void)
 {
     Fixture f;
-    if (fixture(&f)) return;
-    IrGraph *g = f.g;
     OptSchedule all, s;
-    opt_schedule_store_all(g, &all);
-    int w, kf, kb, v = pick_saved(&f, &all, &w, &kf, &kb);
-    CHECK(v >= 0);
-    if (v < 0) {
-        opt_schedule_free(&all);
-        fixture_free(&f);
-        return;
-    }
+    int w, kf, kb, v = saved_setup(&f, &all, &w, &kf, &kb);
+    if (v < 0) return;
+    IrGraph *g = f.g;
     with_move(&all, v, kf, kb, 1, &s);
     char name[512];
     snprintf(name, sizeof name, "%s", g->values[v].name);
@@ -394,7 +387,7 @@ static void test_lowbit_greedy(void)
     opt_schedule_store_all(g, &all);
     CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
     /* without a device memory rate there is nothing it may do */
-    OptLink none = {1e9, 0};
+    OptLink none = {.bw = 1e9, .overlap = 0};
     CHECK(opt_offload(g, node_s, &f.req, &none, &all, 0, 1024, OPT_MOVE_BF16, &s, &r) == 1);
     /* as low as it goes, then halfway to store-all */
     CHECK(opt_offload(g, node_s, &f.req, &lowbit_link, &all, 0, 1024, OPT_MOVE_BF16, &s, &r) == 0);
@@ -427,7 +420,7 @@ static void test_lowbit_greedy(void)
     opt_schedule_free(&s);
     /* copies to the host first: with a link that has everything away at
      * once, the same room needs no bfloat16 copy */
-    OptLink both = {1e15, 1, 1e11, 1e12, 5e-6};
+    OptLink both = {.bw = 1e15, .overlap = 1, .mem_bw = 1e11, .vec_flops = 1e12, .launch_s = 5e-6};
     CHECK(opt_offload(g, node_s, &f.req, &both, &all, room, 1024, OPT_MOVE_HOST | OPT_MOVE_BF16, &s, &r) == 0);
     CHECK(r.peak_bytes <= room && r.lowbit_bytes == 0 && r.host_bytes > 0);
     opt_schedule_free(&s);
