@@ -288,13 +288,15 @@ else
 fi
 
 # ---- independent plans: more budget never a slower step (cli/budget.c places
-# the candidates within the room in order of time) ----
+# the candidates within the room in order of time), with and without
+# bfloat16 storage ----
 if msg=$("$py" - "$loom" models/llama_tiny/model.onnx <<'PY'
 import json, subprocess, sys
 loom, model = sys.argv[1], sys.argv[2]
-for dev in ["cpu", "h100-sxm"]:  # h100-sxm: recomputation and offload
+for dev, lowbit in [("cpu", "off"), ("h100-sxm", "off"), ("cpu", "bf16"), ("h100-sxm", "bf16")]:
+    # h100-sxm: recomputation and offload
     base = [loom, "plan", model, "--mode", "train", "--loss", "ce", "--loss-target", "target_y", "--json",
-            "--device", dev]
+            "--device", dev, "--lowbit", lowbit]
     p = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
     lo, hi = p["min_feasible_bytes"], p["budget_bytes"]
     prev = None
@@ -303,9 +305,10 @@ for dev in ["cpu", "h100-sxm"]:  # h100-sxm: recomputation and offload
         q = json.loads(subprocess.run(base + ["--budget", str(b)], capture_output=True, text=True, check=True).stdout)
         assert q["budget_bytes"] == b and q["arena_bytes"] + q["weights_bytes"] <= b, q
         if prev:
-            assert q["predicted_step_s"] <= prev[1], f"{dev}, budget {b}: {q['predicted_step_s']} s, slower than {prev}"
+            assert q["predicted_step_s"] <= prev[1], \
+                f"{dev}, lowbit {lowbit}, budget {b}: {q['predicted_step_s']} s, slower than {prev}"
         prev = (b, q["predicted_step_s"])
-print(f"9 budgets {lo} -> {hi} bytes, cpu and h100-sxm")
+print(f"9 budgets from the least to store-all, cpu and h100-sxm, --lowbit off and bf16")
 PY
     ); then
     pass "remat_budgets_monotone ($msg)"
