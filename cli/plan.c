@@ -234,6 +234,15 @@ int cli_plan_budget(IrGraph *g, const CliPlanOptions *p)
     return rc;
 }
 
+/* An array of the n names under key; frees names. */
+static void json_names(CliJson *j, const char *key, int n, const char **names)
+{
+    cli_json_array(j, key, 0);
+    for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
+    cli_json_close(j);
+    free(names);
+}
+
 static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t least, int full,
                      const char *solver)
 {
@@ -259,10 +268,7 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         if (r->note[0]) cli_json_str(j, "ilp_status", r->note);
         const char **names;
         int n = recomputed(f->g, &r->sched, &names);
-        cli_json_array(j, "recomputed", 0);
-        for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
-        cli_json_close(j);
-        free(names);
+        json_names(j, "recomputed", n, names);
         OpReruns *ops;
         int nops = reruns_by_op(f->g, &r->sched, f->node_s, &ops);
         cli_json_array(j, "recomputed_by_op", 0);
@@ -277,18 +283,12 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         free(ops);
         cli_json_str(j, "offload", f->offload ? "on" : "off");
         n = moved(f->g, &r->sched, OPT_TO_HOST, &names);
-        cli_json_array(j, "offloaded", 0);
-        for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
-        cli_json_close(j);
-        free(names);
+        json_names(j, "offloaded", n, names);
         cli_json_int(j, "host_bytes", r->sim.host_bytes);
         cli_json_num(j, "copy_stall_s", r->sim.stall_s);
         cli_json_str(j, "lowbit", f->lowbit ? "bf16" : "off");
         n = moved(f->g, &r->sched, OPT_NARROW, &names);
-        cli_json_array(j, "lowbit_values", 0);
-        for (int i = 0; i < n; i++) cli_json_str(j, NULL, names[i]);
-        cli_json_close(j);
-        free(names);
+        json_names(j, "lowbit_values", n, names);
         cli_json_int(j, "lowbit_bytes", r->sim.lowbit_bytes);
         cli_json_num(j, "lowbit_s", r->sim.lowbit_s);
         CliPeak pk;
