@@ -30,78 +30,93 @@ static double cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The real arena bytes of schedule s on f's graph (tried on a copy), as the
- * target's selection (its fusion, its workspaces) and the planner place it. */
+/* Schedule s applied to a copy of f's graph, with the target's selection
+ * (its fusion, its workspaces) and the memory planner's placement. */
+typedef struct {
+    IrGraph *g;
+    CgSelect sel;
+    OptMemRequest req;
+    OptMemPlan plan;
+} Placed;
+
+/* 0 with *p (placed_free frees it), or -1 with f's graph's err. */
+static int place(const CliFit *f, const OptSchedule *s, Placed *p)
+{
+    memset(p, 0, sizeof *p);
+    p->g = ir_graph_copy(f->g);
+    int rc = opt_schedule_apply(p->g, s);
+    if (rc == 0 && (rc = cg_select(p->g, f->target, &p->sel)) == 0) {
+        p->req = cg_mem_request(&p->sel);
+        if ((rc = opt_memplan(p->g, &p->req, &p->plan)) != 0) cg_select_free(&p->sel);
+    }
+    if (rc) {
+        memcpy(f->g->err, p->g->err, sizeof f->g->err);
+        ir_graph_free(p->g);
+    }
+    return rc;
+}
+
+static void placed_free(Placed *p)
+{
+    opt_memplan_free(&p->plan);
+    cg_select_free(&p->sel);
+    ir_graph_free(p->g);
+}
+
+/* The real arena bytes of schedule s on f's graph, as placed. */
 static int real_arena(const CliFit *f, const OptSchedule *s, int64_t *arena)
 {
-    IrGraph *g = f->g, *c = ir_graph_copy(g);
-    CgSelect sel;
-    int rc = opt_schedule_apply(c, s);
-    if (rc == 0) rc = cg_select(c, f->target, &sel);
-    if (rc == 0) {
-        OptMemRequest req = cg_mem_request(&sel);
-        OptMemPlan p;
-        rc = opt_memplan(c, &req, &p);
-        if (rc == 0) *arena = p.arena_bytes;
-        opt_memplan_free(&p);
-        cg_select_free(&sel);
-    }
-    if (rc) memcpy(g->err, c->err, sizeof g->err);
-    ir_graph_free(c);
-    return rc;
+    Placed p;
+    if (place(f, s, &p)) return -1;
+    *arena = p.plan.arena_bytes;
+    placed_free(&p);
+    return 0;
 }
 
 int cli_fit_peak(const CliFit *f, const OptSchedule *s, CliPeak *out)
 {
     static const char *phases[] = {"forward", "backward", "update", "recompute", "offload", "low-bit"};
     memset(out, 0, sizeof *out);
-    IrGraph *c = ir_graph_copy(f->g);
-    CgSelect sel;
-    OptMemPlan p;
-    int rc = opt_schedule_apply(c, s), planned = 0;
-    if (rc == 0 && (rc = cg_select(c, f->target, &sel)) == 0) {
-        OptMemRequest req = cg_mem_request(&sel);
-        planned = (rc = opt_memplan(c, &req, &p)) == 0;
-        if (planned) { /* the step of the most bytes live: buffers (roots) and its workspace */
-            int nn = c->nnodes, at = 0;
-            int64_t *live = ir_xcalloc((size_t)(nn ? nn : 1) + 1, sizeof *live), best = -1, run = 0;
-            for (int v = 0; v < c->nvalues; v++) {
-                const OptSlice *sl = &p.values[v];
-                if (sl->pool != OPT_POOL_ARENA || sl->alias >= 0 || sl->size <= 0) continue;
-                live[sl->first] += (sl->size + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
-                live[sl->last + 1] -= (sl->size + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
-            }
-            for (int k = 0; k < nn; k++) {
-                run += live[k];
-                int64_t ws = req.ws_bytes && p.ws_offset[k] >= 0 ? req.ws_bytes[k] : 0;
-                if (run + ws > best) best = run + ws, at = k, out->ws_bytes = ws;
-            }
-            free(live);
-            const IrNode *n = &c->nodes[at];
-            snprintf(out->node, sizeof out->node, "%s", n->name ? n->name : ir_ops[n->op].name);
-            out->phase = (unsigned)n->phase < sizeof phases / sizeof *phases ? phases[n->phase] : "";
-            out->live_bytes = best;
-            for (int v = 0; v < c->nvalues; v++) { /* the largest live there, kept sorted */
-                const OptSlice *sl = &p.values[v];
-                if (sl->pool != OPT_POOL_ARENA || sl->alias >= 0 || sl->size <= 0 || sl->first > at || sl->last < at)
-                    continue;
-                int i = out->n < CLI_PEAK_TOP ? out->n++ : CLI_PEAK_TOP;
-                if (i == CLI_PEAK_TOP) {
-                    out->more++;
-                    if (sl->size <= out->top[CLI_PEAK_TOP - 1].bytes) continue;
-                    i = CLI_PEAK_TOP - 1;
-                }
-                for (; i > 0 && out->top[i - 1].bytes < sl->size; i--) out->top[i] = out->top[i - 1];
-                snprintf(out->top[i].name, sizeof out->top[i].name, "%s", c->values[v].name);
-                out->top[i].bytes = sl->size;
-            }
-            opt_memplan_free(&p);
-        }
-        cg_select_free(&sel);
+    Placed pl;
+    if (place(f, s, &pl)) return -1;
+    const IrGraph *c = pl.g;
+    const OptMemPlan *p = &pl.plan;
+    /* the step of the most bytes live: buffers (roots) and its workspace */
+    int nn = c->nnodes, at = 0;
+    int64_t *live = ir_xcalloc((size_t)(nn ? nn : 1) + 1, sizeof *live), best = -1, run = 0;
+    for (int v = 0; v < c->nvalues; v++) {
+        const OptSlice *sl = &p->values[v];
+        if (sl->pool != OPT_POOL_ARENA || sl->alias >= 0 || sl->size <= 0) continue;
+        int64_t bytes = (sl->size + OPT_ALIGN - 1) / OPT_ALIGN * OPT_ALIGN;
+        live[sl->first] += bytes;
+        live[sl->last + 1] -= bytes;
     }
-    if (rc) memcpy(f->g->err, c->err, sizeof f->g->err);
-    ir_graph_free(c);
-    return rc;
+    for (int k = 0; k < nn; k++) {
+        run += live[k];
+        int64_t ws = pl.req.ws_bytes && p->ws_offset[k] >= 0 ? pl.req.ws_bytes[k] : 0;
+        if (run + ws > best) best = run + ws, at = k, out->ws_bytes = ws;
+    }
+    free(live);
+    const IrNode *n = &c->nodes[at];
+    snprintf(out->node, sizeof out->node, "%s", n->name ? n->name : ir_ops[n->op].name);
+    out->phase = (unsigned)n->phase < sizeof phases / sizeof *phases ? phases[n->phase] : "";
+    out->live_bytes = best;
+    for (int v = 0; v < c->nvalues; v++) { /* the largest live there, kept sorted */
+        const OptSlice *sl = &p->values[v];
+        if (sl->pool != OPT_POOL_ARENA || sl->alias >= 0 || sl->size <= 0 || sl->first > at || sl->last < at)
+            continue;
+        int i = out->n < CLI_PEAK_TOP ? out->n++ : CLI_PEAK_TOP;
+        if (i == CLI_PEAK_TOP) {
+            out->more++;
+            if (sl->size <= out->top[CLI_PEAK_TOP - 1].bytes) continue;
+            i = CLI_PEAK_TOP - 1;
+        }
+        for (; i > 0 && out->top[i - 1].bytes < sl->size; i--) out->top[i] = out->top[i - 1];
+        snprintf(out->top[i].name, sizeof out->top[i].name, "%s", c->values[v].name);
+        out->top[i].bytes = sl->size;
+    }
+    placed_free(&pl);
+    return 0;
 }
 
 int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const char *costs_path, int offload,

@@ -46,7 +46,7 @@ typedef struct {
     int *raw;    /* the first instruction of each read (a node of the group) */
     int64_t bytes;
     int ok;      /* can be offloaded at all */
-    int f32;     /* a float32 activation: can be stored as bfloat16 */
+    int narrowable; /* a float32 activation: can be stored as bfloat16 */
 } Copy;
 
 /* A chosen offload: copy, the gap (after seed instruction a, before d, the
@@ -55,8 +55,9 @@ typedef struct {
  * instruction b, FROM_HOST or WIDEN before seed instruction c). */
 typedef struct {
     int copy, a, d, b, c;
-    double dur;
-    int bf16; /* stored as bfloat16 on the device, not copied to the host */
+    int64_t bytes;
+    double dur; /* the copy's time on the link */
+    int bf16;   /* stored as bfloat16 on the device, not copied to the host */
 } Move;
 
 struct Ctx {
@@ -235,7 +236,7 @@ static int away(const Move *m, int p) { return m->b >= 0 && m->b < p && m->c > p
 static int by_bytes_desc(const void *pa, const void *pb)
 {
     const Move *a = pa, *b = pb;
-    return a->dur != b->dur ? (a->dur < b->dur) - (a->dur > b->dur) : a->copy - b->copy;
+    return a->bytes != b->bytes ? (a->bytes < b->bytes) - (a->bytes > b->bytes) : a->copy - b->copy;
 }
 
 /* The candidates one greedy step tries, largest first. */
@@ -306,7 +307,8 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
         for (int i = 0; i < x.ncopies; i++) {
             int a, d;
             if (taken[i] || !gap_at(&x.copies[i], p, &a, &d)) continue;
-            cand[ncand++] = (Move){i, a, d, 0, 0, (double)x.copies[i].bytes / (to_host ? link->bw : 1), 0};
+            int64_t bytes = x.copies[i].bytes;
+            cand[ncand++] = (Move){i, a, d, 0, 0, bytes, to_host ? (double)bytes / link->bw : 0, 0};
         }
         qsort(cand, (size_t)ncand, sizeof *cand, by_bytes_desc);
         int took = 0;
@@ -330,7 +332,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
             else x.moves[at < 0 ? x.nmoves - 1 : at] = x.moves[x.nmoves - 1], x.nmoves--;
         }
         for (int q = 0; to_bf16 && !took && q < ncand; q++) /* the largest float32 copy, as bfloat16 */
-            if (x.copies[cand[q].copy].f32) {
+            if (x.copies[cand[q].copy].narrowable) {
                 cand[q].bf16 = took = 1;
                 x.moves[x.nmoves++] = cand[q];
             }

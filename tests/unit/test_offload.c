@@ -74,8 +74,8 @@ static int pick_saved(const Fixture *f, const OptSchedule *s, int *w, int *last_
     return best;
 }
 
-/* s with TO_HOST v after instruction `out_after` and FROM_HOST v before
- * `back_before` (bf16: NARROW and WIDEN instead). */
+/* s with TO_HOST v after instruction `out_after` (none: -1) and FROM_HOST v
+ * before `back_before` (bf16: NARROW and WIDEN instead). */
 static void with_move(const OptSchedule *s, int v, int out_after, int back_before, int bf16, OptSchedule *o)
 {
     memset(o, 0, sizeof *o);
@@ -144,11 +144,7 @@ static void test_timeline(void)
     free(start);
     opt_schedule_free(&s);
     /* a copy back with no copy out before it is refused */
-    memset(&s, 0, sizeof s);
-    for (int k = 0; k < all.n; k++) {
-        if (k == kb) opt_schedule_push_copy(&s, OPT_FROM_HOST, v);
-        opt_schedule_push(&s, all.ins[k].node, all.ins[k].kind);
-    }
+    with_copy(&all, v, -1, kb, &s);
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &sync, &r, NULL, NULL) == -1);
     CHECK_STR_CONTAINS(g->err, "has no host copy there");
     opt_schedule_free(&s);
@@ -296,11 +292,7 @@ static void test_lowbit_timeline(void)
     CHECK(r.peak_bytes <= base.peak_bytes);
     opt_schedule_free(&s);
     /* a widening with no narrowing before it is refused */
-    memset(&s, 0, sizeof s);
-    for (int k = 0; k < all.n; k++) {
-        if (k == kb) opt_schedule_push_copy(&s, OPT_WIDEN, v);
-        opt_schedule_push(&s, all.ins[k].node, all.ins[k].kind);
-    }
+    with_move(&all, v, -1, kb, 1, &s);
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == -1);
     CHECK_STR_CONTAINS(g->err, "has no bfloat16 copy there");
     opt_schedule_free(&s);
