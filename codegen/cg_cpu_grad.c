@@ -25,6 +25,7 @@ const char *cg_cpu_grad_f32_check(IrGraph *g, int node, char *why, size_t n)
     }
     for (int i = 0; i < nd->nin; i++) {
         IrDType t = nd->in[i] >= 0 ? g->values[nd->in[i]].dtype : IR_F32;
+        if (t == IR_BF16 && opt_reads_bf16(g, node, i)) continue; /* low-bit storage, widened at use */
         if (t != IR_F32 && ir_dtype_is_float(t)) {
             snprintf(why, n, "%s with a %s input (float32 only)", ir_ops[nd->op].name, ir_dtype_name(t));
             return why;
@@ -159,11 +160,20 @@ void cg_cpu_batchnorm_grad_emit(CgCtx *c, int node)
     const IrNode *n = NODE(c, node);
     const IrValue *x = VAL(c, n->in[1]);
     cg_declare_outputs(c, node);
+    const char *xt = x->dtype == IR_BF16 ? "bf16x" : "f32"; // bf16x: low-bit storage, widened at use
     if (ir_attr_int(n, "relu", 0)) { // the gradient of Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
-        fprintf(c->f, "    k_batchnorm_relu_grad_f32(%s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s);\n",
+        fprintf(c->f, "    k_batchnorm_relu_grad_%s(%s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s);\n", xt,
                 c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
                 c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[5]], c->var[n->in[3]], c->var[n->in[4]],
                 (long long)x->dims[0], (long long)x->dims[1], (long long)cg_prod(x->dims, 2, x->rank),
+                CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
+        return;
+    }
+    if (x->dtype == IR_BF16) { // given statistics only (opt_reads_bf16)
+        fprintf(c->f, "    k_batchnorm_grad_bf16x(%s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s);\n",
+                c->var[n->out[0]], OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]],
+                c->var[n->in[1]], IN_OR_NULL(c, n, 2), c->var[n->in[3]], c->var[n->in[4]], (long long)x->dims[0],
+                (long long)(x->rank > 1 ? x->dims[1] : 1), (long long)cg_prod(x->dims, 2, x->rank),
                 CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
         return;
     }
@@ -255,7 +265,8 @@ void cg_cpu_conv_grad_weight_emit(CgCtx *c, int node)
     cg_declare_outputs(c, node);
     cg_cpu_kconv_decl(c, node, &p);
     if (n->nin == 6) // x's place taken by Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
-        fprintf(c->f, "    k_conv_grad_weight_bn_relu_f32(%s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s);\n",
+        fprintf(c->f, "    k_conv_grad_weight_bn_relu_%s(%s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s);\n",
+                VAL(c, n->in[1])->dtype == IR_BF16 ? "bf16x" : "f32", // low-bit storage
                 c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
                 c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node,
                 ws_arg(c, node, ws, sizeof ws));

@@ -28,6 +28,7 @@ static const char *f32_only(IrGraph *g, int node, char *why, size_t n)
     const IrNode *nd = &g->nodes[node];
     for (int j = 0; j < nd->nin; j++) {
         int v = nd->in[j];
+        if (v >= 0 && g->values[v].dtype == IR_BF16 && opt_reads_bf16(g, node, j)) continue; /* widened at use */
         if (v >= 0 && g->values[v].dtype != IR_F32 && g->values[v].dtype != IR_I64) {
             snprintf(why, n, "%s of %s (float32 only, for now)", ir_ops[nd->op].name,
                      ir_dtype_name(g->values[v].dtype));
@@ -55,6 +56,7 @@ static void emit_elemwise(CgCtx *c, int root)
     fprintf(c->f, "\n/* the fused loop ending at node %d (%s), one thread per element */\n"
                   "static __global__ void ew_%d(%s *%s", root, ir_ops[g->nodes[root].op].name, root,
             cg_ctype(g->values[out].dtype), c->var[out]);
+    for (int m = 0; m < p.nside; m++) fprintf(c->f, ", %s *%s", cg_ctype(g->values[p.side[m]].dtype), c->var[p.side[m]]);
     for (int k = 0; k < p.nleaf; k++)
         if (p.leaf[k].first)
             fprintf(c->f, ", const %s *%s", cg_ctype(g->values[p.leaf[k].vid].dtype), c->var[p.leaf[k].vid]);
@@ -73,9 +75,12 @@ static void emit_elemwise(CgCtx *c, int root)
     fprintf(c->f, "    }\n}\n");
     c->f = drv;
     cg_declare_outputs(c, root);
+    for (int m = 0; m < p.nside; m++) cg_declare_value(c, p.side[m], "low-bit storage");
     char call[4096];
     size_t k = (size_t)snprintf(call, sizeof call, "LOOM_LAUNCH(ew_%d, lk_blocks(%lld), LK_THREADS, 0, STREAM, %s", root,
                                 (long long)p.numel, c->var[out]);
+    for (int m = 0; m < p.nside && k < sizeof call; m++)
+        k += (size_t)snprintf(call + k, sizeof call - k, ", %s", c->var[p.side[m]]);
     for (int l = 0; l < p.nleaf && k < sizeof call; l++)
         if (p.leaf[l].first) k += (size_t)snprintf(call + k, sizeof call - k, ", %s", c->var[p.leaf[l].vid]);
     if (k < sizeof call) snprintf(call + k, sizeof call - k, ")");
@@ -486,8 +491,8 @@ static void emit_conv(CgCtx *c, int node)
     fprintf(c->f, "%lld};\n", (long long)nb);
     char call[2048];
     if (n->op == IR_OP_ConvGradWeight && n->nin == 6) // x read as Relu(BatchNormalization(x)) (ir_fold_bn_relu_grad)
-        snprintf(call, sizeof call, "%slk_conv_grad_weight_bn_relu_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s)",
-                 check, c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
+        snprintf(call, sizeof call, "%slk_conv_grad_weight_bn_relu_%s(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, &conv_%d, %s)",
+                 check, VAL(c, n->in[1])->dtype == IR_BF16 ? "bf16x" : "f32", c->var[n->out[0]], c->var[n->in[0]], c->var[n->in[1]], c->var[n->in[2]], c->var[n->in[3]],
                  c->var[n->in[4]], c->var[n->in[5]], CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)), node, ws);
     else if (n->op == IR_OP_ConvGradWeight)
         snprintf(call, sizeof call, "%slk_conv_grad_weight_f32(STREAM, %s, %s, %s, &conv_%d, %s)", check, c->var[n->out[0]],
@@ -524,14 +529,15 @@ static void emit_batchnorm(CgCtx *c, int node)
     long long sp = (long long)cg_prod(x->dims, 2, x->rank);
     char call[2048];
     cg_declare_outputs(c, node);
+    const char *xt = x->dtype == IR_BF16 ? "bf16x" : "f32"; // bf16x: low-bit storage, widened at use
     if (grad && ir_attr_int(n, "relu", 0)) // dy is Relu's (ir_fold_bn_relu_grad)
         snprintf(call, sizeof call,
-                 "lk_batchnorm_relu_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)",
+                 "lk_batchnorm_relu_grad_%s(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)", xt,
                  OUT_OR_NULL(c, n, 0), OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
                  c->var[n->in[2]], c->var[n->in[5]], c->var[n->in[3]], c->var[n->in[4]], N, C, sp,
                  CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));
     else if (grad)
-        snprintf(call, sizeof call, "lk_batchnorm_grad_f32(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)",
+        snprintf(call, sizeof call, "lk_batchnorm_grad_%s(STREAM, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %lld, %lld, %s)", xt,
                  OUT_OR_NULL(c, n, 0), OUT_OR_NULL(c, n, 1), OUT_OR_NULL(c, n, 2), c->var[n->in[0]], c->var[n->in[1]],
                  IN_OR_NULL(c, n, 2), c->var[n->in[3]], c->var[n->in[4]], N, C, sp,
                  CG_FLT(ir_attr_float(n, "epsilon", 1e-5f)));

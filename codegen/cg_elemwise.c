@@ -529,7 +529,11 @@ void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p)
     p->root = root;
     p->mem = ir_xmalloc((size_t)(root + 1) * sizeof *p->mem);
     for (int i = 0; i <= root; i++)
-        if (c->sel->run_at[i] == root) p->mem[p->nmem++] = i;
+        if (c->sel->run_at[i] == root) {
+            p->mem[p->nmem++] = i;
+            if (i != root && g->nodes[i].phase == IR_LOWBIT && p->nside < IR_MAX_RANK)
+                p->side[p->nside++] = g->nodes[i].out[0];
+        }
     /* the group's inputs, each once, and the output dims they broadcast over */
     int cap = 0;
     for (int m = 0; m < p->nmem; m++) cap += g->nodes[p->mem[m]].nin;
@@ -696,11 +700,18 @@ void cg_ew_body(CgCtx *c, const CgEwPlan *p, const char *ind)
         if (n->op == IR_OP_BatchNormalization)
             opnd[5] = bn_factor_hoisted(g, p, m) ? (snprintf(factor, sizeof factor, "_a%d", m), factor) : NULL;
         snprintf(reg[m], sizeof reg[m], "_t%d", m);
-        node_stmt(c, p->mem[m], opnd, reg[m], m == p->nmem - 1, ind);
+        /* a side member is stored as a root is, so as a lone Cast's loop stores it */
+        node_stmt(c, p->mem[m], opnd, reg[m], m == p->nmem - 1 || n->phase == IR_LOWBIT, ind);
     }
     char st[64];
     snprintf(st, sizeof st, store_fmt(out->dtype), reg[p->nmem - 1]);
     fprintf(f, "%s%s[_i] = %s;\n", ind, c->var[g->nodes[p->root].out[0]], st);
+    for (int m = 0; m < p->nmem - 1; m++) {
+        const IrNode *n = &g->nodes[p->mem[m]];
+        if (n->phase != IR_LOWBIT) continue;
+        snprintf(st, sizeof st, store_fmt(g->values[n->out[0]].dtype), reg[m]);
+        fprintf(f, "%s%s[_i] = %s; // low-bit storage\n", ind, c->var[n->out[0]], st);
+    }
     free(reg);
 }
 
@@ -751,6 +762,7 @@ void cg_elemwise_emit(CgCtx *c, int root)
     CgEwPlan p;
     cg_ew_plan(c, root, &p);
     cg_declare_outputs(c, root);
+    for (int m = 0; m < p.nside; m++) cg_declare_value(c, p.side[m], "low-bit storage");
     int64_t work = p.numel * ew_elem_work(g, &p);
     int par = work >= K_PAR_WORK && c->kf;
     int ov = g->nodes[root].out[0];
@@ -760,8 +772,9 @@ void cg_elemwise_emit(CgCtx *c, int root)
     if (par) {
         fprintf(f, "    {\n        void *const _args[] = {");
         for (int k = 0; k < p.nleaf; k++) fprintf(f, "(void *)%s, ", c->var[p.leaf[k].vid]);
-        fprintf(f, "%s};\n        k_par_for(%lld, %lld, ew_loop_%d, (void *)_args);\n    }\n", c->var[ov], n,
-                (long long)work, root);
+        fprintf(f, "%s", c->var[ov]);
+        for (int m = 0; m < p.nside; m++) fprintf(f, ", %s", c->var[p.side[m]]);
+        fprintf(f, "};\n        k_par_for(%lld, %lld, ew_loop_%d, (void *)_args);\n    }\n", n, (long long)work, root);
         c->f = c->kf;
         fprintf(c->f, "\n/* %s [_lo, _hi) of the fused loop whose step in %s calls it */\n"
                       "static void ew_loop_%d(void *_arg, int64_t _lo, int64_t _hi, int _tid)\n{\n"
@@ -772,6 +785,9 @@ void cg_elemwise_emit(CgCtx *c, int root)
                 fprintf(c->f, "    const %s *%s = _args[%d];\n", cg_ctype(g->values[p.leaf[k].vid].dtype),
                         c->var[p.leaf[k].vid], k);
         fprintf(c->f, "    %s *%s = _args[%d];\n", cg_ctype(g->values[ov].dtype), c->var[ov], p.nleaf);
+        for (int m = 0; m < p.nside; m++)
+            fprintf(c->f, "    %s *%s = _args[%d];\n", cg_ctype(g->values[p.side[m]].dtype), c->var[p.side[m]],
+                    p.nleaf + 1 + m);
         snprintf(hi, sizeof hi, "_hi");
     }
     const char *lo = par ? "_lo" : "0";

@@ -88,6 +88,32 @@ static void split_for_updates(const IrGraph *g, const IrUses *u, int *run_at)
     }
 }
 
+/* Low-bit storage: which loops can store a bfloat16 copy of an input
+ * beside their output (an elementwise group's last node that runs alone or
+ * ends its group and does not write over an input: both targets' loops,
+ * cg_ew_body), and each narrowing Cast right before such a loop that
+ * opt_narrow_joins lets join it becomes one of its side stores. */
+static void join_narrowings(const IrGraph *g, CgSelect *sel)
+{
+    int nn = g->nnodes;
+    sel->side_store = ir_xcalloc((size_t)(nn ? nn : 1), 1);
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        sel->side_store[i] = !n->dead && sel->run_at[i] == i && cg_is_elemwise(n) && n->nout == 1 &&
+                             n->out[0] >= 0 && sel->inplace_in[i] < 0;
+    }
+    OptMemRequest req = cg_mem_request(sel);
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || n->phase != IR_LOWBIT || n->op != IR_OP_Cast || sel->run_at[i] != i || n->nout != 1 ||
+            n->out[0] < 0 || g->values[n->out[0]].dtype != IR_BF16 || n->in[0] < 0)
+            continue;
+        int next = i + 1;
+        while (next < nn && g->nodes[next].dead) next++;
+        if (next < nn && opt_narrow_joins(g, &req, n->in[0], next)) sel->run_at[i] = next, sel->nfused++;
+    }
+}
+
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
 {
     memset(sel, 0, sizeof *sel);
@@ -156,6 +182,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     }
     for (int i = 0; i < nn; i++)
         if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = -1;
+    join_narrowings(g, sel);
     return 0;
 }
 
@@ -166,12 +193,14 @@ void cg_select_free(CgSelect *sel)
     free(sel->static_only);
     free(sel->inplace_in);
     free(sel->pack_bytes);
+    free(sel->side_store);
     memset(sel, 0, sizeof *sel);
 }
 
 OptMemRequest cg_mem_request(const CgSelect *sel)
 {
-    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only, sel->inplace_in, sel->pack_bytes};
+    return (OptMemRequest){sel->ws_bytes, sel->run_at, sel->static_only, sel->inplace_in, sel->pack_bytes,
+                           sel->side_store};
 }
 
 /* ---- C text ---- */
@@ -378,10 +407,18 @@ void cg_emit_step(CgCtx *c, const CgTarget *t, int node, int step)
             node_comment(c, k, fused++ ? "       " : "fused: ");
         }
     node_comment(c, node, fused ? "       " : "");
-    if (n->phase == IR_LOWBIT && n->nout == 1 && n->out[0] >= 0)
-        fprintf(f, "    // low-bit storage: %s\n", g->values[n->out[0]].dtype == IR_BF16
-                    ? "the value is kept as bfloat16 until backward reads it (its float32 copy is free after this)"
-                    : "widened back to float32 for backward (the bfloat16 copy's rounding stays in it)");
+    for (int k = 0; k <= node; k++) {
+        const IrNode *m = &g->nodes[k];
+        if (c->sel->run_at[k] != node || m->phase != IR_LOWBIT || m->nout != 1 || m->out[0] < 0) continue;
+        if (g->values[m->out[0]].dtype != IR_BF16)
+            fprintf(f, "    // low-bit storage: widened back to float32 for backward (the bfloat16 copy's rounding stays in it)\n");
+        else {
+            fprintf(f, "    // low-bit storage: '");
+            comment_name(f, g->values[m->in[0]].name);
+            fprintf(f, "' kept as bfloat16 until backward reads it%s\n",
+                    k == node ? " (its float32 copy is free after this)" : ", stored by this loop as it loads it");
+        }
+    }
     t->ops[g->nodes[lead].op].emit(c, node);
     fprintf(f, "    PROF_STEP(%d, ", step);
     cg_cstr(f, n->name);

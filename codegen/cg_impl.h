@@ -252,7 +252,10 @@ void cg_elemwise_emit(CgCtx *c, int root);
  * element counts. A loop over _i (r == 1), or over _o < outer and _j < inner
  * with _i = _o * inner + _j, holds cg_ew_index (r > 1: the leaves' bases
  * _b<k> from _o) and cg_ew_body (loads, one statement per member, the store
- * at _i), each line prefixed by ind, written to c->f. */
+ * at _i), each line prefixed by ind, written to c->f. A low-bit narrowing
+ * that joined the group (cg_select, opt_narrow_joins) is a side member:
+ * its bfloat16 copy of a leaf with the output's dims is stored at _i too
+ * (side: its output values, nside of them, after the root's). */
 typedef struct {
     int vid;
     int chan;  /* a BatchNormalization's parameter: indexed by the output's dim 1 */
@@ -261,6 +264,7 @@ typedef struct {
 } CgEwLeaf;
 typedef struct {
     int root, *mem, nmem;
+    int side[IR_MAX_RANK], nside;
     CgEwLeaf *leaf;
     int nleaf, r;
     int64_t dims[IR_MAX_RANK], numel, inner, outer;

@@ -26,6 +26,7 @@ typedef struct {
     int nfused;           /* nodes inside those groups */
     int *inplace_in;      /* per node: the input whose bytes its output may take (OptMemRequest), or -1 */
     int64_t *pack_bytes;  /* per node: bytes of its weights prepared at start (OptMemRequest), or 0 */
+    unsigned char *side_store; /* per node: its loop can store a narrowing's copy too (OptMemRequest) */
 } CgSelect;
 
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel);

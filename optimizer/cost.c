@@ -14,11 +14,12 @@
 #include "optimizer.h"
 
 /* Whether value v lives in registers inside a fused loop (its producer runs
- * in another node's step). */
+ * in another node's step, and is not a low-bit narrowing that joined the
+ * loop to store its copy: opt_narrow_joins). */
 static int in_registers(const IrGraph *g, int v, const int *run_at)
 {
     int p = g->values[v].producer;
-    return run_at && p >= 0 && run_at[p] != p;
+    return run_at && p >= 0 && run_at[p] != p && g->nodes[p].phase != IR_LOWBIT;
 }
 
 double opt_node_bytes(const IrGraph *g, int id, const int *run_at)

@@ -182,7 +182,10 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
             s->pool = OPT_POOL_ARENA; /* a graph input */
             s->first = s->last = 0;
         } else {
-            s->pool = STEP(v->producer) == v->producer ? OPT_POOL_ARENA : OPT_POOL_NONE;
+            /* a fused node's output is in registers, but a low-bit
+             * narrowing's that joined a loop (opt_narrow_joins) is stored */
+            s->pool = STEP(v->producer) == v->producer || g->nodes[v->producer].phase == IR_LOWBIT ? OPT_POOL_ARENA
+                                                                                                  : OPT_POOL_NONE;
             s->first = s->last = STEP(v->producer);
         }
     }

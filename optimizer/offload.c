@@ -29,9 +29,13 @@
  * output, first run or rerun) idle across the peak is
  * narrowed to bfloat16 right after its last read before the gap and
  * widened right before its next read: half its bytes stay on the device,
- * and the two conversions cost compute (opt_lowbit_s). Every such copy
- * costs the same seconds per byte it saves, so the largest first takes
- * the fewest. */
+ * and the two conversions cost compute (opt_lowbit_s). Where that last
+ * read is a loop that can store the copy, the narrowing goes right before
+ * the loop's instruction and joins it, a store of 2 bytes an element
+ * (opt_narrow_joins); where every read after the gap takes a bfloat16
+ * operand, the widening is done at use and costs nothing
+ * (opt_widen_at_use). So the copies cost different seconds per byte
+ * saved: the greedy takes the cheapest per byte, the largest of equals. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +62,7 @@ typedef struct {
     int64_t bytes;
     double dur; /* the copy's time on the link */
     int bf16;   /* stored as bfloat16 on the device, not copied to the host */
+    int joined; /* bf16: narrowed inside the loop of the read at a (opt_narrow_joins) */
 } Move;
 
 struct Ctx {
@@ -153,8 +158,11 @@ static void find_copies(struct Ctx *x)
 static void place_moves(struct Ctx *x)
 {
     int n = x->nmoves, ns = x->seed->n;
-    for (int i = 0; i < n; i++) /* on compute, where the gap is */
-        if (x->moves[i].bf16 || !x->link->overlap) x->moves[i].b = x->moves[i].a, x->moves[i].c = x->moves[i].d;
+    for (int i = 0; i < n; i++) { /* on compute, where the gap is */
+        Move *m = &x->moves[i];
+        if (m->bf16 || !x->link->overlap) m->b = m->a, m->c = m->d;
+        m->joined = m->bf16 && opt_narrow_joins(x->g, x->req, x->copies[m->copy].value, x->seed->ins[m->a].node);
+    }
     if (!x->link->overlap) return;
     Move *m = x->moves;
     for (int i = 1; i < n; i++) /* by writer, then gap: the order the copies out start in */
@@ -218,15 +226,32 @@ static void build(const struct Ctx *x, OptSchedule *out, int *map)
                 opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_WIDEN : OPT_FROM_HOST,
                                        x->copies[x->moves[i].copy].value);
             }
+        for (int i = 0; i < x->nmoves; i++) /* right before the loop it joins */
+            if (x->moves[i].joined && x->moves[i].b == k) {
+                if (map) map[out->n] = k;
+                opt_schedule_push_copy(out, OPT_NARROW, x->copies[x->moves[i].copy].value);
+            }
         if (map) map[out->n] = k;
         opt_schedule_push(out, s->ins[k].node, s->ins[k].kind);
         for (int i = 0; i < x->nmoves; i++)
-            if (x->moves[i].b == k) {
+            if (x->moves[i].b == k && !x->moves[i].joined) {
                 if (map) map[out->n] = k;
                 opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_NARROW : OPT_TO_HOST,
                                        x->copies[x->moves[i].copy].value);
             }
     }
+}
+
+/* What storing copy c as bfloat16 across the gap (a, d) costs on compute:
+ * its narrowing (inside the loop of the read at a where it can join it)
+ * and its widening (nothing where the reads after d take the bfloat16
+ * copy). */
+static double conversions_s(const struct Ctx *x, const Copy *c, int a, int d)
+{
+    int64_t numel = ir_value_numel(&x->g->values[c->value]);
+    int joined = opt_narrow_joins(x->g, x->req, c->value, x->seed->ins[a].node);
+    return opt_lowbit_s(x->link, numel, joined) +
+           (opt_widen_at_use(x->g, x->seed, c->value, d) ? 0 : opt_lowbit_s(x->link, numel, 0));
 }
 
 /* Whether move m is away from the device at seed instruction p: its copy
@@ -308,7 +333,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
             int a, d;
             if (taken[i] || !gap_at(&x.copies[i], p, &a, &d)) continue;
             int64_t bytes = x.copies[i].bytes;
-            cand[ncand++] = (Move){i, a, d, 0, 0, bytes, to_host ? (double)bytes / link->bw : 0, 0};
+            cand[ncand++] = (Move){i, a, d, 0, 0, bytes, to_host ? (double)bytes / link->bw : 0, 0, 0};
         }
         qsort(cand, (size_t)ncand, sizeof *cand, by_bytes_desc);
         int took = 0;
@@ -331,11 +356,20 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
             if (ok) took = 1;
             else x.moves[at < 0 ? x.nmoves - 1 : at] = x.moves[x.nmoves - 1], x.nmoves--;
         }
-        for (int q = 0; to_bf16 && !took && q < ncand; q++) /* the largest float32 copy, as bfloat16 */
-            if (x.copies[cand[q].copy].narrowable) {
-                cand[q].bf16 = took = 1;
-                x.moves[x.nmoves++] = cand[q];
-            }
+        /* the float32 copy whose conversions cost least per byte saved, as
+         * bfloat16 (the largest of those that cost alike) */
+        int best = -1;
+        double best_s = 0;
+        for (int q = 0; to_bf16 && !took && q < ncand; q++) {
+            const Copy *c = &x.copies[cand[q].copy];
+            if (!c->narrowable) continue;
+            double sec = conversions_s(&x, c, cand[q].a, cand[q].d) / (double)c->bytes;
+            if (best < 0 || sec < best_s * (1 - 1e-9)) best = q, best_s = sec;
+        }
+        if (best >= 0) {
+            cand[best].bf16 = took = 1;
+            x.moves[x.nmoves++] = cand[best];
+        }
         if (!took) break;
         for (int j = 0; j < x.nmoves; j++) taken[x.moves[j].copy] = 1;
     }

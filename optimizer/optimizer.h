@@ -128,7 +128,8 @@ typedef struct {
     const int64_t *ws_bytes; /* per node: scratch bytes it needs while it runs */
     /* Per node i: the node whose step it runs in, i itself or the last node of the
      * fused group it belongs to. Outputs of a node that runs in another node's
-     * step are kept in registers and get no bytes. */
+     * step are kept in registers and get no bytes, but for a low-bit
+     * narrowing's (phase IR_LOWBIT), which its loop stores (side_store). */
     const int *run_at;
     /* Per value, may be NULL: a constant only read while compiling (a shape,
      * axes), which gets no bytes. */
@@ -142,6 +143,11 @@ typedef struct {
      * prepared once when the program starts (a conv's Winograd transform);
      * they go in the weights pool after every value. */
     const int64_t *pack_bytes;
+    /* Per node, may be NULL: 1 when the node's step is a generated
+     * elementwise loop over its output (the last node of its fused group)
+     * that can also store a bfloat16 copy of a float32 input it loads
+     * whole, so that a low-bit narrowing can join it (opt_narrow_joins). */
+    const unsigned char *side_store;
 } OptMemRequest;
 
 typedef struct {
@@ -268,8 +274,30 @@ typedef struct {
 } OptLink;
 OptLink opt_device_link(const OptDevice *d);
 /* The seconds one conversion of a float32 value of numel elements to
- * bfloat16 or back takes on compute (link->mem_bw > 0). */
-double opt_lowbit_s(const OptLink *link, int64_t numel);
+ * bfloat16 or back takes on compute (link->mem_bw > 0): a pass of its own
+ * (joined 0), or (joined 1) a narrowing inside a loop that loads the value
+ * anyway, which only stores the 2 bytes an element more. */
+double opt_lowbit_s(const OptLink *link, int64_t numel, int joined);
+/* Low-bit storage at less than a pass each way (DESIGN.md: "widened at
+ * use"). A narrowing of v right before the instruction of node `root`
+ * joins root's loop when req->side_store says that loop can store the
+ * copy, the loop's group reads v, and v (float32) has the dims of root's
+ * output: the narrowing is then a store inside the loop (codegen fuses the
+ * Cast there, cg_select). */
+int opt_narrow_joins(const IrGraph *g, const OptMemRequest *req, int v, int root);
+/* Whether input j of `node` may be a bfloat16 copy of a float32 value that
+ * the kernel widens as it loads it (bit for bit what a Cast to float32
+ * before it gives): loom.BatchNormGrad's x with the given statistics, and
+ * the x of loom.ConvGradWeight (dy, x, scale, bias, mean, var). Every
+ * target implements these forms. */
+int opt_reads_bf16(const IrGraph *g, int node, int j);
+/* Whether an OPT_WIDEN of v right before instruction `from` of s is done
+ * at use: v is read from there on, and every read up to the next
+ * instruction that writes v or moves it is one that opt_reads_bf16 allows.
+ * Then no float32 copy is made: the reads see the bfloat16 copy, which
+ * stays live until the last of them, and the widening costs nothing
+ * (opt_schedule_timeline, opt_schedule_apply). */
+int opt_widen_at_use(const IrGraph *g, const OptSchedule *s, int v, int from);
 
 /* opt_schedule_simulate for a schedule that may hold copies (link NULL: it
  * must not). With overlap a copy to the host runs on its stream from the
@@ -280,8 +308,9 @@ double opt_lowbit_s(const OptLink *link, int64_t numel);
  * instruction. start_s, when not NULL (s->n entries), gets the time each
  * instruction starts at, end_s (may be NULL) the time it ends. A host
  * copy's bytes are not device memory; a bfloat16 copy's are (half of its
- * value's), from its OPT_NARROW to its last OPT_WIDEN, and each conversion
- * costs opt_lowbit_s of compute. */
+ * value's), from its OPT_NARROW to its last OPT_WIDEN (to its last read
+ * when widened at use), and each conversion costs opt_lowbit_s of compute
+ * (joined where opt_narrow_joins, nothing where opt_widen_at_use). */
 int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *node_s, const OptMemRequest *req,
                           const OptLink *link, OptSimResult *r, double *start_s, double *end_s);
 
@@ -297,7 +326,8 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
  * "offload/NAME" that later reads see (ir/train.h). An OPT_NARROW of v
  * becomes a Cast to bfloat16 (phase IR_LOWBIT, named "narrow/NAME")
  * writing "bf16/NAME", an OPT_WIDEN a Cast back to float32 ("widen/NAME")
- * writing a new device copy "lowbit/NAME" that later reads see. */
+ * writing a new device copy "lowbit/NAME" that later reads see, or nothing
+ * where it is done at use (opt_widen_at_use): later reads see "bf16/NAME". */
 int opt_schedule_apply(IrGraph *g, const OptSchedule *s);
 
 /* ---- rematerialization (remat.c) ----

@@ -50,12 +50,59 @@ OptLink opt_device_link(const OptDevice *d)
     return (OptLink){d->link_bw, d->copy_overlap != 0, d->mem_bw, d->vec_flops_f32, d->launch_s};
 }
 
-double opt_lowbit_s(const OptLink *link, int64_t numel)
+double opt_lowbit_s(const OptLink *link, int64_t numel, int joined)
 {
     /* a Cast's roofline (cost.c): an instruction per element written, or
-     * the bytes of both copies (4 + 2 per element), and a launch */
+     * the bytes of both copies (4 + 2 per element), and a launch; joined,
+     * the loop loads the float32 copy anyway and launches once */
     double n = (double)numel, work = link->vec_flops > 0 ? n / link->vec_flops : 0;
-    return fmax(work, 6.0 * n / link->mem_bw) + link->launch_s;
+    return joined ? fmax(work, 2.0 * n / link->mem_bw) : fmax(work, 6.0 * n / link->mem_bw) + link->launch_s;
+}
+
+int opt_narrow_joins(const IrGraph *g, const OptMemRequest *req, int v, int root)
+{
+    if (!req || !req->side_store || !req->run_at || v < 0 || root < 0 || root >= g->nnodes ||
+        req->run_at[root] != root || !req->side_store[root] || g->nodes[root].nout < 1 || g->nodes[root].out[0] < 0)
+        return 0;
+    const IrValue *a = &g->values[v], *y = &g->values[g->nodes[root].out[0]];
+    if (a->dtype != IR_F32 || a->rank != y->rank || memcmp(a->dims, y->dims, (size_t)a->rank * sizeof *a->dims))
+        return 0;
+    for (int i = 0; i <= root; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || req->run_at[i] != root || n->phase == IR_LOWBIT) continue;
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] == v) return 1;
+    }
+    return 0;
+}
+
+int opt_reads_bf16(const IrGraph *g, int node, int j)
+{
+    const IrNode *n = &g->nodes[node];
+    if (j != 1 || j >= n->nin) return 0;
+    if (n->op == IR_OP_BatchNormGrad) return !ir_attr_int(n, "training_mode", 0);
+    return n->op == IR_OP_ConvGradWeight && n->nin == 6;
+}
+
+int opt_widen_at_use(const IrGraph *g, const OptSchedule *s, int v, int from)
+{
+    int reads = 0;
+    for (int q = from; q < s->n; q++) {
+        const OptInstr *in = &s->ins[q];
+        if (opt_instr_is_move(in->kind)) {
+            if (in->value == v) return 0; /* copied or converted again: widen it */
+            continue;
+        }
+        const IrNode *n = &g->nodes[in->node];
+        for (int j = 0; j < n->nin; j++)
+            if (n->in[j] == v) {
+                if (!opt_reads_bf16(g, in->node, j)) return 0;
+                reads++;
+            }
+        for (int j = 0; j < n->nout; j++)
+            if (n->out[j] == v) return reads > 0;
+    }
+    return reads > 0;
 }
 
 void opt_schedule_free(OptSchedule *s)
@@ -249,12 +296,17 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             if (b->ready > t) r->stall_s += b->ready - t, t = b->ready;
             if (start_s) start_s[k] = t;
             int64_t numel = ir_value_numel(&g->values[v]);
-            double dur = opt_lowbit_s(link, numel);
+            int at_use = !narrow && opt_widen_at_use(g, s, v, k + 1);
+            double dur = at_use ? 0
+                                : opt_lowbit_s(link, numel, narrow && k + 1 < s->n && !opt_instr_is_move(s->ins[k + 1].kind) &&
+                                                                opt_narrow_joins(g, req, v, s->ins[k + 1].node));
             t += dur, r->lowbit_s += dur;
             if (narrow) {
                 low[v] = NEWBUF(2 * numel, k, -1);
                 buf[low[v]].outside_read = 1;
                 r->lowbit_bytes += ir_value_bytes(&g->values[v]);
+            } else if (at_use) { /* the reads after it load the bfloat16 copy */
+                cur[v] = low[v];
             } else {
                 cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, -1);
                 buf[cur[v]].outside_read = 1;
@@ -406,10 +458,14 @@ static int copy_value(IrGraph *g, int v, const char *prefix, IrDType dt, Apply *
     return c;
 }
 
-/* An OPT_TO_HOST or OPT_FROM_HOST as a loom.ToHost or loom.FromHost node,
- * an OPT_NARROW or OPT_WIDEN as a Cast: its id, or -1 with g->err. */
-static int apply_move(IrGraph *g, const OptInstr *ins, int k, Apply *a)
+enum { NO_NODE = -2 };
+
+/* Instruction k of s, an OPT_TO_HOST or OPT_FROM_HOST, as a loom.ToHost or
+ * loom.FromHost node, an OPT_NARROW or OPT_WIDEN as a Cast: its id, NO_NODE
+ * for a widening at use, or -1 with g->err. */
+static int apply_move(IrGraph *g, const OptSchedule *s, int k, Apply *a)
 {
+    const OptInstr *ins = &s->ins[k];
     int v = ins->value, to = ins->kind == OPT_TO_HOST, narrow = ins->kind == OPT_NARROW;
     if (ins->kind == OPT_NARROW || ins->kind == OPT_WIDEN) {
         if (v < 0 || v >= a->nv || (narrow ? !a->written[a->cur[v]] : a->low[v] < 0) || g->values[v].dtype != IR_F32)
@@ -417,6 +473,10 @@ static int apply_move(IrGraph *g, const OptInstr *ins, int k, Apply *a)
                            narrow ? "narrows" : "widens", v >= 0 && v < a->nv ? g->values[v].name : "a value that does not exist",
                            v >= 0 && v < a->nv && g->values[v].dtype != IR_F32 ? "is not float32"
                            : narrow ? "has no device copy there" : "has no bfloat16 copy there");
+        if (!narrow && opt_widen_at_use(g, s, v, k + 1)) { /* the readers load the bfloat16 copy */
+            a->cur[v] = a->low[v];
+            return NO_NODE;
+        }
         char name[512];
         snprintf(name, sizeof name, "%s/%s", narrow ? "narrow" : "widen", g->values[v].name);
         int in = narrow ? a->cur[v] : a->low[v];
@@ -449,7 +509,7 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
     Apply a = {ir_xmalloc((size_t)(nv ? nv : 1) * sizeof(int)), ir_xmalloc((size_t)(nv ? nv : 1) * sizeof(int)),
                ir_xmalloc((size_t)(nv ? nv : 1) * sizeof(int)), ir_xcalloc((size_t)(nv ? nv : 1), 1), nv};
     int *runs = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *runs);
-    int *order = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *order);
+    int *order = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *order), no = 0;
     for (int v = 0; v < nv; v++) {
         a.cur[v] = v;
         a.host[v] = a.low[v] = -1;
@@ -458,9 +518,10 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
     for (int k = 0; k < s->n; k++) {
         int node = s->ins[k].node;
         if (opt_instr_is_move(s->ins[k].kind)) {
-            int id = apply_move(g, &s->ins[k], k, &a);
+            int id = apply_move(g, s, k, &a);
+            if (id == NO_NODE) continue;
             if (id < 0) goto out;
-            order[k] = id;
+            order[no++] = id;
             continue;
         }
         if (node < 0 || node >= nn || g->nodes[node].dead) {
@@ -490,7 +551,7 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
             memcpy(g->nodes[node].in, in, (size_t)n.nin * sizeof *in);
             for (int j = 0; j < n.nout; j++)
                 if (n.out[j] >= 0) a.written[n.out[j]] = 1;
-            order[k] = node;
+            order[no++] = node;
             continue;
         }
         for (int j = 0; j < n.nout; j++)
@@ -504,14 +565,14 @@ int opt_schedule_apply(IrGraph *g, const OptSchedule *s)
         c->onnx_index = n.onnx_index;
         for (int j = 0; j < n.nout; j++)
             if (n.out[j] >= 0) a.cur[n.out[j]] = out[j];
-        order[k] = id;
+        order[no++] = id;
     }
     for (int i = 0; i < nn; i++)
         if (!g->nodes[i].dead && !runs[i]) {
             ir_fail(g, i, "schedule: the node never runs");
             goto out;
         }
-    ir_reorder(g, order, s->n);
+    ir_reorder(g, order, no);
     rc = 0;
 out:
     free(a.cur);

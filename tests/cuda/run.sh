@@ -21,9 +21,10 @@
 #  4b. gpt2_tiny with --offload only under a budget: its copies to host
 #     memory and back on the copy streams, built by nvcc, and emulated
 #     beside the cpu program: gradients and 3 steps within 1e-5 / 1e-4;
-#  4c. gpt2_tiny with --lowbit bf16 under a budget: its Casts to bfloat16 and
-#     back, built by nvcc, and emulated: gradients within 2e-2 of the float32
-#     cpu program's, 3 steps of loss within 1e-3;
+#  4c. gpt2_tiny and resnet_small with --lowbit bf16 under a budget: the
+#     conversions (resnet_small's fused into its loops and kernels), built by
+#     nvcc, and emulated: gradients within 2e-2 of the float32 cpu program's,
+#     3 steps of loss within 1e-3;
 #  5. bfloat16 products (tests/cuda/bf16_graph.py: MatMul, batched MatMul
 #     of a Transpose, Gemm with transA / transB, a Sum and Casts of bf16
 #     values, a float16 Mul): compiled for both targets, the nvcc build, and
@@ -247,12 +248,15 @@ else
     fail "cuda_compile_offload_$m" "budget '${budget:-}': $(tail -c 1200 "$d.compile.log" "$c.compile.log" 2>/dev/null)"
 fi
 
-# ---- low-bit storage: gpt2_tiny compiled with --lowbit bf16 (no offload) at the
-# first of eight budgets from its least toward store-all whose plan stores
-# activations as bfloat16: the Casts built by nvcc, and on the emulator its
-# gradients within the stated bound (2e-2, tests/remat) of the float32 cpu
-# program's and 3 steps of loss within 1e-3 ----
-m=gpt2_tiny d=$out/$m.lowbit c=$out/$m.train.cpu
+# ---- low-bit storage: gpt2_tiny and resnet_small compiled with --lowbit bf16
+# (no offload) at the first of eight budgets from the least toward store-all
+# whose plan stores activations as bfloat16: the conversions built by nvcc
+# (resnet_small's narrowed inside its forward loops and read as bfloat16 by
+# lk_batchnorm*_grad_bf16x and lk_conv_grad_weight_bn_relu_bf16x), and on the
+# emulator the gradients within the stated bound (2e-2, tests/remat) of the
+# float32 cpu program's and 3 steps of loss within 1e-3 ----
+for m in gpt2_tiny resnet_small; do
+d=$out/$m.lowbit c=$out/$m.train.cpu
 mapfile -t data < <(data "$m")
 largs=(--loss ce --loss-target target_y --target cuda --offload off --lowbit bf16)
 budget=""
@@ -270,6 +274,11 @@ if lim=$("$loom" plan "models/$m/model.onnx" "${largs[@]}" --json 2>/dev/null |
 fi
 if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${largs[@]}" --budget "$budget" -o "$d" \
        > "$d.compile.log" 2>&1 && grep -q 'low-bit storage' "$d/model.cu"; then
+    if [ "$m" = resnet_small ] && ! { grep -q 'stored by this loop' "$d/model.cu" && grep -q '_bf16x(' "$d/model.cu"; }; then
+        fail cuda_fused_lowbit_$m "model.cu: no conversion fused into a loop or read as bfloat16 at use"
+    elif [ "$m" = resnet_small ]; then
+        pass cuda_fused_lowbit_$m
+    fi
     if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
         pass cuda_nvcc_lowbit_$m
     else
@@ -288,6 +297,7 @@ if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${la
 else
     fail "cuda_compile_lowbit_$m" "budget '${budget:-none stores a value as bfloat16}': $(tail -c 1200 "$d.compile.log" 2>/dev/null)"
 fi
+done
 
 # ---- 5: bfloat16 products and elementwise loops, cpu and cuda programs ----
 b=$out/bf16 d=$out/bf16.cuda c=$out/bf16.cpu

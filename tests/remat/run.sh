@@ -233,6 +233,16 @@ PY
             fail "${name}_within_bound" "${r:-first losses differ: $(losses "$base/log.jsonl" | head -1) vs $(losses "$dir/log.jsonl" | head -1)}"
         fi
         check_peak "$name" "$dir" "$budget"
+        # a CNN's convolution outputs: narrowed inside the forward loop that
+        # reads them, read as bfloat16 by backward's kernels (no widening Cast)
+        if [ "$model" = resnet_small ]; then
+            if grep -q 'stored by this loop' "$dir/model.c" && grep -q '_bf16x(' "$dir/model.c" &&
+                ! grep -q 'widened back to float32' "$dir/model.c"; then
+                pass "${name}_fused (narrowed in a forward loop, widened at use)"
+            else
+                fail "${name}_fused" "model.c: $(grep -c 'stored by this loop' "$dir/model.c") side stores, $(grep -c '_bf16x(' "$dir/model.c") bf16x calls, $(grep -c 'widened back' "$dir/model.c") widening Casts"
+            fi
+        fi
     else
         fail "${name}_run" "$(tail -3 "$dir.compile.log" "$dir.build.log" "$dir.run.log" 2>/dev/null)"
     fi

@@ -368,6 +368,71 @@ static void test_conv_grad_weight(void)
     }
 }
 
+/* The forms that read x as a bfloat16 copy (low-bit storage, widened at
+ * use: optimizer.h, opt_reads_bf16): bit for bit the float32 kernels on the
+ * copy widened (k_bf16_to_f32), as the program that widens with a Cast
+ * before them computes; BatchNormGrad with and without the ReLU, with dx
+ * over dy and without dx, and the convolution's weight gradient with its
+ * x read as Relu(BatchNormalization(x)) */
+static void test_bf16x_reads(void)
+{
+    static const int64_t shapes[][3] = {{2, 3, 5}, {1, 1, 4}, {3, 4, 7}};
+    for (int s = 0; s < 3; s++) {
+        int64_t N = shapes[s][0], C = shapes[s][1], S = shapes[s][2], n = N * C * S;
+        float *x = frand(n, -2, 3), *sc = frand(C, 0.5, 1.5), *bi = frand(C, -1, 1), *xw = frand(n, 0, 0);
+        float *mean = frand(C, -0.5, 0.5), *var = frand(C, 0.5, 2), *dy = frand(n, -1, 1);
+        uint16_t *x16 = malloc((size_t)n * sizeof *x16);
+        k_f32_to_bf16(x16, x, n);
+        k_bf16_to_f32(xw, x16, n);
+        for (int relu = 0; relu < 2; relu++) {
+            float *want = frand(n, 0, 0), *wds = frand(C, 0, 0), *wdb = frand(C, 0, 0);
+            float *got = frand(n, 0, 0), *ds = frand(C, 0, 0), *db = frand(C, 0, 0), *io = frand(n, 0, 0);
+            if (relu) k_batchnorm_relu_grad_f32(want, wds, wdb, dy, xw, sc, bi, mean, var, N, C, S, 1e-5f);
+            else k_batchnorm_grad_f32(want, wds, wdb, dy, xw, sc, mean, var, N, C, S, 1e-5f, 0);
+            if (relu) k_batchnorm_relu_grad_bf16x(got, ds, db, dy, x16, sc, bi, mean, var, N, C, S, 1e-5f);
+            else k_batchnorm_grad_bf16x(got, ds, db, dy, x16, sc, mean, var, N, C, S, 1e-5f);
+            CHECK(!memcmp(got, want, (size_t)n * sizeof *got) && !memcmp(ds, wds, (size_t)C * sizeof *ds) &&
+                  !memcmp(db, wdb, (size_t)C * sizeof *db));
+            memcpy(io, dy, (size_t)n * sizeof *io);
+            memset(ds, 0, (size_t)C * sizeof *ds), memset(db, 0, (size_t)C * sizeof *db);
+            if (relu) k_batchnorm_relu_grad_bf16x(io, ds, db, io, x16, sc, bi, mean, var, N, C, S, 1e-5f);
+            else k_batchnorm_grad_bf16x(io, ds, db, io, x16, sc, mean, var, N, C, S, 1e-5f);
+            CHECK(!memcmp(io, want, (size_t)n * sizeof *io) && !memcmp(ds, wds, (size_t)C * sizeof *ds));
+            memset(ds, 0, (size_t)C * sizeof *ds), memset(db, 0, (size_t)C * sizeof *db);
+            if (relu) k_batchnorm_relu_grad_bf16x(NULL, ds, db, dy, x16, sc, bi, mean, var, N, C, S, 1e-5f);
+            else k_batchnorm_grad_bf16x(NULL, ds, db, dy, x16, sc, mean, var, N, C, S, 1e-5f);
+            CHECK(!memcmp(ds, wds, (size_t)C * sizeof *ds) && !memcmp(db, wdb, (size_t)C * sizeof *db));
+            free(want), free(wds), free(wdb), free(got), free(ds), free(db), free(io);
+        }
+        free(x), free(sc), free(bi), free(xw), free(mean), free(var), free(dy), free(x16);
+    }
+    // nd, N, C, M, in, k, stride, pad: a 3x3 window with pads, a 1x1 one, a strided one
+    static const int64_t cs[][8] = {{2, 2, 3, 4, 5, 3, 1, 1}, {2, 3, 4, 2, 4, 1, 1, 0}, {1, 2, 2, 3, 9, 3, 2, 1}};
+    for (int t = 0; t < 3; t++) {
+        const int64_t *q = cs[t];
+        KConv p = {.nd = (int)q[0], .N = q[1], .C = q[2], .M = q[3], .group = 1};
+        int64_t pin = 1, pout = 1, kp = 1;
+        for (int i = 0; i < p.nd; i++) {
+            p.in[i] = q[4], p.k[i] = q[5], p.stride[i] = q[6], p.dilation[i] = 1, p.pad[i] = q[7];
+            p.out[i] = (p.in[i] + 2 * q[7] - q[5]) / q[6] + 1;
+            pin *= p.in[i], pout *= p.out[i], kp *= p.k[i];
+        }
+        int64_t nx = p.N * p.C * pin, ny = p.N * p.M * pout, nw = p.M * p.C * kp;
+        float *x = frand(nx, -1, 1), *xw = frand(nx, 0, 0), *dy = frand(ny, -1, 1);
+        float *sc = frand(p.C, 0.5, 1.5), *bi = frand(p.C, -1, 1), *mean = frand(p.C, -0.5, 0.5);
+        float *var = frand(p.C, 0.5, 2), *want = frand(nw, 0, 0), *got = frand(nw, 0, 0);
+        uint16_t *x16 = malloc((size_t)nx * sizeof *x16);
+        k_f32_to_bf16(x16, x, nx);
+        k_bf16_to_f32(xw, x16, nx);
+        void *ws = malloc(k_conv_grad_weight_bn_relu_f32_ws(&p));
+        k_conv_grad_weight_bn_relu_f32(want, dy, xw, sc, bi, mean, var, 1e-5f, &p, ws);
+        k_conv_grad_weight_bn_relu_bf16x(got, dy, x16, sc, bi, mean, var, 1e-5f, &p, ws);
+        CHECK(!memcmp(got, want, (size_t)nw * sizeof *got));
+        free(x), free(xw), free(dy), free(sc), free(bi), free(mean), free(var), free(want), free(got), free(x16);
+        free(ws);
+    }
+}
+
 /* ---- pooling ---- */
 
 typedef struct { const KPool *p; int max; } PoolCtx;
@@ -861,6 +926,7 @@ int main(void)
     RUN(test_maxpool_grad_bn_relu);
     RUN(test_groupnorm_grad);
     RUN(test_conv_grad_weight);
+    RUN(test_bf16x_reads);
     RUN(test_pool_grad);
     RUN(test_maxpool_grad_ties);
     RUN(test_resize_grad);

@@ -278,7 +278,7 @@ static void test_lowbit_timeline(void)
     CHECK_STR_CONTAINS(g->err, "no device memory rate");
     CHECK(opt_schedule_simulate(g, &s, f.costs.seconds, &f.req, &r) == -1);
     /* two conversions of compute, each a Cast's roofline */
-    double conv = opt_lowbit_s(&lowbit_link, numel);
+    double conv = opt_lowbit_s(&lowbit_link, numel, 0);
     CHECK(fabs(conv - (fmax((double)numel / 1e12, 6.0 * (double)numel / 1e11) + 5e-6)) <= 1e-15);
     CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == 0);
     CHECK(fabs(r.step_s - (base.step_s + 2 * conv)) <= 1e-12 * base.step_s + 1e-15);
@@ -315,6 +315,9 @@ static void test_lowbit_apply(void)
     if (v < 0) return;
     IrGraph *g = f.g;
     with_move(&all, v, kf, kb, 1, &s);
+    /* gpt2_tiny's backward reads it as float32: the widening is a Cast */
+    CHECK_EQ_INT(s.ins[kb + 1].kind, OPT_WIDEN);
+    CHECK(!opt_widen_at_use(g, &s, v, kb + 2));
     char name[512];
     snprintf(name, sizeof name, "%s", g->values[v].name);
     int64_t bytes = ir_value_bytes(&g->values[v]);
@@ -364,6 +367,115 @@ static void test_lowbit_apply(void)
         cg_select_free(&sel);
     }
     opt_schedule_free(&s);
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
+/* Low-bit storage at less than a pass each way, on resnet_small, whose
+ * convolutions' outputs backward reads only as a BatchNormGrad's x or a
+ * ConvGradWeight's (opt_reads_bf16): the narrowing right before the
+ * forward loop that reads the value joins it (a store of 2 bytes an
+ * element, no pass, no launch), the widening is done at use (nothing: the
+ * readers take the bfloat16 copy, which lives until the last of them), the
+ * rewritten graph has one Cast, fused into that loop as a side store, and
+ * the planner gives its copy bytes from the loop to the last reader. */
+static void test_lowbit_fused(void)
+{
+    Fixture f;
+    if (fixture_zoo(&f, "models/resnet_small/model.onnx")) return;
+    IrGraph *g = f.g;
+    OptSchedule all, s;
+    OptSimResult base, r;
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, f.costs.seconds, &f.req, &base) == 0);
+    /* the largest forward output with a loop to join and readers that take bfloat16 */
+    int v = -1, kw = -1, kr = -1, kb = -1;
+    int64_t best = 0;
+    for (int k = 0; k < all.n; k++) {
+        const IrNode *n = &g->nodes[all.ins[k].node];
+        if (n->phase != IR_FORWARD || n->nout != 1 || n->out[0] < 0) continue;
+        int u = n->out[0], j = -1, b = -1;
+        for (int q = k + 1; q < all.n && (j < 0 || b < 0); q++) {
+            const IrNode *m = &g->nodes[all.ins[q].node];
+            if (j < 0 && m->phase == IR_FORWARD && opt_narrow_joins(g, &f.req, u, all.ins[q].node)) j = q;
+            for (int i = 0; b < 0 && i < m->nin; i++)
+                if (m->in[i] == u && m->phase == IR_BACKWARD) b = q;
+        }
+        if (j > 0 && b > j && opt_widen_at_use(g, &all, u, b) && ir_value_bytes(&g->values[u]) > best)
+            v = u, kw = k, kr = j, kb = b, best = ir_value_bytes(&g->values[u]);
+    }
+    CHECK(v >= 0);
+    if (v < 0) goto done;
+    int root = all.ins[kr].node;
+    int64_t bytes = ir_value_bytes(&g->values[v]), numel = ir_value_numel(&g->values[v]);
+    /* the conditions: a loop that may store the copy and reads v whole */
+    OptMemRequest bare = f.req;
+    bare.side_store = NULL;
+    CHECK(!opt_narrow_joins(g, &bare, v, root));
+    CHECK(!opt_narrow_joins(g, &f.req, v, all.ins[kb].node));
+    /* a widening before a read that must see float32 is not at use: the
+     * forward reads v as a BatchNormalization's input */
+    CHECK(!opt_widen_at_use(g, &all, v, kw + 1));
+    memset(&s, 0, sizeof s);
+    for (int k = 0; k < all.n; k++) {
+        if (k == kb) opt_schedule_push_copy(&s, OPT_WIDEN, v);
+        if (k == kr) opt_schedule_push_copy(&s, OPT_NARROW, v);
+        opt_schedule_push(&s, all.ins[k].node, all.ins[k].kind);
+    }
+    double joined = opt_lowbit_s(&lowbit_link, numel, 1);
+    CHECK(fabs(joined - fmax((double)numel / 1e12, 2.0 * (double)numel / 1e11)) <= 1e-15);
+    CHECK(joined < opt_lowbit_s(&lowbit_link, numel, 0));
+    CHECK(opt_schedule_timeline(g, &s, f.costs.seconds, &f.req, &lowbit_link, &r, NULL, NULL) == 0);
+    CHECK(fabs(r.lowbit_s - joined) <= 1e-15);
+    CHECK(fabs(r.step_s - (base.step_s + joined)) <= 1e-12 * base.step_s + 1e-15);
+    CHECK_EQ_INT(r.lowbit_bytes, bytes);
+    CHECK(r.peak_bytes <= base.peak_bytes);
+    if (base.peak_at > kr && base.peak_at < kb)
+        CHECK(r.peak_bytes <= base.peak_bytes - aligned(bytes) + aligned(2 * numel));
+    /* the narrowing placed after the loop is a pass of its own */
+    OptSchedule late;
+    with_move(&all, v, kr, kb, 1, &late);
+    OptSimResult lr;
+    CHECK(opt_schedule_timeline(g, &late, f.costs.seconds, &f.req, &lowbit_link, &lr, NULL, NULL) == 0);
+    CHECK(fabs(lr.lowbit_s - opt_lowbit_s(&lowbit_link, numel, 0)) <= 1e-15);
+    opt_schedule_free(&late);
+    /* rewritten: one Cast, right before the loop; the readers take its copy */
+    IrGraph *c = ir_graph_copy(g);
+    CHECK(opt_schedule_apply(c, &s) == 0 && ir_verify(c) == 0);
+    int nar = -1, ncast = 0, readers = 0, last = -1;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].phase == IR_LOWBIT) nar = i, ncast++;
+    CHECK_EQ_INT(ncast, 1);
+    if (ncast == 1) {
+        int low = c->nodes[nar].out[0], rt = nar + 1;
+        CHECK(c->values[low].dtype == IR_BF16 && c->nodes[nar].in[0] == v);
+        CHECK(!strcmp(c->nodes[rt].name, g->nodes[root].name));
+        for (int i = 0; i < c->nnodes; i++)
+            for (int j = 0; j < c->nodes[i].nin; j++) {
+                if (c->nodes[i].in[j] == low && i != nar) {
+                    readers++, last = i;
+                    CHECK(c->nodes[i].phase == IR_BACKWARD && opt_reads_bf16(c, i, j));
+                }
+                if (c->nodes[i].in[j] == v) CHECK(i <= rt);
+            }
+        CHECK(readers > 0);
+        CgSelect sel;
+        CHECK(cg_select(c, &cg_target_cpu, &sel) == 0);
+        CHECK_EQ_INT(sel.run_at[nar], rt);
+        CHECK(sel.side_store[rt]);
+        OptMemRequest req = cg_mem_request(&sel);
+        OptMemPlan p;
+        CHECK(opt_memplan(c, &req, &p) == 0);
+        CHECK(p.values[low].pool == OPT_POOL_ARENA && p.values[low].size == bytes / 2);
+        CHECK_EQ_INT(p.values[low].first, rt);
+        CHECK_EQ_INT(p.values[low].last, sel.run_at[last]);
+        CHECK_EQ_INT(p.values[v].last, rt);
+        opt_memplan_free(&p);
+        cg_select_free(&sel);
+    }
+    ir_graph_free(c);
+    opt_schedule_free(&s);
+done:
     opt_schedule_free(&all);
     fixture_free(&f);
 }
@@ -427,6 +539,7 @@ int main(void)
     RUN(test_greedy);
     RUN(test_lowbit_timeline);
     RUN(test_lowbit_apply);
+    RUN(test_lowbit_fused);
     RUN(test_lowbit_greedy);
     return CHECK_DONE();
 }

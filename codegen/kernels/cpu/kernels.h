@@ -417,6 +417,15 @@ void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *d
 void k_batchnorm_relu_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                                const float *scale, const float *bias, const float *mean, const float *var,
                                int64_t N, int64_t C, int64_t spatial, float eps);
+/* The two with the given statistics and x a bfloat16 copy (low-bit
+ * storage, optimizer.h: opt_reads_bf16), widened as it is loaded: bit for
+ * bit the float32 kernels on k_bf16_to_f32(x). */
+void k_batchnorm_grad_bf16x(float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
+                            const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
+                            int64_t spatial, float eps);
+void k_batchnorm_relu_grad_bf16x(float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
+                                 const float *scale, const float *bias, const float *mean, const float *var,
+                                 int64_t N, int64_t C, int64_t spatial, float eps);
 /* loom.GroupNormGrad / InstanceNormGrad (groups = C): as k_groupnorm_f32;
  * scale, dscale, dbias per channel. ws: k_groupnorm_grad_f32_ws(N, groups) bytes. */
 size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups);
@@ -473,6 +482,12 @@ size_t k_conv_grad_weight_bn_relu_f32_ws(const KConv *p);
 void k_conv_grad_weight_bn_relu_f32(float *dw, const float *dy, const float *x, const float *scale,
                                     const float *bias, const float *mean, const float *var, float eps,
                                     const KConv *p, void *ws);
+/* The same with x a bfloat16 copy (low-bit storage), widened as it is
+ * loaded: bit for bit k_conv_grad_weight_bn_relu_f32 on k_bf16_to_f32(x);
+ * the same workspace. */
+void k_conv_grad_weight_bn_relu_bf16x(float *dw, const float *dy, const uint16_t *x, const float *scale,
+                                      const float *bias, const float *mean, const float *var, float eps,
+                                      const KConv *p, void *ws);
 /* loom.MaxPoolGrad: dx [NC, in...] gets each dy at its window's first maximum
  * in x (k_maxpool_f32's rule). ws: k_maxpool_grad_f32_ws(p) bytes. */
 size_t k_maxpool_grad_f32_ws(const KPool *p);

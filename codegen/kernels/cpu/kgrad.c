@@ -26,6 +26,7 @@
 typedef struct {
     float *dx, *dscale, *dbias;
     const float *dy, *x, *y, *scale, *bias, *mean, *var, *inv_std;
+    const uint16_t *x16; /* batchnorm_grad_channels: x as bfloat16 (given statistics only) */
     double *st;
     int64_t N, C, groups, spatial, rows, cols, inner, len;
     float alpha, beta, gamma, eps;
@@ -243,16 +244,18 @@ void k_rmsnorm_grad_f32(float *dx, float *dscale, const float *dy, const float *
     if (dscale) k_par_for((cols + COLS_BLOCK - 1) / COLS_BLOCK, rows * cols, layernorm_grad_params, &p);
 }
 
-/* Channels [lo, hi), each with its sums over (N, spatial). */
-static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid)
+/* Channels [lo, hi), each with its sums over (N, spatial); x16 (a constant
+ * where it is inlined): x is p->x16, bfloat16, widened as it is loaded. */
+static inline __attribute__((always_inline)) void bn_grad_channels(const Grad *p, int64_t lo, int64_t hi, int x16)
 {
-    const Grad *p = arg;
     float *dx = p->dx, *dscale = p->dscale, *dbias = p->dbias, eps = p->eps;
     const float *dy = p->dy, *x = p->x, *scale = p->scale, *mean = p->mean, *var = p->var;
     int64_t N = p->N, C = p->C, spatial = p->spatial;
     int training = p->training;
     for (int64_t c = lo; c < hi; c++) {
-        const float *xc = x + c * spatial, *dyc = dy + c * spatial;
+        const float *xc = x16 ? NULL : x + c * spatial, *dyc = dy + c * spatial;
+        const uint16_t *xh = x16 ? p->x16 + c * spatial : NULL;
+#define XC(e) (x16 ? k_bf16_f32(xh[e]) : xc[e])
         int64_t gap = C * spatial;
         double m, v;
         if (training) {
@@ -280,14 +283,14 @@ static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid)
             float *dbc = dx + c * spatial;
             for (int64_t n = 0; n < N; n++)
                 for (int64_t i = 0; i < spatial; i++)
-                    dbc[n * gap + i] = dyc[n * gap + i] * (float)(k_bn_relu(xc[n * gap + i], fm, fa, fb) > 0);
+                    dbc[n * gap + i] = dyc[n * gap + i] * (float)(k_bn_relu(XC(n * gap + i), fm, fa, fb) > 0);
             dyc = dbc;
         }
-#define DY(e) (p->relu && !dx ? dyc[e] * (float)(k_bn_relu(xc[e], fm, fa, fb) > 0) : dyc[e])
+#define DY(e) (p->relu && !dx ? dyc[e] * (float)(k_bn_relu(XC(e), fm, fa, fb) > 0) : dyc[e])
         for (int64_t n = 0; n < N; n++)
             for (int64_t i = 0; i < spatial; i++) {
                 double g = DY(n * gap + i);
-                sg += g, sgx += g * (xc[n * gap + i] - m) * is;
+                sg += g, sgx += g * (XC(n * gap + i) - m) * is;
             }
         if (dscale) dscale[c] = (float)sgx;
         if (dbias) dbias[c] = (float)sg;
@@ -301,7 +304,15 @@ static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid)
                     dx[c * spatial + n * gap + i] = (float)(dyc[n * gap + i] * sc * is);
         }
 #undef DY
+#undef XC
     }
+}
+
+static void batchnorm_grad_channels(void *arg, int64_t lo, int64_t hi, int tid) { bn_grad_channels(arg, lo, hi, 0); }
+
+static void batchnorm_grad_channels_x16(void *arg, int64_t lo, int64_t hi, int tid)
+{
+    bn_grad_channels(arg, lo, hi, 1);
 }
 
 void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
@@ -321,6 +332,24 @@ void k_batchnorm_relu_grad_f32(float *dx, float *dscale, float *dbias, const flo
     Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .bias = bias,
               .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .relu = 1};
     k_par_for(C, N * C * spatial, batchnorm_grad_channels, &p);
+}
+
+void k_batchnorm_grad_bf16x(float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
+                            const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
+                            int64_t spatial, float eps)
+{
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x16 = x, .scale = scale, .mean = mean,
+              .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps};
+    k_par_for(C, N * C * spatial, batchnorm_grad_channels_x16, &p);
+}
+
+void k_batchnorm_relu_grad_bf16x(float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
+                                 const float *scale, const float *bias, const float *mean, const float *var,
+                                 int64_t N, int64_t C, int64_t spatial, float eps)
+{
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x16 = x, .scale = scale, .bias = bias,
+              .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .relu = 1};
+    k_par_for(C, N * C * spatial, batchnorm_grad_channels_x16, &p);
 }
 
 size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups)

@@ -46,6 +46,7 @@ size_t k_conv_grad_weight_bn_relu_f32_ws(const KConv *p)
 typedef struct {
     float *y;
     const float *x, *scale, *bias, *mean, *var;
+    const uint16_t *x16, *x16_all; /* x as bfloat16 (k_conv_grad_weight_bn_relu_bf16x): these rows, every image */
     int64_t pin, C, r0;
     float eps;
 } BnRelu;
@@ -56,8 +57,13 @@ static void bn_relu_rows(void *arg, int64_t lo, int64_t hi, int tid)
     for (int64_t r = lo; r < hi; r++) {
         int64_t c = (b->r0 + r) % b->C;
         float m = b->mean[c], a = k_bn_factor(b->scale[c], b->var[c], b->eps), bias = b->bias[c];
-        const float *xr = b->x + r * b->pin;
         float *yr = b->y + r * b->pin;
+        if (b->x16) {
+            const uint16_t *xr = b->x16 + r * b->pin;
+            for (int64_t i = 0; i < b->pin; i++) yr[i] = k_bn_relu(k_bf16_f32(xr[i]), m, a, bias);
+            continue;
+        }
+        const float *xr = b->x + r * b->pin;
         for (int64_t i = 0; i < b->pin; i++) yr[i] = k_bn_relu(xr[i], m, a, bias);
     }
 }
@@ -79,9 +85,10 @@ static void grad_weight(float *dw, const float *dy, const float *x, const KConv 
     int64_t rows = g.out[0] * g.out[1], blk = grad_weight_block(p, &g);
     if (bn) bn->y = col + p->C * g.kp * blk * g.out[2], bn->pin = g.pin, bn->C = p->C, bn->r0 = 0;
     for (int64_t n = 0; n < p->N; n++) {
-        const float *xn = x + n * p->C * g.pin;
+        const float *xn = bn && bn->x16_all ? NULL : x + n * p->C * g.pin;
         if (bn) {
             bn->x = xn;
+            if (bn->x16_all) bn->x16 = bn->x16_all + n * p->C * g.pin;
             k_par_for(p->C, p->C * g.pin, bn_relu_rows, bn);
             xn = bn->y;
         }
@@ -107,6 +114,14 @@ void k_conv_grad_weight_bn_relu_f32(float *dw, const float *dy, const float *x, 
 {
     BnRelu bn = {.scale = scale, .bias = bias, .mean = mean, .var = var, .eps = eps};
     grad_weight(dw, dy, x, p, ws, &bn);
+}
+
+void k_conv_grad_weight_bn_relu_bf16x(float *dw, const float *dy, const uint16_t *x, const float *scale,
+                                      const float *bias, const float *mean, const float *var, float eps,
+                                      const KConv *p, void *ws)
+{
+    BnRelu bn = {.scale = scale, .bias = bias, .mean = mean, .var = var, .x16_all = x, .eps = eps};
+    grad_weight(dw, dy, NULL, p, ws, &bn);
 }
 
 /* ---- pooling ---- */

@@ -26,6 +26,16 @@
  * (ir_fold_bn_relu_grad: the weight gradient's and the max-pool gradient's
  * copies of x, BatchNormGrad's mask) compute it so, bit for bit the value the
  * forward wrote. */
+/* A bfloat16's bits as the float they stand for (exact): low-bit storage's
+ * copies, widened as a kernel loads them (k_batchnorm_grad_bf16x, ...). */
+static inline float k_bf16_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 static inline float k_bn_factor(float scale, float var, float eps) { return scale / sqrtf(var + eps); }
 static inline float k_bn(float x, float mean, float a, float bias) { return (x - mean) * a + bias; }
 static inline float k_bn_relu(float x, float mean, float a, float bias)

@@ -85,6 +85,21 @@ static __device__ inline uint16_t lk_bf16_rne(float f)
     return r.x;
 }
 
+/* A bfloat16's bits as the float they stand for (exact): low-bit storage's
+ * copies, widened as a kernel loads them (the _bf16x kernels); lk_ldx: x's
+ * element e from whichever of the two is given. */
+static __host__ __device__ inline float lk_bf16_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+static __host__ __device__ inline float lk_ldx(const float *x, const uint16_t *x16, int64_t e)
+{
+    return x16 ? lk_bf16_f32(x16[e]) : x[e];
+}
+
 /* ---- device math of the generated elementwise kernels (elemwise.h's helpers) ---- */
 
 #define LM_FN static __host__ __device__ inline
@@ -219,6 +234,10 @@ int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const fl
 int lk_conv_grad_weight_bn_relu_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const float *scale,
                                     const float *bias, const float *mean, const float *var, float eps, const LkConv *p,
                                     void *ws);
+/* The same with x a bfloat16 copy (low-bit storage), widened as it is loaded (k_conv_grad_weight_bn_relu_bf16x). */
+int lk_conv_grad_weight_bn_relu_bf16x(cudaStream_t s, float *dw, const float *dy, const uint16_t *x,
+                                      const float *scale, const float *bias, const float *mean, const float *var,
+                                      float eps, const LkConv *p, void *ws);
 /* ConvTranspose (k_conv_transpose_f32): y [N, M, out...] from x [N, C, in...], w [C, M/group, k...];
  * in is x's spatial size, out y's, pad the cropped start. Also a Conv's input gradient. */
 int lk_conv_transpose_f32(cudaStream_t s, float *y, const float *x, const float *w, const float *b, const LkConv *p,
@@ -276,6 +295,14 @@ int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias
 int lk_batchnorm_relu_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                                const float *scale, const float *bias, const float *mean, const float *var, int64_t N,
                                int64_t C, int64_t spatial, float eps);
+/* The two with x a bfloat16 copy (low-bit storage, optimizer.h: opt_reads_bf16), widened as it is loaded
+ * (k_batchnorm_grad_bf16x, k_batchnorm_relu_grad_bf16x). */
+int lk_batchnorm_grad_bf16x(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
+                            const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
+                            int64_t spatial, float eps);
+int lk_batchnorm_relu_grad_bf16x(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy,
+                                 const uint16_t *x, const float *scale, const float *bias, const float *mean,
+                                 const float *var, int64_t N, int64_t C, int64_t spatial, float eps);
 /* GroupNormalization / InstanceNormalization (groups = C; k_groupnorm_f32):
  * x, y [N, C, spatial], statistics per (n, group), scale and bias per channel. */
 int lk_groupnorm_f32(cudaStream_t s, float *y, const float *x, const float *scale, const float *bias, int64_t N,

@@ -21,6 +21,7 @@
 struct BnRelu {
     const float *scale, *bias, *mean, *var;
     float eps;
+    const uint16_t *x16; /* with scale: x is this bfloat16 copy (low-bit storage), widened as it is loaded */
 };
 
 /* p's spatial dims as 3, the missing ones of size 1, and the sizes the
@@ -131,7 +132,8 @@ static __global__ void conv_grad_weight(float *dw, const float *dy, const float 
         if (bn.scale) bm = bn.mean[ci], ba = lk_bn_factor(bn.scale[ci], bn.var[ci], bn.eps), bb0 = bn.bias[ci];
         double s = 0;
         for (int64_t n = 0; n < p.N; n++) {
-            const float *xc = x + (n * p.C + ci) * g.isz, *dyc = dy + (n * p.M + m) * g.osz;
+            const int64_t xc = (n * p.C + ci) * g.isz;
+            const float *dyc = dy + (n * p.M + m) * g.osz;
             for (int64_t o0 = 0; o0 < g.out[0]; o0++) {
                 int64_t i0 = tap(p, 0, o0, a);
                 if (i0 < 0 || i0 >= g.in[0]) continue;
@@ -141,7 +143,7 @@ static __global__ void conv_grad_weight(float *dw, const float *dy, const float 
                     for (int64_t o2 = 0; o2 < g.out[2]; o2++) {
                         int64_t i2 = tap(p, 2, o2, q);
                         if (i2 < 0 || i2 >= g.in[2]) continue;
-                        float xv = xc[(i0 * g.in[1] + i1) * g.in[2] + i2];
+                        float xv = lk_ldx(x, bn.x16, xc + (i0 * g.in[1] + i1) * g.in[2] + i2);
                         if (bn.scale) xv = lk_bn_relu(xv, bm, ba, bb0);
                         s += (double)dyc[(o0 * g.out[1] + o1) * g.out[2] + o2] * xv;
                     }
@@ -164,7 +166,7 @@ static int grad_weight(cudaStream_t s, float *dw, const float *dy, const float *
 
 int lk_conv_grad_weight_f32(cudaStream_t s, float *dw, const float *dy, const float *x, const LkConv *p, void *ws)
 {
-    BnRelu none = {NULL, NULL, NULL, NULL, 0.0f};
+    BnRelu none = {NULL, NULL, NULL, NULL, 0.0f, NULL};
     return grad_weight(s, dw, dy, x, p, none, ws);
 }
 
@@ -172,8 +174,16 @@ int lk_conv_grad_weight_bn_relu_f32(cudaStream_t s, float *dw, const float *dy, 
                                     const float *bias, const float *mean, const float *var, float eps, const LkConv *p,
                                     void *ws)
 {
-    BnRelu bn = {scale, bias, mean, var, eps};
+    BnRelu bn = {scale, bias, mean, var, eps, NULL};
     return grad_weight(s, dw, dy, x, p, bn, ws);
+}
+
+int lk_conv_grad_weight_bn_relu_bf16x(cudaStream_t s, float *dw, const float *dy, const uint16_t *x,
+                                      const float *scale, const float *bias, const float *mean, const float *var,
+                                      float eps, const LkConv *p, void *ws)
+{
+    BnRelu bn = {scale, bias, mean, var, eps, x};
+    return grad_weight(s, dw, dy, NULL, p, bn, ws);
 }
 
 static __global__ void conv_transpose(float *y, const float *x, const float *w, const float *b, LkConv p,
@@ -224,7 +234,7 @@ static __global__ void im2col(float *cols, const float *x, LkConv p, int64_t n0,
         int64_t i2 = tap(p, 2, o % g.out[2], kk % g.k[2]);
         float v = 0;
         if (i0 >= 0 && i0 < g.in[0] && i1 >= 0 && i1 < g.in[1] && i2 >= 0 && i2 < g.in[2]) {
-            v = x[((n0 + b) * p.C + c) * g.isz + (i0 * g.in[1] + i1) * g.in[2] + i2];
+            v = lk_ldx(x, bn.x16, ((n0 + b) * p.C + c) * g.isz + (i0 * g.in[1] + i1) * g.in[2] + i2);
             if (bn.scale) v = lk_bn_relu(v, bn.mean[c], lk_bn_factor(bn.scale[c], bn.var[c], bn.eps), bn.bias[c]);
         }
         cols[e] = v;
@@ -265,7 +275,7 @@ static int conv_products(cudaStream_t s, float *y, const float *x, const float *
 {
     int64_t K = p->C * window(p), P = plane(p->out, p->nd), isz = plane(p->in, p->nd);
     int direct = pointwise(p);
-    BnRelu none = {NULL, NULL, NULL, NULL, 0.0f};
+    BnRelu none = {NULL, NULL, NULL, NULL, 0.0f, NULL};
     for (int64_t n0 = 0; n0 < p->N; n0 += p->nb) {
         int64_t nb = p->N - n0 < p->nb ? p->N - n0 : p->nb;
         if (!direct && LOOM_LAUNCH(im2col, lk_blocks(nb * K * P), LK_THREADS, 0, s, cols, x, *p, n0, nb, none))

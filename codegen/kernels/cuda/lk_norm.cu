@@ -237,28 +237,29 @@ int lk_batchnorm_f32(cudaStream_t s, float *y, const float *x, const float *scal
 /* dy at element e of channel c, masked where the normalization of x is not
  * positive when relu_bias is given (the gradient of Relu(BatchNormalization),
  * as loom.ActivationGrad computed it: dy * (y > 0)) */
-static __device__ inline float grad_in(const float *dy, const float *x, const float *scale, const float *mean,
-                                       const float *var, const float *relu_bias, float eps, int64_t c, int64_t e)
+static __device__ inline float grad_in(const float *dy, const float *x, const uint16_t *x16, const float *scale,
+                                       const float *mean, const float *var, const float *relu_bias, float eps,
+                                       int64_t c, int64_t e)
 {
     if (!relu_bias) return dy[e];
-    float y = lk_bn_relu(x[e], mean[c], lk_bn_factor(scale[c], var[c], eps), relu_bias[c]);
+    float y = lk_bn_relu(lk_ldx(x, x16, e), mean[c], lk_bn_factor(scale[c], var[c], eps), relu_bias[c]);
     return dy[e] * (float)(y > 0);
 }
 
-static __global__ void batchnorm_grad_dx(float *dx, const float *dy, const float *x, const float *scale,
-                                         const float *mean, const float *var, const float *relu_bias, int64_t C,
-                                         int64_t spatial, int64_t total, float eps)
+static __global__ void batchnorm_grad_dx(float *dx, const float *dy, const float *x, const uint16_t *x16,
+                                         const float *scale, const float *mean, const float *var,
+                                         const float *relu_bias, int64_t C, int64_t spatial, int64_t total, float eps)
 {
     // the statistics are constants: dx = dy * scale / sqrt(var + eps), in double as kgrad.c
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t c = e / spatial % C;
         double is = 1.0 / sqrt((double)var[c] + (double)eps), sc = scale ? scale[c] : 1.0f;
-        dx[e] = (float)(grad_in(dy, x, scale, mean, var, relu_bias, eps, c, e) * sc * is);
+        dx[e] = (float)(grad_in(dy, x, x16, scale, mean, var, relu_bias, eps, c, e) * sc * is);
     }
 }
 
 static __global__ void batchnorm_grad_params(float *dscale, float *dbias, const float *dy, const float *x,
-                                             const float *scale, const float *mean, const float *var,
+                                             const uint16_t *x16, const float *scale, const float *mean, const float *var,
                                              const float *relu_bias, int64_t N, int64_t C, int64_t spatial, float eps)
 {
     // a thread per channel: the sums over (N, spatial) in order
@@ -267,8 +268,8 @@ static __global__ void batchnorm_grad_params(float *dscale, float *dbias, const 
         for (int64_t n = 0; n < N; n++)
             for (int64_t i = 0; i < spatial; i++) {
                 int64_t e = (n * C + c) * spatial + i;
-                double g = grad_in(dy, x, scale, mean, var, relu_bias, eps, c, e);
-                sg += g, sgx += g * (x[e] - m) * is;
+                double g = grad_in(dy, x, x16, scale, mean, var, relu_bias, eps, c, e);
+                sg += g, sgx += g * (lk_ldx(x, x16, e) - m) * is;
             }
         if (dscale) dscale[c] = (float)sgx;
         if (dbias) dbias[c] = (float)sg;
@@ -276,32 +277,50 @@ static __global__ void batchnorm_grad_params(float *dscale, float *dbias, const 
 }
 
 static int batchnorm_grad(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
-                          const float *scale, const float *relu_bias, const float *mean, const float *var, int64_t N,
-                          int64_t C, int64_t spatial, float eps)
+                          const uint16_t *x16, const float *scale, const float *relu_bias, const float *mean,
+                          const float *var, int64_t N, int64_t C, int64_t spatial, float eps)
 {
     int64_t total = N * C * spatial;
     if (total == 0) return 0;
     // the sums first: dx may be written over dy (the program's arena does that when dy dies here)
     if ((dscale || dbias) && LOOM_LAUNCH(batchnorm_grad_params, lk_blocks(C), LK_THREADS, 0, s, dscale, dbias, dy, x,
-                                         scale, mean, var, relu_bias, N, C, spatial, eps))
+                                         x16, scale, mean, var, relu_bias, N, C, spatial, eps))
         return -1;
     if (!dx) return 0;
-    return LOOM_LAUNCH(batchnorm_grad_dx, lk_blocks(total), LK_THREADS, 0, s, dx, dy, x, scale, mean, var, relu_bias,
-                       C, spatial, total, eps);
+    return LOOM_LAUNCH(batchnorm_grad_dx, lk_blocks(total), LK_THREADS, 0, s, dx, dy, x, x16, scale, mean, var,
+                       relu_bias, C, spatial, total, eps);
 }
 
 int lk_batchnorm_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
                           int64_t spatial, float eps)
 {
-    return batchnorm_grad(s, dx, dscale, dbias, dy, x, scale, (const float *)NULL, mean, var, N, C, spatial, eps);
+    return batchnorm_grad(s, dx, dscale, dbias, dy, x, (const uint16_t *)NULL, scale, (const float *)NULL, mean, var,
+                          N, C, spatial, eps);
+}
+
+int lk_batchnorm_grad_bf16x(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
+                            const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
+                            int64_t spatial, float eps)
+{
+    return batchnorm_grad(s, dx, dscale, dbias, dy, (const float *)NULL, x, scale, (const float *)NULL, mean, var, N,
+                          C, spatial, eps);
 }
 
 int lk_batchnorm_relu_grad_f32(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                                const float *scale, const float *bias, const float *mean, const float *var, int64_t N,
                                int64_t C, int64_t spatial, float eps)
 {
-    return batchnorm_grad(s, dx, dscale, dbias, dy, x, scale, bias, mean, var, N, C, spatial, eps);
+    return batchnorm_grad(s, dx, dscale, dbias, dy, x, (const uint16_t *)NULL, scale, bias, mean, var, N, C, spatial,
+                          eps);
+}
+
+int lk_batchnorm_relu_grad_bf16x(cudaStream_t s, float *dx, float *dscale, float *dbias, const float *dy,
+                                 const uint16_t *x, const float *scale, const float *bias, const float *mean,
+                                 const float *var, int64_t N, int64_t C, int64_t spatial, float eps)
+{
+    return batchnorm_grad(s, dx, dscale, dbias, dy, (const float *)NULL, x, scale, bias, mean, var, N, C, spatial,
+                          eps);
 }
 
 static __global__ void activation_grad(float *dx, const float *dy, const float *x, int64_t n, int act, float alpha,
