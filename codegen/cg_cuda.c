@@ -75,7 +75,7 @@ static void emit_elemwise(CgCtx *c, int root)
     fprintf(c->f, "    }\n}\n");
     c->f = drv;
     cg_declare_outputs(c, root);
-    for (int m = 0; m < p.nside; m++) cg_declare_value(c, p.side[m], "low-bit storage");
+    for (int m = 0; m < p.nside; m++) cg_declare_value(c, p.side[m], ", bfloat16 (low-bit storage)");
     char call[4096];
     size_t k = (size_t)snprintf(call, sizeof call, "LOOM_LAUNCH(ew_%d, lk_blocks(%lld), LK_THREADS, 0, STREAM, %s", root,
                                 (long long)p.numel, c->var[out]);

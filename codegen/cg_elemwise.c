@@ -762,7 +762,7 @@ void cg_elemwise_emit(CgCtx *c, int root)
     CgEwPlan p;
     cg_ew_plan(c, root, &p);
     cg_declare_outputs(c, root);
-    for (int m = 0; m < p.nside; m++) cg_declare_value(c, p.side[m], "low-bit storage");
+    for (int m = 0; m < p.nside; m++) cg_declare_value(c, p.side[m], ", bfloat16 (low-bit storage)");
     int64_t work = p.numel * ew_elem_work(g, &p);
     int par = work >= K_PAR_WORK && c->kf;
     int ov = g->nodes[root].out[0];

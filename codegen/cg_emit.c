@@ -110,7 +110,7 @@ static void join_narrowings(const IrGraph *g, CgSelect *sel)
             continue;
         int next = i + 1;
         while (next < nn && g->nodes[next].dead) next++;
-        if (next < nn && opt_narrow_joins(g, &req, n->in[0], next)) sel->run_at[i] = next, sel->nfused++;
+        if (next < nn && opt_narrow_joins(g, &req, n->in[0], next)) sel->run_at[i] = next;
     }
 }
 
@@ -158,14 +158,6 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     if (t->fuse) t->fuse(g, &u, sel->run_at);
     split_for_updates(g, &u, sel->run_at);
     ir_uses_free(&u);
-    for (int i = 0; i < nn; i++) {
-        if (sel->run_at[i] == i) continue;
-        sel->nfused++;
-        /* count a group once, at its first fused member */
-        int first = 1;
-        for (int k = 0; k < i && first; k++) first = sel->run_at[k] != sel->run_at[i];
-        sel->ngroups += first;
-    }
     /* in place: only a node that runs alone (a group's loop writes as it reads);
      * an elementwise node over its first input that has the output's dtype
      * and element count (so element k of one is element k of the other:
@@ -183,6 +175,14 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     for (int i = 0; i < nn; i++)
         if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = -1;
     join_narrowings(g, sel);
+    for (int i = 0; i < nn; i++) {
+        if (sel->run_at[i] == i) continue;
+        sel->nfused++;
+        /* count a group once, at its first fused member */
+        int first = 1;
+        for (int k = 0; k < i && first; k++) first = sel->run_at[k] != sel->run_at[i];
+        sel->ngroups += first;
+    }
     return 0;
 }
 

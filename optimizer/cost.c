@@ -30,6 +30,8 @@ double opt_node_bytes(const IrGraph *g, int id, const int *run_at)
     for (int j = 0; j < n->nout; j++)
         if (n->out[j] >= 0 && !in_registers(g, n->out[j], run_at)) out += (double)ir_value_bytes(&g->values[n->out[j]]);
     double first_out = n->nout > 0 && n->out[0] >= 0 ? (double)ir_value_bytes(&g->values[n->out[0]]) : 0;
+    /* a low-bit narrowing in a loop stores its copy of what the loop loads */
+    if (run_at && run_at[id] != id && n->phase == IR_LOWBIT) return out;
     for (int j = 0; j < n->nin; j++) {
         int v = n->in[j], seen = 0;
         for (int k = 0; k < j; k++) seen |= n->in[k] == v;

@@ -69,7 +69,9 @@ typedef struct {
 /* The bytes node n moves through device memory: its inputs and outputs,
  * except values kept in registers inside a fused group (run_at, as in
  * OptMemRequest; NULL: no fusion); Gather, GatherElements and Slice read
- * at most as much of their data as they write. Views (OPF_VIEW) move 0. */
+ * at most as much of their data as they write; a low-bit narrowing fused
+ * into a loop moves only what it stores (the loop loads its input). Views
+ * (OPF_VIEW) move 0. */
 double opt_node_bytes(const IrGraph *g, int n, const int *run_at);
 /* The roofline: per node max(work / peak, bytes / mem_bw) + launch_s, work
  * the node's FLOPs (ir_node_flops) but at least one per output element, the
