@@ -49,22 +49,27 @@ static int by_size_desc(const void *pa, const void *pb)
 }
 
 /* Greedy placement of bufs (sorted largest first); returns the arena size.
- * The placed buffers are kept sorted by offset, so each new one walks them
- * once, skipping those not live at the same time, and takes the first gap
- * that fits. */
+ * The placed buffers are kept sorted by offset (equal offsets in the order
+ * placed), as compact records walked in order: each new buffer skips those
+ * not live at the same time and takes the first gap that fits. */
+typedef struct {
+    int64_t off, end;
+    int first, last;
+} Spot;
+
 static int64_t place(Buffer *bufs, int n)
 {
-    Buffer **placed = ir_xmalloc((size_t)(n ? n : 1) * sizeof *placed);
+    Spot *placed = ir_xmalloc((size_t)(n ? n : 1) * sizeof *placed);
     int64_t arena = 0;
     for (int i = 0; i < n; i++) {
         Buffer *b = &bufs[i];
         int64_t at = 0;
+        int first = b->first, last = b->last;
         for (int j = 0; j < i; j++) {
-            const Buffer *p = placed[j];
-            if (p->first > b->last || b->first > p->last) continue;
-            if (*p->offset >= at + b->size) break; /* the gap before it fits */
-            int64_t end = *p->offset + p->size;
-            if (end > at) at = end;
+            const Spot *p = &placed[j];
+            if (p->first > last || first > p->last) continue;
+            if (p->off >= at + b->size) break; /* the gap before it fits */
+            if (p->end > at) at = p->end;
         }
         *b->offset = at;
         if (at + b->size > arena) arena = at + b->size;
@@ -72,11 +77,11 @@ static int64_t place(Buffer *bufs, int n)
         int lo = 0, hi = i;
         while (lo < hi) {
             int mid = (lo + hi) / 2;
-            if (*placed[mid]->offset <= at) lo = mid + 1;
+            if (placed[mid].off <= at) lo = mid + 1;
             else hi = mid;
         }
         memmove(placed + lo + 1, placed + lo, (size_t)(i - lo) * sizeof *placed);
-        placed[lo] = b;
+        placed[lo] = (Spot){at, at + b->size, first, last};
     }
     free(placed);
     return arena;

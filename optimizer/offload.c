@@ -214,32 +214,42 @@ static void place_moves(struct Ctx *x)
 }
 
 /* The seed with the moves' instructions; map[k]: the seed instruction at or
- * before instruction k of the result. */
+ * before instruction k of the result. The moves at each seed instruction
+ * (copies back before it, joined narrowings right before it, the others
+ * after it) are listed first, in move order, so that this is linear. */
 static void build(const struct Ctx *x, OptSchedule *out, int *map)
 {
     const OptSchedule *s = x->seed;
+    int ns = s->n, nm = x->nmoves;
+    int *head = ir_xmalloc((size_t)(3 * ns + 1) * sizeof *head), *next = ir_xmalloc((size_t)(3 * nm + 1) * sizeof *next);
+    for (int k = 0; k < 3 * ns; k++) head[k] = -1;
+    for (int i = nm - 1; i >= 0; i--) { /* list l of instruction k: head[3 k + l], next[3 i + l] */
+        const Move *m = &x->moves[i];
+        if (m->b >= 0 && m->c >= 0 && m->c < ns) next[3 * i] = head[3 * m->c], head[3 * m->c] = i;
+        if (m->b >= 0 && m->b < ns) {
+            int l = m->joined ? 1 : 2;
+            next[3 * i + l] = head[3 * m->b + l], head[3 * m->b + l] = i;
+        }
+    }
     memset(out, 0, sizeof *out);
-    for (int k = 0; k < s->n; k++) {
-        for (int i = 0; i < x->nmoves; i++)
-            if (x->moves[i].b >= 0 && x->moves[i].c == k) {
-                if (map) map[out->n] = k;
-                opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_WIDEN : OPT_FROM_HOST,
-                                       x->copies[x->moves[i].copy].value);
-            }
-        for (int i = 0; i < x->nmoves; i++) /* right before the loop it joins */
-            if (x->moves[i].joined && x->moves[i].b == k) {
-                if (map) map[out->n] = k;
-                opt_schedule_push_copy(out, OPT_NARROW, x->copies[x->moves[i].copy].value);
-            }
+    for (int k = 0; k < ns; k++) {
+        for (int i = head[3 * k]; i >= 0; i = next[3 * i]) {
+            if (map) map[out->n] = k;
+            opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_WIDEN : OPT_FROM_HOST, x->copies[x->moves[i].copy].value);
+        }
+        for (int i = head[3 * k + 1]; i >= 0; i = next[3 * i + 1]) { /* right before the loop it joins */
+            if (map) map[out->n] = k;
+            opt_schedule_push_copy(out, OPT_NARROW, x->copies[x->moves[i].copy].value);
+        }
         if (map) map[out->n] = k;
         opt_schedule_push(out, s->ins[k].node, s->ins[k].kind);
-        for (int i = 0; i < x->nmoves; i++)
-            if (x->moves[i].b == k && !x->moves[i].joined) {
-                if (map) map[out->n] = k;
-                opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_NARROW : OPT_TO_HOST,
-                                       x->copies[x->moves[i].copy].value);
-            }
+        for (int i = head[3 * k + 2]; i >= 0; i = next[3 * i + 2]) {
+            if (map) map[out->n] = k;
+            opt_schedule_push_copy(out, x->moves[i].bf16 ? OPT_NARROW : OPT_TO_HOST, x->copies[x->moves[i].copy].value);
+        }
     }
+    free(head);
+    free(next);
 }
 
 /* What storing copy c as bfloat16 across the gap (a, d) costs on compute:

@@ -402,14 +402,19 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
      * here); the planner keeps the placement of either, so the lower peak
      * counts */
     peak_of(buf, nb, ws_at, nsteps, r);
+    /* into[b]: the buffer that merged output b joined, so that a later
+     * in-place read of b reads that one (followed to its end) */
+    int *into = inplace ? ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *into) : NULL;
+    for (int b = 0; inplace && b < nb; b++) into[b] = -1;
     for (int k = 0; inplace && k < s->n; k++) {
         int bi = in_buf[k], bo = out_buf[k];
+        while (bi >= 0 && into[bi] >= 0) bi = into[bi];
         if (bi < 0 || bo < 0 || buf[bi].last != k || buf[bo].size > buf[bi].size) continue;
         if (buf[bo].last > buf[bi].last) buf[bi].last = buf[bo].last;
         buf[bo].size = 0;
-        for (int q = k + 1; q < s->n; q++) /* a later in-place read of the output reads bi */
-            if (in_buf[q] == bo) in_buf[q] = bi;
+        into[bo] = bi;
     }
+    free(into);
     if (inplace) {
         OptSimResult merged = *r;
         peak_of(buf, nb, ws_at, nsteps, &merged);
