@@ -528,11 +528,11 @@ void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p)
     memset(p, 0, sizeof *p);
     p->root = root;
     p->mem = ir_xmalloc((size_t)(root + 1) * sizeof *p->mem);
+    p->side = ir_xmalloc((size_t)(root + 1) * sizeof *p->side);
     for (int i = 0; i <= root; i++)
         if (c->sel->run_at[i] == root) {
             p->mem[p->nmem++] = i;
-            if (i != root && g->nodes[i].phase == IR_LOWBIT && p->nside < IR_MAX_RANK)
-                p->side[p->nside++] = g->nodes[i].out[0];
+            if (i != root && g->nodes[i].phase == IR_LOWBIT) p->side[p->nside++] = g->nodes[i].out[0];
         }
     /* the group's inputs, each once, and the output dims they broadcast over */
     int cap = 0;
@@ -602,6 +602,7 @@ void cg_ew_plan(CgCtx *c, int root, CgEwPlan *p)
 void cg_ew_plan_free(CgEwPlan *p)
 {
     free(p->mem);
+    free(p->side);
     free(p->leaf);
 }
 

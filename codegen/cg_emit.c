@@ -27,8 +27,9 @@ static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
     int c = u->node[u->start[v]];
     const IrNode *cn = &g->nodes[c];
     if (!cg_is_elemwise(cn) && !cg_ew_act_grad(g, cn)) return 0;
-    /* a low-bit storage conversion is a pass of its own, as the schedule's
-     * simulator counts it: its copy is in memory across the gap */
+    /* a low-bit storage conversion joins no chain: its copy is in memory
+     * across the gap (a narrowing may become a side store of the loop
+     * right after it instead: join_narrowings) */
     if (n->phase == IR_LOWBIT || cn->phase == IR_LOWBIT) return 0;
     const IrValue *a = &g->values[v], *b = &g->values[cn->out[0]];
     if (a->rank != b->rank || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims)) return 0;

@@ -264,7 +264,7 @@ typedef struct {
 } CgEwLeaf;
 typedef struct {
     int root, *mem, nmem;
-    int side[IR_MAX_RANK], nside;
+    int *side, nside;
     CgEwLeaf *leaf;
     int nleaf, r;
     int64_t dims[IR_MAX_RANK], numel, inner, outer;

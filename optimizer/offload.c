@@ -158,11 +158,8 @@ static void find_copies(struct Ctx *x)
 static void place_moves(struct Ctx *x)
 {
     int n = x->nmoves, ns = x->seed->n;
-    for (int i = 0; i < n; i++) { /* on compute, where the gap is */
-        Move *m = &x->moves[i];
-        if (m->bf16 || !x->link->overlap) m->b = m->a, m->c = m->d;
-        m->joined = m->bf16 && opt_narrow_joins(x->g, x->req, x->copies[m->copy].value, x->seed->ins[m->a].node);
-    }
+    for (int i = 0; i < n; i++) /* on compute, where the gap is */
+        if (x->moves[i].bf16 || !x->link->overlap) x->moves[i].b = x->moves[i].a, x->moves[i].c = x->moves[i].d;
     if (!x->link->overlap) return;
     Move *m = x->moves;
     for (int i = 1; i < n; i++) /* by writer, then gap: the order the copies out start in */
@@ -252,6 +249,13 @@ static void build(const struct Ctx *x, OptSchedule *out, int *map)
     free(next);
 }
 
+/* Whether copy c's narrowing after seed instruction a joins the loop
+ * there (opt_narrow_joins): the read at a is that loop's last node. */
+static int joins(const struct Ctx *x, const Copy *c, int a)
+{
+    return opt_narrow_joins(x->g, x->req, c->value, x->seed->ins[a].node);
+}
+
 /* What storing copy c as bfloat16 across the gap (a, d) costs on compute:
  * its narrowing (inside the loop of the read at a where it can join it)
  * and its widening (nothing where the reads after d take the bfloat16
@@ -259,8 +263,7 @@ static void build(const struct Ctx *x, OptSchedule *out, int *map)
 static double conversions_s(const struct Ctx *x, const Copy *c, int a, int d)
 {
     int64_t numel = ir_value_numel(&x->g->values[c->value]);
-    int joined = opt_narrow_joins(x->g, x->req, c->value, x->seed->ins[a].node);
-    return opt_lowbit_s(x->link, numel, joined) +
+    return opt_lowbit_s(x->link, numel, joins(x, c, a)) +
            (opt_widen_at_use(x->g, x->seed, c->value, d) ? 0 : opt_lowbit_s(x->link, numel, 0));
 }
 
@@ -378,6 +381,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
         }
         if (best >= 0) {
             cand[best].bf16 = took = 1;
+            cand[best].joined = joins(&x, &x.copies[cand[best].copy], cand[best].a);
             x.moves[x.nmoves++] = cand[best];
         }
         if (!took) break;
