@@ -309,19 +309,24 @@ static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
 /* Offload on top of recomputation: seeds that peak above room get copies
  * out until they fit (opt_offload); each result whose simulated time beats
  * out's (when out has a schedule) is placed, and when the planner places it
- * above room, made again for a target lowered by the overshoot; the fastest
- * placed within room replaces out's. The seeds are store-all and the
- * solver's plans for the rooms of one fixed grid (store-all's arena times
- * SEED_STEP^j) above room, up to SEED_SPAN times room. The grid does not
- * move with the budget, so a larger budget keeps every seed of a smaller
- * one that is above it, and the copies a seed needs for the larger budget
- * are the first of those it needs for the smaller (the greedy is the same
- * until it stops); a seed below the larger budget is one of the plans the
- * solver already offers there. So more budget does not get a slower plan.
- * 0 (out replaced or not), -1 on error. */
+ * above room, made again for the next lower target of one fixed grid
+ * (store-all's arena times TARGET_STEP^j), until one places within room or
+ * the copies make it slower than out's; the fastest placed within room
+ * replaces out's. The seeds are store-all and the solver's plans for the
+ * rooms of another fixed grid (store-all's arena times SEED_STEP^j) from
+ * SEED_SPAN times room down to the least feasible arena: those below room
+ * too, since the planner may place such a plan above room where copies
+ * bring it within. Neither grid moves with the budget, so a larger budget
+ * keeps every seed of a smaller one (MAX_SEEDS covers the grid); the copies
+ * a seed gets for a target are the first of those it gets for a lower one
+ * (the greedy is the same until it stops), so no slower; and a target that
+ * placed a seed within the smaller budget's room is tried for the larger
+ * budget too unless a higher one placed first. So more budget does not get
+ * a slower plan. 0 (out replaced or not), -1 on error. */
 #define SEED_STEP 0.96
 #define SEED_SPAN 3.0
-enum { MAX_SEEDS = 32 };
+#define TARGET_STEP 0.995
+enum { MAX_SEEDS = 128 }; /* 0.96^128 < 0.6% of store-all */
 static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
 {
     OptSchedule seeds[1 + MAX_SEEDS];
@@ -332,15 +337,16 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
     double sr = (double)f->store_all_arena;
     for (int j = 1; !f->offload_only && nseeds < 1 + MAX_SEEDS; j++) {
         sr *= SEED_STEP;
-        if (sr <= (double)room) break;
+        if (sr < (double)f->least_arena) break;
         OptSimResult sim;
         if (sr <= SEED_SPAN * (double)room && !opt_remat_solve(table(f), (int64_t)sr, 1, &seeds[nseeds], &sim))
             seed_s[nseeds++] = sim.step_s;
     }
     for (int i = 0; i < nseeds && rc == 0; i++) {
         int64_t target = room;
+        double grid = (double)f->store_all_arena;
         if (out->sched.n && seed_s[i] >= out->sim.step_s) continue; /* copies never make a plan faster */
-        for (int attempt = 0; attempt < 3 && target > 0; attempt++) {
+        while (target > 0) {
             OptSchedule s;
             OptSimResult sim;
             int64_t arena;
@@ -362,7 +368,8 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
                 break;
             }
             opt_schedule_free(&s);
-            target = (sim.peak_bytes < target ? sim.peak_bytes : target) - (arena - room);
+            while (grid >= (double)target) grid *= TARGET_STEP;
+            target = (int64_t)grid;
         }
     }
     for (int i = 0; i < nseeds; i++) opt_schedule_free(&seeds[i]);

@@ -556,7 +556,7 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_LogSoftmaxGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_softmax_grad_emit, 0},
     [IR_OP_LayerNormGrad] = {cg_cpu_layernorm_grad_check, cg_cpu_layernorm_grad_ws, cg_cpu_layernorm_grad_emit, 0},
     /* dx over dy: each channel's sums read dy before its dx is written */
-    [IR_OP_BatchNormGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_batchnorm_grad_emit, 0, 1},
+    [IR_OP_BatchNormGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_batchnorm_grad_emit, 0, 3}, /* dx over dy or x */
     [IR_OP_GroupNormGrad] = {cg_cpu_groupnorm_grad_check, cg_cpu_groupnorm_grad_ws, cg_cpu_groupnorm_grad_emit, 0},
     [IR_OP_InstanceNormGrad] = {cg_cpu_groupnorm_grad_check, cg_cpu_groupnorm_grad_ws, cg_cpu_groupnorm_grad_emit, 0},
     [IR_OP_ConvGradWeight] = {cg_cpu_window_grad_check, cg_cpu_conv_grad_weight_ws, cg_cpu_conv_grad_weight_emit, 0},

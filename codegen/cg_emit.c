@@ -101,7 +101,7 @@ static void join_narrowings(const IrGraph *g, CgSelect *sel)
     for (int i = 0; i < nn; i++) {
         const IrNode *n = &g->nodes[i];
         sel->side_store[i] = !n->dead && sel->run_at[i] == i && cg_is_elemwise(n) && n->nout == 1 &&
-                             n->out[0] >= 0 && sel->inplace_in[i] < 0;
+                             n->out[0] >= 0 && !sel->inplace_in[i];
     }
     OptMemRequest req = cg_mem_request(sel);
     for (int i = 0; i < nn; i++) {
@@ -159,22 +159,29 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     if (t->fuse) t->fuse(g, &u, sel->run_at);
     split_for_updates(g, &u, sel->run_at);
     ir_uses_free(&u);
-    /* in place: only a node that runs alone (a group's loop writes as it reads);
-     * an elementwise node over its first input that has the output's dtype
-     * and element count (so element k of one is element k of the other:
-     * each is read just before it is written) */
-    for (int i = 0; i < nn; i++) sel->inplace_in[i] = -1;
+    /* in place: only a node that runs alone (a group's loop writes as it
+     * reads), over the inputs its target's table names, or an elementwise
+     * node over its first input that has the output's dtype and element
+     * count (so element k of one is element k of the other: each is read
+     * just before it is written). Any such input would do: offering them
+     * all lowers each schedule's simulated peak, but the remat search then
+     * finds some plans better and some worse (bench/results/remat.md,
+     * 2026-11-27: gpt2_tiny at 1/3 +61% against +76%, llama_tiny's
+     * offload plan at 1/3 +25.8% against +23.6%), so the first it is. */
     for (int i = 0; i < nn; i++) {
         const IrNode *n = &g->nodes[i];
-        int j = t->ops[n->op].inplace - 1;
-        for (int k = 0; j < 0 && cg_is_elemwise(n) && n->nout == 1 && n->out[0] >= 0 && k < n->nin; k++) {
+        unsigned m = t->ops[n->op].inplace;
+        int ew = !m && cg_is_elemwise(n) && n->nout == 1 && n->out[0] >= 0;
+        for (int k = 0; ew && !m && k < n->nin && k < 32; k++) {
             const IrValue *a = n->in[k] >= 0 ? &g->values[n->in[k]] : NULL, *y = &g->values[n->out[0]];
-            if (a && a->dtype == y->dtype && ir_value_numel(a) == ir_value_numel(y)) j = k;
+            if (a && a->dtype == y->dtype && ir_value_numel(a) == ir_value_numel(y)) m = 1u << k;
         }
-        if (j >= 0 && j < n->nin && n->in[j] >= 0) sel->inplace_in[i] = j;
+        for (int k = 0; k < n->nin && k < 32; k++)
+            if (n->in[k] < 0) m &= ~(1u << k);
+        sel->inplace_in[i] = n->nin < 32 ? m & ((1u << n->nin) - 1) : m;
     }
     for (int i = 0; i < nn; i++)
-        if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = -1;
+        if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = 0;
     join_narrowings(g, sel);
     for (int i = 0; i < nn; i++) {
         if (sel->run_at[i] == i) continue;

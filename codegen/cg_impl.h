@@ -30,10 +30,10 @@ typedef struct {
     int64_t (*workspace)(IrGraph *g, int node);
     void (*emit)(CgCtx *c, int node);
     unsigned static_in;
-    /* input position + 1 whose bytes output 0 may take when that input is
-     * last read here (the kernel reads each element before it writes the
-     * same one); 0: none */
-    int inplace;
+    /* the input positions whose bytes output 0 may take when that input is
+     * last read here, as a mask (bit j: input j; the kernel reads each
+     * element of it before it writes the same one); 0: none */
+    unsigned inplace;
     /* An inference program's weights input 1 in another layout, prepared
      * once at start into the weights blob (model_prepare): its bytes (0:
      * none; NULL: the op has none), and the call that prepares them. */

@@ -24,7 +24,7 @@ typedef struct {
     unsigned char *static_only; /* per value: read only while compiling (a shape, axes) */
     int ngroups;          /* fused groups of two or more nodes */
     int nfused;           /* nodes inside those groups */
-    int *inplace_in;      /* per node: the input whose bytes its output may take (OptMemRequest), or -1 */
+    unsigned *inplace_in; /* per node: the inputs whose bytes its output may take, a mask (OptMemRequest) */
     int64_t *pack_bytes;  /* per node: bytes of its weights prepared at start (OptMemRequest), or 0 */
     unsigned char *side_store; /* per node: its loop can store a narrowing's copy too (OptMemRequest) */
 } CgSelect;

@@ -103,24 +103,29 @@ static int64_t lower_bound(const Buffer *bufs, int n, int nsteps)
     return best;
 }
 
-/* In place (inplace[i] >= 0): node i's first output takes the bytes of that
- * input when node i reads its buffer last, the two intervals merged.
- * Returns how many outputs were merged. */
-static int merge_inplace(const IrGraph *g, const int *inplace, const int *run_at, OptSlice *vals)
+/* In place (inplace[i] != 0): node i's first output takes the bytes of the
+ * first input of the mask whose buffer node i reads last, the two intervals
+ * merged. Returns how many outputs were merged. */
+static int merge_inplace(const IrGraph *g, const unsigned *inplace, const int *run_at, OptSlice *vals)
 {
     int merged = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
-        if (n->dead || inplace[i] < 0 || n->out[0] < 0 || n->in[inplace[i]] < 0) continue;
-        int root = n->in[inplace[i]], step = run_at ? run_at[i] : i;
-        while (vals[root].alias >= 0) root = vals[root].alias;
-        OptSlice *r = &vals[root], *s = &vals[n->out[0]];
-        if (r->pool != OPT_POOL_ARENA || s->pool != OPT_POOL_ARENA || s->alias >= 0 ||
-            g->values[root].producer < 0 || r->last != step || align_up(s->size) > align_up(r->size))
-            continue;
-        s->alias = root;
-        if (s->last > r->last) r->last = s->last;
-        merged++;
+        if (n->dead || !inplace[i] || n->nout < 1 || n->out[0] < 0) continue;
+        OptSlice *s = &vals[n->out[0]];
+        int step = run_at ? run_at[i] : i;
+        for (int j = 0; j < n->nin && j < 32 && s->pool == OPT_POOL_ARENA && s->alias < 0; j++) {
+            if (!(inplace[i] >> j & 1) || n->in[j] < 0) continue;
+            int root = n->in[j];
+            while (vals[root].alias >= 0) root = vals[root].alias;
+            OptSlice *r = &vals[root];
+            if (r->pool != OPT_POOL_ARENA || g->values[root].producer < 0 || r->last != step ||
+                align_up(s->size) > align_up(r->size))
+                continue;
+            s->alias = root;
+            if (s->last > r->last) r->last = s->last;
+            merged++;
+        }
     }
     for (int i = 0; merged && i < g->nvalues; i++) /* views of such an output: to the root */
         while (vals[i].alias >= 0 && vals[vals[i].alias].alias >= 0) vals[i].alias = vals[vals[i].alias].alias;
@@ -250,7 +255,7 @@ int opt_memplan(IrGraph *g, const OptMemRequest *req, OptMemPlan *plan)
      * worse (vit_tiny's inference arena: 153 KiB merged, 138 not), so both
      * are placed and the smaller arena is kept; the lower bound is the
      * merged one, the lower of the two */
-    const int *inplace = req ? req->inplace_in : NULL;
+    const unsigned *inplace = req ? req->inplace_in : NULL;
     int64_t lb;
     place_all(g, ws, run_at, plan->values, plan->ws_offset, &plan->arena_bytes, &plan->lower_bound);
     if (inplace) {

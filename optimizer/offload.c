@@ -267,6 +267,20 @@ static double conversions_s(const struct Ctx *x, const Copy *c, int a, int d)
            (opt_widen_at_use(x->g, x->seed, c->value, d) ? 0 : opt_lowbit_s(x->link, numel, 0));
 }
 
+/* Whether a read of copy c from seed instruction d on is not a backward
+ * node's (a rerun of a forward node): a bfloat16 copy would put its
+ * rounding into the activations that rerun makes again, and a
+ * normalization after it amplifies that (unet_small: an instance norm's
+ * statistics recomputed from a convolution of the rounded ReLU output put
+ * gradients off by 8%), where a gradient read takes it in sums bounded by
+ * the rounding. Such a copy stays float32. */
+static int read_by_rerun(const struct Ctx *x, const Copy *c, int d)
+{
+    for (int i = 0; i < c->nreads; i++)
+        if (c->raw[i] >= d && x->g->nodes[x->seed->ins[c->raw[i]].node].phase != IR_BACKWARD) return 1;
+    return 0;
+}
+
 /* Whether move m is away from the device at seed instruction p: its copy
  * out done before p, its copy back started after. */
 static int away(const Move *m, int p) { return m->b >= 0 && m->b < p && m->c > p; }
@@ -375,7 +389,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
         double best_s = 0;
         for (int q = 0; to_bf16 && !took && q < ncand; q++) {
             const Copy *c = &x.copies[cand[q].copy];
-            if (!c->narrowable) continue;
+            if (!c->narrowable || read_by_rerun(&x, c, cand[q].d)) continue;
             double sec = conversions_s(&x, c, cand[q].a, cand[q].d) / (double)c->bytes;
             if (best < 0 || sec < best_s * (1 - 1e-9)) best = q, best_s = sec;
         }

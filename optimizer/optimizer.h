@@ -136,11 +136,12 @@ typedef struct {
     /* Per value, may be NULL: a constant only read while compiling (a shape,
      * axes), which gets no bytes. */
     const unsigned char *static_only;
-    /* Per node, may be NULL: the input position whose bytes the node's first
-     * output may take, when that input's buffer is read for the last time by
-     * this node and is at least as large (the kernel supports it), or -1. A
-     * graph input is never written over. */
-    const int *inplace_in;
+    /* Per node, may be NULL: the input positions whose bytes the node's
+     * first output may take, as a mask (bit j: input j; 0: none), when that
+     * input's buffer is read for the last time by this node and is at least
+     * as large (the kernel supports it). Of several such inputs the first
+     * that dies there is taken. A graph input is never written over. */
+    const unsigned *inplace_in;
     /* Per node, may be NULL: bytes of its constant weights in another layout,
      * prepared once when the program starts (a conv's Winograd transform);
      * they go in the weights pool after every value. */

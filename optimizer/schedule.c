@@ -219,10 +219,13 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
         if (cur[v] >= 0) buf[cur[v]].outside_read = 1; /* in memory, read or not */
     }
     int ninput_bufs = nb; /* graph inputs are never written over */
-    /* per instruction: the buffers an in-place node reads and writes (-1) */
-    const int *inplace = req ? req->inplace_in : NULL;
-    int *in_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *in_buf) : NULL;
+    /* per instruction: the buffers an in-place node may write over, in
+     * order (in_list[in_at[k] .. in_at[k + 1])), and the one it writes (-1) */
+    const unsigned *inplace = req ? req->inplace_in : NULL;
+    int *in_at = inplace ? ir_xmalloc((size_t)(nsteps + 1) * sizeof *in_at) : NULL;
     int *out_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *out_buf) : NULL;
+    int *in_list = NULL, in_n = 0, in_cap = 0;
+    if (inplace) in_at[0] = 0;
     /* copies: per value, when its host copy is complete (-1: none); with
      * overlap, the copies out that start after each instruction (a list
      * threaded through next_out, by the writer of the copied buffer) */
@@ -274,7 +277,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     group_end = opt_schedule_group_ends(g, s, req);
     for (int k = 0; k < s->n; k++) {
         const OptInstr *ins = &s->ins[k];
-        if (inplace) in_buf[k] = out_buf[k] = -1;
+        if (inplace) out_buf[k] = -1, in_at[k + 1] = in_n;
         if (ins->kind == OPT_NARROW || ins->kind == OPT_WIDEN) {
             int v = ins->value, narrow = ins->kind == OPT_NARROW;
             if (!low) {
@@ -349,9 +352,15 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
         int node = ins->node;
         const IrNode *n = &g->nodes[node];
         int group = req && req->run_at ? req->run_at[node] : node;
-        if (inplace) {
-            int j = inplace[node], v = j >= 0 ? n->in[j] : -1;
-            in_buf[k] = v >= 0 && cur[v] >= ninput_bufs ? cur[v] : -1;
+        for (int j = 0; inplace && j < n->nin && j < 32; j++) {
+            int v = n->in[j];
+            if (!(inplace[node] >> j & 1) || v < 0 || cur[v] < ninput_bufs) continue;
+            if (in_n == in_cap) {
+                in_cap = in_cap ? 2 * in_cap : 64;
+                in_list = ir_xrealloc(in_list, (size_t)in_cap * sizeof *in_list);
+            }
+            in_list[in_n++] = cur[v];
+            in_at[k + 1] = in_n;
         }
         if (ins->kind == OPT_RERUN) r->reruns++;
         for (int j = 0; j < n->nin; j++) {
@@ -407,12 +416,16 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     int *into = inplace ? ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *into) : NULL;
     for (int b = 0; inplace && b < nb; b++) into[b] = -1;
     for (int k = 0; inplace && k < s->n; k++) {
-        int bi = in_buf[k], bo = out_buf[k];
-        while (bi >= 0 && into[bi] >= 0) bi = into[bi];
-        if (bi < 0 || bo < 0 || buf[bi].last != k || buf[bo].size > buf[bi].size) continue;
-        if (buf[bo].last > buf[bi].last) buf[bi].last = buf[bo].last;
-        buf[bo].size = 0;
-        into[bo] = bi;
+        int bo = out_buf[k];
+        for (int q = in_at[k]; bo >= 0 && q < in_at[k + 1]; q++) {
+            int bi = in_list[q];
+            while (into[bi] >= 0) bi = into[bi];
+            if (buf[bi].last != k || buf[bo].size > buf[bi].size) continue;
+            if (buf[bo].last > buf[bi].last) buf[bi].last = buf[bo].last;
+            buf[bo].size = 0;
+            into[bo] = bi;
+            break;
+        }
     }
     free(into);
     if (inplace) {
@@ -424,7 +437,8 @@ out:
 #undef NEWBUF
     free(group_end);
     free(low);
-    free(in_buf);
+    free(in_at);
+    free(in_list);
     free(out_buf);
     free(cur);
     free(buf);

@@ -433,6 +433,37 @@ static void test_bf16x_reads(void)
     }
 }
 
+/* dx written over dy or over x (the arena does either when that input dies
+ * at the BatchNormGrad): bit for bit dx into its own buffer, for given and
+ * batch statistics and the ReLU-folded gradient, with and without dscale,
+ * dbias; one and several threads (k_par_for splits the channels). */
+static void test_batchnorm_grad_in_place(void)
+{
+    static const int64_t shapes[][3] = {{2, 3, 5}, {1, 1, 4}, {3, 70, 33}};
+    for (int s = 0; s < 3; s++) {
+        int64_t N = shapes[s][0], C = shapes[s][1], S = shapes[s][2], n = N * C * S;
+        float *x = frand(n, -2, 3), *sc = frand(C, 0.5, 1.5), *bi = frand(C, -1, 1);
+        float *mean = frand(C, -0.5, 0.5), *var = frand(C, 0.5, 2), *dy = frand(n, -1, 1);
+        for (int kind = 0; kind < 3; kind++) { /* given statistics, batch statistics, relu */
+            float *want = frand(n, 0, 0), *wds = frand(C, 0, 0), *wdb = frand(C, 0, 0);
+            float *io = frand(n, 0, 0), *ds = frand(C, 0, 0), *db = frand(C, 0, 0);
+            if (kind == 2) k_batchnorm_relu_grad_f32(want, wds, wdb, dy, x, sc, bi, mean, var, N, C, S, 1e-5f);
+            else k_batchnorm_grad_f32(want, wds, wdb, dy, x, sc, mean, var, N, C, S, 1e-5f, kind);
+            for (int over = 0; over < 2; over++) { /* over dy, over x */
+                memcpy(io, over ? x : dy, (size_t)n * sizeof *io);
+                const float *dyi = over ? dy : io, *xi = over ? io : x;
+                memset(ds, 0, (size_t)C * sizeof *ds), memset(db, 0, (size_t)C * sizeof *db);
+                if (kind == 2) k_batchnorm_relu_grad_f32(io, ds, db, dyi, xi, sc, bi, mean, var, N, C, S, 1e-5f);
+                else k_batchnorm_grad_f32(io, ds, db, dyi, xi, sc, mean, var, N, C, S, 1e-5f, kind);
+                CHECK(!memcmp(io, want, (size_t)n * sizeof *io) && !memcmp(ds, wds, (size_t)C * sizeof *ds) &&
+                      !memcmp(db, wdb, (size_t)C * sizeof *db));
+            }
+            free(want), free(wds), free(wdb), free(io), free(ds), free(db);
+        }
+        free(x), free(sc), free(bi), free(mean), free(var), free(dy);
+    }
+}
+
 /* ---- pooling ---- */
 
 typedef struct { const KPool *p; int max; } PoolCtx;
@@ -927,6 +958,7 @@ int main(void)
     RUN(test_groupnorm_grad);
     RUN(test_conv_grad_weight);
     RUN(test_bf16x_reads);
+    RUN(test_batchnorm_grad_in_place);
     RUN(test_pool_grad);
     RUN(test_maxpool_grad_ties);
     RUN(test_resize_grad);

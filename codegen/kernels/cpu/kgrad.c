@@ -276,17 +276,19 @@ static inline __attribute__((always_inline)) void bn_grad_channels(const Grad *p
         double sg = 0, sgx = 0;
         /* relu: dy * (y > 0) as ActivationGrad computed it, y the forward's
          * Relu output; written into dx first (then dx over dy as usual), or
-         * made as it is read when dx is not wanted */
+         * made as it is read when dx is not wanted or is written over x
+         * (whose elements the mask needs until each is overwritten) */
         float fm = 0, fa = 0, fb = 0;
+        int premask = p->relu && dx && (const void *)dx != (const void *)x;
         if (p->relu) fm = mean[c], fa = k_bn_factor(scale[c], var[c], eps), fb = p->bias[c];
-        if (p->relu && dx) {
+        if (premask) {
             float *dbc = dx + c * spatial;
             for (int64_t n = 0; n < N; n++)
                 for (int64_t i = 0; i < spatial; i++)
                     dbc[n * gap + i] = dyc[n * gap + i] * (float)(k_bn_relu(XC(n * gap + i), fm, fa, fb) > 0);
             dyc = dbc;
         }
-#define DY(e) (p->relu && !dx ? dyc[e] * (float)(k_bn_relu(XC(e), fm, fa, fb) > 0) : dyc[e])
+#define DY(e) (p->relu && !premask ? dyc[e] * (float)(k_bn_relu(XC(e), fm, fa, fb) > 0) : dyc[e])
         for (int64_t n = 0; n < N; n++)
             for (int64_t i = 0; i < spatial; i++) {
                 double g = DY(n * gap + i);
@@ -301,7 +303,7 @@ static inline __attribute__((always_inline)) void bn_grad_channels(const Grad *p
             // the statistics are constants: y is affine in x
             for (int64_t n = 0; n < N; n++)
                 for (int64_t i = 0; i < spatial; i++)
-                    dx[c * spatial + n * gap + i] = (float)(dyc[n * gap + i] * sc * is);
+                    dx[c * spatial + n * gap + i] = (float)(DY(n * gap + i) * sc * is);
         }
 #undef DY
 #undef XC

@@ -282,7 +282,7 @@ static int batchnorm_grad(cudaStream_t s, float *dx, float *dscale, float *dbias
 {
     int64_t total = N * C * spatial;
     if (total == 0) return 0;
-    // the sums first: dx may be written over dy (the program's arena does that when dy dies here)
+    // the sums first: dx may be written over dy or x (the program's arena does that when one dies here)
     if ((dscale || dbias) && LOOM_LAUNCH(batchnorm_grad_params, lk_blocks(C), LK_THREADS, 0, s, dscale, dbias, dy, x,
                                          x16, scale, mean, var, relu_bias, N, C, spatial, eps))
         return -1;
