@@ -179,6 +179,12 @@ static OptRemat *table(CliFit *f)
 
 void cli_fit_free(CliFit *f)
 {
+    if (f->alt) {
+        IrGraph *g = f->alt->g;
+        cli_fit_free(f->alt);
+        free(f->alt);
+        ir_graph_free(g);
+    }
     opt_remat_free(f->remat);
     opt_costs_free(&f->costs);
     cg_select_free(&f->sel);
@@ -202,7 +208,7 @@ static unsigned fit_moves(const CliFit *f)
 /* The most values one offload plan copies out (GPT-2 124M saves about ten
  * per block). */
 enum { OFFLOAD_MOVES = 1024 };
-int cli_fit_least(CliFit *f, int64_t *bytes)
+static int least_one(CliFit *f, int64_t *bytes)
 {
     if (f->least_bytes) {
         *bytes = f->least_bytes;
@@ -378,13 +384,14 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
 
 static int refuse(CliFit *f, int64_t budget, int64_t least);
 
-int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
+static int fit_one(CliFit *f, int64_t budget, CliFitResult *out)
 {
     memset(out, 0, sizeof *out);
     double t0 = cpu_now();
     out->budget = budget;
+    out->fit = f;
     int64_t room = budget - f->weights_bytes, least;
-    if (room < f->store_all_arena && cli_fit_least(f, &least)) return -1;
+    if (room < f->store_all_arena && least_one(f, &least)) return -1;
     if (room < f->store_all_arena && budget < least) return refuse(f, budget, least);
     if (room >= f->store_all_arena) { /* everything fits: keep all */
         opt_schedule_store_all(f->g, &out->sched);
@@ -410,6 +417,55 @@ int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
         out->arena = f->least_arena;
     }
     out->solve_s = cpu_now() - t0 + f->table_s;
+    return 0;
+}
+
+int cli_fit_least(CliFit *f, int64_t *bytes)
+{
+    int64_t alt;
+    if (least_one(f, bytes)) return -1;
+    if (f->alt && least_one(f->alt, &alt) == 0 && alt < *bytes) *bytes = alt;
+    return 0;
+}
+
+void cli_fit_variant(CliFit *f, const char *device, const char *costs_path, int offload)
+{
+    IrGraph *c = ir_graph_copy(f->g);
+    CliFit *v = ir_xcalloc(1, sizeof *v);
+    int mode = f->offload_only ? CLI_OFFLOAD_ONLY : offload;
+    if (ir_fold_add_relu_grad(c) > 0 && cli_fit_init(c, f->target, device, costs_path, mode, f->lowbit, v) == 0) {
+        f->alt = v;
+        return;
+    }
+    cli_fit_free(v);
+    free(v);
+    ir_graph_free(c);
+}
+
+/* Below store-all, both graphs where f has a variant: the faster plan
+ * (f's when they tie), each where the budget is not below its least. */
+int cli_fit(CliFit *f, int64_t budget, CliFitResult *out)
+{
+    int64_t least, least_alt;
+    if (!f->alt || budget - f->weights_bytes >= f->store_all_arena) return fit_one(f, budget, out);
+    if (least_one(f, &least) || least_one(f->alt, &least_alt)) return -1;
+    if (budget < least && budget < least_alt) return refuse(f, budget, least < least_alt ? least : least_alt);
+    CliFitResult a;
+    if (budget < least) return fit_one(f->alt, budget, out);
+    if (fit_one(f, budget, out)) return -1;
+    if (budget < least_alt) return 0;
+    if (fit_one(f->alt, budget, &a)) {
+        cli_fit_result_free(out);
+        return -1;
+    }
+    out->solve_s += a.solve_s;
+    a.solve_s = out->solve_s;
+    if (a.sim.step_s < out->sim.step_s) {
+        cli_fit_result_free(out);
+        *out = a;
+    } else {
+        cli_fit_result_free(&a);
+    }
     return 0;
 }
 
@@ -443,7 +499,7 @@ static int rotor_plan(CliFit *f, int64_t budget, CliFitResult *out)
     f->offload = f->offload_only = f->lowbit = 0;
     char saved[sizeof f->g->err];
     memcpy(saved, f->g->err, sizeof saved);
-    int rc = cli_fit(f, budget, out);
+    int rc = fit_one(f, budget, out);
     f->offload = offload, f->offload_only = only, f->lowbit = lowbit;
     memcpy(f->g->err, saved, sizeof saved); // its refusal is not this command's
     return rc ? 1 : 0;

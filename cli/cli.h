@@ -107,7 +107,7 @@ void cli_json_end(CliJson *j); /* after the top-level value: a newline */
 /* ---- memory budgets (budget.c) ----
  * What `loom compile --budget` and `loom plan` share: the store-all figures
  * of a training graph, the remat solver's table, and fitting a budget. */
-typedef struct {
+typedef struct CliFit {
     IrGraph *g;
     const CgTarget *target;   /* whose selection (fusion, workspaces) the plans are placed with */
     OptDevice device;
@@ -129,6 +129,9 @@ typedef struct {
     int offload_only;         /* ... and never recompute */
     int lowbit;               /* plans may store saved float32 values as bfloat16 (--lowbit bf16) */
     OptLink link;
+    /* a variant of g fitted beside it (cli_fit_variant): g with
+     * ir_fold_add_relu_grad, whose graph it owns; or NULL */
+    struct CliFit *alt;
 } CliFit;
 
 typedef struct {
@@ -138,6 +141,7 @@ typedef struct {
     int64_t arena;            /* the memory planner's arena for sched */
     double solve_s;
     char note[512];           /* cli_fit_ilp: the exact program's status, else empty */
+    const CliFit *fit;        /* whose graph sched is for: the CliFit fitted, or its alt */
 } CliFitResult;
 
 /* The store-all selection and plan of g, its costs on the device profile
@@ -152,6 +156,13 @@ enum { CLI_OFFLOAD_AUTO = 0, CLI_OFFLOAD_ON, CLI_OFFLOAD_OFF, CLI_OFFLOAD_ONLY }
  * changes the gradients by bfloat16's rounding of those values. */
 int cli_fit_init(IrGraph *g, const CgTarget *target, const char *device, const char *costs_path, int offload,
                  int lowbit, CliFit *f);
+/* Fits, beside f's graph, a copy of it with ir_fold_add_relu_grad (a
+ * residual block's ReLU gradient reading the Add made again: less memory
+ * under recomputation, more reads), with f's settings: cli_fit then keeps
+ * whichever plan is faster below store-all (out->fit says which graph),
+ * and the least feasible budget is the lower. Nothing when nothing folds
+ * or the copy cannot be fitted (measured costs name no node it adds). */
+void cli_fit_variant(CliFit *f, const char *device, const char *costs_path, int offload);
 /* 0 with the schedule; -1 with g->err (a budget below the least feasible
  * one names it). */
 int cli_fit(CliFit *f, int64_t budget, CliFitResult *out);
@@ -207,13 +218,15 @@ typedef struct {
     int offload;           /* --offload: CLI_OFFLOAD_AUTO, _ON, _OFF */
     int lowbit;            /* --lowbit bf16: 1; off: 0 */
     const CgTarget *target; /* --target (NULL: cpu): the program the plan is for */
+    int no_fold;           /* --no-fold-bn-relu: no graph variant either (cli_fit_variant) */
 } CliPlanOptions;
 extern const char cli_plan_usage[];
 /* When argv[*i] is one of the flags above, consumes it and returns 1 with
  * *rc = CLI_OK or the usage error; else 0. */
 int cli_plan_arg(const char *cmd, int argc, char **argv, int *i, CliPlanOptions *p, int *rc);
 /* compile --budget: fit g (a training graph) into p->budget and rewrite it
- * into the chosen schedule; prints one line on what was recomputed. */
+ * into the chosen schedule (folding it first where the plan is the folded
+ * variant's); prints one line on what was recomputed. */
 int cli_plan_budget(IrGraph *g, const CliPlanOptions *p);
 /* `loom plan`: the report (text or JSON), or the sweep. */
 int cli_plan_report(IrGraph *g, const CliPlanOptions *p);

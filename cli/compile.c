@@ -72,6 +72,11 @@ static const char usage[] =
     "                       gradients of a BatchNormalization and the ReLU after it, and\n"
     "                       the next convolution's weight gradient, compute the ReLU's\n"
     "                       output from the normalization's input; same bits)\n"
+    "  --fold-add-relu M    auto (default), on or off: whether a residual block's ReLU\n"
+    "                       gradient reads the Add made again from the normalizations'\n"
+    "                       inputs instead of the ReLU's output (less to keep under a\n"
+    "                       --budget, more to read; same bits); auto: where the plan\n"
+    "                       is faster (--budget below store-all)\n"
     "  --freeze REGEX       parameters whose names match (POSIX extended) stay fixed\n"
     "  --optimizer OPT      adamw (default) or sgd\n"
     "  --lr X               learning rate (default 0.001; the program may override)\n"
@@ -95,6 +100,7 @@ typedef struct {
     const char *train_flag; /* the first training flag given (refused with --mode infer) */
     int weight_decay_given;
     int no_fuse; /* --no-fuse-attention */
+    int fold_add_relu; /* --fold-add-relu: 0 auto, 1 on, 2 off */
     CliPlanOptions p; /* --budget, --device, --costs; `loom plan`'s report flags */
 } Options;
 
@@ -259,7 +265,9 @@ static int run_passes(IrGraph *g, const Options *o)
     if (cli_load_model(g, &o->m)) return -1;
     if (opt_fuse_gelu(g) || opt_fuse_rmsnorm(g) || (!o->no_fuse && opt_fuse_attention(g)) || cli_checkpoint(g, &o->m, "fuse")) return -1;
     if (train) {
-        if (ir_build_training(g, &o->t) || cli_checkpoint(g, &o->m, "train") || check_batched(g)) return -1;
+        if (ir_build_training(g, &o->t) || (o->fold_add_relu == 1 && ir_fold_add_relu_grad(g) < 0) ||
+            cli_checkpoint(g, &o->m, "train") || check_batched(g))
+            return -1;
     } else if (opt_lower_infer(g) || (o->t.precision && (ir_autocast(g, o->t.precision) || ir_autocast_weights(g) < 0 || ir_autocast_narrow_norms(g) < 0)) ||
                ir_sink_reshapes(g) < 0 || cli_checkpoint(g, &o->m, "lower")) {
         return -1;
@@ -267,6 +275,8 @@ static int run_passes(IrGraph *g, const Options *o)
     const CgTarget *target = !strcmp(o->target, "cuda") ? &cg_target_cuda : &cg_target_cpu;
     CliPlanOptions p = o->p;
     p.target = target;
+    /* the graph variant is auto's; bfloat16 matrix products: the graph as built */
+    p.no_fold = o->t.no_fold_bn_relu || o->t.precision || o->fold_add_relu != 0;
     if (p.report) return cli_plan_report(g, &p);
     if (p.budget > 0 && (cli_plan_budget(g, &p) || cli_checkpoint(g, &o->m, "remat"))) return -1;
     CgSelect sel;
@@ -356,7 +366,7 @@ static int train_arg(int argc, char **argv, int *i, Options *o, int *rc)
         return 1;
     }
     static const char *const strs[] = {"--loss", "--loss-target", "--ignore-index", "--freeze", "--optimizer",
-                                       "--schedule", "--warmup"};
+                                       "--schedule", "--warmup", "--fold-add-relu"};
     for (size_t k = 0; k < sizeof strs / sizeof *strs; k++) {
         if ((r = cli_flag_value(argc, argv, i, strs[k], &val)) == 0) continue;
         o->train_flag = o->train_flag ? o->train_flag : strs[k];
@@ -391,6 +401,12 @@ static int train_arg(int argc, char **argv, int *i, Options *o, int *rc)
             if (!strcmp(val, "constant")) o->schedule = 0;
             else if (!strcmp(val, "cosine")) o->schedule = 1;
             else *rc = cli_usage("compile", "unknown schedule '%s' (constant, cosine)", val);
+            break;
+        case 7:
+            if (!strcmp(val, "auto")) o->fold_add_relu = 0;
+            else if (!strcmp(val, "on")) o->fold_add_relu = 1;
+            else if (!strcmp(val, "off")) o->fold_add_relu = 2;
+            else *rc = cli_usage("compile", "--fold-add-relu needs auto, on or off, not '%s'", val);
             break;
         default:
             errno = 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "train.h"
 
 const char cli_plan_usage[] =
     "usage: loom plan MODEL.onnx [--mode train] [--target cpu|cuda] [--budget BYTES]\n"
@@ -198,6 +199,7 @@ static int fit_setup(IrGraph *g, const CliPlanOptions *p, CliFit *f)
         cli_fit_free(f);
         return -1;
     }
+    if (!p->no_fold && p->baseline < 0 && !p->ilp) cli_fit_variant(f, p->device, p->costs, p->offload);
     return 0;
 }
 
@@ -227,7 +229,8 @@ int cli_plan_budget(IrGraph *g, const CliPlanOptions *p)
                nrerun || ncopy || nlow ? "recompute or offload in backward" : "everything kept", nrerun,
                nrerun == 1 ? "" : "s", off, over,
                cli_fmt_bytes((double)(f.weights_bytes + f.store_all_arena), b, sizeof b));
-        rc = opt_schedule_apply(g, &r.sched);
+        if (r.fit != &f) rc = ir_fold_add_relu_grad(g) < 0; /* the variant's graph, made the same way */
+        if (rc == 0) rc = opt_schedule_apply(g, &r.sched);
         cli_fit_result_free(&r);
     }
     cli_fit_free(&f);
@@ -246,6 +249,7 @@ static void json_names(CliJson *j, const char *key, int n, const char **names)
 static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t least, int full,
                      const char *solver)
 {
+    const CliFit *v = r->fit ? r->fit : f; /* the graph the schedule is for */
     cli_json_object(j, NULL, !full);
     cli_json_int(j, "budget_bytes", r->budget);
     cli_json_int(j, "arena_bytes", r->arena);
@@ -260,17 +264,18 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         cli_json_num(j, "store_all_step_s", f->store_all_step_s);
         cli_json_num(j, "overhead_pct", 100.0 * (r->sim.step_s / f->store_all_step_s - 1));
         cli_json_num(j, "solve_s", r->solve_s);
-        cli_json_int(j, "stages", (f->remat ? opt_remat_stages(f->remat) : 0));
-        cli_json_int(j, "stages_copied", (f->remat ? opt_remat_copied(f->remat) : 0));
+        cli_json_int(j, "stages", (v->remat ? opt_remat_stages(v->remat) : 0));
+        cli_json_int(j, "stages_copied", (v->remat ? opt_remat_copied(v->remat) : 0));
         cli_json_str(j, "solver", solver);
+        cli_json_str(j, "graph", v == f ? "as built" : "fold_add_relu");
         cli_json_str(j, "device", f->device.name);
         cli_json_str(j, "costs", f->costs.source);
         if (r->note[0]) cli_json_str(j, "ilp_status", r->note);
         const char **names;
-        int n = recomputed(f->g, &r->sched, &names);
+        int n = recomputed(v->g, &r->sched, &names);
         json_names(j, "recomputed", n, names);
         OpReruns *ops;
-        int nops = reruns_by_op(f->g, &r->sched, f->node_s, &ops);
+        int nops = reruns_by_op(v->g, &r->sched, v->node_s, &ops);
         cli_json_array(j, "recomputed_by_op", 0);
         for (int i = 0; i < nops; i++) {
             cli_json_object(j, NULL, 1);
@@ -282,17 +287,17 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         cli_json_close(j);
         free(ops);
         cli_json_str(j, "offload", f->offload ? "on" : "off");
-        n = moved(f->g, &r->sched, OPT_TO_HOST, &names);
+        n = moved(v->g, &r->sched, OPT_TO_HOST, &names);
         json_names(j, "offloaded", n, names);
         cli_json_int(j, "host_bytes", r->sim.host_bytes);
         cli_json_num(j, "copy_stall_s", r->sim.stall_s);
         cli_json_str(j, "lowbit", f->lowbit ? "bf16" : "off");
-        n = moved(f->g, &r->sched, OPT_NARROW, &names);
+        n = moved(v->g, &r->sched, OPT_NARROW, &names);
         json_names(j, "lowbit_values", n, names);
         cli_json_int(j, "lowbit_bytes", r->sim.lowbit_bytes);
         cli_json_num(j, "lowbit_s", r->sim.lowbit_s);
         CliPeak pk;
-        if (!cli_fit_peak(f, &r->sched, &pk)) {
+        if (!cli_fit_peak(v, &r->sched, &pk)) {
             cli_json_object(j, "peak", 0);
             cli_json_str(j, "node", pk.node);
             cli_json_str(j, "phase", pk.phase);
@@ -316,7 +321,8 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
 static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, const char *solver)
 {
     char a[32], b[32], c[32];
-    const IrGraph *g = f->g;
+    const CliFit *v = r->fit ? r->fit : f; /* the graph the schedule is for */
+    const IrGraph *g = v->g;
     printf("%-10s %s (train, %s costs: %s)\n", "model", g->path, f->device.name, f->costs.source);
     printf("%-10s %s (solver %s)\n", "budget", cli_fmt_bytes((double)r->budget, a, sizeof a), solver);
     printf("%-10s arena %s (%s of it activations saved for backward) + weights and optimizer state %s; "
@@ -326,6 +332,9 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     printf("%-10s arena %s (device %s); step %.4g ms (predicted, %+.1f%%)\n", "plan",
            cli_fmt_bytes((double)r->arena, a, sizeof a), cli_fmt_bytes((double)(f->weights_bytes + r->arena), b, sizeof b),
            1e3 * r->sim.step_s, 100.0 * (r->sim.step_s / f->store_all_step_s - 1));
+    if (v != f)
+        printf("%-10s each residual ReLU's gradient reads its Add made again from the normalizations' inputs, "
+               "not the ReLU's output (ir_fold_add_relu_grad: less to keep, more to read)\n", "graph");
     const char **names;
     int n = recomputed(g, &r->sched, &names);
     printf("%-10s %d node run%s, %d value%s", "recompute", r->sim.reruns, r->sim.reruns == 1 ? "" : "s", n,
@@ -334,7 +343,7 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     printf("%s\n", n > 8 ? ", ..." : "");
     free(names);
     OpReruns *ops;
-    int nops = reruns_by_op(g, &r->sched, f->node_s, &ops);
+    int nops = reruns_by_op(g, &r->sched, v->node_s, &ops);
     if (nops) printf("%-10s", "by op");
     for (int i = 0; i < nops; i++)
         printf("%s%s %d (%.3g ms)", i ? ", " : " ", ir_ops[ops[i].op].name, ops[i].runs, 1e3 * ops[i].s);
@@ -358,7 +367,7 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     }
     free(names);
     CliPeak pk;
-    if (!cli_fit_peak(f, &r->sched, &pk)) {
+    if (!cli_fit_peak(v, &r->sched, &pk)) {
         printf("%-10s %s live at %s (%s)", "peak", cli_fmt_bytes((double)pk.live_bytes, a, sizeof a), pk.node,
                pk.phase);
         for (int i = 0; i < pk.n; i++)
@@ -373,7 +382,7 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
            : f->offload ? (f->lowbit ? "with recomputation, offload and bfloat16 storage" : "with recomputation and offload")
            : f->lowbit ? "with recomputation and bfloat16 storage" : "with recomputation");
     printf("%-10s %.3g s (%d stages; %d took an identical stage's options)\n", "solve", r->solve_s,
-           (f->remat ? opt_remat_stages(f->remat) : 0), (f->remat ? opt_remat_copied(f->remat) : 0));
+           (v->remat ? opt_remat_stages(v->remat) : 0), (v->remat ? opt_remat_copied(v->remat) : 0));
     if (r->note[0]) printf("%-10s %s\n", "ilp", r->note);
 }
 

@@ -551,7 +551,7 @@ static const CgOpEmitter cpu_ops[IR_NOPS] = {
     [IR_OP_SoftmaxCrossEntropyLoss] = {check_loss, NULL, emit_loss, 0},
     [IR_OP_NegativeLogLikelihoodLoss] = {check_loss, NULL, emit_loss, 0},
     /* internal backward and optimizer ops (cg_cpu_grad.c) */
-    [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, cg_cpu_activation_grad_emit, 0},
+    [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, cg_cpu_activation_grad_emit, 0, 3}, /* dx over dy or x */
     [IR_OP_SoftmaxGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_softmax_grad_emit, 0},
     [IR_OP_LogSoftmaxGrad] = {cg_cpu_grad_f32_check, NULL, cg_cpu_softmax_grad_emit, 0},
     [IR_OP_LayerNormGrad] = {cg_cpu_layernorm_grad_check, cg_cpu_layernorm_grad_ws, cg_cpu_layernorm_grad_emit, 0},

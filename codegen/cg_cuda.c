@@ -1232,7 +1232,7 @@ static const CgOpEmitter cuda_ops[IR_NOPS] = {
     [IR_OP_BatchNormalization] = {check_batchnorm, NULL, emit_batchnorm, 0},
     /* dx over dy: lk_batchnorm_grad_f32 sums dy before it writes dx */
     [IR_OP_BatchNormGrad] = {check_batchnorm, NULL, emit_batchnorm, 0, 3}, /* dx over dy or x */
-    [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, emit_activation_grad, 0},
+    [IR_OP_ActivationGrad] = {cg_cpu_activation_grad_check, NULL, emit_activation_grad, 0, 3}, /* dx over dy or x */
     [IR_OP_GlobalAveragePool] = {f32_only, NULL, emit_global_avg_pool, 0},
     [IR_OP_MaxPool] = {check_maxpool, NULL, emit_maxpool, 0},
     [IR_OP_MaxPoolGrad] = {check_maxpool, maxpool_grad_ws, emit_maxpool, 0},

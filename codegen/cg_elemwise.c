@@ -256,8 +256,9 @@ int cg_ew_batchnorm(const IrGraph *g, const IrNode *n)
 
 int cg_ew_act_grad(const IrGraph *g, const IrNode *n)
 {
+    const char *act = ir_attr_string(n, "act", "");
     if (n->op != IR_OP_ActivationGrad || n->nin != 2 || n->nout != 1 || n->out[0] < 0 || n->in[0] < 0 ||
-        n->in[1] < 0 || strcmp(ir_attr_string(n, "act", ""), "Gelu"))
+        n->in[1] < 0 || (strcmp(act, "Gelu") && strcmp(act, "Relu")))
         return 0;
     const IrValue *y = &g->values[n->out[0]];
     for (int j = 0; j < 2; j++) {
@@ -454,7 +455,11 @@ static void node_stmt(CgCtx *c, int node, const char **opnd, const char *dst, in
         return;
     }
     fprintf(f, "%sconst %s %s = %s(", ind, reg_type(ko), dst, wrap);
-    if (n->op == IR_OP_ActivationGrad) {
+    if (n->op == IR_OP_ActivationGrad && !strcmp(ir_attr_string(n, "act", ""), "Relu")) {
+        /* ReLU's gradient: dy where x > 0, as k_activation_grad_f32 (dy times
+         * 1 or 0, the product exact in float as in its double) */
+        fprintf(f, "%s * (float)(%s > 0)", opnd[0], opnd[1]);
+    } else if (n->op == IR_OP_ActivationGrad) {
         /* GELU's gradient, the kernels' k_gelu_grad: dy * f'(x) */
         fprintf(f, "%s * k_gelu_grad(%s, %d)", opnd[0], opnd[1],
                 !strcmp(ir_attr_string(n, "approximate", "none"), "tanh"));
@@ -738,8 +743,8 @@ static int64_t ew_elem_work(const IrGraph *g, const CgEwPlan *p)
     int64_t w = 1;
     for (int m = 0; m < p->nmem; m++) {
         const IrNode *n = &g->nodes[p->mem[m]];
-        if (n->op == IR_OP_ActivationGrad) { // k_gelu_grad: an exp, erf or tanh
-            w += EW_CALL_WORK;
+        if (n->op == IR_OP_ActivationGrad) { // k_gelu_grad: an exp, erf or tanh; ReLU's: a compare
+            w += strcmp(ir_attr_string(n, "act", ""), "Relu") ? EW_CALL_WORK : 0;
             continue;
         }
         const char *t = exprs[n->op].f;

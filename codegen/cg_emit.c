@@ -13,6 +13,18 @@
 
 /* ---- selection ---- */
 
+/* Whether node n sums gradients: a backward Add or Sum of values that
+ * backward nodes write. */
+static int is_gradient_sum(const IrGraph *g, const IrNode *n)
+{
+    if (n->phase != IR_BACKWARD || (n->op != IR_OP_Add && n->op != IR_OP_Sum)) return 0;
+    for (int j = 0; j < n->nin; j++) {
+        int p = n->in[j] >= 0 ? g->values[n->in[j]].producer : -1;
+        if (p < 0 || g->nodes[p].phase != IR_BACKWARD) return 0;
+    }
+    return 1;
+}
+
 /* Whether p's only output can live in a register of its one consumer's loop.
  * An inference BatchNormalization may join its consumer's loop too (a CNN's
  * BatchNormalization and ReLU in one pass, forward and when rerun), though
@@ -31,6 +43,11 @@ static int fuses_into(IrGraph *g, const IrUses *u, int p, int *consumer)
      * across the gap (a narrowing may become a side store of the loop
      * right after it instead: join_narrowings) */
     if (n->phase == IR_LOWBIT || cn->phase == IR_LOWBIT) return 0;
+    /* a sum of a value's partial gradients joins no loop either: the remat
+     * solver runs it as soon as its last part is written (measure_stages),
+     * so that one buffer waits instead of all the parts, where a loop
+     * would run it with its consumer, after that stage's recomputation */
+    if (is_gradient_sum(g, n)) return 0;
     const IrValue *a = &g->values[v], *b = &g->values[cn->out[0]];
     if (a->rank != b->rank || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims)) return 0;
     /* Clip's bounds of opset < 11 are attributes; its bound inputs are scalars anyway */
@@ -115,6 +132,46 @@ static void join_narrowings(const IrGraph *g, CgSelect *sel)
     }
 }
 
+/* A fused elementwise loop reads element k of each of its leaves (the
+ * inputs of its nodes that no node of the group writes) before it writes
+ * element k of its output, so the output may take the bytes of any leaf of
+ * its dtype and element count that dies there. The mask goes on the node
+ * that reads the leaf (OptMemRequest.inplace_in). Not a group that a
+ * kernel opens (a convolution and its epilogue: the convolution reads its
+ * input around each output element), nor a loop that stores a side copy
+ * (join_narrowings). */
+static void group_in_place(const IrGraph *g, CgSelect *sel)
+{
+    int nn = g->nnodes;
+    unsigned char *grouped = ir_xcalloc((size_t)(nn ? nn : 1), 1), *side = ir_xcalloc((size_t)(nn ? nn : 1), 1);
+    /* side[r]: r's group is not a plain elementwise loop (a side store, or
+     * a kernel that opens the group: a convolution with its epilogue reads
+     * its input at other indices) */
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->dead || sel->run_at[i] == i) continue;
+        grouped[sel->run_at[i]] = 1;
+        side[sel->run_at[i]] |= n->phase == IR_LOWBIT || !(cg_is_elemwise(n) || cg_ew_batchnorm(g, n) ||
+                                                          cg_ew_act_grad(g, n));
+    }
+    for (int i = 0; i < nn; i++) {
+        const IrNode *n = &g->nodes[i], *root = &g->nodes[sel->run_at[i]];
+        int r = sel->run_at[i], y = root->nout ? root->out[0] : -1;
+        if (n->dead || !grouped[r] || side[r] || y < 0 || !(cg_is_elemwise(root) || cg_ew_act_grad(g, root)))
+            continue;
+        unsigned m = 0;
+        for (int j = 0; j < n->nin && j < 32; j++) {
+            int v = n->in[j], p = v >= 0 ? g->values[v].producer : -1;
+            if (v < 0 || (p >= 0 && sel->run_at[p] == r)) continue; /* written in the group: registers */
+            if (g->values[v].dtype == g->values[y].dtype && ir_value_numel(&g->values[v]) == ir_value_numel(&g->values[y]))
+                m |= 1u << j;
+        }
+        sel->inplace_in[i] = m;
+    }
+    free(grouped);
+    free(side);
+}
+
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
 {
     memset(sel, 0, sizeof *sel);
@@ -183,6 +240,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     for (int i = 0; i < nn; i++)
         if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = 0;
     join_narrowings(g, sel);
+    group_in_place(g, sel);
     for (int i = 0; i < nn; i++) {
         if (sel->run_at[i] == i) continue;
         sel->nfused++;

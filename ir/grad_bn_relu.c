@@ -35,8 +35,11 @@
  * BatchNormalization's gradient reads), a ConvGradWeight or a MaxPoolGrad
  * (without indices) reading it as x; any other backward reader (a Mul's
  * gradient, say) needs y kept, and that Relu's graph stays as it is. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "grad.h"
 #include "ir.h"
 #include "ops.h"
 #include "train.h"
@@ -107,6 +110,117 @@ static void set_inputs(IrGraph *g, int node, int n, const int *in)
     if (n > N->nin) N->in = ir_alloc(g, (size_t)n * sizeof(int));
     memcpy(N->in, in, (size_t)n * sizeof(int));
     N->nin = n;
+}
+
+/* ---- a ReLU of an Add (a residual block's output) ----
+ * Its ActivationGrad reads y, whose sign is the Add's: so it may read the
+ * Add again instead, made in backward from the Add's operands, an operand
+ * that is an inference BatchNormalization read by nothing else made again
+ * from that normalization's input. Codegen fuses the two (or three) nodes
+ * into the ActivationGrad's loop, which then reads what the
+ * BatchNormalizations' gradients read anyway (the convolution outputs) and
+ * the skip, which the next convolution's weight gradient reads anyway; y
+ * itself is no longer read for the mask, so a schedule may drop it once the
+ * next block's backward is done, and recomputes no 98 MiB tensor (ResNet-50
+ * at 56 x 56) to get the mask of the block before. The operations are the
+ * forward's (the same BatchNormalization and Add, in float), so the mask,
+ * and every gradient, is the unfolded graph's bit for bit. */
+
+/* Whether value v is read by a node that is not a forward one (backward
+ * keeps it anyway). */
+static int read_in_backward(const IrGraph *g, const IrUses *u, int v)
+{
+    READERS(u, v, k)
+        if (g->nodes[k].phase != IR_FORWARD) return 1;
+    return 0;
+}
+
+/* The inference BatchNormalization writing p and read only by the Add, whose
+ * input backward keeps anyway; else -1. */
+static int refoldable_bn(const IrGraph *g, const IrUses *u, int p)
+{
+    int b = V(p)->producer;
+    const IrNode *B = b >= 0 ? &g->nodes[b] : NULL;
+    if (!B || B->op != IR_OP_BatchNormalization || B->phase != IR_FORWARD || B->nout != 1 || B->nin != 5 ||
+        ir_attr_int(B, "training_mode", 0) || nreaders(u, p) != 1 || V(p)->is_output)
+        return -1;
+    for (int j = 0; j < 5; j++)
+        if (!is_f32(g, B->in[j]) || (j > 0 && V(B->in[j])->rank != 1)) return -1;
+    return V(B->in[0])->rank >= 3 && read_in_backward(g, u, B->in[0]) ? b : -1;
+}
+
+/* A node like forward node f reading in, writing a new value like f's
+ * output, for backward: part of the gradient of forward node r (fwd). */
+static int again(IrGraph *g, int f, const int *in, int r)
+{
+    const IrNode *F = &g->nodes[f];
+    char name[512];
+    snprintf(name, sizeof name, "bwd/%s", V(F->out[0])->name);
+    int v = ir_value_new(g, ir_unique_name(g, name), IR_ACTIVATION);
+    ir_value_set_shape(V(v), V(F->out[0])->dtype, V(F->out[0])->rank, V(F->out[0])->dims);
+    snprintf(name, sizeof name, "bwd/%s", g->nodes[f].name ? g->nodes[f].name : ir_ops[F->op].name);
+    int n = ir_node_new(g, F->op, ir_unique_name(g, name), F->nin, in, 1, &v);
+    grad_copy_attrs(g, n, f);
+    g->nodes[n].phase = IR_BACKWARD;
+    g->nodes[n].fwd = r;
+    return n;
+}
+
+int ir_fold_add_relu_grad(IrGraph *g)
+{
+    int nn = g->nnodes, count = 0, rc = 0;
+    IrUses u = ir_uses_build(g);
+    int *before = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *before); /* per node: the first new node to run before it */
+    int *nbefore = ir_xcalloc((size_t)(nn ? nn : 1), sizeof *nbefore);
+    for (int r = 0; r < nn && !rc; r++) {
+        const IrNode *R = &g->nodes[r];
+        if (R->dead || R->op != IR_OP_Relu || R->phase != IR_FORWARD || R->nin != 1 || R->nout != 1) continue;
+        int t = R->in[0], y = R->out[0];
+        if (t < 0 || y < 0 || !is_f32(g, t) || !is_f32(g, y) || V(t)->is_output || nreaders(&u, t) != 1) continue;
+        int a = V(t)->producer;
+        const IrNode *A = a >= 0 ? &g->nodes[a] : NULL;
+        if (!A || A->op != IR_OP_Add || A->phase != IR_FORWARD || A->nin != 2 || A->nout != 1) continue;
+        int act = -1, ok = 1;
+        READERS(&u, y, k) {
+            const IrNode *K = &g->nodes[k];
+            if (K->op == IR_OP_ActivationGrad && K->fwd == r && K->nin == 2 && K->in[1] == y && K->in[0] != y &&
+                !strcmp(ir_attr_string(K, "act", ""), "Relu"))
+                ok &= act < 0, act = k;
+        }
+        int bn[2] = {-1, -1};
+        for (int j = 0; j < 2 && ok; j++) {
+            int p = A->in[j];
+            ok = p >= 0 && is_f32(g, p) && V(p)->rank == V(t)->rank &&
+                 !memcmp(V(p)->dims, V(t)->dims, (size_t)V(t)->rank * sizeof *V(t)->dims);
+            if (ok && (bn[j] = refoldable_bn(g, &u, p)) < 0) ok = read_in_backward(g, &u, p);
+        }
+        if (!ok || act < 0) continue;
+        int first = g->nnodes, in[2] = {A->in[0], A->in[1]}; /* A moves as nodes are added */
+        for (int j = 0; j < 2; j++)
+            if (bn[j] >= 0) {
+                int k = again(g, bn[j], g->nodes[bn[j]].in, r); /* g->nodes moves */
+                in[j] = g->nodes[k].out[0];
+            }
+        int add = again(g, a, in, r);
+        for (int k = first; k <= add && !rc; k++)
+            if (ir_infer_node(g, k) < 0) rc = -1;
+        g->nodes[act].in[1] = g->nodes[add].out[0];
+        before[act] = first, nbefore[act] = add - first + 1;
+        count++;
+    }
+    ir_uses_free(&u);
+    if (count && !rc) { /* the new nodes right before their ActivationGrads */
+        int *order = ir_xmalloc((size_t)g->nnodes * sizeof *order), n = 0;
+        for (int i = 0; i < nn; i++) {
+            for (int k = 0; k < nbefore[i]; k++) order[n++] = before[i] + k;
+            order[n++] = i;
+        }
+        ir_reorder(g, order, n);
+        free(order);
+    }
+    free(before);
+    free(nbefore);
+    return rc ? -1 : count;
 }
 
 int ir_fold_bn_relu_grad(IrGraph *g)

@@ -204,6 +204,15 @@ int ir_add_update(IrGraph *g, const IrTrainOptions *o);          /* update.c */
  * (grad_bn_relu.c says when it applies). Values and gradients do not change
  * by a bit. */
 int ir_fold_bn_relu_grad(IrGraph *g);                             /* grad_bn_relu.c */
+/* A ReLU of an Add (a residual block's output): its ActivationGrad reads
+ * the Add made again in backward from the Add's operands (an inference
+ * BatchNormalization read only by the Add made again from its input)
+ * instead of the ReLU's output, bit for bit the same mask. Less memory
+ * under recomputation (the block output need not be kept or made again
+ * for it), more reads in backward: a plan option, not part of
+ * ir_build_training (cli/budget.c fits both graphs and keeps the faster).
+ * Returns how many it folded, or -1 (g->err). */
+int ir_fold_add_relu_grad(IrGraph *g);                            /* grad_bn_relu.c */
 
 /* Mixed precision (autocast.c): every float32 MatMul and Gemm reads bf16
  * casts of its operands and writes a bf16 result widened back to float32;

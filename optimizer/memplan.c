@@ -103,17 +103,20 @@ static int64_t lower_bound(const Buffer *bufs, int n, int nsteps)
     return best;
 }
 
-/* In place (inplace[i] != 0): node i's first output takes the bytes of the
- * first input of the mask whose buffer node i reads last, the two intervals
- * merged. Returns how many outputs were merged. */
+/* In place (inplace[i] != 0): the first output of node i's step (its
+ * group's last node) takes the bytes of the first input of i's mask whose
+ * buffer that step reads last, the two intervals merged (of a group, the
+ * first such input of its nodes in order). Returns how many outputs were
+ * merged. */
 static int merge_inplace(const IrGraph *g, const unsigned *inplace, const int *run_at, OptSlice *vals)
 {
     int merged = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const IrNode *n = &g->nodes[i];
-        if (n->dead || !inplace[i] || n->nout < 1 || n->out[0] < 0) continue;
-        OptSlice *s = &vals[n->out[0]];
-        int step = run_at ? run_at[i] : i;
+        int step = run_at ? run_at[i] : i; /* a fused node's group: its last node writes */
+        const IrNode *o = &g->nodes[step];
+        if (n->dead || !inplace[i] || o->nout < 1 || o->out[0] < 0) continue;
+        OptSlice *s = &vals[o->out[0]];
         for (int j = 0; j < n->nin && j < 32 && s->pool == OPT_POOL_ARENA && s->alias < 0; j++) {
             if (!(inplace[i] >> j & 1) || n->in[j] < 0) continue;
             int root = n->in[j];

@@ -197,10 +197,7 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
     int nn = g->nnodes, nv = g->nvalues;
     /* stage of each node: forward by position, backward by the rule above */
     r->stage_of = ir_xmalloc((size_t)(nn ? nn : 1) * sizeof *r->stage_of);
-    int *nreaders = ir_xcalloc((size_t)(nv ? nv : 1), sizeof *nreaders); /* live nodes reading each value */
-    for (int i = 0; i < nn; i++)
-        for (int j = 0; !g->nodes[i].dead && j < g->nodes[i].nin; j++)
-            if (g->nodes[i].in[j] >= 0) nreaders[g->nodes[i].in[j]]++;
+    IrUses u = ir_uses_build(g);
     for (int i = 0, k = 0; i < nn; i++) {
         const IrNode *n = &g->nodes[i];
         r->stage_of[i] = -1;
@@ -211,27 +208,32 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
             continue;
         }
         int s = n->fwd >= 0 && r->stage_of[n->fwd] >= 0 ? r->stage_of[n->fwd] : r->L - 1;
-        /* a node that reads only gradients that nothing else reads and
-         * writes no more bytes than they weigh, a sum of a value's partial
-         * gradients: as soon as the last of them is written (the latest
-         * stage of their writers), so that one buffer waits for the rest of
-         * the backward instead of all of them */
+        /* a node that reads only gradients and writes no more bytes than
+         * they weigh, a sum of a value's partial gradients: as soon as the
+         * last of them is written (the latest stage of their writers), so
+         * that one buffer waits for the rest of the backward instead of all
+         * of them, when every other reader of a part runs before it there
+         * (so the parts die at it) */
         int only_grads = 1, early = INT32_MAX;
         int64_t in_bytes = 0, out_bytes = 0;
         for (int j = 0; j < n->nin; j++) {
             int v = n->in[j], p = v >= 0 ? g->values[v].producer : -1;
             if (p >= 0 && pos[p] < 0 && r->stage_of[p] >= 0 && r->stage_of[p] < s) s = r->stage_of[p];
-            if (p < 0 || pos[p] >= 0 || r->stage_of[p] < 0 || nreaders[v] != 1 || g->values[v].is_output)
-                only_grads = 0;
+            if (p < 0 || pos[p] >= 0 || r->stage_of[p] < 0 || g->values[v].is_output) only_grads = 0;
             else if (r->stage_of[p] < early) early = r->stage_of[p];
             if (v >= 0) in_bytes += ir_value_bytes(&g->values[v]);
         }
+        for (int j = 0; j < n->nin && only_grads; j++)
+            for (int q = u.start[n->in[j]]; q < u.start[n->in[j] + 1]; q++) {
+                int rd = u.node[q];
+                if (rd != i && (rd > i || pos[rd] >= 0 || r->stage_of[rd] < early)) only_grads = 0;
+            }
         for (int j = 0; j < n->nout; j++)
             if (n->out[j] >= 0) out_bytes += ir_value_bytes(&g->values[n->out[j]]);
         if (only_grads && early != INT32_MAX && early > s && out_bytes <= in_bytes) s = early;
         r->stage_of[i] = s;
     }
-    free(nreaders);
+    ir_uses_free(&u);
     for (int i = 0; i < nn; i++) {
         if (g->nodes[i].dead || r->stage_of[i] < 0) continue;
         double t = r->node_s ? r->node_s[i] : 0;

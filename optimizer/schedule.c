@@ -219,13 +219,13 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
         if (cur[v] >= 0) buf[cur[v]].outside_read = 1; /* in memory, read or not */
     }
     int ninput_bufs = nb; /* graph inputs are never written over */
-    /* per instruction: the buffers an in-place node may write over, in
-     * order (in_list[in_at[k] .. in_at[k + 1])), and the one it writes (-1) */
+    /* in place: the buffers each instruction's output may take, in the
+     * order they were read (cand_buf[q], taken at instruction cand_at[q]:
+     * a fused node's reads count at its group's loop, whose output takes
+     * them), and the buffer each instruction writes (out_buf, -1) */
     const unsigned *inplace = req ? req->inplace_in : NULL;
-    int *in_at = inplace ? ir_xmalloc((size_t)(nsteps + 1) * sizeof *in_at) : NULL;
     int *out_buf = inplace ? ir_xmalloc((size_t)nsteps * sizeof *out_buf) : NULL;
-    int *in_list = NULL, in_n = 0, in_cap = 0;
-    if (inplace) in_at[0] = 0;
+    int *cand_at = NULL, *cand_buf = NULL, ncand = 0, cap_cand = 0, *in_at = NULL, *in_list = NULL;
     /* copies: per value, when its host copy is complete (-1: none); with
      * overlap, the copies out that start after each instruction (a list
      * threaded through next_out, by the writer of the copied buffer) */
@@ -277,7 +277,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
     group_end = opt_schedule_group_ends(g, s, req);
     for (int k = 0; k < s->n; k++) {
         const OptInstr *ins = &s->ins[k];
-        if (inplace) out_buf[k] = -1, in_at[k + 1] = in_n;
+        if (inplace) out_buf[k] = -1;
         if (ins->kind == OPT_NARROW || ins->kind == OPT_WIDEN) {
             int v = ins->value, narrow = ins->kind == OPT_NARROW;
             if (!low) {
@@ -355,12 +355,13 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
         for (int j = 0; inplace && j < n->nin && j < 32; j++) {
             int v = n->in[j];
             if (!(inplace[node] >> j & 1) || v < 0 || cur[v] < ninput_bufs) continue;
-            if (in_n == in_cap) {
-                in_cap = in_cap ? 2 * in_cap : 64;
-                in_list = ir_xrealloc(in_list, (size_t)in_cap * sizeof *in_list);
+            if (ncand == cap_cand) {
+                cap_cand = cap_cand ? 2 * cap_cand : 64;
+                cand_at = ir_xrealloc(cand_at, (size_t)cap_cand * sizeof *cand_at);
+                cand_buf = ir_xrealloc(cand_buf, (size_t)cap_cand * sizeof *cand_buf);
             }
-            in_list[in_n++] = cur[v];
-            in_at[k + 1] = in_n;
+            cand_at[ncand] = group_end && group_end[k] > k ? group_end[k] : k;
+            cand_buf[ncand++] = cur[v];
         }
         if (ins->kind == OPT_RERUN) r->reruns++;
         for (int j = 0; j < n->nin; j++) {
@@ -392,7 +393,7 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
             cur[v] = NEWBUF(ir_value_bytes(&g->values[v]), k, fused ? group : -1);
             if (!fused) buf[cur[v]].outside_read = 1;
             else if (group_end) buf[cur[v]].until = group_end[k];
-            if (inplace && j == 0) out_buf[k] = cur[v];
+            if (inplace && j == 0 && group == node) out_buf[k] = cur[v];
         }
         if (end_s) end_s[k] = t;
         for (int q = first_out ? first_out[k] : -1; q >= 0; q = next_out[q]) { /* copies out start */
@@ -415,6 +416,18 @@ int opt_schedule_timeline(const IrGraph *g, const OptSchedule *s, const double *
      * in-place read of b reads that one (followed to its end) */
     int *into = inplace ? ir_xmalloc((size_t)(nb ? nb : 1) * sizeof *into) : NULL;
     for (int b = 0; inplace && b < nb; b++) into[b] = -1;
+    /* the candidates by instruction, in their order: in_list[in_at[k] ..
+     * in_at[k + 1]) (a counting sort) */
+    if (inplace) {
+        in_at = ir_xcalloc((size_t)nsteps + 1, sizeof *in_at);
+        in_list = ir_xmalloc((size_t)(ncand ? ncand : 1) * sizeof *in_list);
+        int *fill = ir_xmalloc((size_t)nsteps * sizeof *fill);
+        for (int q = 0; q < ncand; q++) in_at[cand_at[q] + 1]++;
+        for (int k = 0; k < nsteps; k++) in_at[k + 1] += in_at[k];
+        memcpy(fill, in_at, (size_t)nsteps * sizeof *fill);
+        for (int q = 0; q < ncand; q++) in_list[fill[cand_at[q]]++] = cand_buf[q];
+        free(fill);
+    }
     for (int k = 0; inplace && k < s->n; k++) {
         int bo = out_buf[k];
         for (int q = in_at[k]; bo >= 0 && q < in_at[k + 1]; q++) {
@@ -439,6 +452,8 @@ out:
     free(low);
     free(in_at);
     free(in_list);
+    free(cand_at);
+    free(cand_buf);
     free(out_buf);
     free(cur);
     free(buf);

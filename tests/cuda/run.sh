@@ -17,7 +17,8 @@
 #     within a normalized error of 1e-5; training's first-step loss and
 #     --dump-grads gradients within 1e-5, and 5 steps of loss within 1e-4;
 #     gpt2_tiny's training also with --no-fuse-attention (Softmax and its
-#     gradient, batched MatMul);
+#     gradient, batched MatMul), resnet_small's with --fold-add-relu on (its
+#     residual ReLUs' gradients in loops that make the Add again);
 #  4b. gpt2_tiny with --offload only under a budget: its copies to host
 #     memory and back on the copy streams, built by nvcc, and emulated
 #     beside the cpu program: gradients and 3 steps within 1e-5 / 1e-4;
@@ -209,6 +210,27 @@ if "$loom" "${uargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
     else fail "cuda_emu_unfused_attention_$m" "$r ${r2:-}"; fi
 else
     fail "cuda_emu_unfused_attention_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
+fi
+
+# ---- a residual ReLU's gradient reading the Add made again (--fold-add-relu on):
+# resnet_small's loops of BatchNormalization, Add and ReLU gradient, emulated
+# beside the cpu program of the same graph ----
+m=resnet_small d=$out/$m.foldadd c=$out/$m.foldadd.cpu
+mapfile -t data < <(data "$m")
+fargs=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y --fold-add-relu on)
+if "$loom" "${fargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+   "$loom" "${fargs[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
+   grep -qE "node 'bwd/[^']*' BatchNormalization:" "$d/model.cu" &&
+   make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+   make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
+   "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+   "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1; then
+    if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
+       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then
+        pass "cuda_emu_fold_add_relu_$m ($r; $r2)"
+    else fail "cuda_emu_fold_add_relu_$m" "$r ${r2:-}"; fi
+else
+    fail "cuda_emu_fold_add_relu_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
 fi
 
 # ---- offload: gpt2_tiny compiled with --offload only under a budget: loom.ToHost and

@@ -314,6 +314,29 @@ else
     fail "fusion_bn_relu_grad" "$(tail -3 "$fold.compile.log" "$fold.build.log" "$fold.run.log" "$nofold.run.log" 2>/dev/null)"
 fi
 
+# A residual block's output ReLU (ir_fold_add_relu_grad, --fold-add-relu on):
+# its gradient reads the Add made again from the last normalization's input
+# and the skip (or the shortcut's normalization made again), in one loop with
+# the ReLU's gradient; resnet_small must train bit for bit like the graph as
+# built (--fold-add-relu off), and model.c must run that loop.
+radd=$out/resnet_small.foldadd
+raddoff=$out/resnet_small.foldadd_off
+if [ -f "$fold.grads.safetensors" ] && train_zoo resnet_small "$radd" --fold-add-relu on &&
+    train_zoo resnet_small "$raddoff" --fold-add-relu off; then
+    nl=$(grep -cE "^    //        node 'bwd/[^']*' BatchNormalization:" "$radd/model.c")
+    if [ "$nl" -lt 1 ] || grep -qE "node 'bwd/[^']*' BatchNormalization:" "$raddoff/model.c"; then
+        fail "fusion_add_relu_grad_loop" "$nl normalizations made again in a backward loop with --fold-add-relu on"
+    elif ! cmp -s "$radd.grads.safetensors" "$raddoff.grads.safetensors" ||
+        ! cmp -s "$raddoff.grads.safetensors" "$fold.grads.safetensors" ||
+        [ "$(losses "$radd.jsonl")" != "$(losses "$raddoff.jsonl")" ] || [ "$(losses "$radd.jsonl" | wc -l)" != 10 ]; then
+        fail "fusion_add_relu_grad_bits" "gradients or losses differ between --fold-add-relu on, off and auto"
+    else
+        pass "fusion_add_relu_grad ($nl normalizations made again inside ReLU gradient loops; same bits)"
+    fi
+else
+    fail "fusion_add_relu_grad" "$(tail -3 "$radd.compile.log" "$radd.build.log" "$radd.run.log" "$raddoff.run.log" 2>/dev/null)"
+fi
+
 # The same with a ResNet's stem: Conv -> BatchNormalization -> Relu -> MaxPool
 # (stem.py), whose MaxPoolGrad finds its maxima in the Relu output made again
 # (k_maxpool_grad_bn_relu_f32): bit for bit --no-fold-bn-relu's training.

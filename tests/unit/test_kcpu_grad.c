@@ -464,6 +464,25 @@ static void test_batchnorm_grad_in_place(void)
     }
 }
 
+/* loom.ActivationGrad's dx written over dy or over x (the arena does either
+ * when that input dies there, or a fused loop's output over a leaf): bit for
+ * bit dx into its own buffer, for ReLU, GELU (both forms) and ELU. */
+static void test_activation_grad_in_place(void)
+{
+    static const int acts[] = {K_ACT_RELU, K_ACT_GELU, K_ACT_GELU_TANH, K_ACT_ELU};
+    int64_t n = 70001; /* several threads' share */
+    float *x = frand(n, -3, 3), *dy = frand(n, -1, 1), *want = frand(n, 0, 0), *io = frand(n, 0, 0);
+    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+        k_activation_grad_f32(want, dy, x, n, acts[a], 1.0f, 0, 0);
+        for (int over = 0; over < 2; over++) { /* over dy, over x */
+            memcpy(io, over ? x : dy, (size_t)n * sizeof *io);
+            k_activation_grad_f32(io, over ? dy : io, over ? io : x, n, acts[a], 1.0f, 0, 0);
+            CHECK(!memcmp(io, want, (size_t)n * sizeof *io));
+        }
+    }
+    free(x), free(dy), free(want), free(io);
+}
+
 /* ---- pooling ---- */
 
 typedef struct { const KPool *p; int max; } PoolCtx;
@@ -959,6 +978,7 @@ int main(void)
     RUN(test_conv_grad_weight);
     RUN(test_bf16x_reads);
     RUN(test_batchnorm_grad_in_place);
+    RUN(test_activation_grad_in_place);
     RUN(test_pool_grad);
     RUN(test_maxpool_grad_ties);
     RUN(test_resize_grad);

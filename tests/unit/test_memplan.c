@@ -72,14 +72,17 @@ static void check_plan(IrGraph *g, const OptMemRequest *req, const OptMemPlan *p
             if (s > last[r]) last[r] = s;
         }
     for (int k = 0; k < g->noutputs; k++) last[root[g->outputs[k]]] = nsteps - 1;
-    /* in place: where the plan gives a node's output its input's bytes, that
-     * input's buffer must be read last by the node, and the two are one */
+    /* in place: where the plan gives a step's output an input's bytes (a
+     * fused group's output: an input of any node of the group), that
+     * input's buffer must be read last at the step, and the two are one */
+    unsigned char *merged = ir_xcalloc((size_t)g->nvalues, 1);
     for (int i = 0; req && req->inplace_in && i < nn; i++) {
-        int o = g->nodes[i].out[0], r = -1;
-        for (int j = 0; j < g->nodes[i].nin && r < 0; j++) /* the input of the mask whose bytes o took */
+        int o = g->nodes[run_at ? run_at[i] : i].out[0], r = -1;
+        for (int j = 0; j < g->nodes[i].nin && r < 0 && !merged[o]; j++) /* the input of the mask whose bytes o took */
             if ((req->inplace_in[i] >> j & 1) && p->values[o].alias == root[g->nodes[i].in[j]])
                 r = root[g->nodes[i].in[j]];
         if (r < 0) continue;
+        merged[o] = 1;
         CHECK_EQ_INT(last[r], run_at ? run_at[i] : i);
         CHECK(g->values[r].producer >= 0);
         if (last[o] > last[r]) last[r] = last[o];
@@ -87,6 +90,7 @@ static void check_plan(IrGraph *g, const OptMemRequest *req, const OptMemPlan *p
             if (root[v] == o) root[v] = r;
         ninplace_++;
     }
+    free(merged);
     int64_t peak = 0;
     for (int s = 0; s < nsteps; s++) {
         unsigned char *used = ir_xcalloc((size_t)p->arena_bytes + 1, 1);
