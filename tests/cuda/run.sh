@@ -194,44 +194,38 @@ fi
 echo "cuda target, by model and mode:"
 sed 's/^/  /' "$got"
 
+# emu_beside_cpu NAME MODEL PATTERN FLAG...: MODEL's training program compiled
+# with FLAG for both targets (the cuda one's model.cu holding PATTERN, grep -E,
+# unless it is empty), the cuda one built for the emulator, each run 3 steps:
+# gradients and losses compared (compare.py)
+emu_beside_cpu() {
+    local name=$1 m=$2 pat=$3 r r2
+    shift 3
+    local d=$out/$m.$name c=$out/$m.$name.cpu args data
+    mapfile -t data < <(data "$m")
+    args=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y "$@")
+    if "$loom" "${args[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
+       "$loom" "${args[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
+       { [ -z "$pat" ] || grep -qE "$pat" "$d/model.cu"; } &&
+       make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+       make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
+       "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+       "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1; then
+        if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
+           r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then
+            pass "cuda_emu_${name}_$m ($r; $r2)"
+        else fail "cuda_emu_${name}_$m" "$r ${r2:-}"; fi
+    else
+        fail "cuda_emu_${name}_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
+    fi
+}
+
 # ---- attention left unfused (Softmax, its gradient, batched MatMul in a program) ----
-m=gpt2_tiny d=$out/$m.unfused c=$out/$m.unfused.cpu
-mapfile -t data < <(data "$m")
-uargs=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y --no-fuse-attention)
-if "$loom" "${uargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
-   "$loom" "${uargs[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
-   make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
-   make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
-   "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
-   "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1; then
-    if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
-       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then
-        pass "cuda_emu_unfused_attention_$m ($r; $r2)"
-    else fail "cuda_emu_unfused_attention_$m" "$r ${r2:-}"; fi
-else
-    fail "cuda_emu_unfused_attention_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
-fi
+emu_beside_cpu unfused_attention gpt2_tiny "" --no-fuse-attention
 
 # ---- a residual ReLU's gradient reading the Add made again (--fold-add-relu on):
-# resnet_small's loops of BatchNormalization, Add and ReLU gradient, emulated
-# beside the cpu program of the same graph ----
-m=resnet_small d=$out/$m.foldadd c=$out/$m.foldadd.cpu
-mapfile -t data < <(data "$m")
-fargs=(compile "models/$m/model.onnx" --mode train --loss ce --loss-target target_y --fold-add-relu on)
-if "$loom" "${fargs[@]}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
-   "$loom" "${fargs[@]}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
-   grep -qE "node 'bwd/[^']*' BatchNormalization:" "$d/model.cu" &&
-   make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
-   make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
-   "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
-   "$c/train" "${data[@]}" --steps 3 --dump-grads "$c.grads.st" --log "$c.log.jsonl" > "$c.run.log" 2>&1; then
-    if r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
-       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$c.log.jsonl" 2>&1); then
-        pass "cuda_emu_fold_add_relu_$m ($r; $r2)"
-    else fail "cuda_emu_fold_add_relu_$m" "$r ${r2:-}"; fi
-else
-    fail "cuda_emu_fold_add_relu_$m" "$(tail -c 1200 "$d.compile.log" "$d.emu.log" "$d.run.log" 2>/dev/null)"
-fi
+# resnet_small's loops of BatchNormalization, Add and ReLU gradient ----
+emu_beside_cpu fold_add_relu resnet_small "node 'bwd/[^']*' BatchNormalization:" --fold-add-relu on
 
 # ---- offload: gpt2_tiny compiled with --offload only under a budget: loom.ToHost and
 # loom.FromHost on the copy streams (rt_cuda_copy_*), built by nvcc, and on the
