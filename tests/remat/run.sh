@@ -299,14 +299,18 @@ fi
 
 # ---- independent plans: more budget never a slower step (cli/budget.c places
 # the candidates within the room in order of time), with and without
-# bfloat16 storage ----
-if msg=$("$py" - "$loom" models/llama_tiny/model.onnx <<'PY'
+# bfloat16 storage; resnet_small for the cuda target too, where plans come
+# from two graphs (--fold-add-relu auto) and offload's retries ----
+if msg=$("$py" - "$loom" models/llama_tiny/model.onnx models/resnet_small/model.onnx <<'PY'
 import json, subprocess, sys
-loom, model = sys.argv[1], sys.argv[2]
-for dev, lowbit in [("cpu", "off"), ("h100-sxm", "off"), ("cpu", "bf16"), ("h100-sxm", "bf16")]:
+loom = sys.argv[1]
+cases = [(sys.argv[2], dev, lowbit, "cpu") for dev, lowbit in
+         [("cpu", "off"), ("h100-sxm", "off"), ("cpu", "bf16"), ("h100-sxm", "bf16")]]
+cases += [(sys.argv[3], "h100-sxm", lowbit, "cuda") for lowbit in ("off", "bf16")]
+for model, dev, lowbit, target in cases:
     # h100-sxm: recomputation and offload
     base = [loom, "plan", model, "--mode", "train", "--loss", "ce", "--loss-target", "target_y", "--json",
-            "--device", dev, "--lowbit", lowbit]
+            "--device", dev, "--lowbit", lowbit, "--target", target]
     p = json.loads(subprocess.run(base, capture_output=True, text=True, check=True).stdout)
     lo, hi = p["min_feasible_bytes"], p["budget_bytes"]
     prev = None
@@ -316,9 +320,10 @@ for dev, lowbit in [("cpu", "off"), ("h100-sxm", "off"), ("cpu", "bf16"), ("h100
         assert q["budget_bytes"] == b and q["arena_bytes"] + q["weights_bytes"] <= b, q
         if prev:
             assert q["predicted_step_s"] <= prev[1], \
-                f"{dev}, lowbit {lowbit}, budget {b}: {q['predicted_step_s']} s, slower than {prev}"
+                f"{model} {dev} {target}, lowbit {lowbit}, budget {b}: {q['predicted_step_s']} s, slower than {prev}"
         prev = (b, q["predicted_step_s"])
-print(f"9 budgets from the least to store-all, cpu and h100-sxm, --lowbit off and bf16")
+print(f"9 budgets from the least to store-all: llama_tiny on cpu and h100-sxm, resnet_small for cuda, "
+      f"--lowbit off and bf16")
 PY
     ); then
     pass "remat_budgets_monotone ($msg)"
