@@ -432,8 +432,7 @@ void cli_fit_variant(CliFit *f, const char *device, const char *costs_path, int 
 {
     IrGraph *c = ir_graph_copy(f->g);
     CliFit *v = ir_xcalloc(1, sizeof *v);
-    int mode = f->offload_only ? CLI_OFFLOAD_ONLY : offload;
-    if (ir_fold_add_relu_grad(c) > 0 && cli_fit_init(c, f->target, device, costs_path, mode, f->lowbit, v) == 0) {
+    if (ir_fold_add_relu_grad(c) > 0 && cli_fit_init(c, f->target, device, costs_path, offload, f->lowbit, v) == 0) {
         f->alt = v;
         return;
     }

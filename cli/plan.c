@@ -229,7 +229,12 @@ int cli_plan_budget(IrGraph *g, const CliPlanOptions *p)
                nrerun || ncopy || nlow ? "recompute or offload in backward" : "everything kept", nrerun,
                nrerun == 1 ? "" : "s", off, over,
                cli_fmt_bytes((double)(f.weights_bytes + f.store_all_arena), b, sizeof b));
-        if (r.fit != &f) rc = ir_fold_add_relu_grad(g) < 0; /* the variant's graph, made the same way */
+        if (r.fit != &f) { /* the variant's graph, made the same way as its copy was */
+            if (ir_fold_add_relu_grad(g) < 0) rc = -1;
+            else if (g->nnodes != r.fit->g->nnodes)
+                rc = ir_fail(g, -1, "internal error: the folded graph differs from the one planned (a loom bug; "
+                             "please report it)");
+        }
         if (rc == 0) rc = opt_schedule_apply(g, &r.sched);
         cli_fit_result_free(&r);
     }

@@ -143,22 +143,22 @@ static void join_narrowings(const IrGraph *g, CgSelect *sel)
 static void group_in_place(const IrGraph *g, CgSelect *sel)
 {
     int nn = g->nnodes;
-    unsigned char *grouped = ir_xcalloc((size_t)(nn ? nn : 1), 1), *side = ir_xcalloc((size_t)(nn ? nn : 1), 1);
-    /* side[r]: r's group is not a plain elementwise loop (a side store, or
-     * a kernel that opens the group: a convolution with its epilogue reads
-     * its input at other indices) */
+    /* per group's last node: it has other nodes; one of them is no
+     * elementwise step of the loop (a side store, or a kernel that opens
+     * the group: a convolution with its epilogue reads its input around
+     * each output element) */
+    unsigned char *grouped = ir_xcalloc((size_t)(nn ? nn : 1), 1), *other = ir_xcalloc((size_t)(nn ? nn : 1), 1);
     for (int i = 0; i < nn; i++) {
         const IrNode *n = &g->nodes[i];
-        if (n->dead || sel->run_at[i] == i) continue;
-        grouped[sel->run_at[i]] = 1;
-        side[sel->run_at[i]] |= n->phase == IR_LOWBIT || !(cg_is_elemwise(n) || cg_ew_batchnorm(g, n) ||
-                                                          cg_ew_act_grad(g, n));
+        int r = sel->run_at[i];
+        if (n->dead) continue;
+        grouped[r] |= r != i;
+        other[r] |= n->phase == IR_LOWBIT || !(cg_is_elemwise(n) || cg_ew_batchnorm(g, n) || cg_ew_act_grad(g, n));
     }
     for (int i = 0; i < nn; i++) {
         const IrNode *n = &g->nodes[i], *root = &g->nodes[sel->run_at[i]];
         int r = sel->run_at[i], y = root->nout ? root->out[0] : -1;
-        if (n->dead || !grouped[r] || side[r] || y < 0 || !(cg_is_elemwise(root) || cg_ew_act_grad(g, root)))
-            continue;
+        if (n->dead || !grouped[r] || other[r] || y < 0) continue;
         unsigned m = 0;
         for (int j = 0; j < n->nin && j < 32; j++) {
             int v = n->in[j], p = v >= 0 ? g->values[v].producer : -1;
@@ -169,7 +169,7 @@ static void group_in_place(const IrGraph *g, CgSelect *sel)
         sel->inplace_in[i] = m;
     }
     free(grouped);
-    free(side);
+    free(other);
 }
 
 int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
@@ -216,15 +216,16 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
     if (t->fuse) t->fuse(g, &u, sel->run_at);
     split_for_updates(g, &u, sel->run_at);
     ir_uses_free(&u);
-    /* in place: only a node that runs alone (a group's loop writes as it
-     * reads), over the inputs its target's table names, or an elementwise
-     * node over its first input that has the output's dtype and element
-     * count (so element k of one is element k of the other: each is read
-     * just before it is written). Any such input would do: offering them
-     * all lowers each schedule's simulated peak, but the remat search then
-     * finds some plans better and some worse (bench/results/remat.md,
-     * 2026-11-27: gpt2_tiny at 1/3 +61% against +76%, llama_tiny's
-     * offload plan at 1/3 +25.8% against +23.6%), so the first it is. */
+    /* in place, a node that runs alone: over the inputs its target's table
+     * names, or an elementwise node over its first input that has the
+     * output's dtype and element count (so element k of one is element k
+     * of the other: each is read just before it is written); a fused loop's
+     * below (group_in_place). Any such input of an elementwise node would
+     * do: offering them all lowers each schedule's simulated peak, but the
+     * remat search, greedy, then found some plans better and some worse
+     * (2026-11-27, before group_in_place: gpt2_tiny at 1/3 +61% against
+     * +76%, llama_tiny's offload plan at 1/3 +25.8% against +23.6%), so the
+     * first it is. */
     for (int i = 0; i < nn; i++) {
         const IrNode *n = &g->nodes[i];
         unsigned m = t->ops[n->op].inplace;
@@ -235,7 +236,7 @@ int cg_select(IrGraph *g, const CgTarget *t, CgSelect *sel)
         }
         for (int k = 0; k < n->nin && k < 32; k++)
             if (n->in[k] < 0) m &= ~(1u << k);
-        sel->inplace_in[i] = n->nin < 32 ? m & ((1u << n->nin) - 1) : m;
+        sel->inplace_in[i] = m;
     }
     for (int i = 0; i < nn; i++)
         if (sel->run_at[i] != i) sel->inplace_in[i] = sel->inplace_in[sel->run_at[i]] = 0;

@@ -12,8 +12,9 @@
  * stage of the forward node they differentiate, moved earlier when they read
  * a gradient written by an earlier-run (lower) stage's backward, so that
  * running the stages' backward blocks from the last stage down keeps
- * every read after its write; a sum of partial gradients that nothing else
- * reads moves the other way, to the stage that writes its last part.
+ * every read after its write; a sum of partial gradients moves the other
+ * way, to the stage that writes its last part, when every other reader of
+ * a part runs before it there.
  *
  * The dynamic program (Beaumont, Eyraud-Dubois, Herrmann, Joly, Shilova,
  * "Optimal checkpointing for heterogeneous chains", 2019). C(s, t, m) is the

@@ -317,41 +317,45 @@ static void batchnorm_grad_channels_x16(void *arg, int64_t lo, int64_t hi, int t
     bn_grad_channels(arg, lo, hi, 1);
 }
 
+/* The four entries below: x (float32) or x16 (bfloat16), relu with the
+ * forward's bias, batch statistics (training) or the given ones; x, dy,
+ * dx are (N, C, spatial). */
+static void batchnorm_grad(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
+                           const uint16_t *x16, const float *scale, const float *bias, const float *mean,
+                           const float *var, int64_t N, int64_t C, int64_t spatial, float eps, int training)
+{
+    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .x16 = x16, .scale = scale,
+              .bias = bias, .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps,
+              .training = training, .relu = bias != NULL};
+    k_par_for(C, N * C * spatial, x16 ? batchnorm_grad_channels_x16 : batchnorm_grad_channels, &p);
+}
+
 void k_batchnorm_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                           const float *scale, const float *mean, const float *var, int64_t N,
                           int64_t C, int64_t spatial, float eps, int training)
 {
-    // x, dy, dx are (N, C, spatial)
-    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .mean = mean,
-              .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .training = training};
-    k_par_for(C, N * C * spatial, batchnorm_grad_channels, &p);
+    batchnorm_grad(dx, dscale, dbias, dy, x, NULL, scale, NULL, mean, var, N, C, spatial, eps, training);
 }
 
 void k_batchnorm_relu_grad_f32(float *dx, float *dscale, float *dbias, const float *dy, const float *x,
                                const float *scale, const float *bias, const float *mean, const float *var,
                                int64_t N, int64_t C, int64_t spatial, float eps)
 {
-    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x = x, .scale = scale, .bias = bias,
-              .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .relu = 1};
-    k_par_for(C, N * C * spatial, batchnorm_grad_channels, &p);
+    batchnorm_grad(dx, dscale, dbias, dy, x, NULL, scale, bias, mean, var, N, C, spatial, eps, 0);
 }
 
 void k_batchnorm_grad_bf16x(float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
                             const float *scale, const float *mean, const float *var, int64_t N, int64_t C,
                             int64_t spatial, float eps)
 {
-    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x16 = x, .scale = scale, .mean = mean,
-              .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps};
-    k_par_for(C, N * C * spatial, batchnorm_grad_channels_x16, &p);
+    batchnorm_grad(dx, dscale, dbias, dy, NULL, x, scale, NULL, mean, var, N, C, spatial, eps, 0);
 }
 
 void k_batchnorm_relu_grad_bf16x(float *dx, float *dscale, float *dbias, const float *dy, const uint16_t *x,
                                  const float *scale, const float *bias, const float *mean, const float *var,
                                  int64_t N, int64_t C, int64_t spatial, float eps)
 {
-    Grad p = {.dx = dx, .dscale = dscale, .dbias = dbias, .dy = dy, .x16 = x, .scale = scale, .bias = bias,
-              .mean = mean, .var = var, .N = N, .C = C, .spatial = spatial, .eps = eps, .relu = 1};
-    k_par_for(C, N * C * spatial, batchnorm_grad_channels_x16, &p);
+    batchnorm_grad(dx, dscale, dbias, dy, NULL, x, scale, bias, mean, var, N, C, spatial, eps, 0);
 }
 
 size_t k_groupnorm_grad_f32_ws(int64_t N, int64_t groups)
