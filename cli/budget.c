@@ -171,7 +171,7 @@ static OptRemat *table(CliFit *f)
 {
     if (!f->remat) {
         double t0 = cpu_now();
-        f->remat = opt_remat_new(f->g, f->node_s, &f->req);
+        f->remat = opt_remat_new_link(f->g, f->node_s, &f->req, f->offload ? &f->link : NULL);
         f->table_s = cpu_now() - t0;
     }
     return f->remat;
@@ -328,16 +328,20 @@ static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
  * (the greedy is the same until it stops), so no slower; and a target that
  * placed a seed within the smaller budget's room is tried for the larger
  * budget too unless a higher one placed first. So more budget does not get
- * a slower plan. 0 (out replaced or not), -1 on error. */
+ * a slower plan. Then the priced tables' schedules (opt_remat_priced:
+ * chosen with some checkpoints on the host) extracted at levels up to
+ * PRICED_SPAN times room, fastest first: a larger room's include a
+ * smaller one's. 0 (out replaced or not), -1 on error. */
 #define SEED_STEP 0.96
 #define SEED_SPAN 3.0
+#define PRICED_SPAN 1.6
 #define TARGET_STEP 0.995
 enum { MAX_SEEDS = 128 }; /* 0.96^128 < 0.6% of store-all */
 static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
 {
-    OptSchedule seeds[1 + MAX_SEEDS];
-    double seed_s[1 + MAX_SEEDS];
-    int nseeds = 0, rc = 0;
+    int cap = 1 + MAX_SEEDS, nseeds = 0, rc = 0;
+    OptSchedule *seeds = ir_xmalloc((size_t)cap * sizeof *seeds);
+    double *seed_s = ir_xmalloc((size_t)cap * sizeof *seed_s);
     seed_s[nseeds] = f->store_all_step_s;
     opt_schedule_store_all(f->g, &seeds[nseeds++]);
     double sr = (double)f->store_all_arena;
@@ -347,6 +351,17 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
         OptSimResult sim;
         if (sr <= SEED_SPAN * (double)room && !opt_remat_solve(table(f), (int64_t)sr, 1, &seeds[nseeds], &sim))
             seed_s[nseeds++] = sim.step_s;
+    }
+    int ngrid = nseeds; /* the priced tables' from here */
+    for (int k = 0; !f->offload_only && f->remat; k++) {
+        OptSimResult sim;
+        if (nseeds == cap) {
+            cap *= 2;
+            seeds = ir_xrealloc(seeds, (size_t)cap * sizeof *seeds);
+            seed_s = ir_xrealloc(seed_s, (size_t)cap * sizeof *seed_s);
+        }
+        if (opt_remat_priced(f->remat, (int64_t)(PRICED_SPAN * (double)room), k, &seeds[nseeds], &sim)) break;
+        seed_s[nseeds++] = sim.step_s;
     }
     for (int i = 0; i < nseeds && rc == 0; i++) {
         int64_t target = room;
@@ -371,6 +386,7 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
             if (arena <= room) {
                 opt_schedule_free(&out->sched);
                 out->sched = s, out->sim = sim, out->arena = arena;
+                out->priced = i >= ngrid;
                 break;
             }
             opt_schedule_free(&s);
@@ -379,6 +395,8 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
         }
     }
     for (int i = 0; i < nseeds; i++) opt_schedule_free(&seeds[i]);
+    free(seeds);
+    free(seed_s);
     return rc;
 }
 

@@ -142,6 +142,7 @@ typedef struct {
     double solve_s;
     char note[512];           /* cli_fit_ilp: the exact program's status, else empty */
     const CliFit *fit;        /* whose graph sched is for: the CliFit fitted, or its alt */
+    int priced;               /* sched is a priced table's schedule with copies (opt_remat_priced) */
 } CliFitResult;
 
 /* The store-all selection and plan of g, its costs on the device profile

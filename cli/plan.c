@@ -273,6 +273,7 @@ static void json_fit(CliJson *j, const CliFit *f, const CliFitResult *r, int64_t
         cli_json_int(j, "stages_copied", (v->remat ? opt_remat_copied(v->remat) : 0));
         cli_json_str(j, "solver", solver);
         cli_json_str(j, "graph", v == f ? "as built" : "fold_add_relu");
+        cli_json_str(j, "plan_from", r->priced ? "priced table" : "table");
         cli_json_str(j, "device", f->device.name);
         cli_json_str(j, "costs", f->costs.source);
         if (r->note[0]) cli_json_str(j, "ilp_status", r->note);
@@ -340,6 +341,9 @@ static void text_fit(const CliFit *f, const CliFitResult *r, int64_t least, cons
     if (v != f)
         printf("%-10s each residual ReLU's gradient reads its Add made again from the normalizations' inputs, "
                "not the ReLU's output (ir_fold_add_relu_grad: less to keep, more to read)\n", "graph");
+    if (r->priced)
+        printf("%-10s a priced table's schedule: chosen with checkpoints on the host while later stages run, "
+               "the copies put in after (optimizer/remat.c)\n", "from");
     const char **names;
     int n = recomputed(g, &r->sched, &names);
     printf("%-10s %d node run%s, %d value%s", "recompute", r->sim.reruns, r->sim.reruns == 1 ? "" : "s", n,

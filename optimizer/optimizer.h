@@ -353,6 +353,16 @@ typedef struct OptRemat OptRemat;
  * request (fusion, workspaces), as for opt_memplan. g must be a training
  * graph (ir/train.h) stored in topological order. */
 OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequest *req);
+/* The same, and where link's copies run beside compute (link->overlap),
+ * priced tables too (remat.c): schedules chosen as if some checkpoints and
+ * kept values were on the host while later stages run, for opt_offload to
+ * put the copies in; opt_remat_priced gives them. link may be NULL. */
+OptRemat *opt_remat_new_link(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link);
+/* The k-th (from 0), in order of simulated time, of the priced tables'
+ * schedules extracted at a memory level of at most `level` bytes (the
+ * table's level: what it counts on the device with the copies away, not
+ * the simulated peak, which has none); 0, or 1 past the last. */
+int opt_remat_priced(const OptRemat *r, int64_t level, int k, OptSchedule *out, OptSimResult *sim);
 void opt_remat_free(OptRemat *r);
 int opt_remat_stages(const OptRemat *r); /* the most stages one of its tables has */
 /* The schedule of least simulated time whose simulated arena peak is at most

@@ -38,7 +38,29 @@
  * both time and peak are then refined per value (remat_refine.c: a copy
  * live at the peak dropped and its producer run again before its next
  * read), and each refinement step joins the candidates. A larger budget
- * admits a superset of candidates, so it never gets a slower schedule. */
+ * admits a superset of candidates, so it never gets a slower schedule.
+ *
+ * Priced tables (opt_remat_new_link, a link whose copies run beside
+ * compute). The table above keeps every checkpoint on the device, so
+ * offload can only trim the peak of a schedule chosen without it: a
+ * checkpoint of the early stages that waits through the rest of the step
+ * stays on the device while the later stages are recomputed for want of
+ * its bytes. A priced table has two more choices, in the style of pofo
+ * (Beaumont et al., 2021):
+ *   checkpoint a_{s'-1} with a_{s-1} on the host while s'..t run:
+ *     fw + C(s', t, m - x_{s'-1} + x_{s-1}) + C(s, s'-1, m) + pen(x_{s-1});
+ *   keep option o of stage s with what it keeps on the host while
+ *     s+1..t run: uf_s + C(s+1, t, m - x_s) + ub_s + rc + pen(xb).
+ * A copy of b bytes takes tau = b / bw each way; pen(b) is price * tau plus
+ * whatever of tau the part running meanwhile cannot hide (its forward for
+ * the copy out, the rest for the copy back), and the copy back needs its
+ * bytes while the last stages of that part run (those whose backward spans
+ * tau), which must fit m. The copies share one link, which the table does
+ * not model: the price stands for that. Too low a price buys plans whose
+ * copies the link cannot carry; too high, none; so a few prices are
+ * solved (PRICES). Their schedules are not candidates of the table above
+ * (without their copies they peak above their level): opt_remat_priced
+ * gives them, as seeds that opt_offload puts copies in (cli/budget.c). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +72,16 @@
 
 enum { MAX_STAGES = 64, SLOTS = 400, MLEVELS = 2 * SLOTS + 1, MAX_OPTS = 8, REFINE_STEPS = 64, REFINE_SEEDS = 16,
        REFINE_WORK = 4000000 };
+/* The prices of a second of link time in the priced tables, a table each
+ * (over the blocks partition only: see opt_remat_new_link). What price is
+ * right depends on how full the link gets: ResNet-50 at 1/5 of store-all
+ * with bfloat16 storage (h100-sxm, 64 GB/s) gets its fastest plan from 0.15
+ * (+23.1%) while 0.1 buys copies the link cannot carry and 0.5 about what
+ * the table without copies gives; with the link at 128 GB/s the same budget
+ * gets +25.4% from a geometric grid where 0.15 and 0.25 alone got +30.0%,
+ * and at 32 GB/s +26.3% against +29.0%. */
+static const double PRICES[] = {0.1, 0.15, 0.25, 0.4, 0.6, 1.0};
+enum { NPRICES = sizeof PRICES / sizeof *PRICES };
 
 /* A way to run a stage forward keeping part of what its backward reads: the
  * rest is recomputed just before the backward (from the stage's input and
@@ -104,6 +136,12 @@ struct OptRemat {
     OptSchedule last_given;  /* the last schedule add_candidate was given */
     OptSchedule *cand;
     OptSimResult *cand_sim;
+    /* the priced tables' schedules (none without a link that overlaps) */
+    double link_bw;          /* bytes per second each way; 0: no priced tables */
+    int npriced, cappriced;
+    OptSchedule *priced;
+    OptSimResult *priced_sim;
+    int64_t *priced_level;   /* the memory level each was extracted at, in bytes */
 };
 
 #define IDX(r, s, t, m) ((((size_t)(s) * (r)->L + (size_t)(t)) * MLEVELS) + (size_t)(m))
@@ -321,7 +359,30 @@ static void measure_stages(OptRemat *r, const int *pos, const int *lastfwd)
 
 /* ---- the dynamic program ---- */
 
-static void solve_table(OptRemat *r)
+/* The most memory (slots) any stage from `from` on needs with its input,
+ * up to the one whose backward, with theirs, spans tau seconds: what a
+ * copy back over that time must fit beside. */
+static int64_t tail_need(const OptRemat *r, const int64_t *ball, const int64_t *x, int from, int to, double tau)
+{
+    int64_t need = 0;
+    double t = 0;
+    for (int k = from; k <= to; k++) {
+        if (ball[k] + x[k] > need) need = ball[k] + x[k];
+        t += r->st[k].ub;
+        if (t >= tau) break;
+    }
+    return need;
+}
+
+/* The copies' penalty (the file comment): price * tau, and what of tau the
+ * part running meanwhile (tf seconds of forward, tr in all) cannot hide. */
+static double copy_pen(double price, double tau, double tf, double tr)
+{
+    return price * tau + (tau > tf ? tau - tf : 0) + (tau > tr - tf ? tau - (tr - tf) : 0);
+}
+
+/* The table; price < 0: without the priced choices. */
+static void solve_table(OptRemat *r, double price)
 {
     int L = r->L;
     size_t n = (size_t)L * L * MLEVELS;
@@ -371,6 +432,18 @@ static void solve_table(OptRemat *r)
                     if (s < t) c = m - drop >= 0 ? c + r->cost[IDX(r, s + 1, t, m - drop)] : INFINITY;
                     if (c < best[m]) best[m] = (float)c, ch[m] = (short)-o;
                 }
+                /* priced: what option o keeps on the host while s+1..t run
+                 * (choice -(o + MAX_OPTS)) */
+                int64_t away = slots_of(r, S->opt[o].xb) - 1; /* never more than it frees */
+                if (price < 0 || s == t || away <= 0) continue;
+                double tau = (double)S->opt[o].xb / r->link_bw, tf = ufsum[t + 1] - ufsum[s + 1];
+                int64_t lo = tail_need(r, ball, x, s + 1, t, tau) + xbo;
+                for (int64_t m = lo > need ? lo : need; m < MLEVELS; m++) {
+                    int64_t mr = m - drop + away < MLEVELS ? m - drop + away : MLEVELS - 1;
+                    if (mr < 0) continue;
+                    double tr = r->cost[IDX(r, s + 1, t, mr)], c = keep + tr + copy_pen(price, tau, tf, tr);
+                    if (c < best[m]) best[m] = (float)c, ch[m] = (short)(-o - MAX_OPTS);
+                }
             }
             /* checkpoint the state before stage s2: forward s..s2-1 keeping a_{s-1},
              * then the chain s2..t, then s..s2-1 again */
@@ -384,6 +457,16 @@ static void solve_table(OptRemat *r)
                 for (int64_t m = lo; m < MLEVELS; m++) {
                     double c = fw + right[m - x[s2]] + left[m];
                     if (c < best[m]) best[m] = (float)c, ch[m] = (short)(s2 + 1);
+                }
+                /* priced: a_{s-1} on the host while s2..t run (choice s2 + 1 + L) */
+                if (price < 0 || s == 0) continue;
+                double tau = (double)r->st[s - 1].x / r->link_bw, tf = ufsum[t + 1] - ufsum[s2];
+                int64_t lo2 = tail_need(r, ball, x, s2, t, tau);
+                for (int64_t m = lo > lo2 ? lo : lo2; m < MLEVELS; m++) {
+                    int64_t mr = m - x[s2] + x[s] < MLEVELS ? m - x[s2] + x[s] : MLEVELS - 1;
+                    if (mr < 0) continue;
+                    double tr = right[mr], c = fw + tr + left[m] + copy_pen(price, tau, tf, tr);
+                    if (c < best[m]) best[m] = (float)c, ch[m] = (short)(s2 + 1 + L);
                 }
             }
         }
@@ -747,18 +830,21 @@ static void extract(OptRemat *r, OptSchedule *s, int a, int b, int m)
     if (a > b) return;
     short ch = r->choice[IDX(r, a, b, m)];
     if (ch <= 0) {
-        int o = -ch;
+        int o = -ch, host = o >= MAX_OPTS; /* priced: what it keeps on the host meanwhile */
+        if (host) o -= MAX_OPTS;
         run_forward(r, s, a, o);
         if (a < b) {
             int64_t rest = m - slots_of(r, r->st[a].opt[o].xb + r->st[a].xs) - slots_of(r, r->st[a].x);
-            extract(r, s, a + 1, b, (int)rest);
+            if (host) rest += slots_of(r, r->st[a].opt[o].xb) - 1;
+            extract(r, s, a + 1, b, (int)(rest < MLEVELS ? rest : MLEVELS - 1));
         }
         run_backward(r, s, a, o);
         return;
     }
-    int s2 = ch - 1;
+    int host = ch > r->L, s2 = host ? ch - 1 - r->L : ch - 1; /* priced: a_{a-1} on the host meanwhile */
     for (int k = a; k < s2; k++) run_forward(r, s, k, -1);
-    extract(r, s, s2, b, (int)(m - slots_of(r, r->st[s2 - 1].x)));
+    int64_t mr = m - slots_of(r, r->st[s2 - 1].x) + (host ? slots_of(r, r->st[a - 1].x) : 0);
+    extract(r, s, s2, b, (int)(mr < MLEVELS ? mr : MLEVELS - 1));
     extract(r, s, a, s2 - 1, m);
 }
 
@@ -982,8 +1068,67 @@ static void free_partition(OptRemat *r)
 
 OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequest *req)
 {
+    return opt_remat_new_link(g, node_s, req, NULL);
+}
+
+static int same(const OptSchedule *a, const OptSimResult *sa, const OptSchedule *b, const OptSimResult *sb)
+{
+    return sa->step_s == sb->step_s && sa->peak_bytes == sb->peak_bytes && a->n == b->n &&
+           !memcmp(a->ins, b->ins, (size_t)a->n * sizeof *a->ins);
+}
+
+/* Whether schedule s is a priced schedule already (prices share
+ * schedules). Not whether it is a candidate: the offload pass seeds only
+ * a few of those (cli/budget.c), and one the priced tables give may be
+ * the seed that fits. */
+static int known(const OptRemat *r, const OptSchedule *s, const OptSimResult *sim)
+{
+    for (int i = 0; i < r->npriced; i++)
+        if (same(&r->priced[i], &r->priced_sim[i], s, sim)) return 1;
+    return 0;
+}
+
+/* A priced table's schedules at every memory level that are not known
+ * already, with their simulations. */
+static void add_priced(OptRemat *r)
+{
+    OptSchedule prev = {0};
+    for (int m = 0; m < MLEVELS; m++) {
+        if (!isfinite(r->cost[IDX(r, 0, r->L - 1, m)])) continue;
+        OptSchedule s;
+        OptSimResult sim;
+        schedule_at(r, m, &s);
+        if (prev.n == s.n && !memcmp(prev.ins, s.ins, (size_t)s.n * sizeof *s.ins)) {
+            opt_schedule_free(&s);
+            continue;
+        }
+        opt_schedule_free(&prev);
+        prev.n = prev.cap = s.n;
+        prev.ins = ir_xmalloc((size_t)(s.n ? s.n : 1) * sizeof *s.ins);
+        memcpy(prev.ins, s.ins, (size_t)s.n * sizeof *s.ins);
+        opt_refine_prune(r->refine, &s);
+        if (opt_schedule_simulate(r->g, &s, r->node_s, r->req, &sim) || known(r, &s, &sim)) {
+            opt_schedule_free(&s);
+            continue;
+        }
+        if (r->npriced == r->cappriced) {
+            r->cappriced = r->cappriced ? 2 * r->cappriced : 64;
+            r->priced = ir_xrealloc(r->priced, (size_t)r->cappriced * sizeof *r->priced);
+            r->priced_sim = ir_xrealloc(r->priced_sim, (size_t)r->cappriced * sizeof *r->priced_sim);
+            r->priced_level = ir_xrealloc(r->priced_level, (size_t)r->cappriced * sizeof *r->priced_level);
+        }
+        r->priced[r->npriced] = s;
+        r->priced_sim[r->npriced] = sim;
+        r->priced_level[r->npriced++] = (int64_t)m * r->slot;
+    }
+    opt_schedule_free(&prev);
+}
+
+OptRemat *opt_remat_new_link(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link)
+{
     OptRemat *r = ir_xcalloc(1, sizeof *r);
     r->g = g;
+    r->link_bw = link && link->overlap && link->bw > 0 ? link->bw : 0;
     r->node_s = node_s;
     r->req = req;
     int nn = g->nnodes, nv = g->nvalues;
@@ -1034,12 +1179,21 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
         build_partition(r, rule);
         if (r->L <= MAX_STAGES) {
             if (r->L > r->stages) r->stages = r->L;
-            solve_table(r);
+            solve_table(r, -1);
             for (int m = 0; m < MLEVELS; m++) {
                 if (!isfinite(r->cost[IDX(r, 0, r->L - 1, m)])) continue;
                 OptSchedule s;
                 schedule_at(r, m, &s);
                 add_candidate(r, &s);
+            }
+            /* priced tables over the blocks: their states are single values
+             * (a block's output), what a copy moves whole; over the finer
+             * partitions they found no faster plan for ResNet-50 or GPT-2
+             * 124M, at four times the solve time */
+            for (int q = 0; q < NPRICES && r->link_bw > 0 && rule == 2; q++) {
+                free(r->cost), free(r->choice);
+                solve_table(r, PRICES[q]);
+                add_priced(r);
             }
         }
     }
@@ -1057,6 +1211,8 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
 void opt_remat_free(OptRemat *r)
 {
     if (!r) return;
+    for (int i = 0; i < r->npriced; i++) opt_schedule_free(&r->priced[i]);
+    free(r->priced), free(r->priced_sim), free(r->priced_level);
     free_partition(r);
     free(r->fwd);
     free(r->pos);
@@ -1152,4 +1308,24 @@ int opt_remat_ranked(OptRemat *r, int64_t arena_bytes, int refined, int k, OptSc
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, int refined, OptSchedule *out, OptSimResult *sim)
 {
     return opt_remat_ranked(r, arena_bytes, refined, 0, out, sim);
+}
+
+int opt_remat_priced(const OptRemat *r, int64_t level, int k, OptSchedule *out, OptSimResult *sim)
+{
+    int m = 0;
+    Ranked *fit = ir_xmalloc((size_t)(r->npriced ? r->npriced : 1) * sizeof *fit);
+    for (int i = 0; i < r->npriced; i++)
+        if (r->priced_level[i] <= level) fit[m++] = (Ranked){r->priced_sim[i].peak_bytes, 0, r->priced_sim[i].step_s, i};
+    if (k < 0 || k >= m) {
+        free(fit);
+        return 1;
+    }
+    qsort(fit, (size_t)m, sizeof *fit, by_time);
+    const OptSchedule *b = &r->priced[fit[k].i];
+    out->n = out->cap = b->n;
+    out->ins = ir_xmalloc((size_t)(b->n ? b->n : 1) * sizeof *out->ins);
+    memcpy(out->ins, b->ins, (size_t)b->n * sizeof *out->ins);
+    *sim = r->priced_sim[fit[k].i];
+    free(fit);
+    return 0;
 }

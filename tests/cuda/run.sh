@@ -26,6 +26,10 @@
 #     conversions (resnet_small's fused into its loops and kernels), built by
 #     nvcc, and emulated: gradients within 2e-2 of the float32 cpu program's,
 #     3 steps of loss within 1e-3;
+#  4d. gpt2_tiny on h100-sxm under the first budget whose plan comes from
+#     the remat solver's priced tables (checkpoints planned on the host):
+#     within its budget, built by nvcc, and emulated: gradients and 3 steps
+#     within 1e-5 of the float32 cpu program's;
 #  5. bfloat16 products (tests/cuda/bf16_graph.py: MatMul, batched MatMul
 #     of a Transpose, Gemm with transA / transB, a Sum and Casts of bf16
 #     values, a float16 Mul): compiled for both targets, the nvcc build, and
@@ -314,6 +318,53 @@ else
     fail "cuda_compile_lowbit_$m" "budget '${budget:-none stores a value as bfloat16}': $(tail -c 1200 "$d.compile.log" 2>/dev/null)"
 fi
 done
+
+# ---- a priced table's plan (optimizer/remat.c: checkpoints chosen on the host
+# while later stages run, the copies put in after): gpt2_tiny on h100-sxm at
+# the first of eight budgets from the least toward store-all whose plan comes
+# from one (`plan_from`), within its budget, built by nvcc, and on the emulator
+# the float32 cpu program's gradients and 3 steps of loss ----
+m=gpt2_tiny d=$out/$m.priced c=$out/$m.train.cpu
+mapfile -t data < <(data "$m")
+pargs=(--loss ce --loss-target target_y --target cuda --device h100-sxm)
+budget=""
+if lim=$("$loom" plan "models/$m/model.onnx" "${pargs[@]}" --json 2>/dev/null |
+         "$py" -c "import json, sys; d = json.load(sys.stdin); print(d['min_feasible_bytes'], d['budget_bytes'])"); then
+    read -r least top <<< "$lim"
+    for i in 0 1 2 3 4 5 6 7; do
+        b=$((least + (top - least) * i / 8))
+        if "$loom" plan "models/$m/model.onnx" "${pargs[@]}" --budget "$b" --json 2>/dev/null |
+           "$py" -c "import json, sys; sys.exit(0 if json.load(sys.stdin)['plan_from'] == 'priced table' else 1)"; then
+            budget=$b
+            break
+        fi
+    done
+fi
+if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${pargs[@]}" --budget "$budget" -o "$d" \
+       > "$d.compile.log" 2>&1 && grep -q rt_cuda_copy_out "$d/model.cu"; then
+    if r=$("$py" -c "import json; p = json.load(open('$d/plan.json')); n = p['arena_bytes'] + p['weights_bytes']; print(n); assert n <= $budget" 2>&1); then
+        pass "cuda_priced_within_budget_$m ($r <= $budget)"
+    else
+        fail "cuda_priced_within_budget_$m" "$r"
+    fi
+    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
+        pass cuda_nvcc_priced_$m
+    else
+        fail cuda_nvcc_priced_$m "$(tail -c 1200 "$d.build.log")"
+    fi
+    rm -f "$d"/*.o "$d"/train
+    if [ -f "$c.grads.st" ] && make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
+       "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
+       head -3 "$c.log.jsonl" > "$d.cpu3.jsonl" &&
+       r=$("$py" tests/cuda/compare.py grads "$d.grads.st" "$c.grads.st" 2>&1) &&
+       r2=$("$py" tests/cuda/compare.py curve "$d.log.jsonl" "$d.cpu3.jsonl" 2>&1); then
+        pass "cuda_emu_priced_$m (budget $budget: $r; $r2)"
+    else
+        fail "cuda_emu_priced_$m" "${r:-} ${r2:-} $(tail -c 800 "$d.emu.log" "$d.run.log" 2>/dev/null)"
+    fi
+else
+    fail "cuda_compile_priced_$m" "budget '${budget:-none comes from a priced table}': $(tail -c 1200 "$d.compile.log" 2>/dev/null)"
+fi
 
 # ---- 5: bfloat16 products and elementwise loops, cpu and cuda programs ----
 b=$out/bf16 d=$out/bf16.cuda c=$out/bf16.cpu

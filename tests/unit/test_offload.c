@@ -585,6 +585,65 @@ static void test_lowbit_not_for_reruns(void)
     fixture_free(&f);
 }
 
+/* The remat solver's priced tables (opt_remat_new_link): none without a
+ * link whose copies run beside compute; with one, their schedules come in
+ * order of time and apply, and a higher level lists a superset. With
+ * copies that cost nothing, what a table of checkpoints kept on the device
+ * would recompute stays: at a level halfway from the least peak to
+ * store-all's, the fastest priced schedule beats every copy-free candidate
+ * peaking there, needs copies to get there, and opt_offload puts them in. */
+static void test_priced_tables(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    const IrGraph *g = f.g;
+    const double *node_s = f.costs.seconds;
+    OptLink fast = {.bw = 1e15, .overlap = 1}, sync = {.bw = 1e9, .overlap = 0};
+    OptSchedule s, o, c, all;
+    OptSimResult sim, osim, csim, base;
+    OptRemat *plain = opt_remat_new(g, node_s, &f.req), *nolap = opt_remat_new_link(g, node_s, &f.req, &sync);
+    CHECK(opt_remat_priced(plain, INT64_MAX, 0, &s, &sim) == 1);
+    CHECK(opt_remat_priced(nolap, INT64_MAX, 0, &s, &sim) == 1);
+    opt_remat_free(plain);
+    opt_remat_free(nolap);
+    OptRemat *r = opt_remat_new_link(g, node_s, &f.req, &fast);
+    int n = 0;
+    double prev = 0;
+    for (; !opt_remat_priced(r, INT64_MAX, n, &s, &sim); n++) {
+        CHECK(sim.step_s >= prev);
+        prev = sim.step_s;
+        IrGraph *cp = ir_graph_copy(g);
+        CHECK(opt_schedule_apply(cp, &s) == 0 && ir_verify(cp) == 0);
+        ir_graph_free(cp);
+        opt_schedule_free(&s);
+    }
+    CHECK(n > 0);
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
+    int64_t least = opt_remat_min_peak(r), level = (least + base.peak_bytes) / 2;
+    int below = 0; /* how many a level lists: never fewer at a higher one, all of them at any */
+    for (int q = 0; q <= 8; q++) {
+        int count = 0;
+        for (; !opt_remat_priced(r, least + (base.peak_bytes - least) * q / 4, count, &s, &sim); count++)
+            opt_schedule_free(&s);
+        CHECK(count >= below && count <= n);
+        below = count;
+    }
+    CHECK(below > 0);
+    CHECK(opt_remat_priced(r, level, 0, &s, &sim) == 0);
+    CHECK(opt_remat_solve(r, level, 1, &o, &osim) == 0);
+    CHECK(sim.step_s < osim.step_s);
+    CHECK(sim.peak_bytes > level);
+    CHECK(opt_offload(g, node_s, &f.req, &fast, &s, level, 1024, OPT_MOVE_HOST, &c, &csim) == 0);
+    CHECK(csim.peak_bytes <= level && csim.step_s < osim.step_s);
+    opt_schedule_free(&c);
+    opt_schedule_free(&o);
+    opt_schedule_free(&s);
+    opt_schedule_free(&all);
+    opt_remat_free(r);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     RUN(test_timeline);
@@ -595,5 +654,6 @@ int main(void)
     RUN(test_lowbit_fused);
     RUN(test_lowbit_greedy);
     RUN(test_lowbit_not_for_reruns);
+    RUN(test_priced_tables);
     return CHECK_DONE();
 }
