@@ -12,6 +12,7 @@
  * is the last resort; when even that does not fit, the budget is refused
  * naming the least feasible one. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -331,12 +332,120 @@ static int fit_from(CliFit *f, int64_t room, CliFitResult *out)
  * a slower plan. Then the priced tables' schedules (opt_remat_priced:
  * chosen with some checkpoints on the host) extracted at levels up to
  * PRICED_SPAN times room, fastest first: a larger room's include a
- * smaller one's. 0 (out replaced or not), -1 on error. */
+ * smaller one's. A priced table plans copies the link cannot all carry
+ * (it prices each copy, not their sum), so where the copies get stuck above
+ * room (opt_offload_stuck), the seed is repaired: the value
+ * live there whose rerun costs least per byte is dropped and made again
+ * (opt_refine_drop_at), at most REPAIR_STEPS times, each step a seed of its
+ * own. A repair goes the same way whatever the room and stops only where
+ * its seed is no faster than the plan in hand, which no later step beats
+ * (so a step that placed within a smaller room is tried for a larger one,
+ * unless a plan at least as fast came first). 0 (out replaced or not), -1
+ * on error. */
 #define SEED_STEP 0.96
 #define SEED_SPAN 3.0
 #define PRICED_SPAN 1.6
 #define TARGET_STEP 0.995
-enum { MAX_SEEDS = 128 }; /* 0.96^128 < 0.6% of store-all */
+enum { MAX_SEEDS = 128,   /* 0.96^128 < 0.6% of store-all */
+       REPAIR_STEPS = 64 }; /* ResNet-50 at 1/5 fits after about 25 */
+
+/* seed with copies placed within room, on targets from room down the
+ * fixed grid: out replaced when the placed plan is faster than out's
+ * (priced: whether seed is a priced table's). 0 (replaced or not), -1 on
+ * error. */
+static int place_seed(CliFit *f, int64_t room, const OptSchedule *seed, int priced, CliFitResult *out)
+{
+    int64_t target = room;
+    double grid = (double)f->store_all_arena;
+    while (target > 0) {
+        OptSchedule s;
+        OptSimResult sim;
+        int64_t arena;
+        if (opt_offload(f->g, f->node_s, &f->req, &f->link, seed, target, OFFLOAD_MOVES, fit_moves(f), &s, &sim))
+            return 0;
+        if (out->sched.n && sim.step_s >= out->sim.step_s) {
+            opt_schedule_free(&s);
+            return 0;
+        }
+        if (real_arena(f, &s, &arena)) {
+            opt_schedule_free(&s);
+            return -1;
+        }
+        if (arena <= room) {
+            opt_schedule_free(&out->sched);
+            out->sched = s, out->sim = sim, out->arena = arena;
+            out->priced = priced;
+            return 0;
+        }
+        opt_schedule_free(&s);
+        while (grid >= (double)target) grid *= TARGET_STEP;
+        target = (int64_t)grid;
+    }
+    return 0;
+}
+
+/* A schedule's fingerprint (FNV-1a over its instructions). */
+static uint64_t fingerprint(const OptSchedule *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = (const unsigned char *)s->ins;
+    for (size_t i = 0; i < (size_t)s->n * sizeof *s->ins; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h ^ (uint64_t)s->n;
+}
+
+/* The schedules repairs went through in one fit: another seed's repair
+ * that reaches one goes the same way from there (often: one step of one
+ * seed is another seed). */
+typedef struct {
+    uint64_t *h;
+    int n, cap;
+} Seen;
+
+static int seen_add(Seen *v, uint64_t h)
+{
+    for (int i = 0; i < v->n; i++)
+        if (v->h[i] == h) return 1;
+    if (v->n == v->cap) v->h = ir_xrealloc(v->h, (size_t)(v->cap = v->cap ? 2 * v->cap : 64) * sizeof *v->h);
+    v->h[v->n++] = h;
+    return 0;
+}
+
+/* A priced seed and its repairs (fit_offload's comment), each placed. */
+static int place_repaired(CliFit *f, int64_t room, const OptSchedule *seed, Seen *seen, CliFitResult *out)
+{
+    OptSchedule cur;
+    cur.n = cur.cap = seed->n;
+    cur.ins = ir_xmalloc((size_t)(seed->n ? seed->n : 1) * sizeof *cur.ins);
+    memcpy(cur.ins, seed->ins, (size_t)seed->n * sizeof *cur.ins);
+    int rc = 0;
+    for (int step = 0; step <= REPAIR_STEPS; step++) {
+        OptSimResult sim;
+        OptSchedule s, next;
+        int at;
+        if (seen_add(seen, fingerprint(&cur)) || opt_schedule_simulate(f->g, &cur, f->node_s, &f->req, &sim) ||
+            (out->sched.n && sim.step_s >= out->sim.step_s)) /* copies never make a plan faster */
+            break;
+        /* where the copies get stuck above room; when they do not, placed,
+         * and where they would get stuck going on (as they do for a room
+         * they cannot reach: the greedy is the same until it stops) */
+        if (!opt_offload_stuck(f->g, f->node_s, &f->req, &f->link, &cur, room, OFFLOAD_MOVES, fit_moves(f), &s, &sim,
+                               &at)) {
+            opt_schedule_free(&s);
+            if ((rc = place_seed(f, room, &cur, 1, out))) break;
+            if (!opt_offload_stuck(f->g, f->node_s, &f->req, &f->link, &cur, 1, OFFLOAD_MOVES, fit_moves(f), &s, &sim,
+                                   &at)) {
+                opt_schedule_free(&s);
+                break;
+            }
+        }
+        if (at < 0 || step == REPAIR_STEPS || opt_refine_drop_at(opt_remat_refiner(f->remat), &cur, at, &next)) break;
+        opt_schedule_free(&cur);
+        cur = next;
+    }
+    opt_schedule_free(&cur);
+    return rc;
+}
+
 static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
 {
     int cap = 1 + MAX_SEEDS, nseeds = 0, rc = 0;
@@ -363,37 +472,12 @@ static int fit_offload(CliFit *f, int64_t room, CliFitResult *out)
         if (opt_remat_priced(f->remat, (int64_t)(PRICED_SPAN * (double)room), k, &seeds[nseeds], &sim)) break;
         seed_s[nseeds++] = sim.step_s;
     }
+    Seen seen = {0};
     for (int i = 0; i < nseeds && rc == 0; i++) {
-        int64_t target = room;
-        double grid = (double)f->store_all_arena;
         if (out->sched.n && seed_s[i] >= out->sim.step_s) continue; /* copies never make a plan faster */
-        while (target > 0) {
-            OptSchedule s;
-            OptSimResult sim;
-            int64_t arena;
-            if (opt_offload(f->g, f->node_s, &f->req, &f->link, &seeds[i], target, OFFLOAD_MOVES, fit_moves(f), &s,
-                            &sim))
-                break;
-            if (out->sched.n && sim.step_s >= out->sim.step_s) {
-                opt_schedule_free(&s);
-                break;
-            }
-            if (real_arena(f, &s, &arena)) {
-                opt_schedule_free(&s);
-                rc = -1;
-                break;
-            }
-            if (arena <= room) {
-                opt_schedule_free(&out->sched);
-                out->sched = s, out->sim = sim, out->arena = arena;
-                out->priced = i >= ngrid;
-                break;
-            }
-            opt_schedule_free(&s);
-            while (grid >= (double)target) grid *= TARGET_STEP;
-            target = (int64_t)grid;
-        }
+        rc = i < ngrid ? place_seed(f, room, &seeds[i], 0, out) : place_repaired(f, room, &seeds[i], &seen, out);
     }
+    free(seen.h);
     for (int i = 0; i < nseeds; i++) opt_schedule_free(&seeds[i]);
     free(seeds);
     free(seed_s);

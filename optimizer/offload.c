@@ -317,6 +317,15 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
                 const OptSchedule *seed, int64_t room, int max_moves, unsigned moves, OptSchedule *out,
                 OptSimResult *sim)
 {
+    return opt_offload_stuck(g, node_s, req, link, seed, room, max_moves, moves, out, sim, NULL);
+}
+
+int opt_offload_stuck(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
+                      const OptSchedule *seed, int64_t room, int max_moves, unsigned moves, OptSchedule *out,
+                      OptSimResult *sim, int *stuck)
+{
+    int64_t stuck_peak = 0;
+    if (stuck) *stuck = -1;
     int to_host = (moves & OPT_MOVE_HOST) && link && link->bw > 0;
     int to_bf16 = (moves & OPT_MOVE_BF16) && link && link->mem_bw > 0;
     if (!seed->n || (!to_host && !to_bf16)) return 1;
@@ -353,9 +362,10 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
             low = s, low_sim = r;
             s = (OptSchedule){0};
         }
+        int p = map[r.peak_at], ncand = 0;
+        if (stuck && (*stuck < 0 || r.peak_bytes < stuck_peak)) *stuck = p, stuck_peak = r.peak_bytes;
         if (x.nmoves == max_moves) break;
         /* the copies idle across the peak, largest first */
-        int p = map[r.peak_at], ncand = 0;
         for (int i = 0; i < x.ncopies; i++) {
             int a, d;
             if (taken[i] || !gap_at(&x.copies[i], p, &a, &d)) continue;
@@ -402,6 +412,7 @@ int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req
         for (int j = 0; j < x.nmoves; j++) taken[x.moves[j].copy] = 1;
     }
     opt_schedule_free(&s);
+    if (stuck && rc == 0) *stuck = -1;
     if (rc && room <= 0 && low.n) {
         *out = low, *sim = low_sim;
         low.ins = NULL;

@@ -403,6 +403,16 @@ void opt_refine_free(OptRefine *f);
 int opt_refine_descend(OptRefine *f, const OptSchedule *seed, int max_steps,
                        void (*emit)(void *ctx, OptSchedule *s, const OptSimResult *sim), void *ctx);
 void opt_refine_prune(OptRefine *f, OptSchedule *s);
+/* One step of opt_refine_descend at instruction `at` instead of the
+ * simulated peak, whatever the peak does then: the copy live across `at`
+ * (not read there) whose rerun costs the fewest seconds per byte dies
+ * after its last read before it and is made again before its next read.
+ * For a peak the simulator does not see: where a schedule with copies to
+ * the host gets stuck (cli/budget.c). 0 with out, 1 when no copy there can
+ * be dropped. */
+int opt_refine_drop_at(OptRefine *f, const OptSchedule *s, int at, OptSchedule *out);
+/* The refiner r uses on its candidates. */
+OptRefine *opt_remat_refiner(OptRemat *r);
 
 /* Baselines to compare with: keep everything; checkpoint every block (a
  * block ends where a single value crosses: a residual stream, a block's
@@ -433,6 +443,14 @@ enum { OPT_MOVE_HOST = 1, OPT_MOVE_BF16 = 2 };
 int opt_offload(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
                 const OptSchedule *seed, int64_t room, int max_moves, unsigned moves, OptSchedule *out,
                 OptSimResult *sim);
+/* As opt_offload; where it returns 1, *stuck is the seed instruction of
+ * the lowest peak its copies reached, above room (a recomputation there
+ * could make room: cli/budget.c repairs seeds so), the same for every
+ * room they cannot reach (the greedy is the same until it stops); else
+ * -1. */
+int opt_offload_stuck(const IrGraph *g, const double *node_s, const OptMemRequest *req, const OptLink *link,
+                      const OptSchedule *seed, int64_t room, int max_moves, unsigned moves, OptSchedule *out,
+                      OptSimResult *sim, int *stuck);
 
 /* ---- the exact baseline (checkmate.c) ----
  * Checkmate's whole-graph integer program (Jain et al., MLSys 2020) over the

@@ -56,11 +56,11 @@
  * the copy out, the rest for the copy back), and the copy back needs its
  * bytes while the last stages of that part run (those whose backward spans
  * tau), which must fit m. The copies share one link, which the table does
- * not model: the price stands for that. Too low a price buys plans whose
- * copies the link cannot carry; too high, none; so a few prices are
- * solved (PRICES). Their schedules are not candidates of the table above
- * (without their copies they peak above their level): opt_remat_priced
- * gives them, as seeds that opt_offload puts copies in (cli/budget.c). */
+ * not model: the price (LINK_PRICE) stands for that, and cli/budget.c
+ * recomputes where the copies get stuck. The table's schedules are not
+ * candidates of the table above (without their copies they peak above
+ * their level): opt_remat_priced gives them, as seeds that opt_offload
+ * puts copies in (cli/budget.c). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,16 +72,16 @@
 
 enum { MAX_STAGES = 64, SLOTS = 400, MLEVELS = 2 * SLOTS + 1, MAX_OPTS = 8, REFINE_STEPS = 64, REFINE_SEEDS = 16,
        REFINE_WORK = 4000000 };
-/* The prices of a second of link time in the priced tables, a table each
- * (over the blocks partition only: see opt_remat_new_link). What price is
- * right depends on how full the link gets: ResNet-50 at 1/5 of store-all
- * with bfloat16 storage (h100-sxm, 64 GB/s) gets its fastest plan from 0.15
- * (+23.1%) while 0.1 buys copies the link cannot carry and 0.5 about what
- * the table without copies gives; with the link at 128 GB/s the same budget
- * gets +25.4% from a geometric grid where 0.15 and 0.25 alone got +30.0%,
- * and at 32 GB/s +26.3% against +29.0%. */
-static const double PRICES[] = {0.1, 0.15, 0.25, 0.4, 0.6, 1.0};
-enum { NPRICES = sizeof PRICES / sizeof *PRICES };
+/* The price of a second of link time in the priced table. The table
+ * prices each copy, not their sum on the one link, so a low price buys
+ * plans whose copies the link cannot all carry; cli/budget.c repairs those
+ * (recomputing where the copies get stuck), which a high price leaves
+ * little to do. ResNet-50 at 1/5 of store-all with bfloat16 storage
+ * (h100-sxm): 0 -> +21.9%, 0.05 -> +19.0% (GPT-2 124M's solve 3.8 s),
+ * 0.1 -> +19.1% (0.8 s), 0.2 -> +22.8%; 0.1 with more prices beside it
+ * (0.25, 0.6; up to six from 0.1 to 1) gave the same plans at 32, 64 and
+ * 128 GB/s. Without the repairs 0.15 was best (+23.1%). */
+#define LINK_PRICE 0.1
 
 /* A way to run a stage forward keeping part of what its backward reads: the
  * rest is recomputed just before the backward (from the stage's input and
@@ -1077,10 +1077,11 @@ static int same(const OptSchedule *a, const OptSimResult *sa, const OptSchedule 
            !memcmp(a->ins, b->ins, (size_t)a->n * sizeof *a->ins);
 }
 
-/* Whether schedule s is a priced schedule already (prices share
- * schedules). Not whether it is a candidate: the offload pass seeds only
- * a few of those (cli/budget.c), and one the priced tables give may be
- * the seed that fits. */
+/* Whether schedule s is a priced schedule already (the blocks partition's
+ * table is solved once per graph, but levels may share a schedule). Not
+ * whether it is a candidate: the offload pass seeds only a few of those
+ * (cli/budget.c), and one the priced table gives may be the seed that
+ * fits. */
 static int known(const OptRemat *r, const OptSchedule *s, const OptSimResult *sim)
 {
     for (int i = 0; i < r->npriced; i++)
@@ -1190,9 +1191,9 @@ OptRemat *opt_remat_new_link(const IrGraph *g, const double *node_s, const OptMe
              * (a block's output), what a copy moves whole; over the finer
              * partitions they found no faster plan for ResNet-50 or GPT-2
              * 124M, at four times the solve time */
-            for (int q = 0; q < NPRICES && r->link_bw > 0 && rule == 2; q++) {
+            if (r->link_bw > 0 && rule == 2) {
                 free(r->cost), free(r->choice);
-                solve_table(r, PRICES[q]);
+                solve_table(r, LINK_PRICE);
                 add_priced(r);
             }
         }
@@ -1329,3 +1330,5 @@ int opt_remat_priced(const OptRemat *r, int64_t level, int k, OptSchedule *out, 
     free(fit);
     return 0;
 }
+
+OptRefine *opt_remat_refiner(OptRemat *r) { return r->refine; }

@@ -275,6 +275,54 @@ static int by_key(const void *a, const void *b)
     return x->key < y->key ? -1 : x->key > y->key ? 1 : (x->copy > y->copy) - (x->copy < y->copy);
 }
 
+/* The drops at instruction P of cur: the copies live across P but not read
+ * there whose rerun before their next read after P reads only what is at
+ * hand, by rerun seconds per byte; their count, in sc's drops. */
+static int drops_at(OptRefine *sc, const OptSchedule *cur, int P, Drop **drops)
+{
+    const IrGraph *g = sc->g;
+    scan(sc, cur, P);
+    int nd = 0;
+    *drops = ir_xrealloc(*drops, (size_t)(sc->nb + 1) * sizeof **drops);
+    for (int c = 0; c < sc->nb; c++) {
+        const Bind *b = &sc->b[c];
+        if (b->copy != c || b->at < 0 || b->at >= P || b->at_peak || b->next < 0 || b->next >= cur->n) continue;
+        if (g->values[b->value].is_output) continue;
+        double sec = 0;
+        int bad = closure(sc, b->value, b->next, P, c, &sec);
+        unmark(sc);
+        if (bad) continue;
+        double bytes = (double)ir_value_bytes(&g->values[b->value]) + 1;
+        (*drops)[nd++] = (Drop){sec / bytes, c};
+    }
+    qsort(*drops, (size_t)nd, sizeof **drops, by_key);
+    return nd;
+}
+
+/* cur with drop d (of drops_at's scan at P) taken: the copy dies after its
+ * last read before P, and its producer (with what it needs) runs again
+ * before its next read; dead reruns removed. */
+static void take_drop(OptRefine *sc, const OptSchedule *cur, int P, const Drop *d, OptSchedule *next)
+{
+    const Bind *b = &sc->b[d->copy];
+    int q = b->next;
+    double sec = 0;
+    closure(sc, b->value, q, P, d->copy, &sec);
+    rebind_views(sc, cur, d->copy, q);
+    insert_reruns(sc, cur, q, next);
+    unmark(sc);
+    drop_dead(sc->aux, next);
+}
+
+int opt_refine_drop_at(OptRefine *sc, const OptSchedule *s, int at, OptSchedule *out)
+{
+    Drop *drops = NULL;
+    int nd = drops_at(sc, s, at, &drops);
+    if (nd) take_drop(sc, s, at, &drops[0], out);
+    free(drops);
+    return nd ? 0 : 1;
+}
+
 int opt_refine_descend(OptRefine *sc, const OptSchedule *seed, int max_steps,
                        void (*emit)(void *ctx, OptSchedule *s, const OptSimResult *sim), void *ctx)
 {
@@ -291,33 +339,10 @@ int opt_refine_descend(OptRefine *sc, const OptSchedule *seed, int max_steps,
     if (opt_schedule_simulate(g, &cur, node_s, req, &sim)) goto out;
     for (; steps < max_steps; steps++) {
         int P = sim.peak_at;
-        scan(sc, &cur, P);
-        /* the copies live across the peak, by rerun seconds per byte */
-        int nd = 0;
-        drops = ir_xrealloc(drops, (size_t)(sc->nb + 1) * sizeof *drops);
-        for (int c = 0; c < sc->nb; c++) {
-            const Bind *b = &sc->b[c];
-            if (b->copy != c || b->at < 0 || b->at >= P || b->at_peak || b->next < 0 || b->next >= cur.n) continue;
-            if (g->values[b->value].is_output) continue;
-            double sec = 0;
-            int bad = closure(sc, b->value, b->next, P, c, &sec);
-            unmark(sc);
-            if (bad) continue;
-            double bytes = (double)ir_value_bytes(&g->values[b->value]) + 1;
-            drops[nd++] = (Drop){sec / bytes, c};
-        }
-        qsort(drops, (size_t)nd, sizeof *drops, by_key);
-        int taken = 0;
+        int nd = drops_at(sc, &cur, P, &drops), taken = 0;
         for (int t = 0; t < nd && t < MAX_TRIES && !taken; t++) {
-            const Bind *b = &sc->b[drops[t].copy];
-            int q = b->next;
-            double sec = 0;
-            closure(sc, b->value, q, P, drops[t].copy, &sec);
-            rebind_views(sc, &cur, drops[t].copy, q);
             OptSchedule next;
-            insert_reruns(sc, &cur, q, &next);
-            unmark(sc);
-            drop_dead(sc->aux, &next);
+            take_drop(sc, &cur, P, &drops[t], &next);
             OptSimResult ns;
             if (!opt_schedule_simulate(g, &next, node_s, req, &ns) &&
                 (ns.peak_bytes < sim.peak_bytes || (ns.peak_bytes == sim.peak_bytes && ns.peak_at != P))) {

@@ -644,6 +644,53 @@ static void test_priced_tables(void)
     fixture_free(&f);
 }
 
+/* Where copies get stuck (opt_offload_stuck) and a recomputation there
+ * (opt_refine_drop_at), the two halves of cli/budget.c's repair of a
+ * priced seed. A link that moves nothing in time leaves store-all's peak
+ * where it is, for any room it cannot reach; a link that has everything
+ * away at once reaches a room and reports no stuck point; a drop at the
+ * stuck instruction reruns what it drops, keeps the schedule valid, costs
+ * time and lowers that peak. */
+static void test_repair(void)
+{
+    Fixture f;
+    if (fixture(&f)) return;
+    const IrGraph *g = f.g;
+    const double *node_s = f.costs.seconds;
+    OptSchedule all, s, next;
+    OptSimResult base, r;
+    opt_schedule_store_all(g, &all);
+    CHECK(opt_schedule_simulate(g, &all, node_s, &f.req, &base) == 0);
+    OptLink crawl = {.bw = 1.0, .overlap = 1}, fast = {.bw = 1e15, .overlap = 1};
+    int at = 0, at2 = 0;
+    CHECK(opt_offload_stuck(g, node_s, &f.req, &crawl, &all, base.peak_bytes / 2, 1024, OPT_MOVE_HOST, &s, &r, &at) == 1);
+    CHECK(opt_offload_stuck(g, node_s, &f.req, &crawl, &all, 1, 1024, OPT_MOVE_HOST, &s, &r, &at2) == 1);
+    CHECK_EQ_INT(at, base.peak_at);
+    CHECK_EQ_INT(at2, at);
+    CHECK(opt_offload_stuck(g, node_s, &f.req, &fast, &all, base.peak_bytes * 3 / 4, 1024, OPT_MOVE_HOST, &s, &r,
+                            &at2) == 0);
+    CHECK(at2 == -1 && r.peak_bytes <= base.peak_bytes * 3 / 4);
+    opt_schedule_free(&s);
+    OptRefine *rf = opt_refine_new(g, node_s, &f.req);
+    CHECK(opt_refine_drop_at(rf, &all, at, &next) == 0);
+    int reruns = 0;
+    for (int k = 0; k < next.n; k++) reruns += next.ins[k].kind == OPT_RERUN;
+    CHECK(reruns > 0);
+    IrGraph *c = ir_graph_copy(g);
+    CHECK(opt_schedule_apply(c, &next) == 0 && ir_verify(c) == 0);
+    ir_graph_free(c);
+    OptSimResult nr;
+    CHECK(opt_schedule_simulate(g, &next, node_s, &f.req, &nr) == 0);
+    CHECK(nr.step_s > base.step_s && nr.peak_bytes <= base.peak_bytes);
+    CHECK(nr.peak_bytes < base.peak_bytes || nr.peak_at != base.peak_at);
+    opt_schedule_free(&next);
+    /* nothing to drop at the first instruction: nothing is live across it */
+    CHECK(opt_refine_drop_at(rf, &all, 0, &next) == 1);
+    opt_refine_free(rf);
+    opt_schedule_free(&all);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     RUN(test_timeline);
@@ -655,5 +702,6 @@ int main(void)
     RUN(test_lowbit_greedy);
     RUN(test_lowbit_not_for_reruns);
     RUN(test_priced_tables);
+    RUN(test_repair);
     return CHECK_DONE();
 }
