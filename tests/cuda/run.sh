@@ -268,6 +268,25 @@ else
     fail "cuda_compile_offload_$m" "budget '${budget:-}': $(tail -c 1200 "$d.compile.log" "$c.compile.log" 2>/dev/null)"
 fi
 
+# first_budget MODEL COND ARG...: the first of eight budgets from the least
+# toward store-all whose `loom plan MODEL ARG... --json` object d makes the
+# Python expression COND true; nothing when none does
+first_budget() {
+    local m=$1 cond=$2 lim least top b i
+    shift 2
+    lim=$("$loom" plan "models/$m/model.onnx" "$@" --json 2>/dev/null |
+          "$py" -c "import json, sys; d = json.load(sys.stdin); print(d['min_feasible_bytes'], d['budget_bytes'])") || return 0
+    read -r least top <<< "$lim"
+    for i in 0 1 2 3 4 5 6 7; do
+        b=$((least + (top - least) * i / 8))
+        if "$loom" plan "models/$m/model.onnx" "$@" --budget "$b" --json 2>/dev/null |
+           "$py" -c "import json, sys; d = json.load(sys.stdin); sys.exit(0 if $cond else 1)"; then
+            echo "$b"
+            return 0
+        fi
+    done
+}
+
 # ---- low-bit storage: gpt2_tiny and resnet_small compiled with --lowbit bf16
 # (no offload) at the first of eight budgets from the least toward store-all
 # whose plan stores activations as bfloat16: the conversions built by nvcc
@@ -279,19 +298,7 @@ for m in gpt2_tiny resnet_small; do
 d=$out/$m.lowbit c=$out/$m.train.cpu
 mapfile -t data < <(data "$m")
 largs=(--loss ce --loss-target target_y --target cuda --offload off --lowbit bf16)
-budget=""
-if lim=$("$loom" plan "models/$m/model.onnx" "${largs[@]}" --json 2>/dev/null |
-         "$py" -c "import json, sys; d = json.load(sys.stdin); print(d['min_feasible_bytes'], d['budget_bytes'])"); then
-    read -r least top <<< "$lim"
-    for i in 0 1 2 3 4 5 6 7; do
-        b=$((least + (top - least) * i / 8))
-        if "$loom" plan "models/$m/model.onnx" "${largs[@]}" --budget "$b" --json 2>/dev/null |
-           "$py" -c "import json, sys; sys.exit(0 if json.load(sys.stdin)['lowbit_values'] else 1)"; then
-            budget=$b
-            break
-        fi
-    done
-fi
+budget=$(first_budget "$m" "d['lowbit_values']" "${largs[@]}")
 if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${largs[@]}" --budget "$budget" -o "$d" \
        > "$d.compile.log" 2>&1 && grep -q 'low-bit storage' "$d/model.cu"; then
     if [ "$m" = resnet_small ] && ! { grep -q 'stored by this loop' "$d/model.cu" && grep -q '_bf16x(' "$d/model.cu"; }; then
@@ -327,19 +334,7 @@ done
 m=gpt2_tiny d=$out/$m.priced c=$out/$m.train.cpu
 mapfile -t data < <(data "$m")
 pargs=(--loss ce --loss-target target_y --target cuda --device h100-sxm)
-budget=""
-if lim=$("$loom" plan "models/$m/model.onnx" "${pargs[@]}" --json 2>/dev/null |
-         "$py" -c "import json, sys; d = json.load(sys.stdin); print(d['min_feasible_bytes'], d['budget_bytes'])"); then
-    read -r least top <<< "$lim"
-    for i in 0 1 2 3 4 5 6 7; do
-        b=$((least + (top - least) * i / 8))
-        if "$loom" plan "models/$m/model.onnx" "${pargs[@]}" --budget "$b" --json 2>/dev/null |
-           "$py" -c "import json, sys; sys.exit(0 if json.load(sys.stdin)['plan_from'] == 'priced table' else 1)"; then
-            budget=$b
-            break
-        fi
-    done
-fi
+budget=$(first_budget "$m" "d['plan_from'] == 'priced table'" "${pargs[@]}")
 if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${pargs[@]}" --budget "$budget" -o "$d" \
        > "$d.compile.log" 2>&1 && grep -q rt_cuda_copy_out "$d/model.cu"; then
     if r=$("$py" -c "import json; p = json.load(open('$d/plan.json')); n = p['arena_bytes'] + p['weights_bytes']; print(n); assert n <= $budget" 2>&1); then
