@@ -413,10 +413,7 @@ static int seen_add(Seen *v, uint64_t h)
 /* A priced seed and its repairs (fit_offload's comment), each placed. */
 static int place_repaired(CliFit *f, int64_t room, const OptSchedule *seed, Seen *seen, CliFitResult *out)
 {
-    OptSchedule cur;
-    cur.n = cur.cap = seed->n;
-    cur.ins = ir_xmalloc((size_t)(seed->n ? seed->n : 1) * sizeof *cur.ins);
-    memcpy(cur.ins, seed->ins, (size_t)seed->n * sizeof *cur.ins);
+    OptSchedule cur = opt_schedule_copy(seed);
     int rc = 0;
     for (int step = 0; step <= REPAIR_STEPS; step++) {
         OptSimResult sim;
@@ -512,9 +509,7 @@ static int fit_one(CliFit *f, int64_t budget, CliFitResult *out)
         return -1;
     }
     if (rc == 1) { /* the most frugal schedule, which fits since budget >= least */
-        out->sched.n = out->sched.cap = f->least->n;
-        out->sched.ins = ir_xmalloc((size_t)(f->least->n ? f->least->n : 1) * sizeof *out->sched.ins);
-        memcpy(out->sched.ins, f->least->ins, (size_t)f->least->n * sizeof *out->sched.ins);
+        out->sched = opt_schedule_copy(f->least);
         out->sim = f->least_sim;
         out->arena = f->least_arena;
     }

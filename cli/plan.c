@@ -462,9 +462,7 @@ static int sweep(IrGraph *g, const CliPlanOptions *p, CliFit *f, int64_t least)
         if (n && pts[n].sim.step_s > pts[n - 1].sim.step_s) {
             cli_fit_result_free(&pts[n]);
             pts[n] = pts[n - 1];
-            pts[n].sched.ins = ir_xmalloc((size_t)(pts[n].sched.n ? pts[n].sched.n : 1) * sizeof *pts[n].sched.ins);
-            memcpy(pts[n].sched.ins, pts[n - 1].sched.ins, (size_t)pts[n].sched.n * sizeof *pts[n].sched.ins);
-            pts[n].sched.cap = pts[n].sched.n;
+            pts[n].sched = opt_schedule_copy(&pts[n - 1].sched);
             pts[n].budget = b;
         }
         n++;

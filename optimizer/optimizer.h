@@ -235,6 +235,8 @@ int *opt_schedule_group_ends(const IrGraph *g, const OptSchedule *s, const OptMe
  * (req->static_only; req may be NULL). */
 int opt_persistent(const IrGraph *g, const OptMemRequest *req, int v);
 void opt_schedule_free(OptSchedule *s);
+OptSchedule opt_schedule_copy(const OptSchedule *s); /* free it with opt_schedule_free */
+int opt_schedule_equal(const OptSchedule *a, const OptSchedule *b); /* the same instructions */
 /* Every live node once, in the stored order: the store-all schedule (the
  * training graph is stored with its updates placed, ir_place_updates). */
 void opt_schedule_store_all(const IrGraph *g, OptSchedule *s);

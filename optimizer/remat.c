@@ -889,12 +889,12 @@ static void add_candidate(OptRemat *r, OptSchedule *s)
 {
     OptSchedule *prev = &r->last_given;
     OptSimResult sim;
-    if (prev->n == s->n && !memcmp(prev->ins, s->ins, (size_t)s->n * sizeof *s->ins)) {
+    if (opt_schedule_equal(prev, s)) {
         opt_schedule_free(s);
         return;
     }
-    prev->n = 0;
-    for (int k = 0; k < s->n; k++) opt_schedule_push(prev, s->ins[k].node, s->ins[k].kind);
+    opt_schedule_free(prev);
+    *prev = opt_schedule_copy(s);
     opt_refine_prune(r->refine, s);
     if (opt_schedule_simulate(r->g, s, r->node_s, r->req, &sim)) {
         opt_schedule_free(s);
@@ -906,10 +906,7 @@ static void add_candidate(OptRemat *r, OptSchedule *s)
 /* opt_refine_descend's steps join the candidates (a copy of each). */
 static void add_refined(void *ctx, OptSchedule *s, const OptSimResult *sim)
 {
-    OptSchedule c;
-    c.n = c.cap = s->n;
-    c.ins = ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *c.ins);
-    memcpy(c.ins, s->ins, (size_t)s->n * sizeof *c.ins);
+    OptSchedule c = opt_schedule_copy(s);
     add_simulated(ctx, &c, sim, 1);
 }
 
@@ -944,9 +941,7 @@ static void refine_frontier(OptRemat *r)
     OptSchedule *seed = ir_xmalloc((size_t)(nseed ? nseed : 1) * sizeof *seed);
     for (int k = 0; k < nseed; k++) { /* copies: the candidates move as steps join them */
         int i = front[nseed == nfront ? k : (int)((int64_t)k * (nfront - 1) / (nseed > 1 ? nseed - 1 : 1))];
-        seed[k].n = seed[k].cap = r->cand[i].n;
-        seed[k].ins = ir_xmalloc((size_t)(r->cand[i].n ? r->cand[i].n : 1) * sizeof *seed->ins);
-        memcpy(seed[k].ins, r->cand[i].ins, (size_t)r->cand[i].n * sizeof *seed->ins);
+        seed[k] = opt_schedule_copy(&r->cand[i]);
     }
     free(front);
     for (int i = 0; i < nseed; i++) {
@@ -1071,12 +1066,6 @@ OptRemat *opt_remat_new(const IrGraph *g, const double *node_s, const OptMemRequ
     return opt_remat_new_link(g, node_s, req, NULL);
 }
 
-static int same(const OptSchedule *a, const OptSimResult *sa, const OptSchedule *b, const OptSimResult *sb)
-{
-    return sa->step_s == sb->step_s && sa->peak_bytes == sb->peak_bytes && a->n == b->n &&
-           !memcmp(a->ins, b->ins, (size_t)a->n * sizeof *a->ins);
-}
-
 /* Whether schedule s is a priced schedule already (the blocks partition's
  * table is solved once per graph, but levels may share a schedule). Not
  * whether it is a candidate: the offload pass seeds only a few of those
@@ -1085,7 +1074,7 @@ static int same(const OptSchedule *a, const OptSimResult *sa, const OptSchedule 
 static int known(const OptRemat *r, const OptSchedule *s, const OptSimResult *sim)
 {
     for (int i = 0; i < r->npriced; i++)
-        if (same(&r->priced[i], &r->priced_sim[i], s, sim)) return 1;
+        if (r->priced_sim[i].step_s == sim->step_s && opt_schedule_equal(&r->priced[i], s)) return 1;
     return 0;
 }
 
@@ -1099,14 +1088,12 @@ static void add_priced(OptRemat *r)
         OptSchedule s;
         OptSimResult sim;
         schedule_at(r, m, &s);
-        if (prev.n == s.n && !memcmp(prev.ins, s.ins, (size_t)s.n * sizeof *s.ins)) {
+        if (opt_schedule_equal(&prev, &s)) {
             opt_schedule_free(&s);
             continue;
         }
         opt_schedule_free(&prev);
-        prev.n = prev.cap = s.n;
-        prev.ins = ir_xmalloc((size_t)(s.n ? s.n : 1) * sizeof *s.ins);
-        memcpy(prev.ins, s.ins, (size_t)s.n * sizeof *s.ins);
+        prev = opt_schedule_copy(&s);
         opt_refine_prune(r->refine, &s);
         if (opt_schedule_simulate(r->g, &s, r->node_s, r->req, &sim) || known(r, &s, &sim)) {
             opt_schedule_free(&s);
@@ -1235,14 +1222,6 @@ int64_t opt_remat_min_peak(const OptRemat *r) { return r->min_peak; }
 
 int opt_remat_copied(const OptRemat *r) { return r->copied; }
 
-static void copy_candidate(const OptRemat *r, int i, OptSchedule *out, OptSimResult *sim)
-{
-    const OptSchedule *b = &r->cand[i];
-    out->n = out->cap = b->n;
-    out->ins = ir_xmalloc((size_t)(b->n ? b->n : 1) * sizeof *out->ins);
-    memcpy(out->ins, b->ins, (size_t)b->n * sizeof *out->ins);
-    *sim = r->cand_sim[i];
-}
 
 /* A candidate as the orders below see it. */
 typedef struct {
@@ -1285,9 +1264,25 @@ int opt_remat_frugal(const OptRemat *r, int k, OptSchedule *out, OptSimResult *s
     qsort(order, (size_t)r->ncand, sizeof *order, by_frugal);
     int i = order[k].i;
     free(order);
-    copy_candidate(r, i, out, sim);
+    *out = opt_schedule_copy(&r->cand[i]);
+    *sim = r->cand_sim[i];
     *refined = i >= r->ntable;
     return 0;
+}
+
+/* The k-th of fit[0..m) in by_time's order, a copy of schedules[i] with
+ * sims[i] for its index i; frees fit. 0, or 1 past the last. */
+static int kth_fastest(Ranked *fit, int m, int k, const OptSchedule *schedules, const OptSimResult *sims,
+                       OptSchedule *out, OptSimResult *sim)
+{
+    int rc = k < 0 || k >= m;
+    if (!rc) {
+        qsort(fit, (size_t)m, sizeof *fit, by_time);
+        *out = opt_schedule_copy(&schedules[fit[k].i]);
+        *sim = sims[fit[k].i];
+    }
+    free(fit);
+    return rc;
 }
 
 int opt_remat_ranked(OptRemat *r, int64_t arena_bytes, int refined, int k, OptSchedule *out, OptSimResult *sim)
@@ -1296,14 +1291,7 @@ int opt_remat_ranked(OptRemat *r, int64_t arena_bytes, int refined, int k, OptSc
     Ranked *fit = ir_xmalloc((size_t)(n ? n : 1) * sizeof *fit);
     for (int i = 0; i < n; i++)
         if (r->cand_sim[i].peak_bytes <= arena_bytes) fit[m++] = ranked(r, i);
-    if (k < 0 || k >= m) {
-        free(fit);
-        return 1;
-    }
-    qsort(fit, (size_t)m, sizeof *fit, by_time);
-    copy_candidate(r, fit[k].i, out, sim);
-    free(fit);
-    return 0;
+    return kth_fastest(fit, m, k, r->cand, r->cand_sim, out, sim);
 }
 
 int opt_remat_solve(OptRemat *r, int64_t arena_bytes, int refined, OptSchedule *out, OptSimResult *sim)
@@ -1317,18 +1305,7 @@ int opt_remat_priced(const OptRemat *r, int64_t level, int k, OptSchedule *out, 
     Ranked *fit = ir_xmalloc((size_t)(r->npriced ? r->npriced : 1) * sizeof *fit);
     for (int i = 0; i < r->npriced; i++)
         if (r->priced_level[i] <= level) fit[m++] = (Ranked){r->priced_sim[i].peak_bytes, 0, r->priced_sim[i].step_s, i};
-    if (k < 0 || k >= m) {
-        free(fit);
-        return 1;
-    }
-    qsort(fit, (size_t)m, sizeof *fit, by_time);
-    const OptSchedule *b = &r->priced[fit[k].i];
-    out->n = out->cap = b->n;
-    out->ins = ir_xmalloc((size_t)(b->n ? b->n : 1) * sizeof *out->ins);
-    memcpy(out->ins, b->ins, (size_t)b->n * sizeof *out->ins);
-    *sim = r->priced_sim[fit[k].i];
-    free(fit);
-    return 0;
+    return kth_fastest(fit, m, k, r->priced, r->priced_sim, out, sim);
 }
 
 OptRefine *opt_remat_refiner(OptRemat *r) { return r->refine; }

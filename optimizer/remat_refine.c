@@ -330,11 +330,8 @@ int opt_refine_descend(OptRefine *sc, const OptSchedule *seed, int max_steps,
     const OptMemRequest *req = sc->req;
     const double *node_s = sc->node_s;
     int steps = 0;
-    OptSchedule cur;
+    OptSchedule cur = opt_schedule_copy(seed);
     OptSimResult sim;
-    cur.n = cur.cap = seed->n;
-    cur.ins = ir_xmalloc((size_t)(seed->n ? seed->n : 1) * sizeof *cur.ins);
-    memcpy(cur.ins, seed->ins, (size_t)seed->n * sizeof *cur.ins);
     Drop *drops = NULL;
     if (opt_schedule_simulate(g, &cur, node_s, req, &sim)) goto out;
     for (; steps < max_steps; steps++) {

@@ -111,6 +111,18 @@ void opt_schedule_free(OptSchedule *s)
     memset(s, 0, sizeof *s);
 }
 
+OptSchedule opt_schedule_copy(const OptSchedule *s)
+{
+    OptSchedule c = {s->n, s->n, ir_xmalloc((size_t)(s->n ? s->n : 1) * sizeof *s->ins)};
+    memcpy(c.ins, s->ins, (size_t)s->n * sizeof *s->ins);
+    return c;
+}
+
+int opt_schedule_equal(const OptSchedule *a, const OptSchedule *b)
+{
+    return a->n == b->n && !memcmp(a->ins, b->ins, (size_t)a->n * sizeof *a->ins);
+}
+
 void opt_schedule_store_all(const IrGraph *g, OptSchedule *s)
 {
     memset(s, 0, sizeof *s);

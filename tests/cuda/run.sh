@@ -231,6 +231,28 @@ emu_beside_cpu unfused_attention gpt2_tiny "" --no-fuse-attention
 # resnet_small's loops of BatchNormalization, Add and ReLU gradient ----
 emu_beside_cpu fold_add_relu resnet_small "node 'bwd/[^']*' BatchNormalization:" --fold-add-relu on
 
+# within_budget NAME DIR BUDGET: the plan DIR was compiled with (placed with
+# the cuda target's selection) fits BUDGET, weights and arena together
+within_budget() {
+    local r
+    if r=$("$py" -c "import json; p = json.load(open('$2/plan.json')); n = p['arena_bytes'] + p['weights_bytes']; print(n); assert n <= ${3:-0}" 2>&1); then
+        pass "$1 ($r <= $3)"
+    else
+        fail "$1" "$r"
+    fi
+}
+
+# nvcc_builds NAME DIR: DIR's training program built by nvcc (ARCH), its
+# objects removed after for the emulated build
+nvcc_builds() {
+    if make -s -C "$2" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$2.build.log" 2>&1 && [ -x "$2/train" ]; then
+        pass "$1"
+    else
+        fail "$1" "$(tail -c 1200 "$2.build.log")"
+    fi
+    rm -f "$2"/*.o "$2"/train
+}
+
 # ---- offload: gpt2_tiny compiled with --offload only under a budget: loom.ToHost and
 # loom.FromHost on the copy streams (rt_cuda_copy_*), built by nvcc, and on the
 # emulator beside the cpu program of the same schedule ----
@@ -242,18 +264,8 @@ budget=$("$loom" plan "models/$m/model.onnx" --loss ce --loss-target target_y --
 if "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cuda -o "$d" > "$d.compile.log" 2>&1 &&
    "$loom" "${oargs[@]}" --budget "${budget:-0}" --target cpu -o "$c" > "$c.compile.log" 2>&1 &&
    grep -q rt_cuda_copy_out "$d/model.cu" && grep -q rt_cuda_copy_in_wait "$d/model.cu"; then
-    # the plan is placed with the cuda target's selection: its program fits the budget
-    if r=$("$py" -c "import json; p = json.load(open('$d/plan.json')); n = p['arena_bytes'] + p['weights_bytes']; print(n); assert n <= ${budget:-0}" 2>&1); then
-        pass "cuda_offload_within_budget_$m ($r <= $budget)"
-    else
-        fail "cuda_offload_within_budget_$m" "$r"
-    fi
-    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
-        pass cuda_nvcc_offload_$m
-    else
-        fail cuda_nvcc_offload_$m "$(tail -c 1200 "$d.build.log")"
-    fi
-    rm -f "$d"/*.o "$d"/train
+    within_budget "cuda_offload_within_budget_$m" "$d" "$budget"
+    nvcc_builds "cuda_nvcc_offload_$m" "$d"
     if make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
        make -s -C "$c" LOOM_PREBUILT="$root/build/rel" > "$c.build.log" 2>&1 &&
        "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
@@ -306,12 +318,7 @@ if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${la
     elif [ "$m" = resnet_small ]; then
         pass cuda_fused_lowbit_$m
     fi
-    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
-        pass cuda_nvcc_lowbit_$m
-    else
-        fail cuda_nvcc_lowbit_$m "$(tail -c 1200 "$d.build.log")"
-    fi
-    rm -f "$d"/*.o "$d"/train
+    nvcc_builds "cuda_nvcc_lowbit_$m" "$d"
     if [ -f "$c.grads.st" ] && make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
        "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
        head -3 "$c.log.jsonl" > "$d.cpu3.jsonl" &&
@@ -337,17 +344,8 @@ pargs=(--loss ce --loss-target target_y --target cuda --device h100-sxm)
 budget=$(first_budget "$m" "d['plan_from'] == 'priced table'" "${pargs[@]}")
 if [ -n "$budget" ] && "$loom" compile "models/$m/model.onnx" --mode train "${pargs[@]}" --budget "$budget" -o "$d" \
        > "$d.compile.log" 2>&1 && grep -q rt_cuda_copy_out "$d/model.cu"; then
-    if r=$("$py" -c "import json; p = json.load(open('$d/plan.json')); n = p['arena_bytes'] + p['weights_bytes']; print(n); assert n <= $budget" 2>&1); then
-        pass "cuda_priced_within_budget_$m ($r <= $budget)"
-    else
-        fail "cuda_priced_within_budget_$m" "$r"
-    fi
-    if make -s -C "$d" ARCH=$ARCH LOOM_PREBUILT="$root/$out" > "$d.build.log" 2>&1 && [ -x "$d/train" ]; then
-        pass cuda_nvcc_priced_$m
-    else
-        fail cuda_nvcc_priced_$m "$(tail -c 1200 "$d.build.log")"
-    fi
-    rm -f "$d"/*.o "$d"/train
+    within_budget "cuda_priced_within_budget_$m" "$d" "$budget"
+    nvcc_builds "cuda_nvcc_priced_$m" "$d"
     if [ -f "$c.grads.st" ] && make -s -C "$d" EMU=1 LOOM_PREBUILT="$root/$out" > "$d.emu.log" 2>&1 &&
        "$d/train" "${data[@]}" --steps 3 --dump-grads "$d.grads.st" --log "$d.log.jsonl" > "$d.run.log" 2>&1 &&
        head -3 "$c.log.jsonl" > "$d.cpu3.jsonl" &&
